@@ -1,0 +1,353 @@
+/**
+ * One RTCPeerConnection to one other peer of the mesh, negotiated with the "perfect negotiation" pattern:
+ * either side may (re)negotiate at any time; on an offer collision the polite side rolls back and the impolite
+ * side ignores the incoming offer. The same code handles the first offer, track changes and ICE restarts.
+ */
+import { Emitter } from './emitter.js';
+import { KaiwaError } from './types.js';
+
+/** What travels in a `signal` message's `data`. */
+export interface SignalData {
+  description?: RTCSessionDescriptionInit;
+  candidate?: RTCIceCandidateInit;
+}
+
+export interface PeerStats {
+  /** Round-trip time of the selected candidate pair, ms (null until known). */
+  rttMs: number | null;
+  /** Received / sent media bitrate over the interval since the previous call, bits per second. */
+  inboundBitrate: number;
+  outboundBitrate: number;
+  /** Fraction (0–1) of inbound RTP packets lost over the interval since the previous call. */
+  packetLoss: number;
+  bytesReceived: number;
+  bytesSent: number;
+  audio: { bytesReceived: number; packetsReceived: number; packetsLost: number };
+  video: { bytesReceived: number; packetsReceived: number; packetsLost: number; frameWidth: number; frameHeight: number;
+    framesDecoded: number };
+  /** Timestamp of the report (ms, from the stats clock). */
+  timestamp: number;
+}
+
+export interface PeerLinkEvents {
+  signal: SignalData;
+  track: { track: MediaStreamTrack; stream: MediaStream };
+  'connection-state': RTCPeerConnectionState;
+  'channel-open': RTCDataChannel;
+  'channel-close': void;
+  'channel-message': string | ArrayBuffer;
+  error: KaiwaError;
+}
+
+export interface PeerLinkOptions {
+  polite: boolean;
+  /** True on the side that starts negotiating (the newcomer): it adds receive-only transceivers for missing kinds. */
+  initiator: boolean;
+  iceServers: RTCIceServer[];
+  localStream: MediaStream | null;
+  /** The track currently sent as video (the camera or a screen), if any. */
+  videoTrack: MediaStreamTrack | null;
+  maxVideoBitrate?: number;
+  /** Wait this long in `disconnected` before restarting ICE, ms. */
+  disconnectGraceMs?: number;
+}
+
+/** The data channel is pre-negotiated (same id on both sides), so neither side waits for the other to open it. */
+const CHANNEL_ID = 0;
+
+export class PeerLink extends Emitter<PeerLinkEvents> {
+  readonly id: string;
+  readonly pc: RTCPeerConnection;
+  readonly channel: RTCDataChannel;
+  /** All tracks received from this peer. */
+  readonly remoteStream = new MediaStream();
+  readonly polite: boolean;
+  private makingOffer = false;
+  private ignoreOffer = false;
+  private settingRemoteAnswer = false;
+  private chain: Promise<void> = Promise.resolve();
+  private disconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private maxVideoBitrate: number | undefined;
+  private readonly disconnectGraceMs: number;
+  private lastSample: { ts: number; bytesIn: number; bytesOut: number; lost: number; received: number } | null = null;
+  private closed = false;
+  /** Number of ICE restarts this link has asked for. */
+  iceRestarts = 0;
+
+  constructor(id: string, opts: PeerLinkOptions) {
+    super();
+    this.id = id;
+    this.polite = opts.polite;
+    this.maxVideoBitrate = opts.maxVideoBitrate;
+    this.disconnectGraceMs = opts.disconnectGraceMs ?? 2000;
+    const pc = new RTCPeerConnection({ iceServers: opts.iceServers });
+    this.pc = pc;
+
+    const stream = opts.localStream;
+    let hasAudio = false;
+    let hasVideo = false;
+    if (stream) {
+      for (const track of stream.getAudioTracks()) {
+        pc.addTrack(track, stream);
+        hasAudio = true;
+      }
+    }
+    if (opts.videoTrack) {
+      pc.addTrack(opts.videoTrack, stream ?? new MediaStream([opts.videoTrack]));
+      hasVideo = true;
+    }
+    if (opts.initiator) {
+      // Without local media we still want to receive the other side's audio and video in the first round.
+      if (!hasAudio) pc.addTransceiver('audio', { direction: 'recvonly' });
+      if (!hasVideo) pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+
+    this.channel = pc.createDataChannel('kaiwa', { negotiated: true, id: CHANNEL_ID, ordered: true });
+    this.channel.binaryType = 'arraybuffer';
+    this.channel.onopen = () => this.emit('channel-open', this.channel);
+    this.channel.onclose = () => this.emit('channel-close', undefined);
+    this.channel.onmessage = (ev: MessageEvent) => this.emit('channel-message', ev.data as string | ArrayBuffer);
+
+    pc.onnegotiationneeded = () => void this.negotiate();
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.emit('signal', { candidate: candidate.toJSON() });
+    };
+    pc.ontrack = ({ track }) => {
+      if (!this.remoteStream.getTrackById(track.id)) this.remoteStream.addTrack(track);
+      track.addEventListener('ended', () => this.remoteStream.removeTrack(track), { once: true });
+      this.emit('track', { track, stream: this.remoteStream });
+    };
+    pc.onconnectionstatechange = () => this.onConnectionState();
+    pc.onsignalingstatechange = () => {
+      if (pc.signalingState === 'stable') void this.applyBitrate();
+    };
+  }
+
+  get connectionState(): RTCPeerConnectionState {
+    return this.pc.connectionState;
+  }
+
+  /** Handles a `signal` from the other peer. Calls are serialized. */
+  handleSignal(data: SignalData): Promise<void> {
+    const run = this.chain.then(() => this.applySignal(data));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Sends `track` (or nothing, with null) as our video, renegotiating only if there was no video sender. */
+  async setVideoTrack(track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
+    if (this.closed) return;
+    const videos = this.pc.getTransceivers()
+      .filter((t) => t.currentDirection !== 'stopped' && t.receiver.track.kind === 'video');
+    const transceiver = videos.find((t) => t.sender.track !== null) ?? videos[0];
+    if (transceiver) {
+      await transceiver.sender.replaceTrack(track);
+      if (track && stream) transceiver.sender.setStreams(stream);
+      if (track && (transceiver.direction === 'recvonly' || transceiver.direction === 'inactive')) {
+        transceiver.direction = 'sendrecv'; // triggers negotiationneeded
+      }
+    } else if (track) {
+      this.pc.addTrack(track, stream ?? new MediaStream([track]));
+    }
+    await this.applyBitrate();
+  }
+
+  /** Caps the bitrate of our video (bits per second); undefined removes the cap. */
+  async setMaxVideoBitrate(bps: number | undefined): Promise<void> {
+    this.maxVideoBitrate = bps;
+    await this.applyBitrate();
+  }
+
+  /** Restarts ICE (new credentials, new candidates) through a renegotiation. */
+  restartIce(): void {
+    if (this.closed) return;
+    this.iceRestarts += 1;
+    this.pc.restartIce();
+  }
+
+  /** Sends app data on the data channel; returns false if the channel is not open. */
+  sendData(data: string | ArrayBuffer): boolean {
+    if (this.channel.readyState !== 'open') return false;
+    this.channel.send(data as string);
+    return true;
+  }
+
+  async getStats(): Promise<PeerStats> {
+    const report = await this.pc.getStats();
+    const s: PeerStats = {
+      rttMs: null, inboundBitrate: 0, outboundBitrate: 0, packetLoss: 0, bytesReceived: 0, bytesSent: 0,
+      audio: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0 },
+      video: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0, frameWidth: 0, frameHeight: 0, framesDecoded: 0 },
+      timestamp: 0,
+    };
+    let selectedPair: string | undefined;
+    const pairs = new Map<string, Record<string, unknown>>();
+    let remoteRtt: number | null = null;
+    report.forEach((r: Record<string, unknown>) => {
+      const ts = Number(r.timestamp ?? 0);
+      if (ts > s.timestamp) s.timestamp = ts;
+      switch (r.type) {
+        case 'transport':
+          if (typeof r.selectedCandidatePairId === 'string') selectedPair = r.selectedCandidatePairId;
+          break;
+        case 'candidate-pair':
+          pairs.set(String(r.id), r);
+          break;
+        case 'inbound-rtp': {
+          const kind = r.kind === 'audio' ? s.audio : r.kind === 'video' ? s.video : null;
+          const bytes = Number(r.bytesReceived ?? 0);
+          s.bytesReceived += bytes;
+          if (kind) {
+            kind.bytesReceived += bytes;
+            kind.packetsReceived += Number(r.packetsReceived ?? 0);
+            kind.packetsLost += Number(r.packetsLost ?? 0);
+          }
+          if (r.kind === 'video') {
+            s.video.frameWidth = Math.max(s.video.frameWidth, Number(r.frameWidth ?? 0));
+            s.video.frameHeight = Math.max(s.video.frameHeight, Number(r.frameHeight ?? 0));
+            s.video.framesDecoded += Number(r.framesDecoded ?? 0);
+          }
+          break;
+        }
+        case 'outbound-rtp':
+          s.bytesSent += Number(r.bytesSent ?? 0);
+          break;
+        case 'remote-inbound-rtp':
+          if (typeof r.roundTripTime === 'number') remoteRtt = r.roundTripTime;
+          break;
+      }
+    });
+    let pair = selectedPair ? pairs.get(selectedPair) : undefined;
+    if (!pair) pair = [...pairs.values()].find((p) => p.nominated === true && p.state === 'succeeded');
+    if (pair && typeof pair.currentRoundTripTime === 'number') s.rttMs = pair.currentRoundTripTime * 1000;
+    else if (remoteRtt !== null) s.rttMs = remoteRtt * 1000;
+
+    const lost = s.audio.packetsLost + s.video.packetsLost;
+    const received = s.audio.packetsReceived + s.video.packetsReceived;
+    const prev = this.lastSample;
+    if (prev && s.timestamp > prev.ts) {
+      const secs = (s.timestamp - prev.ts) / 1000;
+      s.inboundBitrate = Math.max(0, ((s.bytesReceived - prev.bytesIn) * 8) / secs);
+      s.outboundBitrate = Math.max(0, ((s.bytesSent - prev.bytesOut) * 8) / secs);
+      const dLost = Math.max(0, lost - prev.lost);
+      const dRecv = Math.max(0, received - prev.received);
+      s.packetLoss = dLost + dRecv > 0 ? dLost / (dLost + dRecv) : 0;
+    }
+    this.lastSample = { ts: s.timestamp, bytesIn: s.bytesReceived, bytesOut: s.bytesSent, lost, received };
+    return s;
+  }
+
+  /** Closes the connection and the channel and drops every handler. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+    this.disconnectTimer = null;
+    const ch = this.channel;
+    ch.onopen = ch.onclose = ch.onmessage = ch.onbufferedamountlow = null;
+    try {
+      ch.close();
+    } catch {
+      /* already closed */
+    }
+    const pc = this.pc;
+    pc.onnegotiationneeded = pc.onicecandidate = pc.ontrack = null;
+    pc.onconnectionstatechange = pc.onsignalingstatechange = null;
+    pc.close();
+    for (const t of this.remoteStream.getTracks()) this.remoteStream.removeTrack(t);
+    this.emit('connection-state', 'closed');
+    this.removeAllListeners();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private async negotiate(): Promise<void> {
+    if (this.closed) return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      if (this.pc.localDescription) this.emit('signal', { description: this.pc.localDescription.toJSON() });
+    } catch (err) {
+      if (!this.closed) this.emit('error', new KaiwaError('peer-connection', `Could not create an offer: ${errText(err)}`, err));
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  private async applySignal(data: SignalData): Promise<void> {
+    if (this.closed) return;
+    const pc = this.pc;
+    try {
+      if (data.description) {
+        const description = data.description;
+        const readyForOffer = !this.makingOffer && (pc.signalingState === 'stable' || this.settingRemoteAnswer);
+        const collision = description.type === 'offer' && !readyForOffer;
+        this.ignoreOffer = !this.polite && collision;
+        if (this.ignoreOffer) return;
+        this.settingRemoteAnswer = description.type === 'answer';
+        await pc.setRemoteDescription(description); // rolls back our own offer if we are polite and collided
+        this.settingRemoteAnswer = false;
+        if (description.type === 'offer') {
+          await pc.setLocalDescription();
+          if (pc.localDescription) this.emit('signal', { description: pc.localDescription.toJSON() });
+        }
+      } else if (data.candidate) {
+        try {
+          await pc.addIceCandidate(data.candidate);
+        } catch (err) {
+          if (!this.ignoreOffer) throw err;
+        }
+      }
+    } catch (err) {
+      this.settingRemoteAnswer = false;
+      if (!this.closed) this.emit('error', new KaiwaError('peer-connection', `Negotiation with ${this.id} failed: ${errText(err)}`, err));
+    }
+  }
+
+  private onConnectionState(): void {
+    const state = this.pc.connectionState;
+    this.emit('connection-state', state);
+    if (state === 'connected' || state === 'closed') {
+      if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+      this.disconnectTimer = null;
+      if (state === 'connected') void this.applyBitrate();
+    } else if (state === 'failed') {
+      this.restartIce();
+    } else if (state === 'disconnected' && !this.disconnectTimer) {
+      // "disconnected" often heals by itself; restart only if it lasts.
+      this.disconnectTimer = setTimeout(() => {
+        this.disconnectTimer = null;
+        if (this.pc.connectionState === 'disconnected') this.restartIce();
+      }, this.disconnectGraceMs);
+    }
+  }
+
+  private async applyBitrate(): Promise<void> {
+    if (this.closed) return;
+    for (const sender of this.pc.getSenders()) {
+      if (sender.track?.kind !== 'video') continue;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) continue; // not negotiated yet; retried when stable
+      let changed = false;
+      for (const enc of params.encodings) {
+        if (this.maxVideoBitrate !== undefined && enc.maxBitrate !== this.maxVideoBitrate) {
+          enc.maxBitrate = this.maxVideoBitrate;
+          changed = true;
+        } else if (this.maxVideoBitrate === undefined && enc.maxBitrate !== undefined) {
+          delete enc.maxBitrate;
+          changed = true;
+        }
+      }
+      if (!changed) continue;
+      try {
+        await sender.setParameters(params);
+      } catch {
+        /* a negotiation is in progress; applied again when the signaling state is stable */
+      }
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

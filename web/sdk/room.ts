@@ -1,0 +1,615 @@
+/**
+ * Room: joins a kaiwa room over the signaling socket and runs a full mesh of peer connections to its members.
+ *
+ *   const room = new Room({ room: 'demo', name: 'Alice' });
+ *   room.on('stream', ({ peer, stream }) => attach(peer.id, stream));
+ *   await room.join();
+ */
+import { Emitter } from './emitter.js';
+import { FileChannel, newTransferId, sha256Hex, type FileChannelEvents, type FileMeta, type SentFile } from './files.js';
+import { getLocalMedia, getScreenMedia, type MediaRequest } from './media.js';
+import { PeerLink, type PeerStats, type SignalData } from './peer.js';
+import { SignalingClient, type SignalingOptions, type SignalingState } from './signaling.js';
+import {
+  DEFAULT_STATE, KaiwaError, normalizeState, type JoinReply, type MediaState, type PeerInfo, type PeerLeftReason,
+  type ServerMessage,
+} from './types.js';
+
+export interface JoinOptions {
+  /** Signaling URL; default `ws(s)://<this origin>/ws`. */
+  url?: string;
+  room: string;
+  name: string;
+  /** Access token (JWT) when the server runs with `--auth-secret`. */
+  token?: string;
+  /** Devices to capture; `false` joins without camera and microphone. Default: both. */
+  media?: MediaRequest | false;
+  /** Use this stream instead of capturing one (the room stops its tracks on leave). */
+  localStream?: MediaStream;
+  /** ICE servers; default: fetched from `GET /api/ice-servers` on the signaling server's origin. */
+  iceServers?: RTCIceServer[];
+  /** Cap on the video bitrate sent to each peer, bits per second. */
+  maxVideoBitrate?: number;
+  /** Send `leave` when the page is hidden for good (tab closed, navigation). Default true. */
+  leaveOnPageHide?: boolean;
+  /** Wait this long in ICE `disconnected` before restarting ICE, ms. Default 2000. */
+  iceDisconnectGraceMs?: number;
+  signaling?: SignalingOptions;
+}
+
+export interface RemotePeer {
+  readonly id: string;
+  name: string;
+  state: MediaState;
+  /** Every track received from this peer (one stream per peer, stable for the peer's lifetime). */
+  readonly stream: MediaStream;
+  connectionState: RTCPeerConnectionState;
+}
+
+export interface ChatMessage {
+  from: string;
+  name: string;
+  text: string;
+  ts: number;
+  /** True for our own messages (the server echoes chat to its sender). */
+  self: boolean;
+}
+
+type PeerFileEvents = { [K in keyof FileChannelEvents]: FileChannelEvents[K] };
+
+export interface RoomEvents extends PeerFileEvents {
+  /** Our session is in the room (`rejoined` after a failed resume gave us a new id). */
+  joined: { id: string; rejoined: boolean };
+  /** A member joined (also emitted for each member already present when we join). */
+  'peer-joined': RemotePeer;
+  'peer-left': { peer: RemotePeer; reason: PeerLeftReason };
+  'peer-state': { peer: RemotePeer; state: MediaState };
+  track: { peer: RemotePeer; track: MediaStreamTrack; stream: MediaStream };
+  stream: { peer: RemotePeer; stream: MediaStream };
+  chat: ChatMessage;
+  /** An app message relayed by the server (`sendMessage`). */
+  message: { from: string; data: unknown; broadcast: boolean };
+  /** An app message over the peer-to-peer data channel (`sendData`). */
+  data: { from: string; data: unknown };
+  'connection-state': { peer: RemotePeer; state: RTCPeerConnectionState };
+  'signaling-state': SignalingState;
+  'local-state': MediaState;
+  /** The video we send changed (camera ↔ screen); `track` is null when we send none. */
+  'local-video': { track: MediaStreamTrack | null; screen: boolean };
+  error: KaiwaError;
+  closed: void;
+}
+
+export interface SendFileHandle {
+  meta: FileMeta;
+  /** Settles when every receiver has verified (or failed) the file. */
+  done: Promise<PromiseSettledResult<SentFile>[]>;
+}
+
+interface PeerEntry {
+  peer: RemotePeer;
+  link: PeerLink | null;
+  files: FileChannel | null;
+}
+
+const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export class Room extends Emitter<RoomEvents> {
+  readonly options: JoinOptions;
+  readonly signaling: SignalingClient;
+  /** Our peer id (changes only if a resume fails and we join afresh). */
+  id = '';
+  readonly roomName: string;
+  readonly name: string;
+  /** Camera and microphone (null when joined without media). */
+  localStream: MediaStream | null = null;
+  /** The screen being shared, if any. */
+  screenStream: MediaStream | null = null;
+  /** Why the camera/microphone could not be had, if so. */
+  mediaError: KaiwaError | null = null;
+  /** Our media state as the others see it. */
+  state: MediaState = { ...DEFAULT_STATE };
+  iceServers: RTCIceServer[] = [];
+  leaveOnPageHide: boolean;
+  private resumeToken = '';
+  private entries = new Map<string, PeerEntry>();
+  private urls: string[] = [];
+  private maxVideoBitrate: number | undefined;
+  private iceRefreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private joinedOnce = false;
+  private left = false;
+  private unsubscribe: Array<() => void> = [];
+
+  constructor(options: JoinOptions) {
+    super();
+    if (!ROOM_RE.test(options.room)) {
+      throw new KaiwaError('bad-message', 'A room name is 1–64 characters of A–Z, a–z, 0–9, "_", "." and "-".');
+    }
+    const name = options.name.trim();
+    if (name.length < 1 || name.length > 64) throw new KaiwaError('bad-message', 'A display name is 1–64 characters.');
+    this.options = options;
+    this.roomName = options.room;
+    this.name = name;
+    this.maxVideoBitrate = options.maxVideoBitrate;
+    this.leaveOnPageHide = options.leaveOnPageHide !== false;
+    this.signaling = new SignalingClient(options.url ?? defaultSignalingUrl(), options.signaling);
+  }
+
+  /** Creates a room and joins it. Listeners added after this resolves miss `peer-joined` for members present at
+   * join time; read `room.peers` then, or use `new Room(...)`, add listeners, and `await room.join()`. */
+  static async join(options: JoinOptions): Promise<Room> {
+    const room = new Room(options);
+    await room.join();
+    return room;
+  }
+
+  /** The other members, by id. */
+  get peers(): ReadonlyMap<string, RemotePeer> {
+    const m = new Map<string, RemotePeer>();
+    for (const [id, e] of this.entries) m.set(id, e.peer);
+    return m;
+  }
+
+  get signalingState(): SignalingState {
+    return this.signaling.state;
+  }
+
+  /** Gets media, ICE servers and the socket, then joins. Rejects with a KaiwaError (e.g. `room-full`). */
+  async join(): Promise<void> {
+    if (this.joinedOnce) throw new KaiwaError('already-joined', 'This Room has already joined; create a new one.');
+    this.joinedOnce = true;
+    const sig = this.signaling;
+    this.unsubscribe.push(
+      sig.on('state', (s) => this.emit('signaling-state', s)),
+      sig.on('message', (m) => this.onServerMessage(m)),
+      sig.on('reopen', () => void this.reattach()),
+      sig.on('error', (e) => this.emit('error', e)),
+    );
+    const media = this.options.media === undefined ? { audio: true, video: true } : this.options.media;
+    const [mediaResult] = await Promise.all([
+      this.options.localStream
+        ? Promise.resolve({ stream: this.options.localStream, error: null })
+        : getLocalMedia(media === false ? { audio: false, video: false } : media),
+      this.options.iceServers ? Promise.resolve(this.iceServers = this.options.iceServers) : this.refreshIceServers(),
+      sig.connect(),
+    ]).catch((err: unknown) => {
+      this.teardown();
+      throw err instanceof KaiwaError ? err : new KaiwaError('connect-failed', String(err), err);
+    });
+    this.localStream = mediaResult.stream;
+    if (mediaResult.error) {
+      this.mediaError = mediaResult.error;
+      this.emit('error', mediaResult.error);
+    }
+    this.state = {
+      audioMuted: !this.localStream?.getAudioTracks().length,
+      videoOff: !this.localStream?.getVideoTracks().length,
+      screenSharing: false,
+    };
+    try {
+      const reply = await sig.request('join', this.joinFields(), { priority: true });
+      this.applyJoin(reply, false);
+    } catch (err) {
+      this.teardown();
+      throw err;
+    }
+    if (typeof window !== 'undefined') window.addEventListener('pagehide', this.onPageHide);
+  }
+
+  /** Leaves the room: tells the server, closes every connection, stops local tracks, drops all listeners. */
+  leave(): void {
+    if (this.left) return;
+    this.signaling.close({ leave: true });
+    this.teardown();
+  }
+
+  // ----- media --------------------------------------------------------------------------------
+
+  setAudioMuted(muted: boolean): void {
+    const tracks = this.localStream?.getAudioTracks() ?? [];
+    for (const t of tracks) t.enabled = !muted;
+    this.updateState({ audioMuted: muted || tracks.length === 0 });
+  }
+
+  setVideoOff(off: boolean): void {
+    const tracks = this.localStream?.getVideoTracks() ?? [];
+    for (const t of tracks) t.enabled = !off;
+    this.updateState({ videoOff: off || tracks.length === 0 });
+  }
+
+  /** Shares the screen in place of the camera on every connection (no renegotiation when a video sender exists). */
+  async startScreenShare(): Promise<void> {
+    if (this.screenStream) return;
+    const screen = await getScreenMedia();
+    const track = screen.getVideoTracks()[0];
+    if (!track) {
+      for (const t of screen.getTracks()) t.stop();
+      throw new KaiwaError('screen-share-failed', 'The screen capture has no video.');
+    }
+    if (this.left) {
+      track.stop();
+      return;
+    }
+    track.contentHint = 'detail'; // keep resolution, drop frame rate under congestion
+    this.screenStream = screen;
+    track.addEventListener('ended', () => void this.stopScreenShare(), { once: true });
+    await this.sendVideo(track, screen);
+    this.updateState({ screenSharing: true });
+    this.emit('local-video', { track, screen: true });
+  }
+
+  /** Goes back to the camera (also called when the browser's "stop sharing" ends the screen track). */
+  async stopScreenShare(): Promise<void> {
+    const screen = this.screenStream;
+    if (!screen) return;
+    this.screenStream = null;
+    for (const t of screen.getTracks()) t.stop();
+    if (this.left) return;
+    const camera = this.cameraTrack();
+    await this.sendVideo(camera, this.localStream);
+    this.updateState({ screenSharing: false });
+    this.emit('local-video', { track: camera, screen: false });
+  }
+
+  /** Caps our video bitrate on every connection (bits per second; undefined removes the cap). */
+  async setMaxVideoBitrate(bps: number | undefined): Promise<void> {
+    this.maxVideoBitrate = bps;
+    await Promise.all([...this.entries.values()].map((e) => e.link?.setMaxVideoBitrate(bps)));
+  }
+
+  // ----- messaging ----------------------------------------------------------------------------
+
+  /** Sends a chat line through the server; everyone (us included) receives it as `chat`, in one order. */
+  async sendChat(text: string): Promise<number> {
+    if (text.length < 1 || text.length > 4096) throw new KaiwaError('bad-message', 'A chat message is 1–4096 characters.');
+    const reply = await this.signaling.request('chat', { text });
+    return Number(reply.ts);
+  }
+
+  /** Sends an app message through the server to one peer or to every other peer. */
+  async sendMessage(data: unknown, to?: string): Promise<void> {
+    await this.signaling.request('message', to ? { to, data } : { data });
+  }
+
+  /** Sends an app message peer-to-peer over the data channels; returns how many peers it went to. */
+  sendData(data: unknown, to?: string): number {
+    const frame = JSON.stringify({ k: 'app', data });
+    let n = 0;
+    for (const [id, e] of this.entries) {
+      if (to && id !== to) continue;
+      if (e.link?.sendData(frame)) n += 1;
+    }
+    return n;
+  }
+
+  /**
+   * Sends a file peer-to-peer to one peer or to everybody, with a SHA-256 the receivers check. Progress comes as
+   * `file-progress` events on both sides; receivers get `file-received` with a Blob and an object URL.
+   */
+  async sendFile(file: Blob & { name?: string }, to?: string): Promise<SendFileHandle> {
+    const targets = to ? [to] : [...this.entries.keys()];
+    for (const id of targets) {
+      if (!this.entries.has(id)) throw new KaiwaError('unknown-peer', `No peer ${id} in the room.`);
+    }
+    const data = await file.arrayBuffer();
+    const meta: FileMeta = {
+      id: newTransferId(),
+      name: file.name || 'file',
+      size: data.byteLength,
+      type: file.type || 'application/octet-stream',
+      sha256: await sha256Hex(data),
+    };
+    const sends = targets.map((id) => {
+      const e = this.entries.get(id);
+      if (!e) return Promise.reject(new KaiwaError('unknown-peer', `Peer ${id} left.`));
+      this.ensureLink(e, true);
+      return e.files!.send(data, meta);
+    });
+    return { meta, done: Promise.allSettled(sends) };
+  }
+
+  // ----- diagnostics --------------------------------------------------------------------------
+
+  /** RTT, bitrates and packet loss of the connection to one peer (bitrates over the time since the last call). */
+  async getStats(peerId: string): Promise<PeerStats | null> {
+    const link = this.entries.get(peerId)?.link;
+    return link ? link.getStats() : null;
+  }
+
+  /** The RTCPeerConnection to a peer, for diagnostics. */
+  peerConnection(peerId: string): RTCPeerConnection | null {
+    return this.entries.get(peerId)?.link?.pc ?? null;
+  }
+
+  /** Counts of live objects, for leak checks. */
+  debugInfo(): { peers: number; links: number; openLinks: number; listeners: number; urls: number; left: boolean } {
+    let links = 0;
+    let openLinks = 0;
+    for (const e of this.entries.values()) {
+      if (e.link) {
+        links += 1;
+        if (e.link.pc.connectionState !== 'closed') openLinks += 1;
+      }
+    }
+    return { peers: this.entries.size, links, openLinks, listeners: this.listenerCount(), urls: this.urls.length, left: this.left };
+  }
+
+  // ----- internals ----------------------------------------------------------------------------
+
+  private joinFields(): Record<string, unknown> {
+    const f: Record<string, unknown> = { room: this.roomName, name: this.name, state: this.state };
+    if (this.options.token) f.token = this.options.token;
+    return f;
+  }
+
+  private applyJoin(reply: ServerMessage, rejoined: boolean): void {
+    const r = reply as unknown as JoinReply;
+    this.id = String(r.peer);
+    this.resumeToken = String(r.resume);
+    const peers = Array.isArray(r.peers) ? r.peers : [];
+    this.signaling.setAttached(true);
+    this.emit('joined', { id: this.id, rejoined });
+    // We are the newcomer: we start the negotiation with everyone already there.
+    for (const info of peers) {
+      const e = this.addPeer(info);
+      if (e) this.ensureLink(e, true);
+    }
+  }
+
+  /** After a reconnect: resume the session, or join afresh when the grace period is over. */
+  private async reattach(): Promise<void> {
+    if (this.left) return;
+    const sig = this.signaling;
+    try {
+      const reply = await sig.request('resume', { room: this.roomName, peer: this.id, resume: this.resumeToken },
+        { priority: true });
+      this.resumeToken = String(reply.resume ?? this.resumeToken);
+      sig.setAttached(true);
+      this.reconcile(Array.isArray(reply.peers) ? (reply.peers as PeerInfo[]) : []);
+      // Our state may have changed while detached.
+      sig.send('state', { state: this.state });
+      return;
+    } catch (err) {
+      if (this.left || (err instanceof KaiwaError && (err.code === 'closed' || err.code === 'timeout'))) {
+        return; // the new socket dropped too; the next reopen tries again
+      }
+    }
+    // resume-failed (or any other refusal): join afresh with a new id; every connection starts over.
+    for (const [id, e] of [...this.entries]) this.removePeer(id, 'rejoin', e);
+    try {
+      const reply = await sig.request('join', this.joinFields(), { priority: true });
+      this.applyJoin(reply, true);
+    } catch (err) {
+      if (err instanceof KaiwaError && (err.code === 'closed' || err.code === 'timeout')) return;
+      this.emit('error', err instanceof KaiwaError ? err : new KaiwaError('internal', String(err)));
+    }
+  }
+
+  /** Brings the member list in line with a resume reply. */
+  private reconcile(peers: PeerInfo[]): void {
+    const present = new Set(peers.map((p) => String(p.id)));
+    for (const [id, e] of [...this.entries]) {
+      if (!present.has(id)) this.removePeer(id, 'left', e);
+    }
+    for (const info of peers) {
+      const e = this.entries.get(String(info.id));
+      if (e) {
+        e.peer.state = normalizeState(info.state);
+        e.peer.name = String(info.name ?? e.peer.name);
+      } else {
+        this.addPeer(info);
+      }
+    }
+  }
+
+  private addPeer(info: PeerInfo | { id: string; name?: string; state?: unknown }): PeerEntry | null {
+    const id = String(info.id ?? '');
+    if (!id || id === this.id) return null;
+    const existing = this.entries.get(id);
+    if (existing) return existing;
+    const peer: RemotePeer = {
+      id,
+      name: String(info.name ?? id),
+      state: normalizeState(info.state),
+      stream: new MediaStream(),
+      connectionState: 'new',
+    };
+    const e: PeerEntry = { peer, link: null, files: null };
+    this.entries.set(id, e);
+    this.emit('peer-joined', peer);
+    return e;
+  }
+
+  private removePeer(id: string, reason: PeerLeftReason, e = this.entries.get(id)): void {
+    if (!e) return;
+    this.entries.delete(id);
+    e.files?.close('The peer left.');
+    e.link?.close();
+    for (const t of e.peer.stream.getTracks()) e.peer.stream.removeTrack(t);
+    e.peer.connectionState = 'closed';
+    this.emit('peer-left', { peer: e.peer, reason });
+  }
+
+  /** Creates the connection to a peer if there is none yet. */
+  private ensureLink(e: PeerEntry, initiator: boolean): PeerLink {
+    if (e.link) return e.link;
+    const id = e.peer.id;
+    const link = new PeerLink(id, {
+      polite: this.id > id, // deterministic: the larger id is polite
+      initiator,
+      iceServers: this.iceServers,
+      localStream: this.localStream,
+      videoTrack: this.screenStream?.getVideoTracks()[0] ?? this.cameraTrack(),
+      maxVideoBitrate: this.maxVideoBitrate,
+      disconnectGraceMs: this.options.iceDisconnectGraceMs,
+    });
+    e.link = link;
+    link.on('signal', (data: SignalData) => this.signaling.send('signal', { to: id, data }));
+    link.on('track', ({ track }) => {
+      if (!e.peer.stream.getTrackById(track.id)) e.peer.stream.addTrack(track);
+      track.addEventListener('ended', () => e.peer.stream.removeTrack(track), { once: true });
+      this.emit('track', { peer: e.peer, track, stream: e.peer.stream });
+      this.emit('stream', { peer: e.peer, stream: e.peer.stream });
+    });
+    link.on('connection-state', (state) => {
+      e.peer.connectionState = state;
+      this.emit('connection-state', { peer: e.peer, state });
+    });
+    link.on('error', (err) => this.emit('error', err));
+    const files = new FileChannel(id, link.channel, this.urls, () => link.pc.sctp?.maxMessageSize ?? 0);
+    e.files = files;
+    files.on('file-incoming', (p) => this.emit('file-incoming', p));
+    files.on('file-progress', (p) => this.emit('file-progress', p));
+    files.on('file-received', (p) => this.emit('file-received', p));
+    files.on('file-sent', (p) => this.emit('file-sent', p));
+    files.on('file-failed', (p) => this.emit('file-failed', p));
+    link.on('channel-message', (frame) => {
+      if (typeof frame !== 'string') {
+        files.handle(frame);
+        return;
+      }
+      let msg: Record<string, unknown> | null = null;
+      try {
+        const v = JSON.parse(frame) as unknown;
+        if (v && typeof v === 'object') msg = v as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (!msg) return;
+      if (msg.k === 'app') this.emit('data', { from: id, data: msg.data });
+      else files.handle(frame, msg);
+    });
+    return link;
+  }
+
+  private onServerMessage(m: ServerMessage): void {
+    switch (m.type) {
+      case 'peer-joined': {
+        const info = m.peer as PeerInfo | undefined;
+        if (info && typeof info === 'object') this.addPeer(info);
+        break;
+      }
+      case 'peer-left':
+        this.removePeer(String(m.peer ?? ''), String(m.reason ?? 'left'));
+        break;
+      case 'peer-state': {
+        const e = this.entries.get(String(m.peer ?? ''));
+        if (!e) break;
+        e.peer.state = normalizeState(m.state);
+        this.emit('peer-state', { peer: e.peer, state: e.peer.state });
+        break;
+      }
+      case 'signal': {
+        const from = String(m.from ?? '');
+        if (!from || from === this.id || !m.data || typeof m.data !== 'object') break;
+        // A signal may in principle beat `peer-joined`; treat its sender as a member.
+        const e = this.entries.get(from) ?? this.addPeer({ id: from });
+        if (!e) break;
+        void this.ensureLink(e, false).handleSignal(m.data as SignalData);
+        break;
+      }
+      case 'message':
+        this.emit('message', { from: String(m.from ?? ''), data: m.data, broadcast: m.broadcast === true });
+        break;
+      case 'chat': {
+        const from = String(m.from ?? '');
+        this.emit('chat', { from, name: String(m.name ?? ''), text: String(m.text ?? ''), ts: Number(m.ts ?? 0), self: from === this.id });
+        break;
+      }
+      default:
+        break; // unknown events are ignored (forward compatibility)
+    }
+  }
+
+  private updateState(patch: Partial<MediaState>): void {
+    const next = { ...this.state, ...patch };
+    if (next.audioMuted === this.state.audioMuted && next.videoOff === this.state.videoOff &&
+      next.screenSharing === this.state.screenSharing) return;
+    this.state = next;
+    this.emit('local-state', { ...next });
+    if (!this.left) this.signaling.send('state', { state: next });
+  }
+
+  private cameraTrack(): MediaStreamTrack | null {
+    return this.localStream?.getVideoTracks()[0] ?? null;
+  }
+
+  private async sendVideo(track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.link?.setVideoTrack(track, stream)));
+  }
+
+  /** Fetches ICE servers from the server and refreshes them before their `ttl` runs out. */
+  private async refreshIceServers(): Promise<RTCIceServer[]> {
+    if (this.iceRefreshTimer) clearTimeout(this.iceRefreshTimer);
+    this.iceRefreshTimer = null;
+    const url = iceServersUrl(this.signaling.url);
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), 5000);
+    try {
+      const res = await fetch(url, { signal: ctrl.signal, credentials: 'same-origin' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = (await res.json()) as { iceServers?: RTCIceServer[]; ttl?: number };
+      this.iceServers = Array.isArray(body.iceServers) ? body.iceServers : [];
+      const ttl = Number(body.ttl);
+      if (this.iceServers.length > 0 && ttl > 0 && !this.left) {
+        this.iceRefreshTimer = setTimeout(() => void this.refreshAndApply(), Math.max(10, ttl * 0.8) * 1000);
+      }
+    } catch {
+      this.iceServers = []; // host candidates still work on a LAN / loopback
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.iceServers;
+  }
+
+  private async refreshAndApply(): Promise<void> {
+    await this.refreshIceServers();
+    if (this.left) return;
+    for (const e of this.entries.values()) {
+      const pc = e.link?.pc;
+      if (pc && pc.connectionState !== 'closed') pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.iceServers });
+    }
+  }
+
+  private onPageHide = (ev: PageTransitionEvent): void => {
+    if (ev.persisted || !this.leaveOnPageHide) return;
+    this.leave();
+  };
+
+  private teardown(): void {
+    if (this.left) return;
+    this.left = true;
+    if (typeof window !== 'undefined') window.removeEventListener('pagehide', this.onPageHide);
+    for (const off of this.unsubscribe) off();
+    this.unsubscribe = [];
+    this.signaling.close({ leave: false }); // no-op when leave() already closed it
+    if (this.iceRefreshTimer) clearTimeout(this.iceRefreshTimer);
+    this.iceRefreshTimer = null;
+    for (const [id, e] of [...this.entries]) {
+      this.entries.delete(id);
+      e.files?.close('We left the room.');
+      e.link?.close();
+    }
+    for (const t of this.localStream?.getTracks() ?? []) t.stop();
+    for (const t of this.screenStream?.getTracks() ?? []) t.stop();
+    this.screenStream = null;
+    for (const url of this.urls) URL.revokeObjectURL(url);
+    this.urls = [];
+    this.emit('closed', undefined);
+    this.removeAllListeners();
+  }
+}
+
+export function defaultSignalingUrl(): string {
+  const loc = globalThis.location;
+  if (!loc) throw new KaiwaError('connect-failed', 'No page origin: pass `url` to Room.');
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+function iceServersUrl(wsUrl: string): string {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = '/api/ice-servers';
+  u.search = '';
+  return u.toString();
+}

@@ -1,0 +1,99 @@
+/** Wire types of the kaiwa native protocol, version 1 (docs/protocol.md). */
+
+export const PROTOCOL_VERSION = 1;
+
+export interface MediaState {
+  audioMuted: boolean;
+  videoOff: boolean;
+  screenSharing: boolean;
+}
+
+export interface PeerInfo {
+  id: string;
+  name: string;
+  state: MediaState;
+}
+
+export interface ServerLimits {
+  maxMessageBytes: number;
+  messagesPerSecond: number;
+  peersPerRoom: number;
+  resumeGraceMs: number;
+}
+
+export interface HelloMessage {
+  v: 1;
+  type: 'hello';
+  server: string;
+  version: string;
+  heartbeat: number;
+  limits: ServerLimits;
+}
+
+export interface JoinReply {
+  peer: string;
+  resume: string;
+  room: string;
+  peers: PeerInfo[];
+}
+
+/** Any JSON object the server sends. */
+export interface ServerMessage {
+  v: number;
+  type: string;
+  re?: number;
+  [key: string]: unknown;
+}
+
+export type PeerLeftReason = 'left' | 'disconnected' | 'timeout' | 'kicked' | string;
+export type ByeReason = 'shutdown' | 'slow-consumer' | 'timeout' | 'replaced' | string;
+
+/** Error codes: the server's (docs/protocol.md) plus the SDK's own. */
+export type ErrorCode =
+  | 'bad-message'
+  | 'too-large'
+  | 'rate-limited'
+  | 'not-joined'
+  | 'already-joined'
+  | 'room-full'
+  | 'too-many-rooms'
+  | 'unknown-peer'
+  | 'unauthorized'
+  | 'resume-failed'
+  | 'internal'
+  // SDK-side codes
+  | 'timeout'
+  | 'closed'
+  | 'connect-failed'
+  | 'media-denied'
+  | 'media-not-found'
+  | 'media-busy'
+  | 'media-unsupported'
+  | 'media-failed'
+  | 'screen-share-failed'
+  | 'file-failed'
+  | 'peer-connection'
+  | string;
+
+/** An error with a machine-readable code and a human message. */
+export class KaiwaError extends Error {
+  readonly code: ErrorCode;
+  override readonly cause?: unknown;
+  constructor(code: ErrorCode, message: string, cause?: unknown) {
+    super(message);
+    this.name = 'KaiwaError';
+    this.code = code;
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+export const DEFAULT_STATE: MediaState = { audioMuted: false, videoOff: false, screenSharing: false };
+
+export function normalizeState(s: unknown): MediaState {
+  const o = (s && typeof s === 'object' ? s : {}) as Partial<MediaState>;
+  return {
+    audioMuted: o.audioMuted === true,
+    videoOff: o.videoOff === true,
+    screenSharing: o.screenSharing === true,
+  };
+}
