@@ -555,6 +555,8 @@ void Worker::readAll(Conn& c) {
         const size_t used = consume(c, c.in.data(), c.in.size());
         if (c.fd >= 0) c.in.erase(0, used);
       }
+      // A short read drained the socket: any later data (or FIN) raises a new edge, so skip the EAGAIN read.
+      if (size_t(n) < scratch_.size()) return;
       continue;
     }
     if (n == 0) {
