@@ -62,8 +62,8 @@ export interface FileChannelEvents {
 
 const BIG_CHUNK = 64 * 1024;
 const SMALL_CHUNK = 16 * 1024;
-const HIGH_WATER = 4 * 1024 * 1024;
-const LOW_WATER = 1024 * 1024;
+const HIGH_WATER = 8 * 1024 * 1024;
+const LOW_WATER = 2 * 1024 * 1024;
 const ACK_EVERY = 1024 * 1024;
 /** Receiver-side progress events at most every this many bytes. */
 const PROGRESS_EVERY = 256 * 1024;

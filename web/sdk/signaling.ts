@@ -80,6 +80,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private reconnectSince = 0;
   private lastReceived = 0;
   private noReconnect = false;
+  private holdReconnectMs = 0;
   /** Number of sockets opened so far (1 = the first connection). */
   connectionCount = 0;
 
@@ -191,10 +192,12 @@ export class SignalingClient extends Emitter<SignalingEvents> {
 
   /**
    * Test hook: closes the WebSocket without `leave`, as a network drop would. The client then reconnects and
-   * resumes, unless `reconnect: false` (then it stays detached, as a crashed tab would).
+   * resumes, unless `reconnect: false` (then it stays detached, as a crashed tab would). `reconnectAfterMs`
+   * holds the first reconnect attempt back that long (to outlast the server's grace period on purpose).
    */
-  dropForTest(opts: { reconnect?: boolean } = {}): void {
+  dropForTest(opts: { reconnect?: boolean; reconnectAfterMs?: number } = {}): void {
     if (opts.reconnect === false) this.noReconnect = true;
+    if (opts.reconnectAfterMs !== undefined) this.holdReconnectMs = opts.reconnectAfterMs;
     this.ws?.close(4000, 'dropped for test');
   }
 
@@ -384,7 +387,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       return;
     }
     const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** this.reconnectAttempt);
-    const delay = base / 2 + Math.random() * (base / 2);
+    const delay = Math.max(this.holdReconnectMs, base / 2 + Math.random() * (base / 2));
+    this.holdReconnectMs = 0;
     this.reconnectAttempt += 1;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
