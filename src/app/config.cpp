@@ -1,0 +1,185 @@
+#include "app/config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <iostream>
+
+#include "auth/jwt.hpp"
+#include "common/clock.hpp"
+
+#ifndef KAIWA_VERSION
+#define KAIWA_VERSION "0.0.0"
+#endif
+
+namespace kaiwa::app {
+
+
+std::optional<Millis> parseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || value < 0) return std::nullopt;
+  std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  double ms = 0;
+  if (unit.empty() || unit == "s") {
+    ms = value * 1000;
+  } else if (unit == "ms") {
+    ms = value;
+  } else if (unit == "m" || unit == "min") {
+    ms = value * 60'000;
+  } else if (unit == "h") {
+    ms = value * 3'600'000;
+  } else {
+    return std::nullopt;
+  }
+  return Millis(static_cast<int64_t>(ms));
+}
+
+std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  std::string_view port = text.substr(colon + 1);
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc{} || ptr != port.data() + port.size() || p > 65535) return std::nullopt;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  return std::make_pair(std::string(host), static_cast<uint16_t>(p));
+}
+
+std::optional<IceServer> parseIceServer(std::string_view text) {
+  IceServer s;
+  auto bar = text.find('|');
+  s.url = std::string(text.substr(0, bar));
+  if (!(s.url.starts_with("stun:") || s.url.starts_with("stuns:") || s.url.starts_with("turn:") ||
+        s.url.starts_with("turns:"))) {
+    return std::nullopt;
+  }
+  if (bar != std::string_view::npos) {
+    std::string_view rest = text.substr(bar + 1);
+    auto bar2 = rest.find('|');
+    if (bar2 == std::string_view::npos) return std::nullopt;
+    s.username = std::string(rest.substr(0, bar2));
+    s.credential = std::string(rest.substr(bar2 + 1));
+  }
+  return s;
+}
+
+namespace {
+
+// A CLI11 validator-transform that checks a duration and leaves the text for parseDuration.
+CLI::Validator durationCheck() {
+  return CLI::Validator(
+      [](std::string& s) { return parseDuration(s) ? std::string() : "'" + s + "' is not a duration (15s, 500ms, 2m)"; },
+      "DURATION");
+}
+
+}  // namespace
+
+int runCli(int argc, char** argv) {
+  CLI::App app{"kaiwa — signaling, TURN and SFU for WebRTC in one binary", "kaiwa"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", KAIWA_VERSION);
+
+  ServeConfig c;
+  std::string listen = "127.0.0.1:8080", resumeGrace = "15s", heartbeat = "10s", pingTimeout = "30s",
+              shutdownTimeout = "5s";
+  std::vector<std::string> iceServers;
+  std::string authSecret;
+
+  CLI::App* serve = app.add_subcommand("serve", "Run the server (HTTP, WebSocket signaling, web app)");
+  serve->set_config("--config", "", "TOML config file; its keys are the long flag names (listen = \"0.0.0.0:8080\")");
+  serve->add_option("--listen", listen, "HTTP(S) address ADDR:PORT; [::]:PORT for IPv6, :PORT for all IPv4")
+      ->envname("KAIWA_LISTEN")
+      ->capture_default_str();
+  serve->add_option("--workers", c.workers, "Worker threads (0: one per core)")->envname("KAIWA_WORKERS")
+      ->capture_default_str();
+  serve->add_option("--web-root", c.webRoot, "Directory of the built web app (default: the one built with kaiwa)")
+      ->envname("KAIWA_WEB_ROOT");
+  serve->add_option("--tls-cert", c.tlsCert, "PEM certificate chain: serve HTTPS/WSS")->envname("KAIWA_TLS_CERT");
+  serve->add_option("--tls-key", c.tlsKey, "PEM private key for --tls-cert")->envname("KAIWA_TLS_KEY");
+  serve->add_flag("--tls-self-signed", c.tlsSelfSigned,
+                  "Make a self-signed certificate at start-up (for a phone on the LAN; browsers will warn)")
+      ->envname("KAIWA_TLS_SELF_SIGNED");
+  serve->add_option("--auth-secret", authSecret, "HMAC secret: joining a room needs a token (see `kaiwa token`)")
+      ->envname("KAIWA_AUTH_SECRET");
+  serve->add_option("--max-message-bytes", c.limits.maxMessageBytes, "Largest signaling message")
+      ->envname("KAIWA_MAX_MESSAGE_BYTES")->capture_default_str()->check(CLI::Range(256, 16 << 20));
+  serve->add_option("--rate", c.limits.messagesPerSecond, "Messages per second per connection (0: unlimited)")
+      ->envname("KAIWA_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+  serve->add_option("--burst", c.limits.burst, "Messages a connection may send at once above the rate")
+      ->envname("KAIWA_BURST")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--peers-per-room", c.limits.peersPerRoom, "Members a room may hold")
+      ->envname("KAIWA_PEERS_PER_ROOM")->capture_default_str()->check(CLI::Range(1, 100000));
+  serve->add_option("--max-rooms", c.limits.maxRooms, "Rooms this server may hold")
+      ->envname("KAIWA_MAX_ROOMS")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--max-queued-bytes", c.limits.maxQueuedBytes,
+                    "Outgoing bytes queued for one slow connection before it is disconnected")
+      ->envname("KAIWA_MAX_QUEUED_BYTES")->capture_default_str()->check(CLI::Range(4096, 1 << 30));
+  serve->add_option("--resume-grace", resumeGrace, "How long a dropped peer keeps its place for a resume")
+      ->envname("KAIWA_RESUME_GRACE")->capture_default_str()->check(durationCheck());
+  serve->add_option("--heartbeat", heartbeat, "Client ping interval advertised in hello")
+      ->envname("KAIWA_HEARTBEAT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--ping-timeout", pingTimeout,
+                    "Close a WebSocket silent this long (a ping is sent after half of it)")
+      ->envname("KAIWA_PING_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--shutdown-timeout", shutdownTimeout, "On SIGINT/SIGTERM, time given to clients to close")
+      ->envname("KAIWA_SHUTDOWN_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--ice-server", iceServers,
+                    "An entry of /api/ice-servers: URL or URL|username|credential (repeatable)")
+      ->envname("KAIWA_ICE_SERVERS")->delimiter(',');
+  serve->add_option("--log-level", c.logLevel, "trace, debug, info, warn, error, off")
+      ->envname("KAIWA_LOG_LEVEL")->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  std::string tokRoom, tokUser, tokTtl = "1h", tokSecret;
+  CLI::App* token = app.add_subcommand("token", "Print a room access token (JWT HS256) for --auth-secret servers");
+  token->add_option("--room", tokRoom, "Room name, or * for any room")->required();
+  token->add_option("--user", tokUser, "User name (the `sub` claim; the default display name)")->required();
+  token->add_option("--ttl", tokTtl, "Validity")->capture_default_str()->check(durationCheck());
+  token->add_option("--secret", tokSecret, "The server's --auth-secret")->envname("KAIWA_AUTH_SECRET")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (*token) {
+    int64_t now = wallMillis() / 1000;
+    auth::RoomClaims claims{tokRoom, tokUser, now + parseDuration(tokTtl)->count() / 1000, now};
+    std::cout << auth::signRoomToken(claims, tokSecret) << "\n";
+    return 0;
+  }
+
+  auto hostPort = parseListen(listen);
+  if (!hostPort) {
+    std::cerr << "kaiwa: --listen '" << listen << "' is not ADDR:PORT\n";
+    return 2;
+  }
+  c.listenHost = hostPort->first;
+  c.listenPort = hostPort->second;
+  c.limits.resumeGrace = *parseDuration(resumeGrace);
+  c.heartbeat = *parseDuration(heartbeat);
+  c.pingTimeout = *parseDuration(pingTimeout);
+  c.shutdownTimeout = *parseDuration(shutdownTimeout);
+  if (!authSecret.empty()) c.authSecret = authSecret;
+  if (c.tlsCert.empty() != c.tlsKey.empty()) {
+    std::cerr << "kaiwa: --tls-cert and --tls-key go together\n";
+    return 2;
+  }
+  for (const auto& s : iceServers) {
+    auto parsed = parseIceServer(s);
+    if (!parsed) {
+      std::cerr << "kaiwa: --ice-server '" << s << "' is not a stun:/turn: URL (optionally |username|credential)\n";
+      return 2;
+    }
+    c.iceServers.push_back(*parsed);
+  }
+  return runServer(c);
+}
+
+}  // namespace kaiwa::app

@@ -1,0 +1,46 @@
+#pragma once
+// `kaiwa serve` configuration: built-in defaults < TOML config file < KAIWA_* environment < command-line flags.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "signal/limits.hpp"
+
+namespace kaiwa::app {
+
+struct IceServer {
+  std::string url;
+  std::string username;
+  std::string credential;
+};
+
+struct ServeConfig {
+  std::string listenHost = "127.0.0.1";
+  uint16_t listenPort = 8080;
+  unsigned workers = 0;  // 0: one per core
+  std::string webRoot;   // empty: the web app built next to the binary
+  std::string tlsCert, tlsKey;
+  bool tlsSelfSigned = false;
+  std::optional<std::string> authSecret;
+  signal::Limits limits;
+  Millis heartbeat{10000};
+  Millis pingTimeout{30000};
+  Millis shutdownTimeout{5000};
+  std::vector<IceServer> iceServers;
+  std::string logLevel = "info";
+};
+
+// "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.
+std::optional<Millis> parseDuration(std::string_view text);
+// "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces). nullopt when malformed.
+std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view text);
+// "URL" or "URL|username|credential".
+std::optional<IceServer> parseIceServer(std::string_view text);
+
+// The kaiwa command line: `serve`, `token`, `version`. Returns the process exit code.
+int runCli(int argc, char** argv);
+// Runs the server until SIGINT/SIGTERM (app/server.cpp).
+int runServer(const ServeConfig& config);
+
+}  // namespace kaiwa::app

@@ -1,0 +1,3 @@
+#include "app/config.hpp"
+
+int main(int argc, char** argv) { return kaiwa::app::runCli(argc, argv); }

@@ -1,0 +1,191 @@
+// `kaiwa serve`: wires the worker pool, the HTTP server, the signaling hub and the routes together, and runs until
+// SIGINT/SIGTERM.
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/config.hpp"
+#include "common/metrics.hpp"
+#include "http/server.hpp"
+#include "http/static_files.hpp"
+#include "http/tls.hpp"
+#include "net/worker_pool.hpp"
+#include "signal/hub.hpp"
+#include "signal/native/codec.hpp"
+#include "signal/native/session.hpp"
+
+#ifndef KAIWA_DEFAULT_WEB_ROOT
+#define KAIWA_DEFAULT_WEB_ROOT ""
+#endif
+
+namespace kaiwa::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path defaultWebRoot() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path beside = exe.parent_path() / "web";
+    if (fs::is_regular_file(beside / "index.html", ec)) return beside;
+  }
+  return fs::path(KAIWA_DEFAULT_WEB_ROOT);
+}
+
+std::string iceServersJson(const ServeConfig& c) {
+  boost::json::array list;
+  for (const auto& s : c.iceServers) {
+    boost::json::object o{{"urls", boost::json::array{boost::json::value(s.url)}}};
+    if (!s.username.empty()) {
+      o["username"] = s.username;
+      o["credential"] = s.credential;
+    }
+    list.push_back(std::move(o));
+  }
+  return boost::json::serialize(boost::json::object{{"iceServers", std::move(list)}, {"ttl", 3600}});
+}
+
+http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files) {
+  http::Routes routes;
+  std::string ice = iceServersJson(config);
+  routes.api = [ice, &files](const http::Request& req) -> std::optional<http::Response> {
+    bool get = req.method == "GET" || req.method == "HEAD";
+    auto only = [&](auto make) -> std::optional<http::Response> {
+      if (!get) {
+        auto r = http::Response::text(405, "method not allowed\n");
+        r.headers.emplace_back("Allow", "GET, HEAD");
+        return r;
+      }
+      return make();
+    };
+    if (req.path == "/healthz") return only([] { return http::Response::text(200, "ok\n"); });
+    if (req.path == "/metrics") {
+      return only([] {
+        auto r = http::Response::text(200, metrics::renderPrometheus());
+        r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+        r.headers.emplace_back("Cache-Control", "no-store");
+        return r;
+      });
+    }
+    if (req.path == "/api/ice-servers") {
+      return only([&] {
+        auto r = http::Response::json(200, ice);
+        r.headers.emplace_back("Cache-Control", "no-store");
+        return r;
+      });
+    }
+    // The app's own routes all render index.html; the page reads the room from its URL.
+    if (get && (req.path == "/" || req.path.starts_with("/room/"))) {
+      if (req.path.starts_with("/room/")) {
+        auto name = http::percentDecode(std::string_view(req.path).substr(6));
+        if (!name || !signal::native::validRoomName(*name)) {
+          return http::Response::text(404, "no such room name (A-Z a-z 0-9 _ . -, at most 64)\n");
+        }
+      }
+      auto r = files.serveFile("index.html", req);
+      if (!r) return http::Response::text(503, "the web app is not built: run the CMake build (npm run build:web)\n");
+      return r;
+    }
+    return std::nullopt;
+  };
+  routes.files = [&files](const http::Request& req) { return files.serve(req); };
+  routes.websocket = [&hub](http::WsConnection& conn,
+                            const http::Request& req) -> std::unique_ptr<http::WsHandler> {
+    if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn);
+    return nullptr;
+  };
+  return routes;
+}
+
+}  // namespace
+
+int runServer(const ServeConfig& config) {
+  spdlog::set_level(spdlog::level::from_str(config.logLevel));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Block the stop signals before any thread starts, so only the main thread's sigwait sees them.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  unsigned workers = config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
+  net::WorkerPool pool(workers);
+
+  signal::HubOptions hubOptions;
+  hubOptions.limits = config.limits;
+  hubOptions.authSecret = config.authSecret;
+  hubOptions.heartbeat = config.heartbeat;
+  signal::Hub hub(pool, hubOptions);
+
+  http::StaticFiles files(config.webRoot.empty() ? defaultWebRoot() : fs::path(config.webRoot));
+  if (!files.usable()) {
+    spdlog::warn("no web app at {} (index.html missing): / will answer 503; build it or pass --web-root",
+                 files.root().string());
+  }
+
+  http::ServerOptions so;
+  so.host = config.listenHost;
+  so.port = config.listenPort;
+  so.maxQueuedBytes = config.limits.maxQueuedBytes;
+  so.wsMaxMessageBytes = std::max<std::size_t>(4 * config.limits.maxMessageBytes, 1 << 20);
+  so.pingTimeout = config.pingTimeout;
+  try {
+    if (!config.tlsCert.empty()) {
+      so.tls = http::loadTlsFiles(config.tlsCert, config.tlsKey);
+    } else if (config.tlsSelfSigned) {
+      std::vector<std::string> names{"localhost", "127.0.0.1", "::1"};
+      if (config.listenHost != "0.0.0.0" && config.listenHost != "::") names.push_back(config.listenHost);
+      char host[256] = {};
+      if (gethostname(host, sizeof host - 1) == 0 && host[0]) names.emplace_back(host);
+      so.tls = http::makeSelfSigned(names);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+
+  http::Server server(pool, so, makeRoutes(config, hub, files));
+  uint16_t port = 0;
+  try {
+    port = server.start();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  pool.start();
+  hub.start();
+  std::string scheme = server.tls() ? "https" : "http";
+  std::string shownHost = config.listenHost.find(':') != std::string::npos ? "[" + config.listenHost + "]"
+                                                                            : config.listenHost;
+  spdlog::info("kaiwa {} serving {}://{}:{}/ with {} workers (web app: {})", KAIWA_VERSION, scheme, shownHost, port,
+               workers, files.root().string());
+
+  int sig = 0;
+  sigwait(&stopSignals, &sig);
+  spdlog::info("{}: shutting down (at most {} ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               config.shutdownTimeout.count());
+  server.stopAccepting();
+  hub.shutdown("shutdown");
+  auto deadline = Clock::now() + config.shutdownTimeout;
+  timespec step{0, 50'000'000};
+  while (Clock::now() < deadline && metrics::registry().wsConnections.load() > 0) {
+    siginfo_t info;
+    if (sigtimedwait(&stopSignals, &info, &step) > 0) {
+      spdlog::warn("second signal: stopping now");
+      break;
+    }
+  }
+  server.closeAll(1001, "shutdown");
+  pool.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace kaiwa::app

@@ -1,0 +1,48 @@
+#include "common/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace kaiwa::metrics {
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+namespace {
+
+template <typename T>
+void emit(std::string& out, std::string_view name, std::string_view type, std::string_view help,
+          const std::atomic<T>& v) {
+  fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type,
+                 v.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+std::string renderPrometheus() {
+  const Registry& r = registry();
+  std::string out;
+  out.reserve(2048);
+  emit(out, "kaiwa_connections", "gauge", "Open HTTP/WebSocket connections.", r.httpConnections);
+  emit(out, "kaiwa_websocket_connections", "gauge", "Open WebSocket connections.", r.wsConnections);
+  emit(out, "kaiwa_rooms", "gauge", "Signaling rooms.", r.rooms);
+  emit(out, "kaiwa_peers", "gauge", "Room members, attached or waiting for a resume.", r.peers);
+  emit(out, "kaiwa_peers_detached", "gauge", "Room members waiting for a resume.", r.detachedPeers);
+  emit(out, "kaiwa_http_requests_total", "counter", "HTTP requests served.", r.httpRequests);
+  emit(out, "kaiwa_messages_in_total", "counter", "Signaling messages received.", r.messagesIn);
+  emit(out, "kaiwa_messages_out_total", "counter", "Signaling messages sent.", r.messagesOut);
+  emit(out, "kaiwa_bytes_in_total", "counter", "Signaling bytes received.", r.bytesIn);
+  emit(out, "kaiwa_bytes_out_total", "counter", "Signaling bytes sent.", r.bytesOut);
+  emit(out, "kaiwa_errors_total", "counter", "Error replies sent to clients.", r.errorsSent);
+  emit(out, "kaiwa_joins_total", "counter", "Successful room joins.", r.joins);
+  emit(out, "kaiwa_resumes_total", "counter", "Successful session resumes.", r.resumes);
+  out += "# HELP kaiwa_dropped_total Messages or connections dropped, by reason.\n# TYPE kaiwa_dropped_total counter\n";
+  for (size_t i = 0; i < kDropReasonNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],
+                   r.dropped[i].load(std::memory_order_relaxed));
+  }
+  return out;
+}
+
+}  // namespace kaiwa::metrics

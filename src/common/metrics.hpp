@@ -1,0 +1,54 @@
+#pragma once
+// Process-wide counters and gauges, rendered in the Prometheus text format at GET /metrics.
+// Every field is a relaxed atomic: workers bump them from their own threads, the scrape reads a snapshot.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kaiwa::metrics {
+
+// Why an incoming message or connection was dropped. Keep kDropReasonNames in sync.
+enum class Drop : uint8_t {
+  kMalformed,    // not a valid message of its protocol
+  kTooLarge,     // over the size limit
+  kRateLimited,  // over the per-peer message rate
+  kUnknownPeer,  // addressed to nobody
+  kSlowConsumer, // a connection whose queued bytes passed the limit was closed
+  kQueueFull,    // a detached peer's resume queue overflowed
+  kHttpBad,      // unparsable HTTP request
+  kCount
+};
+inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)> kDropReasonNames = {
+    "malformed", "too_large", "rate_limited", "unknown_peer", "slow_consumer", "queue_full", "http_bad"};
+
+struct Registry {
+  std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
+  std::atomic<int64_t> wsConnections{0};    // open WebSocket connections
+  std::atomic<int64_t> rooms{0};
+  std::atomic<int64_t> peers{0};            // room members, attached or detached
+  std::atomic<int64_t> detachedPeers{0};    // waiting for a resume within the grace period
+  std::atomic<uint64_t> httpRequests{0};
+  std::atomic<uint64_t> messagesIn{0};
+  std::atomic<uint64_t> messagesOut{0};
+  std::atomic<uint64_t> bytesIn{0};
+  std::atomic<uint64_t> bytesOut{0};
+  std::atomic<uint64_t> errorsSent{0};      // error replies sent to clients
+  std::atomic<uint64_t> joins{0};
+  std::atomic<uint64_t> resumes{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
+
+  void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }
+  uint64_t droppedCount(Drop why) const { return dropped[static_cast<size_t>(why)].load(std::memory_order_relaxed); }
+};
+
+Registry& registry();
+
+inline void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+inline void add(std::atomic<int64_t>& g, int64_t n) { g.fetch_add(n, std::memory_order_relaxed); }
+
+// The whole registry in Prometheus text exposition format 0.0.4.
+std::string renderPrometheus();
+
+}  // namespace kaiwa::metrics

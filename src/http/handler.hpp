@@ -1,0 +1,89 @@
+#pragma once
+// What the HTTP server offers the rest of kaiwa, free of Beast types: requests and responses for REST and static
+// files, and a WebSocket connection that front doors (native signaling, PeerJS, Socket.IO) drive.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kaiwa::http {
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query as sent
+  std::string path;    // target before '?', not percent-decoded
+  std::string query;   // after '?', may be empty
+  std::string origin;  // Origin header, may be empty
+  std::string ifNoneMatch;
+  std::string host;
+  std::string body;
+  uint32_t worker = 0;  // the worker thread serving this request
+
+  // The value of query parameter `key` (percent-decoded), or nullopt.
+  std::optional<std::string> queryParam(std::string_view key) const;
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string contentType = "text/plain; charset=utf-8";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static Response text(unsigned status, std::string body) {
+    Response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+  }
+  static Response json(unsigned status, std::string body) {
+    Response r;
+    r.status = status;
+    r.contentType = "application/json";
+    r.body = std::move(body);
+    return r;
+  }
+};
+
+// A WebSocket connection, seen from a front door. Lives on one worker; use it only from that worker's thread and
+// only until WsHandler::onClose has been called.
+class WsConnection {
+ public:
+  enum class SendResult : uint8_t { kQueued, kClosed };
+  virtual ~WsConnection() = default;
+  // Queues a text frame. Frames queued in one loop turn go out together. If the connection's queued bytes pass the
+  // server's limit the connection is closed as a slow consumer and kClosed is returned.
+  virtual SendResult sendText(std::string frame) = 0;
+  virtual SendResult sendBinary(std::string frame) = 0;
+  // Sends a close frame after what is queued, then closes. `code` is a WebSocket close code.
+  virtual void close(uint16_t code, std::string_view reason) = 0;
+  virtual uint32_t worker() const = 0;
+  virtual std::string remoteAddress() const = 0;
+};
+
+// One per WebSocket connection, made by the front door that owns the path.
+class WsHandler {
+ public:
+  virtual ~WsHandler() = default;
+  virtual void onOpen() {}
+  virtual void onMessage(std::string_view payload, bool binary) = 0;
+  // The connection is gone (closed by either side, failed, or timed out). The WsConnection is dead after this.
+  virtual void onClose() = 0;
+};
+
+struct Routes {
+  // REST and anything computed: returns nullopt when the path is not its own.
+  std::function<std::optional<Response>(const Request&)> api;
+  // Static files: returns nullopt when there is no such file.
+  std::function<std::optional<Response>(const Request&)> files;
+  // WebSocket upgrade: a handler, or nullptr when the path takes no WebSocket (404).
+  std::function<std::unique_ptr<WsHandler>(WsConnection&, const Request&)> websocket;
+};
+
+// Percent-decoding of one URL component ('+' stays '+'). nullopt for a bad escape or an encoded NUL.
+std::optional<std::string> percentDecode(std::string_view s);
+
+}  // namespace kaiwa::http

@@ -1,0 +1,455 @@
+// The one translation unit that instantiates Boost.Beast's HTTP and WebSocket templates (compile time matters on
+// 2-core machines). Sessions are shared_ptr-owned, as Beast's asynchronous style requires; everything a session
+// touches belongs to its worker.
+#include "http/server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "common/metrics.hpp"
+
+namespace kaiwa::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+using tcp = asio::ip::tcp;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+namespace {
+
+constexpr std::string_view kServerName = "kaiwa";
+constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void shutdown(uint16_t code, const std::string& reason) = 0;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  net::WorkerPool& pool;
+  ServerOptions options;
+  Routes routes;
+  std::optional<asio::ssl::context> ssl;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // index = worker
+  std::vector<std::unordered_set<SessionBase*>> live;      // index = worker, touched only on that worker
+
+  Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
+    live.resize(pool.size());
+  }
+  void accept(uint32_t worker);
+};
+
+namespace {
+
+Request toRequest(const bhttp::request<bhttp::string_body>& req, uint32_t worker) {
+  Request r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(req.target());
+  auto q = r.target.find('?');
+  r.path = r.target.substr(0, q);
+  if (q != std::string::npos) r.query = r.target.substr(q + 1);
+  r.origin = std::string(req[bhttp::field::origin]);
+  r.ifNoneMatch = std::string(req[bhttp::field::if_none_match]);
+  r.host = std::string(req[bhttp::field::host]);
+  r.body = req.body();
+  r.worker = worker;
+  return r;
+}
+
+bhttp::response<bhttp::string_body> toBeast(Response&& res, unsigned version, bool keepAlive, bool head) {
+  bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(res.status), version};
+  out.set(bhttp::field::server, kServerName);
+  out.set(bhttp::field::content_type, res.contentType);
+  out.set("X-Content-Type-Options", "nosniff");
+  for (auto& [k, v] : res.headers) out.set(k, v);
+  out.keep_alive(keepAlive);
+  out.body() = std::move(res.body);
+  out.prepare_payload();
+  if (head) out.body().clear();  // Content-Length stays that of the GET
+  return out;
+}
+
+template <typename Stream>
+class WsSession final : public SessionBase, public WsConnection,
+                        public std::enable_shared_from_this<WsSession<Stream>> {
+ public:
+  WsSession(Server::Impl& srv, uint32_t worker, Stream&& stream, beast::flat_buffer&& buffer)
+      : srv_(srv), worker_(worker), ws_(std::move(stream)), buffer_(std::move(buffer)) {
+    srv_.live[worker_].insert(this);
+    remote_ = endpointText();
+  }
+  ~WsSession() override {
+    srv_.live[worker_].erase(this);
+    metrics::add(metrics::registry().httpConnections, -1);
+    if (opened_) metrics::add(metrics::registry().wsConnections, -1);
+  }
+
+  void start(const bhttp::request<bhttp::string_body>& req) {
+    Request r = toRequest(req, worker_);
+    handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, r) : nullptr;
+    if (!handler_) {
+      auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+          toBeast(Response::text(404, "no WebSocket endpoint here\n"), req.version(), false, false));
+      bhttp::async_write(ws_.next_layer(), *res, [self = this->shared_from_this(), res](beast::error_code, size_t) {
+        beast::error_code ec;
+        beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ec);
+      });
+      return;
+    }
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout t;
+    t.handshake_timeout = std::chrono::seconds(10);
+    t.idle_timeout = srv_.options.pingTimeout;
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.read_message_max(srv_.options.wsMaxMessageBytes);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(bhttp::field::server, kServerName); }));
+    ws_.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) { self->onAccept(ec); });
+  }
+
+  // WsConnection
+  SendResult sendText(std::string frame) override { return enqueue(std::move(frame), true); }
+  SendResult sendBinary(std::string frame) override { return enqueue(std::move(frame), false); }
+  void close(uint16_t code, std::string_view reason) override {
+    if (closeRequested_ || finished_) return;
+    closeRequested_ = true;
+    closeReason_ = websocket::close_reason(static_cast<websocket::close_code>(code), std::string(reason));
+    if (!writing_) doClose();
+  }
+  uint32_t worker() const override { return worker_; }
+  std::string remoteAddress() const override { return remote_; }
+
+  void shutdown(uint16_t code, const std::string& reason) override { close(code, reason); }
+
+ private:
+  std::string endpointText() {
+    beast::error_code ec;
+    auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+    if (ec) return "?";
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void onAccept(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("ws {}: handshake failed: {}", remote_, ec.message());
+      return;  // no onOpen, so no onClose either; the handler dies with us
+    }
+    opened_ = true;
+    metrics::add(metrics::registry().wsConnections, 1);
+    handler_->onOpen();
+    if (!finished_) read();
+  }
+
+  void read() {
+    ws_.async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->onRead(ec, n); });
+  }
+
+  void onRead(beast::error_code ec, size_t n) {
+    if (ec) {
+      if (ec == websocket::error::message_too_big) metrics::registry().drop(metrics::Drop::kTooLarge);
+      finish();
+      return;
+    }
+    metrics::add(metrics::registry().bytesIn, n);
+    auto data = buffer_.cdata();
+    handler_->onMessage(std::string_view(static_cast<const char*>(data.data()), data.size()), !ws_.got_text());
+    buffer_.consume(buffer_.size());
+    if (!finished_ && !hardClosed_) read();
+  }
+
+  SendResult enqueue(std::string frame, bool text) {
+    if (finished_ || closeRequested_ || !opened_) return SendResult::kClosed;
+    queuedBytes_ += frame.size();
+    if (queuedBytes_ > srv_.options.maxQueuedBytes) {
+      spdlog::info("ws {}: closed as a slow consumer ({} bytes queued)", remote_, queuedBytes_);
+      metrics::registry().drop(metrics::Drop::kSlowConsumer);
+      hardClose();
+      return SendResult::kClosed;
+    }
+    queue_.push_back({std::move(frame), text});
+    if (!writing_) write();
+    return SendResult::kQueued;
+  }
+
+  void write() {
+    writing_ = true;
+    ws_.text(queue_.front().text);
+    ws_.async_write(asio::buffer(queue_.front().data),
+                    [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->onWrite(ec, n); });
+  }
+
+  void onWrite(beast::error_code ec, size_t n) {
+    writing_ = false;
+    if (ec) {
+      finish();
+      return;
+    }
+    metrics::add(metrics::registry().bytesOut, n);
+    metrics::add(metrics::registry().messagesOut);
+    queuedBytes_ -= queue_.front().data.size();
+    queue_.pop_front();
+    if (!queue_.empty()) {
+      write();
+    } else if (closeRequested_) {
+      doClose();
+    }
+  }
+
+  void doClose() {
+    if (closing_ || finished_) return;
+    closing_ = true;
+    ws_.async_close(closeReason_, [self = this->shared_from_this()](beast::error_code) {
+      // The read loop sees the peer's close (or a timeout) and calls finish().
+      self->hardClose();
+    });
+  }
+
+  void hardClose() {
+    if (hardClosed_) return;
+    hardClosed_ = true;
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(ws_).socket().close(ec);
+    finish();
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (opened_) handler_->onClose();
+  }
+
+  struct Frame {
+    std::string data;
+    bool text;
+  };
+
+  Server::Impl& srv_;
+  uint32_t worker_;
+  websocket::stream<Stream> ws_;
+  beast::flat_buffer buffer_;
+  std::unique_ptr<WsHandler> handler_;
+  std::deque<Frame> queue_;
+  std::size_t queuedBytes_ = 0;
+  websocket::close_reason closeReason_;
+  std::string remote_;
+  bool opened_ = false, writing_ = false, closeRequested_ = false, closing_ = false, hardClosed_ = false,
+       finished_ = false;
+};
+
+template <typename Stream>
+class HttpSession final : public SessionBase, public std::enable_shared_from_this<HttpSession<Stream>> {
+ public:
+  HttpSession(Server::Impl& srv, uint32_t worker, Stream&& stream)
+      : srv_(srv), worker_(worker), stream_(std::move(stream)) {
+    srv_.live[worker_].insert(this);
+    metrics::add(metrics::registry().httpConnections, 1);
+  }
+  ~HttpSession() override {
+    srv_.live[worker_].erase(this);
+    if (!handedOver_) metrics::add(metrics::registry().httpConnections, -1);
+  }
+
+  void start() {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      beast::get_lowest_layer(stream_).expires_after(kTlsHandshakeTimeout);
+      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) {
+          spdlog::debug("tls handshake failed: {}", ec.message());
+          return;
+        }
+        self->readRequest();
+      });
+    } else {
+      readRequest();
+    }
+  }
+
+  void shutdown(uint16_t, const std::string&) override {
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+
+ private:
+  void readRequest() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(srv_.options.maxHeaderBytes));
+    parser_->body_limit(srv_.options.maxBodyBytes);
+    beast::get_lowest_layer(stream_).expires_after(srv_.options.requestTimeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream) {
+      closeSend();
+      return;
+    }
+    if (ec) {
+      if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {
+        // A protocol error (not a socket error): answer 400/413/431 and close.
+        metrics::registry().drop(metrics::Drop::kHttpBad);
+        unsigned status = ec == bhttp::error::body_limit ? 413 : ec == bhttp::error::header_limit ? 431 : 400;
+        respond(Response::text(status, "bad request: " + ec.message() + "\n"), 11, false, false);
+      }
+      return;
+    }
+    metrics::add(metrics::registry().httpRequests);
+    auto& req = parser_->get();
+    if (websocket::is_upgrade(req)) {
+      handedOver_ = true;
+      beast::get_lowest_layer(stream_).expires_never();
+      auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
+      ws->start(req);
+      return;
+    }
+    Request r = toRequest(req, worker_);
+    bool head = req.method() == bhttp::verb::head;
+    std::optional<Response> res;
+    try {
+      if (srv_.routes.api) res = srv_.routes.api(r);
+      if (!res && srv_.routes.files && (head || req.method() == bhttp::verb::get)) {
+        if (head) r.method = "GET";
+        res = srv_.routes.files(r);
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("http {} {}: {}", r.method, r.path, e.what());
+      res = Response::text(500, "internal error\n");
+    }
+    if (!res) res = Response::text(404, "not found\n");
+    respond(std::move(*res), req.version(), req.keep_alive(), head);
+  }
+
+  void respond(Response&& res, unsigned version, bool keepAlive, bool head) {
+    res_.emplace(toBeast(std::move(res), version, keepAlive, head));
+    bhttp::async_write(stream_, *res_, [self = this->shared_from_this(), keepAlive](beast::error_code ec, size_t) {
+      if (ec) return;
+      if (!keepAlive) {
+        self->closeSend();
+        return;
+      }
+      self->readRequest();
+    });
+  }
+
+  void closeSend() {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+  }
+
+  Server::Impl& srv_;
+  uint32_t worker_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  bool handedOver_ = false;
+};
+
+}  // namespace
+
+void Server::Impl::accept(uint32_t worker) {
+  acceptors[worker]->async_accept(pool.context(worker), [this, worker](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;  // stopAccepting
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      if (ssl) {
+        std::make_shared<HttpSession<TlsStream>>(*this, worker, TlsStream(std::move(socket), *ssl))->start();
+      } else {
+        std::make_shared<HttpSession<PlainStream>>(*this, worker, PlainStream(std::move(socket)))->start();
+      }
+    } else {
+      spdlog::warn("accept failed: {}", ec.message());  // e.g. EMFILE: go on, the listener stays
+    }
+    accept(worker);
+  });
+}
+
+Server::Server(net::WorkerPool& pool, ServerOptions options, Routes routes)
+    : impl_(std::make_unique<Impl>(pool, std::move(options), std::move(routes))) {
+  if (impl_->options.tls) {
+    auto& ctx = impl_->ssl.emplace(asio::ssl::context::tls_server);
+    ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                    asio::ssl::context::single_dh_use);
+    try {
+      ctx.use_certificate_chain(asio::buffer(impl_->options.tls->certificateChainPem));
+      ctx.use_private_key(asio::buffer(impl_->options.tls->privateKeyPem), asio::ssl::context::pem);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("TLS certificate or key not usable: ") + e.what());
+    }
+  }
+}
+
+Server::~Server() = default;
+
+bool Server::tls() const { return impl_->ssl.has_value(); }
+
+uint16_t Server::start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) throw std::runtime_error("bad listen address '" + impl_->options.host + "'");
+  uint16_t port = impl_->options.port;
+  for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
+    auto acc = std::make_unique<tcp::acceptor>(impl_->pool.context(w));
+    tcp::endpoint ep(address, port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen on " + impl_->options.host + ":" + std::to_string(port) + ": " +
+                               ec.message());
+    }
+    port = acc->local_endpoint().port();  // port 0: the others share the first one's port
+    impl_->acceptors.push_back(std::move(acc));
+  }
+  for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
+    impl_->pool.post(w, [this, w] { impl_->accept(w); });
+  }
+  return port;
+}
+
+void Server::stopAccepting() {
+  for (uint32_t w = 0; w < impl_->acceptors.size(); ++w) {
+    impl_->pool.post(w, [this, w] {
+      beast::error_code ec;
+      impl_->acceptors[w]->close(ec);
+    });
+  }
+}
+
+void Server::closeAll(uint16_t code, std::string reason) {
+  for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
+    impl_->pool.post(w, [this, w, code, reason] {
+      std::vector<SessionBase*> sessions(impl_->live[w].begin(), impl_->live[w].end());
+      for (SessionBase* s : sessions) {
+        if (impl_->live[w].contains(s)) s->shutdown(code, reason);
+      }
+    });
+  }
+}
+
+}  // namespace kaiwa::http

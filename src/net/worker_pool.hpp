@@ -1,0 +1,47 @@
+#pragma once
+// N worker threads, each running its own io_context. Objects belong to one worker for life; other threads reach
+// them only by posting a task to that worker.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace kaiwa::net {
+
+class WorkerPool {
+ public:
+  static constexpr uint32_t kNotAWorker = std::numeric_limits<uint32_t>::max();
+
+  explicit WorkerPool(uint32_t workers);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  uint32_t size() const { return static_cast<uint32_t>(contexts_.size()); }
+  boost::asio::io_context& context(uint32_t worker) { return *contexts_[worker]; }
+
+  template <typename F>
+  void post(uint32_t worker, F&& task) {
+    boost::asio::post(*contexts_[worker], std::forward<F>(task));
+  }
+
+  // The worker index of the calling thread, or kNotAWorker.
+  static uint32_t current();
+
+  // Starts one thread per worker; returns at once.
+  void start();
+  // Stops every event loop and joins the threads.
+  void stop();
+
+ private:
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::thread> threads_;
+  using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  std::vector<Guard> guards_;
+};
+
+}  // namespace kaiwa::net

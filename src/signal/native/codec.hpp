@@ -1,0 +1,55 @@
+#pragma once
+// kaiwa's native signaling protocol (docs/protocol.md): JSON text frames <-> room-core requests and events.
+// decode() never throws: any input yields a Request or a DecodeError that the session answers with `error`.
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/clock.hpp"
+#include "signal/limits.hpp"
+#include "signal/types.hpp"
+
+namespace kaiwa::signal::native {
+
+inline constexpr int kProtocolVersion = 1;
+
+enum class RequestType : uint8_t { kJoin, kResume, kLeave, kSignal, kMessage, kChat, kState, kPing };
+
+struct Request {
+  RequestType type = RequestType::kPing;
+  int64_t id = kNoRequest;
+  std::string room;    // join, resume
+  std::string name;    // join (may be empty when a token names the user)
+  std::string token;   // join
+  std::string peer;    // resume
+  std::string resume;  // resume
+  std::string to;      // signal, message (empty: broadcast)
+  std::string data;    // signal, message: the `data` value re-serialized as JSON
+  std::string text;    // chat
+  MediaStatePatch state;  // join (initial), state
+};
+
+struct DecodeError {
+  int64_t id = kNoRequest;  // the request id, when one could be read
+  ErrorCode code = ErrorCode::kBadMessage;
+  std::string message;
+};
+
+using DecodeResult = std::variant<Request, DecodeError>;
+
+DecodeResult decode(std::string_view text);
+
+// Room names: 1-64 of [A-Za-z0-9_.-]. Display names: 1-64 characters of valid UTF-8, no control characters.
+bool validRoomName(std::string_view room);
+bool validDisplayName(std::string_view name);
+
+// Appends the JSON text of `event` to `out`.
+void encode(const Event& event, std::string& out);
+std::string encode(const Event& event);
+std::string encodeHello(const Limits& limits, Millis heartbeat, std::string_view version);
+std::string encodePong();
+
+// Appends `s` as a JSON string literal (quotes included).
+void appendJsonString(std::string& out, std::string_view s);
+
+}  // namespace kaiwa::signal::native

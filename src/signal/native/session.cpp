@@ -1,0 +1,216 @@
+#include "signal/native/session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "auth/jwt.hpp"
+#include "common/metrics.hpp"
+
+#ifndef KAIWA_VERSION
+#define KAIWA_VERSION "0.0.0"
+#endif
+
+namespace kaiwa::signal::native {
+namespace {
+constexpr uint16_t kCloseGoingAway = 1001;
+constexpr uint16_t kClosePolicy = 1008;
+}  // namespace
+
+Session::Session(Hub& hub, http::WsConnection& conn)
+    : hub_(hub), conn_(conn), limiter_(hub.limits().messagesPerSecond, hub.limits().burst, Clock::now()) {}
+
+Session::~Session() = default;
+
+void Session::onOpen() {
+  open_ = true;
+  endpoint_ = hub_.attach(conn_.worker(), this);
+  send(encodeHello(hub_.limits(), hub_.options().heartbeat, KAIWA_VERSION));
+}
+
+void Session::onClose() {
+  if (!open_) return;
+  open_ = false;
+  hub_.detach(endpoint_);
+  if (phase_ == Phase::kIdle) return;
+  // Tasks posted from one worker run in order on the owner, so a join still in flight is processed first.
+  hub_.onRoom(room_, [ep = endpoint_, room = room_](RoomHost& rooms, Outbox& out) {
+    if (Room* r = rooms.find(room)) {
+      r->detach(ep, Clock::now(), out);
+      rooms.reapIfEmpty(room);
+    }
+  });
+}
+
+void Session::send(std::string frame) { conn_.sendText(std::move(frame)); }
+
+void Session::sendError(int64_t re, ErrorCode code, std::string message) {
+  metrics::add(metrics::registry().errorsSent);
+  send(encode(Event{ev::Error{re, code, std::move(message)}}));
+}
+
+void Session::onMessage(std::string_view payload, bool binary) {
+  auto& m = metrics::registry();
+  metrics::add(m.messagesIn);
+  TimePoint now = Clock::now();
+  if (!limiter_.allow(now)) {
+    m.drop(metrics::Drop::kRateLimited);
+    // One error a second at most, so a flood cannot make us flood back.
+    if (now - lastRateError_ >= std::chrono::seconds(1)) {
+      lastRateError_ = now;
+      sendError(kNoRequest, ErrorCode::kRateLimited, "too many messages: slow down");
+    }
+    return;
+  }
+  if (payload.size() > hub_.limits().maxMessageBytes) {
+    m.drop(metrics::Drop::kTooLarge);
+    sendError(kNoRequest, ErrorCode::kTooLarge,
+              "message of " + std::to_string(payload.size()) + " bytes is over the limit of " +
+                  std::to_string(hub_.limits().maxMessageBytes));
+    return;
+  }
+  if (binary) {
+    m.drop(metrics::Drop::kMalformed);
+    sendError(kNoRequest, ErrorCode::kBadMessage, "binary frames are not part of the protocol");
+    return;
+  }
+  DecodeResult decoded = decode(payload);
+  if (auto* err = std::get_if<DecodeError>(&decoded)) {
+    m.drop(metrics::Drop::kMalformed);
+    sendError(err->id, err->code, std::move(err->message));
+    return;
+  }
+  handle(std::move(std::get<Request>(decoded)));
+}
+
+void Session::handle(Request&& req) {
+  const int64_t re = req.id;
+  if (req.type == RequestType::kPing) {
+    send(encodePong());
+    return;
+  }
+  if (req.type == RequestType::kJoin || req.type == RequestType::kResume) {
+    if (phase_ != Phase::kIdle) {
+      sendError(re, ErrorCode::kAlreadyJoined, "this connection is in room '" + room_ + "' already");
+      return;
+    }
+    join(std::move(req));
+    return;
+  }
+  if (phase_ != Phase::kJoined) {
+    sendError(re, ErrorCode::kNotJoined, phase_ == Phase::kJoining ? "join still in progress" : "join a room first");
+    return;
+  }
+  auto ep = endpoint_;
+  auto peer = peer_;
+  switch (req.type) {
+    case RequestType::kLeave:
+      phase_ = Phase::kIdle;
+      hub_.onRoom(room_, [ep, re, peer, room = room_](RoomHost& rooms, Outbox& out) {
+        if (Room* r = rooms.find(room)) {
+          r->leave(ep, re, peer, out);
+          rooms.reapIfEmpty(room);
+        }
+      });
+      room_.clear();
+      peer_.clear();
+      break;
+    case RequestType::kSignal:
+      hub_.onRoom(room_, [ep, re, peer, room = room_, to = std::move(req.to), data = std::move(req.data)](
+                             RoomHost& rooms, Outbox& out) mutable {
+        if (Room* r = rooms.find(room)) r->signal(ep, re, peer, to, std::move(data), out);
+      });
+      break;
+    case RequestType::kMessage:
+      hub_.onRoom(room_, [ep, re, peer, room = room_, to = std::move(req.to), data = std::move(req.data)](
+                             RoomHost& rooms, Outbox& out) mutable {
+        if (Room* r = rooms.find(room)) r->message(ep, re, peer, to, std::move(data), out);
+      });
+      break;
+    case RequestType::kChat:
+      hub_.onRoom(room_, [ep, re, peer, room = room_, text = std::move(req.text)](RoomHost& rooms,
+                                                                                 Outbox& out) mutable {
+        if (Room* r = rooms.find(room)) r->chat(ep, re, peer, std::move(text), wallMillis(), out);
+      });
+      break;
+    case RequestType::kState:
+      hub_.onRoom(room_, [ep, re, peer, room = room_, patch = req.state](RoomHost& rooms, Outbox& out) {
+        if (Room* r = rooms.find(room)) r->setState(ep, re, peer, patch, out);
+      });
+      break;
+    default:
+      sendError(re, ErrorCode::kInternal, "unhandled request");
+  }
+}
+
+void Session::join(Request&& req) {
+  const int64_t re = req.id;
+  if (req.type == RequestType::kJoin) {
+    if (hub_.options().authSecret) {
+      if (req.token.empty()) {
+        sendError(re, ErrorCode::kUnauthorized, "this server needs a room token to join");
+        return;
+      }
+      int64_t nowSeconds = wallMillis() / 1000;
+      auto v = auth::verifyRoomToken(req.token, *hub_.options().authSecret, req.room, nowSeconds);
+      if (!v.claims) {
+        sendError(re, ErrorCode::kUnauthorized, std::string(auth::toString(v.error)));
+        return;
+      }
+      if (req.name.empty()) req.name = v.claims->user;
+    }
+    if (req.name.empty() || !validDisplayName(req.name)) {
+      sendError(re, ErrorCode::kBadMessage, "a display name (1-64 characters) is needed to join");
+      return;
+    }
+  }
+  phase_ = Phase::kJoining;
+  room_ = req.room;
+  if (req.type == RequestType::kJoin) {
+    MediaState initial;
+    req.state.applyTo(initial);
+    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, name = std::move(req.name), initial](
+                           RoomHost& rooms, Outbox& out) mutable {
+      Room* r = rooms.findOrCreate(room);
+      if (!r) {
+        replyError(out, ep, re, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
+        return;
+      }
+      r->join(JoinRequest{ep, re, std::move(name), initial, {}}, Clock::now(), out);
+      rooms.reapIfEmpty(room);  // the join may have been refused
+    });
+  } else {
+    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, peer = std::move(req.peer),
+                        token = std::move(req.resume)](RoomHost& rooms, Outbox& out) {
+      Room* r = rooms.find(room);
+      if (!r) {
+        replyError(out, ep, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
+        return;
+      }
+      r->resume(ep, re, peer, token, Clock::now(), out);
+    });
+  }
+}
+
+void Session::deliver(const EventPtr& event) {
+  if (!open_) return;
+  if (const auto* joined = std::get_if<ev::Joined>(event.get())) {
+    if (phase_ == Phase::kJoining) {
+      phase_ = Phase::kJoined;
+      peer_ = joined->peer;
+    }
+  } else if (std::holds_alternative<ev::Error>(*event) && phase_ == Phase::kJoining) {
+    // The room refused the join or resume.
+    phase_ = Phase::kIdle;
+    room_.clear();
+  } else if (const auto* bye = std::get_if<ev::Bye>(event.get())) {
+    send(encode(*event));
+    bool replaced = bye->reason == "replaced";
+    if (replaced) phase_ = Phase::kIdle;  // the peer lives on in the newer connection: no detach
+    conn_.close(replaced ? kClosePolicy : kCloseGoingAway, bye->reason);
+    return;
+  } else if (std::holds_alternative<ev::Error>(*event)) {
+    metrics::add(metrics::registry().errorsSent);
+  }
+  send(encode(*event));
+}
+
+}  // namespace kaiwa::signal::native

@@ -1,0 +1,44 @@
+#pragma once
+// One native-protocol WebSocket connection: decodes requests, enforces the per-connection limits, forwards to the
+// room core through the Hub and encodes the events it gets back.
+#include <string>
+
+#include "http/handler.hpp"
+#include "signal/hub.hpp"
+#include "signal/native/codec.hpp"
+
+namespace kaiwa::signal::native {
+
+class Session final : public http::WsHandler, public Connection {
+ public:
+  Session(Hub& hub, http::WsConnection& conn);
+  ~Session() override;
+
+  // http::WsHandler
+  void onOpen() override;
+  void onMessage(std::string_view payload, bool binary) override;
+  void onClose() override;
+
+  // Connection
+  void deliver(const EventPtr& event) override;
+
+ private:
+  void handle(Request&& req);
+  void join(Request&& req);
+  void sendError(int64_t re, ErrorCode code, std::string message);
+  void send(std::string frame);
+
+  enum class Phase : uint8_t { kIdle, kJoining, kJoined };
+
+  Hub& hub_;
+  http::WsConnection& conn_;
+  Endpoint endpoint_{};
+  RateLimiter limiter_;
+  TimePoint lastRateError_{};
+  Phase phase_ = Phase::kIdle;
+  std::string room_;
+  std::string peer_;
+  bool open_ = false;
+};
+
+}  // namespace kaiwa::signal::native

@@ -1,0 +1,274 @@
+#include "signal/room.hpp"
+
+#include <algorithm>
+
+#include "common/metrics.hpp"
+#include "common/random.hpp"
+
+namespace kaiwa::signal {
+namespace {
+
+constexpr std::size_t kPeerIdLength = 12;
+constexpr std::size_t kResumeTokenLength = 24;
+
+template <typename T>
+EventPtr make(T&& value) {
+  return std::make_shared<const Event>(std::forward<T>(value));
+}
+
+}  // namespace
+
+std::string_view toString(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kBadMessage: return "bad-message";
+    case ErrorCode::kTooLarge: return "too-large";
+    case ErrorCode::kRateLimited: return "rate-limited";
+    case ErrorCode::kNotJoined: return "not-joined";
+    case ErrorCode::kAlreadyJoined: return "already-joined";
+    case ErrorCode::kRoomFull: return "room-full";
+    case ErrorCode::kTooManyRooms: return "too-many-rooms";
+    case ErrorCode::kUnknownPeer: return "unknown-peer";
+    case ErrorCode::kUnauthorized: return "unauthorized";
+    case ErrorCode::kResumeFailed: return "resume-failed";
+    case ErrorCode::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+std::string_view toString(LeaveReason reason) {
+  switch (reason) {
+    case LeaveReason::kLeft: return "left";
+    case LeaveReason::kDisconnected: return "disconnected";
+    case LeaveReason::kTimeout: return "timeout";
+    case LeaveReason::kKicked: return "kicked";
+  }
+  return "left";
+}
+
+std::size_t approximateSize(const Event& e) {
+  constexpr std::size_t kFraming = 64;
+  return kFraming + std::visit(
+                        [](const auto& v) -> std::size_t {
+                          using T = std::decay_t<decltype(v)>;
+                          if constexpr (std::is_same_v<T, ev::Signal> || std::is_same_v<T, ev::Message>) {
+                            return v.from.size() + v.data.size();
+                          } else if constexpr (std::is_same_v<T, ev::Chat>) {
+                            return v.from.size() + v.name.size() + v.text.size();
+                          } else if constexpr (std::is_same_v<T, ev::Joined>) {
+                            std::size_t n = v.room.size() + v.peer.size() + v.resume.size();
+                            for (const auto& p : v.peers) n += p.id.size() + p.name.size() + 80;
+                            return n;
+                          } else if constexpr (std::is_same_v<T, ev::PeerJoined>) {
+                            return v.peer.id.size() + v.peer.name.size() + 80;
+                          } else if constexpr (std::is_same_v<T, ev::Error>) {
+                            return v.message.size();
+                          } else {
+                            return 32;
+                          }
+                        },
+                        e);
+}
+
+void reply(Outbox& out, Endpoint to, Event event) { out.push_back({to, make(std::move(event))}); }
+
+void replyError(Outbox& out, Endpoint to, int64_t re, ErrorCode code, std::string message) {
+  reply(out, to, ev::Error{re, code, std::move(message)});
+}
+
+Room::~Room() {
+  for (const auto& [id, p] : peers_) {
+    metrics::add(metrics::registry().peers, -1);
+    if (!p.attached) metrics::add(metrics::registry().detachedPeers, -1);
+  }
+}
+
+std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
+  if (peers_.size() >= limits_.peersPerRoom) {
+    replyError(out, req.from, req.re, ErrorCode::kRoomFull, "room '" + name_ + "' is full");
+    return {};
+  }
+  std::string id = req.peerId.empty() ? common::randomToken(kPeerIdLength) : std::move(req.peerId);
+  if (peers_.contains(id)) {
+    replyError(out, req.from, req.re, ErrorCode::kBadMessage, "peer id '" + id + "' is taken in this room");
+    return {};
+  }
+  Peer peer;
+  peer.info = PeerInfo{id, std::move(req.name), req.state};
+  peer.resumeToken = common::randomToken(kResumeTokenLength);
+  peer.endpoint = req.from;
+  reply(out, req.from, ev::Joined{req.re, name_, id, peer.resumeToken, othersThan(id), false});
+  EventPtr joined = make(ev::PeerJoined{peer.info});
+  auto [it, inserted] = peers_.emplace(id, std::move(peer));
+  order_.push_back(id);
+  broadcast(joined, &it->second, out);
+  metrics::add(metrics::registry().peers, 1);
+  metrics::add(metrics::registry().joins);
+  (void)now;
+  return id;
+}
+
+bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::string_view token, TimePoint now,
+                  Outbox& out) {
+  auto it = peers_.find(std::string(peerId));
+  if (it == peers_.end() || token.empty() || it->second.resumeToken != token ||
+      (!it->second.attached && now >= it->second.detachDeadline)) {
+    replyError(out, from, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
+    return false;
+  }
+  Peer& p = it->second;
+  if (p.attached && p.endpoint != from) {
+    // The old connection is half-open or still alive: the newer one wins.
+    reply(out, p.endpoint, ev::Bye{"replaced"});
+  }
+  if (!p.attached) metrics::add(metrics::registry().detachedPeers, -1);
+  p.attached = true;
+  p.endpoint = from;
+  reply(out, from, ev::Joined{re, name_, p.info.id, p.resumeToken, othersThan(p.info.id), true});
+  for (auto& e : p.queue) out.push_back({from, std::move(e)});
+  p.queue.clear();
+  p.queuedBytes = 0;
+  metrics::add(metrics::registry().resumes);
+  return true;
+}
+
+void Room::leave(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
+  Peer* p = sender(from, re, peerId, out);
+  if (!p) return;
+  std::string id = p->info.id;
+  reply(out, from, ev::Ok{re});
+  remove(id, LeaveReason::kLeft, out);
+}
+
+void Room::detach(Endpoint from, TimePoint now, Outbox& out) {
+  auto it = std::find_if(peers_.begin(), peers_.end(),
+                         [&](const auto& kv) { return kv.second.attached && kv.second.endpoint == from; });
+  if (it == peers_.end()) return;  // left already, or resumed on another connection
+  if (limits_.resumeGrace.count() <= 0) {
+    remove(it->first, LeaveReason::kDisconnected, out);
+    return;
+  }
+  it->second.attached = false;
+  it->second.detachDeadline = now + limits_.resumeGrace;
+  metrics::add(metrics::registry().detachedPeers, 1);
+}
+
+void Room::signal(Endpoint from, int64_t re, std::string_view peerId, std::string_view to, std::string data,
+                  Outbox& out) {
+  Peer* p = sender(from, re, peerId, out);
+  if (!p) return;
+  auto target = peers_.find(std::string(to));
+  if (target == peers_.end() || &target->second == p) {
+    metrics::registry().drop(metrics::Drop::kUnknownPeer);
+    replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
+    return;
+  }
+  deliver(target->second, make(ev::Signal{p->info.id, std::move(data)}), out);
+  if (re != kNoRequest) reply(out, from, ev::Ok{re});
+}
+
+void Room::message(Endpoint from, int64_t re, std::string_view peerId, std::string_view to, std::string data,
+                   Outbox& out) {
+  Peer* p = sender(from, re, peerId, out);
+  if (!p) return;
+  if (to.empty()) {
+    broadcast(make(ev::Message{p->info.id, std::move(data), true}), p, out);
+  } else {
+    auto target = peers_.find(std::string(to));
+    if (target == peers_.end() || &target->second == p) {
+      metrics::registry().drop(metrics::Drop::kUnknownPeer);
+      replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
+      return;
+    }
+    deliver(target->second, make(ev::Message{p->info.id, std::move(data), false}), out);
+  }
+  if (re != kNoRequest) reply(out, from, ev::Ok{re});
+}
+
+void Room::chat(Endpoint from, int64_t re, std::string_view peerId, std::string text, int64_t wallMs,
+                Outbox& out) {
+  Peer* p = sender(from, re, peerId, out);
+  if (!p) return;
+  if (re != kNoRequest) reply(out, from, ev::Ok{re, wallMs});
+  broadcast(make(ev::Chat{p->info.id, p->info.name, std::move(text), wallMs}), nullptr, out);
+}
+
+void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const MediaStatePatch& patch,
+                    Outbox& out) {
+  Peer* p = sender(from, re, peerId, out);
+  if (!p) return;
+  patch.applyTo(p->info.state);
+  if (re != kNoRequest) reply(out, from, ev::Ok{re});
+  broadcast(make(ev::PeerState{p->info.id, p->info.state}), p, out);
+}
+
+TimePoint Room::tick(TimePoint now, Outbox& out) {
+  std::vector<std::string> expired;
+  TimePoint next = TimePoint::max();
+  for (const auto& [id, p] : peers_) {
+    if (p.attached) continue;
+    if (now >= p.detachDeadline) {
+      expired.push_back(id);
+    } else {
+      next = std::min(next, p.detachDeadline);
+    }
+  }
+  for (const auto& id : expired) remove(id, LeaveReason::kDisconnected, out);
+  return next;
+}
+
+std::vector<PeerInfo> Room::members() const { return othersThan({}); }
+
+Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
+  auto it = peers_.find(std::string(peerId));
+  if (it == peers_.end() || !it->second.attached || it->second.endpoint != from) {
+    replyError(out, from, re, ErrorCode::kNotJoined, "not a member of room '" + name_ + "'");
+    return nullptr;
+  }
+  return &it->second;
+}
+
+void Room::deliver(Peer& to, const EventPtr& event, Outbox& out) {
+  if (to.attached) {
+    out.push_back({to.endpoint, event});
+    return;
+  }
+  std::size_t size = approximateSize(*event);
+  to.queue.push_back(event);
+  to.queuedBytes += size;
+  while (!to.queue.empty() &&
+         (to.queue.size() > limits_.resumeQueueMessages || to.queuedBytes > limits_.resumeQueueBytes)) {
+    to.queuedBytes -= approximateSize(*to.queue.front());
+    to.queue.pop_front();
+    metrics::registry().drop(metrics::Drop::kQueueFull);
+  }
+}
+
+void Room::broadcast(const EventPtr& event, const Peer* except, Outbox& out) {
+  for (const auto& id : order_) {
+    auto it = peers_.find(id);
+    if (it == peers_.end() || &it->second == except) continue;
+    deliver(it->second, event, out);
+  }
+}
+
+void Room::remove(const std::string& id, LeaveReason reason, Outbox& out) {
+  auto it = peers_.find(id);
+  if (it == peers_.end()) return;
+  if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);
+  peers_.erase(it);
+  std::erase(order_, id);
+  metrics::add(metrics::registry().peers, -1);
+  broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);
+}
+
+std::vector<PeerInfo> Room::othersThan(const std::string& id) const {
+  std::vector<PeerInfo> list;
+  list.reserve(peers_.size());
+  for (const auto& pid : order_) {
+    if (pid == id) continue;
+    list.push_back(peers_.at(pid).info);
+  }
+  return list;
+}
+
+}  // namespace kaiwa::signal

@@ -1,0 +1,97 @@
+#pragma once
+// A signaling room: who is in it, their media state, and where each one's connection is. Sans-I/O: every call
+// takes the current time and appends the resulting deliveries to an Outbox; the caller sends them. A Room lives on
+// one worker thread and is never touched from another.
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "signal/limits.hpp"
+#include "signal/types.hpp"
+
+namespace kaiwa::signal {
+
+struct JoinRequest {
+  Endpoint from;
+  int64_t re = kNoRequest;
+  std::string name;
+  MediaState state;
+  std::string peerId;  // empty: the room makes a random one; front doors with client-chosen ids pass theirs
+};
+
+class Room {
+ public:
+  Room(std::string name, const Limits& limits) : name_(std::move(name)), limits_(limits) {}
+  Room(const Room&) = delete;
+  Room& operator=(const Room&) = delete;
+  ~Room();
+
+  const std::string& name() const { return name_; }
+  std::size_t size() const { return peers_.size(); }
+  bool empty() const { return peers_.empty(); }
+  bool contains(std::string_view peer) const { return peers_.contains(std::string(peer)); }
+
+  // Adds a peer. Replies ev::Joined (or ev::Error room-full / bad-message for a taken id) to `req.from`, tells the
+  // others ev::PeerJoined. Returns the new peer's id, or empty on failure.
+  std::string join(JoinRequest req, TimePoint now, Outbox& out);
+
+  // Re-attaches a detached (or still attached, e.g. a half-open old connection) peer to a new connection if the
+  // resume token matches. Replies ev::Joined{resumed=true} and then flushes what was queued meanwhile.
+  bool resume(Endpoint from, int64_t re, std::string_view peer, std::string_view token, TimePoint now, Outbox& out);
+
+  // The peer says goodbye: ev::PeerLeft{left} to the others, ev::Ok to it.
+  void leave(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
+
+  // The connection `from` is gone. Its peer, if any, keeps its place for limits.resumeGrace, then tick() removes
+  // it. Found by endpoint, so a connection that closed while its join was in flight is handled too.
+  void detach(Endpoint from, TimePoint now, Outbox& out);
+
+  // Directed WebRTC signaling to one peer of this room.
+  void signal(Endpoint from, int64_t re, std::string_view peer, std::string_view to, std::string data, Outbox& out);
+
+  // Application message to one peer, or to every other peer when `to` is empty.
+  void message(Endpoint from, int64_t re, std::string_view peer, std::string_view to, std::string data,
+               Outbox& out);
+
+  // Chat goes to everybody, the sender included, stamped with `wallMs`.
+  void chat(Endpoint from, int64_t re, std::string_view peer, std::string text, int64_t wallMs, Outbox& out);
+
+  void setState(Endpoint from, int64_t re, std::string_view peer, const MediaStatePatch& patch, Outbox& out);
+
+  // Removes peers whose grace period ended. Returns the earliest remaining deadline, or TimePoint::max().
+  TimePoint tick(TimePoint now, Outbox& out);
+
+  std::vector<PeerInfo> members() const;
+
+ private:
+  struct Peer {
+    PeerInfo info;
+    std::string resumeToken;
+    Endpoint endpoint;
+    bool attached = true;
+    TimePoint detachDeadline{};
+    std::deque<EventPtr> queue;  // events kept while detached
+    std::size_t queuedBytes = 0;
+  };
+
+  // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
+  Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
+  void deliver(Peer& to, const EventPtr& event, Outbox& out);
+  void broadcast(const EventPtr& event, const Peer* except, Outbox& out);
+  void remove(const std::string& id, LeaveReason reason, Outbox& out);
+  std::vector<PeerInfo> othersThan(const std::string& id) const;
+
+  std::string name_;
+  const Limits& limits_;
+  std::unordered_map<std::string, Peer> peers_;
+  std::vector<std::string> order_;  // join order, so member lists are stable
+};
+
+// The Outbox helpers front doors and tests use.
+void reply(Outbox& out, Endpoint to, Event event);
+void replyError(Outbox& out, Endpoint to, int64_t re, ErrorCode code, std::string message);
+
+}  // namespace kaiwa::signal

@@ -1,0 +1,50 @@
+#include "signal/room_host.hpp"
+
+#include <vector>
+
+#include "common/metrics.hpp"
+
+namespace kaiwa::signal {
+
+RoomHost::~RoomHost() {
+  roomCount_.fetch_sub(rooms_.size(), std::memory_order_relaxed);
+  metrics::add(metrics::registry().rooms, -static_cast<int64_t>(rooms_.size()));
+}
+
+Room* RoomHost::find(std::string_view name) {
+  auto it = rooms_.find(std::string(name));
+  return it == rooms_.end() ? nullptr : it->second.get();
+}
+
+Room* RoomHost::findOrCreate(std::string_view name) {
+  if (Room* r = find(name)) return r;
+  std::size_t count = roomCount_.fetch_add(1, std::memory_order_relaxed);
+  if (count >= limits_.maxRooms) {
+    roomCount_.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto room = std::make_unique<Room>(std::string(name), limits_);
+  Room* raw = room.get();
+  rooms_.emplace(std::string(name), std::move(room));
+  metrics::add(metrics::registry().rooms, 1);
+  return raw;
+}
+
+void RoomHost::reapIfEmpty(std::string_view name) {
+  auto it = rooms_.find(std::string(name));
+  if (it == rooms_.end() || !it->second->empty()) return;
+  rooms_.erase(it);
+  roomCount_.fetch_sub(1, std::memory_order_relaxed);
+  metrics::add(metrics::registry().rooms, -1);
+}
+
+void RoomHost::tick(TimePoint now, Outbox& out) {
+  std::vector<std::string> empty;
+  for (auto& [name, room] : rooms_) {
+    room->tick(now, out);
+    if (room->empty()) empty.push_back(name);
+  }
+  for (const auto& name : empty) reapIfEmpty(name);
+}
+
+}  // namespace kaiwa::signal

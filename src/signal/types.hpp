@@ -1,0 +1,127 @@
+#pragma once
+// Protocol-neutral vocabulary of the room core. Front doors (native, PeerJS, Socket.IO) translate their wire
+// messages into calls on Room and translate these events back into their own wire format.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace kaiwa::signal {
+
+// Where a peer's connection lives: the worker that owns it and the connection's id on that worker.
+struct Endpoint {
+  uint32_t worker = 0;
+  uint64_t session = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct MediaState {
+  bool audioMuted = false;
+  bool videoOff = false;
+  bool screenSharing = false;
+  bool operator==(const MediaState&) const = default;
+};
+
+// A partial update of MediaState: absent fields keep their value.
+struct MediaStatePatch {
+  std::optional<bool> audioMuted;
+  std::optional<bool> videoOff;
+  std::optional<bool> screenSharing;
+  void applyTo(MediaState& s) const {
+    if (audioMuted) s.audioMuted = *audioMuted;
+    if (videoOff) s.videoOff = *videoOff;
+    if (screenSharing) s.screenSharing = *screenSharing;
+  }
+};
+
+enum class ErrorCode : uint8_t {
+  kBadMessage,
+  kTooLarge,
+  kRateLimited,
+  kNotJoined,
+  kAlreadyJoined,
+  kRoomFull,
+  kTooManyRooms,
+  kUnknownPeer,
+  kUnauthorized,
+  kResumeFailed,
+  kInternal,
+};
+std::string_view toString(ErrorCode code);
+
+enum class LeaveReason : uint8_t { kLeft, kDisconnected, kTimeout, kKicked };
+std::string_view toString(LeaveReason reason);
+
+struct PeerInfo {
+  std::string id;
+  std::string name;
+  MediaState state;
+};
+
+// Request ids are chosen by clients; kNoRequest marks an event that answers nothing.
+inline constexpr int64_t kNoRequest = -1;
+
+namespace ev {
+struct Joined {  // reply to join and resume
+  int64_t re;
+  std::string room, peer, resume;
+  std::vector<PeerInfo> peers;
+  bool resumed = false;
+};
+struct Ok {
+  int64_t re;
+  int64_t ts = 0;  // set for chat: the server time stamped on the message
+};
+struct Error {
+  int64_t re;
+  ErrorCode code;
+  std::string message;
+};
+struct PeerJoined {
+  PeerInfo peer;
+};
+struct PeerLeft {
+  std::string peer;
+  LeaveReason reason;
+};
+struct PeerState {
+  std::string peer;
+  MediaState state;
+};
+struct Signal {  // directed WebRTC signaling (offer, answer, candidate...)
+  std::string from;
+  std::string data;  // serialized JSON, passed through untouched
+};
+struct Message {  // application message, to one peer or the whole room
+  std::string from;
+  std::string data;  // serialized JSON
+  bool broadcast = false;
+};
+struct Chat {
+  std::string from, name, text;
+  int64_t ts;
+};
+struct Bye {
+  std::string reason;  // shutdown, slow-consumer, timeout, replaced
+};
+}  // namespace ev
+
+using Event = std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal,
+                           ev::Message, ev::Chat, ev::Bye>;
+using EventPtr = std::shared_ptr<const Event>;
+
+// An event bound for one connection. A broadcast shares one EventPtr among all its deliveries.
+struct Delivery {
+  Endpoint to;
+  EventPtr event;
+};
+using Outbox = std::vector<Delivery>;
+
+// Rough wire size of an event, for the queue bounds; front doors differ by a few bytes, never by a factor.
+std::size_t approximateSize(const Event& e);
+
+}  // namespace kaiwa::signal
