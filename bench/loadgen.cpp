@@ -1293,7 +1293,7 @@ int run(Options& o) {
     return 2;
   }
   if (o.path.empty()) o.path = proto->defaultPath();
-  if (o.roomPrefix.empty()) o.roomPrefix = "lg" + std::to_string(getpid()) + ".";
+  if (o.roomPrefix.empty()) o.roomPrefix = "lg" + std::to_string(getpid()) + "-";
   const bool relay = o.mode == "relay";
   if (relay && o.roomSize < 2) {
     std::fprintf(stderr, "relay needs --room-size >= 2\n");
@@ -1444,9 +1444,10 @@ int run(Options& o) {
               o.clients, st.established, double(setupEnd - t0) / 1e9,
               double(st.connectTime.quantile(0.5)) / 1e6, double(st.connectTime.quantile(0.99)) / 1e6,
               st.failed, textMap(st.failReasons).c_str());
-  std::printf("  held: %u open at end of %s (%" PRIu64 " dropped [%s], bye [%s])\n", openAtEnd,
-              relay ? "measure window" : "hold", st.dropped, textMap(st.dropReasons).c_str(),
-              textMap(st.byeReasons).c_str());
+  std::printf("  held: %u open at end of %s (%" PRIu64 " dropped [%s], bye [%s]); %" PRIu64
+              " close handshakes completed at the end\n",
+              openAtEnd, relay ? "measure window" : "hold", st.dropped, textMap(st.dropReasons).c_str(),
+              textMap(st.byeReasons).c_str(), st.closedCleanly);
   if (relay) {
     std::printf("  traffic: room size %d, %d-byte payload, %s, %.0fs measured after %.0fs warm-up\n",
                 o.roomSize, o.payloadBytes,
@@ -1504,7 +1505,7 @@ int run(Options& o) {
         ",\"sent_per_s\":%.1f,\"relayed_per_s\":%.1f,"
         "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
         "\"server_errors\":%s,\"bye\":%s,\"pings\":%" PRIu64 ",\"schedule_slip\":%" PRIu64
-        ",\"send_blocked\":%" PRIu64 ",\"window_stalls\":%" PRIu64
+        ",\"send_blocked\":%" PRIu64 ",\"window_stalls\":%" PRIu64 ",\"closed_cleanly\":%" PRIu64
         ",\"generator_cpu_pct\":%.1f,"
         "\"server\":{\"pid\":%d,\"cpu_s\":%.3f,\"cpu_pct\":%.1f,\"cpu_us_per_msg\":%.3f,\"rss_before_kb\":%"
         "ld,"
@@ -1517,9 +1518,9 @@ int run(Options& o) {
         double(st.connectTime.quantile(0.99)) / 1e6, st.sentMeasured, st.recvMeasured, lost, st.gapMessages,
         st.outOfOrder, st.foreign, sentPerSec, relayedPerSec, lat50, lat90, lat99, lat999, latMax, latMean,
         jsonMap(st.serverErrors).c_str(), jsonMap(st.byeReasons).c_str(), st.pings, st.scheduleSlip,
-        st.sendBlocked, st.windowStalls, genCpuPct, o.serverPid, serverCpuSec, serverCpuPct, cpuUsPerMsg,
-        serverBefore.rssKb, serverSetup.rssKb, rssHeld, serverAfter.ok ? serverAfter.hwmKb : serverM1.hwmKb,
-        rssPerConnKb, timedOut ? "true" : "false");
+        st.sendBlocked, st.windowStalls, st.closedCleanly, genCpuPct, o.serverPid, serverCpuSec, serverCpuPct,
+        cpuUsPerMsg, serverBefore.rssKb, serverSetup.rssKb, rssHeld,
+        serverAfter.ok ? serverAfter.hwmKb : serverM1.hwmKb, rssPerConnKb, timedOut ? "true" : "false");
   }
   std::fflush(stdout);
   if (timedOut) return 3;
