@@ -3,7 +3,7 @@ import {
   KaiwaError, Room, type ChatMessage, type FileFailure, type FileMeta, type FileProgress, type MediaState,
   type PeerStats, type ReceivedFile, type RemotePeer, type SentFile, type SignalingState,
 } from '../sdk/index.js';
-import { clear, formatBitrate, formatBytes, h, initials } from './dom.js';
+import { clear, formatBitrate, formatBytes, h, icon, initials, setIcon } from './dom.js';
 import { ROOM_RE, renderLanding, roomUrl, saveName, savedName } from './landing.js';
 
 declare global {
@@ -72,12 +72,15 @@ class Tile {
     this.video.muted = self; // never play our own microphone back
     this.nameEl = h('span', { class: 'tile-name', testid: 'tile-name' }, self ? `${name} (you)` : name);
     this.avatar = h('div', { class: 'avatar', 'aria-hidden': 'true' }, initials(name));
-    this.badgeMuted = h('span', { class: 'badge', testid: 'badge-muted', title: 'Microphone off' }, '🔇');
-    this.badgeVideoOff = h('span', { class: 'badge', testid: 'badge-video-off', title: 'Camera off' }, '🚫📷');
-    this.badgeScreen = h('span', { class: 'badge screen', testid: 'badge-screen', title: 'Sharing the screen' }, '🖥 screen');
+    this.badgeMuted = h('span', { class: 'badge', testid: 'badge-muted', title: 'Microphone off', role: 'img',
+      'aria-label': 'Microphone off' }, icon('mic-off'));
+    this.badgeVideoOff = h('span', { class: 'badge', testid: 'badge-video-off', title: 'Camera off', role: 'img',
+      'aria-label': 'Camera off' }, icon('camera-off'));
+    this.badgeScreen = h('span', { class: 'badge screen', testid: 'badge-screen', title: 'Sharing the screen' },
+      icon('screen'), 'Screen');
     this.stats = h('div', { class: 'quality', testid: 'tile-stats' });
     this.stats.hidden = self;
-    this.unmute = h('button', { class: 'unmute', testid: 'unmute-audio', type: 'button' }, '🔊 Tap to hear');
+    this.unmute = h('button', { class: 'unmute', testid: 'unmute-audio', type: 'button' }, icon('speaker'), 'Tap to hear');
     this.unmute.hidden = true;
     this.unmute.addEventListener('click', () => {
       this.video.muted = false;
@@ -134,7 +137,8 @@ class Tile {
   setStats(s: PeerStats): void {
     const rtt = s.rttMs === null ? '–' : `${Math.round(s.rttMs)} ms`;
     const loss = `${(s.packetLoss * 100).toFixed(s.packetLoss > 0 && s.packetLoss < 0.1 ? 1 : 0)}%`;
-    this.stats.textContent = `RTT ${rtt} · ↓${formatBitrate(s.inboundBitrate)} ↑${formatBitrate(s.outboundBitrate)} · loss ${loss}`;
+    this.stats.textContent = `${rtt} · ↓${formatBitrate(s.inboundBitrate)} ↑${formatBitrate(s.outboundBitrate)} · ${loss} loss`;
+    this.stats.title = 'Round-trip time · received / sent bitrate · packet loss';
     this.stats.dataset.rttMs = s.rttMs === null ? '' : String(Math.round(s.rttMs));
     this.stats.dataset.inboundBitrate = String(Math.round(s.inboundBitrate));
     this.stats.dataset.outboundBitrate = String(Math.round(s.outboundBitrate));
@@ -261,16 +265,16 @@ export class RoomView {
 
     // controls
     this.micButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-mic', 'aria-pressed': 'false',
-      onclick: () => this.room.setAudioMuted(!this.room.state.audioMuted) }, '🎤', h('span', {}, 'Mic'));
+      onclick: () => this.room.setAudioMuted(!this.room.state.audioMuted) }, icon('mic'), h('span', {}, 'Mic'));
     this.camButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-camera', 'aria-pressed': 'false',
-      onclick: () => this.room.setVideoOff(!this.room.state.videoOff) }, '🎥', h('span', {}, 'Camera'));
+      onclick: () => this.room.setVideoOff(!this.room.state.videoOff) }, icon('camera'), h('span', {}, 'Camera'));
     this.screenButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-screen', 'aria-pressed': 'false',
-      onclick: () => void this.toggleScreen() }, '🖥', h('span', {}, 'Share'));
+      onclick: () => void this.toggleScreen() }, icon('screen'), h('span', {}, 'Share'));
     this.screenButton.hidden = typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
     this.panelButton = h('button', { type: 'button', class: 'ctl panel-toggle', testid: 'toggle-panel',
-      'aria-pressed': 'false', onclick: () => this.togglePanel() }, '💬', h('span', {}, 'Chat & files'));
+      'aria-pressed': 'false', onclick: () => this.togglePanel() }, icon('chat'), h('span', {}, 'Chat & files'));
     const leave = h('button', { type: 'button', class: 'ctl leave', testid: 'leave', onclick: () => this.leave() },
-      '✕', h('span', {}, 'Leave'));
+      icon('leave'), h('span', {}, 'Leave'));
     const controls = h('footer', { class: 'controls', testid: 'controls' },
       this.micButton, this.camButton, this.screenButton, this.panelButton, leave);
 
@@ -361,6 +365,8 @@ export class RoomView {
     this.micButton.setAttribute('aria-pressed', String(s.audioMuted));
     this.camButton.setAttribute('aria-pressed', String(s.videoOff));
     this.screenButton.setAttribute('aria-pressed', String(s.screenSharing));
+    setIcon(this.micButton, s.audioMuted ? 'mic-off' : 'mic');
+    setIcon(this.camButton, s.videoOff ? 'camera-off' : 'camera');
     this.micButton.classList.toggle('off', s.audioMuted);
     this.camButton.classList.toggle('off', s.videoOff);
     this.screenButton.classList.toggle('on', s.screenSharing);
