@@ -38,6 +38,14 @@ test('two peers see and hear each other', { timeout: 60_000 }, async () => {
       const el = document.querySelector(`[data-testid="tile"][data-peer-id="${id}"] [data-testid="tile-stats"]`);
       return el && el.dataset.rttMs !== undefined && el.dataset.rttMs !== '' && Number(el.dataset.inboundBitrate) > 0;
     }, a.id, { timeout: WAIT });
+    // Bandwidth cap: maxBitrate lands on the video sender's encodings.
+    const caps = await a.page.evaluate(async (id) => {
+      await window.kaiwa.room.setMaxVideoBitrate(150_000);
+      const sender = window.kaiwa.room.peerConnection(id).getSenders().find((s) => s.track?.kind === 'video');
+      return sender.getParameters().encodings.map((e) => e.maxBitrate);
+    }, b.id);
+    assert.deepEqual(caps, [150_000]);
+    await waitForMediaFlow(b.page, a.id);
     assert.deepEqual(a.errors, []);
     assert.deepEqual(b.errors, []);
   } finally {

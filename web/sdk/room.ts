@@ -164,6 +164,11 @@ export class Room extends Emitter<RoomEvents> {
       sig.on('message', (m) => this.onServerMessage(m)),
       sig.on('reopen', () => void this.reattach()),
       sig.on('error', (e) => this.emit('error', e)),
+      sig.on('bye', ({ reason }) => {
+        if (reason === 'replaced') {
+          this.emit('error', new KaiwaError('replaced', 'This session was taken over by another connection.'));
+        }
+      }),
     );
     const media = this.options.media === undefined ? { audio: true, video: true } : this.options.media;
     const [mediaResult] = await Promise.all([
@@ -187,8 +192,7 @@ export class Room extends Emitter<RoomEvents> {
       screenSharing: false,
     };
     try {
-      const reply = await sig.request('join', this.joinFields(), { priority: true });
-      this.applyJoin(reply, false);
+      this.applyJoin(await this.requestJoin(), false);
     } catch (err) {
       this.teardown();
       throw err;
@@ -342,6 +346,29 @@ export class Room extends Emitter<RoomEvents> {
     return f;
   }
 
+  /** The first `join`; if the socket drops before the reply, waits for the reconnect and tries again. */
+  private async requestJoin(): Promise<ServerMessage> {
+    const sig = this.signaling;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await sig.request('join', this.joinFields(), { priority: true });
+      } catch (err) {
+        if (!(err instanceof KaiwaError) || err.code !== 'closed' || attempt >= 2 || this.left) throw err;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          off();
+          reject(new KaiwaError('connect-failed', 'Lost the connection to the server while joining.'));
+        }, 20_000);
+        const off = sig.on('reopen', () => {
+          clearTimeout(timer);
+          off();
+          resolve();
+        });
+      });
+    }
+  }
+
   private applyJoin(reply: ServerMessage, rejoined: boolean): void {
     const r = reply as unknown as JoinReply;
     this.id = String(r.peer);
@@ -358,7 +385,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** After a reconnect: resume the session, or join afresh when the grace period is over. */
   private async reattach(): Promise<void> {
-    if (this.left) return;
+    if (this.left || !this.id) return; // not joined yet: the first join retries by itself
     const sig = this.signaling;
     try {
       const reply = await sig.request('resume', { room: this.roomName, peer: this.id, resume: this.resumeToken },
