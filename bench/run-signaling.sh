@@ -72,13 +72,14 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
-start_server() {  # $1 = log name
+start_server() {  # start_server LOGNAME [extra server arguments]
+  local name="$1"; shift
   stop_server
-  "$KAIWA" serve --listen "127.0.0.1:$PORT" "${SERVER_ARGS[@]}" >"$OUT/$1.server.log" 2>&1 &
+  "$KAIWA" serve --listen "127.0.0.1:$PORT" "${SERVER_ARGS[@]}" "$@" >"$OUT/$name.server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "server exited at start; log:" >&2; tail -20 "$OUT/$1.server.log" >&2; exit 1
+      echo "server exited at start; log:" >&2; tail -20 "$OUT/$name.server.log" >&2; exit 1
     fi
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
       sleep 0.3  # let it settle before the baseline samples
@@ -187,7 +188,8 @@ idle_step() {  # idle_step LABEL N
     echo "  skipped $1: $n connections need more than the fd limit $FD_LIMIT per process (ulimit -Hn)"
     return 0
   fi
-  start_server "$1"
+  # kaiwa holds --max-rooms 10000 rooms by default; rooms of 2 need n/2.
+  start_server "$1" --max-rooms $(( n / 2 + 1000 ))
   run_loadgen "$1" idle --clients "$n" --room-size 2 --duration "$IDLE_DUR" --ramp-concurrency 512 \
     --setup-timeout 120 --source-ips 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 || true
 }
