@@ -251,7 +251,7 @@ void Room::broadcast(const EventPtr& event, const Peer* except, Outbox& out) {
   }
 }
 
-void Room::remove(const std::string& id, LeaveReason reason, Outbox& out) {
+void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   auto it = peers_.find(id);
   if (it == peers_.end()) return;
   if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);

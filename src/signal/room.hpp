@@ -81,7 +81,7 @@ class Room {
   Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
   void deliver(Peer& to, const EventPtr& event, Outbox& out);
   void broadcast(const EventPtr& event, const Peer* except, Outbox& out);
-  void remove(const std::string& id, LeaveReason reason, Outbox& out);
+  void remove(std::string id, LeaveReason reason, Outbox& out);  // by value: callers pass map keys
   std::vector<PeerInfo> othersThan(const std::string& id) const;
 
   std::string name_;

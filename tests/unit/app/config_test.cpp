@@ -1,0 +1,44 @@
+#include "app/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace kaiwa::app {
+namespace {
+
+TEST(Config, Durations) {
+  EXPECT_EQ(parseDuration("15s"), Millis(15000));
+  EXPECT_EQ(parseDuration("15"), Millis(15000));
+  EXPECT_EQ(parseDuration("250ms"), Millis(250));
+  EXPECT_EQ(parseDuration("1.5s"), Millis(1500));
+  EXPECT_EQ(parseDuration("2m"), Millis(120000));
+  EXPECT_EQ(parseDuration("1h"), Millis(3600000));
+  EXPECT_FALSE(parseDuration(""));
+  EXPECT_FALSE(parseDuration("-1s"));
+  EXPECT_FALSE(parseDuration("5 parsecs"));
+  EXPECT_FALSE(parseDuration("s"));
+}
+
+TEST(Config, ListenAddresses) {
+  EXPECT_EQ(parseListen("127.0.0.1:8080"), std::make_pair(std::string("127.0.0.1"), uint16_t{8080}));
+  EXPECT_EQ(parseListen(":443"), std::make_pair(std::string("0.0.0.0"), uint16_t{443}));
+  EXPECT_EQ(parseListen("[::1]:0"), std::make_pair(std::string("::1"), uint16_t{0}));
+  EXPECT_FALSE(parseListen("8080"));
+  EXPECT_FALSE(parseListen("host:99999"));
+  EXPECT_FALSE(parseListen("host:80x"));
+}
+
+TEST(Config, IceServers) {
+  auto s = parseIceServer("stun:stun.example.org:3478");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->url, "stun:stun.example.org:3478");
+  EXPECT_TRUE(s->username.empty());
+  auto t = parseIceServer("turn:turn.example.org:3478?transport=tcp|alice|pw|with|bars");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->username, "alice");
+  EXPECT_EQ(t->credential, "pw|with|bars");
+  EXPECT_FALSE(parseIceServer("http://example.org"));
+  EXPECT_FALSE(parseIceServer("turn:x|onlyuser"));
+}
+
+}  // namespace
+}  // namespace kaiwa::app
