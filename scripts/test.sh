@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Runs every kaiwa test: unit tests, unit tests under ASan+UBSan, fuzzers (briefly), and the browser end-to-end
+# suite. Installs what is missing and builds first. Ends with one line "N passed, N failed".
+# Environment: FUZZ_SECONDS (per fuzz target, default 20), SKIP_E2E=1, SKIP_FUZZ=1, SKIP_ASAN=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+passed=0
+failed=0
+failures=()
+log_dir=$(mktemp -d)
+
+stage() { echo; echo "==== $1 ($(date +%H:%M:%S))"; }
+count_ctest() {  # $1 = log, $2 = suite name
+  local line total bad
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$1" | tail -1)
+  if [ -z "$line" ]; then failed=$((failed + 1)); failures+=("$2: no result"); return; fi
+  total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  passed=$((passed + total - bad)); failed=$((failed + bad))
+  [ "$bad" -eq 0 ] || failures+=("$2: $bad failed")
+}
+
+stage "dependencies"
+bash scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+
+stage "build"
+bash scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+stage "unit tests"
+ctest --test-dir build -L unit --output-on-failure -j2 2>&1 | tee "$log_dir/unit.log"
+count_ctest "$log_dir/unit.log" unit
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  stage "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+  if [ ! -f build-asan/build.ninja ]; then
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKAIWA_SANITIZE=ON -DKAIWA_SERVER=OFF \
+      -DKAIWA_WEB=OFF -DKAIWA_BENCH=OFF >/dev/null
+  fi
+  if cmake --build build-asan; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build-asan --output-on-failure -j2 2>&1 | tee "$log_dir/asan.log"
+    count_ctest "$log_dir/asan.log" asan
+  else
+    failed=$((failed + 1)); failures+=("asan: build failed")
+  fi
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  stage "fuzzers (${FUZZ_SECONDS:-20} s each)"
+  if [ ! -f build-fuzz/build.ninja ]; then
+    CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAIWA_FUZZ=ON \
+      -DKAIWA_SERVER=OFF -DKAIWA_TESTS=OFF -DKAIWA_WEB=OFF -DKAIWA_BENCH=OFF >/dev/null
+  fi
+  if cmake --build build-fuzz; then
+    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" build-fuzz 2>&1 | tee "$log_dir/fuzz.log"
+    line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$log_dir/fuzz.log" | tail -1)
+    if [ -n "$line" ]; then
+      p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line"); f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+      passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("fuzz: $f failed")
+    else
+      failed=$((failed + 1)); failures+=("fuzz: no result")
+    fi
+  else
+    failed=$((failed + 1)); failures+=("fuzz: build failed")
+  fi
+fi
+
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+  stage "end-to-end in headless Chromium"
+  KAIWA_BIN="$root/build/kaiwa" npm run --silent test:e2e -- --test-reporter=tap 2>&1 | tee "$log_dir/e2e.log"
+  p=$(grep -E "^# pass [0-9]+" "$log_dir/e2e.log" | tail -1 | awk '{print $3}')
+  f=$(grep -E "^# fail [0-9]+" "$log_dir/e2e.log" | tail -1 | awk '{print $3}')
+  if [ -n "$p" ] && [ -n "$f" ]; then
+    passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("e2e: $f failed")
+  else
+    failed=$((failed + 1)); failures+=("e2e: no result")
+  fi
+fi
+
+echo
+echo "==== summary"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+rm -rf "$log_dir"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
