@@ -30,6 +30,8 @@ test('two peers see and hear each other', { timeout: 60_000 }, async () => {
     assert.equal(await tile(a.page, b.id).getByTestId('tile-name').textContent(), 'Bob');
     assert.equal(await tile(b.page, a.id).getByTestId('tile-name').textContent(), 'Alice');
     assert.equal(await a.page.getByTestId('tile').count(), 2);
+    assert.equal(await tile(a.page, b.id).getAttribute('data-connection'), 'connected');
+    assert.equal(await a.page.evaluate((id) => window.kaiwa.room.peers.get(id).connectionState, b.id), 'connected');
     // The fake camera is 320x240 (or what the constraints made of it) — in any case a real picture.
     const size = await b.page.$eval(`[data-testid="tile"][data-peer-id="${a.id}"] video`, (v) => [v.videoWidth, v.videoHeight]);
     assert.ok(size[0] > 0 && size[1] > 0, `remote video size ${size}`);

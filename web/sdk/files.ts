@@ -32,7 +32,7 @@ export interface FileProgress extends FileMeta {
 export interface ReceivedFile extends FileMeta {
   peer: string;
   blob: Blob;
-  /** An object URL for the blob; revoked when the room is left. */
+  /** An object URL for the content (served as application/octet-stream); revoked when the room is left. */
   url: string;
   /** True when the SHA-256 of what arrived equals the sender's. */
   verified: boolean;
@@ -316,7 +316,9 @@ export class FileChannel extends Emitter<FileChannelEvents> {
     inc.chunks = [];
     const receivedSha256 = await sha256Hex(await blob.arrayBuffer());
     const verified = receivedSha256 !== '' && receivedSha256 === meta.sha256;
-    const url = URL.createObjectURL(blob);
+    // The URL serves the bytes as an opaque download: a blob: URL has our origin, so a peer's HTML or SVG must
+    // never render from it if someone opens the link in a tab.
+    const url = URL.createObjectURL(new Blob([blob], { type: 'application/octet-stream' }));
     this.urls.push(url);
     this.sendControl({ k: 'file-done', id, ok: verified, sha256: receivedSha256 });
     this.emit('file-received', { ...meta, peer: this.peer, blob, url, verified, receivedSha256 });
