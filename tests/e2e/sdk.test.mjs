@@ -211,3 +211,29 @@ test('works on a phone-sized screen', { timeout: 60_000 }, async () => {
     await phone.close();
   }
 });
+
+test('a refused join (room full) is shown and releases the camera', { timeout: 60_000 }, async () => {
+  const small = await startServer({ extraArgs: ['--peers-per-room', '1'] });
+  const room = uniqueRoom('full');
+  const first = await openPeer(browser, small, room, 'First');
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  try {
+    await page.goto(`${small.url}/room/${room}?name=Second`);
+    const screen = page.getByTestId('join-error');
+    await screen.waitFor({ timeout: WAIT });
+    assert.equal(await screen.getAttribute('data-code'), 'room-full');
+    assert.match(await screen.textContent(), /full/i);
+    const after = await page.evaluate(() => ({
+      tracks: window.kaiwa.room.localStream?.getTracks().map((t) => t.readyState) ?? [],
+      info: window.kaiwa.room.debugInfo(),
+    }));
+    assert.ok(after.tracks.every((s) => s === 'ended'), `tracks ${after.tracks}`);
+    assert.equal(after.info.left, true);
+    assert.equal(await first.page.getByTestId('tile').count(), 1, 'the first peer saw nobody join');
+  } finally {
+    await ctx.close();
+    await first.close();
+    await small.stop();
+  }
+});

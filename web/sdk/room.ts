@@ -171,16 +171,22 @@ export class Room extends Emitter<RoomEvents> {
       }),
     );
     const media = this.options.media === undefined ? { audio: true, video: true } : this.options.media;
-    const [mediaResult] = await Promise.all([
+    // Media, ICE servers and the socket in parallel; if the socket fails, release any camera we got meanwhile.
+    const [mediaSettled, , helloSettled] = await Promise.allSettled([
       this.options.localStream
         ? Promise.resolve({ stream: this.options.localStream, error: null })
         : getLocalMedia(media === false ? { audio: false, video: false } : media),
       this.options.iceServers ? Promise.resolve(this.iceServers = this.options.iceServers) : this.refreshIceServers(),
       sig.connect(),
-    ]).catch((err: unknown) => {
+    ]);
+    if (helloSettled.status === 'rejected' || mediaSettled.status === 'rejected' || this.left) {
+      if (mediaSettled.status === 'fulfilled') for (const t of mediaSettled.value.stream?.getTracks() ?? []) t.stop();
       this.teardown();
+      const err: unknown = helloSettled.status === 'rejected' ? helloSettled.reason
+        : mediaSettled.status === 'rejected' ? mediaSettled.reason : new KaiwaError('closed', 'Left before joining.');
       throw err instanceof KaiwaError ? err : new KaiwaError('connect-failed', String(err), err);
-    });
+    }
+    const mediaResult = mediaSettled.value;
     this.localStream = mediaResult.stream;
     if (mediaResult.error) {
       this.mediaError = mediaResult.error;
