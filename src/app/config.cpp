@@ -77,6 +77,19 @@ CLI::Validator durationCheck() {
       "DURATION");
 }
 
+// The config file holds `serve`'s flags at its top level (listen = "..."); CLI11 reads config files for the root
+// app, so file keys without a [section] are placed under `serve`.
+class ServeConfigFile : public CLI::ConfigTOML {
+ public:
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    auto items = CLI::ConfigTOML::from_config(input);
+    for (auto& item : items) {
+      if (item.parents.empty()) item.parents.emplace_back("serve");
+    }
+    return items;
+  }
+};
+
 }  // namespace
 
 int runCli(int argc, char** argv) {
@@ -90,8 +103,11 @@ int runCli(int argc, char** argv) {
   std::vector<std::string> iceServers;
   std::string authSecret;
 
+  app.config_formatter(std::make_shared<ServeConfigFile>());
+  app.set_config("--config", "", "TOML config file for `serve`; its keys are the long flag names (listen = \"0.0.0.0:8080\")")
+      ->envname("KAIWA_CONFIG");
   CLI::App* serve = app.add_subcommand("serve", "Run the server (HTTP, WebSocket signaling, web app)");
-  serve->set_config("--config", "", "TOML config file; its keys are the long flag names (listen = \"0.0.0.0:8080\")");
+  serve->fallthrough();  // `kaiwa serve --config FILE` reaches the root's --config
   serve->add_option("--listen", listen, "HTTP(S) address ADDR:PORT; [::]:PORT for IPv6, :PORT for all IPv4")
       ->envname("KAIWA_LISTEN")
       ->capture_default_str();
