@@ -10,7 +10,9 @@
 # whole step by this script). Memory: VmRSS/VmHWM from /proc/PID/status.
 #
 # usage: bench/run-signaling.sh [--big] [--quick] [--kaiwa PATH] [--loadgen PATH] [--port N] [--out DIR]
-#                               [--threads T] [--server-arg ARG]...   (env KAIWA_ARGS adds server arguments too)
+#                               [--threads T] [--nice N] [--server-arg ARG]...
+# (env KAIWA_ARGS adds server arguments too; --nice -10 runs server and generator ahead of other work on a shared
+# machine)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -21,6 +23,7 @@ PORT=18080
 BIG=0
 QUICK=0
 THREADS=1
+NICE=0
 OUT=""
 SERVER_ARGS=()
 # shellcheck disable=SC2206
@@ -35,8 +38,9 @@ while [[ $# -gt 0 ]]; do
     --port) PORT="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --threads) THREADS="$2"; shift ;;
+    --nice) NICE="$2"; shift ;;
     --server-arg) SERVER_ARGS+=("$2"); shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -57,7 +61,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FD_LIMIT="$(ulimit -n)"
 echo "# kaiwa signaling benchmark: $(nproc) cores, fd limit $FD_LIMIT, results in $OUT"
 echo "# server: $KAIWA serve --listen 127.0.0.1:$PORT ${SERVER_ARGS[*]:-}"
-echo "# loadgen: $LOADGEN (threads $THREADS)"
+echo "# loadgen: $LOADGEN (threads $THREADS); nice $NICE"
 
 SERVER_PID=""
 stop_server() {
@@ -75,7 +79,7 @@ trap 'exit 130' INT TERM
 start_server() {  # start_server LOGNAME [extra server arguments]
   local name="$1"; shift
   stop_server
-  "$KAIWA" serve --listen "127.0.0.1:$PORT" "${SERVER_ARGS[@]}" "$@" >"$OUT/$name.server.log" 2>&1 &
+  nice -n "$NICE" "$KAIWA" serve --listen "127.0.0.1:$PORT" "${SERVER_ARGS[@]}" "$@" >"$OUT/$name.server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -115,7 +119,7 @@ run_loadgen() {
   t0="$(cpu_ticks)"
   limit=300
   set +e
-  timeout -k 5 "$limit" "$LOADGEN" "$@" --url "ws://127.0.0.1:$PORT/ws" --server-pid "$SERVER_PID" \
+  timeout -k 5 "$limit" nice -n "$NICE" "$LOADGEN" "$@" --url "ws://127.0.0.1:$PORT/ws" --server-pid "$SERVER_PID" \
     --threads "$THREADS" --json --quiet >"$OUT/$label.out" 2>"$OUT/$label.err"
   local rc=$?
   set -e
