@@ -77,12 +77,21 @@ CLI::Validator durationCheck() {
       "DURATION");
 }
 
+// The environment variable of flag `--some-name`: KAIWA_SOME_NAME.
+std::string envNameOf(std::string_view flag) {
+  std::string env = "KAIWA_";
+  for (char ch : flag) env.push_back(ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  return env;
+}
+
 // The config file holds `serve`'s flags at its top level (listen = "..."); CLI11 reads config files for the root
-// app, so file keys without a [section] are placed under `serve`.
+// app, so file keys without a [section] are placed under `serve`. CLI11 lets a file win over the environment; kaiwa's
+// order is flags > environment > file, so a key whose KAIWA_* variable is set is left out.
 class ServeConfigFile : public CLI::ConfigTOML {
  public:
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     auto items = CLI::ConfigTOML::from_config(input);
+    std::erase_if(items, [](const CLI::ConfigItem& item) { return std::getenv(envNameOf(item.name).c_str()); });
     for (auto& item : items) {
       if (item.parents.empty()) item.parents.emplace_back("serve");
     }
@@ -146,7 +155,7 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_SHUTDOWN_TIMEOUT")->capture_default_str()->check(durationCheck());
   serve->add_option("--ice-server", iceServers,
                     "An entry of /api/ice-servers: URL or URL|username|credential (repeatable)")
-      ->envname("KAIWA_ICE_SERVERS")->delimiter(',');
+      ->envname("KAIWA_ICE_SERVER")->delimiter(',');
   serve->add_option("--log-level", c.logLevel, "trace, debug, info, warn, error, off")
       ->envname("KAIWA_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
