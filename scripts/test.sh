@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every kaiwa test: unit tests, unit tests under ASan+UBSan, fuzzers (briefly), and the browser end-to-end
-# suite. Installs what is missing and builds first. Ends with one line "N passed, N failed".
+# Runs every kaiwa test: unit tests, unit tests under ASan+UBSan, fuzzers (briefly), the server's integration tests
+# over loopback, and the browser end-to-end suite. Installs what is missing and builds first. Ends with one line "N passed, N failed".
 # Environment: FUZZ_SECONDS (per fuzz target, default 20), SKIP_E2E=1, SKIP_FUZZ=1, SKIP_ASAN=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,16 +66,25 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   fi
 fi
 
+node_suite() {  # $1 = name, rest = node --test arguments
+  local name=$1; shift
+  KAIWA_BIN="$root/build/kaiwa" node --test --test-concurrency=1 --test-reporter=tap "$@" 2>&1 | tee "$log_dir/$name.log"
+  local p f
+  p=$(grep -E "^# pass [0-9]+" "$log_dir/$name.log" | tail -1 | awk '{print $3}')
+  f=$(grep -E "^# fail [0-9]+" "$log_dir/$name.log" | tail -1 | awk '{print $3}')
+  if [ -n "$p" ] && [ -n "$f" ]; then
+    passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("$name: $f failed")
+  else
+    failed=$((failed + 1)); failures+=("$name: no result")
+  fi
+}
+
+stage "integration: the server over loopback (protocol, limits, auth, resume, shutdown, HTTP)"
+node_suite integration --experimental-websocket tests/integration/
+
 if [ "${SKIP_E2E:-0}" != 1 ]; then
   stage "end-to-end in headless Chromium"
-  KAIWA_BIN="$root/build/kaiwa" npm run --silent test:e2e -- --test-reporter=tap 2>&1 | tee "$log_dir/e2e.log"
-  p=$(grep -E "^# pass [0-9]+" "$log_dir/e2e.log" | tail -1 | awk '{print $3}')
-  f=$(grep -E "^# fail [0-9]+" "$log_dir/e2e.log" | tail -1 | awk '{print $3}')
-  if [ -n "$p" ] && [ -n "$f" ]; then
-    passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("e2e: $f failed")
-  else
-    failed=$((failed + 1)); failures+=("e2e: no result")
-  fi
+  node_suite e2e tests/e2e/
 fi
 
 echo

@@ -1,0 +1,165 @@
+// A small native-protocol client for the integration tests (Node's WebSocket, --experimental-websocket on Node 20).
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+export const WAIT = 10_000;
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class Client {
+  static async open(server, path = '/ws') {
+    const c = new Client(new WebSocket(server.url.replace('http', 'ws') + path));
+    await c.waitFor((m) => m.type === 'hello');
+    return c;
+  }
+
+  constructor(ws) {
+    this.ws = ws;
+    this.messages = [];
+    this.closed = null;
+    this.waiters = new Set();
+    this.nextId = 1;
+    ws.onmessage = (e) => {
+      this.messages.push(JSON.parse(e.data));
+      this.wake();
+    };
+    ws.onclose = (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    };
+  }
+
+  wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  send(obj) {
+    this.ws.send(JSON.stringify({ v: 1, ...obj }));
+  }
+
+  sendRaw(text) {
+    this.ws.send(text);
+  }
+
+  /** Sends a request with a fresh id and resolves with its `ok` or `error` reply. */
+  async request(obj) {
+    const id = this.nextId++;
+    this.send({ ...obj, id });
+    return this.waitFor((m) => m.re === id);
+  }
+
+  async join(room, name, extra = {}) {
+    const reply = await this.request({ type: 'join', room, name, ...extra });
+    if (reply.type === 'ok') {
+      this.peer = reply.peer;
+      this.resumeToken = reply.resume;
+      this.room = room;
+    }
+    return reply;
+  }
+
+  /** Resolves with the first message (seen so far or later) matching `pred`; rejects after `ms`. */
+  waitFor(pred, ms = WAIT) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this.messages.find(pred);
+        if (m) {
+          done();
+          resolve(m);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timeout waiting; got ${JSON.stringify(this.messages.slice(-5))}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  waitClosed(ms = WAIT) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.closed) {
+          done();
+          resolve(this.closed);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error('timeout waiting for close'));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  close() {
+    this.ws.close();
+  }
+}
+
+/**
+ * A WebSocket that completes the handshake and joins a room but then never reads from its socket, so the server's
+ * writes to it pile up. Raw TCP: Node's WebSocket always reads.
+ */
+export async function openStalledPeer(server, room, name) {
+  const { port } = new URL(server.url);
+  const sock = connect(port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  const key = randomBytes(16).toString('base64');
+  sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  let buffered = '';
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no upgrade')), WAIT);
+    sock.on('data', function onData(d) {
+      buffered += d.toString('latin1');
+      if (buffered.includes('"type":"hello"')) {
+        clearTimeout(t);
+        sock.off('data', onData);
+        resolve();
+      }
+    });
+  });
+  // One masked text frame: join.
+  const payload = Buffer.from(JSON.stringify({ v: 1, type: 'join', id: 1, room, name }));
+  const mask = randomBytes(4);
+  const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
+    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+  sock.write(Buffer.concat([header, mask, masked]));
+  await sleep(200);
+  sock.pause(); // stop reading: the kernel buffers fill, then kaiwa's queue grows
+  return sock;
+}
+
+export async function metric(server, name) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+/** Sends `request` as raw bytes on a fresh connection; resolves with what came back until the server closed. */
+export function rawHttp(server, request) {
+  const { port } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let data = '';
+    const t = setTimeout(() => {
+      sock.destroy();
+      resolve(data);
+    }, 2000);
+    sock.on('connect', () => sock.write(request));
+    sock.on('data', (d) => { data += d.toString('latin1'); });
+    sock.on('error', (e) => { clearTimeout(t); reject(e); });
+    sock.on('close', () => { clearTimeout(t); resolve(data); });
+  });
+}

@@ -1,0 +1,247 @@
+// kaiwa's native signaling and HTTP surface, end to end over loopback, with the real server binary:
+// limits, access control, reconnect, slow consumers, shutdown, metrics, static files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
+import { Client, WAIT, metric, openStalledPeer, rawHttp, sleep } from './client.mjs';
+
+const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
+
+async function withServer(args, fn) {
+  const server = await startServer({ extraArgs: args });
+  try {
+    await fn(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+test('join, relay, state, chat and leave between two peers', async () => {
+  await withServer([], async (server) => {
+    const room = uniqueRoom();
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    assert.equal((await a.join(room, 'Alice')).type, 'ok');
+    const jb = await b.join(room, 'Bob', { state: { videoOff: true } });
+    assert.deepEqual(jb.peers.map((p) => p.name), ['Alice']);
+    const seen = await a.waitFor((m) => m.type === 'peer-joined');
+    assert.equal(seen.peer.id, b.peer);
+    assert.equal(seen.peer.state.videoOff, true);
+
+    b.send({ type: 'signal', to: a.peer, data: { description: { type: 'offer', sdp: 'v=0\r\n' } } });
+    const sig = await a.waitFor((m) => m.type === 'signal');
+    assert.equal(sig.from, b.peer);
+    assert.equal(sig.data.description.sdp, 'v=0\r\n');
+
+    a.send({ type: 'state', state: { audioMuted: true } });
+    const st = await b.waitFor((m) => m.type === 'peer-state');
+    assert.deepEqual(st.state, { audioMuted: true, videoOff: false, screenSharing: false });
+
+    assert.equal((await b.request({ type: 'chat', text: 'こんにちは' })).type, 'ok');
+    for (const c of [a, b]) assert.equal((await c.waitFor((m) => m.type === 'chat')).text, 'こんにちは');
+
+    const unknown = await a.request({ type: 'signal', to: 'nobody', data: {} });
+    assert.equal(unknown.code, 'unknown-peer');
+
+    assert.equal((await b.request({ type: 'leave' })).type, 'ok');
+    assert.equal((await a.waitFor((m) => m.type === 'peer-left')).reason, 'left');
+    assert.equal((await b.request({ type: 'chat', text: 'x' })).code, 'not-joined');
+    a.close();
+    b.close();
+  });
+});
+
+test('malformed, oversized and binary messages get errors and the connection goes on', async () => {
+  await withServer(['--max-message-bytes', '1024'], async (server) => {
+    const a = await Client.open(server);
+    a.sendRaw('not json');
+    assert.equal((await a.waitFor((m) => m.type === 'error')).code, 'bad-message');
+    a.sendRaw('x'.repeat(2000));
+    assert.equal((await a.waitFor((m) => m.code === 'too-large')).type, 'error');
+    a.ws.send(new Uint8Array([1, 2, 3]));
+    await a.waitFor((m) => m.message?.includes('binary'));
+    assert.equal((await a.request({ type: 'dance' })).code, 'bad-message');
+    assert.equal((await a.request({ type: 'join', room: 'bad room', name: 'x' })).code, 'bad-message');
+    assert.equal((await a.join(uniqueRoom(), 'Still here')).type, 'ok');
+    assert.ok((await metric(server, 'kaiwa_dropped_total{reason="malformed"}')) >= 2);
+    assert.ok((await metric(server, 'kaiwa_dropped_total{reason="too_large"}')) >= 1);
+    // Far over the limit (4x, at least 1 MiB): the frame is not even read; the connection is closed with 1009.
+    a.sendRaw('y'.repeat(1100 * 1024));
+    assert.equal((await a.waitClosed()).code, 1009);
+  });
+});
+
+test('rate limit: a flood is dropped with one error, others are unaffected', async () => {
+  await withServer(['--rate', '5', '--burst', '5'], async (server) => {
+    const room = uniqueRoom();
+    const flooder = await Client.open(server);
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    await flooder.join(room, 'Flood');
+    await a.join(room, 'A');
+    await b.join(room, 'B');
+    for (let i = 0; i < 100; i++) flooder.send({ type: 'message', data: i });
+    await flooder.waitFor((m) => m.code === 'rate-limited');
+    await sleep(300);
+    const errors = flooder.messages.filter((m) => m.code === 'rate-limited').length;
+    assert.equal(errors, 1, 'one error per second at most');
+    const relayed = b.messages.filter((m) => m.type === 'message' && m.from === flooder.peer).length;
+    assert.ok(relayed <= 6, `only the burst passes, got ${relayed}`);
+    a.send({ type: 'message', to: b.peer, data: 'fine' });
+    assert.equal((await b.waitFor((m) => m.type === 'message' && m.from === a.peer)).data, 'fine');
+    assert.ok((await metric(server, 'kaiwa_dropped_total{reason="rate_limited"}')) >= 90);
+  });
+});
+
+test('room-full and too-many-rooms', async () => {
+  await withServer(['--peers-per-room', '2', '--max-rooms', '1'], async (server) => {
+    const room = uniqueRoom();
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => Client.open(server)));
+    assert.equal((await a.join(room, 'A')).type, 'ok');
+    assert.equal((await b.join(room, 'B')).type, 'ok');
+    assert.equal((await c.join(room, 'C')).code, 'room-full');
+    assert.equal((await c.join(uniqueRoom(), 'C')).code, 'too-many-rooms');
+    // Once the room empties it is gone, and another may be made.
+    await a.request({ type: 'leave' });
+    await b.request({ type: 'leave' });
+    assert.equal((await c.join(uniqueRoom(), 'C')).type, 'ok');
+    assert.equal(await metric(server, 'kaiwa_rooms'), 1);
+  });
+});
+
+test('access control with --auth-secret and kaiwa token', async () => {
+  const secret = 'integration-secret';
+  await withServer(['--auth-secret', secret], async (server) => {
+    const room = uniqueRoom();
+    const token = (r, u, ttl = '1h') => execFileSync(BIN, ['token', '--secret', secret, '--room', r, '--user', u,
+      '--ttl', ttl]).toString().trim();
+    const c = await Client.open(server);
+    assert.equal((await c.join(room, 'A')).code, 'unauthorized');
+    assert.equal((await c.join(room, 'A', { token: 'garbage' })).code, 'unauthorized');
+    assert.equal((await c.join(room, 'A', { token: token('other-room', 'alice') })).code, 'unauthorized');
+    const wrongSecret = execFileSync(BIN, ['token', '--secret', 'nope', '--room', room, '--user', 'x']).toString().trim();
+    const refused = await c.join(room, 'A', { token: wrongSecret });
+    assert.equal(refused.code, 'unauthorized');
+    assert.match(refused.message, /signature/);
+    // The name may come from the token.
+    const ok = await c.request({ type: 'join', room, token: token(room, 'alice') });
+    assert.equal(ok.type, 'ok');
+    const d = await Client.open(server);
+    await d.join(room, 'Dee', { token: token('*', 'dee') });
+    assert.equal((await d.waitFor((m) => m.type === 'ok')).peers[0].name, 'alice');
+  });
+});
+
+test('resume within the grace period keeps the id and the queued messages; after it the room sees peer-left', async () => {
+  await withServer(['--resume-grace', '1500ms'], async (server) => {
+    const room = uniqueRoom();
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    await a.join(room, 'A');
+    await b.join(room, 'B');
+    b.ws.close(); // dropped without leave
+    await b.waitClosed();
+    await sleep(100);
+    a.send({ type: 'signal', to: b.peer, data: 'while-away' });
+    const b2 = await Client.open(server);
+    const r = await b2.request({ type: 'resume', room, peer: b.peer, resume: b.resumeToken });
+    assert.equal(r.type, 'ok');
+    assert.equal(r.peer, b.peer);
+    assert.equal(r.resumed, true);
+    assert.equal((await b2.waitFor((m) => m.type === 'signal')).data, 'while-away');
+    await sleep(2000);
+    assert.ok(!a.messages.some((m) => m.type === 'peer-left'), 'a resumed peer is not reported as gone');
+    // A resume with a wrong token fails; a real drop past the grace period is reported.
+    const c = await Client.open(server);
+    assert.equal((await c.request({ type: 'resume', room, peer: b.peer, resume: 'wrong' })).code, 'resume-failed');
+    b2.ws.close();
+    const left = await a.waitFor((m) => m.type === 'peer-left');
+    assert.equal(left.peer, b.peer);
+    assert.equal(left.reason, 'disconnected');
+  });
+});
+
+test('a slow consumer is disconnected and nobody else suffers', async () => {
+  await withServer(['--max-queued-bytes', '262144', '--rate', '0', '--resume-grace', '0'], async (server) => {
+    const room = uniqueRoom();
+    const a = await Client.open(server);
+    await a.join(room, 'Sender');
+    const c = await Client.open(server);
+    await c.join(room, 'Reader');
+    const stalled = await openStalledPeer(server, room, 'Stalled');
+    const big = 'z'.repeat(8 * 1024);
+    const deadline = Date.now() + WAIT;
+    let sent = 0;
+    while (Date.now() < deadline && (await metric(server, 'kaiwa_dropped_total{reason="slow_consumer"}')) < 1) {
+      for (let i = 0; i < 20; i++, sent++) a.send({ type: 'message', data: big });
+      await sleep(20);
+    }
+    assert.equal(await metric(server, 'kaiwa_dropped_total{reason="slow_consumer"}'), 1);
+    const left = await a.waitFor((m) => m.type === 'peer-left');
+    assert.equal(left.reason, 'disconnected');
+    // The reader that keeps up got everything.
+    await c.waitFor(() => c.messages.filter((m) => m.type === 'message').length === sent);
+    stalled.destroy();
+  });
+});
+
+test('SIGTERM: every client gets bye and the server exits cleanly', async () => {
+  const server = await startServer({ extraArgs: ['--shutdown-timeout', '3s'] });
+  const a = await Client.open(server);
+  const b = await Client.open(server);
+  await a.join(uniqueRoom(), 'A');
+  const exited = new Promise((r) => server.proc.on('exit', (code, signal) => r({ code, signal })));
+  server.proc.kill('SIGTERM');
+  for (const c of [a, b]) {
+    assert.equal((await c.waitFor((m) => m.type === 'bye')).reason, 'shutdown');
+    assert.equal((await c.waitClosed()).code, 1001);
+  }
+  assert.deepEqual(await exited, { code: 0, signal: null });
+  assert.match(server.logs(), /stopped/);
+});
+
+test('HTTP: app routes, static files, metrics, ice servers, traversal and methods', async () => {
+  await withServer(['--ice-server', 'stun:stun.example.org:3478', '--ice-server', 'turn:t.example.org:3478|u|p'],
+    async (server) => {
+      const get = (p, init) => fetch(server.url + p, init);
+      for (const p of ['/', '/room/demo', '/room/demo?name=Alice']) {
+        const r = await get(p);
+        assert.equal(r.status, 200, p);
+        assert.match(r.headers.get('content-type'), /text\/html/);
+        assert.match(await r.text(), /<html/i);
+      }
+      assert.equal((await get('/room/bad%20name')).status, 404);
+      const js = await get('/sdk/kaiwa.js');
+      assert.equal(js.status, 200);
+      assert.match(js.headers.get('content-type'), /javascript/);
+      const etag = js.headers.get('etag');
+      assert.ok(etag);
+      assert.equal((await get('/sdk/kaiwa.js', { headers: { 'If-None-Match': etag } })).status, 304);
+      for (const p of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/assets/..%2f..%2f..%2fetc%2fpasswd']) {
+        assert.equal((await get(p)).status, 404, p);
+      }
+      assert.equal((await get('/healthz', { method: 'POST' })).status, 405);
+      const head = await get('/healthz', { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      const ice = await (await get('/api/ice-servers')).json();
+      assert.deepEqual(ice.iceServers, [
+        { urls: ['stun:stun.example.org:3478'] },
+        { urls: ['turn:t.example.org:3478'], username: 'u', credential: 'p' },
+      ]);
+      const metrics = await (await get('/metrics')).text();
+      for (const name of ['kaiwa_connections', 'kaiwa_rooms', 'kaiwa_peers', 'kaiwa_messages_in_total',
+        'kaiwa_messages_out_total', 'kaiwa_dropped_total', 'kaiwa_errors_total']) {
+        assert.match(metrics, new RegExp(`^${name}`, 'm'), name);
+      }
+      const ws404 = await rawHttp(server, 'GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n' +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      assert.match(ws404, /^HTTP\/1.1 404/);
+      assert.match(await rawHttp(server, 'GARBAGE\r\n\r\n'), /^HTTP\/1.1 400/);
+      // A request with an oversized header is refused, and the server still serves.
+      const huge = await get('/healthz', { headers: { 'X-Big': 'a'.repeat(20000) } }).catch((e) => e);
+      assert.ok(huge instanceof Error || huge.status === 431);
+      assert.equal((await get('/healthz')).status, 200);
+    });
+});
