@@ -49,7 +49,13 @@ export function renderRoom(root: HTMLElement, roomName: string, name: string | n
 }
 
 function startRoom(root: HTMLElement, roomName: string, name: string): void {
-  const view = new RoomView(root, roomName, name);
+  let view: RoomView;
+  try {
+    view = new RoomView(root, roomName, name);
+  } catch (err) {
+    renderLanding(root, err instanceof Error ? err.message : String(err));
+    return;
+  }
   void view.start();
 }
 

@@ -19,7 +19,9 @@ export interface JoinOptions {
   /** Signaling URL; default `ws(s)://<this origin>/ws`. */
   url?: string;
   room: string;
-  name: string;
+  /** Display name, 1–64 characters (control characters become spaces). May be left out with a `token`, whose
+   * `sub` then names us. */
+  name?: string;
   /** Access token (JWT) when the server runs with `--auth-secret`. */
   token?: string;
   /** Devices to capture; `false` joins without camera and microphone. Default: both. */
@@ -125,8 +127,11 @@ export class Room extends Emitter<RoomEvents> {
     if (!ROOM_RE.test(options.room)) {
       throw new KaiwaError('bad-message', 'A room name is 1–64 characters of A–Z, a–z, 0–9, "_", "." and "-".');
     }
-    const name = options.name.trim();
-    if (name.length < 1 || name.length > 64) throw new KaiwaError('bad-message', 'A display name is 1–64 characters.');
+    // eslint-disable-next-line no-control-regex
+    const name = (options.name ?? '').replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
+    if ((name.length < 1 && !options.token) || [...name].length > 64) {
+      throw new KaiwaError('bad-message', 'A display name is 1–64 characters.');
+    }
     this.options = options;
     this.roomName = options.room;
     this.name = name;
@@ -347,7 +352,8 @@ export class Room extends Emitter<RoomEvents> {
   // ----- internals ----------------------------------------------------------------------------
 
   private joinFields(): Record<string, unknown> {
-    const f: Record<string, unknown> = { room: this.roomName, name: this.name, state: this.state };
+    const f: Record<string, unknown> = { room: this.roomName, state: this.state };
+    if (this.name) f.name = this.name;
     if (this.options.token) f.token = this.options.token;
     return f;
   }
