@@ -79,6 +79,12 @@ trap 'exit 130' INT TERM
 start_server() {  # start_server LOGNAME [extra server arguments]
   local name="$1"; shift
   stop_server
+  # kaiwa listens with SO_REUSEPORT, so a second server on a busy port starts silently and the kernel splits the
+  # clients between the two (pairs then fail with unknown-peer): refuse a port that is already taken.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "port $PORT is already in use (another server?): pick a free one with --port" >&2
+    exit 1
+  fi
   nice -n "$NICE" "$KAIWA" serve --listen "127.0.0.1:$PORT" "${SERVER_ARGS[@]}" "$@" >"$OUT/$name.server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
