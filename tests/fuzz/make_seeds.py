@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in tests/fuzz/corpus/<target>/ (docs/fuzzing.md). Deterministic: re-running it rewrites
+the same files. Regression inputs for fixed bugs live next to the seeds as regress-*; this script leaves them alone."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def j(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- fuzz_native_codec: one client frame per file
+OFFER = {"description": {"type": "offer", "sdp": "v=0\r\no=- 46117 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}}
+CANDIDATE = {"candidate": {"candidate": "candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host",
+                           "sdpMid": "0", "sdpMLineIndex": 0}}
+codec = {
+    "join": {"v": 1, "type": "join", "id": 1, "room": "demo", "name": "Alice"},
+    "join_state_token": {"v": 1, "type": "join", "id": 2, "room": "team.room-1_x", "name": "Zoë 🎧",
+                         "token": "e30.e30.AA", "state": {"audioMuted": True, "videoOff": False,
+                                                          "screenSharing": False}},
+    "resume": {"v": 1, "type": "resume", "id": 3, "room": "demo", "peer": "p7KxQ2mZ", "resume": "k1cAbCdEfGhIjKlMnOpQrStU"},
+    "leave": {"v": 1, "type": "leave", "id": 4},
+    "signal_offer": {"v": 1, "type": "signal", "id": 5, "to": "pA9xYz", "data": OFFER},
+    "signal_candidate": {"v": 1, "type": "signal", "to": "pA9xYz", "data": CANDIDATE},
+    "message_to": {"v": 1, "type": "message", "to": "pA9xYz", "data": {"kind": "file-offer", "size": 1048576,
+                                                                       "name": "a \"b\"\\c.txt"}},
+    "message_broadcast": {"v": 1, "type": "message", "data": [1, -2.5e-3, True, None, "x", {"nested": [[]]}]},
+    "chat": {"v": 1, "type": "chat", "id": 6, "text": "hello\nworld \u2603 \"quoted\" \\ \t"},
+    "state": {"v": 1, "type": "state", "id": 7, "state": {"videoOff": True}},
+    "ping": {"v": 1, "type": "ping"},
+    "bad_version": {"v": 2, "type": "ping", "id": 8},
+    "unknown_type": {"v": 1, "type": "dance", "id": 9},
+    "bad_room": {"v": 1, "type": "join", "room": "../etc", "name": "x"},
+}
+for name, obj in codec.items():
+    write("fuzz_native_codec", name, j(obj))
+write("fuzz_native_codec", "not_json", '{"v":1,"type":"ping"')
+write("fuzz_native_codec", "escapes", r'{"v":1,"type":"chat","text":"\ud83d\ude00 \u0000 \u001f \/","id":9223372036854775807}')
+write("fuzz_native_codec", "big_id", '{"v":1,"type":"ping","id":18446744073709551615}')
+
+# ---------------------------------------------------------------- fuzz_native_session: config byte + script lines
+# config: bit0 auth, bits1-2 grace (0: 0 ms, 1: 1 ms, 2: 60 s), bit3 rate limit, bit4 small limits,
+# bits5-7 sessions-2.  Line control byte: '0'.. text+drain, '@'.. text without drain, 'P'.. binary,
+# '`'.. reconnect, 'p'.. slow consumer, 0x80+ hub shutdown. $P<k>/$R<k>: peer id / resume token of slot k; $T token.
+
+
+def cfg(auth=False, grace=0, rate=False, small=False, sessions=2):
+    return bytes([(1 if auth else 0) | (grace << 1) | (8 if rate else 0) | (16 if small else 0) |
+                  ((sessions - 2) << 5)])
+
+
+def script(config, *lines):
+    out = bytearray(config)
+    for line in lines:
+        out += b"\n" + (line.encode() if isinstance(line, str) else line)
+    return bytes(out)
+
+
+def msg(slot, obj, ctl="0"):
+    return chr(ord(ctl) + slot) + j(obj)
+
+
+SIG = lambda to, data, i=None: dict({"v": 1, "type": "signal", "to": to, "data": data}, **({"id": i} if i else {}))
+session = {
+    "relay": script(cfg(), msg(0, SIG("$P1", OFFER, 2)), msg(1, SIG("$P0", {"description": {"type": "answer",
+                    "sdp": "v=0\r\n"}}, 2)), msg(0, SIG("$P1", CANDIDATE)),
+                    msg(1, {"v": 1, "type": "chat", "id": 3, "text": "hi"}),
+                    msg(0, {"v": 1, "type": "state", "id": 4, "state": {"audioMuted": True}}),
+                    msg(1, {"v": 1, "type": "message", "id": 5, "data": {"x": 1}}),
+                    msg(0, {"v": 1, "type": "message", "to": "$P1", "data": "direct"}),
+                    msg(1, {"v": 1, "type": "ping", "id": 6}),
+                    msg(0, {"v": 1, "type": "leave", "id": 7}),
+                    msg(0, {"v": 1, "type": "join", "id": 8, "room": "fz", "name": "A again"})),
+    "resume_after_drop": script(cfg(grace=2, sessions=3), "`",
+                                msg(1, SIG("$P0", OFFER, 2)), msg(1, {"v": 1, "type": "chat", "text": "queued"}),
+                                msg(2, {"v": 1, "type": "resume", "id": 9, "room": "fz", "peer": "$P0",
+                                        "resume": "$R0"}),
+                                msg(2, SIG("$P1", CANDIDATE, 10))),
+    "resume_replaces": script(cfg(grace=2, sessions=3),
+                              msg(2, {"v": 1, "type": "resume", "id": 1, "room": "fz", "peer": "$P0", "resume": "$R0"}),
+                              msg(0, {"v": 1, "type": "ping"}), msg(2, {"v": 1, "type": "leave", "id": 2})),
+    "resume_bad": script(cfg(grace=1, sessions=3), "`",
+                         msg(2, {"v": 1, "type": "resume", "id": 1, "room": "fz", "peer": "$P0", "resume": "nope"}),
+                         msg(2, {"v": 1, "type": "resume", "id": 2, "room": "nowhere", "peer": "x", "resume": "y"}),
+                         msg(2, {"v": 1, "type": "resume", "id": 3, "room": "fz", "peer": "$P0", "resume": "$R0"})),
+    # Pipelined requests (no drain between them). The signal/leave/join variant of this is repro/ (open bug).
+    "pipelined": script(cfg(grace=2), msg(0, SIG("$P1", 1, 2), "@"), msg(1, {"v": 1, "type": "chat", "text": "x"}, "@"),
+                        msg(0, {"v": 1, "type": "leave", "id": 3}, "@"), msg(1, SIG("$P0", 2, 4), "@"),
+                        msg(0, {"v": 1, "type": "ping"})),
+    "auth": script(cfg(auth=True, sessions=4),
+                   msg(2, {"v": 1, "type": "join", "id": 1, "room": "fz", "name": "C"}),
+                   msg(2, {"v": 1, "type": "join", "id": 2, "room": "fz", "token": "e30.e30.e30"}),
+                   msg(2, {"v": 1, "type": "join", "id": 3, "room": "fz", "token": "$T"}),
+                   msg(3, {"v": 1, "type": "join", "id": 4, "room": "other", "name": "D", "token": "$T"})),
+    "small_limits": script(cfg(small=True, grace=2, sessions=6),
+                           msg(2, {"v": 1, "type": "join", "id": 1, "room": "fz", "name": "C"}),
+                           msg(3, {"v": 1, "type": "join", "id": 1, "room": "fz", "name": "D"}),
+                           msg(3, {"v": 1, "type": "join", "id": 2, "room": "r2", "name": "D"}),
+                           msg(4, {"v": 1, "type": "join", "id": 1, "room": "r3", "name": "E"}),
+                           msg(5, {"v": 1, "type": "chat", "text": "x" * 600}), "a",
+                           msg(0, {"v": 1, "type": "chat", "text": "1"}), msg(0, {"v": 1, "type": "chat", "text": "2"}),
+                           msg(0, {"v": 1, "type": "chat", "text": "3"}), msg(0, {"v": 1, "type": "chat", "text": "4"})),
+    "rate_limit": script(cfg(rate=True), *[msg(0, {"v": 1, "type": "ping", "id": i}) for i in range(8)]),
+    "errors": script(cfg(sessions=3), "2not json", "2[1,2]", '2{"v":2,"type":"ping","id":1}',
+                     '2{"v":1,"type":"chat","text":"x","id":2}', '2{"v":1,"type":"signal","id":3}',
+                     '2{"v":1,"type":"ping","id":-1}', '2{"v":1,"type":"ping","id":1.5}', "R" + j({"v": 1, "type": "ping"}),
+                     msg(0, {"v": 1, "type": "join", "id": 4, "room": "fz", "name": "A"}),
+                     msg(0, SIG("$P0", 1, 5)), msg(0, {"v": 1, "type": "message", "to": "ghost", "data": 0, "id": 6})),
+    "shutdown": script(cfg(grace=2), msg(0, {"v": 1, "type": "chat", "text": "bye all"}), b"\x80shutdown",
+                       msg(1, {"v": 1, "type": "ping"})),
+    "slow_consumer": script(cfg(grace=2), "q", msg(0, {"v": 1, "type": "chat", "text": "to a slow one"}),
+                            msg(0, {"v": 1, "type": "message", "to": "$P1", "data": 1})),
+    "detached_queue": script(cfg(grace=2, small=True, sessions=3), "a",
+                             *[msg(0, {"v": 1, "type": "message", "data": {"n": i}}) for i in range(5)],
+                             msg(2, {"v": 1, "type": "resume", "id": 1, "room": "fz", "peer": "$P1", "resume": "$R1"})),
+}
+for name, data in session.items():
+    write("fuzz_native_session", name, data)
+
+# ---------------------------------------------------------------- fuzz_http_request: chunk sizes + raw bytes
+
+
+def http(raw, chunks=()):
+    return bytes([len(chunks)] + list(chunks)) + (raw.encode() if isinstance(raw, str) else raw)
+
+
+CRLF = "\r\n"
+GET = lambda target, extra="": f"GET {target} HTTP/1.1{CRLF}Host: localhost:8443{CRLF}{extra}{CRLF}"
+requests = {
+    "index": http(GET("/")),
+    "asset_split": http(GET("/app.js", "If-None-Match: \"1-2\"\r\n"), (1, 7, 30)),
+    "websocket_upgrade": http(GET("/ws?room=demo&name=Alice%20B&token=e30.e30.e30",
+                                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+                                  "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                                  "Origin: https://example.com\r\n"), (16,)),
+    "traversal": http(GET("/../../etc/passwd")),
+    "traversal_encoded": http(GET("/%2e%2e/%2e%2e/etc/passwd")),
+    "traversal_mixed": http(GET("/sub/..%2f..%2fsecret.txt")),
+    "symlink_out": http(GET("/out/secret.txt")),
+    "backslash_nul": http(GET("/sub%5c..%5csecret.txt") + GET("/index.html%00.js")),
+    "pipelined": http(GET("/sub/") + GET("/style.css") + GET("/sub/a%20b.txt?x=1&&y=%zz"), (5, 40, 3)),
+    "post_body": http(f"POST /api/rooms?name=demo HTTP/1.1{CRLF}Host: x{CRLF}Content-Type: application/json{CRLF}"
+                      f"Content-Length: 15{CRLF}{CRLF}{{\"room\":\"demo\"}}"),
+    "chunked": http(f"POST /api HTTP/1.1{CRLF}Host: x{CRLF}Transfer-Encoding: chunked{CRLF}{CRLF}"
+                    f"5{CRLF}hello{CRLF}0{CRLF}{CRLF}", (2, 9)),
+    "head_query": http(f"HEAD /index.html?room=a+b&token=%41%42 HTTP/1.0{CRLF}{CRLF}"),
+    "bad_request": http("GARBAGE\r\n\r\n"),
+    "absolute_target": http(GET("http://evil.example/../../etc/passwd")),
+}
+for name, data in requests.items():
+    write("fuzz_http_request", name, data)
+
+# ---------------------------------------------------------------- fuzz_jwt: raw tokens
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token(header, payload, secret=b"fuzz-secret"):
+    si = b64(j(header).encode()) + "." + b64(j(payload).encode())
+    return si + "." + b64(hmac.new(secret, si.encode(), hashlib.sha256).digest())
+
+
+jwts = {
+    "valid_demo": token({"alg": "HS256", "typ": "JWT"}, {"room": "demo", "sub": "alice", "exp": 4102444800}),
+    "valid_star": token({"alg": "HS256", "typ": "JWT"}, {"room": "*", "sub": "bob", "exp": 4102444800, "iat": 1}),
+    "expired": token({"alg": "HS256"}, {"room": "demo", "sub": "c", "exp": 1}),
+    "wrong_room": token({"alg": "HS256"}, {"room": "other", "sub": "d", "exp": 4102444800}),
+    "alg_none": b64(b'{"alg":"none"}') + "." + b64(b'{"room":"demo","exp":4102444800}') + ".",
+    "bad_signature": token({"alg": "HS256"}, {"room": "demo", "exp": 4102444800}, b"another-secret"),
+    "exp_double": token({"alg": "HS256"}, {"room": "demo", "exp": 4.1e9}),
+    "exp_negative": token({"alg": "HS256"}, {"room": "demo", "exp": -1.5, "iat": "x"}),
+    "not_object": b64(b"[]") + "." + b64(b"[]") + ".AAAA",
+    "two_parts": "eyJhbGciOiJIUzI1NiJ9.e30",
+    "four_parts": "a.b.c.d",
+    "bad_base64": "eyJhbGciOiJIUzI1NiJ9.e30=.@@@",
+    "padded": b64(b'{"alg":"HS256"}') + "==." + b64(b"{}") + "=.AA==",
+}
+for name, data in jwts.items():
+    write("fuzz_jwt", name, data)
+
+if __name__ == "__main__" and "-q" not in sys.argv:
+    for t in sorted(os.listdir(CORPUS)):
+        print(t, len(os.listdir(os.path.join(CORPUS, t))))
