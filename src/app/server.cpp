@@ -80,14 +80,13 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     }
     // The app's own routes all render index.html; the page reads the room from its URL.
     if (get && (req.path == "/" || req.path.starts_with("/room/"))) {
-      if (req.path.starts_with("/room/")) {
-        auto name = http::percentDecode(std::string_view(req.path).substr(6));
-        if (!name || !signal::native::validRoomName(*name)) {
-          return http::Response::text(404, "no such room name (A-Z a-z 0-9 _ . -, at most 64)\n");
-        }
-      }
       auto r = files.serveFile("index.html", req);
       if (!r) return http::Response::text(503, "the web app is not built: run the CMake build (npm run build:web)\n");
+      if (req.path.starts_with("/room/")) {
+        auto name = http::percentDecode(std::string_view(req.path).substr(6));
+        // Still the app, which explains what a room name may be, but with the status a crawler should see.
+        if (!name || !signal::native::validRoomName(*name)) r->status = 404;
+      }
       return r;
     }
     return std::nullopt;
