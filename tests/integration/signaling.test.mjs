@@ -245,3 +245,20 @@ test('HTTP: app routes, static files, metrics, ice servers, traversal and method
       assert.equal((await get('/healthz')).status, 200);
     });
 });
+
+test('a peer that stops answering pings is closed after --ping-timeout and leaves the room', async () => {
+  await withServer(['--ping-timeout', '1s', '--resume-grace', '0'], async (server) => {
+    const room = uniqueRoom();
+    const a = await Client.open(server);
+    await a.join(room, 'Alive');
+    const silent = await openStalledPeer(server, room, 'Silent'); // reads nothing, so answers no ping
+    const joined = await a.waitFor((m) => m.type === 'peer-joined');
+    const left = await a.waitFor((m) => m.type === 'peer-left');
+    assert.equal(left.peer, joined.peer.id);
+    assert.equal(left.reason, 'disconnected');
+    // The live client answered its pings all along (Node's WebSocket does) and is still connected.
+    assert.equal(a.closed, null);
+    assert.equal((await a.request({ type: 'chat', text: 'still here' })).type, 'ok');
+    silent.destroy();
+  });
+});
