@@ -6,19 +6,18 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config git curl
   libboost1.81-dev libboost-json1.81-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev clang libclang-rt-14-dev nodejs npm)
+  libgtest-dev clang libclang-rt-14-dev)
 [ "${1:-}" = "--no-browser" ] || packages+=(chromium)
+# Node.js 20+ with npm, from Debian only if there is none already (it may have been installed another way).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null ||
+   ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node may come from elsewhere than Debian's package: accept any node >= 20 with npm.
-if command -v node >/dev/null && command -v npm >/dev/null && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)'; then
-  missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
-fi
-read -r -a missing <<< "${missing[*]:-}"
-
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
