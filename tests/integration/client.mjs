@@ -57,48 +57,36 @@ export class Client {
     return reply;
   }
 
-  /** Resolves with the first message (seen so far or later) matching `pred`; rejects after `ms`. */
-  waitFor(pred, ms = WAIT) {
+  /** Resolves with what `check()` returns once it is truthy (checked now and on every message or close). */
+  until(check, ms, what) {
     return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = this.messages.find(pred);
-        if (m) {
+      const probe = () => {
+        const value = check();
+        if (value) {
           done();
-          resolve(m);
+          resolve(value);
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`timeout waiting; got ${JSON.stringify(this.messages.slice(-5))}`));
+        reject(new Error(`timeout waiting for ${what}; last messages ${JSON.stringify(this.messages.slice(-5))}`));
       }, ms);
       const done = () => {
         clearTimeout(timer);
-        this.waiters.delete(check);
+        this.waiters.delete(probe);
       };
-      this.waiters.add(check);
-      check();
+      this.waiters.add(probe);
+      probe();
     });
   }
 
+  /** The first message (seen so far or later) matching `pred`. */
+  waitFor(pred, ms = WAIT) {
+    return this.until(() => this.messages.find(pred), ms, 'a message');
+  }
+
   waitClosed(ms = WAIT) {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.closed) {
-          done();
-          resolve(this.closed);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error('timeout waiting for close'));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.until(() => this.closed, ms, 'close');
   }
 
   close() {
