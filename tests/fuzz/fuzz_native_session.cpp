@@ -227,6 +227,8 @@ struct Harness {
           if (id->is_uint64() && id->as_uint64() <= INT64_MAX) s.sentIds.insert(static_cast<int64_t>(id->as_uint64()));
         }
 #if !KAIWA_FUZZ_KNOWN_BUGS
+        // Open bug (docs/fuzzing.md, "Infinity in data"): 1e400 in `data` is relayed as `Infinity`. Not sent.
+        if (kaiwa::fuzz::hasNonFinite(*v)) return;
         // Open bug (docs/fuzzing.md, "stale error ends a join"): an error reply to an earlier request that arrives
         // while a join is in flight is taken for the join's refusal. Let earlier replies arrive first.
         const json::value* type = o.if_contains("type");

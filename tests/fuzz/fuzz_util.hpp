@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -69,6 +70,25 @@ inline bool validUtf8(std::string_view s) {
     i += n + 1;
   }
   return true;
+}
+
+// True when `v` holds a number that is not finite anywhere inside. Boost.JSON (1.81) parses an out-of-range number
+// such as 1e400 as an infinite double and serializes it back as `Infinity`, which is not JSON.
+inline bool hasNonFinite(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::double_: return !std::isfinite(v.get_double());
+    case boost::json::kind::array:
+      for (const auto& e : v.get_array()) {
+        if (hasNonFinite(e)) return true;
+      }
+      return false;
+    case boost::json::kind::object:
+      for (const auto& kv : v.get_object()) {
+        if (hasNonFinite(kv.value())) return true;
+      }
+      return false;
+    default: return false;
+  }
 }
 
 inline std::string_view str(const boost::json::value& v) {
