@@ -5,6 +5,8 @@
 #include <openssl/hmac.h>
 
 #include <array>
+#include <cmath>
+#include <cstdint>
 #include <boost/json.hpp>
 
 #include "common/base64.hpp"
@@ -80,8 +82,15 @@ Verified verifyRoomToken(std::string_view token, std::string_view secret, std::s
   if (!r || !r->is_string() || !e || !(e->is_int64() || e->is_uint64() || e->is_double())) return out;
   c.room = std::string(r->get_string());
   if (s && s->is_string()) c.user = std::string(s->get_string());
-  c.expires = e->is_int64() ? e->get_int64() : e->is_uint64() ? static_cast<int64_t>(e->get_uint64())
-                                                              : static_cast<int64_t>(e->get_double());
+  if (e->is_int64()) {
+    c.expires = e->get_int64();
+  } else if (e->is_uint64()) {
+    c.expires = e->get_uint64() > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(e->get_uint64());
+  } else {
+    double d = e->get_double();  // a cast of an out-of-range double is undefined: clamp first
+    if (!std::isfinite(d)) return out;
+    c.expires = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : static_cast<int64_t>(d);
+  }
   if (const json::value* iat = payload->if_contains("iat"); iat && iat->is_int64()) c.issuedAt = iat->get_int64();
   if (nowSeconds >= c.expires) {
     out.error = TokenError::kExpired;

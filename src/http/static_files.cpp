@@ -39,7 +39,7 @@ std::string_view StaticFiles::mimeType(std::string_view ext) {
 std::optional<fs::path> StaticFiles::resolve(std::string_view urlPath) const {
   auto decoded = percentDecode(urlPath);
   if (!decoded || decoded->empty() || (*decoded)[0] != '/') return std::nullopt;
-  if (decoded->find('\\') != std::string::npos) return std::nullopt;
+  if (decoded->find('\\') != std::string::npos || decoded->find('\0') != std::string::npos) return std::nullopt;
   fs::path rel;
   std::string_view rest = std::string_view(*decoded).substr(1);
   while (!rest.empty()) {

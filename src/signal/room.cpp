@@ -75,6 +75,10 @@ void replyError(Outbox& out, Endpoint to, int64_t re, ErrorCode code, std::strin
   reply(out, to, ev::Error{re, code, std::move(message)});
 }
 
+void refuseJoin(Outbox& out, Endpoint to, int64_t re, ErrorCode code, std::string message) {
+  reply(out, to, ev::Error{re, code, std::move(message), true});
+}
+
 Room::~Room() {
   for (const auto& [id, p] : peers_) {
     metrics::add(metrics::registry().peers, -1);
@@ -84,12 +88,12 @@ Room::~Room() {
 
 std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   if (peers_.size() >= limits_.peersPerRoom) {
-    replyError(out, req.from, req.re, ErrorCode::kRoomFull, "room '" + name_ + "' is full");
+    refuseJoin(out, req.from, req.re, ErrorCode::kRoomFull, "room '" + name_ + "' is full");
     return {};
   }
   std::string id = req.peerId.empty() ? common::randomToken(kPeerIdLength) : std::move(req.peerId);
   if (peers_.contains(id)) {
-    replyError(out, req.from, req.re, ErrorCode::kBadMessage, "peer id '" + id + "' is taken in this room");
+    refuseJoin(out, req.from, req.re, ErrorCode::kBadMessage, "peer id '" + id + "' is taken in this room");
     return {};
   }
   Peer peer;
@@ -112,7 +116,7 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   auto it = peers_.find(std::string(peerId));
   if (it == peers_.end() || token.empty() || it->second.resumeToken != token ||
       (!it->second.attached && now >= it->second.detachDeadline)) {
-    replyError(out, from, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
+    refuseJoin(out, from, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
     return false;
   }
   Peer& p = it->second;

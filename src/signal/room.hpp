@@ -93,5 +93,8 @@ class Room {
 // The Outbox helpers front doors and tests use.
 void reply(Outbox& out, Endpoint to, Event event);
 void replyError(Outbox& out, Endpoint to, int64_t re, ErrorCode code, std::string message);
+// An error that answers a join or resume (ev::Error::refusesJoin), so the front door knows it is in no room even if
+// replies to its earlier requests are still on their way.
+void refuseJoin(Outbox& out, Endpoint to, int64_t re, ErrorCode code, std::string message);
 
 }  // namespace kaiwa::signal

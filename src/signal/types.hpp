@@ -80,6 +80,7 @@ struct Error {
   int64_t re;
   ErrorCode code;
   std::string message;
+  bool refusesJoin = false;  // the answer to a join or resume: the connection is in no room
 };
 struct PeerJoined {
   PeerInfo peer;

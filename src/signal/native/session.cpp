@@ -171,7 +171,7 @@ void Session::join(Request&& req) {
                            RoomHost& rooms, Outbox& out) mutable {
       Room* r = rooms.findOrCreate(room);
       if (!r) {
-        replyError(out, ep, re, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
+        refuseJoin(out, ep, re, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
         return;
       }
       r->join(JoinRequest{ep, re, std::move(name), initial, {}}, Clock::now(), out);
@@ -182,7 +182,7 @@ void Session::join(Request&& req) {
                         token = std::move(req.resume)](RoomHost& rooms, Outbox& out) {
       Room* r = rooms.find(room);
       if (!r) {
-        replyError(out, ep, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
+        refuseJoin(out, ep, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
         return;
       }
       r->resume(ep, re, peer, token, Clock::now(), out);
@@ -197,18 +197,18 @@ void Session::deliver(const EventPtr& event) {
       phase_ = Phase::kJoined;
       peer_ = joined->peer;
     }
-  } else if (std::holds_alternative<ev::Error>(*event) && phase_ == Phase::kJoining) {
-    // The room refused the join or resume.
-    phase_ = Phase::kIdle;
-    room_.clear();
+  } else if (const auto* err = std::get_if<ev::Error>(event.get())) {
+    metrics::add(metrics::registry().errorsSent);
+    if (err->refusesJoin && phase_ == Phase::kJoining) {
+      phase_ = Phase::kIdle;
+      room_.clear();
+    }
   } else if (const auto* bye = std::get_if<ev::Bye>(event.get())) {
     send(encode(*event));
     bool replaced = bye->reason == "replaced";
     if (replaced) phase_ = Phase::kIdle;  // the peer lives on in the newer connection: no detach
     conn_.close(replaced ? kClosePolicy : kCloseGoingAway, bye->reason);
     return;
-  } else if (std::holds_alternative<ev::Error>(*event)) {
-    metrics::add(metrics::registry().errorsSent);
   }
   send(encode(*event));
 }

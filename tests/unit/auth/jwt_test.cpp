@@ -4,6 +4,9 @@
 
 #include "common/base64.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 namespace kaiwa::auth {
 namespace {
 
@@ -52,6 +55,34 @@ TEST(Jwt, MalformedInputIsRefusedNotThrown) {
   for (std::string_view bad : {"", ".", "..", "a.b.c", "a.b.c.d", "eyJhbGciOiJIUzI1NiJ9..", "%%%.%%%.%%%"}) {
     EXPECT_FALSE(verifyRoomToken(bad, "s", "demo", kNow).claims.has_value()) << bad;
   }
+}
+
+}  // namespace
+}  // namespace kaiwa::auth
+
+namespace kaiwa::auth {
+namespace {
+
+// A token with a hand-written payload, signed with HS256 like kaiwa signs.
+std::string signPayload(std::string_view payload, std::string_view secret) {
+  std::string input = common::base64UrlEncode(std::string_view(R"({"alg":"HS256","typ":"JWT"})")) + "." +
+                      common::base64UrlEncode(payload);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+  return input + "." + common::base64UrlEncode(std::span<const uint8_t>(mac, len));
+}
+
+TEST(Jwt, OutOfRangeExpiryIsClampedNotUndefined) {
+  EXPECT_TRUE(verifyRoomToken(signPayload(R"({"room":"r","exp":1e300})", "k"), "k", "r", kNow).claims.has_value());
+  EXPECT_EQ(verifyRoomToken(signPayload(R"({"room":"r","exp":-1e300})", "k"), "k", "r", kNow).error,
+            TokenError::kExpired);
+  EXPECT_TRUE(verifyRoomToken(signPayload(R"({"room":"r","exp":18446744073709551615})", "k"), "k", "r", kNow)
+                  .claims.has_value());
+  // A fractional exp is truncated: 1800000000.5 has passed at 1800000000.
+  EXPECT_EQ(verifyRoomToken(signPayload(R"({"room":"r","exp":1800000000.5})", "k"), "k", "r", kNow).error,
+            TokenError::kExpired);
 }
 
 }  // namespace

@@ -70,7 +70,8 @@ TEST_F(StaticFilesTest, RefusesTraversalInEveryDisguise) {
                         "/assets/..%2f..%2fsecret.txt", "/..\\secret.txt", "/leak.txt", "/%00index.html",
                         "/index.html%00", "relative", "", "/nope.js", "/%zz"}) {
     EXPECT_FALSE(files->serve(get(p))) << p;
-  }
+  }  // A raw NUL must not cut the path short ("/index.html\0.js" is not index.html).
+  EXPECT_FALSE(files->serve(get(std::string("/index.html\0.js", 15))));
 }
 
 TEST_F(StaticFilesTest, MimeTypes) {

@@ -165,3 +165,16 @@ TEST(NativeEncode, DecodedDataRoundTripsThroughTheRelay) {
 
 }  // namespace
 }  // namespace kaiwa::signal::native
+
+namespace kaiwa::signal::native {
+namespace {
+
+TEST(NativeDecode, NumbersWithoutJsonTextAreRefused) {
+  auto r = decode(R"({"v":1,"type":"message","data":{"x":[1,1e400]}})");
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(r));
+  EXPECT_NE(std::get<DecodeError>(r).message.find("out of range"), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<Request>(decode(R"({"v":1,"type":"message","data":1e300})")));
+}
+
+}  // namespace
+}  // namespace kaiwa::signal::native

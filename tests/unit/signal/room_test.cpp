@@ -285,3 +285,27 @@ TEST_F(RoomTest, ClientChosenIdsAreKeptAndMustBeUnique) {
 
 }  // namespace
 }  // namespace kaiwa::signal
+
+namespace kaiwa::signal {
+namespace {
+
+TEST(RoomErrors, OnlyJoinAndResumeRefusalsAreMarkedAsSuch) {
+  Limits limits;
+  limits.peersPerRoom = 1;
+  Room room("r", limits);
+  Outbox out;
+  std::string a = room.join(JoinRequest{{0, 1}, 1, "A", {}, {}}, TimePoint{}, out);
+  room.join(JoinRequest{{0, 2}, 2, "B", {}, {}}, TimePoint{}, out);           // room-full
+  room.resume({0, 3}, 3, a, "wrong", TimePoint{}, out);                       // resume-failed
+  room.signal({0, 1}, 4, a, "nobody", "{}", out);                             // unknown-peer
+  std::vector<std::pair<ErrorCode, bool>> seen;
+  for (const auto& d : out) {
+    if (const auto* e = std::get_if<ev::Error>(d.event.get())) seen.emplace_back(e->code, e->refusesJoin);
+  }
+  std::vector<std::pair<ErrorCode, bool>> expected{
+      {ErrorCode::kRoomFull, true}, {ErrorCode::kResumeFailed, true}, {ErrorCode::kUnknownPeer, false}};
+  EXPECT_EQ(seen, expected);
+}
+
+}  // namespace
+}  // namespace kaiwa::signal
