@@ -3,7 +3,6 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,8 +15,18 @@ namespace kaiwa::fuzz {
 [[noreturn]] inline void fail(const char* file, int line, const char* cond, std::string_view detail) {
   std::fprintf(stderr, "%s:%d: invariant violated: %s\n", file, line, cond);
   if (!detail.empty()) {
-    std::fprintf(stderr, "  detail: %.*s\n", static_cast<int>(std::min<std::size_t>(detail.size(), 2000)),
-                 detail.data());
+    // Printable ASCII as is, anything else as \xNN (details often hold the odd bytes that caused the failure).
+    std::string shown;
+    for (unsigned char c : detail.substr(0, 2000)) {
+      if (c >= 0x20 && c < 0x7F) {
+        shown.push_back(static_cast<char>(c));
+      } else {
+        char esc[5];
+        std::snprintf(esc, sizeof esc, "\\x%02x", c);
+        shown += esc;
+      }
+    }
+    std::fprintf(stderr, "  detail: %s\n", shown.c_str());
   }
   std::abort();
 }
@@ -70,25 +79,6 @@ inline bool validUtf8(std::string_view s) {
     i += n + 1;
   }
   return true;
-}
-
-// True when `v` holds a number that is not finite anywhere inside. Boost.JSON (1.81) parses an out-of-range number
-// such as 1e400 as an infinite double and serializes it back as `Infinity`, which is not JSON.
-inline bool hasNonFinite(const boost::json::value& v) {
-  switch (v.kind()) {
-    case boost::json::kind::double_: return !std::isfinite(v.get_double());
-    case boost::json::kind::array:
-      for (const auto& e : v.get_array()) {
-        if (hasNonFinite(e)) return true;
-      }
-      return false;
-    case boost::json::kind::object:
-      for (const auto& kv : v.get_object()) {
-        if (hasNonFinite(kv.value())) return true;
-      }
-      return false;
-    default: return false;
-  }
 }
 
 inline std::string_view str(const boost::json::value& v) {

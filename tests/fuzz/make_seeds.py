@@ -99,7 +99,7 @@ session = {
                          msg(2, {"v": 1, "type": "resume", "id": 1, "room": "fz", "peer": "$P0", "resume": "nope"}),
                          msg(2, {"v": 1, "type": "resume", "id": 2, "room": "nowhere", "peer": "x", "resume": "y"}),
                          msg(2, {"v": 1, "type": "resume", "id": 3, "room": "fz", "peer": "$P0", "resume": "$R0"})),
-    # Pipelined requests (no drain between them). The signal/leave/join variant of this is repro/ (open bug).
+    # Pipelined requests (no drain between them); regress-stale-error-ends-join is the signal/leave/join variant.
     "pipelined": script(cfg(grace=2), msg(0, SIG("$P1", 1, 2), "@"), msg(1, {"v": 1, "type": "chat", "text": "x"}, "@"),
                         msg(0, {"v": 1, "type": "leave", "id": 3}, "@"), msg(1, SIG("$P0", 2, 4), "@"),
                         msg(0, {"v": 1, "type": "ping"})),
