@@ -6,7 +6,8 @@
 // Input format (docs/fuzzing.md):
 //   byte 0: configuration: bit0 auth secret set; bits1-2 resumeGrace (0, 1 ms, 60 s, 60 s); bit3 rate limit
 //           (5/s, burst 3); bit4 small limits (3 peers/room, 2 rooms, 512-byte messages, 3-message resume queue);
-//           bits5-7 number of sessions - 2 (2..6, capped).
+//           bits5-6 number of sessions - 2 (2..5); bit7 ticking: Hub::start() with a 1 ms tick, so detached peers
+//           expire (with grace 1 ms) and the room's peer-left/disconnected path runs.
 //   then lines separated by '\n', each a control byte followed by a payload:
 //     control c, slot = (c & 15) % sessions:
 //       0x30-0x3F ('0'..'?'), and anything below 0x30: text frame `payload` from slot, then drain
@@ -14,7 +15,8 @@
 //       0x50-0x5F ('P'..'_'):  binary frame, then drain
 //       0x60-0x6F ('`','a'..'o'): the connection drops (onClose, the Session is destroyed) and a new one opens in
 //                                 the slot
-//       0x70-0x7F ('p'..):  slot becomes a slow consumer: sendText returns kClosed and requests a close
+//       0x70-0x77 ('p'..'w'): slot becomes a slow consumer: sendText returns kClosed and requests a close
+//       0x78-0x7F ('x'..):  2 ms pass (at most 4 times per input), then drain
 //       0x80-0xFF:          Hub::shutdown("shutdown") (every connection gets `bye`), then drain
 //   In a payload, $P<k> / $R<k> are replaced by the peer id / resume token slot k last got in a join or resume
 //   reply, and $T by a valid room token (room "*") when the auth secret is set.
@@ -34,6 +36,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "auth/jwt.hpp"
@@ -51,8 +54,9 @@ using kaiwa::fuzz::str;
 
 namespace {
 
-constexpr std::size_t kMaxSessions = 6;
+constexpr std::size_t kMaxSessions = 5;
 constexpr std::size_t kMaxSteps = 256;
+constexpr int kMaxWaits = 4;
 const std::string kSecret = "fuzz-secret";
 
 const std::set<std::string_view> kEventTypes = {"hello",     "ok",         "error",  "peer-joined", "peer-left",
@@ -152,12 +156,13 @@ struct Harness {
   void drain() {
     auto& io = pool.context(0);
     // poll() runs every ready handler, including those posted meanwhile. A bound, not a loop: a task that keeps
-    // re-posting itself would be a livelock, reported as a failure.
+    // re-posting itself would be a livelock, reported as a failure. (The 1 ms tick, when on, may fire again while
+    // we drain; it cannot keep the worker busy for a thousand rounds.)
     for (int i = 0;; ++i) {
       if (io.stopped()) io.restart();
       std::size_t n = io.poll();
       if (n == 0) break;
-      FUZZ_CHECK(i < 64, "the worker never becomes idle");
+      FUZZ_CHECK(i < 1000, "the worker never becomes idle");
     }
     // What the server does for a connection it closed (bye, slow consumer): onClose, then it forgets the handler.
     for (auto& s : slots) {
@@ -257,11 +262,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       lim.resumeQueueMessages = 3;
       lim.resumeQueueBytes = 600;
     }
-    std::size_t sessions = std::min<std::size_t>(2 + (config >> 5), kMaxSessions);
+    const std::size_t sessions = std::min<std::size_t>(2 + ((config >> 5) & 3), kMaxSessions);
+    const bool ticking = (config & 0x80) != 0;
+    h.options.tickInterval = Millis(1);
     if (h.options.authSecret) {
       h.token = auth::signRoomToken({"*", "fuzz-user", 4102444800 /* 2100-01-01 */, 0}, *h.options.authSecret);
     }
     h.hub = std::make_unique<signal::Hub>(h.pool, h.options);
+    if (ticking) h.hub->start();
     h.slots.resize(sessions);
     for (std::size_t i = 0; i < sessions; ++i) h.slots[i].index = i;
     for (auto& s : h.slots) h.open(s);
@@ -272,6 +280,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     h.drain();
 
     std::size_t steps = 0;
+    int waits = 0;
     while (!in.empty() && steps++ < kMaxSteps) {
       auto nl = in.find('\n');
       std::string_view line = in.substr(0, nl);
@@ -291,9 +300,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           h.drain();
           break;
         case 7:
-          if (s.conn) {
-            s.conn->slow = true;
-            s.conn->closeRequested = true;
+          if (c < 0x78) {
+            if (s.conn) {
+              s.conn->slow = true;
+              s.conn->closeRequested = true;
+            }
+          } else if (waits++ < kMaxWaits) {
+            // Time passes: grace periods of 1 ms run out and, with the tick on, detached peers expire.
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            h.drain();
           }
           break;
         default:

@@ -56,13 +56,16 @@ write("fuzz_native_codec", "big_id", '{"v":1,"type":"ping","id":1844674407370955
 
 # ---------------------------------------------------------------- fuzz_native_session: config byte + script lines
 # config: bit0 auth, bits1-2 grace (0: 0 ms, 1: 1 ms, 2: 60 s), bit3 rate limit, bit4 small limits,
-# bits5-7 sessions-2.  Line control byte: '0'.. text+drain, '@'.. text without drain, 'P'.. binary,
-# '`'.. reconnect, 'p'.. slow consumer, 0x80+ hub shutdown. $P<k>/$R<k>: peer id / resume token of slot k; $T token.
+# bits5-6 sessions-2, bit7 ticking hub (1 ms).
+# Line control byte: '0'.. text+drain, '@'.. text without drain, 'P'.. binary, '`'.. reconnect,
+# 'p'..'w' slow consumer, 'x' 2 ms pass, 0x80+ hub shutdown.
+# $P<k>/$R<k>: peer id / resume token of slot k; $T: a valid room token.
 
 
-def cfg(auth=False, grace=0, rate=False, small=False, sessions=2):
+def cfg(auth=False, grace=0, rate=False, small=False, sessions=2, tick=False):
+    assert 2 <= sessions <= 5
     return bytes([(1 if auth else 0) | (grace << 1) | (8 if rate else 0) | (16 if small else 0) |
-                  ((sessions - 2) << 5)])
+                  ((sessions - 2) << 5) | (0x80 if tick else 0)])
 
 
 def script(config, *lines):
@@ -108,14 +111,17 @@ session = {
                    msg(2, {"v": 1, "type": "join", "id": 2, "room": "fz", "token": "e30.e30.e30"}),
                    msg(2, {"v": 1, "type": "join", "id": 3, "room": "fz", "token": "$T"}),
                    msg(3, {"v": 1, "type": "join", "id": 4, "room": "other", "name": "D", "token": "$T"})),
-    "small_limits": script(cfg(small=True, grace=2, sessions=6),
+    "small_limits": script(cfg(small=True, grace=2, sessions=5),
                            msg(2, {"v": 1, "type": "join", "id": 1, "room": "fz", "name": "C"}),
                            msg(3, {"v": 1, "type": "join", "id": 1, "room": "fz", "name": "D"}),
                            msg(3, {"v": 1, "type": "join", "id": 2, "room": "r2", "name": "D"}),
                            msg(4, {"v": 1, "type": "join", "id": 1, "room": "r3", "name": "E"}),
-                           msg(5, {"v": 1, "type": "chat", "text": "x" * 600}), "a",
+                           msg(4, {"v": 1, "type": "chat", "text": "x" * 600}), "a",
                            msg(0, {"v": 1, "type": "chat", "text": "1"}), msg(0, {"v": 1, "type": "chat", "text": "2"}),
                            msg(0, {"v": 1, "type": "chat", "text": "3"}), msg(0, {"v": 1, "type": "chat", "text": "4"})),
+    # Grace 1 ms with a ticking hub: the dropped peer expires, the others see peer-left/disconnected, resume fails.
+    "expiry": script(cfg(grace=1, tick=True, sessions=3), "`", msg(1, {"v": 1, "type": "chat", "text": "wait"}), "x",
+                     msg(2, {"v": 1, "type": "resume", "id": 1, "room": "fz", "peer": "$P0", "resume": "$R0"})),
     "rate_limit": script(cfg(rate=True), *[msg(0, {"v": 1, "type": "ping", "id": i}) for i in range(8)]),
     "errors": script(cfg(sessions=3), "2not json", "2[1,2]", '2{"v":2,"type":"ping","id":1}',
                      '2{"v":1,"type":"chat","text":"x","id":2}', '2{"v":1,"type":"signal","id":3}',
