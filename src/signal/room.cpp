@@ -87,7 +87,7 @@ Room::~Room() {
 }
 
 std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
-  if (peers_.size() >= limits_.peersPerRoom) {
+  if (peers_.size() >= capacity()) {
     refuseJoin(out, req.from, req.re, ErrorCode::kRoomFull, "room '" + name_ + "' is full");
     return {};
   }
@@ -98,16 +98,18 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   }
   Peer peer;
   peer.info = PeerInfo{id, std::move(req.name), req.state};
-  peer.resumeToken = common::randomToken(kResumeTokenLength);
+  peer.resumeToken = req.token.empty() ? common::randomToken(kResumeTokenLength) : std::move(req.token);
   peer.endpoint = req.from;
-  reply(out, req.from, ev::Joined{req.re, name_, id, peer.resumeToken, othersThan(id), false});
-  EventPtr joined = make(ev::PeerJoined{peer.info});
+  peer.lastSeen = now;
+  reply(out, req.from,
+        ev::Joined{req.re, name_, id, peer.resumeToken, policy_.announce ? othersThan(id) : std::vector<PeerInfo>{},
+                   false});
   auto [it, inserted] = peers_.emplace(id, std::move(peer));
   order_.push_back(id);
-  broadcast(joined, &it->second, out);
+  if (policy_.announce) broadcast(make(ev::PeerJoined{it->second.info}), &it->second, out);
+  flushHeld(id, req.from, out);
   metrics::add(metrics::registry().peers, 1);
   metrics::add(metrics::registry().joins);
-  (void)now;
   return id;
 }
 
@@ -127,7 +129,10 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   if (!p.attached) metrics::add(metrics::registry().detachedPeers, -1);
   p.attached = true;
   p.endpoint = from;
-  reply(out, from, ev::Joined{re, name_, p.info.id, p.resumeToken, othersThan(p.info.id), true});
+  p.lastSeen = now;
+  reply(out, from,
+        ev::Joined{re, name_, p.info.id, p.resumeToken,
+                   policy_.announce ? othersThan(p.info.id) : std::vector<PeerInfo>{}, true});
   for (auto& e : p.queue) out.push_back({from, std::move(e)});
   p.queue.clear();
   p.queuedBytes = 0;
@@ -147,7 +152,7 @@ void Room::detach(Endpoint from, TimePoint now, Outbox& out) {
   auto it = std::find_if(peers_.begin(), peers_.end(),
                          [&](const auto& kv) { return kv.second.attached && kv.second.endpoint == from; });
   if (it == peers_.end()) return;  // left already, or resumed on another connection
-  if (limits_.resumeGrace.count() <= 0) {
+  if (limits_.resumeGrace.count() <= 0 || !policy_.keepDetached) {
     remove(it->first, LeaveReason::kDisconnected, out);
     return;
   }
@@ -205,18 +210,97 @@ void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const Me
   broadcast(make(ev::PeerState{p->info.id, p->info.state}), p, out);
 }
 
+void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, std::string kind, std::string data,
+                 bool hold, TimePoint now, Outbox& out) {
+  auto it = peers_.find(std::string(peerId));
+  if (it == peers_.end() || !it->second.attached || it->second.endpoint != from) return;
+  Peer& p = it->second;
+  p.lastSeen = now;
+  EventPtr event = make(ev::Signal{p.info.id, std::move(data), std::move(kind)});
+  auto target = peers_.find(std::string(to));
+  if (target != peers_.end()) {
+    deliver(target->second, event, out);
+  } else if (hold && policy_.holdForAbsent.count() > 0 && !to.empty()) {
+    this->hold(p, to, std::move(event), now, out);
+  } else {
+    metrics::registry().drop(metrics::Drop::kUnknownPeer);
+  }
+}
+
+void Room::touch(Endpoint from, std::string_view peerId, TimePoint now) {
+  auto it = peers_.find(std::string(peerId));
+  if (it != peers_.end() && it->second.attached && it->second.endpoint == from) it->second.lastSeen = now;
+}
+
+void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out) {
+  auto it = held_.find(std::string(to));
+  if (it == held_.end()) {
+    if (held_.size() >= capacity()) {  // as many absent ids as members: refuse more, at once
+      metrics::registry().drop(metrics::Drop::kQueueFull);
+      reply(out, from.endpoint, ev::Expired{std::string(to)});
+      return;
+    }
+    it = held_.emplace(std::string(to), Held{}).first;
+    it->second.deadline = now + policy_.holdForAbsent;
+  }
+  Held& h = it->second;
+  h.bytes += approximateSize(*event);
+  h.items.emplace_back(from.info.id, std::move(event));
+  while (!h.items.empty() &&
+         (h.items.size() > limits_.resumeQueueMessages || h.bytes > limits_.resumeQueueBytes)) {
+    h.bytes -= approximateSize(*h.items.front().second);
+    h.items.pop_front();
+    metrics::registry().drop(metrics::Drop::kQueueFull);
+  }
+}
+
+void Room::flushHeld(const std::string& id, Endpoint to, Outbox& out) {
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  for (auto& [from, event] : it->second.items) out.push_back({to, std::move(event)});
+  held_.erase(it);
+}
+
 TimePoint Room::tick(TimePoint now, Outbox& out) {
-  std::vector<std::string> expired;
+  std::vector<std::string> expired, silent;
   TimePoint next = TimePoint::max();
+  const bool alive = policy_.aliveTimeout.count() > 0;
   for (const auto& [id, p] : peers_) {
-    if (p.attached) continue;
-    if (now >= p.detachDeadline) {
+    if (p.attached) {
+      if (!alive) continue;
+      TimePoint deadline = p.lastSeen + policy_.aliveTimeout;
+      if (now >= deadline) {
+        silent.push_back(id);
+      } else {
+        next = std::min(next, deadline);
+      }
+    } else if (now >= p.detachDeadline) {
       expired.push_back(id);
     } else {
       next = std::min(next, p.detachDeadline);
     }
   }
   for (const auto& id : expired) remove(id, LeaveReason::kDisconnected, out);
+  for (const auto& id : silent) {
+    reply(out, peers_.at(id).endpoint, ev::Bye{"timeout"});
+    remove(id, LeaveReason::kTimeout, out);
+  }
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (now < it->second.deadline) {
+      next = std::min(next, it->second.deadline);
+      ++it;
+      continue;
+    }
+    // One ev::Expired per (sender, absent id) pair, to senders still here.
+    std::vector<std::string_view> told;
+    for (const auto& [from, event] : it->second.items) {
+      if (std::find(told.begin(), told.end(), from) != told.end()) continue;
+      told.push_back(from);
+      auto sender = peers_.find(from);
+      if (sender != peers_.end()) deliver(sender->second, make(ev::Expired{it->first}), out);
+    }
+    it = held_.erase(it);
+  }
   return next;
 }
 
@@ -262,7 +346,7 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   peers_.erase(it);
   std::erase(order_, id);
   metrics::add(metrics::registry().peers, -1);
-  broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);
+  if (policy_.announce) broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);
 }
 
 std::vector<PeerInfo> Room::othersThan(const std::string& id) const {

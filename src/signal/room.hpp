@@ -20,18 +20,32 @@ struct JoinRequest {
   std::string name;
   MediaState state;
   std::string peerId;  // empty: the room makes a random one; front doors with client-chosen ids pass theirs
+  std::string token = {};  // empty: the room makes a random resume token; front doors whose clients choose one pass it
+};
+
+// How a room behaves beyond the shared Limits. The default is the native protocol's room; the PeerJS front door
+// keeps one big quiet room per key (docs/peerjs.md).
+struct RoomPolicy {
+  std::size_t capacity = 0;   // members; 0: Limits::peersPerRoom
+  bool announce = true;       // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
+  bool keepDetached = true;   // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
+  Millis holdForAbsent{0};    // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
+  Millis aliveTimeout{0};     // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
 };
 
 class Room {
  public:
-  Room(std::string name, const Limits& limits) : name_(std::move(name)), limits_(limits) {}
+  Room(std::string name, const Limits& limits, RoomPolicy policy = {})
+      : name_(std::move(name)), limits_(limits), policy_(policy) {}
   Room(const Room&) = delete;
   Room& operator=(const Room&) = delete;
   ~Room();
 
   const std::string& name() const { return name_; }
   std::size_t size() const { return peers_.size(); }
-  bool empty() const { return peers_.empty(); }
+  // No members and nothing held for absent ids: the room may be destroyed.
+  bool empty() const { return peers_.empty() && held_.empty(); }
+  const RoomPolicy& policy() const { return policy_; }
   bool contains(std::string_view peer) const { return peers_.contains(std::string(peer)); }
 
   // Adds a peer. Replies ev::Joined (or ev::Error room-full / bad-message for a taken id) to `req.from`, tells the
@@ -61,7 +75,17 @@ class Room {
 
   void setState(Endpoint from, int64_t re, std::string_view peer, const MediaStatePatch& patch, Outbox& out);
 
-  // Removes peers whose grace period ended. Returns the earliest remaining deadline, or TimePoint::max().
+  // Directed relay for front doors with typed messages (PeerJS): ev::Signal{kind} to `to`. No replies: an absent
+  // `to` is held for it when `hold` and RoomPolicy::holdForAbsent allow (delivered when it joins, ev::Expired to
+  // the sender after holdForAbsent), else dropped. Counts as a sign of life of the sender.
+  void relay(Endpoint from, std::string_view peer, std::string_view to, std::string kind, std::string data, bool hold,
+             TimePoint now, Outbox& out);
+
+  // A sign of life from the peer (RoomPolicy::aliveTimeout).
+  void touch(Endpoint from, std::string_view peer, TimePoint now);
+
+  // Removes peers whose grace period ended or who went silent past RoomPolicy::aliveTimeout, and expires held
+  // messages. Returns the earliest remaining deadline, or TimePoint::max().
   TimePoint tick(TimePoint now, Outbox& out);
 
   std::vector<PeerInfo> members() const;
@@ -75,6 +99,14 @@ class Room {
     TimePoint detachDeadline{};
     std::deque<EventPtr> queue;  // events kept while detached
     std::size_t queuedBytes = 0;
+    TimePoint lastSeen{};
+  };
+
+  // Messages for an id that is not in the room (RoomPolicy::holdForAbsent).
+  struct Held {
+    TimePoint deadline{};
+    std::deque<std::pair<std::string, EventPtr>> items;  // (sender id, event)
+    std::size_t bytes = 0;
   };
 
   // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
@@ -83,9 +115,14 @@ class Room {
   void broadcast(const EventPtr& event, const Peer* except, Outbox& out);
   void remove(std::string id, LeaveReason reason, Outbox& out);  // by value: callers pass map keys
   std::vector<PeerInfo> othersThan(const std::string& id) const;
+  std::size_t capacity() const { return policy_.capacity ? policy_.capacity : limits_.peersPerRoom; }
+  void hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out);
+  void flushHeld(const std::string& id, Endpoint to, Outbox& out);
 
   std::string name_;
   const Limits& limits_;
+  RoomPolicy policy_;
+  std::unordered_map<std::string, Held> held_;
   std::unordered_map<std::string, Peer> peers_;
   std::vector<std::string> order_;  // join order, so member lists are stable
 };

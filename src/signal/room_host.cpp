@@ -16,14 +16,14 @@ Room* RoomHost::find(std::string_view name) {
   return it == rooms_.end() ? nullptr : it->second.get();
 }
 
-Room* RoomHost::findOrCreate(std::string_view name) {
+Room* RoomHost::findOrCreate(std::string_view name, const RoomPolicy& policy) {
   if (Room* r = find(name)) return r;
   std::size_t count = roomCount_.fetch_add(1, std::memory_order_relaxed);
   if (count >= limits_.maxRooms) {
     roomCount_.fetch_sub(1, std::memory_order_relaxed);
     return nullptr;
   }
-  auto room = std::make_unique<Room>(std::string(name), limits_);
+  auto room = std::make_unique<Room>(std::string(name), limits_, policy);
   Room* raw = room.get();
   rooms_.emplace(std::string(name), std::move(room));
   metrics::add(metrics::registry().rooms, 1);

@@ -18,8 +18,8 @@ class RoomHost {
 
   // The room, or nullptr.
   Room* find(std::string_view name);
-  // The room, created if needed; nullptr when the server already holds maxRooms rooms.
-  Room* findOrCreate(std::string_view name);
+  // The room, created if needed (with `policy`); nullptr when the server already holds maxRooms rooms.
+  Room* findOrCreate(std::string_view name, const RoomPolicy& policy = {});
   // Destroys the room if nobody is left in it.
   void reapIfEmpty(std::string_view name);
   // Expires detached peers in every room; destroys rooms left empty.

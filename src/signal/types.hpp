@@ -95,7 +95,11 @@ struct PeerState {
 };
 struct Signal {  // directed WebRTC signaling (offer, answer, candidate...)
   std::string from;
-  std::string data;  // serialized JSON, passed through untouched
+  std::string data;  // serialized JSON, passed through untouched (may be empty from Room::relay: no payload)
+  std::string kind = {};  // Room::relay: the front door's message type (PeerJS OFFER, CANDIDATE...); empty for native
+};
+struct Expired {  // what this connection sent to `peer`, an id that never came, was dropped undelivered
+  std::string peer;
 };
 struct Message {  // application message, to one peer or the whole room
   std::string from;
@@ -112,7 +116,7 @@ struct Bye {
 }  // namespace ev
 
 using Event = std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal,
-                           ev::Message, ev::Chat, ev::Bye>;
+                           ev::Message, ev::Chat, ev::Bye, ev::Expired>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // An event bound for one connection. A broadcast shares one EventPtr among all its deliveries.

@@ -344,6 +344,9 @@ void encode(const Event& event, std::string& out) {
         } else if constexpr (std::is_same_v<T, ev::Bye>) {
           out += R"("bye","reason":)";
           appendJsonString(out, e.reason);
+        } else if constexpr (std::is_same_v<T, ev::Expired>) {
+          // Native rooms never hold messages (RoomPolicy::holdForAbsent), so this is never sent; valid JSON anyway.
+          out += R"("error","code":"unknown-peer","message":"messages to this peer expired undelivered")";
         }
       },
       event);

@@ -1,0 +1,226 @@
+// RoomPolicy: the quiet, big, holding room the PeerJS front door uses (docs/peerjs.md), on a fake clock.
+#include <gtest/gtest.h>
+
+#include "signal/room.hpp"
+#include "signal/room_host.hpp"
+
+namespace kaiwa::signal {
+namespace {
+
+using namespace std::chrono_literals;
+
+const Endpoint kA{0, 1}, kB{1, 2}, kC{0, 3}, kA2{1, 4};
+
+template <typename T>
+std::vector<T> to(const Outbox& out, Endpoint ep) {
+  std::vector<T> list;
+  for (const auto& d : out) {
+    if (d.to != ep) continue;
+    if (const T* e = std::get_if<T>(d.event.get())) list.push_back(*e);
+  }
+  return list;
+}
+
+RoomPolicy peerJsPolicy() {
+  RoomPolicy p;
+  p.capacity = 3;
+  p.announce = false;
+  p.keepDetached = false;
+  p.holdForAbsent = 5s;
+  p.aliveTimeout = 60s;
+  return p;
+}
+
+class RoomPolicyTest : public ::testing::Test {
+ protected:
+  RoomPolicyTest() { limits.peersPerRoom = 1; }  // the policy's capacity wins
+
+  std::string join(Endpoint ep, std::string id, std::string token, Outbox& out) {
+    return room.join(JoinRequest{ep, kNoRequest, id, {}, id, std::move(token)}, now, out);
+  }
+  std::string join(Endpoint ep, std::string id, std::string token = "tok") {
+    Outbox out;
+    return join(ep, std::move(id), std::move(token), out);
+  }
+
+  Limits limits;
+  Room room{"peerjs:k", limits, peerJsPolicy()};
+  TimePoint now{};
+};
+
+TEST_F(RoomPolicyTest, QuietRoomJoinsWithChosenIdAndTokenAndTellsNobody) {
+  Outbox out;
+  EXPECT_EQ(join(kA, "alice", "ta", out), "alice");
+  EXPECT_EQ(join(kB, "bob", "tb", out), "bob");
+  EXPECT_EQ(join(kC, "carol", "tc", out), "carol");  // capacity 3, although peersPerRoom is 1
+  auto joined = to<ev::Joined>(out, kC);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_EQ(joined[0].resume, "tc");
+  EXPECT_TRUE(joined[0].peers.empty());
+  EXPECT_TRUE(to<ev::PeerJoined>(out, kA).empty());
+  Outbox full;
+  EXPECT_EQ(join(kA2, "dave", "td", full), "");
+  auto err = to<ev::Error>(full, kA2);
+  ASSERT_EQ(err.size(), 1u);
+  EXPECT_EQ(err[0].code, ErrorCode::kRoomFull);
+  EXPECT_TRUE(err[0].refusesJoin);
+}
+
+TEST_F(RoomPolicyTest, ResumeWithTheChosenTokenReplacesTheSocketAnotherTokenFails) {
+  join(kA, "alice", "secret");
+  Outbox bad;
+  EXPECT_FALSE(room.resume(kA2, kNoRequest, "alice", "other", now, bad));
+  ASSERT_EQ(to<ev::Error>(bad, kA2).size(), 1u);
+  EXPECT_EQ(to<ev::Error>(bad, kA2)[0].code, ErrorCode::kResumeFailed);
+  Outbox good;
+  EXPECT_TRUE(room.resume(kA2, kNoRequest, "alice", "secret", now, good));
+  EXPECT_EQ(to<ev::Bye>(good, kA).size(), 1u);
+  ASSERT_EQ(to<ev::Joined>(good, kA2).size(), 1u);
+  EXPECT_TRUE(to<ev::Joined>(good, kA2)[0].resumed);
+  // The old socket's close does not remove the peer: it lives on the new one.
+  Outbox closed;
+  room.detach(kA, now, closed);
+  EXPECT_TRUE(room.contains("alice"));
+}
+
+TEST_F(RoomPolicyTest, DetachRemovesAtOnceAndQuietly) {
+  join(kA, "alice");
+  join(kB, "bob");
+  Outbox out;
+  room.detach(kB, now, out);
+  EXPECT_FALSE(room.contains("bob"));
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(RoomPolicyTest, RelayCarriesKindAndFrom) {
+  join(kA, "alice");
+  join(kB, "bob");
+  Outbox out;
+  room.relay(kA, "alice", "bob", "OFFER", R"({"sdp":"x"})", true, now, out);
+  auto sig = to<ev::Signal>(out, kB);
+  ASSERT_EQ(sig.size(), 1u);
+  EXPECT_EQ(sig[0].from, "alice");
+  EXPECT_EQ(sig[0].kind, "OFFER");
+  EXPECT_EQ(sig[0].data, R"({"sdp":"x"})");
+  Outbox spoof;
+  room.relay(kC, "alice", "bob", "OFFER", "{}", true, now, spoof);  // not alice's socket
+  EXPECT_TRUE(spoof.empty());
+}
+
+TEST_F(RoomPolicyTest, HeldMessagesAreDeliveredInOrderWhenTheIdJoins) {
+  join(kA, "alice");
+  Outbox out;
+  room.relay(kA, "alice", "bob", "OFFER", "1", true, now, out);
+  room.relay(kA, "alice", "bob", "CANDIDATE", "2", true, now, out);
+  room.relay(kA, "alice", "bob", "LEAVE", "3", false, now, out);  // not held
+  EXPECT_TRUE(out.empty());
+  EXPECT_FALSE(room.empty());
+  now += 4s;
+  Outbox joined;
+  join(kB, "bob", "tb", joined);
+  ASSERT_GE(joined.size(), 3u);
+  EXPECT_TRUE(std::holds_alternative<ev::Joined>(*joined[0].event));  // OPEN first, then the queue
+  auto sig = to<ev::Signal>(joined, kB);
+  ASSERT_EQ(sig.size(), 2u);
+  EXPECT_EQ(sig[0].data, "1");
+  EXPECT_EQ(sig[1].kind, "CANDIDATE");
+  Outbox later;
+  now += 10s;
+  room.tick(now, later);
+  EXPECT_TRUE(to<ev::Expired>(later, kA).empty());
+}
+
+TEST_F(RoomPolicyTest, HeldMessagesExpireWithOneExpiredPerSenderAndId) {
+  join(kA, "alice");
+  join(kC, "carol");
+  Outbox out;
+  room.relay(kA, "alice", "bob", "OFFER", "1", true, now, out);
+  room.relay(kA, "alice", "bob", "CANDIDATE", "2", true, now, out);
+  room.relay(kC, "carol", "bob", "OFFER", "3", true, now + 1s, out);
+  room.relay(kA, "alice", "dave", "OFFER", "4", true, now + 2s, out);
+  Outbox early;
+  EXPECT_EQ(room.tick(now + 4s, early), now + 5s);
+  EXPECT_TRUE(early.empty());
+  Outbox late;
+  room.tick(now + 5s, late);
+  auto a = to<ev::Expired>(late, kA);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].peer, "bob");
+  auto c = to<ev::Expired>(late, kC);
+  ASSERT_EQ(c.size(), 1u);
+  Outbox later;
+  room.tick(now + 7s, later);
+  ASSERT_EQ(to<ev::Expired>(later, kA).size(), 1u);
+  EXPECT_EQ(to<ev::Expired>(later, kA)[0].peer, "dave");
+  // Bob comes after the expiry: nothing is waiting for him.
+  Outbox joined;
+  join(kB, "bob", "tb", joined);
+  EXPECT_TRUE(to<ev::Signal>(joined, kB).empty());
+}
+
+TEST_F(RoomPolicyTest, HoldingIsBoundedByCapacityAndQueueLimits) {
+  limits.resumeQueueMessages = 2;
+  join(kA, "alice");
+  Outbox out;
+  for (int i = 0; i < 5; ++i) room.relay(kA, "alice", "bob", "CANDIDATE", std::to_string(i), true, now, out);
+  room.relay(kA, "alice", "x1", "OFFER", "{}", true, now, out);
+  room.relay(kA, "alice", "x2", "OFFER", "{}", true, now, out);
+  EXPECT_TRUE(out.empty());
+  room.relay(kA, "alice", "x3", "OFFER", "{}", true, now, out);  // a fourth absent id, capacity 3
+  auto e = to<ev::Expired>(out, kA);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].peer, "x3");
+  Outbox joined;
+  join(kB, "bob", "tb", joined);
+  auto sig = to<ev::Signal>(joined, kB);
+  ASSERT_EQ(sig.size(), 2u);  // the newest two
+  EXPECT_EQ(sig[0].data, "3");
+  EXPECT_EQ(sig[1].data, "4");
+}
+
+TEST_F(RoomPolicyTest, SilentPeersAreClosedAfterTheAliveTimeoutTouchKeepsThemAlive) {
+  join(kA, "alice");
+  join(kB, "bob");
+  Outbox out;
+  now += 50s;
+  room.touch(kA, "alice", now);
+  room.touch(kA2, "bob", now);  // not bob's socket: no effect
+  EXPECT_EQ(room.tick(now, out), TimePoint{} + 60s);
+  now += 10s;
+  room.tick(now, out);
+  EXPECT_EQ(to<ev::Bye>(out, kB).size(), 1u);
+  EXPECT_EQ(to<ev::Bye>(out, kB)[0].reason, "timeout");
+  EXPECT_FALSE(room.contains("bob"));
+  EXPECT_TRUE(room.contains("alice"));
+  EXPECT_TRUE(to<ev::PeerLeft>(out, kA).empty());
+  now += 49s;
+  room.relay(kA, "alice", "nobody", "OFFER", "{}", false, now, out);  // relaying is a sign of life too
+  now += 20s;
+  Outbox later;
+  room.tick(now, later);
+  EXPECT_TRUE(room.contains("alice"));
+}
+
+TEST(RoomPolicyDefaults, NativeRoomsStillAnnounceAndKeepDetachedPeers) {
+  Limits limits;
+  std::atomic<std::size_t> count{0};
+  RoomHost host(limits, count);
+  Room* r = host.findOrCreate("demo");
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->policy().announce);
+  EXPECT_EQ(r->policy().holdForAbsent.count(), 0);
+  RoomPolicy quiet;
+  quiet.announce = false;
+  Room* q = host.findOrCreate("peerjs:k", quiet);
+  EXPECT_FALSE(q->policy().announce);
+  EXPECT_EQ(host.findOrCreate("peerjs:k"), q);  // the policy applies on creation
+  Outbox out;
+  r->join(JoinRequest{kA, 1, "Alice", {}, {}}, TimePoint{}, out);
+  r->relay(kA, r->members()[0].id, "nobody", "OFFER", "{}", true, TimePoint{}, out);  // holding off: dropped
+  EXPECT_EQ(to<ev::Expired>(out, kA).size(), 0u);
+  host.reapIfEmpty("peerjs:k");
+  EXPECT_EQ(host.size(), 1u);
+}
+
+}  // namespace
+}  // namespace kaiwa::signal
