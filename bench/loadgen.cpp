@@ -1106,6 +1106,16 @@ ProcSample sampleProc(int pid) {
   return s;
 }
 
+// CPU time (s) all cores spent busy since boot, from the first line of /proc/stat.
+double machineBusySec() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu")
+    return 0;
+  return double(user + nice + system + irq + softirq + steal) / double(sysconf(_SC_CLK_TCK));
+}
+
 double selfCpuSec() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -1379,6 +1389,7 @@ int run(Options& o) {
   sleepUntil(measureStart, tl);
   const ProcSample serverM0 = sampleProc(o.serverPid);
   const double selfM0 = selfCpuSec();
+  const double machineM0 = machineBusySec();
   // Progress during the measure window.
   while (nowNs() < measureEnd && nowNs() < hardDeadline) {
     sleepUntil(std::min(measureEnd, nowNs() + 5 * kNsPerSec), tl);
@@ -1390,6 +1401,7 @@ int run(Options& o) {
   }
   const ProcSample serverM1 = sampleProc(o.serverPid);
   const double selfM1 = selfCpuSec();
+  const double machineM1 = machineBusySec();
   uint32_t openAtEnd = 0;
   for (auto& w : workers) openAtEnd += w->open();
   sleepUntil(closeAt, tl);
@@ -1425,6 +1437,12 @@ int run(Options& o) {
   const double relayedPerSec = double(st.recvInWindow) / dur;
   const double sentPerSec = double(st.sentMeasured) / dur;
   const double genCpuPct = 100.0 * (selfM1 - selfM0) / dur;
+  // Everything else the machine did during the window (other processes, shared machine): the noise indicator.
+  const double othersCpuPct =
+      std::max(0.0, 100.0 *
+                        ((machineM1 - machineM0) - (selfM1 - selfM0) -
+                         ((serverM0.ok && serverM1.ok) ? serverM1.cpuSec - serverM0.cpuSec : 0)) /
+                        dur);
   const bool haveServer = serverM0.ok && serverM1.ok;
   const double serverCpuSec = haveServer ? serverM1.cpuSec - serverM0.cpuSec : 0;
   const double serverCpuPct = 100.0 * serverCpuSec / dur;
@@ -1477,6 +1495,8 @@ int run(Options& o) {
     std::printf("  WARNING: %.1f msg/s per client exceeds the server's messagesPerSecond=%" PRId64 "\n",
                 perClientRate, limit);
   }
+  std::printf("  other processes: %.0f%% of one core during the window (of %ld cores)%s\n", othersCpuPct,
+              sysconf(_SC_NPROCESSORS_ONLN), othersCpuPct > 20 ? "  (NOISY MACHINE: figures skewed)" : "");
   std::printf("  generator CPU: %.0f%% of one core during the window%s\n", genCpuPct,
               genCpuPct > 90.0 * o.threads ? "  (GENERATOR-BOUND: add --threads or lower the load)" : "");
   if (haveServer) {
@@ -1506,7 +1526,7 @@ int run(Options& o) {
         "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
         "\"server_errors\":%s,\"bye\":%s,\"pings\":%" PRIu64 ",\"schedule_slip\":%" PRIu64
         ",\"send_blocked\":%" PRIu64 ",\"window_stalls\":%" PRIu64 ",\"closed_cleanly\":%" PRIu64
-        ",\"generator_cpu_pct\":%.1f,"
+        ",\"generator_cpu_pct\":%.1f,\"others_cpu_pct\":%.1f,"
         "\"server\":{\"pid\":%d,\"cpu_s\":%.3f,\"cpu_pct\":%.1f,\"cpu_us_per_msg\":%.3f,\"rss_before_kb\":%"
         "ld,"
         "\"rss_setup_kb\":%ld,\"rss_end_kb\":%ld,\"hwm_kb\":%ld,\"rss_per_conn_kb\":%.3f},\"timed_out\":%s}"
@@ -1518,8 +1538,8 @@ int run(Options& o) {
         double(st.connectTime.quantile(0.99)) / 1e6, st.sentMeasured, st.recvMeasured, lost, st.gapMessages,
         st.outOfOrder, st.foreign, sentPerSec, relayedPerSec, lat50, lat90, lat99, lat999, latMax, latMean,
         jsonMap(st.serverErrors).c_str(), jsonMap(st.byeReasons).c_str(), st.pings, st.scheduleSlip,
-        st.sendBlocked, st.windowStalls, st.closedCleanly, genCpuPct, o.serverPid, serverCpuSec, serverCpuPct,
-        cpuUsPerMsg, serverBefore.rssKb, serverSetup.rssKb, rssHeld,
+        st.sendBlocked, st.windowStalls, st.closedCleanly, genCpuPct, othersCpuPct, o.serverPid, serverCpuSec,
+        serverCpuPct, cpuUsPerMsg, serverBefore.rssKb, serverSetup.rssKb, rssHeld,
         serverAfter.ok ? serverAfter.hwmKb : serverM1.hwmKb, rssPerConnKb, timedOut ? "true" : "false");
   }
   std::fflush(stdout);

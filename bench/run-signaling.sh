@@ -179,10 +179,17 @@ for rate in 8000 16000 24000 32000 40000 48000 64000 80000 96000 128000; do
   # Keep every client under 40 msg/s: kaiwa limits each connection to messagesPerSecond (default 50).
   clients=$(( (rate + 39) / 40 )); clients=$(( clients < 200 ? 200 : clients )); clients=$(( (clients + 1) / 2 * 2 ))
   if (( clients + 64 > FD_LIMIT )); then echo "  (stop: $clients clients exceed the fd limit)"; break; fi
-  run_loadgen "b-$rate" relay --clients "$clients" --rate "$rate" --payload-bytes 300 --duration "$SAT_DUR" \
-    --warmup 2 --drain 2 --ramp-concurrency 512 || break
-  verdict="$(field "b-$rate" '"ok" if r["latency_us"]["p99"] < 100000 and r["lost"] <= 0.01 * max(1, r["sent"]) and r["sent_per_s"] >= 0.9 * r["rate"] and r["established"] == r["clients"] else "fail"')"
-  echo "  rate $rate with $clients clients: $verdict"
+  label="b-$rate"
+  for attempt in 1 2; do
+    run_loadgen "$label" relay --clients "$clients" --rate "$rate" --payload-bytes 300 --duration "$SAT_DUR" \
+      --warmup 2 --drain 2 --ramp-concurrency 512 || break 2
+    verdict="$(field "$label" '"ok" if r["latency_us"]["p99"] < 100000 and r["lost"] <= 0.01 * max(1, r["sent"]) and r["sent_per_s"] >= 0.9 * r["rate"] and r["established"] == r["clients"] else "fail"')"
+    noisy="$(field "$label" 'int(r["others_cpu_pct"] > 20)')"
+    echo "  rate $rate with $clients clients: $verdict$([[ $noisy == 1 ]] && echo ' (other processes were busy)')"
+    # A failure while other processes took the CPU says little about the server: try that step once more.
+    [[ "$verdict" == fail && $noisy == 1 && $attempt == 1 ]] || break
+    label="b-$rate-retry"
+  done
   [[ "$verdict" == ok ]] || break
   best=$rate
 done
@@ -216,7 +223,7 @@ python3 - "$RESULTS" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print()
-print("| step | clients (held) | load | relayed msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | server CPU | CPU us/msg | server RSS end / peak MB | RSS/idle conn KB | gen CPU | idle before |")
+print("| step | clients (held) | load | relayed msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | server CPU | CPU us/msg | server RSS end / peak MB | RSS/idle conn KB | gen CPU | others CPU |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     s = r["server"]
@@ -225,10 +232,12 @@ for r in rows:
         lat = r["latency_us"]
         print(f'| {r["label"]} | {r["clients"]} ({r["held"]}) | {load} | {r["relayed_per_s"]:.0f} | {lat["p50"]/1e3:.2f} | '
               f'{lat["p90"]/1e3:.2f} | {lat["p99"]/1e3:.2f} | {lat["max"]/1e3:.1f} | {r["lost"]} | {s["cpu_pct"]:.0f}% | '
-              f'{s["cpu_us_per_msg"]:.2f} | {s["rss_end_kb"]/1024:.1f} / {s["hwm_kb"]/1024:.1f} | - | {r["generator_cpu_pct"]:.0f}% | {r["machine_idle_before_pct"]}% |')
+              f'{s["cpu_us_per_msg"]:.2f} | {s["rss_end_kb"]/1024:.1f} / {s["hwm_kb"]/1024:.1f} | - | {r["generator_cpu_pct"]:.0f}% | {r["others_cpu_pct"]:.0f}% |')
     else:
         print(f'| {r["label"]} | {r["clients"]} ({r["held"]}) | idle {r["duration_s"]:.0f}s | - | - | - | - | - | - | '
-              f'{s["cpu_pct"]:.0f}% | - | {s["rss_end_kb"]/1024:.1f} / {s["hwm_kb"]/1024:.1f} | {s["rss_per_conn_kb"]:.2f} | {r["generator_cpu_pct"]:.0f}% | {r["machine_idle_before_pct"]}% |')
+              f'{s["cpu_pct"]:.0f}% | - | {s["rss_end_kb"]/1024:.1f} / {s["hwm_kb"]/1024:.1f} | {s["rss_per_conn_kb"]:.2f} | {r["generator_cpu_pct"]:.0f}% | {r["others_cpu_pct"]:.0f}% |')
+print("(CPU figures in % of one core over the measure window; 'others CPU' is what the rest of the machine used meanwhile:")
+print(" above ~20 % the figures are skewed by other work)")
 bad = [r for r in rows if r["failed"] or r["dropped"] or r.get("server_errors")]
 for r in bad:
     print(f'note {r["label"]}: failed={r["fail_reasons"]} dropped={r["drop_reasons"]} server_errors={r["server_errors"]} bye={r["bye"]}')
