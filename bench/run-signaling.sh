@@ -195,7 +195,7 @@ for rate in 8000 16000 24000 32000 40000 48000 64000 80000 96000 128000; do
 done
 echo "  highest paced rate with p99 < 100 ms, no loss: $best msg/s"
 echo "best_paced_rate $best" >"$OUT/saturation.txt"
-run_loadgen b-window relay --clients 2000 --rate 0 --window 2 --payload-bytes 300 --duration "$SAT_DUR" \
+run_loadgen b-window relay --clients 2000 --rate 0 --window 1 --payload-bytes 300 --duration "$SAT_DUR" \
   --warmup 2 --drain 2 --ramp-concurrency 512 || true
 
 # ---- c) idle connections
