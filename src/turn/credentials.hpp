@@ -1,0 +1,63 @@
+#pragma once
+// Long-term credentials for TURN (RFC 8489 section 9.2): static users from the configuration and, at the same time,
+// the TURN REST scheme (coturn's use-auth-secret): username "EXPIRY[:USER]" with EXPIRY in Unix seconds, password
+// base64(HMAC-SHA1(secret, username)). Several secrets may be valid at once, for rotation.
+// Nonces are stateless: a timestamp and a MAC over it and the client's IP, so any worker can check any nonce.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "stun/address.hpp"
+#include "stun/message.hpp"
+
+namespace kaiwa::turn {
+
+struct Key {
+  std::array<uint8_t, 32> bytes{};
+  uint8_t size = 0;
+  std::span<const uint8_t> span() const { return {bytes.data(), size}; }
+};
+
+class Credentials {
+ public:
+  static constexpr size_t kMaxKeys = 8;
+
+  Credentials(std::string realm, const std::vector<std::pair<std::string, std::string>>& users,
+              std::vector<std::string> secrets, std::chrono::seconds nonceLifetime = std::chrono::seconds(600));
+
+  const std::string& realm() const { return realm_; }
+  bool empty() const { return users_.empty() && secrets_.empty(); }
+
+  // The candidate keys for `username` (one per static user match and per secret), for `algorithm`; the count.
+  // A REST username whose expiry (Unix seconds) is before `nowUnix` gives none.
+  size_t keys(std::string_view username, int64_t nowUnix, stun::PasswordAlgorithm algorithm,
+              std::span<Key, kMaxKeys> out) const;
+
+  // A fresh nonce for `client` at `now`, and whether a nonce is still valid (false: stale or forged → 438).
+  std::string makeNonce(const stun::Address& client, TimePoint now) const;
+  bool nonceValid(std::string_view nonce, const stun::Address& client, TimePoint now) const;
+
+  static std::string restPassword(std::string_view secret, std::string_view username);
+
+ private:
+  std::string realm_;
+  struct User {
+    std::string password;
+    std::array<uint8_t, 16> md5;
+  };
+  std::unordered_map<std::string, User> users_;
+  std::vector<std::string> secrets_;
+  std::array<uint8_t, 32> nonceKey_{};
+  std::chrono::seconds nonceLifetime_;
+};
+
+// The nonce prefix announcing the password-algorithms security feature (RFC 8489 section 9.2).
+inline constexpr std::string_view kNonceCookie = "obMatJos2gAAA";
+
+}  // namespace kaiwa::turn

@@ -1,0 +1,600 @@
+#include "turn/server.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace kaiwa::turn {
+
+using stun::Address;
+using stun::Class;
+using stun::Family;
+using stun::Message;
+using stun::Method;
+namespace attr = stun::attr;
+
+namespace {
+
+constexpr size_t kScratch = 65536 + 256;
+constexpr uint8_t kUdpProtocol = 17;
+constexpr size_t kUnauthBuckets = 1024;
+constexpr std::array<uint16_t, 27> kKnown = {
+    0x0003 /* CHANGE-REQUEST (RFC 5780): answered from the same address */,
+    attr::kMappedAddress, attr::kUsername, attr::kMessageIntegrity, attr::kErrorCode, attr::kUnknownAttributes,
+    attr::kChannelNumber, attr::kLifetime, attr::kXorPeerAddress, attr::kData, attr::kRealm, attr::kNonce,
+    attr::kXorRelayedAddress, attr::kRequestedAddressFamily, attr::kEvenPort, attr::kRequestedTransport,
+    attr::kDontFragment, attr::kMessageIntegritySha256, attr::kPasswordAlgorithm, attr::kUserhash,
+    attr::kXorMappedAddress, attr::kReservationToken, attr::kPriority, attr::kUseCandidate,
+    0x0026 /* PADDING (RFC 5780) */, 0x0027 /* RESPONSE-PORT (RFC 5780) */, 0x002A /* CONNECTION-ID (RFC 6062) */};
+
+uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+
+uint64_t hashIp(const Address& a) {
+  Address ipOnly = a;
+  ipOnly.port = 0;
+  return uint64_t(stun::AddressHash{}(ipOnly)) | 1;
+}
+
+std::optional<Family> familyAttr(const Message& m, uint16_t type) {
+  auto v = m.find(type);
+  if (!v) return std::nullopt;
+  if (v->size() != 4) return Family(0xFF);
+  return Family((*v)[0]);
+}
+
+size_t familyIndex(Family f) { return f == Family::kV4 ? 0 : 1; }
+
+}  // namespace
+
+struct TurnServer::Allocation {
+  ClientTuple tuple;
+  std::array<std::optional<std::pair<RelayId, Address>>, 2> relays;  // [0] IPv4, [1] IPv6
+  std::string username;
+  Key key;
+  bool sha256 = false;
+  TimePoint expiry;
+  stun::TransactionId allocateTx{};
+  std::optional<uint64_t> reservationToken;
+  size_t userBucket = 0;
+  struct Permission {
+    Address ip;
+    TimePoint expiry;
+  };
+  std::vector<Permission> permissions;
+  struct Channel {
+    uint16_t number;
+    Address peer;
+    TimePoint expiry;
+  };
+  std::vector<Channel> channels;
+  double tokens = 0;
+  TimePoint lastRefill{};
+
+  Permission* permission(const Address& peer, TimePoint now) {
+    for (auto& p : permissions)
+      if (p.ip.sameIp(peer) && p.expiry > now) return &p;
+    return nullptr;
+  }
+  const std::pair<RelayId, Address>* relayFor(Family f) const {
+    const auto& r = relays[familyIndex(f)];
+    return r ? &*r : nullptr;
+  }
+};
+
+std::optional<ChannelData> ChannelData::parse(std::span<const uint8_t> bytes) {
+  if (bytes.size() < 4) return std::nullopt;
+  uint16_t channel = be16(bytes.data());
+  uint16_t length = be16(bytes.data() + 2);
+  if (!isChannelNumber(channel) || bytes.size() - 4 < length) return std::nullopt;
+  return ChannelData{channel, bytes.subspan(4, length)};
+}
+
+std::optional<size_t> tcpFrameLength(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return std::nullopt;
+  uint8_t top = bytes[0] >> 6;
+  if (top == 0) {
+    if (bytes.size() < 4) return std::nullopt;
+    return stun::Message::framedLength(bytes).value_or(0);
+  }
+  if (top == 1) {
+    if (bytes.size() < 4) return std::nullopt;
+    if (!isChannelNumber(be16(bytes.data()))) return size_t(0);
+    return (4 + size_t(be16(bytes.data() + 2)) + 3) & ~size_t(3);
+  }
+  return size_t(0);
+}
+
+TurnServer::TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credentials,
+                       std::shared_ptr<const PeerFilter> filter, TurnLimits limits, std::shared_ptr<Quotas> quotas,
+                       std::string software)
+    : io_(io),
+      credentials_(std::move(credentials)),
+      filter_(std::move(filter)),
+      limits_(limits),
+      quotas_(std::move(quotas)),
+      software_(std::move(software)),
+      unauthBuckets_(kUnauthBuckets),
+      scratch_(kScratch) {
+  if (!quotas_) quotas_ = std::make_shared<Quotas>();
+  nextToken_ = uint64_t(reinterpret_cast<uintptr_t>(this)) * 0x9E3779B97F4A7C15ull ^
+               uint64_t(Clock::now().time_since_epoch().count());
+}
+
+TurnServer::~TurnServer() {
+  while (!allocations_.empty()) removeAllocation(allocations_.begin()->first);
+  for (auto& [token, r] : reservations_) io_.closeRelay(r.relay);
+}
+
+size_t TurnServer::permissionCount() const {
+  size_t n = 0;
+  for (const auto& [t, a] : allocations_) n += a->permissions.size();
+  return n;
+}
+
+size_t TurnServer::channelCount() const {
+  size_t n = 0;
+  for (const auto& [t, a] : allocations_) n += a->channels.size();
+  return n;
+}
+
+TurnServer::Allocation* TurnServer::findByClient(const ClientTuple& t) {
+  auto it = allocations_.find(t);
+  return it == allocations_.end() ? nullptr : it->second.get();
+}
+
+void TurnServer::onClientPacket(const ClientTuple& from, std::span<const uint8_t> bytes, TimePoint now,
+                                int64_t nowUnix) {
+  if (bytes.empty()) return drop(TurnDrop::kMalformed);
+  uint8_t top = bytes[0] >> 6;
+  if (top == 1) return handleChannelData(from, bytes, now);
+  if (top != 0) return drop(TurnDrop::kMalformed);
+  auto m = Message::parse(bytes);
+  if (!m) return drop(TurnDrop::kMalformed);
+  handleStun(from, *m, now, nowUnix);
+}
+
+void TurnServer::handleChannelData(const ClientTuple& from, std::span<const uint8_t> bytes, TimePoint now) {
+  auto cd = ChannelData::parse(bytes);
+  if (!cd) return drop(TurnDrop::kMalformed);
+  Allocation* a = findByClient(from);
+  if (!a) return drop(TurnDrop::kNoAllocation);
+  for (auto& c : a->channels) {
+    if (c.number != cd->channel) continue;
+    if (c.expiry <= now) break;
+    if (!a->permission(c.peer, now)) return drop(TurnDrop::kNoPermission);
+    if (!spendBandwidth(*a, cd->data.size(), now)) return drop(TurnDrop::kBandwidth);
+    auto relay = a->relayFor(c.peer.family);
+    if (!relay) return drop(TurnDrop::kNoChannel);
+    ++stats_.channelDataIn;
+    stats_.bytesToPeers += cd->data.size();
+    io_.sendToPeer(relay->first, c.peer, cd->data);
+    return;
+  }
+  drop(TurnDrop::kNoChannel);
+}
+
+void TurnServer::handleSend(const ClientTuple& from, const Message& m, TimePoint now) {
+  Allocation* a = findByClient(from);
+  if (!a) return drop(TurnDrop::kNoAllocation);
+  auto peer = m.xorAddress(attr::kXorPeerAddress);
+  auto data = m.find(attr::kData);
+  if (!peer || !data) return drop(TurnDrop::kMalformed);
+  if (!a->permission(*peer, now)) return drop(TurnDrop::kNoPermission);
+  auto relay = a->relayFor(peer->family);
+  if (!relay) return drop(TurnDrop::kNoPermission);
+  if (!spendBandwidth(*a, data->size(), now)) return drop(TurnDrop::kBandwidth);
+  ++stats_.sendIndications;
+  stats_.bytesToPeers += data->size();
+  io_.sendToPeer(relay->first, *peer, *data);
+}
+
+bool TurnServer::spendBandwidth(Allocation& a, size_t bytes, TimePoint now) {
+  if (limits_.bytesPerSecond == 0) return true;
+  double rate = double(limits_.bytesPerSecond);
+  double elapsed = std::chrono::duration<double>(now - a.lastRefill).count();
+  a.lastRefill = now;
+  a.tokens = std::min(rate, a.tokens + elapsed * rate);  // burst: one second's worth
+  if (a.tokens < double(bytes)) return false;
+  a.tokens -= double(bytes);
+  return true;
+}
+
+bool TurnServer::unauthenticatedAllowed(const Address& from, TimePoint now) {
+  double rate = limits_.unauthenticatedPerSecond;
+  if (rate <= 0) return true;
+  uint64_t h = hashIp(from);
+  Bucket& b = unauthBuckets_[h % unauthBuckets_.size()];
+  double burst = rate * 5;
+  if (b.ipHash != h) b = Bucket{h, burst, now};
+  double elapsed = std::chrono::duration<double>(now - b.last).count();
+  b.last = now;
+  b.tokens = std::min(burst, b.tokens + std::max(0.0, elapsed) * rate);
+  if (b.tokens < 1) {
+    drop(TurnDrop::kRateLimited);
+    return false;
+  }
+  b.tokens -= 1;
+  return true;
+}
+
+void TurnServer::sendError(const ClientTuple& to, const Message& m, int code, std::string_view reason,
+                           const Key* key, bool sha256, std::span<const uint16_t> unknown,
+                           std::optional<std::string_view> nonce) {
+  stun::Builder b(scratch_, m.method(), Class::kError, m.transactionId());
+  b.errorCode(code, reason);
+  if (!unknown.empty()) b.unknownAttributes(unknown);
+  if (nonce) {
+    b.text(attr::kRealm, credentials_->realm());
+    b.text(attr::kNonce, *nonce);
+    // PASSWORD-ALGORITHMS: MD5 and SHA-256, no parameters.
+    const uint8_t algs[] = {0, 1, 0, 0, 0, 2, 0, 0};
+    b.attribute(attr::kPasswordAlgorithms, algs);
+  }
+  if (key) {
+    if (sha256)
+      b.messageIntegritySha256(key->span());
+    else
+      b.messageIntegrity(key->span());
+  }
+  if (m.hasFingerprint()) b.fingerprint();
+  if (b.ok()) io_.sendToClient(to, b.bytes(), {}, 0);
+}
+
+void TurnServer::sendSuccess(const ClientTuple& to, const Message& m, stun::Builder& b, const Key& key, bool sha256) {
+  if (!software_.empty()) b.text(attr::kSoftware, software_);
+  if (sha256)
+    b.messageIntegritySha256(key.span());
+  else
+    b.messageIntegrity(key.span());
+  if (m.hasFingerprint()) b.fingerprint();
+  if (b.ok()) io_.sendToClient(to, b.bytes(), {}, 0);
+}
+
+void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint now, int64_t nowUnix) {
+  Class cls = m.messageClass();
+  Method method = m.method();
+  if (cls == Class::kIndication) {
+    if (method == Method::kSend) return handleSend(from, m, now);
+    return drop(TurnDrop::kUnexpected);
+  }
+  if (cls != Class::kRequest) return drop(TurnDrop::kUnexpected);
+
+  std::array<uint16_t, 16> unknown{};
+  size_t unknownCount = 0;
+  for (const auto& a : m.attributes()) {
+    if (attr::comprehensionRequired(a.type) && std::find(kKnown.begin(), kKnown.end(), a.type) == kKnown.end() &&
+        unknownCount < unknown.size())
+      unknown[unknownCount++] = a.type;
+  }
+
+  if (method == Method::kBinding) {
+    if (!unauthenticatedAllowed(from.client, now)) return;
+    ++stats_.bindingRequests;
+    if (unknownCount) return sendError(from, m, 420, "Unknown Attribute", nullptr, false, {unknown.data(), unknownCount});
+    stun::Builder b(scratch_, Method::kBinding, Class::kSuccess, m.transactionId());
+    b.xorAddress(attr::kXorMappedAddress, from.client);
+    if (m.hasFingerprint()) b.fingerprint();
+    if (b.ok()) io_.sendToClient(from, b.bytes(), {}, 0);
+    return;
+  }
+  if (method != Method::kAllocate && method != Method::kRefresh && method != Method::kCreatePermission &&
+      method != Method::kChannelBind) {
+    if (!unauthenticatedAllowed(from.client, now)) return;
+    return sendError(from, m, 400, "Bad Request");
+  }
+
+  // Long-term credentials (RFC 8489 section 9.2.4).
+  auto challenge = [&](int code, std::string_view reason) {
+    if (!unauthenticatedAllowed(from.client, now)) return;
+    std::string nonce = credentials_->makeNonce(from.client, now);
+    sendError(from, m, code, reason, nullptr, false, {}, nonce);
+  };
+  bool sha256 = m.hasIntegritySha256();
+  if (!m.hasIntegrity() && !sha256) return challenge(401, "Unauthorized");
+  auto username = m.text(attr::kUsername);
+  auto realm = m.text(attr::kRealm);
+  auto nonce = m.text(attr::kNonce);
+  if (!username || !realm || !nonce) {
+    if (!unauthenticatedAllowed(from.client, now)) return;
+    ++stats_.authFailures;
+    return sendError(from, m, 400, "Bad Request");
+  }
+  if (!credentials_->nonceValid(*nonce, from.client, now)) return challenge(438, "Stale Nonce");
+  auto algorithm = stun::PasswordAlgorithm::kMd5;
+  if (auto pa = m.find(attr::kPasswordAlgorithm); pa && pa->size() >= 2 && be16(pa->data()) == 2)
+    algorithm = stun::PasswordAlgorithm::kSha256;
+  std::array<Key, Credentials::kMaxKeys> keys;
+  size_t n = credentials_->keys(*username, nowUnix, algorithm, keys);
+  const Key* matched = nullptr;
+  for (size_t i = 0; i < n && !matched; ++i) {
+    if (sha256 ? m.verifyIntegritySha256(keys[i].span()) : m.verifyIntegrity(keys[i].span())) matched = &keys[i];
+  }
+  if (!matched || *realm != credentials_->realm()) {
+    ++stats_.authFailures;
+    return challenge(401, "Unauthorized");
+  }
+  if (unknownCount) return sendError(from, m, 420, "Unknown Attribute", matched, sha256, {unknown.data(), unknownCount});
+
+  if (method == Method::kAllocate) return handleAllocate(from, m, *matched, *username, sha256, now);
+  Allocation* a = findByClient(from);
+  if (!a || a->expiry <= now) return sendError(from, m, 437, "Allocation Mismatch", matched, sha256);
+  if (a->username != *username) return sendError(from, m, 441, "Wrong Credentials", matched, sha256);
+  a->key = *matched;
+  a->sha256 = sha256;
+  if (method == Method::kRefresh) return handleRefresh(*a, m, now);
+  if (method == Method::kCreatePermission) return handleCreatePermission(*a, m, now);
+  return handleChannelBind(*a, m, now);
+}
+
+void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const Key& key, std::string_view user,
+                                bool sha256, TimePoint now) {
+  auto fail = [&](int code, std::string_view reason) { sendError(from, m, code, reason, &key, sha256); };
+  auto lifetimeFor = [&](std::optional<uint32_t> requested) {
+    auto l = requested ? std::chrono::seconds(*requested) : limits_.defaultLifetime;
+    return std::clamp(l, limits_.defaultLifetime, limits_.maxLifetime);
+  };
+  auto success = [&](Allocation& a, std::optional<int> additionalError) {
+    stun::Builder b(scratch_, Method::kAllocate, Class::kSuccess, m.transactionId());
+    for (const auto& r : a.relays)
+      if (r) b.xorAddress(attr::kXorRelayedAddress, r->second);
+    if (additionalError) {
+      uint8_t v[4 + 32] = {uint8_t(Family::kV6), 0, uint8_t(*additionalError / 100), uint8_t(*additionalError % 100)};
+      std::string_view reason = "Address Family not Supported";
+      std::memcpy(v + 4, reason.data(), reason.size());
+      b.attribute(attr::kAddressErrorCode, {v, 4 + reason.size()});
+    }
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(a.expiry - now);
+    b.u32(attr::kLifetime, uint32_t(std::max<int64_t>(0, left.count())));
+    if (a.reservationToken) {
+      uint8_t t[8];
+      for (int i = 0; i < 8; ++i) t[i] = uint8_t(*a.reservationToken >> (56 - 8 * i));
+      b.attribute(attr::kReservationToken, t);
+    }
+    b.xorAddress(attr::kXorMappedAddress, from.client);
+    sendSuccess(from, m, b, key, sha256);
+  };
+
+  if (Allocation* existing = findByClient(from)) {
+    if (existing->allocateTx == m.transactionId() && existing->expiry > now) return success(*existing, std::nullopt);
+    return fail(437, "Allocation Mismatch");
+  }
+  auto transport = m.find(attr::kRequestedTransport);
+  if (!transport || transport->size() != 4) return fail(400, "Bad Request");
+  if ((*transport)[0] != kUdpProtocol) return fail(442, "Unsupported Transport Protocol");
+  auto evenPort = m.find(attr::kEvenPort);
+  auto token = m.find(attr::kReservationToken);
+  auto requested = familyAttr(m, attr::kRequestedAddressFamily);
+  auto additional = familyAttr(m, attr::kAdditionalAddressFamily);
+  if (token && (evenPort || requested || additional)) return fail(400, "Bad Request");
+  if (requested && additional) return fail(400, "Bad Request");
+  if (additional && *additional != Family::kV6) return fail(400, "Bad Request");
+  if (evenPort && evenPort->size() != 1) return fail(400, "Bad Request");
+  if (token && token->size() != 8) return fail(400, "Bad Request");
+  if (requested && *requested != Family::kV4 && *requested != Family::kV6)
+    return fail(440, "Address Family not Supported");
+
+  // Quotas: per user (hashed buckets shared by the workers) and in total.
+  size_t userBucket = std::hash<std::string_view>{}(user) % quotas_->perUser.size();
+  if (quotas_->perUser[userBucket].fetch_add(1, std::memory_order_relaxed) >=
+      int32_t(limits_.maxAllocationsPerUser)) {
+    quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
+    return fail(486, "Allocation Quota Reached");
+  }
+  if (quotas_->allocations.fetch_add(1, std::memory_order_relaxed) >= int64_t(limits_.maxAllocations)) {
+    quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
+    quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
+    return fail(508, "Insufficient Capacity");
+  }
+  auto a = std::make_unique<Allocation>();
+  a->tuple = from;
+  a->userBucket = userBucket;
+  auto release = [&] {
+    for (auto& r : a->relays)
+      if (r) io_.closeRelay(r->first);
+    quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
+    quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
+  };
+
+  std::optional<int> additionalError;
+  if (token) {
+    uint64_t t = 0;
+    for (int i = 0; i < 8; ++i) t = t << 8 | (*token)[i];
+    auto it = reservations_.find(t);
+    if (it == reservations_.end() || it->second.expiry <= now) {
+      release();
+      return fail(508, "Insufficient Capacity");
+    }
+    a->relays[familyIndex(it->second.address.family)] = std::pair{it->second.relay, it->second.address};
+    reservations_.erase(it);
+  } else {
+    RelayRequest req;
+    req.family = requested.value_or(Family::kV4);
+    req.evenPort = evenPort.has_value();
+    req.reserveNext = evenPort && ((*evenPort)[0] & 0x80);
+    req.dontFragment = m.has(attr::kDontFragment);
+    auto opened = io_.openRelay(req);
+    if (!opened) {
+      release();
+      return fail(requested ? 440 : 508, requested ? "Address Family not Supported" : "Insufficient Capacity");
+    }
+    a->relays[familyIndex(req.family)] = std::pair{opened->id, opened->address};
+    if (opened->reservedId && opened->reservedAddress) {
+      uint64_t t = (nextToken_ = nextToken_ * 6364136223846793005ull + 1442695040888963407ull);
+      reservations_[t] = Reservation{*opened->reservedId, *opened->reservedAddress, now + limits_.reservationLifetime};
+      a->reservationToken = t;
+    }
+    if (additional) {
+      RelayRequest v6 = req;
+      v6.family = Family::kV6;
+      v6.evenPort = v6.reserveNext = false;
+      if (auto o6 = io_.openRelay(v6))
+        a->relays[1] = std::pair{o6->id, o6->address};
+      else
+        additionalError = 440;
+    }
+  }
+  a->username = std::string(user);
+  a->key = key;
+  a->sha256 = sha256;
+  a->allocateTx = m.transactionId();
+  a->expiry = now + lifetimeFor(m.u32(attr::kLifetime));
+  a->tokens = double(limits_.bytesPerSecond);
+  a->lastRefill = now;
+  a->permissions.reserve(4);
+  a->channels.reserve(4);
+  for (const auto& r : a->relays)
+    if (r) byRelay_[r->first] = a.get();
+  Allocation& ref = *a;
+  allocations_[from] = std::move(a);
+  success(ref, additionalError);
+}
+
+void TurnServer::handleRefresh(Allocation& a, const Message& m, TimePoint now) {
+  if (auto f = familyAttr(m, attr::kRequestedAddressFamily); f && !a.relayFor(*f))
+    return sendError(a.tuple, m, 443, "Peer Address Family Mismatch", &a.key, a.sha256);
+  auto requested = m.u32(attr::kLifetime);
+  ClientTuple tuple = a.tuple;
+  Key key = a.key;
+  bool sha256 = a.sha256;
+  std::chrono::seconds lifetime{0};
+  if (requested && *requested == 0) {
+    removeAllocation(tuple);
+  } else {
+    lifetime = std::clamp(requested ? std::chrono::seconds(*requested) : limits_.defaultLifetime,
+                          limits_.defaultLifetime, limits_.maxLifetime);
+    a.expiry = now + lifetime;
+  }
+  stun::Builder b(scratch_, Method::kRefresh, Class::kSuccess, m.transactionId());
+  b.u32(attr::kLifetime, uint32_t(lifetime.count()));
+  sendSuccess(tuple, m, b, key, sha256);
+}
+
+void TurnServer::handleCreatePermission(Allocation& a, const Message& m, TimePoint now) {
+  std::array<Address, 16> peers;
+  size_t n = 0;
+  for (const auto& ref : m.attributes()) {
+    if (ref.type != attr::kXorPeerAddress) continue;
+    auto peer = m.xorAddressAt(ref);
+    if (!peer || n == peers.size()) return sendError(a.tuple, m, 400, "Bad Request", &a.key, a.sha256);
+    if (!a.relayFor(peer->family)) return sendError(a.tuple, m, 443, "Peer Address Family Mismatch", &a.key, a.sha256);
+    if (!filter_->allowed(*peer)) return sendError(a.tuple, m, 403, "Forbidden", &a.key, a.sha256);
+    peers[n++] = *peer;
+  }
+  if (n == 0) return sendError(a.tuple, m, 400, "Bad Request", &a.key, a.sha256);
+  size_t added = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (!a.permission(peers[i], now)) ++added;
+  std::erase_if(a.permissions, [&](const auto& p) { return p.expiry <= now; });
+  if (a.permissions.size() + added > limits_.maxPermissions)
+    return sendError(a.tuple, m, 508, "Insufficient Capacity", &a.key, a.sha256);
+  for (size_t i = 0; i < n; ++i) {
+    if (auto* p = a.permission(peers[i], now))
+      p->expiry = now + limits_.permissionLifetime;
+    else
+      a.permissions.push_back({peers[i], now + limits_.permissionLifetime});
+  }
+  stun::Builder b(scratch_, Method::kCreatePermission, Class::kSuccess, m.transactionId());
+  sendSuccess(a.tuple, m, b, a.key, a.sha256);
+}
+
+void TurnServer::handleChannelBind(Allocation& a, const Message& m, TimePoint now) {
+  auto bad = [&] { sendError(a.tuple, m, 400, "Bad Request", &a.key, a.sha256); };
+  auto number = m.find(attr::kChannelNumber);
+  auto peer = m.xorAddress(attr::kXorPeerAddress);
+  if (!number || number->size() != 4 || !peer) return bad();
+  uint16_t channel = be16(number->data());
+  if (!isChannelNumber(channel)) return bad();
+  if (!a.relayFor(peer->family)) return sendError(a.tuple, m, 443, "Peer Address Family Mismatch", &a.key, a.sha256);
+  if (!filter_->allowed(*peer)) return sendError(a.tuple, m, 403, "Forbidden", &a.key, a.sha256);
+  std::erase_if(a.channels, [&](const auto& c) { return c.expiry <= now; });
+  Allocation::Channel* existing = nullptr;
+  for (auto& c : a.channels) {
+    bool sameNumber = c.number == channel, samePeer = c.peer == *peer;
+    if (sameNumber != samePeer) return bad();  // bound to another peer, or the peer to another channel
+    if (sameNumber) existing = &c;
+  }
+  if (!existing && a.channels.size() >= limits_.maxChannels)
+    return sendError(a.tuple, m, 508, "Insufficient Capacity", &a.key, a.sha256);
+  if (!a.permission(*peer, now) && a.permissions.size() >= limits_.maxPermissions) {
+    std::erase_if(a.permissions, [&](const auto& p) { return p.expiry <= now; });
+    if (a.permissions.size() >= limits_.maxPermissions)
+      return sendError(a.tuple, m, 508, "Insufficient Capacity", &a.key, a.sha256);
+  }
+  if (existing)
+    existing->expiry = now + limits_.channelLifetime;
+  else
+    a.channels.push_back({channel, *peer, now + limits_.channelLifetime});
+  if (auto* p = a.permission(*peer, now))
+    p->expiry = now + limits_.permissionLifetime;
+  else
+    a.permissions.push_back({*peer, now + limits_.permissionLifetime});
+  stun::Builder b(scratch_, Method::kChannelBind, Class::kSuccess, m.transactionId());
+  sendSuccess(a.tuple, m, b, a.key, a.sha256);
+}
+
+void TurnServer::onPeerPacket(RelayId relay, const Address& peer, std::span<const uint8_t> bytes, TimePoint now) {
+  auto it = byRelay_.find(relay);
+  if (it == byRelay_.end()) return drop(TurnDrop::kNoAllocation);
+  Allocation& a = *it->second;
+  if (a.expiry <= now) return drop(TurnDrop::kNoAllocation);
+  if (!a.permission(peer, now)) return drop(TurnDrop::kNoPermission);
+  if (!spendBandwidth(a, bytes.size(), now)) return drop(TurnDrop::kBandwidth);
+  stats_.bytesToClients += bytes.size();
+  for (const auto& c : a.channels) {
+    if (c.peer == peer && c.expiry > now) {
+      uint8_t head[4] = {uint8_t(c.number >> 8), uint8_t(c.number), uint8_t(bytes.size() >> 8),
+                         uint8_t(bytes.size())};
+      if (bytes.size() > 0xFFFF) return drop(TurnDrop::kMalformed);
+      size_t pad = a.tuple.transport == Transport::kUdp ? 0 : (4 - bytes.size() % 4) % 4;
+      ++stats_.channelDataOut;
+      io_.sendToClient(a.tuple, head, bytes, pad);
+      return;
+    }
+  }
+  stun::TransactionId tx{};
+  nextToken_ = nextToken_ * 6364136223846793005ull + 1442695040888963407ull;
+  std::memcpy(tx.data(), &nextToken_, 8);
+  stun::Builder b(scratch_, Method::kData, Class::kIndication, tx);
+  b.xorAddress(attr::kXorPeerAddress, peer).attribute(attr::kData, bytes);
+  if (!b.ok()) return drop(TurnDrop::kMalformed);
+  ++stats_.dataIndications;
+  io_.sendToClient(a.tuple, b.bytes(), {}, 0);
+}
+
+void TurnServer::removeAllocation(const ClientTuple& tuple) {
+  auto it = allocations_.find(tuple);
+  if (it == allocations_.end()) return;
+  Allocation& a = *it->second;
+  for (auto& r : a.relays) {
+    if (!r) continue;
+    byRelay_.erase(r->first);
+    io_.closeRelay(r->first);
+  }
+  quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
+  quotas_->perUser[a.userBucket].fetch_sub(1, std::memory_order_relaxed);
+  allocations_.erase(it);
+}
+
+void TurnServer::onConnectionClosed(const ClientTuple& tuple) { removeAllocation(tuple); }
+
+void TurnServer::tick(TimePoint now) {
+  for (auto it = allocations_.begin(); it != allocations_.end();) {
+    auto& a = *it->second;
+    ++it;
+    if (a.expiry <= now) {
+      removeAllocation(a.tuple);
+      continue;
+    }
+    std::erase_if(a.permissions, [&](const auto& p) { return p.expiry <= now; });
+    std::erase_if(a.channels, [&](const auto& c) { return c.expiry <= now; });
+  }
+  for (auto it = reservations_.begin(); it != reservations_.end();) {
+    if (it->second.expiry <= now) {
+      io_.closeRelay(it->second.relay);
+      it = reservations_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace kaiwa::turn

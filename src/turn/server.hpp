@@ -1,0 +1,180 @@
+#pragma once
+// The TURN server (RFC 8656, with RFC 6156 address families) and STUN Binding (RFC 8489), sans-I/O: the I/O layer
+// passes in what arrived on the listener or on a relay socket, with the current time, and the server answers
+// through `TurnIo`. One `TurnServer` per worker: it owns the allocations whose 5-tuple reached that worker.
+// Nothing here locks; the only shared state is `Quotas` (relaxed atomics).
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "stun/address.hpp"
+#include "stun/message.hpp"
+#include "turn/credentials.hpp"
+#include "turn/peer_filter.hpp"
+
+namespace kaiwa::turn {
+
+enum class Transport : uint8_t { kUdp, kTcp, kTls };
+
+// The client side of a 5-tuple: the client's address and the listener connection it came on (0 for UDP).
+struct ClientTuple {
+  stun::Address client;
+  uint32_t connection = 0;
+  Transport transport = Transport::kUdp;
+  friend bool operator==(const ClientTuple&, const ClientTuple&) = default;
+};
+struct ClientTupleHash {
+  size_t operator()(const ClientTuple& t) const noexcept {
+    return stun::AddressHash{}(t.client) ^ (size_t(t.connection) * 0x9E3779B97F4A7C15ull);
+  }
+};
+
+using RelayId = uint32_t;
+
+struct RelayRequest {
+  stun::Family family = stun::Family::kV4;
+  bool evenPort = false;
+  bool reserveNext = false;  // EVEN-PORT with R: keep port+1 for a later Allocate with the token
+  bool dontFragment = false;
+};
+struct OpenedRelay {
+  RelayId id = 0;
+  stun::Address address;                // the relayed transport address as bound
+  std::optional<RelayId> reservedId;    // port+1, kept when reserveNext
+  std::optional<stun::Address> reservedAddress;
+};
+
+// What the server asks of the I/O layer. Spans are valid only during the call.
+class TurnIo {
+ public:
+  virtual ~TurnIo() = default;
+  virtual std::optional<OpenedRelay> openRelay(const RelayRequest& request) = 0;
+  virtual void closeRelay(RelayId id) = 0;
+  // Sends head + body + `pad` zero bytes to the client (one datagram on UDP, appended to the stream on TCP).
+  virtual void sendToClient(const ClientTuple& to, std::span<const uint8_t> head, std::span<const uint8_t> body,
+                            size_t pad) = 0;
+  virtual void sendToPeer(RelayId from, const stun::Address& peer, std::span<const uint8_t> data) = 0;
+};
+
+struct TurnLimits {
+  std::chrono::seconds defaultLifetime{600};
+  std::chrono::seconds maxLifetime{3600};
+  std::chrono::seconds permissionLifetime{300};
+  std::chrono::seconds channelLifetime{600};
+  std::chrono::seconds reservationLifetime{30};
+  uint32_t maxAllocationsPerUser = 100;
+  uint32_t maxAllocations = 10000;     // in total, over every worker
+  uint32_t maxPermissions = 64;        // per allocation
+  uint32_t maxChannels = 64;           // per allocation
+  uint64_t bytesPerSecond = 0;         // per allocation, both directions; 0: unlimited
+  uint32_t unauthenticatedPerSecond = 50;  // per client IP (hashed), requests that get an error or a Binding answer
+};
+
+// Counters shared by every worker's TurnServer (relaxed atomics; per-user counts in hashed buckets).
+struct Quotas {
+  std::atomic<int64_t> allocations{0};
+  std::array<std::atomic<int32_t>, 4096> perUser{};
+};
+
+// Why a packet from a client or a peer was dropped.
+enum class TurnDrop : uint8_t {
+  kMalformed, kNoAllocation, kNoPermission, kNoChannel, kRateLimited, kBandwidth, kUnexpected, kCount
+};
+
+struct TurnStats {
+  uint64_t channelDataIn = 0, channelDataOut = 0;  // client→peer and peer→client through channels
+  uint64_t sendIndications = 0, dataIndications = 0;
+  uint64_t bytesToPeers = 0, bytesToClients = 0;
+  uint64_t authFailures = 0;
+  uint64_t bindingRequests = 0;
+  std::array<uint64_t, size_t(TurnDrop::kCount)> drops{};
+};
+
+class TurnServer {
+ public:
+  TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credentials, std::shared_ptr<const PeerFilter> filter,
+             TurnLimits limits, std::shared_ptr<Quotas> quotas, std::string software = "kaiwa");
+  ~TurnServer();
+
+  // Bytes that arrived from a client (one datagram on UDP; one framed message on TCP). `now` is monotonic;
+  // `nowUnix` is wall-clock seconds, for REST credential expiry.
+  void onClientPacket(const ClientTuple& from, std::span<const uint8_t> bytes, TimePoint now, int64_t nowUnix);
+  // A datagram that arrived on a relay socket from `peer`.
+  void onPeerPacket(RelayId relay, const stun::Address& peer, std::span<const uint8_t> bytes, TimePoint now);
+  // Expires allocations, permissions, channels and reservations; call about once a second.
+  void tick(TimePoint now);
+  // A TCP/TLS client connection closed: its allocation goes with it.
+  void onConnectionClosed(const ClientTuple& tuple);
+
+  size_t allocationCount() const { return allocations_.size(); }
+  size_t permissionCount() const;
+  size_t channelCount() const;
+  const TurnStats& stats() const { return stats_; }
+
+  struct Allocation;
+
+ private:
+  void handleStun(const ClientTuple& from, const stun::Message& m, TimePoint now, int64_t nowUnix);
+  void handleChannelData(const ClientTuple& from, std::span<const uint8_t> bytes, TimePoint now);
+  void handleSend(const ClientTuple& from, const stun::Message& m, TimePoint now);
+  void handleAllocate(const ClientTuple& from, const stun::Message& m, const Key& key, std::string_view user,
+                      bool sha256, TimePoint now);
+  void handleRefresh(Allocation& a, const stun::Message& m, TimePoint now);
+  void handleCreatePermission(Allocation& a, const stun::Message& m, TimePoint now);
+  void handleChannelBind(Allocation& a, const stun::Message& m, TimePoint now);
+
+  void sendError(const ClientTuple& to, const stun::Message& m, int code, std::string_view reason,
+                 const Key* key = nullptr, bool sha256 = false, std::span<const uint16_t> unknown = {},
+                 std::optional<std::string_view> nonce = std::nullopt);
+  void sendSuccess(const ClientTuple& to, const stun::Message& m, stun::Builder& b, const Key& key, bool sha256);
+  bool unauthenticatedAllowed(const stun::Address& from, TimePoint now);
+  bool spendBandwidth(Allocation& a, size_t bytes, TimePoint now);
+  void removeAllocation(const ClientTuple& tuple);
+  Allocation* findByClient(const ClientTuple& t);
+  void drop(TurnDrop why) { ++stats_.drops[size_t(why)]; }
+
+  TurnIo& io_;
+  std::shared_ptr<const Credentials> credentials_;
+  std::shared_ptr<const PeerFilter> filter_;
+  TurnLimits limits_;
+  std::shared_ptr<Quotas> quotas_;
+  std::string software_;
+  std::unordered_map<ClientTuple, std::unique_ptr<Allocation>, ClientTupleHash> allocations_;
+  std::unordered_map<RelayId, Allocation*> byRelay_;
+  struct Reservation {
+    RelayId relay;
+    stun::Address address;
+    TimePoint expiry;
+  };
+  std::unordered_map<uint64_t, Reservation> reservations_;
+  struct Bucket {
+    uint64_t ipHash = 0;
+    double tokens = 0;
+    TimePoint last{};
+  };
+  std::vector<Bucket> unauthBuckets_;
+  std::vector<uint8_t> scratch_;
+  TurnStats stats_;
+  uint64_t nextToken_ = 0;
+};
+
+// ChannelData (RFC 8656 section 12.4): channel number 0x4000-0x4FFF, length, data; padded to 4 bytes over TCP.
+struct ChannelData {
+  uint16_t channel;
+  std::span<const uint8_t> data;
+  static std::optional<ChannelData> parse(std::span<const uint8_t> bytes);
+};
+inline constexpr bool isChannelNumber(uint16_t n) { return n >= 0x4000 && n <= 0x4FFF; }
+
+// Framing of a TCP/TLS stream: the length of the first message (STUN or ChannelData, with ChannelData padding), if
+// `bytes` holds enough to know; 0 when the stream is not STUN/TURN (the connection should be closed).
+std::optional<size_t> tcpFrameLength(std::span<const uint8_t> bytes);
+
+}  // namespace kaiwa::turn

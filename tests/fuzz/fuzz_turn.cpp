@@ -1,0 +1,143 @@
+// fuzz_turn: the TURN server core (turn/server) and the TCP framing, with a fake I/O layer and a fuzz-driven clock.
+// The input is a sequence of records: [kind][len hi][len lo][bytes]. kind & 7: 0 a UDP datagram from one of four
+// clients, 1 bytes appended to a TCP stream (framed with tcpFrameLength, so messages split at any point), 2 a
+// datagram from a peer on a relay, 3 time passes (tick), 4-7 an authenticated request the harness builds (the
+// nonce is the server's, so the fuzzer reaches allocations, permissions, channels and relaying): bytes[0] picks
+// Allocate/Refresh/CreatePermission/ChannelBind, bytes[1] the peer, bytes[2] the channel, bytes[3] the lifetime.
+//  Invariants: no crash; every reply to a client parses as STUN or ChannelData; a reply before authentication is
+//  at most 128 bytes; nothing is sent to a peer the filter refuses; relays opened minus relays closed equals the
+//  relays the allocations hold when the server is destroyed (none leaked).
+#include <array>
+#include <map>
+#include <vector>
+
+#include "fuzz_util.hpp"
+#include "turn/server.hpp"
+
+using namespace kaiwa;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Io : turn::TurnIo {
+  std::map<turn::RelayId, stun::Address> open;
+  turn::RelayId next = 1;
+  const turn::PeerFilter* filter = nullptr;
+  std::optional<turn::OpenedRelay> openRelay(const turn::RelayRequest& r) override {
+    if (open.size() > 64) return std::nullopt;
+    turn::OpenedRelay o;
+    o.id = next++;
+    o.address = *stun::Address::parse(r.family == stun::Family::kV4 ? "198.51.100.1:40000" : "[2001:db8::1]:40000");
+    open[o.id] = o.address;
+    if (r.reserveNext) {
+      o.reservedId = next++;
+      o.reservedAddress = o.address;
+      open[*o.reservedId] = o.address;
+    }
+    return o;
+  }
+  void closeRelay(turn::RelayId id) override {
+    FUZZ_CHECK(open.erase(id) == 1);
+  }
+  void sendToClient(const turn::ClientTuple&, std::span<const uint8_t> head, std::span<const uint8_t> body,
+                    size_t pad) override {
+    FUZZ_CHECK(pad < 4);
+    if (!body.empty()) {
+      FUZZ_CHECK(head.size() == 4 && turn::isChannelNumber(uint16_t(head[0] << 8 | head[1])));
+      return;
+    }
+    auto m = stun::Message::parse(head);
+    FUZZ_CHECK(m.has_value());
+    if (m->messageClass() == stun::Class::kError && !m->hasIntegrity() && !m->hasIntegritySha256())
+      FUZZ_CHECK(head.size() <= 128);
+  }
+  void sendToPeer(turn::RelayId from, const stun::Address& peer, std::span<const uint8_t>) override {
+    FUZZ_CHECK(open.count(from) == 1);
+    FUZZ_CHECK(filter->allowed(peer));
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Io io;
+  auto creds = std::make_shared<turn::Credentials>(
+      "kaiwa", std::vector<std::pair<std::string, std::string>>{{"fuzz", "fuzzpw"}}, std::vector<std::string>{"s"});
+  auto filter = std::make_shared<turn::PeerFilter>(std::vector<turn::Cidr>{*turn::Cidr::parse("192.0.2.0/24")},
+                                                   std::vector<turn::Cidr>{*turn::Cidr::parse("192.0.2.128/25")},
+                                                   std::vector<stun::Address>{});
+  io.filter = filter.get();
+  TimePoint now{1000000s};
+  {
+    turn::TurnServer server(io, creds, filter, turn::TurnLimits{}, nullptr);
+    std::vector<uint8_t> stream;
+    const turn::ClientTuple tcp{*stun::Address::parse("203.0.113.9:1000"), 5, turn::Transport::kTcp};
+    size_t pos = 0;
+    while (pos + 3 <= size) {
+      uint8_t kind = data[pos];
+      size_t len = std::min<size_t>(size_t(data[pos + 1]) << 8 | data[pos + 2], size - pos - 3);
+      std::span<const uint8_t> body(data + pos + 3, len);
+      pos += 3 + len;
+      switch (kind & 7) {
+        case 0: {
+          turn::ClientTuple t{*stun::Address::parse("203.0.113.5:40000"), 0, turn::Transport::kUdp};
+          t.client.port = uint16_t(40000 + ((kind >> 2) & 3));
+          server.onClientPacket(t, body, now, 1700000000);
+          break;
+        }
+        case 1: {
+          stream.insert(stream.end(), body.begin(), body.end());
+          while (true) {
+            auto n = turn::tcpFrameLength(stream);
+            if (!n) break;
+            if (*n == 0 || *n > 65536 + 4) {  // not STUN/TURN: the connection would be closed
+              server.onConnectionClosed(tcp);
+              stream.clear();
+              break;
+            }
+            if (stream.size() < *n) break;
+            server.onClientPacket(tcp, {stream.data(), *n}, now, 1700000000);
+            stream.erase(stream.begin(), stream.begin() + long(*n));
+          }
+          break;
+        }
+        case 2: {
+          stun::Address peer = *stun::Address::parse("192.0.2.44:6000");
+          peer.ip[3] = uint8_t(kind);
+          turn::RelayId relay = io.open.empty() ? 1 : io.open.begin()->first + ((kind >> 2) & 1);
+          server.onPeerPacket(relay, peer, body, now);
+          break;
+        }
+        case 3:
+          now += std::chrono::seconds(size_t(kind) * 8);
+          server.tick(now);
+          break;
+        default: {
+          static const stun::Method kMethods[] = {stun::Method::kAllocate, stun::Method::kRefresh,
+                                                  stun::Method::kCreatePermission, stun::Method::kChannelBind};
+          auto at = [&](size_t i) { return i < body.size() ? body[i] : uint8_t(0); };
+          turn::ClientTuple t{*stun::Address::parse("203.0.113.5:40000"), 0, turn::Transport::kUdp};
+          t.client.port = uint16_t(40000 + ((kind >> 3) & 3));
+          std::array<uint8_t, 512> buf{};
+          stun::TransactionId tx{};
+          tx[0] = uint8_t(pos), tx[1] = uint8_t(pos >> 8);
+          stun::Builder b(buf, kMethods[at(0) & 3], stun::Class::kRequest, tx);
+          const uint8_t udp[4] = {17, 0, 0, 0};
+          b.attribute(stun::attr::kRequestedTransport, udp);
+          stun::Address peer = *stun::Address::parse("192.0.2.0:6000");
+          peer.ip[3] = at(1);
+          b.xorAddress(stun::attr::kXorPeerAddress, peer);
+          b.u32(stun::attr::kChannelNumber, uint32_t(0x3FF0 + at(2)) << 16);
+          if (at(3)) b.u32(stun::attr::kLifetime, uint32_t(at(3)) * 30);
+          b.text(stun::attr::kUsername, "fuzz").text(stun::attr::kRealm, "kaiwa");
+          b.text(stun::attr::kNonce, creds->makeNonce(t.client, now));
+          b.messageIntegrity(stun::longTermKeyMd5("fuzz", "kaiwa", "fuzzpw"));
+          server.onClientPacket(t, b.bytes(), now, 1700000000);
+          break;
+        }
+      }
+    }
+  }
+  FUZZ_CHECK(io.open.empty(), "a relay socket leaked");
+  return 0;
+}

@@ -1,0 +1,559 @@
+// The TURN state machine with a fake clock and a fake I/O layer: authentication, allocations, permissions, channels,
+// their lifetimes, quotas and the error codes of RFC 8656.
+#include "turn/server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+namespace kaiwa::turn {
+namespace {
+
+using namespace std::chrono_literals;
+using stun::Address;
+using stun::Class;
+using stun::Method;
+namespace attr = stun::attr;
+
+struct FakeIo : TurnIo {
+  struct Sent {
+    ClientTuple to;
+    std::vector<uint8_t> bytes;
+  };
+  struct PeerSent {
+    RelayId relay;
+    Address peer;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Sent> toClient;
+  std::vector<PeerSent> toPeer;
+  std::map<RelayId, Address> open;
+  RelayId next = 1;
+  uint16_t port = 50000;
+  bool fail = false;
+  bool v6 = true;
+  std::vector<RelayRequest> requests;
+
+  std::optional<OpenedRelay> openRelay(const RelayRequest& r) override {
+    requests.push_back(r);
+    if (fail || (r.family == stun::Family::kV6 && !v6)) return std::nullopt;
+    OpenedRelay o;
+    o.id = next++;
+    o.address = r.family == stun::Family::kV4 ? *Address::parse("198.51.100.1:0") : *Address::parse("[2001:db8::1]:0");
+    o.address.port = port;
+    port += 2;
+    open[o.id] = o.address;
+    if (r.reserveNext) {
+      o.reservedId = next++;
+      o.reservedAddress = o.address;
+      o.reservedAddress->port++;
+      open[*o.reservedId] = *o.reservedAddress;
+    }
+    return o;
+  }
+  void closeRelay(RelayId id) override { open.erase(id); }
+  void sendToClient(const ClientTuple& to, std::span<const uint8_t> head, std::span<const uint8_t> body,
+                    size_t pad) override {
+    Sent s{to, {head.begin(), head.end()}};
+    s.bytes.insert(s.bytes.end(), body.begin(), body.end());
+    s.bytes.insert(s.bytes.end(), pad, 0);
+    toClient.push_back(std::move(s));
+  }
+  void sendToPeer(RelayId from, const Address& peer, std::span<const uint8_t> data) override {
+    toPeer.push_back({from, peer, {data.begin(), data.end()}});
+  }
+};
+
+const Address kClientAddr = *Address::parse("203.0.113.5:40000");
+const Address kPeer = *Address::parse("192.0.2.44:6000");
+const Address kPeer2 = *Address::parse("192.0.2.45:6001");
+
+class TurnServerTest : public ::testing::Test {
+ protected:
+  TurnServerTest() { makeServer({}); }
+
+  void makeServer(TurnLimits limits, std::vector<Cidr> allow = {}) {
+    server_.reset();
+    creds_ = std::make_shared<Credentials>("kaiwa.test", std::vector<std::pair<std::string, std::string>>{
+                                                             {"alice", "alicepw"}, {"bob", "bobpw"}},
+                                           std::vector<std::string>{"s3cr3t"});
+    filter_ = std::make_shared<PeerFilter>(std::move(allow), std::vector<Cidr>{}, std::vector<Address>{});
+    quotas_ = std::make_shared<Quotas>();
+    server_ = std::make_unique<TurnServer>(io_, creds_, filter_, limits, quotas_);
+  }
+
+  stun::TransactionId tx() {
+    stun::TransactionId t{};
+    t[0] = uint8_t(++txCounter_);
+    t[1] = uint8_t(txCounter_ >> 8);
+    return t;
+  }
+
+  // Sends a request built by `add` and returns the parsed response (and keeps its bytes alive).
+  std::optional<stun::Message> request(Method method, const std::function<void(stun::Builder&)>& add,
+                                       const ClientTuple& from, const std::string& user = "alice",
+                                       const std::string& password = "alicepw", bool authenticate = true,
+                                       std::optional<stun::TransactionId> id = std::nullopt) {
+    std::array<uint8_t, 1500> buf{};
+    stun::Builder b(buf, method, Class::kRequest, id.value_or(tx()));
+    add(b);
+    if (authenticate) {
+      if (nonce_.empty()) nonce_ = creds_->makeNonce(from.client, now_);
+      b.text(attr::kUsername, user).text(attr::kRealm, "kaiwa.test").text(attr::kNonce, nonce_);
+      b.messageIntegrity(stun::longTermKeyMd5(user, "kaiwa.test", password));
+    }
+    b.fingerprint();
+    return deliver(from, b.bytes());
+  }
+
+  std::optional<stun::Message> deliver(const ClientTuple& from, std::span<const uint8_t> bytes) {
+    size_t before = io_.toClient.size();
+    server_->onClientPacket(from, bytes, now_, nowUnix_);
+    if (io_.toClient.size() == before) return std::nullopt;
+    last_ = io_.toClient.back().bytes;
+    return stun::Message::parse(last_);
+  }
+
+  std::optional<stun::Message> allocate(const ClientTuple& from = client_,
+                                        const std::function<void(stun::Builder&)>& extra = {}) {
+    return request(Method::kAllocate, [&](stun::Builder& b) {
+      const uint8_t udp[4] = {17, 0, 0, 0};
+      b.attribute(attr::kRequestedTransport, udp);
+      if (extra) extra(b);
+    }, from);
+  }
+
+  std::optional<stun::Message> permission(const Address& peer) {
+    return request(Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); },
+                   client_);
+  }
+
+  std::optional<stun::Message> channelBind(uint16_t number, const Address& peer) {
+    return request(Method::kChannelBind, [&](stun::Builder& b) {
+      b.u32(attr::kChannelNumber, uint32_t(number) << 16);
+      b.xorAddress(attr::kXorPeerAddress, peer);
+    }, client_);
+  }
+
+  std::optional<stun::Message> refresh(std::optional<uint32_t> lifetime) {
+    return request(Method::kRefresh, [&](stun::Builder& b) {
+      if (lifetime) b.u32(attr::kLifetime, *lifetime);
+    }, client_);
+  }
+
+  static int code(const std::optional<stun::Message>& m) {
+    if (!m) return -1;
+    if (m->messageClass() == Class::kSuccess) return 200;
+    return m->errorCode().value_or(-2);
+  }
+
+  RelayId relayOf() { return io_.open.begin()->first; }
+
+  FakeIo io_;
+  std::shared_ptr<Credentials> creds_;
+  std::shared_ptr<PeerFilter> filter_;
+  std::shared_ptr<Quotas> quotas_;
+  std::unique_ptr<TurnServer> server_;
+  TimePoint now_{1000000s};
+  int64_t nowUnix_ = 1'700'000'000;
+  std::string nonce_;
+  std::vector<uint8_t> last_;
+  int txCounter_ = 0;
+  static inline const ClientTuple client_{kClientAddr, 0, Transport::kUdp};
+};
+
+TEST_F(TurnServerTest, BindingAnswersWithTheMappedAddress) {
+  std::array<uint8_t, 64> buf{};
+  stun::Builder b(buf, Method::kBinding, Class::kRequest, tx());
+  auto r = deliver(client_, b.bytes());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->is(Method::kBinding, Class::kSuccess));
+  EXPECT_EQ(r->xorAddress(attr::kXorMappedAddress), kClientAddr);
+}
+
+TEST_F(TurnServerTest, UnknownComprehensionRequiredAttributeGets420) {
+  std::array<uint8_t, 64> buf{};
+  stun::Builder b(buf, Method::kBinding, Class::kRequest, tx());
+  b.u32(0x7F00, 1).u32(0xC000, 2);  // the second is comprehension-optional: ignored
+  auto r = deliver(client_, b.bytes());
+  EXPECT_EQ(code(r), 420);
+  auto u = r->find(attr::kUnknownAttributes);
+  ASSERT_TRUE(u);
+  ASSERT_EQ(u->size(), 2u);
+  EXPECT_EQ((*u)[0], 0x7F);
+}
+
+TEST_F(TurnServerTest, UnauthenticatedAllocateIsChallengedWithoutAmplification) {
+  auto r = request(Method::kAllocate, [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  }, client_, "", "", false);
+  EXPECT_EQ(code(r), 401);
+  EXPECT_EQ(r->text(attr::kRealm), "kaiwa.test");
+  ASSERT_TRUE(r->text(attr::kNonce));
+  EXPECT_TRUE(r->has(attr::kPasswordAlgorithms));
+  EXPECT_FALSE(r->hasIntegrity());
+  EXPECT_LE(last_.size(), 128u);
+}
+
+TEST_F(TurnServerTest, AllocateSucceedsWithDefaultLifetime) {
+  auto r = allocate();
+  ASSERT_EQ(code(r), 200);
+  EXPECT_TRUE(r->verifyIntegrity(stun::longTermKeyMd5("alice", "kaiwa.test", "alicepw")));
+  EXPECT_EQ(r->u32(attr::kLifetime), 600u);
+  EXPECT_EQ(r->xorAddress(attr::kXorMappedAddress), kClientAddr);
+  auto relayed = r->xorAddress(attr::kXorRelayedAddress);
+  ASSERT_TRUE(relayed);
+  EXPECT_EQ(relayed->port, 50000);
+  EXPECT_EQ(server_->allocationCount(), 1u);
+  EXPECT_EQ(quotas_->allocations.load(), 1);
+}
+
+TEST_F(TurnServerTest, WrongPasswordIs401) {
+  auto r = request(Method::kAllocate, [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  }, client_, "alice", "wrong");
+  EXPECT_EQ(code(r), 401);
+  EXPECT_EQ(server_->allocationCount(), 0u);
+  EXPECT_EQ(server_->stats().authFailures, 1u);
+}
+
+TEST_F(TurnServerTest, RestCredentialsWorkBesideStaticUsers) {
+  std::string user = std::to_string(nowUnix_ + 3600) + ":carol";
+  auto r = request(Method::kAllocate, [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  }, client_, user, Credentials::restPassword("s3cr3t", user));
+  EXPECT_EQ(code(r), 200);
+  // Expired REST username: refused.
+  std::string old = std::to_string(nowUnix_ - 1) + ":carol";
+  ClientTuple other{*Address::parse("203.0.113.6:1"), 0, Transport::kUdp};
+  nonce_.clear();
+  auto r2 = request(Method::kAllocate, [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  }, other, old, Credentials::restPassword("s3cr3t", old));
+  EXPECT_EQ(code(r2), 401);
+}
+
+TEST_F(TurnServerTest, StaleNonceIs438WithAFreshNonce) {
+  ASSERT_EQ(code(allocate(client_, [](stun::Builder& b) { b.u32(attr::kLifetime, 3600); })), 200);
+  now_ += 601s;
+  auto r = refresh(600);
+  EXPECT_EQ(code(r), 438);
+  ASSERT_TRUE(r->text(attr::kNonce));
+  EXPECT_NE(*r->text(attr::kNonce), nonce_);
+  nonce_ = std::string(*r->text(attr::kNonce));
+  EXPECT_EQ(code(refresh(600)), 200);
+}
+
+TEST_F(TurnServerTest, SecondAllocateOnTheSameTupleIs437UnlessRetransmitted) {
+  auto id = tx();
+  auto add = [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  };
+  ASSERT_EQ(code(request(Method::kAllocate, add, client_, "alice", "alicepw", true, id)), 200);
+  EXPECT_EQ(code(request(Method::kAllocate, add, client_, "alice", "alicepw", true, id)), 200);  // retransmission
+  EXPECT_EQ(code(allocate()), 437);
+  EXPECT_EQ(io_.open.size(), 1u);
+}
+
+TEST_F(TurnServerTest, RefreshWithoutAllocationIs437) { EXPECT_EQ(code(refresh(600)), 437); }
+
+TEST_F(TurnServerTest, OtherUserOnTheTupleIs441) {
+  ASSERT_EQ(code(allocate()), 200);
+  auto r = request(Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw");
+  EXPECT_EQ(code(r), 441);
+}
+
+TEST_F(TurnServerTest, TcpRelayIs442AndMissingTransportIs400) {
+  auto r = request(Method::kAllocate, [](stun::Builder& b) {
+    const uint8_t tcp[4] = {6, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, tcp);
+  }, client_);
+  EXPECT_EQ(code(r), 442);
+  EXPECT_EQ(code(request(Method::kAllocate, [](stun::Builder&) {}, client_)), 400);
+}
+
+TEST_F(TurnServerTest, UserQuotaIs486AndCapacityIs508) {
+  TurnLimits l;
+  l.maxAllocationsPerUser = 1;
+  l.maxAllocations = 2;
+  makeServer(l);
+  ASSERT_EQ(code(allocate()), 200);
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  EXPECT_EQ(code(allocate(c2)), 486);
+  auto add = [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  };
+  EXPECT_EQ(code(request(Method::kAllocate, add, c2, "bob", "bobpw")), 200);
+  ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
+  std::string user = std::to_string(nowUnix_ + 60) + ":dave";
+  EXPECT_EQ(code(request(Method::kAllocate, add, c3, user, Credentials::restPassword("s3cr3t", user))), 508);
+  io_.fail = true;
+  EXPECT_EQ(quotas_->allocations.load(), 2);
+}
+
+TEST_F(TurnServerTest, NoRelayPortIs508) {
+  io_.fail = true;
+  EXPECT_EQ(code(allocate()), 508);
+  EXPECT_EQ(quotas_->allocations.load(), 0);
+}
+
+TEST_F(TurnServerTest, LifetimeIsClampedAndRefreshZeroDeletes) {
+  ASSERT_EQ(code(allocate(client_, [](stun::Builder& b) { b.u32(attr::kLifetime, 100000); })), 200);
+  auto r = refresh(100000);
+  EXPECT_EQ(r->u32(attr::kLifetime), 3600u);
+  r = refresh(10);
+  EXPECT_EQ(r->u32(attr::kLifetime), 600u);
+  r = refresh(0);
+  EXPECT_EQ(code(r), 200);
+  EXPECT_EQ(r->u32(attr::kLifetime), 0u);
+  EXPECT_EQ(server_->allocationCount(), 0u);
+  EXPECT_TRUE(io_.open.empty());
+  EXPECT_EQ(quotas_->allocations.load(), 0);
+}
+
+TEST_F(TurnServerTest, AllocationExpiresWithoutRefresh) {
+  ASSERT_EQ(code(allocate()), 200);
+  now_ += 599s;
+  server_->tick(now_);
+  EXPECT_EQ(server_->allocationCount(), 1u);
+  nonce_.clear();
+  ASSERT_EQ(code(refresh(std::nullopt)), 200);  // another 600 s from now
+  now_ += 599s;
+  server_->tick(now_);
+  EXPECT_EQ(server_->allocationCount(), 1u);
+  now_ += 2s;
+  server_->tick(now_);
+  EXPECT_EQ(server_->allocationCount(), 0u);
+  EXPECT_TRUE(io_.open.empty());
+}
+
+TEST_F(TurnServerTest, PermissionsGateRelayingAndExpireAfter300s) {
+  makeServer({}, {*Cidr::parse("192.0.2.0/24")});
+  ASSERT_EQ(code(allocate()), 200);
+  RelayId relay = relayOf();
+  // Send indication without permission: dropped.
+  std::array<uint8_t, 128> buf{};
+  const uint8_t payload[] = {1, 2, 3};
+  auto send = [&] {
+    stun::Builder b(buf, Method::kSend, Class::kIndication, tx());
+    b.xorAddress(attr::kXorPeerAddress, kPeer).attribute(attr::kData, payload);
+    server_->onClientPacket(client_, b.bytes(), now_, nowUnix_);
+  };
+  send();
+  EXPECT_TRUE(io_.toPeer.empty());
+  ASSERT_EQ(code(permission(kPeer)), 200);
+  send();
+  ASSERT_EQ(io_.toPeer.size(), 1u);
+  EXPECT_EQ(io_.toPeer[0].peer, kPeer);
+  EXPECT_EQ(io_.toPeer[0].bytes.size(), 3u);
+  // The peer answers from another port of the same IP: a Data indication.
+  Address peerOtherPort = kPeer;
+  peerOtherPort.port = 7000;
+  server_->onPeerPacket(relay, peerOtherPort, payload, now_);
+  auto d = stun::Message::parse(io_.toClient.back().bytes);
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->is(Method::kData, Class::kIndication));
+  EXPECT_EQ(d->xorAddress(attr::kXorPeerAddress), peerOtherPort);
+  // From another IP: dropped.
+  size_t n = io_.toClient.size();
+  server_->onPeerPacket(relay, kPeer2, payload, now_);
+  EXPECT_EQ(io_.toClient.size(), n);
+  now_ += 300s;
+  server_->tick(now_);
+  send();
+  EXPECT_EQ(io_.toPeer.size(), 1u);
+  EXPECT_EQ(server_->permissionCount(), 0u);
+}
+
+TEST_F(TurnServerTest, PeerFilterRefusesLoopbackWith403) {
+  ASSERT_EQ(code(allocate()), 200);
+  EXPECT_EQ(code(permission(*Address::parse("127.0.0.1:9"))), 403);
+  EXPECT_EQ(code(permission(*Address::parse("[::ffff:127.0.0.1]:9"))), 443);  // no IPv6 relay at all
+  EXPECT_EQ(code(channelBind(0x4000, *Address::parse("10.0.0.1:9"))), 403);
+}
+
+TEST_F(TurnServerTest, ChannelsRelayBothWaysWithTcpPadding) {
+  makeServer({}, {*Cidr::parse("192.0.2.0/24")});
+  ClientTuple tcp{kClientAddr, 7, Transport::kTcp};
+  auto add = [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  };
+  ASSERT_EQ(code(request(Method::kAllocate, add, tcp)), 200);
+  auto bind = request(Method::kChannelBind, [&](stun::Builder& b) {
+    b.u32(attr::kChannelNumber, 0x40010000);
+    b.xorAddress(attr::kXorPeerAddress, kPeer);
+  }, tcp);
+  ASSERT_EQ(code(bind), 200);
+  const uint8_t cd[] = {0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0};
+  server_->onClientPacket(tcp, cd, now_, nowUnix_);
+  ASSERT_EQ(io_.toPeer.size(), 1u);
+  EXPECT_EQ(io_.toPeer[0].bytes, (std::vector<uint8_t>{'a', 'b', 'c'}));
+  const uint8_t back[] = {'x', 'y', 'z', 'w', 'v'};
+  server_->onPeerPacket(io_.open.begin()->first, kPeer, back, now_);
+  EXPECT_EQ(io_.toClient.back().bytes,
+            (std::vector<uint8_t>{0x40, 0x01, 0x00, 0x05, 'x', 'y', 'z', 'w', 'v', 0, 0, 0}));
+  EXPECT_EQ(server_->stats().channelDataIn, 1u);
+  EXPECT_EQ(server_->stats().channelDataOut, 1u);
+  EXPECT_EQ(tcpFrameLength({back, 0}), std::nullopt);
+  EXPECT_EQ(tcpFrameLength(cd), 8u);
+  server_->onConnectionClosed(tcp);
+  EXPECT_EQ(server_->allocationCount(), 0u);
+}
+
+TEST_F(TurnServerTest, ChannelBindRules) {
+  makeServer({}, {*Cidr::parse("192.0.2.0/24")});
+  ASSERT_EQ(code(allocate()), 200);
+  EXPECT_EQ(code(channelBind(0x3FFF, kPeer)), 400);
+  EXPECT_EQ(code(channelBind(0x5000, kPeer)), 400);
+  ASSERT_EQ(code(channelBind(0x4000, kPeer)), 200);
+  EXPECT_EQ(code(channelBind(0x4000, kPeer)), 200);   // refresh
+  EXPECT_EQ(code(channelBind(0x4000, kPeer2)), 400);  // number bound to another peer
+  EXPECT_EQ(code(channelBind(0x4001, kPeer)), 400);   // peer bound to another number
+  EXPECT_EQ(server_->permissionCount(), 1u);
+  // The channel lasts 600 s, its permission 300 s unless refreshed.
+  RelayId relay = relayOf();
+  const uint8_t x[] = {1};
+  now_ += 301s;
+  server_->tick(now_);
+  server_->onPeerPacket(relay, kPeer, x, now_);
+  EXPECT_EQ(server_->stats().channelDataOut, 0u);
+  nonce_.clear();
+  ASSERT_EQ(code(permission(kPeer)), 200);
+  server_->onPeerPacket(relay, kPeer, x, now_);
+  EXPECT_EQ(server_->stats().channelDataOut, 1u);
+  now_ += 300s;
+  server_->tick(now_);
+  EXPECT_EQ(server_->channelCount(), 0u);
+}
+
+TEST_F(TurnServerTest, EvenPortReservationAndToken) {
+  auto r = allocate(client_, [](stun::Builder& b) {
+    const uint8_t even[1] = {0x80};
+    b.attribute(attr::kEvenPort, even);
+  });
+  ASSERT_EQ(code(r), 200);
+  ASSERT_TRUE(io_.requests.back().evenPort && io_.requests.back().reserveNext);
+  auto token = r->find(attr::kReservationToken);
+  ASSERT_TRUE(token);
+  ASSERT_EQ(token->size(), 8u);
+  std::vector<uint8_t> t(token->begin(), token->end());
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  auto r2 = allocate(c2, [&](stun::Builder& b) { b.attribute(attr::kReservationToken, t); });
+  ASSERT_EQ(code(r2), 200);
+  EXPECT_EQ(r2->xorAddress(attr::kXorRelayedAddress)->port, 50001);
+  ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kReservationToken, t); })), 508);
+  ClientTuple c4{*Address::parse("203.0.113.5:40003"), 0, Transport::kUdp};
+  EXPECT_EQ(code(allocate(c4, [&](stun::Builder& b) {
+              const uint8_t even[1] = {0};
+              b.attribute(attr::kEvenPort, even);
+              b.attribute(attr::kReservationToken, t);
+            })),
+            400);
+}
+
+TEST_F(TurnServerTest, AddressFamilies) {
+  auto family = [](uint8_t f) { return std::array<uint8_t, 4>{f, 0, 0, 0}; };
+  auto r = allocate(client_, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(2)); });
+  ASSERT_EQ(code(r), 200);
+  EXPECT_EQ(r->xorAddress(attr::kXorRelayedAddress)->family, stun::Family::kV6);
+  EXPECT_EQ(code(permission(kPeer)), 443);  // IPv4 peer, IPv6 relay
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  r = allocate(c2, [&](stun::Builder& b) { b.attribute(attr::kAdditionalAddressFamily, family(2)); });
+  ASSERT_EQ(code(r), 200);
+  size_t relayed = 0;
+  for (const auto& a : r->attributes()) relayed += a.type == attr::kXorRelayedAddress;
+  EXPECT_EQ(relayed, 2u);
+  ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(3)); })),
+            440);
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kAdditionalAddressFamily, family(1)); })),
+            400);
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) {
+              b.attribute(attr::kAdditionalAddressFamily, family(2));
+              b.attribute(attr::kRequestedAddressFamily, family(1));
+            })),
+            400);
+  io_.v6 = false;
+  r = allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kAdditionalAddressFamily, family(2)); });
+  ASSERT_EQ(code(r), 200);
+  EXPECT_TRUE(r->has(attr::kAddressErrorCode));
+  ClientTuple c4{*Address::parse("203.0.113.5:40003"), 0, Transport::kUdp};
+  EXPECT_EQ(code(allocate(c4, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(2)); })),
+            440);
+}
+
+TEST_F(TurnServerTest, DontFragmentIsPassedToTheRelay) {
+  ASSERT_EQ(code(allocate(client_, [](stun::Builder& b) { b.attribute(attr::kDontFragment, {}); })), 200);
+  EXPECT_TRUE(io_.requests.back().dontFragment);
+}
+
+TEST_F(TurnServerTest, BandwidthTokenBucket) {
+  TurnLimits l;
+  l.bytesPerSecond = 1000;
+  makeServer(l, {*Cidr::parse("192.0.2.0/24")});
+  ASSERT_EQ(code(allocate()), 200);
+  ASSERT_EQ(code(channelBind(0x4000, kPeer)), 200);
+  std::vector<uint8_t> cd(4 + 400);
+  cd[0] = 0x40, cd[2] = 400 >> 8, cd[3] = 400 & 0xFF;
+  for (int i = 0; i < 3; ++i) server_->onClientPacket(client_, cd, now_, nowUnix_);
+  EXPECT_EQ(io_.toPeer.size(), 2u);
+  EXPECT_EQ(server_->stats().drops[size_t(TurnDrop::kBandwidth)], 1u);
+  now_ += 500ms;
+  server_->onClientPacket(client_, cd, now_, nowUnix_);
+  EXPECT_EQ(io_.toPeer.size(), 3u);
+}
+
+TEST_F(TurnServerTest, UnauthenticatedRequestsAreRateLimitedPerIp) {
+  TurnLimits l;
+  l.unauthenticatedPerSecond = 10;
+  makeServer(l);
+  std::array<uint8_t, 64> buf{};
+  int answered = 0;
+  for (int i = 0; i < 100; ++i) {
+    stun::Builder b(buf, Method::kBinding, Class::kRequest, tx());
+    if (deliver(client_, b.bytes())) ++answered;
+  }
+  EXPECT_EQ(answered, 50);  // the burst: five seconds' worth
+  now_ += 1s;
+  stun::Builder b(buf, Method::kBinding, Class::kRequest, tx());
+  EXPECT_TRUE(deliver(client_, b.bytes()));
+  ClientTuple other{*Address::parse("198.51.100.9:1"), 0, Transport::kUdp};
+  EXPECT_TRUE(deliver(other, b.bytes()));
+}
+
+TEST_F(TurnServerTest, MalformedInputIsDroppedAndCounted) {
+  const uint8_t junk[] = {0x80, 1, 2, 3};
+  server_->onClientPacket(client_, junk, now_, nowUnix_);
+  const uint8_t shortCd[] = {0x40, 0x00, 0x00, 0x09, 1};
+  server_->onClientPacket(client_, shortCd, now_, nowUnix_);
+  server_->onClientPacket(client_, {}, now_, nowUnix_);
+  EXPECT_EQ(server_->stats().drops[size_t(TurnDrop::kMalformed)], 3u);
+  EXPECT_TRUE(io_.toClient.empty());
+}
+
+TEST_F(TurnServerTest, Sha256IntegrityWhenTheClientUsesIt) {
+  std::array<uint8_t, 512> buf{};
+  stun::Builder b(buf, Method::kAllocate, Class::kRequest, tx());
+  const uint8_t udp[4] = {17, 0, 0, 0};
+  const uint8_t alg[4] = {0, 2, 0, 0};
+  nonce_ = creds_->makeNonce(kClientAddr, now_);
+  b.attribute(attr::kRequestedTransport, udp).attribute(attr::kPasswordAlgorithm, alg);
+  b.text(attr::kUsername, "alice").text(attr::kRealm, "kaiwa.test").text(attr::kNonce, nonce_);
+  auto key = stun::longTermKeySha256("alice", "kaiwa.test", "alicepw");
+  b.messageIntegritySha256(key);
+  auto r = deliver(client_, b.bytes());
+  ASSERT_EQ(code(r), 200);
+  EXPECT_TRUE(r->verifyIntegritySha256(key));
+}
+
+}  // namespace
+}  // namespace kaiwa::turn
