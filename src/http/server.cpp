@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "common/metrics.hpp"
+#include "http/beast_request.hpp"
 
 namespace kaiwa::http {
 namespace asio = boost::asio;
@@ -55,21 +56,6 @@ struct Server::Impl {
 };
 
 namespace {
-
-Request toRequest(const bhttp::request<bhttp::string_body>& req, uint32_t worker) {
-  Request r;
-  r.method = std::string(req.method_string());
-  r.target = std::string(req.target());
-  auto q = r.target.find('?');
-  r.path = r.target.substr(0, q);
-  if (q != std::string::npos) r.query = r.target.substr(q + 1);
-  r.origin = std::string(req[bhttp::field::origin]);
-  r.ifNoneMatch = std::string(req[bhttp::field::if_none_match]);
-  r.host = std::string(req[bhttp::field::host]);
-  r.body = req.body();
-  r.worker = worker;
-  return r;
-}
 
 bhttp::response<bhttp::string_body> toBeast(Response&& res, unsigned version, bool keepAlive, bool head) {
   bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(res.status), version};

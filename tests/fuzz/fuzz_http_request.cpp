@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.hpp"
+#include "http/beast_request.hpp"
 #include "http/handler.hpp"
 #include "http/static_files.hpp"
 
@@ -107,25 +108,10 @@ void checkResolve(std::string_view urlPath) {
   FUZZ_CHECK(fs::is_regular_file(real, ec), detail);
 }
 
-http::Request toRequest(const bhttp::request<bhttp::string_body>& req) {
-  // As src/http/server.cpp toRequest().
-  http::Request r;
-  r.method = std::string(req.method_string());
-  r.target = std::string(req.target());
-  auto q = r.target.find('?');
-  r.path = r.target.substr(0, q);
-  if (q != std::string::npos) r.query = r.target.substr(q + 1);
-  r.origin = std::string(req[bhttp::field::origin]);
-  r.ifNoneMatch = std::string(req[bhttp::field::if_none_match]);
-  r.host = std::string(req[bhttp::field::host]);
-  r.body = req.body();
-  return r;
-}
-
 void handle(const bhttp::request<bhttp::string_body>& req) {
   (void)beast::websocket::is_upgrade(req);
   (void)req.keep_alive();
-  http::Request r = toRequest(req);
+  http::Request r = http::toRequest(req, 0);
   checkPercentDecode(r.path);
   checkPercentDecode(r.query);
   for (std::string_view key : {"room", "token", "name", "", "a b", "%"}) {
