@@ -160,6 +160,20 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
+  std::string pjExpire = "5s", pjAlive = "60s";
+  serve->add_option("--peerjs-key", c.peerjs.key, "PeerJS: the API key clients must use (docs/peerjs.md)")
+      ->envname("KAIWA_PEERJS_KEY")->capture_default_str();
+  serve->add_option("--peerjs-path", c.peerjs.path, "PeerJS: where PeerServer's routes are mounted ({path}peerjs)")
+      ->envname("KAIWA_PEERJS_PATH")->capture_default_str();
+  serve->add_option("--peerjs-expire-timeout", pjExpire, "PeerJS: how long messages for an absent id are held")
+      ->envname("KAIWA_PEERJS_EXPIRE_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--peerjs-alive-timeout", pjAlive, "PeerJS: close a client silent (no HEARTBEAT) this long")
+      ->envname("KAIWA_PEERJS_ALIVE_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--peerjs-concurrent-limit", c.peerjs.concurrentLimit, "PeerJS: clients connected at once")
+      ->envname("KAIWA_PEERJS_CONCURRENT_LIMIT")->capture_default_str()->check(CLI::Range(1, 100'000'000));
+  serve->add_flag("--peerjs-discovery", c.peerjs.discovery, "PeerJS: GET /{key}/peers lists connected ids")
+      ->envname("KAIWA_PEERJS_DISCOVERY");
+
   std::string tokRoom, tokUser, tokTtl = "1h", tokSecret;
   CLI::App* token = app.add_subcommand("token", "Print a room access token (JWT HS256) for --auth-secret servers");
   token->add_option("--room", tokRoom, "Room name, or * for any room")->required();
@@ -191,6 +205,8 @@ int runCli(int argc, char** argv) {
   c.heartbeat = *parseDuration(heartbeat);
   c.pingTimeout = *parseDuration(pingTimeout);
   c.shutdownTimeout = *parseDuration(shutdownTimeout);
+  c.peerjs.expireTimeout = *parseDuration(pjExpire);
+  c.peerjs.aliveTimeout = *parseDuration(pjAlive);
   if (!authSecret.empty()) c.authSecret = authSecret;
   if (c.tlsCert.empty() != c.tlsKey.empty()) {
     std::cerr << "kaiwa: --tls-cert and --tls-key go together\n";

@@ -6,6 +6,7 @@
 
 #include "common/clock.hpp"
 #include "signal/limits.hpp"
+#include "signal/peerjs/options.hpp"
 
 namespace kaiwa::app {
 
@@ -29,6 +30,7 @@ struct ServeConfig {
   Millis shutdownTimeout{5000};
   std::vector<IceServer> iceServers;
   std::string logLevel = "info";
+  signal::peerjs::Options peerjs;  // the PeerJS front door (docs/peerjs.md)
 };
 
 // "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.

@@ -16,6 +16,7 @@
 #include "signal/hub.hpp"
 #include "signal/native/codec.hpp"
 #include "signal/native/session.hpp"
+#include "signal/peerjs/session.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
 #define KAIWA_DEFAULT_WEB_ROOT ""
@@ -49,10 +50,12 @@ std::string iceServersJson(const ServeConfig& c) {
   return boost::json::serialize(boost::json::object{{"iceServers", std::move(list)}, {"ttl", 3600}});
 }
 
-http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files) {
+http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
+                        signal::peerjs::Service& peerjs) {
   http::Routes routes;
   std::string ice = iceServersJson(config);
-  routes.api = [ice, &files](const http::Request& req) -> std::optional<http::Response> {
+  routes.api = [ice, &files, &peerjs](const http::Request& req) -> std::optional<http::Response> {
+    if (auto r = peerjs.http(req)) return r;  // /{key}/id, /{key}/peers (docs/peerjs.md)
     bool get = req.method == "GET" || req.method == "HEAD";
     auto only = [&](auto make) -> std::optional<http::Response> {
       if (!get) {
@@ -92,9 +95,10 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     return std::nullopt;
   };
   routes.files = [&files](const http::Request& req) { return files.serve(req); };
-  routes.websocket = [&hub](http::WsConnection& conn,
-                            const http::Request& req) -> std::unique_ptr<http::WsHandler> {
+  routes.websocket = [&hub, &peerjs](http::WsConnection& conn,
+                                     const http::Request& req) -> std::unique_ptr<http::WsHandler> {
     if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn);
+    if (auto h = peerjs.websocket(conn, req)) return h;
     return nullptr;
   };
   return routes;
@@ -150,7 +154,8 @@ int runServer(const ServeConfig& config) {
     return 1;
   }
 
-  http::Server server(pool, so, makeRoutes(config, hub, files));
+  signal::peerjs::Service peerjs(hub, config.peerjs);
+  http::Server server(pool, so, makeRoutes(config, hub, files, peerjs));
   uint16_t port = 0;
   try {
     port = server.start();
