@@ -22,8 +22,8 @@
 //   reply, and $T by a valid room token (room "*") when the auth secret is set.
 //   Before the script, slots 0 and 1 join room "fz" as "A" and "B" (so deep paths are reached at once).
 //
-// Invariants: every frame a session sends is a JSON object with "v":1 and a known type, hello first; `re` answers
-// an id the session sent; nobody hears peer-joined/signal/message from their own peer id; nothing is sent on a
+// Invariants: every frame a session sends is a JSON object with "v":1 and a known type, hello first; error codes,
+// leave and bye reasons are documented ones (never `internal`); `re` answers an id the session sent; nobody hears peer-joined/signal/message from their own peer id; nothing is sent on a
 // connection after onClose (the Hub must have forgotten it; the Session is destroyed at once, so ASan sees any late
 // delivery); at the end (everybody closed, grace 0) no room and no peer is left, and after the Hub is gone the
 // room/peer/detached gauges are back where they started; ASan/LSan: no use-after-free, no leak.
@@ -62,6 +62,16 @@ const std::string kSecret = "fuzz-secret";
 const std::set<std::string_view> kEventTypes = {"hello",     "ok",         "error",  "peer-joined", "peer-left",
                                                 "peer-state", "signal",    "message", "chat",        "pong",
                                                 "bye"};
+// docs/protocol.md's error codes, less `internal` ("a bug; please report"), which is a failure here.
+const std::set<std::string_view> kErrorCodes = {"bad-message",    "too-large",    "rate-limited", "not-joined",
+                                                "already-joined", "room-full",    "too-many-rooms",
+                                                "unknown-peer",   "unauthorized", "resume-failed"};
+const std::set<std::string_view> kLeaveReasons = {"left", "disconnected", "timeout", "kicked"};
+const std::set<std::string_view> kByeReasons = {"shutdown", "slow-consumer", "timeout", "replaced"};
+
+bool oneOf(const json::value* v, const std::set<std::string_view>& allowed) {
+  return v && v->is_string() && allowed.contains(kaiwa::fuzz::str(*v));
+}
 
 struct Slot;
 
@@ -121,7 +131,15 @@ void checkFrame(Slot& slot, const std::string& frame) {
       slot.resume = std::string(str(*resume));
       slot.currentPeer = slot.peer;
     }
-  } else if (t == "peer-joined" || t == "signal" || t == "message") {
+  } else if (t == "error") {
+    FUZZ_CHECK(oneOf(o.if_contains("code"), kErrorCodes), frame);
+    FUZZ_CHECK(o.contains("message") && o.at("message").is_string(), frame);
+  } else if (t == "peer-left") {
+    FUZZ_CHECK(oneOf(o.if_contains("reason"), kLeaveReasons), frame);
+  } else if (t == "bye") {
+    FUZZ_CHECK(oneOf(o.if_contains("reason"), kByeReasons), frame);
+  }
+  if (t == "peer-joined" || t == "signal" || t == "message") {
     // Nobody hears about their own peer, nor gets their own signals/messages back.
     const json::value* p = t == "peer-joined" ? o.at("peer").as_object().if_contains("id") : o.if_contains("from");
     FUZZ_CHECK(p && p->is_string(), frame);
