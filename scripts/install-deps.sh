@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config git curl
   libboost1.81-dev libboost-json1.81-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev clang libclang-rt-14-dev)
+  libgtest-dev clang libclang-rt-14-dev
+  coturn)  # only for its client tools (turnutils_*) in the TURN interop tests and bench; its daemon stays off
 [ "${1:-}" = "--no-browser" ] || packages+=(chromium)
 # Node.js 20+ with npm, from Debian only if there is none already (it may have been installed another way).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null ||
@@ -23,7 +24,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "== installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # RUNLEVEL=1: no package service (coturn's turnserver) is started by the install.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian enables coturn.service on install: keep it from starting (now and at boot) and from holding port 3478,
+# which kaiwa's TURN uses by default.
+if dpkg-query -W -f='${Status}' coturn 2>/dev/null | grep -q "install ok installed"; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/coturn ]; then
+    $sudo /etc/init.d/coturn stop >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cstdio>
 #include <iostream>
 
 #include "auth/jwt.hpp"
@@ -174,6 +175,45 @@ int runCli(int argc, char** argv) {
   serve->add_flag("--peerjs-discovery", c.peerjs.discovery, "PeerJS: GET /{key}/peers lists connected ids")
       ->envname("KAIWA_PEERJS_DISCOVERY");
 
+  // TURN/STUN (docs/turn.md).
+  std::string turnPorts = "49152-65535", turnTtl = "1h";
+  bool noTurn = false;
+  serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
+  serve->add_option("--only", c.only, "Run one part alone: turn")->envname("KAIWA_ONLY")
+      ->check(CLI::IsMember({"turn"}));
+  serve->add_option("--turn-listen", c.turn.listen,
+                    "TURN/STUN UDP+TCP address ADDR:PORT (default: the --listen host, port 3478)")
+      ->envname("KAIWA_TURN_LISTEN");
+  serve->add_option("--turn-tls-listen", c.turn.tlsListen, "TURN over TLS address ADDR:PORT (not implemented yet)")
+      ->envname("KAIWA_TURN_TLS_LISTEN");
+  serve->add_option("--turn-realm", c.turn.realm, "TURN realm")->envname("KAIWA_TURN_REALM")->capture_default_str();
+  serve->add_option("--turn-user", c.turn.users, "TURN long-term user NAME:PASSWORD (repeatable)")
+      ->envname("KAIWA_TURN_USER")->delimiter(',');
+  serve->add_option("--turn-secret", c.turn.secrets,
+                    "TURN REST secret (repeatable, for rotation; default: a random one per process)")
+      ->envname("KAIWA_TURN_SECRET")->delimiter(',');
+  serve->add_option("--turn-allow-peer", c.turn.allowPeers, "Peer CIDR TURN may relay to although special")
+      ->envname("KAIWA_TURN_ALLOW_PEER")->delimiter(',');
+  serve->add_option("--turn-deny-peer", c.turn.denyPeers, "Peer CIDR TURN never relays to")
+      ->envname("KAIWA_TURN_DENY_PEER")->delimiter(',');
+  serve->add_option("--turn-ports", turnPorts, "Relay port range LO-HI")->envname("KAIWA_TURN_PORTS")
+      ->capture_default_str();
+  serve->add_option("--turn-relay-ip", c.turn.relayIps, "Address relay sockets bind to (one per family)")
+      ->envname("KAIWA_TURN_RELAY_IP")->delimiter(',');
+  serve->add_option("--turn-external-ip", c.turn.externalIp, "Public address advertised for relays (behind NAT)")
+      ->envname("KAIWA_TURN_EXTERNAL_IP");
+  serve->add_option("--turn-credential-ttl", turnTtl, "Validity of the TURN credentials /api/ice-servers hands out")
+      ->envname("KAIWA_TURN_CREDENTIAL_TTL")->capture_default_str()->check(durationCheck());
+  serve->add_option("--turn-max-allocations", c.turn.maxAllocations, "TURN allocations in total")
+      ->envname("KAIWA_TURN_MAX_ALLOCATIONS")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--turn-user-quota", c.turn.maxAllocationsPerUser, "TURN allocations per user")
+      ->envname("KAIWA_TURN_USER_QUOTA")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--turn-bandwidth", c.turn.bytesPerSecond, "Bytes per second per allocation (0: unlimited)")
+      ->envname("KAIWA_TURN_BANDWIDTH")->capture_default_str();
+  serve->add_option("--turn-unauthenticated-rate", c.turn.unauthenticatedRate,
+                    "Unauthenticated STUN/TURN requests answered per second per client IP (0: unlimited)")
+      ->envname("KAIWA_TURN_UNAUTHENTICATED_RATE")->capture_default_str();
+
   std::string tokRoom, tokUser, tokTtl = "1h", tokSecret;
   CLI::App* token = app.add_subcommand("token", "Print a room access token (JWT HS256) for --auth-secret servers");
   token->add_option("--room", tokRoom, "Room name, or * for any room")->required();
@@ -210,6 +250,34 @@ int runCli(int argc, char** argv) {
   if (!authSecret.empty()) c.authSecret = authSecret;
   if (c.tlsCert.empty() != c.tlsKey.empty()) {
     std::cerr << "kaiwa: --tls-cert and --tls-key go together\n";
+    return 2;
+  }
+  c.turn.enabled = !noTurn;
+  c.turn.credentialTtl = *parseDuration(turnTtl);
+  {
+    unsigned lo = 0, hi = 0;
+    char dash = 0;
+    if (std::sscanf(turnPorts.c_str(), "%u%c%u", &lo, &dash, &hi) != 3 || dash != '-' || lo < 1 || hi > 65535 ||
+        lo > hi) {
+      std::cerr << "kaiwa: --turn-ports '" << turnPorts << "' is not LO-HI\n";
+      return 2;
+    }
+    c.turn.minPort = static_cast<uint16_t>(lo);
+    c.turn.maxPort = static_cast<uint16_t>(hi);
+  }
+  for (const auto& u : c.turn.users) {
+    if (u.find(':') == std::string::npos || u.front() == ':') {
+      std::cerr << "kaiwa: --turn-user '" << u << "' is not NAME:PASSWORD\n";
+      return 2;
+    }
+  }
+  if (!c.turn.listen.empty() && !parseListen(c.turn.listen)) {
+    std::cerr << "kaiwa: --turn-listen '" << c.turn.listen << "' is not ADDR:PORT\n";
+    return 2;
+  }
+  if (!c.turn.tlsListen.empty()) std::cerr << "kaiwa: --turn-tls-listen: TURN over TLS is not implemented yet\n";
+  if (c.only == "turn" && !c.turn.enabled) {
+    std::cerr << "kaiwa: --only turn and --no-turn contradict each other\n";
     return 2;
   }
   for (const auto& s : iceServers) {

@@ -16,6 +16,25 @@ struct IceServer {
   std::string credential;
 };
 
+// TURN/STUN (docs/turn.md). Strings are validated by runCli and converted in app/server.cpp.
+struct TurnConfig {
+  bool enabled = true;
+  std::string listen;      // ADDR:PORT for UDP and TCP; empty: the HTTP listen host, port 3478 (a busy port: warn)
+  std::string tlsListen;   // reserved: TURN over TLS is not implemented yet
+  std::string realm = "kaiwa";
+  std::vector<std::string> users;    // NAME:PASSWORD
+  std::vector<std::string> secrets;  // REST secrets; none: a random one per process, for /api/ice-servers
+  std::vector<std::string> allowPeers, denyPeers;  // CIDRs
+  uint16_t minPort = 49152, maxPort = 65535;
+  std::vector<std::string> relayIps;
+  std::string externalIp;
+  Millis credentialTtl{3'600'000};   // REST credentials handed out by /api/ice-servers
+  uint32_t maxAllocations = 10000;
+  uint32_t maxAllocationsPerUser = 100;
+  uint64_t bytesPerSecond = 0;       // per allocation; 0: unlimited
+  uint32_t unauthenticatedRate = 100;  // unauthenticated requests answered per second per client IP
+};
+
 struct ServeConfig {
   std::string listenHost = "127.0.0.1";
   uint16_t listenPort = 8080;
@@ -30,6 +49,8 @@ struct ServeConfig {
   Millis shutdownTimeout{5000};
   std::vector<IceServer> iceServers;
   std::string logLevel = "info";
+  TurnConfig turn;
+  std::string only;  // "": everything; "turn": the TURN/STUN service alone
   signal::peerjs::Options peerjs;  // the PeerJS front door (docs/peerjs.md)
 };
 

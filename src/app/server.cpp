@@ -9,6 +9,7 @@
 
 #include "app/config.hpp"
 #include "common/metrics.hpp"
+#include "common/random.hpp"
 #include "http/server.hpp"
 #include "http/static_files.hpp"
 #include "http/tls.hpp"
@@ -16,6 +17,8 @@
 #include "signal/hub.hpp"
 #include "signal/native/codec.hpp"
 #include "signal/native/session.hpp"
+#include "turn/credentials.hpp"
+#include "turn/service.hpp"
 #include "signal/peerjs/session.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
@@ -37,8 +40,39 @@ fs::path defaultWebRoot() {
   return fs::path(KAIWA_DEFAULT_WEB_ROOT);
 }
 
-std::string iceServersJson(const ServeConfig& c) {
+// Set by runServer when the TURN service runs: what /api/ice-servers advertises with fresh REST credentials.
+struct TurnIce {
+  std::string host;  // empty: the request's Host
+  uint16_t port = 0;
+  std::string secret;
+  Millis ttl{3'600'000};
+};
+std::optional<TurnIce> turnIce;
+
+std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = {}) {
   boost::json::array list;
+  if (turnIce) {
+    std::string host = turnIce->host;
+    if (host.empty()) {
+      // The Host header without its port: the name the browser already reaches this server by.
+      std::string_view h = requestHost;
+      if (!h.empty() && h.front() == '[') {
+        h = h.substr(0, h.find(']') + 1);
+      } else if (auto colon = h.rfind(':'); colon != std::string_view::npos) {
+        h = h.substr(0, colon);
+      }
+      host = h.empty() ? "127.0.0.1" : std::string(h);
+    }
+    std::string hp = host + ":" + std::to_string(turnIce->port);
+    int64_t expiry = wallMillis() / 1000 + turnIce->ttl.count() / 1000;
+    std::string user = std::to_string(expiry) + ":kaiwa";
+    list.push_back(boost::json::object{{"urls", boost::json::array{boost::json::value("stun:" + hp)}}});
+    list.push_back(boost::json::object{
+        {"urls", boost::json::array{boost::json::value("turn:" + hp + "?transport=udp"),
+                                    boost::json::value("turn:" + hp + "?transport=tcp")}},
+        {"username", user},
+        {"credential", turn::Credentials::restPassword(turnIce->secret, user)}});
+  }
   for (const auto& s : c.iceServers) {
     boost::json::object o{{"urls", boost::json::array{boost::json::value(s.url)}}};
     if (!s.username.empty()) {
@@ -53,7 +87,7 @@ std::string iceServersJson(const ServeConfig& c) {
 http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
                         signal::peerjs::Service& peerjs) {
   http::Routes routes;
-  std::string ice = iceServersJson(config);
+  auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
   routes.api = [ice, &files, &peerjs](const http::Request& req) -> std::optional<http::Response> {
     if (auto r = peerjs.http(req)) return r;  // /{key}/id, /{key}/peers (docs/peerjs.md)
     bool get = req.method == "GET" || req.method == "HEAD";
@@ -76,7 +110,7 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     }
     if (req.path == "/api/ice-servers") {
       return only([&] {
-        auto r = http::Response::json(200, ice);
+        auto r = http::Response::json(200, ice(req.host));
         r.headers.emplace_back("Cache-Control", "no-store");
         return r;
       });
@@ -104,6 +138,96 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
   return routes;
 }
 
+// Starts the TURN/STUN service on the pool (before the pool's threads start). nullptr and ok=true when TURN is off
+// or when the default port is busy (a warning: another kaiwa may hold it); ok=false on an explicit address that
+// cannot be used, or on a bad TURN option.
+std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::WorkerPool& pool, bool& ok) {
+  ok = true;
+  const TurnConfig& t = config.turn;
+  if (!t.enabled) return nullptr;
+  auto fail = [&](const std::string& why) -> std::unique_ptr<turn::TurnService> {
+    spdlog::error("{}", why);
+    ok = false;
+    return nullptr;
+  };
+  turn::TurnServiceOptions o;
+  std::string listen = t.listen.empty() ? "[" + config.listenHost + "]:3478" : t.listen;
+  if (t.listen.empty() && config.listenHost.find(':') == std::string::npos)
+    listen = config.listenHost + ":3478";
+  auto hp = parseListen(listen);
+  auto addr = hp ? stun::Address::parse(hp->first, true) : std::nullopt;
+  if (!addr) return fail("--turn-listen '" + listen + "' is not ADDR:PORT with a numeric address");
+  addr->port = hp->second;
+  o.listen = *addr;
+  for (const auto& ip : t.relayIps) {
+    auto a = stun::Address::parse(ip, true);
+    if (!a) return fail("--turn-relay-ip '" + ip + "' is not an IP address");
+    a->port = 0;
+    o.relayIps.push_back(*a);
+  }
+  if (!t.externalIp.empty()) {
+    o.externalIp = stun::Address::parse(t.externalIp, true);
+    if (!o.externalIp) return fail("--turn-external-ip '" + t.externalIp + "' is not an IP address");
+  }
+  for (const auto& [list, out, flag] : {std::tuple{&t.allowPeers, &o.allowPeers, "--turn-allow-peer"},
+                                        std::tuple{&t.denyPeers, &o.denyPeers, "--turn-deny-peer"}}) {
+    for (const auto& text : *list) {
+      auto cidr = turn::Cidr::parse(text);
+      if (!cidr) return fail(std::string(flag) + " '" + text + "' is not a CIDR");
+      out->push_back(*cidr);
+    }
+  }
+  o.minPort = t.minPort;
+  o.maxPort = t.maxPort;
+  o.realm = t.realm;
+  for (const auto& u : t.users) {
+    auto colon = u.find(':');
+    o.users.emplace_back(u.substr(0, colon), u.substr(colon + 1));
+  }
+  o.secrets = t.secrets;
+  if (o.secrets.empty()) o.secrets.push_back(common::randomToken(32));  // for /api/ice-servers out of the box
+  o.limits.maxAllocations = t.maxAllocations;
+  o.limits.maxAllocationsPerUser = t.maxAllocationsPerUser;
+  o.limits.bytesPerSecond = t.bytesPerSecond;
+  o.limits.unauthenticatedPerSecond = t.unauthenticatedRate;
+  auto service = std::make_unique<turn::TurnService>(pool, o);
+  if (auto error = service->start()) {
+    if (!t.listen.empty()) return fail(*error);
+    spdlog::warn("{}: TURN/STUN disabled (pass --turn-listen to make this fatal, --no-turn to silence it)", *error);
+    return nullptr;
+  }
+  TurnIce ice;
+  ice.host = o.externalIp ? o.externalIp->ipString() : "";
+  if (ice.host.empty() && config.listenHost != "0.0.0.0" && config.listenHost != "::" && !t.listen.empty())
+    ice.host = o.listen.family == stun::Family::kV6 ? "[" + o.listen.ipString() + "]" : o.listen.ipString();
+  ice.port = service->port();
+  ice.secret = o.secrets.front();
+  ice.ttl = t.credentialTtl;
+  turnIce = ice;
+  spdlog::info("TURN/STUN on {} (UDP, TCP), relays {}-{}, realm {}", service->options().listen.toString(),
+               t.minPort, t.maxPort, t.realm);
+  return service;
+}
+
+// `kaiwa serve --only turn`: the TURN/STUN service alone, until SIGINT/SIGTERM.
+int runTurnOnly(const ServeConfig& config, net::WorkerPool& pool, sigset_t& stopSignals) {
+  bool ok = true;
+  auto service = startTurn(config, pool, ok);
+  if (!ok) return 1;
+  if (!service) {
+    spdlog::error("TURN/STUN could not start");
+    return 1;
+  }
+  pool.start();
+  int sig = 0;
+  sigwait(&stopSignals, &sig);
+  spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  pool.stop();
+  service.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
 }  // namespace
 
 int runServer(const ServeConfig& config) {
@@ -120,6 +244,7 @@ int runServer(const ServeConfig& config) {
 
   unsigned workers = config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
   net::WorkerPool pool(workers);
+  if (config.only == "turn") return runTurnOnly(config, pool, stopSignals);
 
   signal::HubOptions hubOptions;
   hubOptions.limits = config.limits;
@@ -163,6 +288,9 @@ int runServer(const ServeConfig& config) {
     spdlog::error("{}", e.what());
     return 1;
   }
+  bool turnOk = true;
+  auto turnService = startTurn(config, pool, turnOk);
+  if (!turnOk) return 1;
   pool.start();
   hub.start();
   std::string scheme = server.tls() ? "https" : "http";
@@ -188,6 +316,7 @@ int runServer(const ServeConfig& config) {
   }
   server.closeAll(1001, "shutdown");
   pool.stop();
+  turnService.reset();
   spdlog::info("stopped");
   return 0;
 }

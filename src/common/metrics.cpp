@@ -42,6 +42,27 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],
                    r.dropped[i].load(std::memory_order_relaxed));
   }
+  emit(out, "kaiwa_turn_allocations", "gauge", "TURN allocations.", r.turnAllocations);
+  emit(out, "kaiwa_turn_permissions", "gauge", "TURN permissions.", r.turnPermissions);
+  emit(out, "kaiwa_turn_channels", "gauge", "TURN channel bindings.", r.turnChannels);
+  emit(out, "kaiwa_turn_channeldata_in_total", "counter", "ChannelData messages relayed client to peer.",
+       r.turnChannelDataIn);
+  emit(out, "kaiwa_turn_channeldata_out_total", "counter", "ChannelData messages relayed peer to client.",
+       r.turnChannelDataOut);
+  emit(out, "kaiwa_turn_send_indications_total", "counter", "Send indications relayed.", r.turnSendIndications);
+  emit(out, "kaiwa_turn_data_indications_total", "counter", "Data indications sent.", r.turnDataIndications);
+  emit(out, "kaiwa_turn_bytes_to_peers_total", "counter", "Payload bytes relayed to peers.", r.turnBytesToPeers);
+  emit(out, "kaiwa_turn_bytes_to_clients_total", "counter", "Payload bytes relayed to clients.",
+       r.turnBytesToClients);
+  emit(out, "kaiwa_turn_auth_failures_total", "counter", "TURN requests with wrong credentials.",
+       r.turnAuthFailures);
+  emit(out, "kaiwa_stun_binding_requests_total", "counter", "STUN Binding requests answered.",
+       r.turnBindingRequests);
+  out += "# HELP kaiwa_turn_dropped_total TURN packets dropped, by reason.\n# TYPE kaiwa_turn_dropped_total counter\n";
+  for (size_t i = 0; i < kTurnDropNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_turn_dropped_total{{reason=\"{}\"}} {}\n", kTurnDropNames[i],
+                   r.turnDropped[i].load(std::memory_order_relaxed));
+  }
   return out;
 }
 

@@ -23,6 +23,11 @@ enum class Drop : uint8_t {
 inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)> kDropReasonNames = {
     "malformed", "too_large", "rate_limited", "unknown_peer", "slow_consumer", "queue_full", "http_bad"};
 
+// Why the TURN service dropped a packet: turn::TurnDrop in order, then failed sends.
+inline constexpr std::array<std::string_view, 8> kTurnDropNames = {
+    "malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "unexpected",
+    "send_failed"};
+
 struct Registry {
   std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
   std::atomic<int64_t> wsConnections{0};    // open WebSocket connections
@@ -38,6 +43,19 @@ struct Registry {
   std::atomic<uint64_t> joins{0};
   std::atomic<uint64_t> resumes{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
+  // TURN/STUN (turn/service.cpp publishes each worker's counts about once a second).
+  std::atomic<int64_t> turnAllocations{0};
+  std::atomic<int64_t> turnPermissions{0};
+  std::atomic<int64_t> turnChannels{0};
+  std::atomic<uint64_t> turnChannelDataIn{0};   // client → peer
+  std::atomic<uint64_t> turnChannelDataOut{0};  // peer → client
+  std::atomic<uint64_t> turnSendIndications{0};
+  std::atomic<uint64_t> turnDataIndications{0};
+  std::atomic<uint64_t> turnBytesToPeers{0};
+  std::atomic<uint64_t> turnBytesToClients{0};
+  std::atomic<uint64_t> turnAuthFailures{0};
+  std::atomic<uint64_t> turnBindingRequests{0};
+  std::array<std::atomic<uint64_t>, 8> turnDropped{};  // by kTurnDropNames
 
   void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }
   uint64_t droppedCount(Drop why) const { return dropped[static_cast<size_t>(why)].load(std::memory_order_relaxed); }

@@ -165,13 +165,15 @@ class TurnServer {
   uint64_t nextToken_ = 0;
 };
 
-// ChannelData (RFC 8656 section 12.4): channel number 0x4000-0x4FFF, length, data; padded to 4 bytes over TCP.
+// ChannelData (RFC 8656 section 12.4): channel number, length, data; padded to 4 bytes over TCP. RFC 8656 narrowed
+// channel numbers to 0x4000-0x4FFF; RFC 5766's 0x4000-0x7FFE is accepted because clients (coturn's among them) still
+// pick numbers up to 0x7FFE.
 struct ChannelData {
   uint16_t channel;
   std::span<const uint8_t> data;
   static std::optional<ChannelData> parse(std::span<const uint8_t> bytes);
 };
-inline constexpr bool isChannelNumber(uint16_t n) { return n >= 0x4000 && n <= 0x4FFF; }
+inline constexpr bool isChannelNumber(uint16_t n) { return n >= 0x4000 && n <= 0x7FFE; }
 
 // Framing of a TCP/TLS stream: the length of the first message (STUN or ChannelData, with ChannelData padding), if
 // `bytes` holds enough to know; 0 when the stream is not STUN/TURN (the connection should be closed).

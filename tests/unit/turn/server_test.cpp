@@ -412,7 +412,8 @@ TEST_F(TurnServerTest, ChannelBindRules) {
   makeServer({}, {*Cidr::parse("192.0.2.0/24")});
   ASSERT_EQ(code(allocate()), 200);
   EXPECT_EQ(code(channelBind(0x3FFF, kPeer)), 400);
-  EXPECT_EQ(code(channelBind(0x5000, kPeer)), 400);
+  EXPECT_EQ(code(channelBind(0x7FFF, kPeer)), 400);
+  EXPECT_EQ(code(channelBind(0x8000, kPeer)), 400);
   ASSERT_EQ(code(channelBind(0x4000, kPeer)), 200);
   EXPECT_EQ(code(channelBind(0x4000, kPeer)), 200);   // refresh
   EXPECT_EQ(code(channelBind(0x4000, kPeer2)), 400);  // number bound to another peer

@@ -1,0 +1,59 @@
+#pragma once
+// The TURN/STUN service on the worker pool: per worker one SO_REUSEPORT UDP socket and one TCP listener on the TURN
+// port, the relay sockets of the allocations that worker owns, and a TurnServer core. Datagrams are received with
+// recvmmsg until the socket is empty and the replies go out with sendmmsg once every ready socket was drained.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stun/address.hpp"
+#include "turn/peer_filter.hpp"
+#include "turn/server.hpp"
+
+namespace kaiwa::net {
+class WorkerPool;
+}
+
+namespace kaiwa::turn {
+
+struct TurnServiceOptions {
+  stun::Address listen;                        // UDP and TCP
+  std::vector<stun::Address> relayIps;         // at most one per family; the port is ignored
+  std::optional<stun::Address> externalIp;     // advertised instead of the IPv4 relay address (behind NAT)
+  uint16_t minPort = 49152, maxPort = 65535;
+  std::string realm = "kaiwa";
+  std::vector<std::pair<std::string, std::string>> users;
+  std::vector<std::string> secrets;
+  std::vector<Cidr> allowPeers, denyPeers;
+  TurnLimits limits;
+};
+
+class TurnService {
+ public:
+  TurnService(net::WorkerPool& pool, TurnServiceOptions options);
+  ~TurnService();
+  TurnService(const TurnService&) = delete;
+  TurnService& operator=(const TurnService&) = delete;
+
+  // Binds the listeners of every worker (before the pool starts). An error message on failure.
+  std::optional<std::string> start();
+  uint16_t port() const { return port_; }
+  const TurnServiceOptions& options() const { return options_; }
+
+  class Worker;
+
+ private:
+  net::WorkerPool& pool_;
+  TurnServiceOptions options_;
+  std::shared_ptr<const Credentials> credentials_;
+  std::shared_ptr<const PeerFilter> filter_;
+  std::shared_ptr<Quotas> quotas_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  uint16_t port_ = 0;
+};
+
+// The machine's interface addresses (for the peer filter's "own addresses" and a default relay address).
+std::vector<stun::Address> interfaceAddresses();
+
+}  // namespace kaiwa::turn
