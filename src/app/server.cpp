@@ -51,7 +51,8 @@ std::optional<TurnIce> turnIce;
 
 std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = {}) {
   boost::json::array list;
-  if (turnIce) {
+  // kaiwa's own STUN/TURN, unless --ice-server entries replace them.
+  if (turnIce && c.iceServers.empty()) {
     std::string host = turnIce->host;
     if (host.empty()) {
       // The Host header without its port: the name the browser already reaches this server by.
