@@ -175,7 +175,7 @@ run_loadgen a relay --clients 200 --room-size 2 --payload-bytes 300 --rate 8000 
 echo "== b) saturation: paced steps until p99 >= 100 ms"
 start_server b
 best=0
-for rate in 8000 16000 24000 32000 40000 48000 64000 80000 96000 128000; do
+for rate in 8000 16000 20000 24000 28000 32000 40000 48000 64000 80000 96000 128000; do
   # Keep every client under 40 msg/s: kaiwa limits each connection to messagesPerSecond (default 50).
   clients=$(( (rate + 39) / 40 )); clients=$(( clients < 200 ? 200 : clients )); clients=$(( (clients + 1) / 2 * 2 ))
   if (( clients + 64 > FD_LIMIT )); then echo "  (stop: $clients clients exceed the fd limit)"; break; fi
