@@ -1,0 +1,138 @@
+// kaiwa's TURN/STUN service against coturn's own client tools (Debian package `coturn`): turnutils_stunclient and
+// turnutils_uclient over UDP and TCP, with long-term and REST credentials, channels and Send indications, echoed by
+// turnutils_peer on loopback. Relaying to 127.0.0.0/8 is turned on explicitly (--turn-allow-peer); a server without
+// it refuses the same peer. Skipped when the tools are not installed (scripts/install-deps.sh installs them).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { startServer } from '../e2e/helpers.mjs';
+import { sleep } from './client.mjs';
+
+const haveTools = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v turnutils_uclient && command -v turnutils_peer && command -v turnutils_stunclient'],
+      { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const skip = haveTools ? false : 'coturn client tools not installed (apt-get install coturn)';
+
+// A port free for both TCP and UDP on 127.0.0.1.
+async function freeUdpTcpPort() {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const ok = await new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => {
+        const sock = createSocket('udp4');
+        sock.once('error', () => { srv.close(); resolve(false); });
+        sock.bind(port, '127.0.0.1', () => { sock.close(); srv.close(() => resolve(true)); });
+      });
+    });
+    if (ok) return port;
+  }
+}
+
+function run(cmd, args, timeoutMs = 60_000) {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGINT', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (err.code ?? err.signal) : 0, out: stdout + stderr });
+    });
+  });
+}
+
+// turnutils_uclient's totals: "tot_send_msgs=N, tot_recv_msgs=M" and "Total lost packets L".
+function totals(out) {
+  const m = [...out.matchAll(/start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/g)].pop();
+  const lost = [...out.matchAll(/Total lost packets (\d+)/g)].pop();
+  return m ? { sent: Number(m[1]), received: Number(m[2]), lost: lost ? Number(lost[1]) : NaN } : null;
+}
+
+async function metricValue(server, name) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^${name} (\\d+)`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function withTurn(extra, fn) {
+  const turnPort = await freeUdpTcpPort();
+  const peerPort = await freeUdpTcpPort();
+  const server = await startServer({
+    extraArgs: ['--turn-listen', `127.0.0.1:${turnPort}`, '--turn-realm', 'example.test', '--turn-user', 'alice:alicepw',
+      '--turn-secret', 's3cr3t', '--turn-ports', '40000-44999', ...extra],
+  });
+  const peer = spawn('turnutils_peer', ['-L', '127.0.0.1', '-p', String(peerPort)], { stdio: 'ignore' });
+  await sleep(200);
+  try {
+    await fn({ server, turnPort, peerPort });
+  } finally {
+    peer.kill('SIGKILL');
+    await server.stop();
+  }
+}
+
+const CLIENTS = 5;
+const MESSAGES = 100;
+const uclient = (turnPort, peerPort, args) => run('turnutils_uclient',
+  [...args, '-e', '127.0.0.1', '-r', String(peerPort), '-m', String(CLIENTS), '-n', String(MESSAGES), '-z', '5', '-c',
+    '-p', String(turnPort), '127.0.0.1']);
+
+test('TURN interop with coturn client tools', { skip }, async (t) => {
+  await withTurn(['--turn-allow-peer', '127.0.0.0/8'], async ({ server, turnPort, peerPort }) => {
+    await t.test('turnutils_stunclient gets its reflexive address', async () => {
+      const r = await run('turnutils_stunclient', ['-p', String(turnPort), '127.0.0.1'], 20_000);
+      assert.match(r.out, /UDP reflexive addr: 127\.0\.0\.1:\d+/, r.out);
+    });
+
+    const cases = [
+      ['UDP, long-term credentials, channels', ['-u', 'alice', '-w', 'alicepw']],
+      ['TCP, long-term credentials, channels', ['-t', '-u', 'alice', '-w', 'alicepw']],
+      ['UDP, REST credentials', ['-W', 's3cr3t', '-u', 'bob']],
+      ['TCP, REST credentials', ['-t', '-W', 's3cr3t', '-u', 'bob']],
+      ['UDP, Send/Data indications', ['-s', '-u', 'alice', '-w', 'alicepw']],
+      ['TCP, Send/Data indications', ['-t', '-s', '-u', 'alice', '-w', 'alicepw']],
+    ];
+    for (const [name, args] of cases) {
+      await t.test(`turnutils_uclient ${name}: no loss`, async () => {
+        const r = await uclient(turnPort, peerPort, args);
+        const tot = totals(r.out);
+        assert.ok(tot, r.out.slice(-2000));
+        assert.equal(tot.sent, CLIENTS * MESSAGES, r.out.slice(-1500));
+        assert.equal(tot.received, tot.sent, r.out.slice(-1500));
+        assert.equal(tot.lost, 0);
+        assert.doesNotMatch(r.out, /ERROR/);
+      });
+    }
+
+    await t.test('a wrong password is refused', async () => {
+      const before = await metricValue(server, 'kaiwa_turn_auth_failures_total');
+      const r = await run('turnutils_uclient', ['-u', 'alice', '-w', 'wrong', '-e', '127.0.0.1', '-r', String(peerPort),
+        '-m', '1', '-n', '5', '-c', '-p', String(turnPort), '127.0.0.1'], 20_000);
+      assert.match(r.out, /Cannot complete Allocation|error 401/, r.out.slice(-1000));
+      await sleep(1200);  // metrics are published once a second
+      assert.ok(await metricValue(server, 'kaiwa_turn_auth_failures_total') > before);
+    });
+
+    await t.test('relayed traffic shows in /metrics', async () => {
+      await sleep(1200);
+      assert.ok(await metricValue(server, 'kaiwa_turn_channeldata_in_total') >= CLIENTS * MESSAGES);
+      assert.ok(await metricValue(server, 'kaiwa_turn_channeldata_out_total') >= CLIENTS * MESSAGES);
+      assert.ok(await metricValue(server, 'kaiwa_turn_send_indications_total') >= CLIENTS * MESSAGES);
+    });
+  });
+});
+
+test('TURN refuses loopback peers by default', { skip }, async () => {
+  await withTurn([], async ({ server, turnPort, peerPort }) => {
+    const r = await run('turnutils_uclient', ['-u', 'alice', '-w', 'alicepw', '-e', '127.0.0.1', '-r', String(peerPort),
+      '-m', '1', '-n', '5', '-c', '-p', String(turnPort), '127.0.0.1'], 20_000);
+    assert.match(r.out, /error 403|Forbidden/, r.out.slice(-1000));
+    await sleep(1200);
+    assert.equal(await metricValue(server, 'kaiwa_turn_channeldata_in_total'), 0);
+  });
+});
