@@ -42,6 +42,8 @@ std::vector<Address> interfaceAddresses() {
 namespace {
 constexpr size_t kMaxTcpBuffered = 1 << 20;  // per connection, both ways
 constexpr int kDrainRounds = 16;             // recvmmsg batches per socket per wake-up
+constexpr size_t kTcpInitialBuffer = 2048;   // grows to the largest frame seen (64 KiB + header at most)
+constexpr size_t kTcpMaxFrame = 65536 + 8;
 
 bool isUnspecified(const Address& a) {
   for (size_t i = 0; i < a.ipLength(); ++i)
@@ -152,7 +154,12 @@ class TurnService::Worker : public TurnIo {
     c.pending.insert(c.pending.end(), head.begin(), head.end());
     c.pending.insert(c.pending.end(), body.begin(), body.end());
     c.pending.insert(c.pending.end(), pad, 0);
-    writeTcp(it->second);
+    // Written once this loop turn's ready sockets are handled: what one batch relayed goes out in one write.
+    if (!c.dirty) {
+      c.dirty = true;
+      dirty_.push_back(it->second);
+    }
+    scheduleFlush();
   }
 
   void sendToPeer(RelayId from, const Address& peer, std::span<const uint8_t> data) override {
@@ -176,6 +183,7 @@ class TurnService::Worker : public TurnIo {
     size_t used = 0;
     std::vector<uint8_t> pending, writing;
     bool closed = false;
+    bool dirty = false;  // in dirty_, to be written at the flush
   };
 
   Address advertised(const Address& local) const {
@@ -203,6 +211,11 @@ class TurnService::Worker : public TurnIo {
     asio::post(ctx_, [this] {
       flushPosted_ = false;
       send_.flush();
+      for (auto& c : dirty_) {
+        c->dirty = false;
+        writeTcp(c);
+      }
+      dirty_.clear();
     });
   }
 
@@ -269,7 +282,7 @@ class TurnService::Worker : public TurnIo {
           sockaddr_storage ss{};
           std::memcpy(&ss, ep.data(), std::min<size_t>(ep.size(), sizeof ss));
           c->tuple = ClientTuple{*Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)), id, Transport::kTcp};
-          c->in.resize(65536 + 8);
+          c->in.resize(kTcpInitialBuffer);
           connections_[id] = c;
           readTcp(c);
         }
@@ -299,11 +312,14 @@ class TurnService::Worker : public TurnIo {
                                   std::span<const uint8_t> rest(c->in.data() + pos, c->used - pos);
                                   auto len = tcpFrameLength(rest);
                                   if (!len) break;
-                                  if (*len == 0 || *len > c->in.size()) {
+                                  if (*len == 0 || *len > kTcpMaxFrame) {
                                     server_.onClientPacket(c->tuple, {}, t, unix);  // counted as malformed
                                     return closeConnection(c);
                                   }
-                                  if (rest.size() < *len) break;
+                                  if (rest.size() < *len) {
+                                    if (*len > c->in.size()) c->in.resize(*len);  // a large frame: room for it
+                                    break;
+                                  }
                                   server_.onClientPacket(c->tuple, rest.subspan(0, *len), t, unix);
                                   pos += *len;
                                 }
@@ -378,6 +394,7 @@ class TurnService::Worker : public TurnIo {
   std::unordered_map<RelayId, std::unique_ptr<Relay>> relays_;
   RelayId nextRelay_ = 1;
   std::unordered_map<uint32_t, std::shared_ptr<Connection>> connections_;
+  std::vector<std::shared_ptr<Connection>> dirty_;
   uint32_t nextConnection_ = 1;
   uint64_t sendFailures_ = 0, truncated_ = 0;
   TurnStats last_;

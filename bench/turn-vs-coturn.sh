@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# TURN relay benchmark: kaiwa vs Debian's coturn (turnserver 4.6.1), in one run, on loopback, with the same
+# turnutils_uclient flags and turnutils_peer as the echo peer (../shared/docs/anchors.md). For each mode it prints
+# round trips per second, loss, the server's CPU (utime+stime from /proc/PID/stat) per relayed round trip (one round
+# trip = 4 datagrams through the server), and the kaiwa/coturn ratio; then memory per allocation
+# ((peak RSS during the run - idle RSS) / allocations).
+#
+#   bench/turn-vs-coturn.sh [--clients M] [--messages N] [--interval MS] [--length BYTES] [--modes "udp tcp send"]
+#                           [--workers W] [--nice N] [--kaiwa PATH]
+#
+# Both servers run on 127.0.0.1 with long-term credentials alice:alicepw, relay ports in separate ranges, relaying
+# to loopback allowed (kaiwa: --turn-allow-peer 127.0.0.0/8; coturn: --allow-loopback-peers), no TLS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS=100 MESSAGES=3000 INTERVAL=2 LENGTH=100 MODES="udp tcp send" WORKERS=2 NICE=0 KAIWA=build/kaiwa
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --clients) CLIENTS="$2"; shift ;;
+    --messages) MESSAGES="$2"; shift ;;
+    --interval) INTERVAL="$2"; shift ;;
+    --length) LENGTH="$2"; shift ;;
+    --modes) MODES="$2"; shift ;;
+    --workers) WORKERS="$2"; shift ;;
+    --nice) NICE="$2"; shift ;;
+    --kaiwa) KAIWA="$2"; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+for t in turnserver turnutils_uclient turnutils_peer; do
+  command -v "$t" >/dev/null || { echo "$t not found: apt-get install coturn" >&2; exit 2; }
+done
+[ -x "$KAIWA" ] || { echo "no kaiwa binary at $KAIWA (build it, or pass --kaiwa)" >&2; exit 2; }
+
+port_free() { ! ss -H -lntu "sport = :$1" 2>/dev/null | grep -q .; }
+pick_port() { local p; while :; do p=$((20000 + RANDOM % 20000)); port_free "$p" && echo "$p" && return; done; }
+KPORT=$(pick_port); CPORT=$(pick_port); PPORT=$(pick_port)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/turn-bench.XXXXXX")
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+nice -n "$NICE" "$KAIWA" serve --only turn --workers "$WORKERS" --turn-listen "127.0.0.1:$KPORT" \
+  --turn-realm example.test --turn-user alice:alicepw --turn-allow-peer 127.0.0.0/8 --turn-ports 50000-59999 \
+  --turn-unauthenticated-rate 0 --turn-user-quota 1000000 --turn-max-allocations 1000000 --log-level warn >"$DIR/kaiwa.log" 2>&1 &
+KPID=$!; PIDS+=("$KPID")
+touch "$DIR/turndb"
+nice -n "$NICE" turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$CPORT" \
+  --min-port=40000 --max-port=49999 --lt-cred-mech --user=alice:alicepw --realm=example.test \
+  --no-tls --no-dtls --no-cli --allow-loopback-peers --userdb="$DIR/turndb" \
+  --pidfile="$DIR/ts.pid" --log-file="$DIR/ts.log" --simple-log >/dev/null 2>&1 &
+CPID=$!; PIDS+=("$CPID")
+turnutils_peer -L 127.0.0.1 -p "$PPORT" >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 1.5
+kill -0 "$KPID" 2>/dev/null || { echo "kaiwa did not start:"; cat "$DIR/kaiwa.log"; exit 1; }
+kill -0 "$CPID" 2>/dev/null || { echo "turnserver did not start:"; tail "$DIR/ts.log"; exit 1; }
+
+echo "# turn-vs-coturn: $CLIENTS clients x $MESSAGES messages, every $INTERVAL ms, $LENGTH bytes, kaiwa workers $WORKERS"
+echo "# offered: $((CLIENTS * 1000 / INTERVAL)) round trips/s; $(nproc) cores; $(date -u +%FT%TZ)"
+printf "%-6s %-7s %10s %10s %8s %12s %14s %12s\n" mode server sent received lost rt_per_s cpu_us_per_rt mem_kb_per_alloc
+
+# run NAME PID PORT MODE: one uclient run against one server; prints a row and sets LAST_US.
+run() {
+  local name=$1 pid=$2 port=$3 mode=$4 flags=()
+  case "$mode" in
+    udp) flags=() ;;
+    tcp) flags=(-t) ;;
+    send) flags=(-s) ;;
+    tcp-send) flags=(-t -s) ;;
+  esac
+  local rss0 cpu0 cpu1 peak=0 r out
+  rss0=$(rss_kb "$pid"); cpu0=$(cpu_ticks "$pid")
+  local t0; t0=$(date +%s.%N)
+  nice -n "$NICE" timeout -s INT 300 turnutils_uclient "${flags[@]}" -u alice -w alicepw -e 127.0.0.1 -r "$PPORT" \
+    -m "$CLIENTS" -n "$MESSAGES" -z "$INTERVAL" -l "$LENGTH" -c -p "$port" 127.0.0.1 >"$DIR/$name.$mode.out" 2>&1 &
+  local upid=$!
+  while kill -0 "$upid" 2>/dev/null; do
+    r=$(rss_kb "$pid"); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.2
+  done
+  wait "$upid" || true
+  local t1; t1=$(date +%s.%N)
+  cpu1=$(cpu_ticks "$pid")
+  out=$DIR/$name.$mode.out
+  local sent recv lost ttime
+  sent=$(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1/p' "$out" | tail -1)
+  recv=$(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\2/p' "$out" | tail -1)
+  lost=$(sed -nE 's/.*Total lost packets ([0-9]+).*/\1/p' "$out" | tail -1)
+  ttime=$(sed -nE 's/.*Total transmit time is ([0-9]+).*/\1/p' "$out" | tail -1)
+  sent=${sent:-0}; recv=${recv:-0}; lost=${lost:-?}; ttime=${ttime:-0}
+  local ticks=$((cpu1 - cpu0))
+  LAST_US=$(awk -v t="$ticks" -v hz="$TCK" -v n="$recv" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "nan" }')
+  local rate; rate=$(awk -v n="$recv" -v s="$ttime" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "nan" }')
+  local mem; mem=$(awk -v p="$peak" -v r="$rss0" -v m="$CLIENTS" 'BEGIN { printf "%.1f", (p - r) / m }')
+  printf "%-6s %-7s %10s %10s %8s %12s %14s %12s\n" "$mode" "$name" "$sent" "$recv" "$lost" "$rate" "$LAST_US" "$mem"
+  grep -q "ERROR" "$out" && echo "#   $name/$mode: uclient reported errors (see below)" && grep -m3 ERROR "$out" | sed 's/^/#   /'
+  return 0
+}
+
+for mode in $MODES; do
+  kill -0 "$KPID" 2>/dev/null || { echo "# kaiwa is gone"; exit 1; }
+  run kaiwa "$KPID" "$KPORT" "$mode"; k=$LAST_US
+  kill -0 "$CPID" 2>/dev/null || { echo "# turnserver is gone (killed?)"; exit 1; }
+  run coturn "$CPID" "$CPORT" "$mode"; c=$LAST_US
+  awk -v k="$k" -v c="$c" -v m="$mode" 'BEGIN { if (c > 0 && k > 0) printf "#   %s: kaiwa/coturn CPU per round trip = %.2f\n", m, k / c }'
+done
+echo "# idle RSS now: kaiwa $(rss_kb "$KPID") KB, coturn $(rss_kb "$CPID") KB"
