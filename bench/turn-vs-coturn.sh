@@ -5,15 +5,16 @@
 # trip = 4 datagrams through the server), and the kaiwa/coturn ratio; then memory per allocation
 # ((peak RSS during the run - idle RSS) / allocations).
 #
-#   bench/turn-vs-coturn.sh [--clients M] [--messages N] [--interval MS] [--length BYTES] [--modes "udp tcp send"]
+#   bench/turn-vs-coturn.sh [--clients M] [--messages N] [--interval MS] [--length BYTES] [--modes "udp tcp send tls"]
 #                           [--workers W] [--nice N] [--kaiwa PATH]
 #
 # Both servers run on 127.0.0.1 with long-term credentials alice:alicepw, relay ports in separate ranges, relaying
-# to loopback allowed (kaiwa: --turn-allow-peer 127.0.0.0/8; coturn: --allow-loopback-peers), no TLS.
+# to loopback allowed (kaiwa: --turn-allow-peer 127.0.0.0/8; coturn: --allow-loopback-peers), TLS on another port
+# with self-signed certificates (mode `tls`: uclient -t -S).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CLIENTS=100 MESSAGES=3000 INTERVAL=2 LENGTH=100 MODES="udp tcp send" WORKERS=2 NICE=0 KAIWA=build/kaiwa
+CLIENTS=100 MESSAGES=3000 INTERVAL=2 LENGTH=100 MODES="udp tcp send tls" WORKERS=2 NICE=0 KAIWA=build/kaiwa
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) CLIENTS="$2"; shift ;;
@@ -35,7 +36,7 @@ done
 
 port_free() { ! ss -H -lntu "sport = :$1" 2>/dev/null | grep -q .; }
 pick_port() { local p; while :; do p=$((20000 + RANDOM % 20000)); port_free "$p" && echo "$p" && return; done; }
-KPORT=$(pick_port); CPORT=$(pick_port); PPORT=$(pick_port)
+KPORT=$(pick_port); CPORT=$(pick_port); PPORT=$(pick_port); KTLS=$(pick_port); CTLS=$(pick_port)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/turn-bench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
@@ -45,13 +46,18 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 nice -n "$NICE" "$KAIWA" serve --only turn --workers "$WORKERS" --turn-listen "127.0.0.1:$KPORT" \
+  --turn-tls-listen "127.0.0.1:$KTLS" \
   --turn-realm example.test --turn-user alice:alicepw --turn-allow-peer 127.0.0.0/8 --turn-ports 50000-59999 \
   --turn-unauthenticated-rate 0 --turn-user-quota 1000000 --turn-max-allocations 1000000 --log-level warn >"$DIR/kaiwa.log" 2>&1 &
 KPID=$!; PIDS+=("$KPID")
 touch "$DIR/turndb"
+# coturn's TLS listener needs a certificate (kaiwa makes its own self-signed one); the tools do not verify it.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$DIR/key.pem" -out "$DIR/cert.pem" >/dev/null 2>&1
 nice -n "$NICE" turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$CPORT" \
   --min-port=40000 --max-port=49999 --lt-cred-mech --user=alice:alicepw --realm=example.test \
-  --no-tls --no-dtls --no-cli --allow-loopback-peers --userdb="$DIR/turndb" \
+  --tls-listening-port="$CTLS" --cert="$DIR/cert.pem" --pkey="$DIR/key.pem" \
+  --no-dtls --no-cli --allow-loopback-peers --userdb="$DIR/turndb" \
   --pidfile="$DIR/ts.pid" --log-file="$DIR/ts.log" --simple-log >/dev/null 2>&1 &
 CPID=$!; PIDS+=("$CPID")
 turnutils_peer -L 127.0.0.1 -p "$PPORT" >/dev/null 2>&1 &
@@ -72,6 +78,7 @@ run() {
     tcp) flags=(-t) ;;
     send) flags=(-s) ;;
     tcp-send) flags=(-t -s) ;;
+    tls) flags=(-t -S) ;;
   esac
   local rss0 cpu0 cpu1 peak=0 r out
   rss0=$(rss_kb "$pid"); cpu0=$(cpu_ticks "$pid")
@@ -104,9 +111,11 @@ run() {
 
 for mode in $MODES; do
   kill -0 "$KPID" 2>/dev/null || { echo "# kaiwa is gone"; exit 1; }
-  run kaiwa "$KPID" "$KPORT" "$mode"; k=$LAST_US
+  kp=$KPORT; cp=$CPORT
+  if [ "$mode" = tls ]; then kp=$KTLS; cp=$CTLS; fi
+  run kaiwa "$KPID" "$kp" "$mode"; k=$LAST_US
   kill -0 "$CPID" 2>/dev/null || { echo "# turnserver is gone (killed?)"; exit 1; }
-  run coturn "$CPID" "$CPORT" "$mode"; c=$LAST_US
+  run coturn "$CPID" "$cp" "$mode"; c=$LAST_US
   awk -v k="$k" -v c="$c" -v m="$mode" 'BEGIN { if (c > 0 && k > 0) printf "#   %s: kaiwa/coturn CPU per round trip = %.2f\n", m, k / c }'
 done
 echo "# idle RSS now: kaiwa $(rss_kb "$KPID") KB, coturn $(rss_kb "$CPID") KB"

@@ -184,7 +184,8 @@ int runCli(int argc, char** argv) {
   serve->add_option("--turn-listen", c.turn.listen,
                     "TURN/STUN UDP+TCP address ADDR:PORT (default: the --listen host, port 3478)")
       ->envname("KAIWA_TURN_LISTEN");
-  serve->add_option("--turn-tls-listen", c.turn.tlsListen, "TURN over TLS address ADDR:PORT (not implemented yet)")
+  serve->add_option("--turn-tls-listen", c.turn.tlsListen,
+                    "TURN over TLS address ADDR:PORT (certificate: --tls-cert/--tls-key, else self-signed)")
       ->envname("KAIWA_TURN_TLS_LISTEN");
   serve->add_option("--turn-realm", c.turn.realm, "TURN realm")->envname("KAIWA_TURN_REALM")->capture_default_str();
   serve->add_option("--turn-user", c.turn.users, "TURN long-term user NAME:PASSWORD (repeatable)")
@@ -275,7 +276,10 @@ int runCli(int argc, char** argv) {
     std::cerr << "kaiwa: --turn-listen '" << c.turn.listen << "' is not ADDR:PORT\n";
     return 2;
   }
-  if (!c.turn.tlsListen.empty()) std::cerr << "kaiwa: --turn-tls-listen: TURN over TLS is not implemented yet\n";
+  if (!c.turn.tlsListen.empty() && !parseListen(c.turn.tlsListen)) {
+    std::cerr << "kaiwa: --turn-tls-listen '" << c.turn.tlsListen << "' is not ADDR:PORT\n";
+    return 2;
+  }
   if (c.only == "turn" && !c.turn.enabled) {
     std::cerr << "kaiwa: --only turn and --no-turn contradict each other\n";
     return 2;

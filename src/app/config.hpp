@@ -20,7 +20,7 @@ struct IceServer {
 struct TurnConfig {
   bool enabled = true;
   std::string listen;      // ADDR:PORT for UDP and TCP; empty: the HTTP listen host, port 3478 (a busy port: warn)
-  std::string tlsListen;   // reserved: TURN over TLS is not implemented yet
+  std::string tlsListen;   // TURN over TLS ADDR:PORT; empty: none
   std::string realm = "kaiwa";
   std::vector<std::string> users;    // NAME:PASSWORD
   std::vector<std::string> secrets;  // REST secrets; none: a random one per process, for /api/ice-servers

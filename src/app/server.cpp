@@ -191,6 +191,24 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   o.limits.maxAllocationsPerUser = t.maxAllocationsPerUser;
   o.limits.bytesPerSecond = t.bytesPerSecond;
   o.limits.unauthenticatedPerSecond = t.unauthenticatedRate;
+  if (!t.tlsListen.empty()) {
+    auto thp = parseListen(t.tlsListen);
+    auto taddr = thp ? stun::Address::parse(thp->first, true) : std::nullopt;
+    if (!taddr) return fail("--turn-tls-listen '" + t.tlsListen + "' is not ADDR:PORT with a numeric address");
+    taddr->port = thp->second;
+    o.tlsListen = *taddr;
+    try {
+      // The HTTP server's certificate (--tls-cert/--tls-key), else a self-signed one (clients that verify will not
+      // accept it; coturn's tools do not verify).
+      http::TlsConfig pem = !config.tlsCert.empty()
+                                ? http::loadTlsFiles(config.tlsCert, config.tlsKey)
+                                : http::makeSelfSigned({"localhost", "127.0.0.1", taddr->ipString()});
+      o.tlsCertificateChainPem = pem.certificateChainPem;
+      o.tlsPrivateKeyPem = pem.privateKeyPem;
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+  }
   auto service = std::make_unique<turn::TurnService>(pool, o);
   if (auto error = service->start()) {
     if (!t.listen.empty()) return fail(*error);
@@ -205,8 +223,9 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   ice.secret = o.secrets.front();
   ice.ttl = t.credentialTtl;
   turnIce = ice;
-  spdlog::info("TURN/STUN on {} (UDP, TCP), relays {}-{}, realm {}", service->options().listen.toString(),
-               t.minPort, t.maxPort, t.realm);
+  spdlog::info("TURN/STUN on {} (UDP, TCP){}, relays {}-{}, realm {}", service->options().listen.toString(),
+               o.tlsListen ? ", TLS on port " + std::to_string(service->tlsPort()) : std::string(), t.minPort,
+               t.maxPort, t.realm);
   return service;
 }
 

@@ -1,6 +1,9 @@
 #include "turn/service.hpp"
 
 #include <ifaddrs.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -61,6 +64,7 @@ class TurnService::Worker : public TurnIo {
         server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_),
         udp_(ctx_),
         acceptor_(ctx_),
+        tlsAcceptor_(ctx_),
         timer_(ctx_),
         rng_(std::random_device{}() ^ index) {}
 
@@ -68,6 +72,7 @@ class TurnService::Worker : public TurnIo {
     boost::system::error_code ec;
     timer_.cancel();
     acceptor_.close(ec);
+    tlsAcceptor_.close(ec);
     udp_.close(ec);
     for (auto& [id, c] : connections_) c->socket.close(ec);
   }
@@ -85,8 +90,17 @@ class TurnService::Worker : public TurnIo {
     if (tfd < 0) return "TURN TCP " + error;
     acceptor_.assign(listen.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), tfd);
     armUdp();
-    accept();
+    accept(acceptor_, false);
     armTimer();
+    return std::nullopt;
+  }
+
+  std::optional<std::string> bindTls(const Address& listen) {
+    std::string error;
+    int tfd = net::listenTcp(listen, true, &error);
+    if (tfd < 0) return "TURN TLS " + error;
+    tlsAcceptor_.assign(listen.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), tfd);
+    accept(tlsAcceptor_, true);
     return std::nullopt;
   }
 
@@ -177,11 +191,19 @@ class TurnService::Worker : public TurnIo {
   };
   struct Connection {
     explicit Connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
+    ~Connection() {
+      if (ssl) SSL_free(ssl);
+    }
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
     asio::ip::tcp::socket socket;
     ClientTuple tuple;
     std::vector<uint8_t> in;
     size_t used = 0;
     std::vector<uint8_t> pending, writing;
+    SSL* ssl = nullptr;             // TLS (RFC 8656 over TLS): memory BIOs between the socket and OpenSSL
+    std::vector<uint8_t> cipherIn;  // TLS records as read from the socket
+    std::vector<uint8_t> cipherOut; // TLS records to write
     bool closed = false;
     bool dirty = false;  // in dirty_, to be written at the flush
   };
@@ -268,9 +290,9 @@ class TurnService::Worker : public TurnIo {
                                       });
   }
 
-  void accept() {
-    acceptor_.async_accept([this](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+  void accept(asio::ip::tcp::acceptor& acceptor, bool tls) {
+    acceptor.async_accept([this, &acceptor, tls](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
       if (!ec) {
         boost::system::error_code e2;
         socket.set_option(asio::ip::tcp::no_delay(true), e2);
@@ -281,13 +303,21 @@ class TurnService::Worker : public TurnIo {
           if (nextConnection_ == 0) nextConnection_ = 1;
           sockaddr_storage ss{};
           std::memcpy(&ss, ep.data(), std::min<size_t>(ep.size(), sizeof ss));
-          c->tuple = ClientTuple{*Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)), id, Transport::kTcp};
+          c->tuple = ClientTuple{*Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)), id,
+                                 tls ? Transport::kTls : Transport::kTcp};
           c->in.resize(kTcpInitialBuffer);
+          if (tls) {
+            c->ssl = SSL_new(service_.tls_);
+            if (!c->ssl) return accept(acceptor, tls);
+            SSL_set_bio(c->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+            SSL_set_accept_state(c->ssl);
+            c->cipherIn.resize(16384);
+          }
           connections_[id] = c;
           readTcp(c);
         }
       }
-      accept();
+      accept(acceptor, tls);
     });
   }
 
@@ -300,11 +330,34 @@ class TurnService::Worker : public TurnIo {
     connections_.erase(c->tuple.connection);
   }
 
+  // TLS: hands `n` bytes of records to OpenSSL and moves the plaintext into c->in. False: close the connection.
+  bool decrypt(const std::shared_ptr<Connection>& c, size_t n) {
+    if (BIO_write(SSL_get_rbio(c->ssl), c->cipherIn.data(), int(n)) != int(n)) return false;
+    for (;;) {
+      if (c->used == c->in.size()) c->in.resize(std::min(kTcpMaxFrame + 4096, c->in.size() * 2));
+      if (c->used == c->in.size()) return false;
+      int r = SSL_read(c->ssl, c->in.data() + c->used, int(c->in.size() - c->used));
+      if (r > 0) {
+        c->used += size_t(r);
+        continue;
+      }
+      int err = SSL_get_error(c->ssl, r);
+      ERR_clear_error();
+      writeTcp(c);  // handshake records, alerts
+      return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+    }
+  }
+
   void readTcp(const std::shared_ptr<Connection>& c) {
-    c->socket.async_read_some(asio::buffer(c->in.data() + c->used, c->in.size() - c->used),
+    auto buffer = c->ssl ? asio::buffer(c->cipherIn) : asio::buffer(c->in.data() + c->used, c->in.size() - c->used);
+    c->socket.async_read_some(buffer,
                               [this, c](const boost::system::error_code& ec, size_t n) {
                                 if (ec || c->closed) return closeConnection(c);
-                                c->used += n;
+                                if (c->ssl) {
+                                  if (!decrypt(c, n)) return closeConnection(c);
+                                } else {
+                                  c->used += n;
+                                }
                                 TimePoint t = now();
                                 int64_t unix = std::time(nullptr);
                                 size_t pos = 0;
@@ -331,8 +384,28 @@ class TurnService::Worker : public TurnIo {
   }
 
   void writeTcp(const std::shared_ptr<Connection>& c) {
-    if (!c->writing.empty() || c->pending.empty() || c->closed) return;
-    std::swap(c->writing, c->pending);
+    if (c->closed) return;
+    if (c->ssl) {
+      // Plaintext queued since the last flush goes out as one TLS record (once the handshake is done).
+      if (!c->pending.empty() && SSL_is_init_finished(c->ssl)) {
+        if (SSL_write(c->ssl, c->pending.data(), int(c->pending.size())) <= 0) {
+          ERR_clear_error();
+          return closeConnection(c);
+        }
+        c->pending.clear();
+      }
+      BIO* out = SSL_get_wbio(c->ssl);
+      while (size_t waiting = BIO_ctrl_pending(out)) {
+        size_t at = c->cipherOut.size();
+        c->cipherOut.resize(at + waiting);
+        int r = BIO_read(out, c->cipherOut.data() + at, int(waiting));
+        c->cipherOut.resize(at + size_t(std::max(r, 0)));
+        if (r <= 0) break;
+      }
+    }
+    auto& out = c->ssl ? c->cipherOut : c->pending;
+    if (!c->writing.empty() || out.empty()) return;
+    std::swap(c->writing, out);
     asio::async_write(c->socket, asio::buffer(c->writing),
                       [this, c](const boost::system::error_code& ec, size_t) {
                         if (ec) return closeConnection(c);
@@ -386,6 +459,7 @@ class TurnService::Worker : public TurnIo {
   int udpFd_ = -1;
   asio::posix::stream_descriptor udp_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::acceptor tlsAcceptor_;
   asio::steady_timer timer_;
   std::mt19937 rng_;
   net::RecvBatch recv_;
@@ -425,7 +499,41 @@ TurnService::TurnService(net::WorkerPool& pool, TurnServiceOptions options)
   }
 }
 
-TurnService::~TurnService() = default;
+TurnService::~TurnService() {
+  workers_.clear();
+  if (tls_) SSL_CTX_free(tls_);
+}
+
+namespace {
+// An SSL_CTX for the server from PEM text (certificate chain and key), or nullptr with `error` set.
+SSL_CTX* makeTlsContext(const std::string& chainPem, const std::string& keyPem, std::string& error) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) return error = "TLS: SSL_CTX_new failed", nullptr;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  BIO* b = BIO_new_mem_buf(chainPem.data(), int(chainPem.size()));
+  X509* cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+  bool ok = cert && SSL_CTX_use_certificate(ctx, cert) == 1;
+  X509_free(cert);
+  while (ok) {
+    X509* extra = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+    if (!extra) break;
+    if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1) X509_free(extra);
+  }
+  BIO_free(b);
+  b = BIO_new_mem_buf(keyPem.data(), int(keyPem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+  ok = ok && key && SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+  EVP_PKEY_free(key);
+  BIO_free(b);
+  ERR_clear_error();
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    error = "TURN TLS: the certificate or key cannot be used";
+    return nullptr;
+  }
+  return ctx;
+}
+}  // namespace
 
 std::optional<std::string> TurnService::start() {
   // SO_REUSEPORT would let a second process share the port silently: probe without it first.
@@ -438,13 +546,25 @@ std::optional<std::string> TurnService::start() {
   ::close(probe);
   if (tprobe < 0) return "TURN TCP " + error;
   ::close(tprobe);
+  std::optional<Address> tlsListen = options_.tlsListen;
+  if (tlsListen) {
+    int probeTls = net::listenTcp(*tlsListen, false, &error);
+    if (probeTls < 0) return "TURN TLS " + error;
+    if (tlsListen->port == 0) tlsListen->port = net::localAddress(probeTls).value_or(*tlsListen).port;
+    ::close(probeTls);
+    tls_ = makeTlsContext(options_.tlsCertificateChainPem, options_.tlsPrivateKeyPem, error);
+    if (!tls_) return error;
+  }
   for (uint32_t i = 0; i < pool_.size(); ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
-    if (auto e = workers_.back()->bind(listen)) {
+    auto e = workers_.back()->bind(listen);
+    if (!e && tlsListen) e = workers_.back()->bindTls(*tlsListen);
+    if (e) {
       workers_.clear();
       return e;
     }
   }
+  if (tlsListen) tlsPort_ = tlsListen->port;
   port_ = listen.port;
   return std::nullopt;
 }

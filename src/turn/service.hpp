@@ -11,6 +11,8 @@
 #include "turn/peer_filter.hpp"
 #include "turn/server.hpp"
 
+struct ssl_ctx_st;
+
 namespace kaiwa::net {
 class WorkerPool;
 }
@@ -19,6 +21,8 @@ namespace kaiwa::turn {
 
 struct TurnServiceOptions {
   stun::Address listen;                        // UDP and TCP
+  std::optional<stun::Address> tlsListen;      // TURN over TLS (RFC 8656 section 3.1), with this certificate:
+  std::string tlsCertificateChainPem, tlsPrivateKeyPem;
   std::vector<stun::Address> relayIps;         // at most one per family; the port is ignored
   std::optional<stun::Address> externalIp;     // advertised instead of the IPv4 relay address (behind NAT)
   uint16_t minPort = 49152, maxPort = 65535;
@@ -39,6 +43,7 @@ class TurnService {
   // Binds the listeners of every worker (before the pool starts). An error message on failure.
   std::optional<std::string> start();
   uint16_t port() const { return port_; }
+  uint16_t tlsPort() const { return tlsPort_; }
   const TurnServiceOptions& options() const { return options_; }
 
   class Worker;
@@ -51,6 +56,8 @@ class TurnService {
   std::shared_ptr<Quotas> quotas_;
   std::vector<std::unique_ptr<Worker>> workers_;
   uint16_t port_ = 0;
+  uint16_t tlsPort_ = 0;
+  ssl_ctx_st* tls_ = nullptr;  // SSL_CTX, shared by the workers (SSL_new is thread-safe)
 };
 
 // The machine's interface addresses (for the peer filter's "own addresses" and a default relay address).
