@@ -233,7 +233,13 @@ void Room::touch(Endpoint from, std::string_view peerId, TimePoint now) {
 }
 
 void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out) {
+  std::size_t size = approximateSize(*event);
   auto it = held_.find(std::string(to));
+  if (heldBytes_ + size > policy_.holdMaxBytes) {
+    metrics::registry().drop(metrics::Drop::kQueueFull);
+    reply(out, from.endpoint, ev::Expired{std::string(to)});
+    return;
+  }
   if (it == held_.end()) {
     if (held_.size() >= capacity()) {  // as many absent ids as members: refuse more, at once
       metrics::registry().drop(metrics::Drop::kQueueFull);
@@ -244,11 +250,14 @@ void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint
     it->second.deadline = now + policy_.holdForAbsent;
   }
   Held& h = it->second;
-  h.bytes += approximateSize(*event);
+  h.bytes += size;
+  heldBytes_ += size;
   h.items.emplace_back(from.info.id, std::move(event));
   while (!h.items.empty() &&
          (h.items.size() > limits_.resumeQueueMessages || h.bytes > limits_.resumeQueueBytes)) {
-    h.bytes -= approximateSize(*h.items.front().second);
+    std::size_t front = approximateSize(*h.items.front().second);
+    h.bytes -= front;
+    heldBytes_ -= front;
     h.items.pop_front();
     metrics::registry().drop(metrics::Drop::kQueueFull);
   }
@@ -258,6 +267,7 @@ void Room::flushHeld(const std::string& id, Endpoint to, Outbox& out) {
   auto it = held_.find(id);
   if (it == held_.end()) return;
   for (auto& [from, event] : it->second.items) out.push_back({to, std::move(event)});
+  heldBytes_ -= it->second.bytes;
   held_.erase(it);
 }
 
@@ -299,6 +309,7 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
       auto sender = peers_.find(from);
       if (sender != peers_.end()) deliver(sender->second, make(ev::Expired{it->first}), out);
     }
+    heldBytes_ -= it->second.bytes;
     it = held_.erase(it);
   }
   return next;

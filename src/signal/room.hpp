@@ -30,6 +30,7 @@ struct RoomPolicy {
   bool announce = true;       // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
   bool keepDetached = true;   // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
   Millis holdForAbsent{0};    // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
+  std::size_t holdMaxBytes = 64 << 20;  // all messages held in the room; past it a sender gets ev::Expired at once
   Millis aliveTimeout{0};     // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
 };
 
@@ -123,6 +124,7 @@ class Room {
   const Limits& limits_;
   RoomPolicy policy_;
   std::unordered_map<std::string, Held> held_;
+  std::size_t heldBytes_ = 0;
   std::unordered_map<std::string, Peer> peers_;
   std::vector<std::string> order_;  // join order, so member lists are stable
 };

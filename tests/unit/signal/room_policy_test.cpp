@@ -178,6 +178,39 @@ TEST_F(RoomPolicyTest, HoldingIsBoundedByCapacityAndQueueLimits) {
   EXPECT_EQ(sig[1].data, "4");
 }
 
+TEST(RoomPolicyHold, AllHeldBytesAreBoundedAndFreedOnDeliveryAndExpiry) {
+  Limits limits;
+  RoomPolicy policy;
+  policy.announce = false;
+  policy.holdForAbsent = 5s;
+  policy.capacity = 100;
+  policy.holdMaxBytes = 3 * (64 + 5 + 1000);  // three 1000-byte messages from "alice" (approximateSize)
+  Room room("peerjs:k", limits, policy);
+  Outbox out;
+  room.join(JoinRequest{kA, kNoRequest, "alice", {}, "alice", "t"}, TimePoint{}, out);
+  out.clear();
+  std::string big(1000, 'x');
+  room.relay(kA, "alice", "x1", "OFFER", big, true, TimePoint{}, out);
+  room.relay(kA, "alice", "x2", "OFFER", big, true, TimePoint{}, out);
+  room.relay(kA, "alice", "x2", "OFFER", big, true, TimePoint{}, out);
+  EXPECT_TRUE(out.empty());
+  room.relay(kA, "alice", "x3", "OFFER", big, true, TimePoint{}, out);  // over the room's bound: EXPIRE at once
+  ASSERT_EQ(to<ev::Expired>(out, kA).size(), 1u);
+  EXPECT_EQ(to<ev::Expired>(out, kA)[0].peer, "x3");
+  out.clear();
+  room.join(JoinRequest{kB, kNoRequest, "x2", {}, "x2", "t"}, TimePoint{}, out);  // x2's two are delivered...
+  EXPECT_EQ(to<ev::Signal>(out, kB).size(), 2u);
+  out.clear();
+  room.relay(kA, "alice", "x3", "OFFER", big, true, TimePoint{}, out);  // ...which makes room again
+  room.relay(kA, "alice", "x4", "OFFER", big, true, TimePoint{}, out);
+  EXPECT_TRUE(out.empty());
+  room.tick(TimePoint{} + 6s, out);  // expiry frees the rest
+  EXPECT_EQ(to<ev::Expired>(out, kA).size(), 3u);
+  out.clear();
+  for (int i = 0; i < 3; ++i) room.relay(kA, "alice", "y" + std::to_string(i), "OFFER", big, true, TimePoint{} + 6s, out);
+  EXPECT_TRUE(out.empty());
+}
+
 TEST_F(RoomPolicyTest, SilentPeersAreClosedAfterTheAliveTimeoutTouchKeepsThemAlive) {
   join(kA, "alice");
   join(kB, "bob");
