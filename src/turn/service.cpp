@@ -59,7 +59,6 @@ class TurnService::Worker : public TurnIo {
  public:
   Worker(TurnService& service, uint32_t index)
       : service_(service),
-        index_(index),
         ctx_(service.pool_.context(index)),
         server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_),
         udp_(ctx_),
@@ -453,7 +452,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   TurnService& service_;
-  uint32_t index_;
+
   asio::io_context& ctx_;
   TurnServer server_;
   int udpFd_ = -1;
