@@ -372,8 +372,15 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
   if (requested && *requested != Family::kV4 && *requested != Family::kV6)
     return fail(440, "Address Family not Supported");
 
-  // Quotas: per user (hashed buckets shared by the workers) and in total.
-  size_t userBucket = std::hash<std::string_view>{}(user) % quotas_->perUser.size();
+  // Quotas: per user (hashed buckets shared by the workers) and in total. A REST username "EXPIRY:USER" counts as
+  // USER, whatever second it was minted in.
+  std::string_view quotaUser = user;
+  if (auto colon = user.find(':'); colon != std::string_view::npos && colon > 0 &&
+                                   std::all_of(user.begin(), user.begin() + long(colon), [](char c) {
+                                     return c >= '0' && c <= '9';
+                                   }))
+    quotaUser = user.substr(colon + 1);
+  size_t userBucket = std::hash<std::string_view>{}(quotaUser) % quotas_->perUser.size();
   if (quotas_->perUser[userBucket].fetch_add(1, std::memory_order_relaxed) >=
       int32_t(limits_.maxAllocationsPerUser)) {
     quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);

@@ -298,6 +298,20 @@ TEST_F(TurnServerTest, UserQuotaIs486AndCapacityIs508) {
   EXPECT_EQ(quotas_->allocations.load(), 2);
 }
 
+TEST_F(TurnServerTest, RestUsernamesOfOneUserShareTheQuota) {
+  TurnLimits l;
+  l.maxAllocationsPerUser = 1;
+  makeServer(l);
+  auto add = [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  };
+  std::string u1 = std::to_string(nowUnix_ + 60) + ":erin", u2 = std::to_string(nowUnix_ + 61) + ":erin";
+  EXPECT_EQ(code(request(Method::kAllocate, add, client_, u1, Credentials::restPassword("s3cr3t", u1))), 200);
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  EXPECT_EQ(code(request(Method::kAllocate, add, c2, u2, Credentials::restPassword("s3cr3t", u2))), 486);
+}
+
 TEST_F(TurnServerTest, NoRelayPortIs508) {
   io_.fail = true;
   EXPECT_EQ(code(allocate()), 508);
