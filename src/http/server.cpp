@@ -104,6 +104,7 @@ class WsSession final : public SessionBase, public WsConnection,
     t.keep_alive_pings = true;
     ws_.set_option(t);
     ws_.read_message_max(srv_.options.wsMaxMessageBytes);
+    ws_.auto_fragment(false);  // one frame per message: clients reassemble nothing
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(bhttp::field::server, kServerName); }));
     ws_.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) { self->onAccept(ec); });
@@ -397,6 +398,19 @@ uint16_t Server::start() {
   auto address = asio::ip::make_address(impl_->options.host, ec);
   if (ec) throw std::runtime_error("bad listen address '" + impl_->options.host + "'");
   uint16_t port = impl_->options.port;
+  if (port != 0) {
+    // SO_REUSEPORT would let this server share a port another process (a second kaiwa) listens on, each getting
+    // part of the clients. A probe bound without it fails if anyone listens there.
+    tcp::acceptor probe(impl_->pool.context(0));
+    tcp::endpoint ep(address, port);
+    probe.open(ep.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(ep, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen on " + impl_->options.host + ":" + std::to_string(port) + ": " +
+                               ec.message());
+    }
+  }
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
     auto acc = std::make_unique<tcp::acceptor>(impl_->pool.context(w));
     tcp::endpoint ep(address, port);

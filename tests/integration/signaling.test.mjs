@@ -262,3 +262,14 @@ test('a peer that stops answering pings is closed after --ping-timeout and leave
     silent.destroy();
   });
 });
+
+test('a second server on a port already served refuses to start instead of sharing it', async () => {
+  await withServer([], async (server) => {
+    const { port } = new URL(server.url);
+    const { spawnSync } = await import('node:child_process');
+    const second = spawnSync(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--no-turn'], { timeout: WAIT });
+    assert.equal(second.status, 1);
+    assert.match(second.stderr.toString() + second.stdout.toString(), /in use/);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  });
+});
