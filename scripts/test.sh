@@ -69,10 +69,12 @@ fi
 node_suite() {  # $1 = name, rest = node --test arguments
   local name=$1; shift
   KAIWA_BIN="$root/build/kaiwa" node --test --test-concurrency=1 --test-reporter=tap "$@" 2>&1 | tee "$log_dir/$name.log"
-  local p f
+  local p f c
   p=$(grep -E "^# pass [0-9]+" "$log_dir/$name.log" | tail -1 | awk '{print $3}')
   f=$(grep -E "^# fail [0-9]+" "$log_dir/$name.log" | tail -1 | awk '{print $3}')
-  if [ -n "$p" ] && [ -n "$f" ]; then
+  c=$(grep -E "^# cancelled [0-9]+" "$log_dir/$name.log" | tail -1 | awk '{print $3}')
+  f=$((${f:-0} + ${c:-0}))  # a test that timed out is "cancelled": a failure too
+  if [ -n "$p" ]; then
     passed=$((passed + p)); failed=$((failed + f)); [ "$f" -eq 0 ] || failures+=("$name: $f failed")
   else
     failed=$((failed + 1)); failures+=("$name: no result")
