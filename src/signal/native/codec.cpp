@@ -3,7 +3,7 @@
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
-#include <cmath>
+#include "common/json.hpp"
 
 namespace kaiwa::signal::native {
 namespace json = boost::json;
@@ -73,31 +73,13 @@ struct Fields {
       err.message = "missing field 'data'";
       return false;
     }
-    if (!finiteNumbers(*v)) {
+    if (!common::finiteNumbers(*v)) {
       // 1e400 parses as infinity, which has no JSON text: refuse rather than relay something invalid.
       err.message = "a number in 'data' is out of range";
       return false;
     }
     into = json::serialize(*v);
     return true;
-  }
-
-  // Depth is bounded by the parser (max_depth), so recursion is too.
-  static bool finiteNumbers(const json::value& v) {
-    switch (v.kind()) {
-      case json::kind::double_: return std::isfinite(v.get_double());
-      case json::kind::array:
-        for (const auto& e : v.get_array()) {
-          if (!finiteNumbers(e)) return false;
-        }
-        return true;
-      case json::kind::object:
-        for (const auto& kv : v.get_object()) {
-          if (!finiteNumbers(kv.value())) return false;
-        }
-        return true;
-      default: return true;
-    }
   }
 };
 

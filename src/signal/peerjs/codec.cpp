@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/json.hpp"
 #include "signal/native/codec.hpp"
 
 namespace kaiwa::signal::peerjs {
@@ -15,24 +16,6 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::size_t kMaxIdBytes = 256;
-
-// Depth is bounded by the parser (max_depth), so recursion is too.
-bool finiteNumbers(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::double_: return std::isfinite(v.get_double());
-    case json::kind::array:
-      for (const auto& e : v.get_array()) {
-        if (!finiteNumbers(e)) return false;
-      }
-      return true;
-    case json::kind::object:
-      for (const auto& kv : v.get_object()) {
-        if (!finiteNumbers(kv.value())) return false;
-      }
-      return true;
-    default: return true;
-  }
-}
 
 MessageType typeOf(std::string_view name) {
   if (name == "HEARTBEAT") return MessageType::kHeartbeat;
@@ -64,7 +47,7 @@ std::optional<Message> decode(std::string_view text) {
   }
   if (const json::value* payload = obj.if_contains("payload")) {
     // A number JSON cannot write back (1e400 parses as infinity) would be relayed as something else: drop it.
-    if (!finiteNumbers(*payload)) return std::nullopt;
+    if (!common::finiteNumbers(*payload)) return std::nullopt;
     m.payload = json::serialize(*payload);
   }
   return m;
