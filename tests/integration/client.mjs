@@ -5,19 +5,13 @@ import { randomBytes } from 'node:crypto';
 export const WAIT = 10_000;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export class Client {
-  static async open(server, path = '/ws') {
-    const c = new Client(new WebSocket(server.url.replace('http', 'ws') + path));
-    await c.waitFor((m) => m.type === 'hello');
-    return c;
-  }
-
+/** A WebSocket carrying JSON text messages, with bounded waits on what arrives. */
+export class JsonSocket {
   constructor(ws) {
     this.ws = ws;
     this.messages = [];
     this.closed = null;
     this.waiters = new Set();
-    this.nextId = 1;
     ws.onmessage = (e) => {
       this.messages.push(JSON.parse(e.data));
       this.wake();
@@ -30,31 +24,6 @@ export class Client {
 
   wake() {
     for (const w of [...this.waiters]) w();
-  }
-
-  send(obj) {
-    this.ws.send(JSON.stringify({ v: 1, ...obj }));
-  }
-
-  sendRaw(text) {
-    this.ws.send(text);
-  }
-
-  /** Sends a request with a fresh id and resolves with its `ok` or `error` reply. */
-  async request(obj) {
-    const id = this.nextId++;
-    this.send({ ...obj, id });
-    return this.waitFor((m) => m.re === id);
-  }
-
-  async join(room, name, extra = {}) {
-    const reply = await this.request({ type: 'join', room, name, ...extra });
-    if (reply.type === 'ok') {
-      this.peer = reply.peer;
-      this.resumeToken = reply.resume;
-      this.room = room;
-    }
-    return reply;
   }
 
   /** Resolves with what `check()` returns once it is truthy (checked now and on every message or close). */
@@ -81,16 +50,55 @@ export class Client {
   }
 
   /** The first message (seen so far or later) matching `pred`. */
-  waitFor(pred, ms = WAIT) {
-    return this.until(() => this.messages.find(pred), ms, 'a message');
+  waitFor(pred, what = 'a message') {
+    return this.until(() => this.messages.find(pred), WAIT, what);
   }
 
-  waitClosed(ms = WAIT) {
-    return this.until(() => this.closed, ms, 'close');
+  waitClosed() {
+    return this.until(() => this.closed, WAIT, 'close');
   }
 
   close() {
     this.ws.close();
+  }
+}
+
+/** kaiwa's native protocol (docs/protocol.md). */
+export class Client extends JsonSocket {
+  static async open(server, path = '/ws') {
+    const c = new Client(new WebSocket(server.url.replace('http', 'ws') + path));
+    await c.waitFor((m) => m.type === 'hello');
+    return c;
+  }
+
+  constructor(ws) {
+    super(ws);
+    this.nextId = 1;
+  }
+
+  send(obj) {
+    this.ws.send(JSON.stringify({ v: 1, ...obj }));
+  }
+
+  sendRaw(text) {
+    this.ws.send(text);
+  }
+
+  /** Sends a request with a fresh id and resolves with its `ok` or `error` reply. */
+  async request(obj) {
+    const id = this.nextId++;
+    this.send({ ...obj, id });
+    return this.waitFor((m) => m.re === id);
+  }
+
+  async join(room, name, extra = {}) {
+    const reply = await this.request({ type: 'join', room, name, ...extra });
+    if (reply.type === 'ok') {
+      this.peer = reply.peer;
+      this.resumeToken = reply.resume;
+      this.room = room;
+    }
+    return reply;
   }
 }
 

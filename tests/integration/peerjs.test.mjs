@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, ROOT } from '../e2e/helpers.mjs';
-import { WAIT, metric, sleep } from './client.mjs';
+import { JsonSocket, WAIT, metric, sleep } from './client.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 
@@ -22,62 +22,14 @@ async function withServer(args, fn) {
 let counter = 0;
 const freshId = () => `p${process.pid}x${++counter}`;
 
-class PeerSocket {
+/** PeerServer's protocol: `{type, payload, dst}` messages. */
+class PeerSocket extends JsonSocket {
   static open(server, { key = 'peerjs', id = freshId(), token = `tok${counter}`, query } = {}) {
     const q = query ?? `key=${encodeURIComponent(key)}&id=${encodeURIComponent(id)}&token=${encodeURIComponent(token)}`;
     const p = new PeerSocket(new WebSocket(`${server.url.replace('http', 'ws')}/peerjs?${q}`));
     p.id = id;
     p.token = token;
     return p;
-  }
-
-  constructor(ws) {
-    this.ws = ws;
-    this.messages = [];
-    this.closed = null;
-    this.waiters = new Set();
-    ws.onmessage = (e) => {
-      this.messages.push(JSON.parse(e.data));
-      this.wake();
-    };
-    ws.onclose = (e) => {
-      this.closed = { code: e.code };
-      this.wake();
-    };
-  }
-
-  wake() {
-    for (const w of [...this.waiters]) w();
-  }
-
-  until(check, what, ms = WAIT) {
-    return new Promise((resolve, reject) => {
-      const probe = () => {
-        const v = check();
-        if (v) {
-          done();
-          resolve(v);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timeout waiting for ${what}; got ${JSON.stringify(this.messages.slice(-5))}`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(probe);
-      };
-      this.waiters.add(probe);
-      probe();
-    });
-  }
-
-  waitFor(pred, what = 'a message') {
-    return this.until(() => this.messages.find(pred), what);
-  }
-
-  waitClosed() {
-    return this.until(() => this.closed, 'close');
   }
 
   async opened() {
@@ -87,10 +39,6 @@ class PeerSocket {
 
   send(obj) {
     this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
-  }
-
-  close() {
-    this.ws.close();
   }
 }
 
@@ -188,7 +136,7 @@ test('messages to an absent id are queued and delivered on connect, else EXPIRE 
     a.send({ type: 'LEAVE', dst: late }); // not queued
     await sleep(100);
     const b = PeerSocket.open(server, { id: late });
-    await b.until(() => b.messages.length >= 3, 'OPEN and the queue');
+    await b.until(() => b.messages.length >= 3, WAIT, 'OPEN and the queue');
     assert.deepEqual(
       b.messages.map((m) => [m.type, m.src, m.payload?.n]),
       [['OPEN', undefined, undefined], ['OFFER', a.id, 1], ['CANDIDATE', a.id, 2]],
