@@ -1,0 +1,295 @@
+#include "signal/socketio/codec.hpp"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <stdexcept>
+
+#include <boost/json.hpp>
+
+#include "common/base64.hpp"
+#include "common/json.hpp"
+#include "signal/native/codec.hpp"
+
+namespace kaiwa::signal::socketio {
+namespace json = boost::json;
+namespace {
+
+constexpr char kRecordSeparator = '\x1e';
+constexpr uint64_t kMaxAckId = (uint64_t{1} << 53) - 1;  // Number.MAX_SAFE_INTEGER
+
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+std::optional<EioType> eioType(char c) {
+  if (c < '0' || c > '6') return std::nullopt;
+  return static_cast<EioType>(c - '0');
+}
+
+char digitOf(EioType t) { return static_cast<char>('0' + static_cast<int>(t)); }
+
+void appendNumber(std::string& out, uint64_t n) {
+  std::array<char, 24> buf{};
+  auto r = std::to_chars(buf.data(), buf.data() + buf.size(), n);
+  out.append(buf.data(), r.ptr);
+}
+
+// Standard base64 (RFC 4648 section 4, '+' and '/', padding optional) through the base64url decoder.
+std::optional<std::string> base64Decode(std::string_view text) {
+  std::string url(text);
+  for (char& c : url) {
+    if (c == '-' || c == '_') return std::nullopt;
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return common::base64UrlDecode(url);
+}
+
+// One polling part or one text frame: "<digit><data>".
+std::optional<EioPacket> decodeText(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  auto type = eioType(text[0]);
+  if (!type) return std::nullopt;
+  EioPacket p;
+  p.type = *type;
+  p.data.assign(text.substr(1));
+  return p;
+}
+
+bool isBinary(SioType t) { return t == SioType::kBinaryEvent || t == SioType::kBinaryAck; }
+
+bool validData(SioType type, const std::optional<json::value>& data) {
+  switch (type) {
+    case SioType::kConnect: return !data || data->is_object();
+    case SioType::kDisconnect: return !data;
+    case SioType::kEvent:
+    case SioType::kBinaryEvent:
+      return data && data->is_array() && !data->get_array().empty() && data->get_array()[0].is_string();
+    case SioType::kAck:
+    case SioType::kBinaryAck: return data && data->is_array();
+    case SioType::kConnectError: return data && (data->is_object() || data->is_string());
+  }
+  return false;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------- Engine.IO
+
+std::optional<EioPacket> decodeFrame(std::string_view frame, bool binaryFrame) {
+  if (binaryFrame) {
+    EioPacket p;
+    p.type = EioType::kMessage;
+    p.binary = true;
+    p.data.assign(frame);
+    return p;
+  }
+  return decodeText(frame);
+}
+
+std::string encodeFrame(const EioPacket& p) {
+  if (p.binary) return p.data;
+  std::string out;
+  out.reserve(1 + p.data.size());
+  out.push_back(digitOf(p.type));
+  out += p.data;
+  return out;
+}
+
+std::optional<std::vector<EioPacket>> decodePayload(std::string_view body, std::size_t maxPackets) {
+  std::vector<EioPacket> packets;
+  while (true) {
+    if (packets.size() >= maxPackets) return std::nullopt;
+    std::size_t end = body.find(kRecordSeparator);
+    std::string_view part = body.substr(0, end);
+    if (!part.empty() && part[0] == 'b') {
+      auto bytes = base64Decode(part.substr(1));
+      if (!bytes) return std::nullopt;
+      EioPacket p;
+      p.type = EioType::kMessage;
+      p.binary = true;
+      p.data = std::move(*bytes);
+      packets.push_back(std::move(p));
+    } else {
+      auto p = decodeText(part);
+      if (!p) return std::nullopt;
+      packets.push_back(std::move(*p));
+    }
+    if (end == std::string_view::npos) break;
+    body.remove_prefix(end + 1);
+  }
+  return packets;
+}
+
+void appendToPayload(std::string& body, const EioPacket& p) {
+  if (!body.empty()) body.push_back(kRecordSeparator);
+  if (p.binary) {
+    body.push_back('b');
+    body += common::base64Encode({reinterpret_cast<const uint8_t*>(p.data.data()), p.data.size()});
+  } else {
+    body.push_back(digitOf(p.type));
+    body += p.data;
+  }
+}
+
+std::string encodeOpenData(std::string_view sid, bool offerWebSocketUpgrade, int64_t pingIntervalMs,
+                           int64_t pingTimeoutMs, std::size_t maxPayload) {
+  std::string out;
+  out.reserve(112 + sid.size());
+  out += R"({"sid":)";
+  native::appendJsonString(out, sid);
+  out += offerWebSocketUpgrade ? R"(,"upgrades":["websocket"])" : R"(,"upgrades":[])";
+  out += R"(,"pingInterval":)";
+  out += std::to_string(pingIntervalMs);
+  out += R"(,"pingTimeout":)";
+  out += std::to_string(pingTimeoutMs);
+  out += R"(,"maxPayload":)";
+  appendNumber(out, maxPayload);
+  out += '}';
+  return out;
+}
+
+std::string encodeError(EioError code) {
+  switch (code) {
+    case EioError::kUnknownTransport: return R"({"code":0,"message":"Transport unknown"})";
+    case EioError::kUnknownSid: return R"({"code":1,"message":"Session ID unknown"})";
+    case EioError::kBadHandshakeMethod: return R"({"code":2,"message":"Bad handshake method"})";
+    case EioError::kBadRequest: return R"({"code":3,"message":"Bad request"})";
+    case EioError::kForbidden: return R"({"code":4,"message":"Forbidden"})";
+    case EioError::kUnsupportedProtocolVersion:
+      return R"({"code":5,"message":"Unsupported protocol version"})";
+  }
+  return R"({"code":3,"message":"Bad request"})";
+}
+
+// ---------------------------------------------------------------------------------------------------- Socket.IO
+
+// <type>[<attachments>-][<namespace>,][<ack id>][<JSON>]
+std::optional<SioPacket> decodePacket(std::string_view text, const SioLimits& limits) {
+  if (text.empty() || text[0] < '0' || text[0] > '6') return std::nullopt;
+  SioPacket p;
+  p.type = static_cast<SioType>(text[0] - '0');
+  std::size_t i = 1;
+  const std::size_t n = text.size();
+
+  if (isBinary(p.type)) {
+    std::size_t start = i;
+    std::size_t count = 0;
+    for (; i < n && isDigit(text[i]); ++i) {
+      if (count > (SIZE_MAX - 9) / 10) return std::nullopt;
+      count = count * 10 + static_cast<std::size_t>(text[i] - '0');
+      if (count > limits.maxAttachments) return std::nullopt;  // also keeps `count` far from overflow
+    }
+    if (i == start || i == n || text[i] != '-' || count == 0) return std::nullopt;
+    ++i;
+    p.attachments = count;
+  }
+
+  if (i < n && text[i] == '/') {
+    std::size_t comma = text.find(',', i);
+    if (comma == std::string_view::npos) return std::nullopt;
+    p.nsp.assign(text.substr(i, comma - i));
+    i = comma + 1;
+  }
+
+  if (i < n && isDigit(text[i])) {
+    uint64_t id = 0;
+    for (; i < n && isDigit(text[i]); ++i) {
+      id = id * 10 + static_cast<uint64_t>(text[i] - '0');
+      if (id > kMaxAckId) return std::nullopt;
+    }
+    p.ackId = id;
+  }
+
+  if (i < n) {
+    json::parse_options opts;
+    opts.max_depth = limits.maxJsonDepth;
+    std::error_code ec;
+    std::string_view rest = text.substr(i);
+    // json::parse refuses anything after the value (whitespace aside): trailing garbage is an error here.
+    json::value v = json::parse(json::string_view(rest.data(), rest.size()), ec, {}, opts);
+    if (ec || !common::finiteNumbers(v)) return std::nullopt;
+    p.data = std::move(v);
+  }
+  if (!validData(p.type, p.data)) return std::nullopt;
+  return p;
+}
+
+std::string encodePacket(const SioPacket& p) {
+  std::string out;
+  out.push_back(static_cast<char>('0' + static_cast<int>(p.type)));
+  if (isBinary(p.type)) {
+    appendNumber(out, p.buffers.size());
+    out.push_back('-');
+  }
+  if (!p.nsp.empty() && p.nsp != "/") {
+    out += p.nsp;
+    out.push_back(',');
+  }
+  if (p.ackId) appendNumber(out, *p.ackId);
+  if (p.data) out += json::serialize(*p.data);
+  return out;
+}
+
+std::string encodeEvent(std::string_view event, std::string_view argsJson, std::optional<uint64_t> ackId) {
+  std::string out;
+  out.reserve(event.size() + argsJson.size() + 28);
+  out.push_back('2');
+  if (ackId) appendNumber(out, *ackId);
+  out.push_back('[');
+  native::appendJsonString(out, event);
+  if (!argsJson.empty()) {
+    out.push_back(',');
+    out += argsJson;
+  }
+  out.push_back(']');
+  return out;
+}
+
+std::string encodeAck(uint64_t ackId, std::string_view argsJson) {
+  std::string out;
+  out.reserve(argsJson.size() + 24);
+  out.push_back('3');
+  appendNumber(out, ackId);
+  out.push_back('[');
+  out += argsJson;
+  out.push_back(']');
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------ BinaryAssembler
+
+std::optional<SioPacket> BinaryAssembler::start(SioPacket p) {
+  reset();  // a packet still waiting is dropped (the reference decoder refuses this; the session decides)
+  p.buffers.clear();
+  if (p.attachments == 0) return p;
+  p.buffers.reserve(std::min<std::size_t>(p.attachments, 64));
+  pending_ = std::move(p);
+  return std::nullopt;
+}
+
+BinaryAssembler::Result BinaryAssembler::add(std::string bytes, SioPacket& completed) {
+  if (!pending_) return Result::kError;
+  if (bytes.size() > maxBytes_ - bytes_) {
+    reset();
+    return Result::kError;
+  }
+  bytes_ += bytes.size();
+  pending_->buffers.push_back(std::move(bytes));
+  if (pending_->buffers.size() < pending_->attachments) return Result::kNeedMore;
+  completed = std::move(*pending_);
+  reset();
+  return Result::kComplete;
+}
+
+std::string randomSocketId() {
+  std::array<uint8_t, 15> bytes{};  // 15 bytes: exactly 20 base64url characters, no padding
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return common::base64UrlEncode(bytes);
+}
+
+}  // namespace kaiwa::signal::socketio
