@@ -9,6 +9,7 @@
 
 #include "auth/jwt.hpp"
 #include "common/clock.hpp"
+#include "signal/native/codec.hpp"
 
 #ifndef KAIWA_VERSION
 #define KAIWA_VERSION "0.0.0"
@@ -175,6 +176,29 @@ int runCli(int argc, char** argv) {
   serve->add_flag("--peerjs-discovery", c.peerjs.discovery, "PeerJS: GET /{key}/peers lists connected ids")
       ->envname("KAIWA_PEERJS_DISCOVERY");
 
+  // Socket.IO (docs/socketio.md).
+  std::string sioPingInterval = "25s", sioPingTimeout = "20s", sioUpgradeTimeout = "10s";
+  bool noSocketio = false;
+  serve->add_flag("--no-socketio", noSocketio, "Do not serve the Socket.IO front door")->envname("KAIWA_NO_SOCKETIO");
+  serve->add_option("--socketio-path", c.socketio.path, "Socket.IO: Engine.IO's mount point")
+      ->envname("KAIWA_SOCKETIO_PATH")->capture_default_str();
+  serve->add_option("--socketio-ping-interval", sioPingInterval, "Socket.IO: the server pings this often")
+      ->envname("KAIWA_SOCKETIO_PING_INTERVAL")->capture_default_str()->check(durationCheck());
+  serve->add_option("--socketio-ping-timeout", sioPingTimeout, "Socket.IO: close a session whose pong is this late")
+      ->envname("KAIWA_SOCKETIO_PING_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--socketio-upgrade-timeout", sioUpgradeTimeout,
+                    "Socket.IO: time a WebSocket probe has to finish the upgrade")
+      ->envname("KAIWA_SOCKETIO_UPGRADE_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--socketio-max-payload", c.socketio.maxPayload,
+                    "Socket.IO: largest Engine.IO packet or polling body (bytes); more closes the session")
+      ->envname("KAIWA_SOCKETIO_MAX_PAYLOAD")->capture_default_str()->check(CLI::Range(1024, 64 << 20));
+  serve->add_option("--socketio-default-room", c.socketio.defaultRoom,
+                    "Socket.IO: the room of sockets that joined none (unless the handshake names one: ?room=)")
+      ->envname("KAIWA_SOCKETIO_DEFAULT_ROOM")->capture_default_str();
+  serve->add_flag("--socketio-relay-unknown", c.socketio.relayUnknownEvents,
+                  "Socket.IO: relay events kaiwa does not know to the sender's rooms (else an error ack)")
+      ->envname("KAIWA_SOCKETIO_RELAY_UNKNOWN");
+
   // TURN/STUN (docs/turn.md).
   std::string turnPorts = "49152-65535", turnTtl = "1h";
   bool noTurn = false;
@@ -248,6 +272,14 @@ int runCli(int argc, char** argv) {
   c.shutdownTimeout = *parseDuration(shutdownTimeout);
   c.peerjs.expireTimeout = *parseDuration(pjExpire);
   c.peerjs.aliveTimeout = *parseDuration(pjAlive);
+  c.socketio.enabled = !noSocketio;
+  c.socketio.pingInterval = *parseDuration(sioPingInterval);
+  c.socketio.pingTimeout = *parseDuration(sioPingTimeout);
+  c.socketio.upgradeTimeout = *parseDuration(sioUpgradeTimeout);
+  if (!signal::native::validRoomName(c.socketio.defaultRoom)) {
+    std::cerr << "kaiwa: --socketio-default-room '" << c.socketio.defaultRoom << "' is not a valid room name\n";
+    return 2;
+  }
   if (!authSecret.empty()) c.authSecret = authSecret;
   if (c.tlsCert.empty() != c.tlsKey.empty()) {
     std::cerr << "kaiwa: --tls-cert and --tls-key go together\n";

@@ -7,6 +7,7 @@
 #include "common/clock.hpp"
 #include "signal/limits.hpp"
 #include "signal/peerjs/options.hpp"
+#include "signal/socketio/options.hpp"
 
 namespace kaiwa::app {
 
@@ -52,6 +53,7 @@ struct ServeConfig {
   TurnConfig turn;
   std::string only;  // "": everything; "turn": the TURN/STUN service alone
   signal::peerjs::Options peerjs;  // the PeerJS front door (docs/peerjs.md)
+  signal::socketio::Options socketio;  // the Socket.IO front door (docs/socketio.md)
 };
 
 // "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.

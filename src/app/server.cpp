@@ -20,6 +20,7 @@
 #include "turn/credentials.hpp"
 #include "turn/service.hpp"
 #include "signal/peerjs/session.hpp"
+#include "signal/socketio/session.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
 #define KAIWA_DEFAULT_WEB_ROOT ""
@@ -86,8 +87,11 @@ std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = 
 }
 
 http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
-                        signal::peerjs::Service& peerjs) {
+                        signal::peerjs::Service& peerjs, signal::socketio::Service& socketio) {
   http::Routes routes;
+  routes.deferred = [&socketio](const http::Request& req, http::Responder& respond) {
+    return socketio.http(req, respond);  // Engine.IO polling, answered by the session's worker (docs/socketio.md)
+  };
   auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
   routes.api = [ice, &files, &peerjs](const http::Request& req) -> std::optional<http::Response> {
     if (auto r = peerjs.http(req)) return r;  // /{key}/id, /{key}/peers (docs/peerjs.md)
@@ -130,10 +134,11 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     return std::nullopt;
   };
   routes.files = [&files](const http::Request& req) { return files.serve(req); };
-  routes.websocket = [&hub, &peerjs](http::WsConnection& conn,
-                                     const http::Request& req) -> std::unique_ptr<http::WsHandler> {
+  routes.websocket = [&hub, &peerjs, &socketio](http::WsConnection& conn,
+                                                const http::Request& req) -> std::unique_ptr<http::WsHandler> {
     if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn);
     if (auto h = peerjs.websocket(conn, req)) return h;
+    if (auto h = socketio.websocket(conn, req)) return h;
     return nullptr;
   };
   return routes;
@@ -300,7 +305,8 @@ int runServer(const ServeConfig& config) {
   }
 
   signal::peerjs::Service peerjs(hub, config.peerjs);
-  http::Server server(pool, so, makeRoutes(config, hub, files, peerjs));
+  signal::socketio::Service socketio(hub, pool, config.socketio);
+  http::Server server(pool, so, makeRoutes(config, hub, files, peerjs, socketio));
   uint16_t port = 0;
   try {
     port = server.start();

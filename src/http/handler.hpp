@@ -74,7 +74,14 @@ class WsHandler {
   virtual void onClose() = 0;
 };
 
+// Answers one request later, exactly once, from any thread (the server takes the response back to the connection's
+// worker). Dropping it unanswered leaves the client waiting until it gives up: don't.
+using Responder = std::function<void(Response)>;
+
 struct Routes {
+  // Requests answered later (Engine.IO long polls, requests owned by another worker): returns false when the path
+  // is not its own, else has taken `respond`. Tried before `api`.
+  std::function<bool(const Request&, Responder& respond)> deferred;
   // REST and anything computed: returns nullopt when the path is not its own.
   std::function<std::optional<Response>(const Request&)> api;
   // Static files: returns nullopt when there is no such file.

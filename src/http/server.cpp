@@ -308,6 +308,25 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     }
     Request r = toRequest(req, worker_);
     bool head = req.method() == bhttp::verb::head;
+    if (srv_.routes.deferred) {
+      // The responder may run on any thread; it carries the response back to this worker.
+      Responder respond = [self = this->shared_from_this(), version = req.version(), keepAlive = req.keep_alive(),
+                           head](Response res) mutable {
+        auto ex = self->stream_.get_executor();
+        asio::post(ex, [self, res = std::move(res), version, keepAlive, head]() mutable {
+          self->respond(std::move(res), version, keepAlive, head);
+        });
+      };
+      bool taken = false;
+      try {
+        taken = srv_.routes.deferred(r, respond);
+      } catch (const std::exception& e) {
+        spdlog::error("http {} {}: {}", r.method, r.path, e.what());
+        respond(Response::text(500, "internal error\n"));
+        return;
+      }
+      if (taken) return;
+    }
     std::optional<Response> res;
     try {
       if (srv_.routes.api) res = srv_.routes.api(r);
@@ -325,6 +344,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
 
   void respond(Response&& res, unsigned version, bool keepAlive, bool head) {
     res_.emplace(toBeast(std::move(res), version, keepAlive, head));
+    beast::get_lowest_layer(stream_).expires_after(srv_.options.requestTimeout);  // a long poll may have held it
     bhttp::async_write(stream_, *res_, [self = this->shared_from_this(), keepAlive](beast::error_code ec, size_t) {
       if (ec) return;
       if (!keepAlive) {

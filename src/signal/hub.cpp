@@ -98,9 +98,14 @@ void Hub::shutdown(const std::string& reason) {
       Shard& s = *shards_[w];
       s.stopped = true;
       s.timer.cancel();
-      std::vector<Connection*> all;
-      for (auto& [id, c] : s.connections) all.push_back(c);
-      for (Connection* c : all) c->deliver(bye);
+      // By id, not pointer: a connection's bye may close others of the same client (Socket.IO rooms).
+      std::vector<uint64_t> all;
+      all.reserve(s.connections.size());
+      for (auto& [id, c] : s.connections) all.push_back(id);
+      for (uint64_t id : all) {
+        auto it = s.connections.find(id);
+        if (it != s.connections.end()) it->second->deliver(bye);
+      }
     });
   }
 }

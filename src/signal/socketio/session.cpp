@@ -1,0 +1,1033 @@
+#include "signal/socketio/session.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "auth/jwt.hpp"
+#include "common/metrics.hpp"
+#include "signal/limits.hpp"
+#include "signal/native/codec.hpp"
+#include "signal/room.hpp"
+#include "signal/socketio/codec.hpp"
+
+namespace kaiwa::signal::socketio {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kRoomPrefix = "sio:";   // room-core names of Socket.IO rooms
+constexpr std::size_t kMaxRoomsPerSocket = 16;
+constexpr std::size_t kImplicitRoomCapacity = 1'000'000;  // every socket that joined no room may be there
+constexpr uint16_t kCloseNormal = 1000;
+constexpr uint16_t kCloseGoingAway = 1001;
+constexpr uint16_t kClosePolicy = 1008;
+constexpr uint16_t kCloseTooBig = 1009;
+constexpr Millis kErrorEventSpacing{200};  // `kaiwa:error` events (no ack to carry the error) at most 5 per second
+
+std::string roomKey(std::string_view name) {
+  std::string k(kRoomPrefix);
+  k.append(name);
+  return k;
+}
+
+// What a relayed event carries through the room core: the receivers' wire frames, encoded once by the sender.
+// "T<text>" for one text frame (the common case); "B" then "<len>:<bytes>" per frame for a binary event (its
+// header text first, then one binary frame per attachment).
+std::string packFrames(std::string text, const std::vector<std::string>& buffers) {
+  if (buffers.empty()) {
+    text.insert(0, 1, 'T');
+    return text;
+  }
+  std::string out = "B";
+  auto add = [&out](std::string_view f) {
+    out += std::to_string(f.size());
+    out += ':';
+    out.append(f);
+  };
+  add(text);
+  for (const auto& b : buffers) add(b);
+  return out;
+}
+
+template <typename F>
+void unpackFrames(std::string_view data, F&& frame) {
+  if (data.empty()) return;
+  if (data.front() == 'T') {
+    frame(data.substr(1), false);
+    return;
+  }
+  data.remove_prefix(1);
+  bool first = true;
+  while (!data.empty()) {
+    std::size_t len = 0;
+    auto [end, ec] = std::from_chars(data.data(), data.data() + data.size(), len);
+    if (ec != std::errc() || end == data.data() + data.size() || *end != ':') return;
+    data.remove_prefix(static_cast<std::size_t>(end - data.data()) + 1);
+    if (len > data.size()) return;
+    frame(data.substr(0, len), !first);
+    data.remove_prefix(len);
+    first = false;
+  }
+}
+
+std::optional<uint32_t> ownerOfSid(std::string_view sid, uint32_t workers) {
+  auto dot = sid.find('.');
+  if (dot == std::string_view::npos || dot == 0) return std::nullopt;
+  uint32_t w = 0;
+  auto [end, ec] = std::from_chars(sid.data(), sid.data() + dot, w);
+  if (ec != std::errc() || end != sid.data() + dot || w >= workers) return std::nullopt;
+  return w;
+}
+
+http::Response eioError(EioError code) {
+  return http::Response::json(code == EioError::kForbidden ? 403 : 400, encodeError(code));
+}
+
+http::Response pollResponse(std::string body) {
+  http::Response r = http::Response::text(200, std::move(body));
+  r.contentType = "text/plain; charset=UTF-8";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+std::string errorJson(std::string_view code, std::string_view message) {
+  std::string s = R"({"error":)";
+  native::appendJsonString(s, code);
+  s += R"(,"message":)";
+  native::appendJsonString(s, message);
+  s += '}';
+  return s;
+}
+
+// What an unaddressed event is called when the other members get it (the guide's 1:1 examples).
+std::optional<std::string_view> broadcastName(std::string_view event) {
+  if (event == "call-user") return "call-made";
+  if (event == "answer-call") return "call-answered";
+  if (event == "signal") return "signal";
+  return std::nullopt;
+}
+
+bool directed(std::string_view event) { return event == "offer" || event == "answer" || event == "ice-candidate"; }
+
+}  // namespace
+
+class EngineSession;
+
+// A WebSocket transport; lives on `worker`, and `conn` is touched only there (null once the connection is gone).
+struct WsLink {
+  uint32_t worker = 0;
+  http::WsConnection* conn = nullptr;
+};
+
+// One room the socket is in, with its own hub endpoint so that every event it gets says which room it came from.
+struct Membership final : Connection {
+  Membership(EngineSession& s, std::string n, bool imp) : session(s), name(std::move(n)), key(roomKey(name)),
+                                                          implicit(imp) {}
+  void deliver(const EventPtr& event) override;
+
+  EngineSession& session;
+  std::string name;  // as the client names it
+  std::string key;   // the room core's name
+  bool implicit;     // the room of a socket that joined none (quiet, no announcements)
+  Endpoint endpoint{};
+  bool joined = false;
+  std::optional<uint64_t> joinAck;
+  std::unordered_set<std::string> members;  // the others, from Joined / PeerJoined / PeerLeft
+};
+
+struct Service::Impl {
+  Impl(Hub& h, net::WorkerPool& p, Options o) : hub(h), pool(p), options(std::move(o)), sessions(p.size()) {
+    if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
+    if (options.path.back() != '/') options.path.push_back('/');
+    explicitPolicy.keepDetached = false;
+    implicitPolicy.keepDetached = false;
+    implicitPolicy.announce = false;
+    implicitPolicy.capacity = kImplicitRoomCapacity;
+  }
+
+  std::shared_ptr<EngineSession> find(uint32_t worker, const std::string& sid) {
+    auto& m = sessions[worker];
+    auto it = m.find(sid);
+    return it == m.end() ? nullptr : it->second;
+  }
+  std::shared_ptr<EngineSession> create(uint32_t worker, const http::Request& req);
+
+  Hub& hub;
+  net::WorkerPool& pool;
+  Options options;
+  RoomPolicy explicitPolicy, implicitPolicy;
+  std::vector<std::unordered_map<std::string, std::shared_ptr<EngineSession>>> sessions;  // per worker
+};
+
+class EngineSession final : public std::enable_shared_from_this<EngineSession> {
+ public:
+  EngineSession(Service::Impl& svc, uint32_t worker, std::string sid, std::string roomHint, std::string queryToken)
+      : svc_(svc),
+        hub_(svc.hub),
+        worker_(worker),
+        sid_(std::move(sid)),
+        roomHint_(std::move(roomHint)),
+        queryToken_(std::move(queryToken)),
+        pingTimer_(svc.pool.context(worker)),
+        upgradeTimer_(svc.pool.context(worker)),
+        limiter_(hub_.limits().messagesPerSecond, hub_.limits().burst, Clock::now()),
+        assembler_(svc.options.maxPayload) {}
+
+  const std::string& sid() const { return sid_; }
+
+  std::string openPacket(bool upgrades) const {
+    return "0" + encodeOpenData(sid_, upgrades, svc_.options.pingInterval.count(), svc_.options.pingTimeout.count(),
+                                svc_.options.maxPayload);
+  }
+
+  // --- transports -------------------------------------------------------------------------------------------------
+
+  void startPolling() { schedulePing(); }
+
+  void startWebSocket(std::shared_ptr<WsLink> link) {
+    ws_ = std::move(link);
+    sendOn(ws_, openPacket(false), false);
+    schedulePing();
+  }
+
+  void onPollGet(http::Responder respond) {
+    if (closed_ || ws_) {
+      respond(eioError(EioError::kBadRequest));
+      return;
+    }
+    if (pendingGet_) {  // two long polls at once: the client is broken, as engine.io judges it
+      respond(eioError(EioError::kBadRequest));
+      close("overlapping polls", true);
+      return;
+    }
+    pendingGet_ = std::move(respond);
+    // While a WebSocket probe is on, a long poll returns at once (a noop if nothing waits), so that the client can
+    // pause polling and finish the upgrade.
+    if (!pollQueue_.empty() || upgrading_) flushPoll(upgrading_);
+  }
+
+  void onPollPost(const std::string& body, http::Responder respond) {
+    if (closed_) {
+      respond(eioError(EioError::kUnknownSid));
+      return;
+    }
+    if (body.size() > svc_.options.maxPayload) {
+      metrics::registry().drop(metrics::Drop::kTooLarge);
+      respond(http::Response::text(413, "payload too large\n"));
+      close("payload too large", true);
+      return;
+    }
+    auto packets = decodePayload(body);
+    if (!packets) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      respond(eioError(EioError::kBadRequest));
+      close("parse error", true);
+      return;
+    }
+    http::Response ok = http::Response::text(200, "ok");
+    ok.contentType = "text/html";
+    respond(std::move(ok));
+    for (auto& p : *packets) {
+      if (closed_) break;
+      onPacket(std::move(p));
+    }
+  }
+
+  void attachProbe(std::shared_ptr<WsLink> link) {
+    if (closed_ || ws_ || probe_) {
+      closeLink(link, kClosePolicy, "no upgrade possible");
+      return;
+    }
+    probe_ = std::move(link);
+    upgradeTimer_.expires_after(svc_.options.upgradeTimeout);
+    upgradeTimer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->probe_) return;
+      self->closeLink(self->probe_, kClosePolicy, "upgrade timeout");
+      self->probe_.reset();
+      self->upgrading_ = false;
+    });
+  }
+
+  void onWsFrame(const std::shared_ptr<WsLink>& link, std::string_view frame, bool binary) {
+    if (closed_) return;
+    if (frame.size() > svc_.options.maxPayload) {
+      metrics::registry().drop(metrics::Drop::kTooLarge);
+      if (link == ws_) {
+        close("payload too large", false, kCloseTooBig);
+      } else {
+        closeLink(link, kCloseTooBig, "payload too large");
+      }
+      return;
+    }
+    auto packet = decodeFrame(frame, binary);
+    if (link == probe_) {
+      onProbeFrame(packet);
+      return;
+    }
+    if (link != ws_) return;  // a stale transport
+    if (!packet) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      close("parse error", false, kClosePolicy);
+      return;
+    }
+    onPacket(std::move(*packet));
+  }
+
+  void onWsClosed(const std::shared_ptr<WsLink>& link) {
+    if (link == probe_) {
+      probe_.reset();
+      upgrading_ = false;
+      upgradeTimer_.cancel();
+    } else if (link == ws_) {
+      close("transport close", false);
+    }
+  }
+
+  // --- Engine.IO ---------------------------------------------------------------------------------------------------
+
+  void close(std::string_view why, bool sendClosePacket, uint16_t wsCode = kCloseNormal) {
+    if (closed_) return;
+    closed_ = true;
+    auto self = shared_from_this();  // the registry may hold the last reference
+    spdlog::debug("socket.io {}: closed ({})", sid_, why);
+    pingTimer_.cancel();
+    upgradeTimer_.cancel();
+    if (pendingGet_) {
+      auto respond = std::move(pendingGet_);
+      pendingGet_ = nullptr;
+      respond(pollResponse(sendClosePacket ? "1" : "6"));
+    }
+    pollQueue_.clear();
+    if (ws_) {
+      if (sendClosePacket) sendOn(ws_, "1", false);
+      closeLink(ws_, wsCode, std::string(why));
+    }
+    if (probe_) closeLink(probe_, wsCode, std::string(why));
+    disconnectSocket();
+    svc_.sessions[worker_].erase(sid_);
+  }
+
+  // --- room core ----------------------------------------------------------------------------------------------------
+
+  void onRoomEvent(Membership& m, const EventPtr& event) {
+    if (closed_) return;
+    std::visit([this, &m](const auto& e) { onRoomEvent(m, e); }, *event);
+  }
+
+ private:
+  void onRoomEvent(Membership& m, const ev::Joined& e) {
+    if (m.joined) return;
+    m.joined = true;
+    std::string peers = "[";
+    for (const auto& p : e.peers) {
+      m.members.insert(p.id);
+      if (peers.size() > 1) peers += ',';
+      native::appendJsonString(peers, p.id);
+    }
+    peers += ']';
+    if (m.joinAck) sendText(encodeAck(*m.joinAck, R"({"ok":true,"peers":)" + peers + "}"));
+  }
+  void onRoomEvent(Membership& m, const ev::Error& e) {
+    if (e.refusesJoin && !m.joined) {
+      std::string name = m.name;
+      auto ack = m.joinAck;
+      bool implicit = m.implicit;
+      dropMembership(m);  // m is gone after this
+      if (!implicit) {
+        fail(ack, "join-room", toString(e.code), e.message);
+        if (explicitRooms() == 0) joinImplicit();
+      } else {
+        spdlog::debug("socket.io {}: not in the room '{}': {}", sid_, name, e.message);
+      }
+      return;
+    }
+    if (e.re >= 0) fail(static_cast<uint64_t>(e.re), "", toString(e.code), e.message);
+  }
+  void onRoomEvent(Membership&, const ev::Ok& e) {
+    if (e.re >= 0) sendText(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true})"));
+  }
+  void onRoomEvent(Membership& m, const ev::PeerJoined& e) {
+    m.members.insert(e.peer.id);
+    if (m.implicit) return;
+    std::string arg;
+    native::appendJsonString(arg, e.peer.id);
+    sendText(encodeEvent("user-joined", arg));
+  }
+  void onRoomEvent(Membership& m, const ev::PeerLeft& e) {
+    m.members.erase(e.peer);
+    if (m.implicit) return;
+    std::string arg;
+    native::appendJsonString(arg, e.peer);
+    sendText(encodeEvent("user-left", arg));
+  }
+  void onRoomEvent(Membership&, const ev::Signal& e) { sendPacked(e.data); }
+  void onRoomEvent(Membership&, const ev::Message& e) { sendPacked(e.data); }
+  void onRoomEvent(Membership&, const ev::Bye& e) {
+    close(e.reason, true, e.reason == "shutdown" ? kCloseGoingAway : kCloseNormal);
+  }
+  template <typename E>
+  void onRoomEvent(Membership&, const E&) {}  // PeerState, Chat, Expired: nothing on this wire
+
+  // --- Engine.IO internals ---------------------------------------------------------------------------------------------
+
+  void schedulePing() {
+    awaitingPong_ = false;
+    pingTimer_.expires_after(svc_.options.pingInterval);
+    pingTimer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->closed_) return;
+      self->sendPacket(EioPacket{EioType::kPing, {}, false});
+      self->awaitingPong_ = true;
+      self->pingTimer_.expires_after(self->svc_.options.pingTimeout);
+      self->pingTimer_.async_wait([weak2 = self->weak_from_this()](const boost::system::error_code& ec2) {
+        auto s = weak2.lock();
+        if (ec2 || !s || s->closed_ || !s->awaitingPong_) return;
+        s->close("ping timeout", false);
+      });
+    });
+  }
+
+  void onProbeFrame(const std::optional<EioPacket>& p) {
+    if (p && p->type == EioType::kPing && p->data == "probe" && !upgrading_) {
+      upgrading_ = true;
+      sendOn(probe_, "3probe", false);
+      if (pendingGet_) flushPoll(true);  // let the long poll return so that the client can finish the upgrade
+      return;
+    }
+    if (p && p->type == EioType::kUpgrade && upgrading_) {
+      upgradeTimer_.cancel();
+      ws_ = std::move(probe_);
+      probe_.reset();
+      upgrading_ = false;
+      if (pendingGet_) {
+        auto respond = std::move(pendingGet_);
+        pendingGet_ = nullptr;
+        respond(pollResponse("6"));
+      }
+      auto queued = std::move(pollQueue_);
+      pollQueue_.clear();
+      pollQueuedBytes_ = 0;
+      for (auto& q : queued) sendPacket(std::move(q));
+      return;
+    }
+    metrics::registry().drop(metrics::Drop::kMalformed);
+    closeLink(probe_, kClosePolicy, "bad upgrade");
+    probe_.reset();
+    upgrading_ = false;
+  }
+
+  void onPacket(EioPacket p) {
+    switch (p.type) {
+      case EioType::kPong:
+        if (awaitingPong_) schedulePing();
+        return;
+      case EioType::kClose: close("client close", false); return;
+      case EioType::kMessage: onMessage(std::move(p)); return;
+      case EioType::kPing:   // clients do not ping in v4; answer anyway, as engine.io does
+        sendPacket(EioPacket{EioType::kPong, std::move(p.data), false});
+        return;
+      case EioType::kNoop: return;
+      default:  // open or upgrade on an established transport
+        metrics::registry().drop(metrics::Drop::kMalformed);
+        close("unexpected packet", false, kClosePolicy);
+        return;
+    }
+  }
+
+  void sendPacket(EioPacket p) {
+    if (closed_) return;
+    if (ws_) {
+      bool binary = p.binary;
+      sendOn(ws_, encodeFrame(p), binary);
+      return;
+    }
+    pollQueuedBytes_ += p.data.size() + 2;
+    if (pollQueuedBytes_ > hub_.limits().maxQueuedBytes) {
+      metrics::registry().drop(metrics::Drop::kSlowConsumer);
+      close("slow consumer", true);
+      return;
+    }
+    pollQueue_.push_back(std::move(p));
+    if (pendingGet_) flushPoll();
+  }
+
+  void flushPoll(bool noopIfEmpty = false) {
+    std::string body;
+    for (const auto& q : pollQueue_) appendToPayload(body, q);
+    if (body.empty()) {
+      if (!noopIfEmpty) return;
+      body = "6";
+    }
+    metrics::add(metrics::registry().messagesOut, pollQueue_.size());
+    metrics::add(metrics::registry().bytesOut, body.size());
+    pollQueue_.clear();
+    pollQueuedBytes_ = 0;
+    auto respond = std::move(pendingGet_);
+    pendingGet_ = nullptr;
+    respond(pollResponse(std::move(body)));
+  }
+
+  void sendOn(const std::shared_ptr<WsLink>& link, std::string frame, bool binary) {
+    auto run = [link, frame = std::move(frame), binary]() mutable {
+      if (!link->conn) return;
+      if (binary) {
+        link->conn->sendBinary(std::move(frame));
+      } else {
+        link->conn->sendText(std::move(frame));
+      }
+    };
+    if (link->worker == worker_) {
+      run();
+    } else {
+      svc_.pool.post(link->worker, std::move(run));
+    }
+  }
+
+  void closeLink(const std::shared_ptr<WsLink>& link, uint16_t code, std::string reason) {
+    auto run = [link, code, reason = std::move(reason)] {
+      if (link->conn) link->conn->close(code, reason);
+    };
+    if (link->worker == worker_) {
+      run();
+    } else {
+      svc_.pool.post(link->worker, std::move(run));
+    }
+  }
+
+  void sendText(std::string sio) { sendPacket(EioPacket{EioType::kMessage, std::move(sio), false}); }
+
+  void sendPacked(std::string_view data) {
+    unpackFrames(data, [this](std::string_view frame, bool binary) {
+      sendPacket(EioPacket{EioType::kMessage, std::string(frame), binary});
+    });
+  }
+
+  // --- Socket.IO -----------------------------------------------------------------------------------------------------
+
+  void onMessage(EioPacket p) {
+    metrics::add(metrics::registry().messagesIn);
+    metrics::add(metrics::registry().bytesIn, p.data.size());
+    if (p.binary) {
+      SioPacket done;
+      switch (assembler_.add(std::move(p.data), done)) {
+        case BinaryAssembler::Result::kNeedMore: return;
+        case BinaryAssembler::Result::kComplete: onSocketPacket(std::move(done)); return;
+        case BinaryAssembler::Result::kError:
+          metrics::registry().drop(metrics::Drop::kMalformed);
+          close("bad attachment", false, kClosePolicy);
+          return;
+      }
+      return;
+    }
+    if (assembler_.waiting()) {  // a text packet while attachments are due
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      close("attachments missing", false, kClosePolicy);
+      return;
+    }
+    auto packet = decodePacket(p.data);
+    if (!packet) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      close("parse error", false, kClosePolicy);
+      return;
+    }
+    if (auto ready = assembler_.start(std::move(*packet))) onSocketPacket(std::move(*ready));
+  }
+
+  void onSocketPacket(SioPacket p) {
+    switch (p.type) {
+      case SioType::kConnect: onConnect(std::move(p)); return;
+      case SioType::kDisconnect:
+        if (p.nsp == "/") disconnectSocket();
+        return;
+      case SioType::kEvent:
+      case SioType::kBinaryEvent:
+        if (!connected_ || p.nsp != "/") {
+          metrics::registry().drop(metrics::Drop::kMalformed);
+          return;
+        }
+        onEvent(std::move(p));
+        return;
+      default:  // the server asks for no acks; CONNECT_ERROR comes from servers only
+        metrics::registry().drop(metrics::Drop::kMalformed);
+        return;
+    }
+  }
+
+  void onConnect(SioPacket p) {
+    if (p.nsp != "/") {
+      SioPacket refuse{SioType::kConnectError, p.nsp, {}, 0, json::value(json::object{{"message", "Invalid namespace"}}),
+                       {}};
+      sendText(encodePacket(refuse));
+      return;
+    }
+    if (connected_) return;
+    if (p.data && p.data->is_object()) {
+      if (auto* t = p.data->as_object().if_contains("token"); t && t->is_string()) {
+        authToken_ = std::string(t->as_string());
+      }
+    }
+    connected_ = true;
+    socketId_ = randomSocketId();
+    std::string data = R"({"sid":)";
+    native::appendJsonString(data, socketId_);
+    data += '}';
+    sendText("0" + data);
+    joinImplicit();
+  }
+
+  // The socket leaves every room (others see user-left) and is no longer connected; the Engine.IO session goes on.
+  void disconnectSocket() {
+    if (!connected_) return;
+    connected_ = false;
+    assembler_.reset();
+    while (!memberships_.empty()) leaveRoom(*memberships_.back(), std::nullopt);
+  }
+
+  std::size_t explicitRooms() const {
+    std::size_t n = 0;
+    for (const auto& m : memberships_) n += m->implicit ? 0 : 1;
+    return n;
+  }
+
+  Membership* membership(std::string_view name, bool implicit) {
+    for (auto& m : memberships_) {
+      if (m->implicit == implicit && m->name == name) return m.get();
+    }
+    return nullptr;
+  }
+
+  Membership& addMembership(std::string name, bool implicit, std::optional<uint64_t> ack) {
+    auto& m = memberships_.emplace_back(std::make_unique<Membership>(*this, std::move(name), implicit));
+    m->endpoint = hub_.attach(worker_, m.get());
+    m->joinAck = ack;
+    const RoomPolicy& policy = implicit ? svc_.implicitPolicy : svc_.explicitPolicy;
+    hub_.onRoom(m->key, [ep = m->endpoint, key = m->key, policy, id = socketId_](RoomHost& rooms, Outbox& out) {
+      Room* r = rooms.findOrCreate(key, policy);
+      if (!r) {
+        refuseJoin(out, ep, kNoRequest, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
+        return;
+      }
+      r->join(JoinRequest{ep, kNoRequest, id, {}, id}, Clock::now(), out);
+      rooms.reapIfEmpty(key);
+    });
+    return *m;
+  }
+
+  void dropMembership(Membership& m) {
+    hub_.detach(m.endpoint);
+    std::erase_if(memberships_, [&m](const auto& p) { return p.get() == &m; });
+  }
+
+  // Leaves the room (the others get user-left); `ack` is answered at once.
+  void leaveRoom(Membership& m, std::optional<uint64_t> ack) {
+    hub_.onRoom(m.key, [ep = m.endpoint, key = m.key, id = socketId_](RoomHost& rooms, Outbox& out) {
+      if (Room* r = rooms.find(key)) {
+        r->leave(ep, kNoRequest, id, out);  // a join still in flight ran before this: tasks keep their order
+        rooms.reapIfEmpty(key);
+      }
+    });
+    dropMembership(m);
+    if (ack) sendText(encodeAck(*ack, R"({"ok":true})"));
+  }
+
+  void joinImplicit() {
+    if (!connected_ || membership(implicitName(), true)) return;
+    addMembership(implicitName(), true, std::nullopt);
+  }
+
+  std::string implicitName() const { return roomHint_.empty() ? svc_.options.defaultRoom : roomHint_; }
+
+  // An error for an event: in its ack when it asked for one, else as a `kaiwa:error` event (spaced out, so a flood
+  // of bad events does not become a flood of errors).
+  void fail(std::optional<uint64_t> ack, std::string_view event, std::string_view code, std::string_view message) {
+    metrics::add(metrics::registry().errorsSent);
+    if (ack) {
+      sendText(encodeAck(*ack, errorJson(code, message)));
+      return;
+    }
+    auto now = Clock::now();
+    if (now - lastErrorEvent_ < kErrorEventSpacing) return;
+    lastErrorEvent_ = now;
+    std::string arg = errorJson(code, message);
+    if (!event.empty()) {
+      arg.pop_back();
+      arg += R"(,"event":)";
+      native::appendJsonString(arg, event);
+      arg += '}';
+    }
+    sendText(encodeEvent("kaiwa:error", arg));
+  }
+
+  void onEvent(SioPacket p) {
+    auto& m = metrics::registry();
+    const json::array& args = p.data->as_array();
+    std::string event(args[0].as_string());
+    if (!limiter_.allow(Clock::now())) {
+      m.drop(metrics::Drop::kRateLimited);
+      fail(p.ackId, event, "rate-limited", "too many messages: slow down");
+      return;
+    }
+    std::size_t bytes = 0;
+    for (const auto& b : p.buffers) bytes += b.size();
+    if (bytes > hub_.limits().maxMessageBytes) {
+      m.drop(metrics::Drop::kTooLarge);
+      fail(p.ackId, event, "too-large", "the event is larger than the server accepts");
+      return;
+    }
+    if (event == "join-room") return onJoin(p);
+    if (event == "leave-room") return onLeave(p);
+    if (directed(event)) return onDirected(std::move(p), event);
+    if (event == "toggle-audio" || event == "toggle-video") return onToggle(std::move(p), event);
+    if (auto name = broadcastName(event)) return onBroadcast(std::move(p), *name);
+    if (svc_.options.relayUnknownEvents) return onBroadcast(std::move(p), event);
+    m.drop(metrics::Drop::kUnknownPeer);
+    fail(p.ackId, event, "unknown-event", "kaiwa does not relay the event '" + event + "' (see docs/socketio.md)");
+  }
+
+  static std::optional<std::string> roomArg(const json::array& args) {
+    if (args.size() < 2) return std::nullopt;
+    if (args[1].is_string()) return std::string(args[1].as_string());
+    if (args[1].is_int64()) return std::to_string(args[1].as_int64());
+    if (args[1].is_uint64()) return std::to_string(args[1].as_uint64());
+    return std::nullopt;
+  }
+
+  void onJoin(const SioPacket& p) {
+    auto room = roomArg(p.data->as_array());
+    if (!room || !native::validRoomName(*room)) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      fail(p.ackId, "join-room", "bad-message", "join-room takes a room name (1-64 printable characters)");
+      return;
+    }
+    if (Membership* m = membership(*room, false)) {  // socket.io's join is idempotent
+      if (p.ackId) {
+        std::string peers = "[";
+        for (const auto& id : m->members) {
+          if (peers.size() > 1) peers += ',';
+          native::appendJsonString(peers, id);
+        }
+        sendText(encodeAck(*p.ackId, R"({"ok":true,"peers":)" + peers + "]}"));
+      }
+      return;
+    }
+    if (explicitRooms() >= kMaxRoomsPerSocket) {
+      fail(p.ackId, "join-room", "too-many-rooms", "a socket may be in at most 16 rooms");
+      return;
+    }
+    if (const auto& secret = hub_.options().authSecret) {
+      const std::string& token = authToken_.empty() ? queryToken_ : authToken_;
+      auto v = auth::verifyRoomToken(token, *secret, *room, wallMillis() / 1000);
+      if (!v.claims) {
+        fail(p.ackId, "join-room", "unauthorized", "room token refused: " + std::string(auth::toString(v.error)));
+        return;
+      }
+    }
+    if (Membership* imp = membership(implicitName(), true)) leaveRoom(*imp, std::nullopt);
+    addMembership(*room, false, p.ackId);
+  }
+
+  void onLeave(const SioPacket& p) {
+    auto room = roomArg(p.data->as_array());
+    Membership* m = room ? membership(*room, false) : nullptr;
+    if (!m) {  // as in socket.io, leaving a room one is not in does nothing
+      if (p.ackId) sendText(encodeAck(*p.ackId, R"({"ok":true})"));
+      return;
+    }
+    leaveRoom(*m, p.ackId);
+    if (explicitRooms() == 0) joinImplicit();
+  }
+
+  // offer / answer / ice-candidate {to, …}: to the one socket `to`, in a room both are in, as {from, …}.
+  void onDirected(SioPacket p, const std::string& event) {
+    json::array& args = p.data->as_array();
+    json::object* body = args.size() >= 2 ? args[1].if_object() : nullptr;
+    const json::value* to = body ? body->if_contains("to") : nullptr;
+    if (!to || !to->is_string()) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      fail(p.ackId, event, "bad-message", event + " takes {to, ...}");
+      return;
+    }
+    std::string target(to->as_string());
+    Membership* via = nullptr;
+    for (auto& m : memberships_) {
+      if (m->members.contains(target)) {
+        via = m.get();
+        break;
+      }
+    }
+    if (!via) {
+      metrics::registry().drop(metrics::Drop::kUnknownPeer);
+      fail(p.ackId, event, "unknown-peer", "no socket '" + target + "' in a room with you");
+      return;
+    }
+    json::object out;
+    out.reserve(body->size());
+    out.emplace("from", socketId_);
+    for (auto& kv : *body) {
+      if (kv.key() != "to" && kv.key() != "from") out.emplace(kv.key(), std::move(kv.value()));
+    }
+    args[1] = std::move(out);
+    int64_t re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
+    std::string frames = encodeFor(std::move(p));
+    hub_.onRoom(via->key, [ep = via->endpoint, key = via->key, id = socketId_, target = std::move(target), event,
+                           frames = std::move(frames), re](RoomHost& rooms, Outbox& out) mutable {
+      Room* r = rooms.find(key);
+      if (!r || !r->contains(target)) {
+        metrics::registry().drop(metrics::Drop::kUnknownPeer);
+        if (re != kNoRequest) replyError(out, ep, re, ErrorCode::kUnknownPeer, "no socket '" + target + "' here");
+        return;
+      }
+      r->relay(ep, id, target, std::move(event), std::move(frames), false, Clock::now(), out);
+      if (re != kNoRequest) reply(out, ep, ev::Ok{re});
+    });
+  }
+
+  // toggle-audio {roomId, isMuted} / toggle-video {roomId, isVideoOff}: the room's media state, and the same event
+  // with `from` to the others.
+  void onToggle(SioPacket p, const std::string& event) {
+    json::array& args = p.data->as_array();
+    json::object* body = args.size() >= 2 ? args[1].if_object() : nullptr;
+    const json::value* roomId = body ? body->if_contains("roomId") : nullptr;
+    const char* flag = event == "toggle-audio" ? "isMuted" : "isVideoOff";
+    const json::value* value = body ? body->if_contains(flag) : nullptr;
+    if (!roomId || !roomId->is_string() || !value || !value->is_bool()) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      fail(p.ackId, event, "bad-message", event + " takes {roomId, " + flag + "}");
+      return;
+    }
+    Membership* m = membership(roomId->as_string(), false);
+    if (!m) {
+      fail(p.ackId, event, "not-joined", "join the room first");
+      return;
+    }
+    MediaStatePatch patch;
+    (event == "toggle-audio" ? patch.audioMuted : patch.videoOff) = value->as_bool();
+    (*body)["from"] = socketId_;
+    int64_t re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
+    std::string frames = encodeFor(std::move(p));
+    hub_.onRoom(m->key, [ep = m->endpoint, key = m->key, id = socketId_, patch, frames = std::move(frames),
+                         re](RoomHost& rooms, Outbox& out) mutable {
+      if (Room* r = rooms.find(key)) {
+        r->setState(ep, kNoRequest, id, patch, out);
+        r->message(ep, re, id, "", std::move(frames), out);
+      }
+    });
+  }
+
+  // The 1:1 examples' unaddressed events (and unknown ones when configured): to the other members of the sender's
+  // rooms, or of its implicit room when it joined none; `from` is added to an object argument.
+  void onBroadcast(SioPacket p, std::string_view name) {
+    json::array& args = p.data->as_array();
+    args[0] = json::string(name);
+    if (args.size() >= 2) {
+      if (json::object* body = args[1].if_object()) (*body)["from"] = socketId_;
+    }
+    std::optional<uint64_t> ack = p.ackId;
+    std::string frames = encodeFor(std::move(p));
+    std::vector<Membership*> targets;
+    for (auto& m : memberships_) {
+      if (!m->implicit) targets.push_back(m.get());
+    }
+    if (targets.empty()) {
+      if (Membership* imp = membership(implicitName(), true)) targets.push_back(imp);
+    }
+    if (targets.empty()) {
+      fail(ack, std::string(name), "not-joined", "this socket is in no room");
+      return;
+    }
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      int64_t re = (i == 0 && ack) ? static_cast<int64_t>(*ack) : kNoRequest;
+      hub_.onRoom(targets[i]->key, [ep = targets[i]->endpoint, key = targets[i]->key, id = socketId_, frames, re](
+                                       RoomHost& rooms, Outbox& out) mutable {
+        if (Room* r = rooms.find(key)) r->message(ep, re, id, "", std::move(frames), out);
+      });
+    }
+  }
+
+  // The receivers' frames for an event, without the sender's ack id.
+  static std::string encodeFor(SioPacket p) {
+    p.ackId.reset();
+    p.type = p.buffers.empty() ? SioType::kEvent : SioType::kBinaryEvent;
+    std::string text = encodePacket(p);
+    return packFrames(std::move(text), p.buffers);
+  }
+
+  Service::Impl& svc_;
+  Hub& hub_;
+  uint32_t worker_;
+  std::string sid_;
+  std::string roomHint_, queryToken_, authToken_;
+  boost::asio::steady_timer pingTimer_, upgradeTimer_;
+  RateLimiter limiter_;
+  BinaryAssembler assembler_;
+  std::shared_ptr<WsLink> ws_, probe_;
+  http::Responder pendingGet_;
+  std::vector<EioPacket> pollQueue_;
+  std::size_t pollQueuedBytes_ = 0;
+  std::string socketId_;
+  std::vector<std::unique_ptr<Membership>> memberships_;
+  TimePoint lastErrorEvent_{};
+  bool closed_ = false, awaitingPong_ = false, upgrading_ = false, connected_ = false;
+};
+
+void Membership::deliver(const EventPtr& event) { session.onRoomEvent(*this, event); }
+
+std::shared_ptr<EngineSession> Service::Impl::create(uint32_t worker, const http::Request& req) {
+  std::string sid = std::to_string(worker) + "." + randomSocketId();
+  auto room = req.queryParam("room");
+  if (room && !native::validRoomName(*room)) room.reset();
+  auto s = std::make_shared<EngineSession>(*this, worker, sid, room.value_or(""), req.queryParam("token").value_or(""));
+  sessions[worker].emplace(std::move(sid), s);
+  return s;
+}
+
+namespace {
+
+// The WebSocket side of a session, on the worker that accepted the connection; the session may live elsewhere.
+class WsTransport final : public http::WsHandler {
+ public:
+  WsTransport(Service::Impl& svc, http::WsConnection& conn, http::Request req, std::optional<uint32_t> owner,
+              std::string sid)
+      : svc_(svc), conn_(conn), req_(std::move(req)), owner_(owner.value_or(conn.worker())), sid_(std::move(sid)),
+        upgrade_(owner.has_value()) {
+    link_ = std::make_shared<WsLink>();
+    link_->worker = conn.worker();
+  }
+
+  void onOpen() override {
+    link_->conn = &conn_;
+    if (!upgrade_) {
+      auto s = svc_.create(owner_, req_);
+      sid_ = s->sid();
+      s->startWebSocket(link_);
+      return;
+    }
+    onOwner([link = link_, worker = link_->worker, &svc = svc_](EngineSession* s) {
+      if (s) {
+        s->attachProbe(link);
+      } else {
+        svc.pool.post(worker, [link] {
+          if (link->conn) link->conn->close(kClosePolicy, "Session ID unknown");
+        });
+      }
+    });
+  }
+
+  void onMessage(std::string_view payload, bool binary) override {
+    onOwner([link = link_, data = std::string(payload), binary](EngineSession* s) {
+      if (s) s->onWsFrame(link, data, binary);
+    });
+  }
+
+  void onClose() override {
+    link_->conn = nullptr;
+    onOwner([link = link_](EngineSession* s) {
+      if (s) s->onWsClosed(link);
+    });
+  }
+
+ private:
+  template <typename F>
+  void onOwner(F&& f) {
+    if (owner_ == link_->worker) {
+      auto s = svc_.find(owner_, sid_);
+      f(s.get());
+      return;
+    }
+    svc_.pool.post(owner_, [&svc = svc_, owner = owner_, sid = sid_, f = std::forward<F>(f)]() mutable {
+      auto s = svc.find(owner, sid);
+      f(s.get());
+    });
+  }
+
+  Service::Impl& svc_;
+  http::WsConnection& conn_;
+  http::Request req_;
+  uint32_t owner_;
+  std::string sid_;
+  bool upgrade_;
+  std::shared_ptr<WsLink> link_;
+};
+
+// Engine.IO's handshake checks, common to both transports: nullopt when fine.
+std::optional<EioError> checkHandshake(const http::Request& req, std::string_view transport) {
+  auto eio = req.queryParam("EIO");
+  if (!eio || *eio != "4") return EioError::kUnsupportedProtocolVersion;
+  auto t = req.queryParam("transport");
+  if (!t || (*t != "polling" && *t != "websocket")) return EioError::kUnknownTransport;
+  if (*t != transport) return EioError::kBadRequest;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Service::Service(Hub& hub, net::WorkerPool& pool, Options options)
+    : impl_(std::make_unique<Impl>(hub, pool, std::move(options))) {}
+
+Service::~Service() = default;
+
+const Options& Service::options() const { return impl_->options; }
+
+bool Service::http(const http::Request& req, http::Responder& respond) {
+  if (!impl_->options.enabled || req.path != impl_->options.path) return false;
+  auto fail = [&](EioError e) {
+    metrics::registry().drop(metrics::Drop::kHttpBad);
+    respond(eioError(e));
+    return true;
+  };
+  if (auto t = req.queryParam("transport"); t && *t == "websocket") return fail(EioError::kBadRequest);  // no upgrade
+  if (auto e = checkHandshake(req, "polling")) return fail(*e);
+  auto sid = req.queryParam("sid");
+  if (!sid) {
+    if (req.method != "GET") return fail(EioError::kBadHandshakeMethod);
+    auto s = impl_->create(req.worker, req);
+    s->startPolling();
+    respond(pollResponse(s->openPacket(true)));
+    return true;
+  }
+  auto owner = ownerOfSid(*sid, impl_->pool.size());
+  if (!owner) return fail(EioError::kUnknownSid);
+  if (req.method != "GET" && req.method != "POST") return fail(EioError::kBadRequest);
+  auto run = [impl = impl_.get(), owner = *owner, sid = *sid, get = req.method == "GET", body = req.body,
+              respond = std::move(respond)]() mutable {
+    auto s = impl->find(owner, sid);
+    if (!s) {
+      metrics::registry().drop(metrics::Drop::kHttpBad);
+      respond(eioError(EioError::kUnknownSid));
+    } else if (get) {
+      s->onPollGet(std::move(respond));
+    } else {
+      s->onPollPost(body, std::move(respond));
+    }
+  };
+  if (*owner == req.worker) {
+    run();
+  } else {
+    impl_->pool.post(*owner, std::move(run));
+  }
+  return true;
+}
+
+std::unique_ptr<http::WsHandler> Service::websocket(http::WsConnection& conn, const http::Request& req) {
+  if (!impl_->options.enabled || req.path != impl_->options.path) return nullptr;
+  if (checkHandshake(req, "websocket")) {
+    metrics::registry().drop(metrics::Drop::kHttpBad);
+    return nullptr;
+  }
+  auto sid = req.queryParam("sid");
+  std::optional<uint32_t> owner;
+  if (sid) {
+    owner = ownerOfSid(*sid, impl_->pool.size());
+    if (!owner) return nullptr;
+  }
+  return std::make_unique<WsTransport>(*impl_, conn, req, owner, sid.value_or(""));
+}
+
+}  // namespace kaiwa::signal::socketio

@@ -1,0 +1,41 @@
+#pragma once
+// The Socket.IO front door (docs/socketio.md): Engine.IO v4 sessions over long polling and WebSocket, with the
+// polling → WebSocket upgrade, and the guide's Socket.IO events translated into the room core.
+//
+// A session lives on the worker that answered its handshake; its id says which one ("<worker>.<random>"), so a
+// polling request or an upgrade that lands on another worker (SO_REUSEPORT) is handed to the owner — no sticky
+// sessions needed. Every room the socket is in is a room-core membership with its own hub endpoint, so limits,
+// metrics and --auth-secret apply as for native and PeerJS peers.
+#include <memory>
+#include <string>
+
+#include "http/handler.hpp"
+#include "net/worker_pool.hpp"
+#include "signal/hub.hpp"
+#include "signal/socketio/options.hpp"
+
+namespace kaiwa::signal::socketio {
+
+class Service {
+ public:
+  Service(Hub& hub, net::WorkerPool& pool, Options options);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  const Options& options() const;
+
+  // Engine.IO's HTTP side at options().path (handshake, long-poll GET, POST): false for other paths; otherwise it
+  // has taken `respond` and answers now or later, possibly from another worker.
+  bool http(const http::Request& req, http::Responder& respond);
+  // The WebSocket transport at options().path (direct, or the upgrade of a polling session), or nullptr for other
+  // paths and bad handshakes.
+  std::unique_ptr<http::WsHandler> websocket(http::WsConnection& conn, const http::Request& req);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kaiwa::signal::socketio
