@@ -8,7 +8,7 @@ packages=(build-essential cmake ninja-build ccache pkg-config git curl
   libboost1.81-dev libboost-json1.81-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev clang libclang-rt-14-dev
   coturn)  # only for its client tools (turnutils_*) in the TURN interop tests and bench; its daemon stays off
-[ "${1:-}" = "--no-browser" ] || packages+=(chromium)
+[ "${1:-}" = "--no-browser" ] || packages+=(chromium firefox-esr)  # the e2e tests drive both
 # Node.js 20+ with npm, from Debian only if there is none already (it may have been installed another way).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null ||
    ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

@@ -85,7 +85,7 @@ stage "integration: the server over loopback (protocol, limits, auth, resume, sh
 node_suite integration --experimental-websocket tests/integration/
 
 if [ "${SKIP_E2E:-0}" != 1 ]; then
-  stage "end-to-end in headless Chromium"
+  stage "end-to-end in headless Chromium and Firefox"
   node_suite e2e tests/e2e/
 fi
 
