@@ -207,7 +207,8 @@ TEST(RoomPolicyHold, AllHeldBytesAreBoundedAndFreedOnDeliveryAndExpiry) {
   room.tick(TimePoint{} + 6s, out);  // expiry frees the rest
   EXPECT_EQ(to<ev::Expired>(out, kA).size(), 3u);
   out.clear();
-  for (int i = 0; i < 3; ++i) room.relay(kA, "alice", "y" + std::to_string(i), "OFFER", big, true, TimePoint{} + 6s, out);
+  for (char id : {'0', '1', '2'})
+    room.relay(kA, "alice", std::string{'y', id}, "OFFER", big, true, TimePoint{} + 6s, out);
   EXPECT_TRUE(out.empty());
 }
 

@@ -65,6 +65,15 @@ TEST(StunRfc5769, SampleIPv6Response) {
   EXPECT_EQ(a->toString(), "[2001:db8:1234:5678:11:2233:4455:6677]:32853");
 }
 
+// toString writes into one stack buffer: the longest forms fit.
+TEST(StunAddress, ToStringOfTheLongestForms) {
+  EXPECT_EQ(Address::parse("255.255.255.255:65535")->toString(), "255.255.255.255:65535");
+  EXPECT_EQ(Address::parse("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535")->toString(),
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+  EXPECT_EQ(Address::parse("[::ffff:255.255.255.255]:0")->toString(), "[::ffff:255.255.255.255]:0");
+  EXPECT_EQ(Address::parse("[::]:1")->toString(), "[::]:1");
+}
+
 TEST(StunRfc5769, SampleLongTermRequest) {
   auto m = Message::parse(kLongTerm);
   ASSERT_TRUE(m);
