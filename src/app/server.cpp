@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/config.hpp"
+#include "app/ice_servers.hpp"
 #include "common/metrics.hpp"
 #include "common/random.hpp"
 #include "http/server.hpp"
@@ -42,48 +43,10 @@ fs::path defaultWebRoot() {
 }
 
 // Set by runServer when the TURN service runs: what /api/ice-servers advertises with fresh REST credentials.
-struct TurnIce {
-  std::string host;  // empty: the request's Host
-  uint16_t port = 0;
-  std::string secret;
-  Millis ttl{3'600'000};
-};
 std::optional<TurnIce> turnIce;
 
 std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = {}) {
-  boost::json::array list;
-  // kaiwa's own STUN/TURN, unless --ice-server entries replace them.
-  if (turnIce && c.iceServers.empty()) {
-    std::string host = turnIce->host;
-    if (host.empty()) {
-      // The Host header without its port: the name the browser already reaches this server by.
-      std::string_view h = requestHost;
-      if (!h.empty() && h.front() == '[') {
-        h = h.substr(0, h.find(']') + 1);
-      } else if (auto colon = h.rfind(':'); colon != std::string_view::npos) {
-        h = h.substr(0, colon);
-      }
-      host = h.empty() ? "127.0.0.1" : std::string(h);
-    }
-    std::string hp = host + ":" + std::to_string(turnIce->port);
-    int64_t expiry = wallMillis() / 1000 + turnIce->ttl.count() / 1000;
-    std::string user = std::to_string(expiry) + ":kaiwa";
-    list.push_back(boost::json::object{{"urls", boost::json::array{boost::json::value("stun:" + hp)}}});
-    list.push_back(boost::json::object{
-        {"urls", boost::json::array{boost::json::value("turn:" + hp + "?transport=udp"),
-                                    boost::json::value("turn:" + hp + "?transport=tcp")}},
-        {"username", user},
-        {"credential", turn::Credentials::restPassword(turnIce->secret, user)}});
-  }
-  for (const auto& s : c.iceServers) {
-    boost::json::object o{{"urls", boost::json::array{boost::json::value(s.url)}}};
-    if (!s.username.empty()) {
-      o["username"] = s.username;
-      o["credential"] = s.credential;
-    }
-    list.push_back(std::move(o));
-  }
-  return boost::json::serialize(boost::json::object{{"iceServers", std::move(list)}, {"ttl", 3600}});
+  return app::iceServersJson(turnIce, c.iceServers, requestHost, wallMillis() / 1000);
 }
 
 http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
@@ -225,6 +188,8 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   if (ice.host.empty() && config.listenHost != "0.0.0.0" && config.listenHost != "::" && !t.listen.empty())
     ice.host = o.listen.family == stun::Family::kV6 ? "[" + o.listen.ipString() + "]" : o.listen.ipString();
   ice.port = service->port();
+  ice.tlsPort = service->tlsPort();  // turns:, on the name the HTTP certificate is for if there is one
+  ice.tlsHost = config.tlsCert.empty() ? ice.host : "";
   ice.secret = o.secrets.front();
   ice.ttl = t.credentialTtl;
   turnIce = ice;

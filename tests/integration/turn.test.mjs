@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { createHmac } from 'node:crypto';
 import { startServer } from '../e2e/helpers.mjs';
 import { sleep } from './client.mjs';
 
@@ -122,6 +123,19 @@ test('TURN interop with coturn client tools', { skip }, async (t) => {
       }
     });
 
+    await t.test('the turns: URL and credentials from /api/ice-servers work over TLS', async () => {
+      const body = await (await fetch(`${server.url}/api/ice-servers`)).json();
+      const entry = body.iceServers.find((s) => s.urls.some((u) => u.startsWith('turns:')));
+      assert.ok(entry, JSON.stringify(body));
+      const url = entry.urls.find((u) => u.startsWith('turns:'));
+      assert.equal(url, `turns:127.0.0.1:${tlsPort}?transport=tcp`);
+      const r = await uclient(tlsPort, peerPort, ['-t', '-S', '-u', entry.username, '-w', entry.credential]);
+      const tot = totals(r.out);
+      assert.ok(tot, r.out.slice(-2000));
+      assert.ok(tot.received >= tot.sent * 0.99, r.out.slice(-1500));
+      assert.doesNotMatch(r.out, /ERROR/);
+    });
+
     await t.test('a wrong password is refused', async () => {
       const before = await metricValue(server, 'kaiwa_turn_auth_failures_total');
       const r = await run('turnutils_uclient', ['-u', 'alice', '-w', 'wrong', '-e', '127.0.0.1', '-r', String(peerPort),
@@ -148,4 +162,37 @@ test('TURN refuses loopback peers by default', { skip }, async () => {
     await sleep(1200);
     assert.equal(await metricValue(server, 'kaiwa_turn_channeldata_in_total'), 0);
   });
+});
+
+// Needs no coturn tools: what the web app gets to reach kaiwa's TURN.
+test('/api/ice-servers: turns: with a TLS listener, credentials that live --turn-credential-ttl', async () => {
+  const turnPort = await freeUdpTcpPort();
+  const tlsPort = await freeUdpTcpPort();
+  const server = await startServer({
+    extraArgs: ['--turn-listen', `127.0.0.1:${turnPort}`, '--turn-tls-listen', `127.0.0.1:${tlsPort}`,
+      '--turn-secret', 's3cr3t', '--turn-credential-ttl', '2m'],
+  });
+  try {
+    const before = Math.floor(Date.now() / 1000);
+    const body = await (await fetch(`${server.url}/api/ice-servers`)).json();
+    const after = Math.floor(Date.now() / 1000);
+    assert.equal(body.ttl, 120, JSON.stringify(body));
+    const turn = body.iceServers.find((s) => s.urls.some((u) => u.startsWith('turn:')));
+    assert.deepEqual(turn.urls, [`turn:127.0.0.1:${turnPort}?transport=udp`, `turn:127.0.0.1:${turnPort}?transport=tcp`,
+      `turns:127.0.0.1:${tlsPort}?transport=tcp`]);
+    const expiry = Number(turn.username.split(':')[0]);
+    assert.ok(expiry >= before + 120 - 2 && expiry <= after + 120 + 2, `expiry ${expiry}, now ${before}..${after}`);
+    assert.equal(turn.credential, createHmac('sha1', 's3cr3t').update(turn.username).digest('base64'));
+  } finally {
+    await server.stop();
+  }
+  // Without a TLS listener: no turns:.
+  const plain = await startServer({ extraArgs: ['--turn-listen', `127.0.0.1:${await freeUdpTcpPort()}`] });
+  try {
+    const body = await (await fetch(`${plain.url}/api/ice-servers`)).json();
+    assert.equal(body.ttl, 3600);
+    assert.ok(body.iceServers.every((s) => s.urls.every((u) => !u.startsWith('turns:'))), JSON.stringify(body));
+  } finally {
+    await plain.stop();
+  }
 });
