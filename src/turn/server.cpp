@@ -1,5 +1,7 @@
 #include "turn/server.hpp"
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -103,25 +105,73 @@ std::optional<size_t> tcpFrameLength(std::span<const uint8_t> bytes) {
   return size_t(0);
 }
 
+uint64_t Reservations::add(const Entry& entry) {
+  std::lock_guard lock(mutex_);
+  for (;;) {
+    uint64_t token = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&token), sizeof token) != 1)
+      token = uint64_t(Clock::now().time_since_epoch().count()) * 0x9E3779B97F4A7C15ull;
+    if (token != 0 && entries_.emplace(token, entry).second) return token;
+  }
+}
+
+std::optional<Reservations::Entry> Reservations::take(uint64_t token) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(token);
+  if (it == entries_.end()) return std::nullopt;
+  Entry e = it->second;
+  entries_.erase(it);
+  return e;
+}
+
+std::vector<Reservations::Entry> Reservations::takeExpired(TimePoint now) {
+  std::vector<Entry> out;
+  std::lock_guard lock(mutex_);
+  std::erase_if(entries_, [&](const auto& kv) {
+    if (kv.second.expiry > now) return false;
+    out.push_back(kv.second);
+    return true;
+  });
+  return out;
+}
+
+std::vector<Reservations::Entry> Reservations::takeOwnedBy(const void* owner) {
+  std::vector<Entry> out;
+  std::lock_guard lock(mutex_);
+  std::erase_if(entries_, [&](const auto& kv) {
+    if (kv.second.owner != owner) return false;
+    out.push_back(kv.second);
+    return true;
+  });
+  return out;
+}
+
+size_t Reservations::size() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
 TurnServer::TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credentials,
                        std::shared_ptr<const PeerFilter> filter, TurnLimits limits, std::shared_ptr<Quotas> quotas,
-                       std::string software)
+                       std::shared_ptr<Reservations> reservations, std::string software)
     : io_(io),
       credentials_(std::move(credentials)),
       filter_(std::move(filter)),
       limits_(limits),
       quotas_(std::move(quotas)),
       software_(std::move(software)),
+      reservations_(std::move(reservations)),
       unauthBuckets_(kUnauthBuckets),
       scratch_(kScratch) {
   if (!quotas_) quotas_ = std::make_shared<Quotas>();
+  if (!reservations_) reservations_ = std::make_shared<Reservations>();
   nextToken_ = uint64_t(reinterpret_cast<uintptr_t>(this)) * 0x9E3779B97F4A7C15ull ^
                uint64_t(Clock::now().time_since_epoch().count());
 }
 
 TurnServer::~TurnServer() {
   while (!allocations_.empty()) removeAllocation(allocations_.begin()->first);
-  for (auto& [token, r] : reservations_) io_.closeRelay(r.relay);
+  for (const auto& r : reservations_->takeOwnedBy(this)) io_.releaseReserved(r.relay);
 }
 
 size_t TurnServer::permissionCount() const {
@@ -405,13 +455,16 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
   if (token) {
     uint64_t t = 0;
     for (int i = 0; i < 8; ++i) t = t << 8 | (*token)[i];
-    auto it = reservations_.find(t);
-    if (it == reservations_.end() || it->second.expiry <= now) {
+    // The reservation may have been made on another worker: its socket is adopted by this one.
+    auto r = reservations_->take(t);
+    std::optional<RelayId> adopted;
+    if (r && r->expiry > now) adopted = io_.adoptRelay(r->relay);
+    if (!adopted) {
+      if (r) io_.releaseReserved(r->relay);
       release();
       return fail(508, "Insufficient Capacity");
     }
-    a->relays[familyIndex(it->second.address.family)] = std::pair{it->second.relay, it->second.address};
-    reservations_.erase(it);
+    a->relays[familyIndex(r->address.family)] = std::pair{*adopted, r->address};
   } else {
     RelayRequest req;
     req.family = requested.value_or(Family::kV4);
@@ -424,10 +477,9 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
       return fail(requested ? 440 : 508, requested ? "Address Family not Supported" : "Insufficient Capacity");
     }
     a->relays[familyIndex(req.family)] = std::pair{opened->id, opened->address};
-    if (opened->reservedId && opened->reservedAddress) {
-      uint64_t t = (nextToken_ = nextToken_ * 6364136223846793005ull + 1442695040888963407ull);
-      reservations_[t] = Reservation{*opened->reservedId, *opened->reservedAddress, now + limits_.reservationLifetime};
-      a->reservationToken = t;
+    if (opened->reserved && opened->reservedAddress) {
+      a->reservationToken = reservations_->add(
+          {*opened->reserved, *opened->reservedAddress, now + limits_.reservationLifetime, this});
     }
     if (additional) {
       RelayRequest v6 = req;
@@ -594,14 +646,7 @@ void TurnServer::tick(TimePoint now) {
     std::erase_if(a.permissions, [&](const auto& p) { return p.expiry <= now; });
     std::erase_if(a.channels, [&](const auto& c) { return c.expiry <= now; });
   }
-  for (auto it = reservations_.begin(); it != reservations_.end();) {
-    if (it->second.expiry <= now) {
-      io_.closeRelay(it->second.relay);
-      it = reservations_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  for (const auto& r : reservations_->takeExpired(now)) io_.releaseReserved(r.relay);
 }
 
 }  // namespace kaiwa::turn

@@ -2,11 +2,13 @@
 // The TURN server (RFC 8656, with RFC 6156 address families) and STUN Binding (RFC 8489), sans-I/O: the I/O layer
 // passes in what arrived on the listener or on a relay socket, with the current time, and the server answers
 // through `TurnIo`. One `TurnServer` per worker: it owns the allocations whose 5-tuple reached that worker.
-// Nothing here locks; the only shared state is `Quotas` (relaxed atomics).
+// Nothing on the relay path locks; the shared state is `Quotas` (relaxed atomics) and `Reservations` (a mutex, taken
+// only for EVEN-PORT reservations, which are rare).
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -37,6 +39,9 @@ struct ClientTupleHash {
 };
 
 using RelayId = uint32_t;
+// A relay socket bound for an EVEN-PORT reservation but not yet read from by any worker; any worker may adopt it
+// (it then becomes one of that worker's relays) or release it. The I/O layer's handle (a file descriptor there).
+using ReservedRelay = uint64_t;
 
 struct RelayRequest {
   stun::Family family = stun::Family::kV4;
@@ -47,7 +52,7 @@ struct RelayRequest {
 struct OpenedRelay {
   RelayId id = 0;
   stun::Address address;                // the relayed transport address as bound
-  std::optional<RelayId> reservedId;    // port+1, kept when reserveNext
+  std::optional<ReservedRelay> reserved;  // port+1, bound and kept when reserveNext
   std::optional<stun::Address> reservedAddress;
 };
 
@@ -57,6 +62,10 @@ class TurnIo {
   virtual ~TurnIo() = default;
   virtual std::optional<OpenedRelay> openRelay(const RelayRequest& request) = 0;
   virtual void closeRelay(RelayId id) = 0;
+  // A reserved relay (OpenedRelay::reserved, possibly from another worker's TurnIo) becomes a relay of this one.
+  virtual std::optional<RelayId> adoptRelay(ReservedRelay reserved) = 0;
+  // Closes a reserved relay nobody adopted (from any worker's TurnIo).
+  virtual void releaseReserved(ReservedRelay reserved) = 0;
   // Sends head + body + `pad` zero bytes to the client (one datagram on UDP, appended to the stream on TCP).
   virtual void sendToClient(const ClientTuple& to, std::span<const uint8_t> head, std::span<const uint8_t> body,
                             size_t pad) = 0;
@@ -83,6 +92,32 @@ struct Quotas {
   std::array<std::atomic<int32_t>, 4096> perUser{};
 };
 
+// EVEN-PORT reservations (RFC 8656 section 7.2: port+1 of an allocation with the R bit, kept for a later Allocate
+// with the RESERVATION-TOKEN), shared by every worker's TurnServer: SO_REUSEPORT spreads the clients' 5-tuples over
+// the workers, so the Allocate with the token may reach another worker than the one that reserved. Reservations are
+// rare, so a mutex guards them; the relay path never touches this.
+class Reservations {
+ public:
+  struct Entry {
+    ReservedRelay relay = 0;
+    stun::Address address;
+    TimePoint expiry{};
+    const void* owner = nullptr;  // the TurnServer that made it (it releases what is left when it goes)
+  };
+  // Keeps `entry` under a fresh random token (never 0), which it returns.
+  uint64_t add(const Entry& entry);
+  // Removes and returns the entry of `token`, if any (expired or not).
+  std::optional<Entry> take(uint64_t token);
+  // Removes and returns the entries that expired by `now`, or those made by `owner` (any expiry).
+  std::vector<Entry> takeExpired(TimePoint now);
+  std::vector<Entry> takeOwnedBy(const void* owner);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<uint64_t, Entry> entries_;
+};
+
 // Why a packet from a client or a peer was dropped.
 enum class TurnDrop : uint8_t {
   kMalformed, kNoAllocation, kNoPermission, kNoChannel, kRateLimited, kBandwidth, kUnexpected, kCount
@@ -100,7 +135,8 @@ struct TurnStats {
 class TurnServer {
  public:
   TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credentials, std::shared_ptr<const PeerFilter> filter,
-             TurnLimits limits, std::shared_ptr<Quotas> quotas, std::string software = "kaiwa");
+             TurnLimits limits, std::shared_ptr<Quotas> quotas, std::shared_ptr<Reservations> reservations = nullptr,
+             std::string software = "kaiwa");
   ~TurnServer();
 
   // Bytes that arrived from a client (one datagram on UDP; one framed message on TCP). `now` is monotonic;
@@ -148,12 +184,7 @@ class TurnServer {
   std::string software_;
   std::unordered_map<ClientTuple, std::unique_ptr<Allocation>, ClientTupleHash> allocations_;
   std::unordered_map<RelayId, Allocation*> byRelay_;
-  struct Reservation {
-    RelayId relay;
-    stun::Address address;
-    TimePoint expiry;
-  };
-  std::unordered_map<uint64_t, Reservation> reservations_;
+  std::shared_ptr<Reservations> reservations_;
   struct Bucket {
     uint64_t ipHash = 0;
     double tokens = 0;

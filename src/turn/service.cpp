@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <net/if.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -60,7 +61,8 @@ class TurnService::Worker : public TurnIo {
   Worker(TurnService& service, uint32_t index)
       : service_(service),
         ctx_(service.pool_.context(index)),
-        server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_),
+        server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_,
+                service.reservations_),
         udp_(ctx_),
         acceptor_(ctx_),
         tlsAcceptor_(ctx_),
@@ -134,7 +136,8 @@ class TurnService::Worker : public TurnIo {
           closeRelay(out.id);
           continue;
         }
-        out.reservedId = addRelay(fd2, next);
+        // Not read from until adopted (by whichever worker the Allocate with the token reaches).
+        out.reserved = ReservedRelay(fd2);
         out.reservedAddress = advertised(next);
       }
       return out;
@@ -149,6 +152,17 @@ class TurnService::Worker : public TurnIo {
     it->second->descriptor.close(ec);
     relays_.erase(it);
   }
+
+  std::optional<RelayId> adoptRelay(ReservedRelay reserved) override {
+    int fd = int(reserved);
+    // What reached the port while it was reserved came without a permission: drop it.
+    std::array<uint8_t, 2048> discard;
+    for (int i = 0; i < 1024 && ::recv(fd, discard.data(), discard.size(), MSG_DONTWAIT) >= 0; ++i) {
+    }
+    return addRelay(fd, Address{});
+  }
+
+  void releaseReserved(ReservedRelay reserved) override { ::close(int(reserved)); }
 
   void sendToClient(const ClientTuple& to, std::span<const uint8_t> head, std::span<const uint8_t> body,
                     size_t pad) override {

@@ -54,6 +54,7 @@ class TurnService {
   std::shared_ptr<const Credentials> credentials_;
   std::shared_ptr<const PeerFilter> filter_;
   std::shared_ptr<Quotas> quotas_;
+  std::shared_ptr<Reservations> reservations_ = std::make_shared<Reservations>();  // EVEN-PORT, across workers
   std::vector<std::unique_ptr<Worker>> workers_;
   uint16_t port_ = 0;
   uint16_t tlsPort_ = 0;

@@ -9,6 +9,7 @@
 //  relays the allocations hold when the server is destroyed (none leaked).
 #include <array>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "fuzz_util.hpp"
@@ -21,6 +22,7 @@ namespace {
 
 struct Io : turn::TurnIo {
   std::map<turn::RelayId, stun::Address> open;
+  std::set<turn::ReservedRelay> reserved;
   turn::RelayId next = 1;
   const turn::PeerFilter* filter = nullptr;
   std::optional<turn::OpenedRelay> openRelay(const turn::RelayRequest& r) override {
@@ -30,12 +32,19 @@ struct Io : turn::TurnIo {
     o.address = *stun::Address::parse(r.family == stun::Family::kV4 ? "198.51.100.1:40000" : "[2001:db8::1]:40000");
     open[o.id] = o.address;
     if (r.reserveNext) {
-      o.reservedId = next++;
+      o.reserved = next++;
       o.reservedAddress = o.address;
-      open[*o.reservedId] = o.address;
+      reserved.insert(*o.reserved);
     }
     return o;
   }
+  std::optional<turn::RelayId> adoptRelay(turn::ReservedRelay h) override {
+    FUZZ_CHECK(reserved.erase(h) == 1);
+    turn::RelayId id = next++;
+    open[id] = *stun::Address::parse("198.51.100.1:40001");
+    return id;
+  }
+  void releaseReserved(turn::ReservedRelay h) override { FUZZ_CHECK(reserved.erase(h) == 1); }
   void closeRelay(turn::RelayId id) override {
     FUZZ_CHECK(open.erase(id) == 1);
   }
@@ -139,5 +148,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   FUZZ_CHECK(io.open.empty(), "a relay socket leaked");
+  FUZZ_CHECK(io.reserved.empty(), "a reserved relay socket leaked");
   return 0;
 }

@@ -42,6 +42,8 @@ struct NullIo : TurnIo {
     return o;
   }
   void closeRelay(RelayId) override {}
+  std::optional<RelayId> adoptRelay(ReservedRelay) override { return std::nullopt; }
+  void releaseReserved(ReservedRelay) override {}
   void sendToClient(const ClientTuple&, std::span<const uint8_t>, std::span<const uint8_t>, size_t) override {
     ++toClient;
   }

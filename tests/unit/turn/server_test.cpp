@@ -16,6 +16,12 @@ using stun::Class;
 using stun::Method;
 namespace attr = stun::attr;
 
+// The sockets reserved by EVEN-PORT, which any worker's I/O may adopt or release.
+struct FakeKernel {
+  std::map<ReservedRelay, Address> reserved;
+  ReservedRelay next = 1000;
+};
+
 struct FakeIo : TurnIo {
   struct Sent {
     ClientTuple to;
@@ -34,6 +40,7 @@ struct FakeIo : TurnIo {
   bool fail = false;
   bool v6 = true;
   std::vector<RelayRequest> requests;
+  std::shared_ptr<FakeKernel> kernel = std::make_shared<FakeKernel>();
 
   std::optional<OpenedRelay> openRelay(const RelayRequest& r) override {
     requests.push_back(r);
@@ -45,14 +52,23 @@ struct FakeIo : TurnIo {
     port += 2;
     open[o.id] = o.address;
     if (r.reserveNext) {
-      o.reservedId = next++;
+      o.reserved = kernel->next++;
       o.reservedAddress = o.address;
       o.reservedAddress->port++;
-      open[*o.reservedId] = *o.reservedAddress;
+      kernel->reserved[*o.reserved] = *o.reservedAddress;
     }
     return o;
   }
   void closeRelay(RelayId id) override { open.erase(id); }
+  std::optional<RelayId> adoptRelay(ReservedRelay h) override {
+    auto it = kernel->reserved.find(h);
+    if (it == kernel->reserved.end()) return std::nullopt;
+    RelayId id = next++;
+    open[id] = it->second;
+    kernel->reserved.erase(it);
+    return id;
+  }
+  void releaseReserved(ReservedRelay h) override { EXPECT_EQ(kernel->reserved.erase(h), 1u); }
   void sendToClient(const ClientTuple& to, std::span<const uint8_t> head, std::span<const uint8_t> body,
                     size_t pad) override {
     Sent s{to, {head.begin(), head.end()}};
@@ -80,7 +96,8 @@ class TurnServerTest : public ::testing::Test {
                                            std::vector<std::string>{"s3cr3t"});
     filter_ = std::make_shared<PeerFilter>(std::move(allow), std::vector<Cidr>{}, std::vector<Address>{});
     quotas_ = std::make_shared<Quotas>();
-    server_ = std::make_unique<TurnServer>(io_, creds_, filter_, limits, quotas_);
+    reservations_ = std::make_shared<Reservations>();
+    server_ = std::make_unique<TurnServer>(io_, creds_, filter_, limits, quotas_, reservations_);
   }
 
   stun::TransactionId tx() {
@@ -108,10 +125,11 @@ class TurnServerTest : public ::testing::Test {
   }
 
   std::optional<stun::Message> deliver(const ClientTuple& from, std::span<const uint8_t> bytes) {
-    size_t before = io_.toClient.size();
-    server_->onClientPacket(from, bytes, now_, nowUnix_);
-    if (io_.toClient.size() == before) return std::nullopt;
-    last_ = io_.toClient.back().bytes;
+    FakeIo& io = atIo_ ? *atIo_ : io_;
+    size_t before = io.toClient.size();
+    (at_ ? at_ : server_.get())->onClientPacket(from, bytes, now_, nowUnix_);
+    if (io.toClient.size() == before) return std::nullopt;
+    last_ = io.toClient.back().bytes;
     return stun::Message::parse(last_);
   }
 
@@ -154,7 +172,10 @@ class TurnServerTest : public ::testing::Test {
   std::shared_ptr<Credentials> creds_;
   std::shared_ptr<PeerFilter> filter_;
   std::shared_ptr<Quotas> quotas_;
+  std::shared_ptr<Reservations> reservations_;
   std::unique_ptr<TurnServer> server_;
+  TurnServer* at_ = nullptr;  // when set, requests go to this server (another worker) and its I/O instead
+  FakeIo* atIo_ = nullptr;
   TimePoint now_{1000000s};
   int64_t nowUnix_ = 1'700'000'000;
   std::string nonce_;
@@ -473,6 +494,72 @@ TEST_F(TurnServerTest, EvenPortReservationAndToken) {
               b.attribute(attr::kReservationToken, t);
             })),
             400);
+}
+
+// SO_REUSEPORT may hand the Allocate with the token to another worker than the one that reserved the port.
+TEST_F(TurnServerTest, ReservationTokenIsUsableOnAnotherWorker) {
+  const uint8_t even[1] = {0x80};
+  auto r = allocate(client_, [&](stun::Builder& b) { b.attribute(attr::kEvenPort, even); });
+  ASSERT_EQ(code(r), 200);
+  auto token = r->find(attr::kReservationToken);
+  ASSERT_TRUE(token);
+  std::vector<uint8_t> t(token->begin(), token->end());
+  EXPECT_EQ(reservations_->size(), 1u);
+
+  FakeIo io2;  // the second worker: its own I/O and TurnServer, the same shared state
+  io2.kernel = io_.kernel;
+  io2.next = 100;
+  TurnServer worker2(io2, creds_, filter_, TurnLimits{}, quotas_, reservations_);
+  at_ = &worker2;
+  atIo_ = &io2;
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  auto r2 = allocate(c2, [&](stun::Builder& b) { b.attribute(attr::kReservationToken, t); });
+  ASSERT_EQ(code(r2), 200);
+  EXPECT_EQ(r2->xorAddress(attr::kXorRelayedAddress)->port, 50001);
+  EXPECT_TRUE(io_.kernel->reserved.empty());
+  ASSERT_EQ(io2.open.size(), 1u);  // the reserved socket is now worker 2's relay
+  RelayId adopted = io2.open.begin()->first;
+  EXPECT_EQ(io2.open.begin()->second.port, 50001);
+  EXPECT_EQ(worker2.allocationCount(), 1u);
+  EXPECT_EQ(reservations_->size(), 0u);
+
+  // The relay works on worker 2.
+  ASSERT_EQ(code(request(Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, kPeer); },
+                         c2)),
+            200);
+  const uint8_t x[3] = {1, 2, 3};
+  worker2.onPeerPacket(adopted, kPeer, x, now_);
+  EXPECT_EQ(worker2.stats().dataIndications, 1u);
+  EXPECT_EQ(io2.toClient.back().to, c2);
+
+  // Used once: neither worker takes it again.
+  ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kReservationToken, t); })), 508);
+  at_ = nullptr;
+  atIo_ = nullptr;
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kReservationToken, t); })), 508);
+}
+
+TEST_F(TurnServerTest, ReservationsExpireOnAnyWorkerAndGoWithTheirServer) {
+  const uint8_t even[1] = {0x80};
+  ASSERT_EQ(code(allocate(client_, [&](stun::Builder& b) { b.attribute(attr::kEvenPort, even); })), 200);
+  FakeIo io2;
+  io2.kernel = io_.kernel;
+  auto worker2 = std::make_unique<TurnServer>(io2, creds_, filter_, TurnLimits{}, quotas_, reservations_);
+  worker2->tick(now_ + 29s);
+  EXPECT_EQ(io_.kernel->reserved.size(), 1u);
+  worker2->tick(now_ + 30s);  // 30 s: released by whichever worker ticks first
+  EXPECT_TRUE(io_.kernel->reserved.empty());
+  EXPECT_EQ(reservations_->size(), 0u);
+
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  ASSERT_EQ(code(allocate(c2, [&](stun::Builder& b) { b.attribute(attr::kEvenPort, even); })), 200);
+  EXPECT_EQ(io_.kernel->reserved.size(), 1u);
+  worker2.reset();  // another worker going does not take this one's reservation
+  EXPECT_EQ(io_.kernel->reserved.size(), 1u);
+  server_.reset();
+  EXPECT_TRUE(io_.kernel->reserved.empty());
+  EXPECT_EQ(reservations_->size(), 0u);
 }
 
 TEST_F(TurnServerTest, AddressFamilies) {
