@@ -18,6 +18,7 @@
 #include "signal/hub.hpp"
 #include "signal/native/codec.hpp"
 #include "signal/native/session.hpp"
+#include "stun/saslprep.hpp"
 #include "turn/credentials.hpp"
 #include "turn/service.hpp"
 #include "signal/peerjs/session.hpp"
@@ -152,7 +153,12 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   for (const auto& u : t.users) {
     auto colon = u.find(':');
     o.users.emplace_back(u.substr(0, colon), u.substr(colon + 1));
+    if (!stun::saslprep(o.users.back().first, stun::PrepMode::kStored) ||
+        !stun::saslprep(o.users.back().second, stun::PrepMode::kStored))
+      return fail("--turn-user '" + o.users.back().first + ":…': SASLprep (RFC 4013) refuses its name or password");
   }
+  if (!stun::saslprep(o.realm, stun::PrepMode::kStored))
+    return fail("--turn-realm '" + o.realm + "': SASLprep (RFC 4013) refuses it");
   o.secrets = t.secrets;
   if (o.secrets.empty()) o.secrets.push_back(common::randomToken(32));  // for /api/ice-servers out of the box
   o.limits.maxAllocations = t.maxAllocations;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/base64.hpp"
+#include "stun/saslprep.hpp"
 
 namespace kaiwa::turn {
 
@@ -38,8 +39,15 @@ Key keyFor(std::string_view user, std::string_view realm, std::string_view passw
 
 Credentials::Credentials(std::string realm, const std::vector<std::pair<std::string, std::string>>& users,
                          std::vector<std::string> secrets, std::chrono::seconds nonceLifetime)
-    : realm_(std::move(realm)), secrets_(std::move(secrets)), nonceLifetime_(nonceLifetime) {
-  for (const auto& [name, password] : users) users_[name] = User{password, stun::longTermKeyMd5(name, realm_, password)};
+    : realm_(stun::saslprep(realm, stun::PrepMode::kStored).value_or(realm)),
+      secrets_(std::move(secrets)),
+      nonceLifetime_(nonceLifetime) {
+  for (const auto& [rawName, rawPassword] : users) {
+    auto name = stun::saslprep(rawName, stun::PrepMode::kStored);
+    auto password = stun::saslprep(rawPassword, stun::PrepMode::kStored);
+    if (!name || !password) continue;  // refused at start-up (app/server.cpp); here such a user cannot log in
+    users_[*name] = User{*password, stun::longTermKeyMd5(*name, realm_, *password)};
+  }
   RAND_bytes(nonceKey_.data(), int(nonceKey_.size()));
 }
 

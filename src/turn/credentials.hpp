@@ -28,13 +28,15 @@ class Credentials {
  public:
   static constexpr size_t kMaxKeys = 8;
 
+  // The realm, user names and passwords are SASLprep'd (stored strings); a user that fails it is left out.
   Credentials(std::string realm, const std::vector<std::pair<std::string, std::string>>& users,
               std::vector<std::string> secrets, std::chrono::seconds nonceLifetime = std::chrono::seconds(600));
 
   const std::string& realm() const { return realm_; }
   bool empty() const { return users_.empty() && secrets_.empty(); }
 
-  // The candidate keys for `username` (one per static user match and per secret), for `algorithm`; the count.
+  // The candidate keys for `username` (SASLprep'd already; one per static user match and per secret), for
+  // `algorithm`; the count.
   // A REST username whose expiry (Unix seconds) is before `nowUnix` gives none.
   size_t keys(std::string_view username, int64_t nowUnix, stun::PasswordAlgorithm algorithm,
               std::span<Key, kMaxKeys> out) const;

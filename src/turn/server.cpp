@@ -1,5 +1,7 @@
 #include "turn/server.hpp"
 
+#include "stun/saslprep.hpp"
+
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -343,6 +345,18 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
   auto username = m.text(attr::kUsername);
   auto realm = m.text(attr::kRealm);
   auto nonce = m.text(attr::kNonce);
+  // USERNAME and REALM are SASLprep'd (RFC 8489 section 9.2; the configured ones were at start-up). Printable ASCII
+  // is left as it is without a copy; prohibited output (control characters, …) is a bad request.
+  std::string preppedUser, preppedRealm;
+  auto prep = [](std::optional<std::string_view>& text, std::string& buffer) {
+    if (!text || stun::saslprepIdentity(*text)) return;
+    auto prepped = stun::saslprep(*text);
+    if (!prepped) return text.reset();
+    buffer = std::move(*prepped);
+    text = buffer;
+  };
+  prep(username, preppedUser);
+  prep(realm, preppedRealm);
   if (!username || !realm || !nonce) {
     if (!unauthenticatedAllowed(from.client, now)) return;
     ++stats_.authFailures;

@@ -3,6 +3,7 @@
 //     accessor (text, u32, xorAddress, errorCode, integrity checks) stays in bounds.
 //  2. Re-building the parsed attributes (those before MESSAGE-INTEGRITY) with the Builder gives a message that
 //     parses again with the same type, transaction id and attribute values (decode → encode → decode).
+//  3. SASLprep (stun/saslprep) of USERNAME and REALM never crashes and never lets a NUL through.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +11,7 @@
 
 #include "fuzz_util.hpp"
 #include "stun/message.hpp"
+#include "stun/saslprep.hpp"
 
 using namespace kaiwa;
 
@@ -23,7 +25,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(a.offset + a.length <= size);
     (void)m->xorAddressAt(a);
   }
-  (void)m->text(stun::attr::kUsername);
+  // SASLprep of USERNAME/REALM, as the TURN server does it.
+  for (uint16_t type : {stun::attr::kUsername, stun::attr::kRealm}) {
+    auto text = m->text(type);
+    if (!text) continue;
+    auto prepped = stun::saslprep(*text);
+    if (prepped) FUZZ_CHECK(prepped->find('\0') == std::string::npos);
+  }
   (void)m->u32(stun::attr::kLifetime);
   (void)m->errorCode();
   const uint8_t key[] = {'k', 'e', 'y'};

@@ -33,6 +33,20 @@ TEST(Credentials, StaticUsersAndSecretsAtTheSameTime) {
   EXPECT_EQ(keys[0].size, 32);
 }
 
+TEST(Credentials, ConfiguredUsersAndRealmAreSaslprepped) {
+  // NO-BREAK SPACE → space, SOFT HYPHEN → nothing, NFKC; a user with a control character is left out.
+  Credentials c("kai\u00ADwa", {{"j\u00E9r\u00F4me", "pass\u00A0word"}, {"ev\u0007e", "pw"}}, {});
+  EXPECT_EQ(c.realm(), "kaiwa");
+  std::array<Key, Credentials::kMaxKeys> keys;
+  ASSERT_EQ(c.keys("j\u00E9r\u00F4me", 1000, stun::PasswordAlgorithm::kMd5, keys), 1u);
+  auto md5 = stun::longTermKeyMd5("j\u00E9r\u00F4me", "kaiwa", "pass word");
+  EXPECT_TRUE(std::equal(md5.begin(), md5.end(), keys[0].span().begin()));
+  ASSERT_EQ(c.keys("j\u00E9r\u00F4me", 1000, stun::PasswordAlgorithm::kSha256, keys), 1u);
+  auto sha = stun::longTermKeySha256("j\u00E9r\u00F4me", "kaiwa", "pass word");
+  EXPECT_TRUE(std::equal(sha.begin(), sha.end(), keys[0].span().begin()));
+  EXPECT_EQ(c.keys("ev\u0007e", 1000, stun::PasswordAlgorithm::kMd5, keys), 0u);
+}
+
 TEST(Credentials, NoncesExpireAndAreBoundToTheClient) {
   Credentials c("kaiwa", {}, {"s"}, 600s);
   TimePoint t0(1000000s);

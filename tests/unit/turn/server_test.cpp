@@ -562,6 +562,34 @@ TEST_F(TurnServerTest, ReservationsExpireOnAnyWorkerAndGoWithTheirServer) {
   EXPECT_EQ(reservations_->size(), 0u);
 }
 
+// RFC 8489 section 9.2: USERNAME, REALM and the password go through SASLprep (RFC 4013).
+TEST_F(TurnServerTest, CredentialsAreSaslpreppedOnBothSides) {
+  // Configured as ROMAN NUMERAL NINE with the password I<SOFT HYPHEN>X: both prepare to "IX".
+  creds_ = std::make_shared<Credentials>(
+      "kaiwa.test", std::vector<std::pair<std::string, std::string>>{{"\u2168", "I\u00ADX"}},
+      std::vector<std::string>{});
+  server_ = std::make_unique<TurnServer>(io_, creds_, filter_, TurnLimits{}, quotas_, reservations_);
+  uint16_t port = 41000;
+  auto send = [&](std::string_view user, std::string_view realm, std::string_view keyUser, std::string_view keyPw) {
+    ClientTuple from{kClientAddr, 0, Transport::kUdp};
+    from.client.port = port++;
+    std::array<uint8_t, 1500> buf{};
+    stun::Builder b(buf, Method::kAllocate, Class::kRequest, tx());
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+    b.text(attr::kUsername, user).text(attr::kRealm, realm).text(attr::kNonce, creds_->makeNonce(from.client, now_));
+    b.messageIntegrity(stun::longTermKeyMd5(keyUser, "kaiwa.test", keyPw));
+    return code(deliver(from, b.bytes()));
+  };
+  EXPECT_EQ(send("IX", "kaiwa.test", "IX", "IX"), 200);                // as a client that prepares sends it
+  EXPECT_EQ(send("I\u00ADX", "kaiwa.test", "IX", "IX"), 200);          // the same user, unprepared
+  EXPECT_EQ(send("\u2168", "kaiwa\u200D.test", "IX", "IX"), 200);     // unprepared name and realm
+  EXPECT_EQ(send("IX", "kaiwa.test", "IX", "I\u00ADX"), 401);          // the key is of the prepared password
+  EXPECT_EQ(send("I\u0007X", "kaiwa.test", "IX", "IX"), 400);          // prohibited output
+  EXPECT_EQ(send("IX", "kaiwa\u0627.test1", "IX", "IX"), 400);         // bidi violation in the realm
+  EXPECT_EQ(server_->stats().authFailures, 3u);
+}
+
 TEST_F(TurnServerTest, AddressFamilies) {
   auto family = [](uint8_t f) { return std::array<uint8_t, 4>{f, 0, 0, 0}; };
   auto r = allocate(client_, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(2)); });
