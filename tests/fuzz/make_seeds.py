@@ -202,6 +202,59 @@ jwts = {
 for name, data in jwts.items():
     write("fuzz_jwt", name, data)
 
+# ---------------------------------------------------------------- fuzz_engineio: one text/binary frame or polling body
+RS = "\x1e"
+engineio = {
+    "open": "0" + j({"sid": "lv_VI97HAXpY6yYWAAAC", "upgrades": ["websocket"], "pingInterval": 25000,
+                     "pingTimeout": 20000, "maxPayload": 1000000}),
+    "ping_probe": "2probe",
+    "pong": "3",
+    "message_event": '42["join-room","demo"]',
+    "upgrade": "5",
+    "noop": "6",
+    "payload_text": RS.join(["4hello", "2", '42["offer",{"to":"x","offer":{"type":"offer","sdp":"v=0\\r\\n"}}]', "1"]),
+    "payload_binary": "4hello" + RS + "b" + base64.b64encode(bytes([1, 2, 3, 4])).decode(),
+    "payload_binary_event": RS.join(['451-["upload",{"_placeholder":true,"num":0}]',
+                                     "b" + base64.b64encode(bytes(range(0, 256, 7))).decode()]),
+    "payload_unpadded": "bAQIDBA" + RS + "b" + RS + "6",
+    "payload_empty_part": "4a" + RS + RS + "4b",
+    "payload_bad_base64": "bAQ-D_==",
+    "raw_binary": bytes([0, 1, 0x1e, 0xff, 0x34]),
+}
+for name, data in engineio.items():
+    write("fuzz_engineio", name, data)
+
+# ---------------------------------------------------------------- fuzz_socketio: packet text [\n attachment]...
+PH = lambda n: {"_placeholder": True, "num": n}
+socketio = {
+    "connect": "0",
+    "connect_auth": "0" + j({"token": "e30.e30.e30"}),
+    "connect_nsp": "0/admin," + j({"token": "t"}),
+    "connect_reply": "0" + j({"sid": "x7KpQ2mZ9aBcDeFgHiJk"}),
+    "disconnect": "1",
+    "disconnect_nsp": "1/admin,",
+    "event": "2" + j(["join-room", "demo"]),
+    "event_ack": "213" + j(["event", {"a": 1}]),
+    "event_nsp_ack": "2/chat,7" + j(["msg", "hi", None, True, -2.5e-3, 12345678901234567890]),
+    "offer": "2" + j(["offer", {"to": "abc", "offer": {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\n"}}]),
+    "ack": "313" + j(["ok", {"n": 1}]),
+    "ack_empty": "30[]",
+    "connect_error": "4" + j({"message": "Not authorized"}),
+    "connect_error_text": '4/admin,"refused"',
+    "binary_event": "51-" + j(["event", PH(0)]) + "\n" + "\x00\x01\x02\xff",
+    "binary_event_two": "52-/up,9" + j(["file", PH(0), PH(1)]) + "\nfirst\nsecond",
+    "binary_ack": "61-3" + j([PH(0)]) + "\nbytes",
+    "binary_missing": "52-" + j(["e", PH(0), PH(1)]) + "\nonly one",
+    "binary_too_big": "51-" + j(["e", PH(0)]) + "\n" + "x" * 100,
+    "max_ack_id": '29007199254740991["e"]',
+    "bad_ack_id": '29007199254740992["e"]',
+    "nonfinite": '2["e",1e400]',
+    "trailing": '2["e"]x',
+    "nsp_no_comma": "0/admin",
+}
+for name, data in socketio.items():
+    write("fuzz_socketio", name, data)
+
 if __name__ == "__main__" and "-q" not in sys.argv:
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))))
