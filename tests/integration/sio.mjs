@@ -1,0 +1,310 @@
+// Socket.IO test harness shared by tests/integration/socketio.test.mjs and tests/e2e/socketio.test.mjs.
+//
+// SIO_TARGET=reference runs the tests against the guide's server on the real `socket.io` npm package
+// (bench/socketio-reference/server.mjs) instead of kaiwa, to prove that the tests encode what socket.io does.
+// Otherwise kaiwa (KAIWA_BIN, default build/kaiwa) is started with the helper every integration test uses.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { io } from 'socket.io-client';
+import { ROOT, startServer } from '../e2e/helpers.mjs';
+import { WAIT } from './client.mjs';
+
+export const TARGET = process.env.SIO_TARGET === 'reference' ? 'reference' : 'kaiwa';
+export const REFERENCE = TARGET === 'reference';
+const REFERENCE_SERVER = join(ROOT, 'bench', 'socketio-reference', 'server.mjs');
+const DEBUG = process.env.E2E_DEBUG === '1';
+
+/** stop(): SIGTERM, SIGKILL after 5 s; resolves once the process is gone. */
+function stopper(proc, exitPromise, isExited) {
+  return async () => {
+    if (isExited()) return;
+    proc.kill('SIGTERM');
+    const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    await exitPromise;
+    clearTimeout(killer);
+  };
+}
+
+function spawnLogged(cmd, args, tag) {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+  const logs = [];
+  const keep = (chunk) => {
+    const text = chunk.toString();
+    if (DEBUG) process.stderr.write(`[${tag}] ${text}`);
+    logs.push(text);
+    if (logs.length > 500) logs.shift();
+  };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  let exited = null;
+  const exitPromise = new Promise((r) => proc.on('exit', (code, signal) => { exited = { code, signal }; r(exited); }));
+  return { proc, logs, exitPromise, isExited: () => exited };
+}
+
+async function startReference(port = 0) {
+  const { proc, logs, exitPromise, isExited } = spawnLogged(process.execPath, [REFERENCE_SERVER, String(port)], 'ref');
+  const deadline = Date.now() + 15_000;
+  while (!isExited() && Date.now() < deadline) {
+    const m = /listening (\d+)/.exec(logs.join(''));
+    if (m) {
+      const p = Number(m[1]);
+      return { url: `http://127.0.0.1:${p}`, port: p, proc, logs: () => logs.join(''),
+        stop: stopper(proc, exitPromise, isExited) };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!isExited()) proc.kill('SIGKILL');
+  throw new Error(`reference server did not start: ${JSON.stringify(isExited())} ${logs.join('').slice(-2000)}`);
+}
+
+/** kaiwa on a given port (startServer picks its own port; a restart must reuse the old one). */
+async function startKaiwaOnPort(port, extraArgs) {
+  const bin = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
+  if (!existsSync(bin)) throw new Error(`kaiwa server binary not found at ${bin} (build it, or set KAIWA_BIN)`);
+  const args = ['serve', '--listen', `127.0.0.1:${port}`];
+  if (process.env.KAIWA_WEB_ROOT) args.push('--web-root', resolve(process.env.KAIWA_WEB_ROOT));
+  const { proc, logs, exitPromise, isExited } = spawnLogged(bin, [...args, ...extraArgs], 'kaiwa');
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  while (!isExited() && Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (res.status === 200) return { url, port, proc, logs: () => logs.join(''), stop: stopper(proc, exitPromise, isExited) };
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!isExited()) proc.kill('SIGKILL');
+  throw new Error(`kaiwa did not become healthy on ${url}: ${JSON.stringify(isExited())} ${logs.join('').slice(-2000)}`);
+}
+
+/**
+ * Starts the server under test on 127.0.0.1: { url, port, stop(), logs() }. `port` reuses a port (for a restart);
+ * `kaiwaArgs` are extra `kaiwa serve` flags (ignored for the reference).
+ */
+export async function startTarget({ port, kaiwaArgs = [] } = {}) {
+  if (REFERENCE) return startReference(port ?? 0);
+  const extraArgs = ['--no-turn', ...kaiwaArgs];
+  if (port === undefined) return startServer({ extraArgs });
+  return startKaiwaOnPort(port, extraArgs);
+}
+
+/** The client transports every Socket.IO test runs with. */
+export const TRANSPORTS = {
+  'polling then upgrade': {},
+  websocket: { transports: ['websocket'] },
+  'polling only': { transports: ['polling'] },
+};
+
+/** A socket.io-client socket that records every event it receives, with bounded waits (JsonSocket's style). */
+export class SioPeer {
+  /** Connects and resolves once the socket is connected (bounded). */
+  static async connect(server, opts = {}, what = 'connect') {
+    const socket = io(server.url, {
+      forceNew: true, // one Engine.IO connection per socket, as separate browsers would have
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 500,
+      timeout: 5000,
+      ...opts,
+    });
+    const p = new SioPeer(socket);
+    p.what = what;
+    p.where = new Error().stack.split('\n').slice(2, 5).join(' | ');
+    SioPeer.all.add(p);
+    try {
+      await p.until(() => socket.connected, WAIT, what);
+    } catch (e) {
+      p.close();
+      throw e;
+    }
+    return p;
+  }
+
+  /** Every socket made, so that a suite can close what a failed test left behind (no reconnect loop survives). */
+  static all = new Set();
+
+  static closeAll() {
+    const left = [...SioPeer.all].filter((p) => p.socket.active);
+    for (const p of SioPeer.all) p.close();
+    SioPeer.all.clear();
+    return left;
+  }
+
+  constructor(socket) {
+    this.socket = socket;
+    this.events = []; // { event, args }
+    this.disconnects = []; // reasons
+    this.connectErrors = [];
+    this.waiters = new Set();
+    socket.onAny((event, ...args) => {
+      this.events.push({ event, args });
+      this.wake();
+    });
+    socket.on('connect', () => this.wake());
+    socket.on('disconnect', (reason) => {
+      this.disconnects.push(reason);
+      this.wake();
+    });
+    socket.on('connect_error', (e) => {
+      this.connectErrors.push(e.message);
+      this.wake();
+    });
+  }
+
+  get id() {
+    return this.socket.id;
+  }
+
+  wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  until(check, ms = WAIT, what = 'a condition') {
+    return new Promise((resolvePromise, reject) => {
+      const probe = () => {
+        const value = check();
+        if (value) {
+          done();
+          resolvePromise(value);
+        }
+      };
+      // Some conditions (the transport's name) change without an event: probe on a timer too.
+      const poll = setInterval(probe, 25);
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timeout waiting for ${what}; connected=${this.socket.connected} ` +
+          `disconnects=${JSON.stringify(this.disconnects)} errors=${JSON.stringify(this.connectErrors.slice(-3))} ` +
+          `last events ${JSON.stringify(this.events.slice(-5), replacer)}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
+        this.waiters.delete(probe);
+      };
+      this.waiters.add(probe);
+      probe();
+    });
+  }
+
+  /** The arguments of the first `event` (seen so far or later) whose arguments satisfy `pred`. */
+  async waitFor(event, pred = () => true, what = event) {
+    const found = await this.until(() => this.events.find((e) => e.event === event && pred(...e.args)), WAIT, what);
+    return found.args;
+  }
+
+  received(event, pred = () => true) {
+    return this.events.filter((e) => e.event === event && pred(...e.args));
+  }
+
+  emit(event, ...args) {
+    this.socket.emit(event, ...args);
+  }
+
+  /** Emits with an ack callback; resolves with the ack's arguments, rejects after `ms` without an ack. */
+  emitWithAck(event, args, ms = WAIT) {
+    return new Promise((resolvePromise, reject) => {
+      this.socket.timeout(ms).emit(event, ...args, (err, ...ackArgs) => {
+        if (err) reject(err);
+        else resolvePromise(ackArgs);
+      });
+    });
+  }
+
+  transportName() {
+    return this.socket.io.engine?.transport?.name;
+  }
+
+  close() {
+    this.socket.disconnect();
+  }
+}
+
+function replacer(key, value) {
+  if (value && value.type === 'Buffer' && Array.isArray(value.data)) return `<Buffer ${value.data.length} bytes>`;
+  if (typeof value === 'string' && value.length > 200) return `${value.slice(0, 200)}…(${value.length})`;
+  return value;
+}
+
+/** Bytes of a binary value as a Buffer, whatever form the client produced (Buffer, ArrayBuffer, typed array). */
+export function bytesOf(v) {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof ArrayBuffer) return Buffer.from(v);
+  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  throw new Error(`not binary: ${typeof v} ${JSON.stringify(v)?.slice(0, 100)}`);
+}
+
+/** An Engine.IO WebSocket without socket.io-client: raw frames in and out (Node's WebSocket). */
+export class RawEio {
+  static async open(server) {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    ws.binaryType = 'arraybuffer';
+    const r = new RawEio(ws);
+    const open = await r.until(() => r.frames.find((f) => typeof f === 'string' && f.startsWith('0')), 'open packet');
+    r.handshake = JSON.parse(open.slice(1));
+    return r;
+  }
+
+  constructor(ws) {
+    this.ws = ws;
+    this.frames = [];
+    this.closed = null;
+    this.waiters = new Set();
+    ws.onmessage = (e) => {
+      if (e.data === '2') ws.send('3'); // answer the server's heartbeat
+      this.frames.push(e.data);
+      this.wake();
+    };
+    ws.onclose = (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    };
+    ws.onerror = () => undefined;
+  }
+
+  wake() {
+    for (const w of [...this.waiters]) w();
+  }
+
+  until(check, what, ms = WAIT) {
+    return new Promise((resolvePromise, reject) => {
+      const probe = () => {
+        const value = check();
+        if (value) {
+          done();
+          resolvePromise(value);
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timeout waiting for ${what}; closed=${JSON.stringify(this.closed)} ` +
+          `last frames ${JSON.stringify(this.frames.slice(-5).map((f) => String(f).slice(0, 200)))}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(probe);
+      };
+      this.waiters.add(probe);
+      probe();
+    });
+  }
+
+  send(data) {
+    this.ws.send(data);
+  }
+
+  /** Socket.IO CONNECT to the default namespace; resolves with the socket id. */
+  async connectNamespace() {
+    this.send('40');
+    const f = await this.until(() => this.frames.find((x) => typeof x === 'string' && x.startsWith('40')), 'CONNECT');
+    this.sid = JSON.parse(f.slice(2)).sid;
+    return this.sid;
+  }
+
+  waitClosed() {
+    return this.until(() => this.closed, 'close');
+  }
+
+  close() {
+    this.ws.close();
+  }
+}

@@ -1,0 +1,587 @@
+// The Socket.IO front door (Engine.IO v4, Socket.IO v5 at /socket.io/) with the real `socket.io-client` over
+// loopback: the guide's events (../shared/docs/protocols.md, "The guide's events") on every transport — polling then
+// upgrade, WebSocket only, polling only — acks, binary attachments, reconnect after a restart, then what only kaiwa
+// does: acks with results and errors, bad input, rate limits and metrics.
+//
+// SIO_TARGET=reference runs the same file against the guide's server on the `socket.io` npm package
+// (bench/socketio-reference/server.mjs); the kaiwa-only tests are then skipped. Otherwise KAIWA_BIN (default
+// build/kaiwa) is the server.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { uniqueRoom } from '../e2e/helpers.mjs';
+import { WAIT, metric, sleep } from './client.mjs';
+import { RawEio, REFERENCE, SioPeer, TRANSPORTS, bytesOf, startTarget } from './sio.mjs';
+
+// A failed test may leave sockets behind whose reconnect loop would keep the process alive: close them at the end.
+after(() => {
+  SioPeer.closeAll();
+});
+
+// How long to wait before concluding that something was NOT delivered (only for negative checks).
+const QUIET = 300;
+const T = { timeout: 60_000 };
+
+function kaiwaOnly(t) {
+  if (REFERENCE) {
+    t.skip('kaiwa only');
+    return true;
+  }
+  return false;
+}
+
+const OFFER = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' };
+const ANSWER = { type: 'answer', sdp: 'v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' };
+const CANDIDATE = { candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host', sdpMid: '0', sdpMLineIndex: 0 };
+
+/** Connects `n` sockets with the given transport options. */
+function connectAll(server, opts, n) {
+  return Promise.all(Array.from({ length: n }, (_, i) => SioPeer.connect(server, opts, `connect #${i}`)));
+}
+
+/**
+ * Joins `peers` to `room` one after the other and waits until each join is known to have been handled. The guide's
+ * server sends nothing back to the joiner, so the first two joins may be handled in either order (they come on two
+ * connections): then exactly one of the two sees the other's user-joined. Every later joiner is seen by all earlier.
+ */
+async function joinInOrder(room, peers) {
+  assert.ok(peers.length >= 2, 'a join is only observable by another member');
+  const [first, second] = peers;
+  first.emit('join-room', room);
+  second.emit('join-room', room);
+  await first.until(() => first.received('user-joined', (id) => id === second.id).length ||
+    second.received('user-joined', (id) => id === first.id).length, WAIT, `user-joined between ${first.id} and ${second.id}`);
+  for (let i = 2; i < peers.length; i++) {
+    peers[i].emit('join-room', room);
+    for (const earlier of peers.slice(0, i)) {
+      await earlier.waitFor('user-joined', (id) => id === peers[i].id, `user-joined ${peers[i].id}`);
+    }
+  }
+}
+
+function closeAll(peers) {
+  for (const p of peers) p?.close();
+}
+
+// ------------------------------------------------------------------------------------------------ per transport
+for (const [transportName, opts] of Object.entries(TRANSPORTS)) {
+  describe(`Socket.IO over ${transportName}`, () => {
+    let server;
+    before(async () => {
+      server = await startTarget();
+    });
+    after(async () => {
+      SioPeer.closeAll();
+      await server?.stop();
+    });
+
+    test('connect: a socket id, and the transport asked for', T, async () => {
+      const [a, b] = await connectAll(server, opts, 2);
+      try {
+        assert.equal(typeof a.id, 'string');
+        assert.ok(a.id.length > 0);
+        assert.notEqual(a.id, b.id);
+        if (opts.transports?.[0] === 'websocket') assert.equal(a.transportName(), 'websocket');
+        else if (opts.transports?.[0] === 'polling') {
+          await sleep(QUIET);
+          assert.equal(a.transportName(), 'polling', 'polling only never upgrades');
+        } else {
+          // Default: starts on polling, upgrades to WebSocket (2probe/3probe/5).
+          await a.until(() => a.transportName() === 'websocket', WAIT, 'upgrade to websocket');
+          await b.until(() => b.transportName() === 'websocket', WAIT, 'upgrade to websocket');
+        }
+      } finally {
+        closeAll([a, b]);
+      }
+    });
+
+    test('join-room: user-joined reaches the others in the room, not the sender nor other rooms', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c, outsider] = await connectAll(server, opts, 4);
+      try {
+        outsider.emit('join-room', uniqueRoom('other'));
+        await joinInOrder(room, [a, b, c]);
+        b.emit('offer', { to: c.id, offer: OFFER }); // a barrier: C's own join was handled before this
+        await c.waitFor('offer');
+        await sleep(QUIET);
+        const seen = (p) => p.received('user-joined').map((e) => {
+          assert.equal(e.args.length, 1, 'user-joined carries one argument, the socket id');
+          return e.args[0];
+        });
+        // A and B joined first (in an order the test cannot fix): exactly one of them was told about the other.
+        assert.equal(seen(a).filter((id) => id === b.id).length + seen(b).filter((id) => id === a.id).length, 1);
+        // Both were told about C; C, the last, was told about nobody (nor about itself).
+        assert.deepEqual(seen(a).filter((id) => id === c.id), [c.id]);
+        assert.deepEqual(seen(b).filter((id) => id === c.id), [c.id]);
+        assert.deepEqual(seen(c), []);
+        for (const p of [a, b]) assert.ok(!seen(p).includes(p.id), 'nobody is told about itself');
+        assert.equal(seen(a).length + seen(b).length, 3);
+        assert.deepEqual(outsider.received('user-joined'), []);
+      } finally {
+        closeAll([a, b, c, outsider]);
+      }
+    });
+
+    test('offer, answer, ice-candidate: {to,…} arrives as {from,…} only at the target', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        await joinInOrder(room, [a, b, c]);
+        // A spoofed `from` is replaced by the sender's id.
+        a.emit('offer', { to: b.id, offer: OFFER, from: 'spoofed' });
+        const [offer] = await b.waitFor('offer');
+        assert.equal(offer.from, a.id);
+        assert.deepEqual(offer.offer, OFFER);
+
+        b.emit('answer', { to: a.id, answer: ANSWER });
+        const [answer] = await a.waitFor('answer');
+        assert.equal(answer.from, b.id);
+        assert.deepEqual(answer.answer, ANSWER);
+
+        a.emit('ice-candidate', { to: b.id, candidate: CANDIDATE });
+        b.emit('ice-candidate', { to: a.id, candidate: { ...CANDIDATE, sdpMLineIndex: 1 } });
+        const [candB] = await b.waitFor('ice-candidate');
+        const [candA] = await a.waitFor('ice-candidate');
+        assert.deepEqual({ from: candB.from, candidate: candB.candidate }, { from: a.id, candidate: CANDIDATE });
+        assert.equal(candA.from, b.id);
+        assert.equal(candA.candidate.sdpMLineIndex, 1);
+
+        // Unicode and an SDP-sized payload go through unchanged.
+        const big = { type: 'offer', sdp: `v=0\r\n${'a=x-こんにちは\r\n'.repeat(500)}` };
+        c.emit('offer', { to: a.id, offer: big });
+        const [bigOffer] = await a.waitFor('offer', (d) => d.from === c.id);
+        assert.deepEqual(bigOffer.offer, big);
+
+        await sleep(QUIET);
+        // Only the target got each message.
+        assert.equal(c.received('offer').length + c.received('answer').length + c.received('ice-candidate').length, 0);
+        assert.equal(a.received('offer').length, 1);
+        assert.equal(b.received('offer').length, 1);
+        assert.equal(b.received('answer').length, 0);
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('toggle-audio and toggle-video reach the others in roomId with from', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        await joinInOrder(room, [a, b, c]);
+        a.emit('toggle-audio', { roomId: room, isMuted: true });
+        b.emit('toggle-video', { roomId: room, isVideoOff: true });
+        for (const p of [b, c]) {
+          const [d] = await p.waitFor('toggle-audio');
+          assert.equal(d.from, a.id);
+          assert.equal(d.isMuted, true);
+          if ('roomId' in d) assert.equal(d.roomId, room);
+        }
+        for (const p of [a, c]) {
+          const [d] = await p.waitFor('toggle-video');
+          assert.equal(d.from, b.id);
+          assert.equal(d.isVideoOff, true);
+        }
+        a.emit('toggle-audio', { roomId: room, isMuted: false });
+        assert.equal((await c.waitFor('toggle-audio', (d) => d.isMuted === false))[0].from, a.id);
+        await sleep(QUIET);
+        assert.equal(a.received('toggle-audio').length, 0, 'not echoed to the sender');
+        assert.equal(b.received('toggle-video').length, 0, 'not echoed to the sender');
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('leave-room: the others get user-left; the leaver gets nothing more from the room', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        await joinInOrder(room, [a, b, c]);
+        c.emit('leave-room', room);
+        for (const p of [a, b]) assert.deepEqual(await p.waitFor('user-left'), [c.id]);
+        a.emit('toggle-audio', { roomId: room, isMuted: true });
+        await b.waitFor('toggle-audio');
+        await sleep(QUIET);
+        assert.equal(c.received('toggle-audio').length, 0);
+        assert.equal(c.received('user-left').length, 0);
+        assert.ok(c.socket.connected, 'leaving a room keeps the connection');
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('disconnect: the others in the room get user-left', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        await joinInOrder(room, [a, b, c]);
+        const bId = b.id;
+        const cId = c.id;
+        b.close(); // a clean disconnect (41, then the transport closes)
+        assert.deepEqual(await a.waitFor('user-left'), [bId]);
+        assert.deepEqual(await c.waitFor('user-left'), [bId]);
+        c.socket.io.engine.close(); // the transport closes without a namespace DISCONNECT
+        assert.deepEqual(await a.waitFor('user-left', (id) => id === cId), [cId]);
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('call-user → call-made and answer-call → call-answered between two sockets in no room', T, async () => {
+      const [x, y] = await connectAll(server, opts, 2);
+      try {
+        const offerSignal = { type: 'offer', sdp: OFFER.sdp };
+        x.emit('call-user', { signal: offerSignal });
+        const [made] = await y.waitFor('call-made');
+        assert.deepEqual(made.signal, offerSignal);
+        if ('from' in made) assert.equal(made.from, x.id);
+        y.emit('answer-call', { signal: { type: 'answer', sdp: ANSWER.sdp } });
+        const [answered] = await x.waitFor('call-answered');
+        assert.deepEqual(answered.signal, { type: 'answer', sdp: ANSWER.sdp });
+        if ('from' in answered) assert.equal(answered.from, y.id);
+        await sleep(QUIET);
+        assert.equal(x.received('call-made').length, 0, 'not echoed to the caller');
+        assert.equal(y.received('call-answered').length, 0, 'not echoed to the callee');
+      } finally {
+        closeAll([x, y]);
+      }
+    });
+
+    test('acks: an event emitted with a callback is still delivered; kaiwa acks it', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        await joinInOrder(room, [a, c]);
+        const joined = b.emitWithAck('join-room', [room], REFERENCE ? 1000 : WAIT);
+        assert.deepEqual(await a.waitFor('user-joined', (id) => id === b.id), [b.id]);
+        assert.deepEqual(await c.waitFor('user-joined', (id) => id === b.id), [b.id]);
+        const offered = b.emitWithAck('offer', [{ to: a.id, offer: OFFER }], REFERENCE ? 1000 : WAIT);
+        for (const p of [joined, offered]) p.catch(() => undefined); // checked below
+        assert.equal((await a.waitFor('offer'))[0].from, b.id);
+        if (REFERENCE) {
+          // The guide's handlers take no callback: socket.io sends no ACK and the client's timeout fires.
+          await assert.rejects(joined, /timed out/);
+          await assert.rejects(offered, /timed out/);
+        } else {
+          const [joinAck] = await joined;
+          assert.equal(joinAck.ok, true, JSON.stringify(joinAck));
+          const [offerAck] = await offered;
+          assert.equal(offerAck.ok, true, JSON.stringify(offerAck));
+        }
+        // The connection is fine afterwards.
+        a.emit('answer', { to: b.id, answer: ANSWER });
+        assert.equal((await b.waitFor('answer'))[0].from, a.id);
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('binary: a Buffer inside signal is relayed intact (attachments)', T, async () => {
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        await joinInOrder(room, [a, b, c]);
+        const small = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x1e, 0x34, 0x32]); // NULs, 0xff, the record separator, "42"
+        const large = randomBytes(30_000);
+        a.emit('signal', { signal: small, meta: { n: 1, large } });
+        for (const p of [b, c]) {
+          const [d] = await p.waitFor('signal');
+          assert.ok(bytesOf(d.signal).equals(small), 'first attachment intact');
+          assert.ok(bytesOf(d.meta.large).equals(large), 'second attachment intact');
+          assert.equal(d.meta.n, 1);
+          if ('from' in d) assert.equal(d.from, a.id);
+        }
+        // Binary the other way, then text again: the parser is back in its normal state.
+        b.emit('signal', { signal: Buffer.from('reply') });
+        assert.equal(bytesOf((await a.waitFor('signal'))[0].signal).toString(), 'reply');
+        a.emit('offer', { to: b.id, offer: OFFER });
+        assert.deepEqual((await b.waitFor('offer'))[0].offer, OFFER);
+        await sleep(QUIET);
+        assert.equal(a.received('signal').length, 1, 'not echoed to the sender');
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('kaiwa: an unknown event with an ack gets {error:"unknown-event"}', T, async (t) => {
+      if (kaiwaOnly(t)) return;
+      const [a] = await connectAll(server, opts, 1);
+      try {
+        const [ack] = await a.emitWithAck('no-such-event', [{ x: 1 }]);
+        assert.equal(typeof ack, 'object', JSON.stringify(ack));
+        assert.equal(ack.error, 'unknown-event', JSON.stringify(ack));
+        assert.equal(typeof ack.message, 'string');
+        assert.ok(ack.message.length > 0);
+        // The connection stays.
+        const [again] = await a.emitWithAck('another-unknown', []);
+        assert.equal(again.error, 'unknown-event');
+        assert.ok(a.socket.connected);
+      } finally {
+        closeAll([a]);
+      }
+    });
+
+    test('kaiwa: join-room with an ack gets {ok:true, peers:[ids already in the room]}', T, async (t) => {
+      if (kaiwaOnly(t)) return;
+      const room = uniqueRoom('sio');
+      const [a, b, c] = await connectAll(server, opts, 3);
+      try {
+        const [ackA] = await a.emitWithAck('join-room', [room]);
+        assert.deepEqual(ackA, { ...ackA, ok: true, peers: [] });
+        const [ackB] = await b.emitWithAck('join-room', [room]);
+        assert.deepEqual(ackB.peers, [a.id]);
+        assert.equal(ackB.ok, true);
+        const [ackC] = await c.emitWithAck('join-room', [room]);
+        assert.equal(ackC.ok, true);
+        assert.deepEqual([...ackC.peers].sort(), [a.id, b.id].sort());
+        await a.waitFor('user-joined', (id) => id === c.id);
+      } finally {
+        closeAll([a, b, c]);
+      }
+    });
+
+    test('kaiwa: /metrics counts messages in and out', T, async (t) => {
+      if (kaiwaOnly(t)) return;
+      const room = uniqueRoom('sio');
+      const [a, b] = await connectAll(server, opts, 2);
+      try {
+        await joinInOrder(room, [a, b]);
+        const inBefore = await metric(server, 'kaiwa_messages_in_total');
+        const outBefore = await metric(server, 'kaiwa_messages_out_total');
+        assert.ok(Number.isFinite(inBefore) && Number.isFinite(outBefore));
+        for (let i = 0; i < 3; i++) a.emit('offer', { to: b.id, offer: { ...OFFER, i } });
+        await b.until(() => b.received('offer').length === 3, WAIT, '3 offers');
+        assert.ok((await metric(server, 'kaiwa_messages_in_total')) >= inBefore + 3);
+        assert.ok((await metric(server, 'kaiwa_messages_out_total')) >= outBefore + 3);
+      } finally {
+        closeAll([a, b]);
+      }
+    });
+
+    test('kaiwa: a flood far beyond the rate limit is refused; another pair keeps relaying', T, async (t) => {
+      if (kaiwaOnly(t)) return;
+      const room = uniqueRoom('sio');
+      const [flooder, victim, c, d] = await connectAll(server, opts, 4);
+      try {
+        await joinInOrder(room, [flooder, victim]);
+        await joinInOrder(uniqueRoom('calm'), [c, d]);
+        // Default limit: 50 messages/s with a burst of 100 (src/signal/limits.hpp); send 1000 at once.
+        const acks = [];
+        const errors = [];
+        for (let i = 0; i < 1000; i++) {
+          flooder.socket.timeout(WAIT).emit('toggle-audio', { roomId: room, isMuted: i % 2 === 0 }, (err, ack) => {
+            if (err) errors.push(err.message);
+            else acks.push(ack);
+          });
+        }
+        await flooder.until(() => acks.some((a) => a?.error === 'rate-limited') || flooder.disconnects.length > 0,
+          WAIT, 'a rate-limited ack or a disconnect');
+        // The other pair is not affected.
+        c.emit('offer', { to: d.id, offer: OFFER });
+        assert.equal((await d.waitFor('offer'))[0].from, c.id);
+        d.emit('answer', { to: c.id, answer: ANSWER });
+        assert.equal((await c.waitFor('answer'))[0].from, d.id);
+        const relayed = victim.received('toggle-audio').length;
+        assert.ok(relayed <= 200, `only about the burst passes, got ${relayed}`);
+        assert.ok((await metric(server, 'kaiwa_dropped_total{reason="rate_limited"}')) > 0);
+      } finally {
+        closeAll([flooder, victim, c, d]);
+      }
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ mixed transports
+describe('Socket.IO with mixed transports', () => {
+  let server;
+  before(async () => {
+    server = await startTarget();
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await server?.stop();
+  });
+
+  test('polling-only, websocket-only and upgraded sockets relay to each other', T, async () => {
+    const room = uniqueRoom('mixed');
+    const peers = [];
+    try {
+      for (const opts of Object.values(TRANSPORTS)) peers.push(await SioPeer.connect(server, opts));
+      await joinInOrder(room, peers);
+      for (const from of peers) {
+        for (const to of peers) {
+          if (from === to) continue;
+          from.emit('ice-candidate', { to: to.id, candidate: { ...CANDIDATE, sdpMid: from.id } });
+          const [c] = await to.waitFor('ice-candidate', (d) => d.from === from.id);
+          assert.equal(c.candidate.sdpMid, from.id);
+        }
+      }
+      peers[0].emit('signal', { signal: Buffer.from([9, 8, 7]) });
+      for (const p of peers.slice(1)) assert.deepEqual([...bytesOf((await p.waitFor('signal'))[0].signal)], [9, 8, 7]);
+    } finally {
+      closeAll(peers);
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------ restart
+for (const [transportName, opts] of Object.entries(TRANSPORTS)) {
+  test(`reconnect over ${transportName}: the client comes back by itself after a server restart`, T, async () => {
+    let server = await startTarget();
+    const port = server.port;
+    const room = uniqueRoom('restart');
+    const [a, b] = await connectAll(server, opts, 2);
+    try {
+      await joinInOrder(room, [a, b]);
+      const [oldA, oldB] = [a.id, b.id];
+      await server.stop();
+      await a.until(() => !a.socket.connected, WAIT, 'disconnect of A');
+      await b.until(() => !b.socket.connected, WAIT, 'disconnect of B');
+      // A server going away is not a namespace DISCONNECT: the client must try again.
+      for (const p of [a, b]) assert.notEqual(p.disconnects.at(-1), 'io server disconnect');
+      server = await startTarget({ port });
+      await a.until(() => a.socket.connected, 20_000, 'A reconnected');
+      await b.until(() => b.socket.connected, 20_000, 'B reconnected');
+      assert.notEqual(a.id, oldA, 'a new socket id');
+      assert.notEqual(b.id, oldB, 'a new socket id');
+      // Rooms are gone with the old server: join again and relay.
+      await joinInOrder(room, [a, b]);
+      b.emit('offer', { to: a.id, offer: OFFER });
+      const [offer] = await a.waitFor('offer', (d) => d.from === b.id);
+      assert.deepEqual(offer.offer, OFFER);
+    } finally {
+      closeAll([a, b]);
+      await server.stop();
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ wire level
+describe('Engine.IO wire level', () => {
+  let server;
+  before(async () => {
+    server = await startTarget();
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await server?.stop();
+  });
+
+  const base = () => `${server.url}/socket.io/?EIO=4`;
+
+  test('handshake over polling and over a direct WebSocket; HTTP errors as {code,message}', T, async () => {
+    const res = await fetch(`${base()}&transport=polling`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.equal(text[0], '0', text);
+    const open = JSON.parse(text.slice(1));
+    assert.equal(typeof open.sid, 'string');
+    assert.deepEqual(open.upgrades, ['websocket']);
+    for (const k of ['pingInterval', 'pingTimeout', 'maxPayload']) assert.ok(open[k] > 0, `${k} in ${text}`);
+
+    const raw = await RawEio.open(server);
+    try {
+      assert.deepEqual(raw.handshake.upgrades, []);
+      assert.equal(typeof raw.handshake.sid, 'string');
+      const sid = await raw.connectNamespace();
+      assert.equal(typeof sid, 'string');
+      assert.notEqual(sid, raw.handshake.sid, 'the socket id is not the Engine.IO sid');
+    } finally {
+      raw.close();
+    }
+
+    const errors = [
+      [`${base()}&transport=polling&sid=nope`, 1],
+      [`${server.url}/socket.io/?EIO=3&transport=polling`, 5],
+      [`${base()}&transport=carrier-pigeon`, 0],
+    ];
+    for (const [url, code] of errors) {
+      const r = await fetch(url);
+      assert.equal(r.status, 400, url);
+      const body = await r.json();
+      assert.equal(body.code, code, `${url}: ${JSON.stringify(body)}`);
+      assert.equal(typeof body.message, 'string');
+    }
+  });
+
+  /** Two socket.io-client sockets in `room` that can relay to each other. */
+  async function pair(room) {
+    const [a, b] = await connectAll(server, {}, 2);
+    try {
+      await joinInOrder(room, [a, b]);
+    } catch (e) {
+      closeAll([a, b]);
+      throw e;
+    }
+    return [a, b];
+  }
+
+  async function stillRelays(a, b, tag) {
+    a.emit('offer', { to: b.id, offer: { ...OFFER, tag } });
+    assert.equal((await b.waitFor('offer', (d) => d.offer.tag === tag))[0].from, a.id);
+  }
+
+  test('a malformed packet on a raw WebSocket closes that connection only', T, async (t) => {
+    const room = uniqueRoom('bad');
+    const [a, b] = await pair(room);
+    try {
+      for (const bad of ['9zzz', '42{not json', '42["join-room"', '451-["signal",{"_placeholder":true,"num":9}]']) {
+        const raw = await RawEio.open(server);
+        await raw.connectNamespace();
+        raw.send(`42${JSON.stringify(['join-room', room])}`);
+        await a.waitFor('user-joined', (id) => id === raw.sid, 'the raw socket joined');
+        raw.send(bad);
+        if (bad.startsWith('451-')) raw.send(new Uint8Array([1, 2, 3])); // one attachment, num 9 does not exist
+        await raw.waitClosed().catch((e) => {
+          throw new Error(`${JSON.stringify(bad)} did not close the connection: ${e.message}`);
+        });
+        assert.deepEqual(await a.waitFor('user-left', (id) => id === raw.sid), [raw.sid]);
+        await stillRelays(a, b, bad);
+      }
+      assert.ok(a.socket.connected && b.socket.connected);
+      t.diagnostic(`closed on each malformed packet; ${a.received('user-left').length} user-left seen`);
+    } finally {
+      closeAll([a, b]);
+    }
+  });
+
+  test('a frame above maxPayload closes that connection only', T, async () => {
+    const room = uniqueRoom('big');
+    const [a, b] = await pair(room);
+    try {
+      const raw = await RawEio.open(server);
+      await raw.connectNamespace();
+      raw.send(`42${JSON.stringify(['join-room', room])}`);
+      await a.waitFor('user-joined', (id) => id === raw.sid);
+      const size = Math.max(1_000_000, raw.handshake.maxPayload) + 1000;
+      raw.send(`42${JSON.stringify(['signal', { signal: 'x'.repeat(size) }])}`);
+      await raw.waitClosed();
+      await a.waitFor('user-left', (id) => id === raw.sid);
+      await stillRelays(a, b, 'after-big');
+      assert.equal(a.received('signal').length + b.received('signal').length, 0, 'the oversized event was not relayed');
+    } finally {
+      closeAll([a, b]);
+    }
+  });
+
+  test('kaiwa: a polling POST with a malformed payload gets 400', T, async (t) => {
+    if (kaiwaOnly(t)) return; // socket.io answers 200 "ok" and closes the session
+    const room = uniqueRoom('post');
+    const [a, b] = await pair(room);
+    try {
+      for (const bad of ['9zzz', 'bnot base64!!', '']) {
+        const open = await (await fetch(`${base()}&transport=polling`)).text();
+        const { sid } = JSON.parse(open.slice(1));
+        const res = await fetch(`${base()}&transport=polling&sid=${encodeURIComponent(sid)}`, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain;charset=UTF-8' },
+          body: bad,
+        });
+        assert.equal(res.status, 400, `POST ${JSON.stringify(bad)}: ${res.status} ${await res.clone().text()}`);
+        await res.text();
+      }
+      await stillRelays(a, b, 'after-post');
+    } finally {
+      closeAll([a, b]);
+    }
+  });
+});
