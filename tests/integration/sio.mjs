@@ -308,3 +308,59 @@ export class RawEio {
     this.ws.close();
   }
 }
+
+/** An Engine.IO polling session without socket.io-client: raw GETs and POSTs (fetch), each bounded. */
+export class RawPolling {
+  static async open(server) {
+    const r = new RawPolling(server);
+    const res = await fetch(r.base(), { signal: AbortSignal.timeout(WAIT) });
+    const text = await res.text();
+    if (res.status !== 200 || text[0] !== '0') throw new Error(`polling handshake: ${res.status} ${text}`);
+    r.handshake = JSON.parse(text.slice(1));
+    r.eioSid = r.handshake.sid;
+    return r;
+  }
+
+  constructor(server) {
+    this.server = server;
+  }
+
+  base() {
+    const sid = this.eioSid ? `&sid=${encodeURIComponent(this.eioSid)}` : '';
+    return `${this.server.url}/socket.io/?EIO=4&transport=polling${sid}`;
+  }
+
+  /** One long poll: { status, text, packets } (packets split on the record separator). */
+  async get(ms = WAIT) {
+    const res = await fetch(this.base(), { signal: AbortSignal.timeout(ms) });
+    const text = await res.text();
+    return { status: res.status, text, packets: res.status === 200 ? text.split('\x1e') : [] };
+  }
+
+  async post(body) {
+    const res = await fetch(this.base(), {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      body,
+      signal: AbortSignal.timeout(WAIT),
+    });
+    return { status: res.status, text: await res.text() };
+  }
+
+  /** Socket.IO CONNECT to the default namespace over polling; resolves with the socket id. */
+  async connectNamespace() {
+    const posted = await this.post('40');
+    if (posted.status !== 200) throw new Error(`POST 40: ${posted.status} ${posted.text}`);
+    const deadline = Date.now() + WAIT;
+    while (Date.now() < deadline) {
+      const { status, packets, text } = await this.get();
+      if (status !== 200) throw new Error(`GET after 40: ${status} ${text}`);
+      const connect = packets.find((p) => p.startsWith('40'));
+      if (connect) {
+        this.sid = JSON.parse(connect.slice(2)).sid;
+        return this.sid;
+      }
+    }
+    throw new Error('no CONNECT answer over polling');
+  }
+}

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { uniqueRoom } from '../e2e/helpers.mjs';
 import { WAIT, metric, sleep } from './client.mjs';
-import { RawEio, REFERENCE, SioPeer, TRANSPORTS, bytesOf, startTarget } from './sio.mjs';
+import { RawEio, RawPolling, REFERENCE, SioPeer, TRANSPORTS, bytesOf, startTarget } from './sio.mjs';
 
 // A failed test may leave sockets behind whose reconnect loop would keep the process alive: close them at the end.
 after(() => {
@@ -168,7 +168,7 @@ for (const [transportName, opts] of Object.entries(TRANSPORTS)) {
       const [a, b, c] = await connectAll(server, opts, 3);
       try {
         await joinInOrder(room, [a, b, c]);
-        a.emit('toggle-audio', { roomId: room, isMuted: true });
+        a.emit('toggle-audio', { roomId: room, isMuted: true, from: 'spoofed' });
         b.emit('toggle-video', { roomId: room, isVideoOff: true });
         for (const p of [b, c]) {
           const [d] = await p.waitFor('toggle-audio');
@@ -564,6 +564,72 @@ describe('Engine.IO wire level', () => {
       assert.equal(a.received('signal').length + b.received('signal').length, 0, 'the oversized event was not relayed');
     } finally {
       closeAll([a, b]);
+    }
+  });
+
+  test('polling: a binary attachment may come in a later POST than its packet', T, async () => {
+    const room = uniqueRoom('split');
+    const [a, b] = await pair(room);
+    const raw = await RawPolling.open(server);
+    try {
+      await raw.connectNamespace();
+      assert.equal((await raw.post(`42${JSON.stringify(['join-room', room])}`)).status, 200);
+      await a.waitFor('user-joined', (id) => id === raw.sid);
+      assert.equal((await raw.post('451-["signal",{"signal":{"_placeholder":true,"num":0},"n":1}]')).status, 200);
+      assert.equal((await raw.post(`b${Buffer.from([0, 1, 2, 0xff]).toString('base64')}`)).status, 200);
+      for (const p of [a, b]) {
+        const [d] = await p.waitFor('signal', (x) => x.n === 1);
+        assert.deepEqual([...bytesOf(d.signal)], [0, 1, 2, 0xff]);
+      }
+      // Two attachments, in one POST with the header this time.
+      const two = ['452-["signal",{"signal":{"_placeholder":true,"num":1},"n":2,"x":{"_placeholder":true,"num":0}}]',
+        `b${Buffer.from('first').toString('base64')}`, `b${Buffer.from('second').toString('base64')}`].join('\x1e');
+      assert.equal((await raw.post(two)).status, 200);
+      const [d2] = await b.waitFor('signal', (x) => x.n === 2);
+      assert.equal(bytesOf(d2.signal).toString(), 'second');
+      assert.equal(bytesOf(d2.x).toString(), 'first');
+    } finally {
+      closeAll([a, b]);
+      await raw.post('1').catch(() => undefined);
+    }
+  });
+
+  test('polling: a second concurrent GET for one session is refused and ends the session', T, async () => {
+    const raw = await RawPolling.open(server);
+    await raw.connectNamespace();
+    const first = raw.get(); // held: nothing to send
+    await sleep(200);
+    const second = await raw.get();
+    assert.equal(second.status, 400, `second GET: ${second.status} ${second.text}`);
+    const firstDone = await first.catch((e) => ({ status: 'error', text: e.message }));
+    assert.ok(firstDone.status === 200 || firstDone.status === 400, `the held GET ends: ${JSON.stringify(firstDone)}`);
+    const after = await raw.get(5000).catch((e) => ({ status: 'error', text: e.message }));
+    assert.equal(after.status, 400, `the session is gone: ${JSON.stringify(after)}`);
+    assert.equal(JSON.parse(after.text).code, 1);
+  });
+
+  test('an unknown namespace is refused with CONNECT_ERROR; the default one still works', T, async () => {
+    const { io } = await import('socket.io-client');
+    const s = io(`${server.url}/admin`, { forceNew: true, reconnection: false, timeout: 5000 });
+    try {
+      const err = await new Promise((resolvePromise, reject) => {
+        const t = setTimeout(() => reject(new Error('no connect_error for /admin')), WAIT);
+        s.on('connect_error', (e) => { clearTimeout(t); resolvePromise(e); });
+        s.on('connect', () => { clearTimeout(t); reject(new Error('/admin connected')); });
+      });
+      assert.equal(err.message, 'Invalid namespace');
+    } finally {
+      s.disconnect();
+    }
+    const raw = await RawEio.open(server);
+    try {
+      raw.send('40/admin,');
+      const refused = await raw.until(() => raw.frames.find((f) => typeof f === 'string' && f.startsWith('44/admin,')),
+        'CONNECT_ERROR for /admin');
+      assert.deepEqual(JSON.parse(refused.slice('44/admin,'.length)), { message: 'Invalid namespace' });
+      assert.equal(typeof (await raw.connectNamespace()), 'string');
+    } finally {
+      raw.close();
     }
   });
 
