@@ -364,3 +364,44 @@ export class RawPolling {
     throw new Error('no CONNECT answer over polling');
   }
 }
+
+/**
+ * An Engine.IO WebSocket over a bare TCP socket (masked frames written by hand), so that a test can drop the
+ * connection without a close frame: `destroy()` is a peer that vanished (a phone leaving Wi-Fi, a killed tab).
+ */
+export async function openTcpEio(server) {
+  const { connect } = await import('node:net');
+  const { randomBytes } = await import('node:crypto');
+  const sock = connect(server.port, '127.0.0.1');
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  sock.write(`GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+    `Connection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  let seen = '';
+  sock.on('data', (d) => { seen += d.toString('latin1'); });
+  sock.on('error', () => undefined);
+  const waitText = (needle) => new Promise((resolvePromise, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ${needle} on the TCP socket; got ${seen.slice(-300)}`)), WAIT);
+    const check = () => {
+      const i = seen.indexOf(needle);
+      if (i >= 0) {
+        clearTimeout(t);
+        sock.off('data', check);
+        resolvePromise(seen.slice(i));
+      }
+    };
+    sock.on('data', check);
+    check();
+  });
+  const sendText = (text) => {
+    const payload = Buffer.from(text);
+    if (payload.length >= 126) throw new Error('short frames only');
+    const mask = randomBytes(4);
+    sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask,
+      Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]));
+  };
+  await waitText('0{"sid"');
+  sendText('40');
+  const connected = await waitText('40{"sid":"');
+  const sid = /^40\{"sid":"([^"]+)"/.exec(connected)[1];
+  return { sock, sid, sendText, destroy: () => sock.destroy() };
+}

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { uniqueRoom } from '../e2e/helpers.mjs';
 import { WAIT, metric, sleep } from './client.mjs';
-import { RawEio, RawPolling, REFERENCE, SioPeer, TRANSPORTS, bytesOf, startTarget } from './sio.mjs';
+import { RawEio, RawPolling, REFERENCE, SioPeer, TRANSPORTS, bytesOf, openTcpEio, startTarget } from './sio.mjs';
 
 // A failed test may leave sockets behind whose reconnect loop would keep the process alive: close them at the end.
 after(() => {
@@ -631,6 +631,32 @@ describe('Engine.IO wire level', () => {
     } finally {
       raw.close();
     }
+  });
+
+  test('a connection that vanishes (TCP gone, no close frame) gives user-left at once: no resume for Socket.IO', T,
+    async () => {
+      const room = uniqueRoom('vanish');
+      const [a, b] = await pair(room);
+      try {
+        const tcp = await openTcpEio(server);
+        tcp.sendText(`42${JSON.stringify(['join-room', room])}`);
+        await a.waitFor('user-joined', (id) => id === tcp.sid);
+        tcp.destroy();
+        // Socket.IO clients have no way to resume a socket id, so holding the place (kaiwa's native resume grace)
+        // would only delay user-left; socket.io announces it as soon as the TCP connection is gone.
+        for (const p of [a, b]) assert.deepEqual(await p.waitFor('user-left', (id) => id === tcp.sid), [tcp.sid]);
+        await stillRelays(a, b, 'after-vanish');
+      } finally {
+        closeAll([a, b]);
+      }
+    });
+
+  test('a polling POST above maxPayload gets 413', T, async () => {
+    const raw = await RawPolling.open(server);
+    await raw.connectNamespace();
+    const big = `42${JSON.stringify(['signal', { x: 'y'.repeat(Math.max(1_000_000, raw.handshake.maxPayload) + 1000) }])}`;
+    assert.equal((await raw.post(big)).status, 413);
+    await raw.post('1').catch(() => undefined);
   });
 
   test('kaiwa: a polling POST with a malformed payload gets 400', T, async (t) => {
