@@ -122,7 +122,7 @@ void usage() {
   std::puts(
       "usage: kaiwa-loadgen [relay|idle] [options]\n"
       "  --url ws://127.0.0.1:8080/ws   target (loopback only)\n"
-      "  --protocol native|peerjs        signaling dialect (default native)\n"
+      "  --protocol native|peerjs|socketio|floor  signaling dialect (default native)\n"
       "  --clients N          connections (default 200)\n"
       "  --room-size K        clients per room (default 2)\n"
       "  --payload-bytes B    relayed data string length (default 300, min 36)\n"
@@ -249,6 +249,7 @@ struct Conn {
   std::string wsKey;  // until the upgrade completes
   FrameDecoder decoder;
   std::string peerId;  // how others address this client
+  std::string protoState;  // the adapter's scratch (Session::state)
   // relay state
   std::vector<uint32_t> partners;  // local indices
   std::vector<uint32_t> seqTo;     // next sequence per partner
@@ -279,6 +280,7 @@ class ConnSession final : public Session {
   bool isEstablished() const override { return c_.state == ConnState::kEstablished; }
   const std::string& room() const override;
   const std::string& name() const override;
+  std::string& state() override { return c_.protoState; }
 
  private:
   Worker& w_;
@@ -1276,6 +1278,51 @@ int selfTest() {
     check(json::intField(m, "re", re) && re == 1, "json re");
     check(json::stringField(m, "peer") == "p7KxQ2mZ", "json peer (not peers)");
     check(json::stringField(R"({"a":"type","type":"message"})", "type") == "message", "json key vs value");
+  }
+  {
+    // The socketio adapter: open → connect → join; user-joined → hello answer + established; pings; relays.
+    struct Fake final : Session {
+      std::vector<std::string> sent, relays, errors;
+      std::string self, st, roomName = "r0", clientName = "c0";
+      bool est = false, join = true;
+      void sendText(std::string_view t) override { sent.emplace_back(t); }
+      void established(std::string_view id) override {
+        est = true;
+        self.assign(id);
+      }
+      void setupFailed(std::string_view r) override { errors.emplace_back(r); }
+      void relayed(std::string_view t) override { relays.emplace_back(t); }
+      void serverError(std::string_view c) override { errors.emplace_back(c); }
+      void bye(std::string_view) override {}
+      void serverLimit(std::string_view, int64_t) override {}
+      bool wantsJoin() const override { return join; }
+      bool isEstablished() const override { return est; }
+      const std::string& room() const override { return roomName; }
+      const std::string& name() const override { return clientName; }
+      std::string& state() override { return st; }
+    };
+    const auto sio = makeProtocol("socketio");
+    Fake a, b;
+    sio->text(a, R"(0{"sid":"eio1","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000})");
+    check(a.sent.size() == 1 && a.sent[0] == "40" && !a.est, "socketio: open → 40");
+    sio->text(a, R"(40{"sid":"sockA"})");
+    check(a.sent.size() == 2 && a.sent[1] == R"(42["join-room","r0"])" && !a.est, "socketio: connect → join");
+    sio->text(a, R"(42["user-joined","sockB"])");
+    check(a.est && a.self == "sockA" && a.sent.size() == 3 &&
+              a.sent[2] == R"(42["answer",{"to":"sockB","answer":{"type":"answer","sdp":"kwb-hello"}}])",
+          "socketio: user-joined → hello + established");
+    sio->text(b, "0{}");
+    sio->text(b, R"(40{"sid":"sockB"})");
+    sio->text(b, R"(42["answer",{"from":"sockA","answer":{"type":"answer","sdp":"kwb-hello"}}])");
+    check(b.est && b.self == "sockB", "socketio: hello answer → established");
+    sio->text(b, "2");
+    check(b.sent.back() == "3", "socketio: ping → pong");
+    std::string out;
+    sio->encodeRelay(out, "sockA", "~KWBdata");
+    check(out == R"(42["offer",{"to":"sockA","offer":{"type":"offer","sdp":"~KWBdata"}}])", "socketio: relay");
+    sio->text(a, R"(42["offer",{"from":"sockB","offer":{"type":"offer","sdp":"~KWBdata"}}])");
+    sio->text(a, R"(42["kaiwa:error",{"error":"rate-limited","message":"x","event":"offer"}])");
+    check(a.relays.size() == 1 && a.errors.size() == 1 && a.errors[0] == "rate-limited", "socketio: events");
   }
   {
     LatencyHistogram h;

@@ -3,6 +3,9 @@
 // "established" state (joined to its room, or registered), how to address a relayed message to another
 // client, and what an incoming relayed message looks like. Adding a server to compare with (PeerServer,
 // socket.io) means adding one class here and one line in makeProtocol().
+//
+// Dialects: native (kaiwa), peerjs (PeerServer), socketio (Engine.IO v4 / Socket.IO v5 with the guide's events:
+// kaiwa's /socket.io/ and the socket.io reference server), floor (bench/floor_relay.cpp, the bare relay).
 #pragma once
 
 #include <cstdint>
@@ -80,6 +83,8 @@ class Session {
   virtual bool isEstablished() const = 0;
   virtual const std::string& room() const = 0;  // room name, unique per generator run
   virtual const std::string& name() const = 0;  // client name, unique per generator run
+  // Per-connection scratch owned by the adapter (e.g. an id learned before the connection is established).
+  virtual std::string& state() = 0;
 };
 
 class Protocol {
@@ -203,9 +208,147 @@ class PeerJsProtocol final : public Protocol {
   }
 };
 
+// Socket.IO v5 over a direct Engine.IO v4 WebSocket (shared docs protocols.md; kaiwa docs/socketio.md), with the
+// events of the guide's signaling server: `0{open}` → `40` → `40{"sid":S}` → `42["join-room",room]`;
+// relayed: `42["offer",{"to":S,"offer":{…}}]` → `42["offer",{"from":…,"offer":{…}}]`; Engine.IO pings `2` are
+// answered `3`.
+// Pairing: the guide's server tells the earlier members of a room about a joiner (`user-joined`, its socket id)
+// and nothing to the joiner. So a member that gets `user-joined` answers the joiner with a directed `answer`
+// (`{"sdp":"kwb-hello"}`, never a relayed message), and a client is established — both ends in the room, its
+// socket id known — when it got either of the two. Rooms of 2 (the generator's default) pair exactly; in larger
+// rooms a client is established after its first such message.
+class SocketIoProtocol final : public Protocol {
+ public:
+  const char* id() const override { return "socketio"; }
+  const char* defaultPath() const override { return "/socket.io/"; }
+  std::string requestTarget(std::string_view path, const Session&) const override {
+    std::string t(path);
+    t.append("?EIO=4&transport=websocket");
+    return t;
+  }
+  void opened(Session&) const override {}  // the server speaks first (the Engine.IO open packet)
+
+  void text(Session& s, std::string_view msg) const override {
+    if (msg.empty()) return;
+    switch (msg[0]) {
+      case '2':  // ping → pong (with the same data, if any)
+        s.sendText(std::string("3").append(msg.substr(1)));
+        return;
+      case '0':  // Engine.IO open: connect the default namespace
+        if (!s.isEstablished()) s.sendText("40");
+        return;
+      case '1':
+        s.bye("engineio-close");
+        return;
+      case '4':
+        break;
+      default:  // 3 pong, 5 upgrade, 6 noop
+        return;
+    }
+    if (msg.size() < 2) return;
+    const std::string_view body = msg.substr(2);
+    switch (msg[1]) {
+      case '0': {  // CONNECT answer: 40{"sid":"<socket id>"}
+        if (s.isEstablished()) return;
+        const std::string_view sid = json::stringField(body, "sid");
+        if (sid.empty()) {
+          s.setupFailed("sio-connect-without-sid");
+          return;
+        }
+        if (!s.wantsJoin()) {
+          s.established(sid);
+          return;
+        }
+        s.state().assign(sid);
+        std::string join = R"(42["join-room",")";
+        join.append(s.room()).append("\"]");
+        s.sendText(join);
+        return;
+      }
+      case '4':  // CONNECT_ERROR
+        if (!s.isEstablished()) {
+          s.setupFailed("sio-connect-error");
+        } else {
+          s.serverError("sio-connect-error");
+        }
+        return;
+      case '1':
+        s.bye("sio-disconnect");
+        return;
+      case '2':
+        break;
+      default:  // acks, binary events: not used by the generator
+        return;
+    }
+    size_t i = 0;
+    while (i < body.size() && body[i] >= '0' && body[i] <= '9') ++i;  // ack id (the server requests none)
+    if (i + 1 >= body.size() || body[i] != '[' || body[i + 1] != '"') return;
+    const size_t nameEnd = body.find('"', i + 2);
+    if (nameEnd == std::string_view::npos) return;
+    const std::string_view event = body.substr(i + 2, nameEnd - i - 2);
+    const std::string_view rest = body.substr(nameEnd + 1);
+    if (event == "offer") {
+      s.relayed(msg);
+    } else if (event == "user-joined") {
+      if (!s.wantsJoin() || s.state().empty()) return;
+      // 42["user-joined","<id>"]: rest is `,"<id>"]`
+      const size_t q = rest.find('"');
+      const size_t qe = q == std::string_view::npos ? q : rest.find('"', q + 1);
+      if (qe == std::string_view::npos) return;
+      std::string hello = R"(42["answer",{"to":")";
+      hello.append(rest.substr(q + 1, qe - q - 1)).append(R"(","answer":{"type":"answer","sdp":"kwb-hello"}}])");
+      s.sendText(hello);
+      if (!s.isEstablished()) s.established(s.state());
+    } else if (event == "answer") {
+      if (!s.isEstablished() && !s.state().empty()) s.established(s.state());
+    } else if (event == "kaiwa:error") {
+      const std::string_view code = json::stringField(rest, "error");
+      s.serverError(code.empty() ? std::string_view("kaiwa:error") : code);
+    }
+    // user-left, ice-candidate, toggles: not needed by the generator.
+  }
+
+  void encodeRelay(std::string& out, std::string_view to, std::string_view data) const override {
+    out.append(R"(42["offer",{"to":")")
+        .append(to)
+        .append(R"(","offer":{"type":"offer","sdp":")")
+        .append(data)
+        .append("\"}}]");
+  }
+
+  void closing(Session& s) const override {
+    if (s.isEstablished()) s.sendText("41");
+  }
+};
+
+// The bare relay floor (bench/floor_relay.cpp): /floor?room=R; the server answers "ok" once the connection is
+// paired with the other member of R, and forwards every text message as it is to that member. No JSON, no ids.
+class FloorProtocol final : public Protocol {
+ public:
+  const char* id() const override { return "floor"; }
+  const char* defaultPath() const override { return "/floor"; }
+  std::string requestTarget(std::string_view path, const Session& s) const override {
+    std::string t(path);
+    t.append("?room=").append(s.room());
+    return t;
+  }
+  void opened(Session&) const override {}
+  void text(Session& s, std::string_view msg) const override {
+    if (msg == "ok") {
+      if (!s.isEstablished()) s.established(s.name());
+    } else {
+      s.relayed(msg);
+    }
+  }
+  void encodeRelay(std::string& out, std::string_view, std::string_view data) const override { out.append(data); }
+  void closing(Session&) const override {}
+};
+
 inline std::unique_ptr<Protocol> makeProtocol(std::string_view name) {
   if (name == "native") return std::make_unique<NativeProtocol>();
   if (name == "peerjs") return std::make_unique<PeerJsProtocol>();
+  if (name == "socketio") return std::make_unique<SocketIoProtocol>();
+  if (name == "floor") return std::make_unique<FloorProtocol>();
   return nullptr;
 }
 
