@@ -62,6 +62,8 @@ class WsConnection {
   virtual void close(uint16_t code, std::string_view reason) = 0;
   virtual uint32_t worker() const = 0;
   virtual std::string remoteAddress() const = 0;
+  // The close code of the peer's close frame, once one came (valid in WsHandler::onClose); 0 if none did.
+  virtual uint16_t peerCloseCode() const { return 0; }
 };
 
 // One per WebSocket connection, made by the front door that owns the path.

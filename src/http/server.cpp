@@ -121,6 +121,7 @@ class WsSession final : public SessionBase, public WsConnection,
   }
   uint32_t worker() const override { return worker_; }
   std::string remoteAddress() const override { return remote_; }
+  uint16_t peerCloseCode() const override { return peerCloseCode_; }
 
   void shutdown(uint16_t code, const std::string& reason) override { close(code, reason); }
 
@@ -150,6 +151,7 @@ class WsSession final : public SessionBase, public WsConnection,
   void onRead(beast::error_code ec, size_t n) {
     if (ec) {
       if (ec == websocket::error::message_too_big) metrics::registry().drop(metrics::Drop::kTooLarge);
+      if (ec == websocket::error::closed) peerCloseCode_ = static_cast<uint16_t>(ws_.reason().code);
       finish();
       return;
     }
@@ -234,6 +236,7 @@ class WsSession final : public SessionBase, public WsConnection,
   std::unique_ptr<WsHandler> handler_;
   std::deque<Frame> queue_;
   std::size_t queuedBytes_ = 0;
+  uint16_t peerCloseCode_ = 0;
   websocket::close_reason closeReason_;
   std::string remote_;
   bool opened_ = false, writing_ = false, closeRequested_ = false, closing_ = false, hardClosed_ = false,

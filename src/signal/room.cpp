@@ -148,10 +148,14 @@ void Room::leave(Endpoint from, int64_t re, std::string_view peerId, Outbox& out
   remove(id, LeaveReason::kLeft, out);
 }
 
-void Room::detach(Endpoint from, TimePoint now, Outbox& out) {
+void Room::detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway) {
   auto it = std::find_if(peers_.begin(), peers_.end(),
                          [&](const auto& kv) { return kv.second.attached && kv.second.endpoint == from; });
   if (it == peers_.end()) return;  // left already, or resumed on another connection
+  if (goingAway) {
+    remove(it->first, LeaveReason::kLeft, out);
+    return;
+  }
   if (limits_.resumeGrace.count() <= 0 || !policy_.keepDetached) {
     remove(it->first, LeaveReason::kDisconnected, out);
     return;

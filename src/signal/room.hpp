@@ -61,8 +61,10 @@ class Room {
   void leave(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
 
   // The connection `from` is gone. Its peer, if any, keeps its place for limits.resumeGrace, then tick() removes
-  // it. Found by endpoint, so a connection that closed while its join was in flight is handled too.
-  void detach(Endpoint from, TimePoint now, Outbox& out);
+  // it. Found by endpoint, so a connection that closed while its join was in flight is handled too. `goingAway`: the
+  // client said it is leaving for good (a browser closing or leaving the page sends WebSocket close 1001, even when
+  // it cuts the page's own `leave` short): removed at once, the others see `left`.
+  void detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway = false);
 
   // Directed WebRTC signaling to one peer of this room.
   void signal(Endpoint from, int64_t re, std::string_view peer, std::string_view to, std::string data, Outbox& out);

@@ -181,14 +181,12 @@ test('a Firefox peer and a Chromium peer see and hear each other and chat', { ti
   }
 });
 
-// Known Firefox problem, kept visible as a TODO (it does not fail the suite): the SDK sends `leave` from its
-// `pagehide` handler, but when a Firefox page navigates away (and sometimes when its window closes) Firefox stops
-// that handler ("Script terminated by timeout at: teardownSocket / close / leave / onPageHide" on its stderr;
-// dom.cancel_content_js_when_navigating=false does not change it), the `leave` never arrives, and the others see
-// the peer go only after the resume grace, as `disconnected`. Seen with firefox-esr 153: navigating away 8 of 8
-// `disconnected`, closing the window 3 of 8; Chromium: `left` every time. An explicit room.leave() works.
+// The SDK sends `leave` from its `pagehide` handler, but when a Firefox page navigates away (and sometimes when its
+// window closes) Firefox stops that handler ("Script terminated by timeout at: … onPageHide"; firefox-esr 153:
+// 8 of 8 navigations lost the `leave`). The browser still closes the WebSocket with 1001 (going away), and kaiwa
+// takes that as leaving (docs/protocol.md): the others see `left` at once, not `disconnected` after the grace.
 test('a Firefox page that navigates away is seen to leave at once', {
-  timeout: 60_000, todo: 'Firefox cancels the pagehide handler that sends leave',
+  timeout: 60_000,
 }, async () => {
   const quick = await startServer({ resumeGrace: '2s' }); // a lost `leave` shows up after 2 s, not the default
   const room = uniqueRoom('ffleave');

@@ -102,11 +102,20 @@ export class Client extends JsonSocket {
   }
 }
 
+/** One masked client frame (RFC 6455 §5.2): opcode 1 text, 8 close. */
+function clientFrame(opcode, payload) {
+  const mask = randomBytes(4);
+  const header = payload.length < 126 ? Buffer.from([0x80 | opcode, 0x80 | payload.length])
+    : Buffer.from([0x80 | opcode, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+  return Buffer.concat([header, mask, masked]);
+}
+
 /**
- * A WebSocket that completes the handshake and joins a room but then never reads from its socket, so the server's
- * writes to it pile up. Raw TCP: Node's WebSocket always reads.
+ * A native-protocol peer on a raw TCP socket, joined to `room`: for what Node's WebSocket cannot do (stop reading,
+ * send a close frame with a code of the 1xxx range such as 1001, which browsers send when they leave a page).
  */
-export async function openStalledPeer(server, room, name) {
+export async function openRawPeer(server, room, name) {
   const { port } = new URL(server.url);
   const sock = connect(port, '127.0.0.1');
   await new Promise((r) => sock.once('connect', r));
@@ -114,24 +123,39 @@ export async function openStalledPeer(server, room, name) {
   sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   let buffered = '';
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no upgrade')), WAIT);
-    sock.on('data', function onData(d) {
+  const until = (text, what) => new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ${what}`)), WAIT);
+    const onData = (d) => {
       buffered += d.toString('latin1');
-      if (buffered.includes('"type":"hello"')) {
+      if (buffered.includes(text)) {
         clearTimeout(t);
         sock.off('data', onData);
         resolve();
       }
-    });
+    };
+    sock.on('data', onData);
+    onData(Buffer.alloc(0));
   });
-  // One masked text frame: join.
-  const payload = Buffer.from(JSON.stringify({ v: 1, type: 'join', id: 1, room, name }));
-  const mask = randomBytes(4);
-  const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length])
-    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
-  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
-  sock.write(Buffer.concat([header, mask, masked]));
+  await until('"type":"hello"', 'upgrade');
+  sock.write(clientFrame(1, Buffer.from(JSON.stringify({ v: 1, type: 'join', id: 1, room, name }))));
+  await until('"re":1', 'join reply');
+  return {
+    sock,
+    /** Sends a close frame with `code`, as a browser leaving the page does with 1001. */
+    closeWith(code) {
+      const payload = Buffer.alloc(2);
+      payload.writeUInt16BE(code);
+      sock.write(clientFrame(8, payload));
+    },
+  };
+}
+
+/**
+ * A WebSocket that completes the handshake and joins a room but then never reads from its socket, so the server's
+ * writes to it pile up. Raw TCP: Node's WebSocket always reads.
+ */
+export async function openStalledPeer(server, room, name) {
+  const { sock } = await openRawPeer(server, room, name);
   await sleep(200);
   sock.pause(); // stop reading: the kernel buffers fill, then kaiwa's queue grows
   return sock;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, WAIT, metric, openStalledPeer, rawHttp, sleep } from './client.mjs';
+import { Client, WAIT, metric, openRawPeer, openStalledPeer, rawHttp, sleep } from './client.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 
@@ -131,6 +131,29 @@ test('access control with --auth-secret and kaiwa token', async () => {
     const d = await Client.open(server);
     await d.join(room, 'Dee', { token: token('*', 'dee') });
     assert.equal((await d.waitFor((m) => m.type === 'ok')).peers[0].name, 'alice');
+  });
+});
+
+test('a client closing with 1001 (a browser leaving the page) leaves at once, without the grace period', async () => {
+  await withServer(['--resume-grace', '60s'], async (server) => {
+    const room = uniqueRoom();
+    const a = await Client.open(server);
+    await a.join(room, 'Alice');
+    const b = await openRawPeer(server, room, 'Bob');
+    const joined = await a.waitFor((m) => m.type === 'peer-joined');
+    b.closeWith(1001);
+    const left = await a.waitFor((m) => m.type === 'peer-left');
+    assert.equal(left.peer, joined.peer.id);
+    assert.equal(left.reason, 'left');
+    b.sock.destroy();
+    // A close with another code (here 1000) is a drop like any other: the peer keeps its place for the grace.
+    const c = await openRawPeer(server, room, 'Carol');
+    await a.waitFor((m) => m.type === 'peer-joined' && m.peer.name === 'Carol');
+    c.closeWith(1000);
+    await sleep(500);
+    assert.ok(!a.messages.some((m) => m.type === 'peer-left' && m.peer !== joined.peer.id), 'Carol is still there');
+    c.sock.destroy();
+    a.close();
   });
 });
 

@@ -32,9 +32,10 @@ void Session::onClose() {
   hub_.detach(endpoint_);
   if (phase_ == Phase::kIdle) return;
   // Tasks posted from one worker run in order on the owner, so a join still in flight is processed first.
-  hub_.onRoom(room_, [ep = endpoint_, room = room_](RoomHost& rooms, Outbox& out) {
+  bool goingAway = conn_.peerCloseCode() == kCloseGoingAway;  // the browser left the page (docs/protocol.md)
+  hub_.onRoom(room_, [ep = endpoint_, room = room_, goingAway](RoomHost& rooms, Outbox& out) {
     if (Room* r = rooms.find(room)) {
-      r->detach(ep, Clock::now(), out);
+      r->detach(ep, Clock::now(), out, goingAway);
       rooms.reapIfEmpty(room);
     }
   });

@@ -188,6 +188,20 @@ TEST_F(RoomTest, DetachedPeerIsRemovedAfterTheGracePeriod) {
   EXPECT_FALSE(room.contains(b));
 }
 
+TEST_F(RoomTest, APeerGoingAwayIsRemovedAtOnceAsLeft) {
+  join(kA, "A");
+  std::string b = join(kB, "B");
+  Outbox out;
+  room.detach(kB, now, out, /*goingAway=*/true);
+  auto left = to<ev::PeerLeft>(out, kA);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].peer, b);
+  EXPECT_EQ(left[0].reason, LeaveReason::kLeft);
+  EXPECT_FALSE(room.contains(b));
+  out.clear();
+  EXPECT_FALSE(room.resume(kA2, 8, b, tokens[b], now + 1s, out));  // nothing left to resume
+}
+
 TEST_F(RoomTest, ResumeWithinGraceKeepsTheIdAndDeliversWhatWasQueued) {
   std::string a = join(kA, "A");
   std::string b = join(kB, "B");
