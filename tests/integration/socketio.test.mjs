@@ -524,13 +524,18 @@ describe('Engine.IO wire level', () => {
     const room = uniqueRoom('bad');
     const [a, b] = await pair(room);
     try {
-      for (const bad of ['9zzz', '42{not json', '42["join-room"', '451-["signal",{"_placeholder":true,"num":9}]']) {
+      // The last three are binary events whose placeholder names no attachment (the one attachment sent is num 0):
+      // socket.io-parser throws "illegal attachments" for them.
+      const malformed = ['9zzz', '42{not json', '42["join-room"', '450-["signal",{}]',
+        '451-["signal",{"_placeholder":true,"num":9}]', '451-["signal",{"signal":{"_placeholder":true,"num":"0"}}]',
+        '451-["signal",{"signal":{"_placeholder":true,"num":-1}}]'];
+      for (const bad of malformed) {
         const raw = await RawEio.open(server);
         await raw.connectNamespace();
         raw.send(`42${JSON.stringify(['join-room', room])}`);
         await a.waitFor('user-joined', (id) => id === raw.sid, 'the raw socket joined');
         raw.send(bad);
-        if (bad.startsWith('451-')) raw.send(new Uint8Array([1, 2, 3])); // one attachment, num 9 does not exist
+        if (bad.startsWith('451-')) raw.send(new Uint8Array([1, 2, 3])); // its one attachment
         const closed = await raw.waitClosed().catch((e) => e);
         // Nothing of it may reach the others: a relayed malformed packet makes their parser fail and drop them.
         for (const p of [a, b]) {
