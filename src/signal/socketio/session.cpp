@@ -113,6 +113,32 @@ std::optional<std::string_view> broadcastName(std::string_view event) {
   return std::nullopt;
 }
 
+// Every {"_placeholder":true,"num":k} of a binary packet names an attachment that came (0 <= k < count): a receiver's
+// parser refuses the packet otherwise, so kaiwa must not relay it.
+bool placeholdersValid(const json::value& v, std::size_t count) {
+  switch (v.kind()) {
+    case json::kind::array:
+      for (const auto& e : v.get_array()) {
+        if (!placeholdersValid(e, count)) return false;
+      }
+      return true;
+    case json::kind::object: {
+      const json::object& o = v.get_object();
+      if (const json::value* p = o.if_contains("_placeholder"); p && p->is_bool() && p->get_bool()) {
+        const json::value* n = o.if_contains("num");
+        if (n && n->is_int64()) return n->get_int64() >= 0 && static_cast<uint64_t>(n->get_int64()) < count;
+        if (n && n->is_uint64()) return n->get_uint64() < count;
+        return false;
+      }
+      for (const auto& kv : o) {
+        if (!placeholdersValid(kv.value(), count)) return false;
+      }
+      return true;
+    }
+    default: return true;
+  }
+}
+
 bool directed(std::string_view event) { return event == "offer" || event == "answer" || event == "ice-candidate"; }
 
 }  // namespace
@@ -550,6 +576,11 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       case SioType::kBinaryEvent:
         if (!connected_ || p.nsp != "/") {
           metrics::registry().drop(metrics::Drop::kMalformed);
+          return;
+        }
+        if (p.type == SioType::kBinaryEvent && !placeholdersValid(*p.data, p.buffers.size())) {
+          metrics::registry().drop(metrics::Drop::kMalformed);
+          close("illegal attachments", false, kClosePolicy);
           return;
         }
         onEvent(std::move(p));
