@@ -61,13 +61,13 @@ class TurnService::Worker : public TurnIo {
   Worker(TurnService& service, uint32_t index)
       : service_(service),
         ctx_(service.pool_.context(index)),
-        server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_,
-                service.reservations_),
         udp_(ctx_),
         acceptor_(ctx_),
         tlsAcceptor_(ctx_),
         timer_(ctx_),
-        rng_(std::random_device{}() ^ index) {}
+        rng_(std::random_device{}() ^ index),
+        server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_,
+                service.reservations_) {}
 
   ~Worker() override {
     boost::system::error_code ec;
@@ -468,7 +468,6 @@ class TurnService::Worker : public TurnIo {
   TurnService& service_;
 
   asio::io_context& ctx_;
-  TurnServer server_;
   int udpFd_ = -1;
   asio::posix::stream_descriptor udp_;
   asio::ip::tcp::acceptor acceptor_;
@@ -487,6 +486,8 @@ class TurnService::Worker : public TurnIo {
   TurnStats last_;
   uint64_t lastSendFailed_ = 0;
   int64_t lastAllocations_ = 0, lastPermissions_ = 0, lastChannels_ = 0;
+  // Last, so destroyed first: its destructor closes the remaining relays through closeRelay(), which needs relays_.
+  TurnServer server_;
 };
 
 TurnService::TurnService(net::WorkerPool& pool, TurnServiceOptions options)
