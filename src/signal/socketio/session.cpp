@@ -858,7 +858,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     json::array& args = p.data->as_array();
     args[0] = json::string(name);
     if (args.size() >= 2) {
-      if (json::object* body = args[1].if_object()) (*body)["from"] = socketId_;
+      json::object* body = args[1].if_object();
+      if (body && !body->contains("_placeholder")) (*body)["from"] = socketId_;  // not into a Buffer's stand-in
     }
     std::optional<uint64_t> ack = p.ackId;
     std::string frames = encodeFor(std::move(p));
