@@ -109,8 +109,11 @@ class NativeProtocol final : public Protocol {
  public:
   const char* id() const override { return "native"; }
   const char* defaultPath() const override { return "/ws"; }
-  std::string requestTarget(std::string_view path, const Session&) const override {
-    return std::string(path);
+  // ?room= as the browser SDK sends it: kaiwa serves the connection on the worker that owns the room.
+  std::string requestTarget(std::string_view path, const Session& s) const override {
+    std::string t(path);
+    t.append(t.find('?') == std::string::npos ? "?room=" : "&room=").append(s.room());
+    return t;
   }
   void opened(Session&) const override {}  // the server speaks first (hello)
 

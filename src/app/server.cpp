@@ -98,6 +98,18 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     return std::nullopt;
   };
   routes.files = [&files](const http::Request& req) { return files.serve(req); };
+  // A WebSocket lives on the worker that owns its room when the upgrade says which room (docs/architecture.md):
+  // native `/ws?room=R` (the SDK adds it), Socket.IO `?room=R`. Not PeerJS: all clients of a key share one room, and
+  // one worker for all of them halved the closed-loop throughput (bench/README.md).
+  routes.websocketWorker = [&hub, &socketio](const http::Request& req) -> std::optional<uint32_t> {
+    auto room = req.queryParam("room");
+    if (!room || !signal::native::validRoomName(*room)) return std::nullopt;
+    if (req.path == "/ws") return hub.ownerOf(*room);
+    if (req.path == socketio.options().path) {
+      return hub.ownerOf("sio:" + *room);
+    }
+    return std::nullopt;
+  };
   routes.websocket = [&hub, &peerjs, &socketio](http::WsConnection& conn,
                                                 const http::Request& req) -> std::unique_ptr<http::WsHandler> {
     if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn);

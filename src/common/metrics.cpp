@@ -37,6 +37,8 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_errors_total", "counter", "Error replies sent to clients.", r.errorsSent);
   emit(out, "kaiwa_joins_total", "counter", "Successful room joins.", r.joins);
   emit(out, "kaiwa_resumes_total", "counter", "Successful session resumes.", r.resumes);
+  emit(out, "kaiwa_ws_handovers_total", "counter",
+       "WebSocket connections handed to the worker that owns their room before the upgrade.", r.wsHandovers);
   out += "# HELP kaiwa_dropped_total Messages or connections dropped, by reason.\n# TYPE kaiwa_dropped_total counter\n";
   for (size_t i = 0; i < kDropReasonNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],

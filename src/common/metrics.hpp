@@ -42,6 +42,7 @@ struct Registry {
   std::atomic<uint64_t> errorsSent{0};      // error replies sent to clients
   std::atomic<uint64_t> joins{0};
   std::atomic<uint64_t> resumes{0};
+  std::atomic<uint64_t> wsHandovers{0};     // WebSockets moved to the worker owning their room before the upgrade
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
   // TURN/STUN (turn/service.cpp publishes each worker's counts about once a second).
   std::atomic<int64_t> turnAllocations{0};

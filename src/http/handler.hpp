@@ -88,6 +88,10 @@ struct Routes {
   std::function<std::optional<Response>(const Request&)> api;
   // Static files: returns nullopt when there is no such file.
   std::function<std::optional<Response>(const Request&)> files;
+  // The worker a WebSocket should live on (the owner of the room it will use), or nullopt for no preference. A plain
+  // TCP connection accepted elsewhere is handed to that worker before the upgrade, so that its messages need no hop
+  // between threads (docs/architecture.md). TLS connections stay where they are.
+  std::function<std::optional<uint32_t>(const Request&)> websocketWorker;
   // WebSocket upgrade: a handler, or nullptr when the path takes no WebSocket (404).
   std::function<std::unique_ptr<WsHandler>(WsConnection&, const Request&)> websocket;
 };

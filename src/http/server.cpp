@@ -12,6 +12,8 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <deque>
 #include <stdexcept>
 #include <unordered_set>
@@ -305,6 +307,15 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     if (websocket::is_upgrade(req)) {
       handedOver_ = true;
       beast::get_lowest_layer(stream_).expires_never();
+      if constexpr (std::is_same_v<Stream, PlainStream>) {
+        if (srv_.routes.websocketWorker) {
+          auto target = srv_.routes.websocketWorker(toRequest(req, worker_));
+          if (target && *target != worker_ && *target < srv_.pool.size()) {
+            handOver(*target);
+            return;
+          }
+        }
+      }
       auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
       ws->start(req);
       return;
@@ -343,6 +354,33 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     }
     if (!res) res = Response::text(404, "not found\n");
     respond(std::move(*res), req.version(), req.keep_alive(), head);
+  }
+
+  // Moves the connection (its socket, what was read past the request, and the request) to worker `target`, where
+  // the WebSocket session starts. Plain TCP only: the descriptor is re-registered with the target's event loop.
+  void handOver(uint32_t target) {
+    beast::error_code ec;
+    tcp::socket socket = stream_.release_socket();
+    auto protocol = socket.local_endpoint(ec).protocol();
+    int fd = ec ? -1 : socket.release(ec);
+    if (ec || fd < 0) {
+      metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already; nothing to hand over
+      return;
+    }
+    auto req = std::make_shared<bhttp::request<bhttp::string_body>>(parser_->release());
+    srv_.pool.post(target, [srv = &srv_, target, fd, protocol, buffer = std::move(buffer_), req]() mutable {
+      tcp::socket s(srv->pool.context(target));
+      beast::error_code ec2;
+      s.assign(protocol, fd, ec2);
+      if (ec2) {
+        ::close(fd);
+        metrics::add(metrics::registry().httpConnections, -1);
+        return;
+      }
+      metrics::add(metrics::registry().wsHandovers);
+      auto ws = std::make_shared<WsSession<PlainStream>>(*srv, target, PlainStream(std::move(s)), std::move(buffer));
+      ws->start(*req);
+    });
   }
 
   void respond(Response&& res, unsigned version, bool keepAlive, bool head) {

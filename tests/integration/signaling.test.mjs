@@ -134,6 +134,26 @@ test('access control with --auth-secret and kaiwa token', async () => {
   });
 });
 
+test('a WebSocket that names its room (?room=) is served by the room\'s worker, and works as any other', async () => {
+  await withServer(['--workers', '4'], async (server) => {
+    const room = uniqueRoom();
+    const before = await metric(server, 'kaiwa_ws_handovers_total');
+    const clients = [];
+    for (let i = 0; i < 12; i++) clients.push(await Client.open(server, `/ws?room=${room}`));
+    for (const [i, c] of clients.entries()) assert.equal((await c.join(room, `P${i}`)).type, 'ok');
+    // 12 connections spread by the kernel over 4 workers: all landing on the room's own is a 1 in 16 million chance.
+    assert.ok(await metric(server, 'kaiwa_ws_handovers_total') > before, 'some connections were handed over');
+    // Handed-over connections relay, get pings, and close like the others.
+    const [a, b] = [clients[0], clients[11]];
+    a.send({ type: 'signal', to: b.peer, data: { n: 1 } });
+    assert.equal((await b.waitFor((m) => m.type === 'signal')).from, a.peer);
+    assert.equal((await a.request({ type: 'chat', text: 'hi' })).type, 'ok');
+    for (const c of clients) assert.equal((await c.waitFor((m) => m.type === 'chat')).text, 'hi');
+    for (const c of clients) c.close();
+    await a.waitClosed();
+  });
+});
+
 test('a client closing with 1001 (a browser leaving the page) leaves at once, without the grace period', async () => {
   await withServer(['--resume-grace', '60s'], async (server) => {
     const room = uniqueRoom();

@@ -401,6 +401,21 @@ describe('Socket.IO with mixed transports', () => {
     await server?.stop();
   });
 
+  test('a room named like the default room is a room like any other', T, async () => {
+    // In kaiwa a socket that joined no room sits in a quiet implicit room named by --socketio-default-room
+    // ("default"); a room of that name joined with join-room must still announce its members.
+    const [idle, a, b] = await connectAll(server, {}, 3);
+    try {
+      await joinInOrder('default', [a, b]);
+      b.emit('offer', { to: a.id, offer: OFFER });
+      await a.waitFor('offer');
+      await sleep(QUIET);
+      assert.deepEqual(idle.received('user-joined'), [], 'a socket in no room hears no joins');
+    } finally {
+      closeAll([idle, a, b]);
+    }
+  });
+
   test('polling-only, websocket-only and upgraded sockets relay to each other', T, async () => {
     const room = uniqueRoom('mixed');
     const peers = [];

@@ -137,7 +137,7 @@ export class Room extends Emitter<RoomEvents> {
     this.name = name;
     this.maxVideoBitrate = options.maxVideoBitrate;
     this.leaveOnPageHide = options.leaveOnPageHide !== false;
-    this.signaling = new SignalingClient(options.url ?? defaultSignalingUrl(), options.signaling);
+    this.signaling = new SignalingClient(withRoomHint(options.url ?? defaultSignalingUrl(), options.room), options.signaling);
   }
 
   /** Creates a room and joins it. Listeners added after this resolves miss `peer-joined` for members present at
@@ -643,6 +643,17 @@ export function defaultSignalingUrl(): string {
   const loc = globalThis.location;
   if (!loc) throw new KaiwaError('connect-failed', 'No page origin: pass `url` to Room.');
   return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+/** Adds `?room=` to the signaling URL: kaiwa then serves the connection on the thread that owns the room. */
+function withRoomHint(wsUrl: string, room: string): string {
+  try {
+    const u = new URL(wsUrl);
+    if (!u.searchParams.has('room')) u.searchParams.set('room', room);
+    return u.toString();
+  } catch {
+    return wsUrl; // not absolute: left as given
+  }
 }
 
 function iceServersUrl(wsUrl: string): string {

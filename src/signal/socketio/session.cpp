@@ -21,7 +21,8 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::string_view kRoomPrefix = "sio:";   // room-core names of Socket.IO rooms
+constexpr std::string_view kRoomPrefix = "sio:";          // room-core names of Socket.IO rooms...
+constexpr std::string_view kImplicitPrefix = "sio-idle:";  // ...and of the quiet rooms of sockets in none
 constexpr std::size_t kMaxRoomsPerSocket = 16;
 constexpr std::size_t kImplicitRoomCapacity = 1'000'000;  // every socket that joined no room may be there
 constexpr uint16_t kCloseNormal = 1000;
@@ -30,8 +31,8 @@ constexpr uint16_t kClosePolicy = 1008;
 constexpr uint16_t kCloseTooBig = 1009;
 constexpr Millis kErrorEventSpacing{200};  // `kaiwa:error` events (no ack to carry the error) at most 5 per second
 
-std::string roomKey(std::string_view name) {
-  std::string k(kRoomPrefix);
+std::string roomKey(std::string_view name, bool implicit) {
+  std::string k(implicit ? kImplicitPrefix : kRoomPrefix);
   k.append(name);
   return k;
 }
@@ -153,7 +154,7 @@ struct WsLink {
 
 // One room the socket is in, with its own hub endpoint so that every event it gets says which room it came from.
 struct Membership final : Connection {
-  Membership(EngineSession& s, std::string n, bool imp) : session(s), name(std::move(n)), key(roomKey(name)),
+  Membership(EngineSession& s, std::string n, bool imp) : session(s), name(std::move(n)), key(roomKey(name, imp)),
                                                           implicit(imp) {}
   void deliver(const EventPtr& event) override;
 
