@@ -17,7 +17,9 @@
 //                                 the slot
 //       0x70-0x77 ('p'..'w'): slot becomes a slow consumer: sendText returns kClosed and requests a close
 //       0x78-0x7F ('x'..):  1.1 ms pass (at most twice per input), then drain
-//       0x80-0xFF:          Hub::shutdown("shutdown") (every connection gets `bye`), then drain
+//       0x80-0xBF:          the connection ends with a close frame 1001 (going away: a browser leaving the page,
+//                           the peer leaves at once) and a new one opens in the slot
+//       0xC0-0xFF:          Hub::shutdown("shutdown") (every connection gets `bye`), then drain
 //   In a payload, $P<k> / $R<k> are replaced by the peer id / resume token slot k last got in a join or resume
 //   reply, and $T by a valid room token (room "*") when the auth secret is set.
 //   Before the script, slots 0 and 1 join room "fz" as "A" and "B" (so deep paths are reached at once).
@@ -85,10 +87,12 @@ class FakeConn final : public http::WsConnection {
   void close(uint16_t code, std::string_view reason) override;
   uint32_t worker() const override { return 0; }
   std::string remoteAddress() const override { return "fuzz"; }
+  uint16_t peerCloseCode() const override { return goingAway ? 1001 : 0; }
 
   bool dead = false;            // onClose has been called: any use is a bug
   bool closeRequested = false;  // close() was called (or the connection was a slow consumer)
   bool slow = false;
+  bool goingAway = false;  // the peer's close frame said 1001
 
  private:
   Slot& slot_;
@@ -332,9 +336,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           }
           break;
         default:
-          if (c >= 0x80) {
+          if (c >= 0xC0) {
             // As src/app/server.cpp does on SIGTERM. ("replaced" is the room's word for one peer, never the Hub's.)
             h.hub->shutdown("shutdown");
+          } else if (c >= 0x80) {
+            if (s.conn) s.conn->goingAway = true;
+            h.closeSlot(s, true);
           } else {
             h.send(s, payload, false);
           }
