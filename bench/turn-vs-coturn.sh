@@ -6,7 +6,12 @@
 # ((peak RSS during the run - idle RSS) / allocations).
 #
 #   bench/turn-vs-coturn.sh [--clients M] [--messages N] [--interval MS] [--length BYTES] [--modes "udp tcp send tls"]
-#                           [--workers W] [--nice N] [--kaiwa PATH]
+#                           [--workers W] [--nice N] [--kaiwa PATH] [--procs P]
+#
+# --procs P runs P turnutils_uclient processes at once, each with its own M clients and its own turnutils_peer
+# (offered: P x M x 1000 / MS round trips/s); one uclient thread tops out near 11k round trips/s here. Rows sum
+# their counts; rt_per_s is received / the longest transmit time. box_busy is the whole machine's CPU use during the
+# run in % of all cores (servers, uclients, peers, and anything else running), to show how loaded the box was.
 #
 # Both servers run on 127.0.0.1 with long-term credentials alice:alicepw, relay ports in separate ranges, relaying
 # to loopback allowed (kaiwa: --turn-allow-peer 127.0.0.0/8; coturn: --allow-loopback-peers), TLS on another port
@@ -14,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CLIENTS=100 MESSAGES=3000 INTERVAL=2 LENGTH=100 MODES="udp tcp send tls" WORKERS=2 NICE=0 KAIWA=build/kaiwa
+CLIENTS=100 MESSAGES=3000 INTERVAL=2 LENGTH=100 MODES="udp tcp send tls" WORKERS=2 NICE=0 KAIWA=build/kaiwa PROCS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) CLIENTS="$2"; shift ;;
@@ -25,6 +30,7 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS="$2"; shift ;;
     --nice) NICE="$2"; shift ;;
     --kaiwa) KAIWA="$2"; shift ;;
+    --procs) PROCS="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -36,12 +42,14 @@ done
 
 port_free() { ! ss -H -lntu "sport = :$1" 2>/dev/null | grep -q .; }
 pick_port() { local p; while :; do p=$((20000 + RANDOM % 20000)); port_free "$p" && echo "$p" && return; done; }
-KPORT=$(pick_port); CPORT=$(pick_port); PPORT=$(pick_port); KTLS=$(pick_port); CTLS=$(pick_port)
+KPORT=$(pick_port); CPORT=$(pick_port); KTLS=$(pick_port); CTLS=$(pick_port)
+PPORTS=(); for ((i = 0; i < PROCS; i++)); do PPORTS+=("$(pick_port)"); done
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/turn-bench.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 TCK=$(getconf CLK_TCK)
+box_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -60,15 +68,17 @@ nice -n "$NICE" turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --li
   --no-dtls --no-cli --allow-loopback-peers --userdb="$DIR/turndb" \
   --pidfile="$DIR/ts.pid" --log-file="$DIR/ts.log" --simple-log >/dev/null 2>&1 &
 CPID=$!; PIDS+=("$CPID")
-turnutils_peer -L 127.0.0.1 -p "$PPORT" >/dev/null 2>&1 &
-PIDS+=($!)
+for p in "${PPORTS[@]}"; do
+  turnutils_peer -L 127.0.0.1 -p "$p" >/dev/null 2>&1 &
+  PIDS+=($!)
+done
 sleep 1.5
 kill -0 "$KPID" 2>/dev/null || { echo "kaiwa did not start:"; cat "$DIR/kaiwa.log"; exit 1; }
 kill -0 "$CPID" 2>/dev/null || { echo "turnserver did not start:"; tail "$DIR/ts.log"; exit 1; }
 
-echo "# turn-vs-coturn: $CLIENTS clients x $MESSAGES messages, every $INTERVAL ms, $LENGTH bytes, kaiwa workers $WORKERS"
-echo "# offered: $((CLIENTS * 1000 / INTERVAL)) round trips/s; $(nproc) cores; $(date -u +%FT%TZ)"
-printf "%-6s %-7s %10s %10s %8s %12s %14s %12s\n" mode server sent received lost rt_per_s cpu_us_per_rt mem_kb_per_alloc
+echo "# turn-vs-coturn: $PROCS x $CLIENTS clients x $MESSAGES messages, every $INTERVAL ms, $LENGTH bytes, kaiwa workers $WORKERS"
+echo "# offered: $((PROCS * CLIENTS * 1000 / INTERVAL)) round trips/s; $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-6s %-7s %10s %10s %8s %12s %14s %12s %9s\n" mode server sent received lost rt_per_s cpu_us_per_rt mem_kb_per_alloc box_busy
 
 # run NAME PID PORT MODE: one uclient run against one server; prints a row and sets LAST_US.
 run() {
@@ -80,32 +90,42 @@ run() {
     tcp-send) flags=(-t -s) ;;
     tls) flags=(-t -S) ;;
   esac
-  local rss0 cpu0 cpu1 peak=0 r out
-  rss0=$(rss_kb "$pid"); cpu0=$(cpu_ticks "$pid")
-  local t0; t0=$(date +%s.%N)
-  nice -n "$NICE" timeout -s INT 300 turnutils_uclient "${flags[@]}" -u alice -w alicepw -e 127.0.0.1 -r "$PPORT" \
-    -m "$CLIENTS" -n "$MESSAGES" -z "$INTERVAL" -l "$LENGTH" -c -p "$port" 127.0.0.1 >"$DIR/$name.$mode.out" 2>&1 &
-  local upid=$!
-  while kill -0 "$upid" 2>/dev/null; do
-    r=$(rss_kb "$pid"); [ "$r" -gt "$peak" ] && peak=$r
-    sleep 0.2
+  local rss0 cpu0 cpu1 peak=0 r out box0 box1
+  rss0=$(rss_kb "$pid"); cpu0=$(cpu_ticks "$pid"); box0=$(box_ticks)
+  local upids=() i
+  for ((i = 0; i < PROCS; i++)); do
+    nice -n "$NICE" timeout -s INT 300 turnutils_uclient "${flags[@]}" -u alice -w alicepw -e 127.0.0.1 \
+      -r "${PPORTS[$i]}" -m "$CLIENTS" -n "$MESSAGES" -z "$INTERVAL" -l "$LENGTH" -c -p "$port" 127.0.0.1 \
+      >"$DIR/$name.$mode.$i.out" 2>&1 &
+    upids+=($!)
   done
-  wait "$upid" || true
-  local t1; t1=$(date +%s.%N)
-  cpu1=$(cpu_ticks "$pid")
-  out=$DIR/$name.$mode.out
-  local sent recv lost ttime
-  sent=$(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1/p' "$out" | tail -1)
-  recv=$(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\2/p' "$out" | tail -1)
-  lost=$(sed -nE 's/.*Total lost packets ([0-9]+).*/\1/p' "$out" | tail -1)
-  ttime=$(sed -nE 's/.*Total transmit time is ([0-9]+).*/\1/p' "$out" | tail -1)
-  sent=${sent:-0}; recv=${recv:-0}; lost=${lost:-?}; ttime=${ttime:-0}
+  local alive=1
+  while [ "$alive" = 1 ]; do
+    alive=0
+    for u in "${upids[@]}"; do kill -0 "$u" 2>/dev/null && alive=1; done
+    r=$(rss_kb "$pid"); [ "$r" -gt "$peak" ] && peak=$r
+    [ "$alive" = 1 ] && sleep 0.2
+  done
+  for u in "${upids[@]}"; do wait "$u" || true; done
+  cpu1=$(cpu_ticks "$pid"); box1=$(box_ticks)
+  local sent=0 recv=0 lost=0 ttime=0 s v l t
+  for ((i = 0; i < PROCS; i++)); do
+    out=$DIR/$name.$mode.$i.out
+    s=$(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\1/p' "$out" | tail -1)
+    v=$(sed -nE 's/.*start_mclient: tot_send_msgs=([0-9]+), tot_recv_msgs=([0-9]+).*/\2/p' "$out" | tail -1)
+    l=$(sed -nE 's/.*Total lost packets ([0-9]+).*/\1/p' "$out" | tail -1)
+    t=$(sed -nE 's/.*Total transmit time is ([0-9]+).*/\1/p' "$out" | tail -1)
+    sent=$((sent + ${s:-0})); recv=$((recv + ${v:-0})); lost=$((lost + ${l:-0})); [ "${t:-0}" -gt "$ttime" ] && ttime=${t:-0}
+    if grep -q "ERROR" "$out"; then
+      echo "#   $name/$mode (uclient $i): uclient reported errors:"; grep -m3 ERROR "$out" | sed 's/^/#   /'
+    fi
+  done
+  local busy; busy=$(echo "$box0 $box1" | awk '{ if ($4 > $2) printf "%.0f%%", ($3 - $1) * 100 / ($4 - $2); else print "?" }')
   local ticks=$((cpu1 - cpu0))
   LAST_US=$(awk -v t="$ticks" -v hz="$TCK" -v n="$recv" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "nan" }')
   local rate; rate=$(awk -v n="$recv" -v s="$ttime" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "nan" }')
-  local mem; mem=$(awk -v p="$peak" -v r="$rss0" -v m="$CLIENTS" 'BEGIN { printf "%.1f", (p - r) / m }')
-  printf "%-6s %-7s %10s %10s %8s %12s %14s %12s\n" "$mode" "$name" "$sent" "$recv" "$lost" "$rate" "$LAST_US" "$mem"
-  grep -q "ERROR" "$out" && echo "#   $name/$mode: uclient reported errors (see below)" && grep -m3 ERROR "$out" | sed 's/^/#   /'
+  local mem; mem=$(awk -v p="$peak" -v r="$rss0" -v m="$((PROCS * CLIENTS))" 'BEGIN { printf "%.1f", (p - r) / m }')
+  printf "%-6s %-7s %10s %10s %8s %12s %14s %12s %9s\n" "$mode" "$name" "$sent" "$recv" "$lost" "$rate" "$LAST_US" "$mem" "$busy"
   return 0
 }
 
