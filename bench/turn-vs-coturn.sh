@@ -11,7 +11,8 @@
 # --procs P runs P turnutils_uclient processes at once, each with its own M clients and its own turnutils_peer
 # (offered: P x M x 1000 / MS round trips/s); one uclient thread tops out near 11k round trips/s here. Rows sum
 # their counts; rt_per_s is received / the longest transmit time. box_busy is the whole machine's CPU use during the
-# run in % of all cores (servers, uclients, peers, and anything else running), to show how loaded the box was.
+# run in % of all cores (servers, uclients, peers, and anything else running), to show how loaded the box was, and
+# steal: the time the hypervisor gave the box's vCPUs to other guests (it also inflates the per-process CPU figures).
 #
 # Both servers run on 127.0.0.1 with long-term credentials alice:alicepw, relay ports in separate ranges, relaying
 # to loopback allowed (kaiwa: --turn-allow-peer 127.0.0.0/8; coturn: --allow-loopback-peers), TLS on another port
@@ -49,7 +50,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 TCK=$(getconf CLK_TCK)
-box_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+box_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9}' /proc/stat; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -78,7 +79,7 @@ kill -0 "$CPID" 2>/dev/null || { echo "turnserver did not start:"; tail "$DIR/ts
 
 echo "# turn-vs-coturn: $PROCS x $CLIENTS clients x $MESSAGES messages, every $INTERVAL ms, $LENGTH bytes, kaiwa workers $WORKERS"
 echo "# offered: $((PROCS * CLIENTS * 1000 / INTERVAL)) round trips/s; $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-6s %-7s %10s %10s %8s %12s %14s %12s %9s\n" mode server sent received lost rt_per_s cpu_us_per_rt mem_kb_per_alloc box_busy
+printf "%-6s %-7s %10s %10s %8s %12s %14s %12s %11s\n" mode server sent received lost rt_per_s cpu_us_per_rt mem_kb_per_alloc busy/steal
 
 # run NAME PID PORT MODE: one uclient run against one server; prints a row and sets LAST_US.
 run() {
@@ -120,12 +121,12 @@ run() {
       echo "#   $name/$mode (uclient $i): uclient reported errors:"; grep -m3 ERROR "$out" | sed 's/^/#   /'
     fi
   done
-  local busy; busy=$(echo "$box0 $box1" | awk '{ if ($4 > $2) printf "%.0f%%", ($3 - $1) * 100 / ($4 - $2); else print "?" }')
+  local busy; busy=$(echo "$box0 $box1" | awk '{ if ($5 > $2) printf "%.0f%%/%.0f%%", ($4 - $1) * 100 / ($5 - $2), ($6 - $3) * 100 / ($5 - $2); else print "?" }')
   local ticks=$((cpu1 - cpu0))
   LAST_US=$(awk -v t="$ticks" -v hz="$TCK" -v n="$recv" 'BEGIN { if (n > 0) printf "%.2f", t / hz * 1e6 / n; else print "nan" }')
   local rate; rate=$(awk -v n="$recv" -v s="$ttime" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "nan" }')
   local mem; mem=$(awk -v p="$peak" -v r="$rss0" -v m="$((PROCS * CLIENTS))" 'BEGIN { printf "%.1f", (p - r) / m }')
-  printf "%-6s %-7s %10s %10s %8s %12s %14s %12s %9s\n" "$mode" "$name" "$sent" "$recv" "$lost" "$rate" "$LAST_US" "$mem" "$busy"
+  printf "%-6s %-7s %10s %10s %8s %12s %14s %12s %11s\n" "$mode" "$name" "$sent" "$recv" "$lost" "$rate" "$LAST_US" "$mem" "$busy"
   return 0
 }
 
