@@ -209,8 +209,10 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   const std::string& sid() const { return sid_; }
 
   std::string openPacket(bool upgrades) const {
-    return "0" + encodeOpenData(sid_, upgrades, svc_.options.pingInterval.count(), svc_.options.pingTimeout.count(),
-                                svc_.options.maxPayload);
+    std::string packet = "0";  // appended, not "0" + string&&: GCC 12 at -O3 warns (-Wrestrict) about the latter
+    packet += encodeOpenData(sid_, upgrades, svc_.options.pingInterval.count(), svc_.options.pingTimeout.count(),
+                             svc_.options.maxPayload);
+    return packet;
   }
 
   // --- transports -------------------------------------------------------------------------------------------------
@@ -607,10 +609,10 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     connected_ = true;
     socketId_ = randomSocketId();
-    std::string data = R"({"sid":)";
+    std::string data = R"(0{"sid":)";
     native::appendJsonString(data, socketId_);
     data += '}';
-    sendText("0" + data);
+    sendText(std::move(data));
     joinImplicit();
   }
 
