@@ -5,13 +5,53 @@ import { randomBytes } from 'node:crypto';
 export const WAIT = 10_000;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Bounded waits on conditions that change when something arrives. `until(check, ms, what)` resolves with the first
+ * truthy value of `check()`, probed at once, on every `wake()` and, with `pollMs`, on a timer (for state that changes
+ * without an event); after `ms` it rejects with `what` and `describe()` (what was seen last).
+ */
+export class Waiters {
+  constructor(describe) {
+    this.probes = new Set();
+    this.describe = describe;
+  }
+
+  wake() {
+    for (const p of [...this.probes]) p();
+  }
+
+  until(check, ms, what, pollMs = 0) {
+    return new Promise((resolve, reject) => {
+      const probe = () => {
+        const value = check();
+        if (value) {
+          done();
+          resolve(value);
+        }
+      };
+      const poll = pollMs > 0 ? setInterval(probe, pollMs) : null;
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timeout waiting for ${what}; ${this.describe()}`));
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        if (poll) clearInterval(poll);
+        this.probes.delete(probe);
+      };
+      this.probes.add(probe);
+      probe();
+    });
+  }
+}
+
 /** A WebSocket carrying JSON text messages, with bounded waits on what arrives. */
 export class JsonSocket {
   constructor(ws) {
     this.ws = ws;
     this.messages = [];
     this.closed = null;
-    this.waiters = new Set();
+    this.waits = new Waiters(() => `last messages ${JSON.stringify(this.messages.slice(-5))}`);
     ws.onmessage = (e) => {
       this.messages.push(JSON.parse(e.data));
       this.wake();
@@ -23,30 +63,12 @@ export class JsonSocket {
   }
 
   wake() {
-    for (const w of [...this.waiters]) w();
+    this.waits.wake();
   }
 
   /** Resolves with what `check()` returns once it is truthy (checked now and on every message or close). */
   until(check, ms, what) {
-    return new Promise((resolve, reject) => {
-      const probe = () => {
-        const value = check();
-        if (value) {
-          done();
-          resolve(value);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timeout waiting for ${what}; last messages ${JSON.stringify(this.messages.slice(-5))}`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(probe);
-      };
-      this.waiters.add(probe);
-      probe();
-    });
+    return this.waits.until(check, ms, what);
   }
 
   /** The first message (seen so far or later) matching `pred`. */

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { io } from 'socket.io-client';
 import { ROOT, startServer } from '../e2e/helpers.mjs';
-import { WAIT } from './client.mjs';
+import { WAIT, Waiters } from './client.mjs';
 
 export const TARGET = process.env.SIO_TARGET === 'reference' ? 'reference' : 'kaiwa';
 export const REFERENCE = TARGET === 'reference';
@@ -135,7 +135,9 @@ export class SioPeer {
     this.events = []; // { event, args }
     this.disconnects = []; // reasons
     this.connectErrors = [];
-    this.waiters = new Set();
+    this.waits = new Waiters(() => `connected=${this.socket.connected} ` +
+      `disconnects=${JSON.stringify(this.disconnects)} errors=${JSON.stringify(this.connectErrors.slice(-3))} ` +
+      `last events ${JSON.stringify(this.events.slice(-5), replacer)}`);
     socket.onAny((event, ...args) => {
       this.events.push({ event, args });
       this.wake();
@@ -156,35 +158,14 @@ export class SioPeer {
   }
 
   wake() {
-    for (const w of [...this.waiters]) w();
+    this.waits.wake();
   }
 
+  // Some conditions (the transport's name) change without an event: probed on a timer too.
   until(check, ms = WAIT, what = 'a condition') {
-    return new Promise((resolvePromise, reject) => {
-      const probe = () => {
-        const value = check();
-        if (value) {
-          done();
-          resolvePromise(value);
-        }
-      };
-      // Some conditions (the transport's name) change without an event: probe on a timer too.
-      const poll = setInterval(probe, 25);
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timeout waiting for ${what}; connected=${this.socket.connected} ` +
-          `disconnects=${JSON.stringify(this.disconnects)} errors=${JSON.stringify(this.connectErrors.slice(-3))} ` +
-          `last events ${JSON.stringify(this.events.slice(-5), replacer)}`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        clearInterval(poll);
-        this.waiters.delete(probe);
-      };
-      this.waiters.add(probe);
-      probe();
-    });
+    return this.waits.until(check, ms, what, 25);
   }
+
 
   /** The arguments of the first `event` (seen so far or later) whose arguments satisfy `pred`. */
   async waitFor(event, pred = () => true, what = event) {
@@ -248,7 +229,8 @@ export class RawEio {
     this.ws = ws;
     this.frames = [];
     this.closed = null;
-    this.waiters = new Set();
+    this.waits = new Waiters(() => `closed=${JSON.stringify(this.closed)} ` +
+      `last frames ${JSON.stringify(this.frames.slice(-5).map((f) => String(f).slice(0, 200)))}`);
     ws.onmessage = (e) => {
       if (e.data === '2') ws.send('3'); // answer the server's heartbeat
       this.frames.push(e.data);
@@ -262,31 +244,13 @@ export class RawEio {
   }
 
   wake() {
-    for (const w of [...this.waiters]) w();
+    this.waits.wake();
   }
 
   until(check, what, ms = WAIT) {
-    return new Promise((resolvePromise, reject) => {
-      const probe = () => {
-        const value = check();
-        if (value) {
-          done();
-          resolvePromise(value);
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timeout waiting for ${what}; closed=${JSON.stringify(this.closed)} ` +
-          `last frames ${JSON.stringify(this.frames.slice(-5).map((f) => String(f).slice(0, 200)))}`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(probe);
-      };
-      this.waiters.add(probe);
-      probe();
-    });
+    return this.waits.until(check, ms, what);
   }
+
 
   send(data) {
     this.ws.send(data);
