@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -48,6 +49,24 @@ async function healthy(url) {
   } catch {
     return false;
   }
+}
+
+/** A loopback port free for both TCP and UDP (TURN listens on both), tried at random in 20000-39999. */
+export async function freeUdpTcpPort() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const ok = await new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => {
+        const sock = createSocket('udp4');
+        sock.once('error', () => { srv.close(); resolve(false); });
+        sock.bind(port, '127.0.0.1', () => { sock.close(); srv.close(() => resolve(true)); });
+      });
+    });
+    if (ok) return port;
+  }
+  throw new Error('no port free for both TCP and UDP in 100 tries');
 }
 
 /**

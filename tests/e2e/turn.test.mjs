@@ -3,29 +3,11 @@
 // stun:/turn: URLs with fresh REST credentials). The call must connect with a `relay` candidate pair selected on
 // both sides, and kaiwa's /metrics must show ChannelData relayed.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { after, before, test } from 'node:test';
-import { launchBrowser, openPeer, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo } from './helpers.mjs';
+import { freeUdpTcpPort, launchBrowser, openPeer, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo } from './helpers.mjs';
 
 let server;
 let browser;
-
-async function freeUdpTcpPort() {
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const ok = await new Promise((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => {
-        const sock = createSocket('udp4');
-        sock.once('error', () => { srv.close(); resolve(false); });
-        sock.bind(port, '127.0.0.1', () => { sock.close(); srv.close(() => resolve(true)); });
-      });
-    });
-    if (ok) return port;
-  }
-}
 
 // Every RTCPeerConnection the page makes is relay-only.
 const RELAY_ONLY = () => {

@@ -5,10 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { createHmac } from 'node:crypto';
-import { startServer } from '../e2e/helpers.mjs';
+import { freeUdpTcpPort, startServer } from '../e2e/helpers.mjs';
 import { sleep } from './client.mjs';
 
 const haveTools = (() => {
@@ -23,22 +21,6 @@ const haveTools = (() => {
 const skip = haveTools ? false : 'coturn client tools not installed (apt-get install coturn)';
 
 // A port free for both TCP and UDP on 127.0.0.1.
-async function freeUdpTcpPort() {
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const ok = await new Promise((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => {
-        const sock = createSocket('udp4');
-        sock.once('error', () => { srv.close(); resolve(false); });
-        sock.bind(port, '127.0.0.1', () => { sock.close(); srv.close(() => resolve(true)); });
-      });
-    });
-    if (ok) return port;
-  }
-}
-
 function run(cmd, args, timeoutMs = 60_000) {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGINT', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
