@@ -51,10 +51,12 @@ struct Io : turn::TurnIo {
   void sendToClient(const turn::ClientTuple&, std::span<const uint8_t> head, std::span<const uint8_t> body,
                     size_t pad) override {
     FUZZ_CHECK(pad < 4);
-    if (!body.empty()) {
-      FUZZ_CHECK(head.size() == 4 && turn::isChannelNumber(uint16_t(head[0] << 8 | head[1])));
+    if (head.size() == 4) {  // ChannelData (a STUN header alone is 20 bytes); an empty peer datagram gives length 0
+      FUZZ_CHECK(turn::isChannelNumber(uint16_t(head[0] << 8 | head[1])));
+      FUZZ_CHECK(size_t(head[2] << 8 | head[3]) == body.size());
       return;
     }
+    FUZZ_CHECK(body.empty());
     auto m = stun::Message::parse(head);
     FUZZ_CHECK(m.has_value());
     if (m->messageClass() == stun::Class::kError && !m->hasIntegrity() && !m->hasIntegritySha256())
