@@ -27,8 +27,55 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
-using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// A plain TCP stream whose WebSocket teardown lingers: after the close frame it shuts down sending and reads (and
+// discards) what the peer still sends until it closes too, bounded in bytes and time, then closes the socket.
+// Closing with unread bytes would make the kernel answer with a reset, and a reset can destroy our close frame
+// before the peer has read it (a client that sent an oversized message saw 1006 instead of 1009). Beast's own
+// teardown for sockets stops draining after its first wait, so it is replaced here (Beast finds this overload by
+// argument-dependent lookup).
+class PlainStream : public beast::tcp_stream {
+ public:
+  using beast::tcp_stream::tcp_stream;
+};
+
+constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
+constexpr auto kLingerTime = std::chrono::seconds(3);
+
+// The drain behind async_teardown below, as a composed operation.
+struct LingerOp {
+  PlainStream& stream;
+  std::unique_ptr<std::array<char, 4096>> scratch = std::make_unique<std::array<char, 4096>>();
+  std::size_t drained = 0;
+  bool started = false;
+
+  template <typename Self>
+  void operator()(Self& self, beast::error_code ec = {}, std::size_t n = 0) {
+    if (!started) {
+      started = true;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream.expires_after(kLingerTime);
+    } else {
+      drained += n;
+    }
+    if (!ec && drained < kLingerBytes) {
+      stream.async_read_some(asio::buffer(*scratch), std::move(self));
+      return;
+    }
+    stream.socket().close(ec);
+    self.complete(beast::error_code{});
+  }
+};
+
+template <typename Handler>
+void async_teardown(beast::role_type, PlainStream& stream, Handler&& handler) {
+  asio::async_compose<Handler, void(beast::error_code)>(LingerOp{stream}, handler, stream);
+}
+
+void teardown(beast::role_type role, PlainStream& stream, beast::error_code& ec) {
+  websocket::teardown(role, stream.socket(), ec);
+}
 
 namespace {
 

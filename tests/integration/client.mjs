@@ -137,9 +137,9 @@ function clientFrame(opcode, payload) {
  * A native-protocol peer on a raw TCP socket, joined to `room`: for what Node's WebSocket cannot do (stop reading,
  * send a close frame with a code of the 1xxx range such as 1001, which browsers send when they leave a page).
  */
-export async function openRawPeer(server, room, name) {
+export async function openRawPeer(server, room, name, { allowHalfOpen = false } = {}) {
   const { port } = new URL(server.url);
-  const sock = connect(port, '127.0.0.1');
+  const sock = connect({ port, host: '127.0.0.1', allowHalfOpen });
   await new Promise((r) => sock.once('connect', r));
   const key = randomBytes(16).toString('base64');
   sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +

@@ -73,6 +73,33 @@ test('malformed, oversized and binary messages get errors and the connection goe
   });
 });
 
+test('a client still writing an oversized frame reads the 1009 close, not a reset', async () => {
+  // The server stops reading at the frame header; it must keep draining what follows until the client has read the
+  // close frame, or the kernel resets the connection and the client's writes fail (what Beast's own teardown did).
+  await withServer(['--max-message-bytes', '1024'], async (server) => {
+    const { sock } = await openRawPeer(server, uniqueRoom(), 'Big', { allowHalfOpen: true });
+    let received = Buffer.alloc(0);
+    let writeError = null;
+    sock.on('data', (d) => { received = Buffer.concat([received, d]); });
+    sock.on('error', (e) => { writeError = e; });
+    const ended = new Promise((r) => sock.once('close', r));
+    const size = 1100 * 1024;
+    const header = Buffer.alloc(14);
+    header[0] = 0x81; header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(size), 2); // the mask key stays 0
+    sock.write(header);
+    for (let sent = 0; sent < size && !writeError; sent += 64 * 1024) {
+      sock.write(Buffer.alloc(Math.min(64 * 1024, size - sent), 0x79), (e) => { if (e) writeError ??= e; });
+      await sleep(5); // slower than the server: it has given up on the frame long before the end
+    }
+    sock.end();
+    await ended;
+    assert.equal(writeError, null);
+    const close = received.indexOf(Buffer.from([0x88, 0x02, 0x03, 0xf1])); // close frame, code 1009
+    assert.ok(close >= 0, 'a close frame with 1009');
+  });
+});
+
 test('rate limit: a flood is dropped with one error, others are unaffected', async () => {
   await withServer(['--rate', '5', '--burst', '5'], async (server) => {
     const room = uniqueRoom();
