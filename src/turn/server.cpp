@@ -20,6 +20,7 @@ namespace {
 
 constexpr size_t kScratch = 65536 + 256;
 constexpr uint8_t kUdpProtocol = 17;
+constexpr uint8_t kTcpProtocol = 6;
 constexpr size_t kUnauthBuckets = 1024;
 constexpr std::array<uint16_t, 27> kKnown = {
     0x0003 /* CHANGE-REQUEST (RFC 5780): answered from the same address */,
@@ -72,6 +73,8 @@ struct TurnServer::Allocation {
   std::vector<Channel> channels;
   double tokens = 0;
   TimePoint lastRefill{};
+  bool tcp = false;                      // RFC 6062 TCP allocation: a TCP relay, Connect and ConnectionBind
+  std::vector<ConnectionId> tcpConns;    // its peer data connections (TurnServer::tcpConns_)
 
   Permission* permission(const Address& peer, TimePoint now) {
     for (auto& p : permissions)
@@ -209,6 +212,7 @@ void TurnServer::handleChannelData(const ClientTuple& from, std::span<const uint
   if (!cd) return drop(TurnDrop::kMalformed);
   Allocation* a = findByClient(from);
   if (!a) return drop(TurnDrop::kNoAllocation);
+  if (a->tcp) return drop(TurnDrop::kUnexpected);  // a TCP allocation relays through data connections only
   for (auto& c : a->channels) {
     if (c.number != cd->channel) continue;
     if (c.expiry <= now) break;
@@ -227,6 +231,7 @@ void TurnServer::handleChannelData(const ClientTuple& from, std::span<const uint
 void TurnServer::handleSend(const ClientTuple& from, const Message& m, TimePoint now) {
   Allocation* a = findByClient(from);
   if (!a) return drop(TurnDrop::kNoAllocation);
+  if (a->tcp) return drop(TurnDrop::kUnexpected);
   auto peer = m.xorAddress(attr::kXorPeerAddress);
   auto data = m.find(attr::kData);
   if (!peer || !data) return drop(TurnDrop::kMalformed);
@@ -239,12 +244,16 @@ void TurnServer::handleSend(const ClientTuple& from, const Message& m, TimePoint
   io_.sendToPeer(relay->first, *peer, *data);
 }
 
-bool TurnServer::spendBandwidth(Allocation& a, size_t bytes, TimePoint now) {
-  if (limits_.bytesPerSecond == 0) return true;
+void TurnServer::refill(Allocation& a, TimePoint now) {
   double rate = double(limits_.bytesPerSecond);
-  double elapsed = std::chrono::duration<double>(now - a.lastRefill).count();
+  double elapsed = std::max(0.0, std::chrono::duration<double>(now - a.lastRefill).count());
   a.lastRefill = now;
   a.tokens = std::min(rate, a.tokens + elapsed * rate);  // burst: one second's worth
+}
+
+bool TurnServer::spendBandwidth(Allocation& a, size_t bytes, TimePoint now) {
+  if (limits_.bytesPerSecond == 0) return true;
+  refill(a, now);
   if (a.tokens < double(bytes)) return false;
   a.tokens -= double(bytes);
   return true;
@@ -329,7 +338,7 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
     return;
   }
   if (method != Method::kAllocate && method != Method::kRefresh && method != Method::kCreatePermission &&
-      method != Method::kChannelBind) {
+      method != Method::kChannelBind && method != kMethodConnect && method != kMethodConnectionBind) {
     if (!unauthenticatedAllowed(from.client, now)) return;
     return sendError(from, m, 400, "Bad Request");
   }
@@ -379,6 +388,8 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
   if (unknownCount) return sendError(from, m, 420, "Unknown Attribute", matched, sha256, {unknown.data(), unknownCount});
 
   if (method == Method::kAllocate) return handleAllocate(from, m, *matched, *username, sha256, now);
+  // A ConnectionBind comes on a new connection, which has no allocation: it names one by CONNECTION-ID.
+  if (method == kMethodConnectionBind) return handleConnectionBind(from, m, *matched, *username, sha256);
   Allocation* a = findByClient(from);
   if (!a || a->expiry <= now) return sendError(from, m, 437, "Allocation Mismatch", matched, sha256);
   if (a->username != *username) return sendError(from, m, 441, "Wrong Credentials", matched, sha256);
@@ -386,6 +397,8 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
   a->sha256 = sha256;
   if (method == Method::kRefresh) return handleRefresh(*a, m, now);
   if (method == Method::kCreatePermission) return handleCreatePermission(*a, m, now);
+  if (method == kMethodConnect) return handleConnect(*a, m, now);
+  if (a->tcp) return sendError(a->tuple, m, 400, "Bad Request", &a->key, a->sha256);  // no channels on TCP relays
   return handleChannelBind(*a, m, now);
 }
 
@@ -423,7 +436,13 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
   }
   auto transport = m.find(attr::kRequestedTransport);
   if (!transport || transport->size() != 4) return fail(400, "Bad Request");
-  if ((*transport)[0] != kUdpProtocol) return fail(442, "Unsupported Transport Protocol");
+  uint8_t protocol = (*transport)[0];
+  if (protocol != kUdpProtocol && protocol != kTcpProtocol) return fail(442, "Unsupported Transport Protocol");
+  bool tcp = protocol == kTcpProtocol;
+  // RFC 6062 section 5.1: a TCP relay only for a client on TCP or TLS, and without the UDP-only attributes.
+  if (tcp && (from.transport == Transport::kUdp || m.has(attr::kEvenPort) || m.has(attr::kReservationToken) ||
+              m.has(attr::kDontFragment) || m.has(attr::kAdditionalAddressFamily)))
+    return fail(400, "Bad Request");
   auto evenPort = m.find(attr::kEvenPort);
   auto token = m.find(attr::kReservationToken);
   auto requested = familyAttr(m, attr::kRequestedAddressFamily);
@@ -485,6 +504,7 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
     req.evenPort = evenPort.has_value();
     req.reserveNext = evenPort && ((*evenPort)[0] & 0x80);
     req.dontFragment = m.has(attr::kDontFragment);
+    req.tcp = tcp;
     auto opened = io_.openRelay(req);
     if (!opened) {
       release();
@@ -505,6 +525,7 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
         additionalError = 440;
     }
   }
+  a->tcp = tcp;
   a->username = std::string(user);
   a->key = key;
   a->sha256 = sha256;
@@ -637,6 +658,12 @@ void TurnServer::removeAllocation(const ClientTuple& tuple) {
   auto it = allocations_.find(tuple);
   if (it == allocations_.end()) return;
   Allocation& a = *it->second;
+  // Its peer (and client) data connections first, then the relay they were made from.
+  for (ConnectionId id : a.tcpConns) {
+    tcpConns_.erase(id);
+    io_.closeTcpConnection(id);
+  }
+  a.tcpConns.clear();
   for (auto& r : a.relays) {
     if (!r) continue;
     byRelay_.erase(r->first);
@@ -661,6 +688,192 @@ void TurnServer::tick(TimePoint now) {
     std::erase_if(a.channels, [&](const auto& c) { return c.expiry <= now; });
   }
   for (const auto& r : reservations_->takeExpired(now)) io_.releaseReserved(r.relay);
+  // RFC 6062 timeouts: a Connect that did not complete (447), a peer data connection nobody bound (closed).
+  std::vector<ConnectionId> expired;
+  for (const auto& [id, c] : tcpConns_)
+    if (c.state != TcpConnection::State::kBound && c.deadline <= now) expired.push_back(id);
+  for (ConnectionId id : expired) {
+    auto it = tcpConns_.find(id);
+    if (it == tcpConns_.end()) continue;
+    TcpConnection c = it->second;
+    forgetTcpConnection(id, true);
+    if (c.state == TcpConnection::State::kConnecting)
+      if (Allocation* a = findByClient(c.owner)) connectResult(*a, id, c.connectTx, c.fingerprint, 447);
+  }
+}
+
+// --- TCP allocations (RFC 6062) ---
+
+std::optional<ConnectionId> connectionBindId(std::span<const uint8_t> frame) {
+  if (frame.empty() || frame[0] >> 6 != 0) return std::nullopt;
+  auto m = Message::parse(frame);
+  if (!m || !m->is(kMethodConnectionBind, Class::kRequest)) return std::nullopt;
+  auto v = m->find(kAttrConnectionId);
+  if (!v || v->size() != 4) return std::nullopt;
+  return ConnectionId(uint32_t((*v)[0]) << 24 | uint32_t((*v)[1]) << 16 | uint32_t((*v)[2]) << 8 | (*v)[3]);
+}
+
+ConnectionId TurnServer::newConnectionId() {
+  for (;;) {
+    nextToken_ = nextToken_ * 6364136223846793005ull + 1442695040888963407ull;
+    uint32_t low = uint32_t(nextToken_ >> 40) & 0xFFFFFF;
+    ConnectionId id = workerIndex_ << 24 | low;
+    if (low != 0 && !tcpConns_.count(id)) return id;
+  }
+}
+
+void TurnServer::forgetTcpConnection(ConnectionId id, bool closeIo) {
+  auto it = tcpConns_.find(id);
+  if (it == tcpConns_.end()) return;
+  if (Allocation* a = findByClient(it->second.owner)) std::erase(a->tcpConns, id);
+  tcpConns_.erase(it);
+  if (closeIo) io_.closeTcpConnection(id);
+}
+
+void TurnServer::connectResult(Allocation& a, ConnectionId id, const stun::TransactionId& tx, bool fingerprint,
+                               std::optional<int> error) {
+  stun::Builder b(scratch_, kMethodConnect, error ? Class::kError : Class::kSuccess, tx);
+  if (error)
+    b.errorCode(*error, *error == 447 ? "Connection Timeout or Failure" : "Insufficient Capacity");
+  else
+    b.u32(kAttrConnectionId, id);
+  if (!software_.empty()) b.text(attr::kSoftware, software_);
+  if (a.sha256)
+    b.messageIntegritySha256(a.key.span());
+  else
+    b.messageIntegrity(a.key.span());
+  if (fingerprint) b.fingerprint();
+  if (b.ok()) io_.sendToClient(a.tuple, b.bytes(), {}, 0);
+}
+
+void TurnServer::handleConnect(Allocation& a, const Message& m, TimePoint now) {
+  auto fail = [&](int code, std::string_view reason) { sendError(a.tuple, m, code, reason, &a.key, a.sha256); };
+  if (!a.tcp) return fail(400, "Bad Request");
+  auto peer = m.xorAddress(attr::kXorPeerAddress);
+  if (!peer || peer->port == 0) return fail(400, "Bad Request");
+  auto relay = a.relayFor(peer->family);
+  if (!relay) return fail(443, "Peer Address Family Mismatch");
+  if (!filter_->allowed(*peer)) return fail(403, "Forbidden");
+  // 446: a Connect to this peer in progress, or its data connections pending or bound.
+  for (ConnectionId id : a.tcpConns)
+    if (auto it = tcpConns_.find(id); it != tcpConns_.end() && it->second.peer == *peer)
+      return fail(446, "Connection Already Exists");
+  if (a.tcpConns.size() >= limits_.maxTcpConnections) return fail(508, "Insufficient Capacity");
+  // The Connect installs (or refreshes) a permission for the peer's IP, as CreatePermission would: the peer may
+  // then also connect in, and its data is relayed.
+  if (auto* p = a.permission(*peer, now)) {
+    p->expiry = now + limits_.permissionLifetime;
+  } else {
+    std::erase_if(a.permissions, [&](const auto& p) { return p.expiry <= now; });
+    if (a.permissions.size() >= limits_.maxPermissions) return fail(508, "Insufficient Capacity");
+    a.permissions.push_back({*peer, now + limits_.permissionLifetime});
+  }
+  ConnectionId id = newConnectionId();
+  TcpConnection c;
+  c.owner = a.tuple;
+  c.peer = *peer;
+  c.deadline = now + limits_.tcpConnectTimeout;
+  c.connectTx = m.transactionId();
+  c.fingerprint = m.hasFingerprint();
+  tcpConns_[id] = c;
+  a.tcpConns.push_back(id);
+  if (!io_.connectToPeer(relay->first, id, *peer)) {
+    forgetTcpConnection(id, false);
+    return fail(447, "Connection Timeout or Failure");
+  }
+}
+
+void TurnServer::onPeerConnected(ConnectionId id, bool ok, TimePoint now) {
+  auto it = tcpConns_.find(id);
+  if (it == tcpConns_.end() || it->second.state != TcpConnection::State::kConnecting) return;
+  Allocation* a = findByClient(it->second.owner);
+  if (!a) return forgetTcpConnection(id, true);
+  TcpConnection& c = it->second;
+  if (!ok) {
+    TcpConnection copy = c;
+    forgetTcpConnection(id, true);
+    return connectResult(*a, id, copy.connectTx, copy.fingerprint, 447);
+  }
+  c.state = TcpConnection::State::kPending;
+  c.deadline = now + limits_.tcpBindTimeout;
+  ++stats_.tcpConnections;
+  connectResult(*a, id, c.connectTx, c.fingerprint, std::nullopt);
+}
+
+std::optional<ConnectionId> TurnServer::onPeerAccepted(RelayId relay, const Address& peer, TimePoint now) {
+  auto it = byRelay_.find(relay);
+  if (it == byRelay_.end()) {
+    drop(TurnDrop::kNoAllocation);
+    return std::nullopt;
+  }
+  Allocation& a = *it->second;
+  if (!a.tcp || a.expiry <= now) {
+    drop(TurnDrop::kNoAllocation);
+    return std::nullopt;
+  }
+  if (!a.permission(peer, now)) {
+    drop(TurnDrop::kNoPermission);
+    return std::nullopt;
+  }
+  if (a.tcpConns.size() >= limits_.maxTcpConnections) {
+    drop(TurnDrop::kRateLimited);
+    return std::nullopt;
+  }
+  ConnectionId id = newConnectionId();
+  TcpConnection c;
+  c.state = TcpConnection::State::kPending;
+  c.owner = a.tuple;
+  c.peer = peer;
+  c.deadline = now + limits_.tcpBindTimeout;
+  tcpConns_[id] = c;
+  a.tcpConns.push_back(id);
+  ++stats_.tcpConnections;
+  stun::TransactionId tx{};
+  nextToken_ = nextToken_ * 6364136223846793005ull + 1442695040888963407ull;
+  std::memcpy(tx.data(), &nextToken_, 8);
+  stun::Builder b(scratch_, kMethodConnectionAttempt, Class::kIndication, tx);
+  b.xorAddress(attr::kXorPeerAddress, peer).u32(kAttrConnectionId, id);
+  if (b.ok()) io_.sendToClient(a.tuple, b.bytes(), {}, 0);
+  return id;
+}
+
+void TurnServer::handleConnectionBind(const ClientTuple& from, const Message& m, const Key& key,
+                                      std::string_view user, bool sha256) {
+  auto fail = [&](int code, std::string_view reason) { sendError(from, m, code, reason, &key, sha256); };
+  // RFC 6062 section 5.4: on a TCP or TLS connection of its own (not a control connection), naming a peer data
+  // connection that waits for it.
+  if (from.transport == Transport::kUdp || findByClient(from)) return fail(400, "Bad Request");
+  auto v = m.find(kAttrConnectionId);
+  if (!v || v->size() != 4) return fail(400, "Bad Request");
+  ConnectionId id = uint32_t((*v)[0]) << 24 | uint32_t((*v)[1]) << 16 | uint32_t((*v)[2]) << 8 | (*v)[3];
+  auto it = tcpConns_.find(id);
+  if (it == tcpConns_.end() || it->second.state != TcpConnection::State::kPending) return fail(400, "Bad Request");
+  Allocation* a = findByClient(it->second.owner);
+  if (!a) return fail(400, "Bad Request");
+  if (a->username != user) return fail(441, "Wrong Credentials");
+  it->second.state = TcpConnection::State::kBound;
+  ++stats_.tcpBinds;
+  stun::Builder b(scratch_, kMethodConnectionBind, Class::kSuccess, m.transactionId());
+  sendSuccess(from, m, b, key, sha256);
+  io_.bindConnection(id, from);
+}
+
+void TurnServer::onTcpConnectionClosed(ConnectionId id) { forgetTcpConnection(id, false); }
+
+TimePoint TurnServer::onTcpRelayed(ConnectionId id, size_t bytes, bool toPeer, TimePoint now) {
+  auto it = tcpConns_.find(id);
+  if (it == tcpConns_.end()) return now;
+  (toPeer ? stats_.tcpBytesToPeers : stats_.tcpBytesToClients) += bytes;
+  (toPeer ? stats_.bytesToPeers : stats_.bytesToClients) += bytes;
+  if (limits_.bytesPerSecond == 0) return now;
+  Allocation* a = findByClient(it->second.owner);
+  if (!a) return now;
+  // A stream cannot drop what is over the budget: it goes into debt and the sender waits until it is paid back.
+  refill(*a, now);
+  a->tokens -= double(bytes);
+  if (a->tokens >= 0) return now;
+  auto wait = std::chrono::duration<double>(-a->tokens / double(limits_.bytesPerSecond));
+  return now + std::chrono::duration_cast<Clock::duration>(wait);
 }
 
 }  // namespace kaiwa::turn

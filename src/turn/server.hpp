@@ -39,6 +39,17 @@ struct ClientTupleHash {
 };
 
 using RelayId = uint32_t;
+// A peer data connection of a TCP allocation (RFC 6062 CONNECTION-ID). The top 8 bits name the worker whose
+// TurnServer made it (TurnServer::setWorkerIndex), so a ConnectionBind that reached another worker's listener can be
+// handed to the owner.
+using ConnectionId = uint32_t;
+inline constexpr uint32_t connectionWorker(ConnectionId id) { return id >> 24; }
+
+// RFC 6062 methods and attribute (stun/ has the RFC 8656 ones).
+inline constexpr stun::Method kMethodConnect = stun::Method(0x000A);
+inline constexpr stun::Method kMethodConnectionBind = stun::Method(0x000B);
+inline constexpr stun::Method kMethodConnectionAttempt = stun::Method(0x000C);
+inline constexpr uint16_t kAttrConnectionId = 0x002A;
 // A relay socket bound for an EVEN-PORT reservation but not yet read from by any worker; any worker may adopt it
 // (it then becomes one of that worker's relays) or release it. The I/O layer's handle (a file descriptor there).
 using ReservedRelay = uint64_t;
@@ -48,6 +59,7 @@ struct RelayRequest {
   bool evenPort = false;
   bool reserveNext = false;  // EVEN-PORT with R: keep port+1 for a later Allocate with the token
   bool dontFragment = false;
+  bool tcp = false;  // RFC 6062: a TCP listening socket instead of a UDP one
 };
 struct OpenedRelay {
   RelayId id = 0;
@@ -70,6 +82,16 @@ class TurnIo {
   virtual void sendToClient(const ClientTuple& to, std::span<const uint8_t> head, std::span<const uint8_t> body,
                             size_t pad) = 0;
   virtual void sendToPeer(RelayId from, const stun::Address& peer, std::span<const uint8_t> data) = 0;
+
+  // TCP allocations (RFC 6062). Starts a TCP connection from TCP relay `from` (its relayed address) to `peer`; the
+  // outcome comes back through TurnServer::onPeerConnected (never from inside this call). False: it could not start.
+  virtual bool connectToPeer(RelayId /*from*/, ConnectionId /*id*/, const stun::Address& /*peer*/) { return false; }
+  // Client connection `client` just got its ConnectionBind success response (already passed to sendToClient): from
+  // now on it is a raw byte pipe to peer connection `id`, both ways, and no longer STUN-framed.
+  virtual void bindConnection(ConnectionId /*id*/, const ClientTuple& /*client*/) {}
+  // Closes peer connection `id` and, when bound, its client data connection. The server has already forgotten `id`:
+  // no call back into it. Unknown ids are ignored.
+  virtual void closeTcpConnection(ConnectionId /*id*/) {}
 };
 
 struct TurnLimits {
@@ -84,6 +106,11 @@ struct TurnLimits {
   uint32_t maxChannels = 64;           // per allocation
   uint64_t bytesPerSecond = 0;         // per allocation, both directions; 0: unlimited
   uint32_t unauthenticatedPerSecond = 50;  // per client IP (hashed), requests that get an error or a Binding answer
+  // RFC 6062: how long a Connect may take (447 after), and how long a peer data connection waits for its
+  // ConnectionBind (closed after); the RFC asks for at least 30 s for the first and exactly 30 s for the second.
+  std::chrono::seconds tcpConnectTimeout{30};
+  std::chrono::seconds tcpBindTimeout{30};
+  uint32_t maxTcpConnections = 64;  // peer data connections per TCP allocation (Connect: 508; incoming: closed)
 };
 
 // Counters shared by every worker's TurnServer (relaxed atomics; per-user counts in hashed buckets).
@@ -129,6 +156,10 @@ struct TurnStats {
   uint64_t bytesToPeers = 0, bytesToClients = 0;
   uint64_t authFailures = 0;
   uint64_t bindingRequests = 0;
+  // TCP allocations: peer data connections made (Connect succeeded or a peer connected in), joined to a client
+  // data connection (ConnectionBind), and the bytes piped through them.
+  uint64_t tcpConnections = 0, tcpBinds = 0;
+  uint64_t tcpBytesToPeers = 0, tcpBytesToClients = 0;
   std::array<uint64_t, size_t(TurnDrop::kCount)> drops{};
 };
 
@@ -149,6 +180,23 @@ class TurnServer {
   // A TCP/TLS client connection closed: its allocation goes with it.
   void onConnectionClosed(const ClientTuple& tuple);
 
+  // TCP allocations (RFC 6062).
+  // The I/O accepted a TCP connection from `peer` on TCP relay `relay`: its CONNECTION-ID when the allocation has a
+  // permission for the peer (the client got a ConnectionAttempt indication; the I/O keeps the connection unread
+  // until it is bound), nullopt when the I/O must close it.
+  std::optional<ConnectionId> onPeerAccepted(RelayId relay, const stun::Address& peer, TimePoint now);
+  // The connection a Connect request started (TurnIo::connectToPeer) is established, or failed.
+  void onPeerConnected(ConnectionId id, bool ok, TimePoint now);
+  // A bound pipe's peer or client data connection closed (the I/O closes the other side itself).
+  void onTcpConnectionClosed(ConnectionId id);
+  // `bytes` went through bound connection `id` (to the peer or to the client): counted and charged to the
+  // allocation's bandwidth. Returns when the side that sent them may be read again (`now` within the budget).
+  TimePoint onTcpRelayed(ConnectionId id, size_t bytes, bool toPeer, TimePoint now);
+  // The worker index put in the top 8 bits of the CONNECTION-IDs this server makes (see connectionWorker).
+  void setWorkerIndex(uint32_t index) { workerIndex_ = index & 0xFF; }
+  bool hasAllocation(const ClientTuple& tuple) const { return allocations_.count(tuple) != 0; }
+  size_t tcpConnectionCount() const { return tcpConns_.size(); }
+
   size_t allocationCount() const { return allocations_.size(); }
   size_t permissionCount() const;
   size_t channelCount() const;
@@ -165,6 +213,14 @@ class TurnServer {
   void handleRefresh(Allocation& a, const stun::Message& m, TimePoint now);
   void handleCreatePermission(Allocation& a, const stun::Message& m, TimePoint now);
   void handleChannelBind(Allocation& a, const stun::Message& m, TimePoint now);
+  void handleConnect(Allocation& a, const stun::Message& m, TimePoint now);
+  void handleConnectionBind(const ClientTuple& from, const stun::Message& m, const Key& key, std::string_view user,
+                            bool sha256);
+  void connectResult(Allocation& a, ConnectionId id, const stun::TransactionId& tx, bool fingerprint,
+                     std::optional<int> error);
+  void forgetTcpConnection(ConnectionId id, bool closeIo);
+  ConnectionId newConnectionId();
+  void refill(Allocation& a, TimePoint now);
 
   void sendError(const ClientTuple& to, const stun::Message& m, int code, std::string_view reason,
                  const Key* key = nullptr, bool sha256 = false, std::span<const uint16_t> unknown = {},
@@ -194,7 +250,21 @@ class TurnServer {
   std::vector<uint8_t> scratch_;
   TurnStats stats_;
   uint64_t nextToken_ = 0;
+  // Peer data connections of TCP allocations, by CONNECTION-ID.
+  struct TcpConnection {
+    enum class State : uint8_t { kConnecting, kPending, kBound } state = State::kConnecting;
+    ClientTuple owner;  // the allocation's control connection
+    stun::Address peer;
+    TimePoint deadline{};  // kConnecting: the Connect times out (447); kPending: no ConnectionBind came
+    stun::TransactionId connectTx{};
+    bool fingerprint = false;  // the Connect request had one: so has its answer
+  };
+  std::unordered_map<ConnectionId, TcpConnection> tcpConns_;
+  uint32_t workerIndex_ = 0;
 };
+
+// The CONNECTION-ID of a ConnectionBind request (RFC 6062), if `frame` is one; for routing it to its worker.
+std::optional<ConnectionId> connectionBindId(std::span<const uint8_t> frame);
 
 // ChannelData (RFC 8656 section 12.4): channel number, length, data; padded to 4 bytes over TCP. RFC 8656 narrowed
 // channel numbers to 0x4000-0x4FFF; RFC 5766's 0x4000-0x7FFE is accepted because clients (coturn's among them) still

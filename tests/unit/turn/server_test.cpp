@@ -290,13 +290,20 @@ TEST_F(TurnServerTest, OtherUserOnTheTupleIs441) {
   EXPECT_EQ(code(r), 441);
 }
 
-TEST_F(TurnServerTest, TcpRelayIs442AndMissingTransportIs400) {
+TEST_F(TurnServerTest, OtherTransportsAre442AndMissingTransportIs400) {
   auto r = request(Method::kAllocate, [](stun::Builder& b) {
+    const uint8_t sctp[4] = {132, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, sctp);
+  }, client_);
+  EXPECT_EQ(code(r), 442);
+  // TCP (RFC 6062) over UDP: 400 (tcp_allocation_test.cpp has the rest).
+  auto t = request(Method::kAllocate, [](stun::Builder& b) {
     const uint8_t tcp[4] = {6, 0, 0, 0};
     b.attribute(attr::kRequestedTransport, tcp);
   }, client_);
-  EXPECT_EQ(code(r), 442);
+  EXPECT_EQ(code(t), 400);
   EXPECT_EQ(code(request(Method::kAllocate, [](stun::Builder&) {}, client_)), 400);
+  EXPECT_EQ(server_->allocationCount(), 0u);
 }
 
 TEST_F(TurnServerTest, UserQuotaIs486AndCapacityIs508) {
