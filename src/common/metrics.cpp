@@ -60,6 +60,15 @@ std::string renderPrometheus() {
        r.turnAuthFailures);
   emit(out, "kaiwa_stun_binding_requests_total", "counter", "STUN Binding requests answered.",
        r.turnBindingRequests);
+  emit(out, "kaiwa_turn_tcp_connections", "gauge", "TURN TCP allocations' peer data connections.",
+       r.turnTcpConnections);
+  emit(out, "kaiwa_turn_tcp_connections_total", "counter", "TURN TCP peer data connections made.",
+       r.turnTcpConnectionsTotal);
+  emit(out, "kaiwa_turn_tcp_binds_total", "counter", "TURN TCP client data connections bound.", r.turnTcpBinds);
+  emit(out, "kaiwa_turn_tcp_bytes_to_peers_total", "counter", "Bytes piped to peers over TCP relays.",
+       r.turnTcpBytesToPeers);
+  emit(out, "kaiwa_turn_tcp_bytes_to_clients_total", "counter", "Bytes piped to clients over TCP relays.",
+       r.turnTcpBytesToClients);
   out += "# HELP kaiwa_turn_dropped_total TURN packets dropped, by reason.\n# TYPE kaiwa_turn_dropped_total counter\n";
   for (size_t i = 0; i < kTurnDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_turn_dropped_total{{reason=\"{}\"}} {}\n", kTurnDropNames[i],

@@ -56,6 +56,11 @@ struct Registry {
   std::atomic<uint64_t> turnBytesToClients{0};
   std::atomic<uint64_t> turnAuthFailures{0};
   std::atomic<uint64_t> turnBindingRequests{0};
+  std::atomic<int64_t> turnTcpConnections{0};         // RFC 6062 peer data connections (pending or bound)
+  std::atomic<uint64_t> turnTcpConnectionsTotal{0};   // peer data connections made (Connect or accepted)
+  std::atomic<uint64_t> turnTcpBinds{0};              // client data connections bound (ConnectionBind)
+  std::atomic<uint64_t> turnTcpBytesToPeers{0};
+  std::atomic<uint64_t> turnTcpBytesToClients{0};
   std::array<std::atomic<uint64_t>, 8> turnDropped{};  // by kTurnDropNames
 
   void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }

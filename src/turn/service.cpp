@@ -49,6 +49,50 @@ constexpr size_t kMaxTcpBuffered = 1 << 20;  // per connection, both ways
 constexpr int kDrainRounds = 16;             // recvmmsg batches per socket per wake-up
 constexpr size_t kTcpInitialBuffer = 2048;   // grows to the largest frame seen (64 KiB + header at most)
 constexpr size_t kTcpMaxFrame = 65536 + 8;
+// TCP allocations (RFC 6062): a bound pipe reads 16 KiB at a time, and stops reading one side while more than
+// kPipeBuffered bytes wait to be written to the other (TCP's own window then pushes back on the sender).
+constexpr size_t kPipeChunk = 16384;
+constexpr size_t kPipeBuffered = 256 * 1024;
+// A pipe whose other side closed gets this long to write what was still queued before it is closed too.
+constexpr auto kPipeLinger = std::chrono::seconds(10);
+
+asio::ip::tcp::endpoint toEndpoint(const Address& a) {
+  sockaddr_storage ss{};
+  unsigned len = a.toSockaddr(ss);
+  asio::ip::tcp::endpoint ep;
+  std::memcpy(ep.data(), &ss, len);
+  ep.resize(len);
+  return ep;
+}
+
+std::optional<Address> fromEndpoint(const asio::ip::tcp::endpoint& ep) {
+  sockaddr_storage ss{};
+  std::memcpy(&ss, ep.data(), std::min<size_t>(ep.size(), sizeof ss));
+  return Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+// A TCP socket bound to `local`: a relay's listener (bound without SO_REUSEPORT, so a port some other socket holds
+// is not shared, then given it so the relay's outgoing connections can bind the same port), or an outgoing
+// connection from the relayed address (SO_REUSEPORT before the bind). -1 on failure.
+int tcpRelaySocket(const Address& local, bool listener) {
+  int fd = ::socket(local.family == stun::Family::kV4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (local.family == stun::Family::kV6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (!listener) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_storage ss{};
+  unsigned len = local.toSockaddr(ss);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
+  if (ok && listener)
+    ok = ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0 && ::listen(fd, 64) == 0;
+  if (!ok) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 bool isUnspecified(const Address& a) {
   for (size_t i = 0; i < a.ipLength(); ++i)
@@ -58,6 +102,66 @@ bool isUnspecified(const Address& a) {
 }  // namespace
 
 class TurnService::Worker : public TurnIo {
+ private:
+  struct Relay {
+    Relay(asio::io_context& ctx, int fd) : descriptor(ctx, fd), fd(fd) {}
+    asio::posix::stream_descriptor descriptor;
+    int fd;
+  };
+  struct PeerConn;
+  struct Connection {
+    explicit Connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
+    ~Connection() {
+      if (ssl) SSL_free(ssl);
+    }
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    asio::ip::tcp::socket socket;
+    ClientTuple tuple;
+    std::vector<uint8_t> in;
+    size_t used = 0;
+    std::vector<uint8_t> pending, writing;
+    SSL* ssl = nullptr;             // TLS (RFC 8656 over TLS): memory BIOs between the socket and OpenSSL
+    std::vector<uint8_t> cipherIn;  // TLS records as read from the socket
+    std::vector<uint8_t> cipherOut; // TLS records to write
+    bool closed = false;
+    bool failed = false;  // SSL_write failed: close at the next flush
+    bool dirty = false;   // in dirty_, to be written at the flush
+    // RFC 6062 client data connection: after its ConnectionBind, raw bytes to and from `pipe`.
+    bool dataConnection = false;
+    std::shared_ptr<PeerConn> pipe;
+    bool readPaused = false;       // no read in flight: resumeClientRead restarts it
+    TimePoint pausedUntil{};       // bandwidth: not read before this
+    bool closeAfterFlush = false;  // the peer side closed: close once the queued bytes are written
+    std::unique_ptr<asio::steady_timer> timer;  // bandwidth pause or linger
+  };
+  // A peer data connection of a TCP allocation (accepted on the relay or made for a Connect request).
+  struct PeerConn {
+    PeerConn(asio::ip::tcp::socket s, ConnectionId id) : socket(std::move(s)), timer(socket.get_executor()), id(id) {}
+    asio::ip::tcp::socket socket;
+    asio::steady_timer timer;  // bandwidth pause or linger
+    ConnectionId id;
+    std::shared_ptr<Connection> client;  // once bound
+    std::vector<uint8_t> in;              // read buffer
+    std::vector<uint8_t> out, writing;    // to the peer
+    bool readPaused = true;  // not read before it is bound
+    TimePoint pausedUntil{};
+    bool closed = false;
+    bool closeAfterFlush = false;
+  };
+  struct TcpRelay {
+    explicit TcpRelay(asio::io_context& ctx) : acceptor(ctx) {}
+    asio::ip::tcp::acceptor acceptor;
+    Address local;
+  };
+  // A client connection moved to the worker that owns the CONNECTION-ID of its ConnectionBind.
+  struct Handoff {
+    int fd = -1;
+    SSL* ssl = nullptr;
+    ClientTuple tuple;
+    std::vector<uint8_t> bytes;  // received and not yet handled, from the ConnectionBind on
+  };
+
  public:
   Worker(TurnService& service, uint32_t index)
       : service_(service),
@@ -66,10 +170,12 @@ class TurnService::Worker : public TurnIo {
         acceptor_(ctx_),
         tlsAcceptor_(ctx_),
         timer_(ctx_),
+        index_(index),
         rng_(std::random_device{}() ^ index),
         server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_,
                 service.reservations_) {
     tlsRecord_.reserve(kTcpMaxFrame + 4);
+    server_.setWorkerIndex(index);
   }
 
   ~Worker() override {
@@ -79,6 +185,8 @@ class TurnService::Worker : public TurnIo {
     tlsAcceptor_.close(ec);
     udp_.close(ec);
     for (auto& [id, c] : connections_) c->socket.close(ec);
+    for (auto& [id, r] : tcpRelays_) r->acceptor.close(ec);
+    for (auto& [id, p] : peers_) p->socket.close(ec);
   }
 
   std::optional<std::string> bind(const Address& listen) {
@@ -117,6 +225,7 @@ class TurnService::Worker : public TurnIo {
     uint32_t lo = service_.options_.minPort, hi = service_.options_.maxPort;
     uint32_t span = hi - lo + 1;
     uint32_t start = std::uniform_int_distribution<uint32_t>(0, span - 1)(rng_);
+    if (r.tcp) return openTcpRelay(*ip, lo, span, start);
     net::UdpBindOptions o;
     o.dontFragment = r.dontFragment;
     o.receiveBuffer = o.sendBuffer = 1 << 20;
@@ -149,6 +258,12 @@ class TurnService::Worker : public TurnIo {
   }
 
   void closeRelay(RelayId id) override {
+    if (auto t = tcpRelays_.find(id); t != tcpRelays_.end()) {
+      boost::system::error_code ec;
+      t->second->acceptor.close(ec);
+      tcpRelays_.erase(t);
+      return;
+    }
     auto it = relays_.find(id);
     if (it == relays_.end()) return;
     boost::system::error_code ec;
@@ -176,7 +291,14 @@ class TurnService::Worker : public TurnIo {
     }
     auto it = connections_.find(to.connection);
     if (it == connections_.end()) return;
-    Connection& c = *it->second;
+    enqueue(it->second, head, body, pad);
+  }
+
+  // Appends a message (or piped bytes) to a client connection's output, written at this loop turn's flush.
+  void enqueue(const std::shared_ptr<Connection>& cp, std::span<const uint8_t> head, std::span<const uint8_t> body,
+               size_t pad) {
+    Connection& c = *cp;
+    if (c.closed) return;
     size_t size = head.size() + body.size() + pad;
     if (c.ssl && c.pending.empty() && SSL_is_init_finished(c.ssl)) {
       // TLS: one record per message, encrypted now into the write BIO; the records of this loop turn go out in one
@@ -205,7 +327,7 @@ class TurnService::Worker : public TurnIo {
     // Written once this loop turn's ready sockets are handled: what one batch relayed goes out in one write.
     if (!c.dirty) {
       c.dirty = true;
-      dirty_.push_back(it->second);
+      dirty_.push_back(cp);
     }
     scheduleFlush();
   }
@@ -217,31 +339,60 @@ class TurnService::Worker : public TurnIo {
     scheduleFlush();
   }
 
- private:
-  struct Relay {
-    Relay(asio::io_context& ctx, int fd) : descriptor(ctx, fd), fd(fd) {}
-    asio::posix::stream_descriptor descriptor;
-    int fd;
-  };
-  struct Connection {
-    explicit Connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
-    ~Connection() {
-      if (ssl) SSL_free(ssl);
+  bool connectToPeer(RelayId from, ConnectionId id, const Address& peer) override {
+    auto r = tcpRelays_.find(from);
+    if (r == tcpRelays_.end() || peer.family != r->second->local.family) return false;
+    int fd = tcpRelaySocket(r->second->local, false);
+    if (fd < 0) return false;
+    auto p = std::make_shared<PeerConn>(asio::ip::tcp::socket(ctx_), id);
+    boost::system::error_code ec;
+    p->socket.assign(peer.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return false;
     }
-    Connection(const Connection&) = delete;
-    Connection& operator=(const Connection&) = delete;
-    asio::ip::tcp::socket socket;
-    ClientTuple tuple;
-    std::vector<uint8_t> in;
-    size_t used = 0;
-    std::vector<uint8_t> pending, writing;
-    SSL* ssl = nullptr;             // TLS (RFC 8656 over TLS): memory BIOs between the socket and OpenSSL
-    std::vector<uint8_t> cipherIn;  // TLS records as read from the socket
-    std::vector<uint8_t> cipherOut; // TLS records to write
-    bool closed = false;
-    bool failed = false;  // SSL_write failed: close at the next flush
-    bool dirty = false;   // in dirty_, to be written at the flush
-  };
+    peers_[id] = p;
+    p->socket.async_connect(toEndpoint(peer), [this, p](const boost::system::error_code& ec) {
+      if (p->closed) return;
+      boost::system::error_code e2;
+      if (!ec) p->socket.set_option(asio::ip::tcp::no_delay(true), e2);
+      server_.onPeerConnected(p->id, !ec, now());  // on failure the server closes it (closeTcpConnection)
+    });
+    return true;
+  }
+
+  void bindConnection(ConnectionId id, const ClientTuple& client) override {
+    auto pit = peers_.find(id);
+    auto cit = connections_.find(client.connection);
+    if (pit == peers_.end() || cit == connections_.end()) {
+      if (pit != peers_.end()) closePeer(pit->second);
+      server_.onTcpConnectionClosed(id);
+      return;
+    }
+    auto p = pit->second;
+    auto c = cit->second;
+    p->client = c;
+    c->pipe = p;
+    c->dataConnection = true;
+    if (c->in.size() < kPipeChunk) c->in.resize(kPipeChunk);
+    // What the peer sent before the bind waits in the socket's buffer: start reading it.
+    p->readPaused = true;
+    resumePeerRead(p);
+  }
+
+  void closeTcpConnection(ConnectionId id) override {
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    auto p = it->second;
+    auto c = p->client;
+    closePeer(p);
+    if (c) {
+      c->pipe.reset();
+      closeConnection(c, false);
+    }
+  }
+
+ private:
 
   Address advertised(const Address& local) const {
     const auto& ext = service_.options_.externalIp;
@@ -356,12 +507,24 @@ class TurnService::Worker : public TurnIo {
     });
   }
 
-  void closeConnection(const std::shared_ptr<Connection>& c) {
+  void closeConnection(const std::shared_ptr<Connection>& c, bool notify = true) {
     if (c->closed) return;
     c->closed = true;
     boost::system::error_code ec;
     c->socket.close(ec);
-    server_.onConnectionClosed(c->tuple);
+    if (c->timer) c->timer->cancel();
+    if (auto p = std::move(c->pipe)) {
+      // A client data connection: its peer connection gets what is queued for it, then closes too.
+      server_.onTcpConnectionClosed(p->id);
+      p->client.reset();
+      p->closeAfterFlush = true;
+      p->timer.expires_after(kPipeLinger);
+      p->timer.async_wait([this, p](const boost::system::error_code& e) {
+        if (!e) closePeer(p);
+      });
+      writePeer(p);
+    }
+    if (notify) server_.onConnectionClosed(c->tuple);
     connections_.erase(c->tuple.connection);
   }
 
@@ -385,37 +548,272 @@ class TurnService::Worker : public TurnIo {
 
   void readTcp(const std::shared_ptr<Connection>& c) {
     auto buffer = c->ssl ? asio::buffer(c->cipherIn) : asio::buffer(c->in.data() + c->used, c->in.size() - c->used);
-    c->socket.async_read_some(buffer,
-                              [this, c](const boost::system::error_code& ec, size_t n) {
-                                if (ec || c->closed) return closeConnection(c);
-                                if (c->ssl) {
-                                  if (!decrypt(c, n)) return closeConnection(c);
-                                } else {
-                                  c->used += n;
-                                }
-                                TimePoint t = now();
-                                int64_t unix = std::time(nullptr);
-                                size_t pos = 0;
-                                while (!c->closed) {
-                                  std::span<const uint8_t> rest(c->in.data() + pos, c->used - pos);
-                                  auto len = tcpFrameLength(rest);
-                                  if (!len) break;
-                                  if (*len == 0 || *len > kTcpMaxFrame) {
-                                    server_.onClientPacket(c->tuple, {}, t, unix);  // counted as malformed
-                                    return closeConnection(c);
-                                  }
-                                  if (rest.size() < *len) {
-                                    if (*len > c->in.size()) c->in.resize(*len);  // a large frame: room for it
-                                    break;
-                                  }
-                                  server_.onClientPacket(c->tuple, rest.subspan(0, *len), t, unix);
-                                  pos += *len;
-                                }
-                                if (c->closed) return;
-                                std::memmove(c->in.data(), c->in.data() + pos, c->used - pos);
-                                c->used -= pos;
-                                readTcp(c);
-                              });
+    c->socket.async_read_some(buffer, [this, c](const boost::system::error_code& ec, size_t n) {
+      if (ec || c->closed) return closeConnection(c);
+      if (c->ssl) {
+        if (!decrypt(c, n)) return closeConnection(c);
+      } else {
+        c->used += n;
+      }
+      if (c->dataConnection) return pipeFromClient(c);
+      processFrames(c);
+    });
+  }
+
+  // Hands the complete STUN/ChannelData frames in c->in to the server, then reads on (or pipes, once bound).
+  void processFrames(const std::shared_ptr<Connection>& c) {
+    TimePoint t = now();
+    int64_t unix = std::time(nullptr);
+    size_t pos = 0;
+    while (!c->closed && !c->dataConnection) {
+      std::span<const uint8_t> rest(c->in.data() + pos, c->used - pos);
+      auto len = tcpFrameLength(rest);
+      if (!len) break;
+      if (*len == 0 || *len > kTcpMaxFrame) {
+        server_.onClientPacket(c->tuple, {}, t, unix);  // counted as malformed
+        return closeConnection(c);
+      }
+      if (rest.size() < *len) {
+        if (*len > c->in.size()) c->in.resize(*len);  // a large frame: room for it
+        break;
+      }
+      auto frame = rest.subspan(0, *len);
+      // A ConnectionBind for a connection another worker made: the connection moves to that worker (SO_REUSEPORT
+      // put it here by its 5-tuple), with this frame and what follows.
+      if (auto cid = connectionBindId(frame); cid && connectionWorker(*cid) != index_ &&
+                                              connectionWorker(*cid) < service_.workers_.size() &&
+                                              !server_.hasAllocation(c->tuple)) {
+        if (handOff(c, pos, connectionWorker(*cid))) return;
+      }
+      server_.onClientPacket(c->tuple, frame, t, unix);
+      pos += *len;
+    }
+    if (c->closed) return;
+    std::memmove(c->in.data(), c->in.data() + pos, c->used - pos);
+    c->used -= pos;
+    if (c->dataConnection) return pipeFromClient(c);  // bytes after the ConnectionBind are the peer's already
+    readTcp(c);
+  }
+
+  bool handOff(const std::shared_ptr<Connection>& c, size_t pos, uint32_t target) {
+    // Only a connection with nothing on its way out (a fresh one: the ConnectionBind is its first request).
+    if (!c->writing.empty() || !c->pending.empty() || !c->cipherOut.empty() ||
+        (c->ssl && BIO_ctrl_pending(SSL_get_wbio(c->ssl)) != 0))
+      return false;
+    boost::system::error_code ec;
+    int fd = c->socket.release(ec);
+    if (ec || fd < 0) return false;
+    Handoff h;
+    h.fd = fd;
+    h.ssl = std::exchange(c->ssl, nullptr);
+    h.tuple = c->tuple;
+    h.bytes.assign(c->in.begin() + long(pos), c->in.begin() + long(c->used));
+    c->closed = true;
+    connections_.erase(c->tuple.connection);
+    ++handoffs_;
+    Worker* to = service_.workers_[target].get();
+    asio::post(to->ctx_, [to, h = std::move(h)]() mutable { to->adopt(std::move(h)); });
+    return true;
+  }
+
+  void adopt(Handoff h) {
+    asio::ip::tcp::socket socket(ctx_);
+    boost::system::error_code ec;
+    socket.assign(h.tuple.client.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), h.fd, ec);
+    if (ec) {
+      ::close(h.fd);
+      if (h.ssl) SSL_free(h.ssl);
+      return;
+    }
+    auto c = std::make_shared<Connection>(std::move(socket));
+    uint32_t id = nextConnection_++;
+    if (nextConnection_ == 0) nextConnection_ = 1;
+    c->tuple = h.tuple;
+    c->tuple.connection = id;
+    c->ssl = h.ssl;
+    if (c->ssl) c->cipherIn.resize(16384);
+    c->used = h.bytes.size();
+    c->in = std::move(h.bytes);
+    c->in.resize(std::max(c->used, kTcpInitialBuffer));
+    connections_[id] = c;
+    processFrames(c);
+  }
+
+  // --- TCP allocations: the byte pipes ---
+
+  std::optional<OpenedRelay> openTcpRelay(const Address& ip, uint32_t lo, uint32_t span, uint32_t start) {
+    for (uint32_t tries = 0; tries < std::min<uint32_t>(span, 64); ++tries) {
+      Address local = ip;
+      local.port = uint16_t(lo + (start + tries) % span);
+      int fd = tcpRelaySocket(local, true);
+      if (fd < 0) continue;
+      auto relay = std::make_unique<TcpRelay>(ctx_);
+      boost::system::error_code ec;
+      relay->acceptor.assign(local.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        continue;
+      }
+      relay->local = local;
+      RelayId id = nextRelay_++;
+      tcpRelays_.emplace(id, std::move(relay));
+      acceptPeer(id);
+      OpenedRelay out;
+      out.id = id;
+      out.address = advertised(local);
+      return out;
+    }
+    return std::nullopt;
+  }
+
+  void acceptPeer(RelayId id) {
+    auto it = tcpRelays_.find(id);
+    if (it == tcpRelays_.end()) return;
+    it->second->acceptor.async_accept([this, id](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !tcpRelays_.count(id)) return;
+      if (!ec) {
+        boost::system::error_code e2;
+        auto ep = socket.remote_endpoint(e2);
+        auto peer = e2 ? std::nullopt : fromEndpoint(ep);
+        std::optional<ConnectionId> cid;
+        if (peer) cid = server_.onPeerAccepted(id, *peer, now());  // nullopt: no permission, closed
+        if (cid) {
+          socket.set_option(asio::ip::tcp::no_delay(true), e2);
+          peers_[*cid] = std::make_shared<PeerConn>(std::move(socket), *cid);
+        } else {
+          socket.close(e2);
+        }
+      }
+      acceptPeer(id);
+    });
+  }
+
+  static size_t queuedToClient(const Connection& c) {
+    return c.pending.size() + c.writing.size() + c.cipherOut.size() +
+           (c.ssl ? BIO_ctrl_pending(SSL_get_wbio(c.ssl)) : 0);
+  }
+  static size_t queuedToPeer(const PeerConn& p) { return p.out.size() + p.writing.size(); }
+
+  void closePeer(const std::shared_ptr<PeerConn>& p) {
+    if (p->closed) return;
+    p->closed = true;
+    boost::system::error_code ec;
+    p->socket.close(ec);
+    p->timer.cancel();
+    if (auto it = peers_.find(p->id); it != peers_.end() && it->second == p) peers_.erase(it);
+  }
+
+  // Client → peer: what the client data connection delivered goes to the peer connection's queue.
+  void pipeFromClient(const std::shared_ptr<Connection>& c) {
+    auto p = c->pipe;
+    if (!p) {
+      c->used = 0;  // the peer side is gone: discard, and close once what is queued for the client is written
+      return;
+    }
+    TimePoint t = now(), resume = t;
+    if (c->used) {
+      p->out.insert(p->out.end(), c->in.begin(), c->in.begin() + long(c->used));
+      resume = server_.onTcpRelayed(p->id, c->used, true, t);
+      c->used = 0;
+      writePeer(p);
+      if (c->closed || p->closed) return;
+    }
+    pauseClientUntil(c, resume);
+  }
+
+  void pauseClientUntil(const std::shared_ptr<Connection>& c, TimePoint until) {
+    c->readPaused = true;
+    c->pausedUntil = until;
+    if (until > now()) {
+      if (!c->timer) c->timer = std::make_unique<asio::steady_timer>(ctx_);
+      c->timer->expires_at(until);
+      c->timer->async_wait([this, c](const boost::system::error_code& ec) {
+        if (!ec) resumeClientRead(c);
+      });
+    }
+    resumeClientRead(c);
+  }
+
+  void resumeClientRead(const std::shared_ptr<Connection>& c) {
+    if (c->closed || !c->readPaused || !c->pipe) return;
+    if (queuedToPeer(*c->pipe) > kPipeBuffered) return;  // writePeer calls again once the peer took some
+    if (now() < c->pausedUntil) return;                   // the timer calls again
+    c->readPaused = false;
+    readTcp(c);
+  }
+
+  // Peer → client.
+  void readPeer(const std::shared_ptr<PeerConn>& p) {
+    if (p->in.size() < kPipeChunk) p->in.resize(kPipeChunk);
+    p->socket.async_read_some(asio::buffer(p->in), [this, p](const boost::system::error_code& ec, size_t n) {
+      if (p->closed) return;
+      auto c = p->client;
+      if (ec || !c) return peerClosed(p);
+      TimePoint t = now();
+      TimePoint resume = server_.onTcpRelayed(p->id, n, false, t);
+      enqueue(c, {p->in.data(), n}, {}, 0);
+      pausePeerUntil(p, resume);
+    });
+  }
+
+  void pausePeerUntil(const std::shared_ptr<PeerConn>& p, TimePoint until) {
+    p->readPaused = true;
+    p->pausedUntil = until;
+    if (until > now()) {
+      p->timer.expires_at(until);
+      p->timer.async_wait([this, p](const boost::system::error_code& ec) {
+        if (!ec) resumePeerRead(p);
+      });
+    }
+    resumePeerRead(p);
+  }
+
+  void resumePeerRead(const std::shared_ptr<PeerConn>& p) {
+    if (p->closed || !p->readPaused || !p->client) return;
+    if (queuedToClient(*p->client) > kPipeBuffered) return;  // writeTcp calls again once the client took some
+    if (now() < p->pausedUntil) return;
+    p->readPaused = false;
+    readPeer(p);
+  }
+
+  // The peer closed (or failed): the client data connection gets what is queued for it, then closes.
+  void peerClosed(const std::shared_ptr<PeerConn>& p) {
+    server_.onTcpConnectionClosed(p->id);
+    auto c = std::move(p->client);
+    closePeer(p);
+    if (!c || c->closed) return;
+    c->pipe.reset();
+    c->closeAfterFlush = true;
+    if (!c->timer) c->timer = std::make_unique<asio::steady_timer>(ctx_);
+    c->timer->expires_after(kPipeLinger);
+    c->timer->async_wait([this, c](const boost::system::error_code& ec) {
+      if (!ec) closeConnection(c, false);
+    });
+    if (queuedToClient(*c) == 0) closeConnection(c, false);
+  }
+
+  void writePeer(const std::shared_ptr<PeerConn>& p) {
+    if (p->closed || !p->writing.empty()) return;
+    if (p->out.empty()) return peerFlushed(p);
+    ssize_t sent = ::send(p->socket.native_handle(), p->out.data(), p->out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent == ssize_t(p->out.size())) {
+      p->out.clear();
+      return peerFlushed(p);
+    }
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return peerClosed(p);
+    std::swap(p->writing, p->out);
+    if (sent > 0) p->writing.erase(p->writing.begin(), p->writing.begin() + sent);
+    asio::async_write(p->socket, asio::buffer(p->writing), [this, p](const boost::system::error_code& ec, size_t) {
+      if (p->closed) return;
+      if (ec) return peerClosed(p);
+      p->writing.clear();
+      writePeer(p);
+    });
+  }
+
+  void peerFlushed(const std::shared_ptr<PeerConn>& p) {
+    if (p->closeAfterFlush) return closePeer(p);
+    if (p->client) resumeClientRead(p->client);
   }
 
   void writeTcp(const std::shared_ptr<Connection>& c) {
@@ -447,12 +845,13 @@ class TurnService::Worker : public TurnIo {
       }
     }
     auto& out = c->ssl ? c->cipherOut : c->pending;
-    if (!c->writing.empty() || out.empty()) return;
+    if (!c->writing.empty()) return;
+    if (out.empty()) return clientFlushed(c);
     // Usually the socket takes it all at once: send directly, without an asio operation and its completion.
     ssize_t sent = ::send(c->socket.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent == ssize_t(out.size())) {
       out.clear();
-      return;
+      return clientFlushed(c);
     }
     if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return closeConnection(c);
     std::swap(c->writing, out);
@@ -463,6 +862,11 @@ class TurnService::Worker : public TurnIo {
                         c->writing.clear();
                         writeTcp(c);
                       });
+  }
+
+  void clientFlushed(const std::shared_ptr<Connection>& c) {
+    if (c->closeAfterFlush && queuedToClient(*c) == 0) return closeConnection(c, false);
+    if (c->pipe) resumePeerRead(c->pipe);
   }
 
   void armTimer() {
@@ -491,6 +895,10 @@ class TurnService::Worker : public TurnIo {
     delta(r.turnBytesToClients, s.bytesToClients, last_.bytesToClients);
     delta(r.turnAuthFailures, s.authFailures, last_.authFailures);
     delta(r.turnBindingRequests, s.bindingRequests, last_.bindingRequests);
+    delta(r.turnTcpConnectionsTotal, s.tcpConnections, last_.tcpConnections);
+    delta(r.turnTcpBinds, s.tcpBinds, last_.tcpBinds);
+    delta(r.turnTcpBytesToPeers, s.tcpBytesToPeers, last_.tcpBytesToPeers);
+    delta(r.turnTcpBytesToClients, s.tcpBytesToClients, last_.tcpBytesToClients);
     for (size_t i = 0; i < s.drops.size(); ++i) delta(r.turnDropped[i], s.drops[i], last_.drops[i]);
     uint64_t sendFailed = sendFailures_ + send_.dropped() + truncated_;
     delta(r.turnDropped[size_t(TurnDrop::kCount)], sendFailed, lastSendFailed_);
@@ -501,6 +909,7 @@ class TurnService::Worker : public TurnIo {
     gauge(r.turnAllocations, int64_t(server_.allocationCount()), lastAllocations_);
     gauge(r.turnPermissions, int64_t(server_.permissionCount()), lastPermissions_);
     gauge(r.turnChannels, int64_t(server_.channelCount()), lastChannels_);
+    gauge(r.turnTcpConnections, int64_t(server_.tcpConnectionCount()), lastTcpConnections_);
   }
 
   TurnService& service_;
@@ -511,6 +920,7 @@ class TurnService::Worker : public TurnIo {
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;
   asio::steady_timer timer_;
+  uint32_t index_;  // this worker's place in TurnService::workers_ (and in the pool)
   std::mt19937 rng_;
   net::RecvBatch recv_;
   net::SendBatch send_;
@@ -524,7 +934,11 @@ class TurnService::Worker : public TurnIo {
   uint64_t sendFailures_ = 0, truncated_ = 0;
   TurnStats last_;
   uint64_t lastSendFailed_ = 0;
-  int64_t lastAllocations_ = 0, lastPermissions_ = 0, lastChannels_ = 0;
+  int64_t lastAllocations_ = 0, lastPermissions_ = 0, lastChannels_ = 0, lastTcpConnections_ = 0;
+  // TCP allocations (RFC 6062).
+  std::unordered_map<RelayId, std::unique_ptr<TcpRelay>> tcpRelays_;
+  std::unordered_map<ConnectionId, std::shared_ptr<PeerConn>> peers_;
+  uint64_t handoffs_ = 0;
   // Last, so destroyed first: its destructor closes the remaining relays through closeRelay(), which needs relays_.
   TurnServer server_;
 };
