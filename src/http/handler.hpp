@@ -54,8 +54,9 @@ class WsConnection {
  public:
   enum class SendResult : uint8_t { kQueued, kClosed };
   virtual ~WsConnection() = default;
-  // Queues a text frame. Frames queued in one loop turn go out together. If the connection's queued bytes pass the
-  // server's limit the connection is closed as a slow consumer and kClosed is returned.
+  // Sends a text frame: written at once when nothing is queued before it, else queued behind what is. If the
+  // connection's queued bytes pass the server's limit it is closed as a slow consumer and kClosed is returned (the
+  // handler's onClose follows later, never from inside this call).
   virtual SendResult sendText(std::string frame) = 0;
   virtual SendResult sendBinary(std::string frame) = 0;
   // Sends a close frame after what is queued, then closes. `code` is a WebSocket close code.

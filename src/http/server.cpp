@@ -20,6 +20,8 @@
 
 #include "common/metrics.hpp"
 #include "http/beast_request.hpp"
+#include "http/server_impl.hpp"
+#include "ws/frame.hpp"
 
 namespace kaiwa::http {
 namespace asio = boost::asio;
@@ -27,82 +29,16 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
+using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-// A plain TCP stream whose WebSocket teardown lingers: after the close frame it shuts down sending and reads (and
-// discards) what the peer still sends until it closes too, bounded in bytes and time, then closes the socket.
-// Closing with unread bytes would make the kernel answer with a reset, and a reset can destroy our close frame
-// before the peer has read it (a client that sent an oversized message saw 1006 instead of 1009). Beast's own
-// teardown for sockets stops draining after its first wait, so it is replaced here (Beast finds this overload by
-// argument-dependent lookup).
-class PlainStream : public beast::tcp_stream {
- public:
-  using beast::tcp_stream::tcp_stream;
-};
-
-constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
-constexpr auto kLingerTime = std::chrono::seconds(3);
-
-// The drain behind async_teardown below, as a composed operation.
-struct LingerOp {
-  PlainStream& stream;
-  std::unique_ptr<std::array<char, 4096>> scratch = std::make_unique<std::array<char, 4096>>();
-  std::size_t drained = 0;
-  bool started = false;
-
-  template <typename Self>
-  void operator()(Self& self, beast::error_code ec = {}, std::size_t n = 0) {
-    if (!started) {
-      started = true;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-      stream.expires_after(kLingerTime);
-    } else {
-      drained += n;
-    }
-    if (!ec && drained < kLingerBytes) {
-      stream.async_read_some(asio::buffer(*scratch), std::move(self));
-      return;
-    }
-    stream.socket().close(ec);
-    self.complete(beast::error_code{});
-  }
-};
-
-template <typename Handler>
-void async_teardown(beast::role_type, PlainStream& stream, Handler&& handler) {
-  asio::async_compose<Handler, void(beast::error_code)>(LingerOp{stream}, handler, stream);
-}
-
-void teardown(beast::role_type role, PlainStream& stream, beast::error_code& ec) {
-  websocket::teardown(role, stream.socket(), ec);
-}
+using detail::SessionBase;
 
 namespace {
 
 constexpr std::string_view kServerName = "kaiwa";
 constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
 
-class SessionBase {
- public:
-  virtual ~SessionBase() = default;
-  virtual void shutdown(uint16_t code, const std::string& reason) = 0;
-};
-
 }  // namespace
-
-struct Server::Impl {
-  net::WorkerPool& pool;
-  ServerOptions options;
-  Routes routes;
-  std::optional<asio::ssl::context> ssl;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // index = worker
-  std::vector<std::unordered_set<SessionBase*>> live;      // index = worker, touched only on that worker
-
-  Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
-    live.resize(pool.size());
-  }
-  void accept(uint32_t worker);
-};
 
 namespace {
 
@@ -352,19 +288,32 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     metrics::add(metrics::registry().httpRequests);
     auto& req = parser_->get();
     if (websocket::is_upgrade(req)) {
-      handedOver_ = true;
-      beast::get_lowest_layer(stream_).expires_never();
       if constexpr (std::is_same_v<Stream, PlainStream>) {
-        if (srv_.routes.websocketWorker) {
-          auto target = srv_.routes.websocketWorker(toRequest(req, worker_));
-          if (target && *target != worker_ && *target < srv_.pool.size()) {
-            handOver(*target);
-            return;
-          }
+        // Plain TCP: kaiwa's own lean WebSocket (websocket.cpp); the handshake is checked here, as Beast would.
+        auto version = req[bhttp::field::sec_websocket_version];
+        if (version != "13") {
+          Response res = Response::text(426, "WebSocket version 13 only\n");
+          res.headers.emplace_back("Sec-WebSocket-Version", "13");
+          respond(std::move(res), req.version(), false, false);
+          return;
         }
+        if (req.version() != 11 || !ws::validClientKey(req[bhttp::field::sec_websocket_key])) {
+          respond(Response::text(400, "bad WebSocket upgrade\n"), req.version(), false, false);
+          return;
+        }
+        handedOver_ = true;
+        uint32_t target = worker_;
+        if (srv_.routes.websocketWorker) {
+          auto t = srv_.routes.websocketWorker(toRequest(req, worker_));
+          if (t && *t < srv_.pool.size()) target = *t;
+        }
+        handOver(target);
+      } else {
+        handedOver_ = true;
+        beast::get_lowest_layer(stream_).expires_never();
+        auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
+        ws->start(req);
       }
-      auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
-      ws->start(req);
       return;
     }
     Request r = toRequest(req, worker_);
@@ -403,19 +352,27 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     respond(std::move(*res), req.version(), req.keep_alive(), head);
   }
 
-  // Moves the connection (its socket, what was read past the request, and the request) to worker `target`, where
-  // the WebSocket session starts. Plain TCP only: the descriptor is re-registered with the target's event loop.
+  // Starts the WebSocket of this plain TCP connection on worker `target`: here, or moved there (its socket, what was
+  // read past the request, and the request), so that its room's messages need no hop between threads.
   void handOver(uint32_t target) {
     beast::error_code ec;
     tcp::socket socket = stream_.release_socket();
+    auto data = buffer_.cdata();
+    std::string leftover(static_cast<const char*>(data.data()), data.size());
+    auto& req = parser_->get();
+    std::string key(req[bhttp::field::sec_websocket_key]);
+    if (target == worker_) {
+      detail::startPlainWebSocket(srv_, worker_, std::move(socket), leftover, toRequest(req, worker_), key);
+      return;
+    }
     auto protocol = socket.local_endpoint(ec).protocol();
     int fd = ec ? -1 : socket.release(ec);
     if (ec || fd < 0) {
       metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already; nothing to hand over
       return;
     }
-    auto req = std::make_shared<bhttp::request<bhttp::string_body>>(parser_->release());
-    srv_.pool.post(target, [srv = &srv_, target, fd, protocol, buffer = std::move(buffer_), req]() mutable {
+    srv_.pool.post(target, [srv = &srv_, target, fd, protocol, leftover = std::move(leftover),
+                            request = toRequest(req, target), key = std::move(key)]() mutable {
       tcp::socket s(srv->pool.context(target));
       beast::error_code ec2;
       s.assign(protocol, fd, ec2);
@@ -425,8 +382,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
         return;
       }
       metrics::add(metrics::registry().wsHandovers);
-      auto ws = std::make_shared<WsSession<PlainStream>>(*srv, target, PlainStream(std::move(s)), std::move(buffer));
-      ws->start(*req);
+      detail::startPlainWebSocket(*srv, target, std::move(s), leftover, request, key);
     });
   }
 
@@ -463,6 +419,16 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
 };
 
 }  // namespace
+
+void Server::Impl::startTicking(uint32_t worker) {
+  tickers[worker]->expires_after(tickPeriod());
+  tickers[worker]->async_wait([this, worker](beast::error_code ec) {
+    if (ec) return;
+    auto now = std::chrono::steady_clock::now();
+    forEachSession(worker, [now](SessionBase& s) { s.tick(now); });
+    startTicking(worker);
+  });
+}
 
 void Server::Impl::accept(uint32_t worker) {
   acceptors[worker]->async_accept(pool.context(worker), [this, worker](beast::error_code ec, tcp::socket socket) {
@@ -535,7 +501,13 @@ uint16_t Server::start() {
     impl_->acceptors.push_back(std::move(acc));
   }
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
-    impl_->pool.post(w, [this, w] { impl_->accept(w); });
+    impl_->tickers.push_back(std::make_unique<asio::steady_timer>(impl_->pool.context(w)));
+  }
+  for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
+    impl_->pool.post(w, [this, w] {
+      impl_->accept(w);
+      impl_->startTicking(w);
+    });
   }
   return port;
 }
@@ -552,10 +524,7 @@ void Server::stopAccepting() {
 void Server::closeAll(uint16_t code, std::string reason) {
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
     impl_->pool.post(w, [this, w, code, reason] {
-      std::vector<SessionBase*> sessions(impl_->live[w].begin(), impl_->live[w].end());
-      for (SessionBase* s : sessions) {
-        if (impl_->live[w].contains(s)) s->shutdown(code, reason);
-      }
+      impl_->forEachSession(w, [&](SessionBase& s) { s.shutdown(code, reason); });
     });
   }
 }

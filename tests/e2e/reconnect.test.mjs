@@ -1,4 +1,4 @@
-// Signaling drops: resume within the grace period, a tab closed without `leave`, a resume that comes too late.
+// Signaling drops: resume within the grace period, a connection lost without `leave`, a tab closed (1001), a resume that comes too late.
 // The server runs with a 2 s grace period so the "too late" paths are quick.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -59,18 +59,33 @@ test('a dropped socket resumes with the same peer id and the call goes on', { ti
   }
 });
 
-test('a tab closed without leave is dropped after the grace period', { timeout: 60_000 }, async () => {
+test('a peer whose connection dies without leave is dropped after the grace period', { timeout: 60_000 }, async () => {
   const room = uniqueRoom('grace');
   const a = await openPeer(browser, server, room, 'Stays');
   const b = await openPeer(browser, server, room, 'Crashes');
   try {
     await waitForRemoteVideo(a.page, b.id);
-    // As if the tab died: no pagehide `leave`, the browser just closes the socket.
-    await b.page.evaluate(() => { window.kaiwa.room.leaveOnPageHide = false; });
-    await b.page.close();
+    // As if the network went: no `leave`, the socket closes (4000, not "going away") and no reconnect follows.
+    await b.page.evaluate(() => window.kaiwa.room.signaling.dropForTest({ reconnect: false }));
     await tile(a.page, b.id).waitFor({ state: 'detached', timeout: WAIT });
     assert.deepEqual(await events(a.page, 'peer-left'), [{ type: 'peer-left', peer: b.id, reason: 'disconnected' }]);
     assert.equal(await a.page.evaluate(() => window.kaiwa.room.debugInfo().links), 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('a tab closed without leave leaves at once (the browser closes its socket with 1001)', { timeout: 60_000 }, async () => {
+  const room = uniqueRoom('closed');
+  const a = await openPeer(browser, server, room, 'Stays');
+  const b = await openPeer(browser, server, room, 'Closes');
+  try {
+    await waitForRemoteVideo(a.page, b.id);
+    await b.page.evaluate(() => { window.kaiwa.room.leaveOnPageHide = false; });
+    await b.page.close();
+    await tile(a.page, b.id).waitFor({ state: 'detached', timeout: WAIT });
+    assert.deepEqual(await events(a.page, 'peer-left'), [{ type: 'peer-left', peer: b.id, reason: 'left' }]);
   } finally {
     await a.close();
     await b.close();

@@ -255,6 +255,34 @@ socketio = {
 for name, data in socketio.items():
     write("fuzz_socketio", name, data)
 
+
+# ---------------------------------------------------------------- fuzz_ws_frame: [limit/64, read size] + client frames
+def ws_frame(first, payload, key=b"\x12\x34\x56\x78"):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload)
+    if n < 126:
+        head = bytes([first, 0x80 | n])
+    elif n <= 0xFFFF:
+        head = bytes([first, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([first, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+ws = {
+    "text": b"\x10\x07" + ws_frame(0x81, j({"v": 1, "type": "join", "id": 1, "room": "demo", "name": "Zoë"})),
+    "binary_16bit": b"\x10\x3f" + ws_frame(0x82, bytes(range(256)) * 2),
+    "fragments_ping": b"\x10\x03" + ws_frame(0x01, "frag") + ws_frame(0x89, "p") + ws_frame(0x80, "ment"),
+    "close": b"\x10\x05" + ws_frame(0x81, "hi") + ws_frame(0x88, b"\x03\xe9bye") + ws_frame(0x81, "late"),
+    "too_big": b"\x01\x09" + ws_frame(0x81, "x" * 200),
+    "bad_utf8": b"\x10\x02" + ws_frame(0x81, b"\xc0\xaf"),
+    "unmasked": b"\x10\x02" + b"\x81\x02hi",
+    "pong_empty_close": b"\x10\x01" + ws_frame(0x8A, "") + ws_frame(0x88, ""),
+}
+for name, data in ws.items():
+    write("fuzz_ws_frame", name, data)
+
 if __name__ == "__main__" and "-q" not in sys.argv:
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))))

@@ -1,0 +1,399 @@
+// WebSocket over plain TCP on bare Asio sockets: the connection kind that carries nearly all signaling traffic, so
+// it is kept lean (docs/architecture.md, "WebSocket connections"):
+// - no buffer while idle: a worker reads into one shared buffer, parses every whole frame in place and keeps only a
+//   partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing is queued
+//   before it, and only what the socket did not take is kept;
+// - no timer per connection: the worker ticks its sessions for pings, idle timeouts and close deadlines;
+// - no allocation per message on the way in or out.
+// The close follows RFC 6455: our close frame after what is queued, the peer's close frame awaited (bounded), then
+// a half-close and a bounded drain of what the peer still sends, so our close frame is not lost to a reset.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+#include "common/metrics.hpp"
+#include "http/server_impl.hpp"
+#include "ws/frame.hpp"
+
+namespace kaiwa::http::detail {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::seconds;
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr int kReadsPerTurn = 4;                // then other connections get their turn
+constexpr auto kCloseTimeout = seconds(5);      // for the peer's close frame after ours
+constexpr auto kLingerTime = seconds(3);        // draining after the close handshake
+constexpr std::size_t kLingerBytes = 8 << 20;   // ... and at most this much
+constexpr std::size_t kKeepCapacity = 4096;     // buffers above this are freed once empty
+
+// One read buffer per worker thread: a connection keeps only the tail of a partial frame.
+char* readBuffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kReadChunk]);
+  return buffer.get();
+}
+
+class PlainWebSocket final : public SessionBase,
+                             public WsConnection,
+                             private ws::FrameSink,
+                             public std::enable_shared_from_this<PlainWebSocket> {
+ public:
+  PlainWebSocket(Server::Impl& srv, uint32_t worker, tcp::socket socket)
+      : srv_(srv), socket_(std::move(socket)), reader_(srv.options.wsMaxMessageBytes), worker_(worker) {
+    srv_.live[worker_].insert(this);
+  }
+  ~PlainWebSocket() override {
+    srv_.live[worker_].erase(this);
+    metrics::add(metrics::registry().httpConnections, -1);
+    if (opened_) metrics::add(metrics::registry().wsConnections, -1);
+  }
+
+  void start(std::string_view leftover, const Request& request, std::string_view key) {
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
+    handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, request) : nullptr;
+    if (!handler_) {
+      constexpr std::string_view kBody = "no WebSocket endpoint here\n";
+      std::string res = "HTTP/1.1 404 Not Found\r\nServer: kaiwa\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Length: " + std::to_string(kBody.size()) + "\r\nConnection: close\r\n\r\n";
+      res += kBody;
+      state_ = State::kDraining;
+      queue(res, {});
+      return;
+    }
+    std::string res = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: " + ws::acceptKey(key) + "\r\nServer: kaiwa\r\n\r\n";
+    queue(res, {});
+    if (state_ != State::kOpen) return;
+    opened_ = true;
+    lastRx_ = SteadyClock::now();
+    metrics::add(metrics::registry().wsConnections, 1);
+    handler_->onOpen();
+    if (!leftover.empty() && readable()) {
+      rx_.assign(leftover);
+      ingest(nullptr, 0);
+    }
+    onReadable();  // data may be waiting already (the socket may come from another worker's event loop)
+  }
+
+  // WsConnection
+  SendResult sendText(std::string frame) override { return send(frame, ws::Opcode::kText); }
+  SendResult sendBinary(std::string frame) override { return send(frame, ws::Opcode::kBinary); }
+  void close(uint16_t code, std::string_view reason) override {
+    if (state_ != State::kOpen || !opened_) return;
+    state_ = State::kClosing;
+    deadline_ = SteadyClock::now() + kCloseTimeout;
+    queue(ws::closeFrame(code, reason), {});
+  }
+  uint32_t worker() const override { return worker_; }
+  std::string remoteAddress() const override {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (ec) return "?";
+    return ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  uint16_t peerCloseCode() const override { return peerCloseCode_; }
+
+  // SessionBase
+  void shutdown(uint16_t code, const std::string& reason) override {
+    if (state_ == State::kOpen && opened_) {
+      close(code, reason);
+    } else if (!opened_ && state_ != State::kDead) {
+      die();
+    }
+  }
+  void tick(SteadyClock::time_point now) override {
+    switch (state_) {
+      case State::kOpen: {
+        if (!opened_) return;
+        auto idle = now - lastRx_;
+        if (idle >= srv_.options.pingTimeout) {
+          spdlog::debug("ws {}: no data for {} ms, closing", remoteAddress(), srv_.options.pingTimeout.count());
+          die();
+          notifyClosed();
+        } else if (idle >= srv_.options.pingTimeout / 2 && !pingSent_) {
+          pingSent_ = true;
+          uint8_t ping[2] = {0x89, 0x00};
+          queue({reinterpret_cast<const char*>(ping), 2}, {});
+        }
+        return;
+      }
+      case State::kClosing:
+        if (now >= deadline_) enterDraining();  // no close frame came back: give up waiting
+        return;
+      case State::kDraining:
+        if (halfClosed_ && now >= deadline_) die();
+        return;
+      case State::kDead:
+        return;
+    }
+  }
+
+ private:
+  enum class State : uint8_t {
+    kOpen,      // messages flow
+    kClosing,   // our close frame is queued; reading (and discarding) until the peer's comes
+    kDraining,  // the close handshake is over: flush what is queued, half-close, read until the peer closes too
+    kDead,      // socket closed
+  };
+
+  int fd() { return socket_.native_handle(); }
+  bool readable() const { return state_ == State::kOpen || state_ == State::kClosing; }
+  std::size_t queued() const { return tx_.size() - txSent_; }
+
+  SendResult send(std::string_view payload, ws::Opcode opcode) {
+    if (state_ != State::kOpen || !opened_) return SendResult::kClosed;
+    uint8_t header[ws::kMaxHeaderBytes];
+    std::size_t h = ws::writeHeader(header, opcode, payload.size());
+    if (!queue({reinterpret_cast<const char*>(header), h}, payload)) return SendResult::kClosed;
+    metrics::add(metrics::registry().messagesOut);
+    return state_ == State::kDead ? SendResult::kClosed : SendResult::kQueued;
+  }
+
+  // Writes `a` then `b` now if nothing is queued before them, else queues them. False when the queue passed the
+  // slow-consumer limit (the connection is then closed).
+  bool queue(std::string_view a, std::string_view b) {
+    if (state_ == State::kDead) return false;
+    std::size_t done = 0;
+    if (queued() == 0 && !writeWaiting_) {
+      iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = b.empty() ? 1 : 2;
+      ssize_t n;
+      do {
+        n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        broken();
+        return false;
+      }
+      done = n < 0 ? 0 : static_cast<std::size_t>(n);
+      metrics::add(metrics::registry().bytesOut, done);
+      if (done == a.size() + b.size()) {
+        afterFlush();
+        return true;
+      }
+    }
+    // Keep what the socket did not take.
+    if (done < a.size()) {
+      tx_.append(a.substr(done));
+      tx_.append(b);
+    } else {
+      tx_.append(b.substr(done - a.size()));
+    }
+    if (queued() > srv_.options.maxQueuedBytes) {
+      spdlog::info("ws {}: closed as a slow consumer ({} bytes queued)", remoteAddress(), queued());
+      metrics::registry().drop(metrics::Drop::kSlowConsumer);
+      broken();
+      return false;
+    }
+    waitWritable();
+    return true;
+  }
+
+  void flush() {
+    while (queued() > 0) {
+      ssize_t n = ::send(fd(), tx_.data() + txSent_, queued(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        txSent_ += static_cast<std::size_t>(n);
+        metrics::add(metrics::registry().bytesOut, static_cast<uint64_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        waitWritable();
+        return;
+      }
+      broken();
+      return;
+    }
+    tx_.clear();
+    txSent_ = 0;
+    if (tx_.capacity() > kKeepCapacity) std::string().swap(tx_);
+    afterFlush();
+  }
+
+  // Everything queued is out: a draining connection half-closes now.
+  void afterFlush() {
+    if (state_ != State::kDraining || halfClosed_) return;
+    halfClosed_ = true;
+    ::shutdown(fd(), SHUT_WR);
+    deadline_ = SteadyClock::now() + kLingerTime;
+    waitReadable();
+  }
+
+  void waitWritable() {
+    if (writeWaiting_ || state_ == State::kDead) return;
+    writeWaiting_ = true;
+    socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+      self->writeWaiting_ = false;
+      if (self->state_ == State::kDead) return;
+      self->flush();
+    });
+  }
+
+  void waitReadable() {
+    if (readWaiting_ || state_ == State::kDead) return;
+    readWaiting_ = true;
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+      self->readWaiting_ = false;
+      if (self->state_ == State::kDead) return;
+      self->onReadable();
+    });
+  }
+
+  void onReadable() {
+    char* buffer = readBuffer();
+    for (int round = 0; round < kReadsPerTurn; ++round) {
+      if (state_ == State::kDead) return;
+      ssize_t n = ::recv(fd(), buffer, kReadChunk, MSG_DONTWAIT);
+      if (n > 0) {
+        metrics::add(metrics::registry().bytesIn, static_cast<uint64_t>(n));
+        if (state_ == State::kDraining) {
+          drained_ += static_cast<std::size_t>(n);
+          if (drained_ > kLingerBytes) {
+            die();
+            return;
+          }
+        } else {
+          lastRx_ = SteadyClock::now();
+          pingSent_ = false;
+          ingest(buffer, static_cast<std::size_t>(n));
+        }
+        if (static_cast<std::size_t>(n) < kReadChunk) {
+          waitReadable();  // a short read emptied the socket
+          return;
+        }
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        waitReadable();
+        return;
+      }
+      // The peer closed (0) or the socket failed: nothing more will come or go.
+      bool wasOpen = readable();
+      die();
+      if (wasOpen) notifyClosed();
+      return;
+    }
+    readWaiting_ = true;  // more is waiting; read on after the others had their turn
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->readWaiting_ = false;
+      if (self->state_ != State::kDead) self->onReadable();
+    });
+  }
+
+  // Parses the whole frames in what was read (in place when no partial frame is pending), keeps the rest.
+  void ingest(char* data, std::size_t size) {
+    if (rx_.empty() && size > 0) {
+      std::size_t used = reader_.read(data, size, *this);
+      if (used < size && readable() && !reader_.error() && !reader_.closed()) rx_.assign(data + used, size - used);
+    } else {
+      rx_.append(data, size);
+      std::size_t used = reader_.read(rx_.data(), rx_.size(), *this);
+      rx_.erase(0, used);
+    }
+    if (!readable() || reader_.error() || reader_.closed()) rx_.clear();
+    if (rx_.empty() && rx_.capacity() > kKeepCapacity) std::string().swap(rx_);
+    if (uint16_t code = reader_.error(); code && readable()) {
+      if (code == ws::kCloseTooBig) metrics::registry().drop(metrics::Drop::kTooLarge);
+      spdlog::debug("ws {}: protocol error, closing with {}", remoteAddress(), code);
+      bool wasOpen = state_ == State::kOpen;
+      if (wasOpen) queue(ws::closeFrame(code, {}), {});
+      enterDraining();
+    }
+  }
+
+  // ws::FrameSink
+  bool onMessage(std::string_view payload, bool binary) override {
+    if (state_ == State::kOpen) handler_->onMessage(payload, binary);
+    return readable();  // while closing, messages are read and dropped until the close frame
+  }
+  void onPing(std::string_view payload) override {
+    if (!readable()) return;
+    uint8_t header[ws::kMaxHeaderBytes];
+    std::size_t h = ws::writeHeader(header, ws::Opcode::kPong, payload.size());
+    queue({reinterpret_cast<const char*>(header), h}, payload);
+  }
+  void onClose(uint16_t code, std::string_view) override {
+    peerCloseCode_ = code == ws::kCloseNoStatus ? 0 : code;
+    if (state_ == State::kOpen) {
+      // Echo the close (RFC 6455 section 5.5.1), with its code when it had one.
+      if (code == ws::kCloseNoStatus) {
+        uint8_t empty[2] = {0x88, 0x00};
+        queue({reinterpret_cast<const char*>(empty), 2}, {});
+      } else {
+        queue(ws::closeFrame(code, {}), {});
+      }
+    }
+    enterDraining();
+  }
+
+  void enterDraining() {
+    if (state_ == State::kDraining || state_ == State::kDead) return;
+    state_ = State::kDraining;
+    notifyClosed();
+    if (state_ != State::kDead && queued() == 0) afterFlush();
+  }
+
+  // The socket failed (or the peer is too slow): close it now; the handler hears of it after the current call,
+  // never from inside a send it made.
+  void broken() {
+    if (state_ == State::kDead) return;
+    bool wasOpen = readable();
+    die();
+    if (wasOpen && opened_) {
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->notifyClosed(); });
+    }
+  }
+
+  void die() {
+    if (state_ == State::kDead) return;
+    state_ = State::kDead;
+    boost::system::error_code ec;
+    socket_.close(ec);  // pending waits complete (aborted) and release this object
+    std::string().swap(tx_);  // (rx_ may be under the reader right now: ingest() lets it go)
+    txSent_ = 0;
+  }
+
+  void notifyClosed() {
+    if (notified_ || !opened_) return;
+    notified_ = true;
+    handler_->onClose();
+  }
+
+  Server::Impl& srv_;
+  tcp::socket socket_;
+  std::unique_ptr<WsHandler> handler_;
+  ws::FrameReader reader_;
+  std::string rx_;  // a partial frame (empty while idle)
+  std::string tx_;  // what the socket did not take yet, from txSent_ on (empty while idle)
+  std::size_t txSent_ = 0;
+  std::size_t drained_ = 0;
+  SteadyClock::time_point lastRx_{};
+  SteadyClock::time_point deadline_{};  // kClosing: for the peer's close; kDraining: for the peer's FIN
+  uint32_t worker_;
+  uint16_t peerCloseCode_ = 0;
+  State state_ = State::kOpen;
+  bool opened_ = false, notified_ = false, readWaiting_ = false, writeWaiting_ = false, pingSent_ = false,
+       halfClosed_ = false;
+};
+
+}  // namespace
+
+void startPlainWebSocket(Server::Impl& srv, uint32_t worker, tcp::socket socket, std::string_view leftover,
+                         const Request& request, std::string_view key) {
+  auto ws = std::make_shared<PlainWebSocket>(srv, worker, std::move(socket));
+  ws->start(leftover, request, key);
+}
+
+}  // namespace kaiwa::http::detail
