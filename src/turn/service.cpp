@@ -748,7 +748,8 @@ class TurnService::Worker : public TurnIo {
     p->socket.async_read_some(asio::buffer(p->in), [this, p](const boost::system::error_code& ec, size_t n) {
       if (p->closed) return;
       auto c = p->client;
-      if (ec || !c) return peerClosed(p);
+      if (!c) return;  // the client side closed: p only writes out what is queued for it (closeAfterFlush)
+      if (ec) return peerClosed(p);
       TimePoint t = now();
       TimePoint resume = server_.onTcpRelayed(p->id, n, false, t);
       enqueue(c, {p->in.data(), n}, {}, 0);
