@@ -76,9 +76,10 @@ class TcpAllocationTest : public ::testing::Test {
 
   void makeServer(TurnLimits limits) {
     server_.reset();
-    creds_ = std::make_shared<Credentials>("kaiwa.test", std::vector<std::pair<std::string, std::string>>{
-                                                             {"alice", "alicepw"}, {"bob", "bobpw"}},
-                                           std::vector<std::string>{});
+    creds_ = std::make_shared<Credentials>(
+        "kaiwa.test",
+        std::vector<std::pair<std::string, std::string>>{{"alice", "alicepw"}, {"bob", "bobpw"}},
+        std::vector<std::string>{});
     filter_ = std::make_shared<PeerFilter>(std::vector<Cidr>{}, std::vector<Cidr>{}, std::vector<Address>{});
     server_ = std::make_unique<TurnServer>(io_, creds_, filter_, limits, std::make_shared<Quotas>());
   }
@@ -114,27 +115,32 @@ class TcpAllocationTest : public ::testing::Test {
 
   std::optional<stun::Message> allocateTcp(const ClientTuple& from = kControl,
                                            const std::function<void(stun::Builder&)>& extra = {}) {
-    return request(Method::kAllocate, [&](stun::Builder& b) {
-      const uint8_t tcp[4] = {6, 0, 0, 0};
-      b.attribute(attr::kRequestedTransport, tcp);
-      if (extra) extra(b);
-    }, from);
+    return request(
+        Method::kAllocate,
+        [&](stun::Builder& b) {
+          const uint8_t tcp[4] = {6, 0, 0, 0};
+          b.attribute(attr::kRequestedTransport, tcp);
+          if (extra) extra(b);
+        },
+        from);
   }
 
   std::optional<stun::Message> connect(const Address& peer, const ClientTuple& from = kControl) {
-    return request(kMethodConnect, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); }, from);
+    return request(
+        kMethodConnect, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); }, from);
   }
 
   std::optional<stun::Message> connectionBind(ConnectionId id, const ClientTuple& from = kData,
                                               const std::string& user = "alice",
                                               const std::string& password = "alicepw") {
-    return request(kMethodConnectionBind, [&](stun::Builder& b) { b.u32(kAttrConnectionId, id); }, from, user,
-                   password);
+    return request(
+        kMethodConnectionBind, [&](stun::Builder& b) { b.u32(kAttrConnectionId, id); }, from, user, password);
   }
 
   std::optional<stun::Message> permission(const Address& peer) {
-    return request(Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); },
-                   kControl);
+    return request(
+        Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); },
+        kControl);
   }
 
   // Connect to `peer` and complete the TCP connection: the CONNECTION-ID of the success response.
@@ -184,12 +190,16 @@ TEST_F(TcpAllocationTest, TcpAllocateOnTcpOrTlsGetsATcpRelay) {
 
 TEST_F(TcpAllocationTest, TcpAllocateIsRefusedOverUdpAndWithUdpOnlyAttributes) {
   EXPECT_EQ(code(allocateTcp(kUdp)), 400);  // RFC 6062 section 5.1
-  EXPECT_EQ(code(allocateTcp(kControl, [](stun::Builder& b) { b.attribute(attr::kEvenPort, std::array<uint8_t, 1>{0}); })), 400);
-  EXPECT_EQ(code(allocateTcp(kControl, [](stun::Builder& b) { b.attribute(attr::kDontFragment, {}); })), 400);
-  EXPECT_EQ(code(allocateTcp(kControl, [](stun::Builder& b) {
-              b.attribute(attr::kReservationToken, std::array<uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
-            })),
+  EXPECT_EQ(code(allocateTcp(
+                kControl, [](stun::Builder& b) { b.attribute(attr::kEvenPort, std::array<uint8_t, 1>{0}); })),
             400);
+  EXPECT_EQ(code(allocateTcp(kControl, [](stun::Builder& b) { b.attribute(attr::kDontFragment, {}); })), 400);
+  EXPECT_EQ(
+      code(allocateTcp(kControl,
+                       [](stun::Builder& b) {
+                         b.attribute(attr::kReservationToken, std::array<uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
+                       })),
+      400);
   EXPECT_EQ(server_->allocationCount(), 0u);
   EXPECT_TRUE(io_.open.empty());
 }
@@ -209,7 +219,9 @@ TEST_F(TcpAllocationTest, ConnectThenConnectionBindMakesAPipe) {
   EXPECT_EQ(io_.bound[id], kData);
   EXPECT_EQ(server_->stats().tcpBinds, 1u);
   // Bound: no timeout applies any more, and a second ConnectionBind for it is refused.
-  ASSERT_EQ(code(request(Method::kRefresh, [](stun::Builder& b) { b.u32(attr::kLifetime, 3600); }, kControl)), 200);
+  ASSERT_EQ(code(request(
+                Method::kRefresh, [](stun::Builder& b) { b.u32(attr::kLifetime, 3600); }, kControl)),
+            200);
   now_ += 3000s;
   server_->tick(now_);
   EXPECT_TRUE(io_.closed.empty());
@@ -219,7 +231,8 @@ TEST_F(TcpAllocationTest, ConnectThenConnectionBindMakesAPipe) {
   EXPECT_EQ(server_->onTcpRelayed(id, 300, false, now_), now_);
   EXPECT_EQ(server_->stats().tcpBytesToPeers, 1000u);
   EXPECT_EQ(server_->stats().tcpBytesToClients, 300u);
-  // The client data connection closes: the server forgets the connection, and a new Connect to the peer works.
+  // The client data connection closes: the server forgets the connection, and a new Connect to the peer
+  // works.
   server_->onTcpConnectionClosed(id);
   EXPECT_EQ(server_->tcpConnectionCount(), 0u);
   EXPECT_TRUE(io_.closed.empty());  // the I/O closed both sides itself
@@ -292,23 +305,31 @@ TEST_F(TcpAllocationTest, DefaultConnectTimeoutIs30Seconds) {
 TEST_F(TcpAllocationTest, ConnectRules) {
   EXPECT_EQ(code(connect(kPeer)), 437);  // no allocation on this connection
   ASSERT_EQ(code(allocateTcp()), 200);
-  EXPECT_EQ(code(connect(*Address::parse("127.0.0.1:7"))), 403);        // the peer filter
-  EXPECT_EQ(code(connect(*Address::parse("[2001:db8::5]:7"))), 443);    // no IPv6 relay
-  EXPECT_EQ(code(request(kMethodConnect, [](stun::Builder&) {}, kControl)), 400);  // no XOR-PEER-ADDRESS
+  EXPECT_EQ(code(connect(*Address::parse("127.0.0.1:7"))), 403);      // the peer filter
+  EXPECT_EQ(code(connect(*Address::parse("[2001:db8::5]:7"))), 443);  // no IPv6 relay
+  EXPECT_EQ(code(request(
+                kMethodConnect, [](stun::Builder&) {}, kControl)),
+            400);                               // no XOR-PEER-ADDRESS
   EXPECT_EQ(code(connect(kPeer, kData)), 437);  // another connection than the control connection
   EXPECT_TRUE(io_.connecting.empty());
   // Connect on a UDP allocation, and ChannelBind on a TCP one: 400.
   ClientTuple udp{*Address::parse("203.0.113.9:1"), 0, Transport::kUdp};
-  ASSERT_EQ(code(request(Method::kAllocate, [](stun::Builder& b) {
-              const uint8_t v[4] = {17, 0, 0, 0};
-              b.attribute(attr::kRequestedTransport, v);
-            }, udp)),
+  ASSERT_EQ(code(request(
+                Method::kAllocate,
+                [](stun::Builder& b) {
+                  const uint8_t v[4] = {17, 0, 0, 0};
+                  b.attribute(attr::kRequestedTransport, v);
+                },
+                udp)),
             200);
   EXPECT_EQ(code(connect(kPeer, udp)), 400);
-  EXPECT_EQ(code(request(Method::kChannelBind, [](stun::Builder& b) {
-              b.u32(attr::kChannelNumber, 0x40000000);
-              b.xorAddress(attr::kXorPeerAddress, kPeer);
-            }, kControl)),
+  EXPECT_EQ(code(request(
+                Method::kChannelBind,
+                [](stun::Builder& b) {
+                  b.u32(attr::kChannelNumber, 0x40000000);
+                  b.xorAddress(attr::kXorPeerAddress, kPeer);
+                },
+                kControl)),
             400);
 }
 
@@ -365,14 +386,19 @@ TEST_F(TcpAllocationTest, UnboundPeerConnectionIsClosedAfter30Seconds) {
 TEST_F(TcpAllocationTest, ConnectionBindRules) {
   ASSERT_EQ(code(allocateTcp()), 200);
   ConnectionId id = connected(kPeer);
-  EXPECT_EQ(code(connectionBind(id + 1)), 400);                   // unknown
-  EXPECT_EQ(code(connectionBind(id, kControl)), 400);             // on the control connection
+  EXPECT_EQ(code(connectionBind(id + 1)), 400);        // unknown
+  EXPECT_EQ(code(connectionBind(id, kControl)), 400);  // on the control connection
   EXPECT_EQ(code(connectionBind(id, ClientTuple{kData.client, 0, Transport::kUdp})), 400);  // over UDP
-  EXPECT_EQ(code(request(kMethodConnectionBind, [](stun::Builder&) {}, kData)), 400);  // no CONNECTION-ID
-  EXPECT_EQ(code(request(kMethodConnectionBind, [](stun::Builder& b) {
-              b.attribute(kAttrConnectionId, std::array<uint8_t, 2>{1, 2});
-            }, kData)),
-            400);                                                 // malformed CONNECTION-ID
+  EXPECT_EQ(code(request(
+                kMethodConnectionBind, [](stun::Builder&) {}, kData)),
+            400);  // no CONNECTION-ID
+  EXPECT_EQ(code(request(
+                kMethodConnectionBind,
+                [](stun::Builder& b) {
+                  b.attribute(kAttrConnectionId, std::array<uint8_t, 2>{1, 2});
+                },
+                kData)),
+            400);                                                   // malformed CONNECTION-ID
   EXPECT_EQ(code(connectionBind(id, kData, "bob", "bobpw")), 441);  // another user's connection
   EXPECT_EQ(code(connectionBind(id, kData, "alice", "wrong")), 401);
   EXPECT_TRUE(io_.bound.empty());
