@@ -302,6 +302,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
           return;
         }
         handedOver_ = true;
+        beast::get_lowest_layer(stream_).expires_never();  // the request timer's wait would outlive the session
         uint32_t target = worker_;
         if (srv_.routes.websocketWorker) {
           auto t = srv_.routes.websocketWorker(toRequest(req, worker_));

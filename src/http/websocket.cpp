@@ -10,8 +10,12 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
+
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -24,6 +28,8 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+// The worker's own executor type (8 bytes, where any_io_executor takes 32 in the socket and in every operation).
+using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::seconds;
 
@@ -33,6 +39,13 @@ constexpr auto kCloseTimeout = seconds(5);      // for the peer's close frame af
 constexpr auto kLingerTime = seconds(3);        // draining after the close handshake
 constexpr std::size_t kLingerBytes = 8 << 20;   // ... and at most this much
 constexpr std::size_t kKeepCapacity = 4096;     // buffers above this are freed once empty
+
+// A connection waits for readability all its idle life. Asio's default handler memory recycles blocks sized for the
+// largest operation the thread ran before (an HTTP read: ~480 bytes); the plain allocator gives the wait its own size.
+template <typename Handler>
+auto exactSize(Handler&& h) {
+  return asio::bind_allocator(std::allocator<void>(), std::forward<Handler>(h));
+}
 
 // One read buffer per worker thread: a connection keeps only the tail of a partial frame.
 char* readBuffer() {
@@ -45,7 +58,7 @@ class PlainWebSocket final : public SessionBase,
                              private ws::FrameSink,
                              public std::enable_shared_from_this<PlainWebSocket> {
  public:
-  PlainWebSocket(Server::Impl& srv, uint32_t worker, tcp::socket socket)
+  PlainWebSocket(Server::Impl& srv, uint32_t worker, Socket socket)
       : srv_(srv), socket_(std::move(socket)), reader_(srv.options.wsMaxMessageBytes), worker_(worker) {
     srv_.live[worker_].insert(this);
   }
@@ -233,21 +246,21 @@ class PlainWebSocket final : public SessionBase,
   void waitWritable() {
     if (writeWaiting_ || state_ == State::kDead) return;
     writeWaiting_ = true;
-    socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+    socket_.async_wait(Socket::wait_write, exactSize([self = shared_from_this()](boost::system::error_code ec) {
       self->writeWaiting_ = false;
       if (self->state_ == State::kDead) return;
       self->flush();
-    });
+    }));
   }
 
   void waitReadable() {
     if (readWaiting_ || state_ == State::kDead) return;
     readWaiting_ = true;
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+    socket_.async_wait(Socket::wait_read, exactSize([self = shared_from_this()](boost::system::error_code ec) {
       self->readWaiting_ = false;
       if (self->state_ == State::kDead) return;
       self->onReadable();
-    });
+    }));
   }
 
   void onReadable() {
@@ -372,7 +385,7 @@ class PlainWebSocket final : public SessionBase,
   }
 
   Server::Impl& srv_;
-  tcp::socket socket_;
+  Socket socket_;
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
   std::string rx_;  // a partial frame (empty while idle)
@@ -392,7 +405,22 @@ class PlainWebSocket final : public SessionBase,
 
 void startPlainWebSocket(Server::Impl& srv, uint32_t worker, tcp::socket socket, std::string_view leftover,
                          const Request& request, std::string_view key) {
-  auto ws = std::make_shared<PlainWebSocket>(srv, worker, std::move(socket));
+  // Onto a socket typed with the worker's executor (see Socket).
+  boost::system::error_code ec;
+  auto protocol = socket.local_endpoint(ec).protocol();
+  int fd = ec ? -1 : socket.release(ec);
+  if (ec || fd < 0) {
+    metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already
+    return;
+  }
+  Socket own(srv.pool.context(worker));
+  own.assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    metrics::add(metrics::registry().httpConnections, -1);
+    return;
+  }
+  auto ws = std::make_shared<PlainWebSocket>(srv, worker, std::move(own));
   ws->start(leftover, request, key);
 }
 

@@ -940,6 +940,7 @@ class WsTransport final : public http::WsHandler {
     link_->conn = &conn_;
     if (!upgrade_) {
       auto s = svc_.create(owner_, req_);
+      req_ = http::Request{};  // not needed past the handshake: an idle socket keeps no copy of its request
       sid_ = s->sid();
       s->startWebSocket(link_);
       return;
@@ -984,7 +985,7 @@ class WsTransport final : public http::WsHandler {
 
   Service::Impl& svc_;
   http::WsConnection& conn_;
-  http::Request req_;
+  http::Request req_;  // until onOpen
   uint32_t owner_;
   std::string sid_;
   bool upgrade_;
