@@ -39,9 +39,11 @@ struct Server::Impl {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;  // index = worker
   std::vector<std::unordered_set<detail::SessionBase*>> live;             // index = worker, touched only there
   std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;        // index = worker
+  std::vector<std::shared_ptr<void>> wsPollers;  // index = worker: websocket.cpp's WsPoller, made on first use
 
   Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
     live.resize(pool.size());
+    wsPollers.resize(pool.size());
   }
   void accept(uint32_t worker);
   // How often sessions are ticked: fine enough for the ping timeout, at most once a second.

@@ -7,17 +7,20 @@
 // - no allocation per message on the way in or out.
 // The close follows RFC 6455: our close frame after what is queued, the peer's close frame awaited (bounded), then
 // a half-close and a bounded drain of what the peer still sends, so our close frame is not lost to a reset.
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <stdexcept>
 
 #include "common/metrics.hpp"
 #include "http/server_impl.hpp"
@@ -28,8 +31,6 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-// The worker's own executor type (8 bytes, where any_io_executor takes 32 in the socket and in every operation).
-using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::seconds;
 
@@ -40,26 +41,52 @@ constexpr auto kLingerTime = seconds(3);        // draining after the close hand
 constexpr std::size_t kLingerBytes = 8 << 20;   // ... and at most this much
 constexpr std::size_t kKeepCapacity = 4096;     // buffers above this are freed once empty
 
-// A connection waits for readability all its idle life. Asio's default handler memory recycles blocks sized for the
-// largest operation the thread ran before (an HTTP read: ~480 bytes); the plain allocator gives the wait its own size.
-template <typename Handler>
-auto exactSize(Handler&& h) {
-  return asio::bind_allocator(std::allocator<void>(), std::forward<Handler>(h));
-}
-
 // One read buffer per worker thread: a connection keeps only the tail of a partial frame.
 char* readBuffer() {
   thread_local std::unique_ptr<char[]> buffer(new char[kReadChunk]);
   return buffer.get();
 }
 
-class PlainWebSocket final : public SessionBase,
-                             public WsConnection,
-                             private ws::FrameSink,
-                             public std::enable_shared_from_this<PlainWebSocket> {
+class PlainWebSocket;
+
+// A worker's WebSocket connections in one edge-triggered epoll set of their own, which the worker's Asio loop watches
+// as a single descriptor. An idle connection then costs its object and the kernel's entry, no Asio operation, and a
+// message needs no re-arming (Asio re-arms a socket's epoll entry for every wait).
+class WsPoller {
  public:
-  PlainWebSocket(Server::Impl& srv, uint32_t worker, Socket socket)
-      : srv_(srv), socket_(std::move(socket)), reader_(srv.options.wsMaxMessageBytes), worker_(worker) {
+  explicit WsPoller(asio::io_context& ctx) : epoll_(ctx) {
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) throw std::runtime_error("epoll_create1 failed");
+    epoll_.assign(ep);
+    arm();
+  }
+  bool add(int fd, PlainWebSocket* c) { return control(EPOLL_CTL_ADD, fd, c, false); }
+  // Write readiness is watched only while something waits to be written.
+  void watchWrites(int fd, PlainWebSocket* c, bool on) { control(EPOLL_CTL_MOD, fd, c, on); }
+
+ private:
+  bool control(int op, int fd, PlainWebSocket* c, bool writes) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (writes ? EPOLLOUT : 0u);
+    ev.data.ptr = c;
+    return ::epoll_ctl(epoll_.native_handle(), op, fd, &ev) == 0;
+  }
+  void arm() {
+    epoll_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      poll();
+      arm();
+    });
+  }
+  void poll();
+
+  asio::posix::stream_descriptor epoll_;
+};
+
+class PlainWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink {
+ public:
+  PlainWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd)
+      : srv_(srv), poller_(poller), reader_(srv.options.wsMaxMessageBytes), fd_(fd), worker_(worker) {
     srv_.live[worker_].insert(this);
   }
   ~PlainWebSocket() override {
@@ -69,8 +96,11 @@ class PlainWebSocket final : public SessionBase,
   }
 
   void start(std::string_view leftover, const Request& request, std::string_view key) {
-    boost::system::error_code ec;
-    socket_.non_blocking(true, ec);
+    if (!poller_.add(fd_, this)) {
+      spdlog::warn("ws: epoll_ctl failed: {}", std::strerror(errno));
+      die();
+      return;
+    }
     handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, request) : nullptr;
     if (!handler_) {
       constexpr std::string_view kBody = "no WebSocket endpoint here\n";
@@ -93,7 +123,14 @@ class PlainWebSocket final : public SessionBase,
       rx_.assign(leftover);
       ingest(nullptr, 0);
     }
-    onReadable();  // data may be waiting already (the socket may come from another worker's event loop)
+    // Bytes that came after the request are reported by the poller: adding a ready socket reports it at once.
+  }
+
+  // Readiness from the poller.
+  void onEvents(uint32_t events) {
+    if (state_ == State::kDead) return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) onReadable();
+    if (state_ != State::kDead && writeWaiting_ && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) flush();
   }
 
   // WsConnection
@@ -107,9 +144,10 @@ class PlainWebSocket final : public SessionBase,
   }
   uint32_t worker() const override { return worker_; }
   std::string remoteAddress() const override {
-    boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    if (ec) return "?";
+    tcp::endpoint ep;
+    socklen_t len = static_cast<socklen_t>(ep.capacity());
+    if (fd_ < 0 || ::getpeername(fd_, ep.data(), &len) != 0) return "?";
+    ep.resize(len);
     return ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   uint16_t peerCloseCode() const override { return peerCloseCode_; }
@@ -157,7 +195,7 @@ class PlainWebSocket final : public SessionBase,
     kDead,      // socket closed
   };
 
-  int fd() { return socket_.native_handle(); }
+  int fd() const { return fd_; }
   bool readable() const { return state_ == State::kOpen || state_ == State::kClosing; }
   std::size_t queued() const { return tx_.size() - txSent_; }
 
@@ -231,6 +269,10 @@ class PlainWebSocket final : public SessionBase,
     tx_.clear();
     txSent_ = 0;
     if (tx_.capacity() > kKeepCapacity) std::string().swap(tx_);
+    if (writeWaiting_) {
+      writeWaiting_ = false;
+      poller_.watchWrites(fd_, this, false);
+    }
     afterFlush();
   }
 
@@ -240,27 +282,12 @@ class PlainWebSocket final : public SessionBase,
     halfClosed_ = true;
     ::shutdown(fd(), SHUT_WR);
     deadline_ = SteadyClock::now() + kLingerTime;
-    waitReadable();
   }
 
   void waitWritable() {
     if (writeWaiting_ || state_ == State::kDead) return;
     writeWaiting_ = true;
-    socket_.async_wait(Socket::wait_write, exactSize([self = shared_from_this()](boost::system::error_code ec) {
-      self->writeWaiting_ = false;
-      if (self->state_ == State::kDead) return;
-      self->flush();
-    }));
-  }
-
-  void waitReadable() {
-    if (readWaiting_ || state_ == State::kDead) return;
-    readWaiting_ = true;
-    socket_.async_wait(Socket::wait_read, exactSize([self = shared_from_this()](boost::system::error_code ec) {
-      self->readWaiting_ = false;
-      if (self->state_ == State::kDead) return;
-      self->onReadable();
-    }));
+    poller_.watchWrites(fd_, this, true);
   }
 
   void onReadable() {
@@ -281,27 +308,23 @@ class PlainWebSocket final : public SessionBase,
           pingSent_ = false;
           ingest(buffer, static_cast<std::size_t>(n));
         }
-        if (static_cast<std::size_t>(n) < kReadChunk) {
-          waitReadable();  // a short read emptied the socket
-          return;
-        }
+        if (static_cast<std::size_t>(n) < kReadChunk) return;  // a short read emptied the socket
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        waitReadable();
-        return;
-      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       // The peer closed (0) or the socket failed: nothing more will come or go.
       bool wasOpen = readable();
       die();
       if (wasOpen) notifyClosed();
       return;
     }
-    readWaiting_ = true;  // more is waiting; read on after the others had their turn
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      self->readWaiting_ = false;
-      if (self->state_ != State::kDead) self->onReadable();
+    // More is waiting, and no new edge will say so: read on after the others had their turn.
+    if (readPosted_) return;
+    readPosted_ = true;
+    asio::post(srv_.pool.context(worker_), [this] {
+      readPosted_ = false;
+      if (state_ != State::kDead) onReadable();
     });
   }
 
@@ -360,22 +383,23 @@ class PlainWebSocket final : public SessionBase,
 
   // The socket failed (or the peer is too slow): close it now; the handler hears of it after the current call,
   // never from inside a send it made.
-  void broken() {
-    if (state_ == State::kDead) return;
-    bool wasOpen = readable();
-    die();
-    if (wasOpen && opened_) {
-      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->notifyClosed(); });
-    }
-  }
+  void broken() { die(); }  // finalize() tells the handler
 
+  // Closes the socket (which takes it out of the poller) and lets go of this object after the current call chain:
+  // the poller may still hold events for it in the batch it is working through, and posted reads see kDead.
   void die() {
     if (state_ == State::kDead) return;
     state_ = State::kDead;
-    boost::system::error_code ec;
-    socket_.close(ec);  // pending waits complete (aborted) and release this object
+    ::close(fd_);
+    fd_ = -1;
     std::string().swap(tx_);  // (rx_ may be under the reader right now: ingest() lets it go)
     txSent_ = 0;
+    asio::post(srv_.pool.context(worker_), [this] { finalize(); });
+  }
+
+  void finalize() {
+    notifyClosed();
+    delete this;
   }
 
   void notifyClosed() {
@@ -385,7 +409,7 @@ class PlainWebSocket final : public SessionBase,
   }
 
   Server::Impl& srv_;
-  Socket socket_;
+  WsPoller& poller_;
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
   std::string rx_;  // a partial frame (empty while idle)
@@ -394,33 +418,36 @@ class PlainWebSocket final : public SessionBase,
   std::size_t drained_ = 0;
   SteadyClock::time_point lastRx_{};
   SteadyClock::time_point deadline_{};  // kClosing: for the peer's close; kDraining: for the peer's FIN
+  int fd_;
   uint32_t worker_;
   uint16_t peerCloseCode_ = 0;
   State state_ = State::kOpen;
-  bool opened_ = false, notified_ = false, readWaiting_ = false, writeWaiting_ = false, pingSent_ = false,
+  bool opened_ = false, notified_ = false, readPosted_ = false, writeWaiting_ = false, pingSent_ = false,
        halfClosed_ = false;
 };
+
+void WsPoller::poll() {
+  epoll_event events[256];
+  for (int round = 0; round < 4; ++round) {
+    int n = ::epoll_wait(epoll_.native_handle(), events, 256, 0);
+    for (int i = 0; i < n; ++i) static_cast<PlainWebSocket*>(events[i].data.ptr)->onEvents(events[i].events);
+    if (n < 256) return;  // (errors too: the re-armed wait asks again)
+  }
+}
 
 }  // namespace
 
 void startPlainWebSocket(Server::Impl& srv, uint32_t worker, tcp::socket socket, std::string_view leftover,
                          const Request& request, std::string_view key) {
-  // Onto a socket typed with the worker's executor (see Socket).
   boost::system::error_code ec;
-  auto protocol = socket.local_endpoint(ec).protocol();
-  int fd = ec ? -1 : socket.release(ec);
+  int fd = socket.release(ec);  // out of Asio's reactor, into the worker's WsPoller
   if (ec || fd < 0) {
     metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already
     return;
   }
-  Socket own(srv.pool.context(worker));
-  own.assign(protocol, fd, ec);
-  if (ec) {
-    ::close(fd);
-    metrics::add(metrics::registry().httpConnections, -1);
-    return;
-  }
-  auto ws = std::make_shared<PlainWebSocket>(srv, worker, std::move(own));
+  auto& slot = srv.wsPollers[worker];
+  if (!slot) slot = std::make_shared<WsPoller>(srv.pool.context(worker));
+  auto* ws = new PlainWebSocket(srv, *static_cast<WsPoller*>(slot.get()), worker, fd);  // owns itself: see die()
   ws->start(leftover, request, key);
 }
 
