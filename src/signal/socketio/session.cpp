@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -170,6 +171,7 @@ struct Membership final : Connection {
 
 struct Service::Impl {
   Impl(Hub& h, net::WorkerPool& p, Options o) : hub(h), pool(p), options(std::move(o)), sessions(p.size()) {
+    for (uint32_t w = 0; w < p.size(); ++w) tickers.push_back(std::make_unique<boost::asio::steady_timer>(p.context(w)));
     if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
     if (options.path.back() != '/') options.path.push_back('/');
     explicitPolicy.keepDetached = false;
@@ -190,6 +192,10 @@ struct Service::Impl {
   Options options;
   RoomPolicy explicitPolicy, implicitPolicy;
   std::vector<std::unordered_map<std::string, std::shared_ptr<EngineSession>>> sessions;  // per worker
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;                          // per worker
+
+  // Pings and pong deadlines of every session on `worker`, a few times per ping period.
+  void startTicking(uint32_t worker);
 };
 
 class EngineSession final : public std::enable_shared_from_this<EngineSession> {
@@ -201,8 +207,6 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
         sid_(std::move(sid)),
         roomHint_(std::move(roomHint)),
         queryToken_(std::move(queryToken)),
-        pingTimer_(svc.pool.context(worker)),
-        upgradeTimer_(svc.pool.context(worker)),
         limiter_(hub_.limits().messagesPerSecond, hub_.limits().burst, Clock::now()),
         assembler_(svc.options.maxPayload) {}
 
@@ -274,8 +278,9 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     probe_ = std::move(link);
-    upgradeTimer_.expires_after(svc_.options.upgradeTimeout);
-    upgradeTimer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    if (!upgradeTimer_) upgradeTimer_ = std::make_unique<boost::asio::steady_timer>(svc_.pool.context(worker_));
+    upgradeTimer_->expires_after(svc_.options.upgradeTimeout);
+    upgradeTimer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       auto self = weak.lock();
       if (ec || !self || !self->probe_) return;
       self->closeLink(self->probe_, kClosePolicy, "upgrade timeout");
@@ -313,7 +318,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     if (link == probe_) {
       probe_.reset();
       upgrading_ = false;
-      upgradeTimer_.cancel();
+      if (upgradeTimer_) upgradeTimer_->cancel();
     } else if (link == ws_) {
       close("transport close", false);
     }
@@ -326,8 +331,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     closed_ = true;
     auto self = shared_from_this();  // the registry may hold the last reference
     spdlog::debug("socket.io {}: closed ({})", sid_, why);
-    pingTimer_.cancel();
-    upgradeTimer_.cancel();
+    if (upgradeTimer_) upgradeTimer_->cancel();
     if (pendingGet_) {
       auto respond = std::move(pendingGet_);
       pendingGet_ = nullptr;
@@ -408,20 +412,24 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   void schedulePing() {
     awaitingPong_ = false;
-    pingTimer_.expires_after(svc_.options.pingInterval);
-    pingTimer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
-      auto self = weak.lock();
-      if (ec || !self || self->closed_) return;
-      self->sendPacket(EioPacket{EioType::kPing, {}, false});
-      self->awaitingPong_ = true;
-      self->pingTimer_.expires_after(self->svc_.options.pingTimeout);
-      self->pingTimer_.async_wait([weak2 = self->weak_from_this()](const boost::system::error_code& ec2) {
-        auto s = weak2.lock();
-        if (ec2 || !s || s->closed_ || !s->awaitingPong_) return;
-        s->close("ping timeout", false);
-      });
-    });
+    pingDue_ = Clock::now() + svc_.options.pingInterval;
   }
+
+ public:
+  // The worker's tick (Service::Impl::tick): sends the ping when it is due and closes a session whose pong is late.
+  // One timer per worker instead of one per session: an idle session then holds no pending timer operation.
+  void tick(TimePoint now) {
+    if (closed_ || pingDue_ == TimePoint{}) return;
+    if (!awaitingPong_ && now >= pingDue_) {
+      sendPacket(EioPacket{EioType::kPing, {}, false});
+      awaitingPong_ = true;
+      pingDue_ = now + svc_.options.pingTimeout;  // now the pong's deadline
+    } else if (awaitingPong_ && now >= pingDue_) {
+      close("ping timeout", false);
+    }
+  }
+
+ private:
 
   void onProbeFrame(const std::optional<EioPacket>& p) {
     if (p && p->type == EioType::kPing && p->data == "probe" && !upgrading_) {
@@ -431,7 +439,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     if (p && p->type == EioType::kUpgrade && upgrading_) {
-      upgradeTimer_.cancel();
+      if (upgradeTimer_) upgradeTimer_->cancel();
       ws_ = std::move(probe_);
       probe_.reset();
       upgrading_ = false;
@@ -899,7 +907,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   uint32_t worker_;
   std::string sid_;
   std::string roomHint_, queryToken_, authToken_;
-  boost::asio::steady_timer pingTimer_, upgradeTimer_;
+  std::unique_ptr<boost::asio::steady_timer> upgradeTimer_;  // made by the first upgrade probe
+  TimePoint pingDue_{};  // when to ping, or (awaitingPong_) when the pong is late
   RateLimiter limiter_;
   BinaryAssembler assembler_;
   std::shared_ptr<WsLink> ws_, probe_;
@@ -913,6 +922,20 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 };
 
 void Membership::deliver(const EventPtr& event) { session.onRoomEvent(*this, event); }
+
+void Service::Impl::startTicking(uint32_t worker) {
+  Millis period = std::clamp<Millis>(std::min(options.pingInterval, options.pingTimeout) / 4, Millis(20), Millis(1000));
+  tickers[worker]->expires_after(period);
+  tickers[worker]->async_wait([this, worker](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::vector<std::shared_ptr<EngineSession>> all;  // a tick may close sessions, which leaves the map
+    all.reserve(sessions[worker].size());
+    for (auto& [sid, s] : sessions[worker]) all.push_back(s);
+    TimePoint now = Clock::now();
+    for (auto& s : all) s->tick(now);
+    startTicking(worker);
+  });
+}
 
 std::shared_ptr<EngineSession> Service::Impl::create(uint32_t worker, const http::Request& req) {
   std::string sid = std::to_string(worker) + "." + randomSocketId();
@@ -930,7 +953,8 @@ class WsTransport final : public http::WsHandler {
  public:
   WsTransport(Service::Impl& svc, http::WsConnection& conn, http::Request req, std::optional<uint32_t> owner,
               std::string sid)
-      : svc_(svc), conn_(conn), req_(std::move(req)), owner_(owner.value_or(conn.worker())), sid_(std::move(sid)),
+      : svc_(svc), conn_(conn), req_(std::make_unique<http::Request>(std::move(req))),
+        owner_(owner.value_or(conn.worker())), sid_(std::move(sid)),
         upgrade_(owner.has_value()) {
     link_ = std::make_shared<WsLink>();
     link_->worker = conn.worker();
@@ -938,9 +962,9 @@ class WsTransport final : public http::WsHandler {
 
   void onOpen() override {
     link_->conn = &conn_;
+    auto req = std::move(req_);
     if (!upgrade_) {
-      auto s = svc_.create(owner_, req_);
-      req_ = http::Request{};  // not needed past the handshake: an idle socket keeps no copy of its request
+      auto s = svc_.create(owner_, *req);
       sid_ = s->sid();
       s->startWebSocket(link_);
       return;
@@ -985,7 +1009,7 @@ class WsTransport final : public http::WsHandler {
 
   Service::Impl& svc_;
   http::WsConnection& conn_;
-  http::Request req_;  // until onOpen
+  std::unique_ptr<http::Request> req_;  // until onOpen: an idle socket keeps no copy of its request
   uint32_t owner_;
   std::string sid_;
   bool upgrade_;
@@ -1005,7 +1029,9 @@ std::optional<EioError> checkHandshake(const http::Request& req, std::string_vie
 }  // namespace
 
 Service::Service(Hub& hub, net::WorkerPool& pool, Options options)
-    : impl_(std::make_unique<Impl>(hub, pool, std::move(options))) {}
+    : impl_(std::make_unique<Impl>(hub, pool, std::move(options))) {
+  for (uint32_t w = 0; w < pool.size(); ++w) impl_->startTicking(w);
+}
 
 Service::~Service() = default;
 
