@@ -124,13 +124,19 @@ export class Client extends JsonSocket {
   }
 }
 
-/** One masked client frame (RFC 6455 §5.2): opcode 1 text, 8 close. */
-function clientFrame(opcode, payload) {
+/**
+ * One client frame (RFC 6455 §5.2): opcode 0 continuation, 1 text, 8 close, 9 ping. Masked unless `masked` is false
+ * (which servers must refuse); `fin` false for all but the last fragment of a message.
+ */
+export function clientFrame(opcode, payload, { fin = true, masked = true } = {}) {
+  const first = (fin ? 0x80 : 0) | opcode;
+  const m = masked ? 0x80 : 0;
+  const header = payload.length < 126 ? Buffer.from([first, m | payload.length])
+    : Buffer.from([first, m | 126, payload.length >> 8, payload.length & 255]);
+  if (!masked) return Buffer.concat([header, payload]);
   const mask = randomBytes(4);
-  const header = payload.length < 126 ? Buffer.from([0x80 | opcode, 0x80 | payload.length])
-    : Buffer.from([0x80 | opcode, 0x80 | 126, payload.length >> 8, payload.length & 255]);
-  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
-  return Buffer.concat([header, mask, masked]);
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+  return Buffer.concat([header, mask, body]);
 }
 
 /**

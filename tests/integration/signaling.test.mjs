@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, WAIT, metric, openRawPeer, openStalledPeer, rawHttp, sleep } from './client.mjs';
+import { Client, WAIT, clientFrame, metric, openRawPeer, openStalledPeer, rawHttp, sleep } from './client.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 
@@ -97,6 +97,41 @@ test('a client still writing an oversized frame reads the 1009 close, not a rese
     assert.equal(writeError, null);
     const close = received.indexOf(Buffer.from([0x88, 0x02, 0x03, 0xf1])); // close frame, code 1009
     assert.ok(close >= 0, 'a close frame with 1009');
+  });
+});
+
+test('RFC 6455 on the wire: fragments around a ping, pong, and 1007 / 1002 for bad UTF-8 and unmasked frames', async () => {
+  await withServer([], async (server) => {
+    const room = uniqueRoom();
+    const b = await Client.open(server);
+    await b.join(room, 'Reader');
+    const raw = await openRawPeer(server, room, 'Raw');
+    let got = Buffer.alloc(0);
+    raw.sock.on('data', (d) => { got = Buffer.concat([got, d]); });
+    const closed = new Promise((r) => raw.sock.once('close', r));
+    // A chat message in three fragments with a ping between them: the server answers the ping at once and relays
+    // the reassembled message.
+    const text = Buffer.from(JSON.stringify({ v: 1, type: 'chat', text: '断片 fragmented' }));
+    raw.sock.write(clientFrame(1, text.subarray(0, 10), { fin: false }));
+    raw.sock.write(clientFrame(9, Buffer.from('hi')));
+    raw.sock.write(clientFrame(0, text.subarray(10, 20), { fin: false }));
+    raw.sock.write(clientFrame(0, text.subarray(20)));
+    assert.equal((await b.waitFor((m) => m.type === 'chat')).text, '断片 fragmented');
+    assert.ok(got.includes(Buffer.from([0x8a, 0x02, 0x68, 0x69])), 'a pong with the ping\'s payload');
+    // Text that is not UTF-8: the connection fails with 1007; the other peer goes on.
+    raw.sock.write(clientFrame(1, Buffer.from([0x7b, 0xc0, 0xaf, 0x7d])));
+    await closed;
+    assert.ok(got.includes(Buffer.from([0x88, 0x02, 0x03, 0xef])), 'a close frame with 1007');
+    assert.equal((await b.request({ type: 'chat', text: 'still here' })).type, 'ok');
+
+    const unmasked = await openRawPeer(server, room, 'Unmasked');
+    let got2 = Buffer.alloc(0);
+    unmasked.sock.on('data', (d) => { got2 = Buffer.concat([got2, d]); });
+    const closed2 = new Promise((r) => unmasked.sock.once('close', r));
+    unmasked.sock.write(clientFrame(1, Buffer.from('{"v":1,"type":"leave"}'), { masked: false }));
+    await closed2;
+    assert.ok(got2.includes(Buffer.from([0x88, 0x02, 0x03, 0xea])), 'a close frame with 1002');
+    b.close();
   });
 });
 
