@@ -101,11 +101,12 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   peer.resumeToken = req.token.empty() ? common::randomToken(kResumeTokenLength) : std::move(req.token);
   peer.endpoint = req.from;
   peer.lastSeen = now;
+  peer.seq = ++nextSeq_;
   reply(out, req.from,
         ev::Joined{req.re, name_, id, peer.resumeToken, policy_.announce ? othersThan(id) : std::vector<PeerInfo>{},
                    false});
   auto [it, inserted] = peers_.emplace(id, std::move(peer));
-  order_.push_back(id);
+  order_.emplace_back(it->second.seq, id);
   if (policy_.announce) broadcast(make(ev::PeerJoined{it->second.info}), &it->second, out);
   flushHeld(id, req.from, out);
   metrics::add(metrics::registry().peers, 1);
@@ -148,9 +149,14 @@ void Room::leave(Endpoint from, int64_t re, std::string_view peerId, Outbox& out
   remove(id, LeaveReason::kLeft, out);
 }
 
-void Room::detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway) {
-  auto it = std::find_if(peers_.begin(), peers_.end(),
-                         [&](const auto& kv) { return kv.second.attached && kv.second.endpoint == from; });
+void Room::detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway, std::string_view peerHint) {
+  auto attachedHere = [&](const auto& kv) { return kv.second.attached && kv.second.endpoint == from; };
+  auto it = peers_.end();
+  if (!peerHint.empty()) {
+    it = peers_.find(std::string(peerHint));
+    if (it != peers_.end() && !attachedHere(*it)) it = peers_.end();
+  }
+  if (it == peers_.end()) it = std::find_if(peers_.begin(), peers_.end(), attachedHere);
   if (it == peers_.end()) return;  // left already, or resumed on another connection
   if (goingAway) {
     remove(it->first, LeaveReason::kLeft, out);
@@ -346,10 +352,15 @@ void Room::deliver(Peer& to, const EventPtr& event, Outbox& out) {
   }
 }
 
+const Room::Peer* Room::live(const std::pair<uint64_t, std::string>& entry) const {
+  auto it = peers_.find(entry.second);
+  return it != peers_.end() && it->second.seq == entry.first ? &it->second : nullptr;
+}
+
 void Room::broadcast(const EventPtr& event, const Peer* except, Outbox& out) {
-  for (const auto& id : order_) {
+  for (const auto& [seq, id] : order_) {
     auto it = peers_.find(id);
-    if (it == peers_.end() || &it->second == except) continue;
+    if (it == peers_.end() || it->second.seq != seq || &it->second == except) continue;
     deliver(it->second, event, out);
   }
 }
@@ -359,7 +370,10 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   if (it == peers_.end()) return;
   if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);
   peers_.erase(it);
-  std::erase(order_, id);
+  if (++stale_ > 32 && stale_ * 2 > order_.size()) {
+    std::erase_if(order_, [this](const auto& entry) { return !live(entry); });
+    stale_ = 0;
+  }
   metrics::add(metrics::registry().peers, -1);
   if (policy_.announce) broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);
 }
@@ -367,9 +381,10 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
 std::vector<PeerInfo> Room::othersThan(const std::string& id) const {
   std::vector<PeerInfo> list;
   list.reserve(peers_.size());
-  for (const auto& pid : order_) {
-    if (pid == id) continue;
-    list.push_back(peers_.at(pid).info);
+  for (const auto& entry : order_) {
+    const Peer* p = live(entry);
+    if (!p || entry.second == id) continue;
+    list.push_back(p->info);
   }
   return list;
 }

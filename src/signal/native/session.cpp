@@ -33,9 +33,9 @@ void Session::onClose() {
   if (phase_ == Phase::kIdle) return;
   // Tasks posted from one worker run in order on the owner, so a join still in flight is processed first.
   bool goingAway = conn_.peerCloseCode() == kCloseGoingAway;  // the browser left the page (docs/protocol.md)
-  hub_.onRoom(room_, [ep = endpoint_, room = room_, goingAway](RoomHost& rooms, Outbox& out) {
+  hub_.onRoom(room_, [ep = endpoint_, room = room_, goingAway, peer = peer_](RoomHost& rooms, Outbox& out) {
     if (Room* r = rooms.find(room)) {
-      r->detach(ep, Clock::now(), out, goingAway);
+      r->detach(ep, Clock::now(), out, goingAway, peer);
       rooms.reapIfEmpty(room);
     }
   });

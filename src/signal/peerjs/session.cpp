@@ -169,9 +169,9 @@ void Session::onClose() {
   unlist();
   if (phase_ == Phase::kIdle) return;
   phase_ = Phase::kIdle;
-  hub_.onRoom(service_.room(), [ep = endpoint_, room = service_.room()](RoomHost& rooms, Outbox& out) {
+  hub_.onRoom(service_.room(), [ep = endpoint_, room = service_.room(), id = *id_](RoomHost& rooms, Outbox& out) {
     if (Room* r = rooms.find(room)) {
-      r->detach(ep, Clock::now(), out);
+      r->detach(ep, Clock::now(), out, false, id);
       rooms.reapIfEmpty(room);
     }
   });

@@ -323,3 +323,46 @@ TEST(RoomErrors, OnlyJoinAndResumeRefusalsAreMarkedAsSuch) {
 
 }  // namespace
 }  // namespace kaiwa::signal
+
+namespace kaiwa::signal {
+namespace {
+
+// Member lists stay in join order through heavy churn (leaves leave stale entries that are swept later), and an id
+// that leaves and joins again is listed once, at its new place.
+TEST(RoomOrder, ChurnKeepsJoinOrderAndRejoinedIdsAppearOnce) {
+  Limits limits;
+  limits.peersPerRoom = 1000;
+  Room room{"churn", limits};
+  TimePoint now{};
+  auto ep = [](uint64_t i) { return Endpoint{0, i + 1}; };
+  auto id = [](int i) { return "p" + std::to_string(i); };
+  for (int i = 0; i < 200; ++i) {
+    Outbox out;
+    ASSERT_EQ(room.join(JoinRequest{ep(i), kNoRequest, "n", {}, id(i)}, now, out), id(i));
+  }
+  // Every even peer leaves (enough to sweep the stale entries more than once), then p10 comes back.
+  for (int i = 0; i < 200; i += 2) {
+    Outbox out;
+    room.detach(ep(i), now, out, /*goingAway=*/true, i % 4 == 0 ? id(i) : std::string());  // with and without hint
+  }
+  Outbox out;
+  ASSERT_EQ(room.join(JoinRequest{ep(1000), kNoRequest, "again", {}, id(10)}, now, out), id(10));
+  std::vector<std::string> expected;
+  for (int i = 1; i < 200; i += 2) expected.push_back(id(i));
+  expected.push_back(id(10));
+  std::vector<std::string> listed;
+  for (const auto& m : room.members()) listed.push_back(m.id);
+  EXPECT_EQ(listed, expected);
+  // A broadcast reaches each member once.
+  Outbox chat;
+  room.chat(ep(1), kNoRequest, id(1), "hello", 0, chat);
+  std::map<uint64_t, int> perSession;
+  for (const auto& d : chat) {
+    if (std::holds_alternative<ev::Chat>(*d.event)) ++perSession[d.to.session];
+  }
+  EXPECT_EQ(perSession.size(), expected.size());
+  for (const auto& [session, n] : perSession) EXPECT_EQ(n, 1) << session;
+}
+
+}  // namespace
+}  // namespace kaiwa::signal
