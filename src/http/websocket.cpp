@@ -1,5 +1,6 @@
-// WebSocket over plain TCP on bare Asio sockets: the connection kind that carries nearly all signaling traffic, so
+// WebSocket over plain TCP on bare descriptors: the connection kind that carries nearly all signaling traffic, so
 // it is kept lean (docs/architecture.md, "WebSocket connections"):
+// - no Asio operation per connection: each worker's connections sit in its own edge-triggered epoll set (WsPoller);
 // - no buffer while idle: a worker reads into one shared buffer, parses every whole frame in place and keeps only a
 //   partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing is queued
 //   before it, and only what the socket did not take is kept;
