@@ -353,37 +353,28 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     respond(std::move(*res), req.version(), req.keep_alive(), head);
   }
 
-  // Starts the WebSocket of this plain TCP connection on worker `target`: here, or moved there (its socket, what was
-  // read past the request, and the request), so that its room's messages need no hop between threads.
+  // Starts the WebSocket of this plain TCP connection on worker `target`: here, or moved there (its descriptor, what
+  // was read past the request, and the request), so that its room's messages need no hop between threads.
   void handOver(uint32_t target) {
     beast::error_code ec;
     tcp::socket socket = stream_.release_socket();
+    int fd = socket.release(ec);  // out of Asio's reactor: the WebSocket layer has its own (websocket.cpp)
+    if (ec || fd < 0) {
+      metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already; nothing to hand over
+      return;
+    }
     auto data = buffer_.cdata();
     std::string leftover(static_cast<const char*>(data.data()), data.size());
     auto& req = parser_->get();
     std::string key(req[bhttp::field::sec_websocket_key]);
     if (target == worker_) {
-      detail::startPlainWebSocket(srv_, worker_, std::move(socket), leftover, toRequest(req, worker_), key);
+      detail::startPlainWebSocket(srv_, worker_, fd, leftover, toRequest(req, worker_), key);
       return;
     }
-    auto protocol = socket.local_endpoint(ec).protocol();
-    int fd = ec ? -1 : socket.release(ec);
-    if (ec || fd < 0) {
-      metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already; nothing to hand over
-      return;
-    }
-    srv_.pool.post(target, [srv = &srv_, target, fd, protocol, leftover = std::move(leftover),
-                            request = toRequest(req, target), key = std::move(key)]() mutable {
-      tcp::socket s(srv->pool.context(target));
-      beast::error_code ec2;
-      s.assign(protocol, fd, ec2);
-      if (ec2) {
-        ::close(fd);
-        metrics::add(metrics::registry().httpConnections, -1);
-        return;
-      }
-      metrics::add(metrics::registry().wsHandovers);
-      detail::startPlainWebSocket(*srv, target, std::move(s), leftover, request, key);
+    metrics::add(metrics::registry().wsHandovers);
+    srv_.pool.post(target, [srv = &srv_, target, fd, leftover = std::move(leftover), request = toRequest(req, target),
+                            key = std::move(key)] {
+      detail::startPlainWebSocket(*srv, target, fd, leftover, request, key);
     });
   }
 

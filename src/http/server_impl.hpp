@@ -5,6 +5,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -65,11 +66,12 @@ struct Server::Impl {
 
 namespace detail {
 
-// Starts the WebSocket for a plain TCP connection on `worker` (call on that worker's thread): `request` is the
-// upgrade request, already checked (GET, Upgrade: websocket, version 13, a valid key), and `leftover` what the
-// client sent past it. Answers 101 and hands the connection to the route's handler, or answers 404.
-void startPlainWebSocket(Server::Impl& srv, uint32_t worker, boost::asio::ip::tcp::socket socket,
-                         std::string_view leftover, const Request& request, std::string_view key);
+// Starts the WebSocket for a plain TCP connection (its descriptor `fd`, which it then owns; reads and writes are MSG_DONTWAIT) on `worker`
+// (call on that worker's thread): `request` is the upgrade request, already checked (GET, Upgrade: websocket,
+// version 13, a valid key), and `leftover` what the client sent past it. Answers 101 and hands the connection to the
+// route's handler, or answers 404.
+void startPlainWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::string_view leftover, const Request& request,
+                         std::string_view key);
 
 }  // namespace detail
 }  // namespace kaiwa::http

@@ -438,14 +438,8 @@ void WsPoller::poll() {
 
 }  // namespace
 
-void startPlainWebSocket(Server::Impl& srv, uint32_t worker, tcp::socket socket, std::string_view leftover,
+void startPlainWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::string_view leftover,
                          const Request& request, std::string_view key) {
-  boost::system::error_code ec;
-  int fd = socket.release(ec);  // out of Asio's reactor, into the worker's WsPoller
-  if (ec || fd < 0) {
-    metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already
-    return;
-  }
   auto& slot = srv.wsPollers[worker];
   if (!slot) slot = std::make_shared<WsPoller>(srv.pool.context(worker));
   auto* ws = new PlainWebSocket(srv, *static_cast<WsPoller*>(slot.get()), worker, fd);  // owns itself: see die()
