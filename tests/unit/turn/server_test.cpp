@@ -1,5 +1,6 @@
 // The TURN state machine with a fake clock and a fake I/O layer: authentication, allocations, permissions, channels,
 // their lifetimes, quotas and the error codes of RFC 8656.
+#include "stun_code.hpp"
 #include "turn/server.hpp"
 
 #include <gtest/gtest.h>
@@ -160,11 +161,7 @@ class TurnServerTest : public ::testing::Test {
     }, client_);
   }
 
-  static int code(const std::optional<stun::Message>& m) {
-    if (!m) return -1;
-    if (m->messageClass() == Class::kSuccess) return 200;
-    return m->errorCode().value_or(-2);
-  }
+  static int code(const std::optional<stun::Message>& m) { return test_util::responseCode(m); }
 
   RelayId relayOf() { return io_.open.begin()->first; }
 

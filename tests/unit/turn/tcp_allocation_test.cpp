@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "stun_code.hpp"
 #include "turn/server.hpp"
 
 namespace kaiwa::turn {
@@ -160,11 +161,7 @@ class TcpAllocationTest : public ::testing::Test {
     return id;
   }
 
-  static int code(const std::optional<stun::Message>& m) {
-    if (!m) return -1;
-    if (m->messageClass() == Class::kSuccess) return 200;
-    return m->errorCode().value_or(-2);
-  }
+  static int code(const std::optional<stun::Message>& m) { return test_util::responseCode(m); }
 
   RelayId relay() { return io_.open.begin()->first; }
 
