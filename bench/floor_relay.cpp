@@ -1,10 +1,15 @@
 // The bare relay floor: the least work a WebSocket signaling relay can do per message, to compare servers with.
-// One thread, one level-triggered epoll loop; a client opens ws://127.0.0.1:PORT/floor?room=R, the two clients of
+// One level-triggered epoll loop per thread; a client opens ws://127.0.0.1:PORT/floor?room=R, the two clients of
 // a room are paired (each gets the text message "ok" once its partner is there), and every text message is
 // unmasked straight into a server frame to the partner: one read() and one send() per message, no JSON, no ids,
 // no limits, no timers. Drive it with `kaiwa-loadgen --protocol floor --url ws://127.0.0.1:PORT/floor`.
 //
-//   kaiwa-floor-relay [PORT]        (0 or nothing: a free port) — prints "listening <port>"
+// With `--threads N` (default 1) it is laid out as kaiwa is (docs/architecture.md): each thread accepts on its own
+// SO_REUSEPORT listener, and a connection whose room belongs to another thread (hash(room) % N) is handed to that
+// thread after the upgrade, so both ends of a room live on one thread and a relayed message never crosses threads.
+// It measures what N event loops cost on this machine before any server work.
+//
+//   kaiwa-floor-relay [PORT] [--threads N]   (port 0 or none: a free port) — prints "listening <port>"
 //
 // Loopback only, for benchmarks; not a server to expose anywhere.
 #include <arpa/inet.h>
@@ -13,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,9 +27,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ws_codec.hpp"
@@ -36,15 +47,25 @@ struct Conn {
   int fd = -1;
   bool upgraded = false;
   bool wantWrite = false;  // EPOLLOUT registered
+  bool moved = false;      // handed to another loop during this read
   int peer = -1;           // fd of the partner
   std::string in;          // unparsed input
   std::string out;         // unsent output
 };
 
+// One event loop. A connection's fd is in exactly one loop's epoll set, and only that loop's thread touches its Conn.
+struct Loop {
+  int ep = -1;
+  int wake = -1;                                    // eventfd: connections handed over by other loops
+  std::mutex m;
+  std::vector<std::pair<int, std::string>> incoming;  // (fd, room), under m
+  std::unordered_map<std::string, int> waiting;     // room → fd of the first member
+};
+
 std::vector<Conn> conns;  // indexed by fd
-std::unordered_map<std::string, int> waiting;  // room → fd of the first member
-int ep = -1;
-char buf[256 * 1024];
+std::vector<std::unique_ptr<Loop>> loops;
+thread_local Loop* self = nullptr;
+thread_local char buf[256 * 1024];
 
 void appendServerFrame(std::string& out, uint8_t op, const char* data, size_t n, const uint8_t* mask) {
   uint8_t hdr[10];
@@ -73,6 +94,7 @@ void appendServerFrame(std::string& out, uint8_t op, const char* data, size_t n,
 }
 
 void closeConn(int fd);
+void pair(int fd, const std::string& room);
 
 void setWant(Conn& c, bool want) {
   if (c.wantWrite == want) return;
@@ -80,7 +102,7 @@ void setWant(Conn& c, bool want) {
   epoll_event ev{};
   ev.events = want ? uint32_t(EPOLLIN | EPOLLOUT) : uint32_t(EPOLLIN);
   ev.data.fd = c.fd;
-  ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+  ::epoll_ctl(self->ep, EPOLL_CTL_MOD, c.fd, &ev);
 }
 
 // One send() of whatever is pending; the rest waits for EPOLLOUT.
@@ -103,9 +125,9 @@ void flush(int fd) {
 void closeConn(int fd) {
   Conn& c = conns[size_t(fd)];
   if (c.fd < 0) return;
-  for (auto it = waiting.begin(); it != waiting.end(); ++it) {
+  for (auto it = self->waiting.begin(); it != self->waiting.end(); ++it) {
     if (it->second == fd) {
-      waiting.erase(it);
+      self->waiting.erase(it);
       break;
     }
   }
@@ -134,13 +156,34 @@ bool handshake(int fd) {
       .append("\r\n\r\n");
   c.in.erase(0, end + 4);
   c.upgraded = true;
-  auto it = waiting.find(room);
-  if (it == waiting.end()) {
-    waiting.emplace(room, fd);
+  Loop& owner = *loops[std::hash<std::string>{}(room) % loops.size()];
+  if (&owner == self) {
+    pair(fd, room);
+    return true;
+  }
+  flush(fd);  // the 101 goes out from here; the client sends nothing before its "ok"
+  if (conns[size_t(fd)].fd < 0) return true;
+  ::epoll_ctl(self->ep, EPOLL_CTL_DEL, fd, nullptr);
+  c.moved = true;
+  {
+    std::lock_guard lock(owner.m);
+    owner.incoming.emplace_back(fd, room);
+  }
+  const uint64_t one = 1;
+  if (::write(owner.wake, &one, sizeof one) < 0) std::perror("eventfd");
+  return true;
+}
+
+// Called on the room's loop: pairs `fd` with the member waiting in `room`, or makes it wait.
+void pair(int fd, const std::string& room) {
+  Conn& c = conns[size_t(fd)];
+  auto it = self->waiting.find(room);
+  if (it == self->waiting.end()) {
+    self->waiting.emplace(room, fd);
     flush(fd);
   } else {
     const int other = it->second;
-    waiting.erase(it);
+    self->waiting.erase(it);
     c.peer = other;
     conns[size_t(other)].peer = fd;
     appendServerFrame(c.out, 0x1, "ok", 2, nullptr);
@@ -148,7 +191,6 @@ bool handshake(int fd) {
     flush(fd);
     flush(other);
   }
-  return true;
 }
 
 // Relays every complete frame in c.in; returns false to close the connection.
@@ -208,46 +250,44 @@ void onReadable(int fd) {
       closeConn(fd);
       return;
     }
-    if (!c.upgraded) return;
+    if (!c.upgraded || c.moved) return;
   }
   if (!frames(fd)) closeConn(fd);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const int port = argc > 1 ? std::atoi(argv[1]) : 0;
-  std::signal(SIGPIPE, SIG_IGN);
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-  conns.resize(size_t(rl.rlim_cur > 0 ? rl.rlim_cur : 1024));
+int listenOn(int port) {
   const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   const int one = 1;
   ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(uint16_t(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(lfd, 4096) != 0) {
     std::perror("bind/listen");
-    return 1;
+    std::exit(1);
   }
-  socklen_t len = sizeof addr;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("listening %d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
-  ep = ::epoll_create1(EPOLL_CLOEXEC);
-  epoll_event lev{};
-  lev.events = EPOLLIN;
-  lev.data.fd = lfd;
-  ::epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+  return lfd;
+}
+
+void add(int fd, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  ::epoll_ctl(self->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void run(Loop* loop, int lfd) {
+  self = loop;
+  const int one = 1;
+  add(lfd, EPOLLIN);
+  add(loop->wake, EPOLLIN);
   std::vector<epoll_event> events(1024);
+  std::vector<std::pair<int, std::string>> handed;
   while (true) {
-    const int n = ::epoll_wait(ep, events.data(), int(events.size()), -1);
-    if (n < 0 && errno != EINTR) return 1;
+    const int n = ::epoll_wait(self->ep, events.data(), int(events.size()), -1);
+    if (n < 0 && errno != EINTR) std::exit(1);
     for (int i = 0; i < n; ++i) {
       const int fd = events[size_t(i)].data.fd;
       if (fd == lfd) {
@@ -259,12 +299,26 @@ int main(int argc, char** argv) {
             continue;
           }
           ::setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          conns[size_t(cfd)] = Conn{};
           conns[size_t(cfd)].fd = cfd;
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.fd = cfd;
-          ::epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);
+          add(cfd, EPOLLIN);
         }
+        continue;
+      }
+      if (fd == loop->wake) {
+        uint64_t count = 0;
+        if (::read(loop->wake, &count, sizeof count) < 0 && errno != EAGAIN) std::exit(1);
+        {
+          std::lock_guard lock(loop->m);
+          handed.swap(loop->incoming);
+        }
+        for (auto& [hfd, room] : handed) {
+          Conn& c = conns[size_t(hfd)];
+          c.moved = false;
+          add(hfd, c.wantWrite ? uint32_t(EPOLLIN | EPOLLOUT) : uint32_t(EPOLLIN));
+          pair(hfd, room);
+        }
+        handed.clear();
         continue;
       }
       if (conns[size_t(fd)].fd < 0) continue;
@@ -273,4 +327,51 @@ int main(int argc, char** argv) {
       if ((e & (EPOLLIN | EPOLLHUP | EPOLLERR)) && conns[size_t(fd)].fd >= 0) onReadable(fd);
     }
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 0;
+  int threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--threads" && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else if (!a.empty() && a[0] != '-') {
+      port = std::atoi(argv[i]);
+    } else {
+      std::fprintf(stderr, "usage: kaiwa-floor-relay [PORT] [--threads N]\n");
+      return 2;
+    }
+  }
+  if (threads < 1 || threads > 64) {
+    std::fprintf(stderr, "--threads must be 1..64\n");
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  conns.resize(size_t(rl.rlim_cur > 0 ? rl.rlim_cur : 1024));
+  // The first listener picks the port; the others join it (SO_REUSEPORT spreads connections over them).
+  std::vector<int> listeners{listenOn(port)};
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  ::getsockname(listeners[0], reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  for (int t = 1; t < threads; ++t) listeners.push_back(listenOn(port));
+  for (int t = 0; t < threads; ++t) {
+    auto loop = std::make_unique<Loop>();
+    loop->ep = ::epoll_create1(EPOLL_CLOEXEC);
+    loop->wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    loops.push_back(std::move(loop));
+  }
+  std::printf("listening %d\n", port);
+  std::fflush(stdout);
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) workers.emplace_back(run, loops[size_t(t)].get(), listeners[size_t(t)]);
+  run(loops[0].get(), listeners[0]);
 }
