@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
 import { Client, WAIT, clientFrame, metric, openRawPeer, openStalledPeer, rawHttp, sleep } from './client.mjs';
@@ -134,6 +136,58 @@ test('RFC 6455 on the wire: fragments around a ping, pong, and 1007 / 1002 for b
     b.close();
   });
 });
+
+test('more connections ready at once than one poll takes are all served (none waits for another event)', async () => {
+  // The worker takes ready connections from its epoll set in rounds; what is left after the last round must be
+  // served without a new readiness edge. Stop the server, let 1100 clients send a ping each, resume it: every
+  // connection is ready at the same moment and each must get its pong.
+  await withServer(['--workers', '1'], async (server) => {
+    const count = 1100;
+    const socks = [];
+    try {
+      for (let i = 0; i < count; i += 100) {
+        socks.push(...await Promise.all(Array.from({ length: Math.min(100, count - i) }, () => openUpgraded(server))));
+      }
+      server.proc.kill('SIGSTOP');
+      const pongs = socks.map((s) => new Promise((resolve) => {
+        const onData = (d) => {
+          s.got = Buffer.concat([s.got, d]);
+          if (s.got.includes(Buffer.from([0x8a, 0x01, 0x70]))) { s.off('data', onData); resolve(true); }
+        };
+        s.on('data', onData);
+        onData(Buffer.alloc(0));
+      }));
+      await Promise.all(socks.map((s) => new Promise((r) => s.write(clientFrame(9, Buffer.from('p')), r))));
+      await sleep(300);
+      server.proc.kill('SIGCONT');
+      const answered = await Promise.race([Promise.all(pongs).then(() => count), sleep(WAIT).then(() => null)]);
+      const n = answered ?? socks.filter((s) => s.got.includes(Buffer.from([0x8a, 0x01, 0x70]))).length;
+      assert.equal(n, count, 'every ping answered');
+    } finally {
+      server.proc.kill('SIGCONT');
+      for (const s of socks) s.destroy();
+    }
+  });
+});
+
+/** A raw socket upgraded to a WebSocket on /ws (the server's hello read and kept in `got`). */
+async function openUpgraded(server) {
+  const sock = connect({ port: new URL(server.url).port, host: '127.0.0.1' });
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  sock.got = Buffer.alloc(0);
+  sock.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no upgrade')), WAIT);
+    const onData = (d) => {
+      sock.got = Buffer.concat([sock.got, d]);
+      if (sock.got.includes('"type":"hello"')) { clearTimeout(t); sock.off('data', onData); resolve(); }
+    };
+    sock.on('data', onData);
+  });
+  sock.got = Buffer.alloc(0);
+  return sock;
+}
 
 test('rate limit: a flood is dropped with one error, others are unaffected', async () => {
   await withServer(['--rate', '5', '--burst', '5'], async (server) => {
