@@ -7,6 +7,13 @@
 #
 #   bench/turn-vs-coturn.sh [--clients M] [--messages N] [--interval MS] [--length BYTES] [--modes "udp tcp send tls"]
 #                           [--workers W] [--nice N] [--kaiwa PATH] [--procs P]
+#   bench/turn-vs-coturn.sh --loadgen PATH [--rates "10000 20000 40000"] [--allocations N] [--duration S]
+#                           [--modes "udp tcp tls"] [--servers "kaiwa coturn"] [--nice N] [--kaiwa PATH]
+#
+# With --loadgen (build/bench/kaiwa-turn-loadgen) the generator is kaiwa-turn-loadgen instead of uclient: for each
+# mode and each offered rate it runs the generator against each server in turn (it hosts its own echo peer) and prints
+# its summary; a row per run then has offered/relayed rate, loss, p50/p99 round-trip time, the server's CPU per round
+# trip, the generator's own CPU per round trip, UDP drops on the server's sockets and how busy the box was.
 #
 # --procs P runs P turnutils_uclient processes at once, each with its own M clients and its own turnutils_peer
 # (offered: P x M x 1000 / MS round trips/s); one uclient thread tops out near 11k round trips/s here. Rows sum
@@ -21,13 +28,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLIENTS=100 MESSAGES=3000 INTERVAL=2 LENGTH=100 MODES="udp tcp send tls" WORKERS=2 NICE=0 KAIWA=build/kaiwa PROCS=1
+LOADGEN="" RATES="10000 20000 40000" ALLOCATIONS=50 DURATION=10 SERVERS="kaiwa coturn" MODES_SET=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) CLIENTS="$2"; shift ;;
     --messages) MESSAGES="$2"; shift ;;
     --interval) INTERVAL="$2"; shift ;;
     --length) LENGTH="$2"; shift ;;
-    --modes) MODES="$2"; shift ;;
+    --modes) MODES="$2"; MODES_SET=1; shift ;;
+    --loadgen) LOADGEN="$2"; shift ;;
+    --rates) RATES="$2"; shift ;;
+    --allocations) ALLOCATIONS="$2"; shift ;;
+    --duration) DURATION="$2"; shift ;;
+    --servers) SERVERS="$2"; shift ;;
     --workers) WORKERS="$2"; shift ;;
     --nice) NICE="$2"; shift ;;
     --kaiwa) KAIWA="$2"; shift ;;
@@ -76,6 +89,38 @@ done
 sleep 1.5
 kill -0 "$KPID" 2>/dev/null || { echo "kaiwa did not start:"; cat "$DIR/kaiwa.log"; exit 1; }
 kill -0 "$CPID" 2>/dev/null || { echo "turnserver did not start:"; tail "$DIR/ts.log"; exit 1; }
+
+if [ -n "$LOADGEN" ]; then
+  [ -x "$LOADGEN" ] || { echo "no generator at $LOADGEN" >&2; exit 2; }
+  [ "$MODES_SET" = 1 ] || MODES="udp tcp tls"
+  echo "# turn-vs-coturn with kaiwa-turn-loadgen: $ALLOCATIONS allocations, ${LENGTH}-byte payloads, $DURATION s per run, kaiwa workers $WORKERS"
+  echo "# $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf "%-5s %-7s %8s %8s %8s %7s %7s %8s %9s %9s %9s %12s %s\n" mode server offered relayed lost p50_us p99_us \
+    cpu_us_rt gen_us_rt srv_drops busy/steal loadavg flags
+  for mode in $MODES; do
+    for rate in $RATES; do
+      for name in $SERVERS; do
+        if [ "$name" = kaiwa ]; then pid=$KPID; port=$KPORT; [ "$mode" = tls ] && port=$KTLS
+        else pid=$CPID; port=$CPORT; [ "$mode" = tls ] && port=$CTLS; fi
+        kill -0 "$pid" 2>/dev/null || { echo "# $name is gone"; continue; }
+        json=$(nice -n "$NICE" "$LOADGEN" --mode "$mode" --server "127.0.0.1:$port" --rate "$rate" \
+          --allocations "$ALLOCATIONS" --size "$LENGTH" --duration "$DURATION" --server-pid "$pid" --json \
+          2>"$DIR/loadgen.err" | grep '^{' || true)
+        if [ -z "$json" ]; then echo "# $name/$mode/$rate: generator failed: $(head -c 300 "$DIR/loadgen.err")"; continue; fi
+        echo "$json" >>"$DIR/runs.jsonl"
+        echo "$json" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+flags = ("GENERATOR-BOUND " if r["generator_bound"] else "") + ("slip=%d " % r["slipped"] if r["slipped"] else "")
+print("%-5s %-7s %8.0f %8.0f %8d %7.0f %7.0f %8.2f %9.2f %9d %5.0f%%/%.0f%% %12s %s" % (
+  r["mode"], sys.argv[1], r["offered"], r["relayed_per_s"], r["lost"], r["rtt_p50_us"], r["rtt_p99_us"],
+  r["server_us_per_rt"], r["generator_us_per_rt"], r["drops_server_port"] + r["drops_relay_ports"],
+  r["box_busy_pct"], r["steal_pct"], r["loadavg"].split()[0], flags))' "$name"
+      done
+    done
+  done
+  exit 0
+fi
 
 echo "# turn-vs-coturn: $PROCS x $CLIENTS clients x $MESSAGES messages, every $INTERVAL ms, $LENGTH bytes, kaiwa workers $WORKERS"
 echo "# offered: $((PROCS * CLIENTS * 1000 / INTERVAL)) round trips/s; $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
