@@ -92,33 +92,38 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
     return {};
   }
   std::string id = req.peerId.empty() ? common::randomToken(kPeerIdLength) : std::move(req.peerId);
-  if (peers_.contains(id)) {
-    refuseJoin(out, req.from, req.re, ErrorCode::kBadMessage, "peer id '" + id + "' is taken in this room");
+  auto [it, inserted] = peers_.try_emplace(std::move(id));
+  if (!inserted) {
+    refuseJoin(out, req.from, req.re, ErrorCode::kBadMessage, "peer id '" + it->first + "' is taken in this room");
     return {};
   }
-  Peer peer;
-  peer.info = PeerInfo{id, std::move(req.name), req.state};
-  peer.resumeToken = req.token.empty() ? common::randomToken(kResumeTokenLength) : std::move(req.token);
+  Peer& peer = it->second;
+  peer.id = &it->first;
+  peer.name = std::move(req.name);
+  peer.state = req.state;
+  if (!req.token.empty()) {
+    peer.resumeToken = std::move(req.token);
+  } else if (policy_.resumable) {
+    peer.resumeToken = common::randomToken(kResumeTokenLength);
+  }
   peer.endpoint = req.from;
-  peer.lastSeen = now;
-  peer.seq = ++nextSeq_;
+  peer.deadline = now;
   reply(out, req.from,
-        ev::Joined{req.re, name_, id, peer.resumeToken, policy_.announce ? othersThan(id) : std::vector<PeerInfo>{},
-                   false});
-  auto [it, inserted] = peers_.emplace(id, std::move(peer));
-  order_.emplace_back(it->second.seq, id);
-  if (policy_.announce) broadcast(make(ev::PeerJoined{it->second.info}), &it->second, out);
-  flushHeld(id, req.from, out);
+        ev::Joined{req.re, name_, it->first, peer.resumeToken,
+                   policy_.announce ? othersThan(nullptr) : std::vector<PeerInfo>{}, false});
+  link(peer);
+  if (policy_.announce) broadcast(make(ev::PeerJoined{peer.info()}), &peer, out);
+  flushHeld(it->first, req.from, out);
   metrics::add(metrics::registry().peers, 1);
   metrics::add(metrics::registry().joins);
-  return id;
+  return it->first;
 }
 
 bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::string_view token, TimePoint now,
                   Outbox& out) {
   auto it = peers_.find(std::string(peerId));
-  if (it == peers_.end() || token.empty() || it->second.resumeToken != token ||
-      (!it->second.attached && now >= it->second.detachDeadline)) {
+  if (!policy_.resumable || it == peers_.end() || token.empty() || it->second.resumeToken != token ||
+      (!it->second.attached && now >= it->second.deadline)) {
     refuseJoin(out, from, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
     return false;
   }
@@ -130,13 +135,14 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   if (!p.attached) metrics::add(metrics::registry().detachedPeers, -1);
   p.attached = true;
   p.endpoint = from;
-  p.lastSeen = now;
+  p.deadline = now;
   reply(out, from,
-        ev::Joined{re, name_, p.info.id, p.resumeToken,
-                   policy_.announce ? othersThan(p.info.id) : std::vector<PeerInfo>{}, true});
-  for (auto& e : p.queue) out.push_back({from, std::move(e)});
-  p.queue.clear();
-  p.queuedBytes = 0;
+        ev::Joined{re, name_, *p.id, p.resumeToken, policy_.announce ? othersThan(&p) : std::vector<PeerInfo>{},
+                   true});
+  if (auto q = queues_.find(&p); q != queues_.end()) {
+    for (auto& e : q->second.items) out.push_back({from, std::move(e)});
+    queues_.erase(q);
+  }
   metrics::add(metrics::registry().resumes);
   return true;
 }
@@ -144,7 +150,7 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
 void Room::leave(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
-  std::string id = p->info.id;
+  std::string id = *p->id;
   reply(out, from, ev::Ok{re});
   remove(id, LeaveReason::kLeft, out);
 }
@@ -167,7 +173,7 @@ void Room::detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway, std
     return;
   }
   it->second.attached = false;
-  it->second.detachDeadline = now + limits_.resumeGrace;
+  it->second.deadline = now + limits_.resumeGrace;
   metrics::add(metrics::registry().detachedPeers, 1);
 }
 
@@ -181,7 +187,7 @@ void Room::signal(Endpoint from, int64_t re, std::string_view peerId, std::strin
     replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
     return;
   }
-  deliver(target->second, make(ev::Signal{p->info.id, std::move(data)}), out);
+  deliver(target->second, make(ev::Signal{*p->id, std::move(data)}), out);
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
 }
 
@@ -190,7 +196,7 @@ void Room::message(Endpoint from, int64_t re, std::string_view peerId, std::stri
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
   if (to.empty()) {
-    broadcast(make(ev::Message{p->info.id, std::move(data), true}), p, out);
+    broadcast(make(ev::Message{*p->id, std::move(data), true}), p, out);
   } else {
     auto target = peers_.find(std::string(to));
     if (target == peers_.end() || &target->second == p) {
@@ -198,7 +204,7 @@ void Room::message(Endpoint from, int64_t re, std::string_view peerId, std::stri
       replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
       return;
     }
-    deliver(target->second, make(ev::Message{p->info.id, std::move(data), false}), out);
+    deliver(target->second, make(ev::Message{*p->id, std::move(data), false}), out);
   }
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
 }
@@ -208,16 +214,16 @@ void Room::chat(Endpoint from, int64_t re, std::string_view peerId, std::string 
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
   if (re != kNoRequest) reply(out, from, ev::Ok{re, wallMs});
-  broadcast(make(ev::Chat{p->info.id, p->info.name, std::move(text), wallMs}), nullptr, out);
+  broadcast(make(ev::Chat{*p->id, p->name, std::move(text), wallMs}), nullptr, out);
 }
 
 void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const MediaStatePatch& patch,
                     Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
-  patch.applyTo(p->info.state);
+  patch.applyTo(p->state);
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
-  broadcast(make(ev::PeerState{p->info.id, p->info.state}), p, out);
+  broadcast(make(ev::PeerState{*p->id, p->state}), p, out);
 }
 
 void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, std::string kind, std::string data,
@@ -225,8 +231,8 @@ void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, st
   auto it = peers_.find(std::string(peerId));
   if (it == peers_.end() || !it->second.attached || it->second.endpoint != from) return;
   Peer& p = it->second;
-  p.lastSeen = now;
-  EventPtr event = make(ev::Signal{p.info.id, std::move(data), std::move(kind)});
+  p.deadline = now;
+  EventPtr event = make(ev::Signal{*p.id, std::move(data), std::move(kind)});
   auto target = peers_.find(std::string(to));
   if (target != peers_.end()) {
     deliver(target->second, event, out);
@@ -239,30 +245,31 @@ void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, st
 
 void Room::touch(Endpoint from, std::string_view peerId, TimePoint now) {
   auto it = peers_.find(std::string(peerId));
-  if (it != peers_.end() && it->second.attached && it->second.endpoint == from) it->second.lastSeen = now;
+  if (it != peers_.end() && it->second.attached && it->second.endpoint == from) it->second.deadline = now;
 }
 
 void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out) {
   std::size_t size = approximateSize(*event);
-  auto it = held_.find(std::string(to));
+  if (!held_) held_ = std::make_unique<HeldMap>();
+  auto it = held_->find(std::string(to));
   if (heldBytes_ + size > policy_.holdMaxBytes) {
     metrics::registry().drop(metrics::Drop::kQueueFull);
     reply(out, from.endpoint, ev::Expired{std::string(to)});
     return;
   }
-  if (it == held_.end()) {
-    if (held_.size() >= capacity()) {  // as many absent ids as members: refuse more, at once
+  if (it == held_->end()) {
+    if (held_->size() >= capacity()) {  // as many absent ids as members: refuse more, at once
       metrics::registry().drop(metrics::Drop::kQueueFull);
       reply(out, from.endpoint, ev::Expired{std::string(to)});
       return;
     }
-    it = held_.emplace(std::string(to), Held{}).first;
+    it = held_->emplace(std::string(to), Held{}).first;
     it->second.deadline = now + policy_.holdForAbsent;
   }
   Held& h = it->second;
   h.bytes += size;
   heldBytes_ += size;
-  h.items.emplace_back(from.info.id, std::move(event));
+  h.items.emplace_back(*from.id, std::move(event));
   while (!h.items.empty() &&
          (h.items.size() > limits_.resumeQueueMessages || h.bytes > limits_.resumeQueueBytes)) {
     std::size_t front = approximateSize(*h.items.front().second);
@@ -274,11 +281,13 @@ void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint
 }
 
 void Room::flushHeld(const std::string& id, Endpoint to, Outbox& out) {
-  auto it = held_.find(id);
-  if (it == held_.end()) return;
+  if (!held_) return;
+  auto it = held_->find(id);
+  if (it == held_->end()) return;
   for (auto& [from, event] : it->second.items) out.push_back({to, std::move(event)});
   heldBytes_ -= it->second.bytes;
-  held_.erase(it);
+  held_->erase(it);
+  if (held_->empty()) held_.reset();
 }
 
 TimePoint Room::tick(TimePoint now, Outbox& out) {
@@ -288,16 +297,16 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
   for (const auto& [id, p] : peers_) {
     if (p.attached) {
       if (!alive) continue;
-      TimePoint deadline = p.lastSeen + policy_.aliveTimeout;
+      TimePoint deadline = p.deadline + policy_.aliveTimeout;
       if (now >= deadline) {
         silent.push_back(id);
       } else {
         next = std::min(next, deadline);
       }
-    } else if (now >= p.detachDeadline) {
+    } else if (now >= p.deadline) {
       expired.push_back(id);
     } else {
-      next = std::min(next, p.detachDeadline);
+      next = std::min(next, p.deadline);
     }
   }
   for (const auto& id : expired) remove(id, LeaveReason::kDisconnected, out);
@@ -305,7 +314,8 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
     reply(out, peers_.at(id).endpoint, ev::Bye{"timeout"});
     remove(id, LeaveReason::kTimeout, out);
   }
-  for (auto it = held_.begin(); it != held_.end();) {
+  if (!held_) return next;
+  for (auto it = held_->begin(); it != held_->end();) {
     if (now < it->second.deadline) {
       next = std::min(next, it->second.deadline);
       ++it;
@@ -320,12 +330,13 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
       if (sender != peers_.end()) deliver(sender->second, make(ev::Expired{it->first}), out);
     }
     heldBytes_ -= it->second.bytes;
-    it = held_.erase(it);
+    it = held_->erase(it);
   }
+  if (held_->empty()) held_.reset();
   return next;
 }
 
-std::vector<PeerInfo> Room::members() const { return othersThan({}); }
+std::vector<PeerInfo> Room::members() const { return othersThan(nullptr); }
 
 Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
   auto it = peers_.find(std::string(peerId));
@@ -341,27 +352,34 @@ void Room::deliver(Peer& to, const EventPtr& event, Outbox& out) {
     out.push_back({to.endpoint, event});
     return;
   }
-  std::size_t size = approximateSize(*event);
-  to.queue.push_back(event);
-  to.queuedBytes += size;
-  while (!to.queue.empty() &&
-         (to.queue.size() > limits_.resumeQueueMessages || to.queuedBytes > limits_.resumeQueueBytes)) {
-    to.queuedBytes -= approximateSize(*to.queue.front());
-    to.queue.pop_front();
+  Queue& q = queues_[&to];
+  q.items.push_back(event);
+  q.bytes += approximateSize(*event);
+  while (!q.items.empty() &&
+         (q.items.size() > limits_.resumeQueueMessages || q.bytes > limits_.resumeQueueBytes)) {
+    q.bytes -= approximateSize(*q.items.front());
+    q.items.pop_front();
     metrics::registry().drop(metrics::Drop::kQueueFull);
   }
 }
 
-const Room::Peer* Room::live(const std::pair<uint64_t, std::string>& entry) const {
-  auto it = peers_.find(entry.second);
-  return it != peers_.end() && it->second.seq == entry.first ? &it->second : nullptr;
+void Room::link(Peer& p) {
+  p.prev = last_;
+  p.next = nullptr;
+  (last_ ? last_->next : first_) = &p;
+  last_ = &p;
+}
+
+void Room::unlink(Peer& p) {
+  (p.prev ? p.prev->next : first_) = p.next;
+  (p.next ? p.next->prev : last_) = p.prev;
+  p.prev = p.next = nullptr;
 }
 
 void Room::broadcast(const EventPtr& event, const Peer* except, Outbox& out) {
-  for (const auto& [seq, id] : order_) {
-    auto it = peers_.find(id);
-    if (it == peers_.end() || it->second.seq != seq || &it->second == except) continue;
-    deliver(it->second, event, out);
+  // deliver() touches no member's links, so the walk is safe.
+  for (Peer* p = first_; p; p = p->next) {
+    if (p != except) deliver(*p, event, out);
   }
 }
 
@@ -369,22 +387,18 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   auto it = peers_.find(id);
   if (it == peers_.end()) return;
   if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);
+  unlink(it->second);
+  queues_.erase(&it->second);
   peers_.erase(it);
-  if (++stale_ > 32 && stale_ * 2 > order_.size()) {
-    std::erase_if(order_, [this](const auto& entry) { return !live(entry); });
-    stale_ = 0;
-  }
   metrics::add(metrics::registry().peers, -1);
   if (policy_.announce) broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);
 }
 
-std::vector<PeerInfo> Room::othersThan(const std::string& id) const {
+std::vector<PeerInfo> Room::othersThan(const Peer* except) const {
   std::vector<PeerInfo> list;
   list.reserve(peers_.size());
-  for (const auto& entry : order_) {
-    const Peer* p = live(entry);
-    if (!p || entry.second == id) continue;
-    list.push_back(p->info);
+  for (const Peer* p = first_; p; p = p->next) {
+    if (p != except) list.push_back(p->info());
   }
   return list;
 }

@@ -4,6 +4,7 @@
 // one worker thread and is never touched from another.
 #include <deque>
 #include <list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,6 +34,7 @@ struct RoomPolicy {
   Millis holdForAbsent{0};    // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
   std::size_t holdMaxBytes = 64 << 20;  // all messages held in the room; past it a sender gets ev::Expired at once
   Millis aliveTimeout{0};     // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
+  bool resumable = true;      // false: no resume tokens are made (ev::Joined::resume empty) and resume() fails
 };
 
 class Room {
@@ -46,7 +48,7 @@ class Room {
   const std::string& name() const { return name_; }
   std::size_t size() const { return peers_.size(); }
   // No members and nothing held for absent ids: the room may be destroyed.
-  bool empty() const { return peers_.empty() && held_.empty(); }
+  bool empty() const { return peers_.empty() && (!held_ || held_->empty()); }
   const RoomPolicy& policy() const { return policy_; }
   bool contains(std::string_view peer) const { return peers_.contains(std::string(peer)); }
 
@@ -96,16 +98,25 @@ class Room {
   std::vector<PeerInfo> members() const;
 
  private:
+  // A member. Its id is the key of its entry in peers_ (nodes of an unordered_map never move), so the id is held
+  // once per member; the join order is a list through the members themselves.
   struct Peer {
-    PeerInfo info;
+    const std::string* id = nullptr;  // the key of its peers_ entry
+    std::string name;
     std::string resumeToken;
     Endpoint endpoint;
+    TimePoint deadline{};  // attached: the last sign of life (RoomPolicy::aliveTimeout); detached: end of the grace
+    Peer* prev = nullptr;  // join order
+    Peer* next = nullptr;
+    MediaState state;
     bool attached = true;
-    TimePoint detachDeadline{};
-    std::list<EventPtr> queue;  // events kept while detached (a list: an empty deque still allocates ~600 B)
-    std::size_t queuedBytes = 0;
-    TimePoint lastSeen{};
-    uint64_t seq = 0;  // join order (order_)
+    PeerInfo info() const { return PeerInfo{*id, name, state}; }
+  };
+
+  // Events kept for a detached member (made by the first one; an idle member has none).
+  struct Queue {
+    std::list<EventPtr> items;
+    std::size_t bytes = 0;
   };
 
   // Messages for an id that is not in the room (RoomPolicy::holdForAbsent).
@@ -114,30 +125,29 @@ class Room {
     std::deque<std::pair<std::string, EventPtr>> items;  // (sender id, event)
     std::size_t bytes = 0;
   };
+  using HeldMap = std::unordered_map<std::string, Held>;
 
   // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
   Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
   void deliver(Peer& to, const EventPtr& event, Outbox& out);
   void broadcast(const EventPtr& event, const Peer* except, Outbox& out);
   void remove(std::string id, LeaveReason reason, Outbox& out);  // by value: callers pass map keys
-  std::vector<PeerInfo> othersThan(const std::string& id) const;
+  std::vector<PeerInfo> othersThan(const Peer* except) const;
   std::size_t capacity() const { return policy_.capacity ? policy_.capacity : limits_.peersPerRoom; }
   void hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out);
   void flushHeld(const std::string& id, Endpoint to, Outbox& out);
+  void link(Peer& p);
+  void unlink(Peer& p);
 
   std::string name_;
   const Limits& limits_;
   RoomPolicy policy_;
-  std::unordered_map<std::string, Held> held_;
+  std::unique_ptr<HeldMap> held_;  // made by the first message held (RoomPolicy::holdForAbsent)
   std::size_t heldBytes_ = 0;
   std::unordered_map<std::string, Peer> peers_;
-  // Join order, so member lists are stable: (seq, id), live while peers_[id].seq == seq. A leave leaves its entry
-  // behind (erasing from the middle cost O(members) per leave in rooms of 100k PeerJS peers); compact() sweeps them
-  // once they are half the vector.
-  std::vector<std::pair<uint64_t, std::string>> order_;
-  std::size_t stale_ = 0;
-  uint64_t nextSeq_ = 0;
-  const Peer* live(const std::pair<uint64_t, std::string>& entry) const;
+  Peer* first_ = nullptr;  // join order: oldest...
+  Peer* last_ = nullptr;   // ...newest
+  std::unordered_map<const Peer*, Queue> queues_;  // detached members with events kept
 };
 
 // The Outbox helpers front doors and tests use.

@@ -12,7 +12,7 @@ RoomHost::~RoomHost() {
 }
 
 Room* RoomHost::find(std::string_view name) {
-  auto it = rooms_.find(std::string(name));
+  auto it = rooms_.find(name);
   return it == rooms_.end() ? nullptr : it->second.get();
 }
 
@@ -25,13 +25,13 @@ Room* RoomHost::findOrCreate(std::string_view name, const RoomPolicy& policy) {
   }
   auto room = std::make_unique<Room>(std::string(name), limits_, policy);
   Room* raw = room.get();
-  rooms_.emplace(std::string(name), std::move(room));
+  rooms_.emplace(raw->name(), std::move(room));
   metrics::add(metrics::registry().rooms, 1);
   return raw;
 }
 
 void RoomHost::reapIfEmpty(std::string_view name) {
-  auto it = rooms_.find(std::string(name));
+  auto it = rooms_.find(name);
   if (it == rooms_.end() || !it->second->empty()) return;
   rooms_.erase(it);
   roomCount_.fetch_sub(1, std::memory_order_relaxed);
@@ -42,7 +42,7 @@ void RoomHost::tick(TimePoint now, Outbox& out) {
   std::vector<std::string> empty;
   for (auto& [name, room] : rooms_) {
     room->tick(now, out);
-    if (room->empty()) empty.push_back(name);
+    if (room->empty()) empty.emplace_back(name);
   }
   for (const auto& name : empty) reapIfEmpty(name);
 }

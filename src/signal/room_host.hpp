@@ -30,7 +30,7 @@ class RoomHost {
  private:
   const Limits& limits_;
   std::atomic<std::size_t>& roomCount_;
-  std::unordered_map<std::string, std::unique_ptr<Room>> rooms_;
+  std::unordered_map<std::string_view, std::unique_ptr<Room>> rooms_;  // keyed by a view of the room's own name
 };
 
 }  // namespace kaiwa::signal

@@ -258,3 +258,70 @@ TEST(RoomPolicyDefaults, NativeRoomsStillAnnounceAndKeepDetachedPeers) {
 
 }  // namespace
 }  // namespace kaiwa::signal
+
+namespace kaiwa::signal {
+namespace {
+
+// Socket.IO's rooms (RoomPolicy::resumable false): no resume token is made, and nothing can be resumed.
+TEST(RoomPolicyResumable, OffMakesNoTokensAndRefusesResume) {
+  Limits limits;
+  RoomPolicy policy;
+  policy.keepDetached = false;
+  policy.resumable = false;
+  Room room{"sio:r", limits, policy};
+  Outbox out;
+  std::string id = room.join(JoinRequest{kA, kNoRequest, {}, {}, "sock-a"}, TimePoint{}, out);
+  ASSERT_EQ(id, "sock-a");
+  auto joined = to<ev::Joined>(out, kA);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_TRUE(joined[0].resume.empty());
+  Outbox again;
+  EXPECT_FALSE(room.resume(kA2, 7, "sock-a", "", TimePoint{}, again));
+  EXPECT_FALSE(room.resume(kA2, 7, "sock-a", "anything", TimePoint{}, again));
+  auto err = to<ev::Error>(again, kA2);
+  ASSERT_EQ(err.size(), 2u);
+  EXPECT_EQ(err[0].code, ErrorCode::kResumeFailed);
+  EXPECT_TRUE(room.contains("sock-a"));
+  // The default still makes one.
+  Room native{"n", limits};
+  Outbox nout;
+  native.join(JoinRequest{kB, kNoRequest, "B", {}, {}}, TimePoint{}, nout);
+  auto nj = to<ev::Joined>(nout, kB);
+  ASSERT_EQ(nj.size(), 1u);
+  EXPECT_FALSE(nj[0].resume.empty());
+}
+
+// A detached member keeps what it is sent, in order, and gets it on resume; a member that leaves for good drops it.
+TEST(RoomQueue, DetachedMembersKeepEventsUntilResumeOrRemoval) {
+  Limits limits;
+  Room room{"q", limits};
+  TimePoint now{};
+  Outbox out;
+  std::string a = room.join(JoinRequest{kA, kNoRequest, "A", {}, {}}, now, out);
+  std::string b = room.join(JoinRequest{kB, kNoRequest, "B", {}, {}}, now, out);
+  std::string c = room.join(JoinRequest{kC, kNoRequest, "C", {}, {}}, now, out);
+  std::string tokenB = to<ev::Joined>(out, kB).at(0).resume;
+  room.detach(kB, now, out);
+  room.detach(kC, now, out);
+  Outbox sent;
+  room.message(kA, kNoRequest, a, b, R"({"n":1})", sent);
+  room.message(kA, kNoRequest, a, "", R"({"n":2})", sent);
+  EXPECT_TRUE(to<ev::Message>(sent, kB).empty());  // kept, not sent
+  Outbox resumed;
+  ASSERT_TRUE(room.resume(kA2, kNoRequest, b, tokenB, now, resumed));
+  auto msgs = to<ev::Message>(resumed, kA2);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[0].data, R"({"n":1})");
+  EXPECT_EQ(msgs[1].data, R"({"n":2})");
+  // C's grace ends: removed with what it kept; the others learn it left.
+  Outbox later;
+  room.tick(now + limits.resumeGrace + 1s, later);
+  EXPECT_FALSE(room.contains(c));
+  EXPECT_EQ(to<ev::PeerLeft>(later, kA).size(), 1u);
+  std::vector<std::string> ids;
+  for (const auto& m : room.members()) ids.push_back(m.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{a, b}));
+}
+
+}  // namespace
+}  // namespace kaiwa::signal
