@@ -8,8 +8,20 @@ struct Hub::Shard {
   explicit Shard(boost::asio::io_context& io, const Limits& limits, std::atomic<std::size_t>& count)
       : rooms(limits, count), timer(io) {}
   RoomHost rooms;
-  std::unordered_map<uint64_t, Connection*> connections;
-  uint64_t nextSession = 1;
+  // The worker's connections by slot: a session id is (generation << 32) | slot, and a slot's generation changes
+  // when it is freed, so a late event for a gone connection never reaches the one that took its slot. 16 bytes per
+  // connection (a hash map node cost 40).
+  struct Slot {
+    Connection* connection = nullptr;
+    uint32_t generation = 1;
+  };
+  std::vector<Slot> slots;
+  std::vector<uint32_t> freeSlots;
+  Connection* find(uint64_t session) const {
+    auto index = static_cast<uint32_t>(session);
+    if (index >= slots.size() || slots[index].generation != static_cast<uint32_t>(session >> 32)) return nullptr;
+    return slots[index].connection;
+  }
   boost::asio::steady_timer timer;
   bool stopped = false;
 };
@@ -28,12 +40,26 @@ uint32_t Hub::ownerOf(std::string_view room) const {
 
 Endpoint Hub::attach(uint32_t worker, Connection* connection) {
   Shard& s = *shards_[worker];
-  Endpoint ep{worker, s.nextSession++};
-  s.connections.emplace(ep.session, connection);
-  return ep;
+  uint32_t index;
+  if (!s.freeSlots.empty()) {
+    index = s.freeSlots.back();
+    s.freeSlots.pop_back();
+  } else {
+    index = static_cast<uint32_t>(s.slots.size());
+    s.slots.emplace_back();
+  }
+  s.slots[index].connection = connection;
+  return Endpoint{worker, (static_cast<uint64_t>(s.slots[index].generation) << 32) | index};
 }
 
-void Hub::detach(Endpoint endpoint) { shards_[endpoint.worker]->connections.erase(endpoint.session); }
+void Hub::detach(Endpoint endpoint) {
+  Shard& s = *shards_[endpoint.worker];
+  auto index = static_cast<uint32_t>(endpoint.session);
+  if (!s.find(endpoint.session)) return;
+  s.slots[index].connection = nullptr;
+  if (++s.slots[index].generation == 0) s.slots[index].generation = 1;  // session ids are never 0
+  s.freeSlots.push_back(index);
+}
 
 void Hub::onRoom(std::string_view room, RoomTask task) {
   uint32_t owner = ownerOf(room);
@@ -67,8 +93,7 @@ void Hub::dispatch(Outbox&& out) {
 void Hub::deliverLocal(uint32_t worker, Outbox& out) {
   Shard& s = *shards_[worker];
   for (auto& d : out) {
-    auto it = s.connections.find(d.to.session);
-    if (it != s.connections.end()) it->second->deliver(d.event);
+    if (Connection* c = s.find(d.to.session)) c->deliver(d.event);
   }
 }
 
@@ -100,11 +125,11 @@ void Hub::shutdown(const std::string& reason) {
       s.timer.cancel();
       // By id, not pointer: a connection's bye may close others of the same client (Socket.IO rooms).
       std::vector<uint64_t> all;
-      all.reserve(s.connections.size());
-      for (auto& [id, c] : s.connections) all.push_back(id);
+      for (uint32_t i = 0; i < s.slots.size(); ++i) {
+        if (s.slots[i].connection) all.push_back((static_cast<uint64_t>(s.slots[i].generation) << 32) | i);
+      }
       for (uint64_t id : all) {
-        auto it = s.connections.find(id);
-        if (it != s.connections.end()) it->second->deliver(bye);
+        if (Connection* c = s.find(id)) c->deliver(bye);
       }
     });
   }

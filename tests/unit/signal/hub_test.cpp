@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -136,6 +137,45 @@ TEST(Hub, DeliveriesToADetachedConnectionAreDropped) {
   });
   ASSERT_TRUE(marker.waitFor<ev::Bye>());
   EXPECT_EQ(a.count(), 0u);
+  pool.stop();
+}
+
+// Connections reuse the slots of gone ones: an event for a gone connection never reaches the one in its slot.
+TEST(Hub, AReusedSlotGetsNoEventsOfItsFormerConnection) {
+  net::WorkerPool pool(1);
+  pool.start();
+  Hub hub(pool, HubOptions{});
+  FakeConnection a(0), b(0), c(0);
+  Endpoint ea = runOn(pool, 0, [&] { return hub.attach(0, &a); });
+  runOn(pool, 0, [&] { hub.detach(ea); return 0; });
+  Endpoint eb = runOn(pool, 0, [&] { return hub.attach(0, &b); });
+  EXPECT_NE(eb, ea);
+  EXPECT_NE(eb.session, 0u);
+  runOn(pool, 0, [&] {
+    hub.detach(ea);  // twice: no effect on b
+    Outbox out;
+    reply(out, ea, ev::Bye{"for a"});
+    reply(out, eb, ev::Bye{"for b"});
+    hub.dispatch(std::move(out));
+    return 0;
+  });
+  auto bye = b.waitFor<ev::Bye>();
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(bye->reason, "for b");
+  EXPECT_EQ(b.count(), 1u);
+  EXPECT_EQ(a.count(), 0u);
+  // Many at once, then all gone and back: every endpoint distinct from every earlier one.
+  std::vector<Endpoint> seen{ea, eb};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Endpoint> now;
+    for (int i = 0; i < 50; ++i) now.push_back(runOn(pool, 0, [&] { return hub.attach(0, &c); }));
+    for (const auto& e : now) {
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), e), 0);
+      seen.push_back(e);
+    }
+    for (const auto& e : now) runOn(pool, 0, [&] { hub.detach(e); return 0; });
+  }
+  runOn(pool, 0, [&] { hub.detach(eb); return 0; });
   pool.stop();
 }
 
