@@ -106,12 +106,10 @@ std::unique_ptr<http::WsHandler> Service::websocket(http::WsConnection& conn, co
 Session::Session(Service& service, http::WsConnection& conn, std::optional<std::string> key,
                  std::optional<std::string> id, std::optional<std::string> token)
     : service_(service),
-      hub_(service.hub()),
       conn_(conn),
-      key_(std::move(key)),
-      id_(std::move(id)),
-      token_(std::move(token)),
-      limiter_(hub_.limits().messagesPerSecond, hub_.limits().burst, Clock::now()) {}
+      handshake_(std::make_unique<Handshake>(Handshake{std::move(key), std::move(token)})),
+      id_(id.value_or("")),
+      limiter_(service.hub().limits().messagesPerSecond, service.hub().limits().burst, Clock::now()) {}
 
 Session::~Session() = default;
 
@@ -123,31 +121,35 @@ void Session::refuse(std::string frame) {
 
 void Session::onOpen() {
   open_ = true;
-  endpoint_ = hub_.attach(conn_.worker(), this);
+  Hub& hub = service_.hub();
+  endpoint_ = hub.attach(conn_.worker(), this);
+  auto handshake = std::move(handshake_);
+  const auto& key = handshake->key;
+  auto& token = handshake->token;
   // PeerServer's order: missing parameters, wrong key, then (in the room) a taken id, then the limit.
-  if (!key_ || !id_ || !token_ || key_->empty() || id_->empty() || token_->empty()) {
+  if (!key || !token || key->empty() || id_.empty() || token->empty()) {
     refuse(encodeError(kNoParams));
     return;
   }
-  if (*key_ != service_.options().key) {
+  if (*key != service_.options().key) {
     refuse(encodeError(kInvalidKey));
     return;
   }
-  if (!validId(*id_) || token_->size() > kMaxTokenBytes) {
+  if (!validId(id_) || token->size() > kMaxTokenBytes) {
     metrics::registry().drop(metrics::Drop::kMalformed);
     refuse(encodeError("Invalid id or token"));
     return;
   }
-  if (const auto& secret = hub_.options().authSecret) {
-    auto v = auth::verifyRoomToken(*token_, *secret, service_.room(), wallMillis() / 1000);
+  if (const auto& secret = hub.options().authSecret) {
+    auto v = auth::verifyRoomToken(*token, *secret, service_.room(), wallMillis() / 1000);
     if (!v.claims) {
       refuse(encodeError("Invalid token: " + std::string(auth::toString(v.error))));
       return;
     }
   }
   phase_ = Phase::kJoining;
-  hub_.onRoom(service_.room(), [ep = endpoint_, room = service_.room(), policy = service_.policy(), id = *id_,
-                                token = *token_](RoomHost& rooms, Outbox& out) mutable {
+  hub.onRoom(service_.room(), [ep = endpoint_, room = service_.room(), policy = service_.policy(), id = id_,
+                               token = std::move(*token)](RoomHost& rooms, Outbox& out) mutable {
     Room* r = rooms.findOrCreate(room, policy);
     if (!r) {
       refuseJoin(out, ep, kNoRequest, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
@@ -156,7 +158,8 @@ void Session::onOpen() {
     if (r->contains(id)) {
       r->resume(ep, kNoRequest, id, token, Clock::now(), out);  // same token: this socket replaces the old one
     } else {
-      r->join(JoinRequest{ep, kNoRequest, id, {}, id, std::move(token)}, Clock::now(), out);
+      // No name: the room is quiet, nobody is ever shown one (and the id is not held twice).
+      r->join(JoinRequest{ep, kNoRequest, {}, {}, id, std::move(token)}, Clock::now(), out);
     }
     rooms.reapIfEmpty(room);
   });
@@ -165,11 +168,12 @@ void Session::onOpen() {
 void Session::onClose() {
   if (!open_) return;
   open_ = false;
-  hub_.detach(endpoint_);
+  service_.hub().detach(endpoint_);
   unlist();
   if (phase_ == Phase::kIdle) return;
   phase_ = Phase::kIdle;
-  hub_.onRoom(service_.room(), [ep = endpoint_, room = service_.room(), id = *id_](RoomHost& rooms, Outbox& out) {
+  service_.hub().onRoom(service_.room(), [ep = endpoint_, room = service_.room(), id = id_](RoomHost& rooms,
+                                                                                           Outbox& out) {
     if (Room* r = rooms.find(room)) {
       r->detach(ep, Clock::now(), out, false, id);
       rooms.reapIfEmpty(room);
@@ -180,7 +184,7 @@ void Session::onClose() {
 void Session::unlist() {
   if (!listed_) return;
   listed_ = false;
-  if (Directory* d = service_.directory()) d->remove(*id_);
+  if (Directory* d = service_.directory()) d->remove(id_);
 }
 
 void Session::onMessage(std::string_view payload, bool binary) {
@@ -191,7 +195,8 @@ void Session::onMessage(std::string_view payload, bool binary) {
     m.drop(metrics::Drop::kRateLimited);
     return;
   }
-  if (payload.size() > hub_.limits().maxMessageBytes) {
+  Hub& hub = service_.hub();
+  if (payload.size() > hub.limits().maxMessageBytes) {
     m.drop(metrics::Drop::kTooLarge);
     return;
   }
@@ -208,7 +213,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
   // Tasks posted from one worker run in order on the owner, so messages sent while the join is in flight follow it.
   const std::string& room = service_.room();
   if (msg->type == MessageType::kHeartbeat) {
-    hub_.onRoom(room, [ep = endpoint_, room, id = *id_](RoomHost& rooms, Outbox&) {
+    hub.onRoom(room, [ep = endpoint_, room, id = id_](RoomHost& rooms, Outbox&) {
       if (Room* r = rooms.find(room)) r->touch(ep, id, Clock::now());
     });
     return;
@@ -217,7 +222,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
     if (msg->type != MessageType::kLeave) return;  // PeerServer drops it too
     phase_ = Phase::kIdle;
     unlist();
-    hub_.onRoom(room, [ep = endpoint_, room, id = *id_](RoomHost& rooms, Outbox& out) {
+    hub.onRoom(room, [ep = endpoint_, room, id = id_](RoomHost& rooms, Outbox& out) {
       if (Room* r = rooms.find(room)) {
         r->leave(ep, kNoRequest, id, out);
         rooms.reapIfEmpty(room);
@@ -225,7 +230,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
     });
     return;
   }
-  hub_.onRoom(room, [ep = endpoint_, room, id = *id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
+  hub.onRoom(room, [ep = endpoint_, room, id = id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
                      data = std::move(msg->payload), hold = heldForAbsent(msg->type)](RoomHost& rooms,
                                                                                       Outbox& out) mutable {
     if (Room* r = rooms.find(room)) r->relay(ep, id, dst, std::move(kind), std::move(data), hold, Clock::now(), out);
@@ -238,14 +243,14 @@ void Session::deliver(const EventPtr& event) {
       [this](const auto& e) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, ev::Signal>) {
-          conn_.sendText(encodeRelay(e.kind, e.from, *id_, e.data));
+          conn_.sendText(encodeRelay(e.kind, e.from, id_, e.data));
         } else if constexpr (std::is_same_v<T, ev::Expired>) {
-          conn_.sendText(encodeRelay("EXPIRE", e.peer, *id_, {}));
+          conn_.sendText(encodeRelay("EXPIRE", e.peer, id_, {}));
         } else if constexpr (std::is_same_v<T, ev::Joined>) {
           if (phase_ != Phase::kJoining) return;
           phase_ = Phase::kJoined;
           if (Directory* d = service_.directory(); d && !listed_) {
-            d->add(*id_);
+            d->add(id_);
             listed_ = true;
           }
           if (!e.resumed) conn_.sendText(encodeOpen());  // a reconnect with the same token gets no OPEN

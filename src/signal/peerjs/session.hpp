@@ -71,10 +71,15 @@ class Session final : public http::WsHandler, public Connection {
 
   enum class Phase : uint8_t { kIdle, kJoining, kJoined };
 
+  // The key and token are needed until onOpen only.
+  struct Handshake {
+    std::optional<std::string> key, token;
+  };
+
   Service& service_;
-  Hub& hub_;
   http::WsConnection& conn_;
-  std::optional<std::string> key_, id_, token_;
+  std::unique_ptr<Handshake> handshake_;
+  std::string id_;  // empty: none given
   Endpoint endpoint_{};
   RateLimiter limiter_;
   Phase phase_ = Phase::kIdle;
