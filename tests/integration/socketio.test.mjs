@@ -339,6 +339,47 @@ for (const [transportName, opts] of Object.entries(TRANSPORTS)) {
       }
     });
 
+    test('kaiwa: a directed event goes through the room it shares with its target; none shared: unknown-peer', T,
+      async (t) => {
+        if (kaiwaOnly(t)) return;
+        const [r1, r2] = [uniqueRoom('sio'), uniqueRoom('sio')];
+        const [a, b, c] = await connectAll(server, opts, 3);
+        try {
+          await a.emitWithAck('join-room', [r1]);
+          await a.emitWithAck('join-room', [r2]);
+          await b.emitWithAck('join-room', [r1]);
+          await c.emitWithAck('join-room', [r2]);
+          // c shares only the second of a's rooms with it.
+          const [ok] = await a.emitWithAck('offer', [{ to: c.id, offer: OFFER }]);
+          assert.deepEqual(ok, { ok: true });
+          const [offer] = await c.waitFor('offer');
+          assert.equal(offer.from, a.id);
+          // b and c share no room: an error in the ack, or a kaiwa:error naming the event when there is none.
+          const [err] = await b.emitWithAck('offer', [{ to: c.id, offer: OFFER }]);
+          assert.equal(err.error, 'unknown-peer', JSON.stringify(err));
+          b.emit('answer', { to: 'nobody', answer: ANSWER });
+          const [event] = await b.waitFor('kaiwa:error');
+          assert.equal(event.error, 'unknown-peer', JSON.stringify(event));
+          assert.equal(event.event, 'answer');
+          // Nor is a socket its own peer.
+          const [self] = await a.emitWithAck('ice-candidate', [{ to: a.id, candidate: CANDIDATE }]);
+          assert.equal(self.error, 'unknown-peer', JSON.stringify(self));
+          // join-room again: acked with the room as it is now.
+          const cId = c.id;
+          c.close();
+          await a.waitFor('user-left', (id) => id === cId);
+          const [again] = await a.emitWithAck('join-room', [r1]);
+          assert.deepEqual(again, { ok: true, peers: [b.id] });
+          const [empty] = await a.emitWithAck('join-room', [r2]);
+          assert.deepEqual(empty, { ok: true, peers: [] });
+          await sleep(QUIET);
+          assert.equal(a.received('offer').length + a.received('answer').length + b.received('offer').length, 0);
+          assert.equal(c.received('offer').length, 1);
+        } finally {
+          closeAll([a, b, c]);
+        }
+      });
+
     test('kaiwa: /metrics counts messages in and out', T, async (t) => {
       if (kaiwaOnly(t)) return;
       const room = uniqueRoom('sio');

@@ -4,9 +4,9 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <algorithm>
-#include <unordered_map>
+#include <charconv>
+#include <cstring>
 #include <unordered_set>
 #include <vector>
 
@@ -147,6 +147,23 @@ bool directed(std::string_view event) { return event == "offer" || event == "ans
 
 class EngineSession;
 
+// An id of at most 31 characters (Engine.IO sids "<worker>.<20 characters>", socket ids), held inline: a
+// std::string of more than 15 characters costs a heap block besides itself.
+class InlineId {
+ public:
+  InlineId() = default;
+  explicit InlineId(std::string_view s) : len_(static_cast<uint8_t>(std::min(s.size(), sizeof(buf_)))) {
+    std::memcpy(buf_, s.data(), len_);
+  }
+  std::string_view view() const { return {buf_, len_}; }
+  std::string str() const { return std::string(view()); }
+  bool empty() const { return len_ == 0; }
+
+ private:
+  char buf_[31] = {};
+  uint8_t len_ = 0;
+};
+
 // A WebSocket transport; lives on `worker`, and `conn` is touched only there (null once the connection is gone).
 struct WsLink {
   uint32_t worker = 0;
@@ -154,20 +171,87 @@ struct WsLink {
 };
 
 // One room the socket is in, with its own hub endpoint so that every event it gets says which room it came from.
+// Who else is in the room is asked of the room core when needed (directed events, a repeated join-room), not kept.
 struct Membership final : Connection {
-  Membership(EngineSession& s, std::string n, bool imp) : session(s), name(std::move(n)), key(roomKey(name, imp)),
-                                                          implicit(imp) {}
+  Membership(EngineSession& s, std::string_view n, bool imp) : session(s), name(n), implicit(imp) {}
   void deliver(const EventPtr& event) override;
+  std::string key() const { return roomKey(name, implicit); }  // the room core's name
 
   EngineSession& session;
   std::string name;  // as the client names it
-  std::string key;   // the room core's name
-  bool implicit;     // the room of a socket that joined none (quiet, no announcements)
   Endpoint endpoint{};
-  bool joined = false;
   std::optional<uint64_t> joinAck;
-  std::unordered_set<std::string> members;  // the others, from Joined / PeerJoined / PeerLeft
+  bool implicit;  // the room of a socket that joined none (quiet, no announcements)
+  bool joined = false;
 };
+
+// A directed event on its way to the first of the sender's rooms that has its target (routeDirected).
+struct Directed {
+  struct Route {
+    std::string key;
+    Endpoint endpoint;
+  };
+  std::vector<Route> routes;  // the sender's rooms, in the order it joined them
+  std::size_t next = 0;
+  std::string id, target, event, frames;
+  int64_t re = kNoRequest;
+};
+
+// Tries the rooms of `d` in turn, each on its owner: the first that has both the sender and the target relays the
+// event (and acks it). When none has, the sender gets ev::Error{unknown-peer} naming the event.
+static void routeDirected(Hub& hub, Directed d) {
+  std::string key = d.routes[d.next].key;
+  hub.onRoom(key, [&hub, d = std::move(d)](RoomHost& rooms, Outbox& out) mutable {
+    const Directed::Route& route = d.routes[d.next];
+    Room* r = rooms.find(route.key);
+    if (r && d.target != d.id && r->contains(d.id) && r->contains(d.target)) {
+      r->relay(route.endpoint, d.id, d.target, std::move(d.event), std::move(d.frames), false, Clock::now(), out);
+      if (d.re != kNoRequest) reply(out, route.endpoint, ev::Ok{d.re});
+      return;
+    }
+    if (++d.next < d.routes.size()) {
+      routeDirected(hub, std::move(d));
+      return;
+    }
+    metrics::registry().drop(metrics::Drop::kUnknownPeer);
+    ev::Error e{d.re, ErrorCode::kUnknownPeer, "no socket '" + d.target + "' in a room with you"};
+    e.event = std::move(d.event);
+    reply(out, d.routes.front().endpoint, std::move(e));
+  });
+}
+
+// Polling and upgrade state, made for sessions that start with long polling (a direct WebSocket never has it) and
+// dropped once the upgrade to a WebSocket is done.
+struct Polling {
+  http::Responder pendingGet;
+  std::vector<EioPacket> queue;
+  std::size_t queuedBytes = 0;
+  std::shared_ptr<WsLink> probe;
+  std::unique_ptr<boost::asio::steady_timer> upgradeTimer;  // made by the first upgrade probe
+  bool upgrading = false;
+};
+
+// What a few sessions carry: the handshake's ?room= and ?token=, the CONNECT's auth token.
+struct Credentials {
+  std::string roomHint, queryToken, authToken;
+};
+
+// The registry of one worker's sessions, keyed by their sid (held by the session itself).
+struct SidHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view sid) const { return std::hash<std::string_view>{}(sid); }
+  std::size_t operator()(const std::shared_ptr<EngineSession>& s) const;
+};
+struct SidEq {
+  using is_transparent = void;
+  static std::string_view sidOf(std::string_view sid) { return sid; }
+  static std::string_view sidOf(const std::shared_ptr<EngineSession>& s);
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return sidOf(a) == sidOf(b);
+  }
+};
+using SessionSet = std::unordered_set<std::shared_ptr<EngineSession>, SidHash, SidEq>;
 
 struct Service::Impl {
   Impl(Hub& h, net::WorkerPool& p, Options o) : hub(h), pool(p), options(std::move(o)), sessions(p.size()) {
@@ -175,15 +259,17 @@ struct Service::Impl {
     if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
     if (options.path.back() != '/') options.path.push_back('/');
     explicitPolicy.keepDetached = false;
+    explicitPolicy.resumable = false;  // a reconnecting socket gets a new id (no connection-state recovery)
     implicitPolicy.keepDetached = false;
+    implicitPolicy.resumable = false;
     implicitPolicy.announce = false;
     implicitPolicy.capacity = kImplicitRoomCapacity;
   }
 
-  std::shared_ptr<EngineSession> find(uint32_t worker, const std::string& sid) {
+  std::shared_ptr<EngineSession> find(uint32_t worker, std::string_view sid) {
     auto& m = sessions[worker];
     auto it = m.find(sid);
-    return it == m.end() ? nullptr : it->second;
+    return it == m.end() ? nullptr : *it;
   }
   std::shared_ptr<EngineSession> create(uint32_t worker, const http::Request& req);
 
@@ -191,7 +277,7 @@ struct Service::Impl {
   net::WorkerPool& pool;
   Options options;
   RoomPolicy explicitPolicy, implicitPolicy;
-  std::vector<std::unordered_map<std::string, std::shared_ptr<EngineSession>>> sessions;  // per worker
+  std::vector<SessionSet> sessions;  // per worker
   std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;                          // per worker
 
   // Pings and pong deadlines of every session on `worker`, a few times per ping period.
@@ -200,28 +286,32 @@ struct Service::Impl {
 
 class EngineSession final : public std::enable_shared_from_this<EngineSession> {
  public:
-  EngineSession(Service::Impl& svc, uint32_t worker, std::string sid, std::string roomHint, std::string queryToken)
+  EngineSession(Service::Impl& svc, uint32_t worker, std::string_view sid, std::string roomHint,
+                std::string queryToken)
       : svc_(svc),
-        hub_(svc.hub),
-        worker_(worker),
-        sid_(std::move(sid)),
-        roomHint_(std::move(roomHint)),
-        queryToken_(std::move(queryToken)),
-        limiter_(hub_.limits().messagesPerSecond, hub_.limits().burst, Clock::now()),
-        assembler_(svc.options.maxPayload) {}
+        sid_(sid),
+        limiter_(svc.hub.limits().messagesPerSecond, svc.hub.limits().burst, Clock::now()),
+        worker_(worker) {
+    if (!roomHint.empty() || !queryToken.empty()) {
+      credentials_ = std::make_unique<Credentials>(Credentials{std::move(roomHint), std::move(queryToken), {}});
+    }
+  }
 
-  const std::string& sid() const { return sid_; }
+  std::string_view sid() const { return sid_.view(); }
 
   std::string openPacket(bool upgrades) const {
     std::string packet = "0";  // appended, not "0" + string&&: GCC 12 at -O3 warns (-Wrestrict) about the latter
-    packet += encodeOpenData(sid_, upgrades, svc_.options.pingInterval.count(), svc_.options.pingTimeout.count(),
+    packet += encodeOpenData(sid_.view(), upgrades, svc_.options.pingInterval.count(), svc_.options.pingTimeout.count(),
                              svc_.options.maxPayload);
     return packet;
   }
 
   // --- transports -------------------------------------------------------------------------------------------------
 
-  void startPolling() { schedulePing(); }
+  void startPolling() {
+    poll_ = std::make_unique<Polling>();
+    schedulePing();
+  }
 
   void startWebSocket(std::shared_ptr<WsLink> link) {
     ws_ = std::move(link);
@@ -230,19 +320,19 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
   void onPollGet(http::Responder respond) {
-    if (closed_ || ws_) {
+    if (closed_ || ws_ || !poll_) {
       respond(eioError(EioError::kBadRequest));
       return;
     }
-    if (pendingGet_) {  // two long polls at once: the client is broken, as engine.io judges it
+    if (poll_->pendingGet) {  // two long polls at once: the client is broken, as engine.io judges it
       respond(eioError(EioError::kBadRequest));
       close("overlapping polls", true);
       return;
     }
-    pendingGet_ = std::move(respond);
+    poll_->pendingGet = std::move(respond);
     // While a WebSocket probe is on, a long poll returns at once (a noop if nothing waits), so that the client can
     // pause polling and finish the upgrade.
-    if (!pollQueue_.empty() || upgrading_) flushPoll(upgrading_);
+    if (!poll_->queue.empty() || poll_->upgrading) flushPoll(poll_->upgrading);
   }
 
   void onPollPost(const std::string& body, http::Responder respond) {
@@ -273,27 +363,30 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
   void attachProbe(std::shared_ptr<WsLink> link) {
-    if (closed_ || ws_ || probe_) {
+    if (closed_ || ws_ || !poll_ || poll_->probe) {
       closeLink(link, kClosePolicy, "no upgrade possible");
       return;
     }
-    probe_ = std::move(link);
-    if (!upgradeTimer_) upgradeTimer_ = std::make_unique<boost::asio::steady_timer>(svc_.pool.context(worker_));
-    upgradeTimer_->expires_after(svc_.options.upgradeTimeout);
-    upgradeTimer_->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    poll_->probe = std::move(link);
+    auto& timer = poll_->upgradeTimer;
+    if (!timer) timer = std::make_unique<boost::asio::steady_timer>(svc_.pool.context(worker_));
+    timer->expires_after(svc_.options.upgradeTimeout);
+    timer->async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       auto self = weak.lock();
-      if (ec || !self || !self->probe_) return;
-      self->closeLink(self->probe_, kClosePolicy, "upgrade timeout");
-      self->probe_.reset();
-      self->upgrading_ = false;
+      if (ec || !self || !self->poll_ || !self->poll_->probe) return;
+      self->closeLink(self->poll_->probe, kClosePolicy, "upgrade timeout");
+      self->poll_->probe.reset();
+      self->poll_->upgrading = false;
     });
   }
+
+  bool isProbe(const std::shared_ptr<WsLink>& link) const { return poll_ && poll_->probe && link == poll_->probe; }
 
   void onWsFrame(const std::shared_ptr<WsLink>& link, std::string_view frame, bool binary) {
     if (closed_) return;
     if (frame.size() > svc_.options.maxPayload) {
       metrics::registry().drop(metrics::Drop::kTooLarge);
-      if (link == ws_) {
+      if (ws_ && link == ws_) {
         close("payload too large", false, kCloseTooBig);
       } else {
         closeLink(link, kCloseTooBig, "payload too large");
@@ -301,11 +394,11 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     auto packet = decodeFrame(frame, binary);
-    if (link == probe_) {
+    if (isProbe(link)) {
       onProbeFrame(packet);
       return;
     }
-    if (link != ws_) return;  // a stale transport
+    if (!ws_ || link != ws_) return;  // a stale transport
     if (!packet) {
       metrics::registry().drop(metrics::Drop::kMalformed);
       close("parse error", false, kClosePolicy);
@@ -315,11 +408,11 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
   void onWsClosed(const std::shared_ptr<WsLink>& link) {
-    if (link == probe_) {
-      probe_.reset();
-      upgrading_ = false;
-      if (upgradeTimer_) upgradeTimer_->cancel();
-    } else if (link == ws_) {
+    if (isProbe(link)) {
+      poll_->probe.reset();
+      poll_->upgrading = false;
+      if (poll_->upgradeTimer) poll_->upgradeTimer->cancel();
+    } else if (ws_ && link == ws_) {
       close("transport close", false);
     }
   }
@@ -330,21 +423,24 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     if (closed_) return;
     closed_ = true;
     auto self = shared_from_this();  // the registry may hold the last reference
-    spdlog::debug("socket.io {}: closed ({})", sid_, why);
-    if (upgradeTimer_) upgradeTimer_->cancel();
-    if (pendingGet_) {
-      auto respond = std::move(pendingGet_);
-      pendingGet_ = nullptr;
-      respond(pollResponse(sendClosePacket ? "1" : "6"));
+    spdlog::debug("socket.io {}: closed ({})", sid_.view(), why);
+    if (poll_) {
+      if (poll_->upgradeTimer) poll_->upgradeTimer->cancel();
+      if (poll_->pendingGet) {
+        auto respond = std::move(poll_->pendingGet);
+        poll_->pendingGet = nullptr;
+        respond(pollResponse(sendClosePacket ? "1" : "6"));
+      }
+      poll_->queue.clear();
     }
-    pollQueue_.clear();
     if (ws_) {
       if (sendClosePacket) sendOn(ws_, "1", false);
       closeLink(ws_, wsCode, std::string(why));
     }
-    if (probe_) closeLink(probe_, wsCode, std::string(why));
+    if (poll_ && poll_->probe) closeLink(poll_->probe, wsCode, std::string(why));
     disconnectSocket();
-    svc_.sessions[worker_].erase(sid_);
+    auto& registry = svc_.sessions[worker_];
+    if (auto it = registry.find(sid_.view()); it != registry.end() && it->get() == this) registry.erase(it);
   }
 
   // --- room core ----------------------------------------------------------------------------------------------------
@@ -356,15 +452,19 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
  private:
   void onRoomEvent(Membership& m, const ev::Joined& e) {
-    if (m.joined) return;
-    m.joined = true;
+    // re set: the answer to a repeated join-room (onJoin), the others as the room has them now.
+    if (e.re < 0 && m.joined) return;
     std::string peers = "[";
     for (const auto& p : e.peers) {
-      m.members.insert(p.id);
       if (peers.size() > 1) peers += ',';
       native::appendJsonString(peers, p.id);
     }
     peers += ']';
+    if (e.re >= 0) {
+      sendText(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true,"peers":)" + peers + "}"));
+      return;
+    }
+    m.joined = true;
     if (m.joinAck) sendText(encodeAck(*m.joinAck, R"({"ok":true,"peers":)" + peers + "}"));
   }
   void onRoomEvent(Membership& m, const ev::Error& e) {
@@ -377,24 +477,26 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
         fail(ack, "join-room", toString(e.code), e.message);
         if (explicitRooms() == 0) joinImplicit();
       } else {
-        spdlog::debug("socket.io {}: not in the room '{}': {}", sid_, name, e.message);
+        spdlog::debug("socket.io {}: not in the room '{}': {}", sid_.view(), name, e.message);
       }
       return;
     }
-    if (e.re >= 0) fail(static_cast<uint64_t>(e.re), "", toString(e.code), e.message);
+    if (e.re >= 0) {
+      fail(static_cast<uint64_t>(e.re), "", toString(e.code), e.message);
+    } else if (!e.event.empty()) {  // a directed event no room could deliver (routeDirected)
+      fail(std::nullopt, e.event, toString(e.code), e.message);
+    }
   }
   void onRoomEvent(Membership&, const ev::Ok& e) {
     if (e.re >= 0) sendText(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true})"));
   }
   void onRoomEvent(Membership& m, const ev::PeerJoined& e) {
-    m.members.insert(e.peer.id);
     if (m.implicit) return;
     std::string arg;
     native::appendJsonString(arg, e.peer.id);
     sendText(encodeEvent("user-joined", arg));
   }
   void onRoomEvent(Membership& m, const ev::PeerLeft& e) {
-    m.members.erase(e.peer);
     if (m.implicit) return;
     std::string arg;
     native::appendJsonString(arg, e.peer);
@@ -432,32 +534,29 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
  private:
 
   void onProbeFrame(const std::optional<EioPacket>& p) {
-    if (p && p->type == EioType::kPing && p->data == "probe" && !upgrading_) {
-      upgrading_ = true;
-      sendOn(probe_, "3probe", false);
-      if (pendingGet_) flushPoll(true);  // let the long poll return so that the client can finish the upgrade
+    Polling& poll = *poll_;
+    if (p && p->type == EioType::kPing && p->data == "probe" && !poll.upgrading) {
+      poll.upgrading = true;
+      sendOn(poll.probe, "3probe", false);
+      if (poll.pendingGet) flushPoll(true);  // let the long poll return so that the client can finish the upgrade
       return;
     }
-    if (p && p->type == EioType::kUpgrade && upgrading_) {
-      if (upgradeTimer_) upgradeTimer_->cancel();
-      ws_ = std::move(probe_);
-      probe_.reset();
-      upgrading_ = false;
-      if (pendingGet_) {
-        auto respond = std::move(pendingGet_);
-        pendingGet_ = nullptr;
+    if (p && p->type == EioType::kUpgrade && poll.upgrading) {
+      ws_ = std::move(poll.probe);
+      if (poll.pendingGet) {
+        auto respond = std::move(poll.pendingGet);
+        poll.pendingGet = nullptr;
         respond(pollResponse("6"));
       }
-      auto queued = std::move(pollQueue_);
-      pollQueue_.clear();
-      pollQueuedBytes_ = 0;
+      auto queued = std::move(poll.queue);
+      poll_.reset();  // the session is a WebSocket one from now on (destroying the timer cancels its wait)
       for (auto& q : queued) sendPacket(std::move(q));
       return;
     }
     metrics::registry().drop(metrics::Drop::kMalformed);
-    closeLink(probe_, kClosePolicy, "bad upgrade");
-    probe_.reset();
-    upgrading_ = false;
+    closeLink(poll.probe, kClosePolicy, "bad upgrade");
+    poll.probe.reset();
+    poll.upgrading = false;
   }
 
   void onPacket(EioPacket p) {
@@ -485,29 +584,31 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       sendOn(ws_, encodeFrame(p), binary);
       return;
     }
-    pollQueuedBytes_ += p.data.size() + 2;
-    if (pollQueuedBytes_ > hub_.limits().maxQueuedBytes) {
+    if (!poll_) return;
+    poll_->queuedBytes += p.data.size() + 2;
+    if (poll_->queuedBytes > svc_.hub.limits().maxQueuedBytes) {
       metrics::registry().drop(metrics::Drop::kSlowConsumer);
       close("slow consumer", true);
       return;
     }
-    pollQueue_.push_back(std::move(p));
-    if (pendingGet_) flushPoll();
+    poll_->queue.push_back(std::move(p));
+    if (poll_->pendingGet) flushPoll();
   }
 
   void flushPoll(bool noopIfEmpty = false) {
+    Polling& poll = *poll_;
     std::string body;
-    for (const auto& q : pollQueue_) appendToPayload(body, q);
+    for (const auto& q : poll.queue) appendToPayload(body, q);
     if (body.empty()) {
       if (!noopIfEmpty) return;
       body = "6";
     }
-    metrics::add(metrics::registry().messagesOut, pollQueue_.size());
+    metrics::add(metrics::registry().messagesOut, poll.queue.size());
     metrics::add(metrics::registry().bytesOut, body.size());
-    pollQueue_.clear();
-    pollQueuedBytes_ = 0;
-    auto respond = std::move(pendingGet_);
-    pendingGet_ = nullptr;
+    poll.queue.clear();
+    poll.queuedBytes = 0;
+    auto respond = std::move(poll.pendingGet);
+    poll.pendingGet = nullptr;
     respond(pollResponse(std::move(body)));
   }
 
@@ -553,7 +654,9 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     metrics::add(metrics::registry().bytesIn, p.data.size());
     if (p.binary) {
       SioPacket done;
-      switch (assembler_.add(std::move(p.data), done)) {
+      auto result = assembler_ ? assembler_->add(std::move(p.data), done) : BinaryAssembler::Result::kError;
+      if (result != BinaryAssembler::Result::kNeedMore) assembler_.reset();
+      switch (result) {
         case BinaryAssembler::Result::kNeedMore: return;
         case BinaryAssembler::Result::kComplete: onSocketPacket(std::move(done)); return;
         case BinaryAssembler::Result::kError:
@@ -563,7 +666,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       }
       return;
     }
-    if (assembler_.waiting()) {  // a text packet while attachments are due
+    if (assembler_ && assembler_->waiting()) {  // a text packet while attachments are due
       metrics::registry().drop(metrics::Drop::kMalformed);
       close("attachments missing", false, kClosePolicy);
       return;
@@ -574,7 +677,14 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       close("parse error", false, kClosePolicy);
       return;
     }
-    if (auto ready = assembler_.start(std::move(*packet))) onSocketPacket(std::move(*ready));
+    if (packet->attachments == 0) {  // as BinaryAssembler::start would return it, without making one
+      packet->buffers.clear();
+      onSocketPacket(std::move(*packet));
+      return;
+    }
+    // Made only while a packet waits for its attachments.
+    if (!assembler_) assembler_ = std::make_unique<BinaryAssembler>(svc_.options.maxPayload);
+    if (auto ready = assembler_->start(std::move(*packet))) onSocketPacket(std::move(*ready));
   }
 
   void onSocketPacket(SioPacket p) {
@@ -611,14 +721,15 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     if (connected_) return;
     if (p.data && p.data->is_object()) {
-      if (auto* t = p.data->as_object().if_contains("token"); t && t->is_string()) {
-        authToken_ = std::string(t->as_string());
+      if (auto* t = p.data->as_object().if_contains("token"); t && t->is_string() && !t->as_string().empty()) {
+        if (!credentials_) credentials_ = std::make_unique<Credentials>();
+        credentials_->authToken = std::string(t->as_string());
       }
     }
     connected_ = true;
-    socketId_ = randomSocketId();
+    socketId_ = InlineId(randomSocketId());
     std::string data = R"(0{"sid":)";
-    native::appendJsonString(data, socketId_);
+    native::appendJsonString(data, socketId_.view());
     data += '}';
     sendText(std::move(data));
     joinImplicit();
@@ -645,12 +756,13 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     return nullptr;
   }
 
-  Membership& addMembership(std::string name, bool implicit, std::optional<uint64_t> ack) {
-    auto& m = memberships_.emplace_back(std::make_unique<Membership>(*this, std::move(name), implicit));
-    m->endpoint = hub_.attach(worker_, m.get());
+  Membership& addMembership(std::string_view name, bool implicit, std::optional<uint64_t> ack) {
+    auto& m = memberships_.emplace_back(std::make_unique<Membership>(*this, name, implicit));
+    m->endpoint = svc_.hub.attach(worker_, m.get());
     m->joinAck = ack;
     const RoomPolicy& policy = implicit ? svc_.implicitPolicy : svc_.explicitPolicy;
-    hub_.onRoom(m->key, [ep = m->endpoint, key = m->key, policy, id = socketId_](RoomHost& rooms, Outbox& out) {
+    std::string key = m->key();
+    svc_.hub.onRoom(key, [ep = m->endpoint, key, policy, id = socketId_.str()](RoomHost& rooms, Outbox& out) {
       Room* r = rooms.findOrCreate(key, policy);
       if (!r) {
         refuseJoin(out, ep, kNoRequest, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
@@ -663,13 +775,14 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
   void dropMembership(Membership& m) {
-    hub_.detach(m.endpoint);
+    svc_.hub.detach(m.endpoint);
     std::erase_if(memberships_, [&m](const auto& p) { return p.get() == &m; });
   }
 
   // Leaves the room (the others get user-left); `ack` is answered at once.
   void leaveRoom(Membership& m, std::optional<uint64_t> ack) {
-    hub_.onRoom(m.key, [ep = m.endpoint, key = m.key, id = socketId_](RoomHost& rooms, Outbox& out) {
+    std::string key = m.key();
+    svc_.hub.onRoom(key, [ep = m.endpoint, key, id = socketId_.str()](RoomHost& rooms, Outbox& out) {
       if (Room* r = rooms.find(key)) {
         r->leave(ep, kNoRequest, id, out);  // a join still in flight ran before this: tasks keep their order
         rooms.reapIfEmpty(key);
@@ -684,7 +797,10 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     addMembership(implicitName(), true, std::nullopt);
   }
 
-  std::string implicitName() const { return roomHint_.empty() ? svc_.options.defaultRoom : roomHint_; }
+  std::string_view implicitName() const {
+    if (credentials_ && !credentials_->roomHint.empty()) return credentials_->roomHint;
+    return svc_.options.defaultRoom;
+  }
 
   // An error for an event: in its ack when it asked for one, else as a `kaiwa:error` event (spaced out, so a flood
   // of bad events does not become a flood of errors).
@@ -718,7 +834,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     std::size_t bytes = 0;
     for (const auto& b : p.buffers) bytes += b.size();
-    if (bytes > hub_.limits().maxMessageBytes) {
+    if (bytes > svc_.hub.limits().maxMessageBytes) {
       m.drop(metrics::Drop::kTooLarge);
       fail(p.ackId, event, "too-large", "the event is larger than the server accepts");
       return;
@@ -749,13 +865,17 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     if (Membership* m = membership(*room, false)) {  // socket.io's join is idempotent
-      if (p.ackId) {
-        std::string peers = "[";
-        for (const auto& id : m->members) {
-          if (peers.size() > 1) peers += ',';
-          native::appendJsonString(peers, id);
-        }
-        sendText(encodeAck(*p.ackId, R"({"ok":true,"peers":)" + peers + "]}"));
+      if (p.ackId) {  // answered with the others in the room (ev::Joined with re)
+        std::string key = m->key();
+        svc_.hub.onRoom(key, [ep = m->endpoint, key, id = socketId_.str(),
+                                 re = static_cast<int64_t>(*p.ackId)](RoomHost& rooms, Outbox& out) {
+          std::vector<PeerInfo> others;
+          if (Room* r = rooms.find(key); r && r->contains(id)) {
+            others = r->members();
+            std::erase_if(others, [&id](const PeerInfo& p) { return p.id == id; });
+          }
+          reply(out, ep, ev::Joined{re, key, id, {}, std::move(others), false});
+        });
       }
       return;
     }
@@ -763,8 +883,9 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       fail(p.ackId, "join-room", "too-many-rooms", "a socket may be in at most 16 rooms");
       return;
     }
-    if (const auto& secret = hub_.options().authSecret) {
-      const std::string& token = authToken_.empty() ? queryToken_ : authToken_;
+    if (const auto& secret = svc_.hub.options().authSecret) {
+      std::string_view token;
+      if (credentials_) token = credentials_->authToken.empty() ? credentials_->queryToken : credentials_->authToken;
       auto v = auth::verifyRoomToken(token, *secret, *room, wallMillis() / 1000);
       if (!v.claims) {
         fail(p.ackId, "join-room", "unauthorized", "room token refused: " + std::string(auth::toString(v.error)));
@@ -797,38 +918,27 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     std::string target(to->as_string());
-    Membership* via = nullptr;
-    for (auto& m : memberships_) {
-      if (m->members.contains(target)) {
-        via = m.get();
-        break;
-      }
-    }
-    if (!via) {
+    if (memberships_.empty() || target == socketId_.view()) {
       metrics::registry().drop(metrics::Drop::kUnknownPeer);
       fail(p.ackId, event, "unknown-peer", "no socket '" + target + "' in a room with you");
       return;
     }
     json::object out;
     out.reserve(body->size());
-    out.emplace("from", socketId_);
+    out.emplace("from", socketId_.view());
     for (auto& kv : *body) {
       if (kv.key() != "to" && kv.key() != "from") out.emplace(kv.key(), std::move(kv.value()));
     }
     args[1] = std::move(out);
-    int64_t re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
-    std::string frames = encodeFor(std::move(p));
-    hub_.onRoom(via->key, [ep = via->endpoint, key = via->key, id = socketId_, target = std::move(target), event,
-                           frames = std::move(frames), re](RoomHost& rooms, Outbox& out) mutable {
-      Room* r = rooms.find(key);
-      if (!r || !r->contains(target)) {
-        metrics::registry().drop(metrics::Drop::kUnknownPeer);
-        if (re != kNoRequest) replyError(out, ep, re, ErrorCode::kUnknownPeer, "no socket '" + target + "' here");
-        return;
-      }
-      r->relay(ep, id, target, std::move(event), std::move(frames), false, Clock::now(), out);
-      if (re != kNoRequest) reply(out, ep, ev::Ok{re});
-    });
+    Directed d;
+    d.re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
+    d.frames = encodeFor(std::move(p));
+    d.routes.reserve(memberships_.size());
+    for (const auto& m : memberships_) d.routes.push_back({m->key(), m->endpoint});
+    d.id = socketId_.str();
+    d.target = std::move(target);
+    d.event = event;
+    routeDirected(svc_.hub, std::move(d));
   }
 
   // toggle-audio {roomId, isMuted} / toggle-video {roomId, isVideoOff}: the room's media state, and the same event
@@ -851,10 +961,11 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     MediaStatePatch patch;
     (event == "toggle-audio" ? patch.audioMuted : patch.videoOff) = value->as_bool();
-    (*body)["from"] = socketId_;
+    (*body)["from"] = socketId_.view();
     int64_t re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
     std::string frames = encodeFor(std::move(p));
-    hub_.onRoom(m->key, [ep = m->endpoint, key = m->key, id = socketId_, patch, frames = std::move(frames),
+    std::string key = m->key();
+    svc_.hub.onRoom(key, [ep = m->endpoint, key, id = socketId_.str(), patch, frames = std::move(frames),
                          re](RoomHost& rooms, Outbox& out) mutable {
       if (Room* r = rooms.find(key)) {
         r->setState(ep, kNoRequest, id, patch, out);
@@ -870,7 +981,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     args[0] = json::string(name);
     if (args.size() >= 2) {
       json::object* body = args[1].if_object();
-      if (body && !body->contains("_placeholder")) (*body)["from"] = socketId_;  // not into a Buffer's stand-in
+      if (body && !body->contains("_placeholder")) (*body)["from"] = socketId_.view();  // not into a Buffer's stand-in
     }
     std::optional<uint64_t> ack = p.ackId;
     std::string frames = encodeFor(std::move(p));
@@ -887,7 +998,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     for (std::size_t i = 0; i < targets.size(); ++i) {
       int64_t re = (i == 0 && ack) ? static_cast<int64_t>(*ack) : kNoRequest;
-      hub_.onRoom(targets[i]->key, [ep = targets[i]->endpoint, key = targets[i]->key, id = socketId_, frames, re](
+      std::string key = targets[i]->key();
+      svc_.hub.onRoom(key, [ep = targets[i]->endpoint, key, id = socketId_.str(), frames, re](
                                        RoomHost& rooms, Outbox& out) mutable {
         if (Room* r = rooms.find(key)) r->message(ep, re, id, "", std::move(frames), out);
       });
@@ -902,24 +1014,25 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     return packFrames(std::move(text), p.buffers);
   }
 
+  // An idle WebSocket session holds only what is below; polling, attachments and credentials live apart, made when
+  // used.
   Service::Impl& svc_;
-  Hub& hub_;
-  uint32_t worker_;
-  std::string sid_;
-  std::string roomHint_, queryToken_, authToken_;
-  std::unique_ptr<boost::asio::steady_timer> upgradeTimer_;  // made by the first upgrade probe
+  InlineId sid_;
+  InlineId socketId_;
   TimePoint pingDue_{};  // when to ping, or (awaitingPong_) when the pong is late
-  RateLimiter limiter_;
-  BinaryAssembler assembler_;
-  std::shared_ptr<WsLink> ws_, probe_;
-  http::Responder pendingGet_;
-  std::vector<EioPacket> pollQueue_;
-  std::size_t pollQueuedBytes_ = 0;
-  std::string socketId_;
-  std::vector<std::unique_ptr<Membership>> memberships_;
   TimePoint lastErrorEvent_{};
-  bool closed_ = false, awaitingPong_ = false, upgrading_ = false, connected_ = false;
+  RateLimiter limiter_;
+  std::shared_ptr<WsLink> ws_;
+  std::unique_ptr<Polling> poll_;                  // sessions that started with long polling, until they upgrade
+  std::unique_ptr<BinaryAssembler> assembler_;     // while a packet waits for its attachments
+  std::unique_ptr<Credentials> credentials_;       // when the handshake or the CONNECT carried any
+  std::vector<std::unique_ptr<Membership>> memberships_;
+  uint32_t worker_;
+  bool closed_ = false, awaitingPong_ = false, connected_ = false;
 };
+
+std::size_t SidHash::operator()(const std::shared_ptr<EngineSession>& s) const { return (*this)(s->sid()); }
+std::string_view SidEq::sidOf(const std::shared_ptr<EngineSession>& s) { return s->sid(); }
 
 void Membership::deliver(const EventPtr& event) { session.onRoomEvent(*this, event); }
 
@@ -928,9 +1041,9 @@ void Service::Impl::startTicking(uint32_t worker) {
   tickers[worker]->expires_after(period);
   tickers[worker]->async_wait([this, worker](const boost::system::error_code& ec) {
     if (ec) return;
-    std::vector<std::shared_ptr<EngineSession>> all;  // a tick may close sessions, which leaves the map
+    std::vector<std::shared_ptr<EngineSession>> all;  // a tick may close sessions, which leaves the set
     all.reserve(sessions[worker].size());
-    for (auto& [sid, s] : sessions[worker]) all.push_back(s);
+    for (const auto& s : sessions[worker]) all.push_back(s);
     TimePoint now = Clock::now();
     for (auto& s : all) s->tick(now);
     startTicking(worker);
@@ -942,7 +1055,7 @@ std::shared_ptr<EngineSession> Service::Impl::create(uint32_t worker, const http
   auto room = req.queryParam("room");
   if (room && !native::validRoomName(*room)) room.reset();
   auto s = std::make_shared<EngineSession>(*this, worker, sid, room.value_or(""), req.queryParam("token").value_or(""));
-  sessions[worker].emplace(std::move(sid), s);
+  sessions[worker].insert(s);
   return s;
 }
 
@@ -954,7 +1067,7 @@ class WsTransport final : public http::WsHandler {
   WsTransport(Service::Impl& svc, http::WsConnection& conn, http::Request req, std::optional<uint32_t> owner,
               std::string sid)
       : svc_(svc), conn_(conn), req_(std::make_unique<http::Request>(std::move(req))),
-        owner_(owner.value_or(conn.worker())), sid_(std::move(sid)),
+        owner_(owner.value_or(conn.worker())), sid_(sid),
         upgrade_(owner.has_value()) {
     link_ = std::make_shared<WsLink>();
     link_->worker = conn.worker();
@@ -965,7 +1078,7 @@ class WsTransport final : public http::WsHandler {
     auto req = std::move(req_);
     if (!upgrade_) {
       auto s = svc_.create(owner_, *req);
-      sid_ = s->sid();
+      sid_ = InlineId(s->sid());
       s->startWebSocket(link_);
       return;
     }
@@ -997,12 +1110,12 @@ class WsTransport final : public http::WsHandler {
   template <typename F>
   void onOwner(F&& f) {
     if (owner_ == link_->worker) {
-      auto s = svc_.find(owner_, sid_);
+      auto s = svc_.find(owner_, sid_.view());
       f(s.get());
       return;
     }
     svc_.pool.post(owner_, [&svc = svc_, owner = owner_, sid = sid_, f = std::forward<F>(f)]() mutable {
-      auto s = svc.find(owner, sid);
+      auto s = svc.find(owner, sid.view());
       f(s.get());
     });
   }
@@ -1011,7 +1124,7 @@ class WsTransport final : public http::WsHandler {
   http::WsConnection& conn_;
   std::unique_ptr<http::Request> req_;  // until onOpen: an idle socket keeps no copy of its request
   uint32_t owner_;
-  std::string sid_;
+  InlineId sid_;
   bool upgrade_;
   std::shared_ptr<WsLink> link_;
 };
