@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <net/if.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -47,6 +49,8 @@ std::vector<Address> interfaceAddresses() {
 namespace {
 constexpr size_t kMaxTcpBuffered = 1 << 20;  // per connection, both ways
 constexpr int kDrainRounds = 16;             // recvmmsg batches per socket per wake-up
+constexpr int kReadyBatch = 128;             // UDP sockets taken from the worker's epoll set per wake-up
+constexpr uint64_t kListenTag = 0;           // the worker's listening UDP socket in that set (relay ids start at 1)
 constexpr size_t kTcpInitialBuffer = 2048;   // grows to the largest frame seen (64 KiB + header at most)
 constexpr size_t kTcpMaxFrame = 65536 + 8;
 // TCP allocations (RFC 6062): a bound pipe reads 16 KiB at a time, and stops reading one side while more than
@@ -103,9 +107,12 @@ bool isUnspecified(const Address& a) {
 
 class TurnService::Worker : public TurnIo {
  private:
+  // A UDP relay socket: in the worker's UDP epoll set (udpSet_), not in asio's reactor.
   struct Relay {
-    Relay(asio::io_context& ctx, int fd) : descriptor(ctx, fd), fd(fd) {}
-    asio::posix::stream_descriptor descriptor;
+    explicit Relay(int fd) : fd(fd) {}
+    ~Relay() { ::close(fd); }
+    Relay(const Relay&) = delete;
+    Relay& operator=(const Relay&) = delete;
     int fd;
   };
   struct PeerConn;
@@ -166,7 +173,7 @@ class TurnService::Worker : public TurnIo {
   Worker(TurnService& service, uint32_t index)
       : service_(service),
         ctx_(service.pool_.context(index)),
-        udp_(ctx_),
+        udpSet_(ctx_),
         acceptor_(ctx_),
         tlsAcceptor_(ctx_),
         timer_(ctx_),
@@ -183,7 +190,8 @@ class TurnService::Worker : public TurnIo {
     timer_.cancel();
     acceptor_.close(ec);
     tlsAcceptor_.close(ec);
-    udp_.close(ec);
+    udpSet_.close(ec);
+    if (udpFd_ >= 0) ::close(udpFd_);
     for (auto& [id, c] : connections_) c->socket.close(ec);
     for (auto& [id, r] : tcpRelays_) r->acceptor.close(ec);
     for (auto& [id, p] : peers_) p->socket.close(ec);
@@ -197,11 +205,16 @@ class TurnService::Worker : public TurnIo {
     int fd = net::bindUdp(listen, o, &error);
     if (fd < 0) return "TURN UDP " + error;
     udpFd_ = fd;
-    udp_.assign(fd);
+    // Every UDP socket of this worker (this one and the relays) sits in one level-triggered epoll set, and asio
+    // waits on that set: one wake-up drains every ready socket, with one re-arm instead of one per socket.
+    int set = ::epoll_create1(EPOLL_CLOEXEC);
+    if (set < 0) return std::string("TURN epoll: ") + std::strerror(errno);
+    udpSet_.assign(set);
+    if (!watchUdp(fd, kListenTag)) return std::string("TURN epoll: ") + std::strerror(errno);
     int tfd = net::listenTcp(listen, true, &error);
     if (tfd < 0) return "TURN TCP " + error;
     acceptor_.assign(listen.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), tfd);
-    armUdp();
+    armUdpSet();
     accept(acceptor_, false);
     armTimer();
     return std::nullopt;
@@ -266,9 +279,8 @@ class TurnService::Worker : public TurnIo {
     }
     auto it = relays_.find(id);
     if (it == relays_.end()) return;
-    boost::system::error_code ec;
-    it->second->descriptor.close(ec);
-    relays_.erase(it);
+    ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_DEL, it->second->fd, nullptr);
+    relays_.erase(it);  // closes the socket
   }
 
   std::optional<RelayId> adoptRelay(ReservedRelay reserved) override {
@@ -406,9 +418,16 @@ class TurnService::Worker : public TurnIo {
 
   RelayId addRelay(int fd, const Address&) {
     RelayId id = nextRelay_++;
-    relays_.emplace(id, std::make_unique<Relay>(ctx_, fd));
-    armRelay(id);
+    relays_.emplace(id, std::make_unique<Relay>(fd));
+    if (!watchUdp(fd, id)) spdlog::warn("turn: epoll_ctl for a relay socket: {}", std::strerror(errno));
     return id;
+  }
+
+  bool watchUdp(int fd, uint64_t tag) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = tag;
+    return ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_ADD, fd, &e) == 0;
   }
 
   TimePoint now() const { return Clock::now(); }
@@ -427,53 +446,58 @@ class TurnService::Worker : public TurnIo {
     });
   }
 
-  void armUdp() {
-    udp_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+  // Waits for any of this worker's UDP sockets, then drains every ready one (up to kDrainRounds batches each; a
+  // socket with more stays ready in the level-triggered set and is taken again at the next turn). The replies and
+  // relayed datagrams of all of them go out in the one flush that follows.
+  void armUdpSet() {
+    udpSet_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
       if (ec) return;
-      TimePoint t = now();
-      int64_t unix = std::time(nullptr);
-      for (int round = 0; round < kDrainRounds; ++round) {
-        size_t n = recv_.receive(udpFd_);
-        for (size_t i = 0; i < n; ++i) {
-          auto from = recv_.from(i);
-          if (!from || recv_.truncated(i)) {
-            ++truncated_;
-            continue;
-          }
-          server_.onClientPacket(ClientTuple{*from, 0, Transport::kUdp}, recv_.data(i), t, unix);
+      int n = ::epoll_wait(udpSet_.native_handle(), ready_.data(), kReadyBatch, 0);
+      if (n > 0) {
+        TimePoint t = now();
+        int64_t unix = std::time(nullptr);
+        for (int i = 0; i < n; ++i) {
+          uint64_t tag = ready_[size_t(i)].data.u64;
+          if (tag == kListenTag)
+            drainListen(t, unix);
+          else
+            drainRelay(RelayId(tag), t);  // (a relay closed earlier in this loop is no longer in relays_)
         }
-        if (n < net::RecvBatch::kSlots) break;
       }
-      armUdp();
+      armUdpSet();
     });
   }
 
-  void armRelay(RelayId id) {
-    auto it = relays_.find(id);
-    if (it == relays_.end()) return;
-    it->second->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
-                                      [this, id](const boost::system::error_code& ec) {
-                                        if (ec) return;
-                                        auto it = relays_.find(id);
-                                        if (it == relays_.end()) return;
-                                        int fd = it->second->fd;
-                                        TimePoint t = now();
-                                        for (int round = 0; round < kDrainRounds; ++round) {
-                                          size_t n = recv_.receive(fd);
-                                          for (size_t i = 0; i < n; ++i) {
-                                            auto from = recv_.from(i);
-                                            if (!from || recv_.truncated(i)) {
-                                              ++truncated_;
-                                              continue;
-                                            }
-                                            server_.onPeerPacket(id, *from, recv_.data(i), t);
-                                          }
-                                          // The allocation may have gone meanwhile (it cannot from a peer packet,
-                                          // but stay safe).
-                                          if (n < net::RecvBatch::kSlots || !relays_.count(id)) break;
-                                        }
-                                        armRelay(id);
-                                      });
+  void drainListen(TimePoint t, int64_t unix) {
+    for (int round = 0; round < kDrainRounds; ++round) {
+      size_t n = recv_.receive(udpFd_);
+      for (size_t i = 0; i < n; ++i) {
+        auto from = recv_.from(i);
+        if (!from || recv_.truncated(i)) {
+          ++truncated_;
+          continue;
+        }
+        server_.onClientPacket(ClientTuple{*from, 0, Transport::kUdp}, recv_.data(i), t, unix);
+      }
+      if (n < net::RecvBatch::kSlots) break;
+    }
+  }
+
+  void drainRelay(RelayId id, TimePoint t) {
+    for (int round = 0; round < kDrainRounds; ++round) {
+      auto it = relays_.find(id);
+      if (it == relays_.end()) return;
+      size_t n = recv_.receive(it->second->fd);
+      for (size_t i = 0; i < n; ++i) {
+        auto from = recv_.from(i);
+        if (!from || recv_.truncated(i)) {
+          ++truncated_;
+          continue;
+        }
+        server_.onPeerPacket(id, *from, recv_.data(i), t);
+      }
+      if (n < net::RecvBatch::kSlots) break;
+    }
   }
 
   void accept(asio::ip::tcp::acceptor& acceptor, bool tls) {
@@ -917,7 +941,8 @@ class TurnService::Worker : public TurnIo {
 
   asio::io_context& ctx_;
   int udpFd_ = -1;
-  asio::posix::stream_descriptor udp_;
+  asio::posix::stream_descriptor udpSet_;  // epoll set of the listening UDP socket and the relay sockets
+  std::array<epoll_event, kReadyBatch> ready_{};
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;
   asio::steady_timer timer_;
