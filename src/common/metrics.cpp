@@ -39,6 +39,9 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_resumes_total", "counter", "Successful session resumes.", r.resumes);
   emit(out, "kaiwa_ws_handovers_total", "counter",
        "WebSocket connections handed to the worker that owns their room before the upgrade.", r.wsHandovers);
+  emit(out, "kaiwa_ws_tls_beast_total", "counter",
+       "WSS connections served by the Beast fallback because TLS data was pending at the upgrade (normally 0).",
+       r.wsTlsBeast);
   out += "# HELP kaiwa_dropped_total Messages or connections dropped, by reason.\n# TYPE kaiwa_dropped_total counter\n";
   for (size_t i = 0; i < kDropReasonNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],

@@ -18,10 +18,11 @@ enum class Drop : uint8_t {
   kSlowConsumer, // a connection whose queued bytes passed the limit was closed
   kQueueFull,    // a detached peer's resume queue overflowed
   kHttpBad,      // unparsable HTTP request
+  kTlsBad,       // a WSS connection whose TLS records failed (closed)
   kCount
 };
 inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)> kDropReasonNames = {
-    "malformed", "too_large", "rate_limited", "unknown_peer", "slow_consumer", "queue_full", "http_bad"};
+    "malformed", "too_large", "rate_limited", "unknown_peer", "slow_consumer", "queue_full", "http_bad", "tls_bad"};
 
 // Why the TURN service dropped a packet: turn::TurnDrop in order, then failed sends.
 inline constexpr std::array<std::string_view, 8> kTurnDropNames = {
@@ -43,6 +44,7 @@ struct Registry {
   std::atomic<uint64_t> joins{0};
   std::atomic<uint64_t> resumes{0};
   std::atomic<uint64_t> wsHandovers{0};     // WebSockets moved to the worker owning their room before the upgrade
+  std::atomic<uint64_t> wsTlsBeast{0};      // WSS connections left on Beast: TLS bytes were pending at the upgrade
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
   // TURN/STUN (turn/service.cpp publishes each worker's counts about once a second).
   std::atomic<int64_t> turnAllocations{0};

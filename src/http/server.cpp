@@ -288,33 +288,37 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     metrics::add(metrics::registry().httpRequests);
     auto& req = parser_->get();
     if (websocket::is_upgrade(req)) {
-      if constexpr (std::is_same_v<Stream, PlainStream>) {
-        // Plain TCP: kaiwa's own lean WebSocket (websocket.cpp); the handshake is checked here, as Beast would.
-        auto version = req[bhttp::field::sec_websocket_version];
-        if (version != "13") {
-          Response res = Response::text(426, "WebSocket version 13 only\n");
-          res.headers.emplace_back("Sec-WebSocket-Version", "13");
-          respond(std::move(res), req.version(), false, false);
-          return;
-        }
-        if (req.version() != 11 || !ws::validClientKey(req[bhttp::field::sec_websocket_key])) {
-          respond(Response::text(400, "bad WebSocket upgrade\n"), req.version(), false, false);
-          return;
-        }
-        handedOver_ = true;
-        beast::get_lowest_layer(stream_).expires_never();  // the request timer's wait would outlive the session
-        uint32_t target = worker_;
-        if (srv_.routes.websocketWorker) {
-          auto t = srv_.routes.websocketWorker(toRequest(req, worker_));
-          if (t && *t < srv_.pool.size()) target = *t;
-        }
-        handOver(target);
-      } else {
-        handedOver_ = true;
-        beast::get_lowest_layer(stream_).expires_never();
-        auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
-        ws->start(req);
+      // kaiwa's own lean WebSocket (websocket.cpp); the handshake is checked here, as Beast would.
+      auto version = req[bhttp::field::sec_websocket_version];
+      if (version != "13") {
+        Response res = Response::text(426, "WebSocket version 13 only\n");
+        res.headers.emplace_back("Sec-WebSocket-Version", "13");
+        respond(std::move(res), req.version(), false, false);
+        return;
       }
+      if (req.version() != 11 || !ws::validClientKey(req[bhttp::field::sec_websocket_key])) {
+        respond(Response::text(400, "bad WebSocket upgrade\n"), req.version(), false, false);
+        return;
+      }
+      handedOver_ = true;
+      beast::get_lowest_layer(stream_).expires_never();  // the request timer's wait would outlive the session
+      SSL* ssl = nullptr;
+      if constexpr (std::is_same_v<Stream, TlsStream>) {
+        ssl = detail::takeOverTls(stream_.native_handle());
+        if (!ssl) {
+          // TLS data in flight inside Asio's stream: this one stays on Beast (kaiwa_ws_tls_beast_total).
+          metrics::add(metrics::registry().wsTlsBeast);
+          auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
+          ws->start(req);
+          return;
+        }
+      }
+      uint32_t target = worker_;
+      if (srv_.routes.websocketWorker) {
+        auto t = srv_.routes.websocketWorker(toRequest(req, worker_));
+        if (t && *t < srv_.pool.size()) target = *t;
+      }
+      handOver(target, ssl);
       return;
     }
     Request r = toRequest(req, worker_);
@@ -353,13 +357,14 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     respond(std::move(*res), req.version(), req.keep_alive(), head);
   }
 
-  // Starts the WebSocket of this plain TCP connection on worker `target`: here, or moved there (its descriptor, what
-  // was read past the request, and the request), so that its room's messages need no hop between threads.
-  void handOver(uint32_t target) {
+  // Starts the WebSocket of this connection on worker `target`: here, or moved there (its descriptor, its TLS state,
+  // what was read past the request, and the request), so that its room's messages need no hop between threads.
+  void handOver(uint32_t target, SSL* ssl) {
     beast::error_code ec;
-    tcp::socket socket = stream_.release_socket();
+    tcp::socket socket = beast::get_lowest_layer(stream_).release_socket();
     int fd = socket.release(ec);  // out of Asio's reactor: the WebSocket layer has its own (websocket.cpp)
     if (ec || fd < 0) {
+      if (ssl) SSL_free(ssl);
       metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already; nothing to hand over
       return;
     }
@@ -368,13 +373,13 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     auto& req = parser_->get();
     std::string key(req[bhttp::field::sec_websocket_key]);
     if (target == worker_) {
-      detail::startPlainWebSocket(srv_, worker_, fd, leftover, toRequest(req, worker_), key);
+      detail::startBareWebSocket(srv_, worker_, fd, ssl, leftover, toRequest(req, worker_), key);
       return;
     }
     metrics::add(metrics::registry().wsHandovers);
-    srv_.pool.post(target, [srv = &srv_, target, fd, leftover = std::move(leftover), request = toRequest(req, target),
-                            key = std::move(key)] {
-      detail::startPlainWebSocket(*srv, target, fd, leftover, request, key);
+    srv_.pool.post(target, [srv = &srv_, target, fd, ssl, leftover = std::move(leftover),
+                            request = toRequest(req, target), key = std::move(key)] {
+      detail::startBareWebSocket(*srv, target, fd, ssl, leftover, request, key);
     });
   }
 
@@ -446,6 +451,9 @@ Server::Server(net::WorkerPool& pool, ServerOptions options, Routes routes)
     ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
                     asio::ssl::context::single_dh_use);
+    // An idle connection gives its record buffers (~34 KB) back to OpenSSL until its next record: signaling
+    // connections are mostly idle, and WSS is how kaiwa faces the internet without a proxy.
+    SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     try {
       ctx.use_certificate_chain(asio::buffer(impl_->options.tls->certificateChainPem));
       ctx.use_private_key(asio::buffer(impl_->options.tls->privateKeyPem), asio::ssl::context::pem);

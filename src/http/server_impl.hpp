@@ -1,8 +1,9 @@
 #pragma once
 // Internal to src/http: the server's state shared by its two translation units — server.cpp (HTTP and TLS with
-// Boost.Beast) and websocket.cpp (WebSocket over plain TCP, on bare Asio sockets).
+// Boost.Beast) and websocket.cpp (WebSockets on bare descriptors, over TCP or TLS).
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <openssl/ssl.h>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -66,12 +67,17 @@ struct Server::Impl {
 
 namespace detail {
 
-// Starts the WebSocket for a plain TCP connection (its descriptor `fd`, which it then owns; reads and writes are MSG_DONTWAIT) on `worker`
-// (call on that worker's thread): `request` is the upgrade request, already checked (GET, Upgrade: websocket,
-// version 13, a valid key), and `leftover` what the client sent past it. Answers 101 and hands the connection to the
-// route's handler, or answers 404.
-void startPlainWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::string_view leftover, const Request& request,
-                         std::string_view key);
+// Starts the WebSocket of a connection (its descriptor `fd`, which it then owns; reads and writes are MSG_DONTWAIT)
+// on `worker` (call on that worker's thread), over TLS when `ssl` is set (owned too; see takeOverTls). `request` is
+// the upgrade request, already checked (GET, Upgrade: websocket, version 13, a valid key), and `leftover` what the
+// client sent past it (plaintext). Answers 101 and hands the connection to the route's handler, or answers 404.
+void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, std::string_view leftover,
+                        const Request& request, std::string_view key);
+
+// Takes the SSL object of an HTTPS connection whose TLS handshake Asio did, for startBareWebSocket: a reference of
+// its own, and its I/O moved off Asio's BIO pair. nullptr (nothing changed) when TLS data is still in flight inside
+// Asio's stream; the connection then stays on Asio and Beast.
+SSL* takeOverTls(SSL* ssl);
 
 }  // namespace detail
 }  // namespace kaiwa::http

@@ -1,16 +1,23 @@
-// WebSocket over plain TCP on bare descriptors: the connection kind that carries nearly all signaling traffic, so
-// it is kept lean (docs/architecture.md, "WebSocket connections"):
+// WebSocket on bare descriptors, over plain TCP or TLS: the connection kind that carries nearly all signaling
+// traffic, so it is kept lean (docs/architecture.md, "WebSocket connections"):
 // - no Asio operation per connection: each worker's connections sit in its own edge-triggered epoll set (WsPoller);
 // - no buffer while idle: a worker reads into one shared buffer, parses every whole frame in place and keeps only a
 //   partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing is queued
 //   before it, and only what the socket did not take is kept;
 // - no timer per connection: the worker ticks its sessions for pings, idle timeouts and close deadlines;
-// - no allocation per message on the way in or out.
+// - no allocation per message on the way in or out;
+// - over TLS, the SSL object of the HTTPS connection (its handshake done by Asio) is taken over at the upgrade and
+//   talks to the socket through a BIO over the worker's buffers, and OpenSSL lets go of its record buffers between
+//   records: an idle WSS connection keeps its SSL state, not the ~100 KB of buffers of an Asio TLS stream.
 // The close follows RFC 6455: our close frame after what is queued, the peer's close frame awaited (bounded), then
 // a half-close and a bounded drain of what the peer still sends, so our close frame is not lost to a reset.
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -48,7 +55,71 @@ char* readBuffer() {
   return buffer.get();
 }
 
-class PlainWebSocket;
+// The plaintext that TLS records decrypt to, one buffer per worker thread as well.
+char* plainBuffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kReadChunk]);
+  return buffer.get();
+}
+
+// TLS on a bare descriptor. Every SSL call of a worker runs on its thread, one at a time: the BIO reads the records
+// that the connection has just received (tlsIo.in) and appends what OpenSSL writes to tlsIo.out, which the caller
+// sends (or queues) right after the call.
+struct TlsIo {
+  const char* in = nullptr;
+  std::size_t inLen = 0;
+  std::string out;
+  std::string plain;  // one message's header and payload, to go out as one record
+};
+thread_local TlsIo tlsIo;
+
+int bioWrite(BIO*, const char* data, int len) {
+  tlsIo.out.append(data, static_cast<std::size_t>(len));
+  return len;
+}
+int bioRead(BIO* bio, char* data, int len) {
+  BIO_clear_retry_flags(bio);
+  if (tlsIo.inLen == 0) {
+    BIO_set_retry_read(bio);
+    return -1;
+  }
+  std::size_t n = std::min(tlsIo.inLen, static_cast<std::size_t>(len));
+  std::memcpy(data, tlsIo.in, n);
+  tlsIo.in += n;
+  tlsIo.inLen -= n;
+  return static_cast<int>(n);
+}
+long bioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+int bioCreate(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+BIO_METHOD* bioMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kaiwa websocket");
+    if (!m || !BIO_meth_set_write(m, bioWrite) || !BIO_meth_set_read(m, bioRead) || !BIO_meth_set_ctrl(m, bioCtrl) ||
+        !BIO_meth_set_create(m, bioCreate)) {
+      throw std::runtime_error("BIO_meth_new failed");
+    }
+    return m;
+  }();
+  return method;
+}
+
+// What OpenSSL wrote during the last call, taken out of the worker's buffer (which a nested call may use again).
+std::string takeTlsOutput() {
+  std::string out;
+  out.swap(tlsIo.out);
+  return out;
+}
+// Gives a buffer back for reuse once its bytes are sent or queued.
+void returnTlsOutput(std::string&& out) {
+  if (tlsIo.out.empty() && tlsIo.out.capacity() < out.capacity() && out.capacity() <= 4 * kReadChunk) {
+    out.clear();
+    tlsIo.out.swap(out);
+  }
+}
+
+class BareWebSocket;
 
 // A worker's WebSocket connections in one edge-triggered epoll set of their own, which the worker's Asio loop watches
 // as a single descriptor. An idle connection then costs its object and the kernel's entry, no Asio operation, and a
@@ -61,12 +132,12 @@ class WsPoller {
     epoll_.assign(ep);
     arm();
   }
-  bool add(int fd, PlainWebSocket* c) { return control(EPOLL_CTL_ADD, fd, c, false); }
+  bool add(int fd, BareWebSocket* c) { return control(EPOLL_CTL_ADD, fd, c, false); }
   // Write readiness is watched only while something waits to be written.
-  void watchWrites(int fd, PlainWebSocket* c, bool on) { control(EPOLL_CTL_MOD, fd, c, on); }
+  void watchWrites(int fd, BareWebSocket* c, bool on) { control(EPOLL_CTL_MOD, fd, c, on); }
 
  private:
-  bool control(int op, int fd, PlainWebSocket* c, bool writes) {
+  bool control(int op, int fd, BareWebSocket* c, bool writes) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (writes ? EPOLLOUT : 0u);
     ev.data.ptr = c;
@@ -84,13 +155,15 @@ class WsPoller {
   asio::posix::stream_descriptor epoll_;
 };
 
-class PlainWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink {
+class BareWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink {
  public:
-  PlainWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd)
-      : srv_(srv), poller_(poller), reader_(srv.options.wsMaxMessageBytes), fd_(fd), worker_(worker) {
+  // `ssl`, when set, is the connection's TLS state (owned from now on), its handshake done.
+  BareWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd, SSL* ssl)
+      : srv_(srv), poller_(poller), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl), fd_(fd), worker_(worker) {
     srv_.live[worker_].insert(this);
   }
-  ~PlainWebSocket() override {
+  ~BareWebSocket() override {
+    if (ssl_) SSL_free(ssl_);
     srv_.live[worker_].erase(this);
     metrics::add(metrics::registry().httpConnections, -1);
     if (opened_) metrics::add(metrics::registry().wsConnections, -1);
@@ -209,9 +282,42 @@ class PlainWebSocket final : public SessionBase, public WsConnection, private ws
     return state_ == State::kDead ? SendResult::kClosed : SendResult::kQueued;
   }
 
-  // Writes `a` then `b` now if nothing is queued before them, else queues them. False when the queue passed the
-  // slow-consumer limit (the connection is then closed).
+  // Sends `a` then `b` (over TLS: as one record). False when the connection is closed by it (slow consumer, error).
   bool queue(std::string_view a, std::string_view b) {
+    if (!ssl_) return queueRaw(a, b);
+    if (state_ == State::kDead) return false;
+    std::string& plain = tlsIo.plain;
+    plain.assign(a);
+    plain.append(b);
+    ERR_clear_error();
+    for (std::size_t done = 0; done < plain.size();) {
+      int n = SSL_write(ssl_, plain.data() + done, static_cast<int>(std::min<std::size_t>(plain.size() - done, 1 << 20)));
+      if (n <= 0) {
+        spdlog::debug("ws {}: TLS write failed", remoteAddress());
+        ERR_clear_error();
+        plain.clear();
+        tlsIo.out.clear();  // never to another connection
+        broken();
+        return false;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (plain.capacity() > 4 * kReadChunk) std::string().swap(plain);
+    return sendTlsOutput();
+  }
+
+  // Sends or queues what OpenSSL wrote during the last call.
+  bool sendTlsOutput() {
+    if (tlsIo.out.empty()) return state_ != State::kDead;
+    std::string out = takeTlsOutput();
+    bool ok = queueRaw(out, {});
+    returnTlsOutput(std::move(out));
+    return ok;
+  }
+
+  // Writes `a` then `b` to the socket now if nothing is queued before them, else queues them. False when the queue
+  // passed the slow-consumer limit (the connection is then closed).
+  bool queueRaw(std::string_view a, std::string_view b) {
     if (state_ == State::kDead) return false;
     std::size_t done = 0;
     if (queued() == 0 && !writeWaiting_) {
@@ -280,6 +386,17 @@ class PlainWebSocket final : public SessionBase, public WsConnection, private ws
   // Everything queued is out: a draining connection half-closes now.
   void afterFlush() {
     if (state_ != State::kDraining || halfClosed_) return;
+    if (ssl_ && !closeNotifySent_) {
+      // TLS ends with our close_notify before the TCP half-close (RFC 8446 section 6.1).
+      closeNotifySent_ = true;
+      ERR_clear_error();
+      SSL_shutdown(ssl_);
+      ERR_clear_error();
+      if (!tlsIo.out.empty()) {
+        sendTlsOutput();  // comes back here once it is out
+        return;
+      }
+    }
     halfClosed_ = true;
     ::shutdown(fd(), SHUT_WR);
     deadline_ = SteadyClock::now() + kLingerTime;
@@ -307,7 +424,11 @@ class PlainWebSocket final : public SessionBase, public WsConnection, private ws
         } else {
           lastRx_ = SteadyClock::now();
           pingSent_ = false;
-          ingest(buffer, static_cast<std::size_t>(n));
+          if (ssl_) {
+            if (!decrypt(buffer, static_cast<std::size_t>(n))) return;
+          } else {
+            ingest(buffer, static_cast<std::size_t>(n));
+          }
         }
         if (static_cast<std::size_t>(n) < kReadChunk) return;  // a short read emptied the socket
         continue;
@@ -327,6 +448,47 @@ class PlainWebSocket final : public SessionBase, public WsConnection, private ws
       readPosted_ = false;
       if (state_ != State::kDead) onReadable();
     });
+  }
+
+  // TLS: hands the received records to OpenSSL and parses the plaintext they hold. False when the connection ended
+  // (the peer's close_notify or a TLS error; the handler has been told).
+  bool decrypt(const char* data, std::size_t size) {
+    char* plain = plainBuffer();
+    bool ended = false;
+    while (readable()) {
+      // The input is handed over for this call only: what it leaves is kept here, not in the worker's TlsIo, which
+      // the handler's sends to other connections use meanwhile; and what the call wrote (a key update's answer,
+      // say) leaves at once, before any other connection's records can join it in tlsIo.out.
+      tlsIo.in = data;
+      tlsIo.inLen = size;
+      ERR_clear_error();
+      int n = SSL_read(ssl_, plain, static_cast<int>(kReadChunk));
+      int error = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, n);
+      data = tlsIo.in;
+      size = tlsIo.inLen;
+      tlsIo.in = nullptr;
+      tlsIo.inLen = 0;
+      if (!tlsIo.out.empty() && !sendTlsOutput()) return false;
+      if (n > 0) {
+        ingest(plain, static_cast<std::size_t>(n));
+        continue;
+      }
+      if (error == SSL_ERROR_WANT_READ) break;
+      // close_notify (SSL_ERROR_ZERO_RETURN) ends the stream as a TCP close would; anything else is a TLS error:
+      // no more records can be trusted.
+      if (error != SSL_ERROR_ZERO_RETURN) {
+        spdlog::debug("ws {}: TLS error {}, closing", remoteAddress(), error);
+        metrics::registry().drop(metrics::Drop::kTlsBad);
+      }
+      ERR_clear_error();
+      ended = true;
+      break;
+    }
+    if (!ended) return state_ != State::kDead;
+    bool wasOpen = readable();
+    die();
+    if (wasOpen) notifyClosed();
+    return false;
   }
 
   // Parses the whole frames in what was read (in place when no partial frame is pending), keeps the rest.
@@ -413,6 +575,7 @@ class PlainWebSocket final : public SessionBase, public WsConnection, private ws
   WsPoller& poller_;
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
+  SSL* ssl_;  // TLS, or nullptr
   std::string rx_;  // a partial frame (empty while idle)
   std::string tx_;  // what the socket did not take yet, from txSent_ on (empty while idle)
   std::size_t txSent_ = 0;
@@ -424,14 +587,14 @@ class PlainWebSocket final : public SessionBase, public WsConnection, private ws
   uint16_t peerCloseCode_ = 0;
   State state_ = State::kOpen;
   bool opened_ = false, notified_ = false, readPosted_ = false, writeWaiting_ = false, pingSent_ = false,
-       halfClosed_ = false;
+       halfClosed_ = false, closeNotifySent_ = false;
 };
 
 void WsPoller::poll() {
   epoll_event events[256];
   for (int round = 0; round < 4; ++round) {
     int n = ::epoll_wait(epoll_.native_handle(), events, 256, 0);
-    for (int i = 0; i < n; ++i) static_cast<PlainWebSocket*>(events[i].data.ptr)->onEvents(events[i].events);
+    for (int i = 0; i < n; ++i) static_cast<BareWebSocket*>(events[i].data.ptr)->onEvents(events[i].events);
     if (n < 256) return;  // (errors too: the re-armed wait asks again)
   }
   // Still more ready: the kernel reports an epoll set whose ready list is not empty as readable again, so the
@@ -440,12 +603,32 @@ void WsPoller::poll() {
 
 }  // namespace
 
-void startPlainWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::string_view leftover,
-                         const Request& request, std::string_view key) {
+void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, std::string_view leftover,
+                        const Request& request, std::string_view key) {
   auto& slot = srv.wsPollers[worker];
   if (!slot) slot = std::make_shared<WsPoller>(srv.pool.context(worker));
-  auto* ws = new PlainWebSocket(srv, *static_cast<WsPoller*>(slot.get()), worker, fd);  // owns itself: see die()
+  auto* ws = new BareWebSocket(srv, *static_cast<WsPoller*>(slot.get()), worker, fd, ssl);  // owns itself: die()
   ws->start(leftover, request, key);
+}
+
+SSL* takeOverTls(SSL* ssl) {
+  // Only when nothing is in flight inside Asio's TLS stream: no decrypted byte unread, no record received but not
+  // decrypted, none written but not sent. A client sends nothing after its upgrade request until the 101 comes.
+  BIO* rbio = SSL_get_rbio(ssl);
+  BIO* wbio = SSL_get_wbio(ssl);
+  if (SSL_has_pending(ssl) || !rbio || !wbio || BIO_ctrl_pending(rbio) != 0 || BIO_ctrl_wpending(wbio) != 0) {
+    return nullptr;
+  }
+  BIO* bio = BIO_new(bioMethod());
+  if (!bio || SSL_up_ref(ssl) != 1) {
+    if (bio) BIO_free(bio);
+    return nullptr;
+  }
+  SSL_set_bio(ssl, bio, bio);  // frees Asio's half of its BIO pair; Asio frees the other half and drops its reference
+  SSL_clear_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
+  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+  return ssl;
 }
 
 }  // namespace kaiwa::http::detail

@@ -83,6 +83,9 @@ export async function startServer(opts = {}) {
     if (opts.resumeGrace) args.push('--resume-grace', opts.resumeGrace);
     if (process.env.KAIWA_WEB_ROOT) args.push('--web-root', resolve(process.env.KAIWA_WEB_ROOT));
     args.push(...(opts.extraArgs ?? []));
+    // opts.tls: HTTPS with a certificate made at start-up; the caller trusts it (NODE_TLS_REJECT_UNAUTHORIZED=0 for
+    // Node, ignoreHTTPSErrors for the browser context).
+    if (opts.tls) args.push('--tls-self-signed');
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
     const logs = [];
     const keep = (chunk) => {
@@ -95,7 +98,7 @@ export async function startServer(opts = {}) {
     proc.stderr.on('data', keep);
     let exited = null;
     const exitPromise = new Promise((r) => proc.on('exit', (code, signal) => { exited = { code, signal }; r(exited); }));
-    const url = `http://127.0.0.1:${port}`;
+    const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     const deadline = Date.now() + 15_000;
     while (!exited && Date.now() < deadline) {
       if (await healthy(url)) {
@@ -145,7 +148,10 @@ export async function launchBrowser() {
  * Returns { page, context, id, errors, close() }.
  */
 export async function openPeer(browser, server, room, name, opts = {}) {
-  const context = await browser.newContext({ viewport: opts.viewport ?? { width: 1100, height: 760 } });
+  const context = await browser.newContext({
+    viewport: opts.viewport ?? { width: 1100, height: 760 },
+    ignoreHTTPSErrors: server.url.startsWith('https:'),
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   const errors = [];

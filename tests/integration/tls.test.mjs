@@ -1,0 +1,207 @@
+// WSS: kaiwa's WebSockets over TLS (--tls-self-signed), served by the same bare-descriptor layer as plain TCP once
+// Asio has done the TLS handshake and read the upgrade request (src/http/websocket.cpp).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect as tcpConnect, createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { ROOT, uniqueRoom } from '../e2e/helpers.mjs';
+import { Client, WAIT, clientFrame, sleep } from './client.mjs';
+
+// The server's certificate is self-signed: this process (one test file) trusts it blindly, on loopback only.
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startTlsServer(extra = []) {
+  const port = await freePort();
+  const proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--tls-self-signed', '--no-turn', ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  proc.stdout.on('data', (d) => { logs += d; });
+  proc.stderr.on('data', (d) => { logs += d; });
+  const exited = new Promise((r) => proc.on('exit', r));
+  const url = `https://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch { /* not yet */ }
+    await sleep(100);
+  }
+  return {
+    url,
+    port,
+    proc,
+    logs: () => logs,
+    async metric(name) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+      return line ? Number(line.split(' ').pop()) : NaN;
+    },
+    async stop() {
+      if (proc.exitCode !== null) return;
+      proc.kill('SIGTERM');
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** A raw TLS connection upgraded to a WebSocket on /ws and joined to `room`; `got` collects what it reads. */
+async function openRawTls(server, room, socket) {
+  const tls = tlsConnect({ host: '127.0.0.1', port: server.port, rejectUnauthorized: false, socket });
+  await new Promise((r, j) => { tls.once('secureConnect', r); tls.once('error', j); });
+  const peer = { tls, got: Buffer.alloc(0), ended: false };
+  tls.on('data', (d) => { peer.got = Buffer.concat([peer.got, d]); });
+  tls.on('end', () => { peer.ended = true; });
+  tls.on('error', () => {});
+  const until = async (pred, what) => {
+    const deadline = Date.now() + WAIT;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`no ${what}`);
+      await sleep(10);
+    }
+  };
+  tls.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  await until(() => peer.got.includes('"type":"hello"'), 'upgrade');
+  tls.write(clientFrame(1, Buffer.from(JSON.stringify({ v: 1, type: 'join', id: 1, room, name: 'Raw' }))));
+  await until(() => peer.got.includes('"re":1'), 'join reply');
+  peer.until = until;
+  return peer;
+}
+
+test('WSS: join, relay, large messages across TLS records, chat and leave', async () => {
+  const server = await startTlsServer();
+  try {
+    const room = uniqueRoom('tls');
+    const a = await Client.open(server);
+    const b = await Client.open(server);
+    assert.equal((await a.join(room, 'Alice')).type, 'ok');
+    assert.equal((await b.join(room, 'Bob')).type, 'ok');
+    b.send({ type: 'signal', to: a.peer, data: { description: { type: 'offer', sdp: 'v=0\r\n' } } });
+    assert.equal((await a.waitFor((m) => m.type === 'signal')).data.description.sdp, 'v=0\r\n');
+    // 60 000 bytes: four TLS records each way, and more than one read.
+    const big = 'あ'.repeat(20_000);
+    a.send({ type: 'message', to: b.peer, data: big });
+    assert.equal((await b.waitFor((m) => m.type === 'message')).data, big);
+    b.send({ type: 'message', to: a.peer, data: big + '!' });
+    assert.equal((await a.waitFor((m) => m.type === 'message')).data, big + '!');
+    for (let i = 0; i < 50; i++) a.send({ type: 'message', to: b.peer, data: i });
+    await b.until(() => b.messages.filter((m) => m.type === 'message').length === 51, WAIT, '50 more');
+    assert.deepEqual(b.messages.filter((m) => m.type === 'message').slice(1).map((m) => m.data),
+      Array.from({ length: 50 }, (_, i) => i), 'in order');
+    assert.equal((await b.request({ type: 'chat', text: 'TLS でも' })).type, 'ok');
+    assert.equal((await a.waitFor((m) => m.type === 'chat')).text, 'TLS でも');
+    assert.equal((await a.request({ type: 'leave' })).type, 'ok');
+    assert.equal((await b.waitFor((m) => m.type === 'peer-left')).peer, a.peer);
+    a.close();
+    assert.equal((await a.waitClosed()).code, 1005);
+    assert.equal(await server.metric('kaiwa_ws_tls_beast_total'), 0, 'served by the bare layer, not the fallback');
+    b.close();
+    await b.waitClosed();
+    await sleep(200);
+    assert.equal(await server.metric('kaiwa_websocket_connections'), 0);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('WSS on the wire: ping between fragments, 1007 for bad UTF-8, then close_notify and the end', async () => {
+  const server = await startTlsServer();
+  try {
+    const room = uniqueRoom('tls');
+    const reader = await Client.open(server);
+    await reader.join(room, 'Reader');
+    const raw = await openRawTls(server, room);
+    const text = Buffer.from(JSON.stringify({ v: 1, type: 'chat', text: '断片 over TLS' }));
+    raw.tls.write(clientFrame(1, text.subarray(0, 10), { fin: false }));
+    raw.tls.write(clientFrame(9, Buffer.from('hi')));
+    raw.tls.write(clientFrame(0, text.subarray(10)));
+    assert.equal((await reader.waitFor((m) => m.type === 'chat')).text, '断片 over TLS');
+    await raw.until(() => raw.got.includes(Buffer.from([0x8a, 0x02, 0x68, 0x69])), 'pong');
+    raw.tls.write(clientFrame(1, Buffer.from([0x7b, 0xc0, 0xaf, 0x7d])));
+    await raw.until(() => raw.got.includes(Buffer.from([0x88, 0x02, 0x03, 0xef])), 'close frame with 1007');
+    raw.tls.write(clientFrame(8, Buffer.from([0x03, 0xef])));  // the client's half of the close handshake
+    await raw.until(() => raw.ended, 'close_notify (end of the TLS stream)');
+    assert.equal((await reader.request({ type: 'chat', text: 'still here' })).type, 'ok');
+    reader.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('WSS: a corrupt TLS record closes that connection only, and is counted', async () => {
+  // No grace period: a dropped peer leaves at once, which the other member sees.
+  const server = await startTlsServer(['--resume-grace', '0s']);
+  try {
+    const room = uniqueRoom('tls');
+    const other = await Client.open(server);
+    await other.join(room, 'Other');
+    const tcp = tcpConnect({ host: '127.0.0.1', port: server.port });
+    await new Promise((r) => tcp.once('connect', r));
+    const raw = await openRawTls(server, room, tcp);
+    const closed = new Promise((r) => tcp.once('close', r));
+    // An application-data record of garbage, written under the TLS layer: it cannot decrypt.
+    tcp.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(64)]));
+    await closed;
+    assert.ok(await other.waitFor((m) => m.type === 'peer-left'));
+    assert.equal(await server.metric('kaiwa_dropped_total{reason="tls_bad"}'), 1);
+    assert.equal((await other.request({ type: 'chat', text: 'fine' })).type, 'ok');
+    other.close();
+    raw.tls.destroy();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('WSS: SIGTERM tells the client bye and closes its WebSocket', async () => {
+  const server = await startTlsServer(['--shutdown-timeout', '3s']);
+  try {
+    const a = await Client.open(server);
+    await a.join(uniqueRoom('tls'), 'A');
+    server.proc.kill('SIGTERM');
+    assert.equal((await a.waitFor((m) => m.type === 'bye')).type, 'bye');
+    assert.equal((await a.waitClosed()).code, 1001);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('WSS: a client that sends its first frame without waiting for the 101 is served', async () => {
+  const server = await startTlsServer();
+  try {
+    const tls = tlsConnect({ host: '127.0.0.1', port: server.port, rejectUnauthorized: false });
+    await new Promise((r, j) => { tls.once('secureConnect', r); tls.once('error', j); });
+    let got = Buffer.alloc(0);
+    tls.on('data', (d) => { got = Buffer.concat([got, d]); });
+    // The request and a join in one burst: the join is read with the request (it reaches the WebSocket as bytes left
+    // over past the request) or, if it is still a record inside Asio's stream at the upgrade, Beast serves it.
+    tls.cork();
+    tls.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    tls.write(clientFrame(1, Buffer.from(JSON.stringify({ v: 1, type: 'join', id: 1, room: uniqueRoom('tls'), name: 'Eager' }))));
+    tls.uncork();
+    const deadline = Date.now() + WAIT;
+    while (!got.includes('"re":1') && Date.now() < deadline) await sleep(10);
+    assert.ok(got.includes('"type":"hello"') && got.includes('"re":1,'), 'hello and the join reply');
+    const fallback = await server.metric('kaiwa_ws_tls_beast_total');
+    assert.ok(fallback === 0 || fallback === 1);
+    tls.destroy();
+  } finally {
+    await server.stop();
+  }
+});
