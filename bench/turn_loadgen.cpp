@@ -213,6 +213,7 @@ struct Options {
   bool json = false;
   int bufferBytes = 4 << 20;  // SO_RCVBUF/SO_SNDBUF of the generator's UDP sockets
   double setupTimeout = 30;
+  int tlsMax = 0;  // --tls-max 1.2: offer TLS 1.2 at most (default: what OpenSSL offers, TLS 1.3)
 };
 
 // ---------------------------------------------------------------- per-thread state
@@ -977,7 +978,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: kaiwa-turn-loadgen [--mode udp|tcp|tls] [--server 127.0.0.1:PORT] [--rate RT_PER_S]\n"
                "         [--allocations N] [--threads T] [--size BYTES] [--tick-us US] [--warmup S] [--duration S]\n"
-               "         [--drain S] [--user NAME] [--password PW] [--server-pid PID] [--buffer BYTES] [--json]\n"
+               "         [--drain S] [--user NAME] [--password PW] [--server-pid PID] [--buffer BYTES] [--tls-max 1.2|1.3]\n"
+               "         [--json]\n"
                "       kaiwa-turn-loadgen --self-test\n"
                "  --rate        round trips/s offered in total (default 10000), spread evenly over the allocations\n"
                "  --allocations TURN allocations (default 50), each with its own socket (UDP) or connection (tcp/tls)\n"
@@ -1036,6 +1038,12 @@ int run(int argc, char** argv) {
     else if (a == "--server-pid") o.serverPid = std::atoi(next().c_str());
     else if (a == "--buffer") o.bufferBytes = std::atoi(next().c_str());
     else if (a == "--json") o.json = true;
+    else if (a == "--tls-max") {
+      std::string v = next();
+      if (v == "1.2") o.tlsMax = TLS1_2_VERSION;
+      else if (v == "1.3") o.tlsMax = TLS1_3_VERSION;
+      else return usage(), 2;
+    }
     else return usage(), 2;
   }
   // Loopback only, and every loop bounded.
@@ -1052,6 +1060,7 @@ int run(int argc, char** argv) {
     ctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (o.tlsMax) SSL_CTX_set_max_proto_version(ctx, o.tlsMax);
   }
   std::vector<std::unique_ptr<Worker>> workers;
   int64_t setupStart = nowNs();

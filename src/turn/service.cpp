@@ -51,6 +51,7 @@ constexpr size_t kMaxTcpBuffered = 1 << 20;  // per connection, both ways
 constexpr int kDrainRounds = 16;             // recvmmsg batches per socket per wake-up
 constexpr int kReadyBatch = 128;             // UDP sockets taken from the worker's epoll set per wake-up
 constexpr uint64_t kListenTag = 0;           // the worker's listening UDP socket in that set (relay ids start at 1)
+constexpr uint64_t kConnectionTag = 1ULL << 32;  // | connection id: a TURN TCP/TLS client connection in that set
 constexpr size_t kTcpInitialBuffer = 2048;   // grows to the largest frame seen (64 KiB + header at most)
 constexpr size_t kTcpMaxFrame = 65536 + 8;
 // TCP allocations (RFC 6062): a bound pipe reads 16 KiB at a time, and stops reading one side while more than
@@ -134,6 +135,7 @@ class TurnService::Worker : public TurnIo {
     bool closed = false;
     bool failed = false;  // SSL_write failed: close at the next flush
     bool dirty = false;   // in dirty_, to be written at the flush
+    bool watched = false; // read through the worker's epoll set (udpSet_) rather than an asio read
     // RFC 6062 client data connection: after its ConnectionBind, raw bytes to and from `pipe`.
     bool dataConnection = false;
     std::shared_ptr<PeerConn> pipe;
@@ -460,6 +462,8 @@ class TurnService::Worker : public TurnIo {
           uint64_t tag = ready_[size_t(i)].data.u64;
           if (tag == kListenTag)
             drainListen(t, unix);
+          else if (tag & kConnectionTag)
+            readReady(uint32_t(tag));  // (nor a connection)
           else
             drainRelay(RelayId(tag), t);  // (a relay closed earlier in this loop is no longer in relays_)
         }
@@ -524,7 +528,7 @@ class TurnService::Worker : public TurnIo {
             c->cipherIn.resize(16384);
           }
           connections_[id] = c;
-          readTcp(c);
+          watch(c);
         }
       }
       accept(acceptor, tls);
@@ -534,6 +538,7 @@ class TurnService::Worker : public TurnIo {
   void closeConnection(const std::shared_ptr<Connection>& c, bool notify = true) {
     if (c->closed) return;
     c->closed = true;
+    unwatch(c);
     boost::system::error_code ec;
     c->socket.close(ec);
     if (c->timer) c->timer->cancel();
@@ -615,8 +620,49 @@ class TurnService::Worker : public TurnIo {
     if (c->closed) return;
     std::memmove(c->in.data(), c->in.data() + pos, c->used - pos);
     c->used -= pos;
-    if (c->dataConnection) return pipeFromClient(c);  // bytes after the ConnectionBind are the peer's already
-    readTcp(c);
+    if (c->dataConnection) {  // bytes after the ConnectionBind are the peer's already; a pipe reads through asio
+      unwatch(c);
+      return pipeFromClient(c);
+    }
+    if (!c->watched) watch(c);
+  }
+
+  // A control connection is read when the worker's epoll set says it is readable: one recv per ready connection and
+  // loop turn, and none that only finds the socket empty (asio's async_read_some tries a recv before every wait).
+  void watch(const std::shared_ptr<Connection>& c) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = kConnectionTag | c->tuple.connection;
+    if (::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_ADD, c->socket.native_handle(), &e) != 0) return readTcp(c);
+    c->watched = true;
+  }
+
+  void unwatch(const std::shared_ptr<Connection>& c) {
+    if (!c->watched) return;
+    c->watched = false;
+    ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_DEL, c->socket.native_handle(), nullptr);
+  }
+
+  void readReady(uint32_t id) {
+    auto it = connections_.find(id);
+    if (it == connections_.end() || !it->second->watched) return;
+    std::shared_ptr<Connection> c = it->second;
+    uint8_t* at = c->ssl ? c->cipherIn.data() : c->in.data() + c->used;
+    size_t room = c->ssl ? c->cipherIn.size() : c->in.size() - c->used;
+    if (room == 0) return closeConnection(c);
+    ssize_t n = ::recv(c->socket.native_handle(), at, room, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) return closeConnection(c);
+    if (c->ssl) {
+      if (!decrypt(c, size_t(n))) return closeConnection(c);
+    } else {
+      c->used += size_t(n);
+    }
+    if (c->dataConnection) {
+      unwatch(c);
+      return pipeFromClient(c);
+    }
+    processFrames(c);
   }
 
   bool handOff(const std::shared_ptr<Connection>& c, size_t pos, uint32_t target) {
@@ -624,6 +670,7 @@ class TurnService::Worker : public TurnIo {
     if (!c->writing.empty() || !c->pending.empty() || !c->cipherOut.empty() ||
         (c->ssl && BIO_ctrl_pending(SSL_get_wbio(c->ssl)) != 0))
       return false;
+    unwatch(c);
     boost::system::error_code ec;
     int fd = c->socket.release(ec);
     if (ec || fd < 0) return false;
@@ -941,7 +988,7 @@ class TurnService::Worker : public TurnIo {
 
   asio::io_context& ctx_;
   int udpFd_ = -1;
-  asio::posix::stream_descriptor udpSet_;  // epoll set of the listening UDP socket and the relay sockets
+  asio::posix::stream_descriptor udpSet_;  // epoll set: the listening UDP socket, the relays, TCP/TLS control connections
   std::array<epoll_event, kReadyBatch> ready_{};
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;
