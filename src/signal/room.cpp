@@ -99,17 +99,18 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   }
   Peer& peer = it->second;
   peer.id = &it->first;
-  peer.name = std::move(req.name);
   peer.state = req.state;
   if (!req.token.empty()) {
-    peer.resumeToken = std::move(req.token);
+    peer.tokenAndName = std::move(req.token);
   } else if (policy_.resumable) {
-    peer.resumeToken = common::randomToken(kResumeTokenLength);
+    peer.tokenAndName = common::randomToken(kResumeTokenLength);
   }
+  peer.tokenLength = static_cast<uint32_t>(peer.tokenAndName.size());
+  peer.tokenAndName += req.name;
   peer.endpoint = req.from;
   peer.deadline = now;
   reply(out, req.from,
-        ev::Joined{req.re, name_, it->first, peer.resumeToken,
+        ev::Joined{req.re, name_, it->first, std::string(peer.resumeToken()),
                    policy_.announce ? othersThan(nullptr) : std::vector<PeerInfo>{}, false});
   link(peer);
   if (policy_.announce) broadcast(make(ev::PeerJoined{peer.info()}), &peer, out);
@@ -122,7 +123,7 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
 bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::string_view token, TimePoint now,
                   Outbox& out) {
   auto it = peers_.find(std::string(peerId));
-  if (!policy_.resumable || it == peers_.end() || token.empty() || it->second.resumeToken != token ||
+  if (!policy_.resumable || it == peers_.end() || token.empty() || it->second.resumeToken() != token ||
       (!it->second.attached && now >= it->second.deadline)) {
     refuseJoin(out, from, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
     return false;
@@ -137,11 +138,14 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   p.endpoint = from;
   p.deadline = now;
   reply(out, from,
-        ev::Joined{re, name_, *p.id, p.resumeToken, policy_.announce ? othersThan(&p) : std::vector<PeerInfo>{},
-                   true});
-  if (auto q = queues_.find(&p); q != queues_.end()) {
-    for (auto& e : q->second.items) out.push_back({from, std::move(e)});
-    queues_.erase(q);
+        ev::Joined{re, name_, *p.id, std::string(p.resumeToken()),
+                   policy_.announce ? othersThan(&p) : std::vector<PeerInfo>{}, true});
+  if (queues_) {
+    if (auto q = queues_->find(&p); q != queues_->end()) {
+      for (auto& e : q->second.items) out.push_back({from, std::move(e)});
+      queues_->erase(q);
+      if (queues_->empty()) queues_.reset();
+    }
   }
   metrics::add(metrics::registry().resumes);
   return true;
@@ -214,7 +218,7 @@ void Room::chat(Endpoint from, int64_t re, std::string_view peerId, std::string 
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
   if (re != kNoRequest) reply(out, from, ev::Ok{re, wallMs});
-  broadcast(make(ev::Chat{*p->id, p->name, std::move(text), wallMs}), nullptr, out);
+  broadcast(make(ev::Chat{*p->id, std::string(p->name()), std::move(text), wallMs}), nullptr, out);
 }
 
 void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const MediaStatePatch& patch,
@@ -352,7 +356,8 @@ void Room::deliver(Peer& to, const EventPtr& event, Outbox& out) {
     out.push_back({to.endpoint, event});
     return;
   }
-  Queue& q = queues_[&to];
+  if (!queues_) queues_ = std::make_unique<std::unordered_map<const Peer*, Queue>>();
+  Queue& q = (*queues_)[&to];
   q.items.push_back(event);
   q.bytes += approximateSize(*event);
   while (!q.items.empty() &&
@@ -388,7 +393,10 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   if (it == peers_.end()) return;
   if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);
   unlink(it->second);
-  queues_.erase(&it->second);
+  if (queues_) {
+    queues_->erase(&it->second);
+    if (queues_->empty()) queues_.reset();
+  }
   peers_.erase(it);
   metrics::add(metrics::registry().peers, -1);
   if (policy_.announce) broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);

@@ -102,15 +102,17 @@ class Room {
   // once per member; the join order is a list through the members themselves.
   struct Peer {
     const std::string* id = nullptr;  // the key of its peers_ entry
-    std::string name;
-    std::string resumeToken;
+    std::string tokenAndName;         // the resume token, then the name: one string (often inline) for both
     Endpoint endpoint;
     TimePoint deadline{};  // attached: the last sign of life (RoomPolicy::aliveTimeout); detached: end of the grace
     Peer* prev = nullptr;  // join order
     Peer* next = nullptr;
+    uint32_t tokenLength = 0;
     MediaState state;
     bool attached = true;
-    PeerInfo info() const { return PeerInfo{*id, name, state}; }
+    std::string_view resumeToken() const { return std::string_view(tokenAndName).substr(0, tokenLength); }
+    std::string_view name() const { return std::string_view(tokenAndName).substr(tokenLength); }
+    PeerInfo info() const { return PeerInfo{*id, std::string(name()), state}; }
   };
 
   // Events kept for a detached member (made by the first one; an idle member has none).
@@ -144,10 +146,10 @@ class Room {
   RoomPolicy policy_;
   std::unique_ptr<HeldMap> held_;  // made by the first message held (RoomPolicy::holdForAbsent)
   std::size_t heldBytes_ = 0;
-  std::unordered_map<std::string, Peer> peers_;
+  std::unordered_map<std::string, Peer> peers_{2};  // 2 buckets to start with (the default first makes 13)
   Peer* first_ = nullptr;  // join order: oldest...
   Peer* last_ = nullptr;   // ...newest
-  std::unordered_map<const Peer*, Queue> queues_;  // detached members with events kept
+  std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
 };
 
 // The Outbox helpers front doors and tests use.
