@@ -20,17 +20,19 @@ struct Limits {
   std::size_t resumeQueueBytes = 1024 * 1024;
 };
 
-// Token bucket: `rate` tokens per second, at most `burst` saved up. One message costs one token.
-class RateLimiter {
+// Token bucket: `rate` tokens per second, at most `burst` saved up. One message costs one token. The rate and the
+// burst come with each call, so that objects there are many of (one per connection), all with the same settings,
+// hold 16 bytes and not 32.
+class TokenBucket {
  public:
-  RateLimiter(double rate, double burst, TimePoint now) : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
+  TokenBucket(double burst, TimePoint now) : tokens_(burst), last_(now) {}
 
   // True if the message may pass; false if it must be dropped.
-  bool allow(TimePoint now) {
-    if (rate_ <= 0) return true;  // unlimited
+  bool allow(TimePoint now, double rate, double burst) {
+    if (rate <= 0) return true;  // unlimited
     double elapsed = std::chrono::duration<double>(now - last_).count();
     if (elapsed > 0) {
-      tokens_ = std::min(burst_, tokens_ + elapsed * rate_);
+      tokens_ = std::min(burst, tokens_ + elapsed * rate);
       last_ = now;
     }
     if (tokens_ < 1.0) return false;
@@ -39,10 +41,22 @@ class RateLimiter {
   }
 
  private:
-  double rate_;
-  double burst_;
   double tokens_;
   TimePoint last_;
+};
+
+// A TokenBucket with its settings.
+class RateLimiter {
+ public:
+  RateLimiter(double rate, double burst, TimePoint now) : rate_(rate), burst_(burst), bucket_(burst, now) {}
+
+  // True if the message may pass; false if it must be dropped.
+  bool allow(TimePoint now) { return bucket_.allow(now, rate_, burst_); }
+
+ private:
+  double rate_;
+  double burst_;
+  TokenBucket bucket_;
 };
 
 }  // namespace kaiwa::signal
