@@ -109,7 +109,7 @@ Session::Session(Service& service, http::WsConnection& conn, std::optional<std::
       conn_(conn),
       handshake_(std::make_unique<Handshake>(Handshake{std::move(key), std::move(token)})),
       id_(id.value_or("")),
-      limiter_(service.hub().limits().messagesPerSecond, service.hub().limits().burst, Clock::now()) {}
+      limiter_(service.hub().limits().burst, Clock::now()) {}
 
 Session::~Session() = default;
 
@@ -122,7 +122,7 @@ void Session::refuse(std::string frame) {
 void Session::onOpen() {
   open_ = true;
   Hub& hub = service_.hub();
-  endpoint_ = hub.attach(conn_.worker(), this);
+  session_ = hub.attach(conn_.worker(), this).session;
   auto handshake = std::move(handshake_);
   const auto& key = handshake->key;
   auto& token = handshake->token;
@@ -148,7 +148,7 @@ void Session::onOpen() {
     }
   }
   phase_ = Phase::kJoining;
-  hub.onRoom(service_.room(), [ep = endpoint_, room = service_.room(), policy = service_.policy(), id = id_,
+  hub.onRoom(service_.room(), [ep = endpoint(), room = service_.room(), policy = service_.policy(), id = id_,
                                token = std::move(*token)](RoomHost& rooms, Outbox& out) mutable {
     Room* r = rooms.findOrCreate(room, policy);
     if (!r) {
@@ -168,11 +168,11 @@ void Session::onOpen() {
 void Session::onClose() {
   if (!open_) return;
   open_ = false;
-  service_.hub().detach(endpoint_);
+  service_.hub().detach(endpoint());
   unlist();
   if (phase_ == Phase::kIdle) return;
   phase_ = Phase::kIdle;
-  service_.hub().onRoom(service_.room(), [ep = endpoint_, room = service_.room(), id = id_](RoomHost& rooms,
+  service_.hub().onRoom(service_.room(), [ep = endpoint(), room = service_.room(), id = id_](RoomHost& rooms,
                                                                                            Outbox& out) {
     if (Room* r = rooms.find(room)) {
       r->detach(ep, Clock::now(), out, false, id);
@@ -191,11 +191,11 @@ void Session::onMessage(std::string_view payload, bool binary) {
   auto& m = metrics::registry();
   metrics::add(m.messagesIn);
   // PeerServer answers nothing to what it does not like, and an ERROR would make the client give up: drop + count.
-  if (!limiter_.allow(Clock::now())) {
+  Hub& hub = service_.hub();
+  if (!limiter_.allow(Clock::now(), hub.limits().messagesPerSecond, hub.limits().burst)) {
     m.drop(metrics::Drop::kRateLimited);
     return;
   }
-  Hub& hub = service_.hub();
   if (payload.size() > hub.limits().maxMessageBytes) {
     m.drop(metrics::Drop::kTooLarge);
     return;
@@ -213,7 +213,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
   // Tasks posted from one worker run in order on the owner, so messages sent while the join is in flight follow it.
   const std::string& room = service_.room();
   if (msg->type == MessageType::kHeartbeat) {
-    hub.onRoom(room, [ep = endpoint_, room, id = id_](RoomHost& rooms, Outbox&) {
+    hub.onRoom(room, [ep = endpoint(), room, id = id_](RoomHost& rooms, Outbox&) {
       if (Room* r = rooms.find(room)) r->touch(ep, id, Clock::now());
     });
     return;
@@ -222,7 +222,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
     if (msg->type != MessageType::kLeave) return;  // PeerServer drops it too
     phase_ = Phase::kIdle;
     unlist();
-    hub.onRoom(room, [ep = endpoint_, room, id = id_](RoomHost& rooms, Outbox& out) {
+    hub.onRoom(room, [ep = endpoint(), room, id = id_](RoomHost& rooms, Outbox& out) {
       if (Room* r = rooms.find(room)) {
         r->leave(ep, kNoRequest, id, out);
         rooms.reapIfEmpty(room);
@@ -230,7 +230,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
     });
     return;
   }
-  hub.onRoom(room, [ep = endpoint_, room, id = id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
+  hub.onRoom(room, [ep = endpoint(), room, id = id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
                      data = std::move(msg->payload), hold = heldForAbsent(msg->type)](RoomHost& rooms,
                                                                                       Outbox& out) mutable {
     if (Room* r = rooms.find(room)) r->relay(ep, id, dst, std::move(kind), std::move(data), hold, Clock::now(), out);

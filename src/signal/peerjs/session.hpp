@@ -67,6 +67,7 @@ class Session final : public http::WsHandler, public Connection {
 
  private:
   void refuse(std::string frame);
+  Endpoint endpoint() const { return Endpoint{conn_.worker(), session_}; }
   void unlist();
 
   enum class Phase : uint8_t { kIdle, kJoining, kJoined };
@@ -80,8 +81,8 @@ class Session final : public http::WsHandler, public Connection {
   http::WsConnection& conn_;
   std::unique_ptr<Handshake> handshake_;
   std::string id_;  // empty: none given
-  Endpoint endpoint_{};
-  RateLimiter limiter_;
+  uint64_t session_ = 0;  // the hub's id of this connection, on conn_.worker()
+  TokenBucket limiter_;  // Limits::messagesPerSecond, Limits::burst
   Phase phase_ = Phase::kIdle;
   bool open_ = false;
   bool listed_ = false;
