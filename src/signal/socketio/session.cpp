@@ -147,8 +147,9 @@ bool directed(std::string_view event) { return event == "offer" || event == "ans
 
 class EngineSession;
 
-// An id of at most 31 characters (Engine.IO sids "<worker>.<20 characters>", socket ids), held inline: a
+// An id of at most N characters (Engine.IO sids "<worker>.<20 characters>", socket ids of 20), held inline: a
 // std::string of more than 15 characters costs a heap block besides itself.
+template <std::size_t N>
 class InlineId {
  public:
   InlineId() = default;
@@ -160,9 +161,13 @@ class InlineId {
   bool empty() const { return len_ == 0; }
 
  private:
-  char buf_[31] = {};
+  char buf_[N] = {};
   uint8_t len_ = 0;
+  static_assert(N < 256);
 };
+
+using Sid = InlineId<31>;
+using SocketId = InlineId<20>;  // randomSocketId(): always 20 characters
 
 // A WebSocket transport; lives on `worker`, and `conn` is touched only there (null once the connection is gone).
 struct WsLink {
@@ -177,10 +182,15 @@ struct Membership final : Connection {
   void deliver(const EventPtr& event) override;
   std::string key() const { return roomKey(name, implicit); }  // the room core's name
 
+  std::optional<uint64_t> ack() const {
+    return joinAck >= 0 ? std::optional<uint64_t>(static_cast<uint64_t>(joinAck)) : std::nullopt;
+  }
+
   EngineSession& session;
   std::string name;  // as the client names it
   Endpoint endpoint{};
-  std::optional<uint64_t> joinAck;
+  int64_t joinAck = -1;              // the join-room's ack id, if it asked for one
+  std::unique_ptr<Membership> next;  // the socket's next room (EngineSession::memberships_, in join order)
   bool implicit;  // the room of a socket that joined none (quiet, no announcements)
   bool joined = false;
 };
@@ -290,7 +300,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
                 std::string queryToken)
       : svc_(svc),
         sid_(sid),
-        limiter_(svc.hub.limits().messagesPerSecond, svc.hub.limits().burst, Clock::now()),
+        limiter_(svc.hub.limits().burst, Clock::now()),
         worker_(worker) {
     if (!roomHint.empty() || !queryToken.empty()) {
       credentials_ = std::make_unique<Credentials>(Credentials{std::move(roomHint), std::move(queryToken), {}});
@@ -465,12 +475,12 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     m.joined = true;
-    if (m.joinAck) sendText(encodeAck(*m.joinAck, R"({"ok":true,"peers":)" + peers + "}"));
+    if (auto ack = m.ack()) sendText(encodeAck(*ack, R"({"ok":true,"peers":)" + peers + "}"));
   }
   void onRoomEvent(Membership& m, const ev::Error& e) {
     if (e.refusesJoin && !m.joined) {
       std::string name = m.name;
-      auto ack = m.joinAck;
+      auto ack = m.ack();
       bool implicit = m.implicit;
       dropMembership(m);  // m is gone after this
       if (!implicit) {
@@ -727,7 +737,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       }
     }
     connected_ = true;
-    socketId_ = InlineId(randomSocketId());
+    socketId_ = SocketId(randomSocketId());
     std::string data = R"(0{"sid":)";
     native::appendJsonString(data, socketId_.view());
     data += '}';
@@ -740,26 +750,39 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     if (!connected_) return;
     connected_ = false;
     assembler_.reset();
-    while (!memberships_.empty()) leaveRoom(*memberships_.back(), std::nullopt);
+    while (memberships_) {  // the last first
+      Membership* last = memberships_.get();
+      while (last->next) last = last->next.get();
+      leaveRoom(*last, std::nullopt);
+    }
+  }
+
+  // The socket's rooms, in join order (a list through the memberships: an idle socket is in one).
+  template <typename F>
+  void forEachMembership(F&& f) const {
+    for (Membership* m = memberships_.get(); m; m = m->next.get()) f(*m);
   }
 
   std::size_t explicitRooms() const {
     std::size_t n = 0;
-    for (const auto& m : memberships_) n += m->implicit ? 0 : 1;
+    forEachMembership([&n](const Membership& m) { n += m.implicit ? 0 : 1; });
     return n;
   }
 
   Membership* membership(std::string_view name, bool implicit) {
-    for (auto& m : memberships_) {
-      if (m->implicit == implicit && m->name == name) return m.get();
+    for (Membership* m = memberships_.get(); m; m = m->next.get()) {
+      if (m->implicit == implicit && m->name == name) return m;
     }
     return nullptr;
   }
 
   Membership& addMembership(std::string_view name, bool implicit, std::optional<uint64_t> ack) {
-    auto& m = memberships_.emplace_back(std::make_unique<Membership>(*this, name, implicit));
-    m->endpoint = svc_.hub.attach(worker_, m.get());
-    m->joinAck = ack;
+    std::unique_ptr<Membership>* tail = &memberships_;
+    while (*tail) tail = &(*tail)->next;
+    *tail = std::make_unique<Membership>(*this, name, implicit);
+    Membership* m = tail->get();
+    m->endpoint = svc_.hub.attach(worker_, m);
+    m->joinAck = ack ? static_cast<int64_t>(*ack) : -1;
     const RoomPolicy& policy = implicit ? svc_.implicitPolicy : svc_.explicitPolicy;
     std::string key = m->key();
     svc_.hub.onRoom(key, [ep = m->endpoint, key, policy, id = socketId_.str()](RoomHost& rooms, Outbox& out) {
@@ -768,7 +791,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
         refuseJoin(out, ep, kNoRequest, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
         return;
       }
-      r->join(JoinRequest{ep, kNoRequest, id, {}, id}, Clock::now(), out);
+      r->join(JoinRequest{ep, kNoRequest, {}, {}, id}, Clock::now(), out);  // no name: nothing here shows one
       rooms.reapIfEmpty(key);
     });
     return *m;
@@ -776,7 +799,12 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   void dropMembership(Membership& m) {
     svc_.hub.detach(m.endpoint);
-    std::erase_if(memberships_, [&m](const auto& p) { return p.get() == &m; });
+    for (std::unique_ptr<Membership>* slot = &memberships_; *slot; slot = &(*slot)->next) {
+      if (slot->get() == &m) {
+        *slot = std::move(m.next);  // m is gone after this
+        return;
+      }
+    }
   }
 
   // Leaves the room (the others get user-left); `ack` is answered at once.
@@ -827,7 +855,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     auto& m = metrics::registry();
     const json::array& args = p.data->as_array();
     std::string event(args[0].as_string());
-    if (!limiter_.allow(Clock::now())) {
+    if (!limiter_.allow(Clock::now(), svc_.hub.limits().messagesPerSecond, svc_.hub.limits().burst)) {
       m.drop(metrics::Drop::kRateLimited);
       fail(p.ackId, event, "rate-limited", "too many messages: slow down");
       return;
@@ -918,7 +946,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     std::string target(to->as_string());
-    if (memberships_.empty() || target == socketId_.view()) {
+    if (!memberships_ || target == socketId_.view()) {
       metrics::registry().drop(metrics::Drop::kUnknownPeer);
       fail(p.ackId, event, "unknown-peer", "no socket '" + target + "' in a room with you");
       return;
@@ -933,8 +961,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     Directed d;
     d.re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
     d.frames = encodeFor(std::move(p));
-    d.routes.reserve(memberships_.size());
-    for (const auto& m : memberships_) d.routes.push_back({m->key(), m->endpoint});
+    forEachMembership([&d](const Membership& m) { d.routes.push_back({m.key(), m.endpoint}); });
     d.id = socketId_.str();
     d.target = std::move(target);
     d.event = event;
@@ -986,8 +1013,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     std::optional<uint64_t> ack = p.ackId;
     std::string frames = encodeFor(std::move(p));
     std::vector<Membership*> targets;
-    for (auto& m : memberships_) {
-      if (!m->implicit) targets.push_back(m.get());
+    for (Membership* m = memberships_.get(); m; m = m->next.get()) {
+      if (!m->implicit) targets.push_back(m);
     }
     if (targets.empty()) {
       if (Membership* imp = membership(implicitName(), true)) targets.push_back(imp);
@@ -1017,16 +1044,16 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   // An idle WebSocket session holds only what is below; polling, attachments and credentials live apart, made when
   // used.
   Service::Impl& svc_;
-  InlineId sid_;
-  InlineId socketId_;
+  Sid sid_;
+  SocketId socketId_;
   TimePoint pingDue_{};  // when to ping, or (awaitingPong_) when the pong is late
   TimePoint lastErrorEvent_{};
-  RateLimiter limiter_;
+  TokenBucket limiter_;  // Limits::messagesPerSecond, Limits::burst
   std::shared_ptr<WsLink> ws_;
   std::unique_ptr<Polling> poll_;                  // sessions that started with long polling, until they upgrade
   std::unique_ptr<BinaryAssembler> assembler_;     // while a packet waits for its attachments
   std::unique_ptr<Credentials> credentials_;       // when the handshake or the CONNECT carried any
-  std::vector<std::unique_ptr<Membership>> memberships_;
+  std::unique_ptr<Membership> memberships_;  // the first room; the others follow through Membership::next
   uint32_t worker_;
   bool closed_ = false, awaitingPong_ = false, connected_ = false;
 };
@@ -1078,7 +1105,7 @@ class WsTransport final : public http::WsHandler {
     auto req = std::move(req_);
     if (!upgrade_) {
       auto s = svc_.create(owner_, *req);
-      sid_ = InlineId(s->sid());
+      sid_ = Sid(s->sid());
       s->startWebSocket(link_);
       return;
     }
@@ -1124,7 +1151,7 @@ class WsTransport final : public http::WsHandler {
   http::WsConnection& conn_;
   std::unique_ptr<http::Request> req_;  // until onOpen: an idle socket keeps no copy of its request
   uint32_t owner_;
-  InlineId sid_;
+  Sid sid_;
   bool upgrade_;
   std::shared_ptr<WsLink> link_;
 };
