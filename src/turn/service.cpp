@@ -1,6 +1,7 @@
 #include "turn/service.hpp"
 
 #include <ifaddrs.h>
+#include <linux/sock_diag.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -947,8 +948,27 @@ class TurnService::Worker : public TurnIo {
       if (ec) return;
       server_.tick(now());
       publish();
+      checkSocketDrops();
       armTimer();
     });
+  }
+
+  // Datagrams the kernel dropped because the listening UDP socket's receive buffer was full (the worker fell behind:
+  // the machine is out of CPU for it). kaiwa never sees them, so no kaiwa_turn_dropped_total counts them: say so in
+  // the log, at most once a minute.
+  void checkSocketDrops() {
+    std::array<uint32_t, SK_MEMINFO_VARS> info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(udpFd_, SOL_SOCKET, SO_MEMINFO, info.data(), &len) != 0 || len <= SK_MEMINFO_DROPS * 4) return;
+    uint32_t drops = info[SK_MEMINFO_DROPS];
+    if (drops == lastSocketDrops_) return;
+    unreportedSocketDrops_ += uint32_t(drops - lastSocketDrops_);
+    lastSocketDrops_ = drops;
+    if (now() - lastDropWarning_ < std::chrono::minutes(1)) return;
+    lastDropWarning_ = now();
+    spdlog::warn("turn: worker {}: the kernel dropped {} datagrams on the TURN UDP socket (receive buffer full: this "
+                 "worker is behind, the machine is short of CPU)", index_, unreportedSocketDrops_);
+    unreportedSocketDrops_ = 0;
   }
 
   // Adds what changed since the last call to the process-wide metrics.
@@ -1012,6 +1032,9 @@ class TurnService::Worker : public TurnIo {
   std::unordered_map<RelayId, std::unique_ptr<TcpRelay>> tcpRelays_;
   std::unordered_map<ConnectionId, std::shared_ptr<PeerConn>> peers_;
   uint64_t handoffs_ = 0;
+  uint32_t lastSocketDrops_ = 0;  // SK_MEMINFO_DROPS of udpFd_ (wraps)
+  uint64_t unreportedSocketDrops_ = 0;
+  TimePoint lastDropWarning_{};
   // Last, so destroyed first: its destructor closes the remaining relays through closeRelay(), which needs relays_.
   TurnServer server_;
 };
