@@ -40,8 +40,12 @@ int openBound(int type, const stun::Address& local, bool reusePort, bool v6Only,
 int bindUdp(const stun::Address& local, const UdpBindOptions& o, std::string* error) {
   int fd = openBound(SOCK_DGRAM, local, o.reusePort, o.v6Only, error);
   if (fd < 0) return -1;
-  if (o.receiveBuffer > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o.receiveBuffer, sizeof o.receiveBuffer);
-  if (o.sendBuffer > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o.sendBuffer, sizeof o.sendBuffer);
+  // SO_RCVBUF/SO_SNDBUF are capped at net.core.rmem_max/wmem_max (208 KiB on a default Linux: a few hundred
+  // datagrams, a few ms at high rates); a process with CAP_NET_ADMIN may go past the cap with the *FORCE options.
+  if (o.receiveBuffer > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &o.receiveBuffer, sizeof o.receiveBuffer) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o.receiveBuffer, sizeof o.receiveBuffer);
+  if (o.sendBuffer > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &o.sendBuffer, sizeof o.sendBuffer) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o.sendBuffer, sizeof o.sendBuffer);
   if (o.dontFragment) {
     int v = IP_PMTUDISC_DO;
     if (local.family == stun::Family::kV4)
@@ -61,6 +65,13 @@ int listenTcp(const stun::Address& local, bool reusePort, std::string* error) {
     return -1;
   }
   return fd;
+}
+
+int receiveBufferSize(int fd) {
+  int size = 0;
+  socklen_t len = sizeof size;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, &len) != 0) return 0;
+  return size / 2;  // the kernel reports twice what was asked (its bookkeeping overhead)
 }
 
 std::optional<stun::Address> localAddress(int fd) {

@@ -18,7 +18,8 @@ struct UdpBindOptions {
   bool reusePort = false;     // SO_REUSEPORT: one socket per worker on the same port
   bool v6Only = true;
   bool dontFragment = false;  // IP_PMTUDISC_DO
-  int receiveBuffer = 0;      // SO_RCVBUF / SO_SNDBUF when > 0
+  int receiveBuffer = 0;      // SO_RCVBUF / SO_SNDBUF when > 0 (the *FORCE variants first: past rmem_max/wmem_max
+                              // with CAP_NET_ADMIN)
   int sendBuffer = 0;
 };
 
@@ -26,6 +27,8 @@ struct UdpBindOptions {
 int bindUdp(const stun::Address& local, const UdpBindOptions& options, std::string* error);
 // Same for a listening TCP socket (SO_REUSEADDR, optionally SO_REUSEPORT).
 int listenTcp(const stun::Address& local, bool reusePort, std::string* error);
+// The receive buffer a socket got, in the units SO_RCVBUF was given in (0 on error).
+int receiveBufferSize(int fd);
 // The address a socket is bound to.
 std::optional<stun::Address> localAddress(int fd);
 

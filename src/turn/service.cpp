@@ -207,6 +207,10 @@ class TurnService::Worker : public TurnIo {
     o.receiveBuffer = o.sendBuffer = 4 << 20;
     int fd = net::bindUdp(listen, o, &error);
     if (fd < 0) return "TURN UDP " + error;
+    if (int got = net::receiveBufferSize(fd); got > 0 && got < o.receiveBuffer && index_ == 0)
+      spdlog::warn("turn: the UDP receive buffer is {} KiB, not {} KiB (net.core.rmem_max): bursts the workers do not "
+                   "read at once are dropped sooner; raise net.core.rmem_max or give kaiwa CAP_NET_ADMIN",
+                   got / 1024, o.receiveBuffer / 1024);
     udpFd_ = fd;
     // Every UDP socket of this worker (this one and the relays) sits in one level-triggered epoll set, and asio
     // waits on that set: one wake-up drains every ready socket, with one re-arm instead of one per socket.
