@@ -91,6 +91,10 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
     refuseJoin(out, req.from, req.re, ErrorCode::kRoomFull, "room '" + name_ + "' is full");
     return {};
   }
+  if (req.token.size() > UINT16_MAX) {  // Peer::tokenLength; no front door lets such a token through
+    refuseJoin(out, req.from, req.re, ErrorCode::kBadMessage, "resume token too long");
+    return {};
+  }
   std::string id = req.peerId.empty() ? common::randomToken(kPeerIdLength) : std::move(req.peerId);
   auto [it, inserted] = peers_.try_emplace(std::move(id));
   if (!inserted) {
@@ -99,15 +103,15 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   }
   Peer& peer = it->second;
   peer.id = &it->first;
-  peer.state = req.state;
+  peer.setState(req.state);
   if (!req.token.empty()) {
     peer.tokenAndName = std::move(req.token);
   } else if (policy_.resumable) {
     peer.tokenAndName = common::randomToken(kResumeTokenLength);
   }
-  peer.tokenLength = static_cast<uint32_t>(peer.tokenAndName.size());
+  peer.tokenLength = static_cast<uint16_t>(peer.tokenAndName.size());
   peer.tokenAndName += req.name;
-  peer.endpoint = req.from;
+  peer.setEndpoint(req.from);
   peer.deadline = now;
   reply(out, req.from,
         ev::Joined{req.re, name_, it->first, std::string(peer.resumeToken()),
@@ -129,13 +133,13 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
     return false;
   }
   Peer& p = it->second;
-  if (p.attached && p.endpoint != from) {
+  if (p.attached && p.endpoint() != from) {
     // The old connection is half-open or still alive: the newer one wins.
-    reply(out, p.endpoint, ev::Bye{"replaced"});
+    reply(out, p.endpoint(), ev::Bye{"replaced"});
   }
   if (!p.attached) metrics::add(metrics::registry().detachedPeers, -1);
   p.attached = true;
-  p.endpoint = from;
+  p.setEndpoint(from);
   p.deadline = now;
   reply(out, from,
         ev::Joined{re, name_, *p.id, std::string(p.resumeToken()),
@@ -160,7 +164,7 @@ void Room::leave(Endpoint from, int64_t re, std::string_view peerId, Outbox& out
 }
 
 void Room::detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway, std::string_view peerHint) {
-  auto attachedHere = [&](const auto& kv) { return kv.second.attached && kv.second.endpoint == from; };
+  auto attachedHere = [&](const auto& kv) { return kv.second.attached && kv.second.endpoint() == from; };
   auto it = peers_.end();
   if (!peerHint.empty()) {
     it = peers_.find(std::string(peerHint));
@@ -225,15 +229,17 @@ void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const Me
                     Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
-  patch.applyTo(p->state);
+  MediaState state = p->state();
+  patch.applyTo(state);
+  p->setState(state);
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
-  broadcast(make(ev::PeerState{*p->id, p->state}), p, out);
+  broadcast(make(ev::PeerState{*p->id, state}), p, out);
 }
 
 void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, std::string kind, std::string data,
                  bool hold, TimePoint now, Outbox& out) {
   auto it = peers_.find(std::string(peerId));
-  if (it == peers_.end() || !it->second.attached || it->second.endpoint != from) return;
+  if (it == peers_.end() || !it->second.attached || it->second.endpoint() != from) return;
   Peer& p = it->second;
   p.deadline = now;
   EventPtr event = make(ev::Signal{*p.id, std::move(data), std::move(kind)});
@@ -249,22 +255,22 @@ void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, st
 
 void Room::touch(Endpoint from, std::string_view peerId, TimePoint now) {
   auto it = peers_.find(std::string(peerId));
-  if (it != peers_.end() && it->second.attached && it->second.endpoint == from) it->second.deadline = now;
+  if (it != peers_.end() && it->second.attached && it->second.endpoint() == from) it->second.deadline = now;
 }
 
 void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out) {
   std::size_t size = approximateSize(*event);
   if (!held_) held_ = std::make_unique<HeldMap>();
   auto it = held_->find(std::string(to));
-  if (heldBytes_ + size > policy_.holdMaxBytes) {
+  if (held_->bytes + size > policy_.holdMaxBytes) {
     metrics::registry().drop(metrics::Drop::kQueueFull);
-    reply(out, from.endpoint, ev::Expired{std::string(to)});
+    reply(out, from.endpoint(), ev::Expired{std::string(to)});
     return;
   }
   if (it == held_->end()) {
     if (held_->size() >= capacity()) {  // as many absent ids as members: refuse more, at once
       metrics::registry().drop(metrics::Drop::kQueueFull);
-      reply(out, from.endpoint, ev::Expired{std::string(to)});
+      reply(out, from.endpoint(), ev::Expired{std::string(to)});
       return;
     }
     it = held_->emplace(std::string(to), Held{}).first;
@@ -272,13 +278,13 @@ void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint
   }
   Held& h = it->second;
   h.bytes += size;
-  heldBytes_ += size;
+  held_->bytes += size;
   h.items.emplace_back(*from.id, std::move(event));
   while (!h.items.empty() &&
          (h.items.size() > limits_.resumeQueueMessages || h.bytes > limits_.resumeQueueBytes)) {
     std::size_t front = approximateSize(*h.items.front().second);
     h.bytes -= front;
-    heldBytes_ -= front;
+    held_->bytes -= front;
     h.items.pop_front();
     metrics::registry().drop(metrics::Drop::kQueueFull);
   }
@@ -289,7 +295,7 @@ void Room::flushHeld(const std::string& id, Endpoint to, Outbox& out) {
   auto it = held_->find(id);
   if (it == held_->end()) return;
   for (auto& [from, event] : it->second.items) out.push_back({to, std::move(event)});
-  heldBytes_ -= it->second.bytes;
+  held_->bytes -= it->second.bytes;
   held_->erase(it);
   if (held_->empty()) held_.reset();
 }
@@ -315,7 +321,7 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
   }
   for (const auto& id : expired) remove(id, LeaveReason::kDisconnected, out);
   for (const auto& id : silent) {
-    reply(out, peers_.at(id).endpoint, ev::Bye{"timeout"});
+    reply(out, peers_.at(id).endpoint(), ev::Bye{"timeout"});
     remove(id, LeaveReason::kTimeout, out);
   }
   if (!held_) return next;
@@ -333,7 +339,7 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
       auto sender = peers_.find(from);
       if (sender != peers_.end()) deliver(sender->second, make(ev::Expired{it->first}), out);
     }
-    heldBytes_ -= it->second.bytes;
+    held_->bytes -= it->second.bytes;
     it = held_->erase(it);
   }
   if (held_->empty()) held_.reset();
@@ -344,7 +350,7 @@ std::vector<PeerInfo> Room::members() const { return othersThan(nullptr); }
 
 Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
   auto it = peers_.find(std::string(peerId));
-  if (it == peers_.end() || !it->second.attached || it->second.endpoint != from) {
+  if (it == peers_.end() || !it->second.attached || it->second.endpoint() != from) {
     replyError(out, from, re, ErrorCode::kNotJoined, "not a member of room '" + name_ + "'");
     return nullptr;
   }
@@ -353,7 +359,7 @@ Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Out
 
 void Room::deliver(Peer& to, const EventPtr& event, Outbox& out) {
   if (to.attached) {
-    out.push_back({to.endpoint, event});
+    out.push_back({to.endpoint(), event});
     return;
   }
   if (!queues_) queues_ = std::make_unique<std::unordered_map<const Peer*, Queue>>();

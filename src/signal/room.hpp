@@ -27,13 +27,13 @@ struct JoinRequest {
 
 // How a room behaves beyond the shared Limits. The default is the native protocol's room; the PeerJS front door
 // keeps one big quiet room per key (docs/peerjs.md).
-struct RoomPolicy {
+struct RoomPolicy {  // (the flags last: every room holds a copy)
   std::size_t capacity = 0;   // members; 0: Limits::peersPerRoom
-  bool announce = true;       // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
-  bool keepDetached = true;   // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
   Millis holdForAbsent{0};    // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
   std::size_t holdMaxBytes = 64 << 20;  // all messages held in the room; past it a sender gets ev::Expired at once
   Millis aliveTimeout{0};     // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
+  bool announce = true;       // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
+  bool keepDetached = true;   // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
   bool resumable = true;      // false: no resume tokens are made (ev::Joined::resume empty) and resume() fails
 };
 
@@ -99,20 +99,40 @@ class Room {
 
  private:
   // A member. Its id is the key of its entry in peers_ (nodes of an unordered_map never move), so the id is held
-  // once per member; the join order is a list through the members themselves.
+  // once per member; the join order is a list through the members themselves. 80 bytes: with the key and the
+  // next-node pointer an entry is 120 (PeerIdHash: no hash cached in it).
   struct Peer {
     const std::string* id = nullptr;  // the key of its peers_ entry
     std::string tokenAndName;         // the resume token, then the name: one string (often inline) for both
-    Endpoint endpoint;
+    uint64_t session = 0;             // the endpoint, in two parts (Endpoint has 4 bytes of padding)
     TimePoint deadline{};  // attached: the last sign of life (RoomPolicy::aliveTimeout); detached: end of the grace
     Peer* prev = nullptr;  // join order
     Peer* next = nullptr;
-    uint32_t tokenLength = 0;
-    MediaState state;
-    bool attached = true;
+    uint32_t worker = 0;
+    uint16_t tokenLength = 0;
+    bool attached : 1 = true;
+    bool audioMuted : 1 = false;
+    bool videoOff : 1 = false;
+    bool screenSharing : 1 = false;
+
+    Endpoint endpoint() const { return Endpoint{worker, session}; }
+    void setEndpoint(Endpoint e) {
+      worker = e.worker;
+      session = e.session;
+    }
+    MediaState state() const { return MediaState{audioMuted, videoOff, screenSharing}; }
+    void setState(MediaState s) {
+      audioMuted = s.audioMuted;
+      videoOff = s.videoOff;
+      screenSharing = s.screenSharing;
+    }
     std::string_view resumeToken() const { return std::string_view(tokenAndName).substr(0, tokenLength); }
     std::string_view name() const { return std::string_view(tokenAndName).substr(tokenLength); }
-    PeerInfo info() const { return PeerInfo{*id, std::string(name()), state}; }
+    PeerInfo info() const { return PeerInfo{*id, std::string(name()), state()}; }
+  };
+  // A hash the standard library deems cheap (it is not std::hash<std::string>), so entries keep no copy of it.
+  struct PeerIdHash {
+    std::size_t operator()(const std::string& id) const noexcept { return std::hash<std::string_view>{}(id); }
   };
 
   // Events kept for a detached member (made by the first one; an idle member has none).
@@ -127,7 +147,9 @@ class Room {
     std::deque<std::pair<std::string, EventPtr>> items;  // (sender id, event)
     std::size_t bytes = 0;
   };
-  using HeldMap = std::unordered_map<std::string, Held>;
+  struct HeldMap : std::unordered_map<std::string, Held> {
+    std::size_t bytes = 0;  // of all messages held in the room
+  };
 
   // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
   Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
@@ -145,8 +167,7 @@ class Room {
   const Limits& limits_;
   RoomPolicy policy_;
   std::unique_ptr<HeldMap> held_;  // made by the first message held (RoomPolicy::holdForAbsent)
-  std::size_t heldBytes_ = 0;
-  std::unordered_map<std::string, Peer> peers_{2};  // 2 buckets to start with (the default first makes 13)
+  std::unordered_map<std::string, Peer, PeerIdHash> peers_{2};  // 2 buckets to start with (the default first makes 13)
   Peer* first_ = nullptr;  // join order: oldest...
   Peer* last_ = nullptr;   // ...newest
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
