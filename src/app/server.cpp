@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM.
 #include <csignal>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -230,7 +231,7 @@ int runTurnOnly(const ServeConfig& config, net::WorkerPool& pool, sigset_t& stop
   int sig = 0;
   sigwait(&stopSignals, &sig);
   spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  pool.stop();
+  pool.shutdown();
   service.reset();
   spdlog::info("stopped");
   return 0;
@@ -287,12 +288,15 @@ int runServer(const ServeConfig& config) {
     return 1;
   }
 
+  // Declared before the front doors, so destroyed after them: a front door's sessions may hold HTTP responders
+  // (Socket.IO's long polls) that point into the server.
+  std::optional<http::Server> server;
   signal::peerjs::Service peerjs(hub, config.peerjs);
   signal::socketio::Service socketio(hub, pool, config.socketio);
-  http::Server server(pool, so, makeRoutes(config, hub, files, peerjs, socketio));
+  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio));
   uint16_t port = 0;
   try {
-    port = server.start();
+    port = server->start();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;
@@ -302,7 +306,7 @@ int runServer(const ServeConfig& config) {
   if (!turnOk) return 1;
   pool.start();
   hub.start();
-  std::string scheme = server.tls() ? "https" : "http";
+  std::string scheme = server->tls() ? "https" : "http";
   std::string shownHost = config.listenHost.find(':') != std::string::npos ? "[" + config.listenHost + "]"
                                                                             : config.listenHost;
   spdlog::info("kaiwa {} serving {}://{}:{}/ with {} workers (web app: {})", KAIWA_VERSION, scheme, shownHost, port,
@@ -312,7 +316,7 @@ int runServer(const ServeConfig& config) {
   sigwait(&stopSignals, &sig);
   spdlog::info("{}: shutting down (at most {} ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                config.shutdownTimeout.count());
-  server.stopAccepting();
+  server->stopAccepting();
   hub.shutdown("shutdown");
   auto deadline = Clock::now() + config.shutdownTimeout;
   timespec step{0, 50'000'000};
@@ -323,8 +327,11 @@ int runServer(const ServeConfig& config) {
       break;
     }
   }
-  server.closeAll(1001, "shutdown");
-  pool.stop();
+  server->closeAll(1001, "shutdown");
+  // Pending operations hold sessions that refer to the server, the hub and the front doors: they go first, while
+  // all of those are alive; then the TURN service, the front doors, the server (and the connections that own
+  // themselves), and the rest.
+  pool.shutdown();
   turnService.reset();
   spdlog::info("stopped");
   return 0;

@@ -29,6 +29,9 @@ class SessionBase {
   virtual void shutdown(uint16_t code, const std::string& reason) = 0;
   // Called on the session's worker every Server::Impl::tickPeriod(): timeouts that need no timer of their own.
   virtual void tick(std::chrono::steady_clock::time_point now) {}
+  // At exit, once the workers are stopped and their pending operations destroyed: a session that owns itself lets
+  // go of itself (without telling its handler); one owned by its operations is gone already.
+  virtual void abandon() {}
 };
 
 }  // namespace detail
@@ -46,6 +49,15 @@ struct Server::Impl {
   Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
     live.resize(pool.size());
     wsPollers.resize(pool.size());
+  }
+  // Destroyed after the workers stopped (WorkerPool::shutdown): the sessions still live own themselves.
+  ~Impl() {
+    for (auto& sessions : live) {
+      std::vector<detail::SessionBase*> left(sessions.begin(), sessions.end());
+      for (detail::SessionBase* s : left) {
+        if (sessions.contains(s)) s->abandon();
+      }
+    }
   }
   void accept(uint32_t worker);
   // How often sessions are ticked: fine enough for the ping timeout, at most once a second.

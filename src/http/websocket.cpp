@@ -227,6 +227,12 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   uint16_t peerCloseCode() const override { return peerCloseCode_; }
 
   // SessionBase
+  void abandon() override {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    state_ = State::kDead;
+    delete this;
+  }
   void shutdown(uint16_t code, const std::string& reason) override {
     if (state_ == State::kOpen && opened_) {
       close(code, reason);

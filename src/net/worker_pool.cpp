@@ -10,7 +10,7 @@ thread_local uint32_t tCurrentWorker = WorkerPool::kNotAWorker;
 WorkerPool::WorkerPool(uint32_t workers) {
   if (workers == 0) workers = 1;
   for (uint32_t i = 0; i < workers; ++i) {
-    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+    contexts_.push_back(std::make_unique<Context>(1));
     guards_.emplace_back(contexts_.back()->get_executor());
   }
 }
@@ -43,6 +43,11 @@ void WorkerPool::stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+}
+
+void WorkerPool::shutdown() {
+  stop();
+  for (auto& c : contexts_) c->shutdownServices();
 }
 
 }  // namespace kaiwa::net

@@ -36,9 +36,19 @@ class WorkerPool {
   void start();
   // Stops every event loop and joins the threads.
   void stop();
+  // After stop(): destroys every operation and task still pending (their handlers, and what they hold) while the
+  // objects they refer to are still alive. Sockets and timers may be destroyed after it; the contexts go with the pool.
+  void shutdown();
 
  private:
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  // An io_context whose services can be shut down before it is destroyed (Asio keeps that protected).
+  class Context : public boost::asio::io_context {
+   public:
+    using boost::asio::io_context::io_context;
+    void shutdownServices() { boost::asio::io_context::shutdown(); }
+  };
+
+  std::vector<std::unique_ptr<Context>> contexts_;
   std::vector<std::thread> threads_;
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<Guard> guards_;
