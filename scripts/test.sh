@@ -34,7 +34,7 @@ count_ctest "$log_dir/unit.log" unit
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   stage "unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
   if [ ! -f build-asan/build.ninja ]; then
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKAIWA_SANITIZE=ON -DKAIWA_SERVER=OFF \
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKAIWA_SANITIZE=ON -DKAIWA_SERVER=ON \
       -DKAIWA_WEB=OFF -DKAIWA_BENCH=OFF >/dev/null
   fi
   if cmake --build build-asan; then
@@ -83,6 +83,27 @@ node_suite() {  # $1 = name, rest = node --test arguments
 
 stage "integration: the server over loopback (protocol, limits, auth, resume, shutdown, HTTP)"
 node_suite integration --experimental-websocket tests/integration/
+
+if [ "${SKIP_ASAN:-0}" != 1 ] && [ -x build-asan/kaiwa ]; then
+  # The same suite against the server built with ASan+UBSan (the web app from build/): every connection path, the
+  # shutdown and the exit. A report is a failure even when the tests passed (they do not see the server's exit).
+  stage "integration against the server under AddressSanitizer + UndefinedBehaviorSanitizer"
+  san_dir=$(mktemp -d)
+  ASAN_OPTIONS=detect_leaks=1:log_path=$san_dir/asan UBSAN_OPTIONS=print_stacktrace=1:log_path=$san_dir/ubsan \
+    KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$root/build-asan/kaiwa" \
+    node --test --test-concurrency=1 --test-reporter=tap --experimental-websocket tests/integration/ \
+    >"$log_dir/asan-integration.log" 2>&1
+  tail -5 "$log_dir/asan-integration.log"
+  reports=$(find "$san_dir" -type f | wc -l)
+  fails=$(grep -E "^# (fail|cancelled) [0-9]+" "$log_dir/asan-integration.log" | awk '{s += $3} END {print s + 0}')
+  if [ "$reports" -eq 0 ] && [ "$fails" -eq 0 ] && grep -qE "^# pass [0-9]+" "$log_dir/asan-integration.log"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); failures+=("integration under ASan: $reports sanitizer reports, $fails failed tests")
+    for f in $(find "$san_dir" -type f | head -3); do echo "---- $f"; head -40 "$f"; done
+  fi
+  rm -rf "$san_dir"
+fi
 
 if [ "${SKIP_E2E:-0}" != 1 ]; then
   stage "end-to-end in headless Chromium and Firefox"
