@@ -205,3 +205,33 @@ test('WSS: a client that sends its first frame without waiting for the 101 is se
     await server.stop();
   }
 });
+
+test('WSS: socket.io-client over HTTPS, polling then the upgrade to WebSocket, relays the guide\'s events', async () => {
+  const server = await startTlsServer();
+  const { io } = await import('socket.io-client');
+  const opts = { forceNew: true, reconnection: false, timeout: 5000, rejectUnauthorized: false };
+  const a = io(server.url, opts);  // default transports: long polling over HTTPS first, then the upgrade
+  const b = io(server.url, opts);
+  try {
+    await Promise.all([a, b].map((s) => new Promise((r, j) => { s.once('connect', r); s.once('connect_error', j); })));
+    const upgraded = (s) => new Promise((r) => {
+      if (s.io.engine.transport.name === 'websocket') r();
+      else s.io.engine.once('upgrade', r);
+    });
+    await Promise.all([upgraded(a), upgraded(b)]);
+    const room = uniqueRoom('tls');
+    const joined = new Promise((r) => a.on('user-joined', r));
+    a.emit('join-room', room);
+    await sleep(100);
+    b.emit('join-room', room);
+    assert.equal(await joined, b.id);
+    const offer = new Promise((r) => b.on('offer', r));
+    a.emit('offer', { to: b.id, offer: { type: 'offer', sdp: 'v=0\r\n' } });
+    assert.deepEqual(await offer, { from: a.id, offer: { type: 'offer', sdp: 'v=0\r\n' } });
+    assert.equal(await server.metric('kaiwa_ws_tls_beast_total'), 0);
+  } finally {
+    a.close();
+    b.close();
+    await server.stop();
+  }
+});
