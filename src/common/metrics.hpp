@@ -24,10 +24,12 @@ enum class Drop : uint8_t {
 inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)> kDropReasonNames = {
     "malformed", "too_large", "rate_limited", "unknown_peer", "slow_consumer", "queue_full", "http_bad", "tls_bad"};
 
-// Why the TURN service dropped a packet: turn::TurnDrop in order, then failed sends.
-inline constexpr std::array<std::string_view, 8> kTurnDropNames = {
+// Why the TURN service dropped a packet: turn::TurnDrop in order, then failed sends, then datagrams the kernel
+// dropped on a worker's listening UDP socket because its receive buffer was full (the worker fell behind).
+inline constexpr std::array<std::string_view, 9> kTurnDropNames = {
     "malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "unexpected",
-    "send_failed"};
+    "send_failed", "socket_buffer"};
+inline constexpr std::size_t kTurnDropSocketBuffer = 8;
 
 struct Registry {
   std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
@@ -63,7 +65,7 @@ struct Registry {
   std::atomic<uint64_t> turnTcpBinds{0};              // client data connections bound (ConnectionBind)
   std::atomic<uint64_t> turnTcpBytesToPeers{0};
   std::atomic<uint64_t> turnTcpBytesToClients{0};
-  std::array<std::atomic<uint64_t>, 8> turnDropped{};  // by kTurnDropNames
+  std::array<std::atomic<uint64_t>, kTurnDropNames.size()> turnDropped{};  // by kTurnDropNames
 
   void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }
   uint64_t droppedCount(Drop why) const { return dropped[static_cast<size_t>(why)].load(std::memory_order_relaxed); }

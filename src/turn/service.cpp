@@ -966,6 +966,7 @@ class TurnService::Worker : public TurnIo {
     if (::getsockopt(udpFd_, SOL_SOCKET, SO_MEMINFO, info.data(), &len) != 0 || len <= SK_MEMINFO_DROPS * 4) return;
     uint32_t drops = info[SK_MEMINFO_DROPS];
     if (drops == lastSocketDrops_) return;
+    metrics::add(metrics::registry().turnDropped[metrics::kTurnDropSocketBuffer], uint32_t(drops - lastSocketDrops_));
     unreportedSocketDrops_ += uint32_t(drops - lastSocketDrops_);
     lastSocketDrops_ = drops;
     if (now() - lastDropWarning_ < std::chrono::minutes(1)) return;

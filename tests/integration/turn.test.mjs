@@ -547,3 +547,36 @@ test('TCP allocations (RFC 6062) with a Node client', async (t) => {
     await server.stop();
   }
 });
+
+// Needs no coturn tools: datagrams the kernel drops on a worker's full TURN socket are counted in /metrics.
+test('datagrams dropped by the kernel on a full TURN socket are counted (reason="socket_buffer")', async () => {
+  const turnPort = await freeUdpTcpPort();
+  const server = await startServer({ extraArgs: ['--workers', '1', '--turn-listen', `127.0.0.1:${turnPort}`] });
+  const sock = dgram.createSocket('udp4');
+  const dropped = async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('kaiwa_turn_dropped_total{reason="socket_buffer"} '));
+    return line ? Number(line.split(' ').pop()) : NaN;
+  };
+  try {
+    assert.equal(await dropped(), 0);
+    // The worker stopped, 48 MB of datagrams (more than its receive buffer holds: 8 MiB at most), then resumed.
+    server.proc.kill('SIGSTOP');
+    const junk = randomBytes(1200);
+    for (let i = 0; i < 40_000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, () => new Promise((r) => sock.send(junk, turnPort, '127.0.0.1', r))));
+    }
+    server.proc.kill('SIGCONT');
+    let n = 0;
+    for (let i = 0; i < 50 && !(n > 0); i++) {
+      await sleep(100);
+      n = await dropped();
+    }
+    assert.ok(n > 0, `socket_buffer drops counted: ${n}`);
+    assert.ok(n < 40_000, 'the datagrams the socket held were read (and dropped as malformed by kaiwa itself)');
+  } finally {
+    server.proc.kill('SIGCONT');
+    sock.close();
+    await server.stop();
+  }
+});
