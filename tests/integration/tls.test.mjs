@@ -113,8 +113,14 @@ test('WSS: join, relay, large messages across TLS records, chat and leave', asyn
     assert.equal(await server.metric('kaiwa_ws_tls_beast_total'), 0, 'served by the bare layer, not the fallback');
     b.close();
     await b.waitClosed();
-    await sleep(200);
-    assert.equal(await server.metric('kaiwa_websocket_connections'), 0);
+    // Each connection goes once its close handshake, our close_notify and the peer's FIN are through.
+    let open = NaN;
+    for (const deadline = Date.now() + WAIT; Date.now() < deadline;) {
+      open = await server.metric('kaiwa_websocket_connections');
+      if (open === 0) break;
+      await sleep(50);
+    }
+    assert.equal(open, 0);
   } finally {
     await server.stop();
   }
