@@ -289,6 +289,7 @@ class Worker {
   bool readStream(Alloc& a);
   void onChannelData(const uint8_t* p, size_t n, int64_t now);
   void tick(int64_t now, double rate);
+  void armReceive(bool withAddresses);
   void readUdp(Alloc& a, int64_t now);
   void echo();
   void newTid(uint8_t tid[12]) {
@@ -608,14 +609,23 @@ void Worker::onChannelData(const uint8_t* p, size_t n, int64_t now) {
   }
 }
 
+// Points the batch's headers at the receive buffers (and, for the echo peer, at the source addresses).
+void Worker::armReceive(bool withAddresses) {
+  for (size_t i = 0; i < kBatch; ++i) {
+    iov_[i] = {bufs_.data() + i * 2048, 2048};
+    hdrs_[i].msg_hdr = {};
+    hdrs_[i].msg_hdr.msg_iov = &iov_[i];
+    hdrs_[i].msg_hdr.msg_iovlen = 1;
+    if (withAddresses) {
+      hdrs_[i].msg_hdr.msg_name = &addrs_[i];
+      hdrs_[i].msg_hdr.msg_namelen = sizeof addrs_[i];
+    }
+  }
+}
+
 void Worker::readUdp(Alloc& a, int64_t now) {
   for (int round = 0; round < 64; ++round) {
-    for (size_t i = 0; i < kBatch; ++i) {
-      iov_[i] = {bufs_.data() + i * 2048, 2048};
-      hdrs_[i].msg_hdr = {};
-      hdrs_[i].msg_hdr.msg_iov = &iov_[i];
-      hdrs_[i].msg_hdr.msg_iovlen = 1;
-    }
+    armReceive(false);
     int n = ::recvmmsg(a.fd, hdrs_, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
     for (int i = 0; i < n; ++i) onChannelData(bufs_.data() + size_t(i) * 2048, hdrs_[i].msg_len, now);
@@ -626,14 +636,7 @@ void Worker::readUdp(Alloc& a, int64_t now) {
 // The echo peer: every datagram goes back to where it came from (the allocation's relayed address).
 void Worker::echo() {
   for (int round = 0; round < 64; ++round) {
-    for (size_t i = 0; i < kBatch; ++i) {
-      iov_[i] = {bufs_.data() + i * 2048, 2048};
-      hdrs_[i].msg_hdr = {};
-      hdrs_[i].msg_hdr.msg_iov = &iov_[i];
-      hdrs_[i].msg_hdr.msg_iovlen = 1;
-      hdrs_[i].msg_hdr.msg_name = &addrs_[i];
-      hdrs_[i].msg_hdr.msg_namelen = sizeof addrs_[i];
-    }
+    armReceive(true);
     int n = ::recvmmsg(echoFd_, hdrs_, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) return;
     for (int i = 0; i < n; ++i) iov_[i].iov_len = hdrs_[i].msg_len;
