@@ -140,13 +140,13 @@ export function clientFrame(opcode, payload, { fin = true, masked = true } = {})
 }
 
 /**
- * A native-protocol peer on a raw TCP socket, joined to `room`: for what Node's WebSocket cannot do (stop reading,
- * send a close frame with a code of the 1xxx range such as 1001, which browsers send when they leave a page).
+ * A raw TCP socket upgraded to a WebSocket on /ws, the server's hello read. `until(text, what)` waits until `text`
+ * is in what the socket has read so far.
  */
-export async function openRawPeer(server, room, name, { allowHalfOpen = false } = {}) {
+export async function openRawWebSocket(server, { allowHalfOpen = false } = {}) {
   const { port } = new URL(server.url);
   const sock = connect({ port, host: '127.0.0.1', allowHalfOpen });
-  await new Promise((r) => sock.once('connect', r));
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
   const key = randomBytes(16).toString('base64');
   sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
     `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
@@ -165,6 +165,15 @@ export async function openRawPeer(server, room, name, { allowHalfOpen = false } 
     onData(Buffer.alloc(0));
   });
   await until('"type":"hello"', 'upgrade');
+  return { sock, until };
+}
+
+/**
+ * A native-protocol peer on a raw TCP socket, joined to `room`: for what Node's WebSocket cannot do (stop reading,
+ * send a close frame with a code of the 1xxx range such as 1001, which browsers send when they leave a page).
+ */
+export async function openRawPeer(server, room, name, { allowHalfOpen = false } = {}) {
+  const { sock, until } = await openRawWebSocket(server, { allowHalfOpen });
   sock.write(clientFrame(1, Buffer.from(JSON.stringify({ v: 1, type: 'join', id: 1, room, name }))));
   await until('"re":1', 'join reply');
   return {

@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, WAIT, clientFrame, metric, openRawPeer, openStalledPeer, rawHttp, sleep } from './client.mjs';
+import {
+  Client, WAIT, clientFrame, metric, openRawPeer, openRawWebSocket, openStalledPeer, rawHttp, sleep,
+} from './client.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 
@@ -146,7 +146,11 @@ test('more connections ready at once than one poll takes are all served (none wa
     const socks = [];
     try {
       for (let i = 0; i < count; i += 100) {
-        socks.push(...await Promise.all(Array.from({ length: Math.min(100, count - i) }, () => openUpgraded(server))));
+        socks.push(...await Promise.all(Array.from({ length: Math.min(100, count - i) }, async () => {
+          const { sock } = await openRawWebSocket(server);
+          sock.got = Buffer.alloc(0);
+          return sock;
+        })));
       }
       server.proc.kill('SIGSTOP');
       const pongs = socks.map((s) => new Promise((resolve) => {
@@ -169,25 +173,6 @@ test('more connections ready at once than one poll takes are all served (none wa
     }
   });
 });
-
-/** A raw socket upgraded to a WebSocket on /ws (the server's hello read and kept in `got`). */
-async function openUpgraded(server) {
-  const sock = connect({ port: new URL(server.url).port, host: '127.0.0.1' });
-  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
-  sock.got = Buffer.alloc(0);
-  sock.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-  await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('no upgrade')), WAIT);
-    const onData = (d) => {
-      sock.got = Buffer.concat([sock.got, d]);
-      if (sock.got.includes('"type":"hello"')) { clearTimeout(t); sock.off('data', onData); resolve(); }
-    };
-    sock.on('data', onData);
-  });
-  sock.got = Buffer.alloc(0);
-  return sock;
-}
 
 test('rate limit: a flood is dropped with one error, others are unaffected', async () => {
   await withServer(['--rate', '5', '--burst', '5'], async (server) => {

@@ -2,62 +2,18 @@
 // Asio has done the TLS handshake and read the upgrade request (src/http/websocket.cpp).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { connect as tcpConnect, createServer } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { join } from 'node:path';
-import { ROOT, uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, WAIT, clientFrame, sleep } from './client.mjs';
+import { startServer, uniqueRoom } from '../e2e/helpers.mjs';
+import { Client, WAIT, clientFrame, metric, sleep } from './client.mjs';
 
 // The server's certificate is self-signed: this process (one test file) trusts it blindly, on loopback only.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
-const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startTlsServer(extra = []) {
-  const port = await freePort();
-  const proc = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--tls-self-signed', '--no-turn', ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let logs = '';
-  proc.stdout.on('data', (d) => { logs += d; });
-  proc.stderr.on('data', (d) => { logs += d; });
-  const exited = new Promise((r) => proc.on('exit', r));
-  const url = `https://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch { /* not yet */ }
-    await sleep(100);
-  }
-  return {
-    url,
-    port,
-    proc,
-    logs: () => logs,
-    async metric(name) {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
-      return line ? Number(line.split(' ').pop()) : NaN;
-    },
-    async stop() {
-      if (proc.exitCode !== null) return;
-      proc.kill('SIGTERM');
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(killer);
-    },
-  };
+/** kaiwa over HTTPS with the certificate it makes at start-up, without TURN. */
+function startTlsServer(extra = []) {
+  return startServer({ tls: true, extraArgs: ['--no-turn', ...extra] });
 }
 
 /** A raw TLS connection upgraded to a WebSocket on /ws and joined to `room`; `got` collects what it reads. */
@@ -110,13 +66,13 @@ test('WSS: join, relay, large messages across TLS records, chat and leave', asyn
     assert.equal((await b.waitFor((m) => m.type === 'peer-left')).peer, a.peer);
     a.close();
     assert.equal((await a.waitClosed()).code, 1005);
-    assert.equal(await server.metric('kaiwa_ws_tls_beast_total'), 0, 'served by the bare layer, not the fallback');
+    assert.equal(await metric(server, 'kaiwa_ws_tls_beast_total'), 0, 'served by the bare layer, not the fallback');
     b.close();
     await b.waitClosed();
     // Each connection goes once its close handshake, our close_notify and the peer's FIN are through.
     let open = NaN;
     for (const deadline = Date.now() + WAIT; Date.now() < deadline;) {
-      open = await server.metric('kaiwa_websocket_connections');
+      open = await metric(server, 'kaiwa_websocket_connections');
       if (open === 0) break;
       await sleep(50);
     }
@@ -165,7 +121,7 @@ test('WSS: a corrupt TLS record closes that connection only, and is counted', as
     tcp.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), randomBytes(64)]));
     await closed;
     assert.ok(await other.waitFor((m) => m.type === 'peer-left'));
-    assert.equal(await server.metric('kaiwa_dropped_total{reason="tls_bad"}'), 1);
+    assert.equal(await metric(server, 'kaiwa_dropped_total{reason="tls_bad"}'), 1);
     assert.equal((await other.request({ type: 'chat', text: 'fine' })).type, 'ok');
     other.close();
     raw.tls.destroy();
@@ -204,7 +160,7 @@ test('WSS: a client that sends its first frame without waiting for the 101 is se
     const deadline = Date.now() + WAIT;
     while (!got.includes('"re":1') && Date.now() < deadline) await sleep(10);
     assert.ok(got.includes('"type":"hello"') && got.includes('"re":1,'), 'hello and the join reply');
-    const fallback = await server.metric('kaiwa_ws_tls_beast_total');
+    const fallback = await metric(server, 'kaiwa_ws_tls_beast_total');
     assert.ok(fallback === 0 || fallback === 1);
     tls.destroy();
   } finally {
@@ -234,7 +190,7 @@ test('WSS: socket.io-client over HTTPS, polling then the upgrade to WebSocket, r
     const offer = new Promise((r) => b.on('offer', r));
     a.emit('offer', { to: b.id, offer: { type: 'offer', sdp: 'v=0\r\n' } });
     assert.deepEqual(await offer, { from: a.id, offer: { type: 'offer', sdp: 'v=0\r\n' } });
-    assert.equal(await server.metric('kaiwa_ws_tls_beast_total'), 0);
+    assert.equal(await metric(server, 'kaiwa_ws_tls_beast_total'), 0);
   } finally {
     a.close();
     b.close();

@@ -9,7 +9,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { freeUdpTcpPort, startServer } from '../e2e/helpers.mjs';
-import { sleep } from './client.mjs';
+import { metric, sleep } from './client.mjs';
 
 const haveTools = (() => {
   try {
@@ -553,11 +553,7 @@ test('datagrams dropped by the kernel on a full TURN socket are counted (reason=
   const turnPort = await freeUdpTcpPort();
   const server = await startServer({ extraArgs: ['--workers', '1', '--turn-listen', `127.0.0.1:${turnPort}`] });
   const sock = dgram.createSocket('udp4');
-  const dropped = async () => {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('kaiwa_turn_dropped_total{reason="socket_buffer"} '));
-    return line ? Number(line.split(' ').pop()) : NaN;
-  };
+  const dropped = () => metric(server, 'kaiwa_turn_dropped_total{reason="socket_buffer"}');
   try {
     assert.equal(await dropped(), 0);
     // The worker stopped, 48 MB of datagrams (more than its receive buffer holds: 8 MiB at most), then resumed.
