@@ -2,6 +2,8 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+
 namespace kaiwa::signal {
 
 struct Hub::Shard {
@@ -76,8 +78,18 @@ void Hub::onRoom(std::string_view room, RoomTask task) {
 }
 
 void Hub::dispatch(Outbox&& out) {
+  if (out.empty()) return;
   uint32_t here = net::WorkerPool::current();
-  // Most outboxes go to one worker; split only when needed.
+  // Most outboxes go to one worker (a relay: to the one receiver): no split, no allocation for it.
+  const uint32_t first = out.front().to.worker;
+  if (std::all_of(out.begin(), out.end(), [first](const Delivery& d) { return d.to.worker == first; })) {
+    if (first == here) {
+      deliverLocal(first, out);
+    } else {
+      pool_.post(first, [this, first, batch = std::move(out)]() mutable { deliverLocal(first, batch); });
+    }
+    return;
+  }
   std::vector<Outbox> byWorker(shards_.size());
   for (auto& d : out) byWorker[d.to.worker].push_back(std::move(d));
   for (uint32_t w = 0; w < byWorker.size(); ++w) {
