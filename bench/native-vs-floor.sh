@@ -6,7 +6,10 @@
 #
 #   bench/native-vs-floor.sh [--threads "1 2"] [--steps "paced sat"] [--reps 3] [--rate 8000] [--duration 8]
 #                            [--kaiwa build/kaiwa] [--loadgen build/bench/kaiwa-loadgen]
-#                            [--floor build/bench/kaiwa-floor-relay] [--nice 0]
+#                            [--floor build/bench/kaiwa-floor-relay] [--nice 0] [--door native]
+#
+# --door picks kaiwa's front door for the kaiwa runs: native (/ws), socketio (/socket.io/, Engine.IO WebSockets and
+# the guide's events) or peerjs (/peerjs); the generator speaks that dialect, the floor relays the same bytes.
 #
 # paced: 200 clients in pairs, 300-byte messages, RATE msg/s in total. sat: the closed loop (400 clients, window 1).
 # Runs are interleaved (floor T, kaiwa T, for each T, REPS times) so that other work on the machine touches both
@@ -16,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-THREADS="1 2" STEPS="paced sat" REPS=3 RATE=8000 DURATION=8 NICE=0
+THREADS="1 2" STEPS="paced sat" REPS=3 RATE=8000 DURATION=8 NICE=0 DOOR=native
 KAIWA=build/kaiwa LOADGEN=build/bench/kaiwa-loadgen FLOOR=build/bench/kaiwa-floor-relay
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --loadgen) LOADGEN="$2"; shift ;;
     --floor) FLOOR="$2"; shift ;;
     --nice) NICE="$2"; shift ;;
+    --door) DOOR="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,7 +56,13 @@ one() {
   else
     nice -n "$NICE" "$KAIWA" serve --listen "127.0.0.1:$port" --workers "$t" --rate 0 --no-turn --log-level warn \
       >"$OUT/kaiwa.log" 2>&1 &
-    path=/ws proto=native
+    proto=$DOOR
+    case "$DOOR" in
+      native) path=/ws ;;
+      socketio) path=/socket.io/ ;;
+      peerjs) path=/peerjs ;;
+      *) echo "unknown door $DOOR" >&2; exit 2 ;;
+    esac
   fi
   SERVER=$!
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
@@ -78,7 +88,7 @@ EOF
   sleep 0.5
 }
 
-echo "# native-vs-floor: threads [$THREADS], steps [$STEPS], $REPS reps, paced $RATE msg/s, $DURATION s per run"
+echo "# native-vs-floor: kaiwa door $DOOR, threads [$THREADS], steps [$STEPS], $REPS reps, paced $RATE msg/s, $DURATION s per run"
 echo "# $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-6s %-6s %2s %9s %8s %8s %8s %8s %6s\n" step server T msg_per_s p50_us p99_us cpu_us others lost
 for step in $STEPS; do
