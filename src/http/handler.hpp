@@ -65,6 +65,13 @@ class WsConnection {
   virtual std::string remoteAddress() const = 0;
   // The close code of the peer's close frame, once one came (valid in WsHandler::onClose); 0 if none did.
   virtual uint16_t peerCloseCode() const { return 0; }
+  // Moves the connection, with its handler, to `worker` (docs/architecture.md, "Connection placement"): reading
+  // stops after the message being handled, and `done(w)` is called on worker `w`, the one the connection is on from
+  // then on — `worker`, or this one if the connection closed or failed meanwhile (onClose follows then). Reading
+  // goes on there after `done`, with the messages that came behind the one being handled. Returns false, with
+  // nothing changed and `done` not called, when the connection cannot move (TLS, closing, moving already, or the
+  // same worker).
+  virtual bool moveTo(uint32_t worker, std::function<void(uint32_t worker)> done) { return false; }
 };
 
 // One per WebSocket connection, made by the front door that owns the path.

@@ -28,7 +28,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
+#include <utility>
 
 #include "common/metrics.hpp"
 #include "http/server_impl.hpp"
@@ -132,7 +134,9 @@ class WsPoller {
     epoll_.assign(ep);
     arm();
   }
-  bool add(int fd, BareWebSocket* c) { return control(EPOLL_CTL_ADD, fd, c, false); }
+  // Registering a descriptor that is ready already reports it at once (edge-triggered sets too).
+  bool add(int fd, BareWebSocket* c, bool writes = false) { return control(EPOLL_CTL_ADD, fd, c, writes); }
+  void remove(int fd) { ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd, nullptr); }
   // Write readiness is watched only while something waits to be written.
   void watchWrites(int fd, BareWebSocket* c, bool on) { control(EPOLL_CTL_MOD, fd, c, on); }
 
@@ -155,11 +159,18 @@ class WsPoller {
   asio::posix::stream_descriptor epoll_;
 };
 
+// The WsPoller of `worker` (call on that worker's thread), made on first use.
+WsPoller& pollerOf(Server::Impl& srv, uint32_t worker) {
+  auto& slot = srv.wsPollers[worker];
+  if (!slot) slot = std::make_shared<WsPoller>(srv.pool.context(worker));
+  return *static_cast<WsPoller*>(slot.get());
+}
+
 class BareWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink {
  public:
   // `ssl`, when set, is the connection's TLS state (owned from now on), its handshake done.
   BareWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd, SSL* ssl)
-      : srv_(srv), poller_(poller), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl), fd_(fd), worker_(worker) {
+      : srv_(srv), poller_(&poller), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl), fd_(fd), worker_(worker) {
     srv_.live[worker_].insert(this);
   }
   ~BareWebSocket() override {
@@ -170,7 +181,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   }
 
   void start(std::string_view leftover, const Request& request, std::string_view key) {
-    if (!poller_.add(fd_, this)) {
+    if (!poller_->add(fd_, this)) {
       spdlog::warn("ws: epoll_ctl failed: {}", std::strerror(errno));
       die();
       return;
@@ -225,6 +236,16 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     return ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   uint16_t peerCloseCode() const override { return peerCloseCode_; }
+
+  bool moveTo(uint32_t worker, std::function<void(uint32_t)> done) override {
+    if (ssl_ || state_ != State::kOpen || !opened_ || moving_ || worker == worker_ || worker >= srv_.pool.size()) {
+      return false;  // (TLS: OpenSSL may hold records read but not decrypted yet, which would have to move too)
+    }
+    moving_ = true;  // reading stops after the message being handled; the rest of the read is kept in rx_
+    // Leaves once the current call chain (the handler, the reader, the poller's batch) is done with it.
+    asio::post(srv_.pool.context(worker_), Transit{this, worker, std::move(done)});
+    return true;
+  }
 
   // SessionBase
   void abandon() override {
@@ -384,7 +405,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     if (tx_.capacity() > kKeepCapacity) std::string().swap(tx_);
     if (writeWaiting_) {
       writeWaiting_ = false;
-      poller_.watchWrites(fd_, this, false);
+      poller_->watchWrites(fd_, this, false);
     }
     afterFlush();
   }
@@ -411,13 +432,13 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   void waitWritable() {
     if (writeWaiting_ || state_ == State::kDead) return;
     writeWaiting_ = true;
-    poller_.watchWrites(fd_, this, true);
+    poller_->watchWrites(fd_, this, true);
   }
 
   void onReadable() {
     char* buffer = readBuffer();
     for (int round = 0; round < kReadsPerTurn; ++round) {
-      if (state_ == State::kDead) return;
+      if (state_ == State::kDead || moving_) return;  // moving: read on once there (moveIn)
       ssize_t n = ::recv(fd(), buffer, kReadChunk, MSG_DONTWAIT);
       if (n > 0) {
         metrics::add(metrics::registry().bytesIn, static_cast<uint64_t>(n));
@@ -521,7 +542,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   // ws::FrameSink
   bool onMessage(std::string_view payload, bool binary) override {
     if (state_ == State::kOpen) handler_->onMessage(payload, binary);
-    return readable();  // while closing, messages are read and dropped until the close frame
+    return readable() && !moving_;  // while closing, messages are read and dropped until the close frame
   }
   void onPing(std::string_view payload) override {
     if (!readable()) return;
@@ -577,8 +598,71 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     handler_->onClose();
   }
 
+  // --- moving to another worker (moveTo) ---
+  // A posted step of a move. If the workers stop before it runs (shutdown), the connection is let go of as abandon()
+  // does for those in the live sets, which a connection in transit is in none of.
+  struct Transit {
+    BareWebSocket* ws;
+    uint32_t to;
+    std::function<void(uint32_t)> done;
+    bool arriving = false;
+    Transit(BareWebSocket* w, uint32_t t, std::function<void(uint32_t)> d) : ws(w), to(t), done(std::move(d)) {}
+    Transit(Transit&& o) noexcept : ws(std::exchange(o.ws, nullptr)), to(o.to), done(std::move(o.done)),
+                                    arriving(o.arriving) {}
+    Transit& operator=(Transit&&) = delete;
+    ~Transit() {
+      if (ws && arriving) ws->abandon();
+    }
+    void operator()() {
+      BareWebSocket* w = std::exchange(ws, nullptr);
+      if (arriving) {
+        w->moveIn(to, std::move(done));
+      } else {
+        w->moveOut(Transit(w, to, std::move(done)));
+      }
+    }
+  };
+
+  // On the old worker, after the call chain that asked for the move.
+  void moveOut(Transit t) {
+    if (state_ != State::kOpen) {
+      // Closed or failed meanwhile: it stays, and so does its handler (onClose follows, from die() or the close).
+      moving_ = false;
+      std::function<void(uint32_t)> done = std::move(t.done);
+      t.ws = nullptr;
+      done(worker_);
+      resumeReading();
+      return;
+    }
+    poller_->remove(fd_);
+    srv_.live[worker_].erase(this);
+    t.arriving = true;
+    asio::post(srv_.pool.context(t.to), std::move(t));
+  }
+
+  // On the new worker: from here on every call on the connection happens on this thread.
+  void moveIn(uint32_t to, std::function<void(uint32_t)> done) {
+    worker_ = to;
+    poller_ = &pollerOf(srv_, to);
+    srv_.live[to].insert(this);
+    moving_ = false;
+    metrics::add(metrics::registry().wsMoves);
+    if (!poller_->add(fd_, this, writeWaiting_)) {
+      spdlog::warn("ws: epoll_ctl failed after a move: {}", std::strerror(errno));
+      die();
+    }
+    done(worker_);
+    resumeReading();
+  }
+
+  // The messages that came behind the one that asked for the move, then the socket (whose edge may be spent).
+  void resumeReading() {
+    if (!rx_.empty() && readable()) ingest(nullptr, 0);
+    if (state_ != State::kDead) onReadable();
+  }
+
   Server::Impl& srv_;
-  WsPoller& poller_;
+  WsPoller* poller_;  // the worker's
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
   SSL* ssl_;  // TLS, or nullptr
@@ -593,7 +677,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   uint16_t peerCloseCode_ = 0;
   State state_ = State::kOpen;
   bool opened_ = false, notified_ = false, readPosted_ = false, writeWaiting_ = false, pingSent_ = false,
-       halfClosed_ = false, closeNotifySent_ = false;
+       halfClosed_ = false, closeNotifySent_ = false, moving_ = false;
 };
 
 void WsPoller::poll() {
@@ -611,9 +695,7 @@ void WsPoller::poll() {
 
 void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, std::string_view leftover,
                         const Request& request, std::string_view key) {
-  auto& slot = srv.wsPollers[worker];
-  if (!slot) slot = std::make_shared<WsPoller>(srv.pool.context(worker));
-  auto* ws = new BareWebSocket(srv, *static_cast<WsPoller*>(slot.get()), worker, fd, ssl);  // owns itself: die()
+  auto* ws = new BareWebSocket(srv, pollerOf(srv, worker), worker, fd, ssl);  // owns itself: die()
   ws->start(leftover, request, key);
 }
 

@@ -356,16 +356,19 @@ export async function openTcpEio(server) {
     sock.on('data', check);
     check();
   });
-  const sendText = (text) => {
+  const frame = (text) => {
     const payload = Buffer.from(text);
     if (payload.length >= 126) throw new Error('short frames only');
     const mask = randomBytes(4);
-    sock.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask,
-      Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]));
+    return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask,
+      Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
   };
+  const sendText = (text) => sock.write(frame(text));
+  // Several packets in one write: the server reads them in one go (loopback), as a burst from a busy client.
+  const sendTexts = (texts) => sock.write(Buffer.concat(texts.map(frame)));
   await waitText('0{"sid"');
   sendText('40');
   const connected = await waitText('40{"sid":"');
   const sid = /^40\{"sid":"([^"]+)"/.exec(connected)[1];
-  return { sock, sid, sendText, destroy: () => sock.destroy() };
+  return { sock, sid, sendText, sendTexts, waitText, destroy: () => sock.destroy() };
 }

@@ -742,3 +742,62 @@ describe('Engine.IO wire level', () => {
     }
   });
 });
+
+// --------------------------------------------------------------------------------- connection placement (kaiwa)
+describe('kaiwa: a direct WebSocket moves to the worker of the room it joins', () => {
+  let server;
+  before(async () => {
+    // Four workers: a socket's connection lands on the room's worker by chance only one time in four. Pings every
+    // 300 ms, so that a moved session is seen to be pinged (and answered) from its new worker.
+    if (!REFERENCE) {
+      server = await startTarget({ kaiwaArgs: ['--workers', '4', '--socketio-ping-interval', '300ms',
+        '--socketio-ping-timeout', '1s'] });
+    }
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await server?.stop();
+  });
+
+  test('what a client writes behind join-room in the same segment arrives, in order, after the move', T, async (t) => {
+    if (kaiwaOnly(t)) return;
+    const movesBefore = await metric(server, 'kaiwa_ws_moves_total');
+    const sockets = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const room = uniqueRoom(`move${i}`);
+        const b = await SioPeer.connect(server, { transports: ['websocket'] });
+        sockets.push(b);
+        await b.emitWithAck('join-room', [room]);
+        const a = await openTcpEio(server);
+        sockets.push(a);
+        // join-room with an ack, then an offer and three candidates to b, all in one write.
+        a.sendTexts([`421${JSON.stringify(['join-room', room])}`,
+          `42${JSON.stringify(['offer', { to: b.id, n: 0 }])}`,
+          ...[1, 2, 3].map((n) => `42${JSON.stringify(['ice-candidate', { to: b.id, n }])}`)]);
+        await a.waitText('431[');
+        await b.waitFor('user-joined', (id) => id === a.sid);
+        await b.waitFor('ice-candidate', (d) => d.from === a.sid && d.n === 3);
+        const fromA = b.events.filter((e) => e.args[0]?.from === a.sid).map((e) => `${e.event}:${e.args[0].n}`);
+        assert.deepEqual(fromA, ['offer:0', 'ice-candidate:1', 'ice-candidate:2', 'ice-candidate:3']);
+        // And back: b's answer reaches a where it lives now.
+        b.emit('answer', { to: a.sid, n: 9 });
+        await a.waitText('"answer",{"from"');
+      }
+      const moves = (await metric(server, 'kaiwa_ws_moves_total')) - movesBefore;
+      // 16 sockets joined; each moved unless it was accepted on its room's worker (one chance in four).
+      assert.ok(moves >= 1 && moves <= 16, `kaiwa_ws_moves_total grew by ${moves}`);
+      // Moved sessions are pinged from their new worker: the server would close one whose pongs it missed, and a
+      // raw socket that answers no ping is closed after pingInterval + pingTimeout.
+      await sleep(1000);
+      for (const b of sockets.filter((s) => s instanceof SioPeer)) assert.ok(b.socket.connected, 'still connected');
+      for (const raw of sockets.filter((s) => !(s instanceof SioPeer))) await raw.waitText('\x81\x012');  // a ping frame
+      // A moved socket that vanishes is announced to its room from its new worker.
+      const [b0, a0] = sockets;
+      a0.destroy();
+      assert.deepEqual(await b0.waitFor('user-left', (id) => id === a0.sid), [a0.sid]);
+    } finally {
+      for (const s of sockets) (s instanceof SioPeer ? s.close() : s.destroy());
+    }
+  });
+});

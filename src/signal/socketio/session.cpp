@@ -324,6 +324,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
   void startWebSocket(std::shared_ptr<WsLink> link) {
+    direct_ = true;
     ws_ = std::move(link);
     sendOn(ws_, openPacket(false), false);
     schedulePing();
@@ -921,7 +922,36 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       }
     }
     if (Membership* imp = membership(implicitName(), true)) leaveRoom(*imp, std::nullopt);
+    if (moveToOwnerOf(*room, p.ackId)) return;  // joins there
     addMembership(*room, false, p.ackId);
+  }
+
+  // A socket joins its first room after connecting (the guide's clients name no room in the handshake), so its
+  // connection usually lives on another worker than the room, and every event would hop between threads twice. A
+  // direct WebSocket session in no other room moves, with its connection, to the room's worker and joins there
+  // (docs/architecture.md, "Connection placement"). Nothing else holds it to this worker: its implicit room was
+  // just left, and the registry entry moves along; its sid keeps naming this worker, which only a polling request
+  // would read, and a WebSocket session takes none.
+  bool moveToOwnerOf(const std::string& room, std::optional<uint64_t> ack) {
+    uint32_t owner = svc_.hub.ownerOf(roomKey(room, false));
+    if (owner == worker_ || !direct_ || !ws_ || !ws_->conn || ws_->worker != worker_ || memberships_ || closed_) {
+      return false;
+    }
+    auto self = shared_from_this();
+    bool moving = ws_->conn->moveTo(owner, [self, room, ack](uint32_t worker) { self->arrive(worker, room, ack); });
+    if (!moving) return false;
+    auto& registry = svc_.sessions[worker_];
+    if (auto it = registry.find(sid_.view()); it != registry.end() && it->get() == this) registry.erase(it);
+    return true;
+  }
+
+  // On the worker the connection is on now (the room's, or still this one if it closed meanwhile).
+  void arrive(uint32_t worker, const std::string& room, std::optional<uint64_t> ack) {
+    worker_ = worker;
+    ws_->worker = worker;
+    svc_.sessions[worker].insert(shared_from_this());
+    if (closed_ || !connected_) return;
+    addMembership(room, false, ack);
   }
 
   void onLeave(const SioPacket& p) {
@@ -1056,6 +1086,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   std::unique_ptr<Membership> memberships_;  // the first room; the others follow through Membership::next
   uint32_t worker_;
   bool closed_ = false, awaitingPong_ = false, connected_ = false;
+  bool direct_ = false;  // opened as a WebSocket (never polled): its transport and it share a worker, and may move
 };
 
 std::size_t SidHash::operator()(const std::shared_ptr<EngineSession>& s) const { return (*this)(s->sid()); }
@@ -1121,6 +1152,10 @@ class WsTransport final : public http::WsHandler {
   }
 
   void onMessage(std::string_view payload, bool binary) override {
+    if (owner() == link_->worker) {  // the common case: no copy of the frame
+      if (auto s = svc_.find(owner(), sid_.view())) s->onWsFrame(link_, payload, binary);
+      return;
+    }
     onOwner([link = link_, data = std::string(payload), binary](EngineSession* s) {
       if (s) s->onWsFrame(link, data, binary);
     });
@@ -1134,10 +1169,14 @@ class WsTransport final : public http::WsHandler {
   }
 
  private:
+  // The session's worker: an upgrade's session stays where its handshake was; a direct WebSocket's session is where
+  // its connection is (they move together: EngineSession::moveToOwnerOf).
+  uint32_t owner() const { return upgrade_ ? owner_ : link_->worker; }
+
   template <typename F>
   void onOwner(F&& f) {
-    if (owner_ == link_->worker) {
-      auto s = svc_.find(owner_, sid_.view());
+    if (owner() == link_->worker) {
+      auto s = svc_.find(owner(), sid_.view());
       f(s.get());
       return;
     }
