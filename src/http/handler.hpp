@@ -69,8 +69,8 @@ class WsConnection {
   // stops after the message being handled, and `done(w)` is called on worker `w`, the one the connection is on from
   // then on — `worker`, or this one if the connection closed or failed meanwhile (onClose follows then). Reading
   // goes on there after `done`, with the messages that came behind the one being handled. Returns false, with
-  // nothing changed and `done` not called, when the connection cannot move (TLS, closing, moving already, or the
-  // same worker).
+  // nothing changed and `done` not called, when the connection cannot move (closing, moving already, the same
+  // worker, or a kind of connection that never moves).
   virtual bool moveTo(uint32_t worker, std::function<void(uint32_t worker)> done) { return false; }
 };
 

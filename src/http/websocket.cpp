@@ -238,10 +238,10 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   uint16_t peerCloseCode() const override { return peerCloseCode_; }
 
   bool moveTo(uint32_t worker, std::function<void(uint32_t)> done) override {
-    if (ssl_ || state_ != State::kOpen || !opened_ || moving_ || worker == worker_ || worker >= srv_.pool.size()) {
-      return false;  // (TLS: OpenSSL may hold records read but not decrypted yet, which would have to move too)
-    }
-    moving_ = true;  // reading stops after the message being handled; the rest of the read is kept in rx_
+    if (state_ != State::kOpen || !opened_ || moving_ || worker == worker_ || worker >= srv_.pool.size()) return false;
+    // Reading stops after the message being handled: the rest of this read (over TLS: the plaintext of the records
+    // read) is kept in rx_, and the SSL object, with any partial record inside it, moves along.
+    moving_ = true;
     // Leaves once the current call chain (the handler, the reader, the poller's batch) is done with it.
     asio::post(srv_.pool.context(worker_), Transit{this, worker, std::move(done)});
     return true;
@@ -520,6 +520,10 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
 
   // Parses the whole frames in what was read (in place when no partial frame is pending), keeps the rest.
   void ingest(char* data, std::size_t size) {
+    if (moving_) {  // parsed on the new worker (resumeReading)
+      rx_.append(data, size);
+      return;
+    }
     if (rx_.empty() && size > 0) {
       std::size_t used = reader_.read(data, size, *this);
       if (used < size && readable() && !reader_.error() && !reader_.closed()) rx_.assign(data + used, size - used);

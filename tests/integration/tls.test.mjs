@@ -197,3 +197,38 @@ test('WSS: socket.io-client over HTTPS, polling then the upgrade to WebSocket, r
     await server.stop();
   }
 });
+
+test('WSS: direct socket.io-client WebSockets move, TLS state and all, to the worker of the room they join', async () => {
+  const server = await startTlsServer(['--workers', '4']);
+  const { io } = await import('socket.io-client');
+  const opts = { forceNew: true, reconnection: false, timeout: 5000, rejectUnauthorized: false,
+    transports: ['websocket'] };
+  const sockets = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      const room = uniqueRoom(`tls-move${i}`);
+      const [a, b] = [io(server.url, opts), io(server.url, opts)];
+      sockets.push(a, b);
+      await Promise.all([a, b].map((s) => new Promise((r, j) => { s.once('connect', r); s.once('connect_error', j); })));
+      await a.timeout(WAIT).emitWithAck('join-room', room);
+      const joined = new Promise((r) => a.on('user-joined', r));
+      // b's join-room, then at once (the same tick: likely the same TLS read) a 40 kB offer that spans records.
+      const offers = new Promise((r) => a.on('offer', r));
+      b.emit('join-room', room);
+      const sdp = 'v=0\r\n' + 'a=x\r\n'.repeat(8000);
+      b.emit('offer', { to: a.id, offer: { type: 'offer', sdp } });
+      assert.equal(await joined, b.id);
+      assert.deepEqual(await offers, { from: b.id, offer: { type: 'offer', sdp } });
+      const answer = new Promise((r) => b.on('answer', r));
+      a.emit('answer', { to: b.id, answer: { type: 'answer', sdp: 'v=0\r\n' } });
+      assert.equal((await answer).from, a.id);
+    }
+    // 12 sockets joined; each moved unless it was accepted on its room's worker (one chance in four).
+    const moves = await metric(server, 'kaiwa_ws_moves_total');
+    assert.ok(moves >= 1 && moves <= 12, `kaiwa_ws_moves_total ${moves}`);
+    assert.equal(await metric(server, 'kaiwa_dropped_total{reason="tls_bad"}'), 0);
+  } finally {
+    for (const s of sockets) s.close();
+    await server.stop();
+  }
+});
