@@ -1,12 +1,15 @@
 #include "signal/native/codec.hpp"
 
-#include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <fmt/format.h>
 
-#include "common/json.hpp"
+#include <array>
+#include <cmath>
+#include <cstring>
 
 namespace kaiwa::signal::native {
 namespace json = boost::json;
+using namespace std::string_view_literals;
 namespace {
 
 constexpr std::size_t kMaxNameChars = 64;
@@ -26,72 +29,355 @@ bool hasControl(std::string_view s) {
   return false;
 }
 
-struct Fields {
-  const json::object& obj;
-  DecodeError& err;
+// key == literal, with a compare of constant size the compiler inlines.
+template <std::size_t N>
+bool is(std::string_view key, const char (&literal)[N]) {
+  return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
+}
 
-  // A string field; `required` fails when absent. Sets err and returns false on a type error.
-  bool str(std::string_view key, std::string& into, bool required) {
-    const json::value* v = obj.if_contains(key);
-    if (!v) {
-      if (required) err.message = fmt::format("missing field '{}'", key);
-      return !required;
-    }
-    if (!v->is_string()) {
-      err.message = fmt::format("field '{}' must be a string", key);
-      return false;
-    }
-    into.assign(v->get_string().data(), v->get_string().size());
-    return true;
-  }
+// True if one of the 8 bytes in `w` needs an escape in a JSON string: a control character, '"' or '\\'.
+bool anyToEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const uint64_t control = (w - kOnes * 0x20) & ~w;  // a byte below 0x20
+  const uint64_t q = w ^ (kOnes * '"');
+  const uint64_t b = w ^ (kOnes * '\\');
+  return ((control | ((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHigh) != 0;
+}
 
-  bool state(std::string_view key, MediaStatePatch& into) {
-    const json::value* v = obj.if_contains(key);
-    if (!v) return true;
-    if (!v->is_object()) {
-      err.message = fmt::format("field '{}' must be an object", key);
-      return false;
-    }
-    const json::object& s = v->get_object();
-    auto flag = [&](std::string_view name, std::optional<bool>& out) {
-      const json::value* f = s.if_contains(name);
-      if (!f) return true;
-      if (!f->is_bool()) {
-        err.message = fmt::format("state.{} must be a boolean", name);
-        return false;
+// Appends `s` escaped for the inside of a JSON string literal (no quotes). Plain runs are copied whole; eight bytes
+// are checked at a time.
+void appendJsonText(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const char* p = s.data();
+  const std::size_t n = s.size();
+  std::size_t run = 0;  // start of the pending run of plain bytes
+  std::size_t i = 0;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      if (!anyToEscape(w)) {
+        i += 8;
+        continue;
       }
-      out = f->get_bool();
-      return true;
-    };
-    return flag("audioMuted", into.audioMuted) && flag("videoOff", into.videoOff) &&
-           flag("screenSharing", into.screenSharing);
+    }
+    for (const std::size_t stop = std::min(i + 8, n); i < stop; ++i) {
+      const auto c = static_cast<unsigned char>(p[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out.append(p + run, i - run);
+      run = i + 1;
+      switch (c) {
+        case '"': out += "\\\""sv; break;
+        case '\\': out += "\\\\"sv; break;
+        case '\n': out += "\\n"sv; break;
+        case '\r': out += "\\r"sv; break;
+        case '\t': out += "\\t"sv; break;
+        default:
+          out += "\\u00"sv;
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+      }
+    }
   }
+  out.append(p + run, n - run);
+}
 
-  bool data(std::string& into) {
-    const json::value* v = obj.if_contains("data");
-    if (!v) {
-      err.message = "missing field 'data'";
-      return false;
-    }
-    if (!common::finiteNumbers(*v)) {
-      // 1e400 parses as infinity, which has no JSON text: refuse rather than relay something invalid.
-      err.message = "a number in 'data' is out of range";
-      return false;
-    }
-    into = json::serialize(*v);
+// The fields of a request as one pass of Boost.JSON's validating parser saw them, without a DOM. A field that
+// appears twice counts with its last value, as it would in a parsed object. `data` is written out as JSON text while
+// it is parsed; everything else in the message is validated and skipped.
+class Scanner {
+ public:
+  // What a top-level field held, the last time it appeared.
+  enum class Kind : uint8_t { kAbsent, kString, kInt64, kUint64, kDouble, kBool, kNull, kObject, kArray };
+  enum class Field : uint8_t {
+    kOther, kId, kV, kType, kRoom, kName, kToken, kPeer, kResume, kTo, kText, kState, kData
+  };
+  enum class Flag : uint8_t { kNone, kAudioMuted, kVideoOff, kScreenSharing };
+  static constexpr std::size_t kFields = 13;
+  static constexpr std::size_t kFlags = 4;
+
+  // The basic_parser's handler interface.
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  // `input`: the whole text being parsed; `data` receives the text of `data`.
+  Scanner(std::string_view input, std::string& data) : input_(input), data_(data) {}
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    if (depth_ == 0) rootObject_ = true;
+    open(Kind::kObject, '{');
     return true;
   }
+  bool on_object_end(std::size_t, json::error_code&) {
+    close('}');
+    return true;
+  }
+  bool on_array_begin(json::error_code&) {
+    open(Kind::kArray, '[');
+    return true;
+  }
+  bool on_array_end(std::size_t, json::error_code&) {
+    close(']');
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    keyPart(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    keyPart(s);
+    keyEnd();
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+    stringPart(s);
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code&) {
+    stringPart(s);
+    inString_ = false;
+    if (emitting()) data_.push_back('"');
+    return true;
+  }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    numberPart(s);
+    return true;
+  }
+  bool on_int64(int64_t i, json::string_view s, json::error_code&) {
+    numberPart(s);
+    numberEnd(Kind::kInt64);
+    if (depth_ == 1) ints_[index()] = i;
+    return true;
+  }
+  bool on_uint64(uint64_t u, json::string_view s, json::error_code&) {
+    numberPart(s);
+    numberEnd(Kind::kUint64);
+    if (depth_ == 1) uints_[index()] = u;
+    return true;
+  }
+  bool on_double(double d, json::string_view s, json::error_code&) {
+    numberPart(s);
+    numberEnd(Kind::kDouble);
+    // 1e400 parses as infinity, which has no JSON text: refuse rather than relay something invalid.
+    if (emitting() && !std::isfinite(d)) dataOutOfRange_ = true;
+    return true;
+  }
+  bool on_bool(bool b, json::error_code&) {
+    value(Kind::kBool);
+    if (depth_ == 2 && field_ == Field::kState) flags_[static_cast<std::size_t>(flag_)] = b;
+    if (emitting()) {
+      separate();
+      data_ += b ? "true"sv : "false"sv;
+    }
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    value(Kind::kNull);
+    if (emitting()) {
+      separate();
+      data_ += "null"sv;
+    }
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+  // Results, once the parse succeeded.
+  bool rootObject() const { return rootObject_; }
+  Kind kind(Field f) const { return kinds_[static_cast<std::size_t>(f)]; }
+  int64_t int64(Field f) const { return ints_[static_cast<std::size_t>(f)]; }
+  uint64_t uint64(Field f) const { return uints_[static_cast<std::size_t>(f)]; }
+  // The text of a string field (valid while kind(f) is kString).
+  std::string& text(Field f) { return strings_[static_cast<std::size_t>(f)]; }
+  Kind flagKind(Flag f) const { return flagKinds_[static_cast<std::size_t>(f)]; }
+  bool flag(Flag f) const { return flags_[static_cast<std::size_t>(f)]; }
+  bool dataOutOfRange() const { return dataOutOfRange_; }
+
+ private:
+  std::size_t index() const { return static_cast<std::size_t>(field_); }
+  // Inside the value of the top-level `data`: its JSON text is being written to data_.
+  bool emitting() const { return field_ == Field::kData && depth_ >= 1; }
+
+  // Bookkeeping for a value that starts now: a top-level field's kind, or the kind of a state flag.
+  void value(Kind k) {
+    if (depth_ == 1 && rootObject_) {
+      kinds_[index()] = k;
+    } else if (depth_ == 2 && field_ == Field::kState) {
+      flagKinds_[static_cast<std::size_t>(flag_)] = k;
+    }
+  }
+
+  // The comma before a value or key in data_: none after an opening bracket or a colon.
+  void separate() {
+    if (!data_.empty()) {
+      char last = data_.back();
+      if (last != '{' && last != '[' && last != ':') data_.push_back(',');
+    }
+  }
+
+  void open(Kind k, char bracket) {
+    value(k);
+    if (depth_ == 1 && field_ == Field::kState && k == Kind::kObject) {
+      flagKinds_ = {};  // a later "state" replaces an earlier one
+    }
+    if (emitting()) {
+      separate();
+      data_.push_back(bracket);
+    }
+    ++depth_;
+  }
+
+  void close(char bracket) {
+    --depth_;
+    if (emitting()) data_.push_back(bracket);
+  }
+
+  void keyPart(json::string_view s) {
+    if (depth_ == 1 || (depth_ == 2 && field_ == Field::kState)) {
+      if (keyLength_ + s.size() > sizeof(key_)) {
+        keyLength_ = sizeof(key_) + 1;  // longer than any name we look for
+      } else {
+        std::memcpy(key_ + keyLength_, s.data(), s.size());
+        keyLength_ += s.size();
+      }
+    } else if (emitting()) {
+      if (!inKey_) {
+        separate();
+        data_.push_back('"');
+        inKey_ = true;
+      }
+      appendString(s);
+    }
+  }
+
+  // Appends a decoded piece of a string or key to data_, escaped. A piece that lies in the input is a run of it
+  // between escapes: it holds no '"', no '\\' and no control character (JSON has none unescaped), so it needs no
+  // escaping. Pieces decoded from escapes come from the parser's own buffer and are escaped again.
+  void appendString(json::string_view s) {
+    if (s.data() >= input_.data() && s.data() + s.size() <= input_.data() + input_.size()) {
+      data_.append(s.data(), s.size());
+    } else {
+      appendJsonText(data_, std::string_view(s.data(), s.size()));
+    }
+  }
+
+  void keyEnd() {
+    if (depth_ == 1 || (depth_ == 2 && field_ == Field::kState)) {
+      std::string_view key = keyLength_ <= sizeof(key_) ? std::string_view(key_, keyLength_) : std::string_view();
+      keyLength_ = 0;
+      if (depth_ == 1) {
+        if (!rootObject_) return;
+        field_ = fieldOf(key);
+        if (field_ == Field::kData) {  // a later "data" replaces an earlier one
+          data_.clear();
+          data_.reserve(input_.size());  // most often enough: only \b and \f grow when written out again
+          dataOutOfRange_ = false;
+        }
+      } else {
+        flag_ = flagOf(key);
+      }
+    } else if (emitting()) {
+      data_ += "\":"sv;  // keyPart() opened it
+      inKey_ = false;
+    }
+  }
+
+  void stringPart(json::string_view s) {
+    if (emitting()) {
+      if (!inString_) {
+        inString_ = true;
+        value(Kind::kString);
+        separate();
+        data_.push_back('"');
+      }
+      appendString(s);
+      return;
+    }
+    const bool field = depth_ == 1 && rootObject_ && field_ != Field::kOther;
+    if (!inString_) {
+      inString_ = true;
+      value(Kind::kString);
+      if (field) strings_[index()].clear();
+    }
+    if (field) strings_[index()].append(s.data(), s.size());
+  }
+
+  void numberPart(json::string_view s) {
+    if (!emitting()) return;
+    if (!inNumber_) {
+      separate();
+      inNumber_ = true;
+    }
+    data_.append(s.data(), s.size());  // the number's own text: valid JSON, and exactly what was sent
+  }
+
+  void numberEnd(Kind k) {
+    inNumber_ = false;
+    value(k);
+  }
+
+  static Field fieldOf(std::string_view key) {
+    switch (key.size()) {
+      case 1: return is(key, "v") ? Field::kV : Field::kOther;
+      case 2: return is(key, "id") ? Field::kId : is(key, "to") ? Field::kTo : Field::kOther;
+      case 4:
+        if (is(key, "type")) return Field::kType;
+        if (is(key, "data")) return Field::kData;
+        if (is(key, "room")) return Field::kRoom;
+        if (is(key, "name")) return Field::kName;
+        if (is(key, "peer")) return Field::kPeer;
+        if (is(key, "text")) return Field::kText;
+        return Field::kOther;
+      case 5:
+        if (is(key, "token")) return Field::kToken;
+        if (is(key, "state")) return Field::kState;
+        return Field::kOther;
+      case 6: return is(key, "resume") ? Field::kResume : Field::kOther;
+      default: return Field::kOther;
+    }
+  }
+
+  static Flag flagOf(std::string_view key) {
+    if (is(key, "audioMuted")) return Flag::kAudioMuted;
+    if (is(key, "videoOff")) return Flag::kVideoOff;
+    if (is(key, "screenSharing")) return Flag::kScreenSharing;
+    return Flag::kNone;
+  }
+
+  std::string_view input_;
+  std::string& data_;
+  std::array<Kind, kFields> kinds_{};
+  std::array<int64_t, kFields> ints_{};
+  std::array<uint64_t, kFields> uints_{};
+  std::array<std::string, kFields> strings_;
+  std::array<Kind, kFlags> flagKinds_{};
+  std::array<bool, kFlags> flags_{};
+  std::size_t depth_ = 0;  // containers open around the current event
+  std::size_t keyLength_ = 0;
+  char key_[16];           // the top-level or state key being read
+  Field field_ = Field::kOther;  // the top-level field whose value is being read
+  Flag flag_ = Flag::kNone;      // the state flag whose value is being read
+  bool rootObject_ = false;
+  bool inString_ = false;
+  bool inKey_ = false;
+  bool inNumber_ = false;
+  bool dataOutOfRange_ = false;
 };
 
 std::optional<RequestType> typeOf(std::string_view t) {
-  if (t == "signal") return RequestType::kSignal;
-  if (t == "message") return RequestType::kMessage;
-  if (t == "ping") return RequestType::kPing;
-  if (t == "state") return RequestType::kState;
-  if (t == "chat") return RequestType::kChat;
-  if (t == "join") return RequestType::kJoin;
-  if (t == "resume") return RequestType::kResume;
-  if (t == "leave") return RequestType::kLeave;
+  if (is(t, "message")) return RequestType::kMessage;
+  if (is(t, "signal")) return RequestType::kSignal;
+  if (is(t, "ping")) return RequestType::kPing;
+  if (is(t, "state")) return RequestType::kState;
+  if (is(t, "chat")) return RequestType::kChat;
+  if (is(t, "join")) return RequestType::kJoin;
+  if (is(t, "resume")) return RequestType::kResume;
+  if (is(t, "leave")) return RequestType::kLeave;
   return std::nullopt;
 }
 
@@ -113,26 +399,31 @@ bool validDisplayName(std::string_view name) {
 }
 
 DecodeResult decode(std::string_view text) {
+  using Field = Scanner::Field;
+  using Kind = Scanner::Kind;
+  using Flag = Scanner::Flag;
   DecodeError err;
+  Request req;
   json::parse_options opts;
   opts.max_depth = 32;
-  std::error_code ec;
-  json::monotonic_resource mr;
-  json::value root = json::parse(json::string_view(text.data(), text.size()), ec, &mr, opts);
+  json::basic_parser<Scanner> parser(opts, text, req.data);
+  json::error_code ec;
+  std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  if (!ec && used < text.size()) ec = json::error::extra_data;
   if (ec) {
     err.message = "not valid JSON: " + ec.message();
     return err;
   }
-  if (!root.is_object()) {
+  Scanner& s = parser.handler();
+  if (!s.rootObject()) {
     err.message = "a message must be a JSON object";
     return err;
   }
-  const json::object& obj = root.get_object();
-  if (const json::value* id = obj.if_contains("id")) {
-    if (id->is_int64()) {
-      err.id = id->get_int64();
-    } else if (id->is_uint64() && id->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-      err.id = static_cast<int64_t>(id->get_uint64());
+  if (Kind id = s.kind(Field::kId); id != Kind::kAbsent) {
+    if (id == Kind::kInt64) {
+      err.id = s.int64(Field::kId);
+    } else if (id == Kind::kUint64 && s.uint64(Field::kId) <= static_cast<uint64_t>(INT64_MAX)) {
+      err.id = static_cast<int64_t>(s.uint64(Field::kId));
     } else {
       err.message = "field 'id' must be an integer";
       return err;
@@ -143,30 +434,70 @@ DecodeResult decode(std::string_view text) {
       return err;
     }
   }
-  const json::value* v = obj.if_contains("v");
-  if (!v || !v->is_int64() || v->get_int64() != kProtocolVersion) {
+  if (s.kind(Field::kV) != Kind::kInt64 || s.int64(Field::kV) != kProtocolVersion) {
     err.message = fmt::format("field 'v' must be {}", kProtocolVersion);
     return err;
   }
-  const json::value* type = obj.if_contains("type");
-  if (!type || !type->is_string()) {
+  if (s.kind(Field::kType) != Kind::kString) {
     err.message = "missing field 'type'";
     return err;
   }
-  auto rt = typeOf(std::string_view(type->get_string().data(), type->get_string().size()));
+  auto rt = typeOf(s.text(Field::kType));
   if (!rt) {
-    err.message = fmt::format("unknown type '{}'", std::string_view(type->get_string()));
+    err.message = fmt::format("unknown type '{}'", s.text(Field::kType));
     return err;
   }
-  Request req;
   req.type = *rt;
   req.id = err.id;
-  Fields f{obj, err};
+
+  // A string field; `required` fails when absent. Sets err and returns false on a type error.
+  auto str = [&](Field f, std::string_view key, std::string& into, bool required) {
+    if (s.kind(f) == Kind::kAbsent) {
+      if (required) err.message = fmt::format("missing field '{}'", key);
+      return !required;
+    }
+    if (s.kind(f) != Kind::kString) {
+      err.message = fmt::format("field '{}' must be a string", key);
+      return false;
+    }
+    into = std::move(s.text(f));
+    return true;
+  };
+  auto state = [&](MediaStatePatch& into) {
+    if (s.kind(Field::kState) == Kind::kAbsent) return true;
+    if (s.kind(Field::kState) != Kind::kObject) {
+      err.message = "field 'state' must be an object";
+      return false;
+    }
+    auto flag = [&](Flag f, std::string_view name, std::optional<bool>& out) {
+      if (s.flagKind(f) == Kind::kAbsent) return true;
+      if (s.flagKind(f) != Kind::kBool) {
+        err.message = fmt::format("state.{} must be a boolean", name);
+        return false;
+      }
+      out = s.flag(f);
+      return true;
+    };
+    return flag(Flag::kAudioMuted, "audioMuted", into.audioMuted) && flag(Flag::kVideoOff, "videoOff", into.videoOff) &&
+           flag(Flag::kScreenSharing, "screenSharing", into.screenSharing);
+  };
+  auto data = [&] {
+    if (s.kind(Field::kData) == Kind::kAbsent) {
+      err.message = "missing field 'data'";
+      return false;
+    }
+    if (s.dataOutOfRange()) {
+      err.message = "a number in 'data' is out of range";
+      return false;
+    }
+    return true;  // req.data holds its text already
+  };
+
   bool ok = true;
   switch (req.type) {
     case RequestType::kJoin:
-      ok = f.str("room", req.room, true) && f.str("name", req.name, false) && f.str("token", req.token, false) &&
-           f.state("state", req.state);
+      ok = str(Field::kRoom, "room", req.room, true) && str(Field::kName, "name", req.name, false) &&
+           str(Field::kToken, "token", req.token, false) && state(req.state);
       if (ok && !validRoomName(req.room)) {
         err.message = "room must be 1-64 characters of A-Z a-z 0-9 _ . -";
         ok = false;
@@ -177,27 +508,28 @@ DecodeResult decode(std::string_view text) {
       }
       break;
     case RequestType::kResume:
-      ok = f.str("room", req.room, true) && f.str("peer", req.peer, true) && f.str("resume", req.resume, true);
+      ok = str(Field::kRoom, "room", req.room, true) && str(Field::kPeer, "peer", req.peer, true) &&
+           str(Field::kResume, "resume", req.resume, true);
       break;
     case RequestType::kSignal:
-      ok = f.str("to", req.to, true) && f.data(req.data);
+      ok = str(Field::kTo, "to", req.to, true) && data();
       break;
     case RequestType::kMessage:
-      ok = f.str("to", req.to, false) && f.data(req.data);
+      ok = str(Field::kTo, "to", req.to, false) && data();
       break;
     case RequestType::kChat:
-      ok = f.str("text", req.text, true);
+      ok = str(Field::kText, "text", req.text, true);
       if (ok && (req.text.empty() || codePoints(req.text) > kMaxChatChars)) {
         err.message = "text must be 1-4096 characters";
         ok = false;
       }
       break;
     case RequestType::kState:
-      if (!obj.contains("state")) {
+      if (s.kind(Field::kState) == Kind::kAbsent) {
         err.message = "missing field 'state'";
         ok = false;
       } else {
-        ok = f.state("state", req.state);
+        ok = state(req.state);
       }
       break;
     case RequestType::kLeave:
@@ -205,31 +537,13 @@ DecodeResult decode(std::string_view text) {
       break;
   }
   if (!ok) return err;
+  if (req.type != RequestType::kSignal && req.type != RequestType::kMessage) req.data.clear();
   return req;
 }
 
 void appendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  std::size_t run = 0;  // start of the pending run of plain bytes
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
+  appendJsonText(out, s);
   out.push_back('"');
 }
 
@@ -241,11 +555,11 @@ void appendState(std::string& out, const MediaState& s) {
 }
 
 void appendPeer(std::string& out, const PeerInfo& p) {
-  out += R"({"id":)";
+  out += R"({"id":)"sv;
   appendJsonString(out, p.id);
-  out += R"(,"name":)";
+  out += R"(,"name":)"sv;
   appendJsonString(out, p.name);
-  out += R"(,"state":)";
+  out += R"(,"state":)"sv;
   appendState(out, p.state);
   out += '}';
 }
@@ -257,78 +571,78 @@ void appendRe(std::string& out, int64_t re) {
 }  // namespace
 
 void encode(const Event& event, std::string& out) {
-  out += R"({"v":1,"type":)";
+  out += R"({"v":1,"type":)"sv;
   std::visit(
       [&out](const auto& e) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, ev::Joined>) {
-          out += R"("ok")";
+          out += R"("ok")"sv;
           appendRe(out, e.re);
-          out += R"(,"room":)";
+          out += R"(,"room":)"sv;
           appendJsonString(out, e.room);
-          out += R"(,"peer":)";
+          out += R"(,"peer":)"sv;
           appendJsonString(out, e.peer);
-          out += R"(,"resume":)";
+          out += R"(,"resume":)"sv;
           appendJsonString(out, e.resume);
-          out += R"(,"resumed":)";
-          out += e.resumed ? "true" : "false";
-          out += R"(,"peers":[)";
+          out += R"(,"resumed":)"sv;
+          out += e.resumed ? "true"sv : "false"sv;
+          out += R"(,"peers":[)"sv;
           for (std::size_t i = 0; i < e.peers.size(); ++i) {
             if (i) out += ',';
             appendPeer(out, e.peers[i]);
           }
           out += ']';
         } else if constexpr (std::is_same_v<T, ev::Ok>) {
-          out += R"("ok")";
+          out += R"("ok")"sv;
           appendRe(out, e.re);
           if (e.ts) fmt::format_to(std::back_inserter(out), R"(,"ts":{})", e.ts);
         } else if constexpr (std::is_same_v<T, ev::Error>) {
-          out += R"("error")";
+          out += R"("error")"sv;
           appendRe(out, e.re);
-          out += R"(,"code":")";
+          out += R"(,"code":")"sv;
           out += toString(e.code);
-          out += R"(","message":)";
+          out += R"(","message":)"sv;
           appendJsonString(out, e.message);
         } else if constexpr (std::is_same_v<T, ev::PeerJoined>) {
-          out += R"("peer-joined","peer":)";
+          out += R"("peer-joined","peer":)"sv;
           appendPeer(out, e.peer);
         } else if constexpr (std::is_same_v<T, ev::PeerLeft>) {
-          out += R"("peer-left","peer":)";
+          out += R"("peer-left","peer":)"sv;
           appendJsonString(out, e.peer);
-          out += R"(,"reason":")";
+          out += R"(,"reason":")"sv;
           out += toString(e.reason);
           out += '"';
         } else if constexpr (std::is_same_v<T, ev::PeerState>) {
-          out += R"("peer-state","peer":)";
+          out += R"("peer-state","peer":)"sv;
           appendJsonString(out, e.peer);
-          out += R"(,"state":)";
+          out += R"(,"state":)"sv;
           appendState(out, e.state);
         } else if constexpr (std::is_same_v<T, ev::Signal>) {
-          out += R"("signal","from":)";
+          out += R"("signal","from":)"sv;
           appendJsonString(out, e.from);
-          out += R"(,"data":)";
+          out += R"(,"data":)"sv;
           out += e.data;
         } else if constexpr (std::is_same_v<T, ev::Message>) {
-          out += R"("message","from":)";
+          out += R"("message","from":)"sv;
           appendJsonString(out, e.from);
-          out += R"(,"broadcast":)";
-          out += e.broadcast ? "true" : "false";
-          out += R"(,"data":)";
+          out += R"(,"broadcast":)"sv;
+          out += e.broadcast ? "true"sv : "false"sv;
+          out += R"(,"data":)"sv;
           out += e.data;
         } else if constexpr (std::is_same_v<T, ev::Chat>) {
-          out += R"("chat","from":)";
+          out += R"("chat","from":)"sv;
           appendJsonString(out, e.from);
-          out += R"(,"name":)";
+          out += R"(,"name":)"sv;
           appendJsonString(out, e.name);
-          out += R"(,"text":)";
+          out += R"(,"text":)"sv;
           appendJsonString(out, e.text);
           fmt::format_to(std::back_inserter(out), R"(,"ts":{})", e.ts);
         } else if constexpr (std::is_same_v<T, ev::Bye>) {
-          out += R"("bye","reason":)";
+          out += R"("bye","reason":)"sv;
           appendJsonString(out, e.reason);
         } else if constexpr (std::is_same_v<T, ev::Expired>) {
           // Native rooms never hold messages (RoomPolicy::holdForAbsent), so this is never sent; valid JSON anyway.
-          out += R"("error","code":"unknown-peer","message":"messages to this peer expired undelivered")";
+          out += R"("error","code":"unknown-peer","message":"messages to this peer expired undelivered")"sv;
         }
       },
       event);

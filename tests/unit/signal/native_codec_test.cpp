@@ -178,3 +178,175 @@ TEST(NativeDecode, NumbersWithoutJsonTextAreRefused) {
 
 }  // namespace
 }  // namespace kaiwa::signal::native
+
+// decode() reads a message in one pass of Boost.JSON's validating parser, without a DOM, and writes `data` out as it
+// goes. These tests hold it to what a parsed document would give.
+namespace kaiwa::signal::native {
+namespace {
+
+std::string messageWith(std::string_view data) {
+  return R"({"v":1,"type":"message","to":"p","data":)" + std::string(data) + "}";
+}
+
+// The relayed text of `data`: valid JSON, equal in value to what was sent.
+std::string relayed(std::string_view data) {
+  Request r = ok(messageWith(data));
+  json::error_code ec;
+  json::value back = json::parse(r.data, ec);
+  EXPECT_FALSE(ec) << r.data << " is not valid JSON";
+  EXPECT_EQ(back, json::parse(data)) << "sent " << data << ", relayed " << r.data;
+  return r.data;
+}
+
+TEST(NativeDecodeData, TextWithoutEscapesIsRelayedAsSent) {
+  // Numbers keep their own text (a DOM would have written 1.5E0, 0, 1E2).
+  EXPECT_EQ(relayed(R"({"sdp":"v=0","n":[1.50,-0,1E+2,12345678901234567890123,-9223372036854775808]})"),
+            R"({"sdp":"v=0","n":[1.50,-0,1E+2,12345678901234567890123,-9223372036854775808]})");
+  EXPECT_EQ(relayed(R"("x")"), R"("x")");
+  EXPECT_EQ(relayed("true"), "true");
+  EXPECT_EQ(relayed("null"), "null");
+  EXPECT_EQ(relayed("-12.5e-3"), "-12.5e-3");
+  EXPECT_EQ(relayed("{}"), "{}");
+  EXPECT_EQ(relayed("[[],{},[{}]]"), "[[],{},[{}]]");
+  EXPECT_EQ(relayed(R"({"data":{"data":1}})"), R"({"data":{"data":1}})");
+  EXPECT_EQ(relayed(" \t\r\n{ \"a\" : [ 1 , 2 ] , \"b\" : { } } "), R"({"a":[1,2],"b":{}})");
+}
+
+TEST(NativeDecodeData, EscapesAndUnicodeRoundTrip) {
+  relayed(R"("a\"b\\c\/d\b\f\n\r\t\u0000\u001f\u007f")");
+  relayed(R"("\u00e9\u4e2d\ud83d\ude00 \u2028\u2029")");
+  relayed("\"é中😀\"");
+  relayed(R"({"k\u0065y":1,"\"":2,"":3,"\\":{"\n":[]}})");
+  EXPECT_EQ(relayed(R"("\u0041\/")"), R"("A/")");
+  EXPECT_EQ(relayed(R"("\u0001")"), R"("\u0001")");
+  // Longer than the parser's buffer for unescaped text, escapes throughout.
+  std::string big = "\"";
+  for (int i = 0; i < 3000; ++i) big += i % 7 ? "ab\\u00e9" : "\\r\\n\\\"";
+  big += "\"";
+  relayed(big);
+  std::string keys = "{";
+  for (int i = 0; i < 200; ++i) {
+    keys.append(i ? ",\"" : "\"").append(50, 'k').append("\\t").append(std::to_string(i)).append("\":");
+    keys.append(std::to_string(i));
+  }
+  keys += "}";
+  relayed(keys);
+}
+
+TEST(NativeDecodeData, InvalidJsonIsRefused) {
+  for (std::string data : {"[1,}", "[1,]", "{\"a\":1,}", "01", "NaN", "Infinity", "-", "1.", ".5", "\"\\x\"",
+                           "\"\\ud800\"", "\"\\udc00x\"", "\"a\xff\"", "\"\xc3\"", "\"\x01\"", "'x'", "[1]/*c*/",
+                           "{\"a\"}", "tru", "nul", "[", "\"abc"}) {
+    DecodeError e = bad(messageWith(data));
+    EXPECT_EQ(e.code, ErrorCode::kBadMessage) << data;
+    EXPECT_NE(e.message.find("not valid JSON"), std::string::npos) << data << ": " << e.message;
+  }
+  EXPECT_NE(bad(R"({"v":1,"type":"ping"} {})").message.find("not valid JSON"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"ping"}x)").message.find("not valid JSON"), std::string::npos);
+  EXPECT_NE(bad("").message.find("not valid JSON"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"ping")").message.find("not valid JSON"), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<Request>(decode(" {\"v\":1,\"type\":\"ping\"}\n")));
+}
+
+TEST(NativeDecodeData, NumbersOutOfRangeAreRefusedWherePresent) {
+  std::string huge(401, '0');
+  huge[0] = '1';
+  for (std::string data : {std::string("1e400"), std::string("-1e400"), std::string(R"([1,{"a":[2e999]}])"),
+                           std::string(R"({"x":1E309})"), huge}) {
+    DecodeError e = bad(messageWith(data));
+    EXPECT_EQ(e.code, ErrorCode::kBadMessage) << data;
+    EXPECT_NE(e.message.find("out of range"), std::string::npos) << data << ": " << e.message;
+  }
+  relayed("1e-400");  // underflows to 0: a number with JSON text
+  relayed("1.7976931348623157e308");
+  // The last "data" counts, as in a parsed object.
+  EXPECT_EQ(ok(R"({"v":1,"type":"message","data":1e400,"data":[1]})").data, "[1]");
+  EXPECT_EQ(bad(R"({"v":1,"type":"message","data":[1],"data":{"a":1e400}})").code, ErrorCode::kBadMessage);
+  // Outside data nothing is relayed: the field rules apply as before.
+  EXPECT_TRUE(std::holds_alternative<Request>(decode(R"({"v":1,"type":"ping","extra":1e400})")));
+  EXPECT_NE(bad(R"({"v":1,"type":"ping","id":1e400})").message.find("'id'"), std::string::npos);
+  // Earlier faults are reported first.
+  EXPECT_NE(bad(R"({"v":2,"type":"message","data":1e400})").message.find("'v'"), std::string::npos);
+}
+
+TEST(NativeDecodeData, NestingIsLimitedTo32Levels) {
+  // The message object is one level, so `data` may nest 31 deep.
+  auto nested = [](int n) { return std::string(n, '[') + std::string(n, ']'); };
+  relayed(nested(31));
+  EXPECT_NE(bad(messageWith(nested(32))).message.find("not valid JSON"), std::string::npos);
+  std::string objects;
+  for (int i = 0; i < 31; ++i) objects += R"({"a":)";
+  objects += "1" + std::string(31, '}');
+  relayed(objects);
+  EXPECT_EQ(bad(messageWith(R"({"a":)" + objects + "}")).code, ErrorCode::kBadMessage);
+}
+
+TEST(NativeDecodeFields, WrongTypesAreNamed) {
+  EXPECT_NE(bad(R"({"v":"1","type":"ping"})").message.find("'v'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1.0,"type":"ping"})").message.find("'v'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":5})").message.find("'type'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"signal","to":5,"data":1})").message.find("'to' must be a string"),
+            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"message","to":null,"data":1})").message.find("'to' must be a string"),
+            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"join","room":null,"name":"a"})").message.find("'room' must be a string"),
+            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"chat","text":["x"]})").message.find("'text' must be a string"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"resume","room":"r","peer":"p"})").message.find("'resume'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"state","state":5})").message.find("must be an object"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"state","state":[{"audioMuted":true}]})").message.find("must be an object"),
+            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"state","state":{"videoOff":{}}})").message.find("state.videoOff"),
+            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"join","room":"r","name":"a","state":{"screenSharing":1}})")
+                .message.find("state.screenSharing"),
+            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"state"})").message.find("missing field 'state'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"ping","id":1.5})").message.find("'id'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"ping","id":9223372036854775808})").message.find("'id'"), std::string::npos);
+  EXPECT_EQ(ok(R"({"v":1,"type":"ping","id":9223372036854775807})").id, INT64_MAX);
+  for (std::string root : {"\"x\"", "[]", "1", "null", "[{\"v\":1,\"type\":\"ping\"}]"}) {
+    EXPECT_NE(bad(root).message.find("object"), std::string::npos) << root;
+  }
+}
+
+TEST(NativeDecodeFields, RepeatedFieldsCountWithTheirLastValue) {
+  Request r = ok(R"({"v":2,"v":1,"type":"ping","type":"message","to":"a","to":"b","data":1,"data":{"x":2},)"
+                 R"("id":1,"id":8})");
+  EXPECT_EQ(r.type, RequestType::kMessage);
+  EXPECT_EQ(r.to, "b");
+  EXPECT_EQ(r.data, R"({"x":2})");
+  EXPECT_EQ(r.id, 8);
+  Request s = ok(R"({"v":1,"type":"state","state":{"audioMuted":true},"state":{"videoOff":true,"videoOff":false}})");
+  EXPECT_FALSE(s.state.audioMuted.has_value());
+  EXPECT_EQ(s.state.videoOff, std::optional<bool>(false));
+  EXPECT_EQ(bad(R"({"v":1,"type":"signal","to":"a","to":7,"data":1})").code, ErrorCode::kBadMessage);
+  EXPECT_EQ(ok(R"({"v":1,"type":"signal","to":7,"to":"a","data":1})").to, "a");
+}
+
+TEST(NativeDecodeFields, NamesAreReadAfterTheirEscapes) {
+  EXPECT_EQ(ok(R"({"v":1,"typ\u0065":"ping"})").type, RequestType::kPing);
+  EXPECT_EQ(ok(R"({"v":1,"type":"message","d\u0061ta":"x"})").data, R"("x")");
+  EXPECT_EQ(ok(R"({"v":1,"type":"chat","text":"a\u0000b\nc"})").text, std::string("a\0b\nc", 5));
+  EXPECT_EQ(ok(R"({"v":1,"type":"state","state":{"audio\u004duted":true}})").state.audioMuted,
+            std::optional<bool>(true));
+  // Nested or longer names are not fields.
+  EXPECT_NE(bad(R"({"v":1,"type":"message","x":{"data":1}})").message.find("'data'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"message","datadatadatadatadata":1})").message.find("'data'"), std::string::npos);
+  EXPECT_FALSE(ok(R"({"v":1,"type":"state","state":{"x":{"audioMuted":"no"}}})").state.audioMuted.has_value());
+}
+
+TEST(NativeDecodeFields, OnlyTheFieldsOfTheTypeAreKept) {
+  Request j = ok(R"({"v":1,"type":"join","room":"r","name":"a","to":"x","data":[1],"text":"t","peer":"p"})");
+  EXPECT_TRUE(j.to.empty());
+  EXPECT_TRUE(j.data.empty());
+  EXPECT_TRUE(j.text.empty());
+  EXPECT_TRUE(j.peer.empty());
+  Request m = ok(R"({"v":1,"type":"message","room":"r","data":2,"state":{"audioMuted":true}})");
+  EXPECT_TRUE(m.room.empty());
+  EXPECT_FALSE(m.state.audioMuted.has_value());
+  EXPECT_EQ(m.data, "2");
+}
+
+}  // namespace
+}  // namespace kaiwa::signal::native
