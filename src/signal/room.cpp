@@ -126,7 +126,7 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
 
 bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::string_view token, TimePoint now,
                   Outbox& out) {
-  auto it = peers_.find(std::string(peerId));
+  auto it = peers_.find(peerId);
   if (!policy_.resumable || it == peers_.end() || token.empty() || it->second.resumeToken() != token ||
       (!it->second.attached && now >= it->second.deadline)) {
     refuseJoin(out, from, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
@@ -167,7 +167,7 @@ void Room::detach(Endpoint from, TimePoint now, Outbox& out, bool goingAway, std
   auto attachedHere = [&](const auto& kv) { return kv.second.attached && kv.second.endpoint() == from; };
   auto it = peers_.end();
   if (!peerHint.empty()) {
-    it = peers_.find(std::string(peerHint));
+    it = peers_.find(peerHint);
     if (it != peers_.end() && !attachedHere(*it)) it = peers_.end();
   }
   if (it == peers_.end()) it = std::find_if(peers_.begin(), peers_.end(), attachedHere);
@@ -189,7 +189,7 @@ void Room::signal(Endpoint from, int64_t re, std::string_view peerId, std::strin
                   Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
-  auto target = peers_.find(std::string(to));
+  auto target = peers_.find(to);
   if (target == peers_.end() || &target->second == p) {
     metrics::registry().drop(metrics::Drop::kUnknownPeer);
     replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
@@ -206,7 +206,7 @@ void Room::message(Endpoint from, int64_t re, std::string_view peerId, std::stri
   if (to.empty()) {
     broadcast(make(ev::Message{*p->id, std::move(data), true}), p, out);
   } else {
-    auto target = peers_.find(std::string(to));
+    auto target = peers_.find(to);
     if (target == peers_.end() || &target->second == p) {
       metrics::registry().drop(metrics::Drop::kUnknownPeer);
       replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
@@ -238,12 +238,12 @@ void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const Me
 
 void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, std::string kind, std::string data,
                  bool hold, TimePoint now, Outbox& out) {
-  auto it = peers_.find(std::string(peerId));
+  auto it = peers_.find(peerId);
   if (it == peers_.end() || !it->second.attached || it->second.endpoint() != from) return;
   Peer& p = it->second;
   p.deadline = now;
   EventPtr event = make(ev::Signal{*p.id, std::move(data), std::move(kind)});
-  auto target = peers_.find(std::string(to));
+  auto target = peers_.find(to);
   if (target != peers_.end()) {
     deliver(target->second, event, out);
   } else if (hold && policy_.holdForAbsent.count() > 0 && !to.empty()) {
@@ -254,7 +254,7 @@ void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, st
 }
 
 void Room::touch(Endpoint from, std::string_view peerId, TimePoint now) {
-  auto it = peers_.find(std::string(peerId));
+  auto it = peers_.find(peerId);
   if (it != peers_.end() && it->second.attached && it->second.endpoint() == from) it->second.deadline = now;
 }
 
@@ -349,7 +349,7 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
 std::vector<PeerInfo> Room::members() const { return othersThan(nullptr); }
 
 Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
-  auto it = peers_.find(std::string(peerId));
+  auto it = peers_.find(peerId);
   if (it == peers_.end() || !it->second.attached || it->second.endpoint() != from) {
     replyError(out, from, re, ErrorCode::kNotJoined, "not a member of room '" + name_ + "'");
     return nullptr;

@@ -50,7 +50,7 @@ class Room {
   // No members and nothing held for absent ids: the room may be destroyed.
   bool empty() const { return peers_.empty() && (!held_ || held_->empty()); }
   const RoomPolicy& policy() const { return policy_; }
-  bool contains(std::string_view peer) const { return peers_.contains(std::string(peer)); }
+  bool contains(std::string_view peer) const { return peers_.contains(peer); }
 
   // Adds a peer. Replies ev::Joined (or ev::Error room-full / bad-message for a taken id) to `req.from`, tells the
   // others ev::PeerJoined. Returns the new peer's id, or empty on failure.
@@ -131,8 +131,10 @@ class Room {
     PeerInfo info() const { return PeerInfo{*id, std::string(name()), state()}; }
   };
   // A hash the standard library deems cheap (it is not std::hash<std::string>), so entries keep no copy of it.
+  // Transparent: members are found by a string_view, without making a string of it.
   struct PeerIdHash {
-    std::size_t operator()(const std::string& id) const noexcept { return std::hash<std::string_view>{}(id); }
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
   };
 
   // Events kept for a detached member (made by the first one; an idle member has none).
@@ -167,7 +169,8 @@ class Room {
   const Limits& limits_;
   RoomPolicy policy_;
   std::unique_ptr<HeldMap> held_;  // made by the first message held (RoomPolicy::holdForAbsent)
-  std::unordered_map<std::string, Peer, PeerIdHash> peers_{2};  // 2 buckets to start with (the default first makes 13)
+  // 2 buckets to start with (the default first makes 13).
+  std::unordered_map<std::string, Peer, PeerIdHash, std::equal_to<>> peers_{2};
   Peer* first_ = nullptr;  // join order: oldest...
   Peer* last_ = nullptr;   // ...newest
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept

@@ -100,12 +100,11 @@ void Session::handle(Request&& req) {
     sendError(re, ErrorCode::kNotJoined, phase_ == Phase::kJoining ? "join still in progress" : "join a room first");
     return;
   }
-  auto ep = endpoint_;
-  auto peer = peer_;
+  // The lambdas take copies: a task may run after this session is gone (it runs on the room's worker).
   switch (req.type) {
     case RequestType::kLeave:
       phase_ = Phase::kIdle;
-      hub_.onRoom(room_, [ep, re, peer, room = room_](RoomHost& rooms, Outbox& out) {
+      hub_.onRoom(room_, [ep = endpoint_, re, peer = std::move(peer_), room = room_](RoomHost& rooms, Outbox& out) {
         if (Room* r = rooms.find(room)) {
           r->leave(ep, re, peer, out);
           rooms.reapIfEmpty(room);
@@ -115,25 +114,26 @@ void Session::handle(Request&& req) {
       peer_.clear();
       break;
     case RequestType::kSignal:
-      hub_.onRoom(room_, [ep, re, peer, room = room_, to = std::move(req.to), data = std::move(req.data)](
-                             RoomHost& rooms, Outbox& out) mutable {
+      hub_.onRoom(room_, [ep = endpoint_, re, peer = peer_, room = room_, to = std::move(req.to),
+                          data = std::move(req.data)](RoomHost& rooms, Outbox& out) mutable {
         if (Room* r = rooms.find(room)) r->signal(ep, re, peer, to, std::move(data), out);
       });
       break;
     case RequestType::kMessage:
-      hub_.onRoom(room_, [ep, re, peer, room = room_, to = std::move(req.to), data = std::move(req.data)](
-                             RoomHost& rooms, Outbox& out) mutable {
+      hub_.onRoom(room_, [ep = endpoint_, re, peer = peer_, room = room_, to = std::move(req.to),
+                          data = std::move(req.data)](RoomHost& rooms, Outbox& out) mutable {
         if (Room* r = rooms.find(room)) r->message(ep, re, peer, to, std::move(data), out);
       });
       break;
     case RequestType::kChat:
-      hub_.onRoom(room_, [ep, re, peer, room = room_, text = std::move(req.text)](RoomHost& rooms,
-                                                                                 Outbox& out) mutable {
+      hub_.onRoom(room_, [ep = endpoint_, re, peer = peer_, room = room_, text = std::move(req.text)](
+                             RoomHost& rooms, Outbox& out) mutable {
         if (Room* r = rooms.find(room)) r->chat(ep, re, peer, std::move(text), wallMillis(), out);
       });
       break;
     case RequestType::kState:
-      hub_.onRoom(room_, [ep, re, peer, room = room_, patch = req.state](RoomHost& rooms, Outbox& out) {
+      hub_.onRoom(room_, [ep = endpoint_, re, peer = peer_, room = room_, patch = req.state](RoomHost& rooms,
+                                                                                           Outbox& out) {
         if (Room* r = rooms.find(room)) r->setState(ep, re, peer, patch, out);
       });
       break;
