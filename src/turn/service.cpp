@@ -55,6 +55,8 @@ constexpr uint64_t kListenTag = 0;           // the worker's listening UDP socke
 constexpr uint64_t kConnectionTag = 1ULL << 32;  // | connection id: a TURN TCP/TLS client connection in that set
 constexpr size_t kTcpInitialBuffer = 2048;   // grows to the largest frame seen (64 KiB + header at most)
 constexpr size_t kTcpMaxFrame = 65536 + 8;
+// SSL_read calls per TLS connection and read (each takes at least a byte out of OpenSSL's 16 KiB buffer or stops).
+constexpr int kTlsReadRounds = 4096;
 // TCP allocations (RFC 6062): a bound pipe reads 16 KiB at a time, and stops reading one side while more than
 // kPipeBuffered bytes wait to be written to the other (TCP's own window then pushes back on the sender).
 constexpr size_t kPipeChunk = 16384;
@@ -121,7 +123,10 @@ class TurnService::Worker : public TurnIo {
   struct Connection {
     explicit Connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
     ~Connection() {
-      if (ssl) SSL_free(ssl);
+      if (ssl) {
+        BIO_set_data(SSL_get_rbio(ssl), nullptr);
+        SSL_free(ssl);
+      }
     }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
@@ -130,9 +135,12 @@ class TurnService::Worker : public TurnIo {
     std::vector<uint8_t> in;
     size_t used = 0;
     std::vector<uint8_t> pending, writing;
-    SSL* ssl = nullptr;             // TLS (RFC 8656 over TLS): memory BIOs between the socket and OpenSSL
-    std::vector<uint8_t> cipherIn;  // TLS records as read from the socket
-    std::vector<uint8_t> cipherOut; // TLS records to write
+    // TLS (RFC 8656 over TLS): OpenSSL reads the socket itself through tlsBio(), at most once per readiness
+    // (mayRecv), and its records to write are appended to cipherOut.
+    SSL* ssl = nullptr;
+    std::vector<uint8_t> cipherOut;
+    bool mayRecv = false;
+    bool eof = false;  // the TLS BIO's recv found the stream closed or failed
     bool closed = false;
     bool failed = false;  // SSL_write failed: close at the next flush
     bool dirty = false;   // in dirty_, to be written at the flush
@@ -320,16 +328,17 @@ class TurnService::Worker : public TurnIo {
     if (c.closed) return;
     size_t size = head.size() + body.size() + pad;
     if (c.ssl && c.pending.empty() && SSL_is_init_finished(c.ssl)) {
-      // TLS: one record per message, encrypted now into the write BIO; the records of this loop turn go out in one
+      // TLS: one record per message, encrypted now into cipherOut; the records of this loop turn go out in one
       // socket write at the flush. (A record holding several messages is valid TLS, but coturn's turnutils_uclient
       // takes each SSL_read as one message and silently drops the rest.)
-      if (c.cipherOut.size() + BIO_ctrl_pending(SSL_get_wbio(c.ssl)) + size > kMaxTcpBuffered) {
+      if (c.cipherOut.size() + size > kMaxTcpBuffered) {
         ++sendFailures_;
         return;
       }
       tlsRecord_.assign(head.begin(), head.end());
       tlsRecord_.insert(tlsRecord_.end(), body.begin(), body.end());
       tlsRecord_.insert(tlsRecord_.end(), pad, 0);
+      // The BIO appends the record to cipherOut.
       if (SSL_write(c.ssl, tlsRecord_.data(), int(tlsRecord_.size())) <= 0) {
         ERR_clear_error();
         c.failed = true;  // closed at the flush, not from inside the TURN server's call
@@ -528,9 +537,15 @@ class TurnService::Worker : public TurnIo {
           if (tls) {
             c->ssl = SSL_new(service_.tls_);
             if (!c->ssl) return accept(acceptor, tls);
-            SSL_set_bio(c->ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+            BIO* bio = BIO_new(tlsBio());
+            if (!bio) {
+              SSL_free(std::exchange(c->ssl, nullptr));
+              return accept(acceptor, tls);
+            }
+            BIO_set_data(bio, c.get());
+            BIO_set_init(bio, 1);
+            SSL_set_bio(c->ssl, bio, bio);
             SSL_set_accept_state(c->ssl);
-            c->cipherIn.resize(16384);
           }
           connections_[id] = c;
           watch(c);
@@ -562,33 +577,115 @@ class TurnService::Worker : public TurnIo {
     connections_.erase(c->tuple.connection);
   }
 
-  // TLS: hands `n` bytes of records to OpenSSL and moves the plaintext into c->in. False: close the connection.
-  bool decrypt(const std::shared_ptr<Connection>& c, size_t n) {
-    if (BIO_write(SSL_get_rbio(c->ssl), c->cipherIn.data(), int(n)) != int(n)) return false;
-    for (;;) {
-      if (c->used == c->in.size()) c->in.resize(std::min(kTcpMaxFrame + 4096, c->in.size() * 2));
-      if (c->used == c->in.size()) return false;
+  // The BIO between OpenSSL and a TURN TLS connection, instead of a pair of memory BIOs: its read is one recv from
+  // the connection's socket straight into OpenSSL's read buffer, allowed once per readiness (Connection::mayRecv: a
+  // second read in the same turn only asks to be called again, so no recv ever just finds the socket empty), and
+  // its write appends the record to the connection's cipherOut, which the flush sends. Its data is the Connection
+  // that owns the SSL (nullptr while a connection moves to another worker).
+  static BIO_METHOD* tlsBio() {
+    static BIO_METHOD* method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kaiwa TURN TLS");
+      BIO_meth_set_read_ex(m, [](BIO* b, char* data, size_t size, size_t* got) -> int {
+        BIO_clear_retry_flags(b);
+        auto* c = static_cast<Connection*>(BIO_get_data(b));
+        if (!c || !c->mayRecv) {
+          BIO_set_retry_read(b);
+          return 0;
+        }
+        c->mayRecv = false;
+        ssize_t n = ::recv(c->socket.native_handle(), data, size, MSG_DONTWAIT);
+        if (n > 0) {
+          *got = size_t(n);
+          return 1;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          BIO_set_retry_read(b);
+          return 0;
+        }
+        c->eof = true;  // closed by the client, or an error: SSL_read fails, the connection closes
+        return 0;
+      });
+      BIO_meth_set_write_ex(m, [](BIO* b, const char* data, size_t size, size_t* put) -> int {
+        BIO_clear_retry_flags(b);
+        auto* c = static_cast<Connection*>(BIO_get_data(b));
+        if (!c) return 0;
+        auto* bytes = reinterpret_cast<const uint8_t*>(data);
+        c->cipherOut.insert(c->cipherOut.end(), bytes, bytes + size);
+        *put = size;
+        return 1;
+      });
+      BIO_meth_set_ctrl(m, [](BIO* b, int cmd, long, void*) -> long {
+        auto* c = static_cast<Connection*>(BIO_get_data(b));
+        switch (cmd) {
+          case BIO_CTRL_FLUSH: return 1;
+          case BIO_CTRL_EOF: return c && c->eof ? 1 : 0;
+          default: return 0;  // nothing pending inside the BIO, no other control
+        }
+      });
+      return m;
+    }();
+    return method;
+  }
+
+  // TLS: decrypts into c->in what OpenSSL holds and what one recv brings. A control connection's complete frames go
+  // to the server record by record (so a frame of any size fits and c->in never holds more than one record beyond
+  // a partial frame); a data connection's bytes stay in c->in for the pipe, up to its size. Stops when OpenSSL holds
+  // nothing more: no SSL_read that is only told to wait. False: close the connection (it may also have been closed,
+  // or handed to another worker, on the way: check c->closed).
+  bool readTls(const std::shared_ptr<Connection>& c, bool mayRecv) {
+    c->mayRecv = mayRecv;
+    bool ok = true;
+    int round = 0;
+    // Each round takes at least one byte out of OpenSSL's buffer (16 KiB of records at most), or stops.
+    for (; round < kTlsReadRounds; ++round) {
+      if (c->closed || (c->dataConnection && c->used == c->in.size())) break;
+      if (c->used == c->in.size()) {  // a control connection: processFrames made room for any frame it waits for
+        ok = false;
+        break;
+      }
       int r = SSL_read(c->ssl, c->in.data() + c->used, int(c->in.size() - c->used));
       if (r > 0) {
         c->used += size_t(r);
+        if (!c->dataConnection) handleFrames(c);
+        if (!c->closed && !SSL_has_pending(c->ssl)) break;
         continue;
       }
       int err = SSL_get_error(c->ssl, r);
       ERR_clear_error();
-      writeTcp(c);  // handshake records, alerts
-      return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+      ok = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+      break;
     }
+    if (c->closed) return true;
+    c->mayRecv = false;
+    if (!c->cipherOut.empty() && c->writing.empty()) writeTcp(c);  // handshake records, alerts (also before a close)
+    if (ok && round == kTlsReadRounds && !c->closed && !c->dataConnection && SSL_has_pending(c->ssl)) {
+      // Not expected (see kTlsReadRounds), but records OpenSSL holds would not wake the epoll set: go on next turn.
+      asio::post(ctx_, [this, c] {
+        if (c->closed || c->dataConnection || !c->ssl) return;
+        if (!readTls(c, false)) return closeConnection(c);
+        if (!c->closed) afterFrames(c);
+      });
+    }
+    return ok;
   }
 
   void readTcp(const std::shared_ptr<Connection>& c) {
-    auto buffer = c->ssl ? asio::buffer(c->cipherIn) : asio::buffer(c->in.data() + c->used, c->in.size() - c->used);
+    if (c->ssl) {
+      auto then = [this, c](const boost::system::error_code& ec) {
+        if (ec || c->closed) return closeConnection(c);
+        if (!readTls(c, true)) return closeConnection(c);
+        if (c->closed) return;
+        if (c->dataConnection) return pipeFromClient(c);
+        afterFrames(c);
+      };
+      // Records OpenSSL already holds do not make the socket readable again.
+      if (SSL_has_pending(c->ssl)) return asio::post(ctx_, [then] { then({}); });
+      return c->socket.async_wait(asio::ip::tcp::socket::wait_read, then);
+    }
+    auto buffer = asio::buffer(c->in.data() + c->used, c->in.size() - c->used);
     c->socket.async_read_some(buffer, [this, c](const boost::system::error_code& ec, size_t n) {
       if (ec || c->closed) return closeConnection(c);
-      if (c->ssl) {
-        if (!decrypt(c, n)) return closeConnection(c);
-      } else {
-        c->used += n;
-      }
+      c->used += n;
       if (c->dataConnection) return pipeFromClient(c);
       processFrames(c);
     });
@@ -596,6 +693,21 @@ class TurnService::Worker : public TurnIo {
 
   // Hands the complete STUN/ChannelData frames in c->in to the server, then reads on (or pipes, once bound).
   void processFrames(const std::shared_ptr<Connection>& c) {
+    handleFrames(c);
+    if (!c->closed) afterFrames(c);
+  }
+
+  void afterFrames(const std::shared_ptr<Connection>& c) {
+    if (c->dataConnection) {  // bytes after the ConnectionBind are the peer's already; a pipe reads through asio
+      unwatch(c);
+      return pipeFromClient(c);
+    }
+    if (!c->watched) watch(c);
+  }
+
+  // Hands the complete frames in c->in to the server and keeps the rest at its start. Stops at the frame that made
+  // the connection a data connection, or closed it, or moved it to another worker.
+  void handleFrames(const std::shared_ptr<Connection>& c) {
     TimePoint t = now();
     int64_t unix = std::time(nullptr);
     size_t pos = 0;
@@ -625,11 +737,6 @@ class TurnService::Worker : public TurnIo {
     if (c->closed) return;
     std::memmove(c->in.data(), c->in.data() + pos, c->used - pos);
     c->used -= pos;
-    if (c->dataConnection) {  // bytes after the ConnectionBind are the peer's already; a pipe reads through asio
-      unwatch(c);
-      return pipeFromClient(c);
-    }
-    if (!c->watched) watch(c);
   }
 
   // A control connection is read when the worker's epoll set says it is readable: one recv per ready connection and
@@ -652,17 +759,17 @@ class TurnService::Worker : public TurnIo {
     auto it = connections_.find(id);
     if (it == connections_.end() || !it->second->watched) return;
     std::shared_ptr<Connection> c = it->second;
-    uint8_t* at = c->ssl ? c->cipherIn.data() : c->in.data() + c->used;
-    size_t room = c->ssl ? c->cipherIn.size() : c->in.size() - c->used;
+    if (c->ssl) {
+      if (!readTls(c, true)) return closeConnection(c);
+      if (!c->closed) afterFrames(c);
+      return;
+    }
+    size_t room = c->in.size() - c->used;
     if (room == 0) return closeConnection(c);
-    ssize_t n = ::recv(c->socket.native_handle(), at, room, MSG_DONTWAIT);
+    ssize_t n = ::recv(c->socket.native_handle(), c->in.data() + c->used, room, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (n <= 0) return closeConnection(c);
-    if (c->ssl) {
-      if (!decrypt(c, size_t(n))) return closeConnection(c);
-    } else {
-      c->used += size_t(n);
-    }
+    c->used += size_t(n);
     if (c->dataConnection) {
       unwatch(c);
       return pipeFromClient(c);
@@ -672,9 +779,7 @@ class TurnService::Worker : public TurnIo {
 
   bool handOff(const std::shared_ptr<Connection>& c, size_t pos, uint32_t target) {
     // Only a connection with nothing on its way out (a fresh one: the ConnectionBind is its first request).
-    if (!c->writing.empty() || !c->pending.empty() || !c->cipherOut.empty() ||
-        (c->ssl && BIO_ctrl_pending(SSL_get_wbio(c->ssl)) != 0))
-      return false;
+    if (!c->writing.empty() || !c->pending.empty() || !c->cipherOut.empty()) return false;
     unwatch(c);
     boost::system::error_code ec;
     int fd = c->socket.release(ec);
@@ -682,6 +787,7 @@ class TurnService::Worker : public TurnIo {
     Handoff h;
     h.fd = fd;
     h.ssl = std::exchange(c->ssl, nullptr);
+    if (h.ssl) BIO_set_data(SSL_get_rbio(h.ssl), nullptr);  // records OpenSSL still holds go with it
     h.tuple = c->tuple;
     h.bytes.assign(c->in.begin() + long(pos), c->in.begin() + long(c->used));
     c->closed = true;
@@ -707,12 +813,16 @@ class TurnService::Worker : public TurnIo {
     c->tuple = h.tuple;
     c->tuple.connection = id;
     c->ssl = h.ssl;
-    if (c->ssl) c->cipherIn.resize(16384);
+    if (c->ssl) BIO_set_data(SSL_get_rbio(c->ssl), c.get());
     c->used = h.bytes.size();
     c->in = std::move(h.bytes);
     c->in.resize(std::max(c->used, kTcpInitialBuffer));
     connections_[id] = c;
-    processFrames(c);
+    handleFrames(c);
+    // Records that came with the ConnectionBind and OpenSSL has not decrypted yet; the socket is read once watched.
+    if (!c->closed && c->ssl && !c->dataConnection && SSL_has_pending(c->ssl) && !readTls(c, false))
+      return closeConnection(c);
+    if (!c->closed) afterFrames(c);
   }
 
   // --- TCP allocations: the byte pipes ---
@@ -765,8 +875,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   static size_t queuedToClient(const Connection& c) {
-    return c.pending.size() + c.writing.size() + c.cipherOut.size() +
-           (c.ssl ? BIO_ctrl_pending(SSL_get_wbio(c.ssl)) : 0);
+    return c.pending.size() + c.writing.size() + c.cipherOut.size();
   }
   static size_t queuedToPeer(const PeerConn& p) { return p.out.size() + p.writing.size(); }
 
@@ -911,14 +1020,6 @@ class TurnService::Worker : public TurnIo {
           pos += len;
         }
         c->pending.clear();
-      }
-      BIO* out = SSL_get_wbio(c->ssl);
-      while (size_t waiting = BIO_ctrl_pending(out)) {
-        size_t at = c->cipherOut.size();
-        c->cipherOut.resize(at + waiting);
-        int r = BIO_read(out, c->cipherOut.data() + at, int(waiting));
-        c->cipherOut.resize(at + size_t(std::max(r, 0)));
-        if (r <= 0) break;
       }
     }
     auto& out = c->ssl ? c->cipherOut : c->pending;

@@ -5,9 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { freeUdpTcpPort, startServer } from '../e2e/helpers.mjs';
 import { metric, sleep } from './client.mjs';
 
@@ -289,15 +292,18 @@ function decodeStun(buf) {
   };
 }
 
-// A STUN-framed TCP connection to the TURN server: requests with answers, indications in a queue.
+// A STUN-framed TCP connection to the TURN server: requests with answers, indications and ChannelData in queues.
+// `socket`: another connected stream (a TLS socket) instead of a TCP connection to `port`.
 class TurnTcp {
-  constructor(port, creds) {
+  constructor(port, creds, socket = null) {
     this.creds = creds;
-    this.socket = net.connect(port, '127.0.0.1');
-    this.socket.setNoDelay(true);
+    this.socket = socket ?? net.connect(port, '127.0.0.1');
+    this.connectEvent = socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect';
+    if (!socket) this.socket.setNoDelay(true);
     this.buf = Buffer.alloc(0);
     this.framed = true;
     this.messages = [];
+    this.channelData = [];
     this.waiters = [];
     this.raw = [];  // bytes after a ConnectionBind
     this.rawWaiters = [];
@@ -305,11 +311,21 @@ class TurnTcp {
     this.socket.on('error', () => {});
     this.socket.on('data', (d) => this.onData(d));
   }
-  ready() { return new Promise((r, j) => { this.socket.once('connect', r); this.socket.once('error', j); }); }
+  ready() { return new Promise((r, j) => { this.socket.once(this.connectEvent, r); this.socket.once('error', j); }); }
   onData(d) {
     if (!this.framed) return this.onRaw(d);
     this.buf = Buffer.concat([this.buf, d]);
-    while (this.framed && this.buf.length >= 20) {
+    while (this.framed && this.buf.length >= 4) {
+      if ((this.buf[0] & 0xc0) === 0x40) {  // ChannelData, padded to 4 bytes on a stream
+        const n = this.buf.readUInt16BE(2);
+        const len = 4 + n + ((4 - (n % 4)) % 4);
+        if (this.buf.length < len) break;
+        this.channelData.push({ channel: this.buf.readUInt16BE(0), data: Buffer.from(this.buf.subarray(4, 4 + n)) });
+        this.buf = this.buf.subarray(len);
+        this.wake();
+        continue;
+      }
+      if (this.buf.length < 20) break;
       const len = 20 + this.buf.readUInt16BE(2);
       if (this.buf.length < len) break;
       const m = decodeStun(this.buf.subarray(0, len));
@@ -330,6 +346,16 @@ class TurnTcp {
     for (const w of this.rawWaiters.splice(0)) w();
   }
   wake() { for (const w of this.waiters.splice(0)) w(); }
+  // Waits until `n` ChannelData messages arrived and returns them.
+  async channelMessages(n, ms = 10_000) {
+    const deadline = Date.now() + ms;
+    while (this.channelData.length < n) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out with ${this.channelData.length} of ${n} ChannelData messages`);
+      await new Promise((r) => { this.waiters.push(r); setTimeout(r, left); });
+    }
+    return this.channelData.splice(0, n);
+  }
   async next(pred, what, ms = 10_000) {
     const deadline = Date.now() + ms;
     for (;;) {
@@ -573,6 +599,215 @@ test('datagrams dropped by the kernel on a full TURN socket are counted (reason=
   } finally {
     server.proc.kill('SIGCONT');
     sock.close();
+    await server.stop();
+  }
+});
+
+// The TLS transport below a Node TLS client, shaping how its records reach the server: 'pass' writes them as they
+// come, 'hold' keeps them until release() writes them all in one socket write (one TCP segment up to the MSS),
+// 'trickle' writes every record in pieces of 1 to 7 bytes a few milliseconds apart (records split over the server's
+// reads). `paused` stops reading from the server (a slow client: the kernel's buffers fill up).
+class ShapedTransport extends Duplex {
+  constructor(port) {
+    super();
+    this.mode = 'pass';
+    this.held = [];
+    this.queue = Promise.resolve();
+    this.sock = net.connect(port, '127.0.0.1');
+    this.sock.setNoDelay(true);
+    this.sock.on('data', (d) => { if (!this.push(d)) this.sock.pause(); });
+    this.sock.on('end', () => this.push(null));
+    this.sock.on('error', (e) => this.destroy(e));
+    this.sock.on('close', () => this.destroy());
+  }
+  _read() { if (!this.paused) this.sock.resume(); }
+  setPaused(paused) {
+    this.paused = paused;
+    if (paused) this.sock.pause();
+    else this.sock.resume();
+  }
+  _write(chunk, _enc, cb) {
+    if (this.mode === 'hold') {
+      this.held.push(chunk);
+      return cb();
+    }
+    if (this.mode === 'pass') return this.sock.write(chunk, cb);
+    this.queue = this.queue.then(async () => {
+      for (let at = 0, k = 1; at < chunk.length; at += k, k = (k % 7) + 1) {
+        this.sock.write(chunk.subarray(at, at + k));
+        await sleep(2);
+      }
+    });
+    this.queue.then(() => cb(), cb);
+  }
+  _final(cb) { this.queue.then(() => this.sock.end(cb)); }
+  release() {
+    const all = Buffer.concat(this.held);
+    this.held = [];
+    return new Promise((r) => this.sock.write(all, r));
+  }
+  _destroy(err, cb) {
+    this.sock.destroy();
+    cb(err);
+  }
+}
+
+const channelBindMethod = 0x009;
+const channelNumberAttr = 0x000c;
+
+function channelData(channel, data) {
+  const h = Buffer.alloc(4);
+  h.writeUInt16BE(channel, 0);
+  h.writeUInt16BE(data.length, 2);
+  return Buffer.concat([h, data, Buffer.alloc((4 - (data.length % 4)) % 4)]);
+}
+
+// Writes `data` as one TLS record (the write's callback: the record reached the transport).
+const writeRecord = (socket, data) => new Promise((r, j) => socket.write(data, (e) => (e ? j(e) : r())));
+
+test('TURN over TLS: records and messages in any arrangement, close_notify, a slow client', async (t) => {
+  const tlsPort = await freeUdpTcpPort();
+  const server = await startServer({
+    extraArgs: ['--turn-listen', `127.0.0.1:${await freeUdpTcpPort()}`, '--turn-tls-listen', `127.0.0.1:${tlsPort}`,
+      '--turn-realm', 'example.test', '--turn-user', 'alice:alicepw', '--turn-ports', '46000-46999',
+      '--turn-allow-peer', '127.0.0.0/8', '--turn-unauthenticated-rate', '0'],
+  });
+  // A UDP peer that echoes every datagram and remembers what it got.
+  const peer = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+  const got = [];
+  peer.on('message', (m, rinfo) => {
+    got.push(m);
+    if (!peer.flood) peer.send(m, rinfo.port, rinfo.address);
+  });
+  await new Promise((r) => peer.bind(0, '127.0.0.1', r));
+  const peerPort = peer.address().port;
+  const CHANNEL = 0x4001;
+
+  // A TLS control connection with a UDP allocation and a channel to the peer.
+  async function channel() {
+    const transport = new ShapedTransport(tlsPort);
+    const socket = tls.connect({ socket: transport, rejectUnauthorized: false });
+    const client = new TurnTcp(tlsPort, ALICE, socket);
+    await client.ready();
+    const a = await client.request(M.allocate, [[A.requestedTransport, Buffer.from([17, 0, 0, 0])]]);
+    assert.equal(a.code, 200, `Allocate: ${a.code}`);
+    const b = await client.request(channelBindMethod, [[channelNumberAttr, Buffer.from([0x40, 0x01, 0, 0])],
+      [A.xorPeerAddress, xorAddress('127.0.0.1', peerPort)]]);
+    assert.equal(b.code, 200, `ChannelBind: ${b.code}`);
+    return { client, socket, transport, relayed: a.addr(A.xorRelayedAddress) };
+  }
+  const payload = (i, size = 100) => {
+    const p = randomBytes(size);
+    p.writeUInt32BE(i, 0);
+    return p;
+  };
+  // The peer got `sent` (in this order, nothing else), and the client got each back on the channel.
+  async function relayed(client, sent) {
+    const back = await client.channelMessages(sent.length).catch((e) => { throw new Error(`${e.message}; the peer got ${got.length}`); });
+    assert.deepEqual(got.splice(0).map((m) => m.toString('hex')), sent.map((m) => m.toString('hex')));
+    assert.deepEqual(back.map((m) => m.data.toString('hex')), sent.map((m) => m.toString('hex')));
+    assert.ok(back.every((m) => m.channel === CHANNEL));
+  }
+
+  try {
+    await t.test('several ChannelData messages and a request in one record', async () => {
+      const { client, socket } = await channel();
+      const sent = Array.from({ length: 12 }, (_, i) => payload(i, 20 + 37 * i));
+      await writeRecord(socket, Buffer.concat(sent.map((p) => channelData(CHANNEL, p))));
+      await relayed(client, sent);
+      // A Refresh between two ChannelData messages, all in one record.
+      const refresh = encodeStun(M.refresh, 0, [[A.username, Buffer.from(ALICE.user)],
+        [A.realm, Buffer.from(client.realm)], [A.nonce, Buffer.from(client.nonce)]],
+      createHash('md5').update(`${ALICE.user}:${client.realm}:${ALICE.password}`).digest());
+      const two = [payload(100), payload(101)];
+      await writeRecord(socket, Buffer.concat([channelData(CHANNEL, two[0]), refresh, channelData(CHANNEL, two[1])]));
+      const r = await client.next((m) => m.method === M.refresh && m.tx.equals(refresh.subarray(8, 20)), 'Refresh');
+      assert.equal(r.code, 200);
+      await relayed(client, two);
+      socket.destroy();
+    });
+
+    await t.test('a message split over records, records split over reads', async () => {
+      const { client, socket, transport } = await channel();
+      // One ChannelData message in three records.
+      const big = payload(7, 1200);
+      const frame = channelData(CHANNEL, big);
+      for (const [from, to] of [[0, 3], [3, 700], [700, frame.length]]) await writeRecord(socket, frame.subarray(from, to));
+      await relayed(client, [big]);
+      // Records written a few bytes at a time: the server reads parts of records.
+      transport.mode = 'trickle';
+      const sent = [payload(8), payload(9, 40), payload(10, 5)];
+      for (const p of sent) await writeRecord(socket, channelData(CHANNEL, p));
+      await relayed(client, sent);
+      socket.destroy();
+    });
+
+    await t.test('hundreds of records in one write: more than one read of the socket takes', async () => {
+      const { client, socket, transport } = await channel();
+      transport.mode = 'hold';
+      const sent = Array.from({ length: 300 }, (_, i) => payload(1000 + i));
+      for (const p of sent) await writeRecord(socket, channelData(CHANNEL, p));  // 300 records, ~38 KB
+      assert.ok(transport.held.reduce((n, b) => n + b.length, 0) > 32 * 1024);
+      transport.mode = 'pass';
+      await transport.release();
+      await relayed(client, sent);
+      socket.destroy();
+    });
+
+    await t.test('close_notify: the server closes the connection and deletes its allocation', async () => {
+      await sleep(1200);  // the gauge is published once a second
+      const before = await metricValue(server, 'kaiwa_turn_allocations');
+      const { client, socket } = await channel();
+      await sleep(1200);
+      assert.equal(await metricValue(server, 'kaiwa_turn_allocations'), before + 1);
+      const ended = new Promise((r) => socket.on('close', r));
+      socket.end();  // close_notify, then FIN
+      await closedWithin(ended, 5000, 'the TLS connection after close_notify');
+      await sleep(1200);
+      assert.equal(await metricValue(server, 'kaiwa_turn_allocations'), before);
+      client.close();
+    });
+
+    await t.test('a client that stops reading: its queue is bounded, the rest dropped and counted', async () => {
+      const { client, socket, transport, relayed: relay } = await channel();
+      await sleep(1200);
+      const dropped = () => metric(server, 'kaiwa_turn_dropped_total{reason="send_failed"}');
+      const before = await dropped();
+      transport.setPaused(true);
+      // The peer sends 40 MB to the client, which reads none of it: far more than the kernel's socket buffers and
+      // the server's 1 MiB queue per connection hold.
+      peer.flood = true;
+      const junk = randomBytes(1000);
+      for (let i = 0; i < 40_000; i += 200) {
+        await Promise.all(Array.from({ length: 200 }, () => new Promise((r) => peer.send(junk, relay.port, '127.0.0.1', r))));
+      }
+      let n = before;
+      for (let i = 0; i < 50 && !(n > before); i++) {
+        await sleep(100);
+        n = await dropped();
+      }
+      assert.ok(n > before, `send_failed drops counted: ${before} -> ${n}`);
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.proc.pid}/status`, 'utf8'))[1]);
+      assert.ok(rss < 200 * 1024, `server RSS ${rss} kB`);
+      // Reading again, the client gets what was queued, and the connection still works.
+      peer.flood = false;
+      transport.setPaused(false);
+      for (let i = 0, last = -1; i < 200 && client.channelData.length !== last; i++) {
+        last = client.channelData.length;
+        await sleep(300);
+      }
+      assert.ok(client.channelData.length > 1000, `the backlog: ${client.channelData.length} messages`);
+      client.channelData.length = 0;
+      got.length = 0;
+      const late = [payload(5000)];
+      await writeRecord(socket, channelData(CHANNEL, late[0]));
+      const deadline = Date.now() + 20_000;
+      while (!client.channelData.some((m) => m.data.equals(late[0])) && Date.now() < deadline) await sleep(50);
+      assert.ok(client.channelData.some((m) => m.data.equals(late[0])), 'the echo after the backlog');
+      socket.destroy();
+    });
+  } finally {
+    peer.close();
     await server.stop();
   }
 });
