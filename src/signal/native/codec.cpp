@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace kaiwa::signal::native {
@@ -259,7 +260,9 @@ class Scanner {
   // between escapes: it holds no '"', no '\\' and no control character (JSON has none unescaped), so it needs no
   // escaping. Pieces decoded from escapes come from the parser's own buffer and are escaped again.
   void appendString(json::string_view s) {
-    if (s.data() >= input_.data() && s.data() + s.size() <= input_.data() + input_.size()) {
+    const auto begin = reinterpret_cast<std::uintptr_t>(input_.data());
+    const auto at = reinterpret_cast<std::uintptr_t>(s.data());
+    if (at >= begin && at + s.size() <= begin + input_.size()) {
       data_.append(s.data(), s.size());
     } else {
       appendJsonText(data_, std::string_view(s.data(), s.size()));
