@@ -40,7 +40,7 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_ws_handovers_total", "counter",
        "WebSocket connections handed to the worker that owns their room before the upgrade.", r.wsHandovers);
   emit(out, "kaiwa_ws_moves_total", "counter",
-       "Open WebSocket connections moved to the worker that owns the room they joined (Socket.IO join-room).",
+       "Open WebSocket connections moved to the worker of the room they joined (no room named in the upgrade).",
        r.wsMoves);
   emit(out, "kaiwa_ws_tls_beast_total", "counter",
        "WSS connections served by the Beast fallback because TLS data was pending at the upgrade (normally 0).",

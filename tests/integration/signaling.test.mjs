@@ -255,6 +255,41 @@ test('a WebSocket that names its room (?room=) is served by the room\'s worker, 
   });
 });
 
+test('a WebSocket that does not name its room moves to the room\'s worker at its first join, with what it sent behind', async () => {
+  await withServer(['--workers', '4'], async (server) => {
+    const before = await metric(server, 'kaiwa_ws_moves_total');
+    const peers = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        const room = uniqueRoom(`move${i}`);
+        const b = await Client.open(server);  // no ?room=
+        peers.push(b);
+        assert.equal((await b.join(room, 'B')).type, 'ok');
+        // join, then three signals to b, in one write: the signals are read behind the join and must be handled
+        // after the move, in order.
+        const { sock, until } = await openRawWebSocket(server);
+        peers.push({ close: () => sock.destroy() });
+        const frames = [{ v: 1, type: 'join', id: 1, room, name: 'A' },
+          ...[1, 2, 3].map((n) => ({ v: 1, type: 'signal', to: b.peer, data: { n } }))];
+        sock.write(Buffer.concat(frames.map((f) => clientFrame(1, Buffer.from(JSON.stringify(f))))));
+        await until('"re":1', 'join reply');
+        const joined = await b.waitFor((m) => m.type === 'peer-joined');
+        await b.waitFor((m) => m.type === 'signal' && m.data.n === 3);
+        const got = b.messages.filter((m) => m.type === 'signal').map((m) => [m.from, m.data.n]);
+        assert.deepEqual(got, [[joined.peer.id, 1], [joined.peer.id, 2], [joined.peer.id, 3]]);
+        // and back, to where a lives now
+        b.send({ v: 1, type: 'signal', to: joined.peer.id, data: { back: i } });
+        await until(`"back":${i}`, 'the signal back');
+      }
+      const moves = (await metric(server, 'kaiwa_ws_moves_total')) - before;
+      // 16 first joins over 4 workers: each moved unless the kernel put it on its room's worker already.
+      assert.ok(moves >= 1 && moves <= 16, `kaiwa_ws_moves_total grew by ${moves}`);
+    } finally {
+      for (const p of peers) p.close();
+    }
+  });
+});
+
 test('a client closing with 1001 (a browser leaving the page) leaves at once, without the grace period', async () => {
   await withServer(['--resume-grace', '60s'], async (server) => {
     const room = uniqueRoom();

@@ -163,6 +163,30 @@ void Session::join(Request&& req) {
       return;
     }
   }
+  // A connection that did not name its room in the upgrade (`/ws?room=R`, which the SDK sends) moves to the room's
+  // worker at its first join, so that its messages need no hop between threads (docs/architecture.md, "connection
+  // placement"). Only at the first: after a leave, events for this endpoint may still be on their way to it here.
+  if (!placed_) {
+    placed_ = true;
+    uint32_t owner = hub_.ownerOf(req.room);
+    if (owner != conn_.worker()) {
+      Endpoint here = endpoint_;
+      phase_ = Phase::kJoining;  // nothing else is read until it has moved
+      if (conn_.moveTo(owner, [this, req](uint32_t worker) mutable {
+            endpoint_ = hub_.attach(worker, this);
+            enterRoom(std::move(req));
+          })) {
+        hub_.detach(here);
+        return;
+      }
+      phase_ = Phase::kIdle;
+    }
+  }
+  enterRoom(std::move(req));
+}
+
+void Session::enterRoom(Request&& req) {
+  const int64_t re = req.id;
   phase_ = Phase::kJoining;
   room_ = req.room;
   if (req.type == RequestType::kJoin) {

@@ -25,6 +25,7 @@ class Session final : public http::WsHandler, public Connection {
  private:
   void handle(Request&& req);
   void join(Request&& req);
+  void enterRoom(Request&& req);  // join's second half, on the room's worker when the connection moved there
   void sendError(int64_t re, ErrorCode code, std::string message);
   void send(std::string frame);
 
@@ -39,6 +40,7 @@ class Session final : public http::WsHandler, public Connection {
   std::string room_;
   std::string peer_;
   bool open_ = false;
+  bool placed_ = false;  // the first join has decided where the connection lives
 };
 
 }  // namespace kaiwa::signal::native
