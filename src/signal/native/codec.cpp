@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/json_text.hpp"
+
 namespace kaiwa::signal::native {
 namespace json = boost::json;
 using namespace std::string_view_literals;
@@ -36,54 +38,6 @@ bool is(std::string_view key, const char (&literal)[N]) {
   return key.size() == N - 1 && std::memcmp(key.data(), literal, N - 1) == 0;
 }
 
-// True if one of the 8 bytes in `w` needs an escape in a JSON string: a control character, '"' or '\\'.
-bool anyToEscape(uint64_t w) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const uint64_t control = (w - kOnes * 0x20) & ~w;  // a byte below 0x20
-  const uint64_t q = w ^ (kOnes * '"');
-  const uint64_t b = w ^ (kOnes * '\\');
-  return ((control | ((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHigh) != 0;
-}
-
-// Appends `s` escaped for the inside of a JSON string literal (no quotes). Plain runs are copied whole; eight bytes
-// are checked at a time.
-void appendJsonText(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const char* p = s.data();
-  const std::size_t n = s.size();
-  std::size_t run = 0;  // start of the pending run of plain bytes
-  std::size_t i = 0;
-  while (i < n) {
-    if (i + 8 <= n) {
-      uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      if (!anyToEscape(w)) {
-        i += 8;
-        continue;
-      }
-    }
-    for (const std::size_t stop = std::min(i + 8, n); i < stop; ++i) {
-      const auto c = static_cast<unsigned char>(p[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out.append(p + run, i - run);
-      run = i + 1;
-      switch (c) {
-        case '"': out += "\\\""sv; break;
-        case '\\': out += "\\\\"sv; break;
-        case '\n': out += "\\n"sv; break;
-        case '\r': out += "\\r"sv; break;
-        case '\t': out += "\\t"sv; break;
-        default:
-          out += "\\u00"sv;
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
-      }
-    }
-  }
-  out.append(p + run, n - run);
-}
-
 // The fields of a request as one pass of Boost.JSON's validating parser saw them, without a DOM. A field that
 // appears twice counts with its last value, as it would in a parsed object. `data` is written out as JSON text while
 // it is parsed; everything else in the message is validated and skipped.
@@ -105,7 +59,7 @@ class Scanner {
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
   // `input`: the whole text being parsed; `data` receives the text of `data`.
-  Scanner(std::string_view input, std::string& data) : input_(input), data_(data) {}
+  Scanner(std::string_view input, std::string& data) : input_(input), data_(data), echo_(input, data) {}
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -142,7 +96,7 @@ class Scanner {
   bool on_string(json::string_view s, std::size_t, json::error_code&) {
     stringPart(s);
     inString_ = false;
-    if (emitting()) data_.push_back('"');
+    if (emitting()) echo_.stringEnd();
     return true;
   }
   bool on_number_part(json::string_view s, json::error_code&) {
@@ -171,18 +125,12 @@ class Scanner {
   bool on_bool(bool b, json::error_code&) {
     value(Kind::kBool);
     if (depth_ == 2 && field_ == Field::kState) flags_[static_cast<std::size_t>(flag_)] = b;
-    if (emitting()) {
-      separate();
-      data_ += b ? "true"sv : "false"sv;
-    }
+    if (emitting()) echo_.literal(b ? "true"sv : "false"sv);
     return true;
   }
   bool on_null(json::error_code&) {
     value(Kind::kNull);
-    if (emitting()) {
-      separate();
-      data_ += "null"sv;
-    }
+    if (emitting()) echo_.literal("null"sv);
     return true;
   }
   bool on_comment_part(json::string_view, json::error_code&) { return true; }
@@ -213,29 +161,18 @@ class Scanner {
     }
   }
 
-  // The comma before a value or key in data_: none after an opening bracket or a colon.
-  void separate() {
-    if (!data_.empty()) {
-      char last = data_.back();
-      if (last != '{' && last != '[' && last != ':') data_.push_back(',');
-    }
-  }
-
   void open(Kind k, char bracket) {
     value(k);
     if (depth_ == 1 && field_ == Field::kState && k == Kind::kObject) {
       flagKinds_ = {};  // a later "state" replaces an earlier one
     }
-    if (emitting()) {
-      separate();
-      data_.push_back(bracket);
-    }
+    if (emitting()) echo_.open(bracket);
     ++depth_;
   }
 
   void close(char bracket) {
     --depth_;
-    if (emitting()) data_.push_back(bracket);
+    if (emitting()) echo_.close(bracket);
   }
 
   void keyPart(json::string_view s) {
@@ -247,25 +184,7 @@ class Scanner {
         keyLength_ += s.size();
       }
     } else if (emitting()) {
-      if (!inKey_) {
-        separate();
-        data_.push_back('"');
-        inKey_ = true;
-      }
-      appendString(s);
-    }
-  }
-
-  // Appends a decoded piece of a string or key to data_, escaped. A piece that lies in the input is a run of it
-  // between escapes: it holds no '"', no '\\' and no control character (JSON has none unescaped), so it needs no
-  // escaping. Pieces decoded from escapes come from the parser's own buffer and are escaped again.
-  void appendString(json::string_view s) {
-    const auto begin = reinterpret_cast<std::uintptr_t>(input_.data());
-    const auto at = reinterpret_cast<std::uintptr_t>(s.data());
-    if (at >= begin && at + s.size() <= begin + input_.size()) {
-      data_.append(s.data(), s.size());
-    } else {
-      appendJsonText(data_, std::string_view(s.data(), s.size()));
+      echo_.keyPart(std::string_view(s.data(), s.size()));
     }
   }
 
@@ -278,6 +197,7 @@ class Scanner {
         field_ = fieldOf(key);
         if (field_ == Field::kData) {  // a later "data" replaces an earlier one
           data_.clear();
+          echo_.restart();
           data_.reserve(input_.size());  // most often enough: only \b and \f grow when written out again
           dataOutOfRange_ = false;
         }
@@ -285,8 +205,7 @@ class Scanner {
         flag_ = flagOf(key);
       }
     } else if (emitting()) {
-      data_ += "\":"sv;  // keyPart() opened it
-      inKey_ = false;
+      echo_.keyEnd();
     }
   }
 
@@ -295,10 +214,8 @@ class Scanner {
       if (!inString_) {
         inString_ = true;
         value(Kind::kString);
-        separate();
-        data_.push_back('"');
       }
-      appendString(s);
+      echo_.stringPart(std::string_view(s.data(), s.size()));
       return;
     }
     const bool field = depth_ == 1 && rootObject_ && field_ != Field::kOther;
@@ -311,16 +228,11 @@ class Scanner {
   }
 
   void numberPart(json::string_view s) {
-    if (!emitting()) return;
-    if (!inNumber_) {
-      separate();
-      inNumber_ = true;
-    }
-    data_.append(s.data(), s.size());  // the number's own text: valid JSON, and exactly what was sent
+    if (emitting()) echo_.numberPart(std::string_view(s.data(), s.size()));
   }
 
   void numberEnd(Kind k) {
-    inNumber_ = false;
+    if (emitting()) echo_.numberEnd();
     value(k);
   }
 
@@ -354,6 +266,7 @@ class Scanner {
 
   std::string_view input_;
   std::string& data_;
+  common::JsonEcho echo_;  // writes `data` to data_
   std::array<Kind, kFields> kinds_{};
   std::array<int64_t, kFields> ints_{};
   std::array<uint64_t, kFields> uints_{};
@@ -367,8 +280,6 @@ class Scanner {
   Flag flag_ = Flag::kNone;      // the state flag whose value is being read
   bool rootObject_ = false;
   bool inString_ = false;
-  bool inKey_ = false;
-  bool inNumber_ = false;
   bool dataOutOfRange_ = false;
 };
 
@@ -544,11 +455,7 @@ DecodeResult decode(std::string_view text) {
   return req;
 }
 
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  appendJsonText(out, s);
-  out.push_back('"');
-}
+void appendJsonString(std::string& out, std::string_view s) { common::appendJsonString(out, s); }
 
 namespace {
 
