@@ -10,7 +10,10 @@
 //   Boost.JSON 1.81 parses doubles imprecisely, docs/fuzzing.md), with the promised type digit and "<n>-";
 // - an EVENT (ACK) in the default namespace encoded with encodeEvent (encodeAck) from its re-serialized
 //   arguments decodes to the same packet;
-// - encodeEvent with the packet text as event name (when UTF-8) decodes back to that name and ack id.
+// - encodeEvent with the packet text as event name (when UTF-8) decodes back to that name and ack id;
+// - decodeRelayEvent (the one-pass hot path) takes only what decodePacket accepts, as an EVENT of the default
+//   namespace with the same ack id, and writes for the receivers exactly what the DOM path would relay (parsed
+//   and compared); and it takes every directed or broadcast event that it should.
 #include <boost/json.hpp>
 
 #include <bit>
@@ -142,6 +145,59 @@ void checkRoundTrip(const SioPacket& p, std::string_view input) {
   }
 }
 
+// What the DOM path relays for the packet `p` under `rule`: the arguments with the name as relayed and `from` set.
+json::array relayedArgs(const SioPacket& p, const EventRule& rule, std::string_view from) {
+  json::array args = p.data->get_array();
+  args[0] = json::string(rule.relayedAs);
+  if (args.size() < 2 || !args[1].is_object()) return args;
+  const json::object& body = args[1].get_object();
+  json::object out;
+  if (rule.route == EventRoute::kDirected) out.emplace("from", from);
+  for (const auto& kv : body) {
+    if (kv.key() == "from" || (kv.key() == "to" && rule.route == EventRoute::kDirected)) continue;
+    out.emplace(kv.key(), kv.value());
+  }
+  if (rule.route == EventRoute::kBroadcast) out.emplace("from", from);
+  args[1] = std::move(out);
+  return args;
+}
+
+void checkRelay(std::string_view text, const std::optional<SioPacket>& p, bool relayUnknown) {
+  constexpr std::string_view kFrom = "AAAAAAAAAAAAAAAAAAA_";
+  auto r = decodeRelayEvent(text, kFrom, relayUnknown);
+  if (r) {
+    FUZZ_CHECK(p && p->type == SioType::kEvent && p->nsp == "/" && p->attachments == 0, text);
+    FUZZ_CHECK(r->ackId == p->ackId, text);
+    const auto& args = p->data->get_array();
+    FUZZ_CHECK(r->event == std::string_view(args[0].get_string()), text);
+    EventRule rule = ruleOf(r->event, relayUnknown);
+    FUZZ_CHECK(rule.route != EventRoute::kOther && rule.route == r->route && rule.relayedAs == r->relayedAs, text);
+    if (rule.route == EventRoute::kDirected) {
+      const json::value* to = args.size() >= 2 && args[1].is_object() ? args[1].get_object().if_contains("to") : nullptr;
+      FUZZ_CHECK(to && to->is_string() && r->target == std::string_view(to->get_string()), text);
+    }
+    FUZZ_CHECK(r->frame.size() > 2 && r->frame.compare(0, 2, "42") == 0, r->frame);
+    auto relayed = decodePacket(std::string_view(r->frame).substr(1));
+    FUZZ_CHECK(relayed && relayed->type == SioType::kEvent && relayed->nsp == "/" && !relayed->ackId, r->frame);
+    FUZZ_CHECK(sameJson(*relayed->data, relayedArgs(*p, rule, kFrom)), r->frame);
+    return;
+  }
+  // Refused: then it was not a plain relayed event, or not one the fast path takes.
+  if (!p || p->type != SioType::kEvent || p->nsp != "/" || text.size() < 2 || text[1] == '/') return;
+  std::size_t i = 1;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i >= text.size() || text[i] != '[') return;
+  const auto& args = p->data->get_array();
+  EventRule rule = ruleOf(std::string_view(args[0].get_string()), relayUnknown);
+  const json::object* body = args.size() >= 2 ? args[1].if_object() : nullptr;
+  if (rule.route == EventRoute::kDirected) {
+    const json::value* to = body ? body->if_contains("to") : nullptr;
+    FUZZ_CHECK(!to || !to->is_string(), text);
+  } else if (rule.route == EventRoute::kBroadcast) {
+    FUZZ_CHECK(body && body->contains("_placeholder"), text);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -206,6 +262,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (!assembler.waiting()) FUZZ_CHECK(assembler.add("after", done) == BinaryAssembler::Result::kError, text);
   }
+
+  checkRelay(text, p, false);
+  checkRelay(text, p, true);
 
   if (validUtf8(text)) {
     std::string ev = encodeEvent(text, "1,null", size);

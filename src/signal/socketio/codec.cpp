@@ -5,13 +5,16 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include "common/base64.hpp"
 #include "common/json.hpp"
+#include "common/json_text.hpp"
 #include "signal/native/codec.hpp"
 
 namespace kaiwa::signal::socketio {
@@ -257,6 +260,265 @@ std::string encodeAck(uint64_t ackId, std::string_view argsJson) {
   out += argsJson;
   out.push_back(']');
   return out;
+}
+
+// ------------------------------------------------------------------------------------------ relayed events
+
+EventRule ruleOf(std::string_view event, bool relayUnknown) {
+  if (event == "offer" || event == "answer" || event == "ice-candidate") return {EventRoute::kDirected, event};
+  if (event == "call-user") return {EventRoute::kBroadcast, "call-made"};
+  if (event == "answer-call") return {EventRoute::kBroadcast, "call-answered"};
+  if (event == "signal") return {EventRoute::kBroadcast, "signal"};
+  if (event == "join-room" || event == "leave-room" || event == "toggle-audio" || event == "toggle-video") return {};
+  if (relayUnknown) return {EventRoute::kBroadcast, event};
+  return {};
+}
+
+namespace {
+
+// The basic_parser handler of decodeRelayEvent: checks the packet's JSON as the DOM parse would, and writes the
+// receivers' array while it reads it. Element 0 of the root array is the event name; element 1, when an object, is
+// the event's body, whose members `to` (directed) and `from` are taken out. Anything the fast path does not take
+// stops the parse (abandon), and the caller falls back to decodePacket().
+class RelayScanner {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  RelayScanner(std::string_view input, RelayEvent& ev, std::string_view from, bool relayUnknown)
+      : ev_(ev), echo_(input, ev.frame), from_(from), relayUnknown_(relayUnknown) {}
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+  bool on_object_begin(json::error_code& ec) {
+    if (!begin(Kind::kObject, ec)) return false;
+    const bool body = depth_ == 1 && index_ == 1;
+    if (echoing()) echo_.open('{');
+    if (body) {
+      inBody_ = true;
+      if (ev_.route == EventRoute::kDirected) injectFrom();
+    }
+    ++depth_;
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    --depth_;
+    if (depth_ == 1 && inBody_) {
+      inBody_ = false;
+      member_ = Member::kEcho;
+      if (ev_.route == EventRoute::kBroadcast) injectFrom();
+    }
+    if (echoing()) echo_.close('}');
+    end();
+    return true;
+  }
+  bool on_array_begin(json::error_code& ec) {
+    if (!begin(Kind::kArray, ec)) return false;
+    if (echoing()) echo_.open('[');
+    ++depth_;
+    return true;
+  }
+  bool on_array_end(std::size_t, json::error_code&) {
+    --depth_;
+    if (echoing()) echo_.close(']');
+    end();
+    return true;
+  }
+
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    key(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+    key(s);
+    if (!bodyMember()) {
+      if (echoing()) echo_.keyEnd();
+      return true;
+    }
+    // A member of the body: the whole key is known only now.
+    const bool directed = ev_.route == EventRoute::kDirected;
+    if (key_ == "from") {
+      member_ = Member::kSkip;
+    } else if (key_ == "to" && directed) {
+      member_ = Member::kTo;
+    } else if (key_ == "_placeholder" && !directed) {
+      return abandon(ec);  // a Buffer's stand-in gets no `from` (onBroadcast decides with the DOM)
+    } else {
+      member_ = Member::kEcho;
+      echo_.keyPart(key_);
+      echo_.keyEnd();
+    }
+    key_.clear();
+    return true;
+  }
+
+  bool on_string_part(json::string_view s, std::size_t, json::error_code& ec) { return string(s, ec); }
+  bool on_string(json::string_view s, std::size_t, json::error_code& ec) {
+    if (!string(s, ec)) return false;
+    inValue_ = false;
+    if (depth_ == 1 && index_ == 0) {
+      EventRule rule = ruleOf(ev_.event, relayUnknown_);
+      if (rule.route == EventRoute::kOther) return abandon(ec);
+      ev_.route = rule.route;
+      ev_.relayedAs = rule.relayedAs;
+      std::string name;
+      common::appendJsonString(name, ev_.relayedAs);
+      echo_.inject(name);
+    } else if (bodyMember() && member_ == Member::kTo) {
+      sawTo_ = true;
+    } else if (echoing()) {
+      echo_.stringEnd();
+    }
+    end();
+    return true;
+  }
+
+  bool on_number_part(json::string_view s, json::error_code& ec) { return number(s, ec); }
+  bool on_int64(int64_t, json::string_view s, json::error_code& ec) { return numberEnd(s, ec); }
+  bool on_uint64(uint64_t, json::string_view s, json::error_code& ec) { return numberEnd(s, ec); }
+  bool on_double(double d, json::string_view s, json::error_code& ec) {
+    if (!std::isfinite(d)) return abandon(ec);  // 1e400: no JSON text for it (decodePacket refuses the packet)
+    return numberEnd(s, ec);
+  }
+  bool on_bool(bool b, json::error_code& ec) { return literal(b ? "true" : "false", ec); }
+  bool on_null(json::error_code& ec) { return literal("null", ec); }
+
+  bool complete() const {
+    if (index_ < 1) return false;  // no event name
+    if (ev_.route == EventRoute::kDirected) return sawTo_;
+    return true;
+  }
+
+ private:
+  enum class Kind : uint8_t { kString, kNumber, kLiteral, kObject, kArray };
+  enum class Member : uint8_t { kEcho, kSkip, kTo };
+
+  bool abandon(json::error_code& ec) {
+    ec = json::error::syntax;  // any error stops the parser; the caller treats them all alike
+    return false;
+  }
+
+  // A value starts: checks that its kind is what the fast path takes in its place.
+  bool begin(Kind k, json::error_code& ec) {
+    if (depth_ == 0) return k == Kind::kArray || abandon(ec);
+    if (depth_ == 1 && index_ == 0) return k == Kind::kString || abandon(ec);
+    if (depth_ == 1 && index_ == 1 && ev_.route == EventRoute::kDirected) return k == Kind::kObject || abandon(ec);
+    if (bodyMember() && member_ == Member::kTo) {
+      if (k != Kind::kString) return abandon(ec);
+      ev_.target.clear();  // the last `to` counts
+    }
+    return true;
+  }
+  // A value ended at the current depth.
+  void end() {
+    if (depth_ == 1) ++index_;
+  }
+
+  // In the body, at the level of its members (not inside one of their values).
+  bool bodyMember() const { return inBody_ && depth_ == 2; }
+  // Whether what is read now is written: not the event name, not a member taken out of the body.
+  bool echoing() const {
+    if (depth_ == 1 && index_ == 0) return false;
+    return !(inBody_ && depth_ >= 2 && member_ != Member::kEcho);
+  }
+
+  void injectFrom() {
+    std::string member = R"("from":)";
+    common::appendJsonString(member, from_);
+    echo_.inject(member);
+  }
+
+  void key(json::string_view s) {
+    if (bodyMember()) {
+      key_.append(s.data(), s.size());  // decided on at on_key
+    } else if (echoing()) {
+      echo_.keyPart(std::string_view(s.data(), s.size()));
+    }
+  }
+
+  bool string(json::string_view s, json::error_code& ec) {
+    if (!inValue_) {
+      if (!begin(Kind::kString, ec)) return false;
+      inValue_ = true;
+    }
+    if (depth_ == 1 && index_ == 0) {
+      ev_.event.append(s.data(), s.size());
+    } else if (bodyMember() && member_ == Member::kTo) {
+      ev_.target.append(s.data(), s.size());
+    } else if (echoing()) {
+      echo_.stringPart(std::string_view(s.data(), s.size()));
+    }
+    return true;
+  }
+
+  bool number(json::string_view s, json::error_code& ec) {
+    if (!inValue_) {
+      if (!begin(Kind::kNumber, ec)) return false;
+      inValue_ = true;
+    }
+    if (echoing()) echo_.numberPart(std::string_view(s.data(), s.size()));
+    return true;
+  }
+  bool numberEnd(json::string_view s, json::error_code& ec) {
+    if (!number(s, ec)) return false;
+    inValue_ = false;
+    if (echoing()) echo_.numberEnd();
+    end();
+    return true;
+  }
+
+  bool literal(std::string_view text, json::error_code& ec) {
+    if (!begin(Kind::kLiteral, ec)) return false;
+    if (echoing()) echo_.literal(text);
+    end();
+    return true;
+  }
+
+  RelayEvent& ev_;
+  common::JsonEcho echo_;
+  std::string_view from_;
+  std::string key_;  // a member of the body being read
+  std::size_t depth_ = 0;
+  std::size_t index_ = 0;  // of the current element of the root array
+  Member member_ = Member::kEcho;
+  bool relayUnknown_;
+  bool inBody_ = false;
+  bool inValue_ = false;  // a string or number that arrives in pieces
+  bool sawTo_ = false;
+};
+
+}  // namespace
+
+std::optional<RelayEvent> decodeRelayEvent(std::string_view text, std::string_view from, bool relayUnknown,
+                                           const SioLimits& limits) {
+  // 2[<ack id>]<JSON>: no namespace (a packet with one goes the long way), no attachments.
+  if (text.size() < 2 || text[0] != '2') return std::nullopt;
+  RelayEvent ev;
+  std::size_t i = 1;
+  if (isDigit(text[i])) {
+    uint64_t id = 0;
+    for (; i < text.size() && isDigit(text[i]); ++i) {
+      id = id * 10 + static_cast<uint64_t>(text[i] - '0');
+      if (id > kMaxAckId) return std::nullopt;
+    }
+    ev.ackId = id;
+  }
+  if (i >= text.size() || text[i] != '[') return std::nullopt;
+  std::string_view body = text.substr(i);
+  ev.frame.reserve(body.size() + from.size() + 16);
+  ev.frame = "42";
+  json::parse_options opts;
+  opts.max_depth = limits.maxJsonDepth;
+  json::basic_parser<RelayScanner> parser(opts, body, ev, from, relayUnknown);
+  json::error_code ec;
+  std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
+  if (ec || used < body.size() || !parser.handler().complete()) return std::nullopt;
+  return ev;
 }
 
 // ------------------------------------------------------------------------------------------ BinaryAssembler

@@ -93,6 +93,37 @@ std::string encodeEvent(std::string_view event, std::string_view argsJson, std::
 // 3<id>[<argsJson>]
 std::string encodeAck(uint64_t ackId, std::string_view argsJson);
 
+// How the server passes on an event (docs/socketio.md): `offer`, `answer` and `ice-candidate` go to the socket
+// named by `to`; `call-user`, `answer-call` and `signal` (and unknown events when `relayUnknown`) to the other
+// members of the sender's rooms, under the name `relayedAs`; everything else (join-room, leave-room, the toggles,
+// unknown events) is kOther: the session handles it itself.
+enum class EventRoute : uint8_t { kOther, kDirected, kBroadcast };
+struct EventRule {
+  EventRoute route = EventRoute::kOther;
+  std::string_view relayedAs;
+};
+EventRule ruleOf(std::string_view event, bool relayUnknown);
+
+// A relayed event decoded in one pass of the parser, without a DOM, and already written out for its receivers.
+struct RelayEvent {
+  EventRoute route = EventRoute::kOther;
+  std::string event;              // as the sender named it
+  std::string relayedAs;          // as the receivers get it (EventRule::relayedAs, owned)
+  std::optional<uint64_t> ackId;  // the sender's
+  std::string target;             // kDirected: `to`
+  // The receivers' Engine.IO frame, `42["<relayedAs>",…]`: no ack id; a kDirected event's object argument starts
+  // with "from" and has no "to"; a kBroadcast event's object argument ends with "from". Other arguments, and the
+  // other members, are written as sent less whitespace (a member that appears twice is passed on twice).
+  std::string frame;
+};
+
+// The fast path for the relayed events (EVENT, default namespace, no attachments). nullopt when it does not apply —
+// another packet type or namespace, a kOther event, a directed event without a string `to` in an object second
+// argument, a broadcast one whose object carries "_placeholder" — and for anything decodePacket() refuses: the
+// caller then decodes with decodePacket(), which judges it. `from` is the sender's socket id.
+std::optional<RelayEvent> decodeRelayEvent(std::string_view text, std::string_view from, bool relayUnknown,
+                                           const SioLimits& limits = {});
+
 // Collects the attachments of BINARY_EVENT / BINARY_ACK packets that arrive as later Engine.IO binary messages.
 class BinaryAssembler {
  public:

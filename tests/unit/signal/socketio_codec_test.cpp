@@ -504,6 +504,133 @@ TEST(SocketIoBinaryAssembler, AttachmentWithNothingWaitingIsAnError) {
   EXPECT_EQ(a.add("late", done), BinaryAssembler::Result::kError);
 }
 
+// ------------------------------------------------------------------------------------------ relayed events
+
+constexpr std::string_view kFrom = "FROMFROMFROMFROMFROM";
+
+TEST(SocketIoRelay, RulesForTheGuidesEvents) {
+  EXPECT_EQ(ruleOf("offer", false).route, EventRoute::kDirected);
+  EXPECT_EQ(ruleOf("answer", false).route, EventRoute::kDirected);
+  EXPECT_EQ(ruleOf("ice-candidate", false).route, EventRoute::kDirected);
+  EXPECT_EQ(ruleOf("call-user", false).relayedAs, "call-made");
+  EXPECT_EQ(ruleOf("answer-call", false).relayedAs, "call-answered");
+  EXPECT_EQ(ruleOf("signal", false).route, EventRoute::kBroadcast);
+  for (auto e : {"join-room", "leave-room", "toggle-audio", "toggle-video"}) {
+    EXPECT_EQ(ruleOf(e, false).route, EventRoute::kOther) << e;
+    EXPECT_EQ(ruleOf(e, true).route, EventRoute::kOther) << e;
+  }
+  EXPECT_EQ(ruleOf("chat", false).route, EventRoute::kOther);
+  EXPECT_EQ(ruleOf("chat", true).route, EventRoute::kBroadcast);
+  EXPECT_EQ(ruleOf("chat", true).relayedAs, "chat");
+}
+
+TEST(SocketIoRelay, DirectedEventGetsFromLosesToAndAckId) {
+  auto r = decodeRelayEvent(
+      R"(27[ "offer" , {"to":"BBBBBBBBBBBBBBBBBBBB", "offer":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 0.0.0.0"}, "n": 1.50e0 } ])",
+      kFrom, false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->route, EventRoute::kDirected);
+  EXPECT_EQ(r->event, "offer");
+  EXPECT_EQ(r->ackId, 7u);
+  EXPECT_EQ(r->target, "BBBBBBBBBBBBBBBBBBBB");
+  // Whitespace gone; escapes and the number's text as sent.
+  EXPECT_EQ(r->frame,
+            R"(42["offer",{"from":"FROMFROMFROMFROMFROM","offer":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 0.0.0.0"},"n":1.50e0}])");
+}
+
+TEST(SocketIoRelay, DirectedEventDropsASpoofedFromAndKeepsNestedOnes) {
+  auto r = decodeRelayEvent(
+      R"(2["ice-candidate",{"from":"evil","candidate":{"to":"x","from":"y"},"to":"AAAAAAAAAAAAAAAAAAAA"},[1,{"to":2}],null])",
+      kFrom, false);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->ackId);
+  EXPECT_EQ(r->target, "AAAAAAAAAAAAAAAAAAAA");
+  EXPECT_EQ(r->frame,
+            R"(42["ice-candidate",{"from":"FROMFROMFROMFROMFROM","candidate":{"to":"x","from":"y"}},[1,{"to":2}],null])");
+}
+
+TEST(SocketIoRelay, LastToCountsAndOtherDuplicatesPassAsSent) {
+  auto r = decodeRelayEvent(R"(2["answer",{"to":"first","a":1,"to":"second","a":2}])", kFrom, false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->target, "second");
+  EXPECT_EQ(r->frame, R"(42["answer",{"from":"FROMFROMFROMFROMFROM","a":1,"a":2}])");
+}
+
+TEST(SocketIoRelay, EscapesDecodedByTheParserAreWrittenAgain) {
+  auto r = decodeRelayEvent(R"(2["offer",{"t\u006f":"B","k\"ey":"\u00e9\u0001\"\\\/"}])", kFrom, false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->target, "B");  // "t\u006f" is "to"
+  EXPECT_EQ(r->frame, "42[\"offer\",{\"from\":\"FROMFROMFROMFROMFROM\",\"k\\\"ey\":\"\xC3\xA9\\u0001\\\"\\\\/\"}]");
+  auto back = decodePacket(std::string_view(r->frame).substr(1));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->data->as_array()[1].as_object().at("k\"ey").as_string(), "\xC3\xA9\x01\"\\/");
+}
+
+TEST(SocketIoRelay, BroadcastRenamesAndPutsFromLast) {
+  auto r = decodeRelayEvent(R"(2["call-user",{"from":"spoof","offer":{"sdp":"x"},"to":"kept"}])", kFrom, false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->route, EventRoute::kBroadcast);
+  EXPECT_EQ(r->event, "call-user");
+  EXPECT_EQ(r->relayedAs, "call-made");
+  EXPECT_EQ(r->frame, R"(42["call-made",{"offer":{"sdp":"x"},"to":"kept","from":"FROMFROMFROMFROMFROM"}])");
+
+  auto plain = decodeRelayEvent(R"(25["signal","text",3,{"from":1}])", kFrom, false);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->ackId, 5u);
+  EXPECT_EQ(plain->frame, R"(42["signal","text",3,{"from":1}])");  // `from` only in an object second argument
+
+  auto bare = decodeRelayEvent(R"(2["answer-call"])", kFrom, false);
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->frame, R"(42["call-answered"])");
+
+  EXPECT_FALSE(decodeRelayEvent(R"(2["chat",{"text":"hi"}])", kFrom, false));
+  auto unknown = decodeRelayEvent(R"(2["chat",{"text":"hi"}])", kFrom, true);
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->relayedAs, "chat");
+  EXPECT_EQ(unknown->frame, R"(42["chat",{"text":"hi","from":"FROMFROMFROMFROMFROM"}])");
+}
+
+TEST(SocketIoRelay, LeavesEverythingElseToDecodePacket) {
+  // Not for the fast path, but valid: decodePacket takes them.
+  for (std::string_view text : {
+           R"(2["join-room","r1"])",
+           R"(2["toggle-audio",{"roomId":"r1","isMuted":true}])",
+           R"(2["unknown",{}])",
+           R"(2["offer",{"offer":{}}])",               // no `to`
+           R"(2["offer",{"to":7}])",                   // `to` not a string
+           R"(2["offer",{"to":"a","to":{"x":1}}])",    // the last `to` is not a string
+           R"(2["offer","BBBB"])",                     // no object
+           R"(2["offer"])",
+           R"(2["signal",{"_placeholder":true,"num":0}])",
+           R"(2/chat,["offer",{"to":"B"}])",           // a namespace
+           R"(2/,["offer",{"to":"B"}])",
+           R"(2 ["offer",{"to":"B"}])",                // whitespace before the JSON
+       }) {
+    EXPECT_FALSE(decodeRelayEvent(text, kFrom, false)) << text;
+    EXPECT_TRUE(decodePacket(text)) << text;
+  }
+  // Malformed, or refused by decodePacket too.
+  for (std::string_view text : {
+           R"(2["offer",{"to":"B"})",
+           R"(2["offer",{"to":"B"}]x)",
+           R"(2["offer",{"to":"B","n":1e400}])",
+           R"(2["offer",{"to":"B",}])",
+           "2[\"offer\",{\"to\":\"B\",\"s\":\"\xC3\"}]",  // not UTF-8
+           R"(29007199254740992["offer",{"to":"B"}])",    // ack id past 2^53 - 1
+           R"(2{"offer":1})",
+           R"(2[1,{"to":"B"}])",
+           R"(51-["offer",{"to":"B","b":{"_placeholder":true,"num":0}}])",
+           R"(4["offer",{"to":"B"}])",
+           "2",
+           "",
+       }) {
+    EXPECT_FALSE(decodeRelayEvent(text, kFrom, false)) << text;
+  }
+  std::string deep = R"(2["offer",{"to":"B","d":)" + std::string(40, '[') + std::string(40, ']') + "}]";
+  EXPECT_FALSE(decodeRelayEvent(deep, kFrom, false));
+  EXPECT_FALSE(decodePacket(deep));
+}
+
 TEST(SocketIoId, TwentyBase64UrlCharacters) {
   std::set<std::string> seen;
   std::regex shape("[A-Za-z0-9_-]{20}");
