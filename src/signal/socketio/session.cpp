@@ -1,6 +1,7 @@
 #include "signal/socketio/session.hpp"
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -38,12 +39,12 @@ std::string roomKey(std::string_view name, bool implicit) {
   return k;
 }
 
-// What a relayed event carries through the room core: the receivers' wire frames, encoded once by the sender.
-// "T<text>" for one text frame (the common case); "B" then "<len>:<bytes>" per frame for a binary event (its
-// header text first, then one binary frame per attachment).
+// What a relayed event carries through the room core: the receivers' Engine.IO WebSocket frames, encoded once by
+// the sender. One text frame "4<packet>" as it is (the common case: what decodeRelayEvent writes); "B" then
+// "<len>:<bytes>" per frame for a binary event (its header's text frame first, then one binary frame per attachment).
 std::string packFrames(std::string text, const std::vector<std::string>& buffers) {
   if (buffers.empty()) {
-    text.insert(0, 1, 'T');
+    text.insert(0, 1, '4');
     return text;
   }
   std::string out = "B";
@@ -52,6 +53,7 @@ std::string packFrames(std::string text, const std::vector<std::string>& buffers
     out += ':';
     out.append(f);
   };
+  text.insert(0, 1, '4');
   add(text);
   for (const auto& b : buffers) add(b);
   return out;
@@ -60,8 +62,8 @@ std::string packFrames(std::string text, const std::vector<std::string>& buffers
 template <typename F>
 void unpackFrames(std::string_view data, F&& frame) {
   if (data.empty()) return;
-  if (data.front() == 'T') {
-    frame(data.substr(1), false);
+  if (data.front() == '4') {
+    frame(data, false);
     return;
   }
   data.remove_prefix(1);
@@ -107,14 +109,6 @@ std::string errorJson(std::string_view code, std::string_view message) {
   return s;
 }
 
-// What an unaddressed event is called when the other members get it (the guide's 1:1 examples).
-std::optional<std::string_view> broadcastName(std::string_view event) {
-  if (event == "call-user") return "call-made";
-  if (event == "answer-call") return "call-answered";
-  if (event == "signal") return "signal";
-  return std::nullopt;
-}
-
 // Every {"_placeholder":true,"num":k} of a binary packet names an attachment that came (0 <= k < count): a receiver's
 // parser refuses the packet otherwise, so kaiwa must not relay it.
 bool placeholdersValid(const json::value& v, std::size_t count) {
@@ -140,8 +134,6 @@ bool placeholdersValid(const json::value& v, std::size_t count) {
     default: return true;
   }
 }
-
-bool directed(std::string_view event) { return event == "offer" || event == "answer" || event == "ice-candidate"; }
 
 }  // namespace
 
@@ -201,9 +193,10 @@ struct Directed {
     std::string key;
     Endpoint endpoint;
   };
-  std::vector<Route> routes;  // the sender's rooms, in the order it joined them
+  boost::container::small_vector<Route, 1> routes;  // the sender's rooms, in the order it joined them
   std::size_t next = 0;
-  std::string id, target, event, frames;
+  SocketId id, target;
+  std::string event, frames;
   int64_t re = kNoRequest;
 };
 
@@ -214,8 +207,8 @@ static void routeDirected(Hub& hub, Directed d) {
   hub.onRoom(key, [&hub, d = std::move(d)](RoomHost& rooms, Outbox& out) mutable {
     const Directed::Route& route = d.routes[d.next];
     Room* r = rooms.find(route.key);
-    if (r && d.target != d.id && r->contains(d.id) && r->contains(d.target)) {
-      r->relay(route.endpoint, d.id, d.target, std::move(d.event), std::move(d.frames), false, Clock::now(), out);
+    if (r && r->contains(d.id.view()) && r->contains(d.target.view())) {
+      r->relay(route.endpoint, d.id.view(), d.target.view(), {}, std::move(d.frames), false, Clock::now(), out);
       if (d.re != kNoRequest) reply(out, route.endpoint, ev::Ok{d.re});
       return;
     }
@@ -224,7 +217,7 @@ static void routeDirected(Hub& hub, Directed d) {
       return;
     }
     metrics::registry().drop(metrics::Drop::kUnknownPeer);
-    ev::Error e{d.re, ErrorCode::kUnknownPeer, "no socket '" + d.target + "' in a room with you"};
+    ev::Error e{d.re, ErrorCode::kUnknownPeer, "no socket '" + d.target.str() + "' in a room with you"};
     e.event = std::move(d.event);
     reply(out, d.routes.front().endpoint, std::move(e));
   });
@@ -404,6 +397,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       }
       return;
     }
+    if (!binary && ws_ && link == ws_ && onRelayFrame(frame)) return;
     auto packet = decodeFrame(frame, binary);
     if (isProbe(link)) {
       onProbeFrame(packet);
@@ -623,20 +617,22 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     respond(pollResponse(std::move(body)));
   }
 
-  void sendOn(const std::shared_ptr<WsLink>& link, std::string frame, bool binary) {
-    auto run = [link, frame = std::move(frame), binary]() mutable {
-      if (!link->conn) return;
-      if (binary) {
-        link->conn->sendBinary(std::move(frame));
-      } else {
-        link->conn->sendText(std::move(frame));
-      }
-    };
-    if (link->worker == worker_) {
-      run();
+  static void sendNow(WsLink& link, std::string frame, bool binary) {
+    if (!link.conn) return;
+    if (binary) {
+      link.conn->sendBinary(std::move(frame));
     } else {
-      svc_.pool.post(link->worker, std::move(run));
+      link.conn->sendText(std::move(frame));
     }
+  }
+
+  void sendOn(const std::shared_ptr<WsLink>& link, std::string frame, bool binary) {
+    if (link->worker == worker_) {
+      sendNow(*link, std::move(frame), binary);
+      return;
+    }
+    svc_.pool.post(link->worker,
+                   [link, frame = std::move(frame), binary]() mutable { sendNow(*link, std::move(frame), binary); });
   }
 
   void closeLink(const std::shared_ptr<WsLink>& link, uint16_t code, std::string reason) {
@@ -652,13 +648,40 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   void sendText(std::string sio) { sendPacket(EioPacket{EioType::kMessage, std::move(sio), false}); }
 
+  // Frames from packFrames(): to a WebSocket as they are; to a long poll as Engine.IO packets.
   void sendPacked(std::string_view data) {
     unpackFrames(data, [this](std::string_view frame, bool binary) {
+      if (closed_) return;
+      if (ws_) {
+        sendOn(ws_, std::string(frame), binary);
+        return;
+      }
+      if (!binary) frame.remove_prefix(1);  // the Engine.IO type, '4'
       sendPacket(EioPacket{EioType::kMessage, std::string(frame), binary});
     });
   }
 
   // --- Socket.IO -----------------------------------------------------------------------------------------------------
+
+  // The hot path: a relayed event (offer, ice-candidate...) in a text frame of the WebSocket, decoded and written
+  // out for its receivers in one pass, without a copy of the frame or a DOM. False when the frame is anything else
+  // (or malformed): then it goes the long way, which judges it.
+  bool onRelayFrame(std::string_view frame) {
+    if (frame.size() < 3 || frame[0] != '4' || frame[1] != '2' || !connected_ || (assembler_ && assembler_->waiting())) {
+      return false;
+    }
+    auto ev = decodeRelayEvent(frame.substr(1), socketId_.view(), svc_.options.relayUnknownEvents);
+    if (!ev) return false;
+    metrics::add(metrics::registry().messagesIn);
+    metrics::add(metrics::registry().bytesIn, frame.size() - 1);
+    if (!allowEvent(ev->ackId, ev->event)) return true;
+    if (ev->route == EventRoute::kDirected) {
+      relayDirected(ev->event, ev->ackId, ev->target, std::move(ev->frame));
+    } else {
+      relayBroadcast(ev->relayedAs, ev->ackId, std::move(ev->frame));
+    }
+    return true;
+  }
 
   void onMessage(EioPacket p) {
     metrics::add(metrics::registry().messagesIn);
@@ -852,15 +875,19 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     sendText(encodeEvent("kaiwa:error", arg));
   }
 
+  // The rate limit, for every event.
+  bool allowEvent(std::optional<uint64_t> ack, std::string_view event) {
+    if (limiter_.allow(Clock::now(), svc_.hub.limits().messagesPerSecond, svc_.hub.limits().burst)) return true;
+    metrics::registry().drop(metrics::Drop::kRateLimited);
+    fail(ack, event, "rate-limited", "too many messages: slow down");
+    return false;
+  }
+
   void onEvent(SioPacket p) {
     auto& m = metrics::registry();
     const json::array& args = p.data->as_array();
     std::string event(args[0].as_string());
-    if (!limiter_.allow(Clock::now(), svc_.hub.limits().messagesPerSecond, svc_.hub.limits().burst)) {
-      m.drop(metrics::Drop::kRateLimited);
-      fail(p.ackId, event, "rate-limited", "too many messages: slow down");
-      return;
-    }
+    if (!allowEvent(p.ackId, event)) return;
     std::size_t bytes = 0;
     for (const auto& b : p.buffers) bytes += b.size();
     if (bytes > svc_.hub.limits().maxMessageBytes) {
@@ -870,10 +897,10 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     if (event == "join-room") return onJoin(p);
     if (event == "leave-room") return onLeave(p);
-    if (directed(event)) return onDirected(std::move(p), event);
     if (event == "toggle-audio" || event == "toggle-video") return onToggle(std::move(p), event);
-    if (auto name = broadcastName(event)) return onBroadcast(std::move(p), *name);
-    if (svc_.options.relayUnknownEvents) return onBroadcast(std::move(p), event);
+    EventRule rule = ruleOf(event, svc_.options.relayUnknownEvents);
+    if (rule.route == EventRoute::kDirected) return onDirected(std::move(p), event);
+    if (rule.route == EventRoute::kBroadcast) return onBroadcast(std::move(p), rule.relayedAs);
     m.drop(metrics::Drop::kUnknownPeer);
     fail(p.ackId, event, "unknown-event", "kaiwa does not relay the event '" + event + "' (see docs/socketio.md)");
   }
@@ -976,11 +1003,6 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     std::string target(to->as_string());
-    if (!memberships_ || target == socketId_.view()) {
-      metrics::registry().drop(metrics::Drop::kUnknownPeer);
-      fail(p.ackId, event, "unknown-peer", "no socket '" + target + "' in a room with you");
-      return;
-    }
     json::object out;
     out.reserve(body->size());
     out.emplace("from", socketId_.view());
@@ -988,12 +1010,24 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       if (kv.key() != "to" && kv.key() != "from") out.emplace(kv.key(), std::move(kv.value()));
     }
     args[1] = std::move(out);
+    std::optional<uint64_t> ack = p.ackId;
+    relayDirected(event, ack, target, encodeFor(std::move(p)));
+  }
+
+  // To the socket `target`, through the first of the sender's rooms that has it (routeDirected). Every socket id
+  // is 20 characters (randomSocketId), and only Socket.IO sockets are in these rooms: another `to` names nobody.
+  void relayDirected(std::string_view event, std::optional<uint64_t> ack, std::string_view target, std::string frames) {
+    if (!memberships_ || target == socketId_.view() || target.size() != socketId_.view().size()) {
+      metrics::registry().drop(metrics::Drop::kUnknownPeer);
+      fail(ack, event, "unknown-peer", "no socket '" + std::string(target) + "' in a room with you");
+      return;
+    }
     Directed d;
-    d.re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
-    d.frames = encodeFor(std::move(p));
+    d.re = ack ? static_cast<int64_t>(*ack) : kNoRequest;
+    d.frames = std::move(frames);
     forEachMembership([&d](const Membership& m) { d.routes.push_back({m.key(), m.endpoint}); });
-    d.id = socketId_.str();
-    d.target = std::move(target);
+    d.id = socketId_;
+    d.target = SocketId(target);
     d.event = event;
     routeDirected(svc_.hub, std::move(d));
   }
@@ -1041,8 +1075,12 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       if (body && !body->contains("_placeholder")) (*body)["from"] = socketId_.view();  // not into a Buffer's stand-in
     }
     std::optional<uint64_t> ack = p.ackId;
-    std::string frames = encodeFor(std::move(p));
-    std::vector<Membership*> targets;
+    relayBroadcast(name, ack, encodeFor(std::move(p)));
+  }
+
+  // To the other members of the sender's rooms, or of its implicit room when it joined none.
+  void relayBroadcast(std::string_view name, std::optional<uint64_t> ack, std::string frames) {
+    boost::container::small_vector<Membership*, 2> targets;
     for (Membership* m = memberships_.get(); m; m = m->next.get()) {
       if (!m->implicit) targets.push_back(m);
     }
@@ -1056,9 +1094,10 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     for (std::size_t i = 0; i < targets.size(); ++i) {
       int64_t re = (i == 0 && ack) ? static_cast<int64_t>(*ack) : kNoRequest;
       std::string key = targets[i]->key();
-      svc_.hub.onRoom(key, [ep = targets[i]->endpoint, key, id = socketId_.str(), frames, re](
-                                       RoomHost& rooms, Outbox& out) mutable {
-        if (Room* r = rooms.find(key)) r->message(ep, re, id, "", std::move(frames), out);
+      std::string data = i + 1 < targets.size() ? frames : std::move(frames);
+      svc_.hub.onRoom(key, [ep = targets[i]->endpoint, key, id = socketId_, data = std::move(data), re](
+                               RoomHost& rooms, Outbox& out) mutable {
+        if (Room* r = rooms.find(key)) r->message(ep, re, id.view(), "", std::move(data), out);
       });
     }
   }
@@ -1137,6 +1176,7 @@ class WsTransport final : public http::WsHandler {
     if (!upgrade_) {
       auto s = svc_.create(owner_, *req);
       sid_ = Sid(s->sid());
+      session_ = s;
       s->startWebSocket(link_);
       return;
     }
@@ -1152,8 +1192,10 @@ class WsTransport final : public http::WsHandler {
   }
 
   void onMessage(std::string_view payload, bool binary) override {
-    if (owner() == link_->worker) {  // the common case: no copy of the frame
-      if (auto s = svc_.find(owner(), sid_.view())) s->onWsFrame(link_, payload, binary);
+    if (owner() == link_->worker) {  // the common case: no copy of the frame, no lookup
+      auto s = session_.lock();
+      if (!s) session_ = s = svc_.find(owner(), sid_.view());
+      if (s) s->onWsFrame(link_, payload, binary);
       return;
     }
     onOwner([link = link_, data = std::string(payload), binary](EngineSession* s) {
@@ -1193,6 +1235,7 @@ class WsTransport final : public http::WsHandler {
   Sid sid_;
   bool upgrade_;
   std::shared_ptr<WsLink> link_;
+  std::weak_ptr<EngineSession> session_;  // once found, while on the session's worker
 };
 
 // Engine.IO's handshake checks, common to both transports: nullopt when fine.
