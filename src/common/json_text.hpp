@@ -79,6 +79,21 @@ class JsonEcho {
     out_.append(text);
     first_ = false;
   }
+  // A string value of the caller's own, escaped here.
+  void string(std::string_view value) {
+    separate();
+    appendJsonString(out_, value);
+    first_ = false;
+  }
+  // A member of the caller's own with a string value: `"key":"value"` (the key written as it is).
+  void member(std::string_view key, std::string_view value) {
+    separate();
+    out_.push_back('"');
+    out_.append(key);
+    out_ += "\":";
+    appendJsonString(out_, value);
+    first_ = false;
+  }
   // The next thing written starts a new document (no comma before it).
   void restart() {
     first_ = true;

@@ -335,22 +335,27 @@ class RelayScanner {
     return true;
   }
   bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
-    key(s);
     if (!bodyMember()) {
+      key(s);
       if (echoing()) echo_.keyEnd();
       return true;
     }
-    // A member of the body: the whole key is known only now.
+    // A member of the body: the whole key is known only now. Most keys come in one piece, a view of the input.
+    std::string_view whole(s.data(), s.size());
+    if (!key_.empty()) {
+      key_.append(whole);
+      whole = key_;
+    }
     const bool directed = ev_.route == EventRoute::kDirected;
-    if (key_ == "from") {
+    if (whole == "from") {
       member_ = Member::kSkip;
-    } else if (key_ == "to" && directed) {
+    } else if (whole == "to" && directed) {
       member_ = Member::kTo;
-    } else if (key_ == "_placeholder" && !directed) {
+    } else if (whole == "_placeholder" && !directed) {
       return abandon(ec);  // a Buffer's stand-in gets no `from` (onBroadcast decides with the DOM)
     } else {
       member_ = Member::kEcho;
-      echo_.keyPart(key_);
+      echo_.keyPart(whole);
       echo_.keyEnd();
     }
     key_.clear();
@@ -366,9 +371,7 @@ class RelayScanner {
       if (rule.route == EventRoute::kOther) return abandon(ec);
       ev_.route = rule.route;
       ev_.relayedAs = rule.relayedAs;
-      std::string name;
-      common::appendJsonString(name, ev_.relayedAs);
-      echo_.inject(name);
+      echo_.string(ev_.relayedAs);
     } else if (bodyMember() && member_ == Member::kTo) {
       sawTo_ = true;
     } else if (echoing()) {
@@ -427,11 +430,7 @@ class RelayScanner {
     return !(inBody_ && depth_ >= 2 && member_ != Member::kEcho);
   }
 
-  void injectFrom() {
-    std::string member = R"("from":)";
-    common::appendJsonString(member, from_);
-    echo_.inject(member);
-  }
+  void injectFrom() { echo_.member("from", from_); }
 
   void key(json::string_view s) {
     if (bodyMember()) {
@@ -482,7 +481,7 @@ class RelayScanner {
   RelayEvent& ev_;
   common::JsonEcho echo_;
   std::string_view from_;
-  std::string key_;  // a member of the body being read
+  std::string key_;  // a key of the body that came in pieces, until its end
   std::size_t depth_ = 0;
   std::size_t index_ = 0;  // of the current element of the root array
   Member member_ = Member::kEcho;
