@@ -202,7 +202,7 @@ struct Directed {
 
 // Tries the rooms of `d` in turn, each on its owner: the first that has both the sender and the target relays the
 // event (and acks it). When none has, the sender gets ev::Error{unknown-peer} naming the event.
-static void routeDirected(Hub& hub, Directed d) {
+static void routeDirected(Hub& hub, Directed&& d) {
   std::string key = d.routes[d.next].key;
   hub.onRoom(key, [&hub, d = std::move(d)](RoomHost& rooms, Outbox& out) mutable {
     const Directed::Route& route = d.routes[d.next];
