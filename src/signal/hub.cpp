@@ -63,18 +63,11 @@ void Hub::detach(Endpoint endpoint) {
   s.freeSlots.push_back(index);
 }
 
-void Hub::onRoom(std::string_view room, RoomTask task) {
-  uint32_t owner = ownerOf(room);
-  auto run = [this, owner, task = std::move(task)] {
-    Outbox out;
-    task(shards_[owner]->rooms, out);
-    if (!out.empty()) dispatch(std::move(out));
-  };
-  if (net::WorkerPool::current() == owner) {
-    run();
-  } else {
-    pool_.post(owner, std::move(run));
-  }
+void Hub::run(uint32_t owner, RoomTaskRef task) {
+  Shard& s = *shards_[owner];
+  Outbox out;
+  task(s.rooms, out);
+  if (!out.empty()) dispatch(std::move(out));
 }
 
 void Hub::dispatch(Outbox&& out) {

@@ -3,11 +3,13 @@
 // that accepted it. Front doors call Hub::onRoom to run room-core code on the owner, and the resulting Outbox is
 // dispatched back to the connections' workers, one posted batch per worker.
 #include <atomic>
+#include <concepts>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -32,8 +34,25 @@ struct HubOptions {
   Millis tickInterval{250};               // how often detached peers are checked for expiry
 };
 
+// A room task borrowed for one call: a pointer to the callable and a function that invokes it. What the hub runs on
+// the owner, without owning, copying or allocating.
+class RoomTaskRef {
+ public:
+  template <typename F>
+    requires(!std::same_as<std::remove_cvref_t<F>, RoomTaskRef> && std::invocable<F&, RoomHost&, Outbox&>)
+  RoomTaskRef(F& task)  // NOLINT(google-explicit-constructor): a view, like std::string_view
+      : task_(const_cast<void*>(static_cast<const void*>(&task))),
+        call_([](void* t, RoomHost& rooms, Outbox& out) { (*static_cast<F*>(t))(rooms, out); }) {}
+  void operator()(RoomHost& rooms, Outbox& out) const { call_(task_, rooms, out); }
+
+ private:
+  void* task_;
+  void (*call_)(void*, RoomHost&, Outbox&);
+};
+
 class Hub {
  public:
+  // The shape of a room task. onRoom takes any callable of it (a lambda, as front doors pass, or this).
   using RoomTask = std::function<void(RoomHost& rooms, Outbox& out)>;
 
   Hub(net::WorkerPool& pool, HubOptions options);
@@ -47,8 +66,19 @@ class Hub {
   Endpoint attach(uint32_t worker, Connection* connection);
   void detach(Endpoint endpoint);
 
-  // Runs `task` on the worker owning `room`, then dispatches what it produced. Call from any worker.
-  void onRoom(std::string_view room, RoomTask task);
+  // Runs `task(RoomHost&, Outbox&)` on the worker owning `room`, then dispatches what it produced. Call from any
+  // worker. On the owner the task runs at once, where it is; for another worker it is moved into the posted handler.
+  // Either way its captures get no heap block of their own (a std::function needs one for most of them).
+  template <typename Task>
+    requires std::invocable<std::decay_t<Task>&, RoomHost&, Outbox&>
+  void onRoom(std::string_view room, Task&& task) {
+    uint32_t owner = ownerOf(room);
+    if (net::WorkerPool::current() == owner) {
+      run(owner, task);
+    } else {
+      pool_.post(owner, [this, owner, task = std::forward<Task>(task)]() mutable { run(owner, task); });
+    }
+  }
   // Sends each delivery to its connection's worker. Call from any worker.
   void dispatch(Outbox&& out);
 
@@ -59,6 +89,7 @@ class Hub {
 
  private:
   struct Shard;
+  void run(uint32_t owner, RoomTaskRef task);  // on the owner: runs the task, dispatches its outbox
   void deliverLocal(uint32_t worker, Outbox& out);
   void armTick(uint32_t worker);
 

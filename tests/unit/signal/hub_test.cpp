@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -176,6 +177,115 @@ TEST(Hub, AReusedSlotGetsNoEventsOfItsFormerConnection) {
     for (const auto& e : now) runOn(pool, 0, [&] { hub.detach(e); return 0; });
   }
   runOn(pool, 0, [&] { hub.detach(eb); return 0; });
+  pool.stop();
+}
+
+// Copies, moves and destructions of a task's captured state.
+struct Counts {
+  std::atomic<int> copies{0}, moves{0}, destroyed{0};
+};
+class Tracked {
+ public:
+  explicit Tracked(Counts& c) : c_(&c) {}
+  Tracked(const Tracked& o) : c_(o.c_) { ++c_->copies; }
+  Tracked(Tracked&& o) noexcept : c_(o.c_) {
+    o.live_ = false;
+    ++c_->moves;
+  }
+  Tracked& operator=(const Tracked&) = delete;
+  ~Tracked() {
+    if (live_) ++c_->destroyed;  // the state itself, not a moved-from shell
+  }
+
+ private:
+  Counts* c_;
+  bool live_ = true;
+};
+
+// A room name owned by `worker`.
+std::string roomOn(const Hub& hub, uint32_t worker) {
+  for (int i = 0;; ++i) {
+    std::string name = "room" + std::to_string(i);
+    if (hub.ownerOf(name) == worker) return name;
+  }
+}
+
+TEST(Hub, OnTheOwnerATaskRunsAtOnceWhereItIs) {
+  net::WorkerPool pool(1);
+  pool.start();
+  Hub hub(pool, HubOptions{});
+  Counts counts;
+  runOn(pool, 0, [&] {
+    bool ran = false;
+    hub.onRoom("room", [t = Tracked(counts), &ran](RoomHost&, Outbox&) { ran = true; });
+    EXPECT_TRUE(ran);  // before onRoom returned
+    return 0;
+  });
+  EXPECT_EQ(counts.copies, 0);
+  EXPECT_EQ(counts.moves, 0);
+  EXPECT_EQ(counts.destroyed, 1);
+  // A named, mutable task runs on the caller's object: its state changes are the caller's.
+  struct CountingTask {
+    int n = 0;
+    void operator()(RoomHost&, Outbox&) { ++n; }
+  };
+  int calls = runOn(pool, 0, [&] {
+    CountingTask task;
+    hub.onRoom("room", task);
+    hub.onRoom("room", RoomTaskRef(task));
+    return task.n;
+  });
+  EXPECT_EQ(calls, 2);
+  pool.stop();
+}
+
+TEST(Hub, ATaskForAnotherWorkerIsMovedThereWithItsCaptures) {
+  net::WorkerPool pool(2);
+  pool.start();
+  Hub hub(pool, HubOptions{});
+  const std::string room = roomOn(hub, 0);
+  Counts counts;
+  std::array<char, 4096> big{};  // far past any small buffer: the lambda itself is this big
+  big.fill('x');
+  big.back() = 'y';
+  std::promise<std::string> seen;
+  runOn(pool, 1, [&] {
+    hub.onRoom(room, [t = Tracked(counts), big, owned = std::make_unique<int>(7), &seen](RoomHost&, Outbox&) {
+      EXPECT_EQ(net::WorkerPool::current(), 0u);
+      seen.set_value(std::string(big.begin(), big.end()) + std::to_string(*owned));
+    });
+    return 0;
+  });
+  auto result = seen.get_future();
+  ASSERT_EQ(result.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(result.get(), std::string(4095, 'x') + "y7");
+  runOn(pool, 0, [] { return 0; });  // the posted handler, run, is gone after this
+  EXPECT_EQ(counts.copies, 0);
+  EXPECT_GE(counts.moves, 1);
+  EXPECT_EQ(counts.destroyed, 1);
+  pool.stop();
+}
+
+TEST(Hub, TasksPostedFromOneWorkerRunInOrder) {
+  net::WorkerPool pool(2);
+  pool.start();
+  Hub hub(pool, HubOptions{});
+  const std::string room = roomOn(hub, 0);
+  std::vector<int> order;  // touched on worker 0 only
+  runOn(pool, 1, [&] {
+    for (int i = 0; i < 100; ++i) {
+      if (i % 2) {
+        hub.onRoom(room, [i, &order](RoomHost&, Outbox&) { order.push_back(i); });
+      } else {
+        hub.onRoom(room,
+                   [i, &order, pad = std::array<char, 512>{}](RoomHost&, Outbox&) { order.push_back(i); });
+      }
+    }
+    return 0;
+  });
+  std::vector<int> got = runOn(pool, 0, [&] { return order; });
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(got[i], i);
   pool.stop();
 }
 
