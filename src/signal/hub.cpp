@@ -25,6 +25,9 @@ struct Hub::Shard {
     return slots[index].connection;
   }
   boost::asio::steady_timer timer;
+  // The outbox of the last task, emptied with its capacity kept: most tasks reuse it instead of allocating one. A
+  // task run from inside another one's dispatch finds it taken and starts a new one.
+  Outbox spare;
   bool stopped = false;
 };
 
@@ -65,9 +68,18 @@ void Hub::detach(Endpoint endpoint) {
 
 void Hub::run(uint32_t owner, RoomTaskRef task) {
   Shard& s = *shards_[owner];
-  Outbox out;
+  Outbox out = std::move(s.spare);  // leaves spare empty
   task(s.rooms, out);
-  if (!out.empty()) dispatch(std::move(out));
+  if (!out.empty()) dispatch(std::move(out));  // takes it only to post it
+  recycle(owner, std::move(out));
+}
+
+void Hub::recycle(uint32_t worker, Outbox&& out) {
+  constexpr std::size_t kMaxSpare = 64;  // one broadcast to a big room does not pin its outbox for good
+  Shard& s = *shards_[worker];
+  if (s.spare.capacity() != 0 || out.capacity() > kMaxSpare) return;
+  out.clear();
+  s.spare = std::move(out);
 }
 
 void Hub::dispatch(Outbox&& out) {
@@ -79,7 +91,10 @@ void Hub::dispatch(Outbox&& out) {
     if (first == here) {
       deliverLocal(first, out);
     } else {
-      pool_.post(first, [this, first, batch = std::move(out)]() mutable { deliverLocal(first, batch); });
+      pool_.post(first, [this, first, batch = std::move(out)]() mutable {
+        deliverLocal(first, batch);
+        recycle(first, std::move(batch));
+      });
     }
     return;
   }

@@ -91,6 +91,7 @@ class Hub {
   struct Shard;
   void run(uint32_t owner, RoomTaskRef task);  // on the owner: runs the task, dispatches its outbox
   void deliverLocal(uint32_t worker, Outbox& out);
+  void recycle(uint32_t worker, Outbox&& out);
   void armTick(uint32_t worker);
 
   net::WorkerPool& pool_;

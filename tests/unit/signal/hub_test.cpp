@@ -289,5 +289,52 @@ TEST(Hub, TasksPostedFromOneWorkerRunInOrder) {
   pool.stop();
 }
 
+// A connection whose delivery makes another room task, as a front door closing on a bye does.
+class ReentrantConnection : public Connection {
+ public:
+  explicit ReentrantConnection(std::function<void()> onDeliver) : onDeliver_(std::move(onDeliver)) {}
+  void deliver(const EventPtr& e) override {
+    reasons.push_back(std::get<ev::Bye>(*e).reason);
+    if (onDeliver_) onDeliver_();
+  }
+  std::vector<std::string> reasons;
+
+ private:
+  std::function<void()> onDeliver_;
+};
+
+TEST(Hub, ATaskRunFromADeliveryHasAnOutboxOfItsOwn) {
+  net::WorkerPool pool(1);
+  pool.start();
+  Hub hub(pool, HubOptions{});
+  runOn(pool, 0, [&] {
+    ReentrantConnection b({});
+    Endpoint eb = hub.attach(0, &b);
+    bool nestedRan = false;
+    ReentrantConnection a([&] {
+      if (nestedRan) return;
+      nestedRan = true;
+      hub.onRoom("room", [eb](RoomHost&, Outbox& out) {
+        EXPECT_TRUE(out.empty());
+        reply(out, eb, ev::Bye{"nested"});
+      });
+    });
+    Endpoint ea = hub.attach(0, &a);
+    for (int round = 0; round < 3; ++round) {  // later tasks get the emptied outbox of earlier ones
+      hub.onRoom("room", [ea, eb](RoomHost&, Outbox& out) {
+        EXPECT_TRUE(out.empty());
+        reply(out, ea, ev::Bye{"first"});
+        reply(out, eb, ev::Bye{"second"});
+      });
+    }
+    EXPECT_EQ(a.reasons, (std::vector<std::string>{"first", "first", "first"}));
+    EXPECT_EQ(b.reasons, (std::vector<std::string>{"nested", "second", "second", "second"}));
+    hub.detach(ea);
+    hub.detach(eb);
+    return 0;
+  });
+  pool.stop();
+}
+
 }  // namespace
 }  // namespace kaiwa::signal
