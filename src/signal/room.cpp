@@ -245,7 +245,7 @@ void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, st
   EventPtr event = make(ev::Signal{*p.id, std::move(data), std::move(kind)});
   auto target = peers_.find(to);
   if (target != peers_.end()) {
-    deliver(target->second, event, out);
+    deliver(target->second, std::move(event), out);
   } else if (hold && policy_.holdForAbsent.count() > 0 && !to.empty()) {
     this->hold(p, to, std::move(event), now, out);
   } else {
@@ -357,15 +357,15 @@ Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Out
   return &it->second;
 }
 
-void Room::deliver(Peer& to, const EventPtr& event, Outbox& out) {
+void Room::deliver(Peer& to, EventPtr event, Outbox& out) {
   if (to.attached) {
-    out.push_back({to.endpoint(), event});
+    out.push_back({to.endpoint(), std::move(event)});
     return;
   }
   if (!queues_) queues_ = std::make_unique<std::unordered_map<const Peer*, Queue>>();
   Queue& q = (*queues_)[&to];
-  q.items.push_back(event);
   q.bytes += approximateSize(*event);
+  q.items.push_back(std::move(event));
   while (!q.items.empty() &&
          (q.items.size() > limits_.resumeQueueMessages || q.bytes > limits_.resumeQueueBytes)) {
     q.bytes -= approximateSize(*q.items.front());

@@ -155,7 +155,7 @@ class Room {
 
   // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
   Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
-  void deliver(Peer& to, const EventPtr& event, Outbox& out);
+  void deliver(Peer& to, EventPtr event, Outbox& out);  // by value: an event for one peer is moved along
   void broadcast(const EventPtr& event, const Peer* except, Outbox& out);
   void remove(std::string id, LeaveReason reason, Outbox& out);  // by value: callers pass map keys
   std::vector<PeerInfo> othersThan(const Peer* except) const;
