@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 namespace kaiwa::signal {
 namespace {
 
@@ -362,6 +364,44 @@ TEST(RoomOrder, ChurnKeepsJoinOrderAndRejoinedIdsAppearOnce) {
   }
   EXPECT_EQ(perSession.size(), expected.size());
   for (const auto& [session, n] : perSession) EXPECT_EQ(n, 1) << session;
+}
+
+// Events' blocks are kept per thread for the next event (room.cpp, FreeBlocks).
+TEST(RoomEvents, AFreedEventsBlockServesTheNextEventOfTheThread) {
+  Outbox out;
+  reply(out, kA, ev::Bye{"one"});
+  const void* first = out[0].event.get();
+  out.clear();
+  reply(out, kA, ev::Error{7, ErrorCode::kBadMessage, std::string(100, 'x')});
+  EXPECT_EQ(out[0].event.get(), first);
+  const auto& e = std::get<ev::Error>(*out[0].event);  // a new event in it, whole
+  EXPECT_EQ(e.re, 7);
+  EXPECT_EQ(e.message, std::string(100, 'x'));
+}
+
+TEST(RoomEvents, AnEventFreedOnAnotherThreadServesThatThread) {
+  Outbox made;
+  std::thread([&] { reply(made, kA, ev::Bye{"made there"}); }).join();
+  const void* block = made[0].event.get();
+  made.clear();  // the last reference goes here
+  Outbox again;
+  reply(again, kA, ev::Bye{"made here"});
+  EXPECT_EQ(again[0].event.get(), block);
+  EXPECT_EQ(std::get<ev::Bye>(*again[0].event).reason, "made here");
+}
+
+// More events than a thread keeps, freed and made again; what it keeps is freed when it ends (LeakSanitizer, in the
+// sanitizer build, fails this test otherwise).
+TEST(RoomEvents, ManyEventsOnAThreadThatEnds) {
+  std::thread([] {
+    for (int round = 0; round < 3; ++round) {
+      Outbox out;
+      for (int i = 0; i < 1000; ++i) reply(out, kA, ev::Bye{std::to_string(round * 1000 + i) + std::string(20, '.')});
+      for (int i = 0; i < 1000; ++i) {
+        EXPECT_EQ(std::get<ev::Bye>(*out[i].event).reason, std::to_string(round * 1000 + i) + std::string(20, '.'));
+      }
+    }
+  }).join();
 }
 
 }  // namespace
