@@ -267,13 +267,13 @@ void Room::signal(Endpoint from, int64_t re, std::string_view peerId, std::strin
                   Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
-  auto target = peers_.find(to);
-  if (target == peers_.end() || &target->second == p) {
+  Peer* target = find(to);
+  if (!target || target == p) {
     metrics::registry().drop(metrics::Drop::kUnknownPeer);
     replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
     return;
   }
-  deliver(target->second, make(ev::Signal{*p->id, std::move(data)}), out);
+  deliver(*target, make(ev::Signal{*p->id, std::move(data)}), out);
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
 }
 
@@ -284,13 +284,13 @@ void Room::message(Endpoint from, int64_t re, std::string_view peerId, std::stri
   if (to.empty()) {
     broadcast(make(ev::Message{*p->id, std::move(data), true}), p, out);
   } else {
-    auto target = peers_.find(to);
-    if (target == peers_.end() || &target->second == p) {
+    Peer* target = find(to);
+    if (!target || target == p) {
       metrics::registry().drop(metrics::Drop::kUnknownPeer);
       replyError(out, from, re, ErrorCode::kUnknownPeer, "no peer '" + std::string(to) + "' in this room");
       return;
     }
-    deliver(target->second, make(ev::Message{*p->id, std::move(data), false}), out);
+    deliver(*target, make(ev::Message{*p->id, std::move(data), false}), out);
   }
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
 }
@@ -316,14 +316,13 @@ void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const Me
 
 void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, std::string kind, std::string data,
                  bool hold, TimePoint now, Outbox& out) {
-  auto it = peers_.find(peerId);
-  if (it == peers_.end() || !it->second.attached || it->second.endpoint() != from) return;
-  Peer& p = it->second;
+  Peer* sender = find(peerId);
+  if (!sender || !sender->attached || sender->endpoint() != from) return;
+  Peer& p = *sender;
   p.deadline = now;
   EventPtr event = make(ev::Signal{*p.id, std::move(data), std::move(kind)});
-  auto target = peers_.find(to);
-  if (target != peers_.end()) {
-    deliver(target->second, std::move(event), out);
+  if (Peer* target = find(to)) {
+    deliver(*target, std::move(event), out);
   } else if (hold && policy_.holdForAbsent.count() > 0 && !to.empty()) {
     this->hold(p, to, std::move(event), now, out);
   } else {
@@ -332,8 +331,8 @@ void Room::relay(Endpoint from, std::string_view peerId, std::string_view to, st
 }
 
 void Room::touch(Endpoint from, std::string_view peerId, TimePoint now) {
-  auto it = peers_.find(peerId);
-  if (it != peers_.end() && it->second.attached && it->second.endpoint() == from) it->second.deadline = now;
+  Peer* p = find(peerId);
+  if (p && p->attached && p->endpoint() == from) p->deadline = now;
 }
 
 void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint now, Outbox& out) {
@@ -426,13 +425,27 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
 
 std::vector<PeerInfo> Room::members() const { return othersThan(nullptr); }
 
+const Room::Peer* Room::find(std::string_view id) const {
+  // Most rooms hold a few peers: comparing their ids in join order costs less than a lookup, whose walk of a bucket
+  // hashes the ids it passes (entries keep no hash, PeerIdHash).
+  constexpr std::size_t kScanUpTo = 8;
+  if (peers_.size() <= kScanUpTo) {
+    for (const Peer* p = first_; p; p = p->next) {
+      if (*p->id == id) return p;
+    }
+    return nullptr;
+  }
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
 Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
-  auto it = peers_.find(peerId);
-  if (it == peers_.end() || !it->second.attached || it->second.endpoint() != from) {
+  Peer* p = find(peerId);
+  if (!p || !p->attached || p->endpoint() != from) {
     replyError(out, from, re, ErrorCode::kNotJoined, "not a member of room '" + name_ + "'");
     return nullptr;
   }
-  return &it->second;
+  return p;
 }
 
 void Room::deliver(Peer& to, EventPtr event, Outbox& out) {

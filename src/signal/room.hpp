@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -50,7 +51,7 @@ class Room {
   // No members and nothing held for absent ids: the room may be destroyed.
   bool empty() const { return peers_.empty() && (!held_ || held_->empty()); }
   const RoomPolicy& policy() const { return policy_; }
-  bool contains(std::string_view peer) const { return peers_.contains(peer); }
+  bool contains(std::string_view peer) const { return find(peer) != nullptr; }
 
   // Adds a peer. Replies ev::Joined (or ev::Error room-full / bad-message for a taken id) to `req.from`, tells the
   // others ev::PeerJoined. Returns the new peer's id, or empty on failure.
@@ -153,6 +154,8 @@ class Room {
     std::size_t bytes = 0;  // of all messages held in the room
   };
 
+  const Peer* find(std::string_view id) const;
+  Peer* find(std::string_view id) { return const_cast<Peer*>(std::as_const(*this).find(id)); }
   // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
   Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
   void deliver(Peer& to, EventPtr event, Outbox& out);  // by value: an event for one peer is moved along

@@ -91,6 +91,42 @@ TEST_F(RoomTest, SignalGoesToExactlyTheTarget) {
   EXPECT_EQ(sig[0].data, R"({"candidate":"x"})");
 }
 
+// Small rooms find their members by a scan, bigger ones by a lookup (Room::find): the same answers on both sides of
+// the line, as the room grows and shrinks.
+TEST_F(RoomTest, MembersAreFoundAsTheRoomGrowsAndShrinks) {
+  std::vector<std::string> ids;
+  std::vector<Endpoint> eps;
+  auto signalsReach = [&](std::size_t from, std::size_t to) {
+    Outbox out;
+    room.signal(eps[from], 1, ids[from], ids[to], "{}", out);
+    auto sig = ::kaiwa::signal::to<ev::Signal>(out, eps[to]);
+    return sig.size() == 1 && sig[0].from == ids[from];
+  };
+  for (uint64_t i = 0; i < 20; ++i) {
+    eps.push_back(Endpoint{0, 100 + i});
+    ids.push_back(join(eps.back(), std::to_string(i)));
+    for (std::size_t j = 0; j < i; ++j) {
+      EXPECT_TRUE(signalsReach(i, j)) << i << " -> " << j;
+      EXPECT_TRUE(signalsReach(j, i)) << j << " -> " << i;
+    }
+  }
+  for (std::size_t i = 0; i < 18; ++i) {  // every other one leaves, oldest first, then the rest but two
+    std::size_t gone = i < 10 ? 2 * i : 2 * (i - 10) + 1;
+    Outbox out;
+    room.leave(eps[gone], 1, ids[gone], out);
+    EXPECT_FALSE(room.contains(ids[gone]));
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      if (!room.contains(ids[j])) continue;
+      Outbox err;
+      room.signal(eps[j], 2, ids[j], ids[gone], "{}", err);
+      EXPECT_EQ(to<ev::Error>(err, eps[j]).size(), 1u);
+      EXPECT_TRUE(signalsReach(j, j == 19 ? 17 : 19));
+    }
+  }
+  EXPECT_EQ(room.size(), 2u);
+  EXPECT_TRUE(room.contains(ids[17]) && room.contains(ids[19]));
+}
+
 TEST_F(RoomTest, SignalToUnknownPeerOrSelfIsAnError) {
   std::string a = join(kA, "A");
   Outbox out;
