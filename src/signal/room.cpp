@@ -425,20 +425,6 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
 
 std::vector<PeerInfo> Room::members() const { return othersThan(nullptr); }
 
-const Room::Peer* Room::find(std::string_view id) const {
-  // Most rooms hold a few peers: comparing their ids in join order costs less than a lookup, whose walk of a bucket
-  // hashes the ids it passes (entries keep no hash, PeerIdHash).
-  constexpr std::size_t kScanUpTo = 8;
-  if (peers_.size() <= kScanUpTo) {
-    for (const Peer* p = first_; p; p = p->next) {
-      if (*p->id == id) return p;
-    }
-    return nullptr;
-  }
-  auto it = peers_.find(id);
-  return it == peers_.end() ? nullptr : &it->second;
-}
-
 Room::Peer* Room::sender(Endpoint from, int64_t re, std::string_view peerId, Outbox& out) {
   Peer* p = find(peerId);
   if (!p || !p->attached || p->endpoint() != from) {

@@ -8,7 +8,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -154,8 +153,20 @@ class Room {
     std::size_t bytes = 0;  // of all messages held in the room
   };
 
-  const Peer* find(std::string_view id) const;
-  Peer* find(std::string_view id) { return const_cast<Peer*>(std::as_const(*this).find(id)); }
+  // A member by id. Most rooms hold a few peers: comparing their ids in join order costs less than a lookup, whose
+  // walk of a bucket hashes the ids it passes (entries keep no hash, PeerIdHash). (Const, for contains(); the
+  // members are the room's to change.)
+  Peer* find(std::string_view id) const {
+    constexpr std::size_t kScanUpTo = 8;
+    if (peers_.size() > kScanUpTo) {
+      auto it = peers_.find(id);
+      return it == peers_.end() ? nullptr : const_cast<Peer*>(&it->second);
+    }
+    for (Peer* p = first_; p; p = p->next) {
+      if (*p->id == id) return p;
+    }
+    return nullptr;
+  }
   // The peer `peer` if it exists and `from` is its current connection; otherwise replies not-joined.
   Peer* sender(Endpoint from, int64_t re, std::string_view peer, Outbox& out);
   void deliver(Peer& to, EventPtr event, Outbox& out);  // by value: an event for one peer is moved along
