@@ -26,12 +26,17 @@ class FreeBlocks {
   FreeBlocks(const FreeBlocks&) = delete;
   FreeBlocks& operator=(const FreeBlocks&) = delete;
   ~FreeBlocks() {
+    ended_ = true;
     while (void* p = take()) ::operator delete(p, size_);
   }
+  // The list of this thread, or nullptr once the thread's end destroyed it (an event another thread-local object
+  // held may be freed after that).
   template <std::size_t Size>
-  static FreeBlocks& ofThisThread() {
-    thread_local FreeBlocks blocks(Size);
-    return blocks;
+  static FreeBlocks* ofThisThread() {
+    static thread_local bool ended = false;  // trivially destructible: valid until the thread is gone
+    if (ended) return nullptr;
+    thread_local FreeBlocks blocks(Size, ended);
+    return &blocks;
   }
   void* take() {
     Node* n = head_;
@@ -53,7 +58,7 @@ class FreeBlocks {
   struct Node {
     Node* next;
   };
-  explicit FreeBlocks(std::size_t size) : size_(size) {}
+  FreeBlocks(std::size_t size, bool& ended) : ended_(ended), size_(size) {}
 #if defined(__SANITIZE_ADDRESS__)
   void poison(void* p) const { ASAN_POISON_MEMORY_REGION(p, size_); }
   void unpoison(void* p) const { ASAN_UNPOISON_MEMORY_REGION(p, size_); }
@@ -63,6 +68,7 @@ class FreeBlocks {
 #endif
   Node* head_ = nullptr;
   std::size_t count_ = 0;
+  bool& ended_;
   std::size_t size_;
 };
 
@@ -74,13 +80,13 @@ struct EventAllocator {
   template <typename U>
   EventAllocator(const EventAllocator<U>&) {}  // NOLINT(google-explicit-constructor): rebinding
   T* allocate(std::size_t n) {
-    if (n == 1) {
-      if (void* p = FreeBlocks::ofThisThread<sizeof(T)>().take()) return static_cast<T*>(p);
-    }
+    FreeBlocks* blocks = n == 1 ? FreeBlocks::ofThisThread<sizeof(T)>() : nullptr;
+    if (void* p = blocks ? blocks->take() : nullptr) return static_cast<T*>(p);
     return std::allocator<T>{}.allocate(n);
   }
   void deallocate(T* p, std::size_t n) {
-    if (n == 1 && FreeBlocks::ofThisThread<sizeof(T)>().keep(p)) return;
+    FreeBlocks* blocks = n == 1 ? FreeBlocks::ofThisThread<sizeof(T)>() : nullptr;
+    if (blocks && blocks->keep(p)) return;
     std::allocator<T>{}.deallocate(p, n);
   }
   template <typename U>

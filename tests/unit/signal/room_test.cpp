@@ -426,6 +426,19 @@ TEST(RoomEvents, AnEventFreedOnAnotherThreadServesThatThread) {
   EXPECT_EQ(std::get<ev::Bye>(*again[0].event).reason, "made here");
 }
 
+// An event freed by a thread-local object as its thread ends, after the thread's kept blocks were freed: freed too
+// (LeakSanitizer, in the sanitizer build, fails this test if it went to a list no longer there).
+TEST(RoomEvents, AnEventFreedAsItsThreadEndsIsFreed) {
+  std::thread([] {
+    thread_local Outbox late;  // made before the thread's first event: destroyed after its FreeBlocks
+    reply(late, kA, ev::Bye{"late"});
+    Outbox now;
+    reply(now, kA, ev::Bye{"now"});
+    now.clear();  // one block kept
+    EXPECT_EQ(std::get<ev::Bye>(*late[0].event).reason, "late");
+  }).join();
+}
+
 // More events than a thread keeps, freed and made again; what it keeps is freed when it ends (LeakSanitizer, in the
 // sanitizer build, fails this test otherwise).
 TEST(RoomEvents, ManyEventsOnAThreadThatEnds) {
