@@ -31,27 +31,13 @@ class JsonEcho {
     first_ = false;
   }
   // A key arrives in pieces (keyPart... then keyEnd); so do strings and numbers.
-  void keyPart(std::string_view s) {
-    if (!inText_) {
-      separate();
-      out_.push_back('"');
-      inText_ = true;
-    }
-    appendDecoded(s);
-  }
+  void keyPart(std::string_view s) { textPart(s); }
   void keyEnd() {
     out_ += "\":";
     inText_ = false;
     first_ = true;  // no comma between a key and its value
   }
-  void stringPart(std::string_view s) {
-    if (!inText_) {
-      separate();
-      out_.push_back('"');
-      inText_ = true;
-    }
-    appendDecoded(s);
-  }
+  void stringPart(std::string_view s) { textPart(s); }
   void stringEnd() {
     out_.push_back('"');
     inText_ = false;
@@ -101,6 +87,14 @@ class JsonEcho {
   }
 
  private:
+  void textPart(std::string_view s) {  // a piece of a key or string: the quote opens it
+    if (!inText_) {
+      separate();
+      out_.push_back('"');
+      inText_ = true;
+    }
+    appendDecoded(s);
+  }
   void separate() {
     if (!first_) out_.push_back(',');
   }
