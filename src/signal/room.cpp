@@ -3,7 +3,15 @@
 #include <algorithm>
 #include <new>
 
+// GCC says ASan with __SANITIZE_ADDRESS__, Clang with __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
+#define KAIWA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KAIWA_ASAN 1
+#endif
+#endif
+#if defined(KAIWA_ASAN)
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -27,7 +35,7 @@ class FreeBlocks {
   FreeBlocks& operator=(const FreeBlocks&) = delete;
   ~FreeBlocks() {
     ended_ = true;
-    while (void* p = take()) ::operator delete(p, size_);
+    while (void* p = take()) ::operator delete(p);  // unsized: Clang declares the sized one only on request
   }
   // The list of this thread, or nullptr once the thread's end destroyed it (an event another thread-local object
   // held may be freed after that).
@@ -59,7 +67,7 @@ class FreeBlocks {
     Node* next;
   };
   FreeBlocks(std::size_t size, bool& ended) : ended_(ended), size_(size) {}
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(KAIWA_ASAN)
   void poison(void* p) const { ASAN_POISON_MEMORY_REGION(p, size_); }
   void unpoison(void* p) const { ASAN_UNPOISON_MEMORY_REGION(p, size_); }
 #else
