@@ -4,7 +4,6 @@
 // dispatched back to the connections' workers, one posted batch per worker.
 #include <atomic>
 #include <concepts>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,9 +51,6 @@ class RoomTaskRef {
 
 class Hub {
  public:
-  // The shape of a room task. onRoom takes any callable of it (a lambda, as front doors pass, or this).
-  using RoomTask = std::function<void(RoomHost& rooms, Outbox& out)>;
-
   Hub(net::WorkerPool& pool, HubOptions options);
   ~Hub();
 
