@@ -143,6 +143,38 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_PEERS_PER_ROOM")->capture_default_str()->check(CLI::Range(1, 100000));
   serve->add_option("--max-rooms", c.limits.maxRooms, "Rooms this server may hold")
       ->envname("KAIWA_MAX_ROOMS")->capture_default_str()->check(CLI::PositiveNumber);
+  // Per client address (common/address_limits.hpp).
+  auto& al = c.addressLimits;
+  std::vector<std::string> limitExempt;
+  serve->add_option("--address-connections", al.connections,
+                    "Concurrent connections per client address (an IPv6 client: per /64; 0: no limit)")
+      ->envname("KAIWA_ADDRESS_CONNECTIONS")->capture_default_str();
+  serve->add_option("--address-connect-rate", al.connectsPerSecond,
+                    "New connections per second per client address (0: no limit)")
+      ->envname("KAIWA_ADDRESS_CONNECT_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+  serve->add_option("--address-connect-burst", al.connectBurst, "New connections a client address may open at once")
+      ->envname("KAIWA_ADDRESS_CONNECT_BURST")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--address-handshake-rate", al.handshakesPerSecond,
+                    "WebSocket upgrades, Engine.IO handshakes and PeerJS ids per second per client address (0: no "
+                    "limit)")
+      ->envname("KAIWA_ADDRESS_HANDSHAKE_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+  serve->add_option("--address-handshake-burst", al.handshakeBurst, "Handshakes a client address may make at once")
+      ->envname("KAIWA_ADDRESS_HANDSHAKE_BURST")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--address-polling-sessions", al.pollingSessions,
+                    "Engine.IO polling sessions per client address (0: no limit)")
+      ->envname("KAIWA_ADDRESS_POLLING_SESSIONS")->capture_default_str();
+  serve->add_option("--max-polling-sessions", al.pollingSessionsTotal,
+                    "Engine.IO polling sessions on the whole server (0: no limit)")
+      ->envname("KAIWA_MAX_POLLING_SESSIONS")->capture_default_str();
+  serve->add_option("--address-room-rate", al.roomsPerMinute,
+                    "Rooms a client address may create per minute (0: no limit)")
+      ->envname("KAIWA_ADDRESS_ROOM_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+  serve->add_option("--address-room-burst", al.roomBurst, "Rooms a client address may create at once")
+      ->envname("KAIWA_ADDRESS_ROOM_BURST")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--address-exempt", limitExempt,
+                    "Client addresses or CIDRs the per-address limits never apply to, e.g. your reverse proxy "
+                    "(repeatable)")
+      ->envname("KAIWA_ADDRESS_EXEMPT")->delimiter(',');
   serve->add_option("--max-queued-bytes", c.limits.maxQueuedBytes,
                     "Outgoing bytes queued for one slow connection before it is disconnected")
       ->envname("KAIWA_MAX_QUEUED_BYTES")->capture_default_str()->check(CLI::Range(4096, 1 << 30));
@@ -281,6 +313,14 @@ int runCli(int argc, char** argv) {
     return 2;
   }
   if (!authSecret.empty()) c.authSecret = authSecret;
+  for (const auto& text : limitExempt) {
+    auto cidr = common::parseCidr(text);
+    if (!cidr) {
+      std::cerr << "kaiwa: --address-exempt '" << text << "' is not an address or CIDR\n";
+      return 2;
+    }
+    c.addressLimits.exempt.push_back(*cidr);
+  }
   if (c.tlsCert.empty() != c.tlsKey.empty()) {
     std::cerr << "kaiwa: --tls-cert and --tls-key go together\n";
     return 2;

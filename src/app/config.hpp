@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "common/address_limits.hpp"
 #include "common/clock.hpp"
 #include "signal/limits.hpp"
 #include "signal/peerjs/options.hpp"
@@ -45,6 +46,7 @@ struct ServeConfig {
   bool tlsSelfSigned = false;
   std::optional<std::string> authSecret;
   signal::Limits limits;
+  common::AddressLimitOptions addressLimits;  // per client address (docs/configuration.md, "Limits per address")
   Millis heartbeat{10000};
   Millis pingTimeout{30000};
   Millis shutdownTimeout{5000};

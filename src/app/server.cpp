@@ -255,8 +255,10 @@ int runServer(const ServeConfig& config) {
   net::WorkerPool pool(workers);
   if (config.only == "turn") return runTurnOnly(config, pool, stopSignals);
 
+  common::AddressLimits addressLimits(config.addressLimits);
   signal::HubOptions hubOptions;
   hubOptions.limits = config.limits;
+  hubOptions.addressLimits = &addressLimits;
   hubOptions.authSecret = config.authSecret;
   hubOptions.heartbeat = config.heartbeat;
   signal::Hub hub(pool, hubOptions);
@@ -273,6 +275,7 @@ int runServer(const ServeConfig& config) {
   so.maxQueuedBytes = config.limits.maxQueuedBytes;
   so.wsMaxMessageBytes = std::max<std::size_t>(4 * config.limits.maxMessageBytes, 1 << 20);
   so.pingTimeout = config.pingTimeout;
+  so.addressLimits = &addressLimits;
   try {
     if (!config.tlsCert.empty()) {
       so.tls = http::loadTlsFiles(config.tlsCert, config.tlsKey);

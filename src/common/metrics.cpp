@@ -50,6 +50,12 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],
                    r.dropped[i].load(std::memory_order_relaxed));
   }
+  out += "# HELP kaiwa_address_refused_total What client addresses were refused by the per-address limits, by "
+         "limit.\n# TYPE kaiwa_address_refused_total counter\n";
+  for (size_t i = 0; i < kAddressRefusalNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_address_refused_total{{limit=\"{}\"}} {}\n",
+                   kAddressRefusalNames[i], r.addressRefused[i].load(std::memory_order_relaxed));
+  }
   emit(out, "kaiwa_turn_allocations", "gauge", "TURN allocations.", r.turnAllocations);
   emit(out, "kaiwa_turn_permissions", "gauge", "TURN permissions.", r.turnPermissions);
   emit(out, "kaiwa_turn_channels", "gauge", "TURN channel bindings.", r.turnChannels);

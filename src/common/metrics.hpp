@@ -31,6 +31,10 @@ inline constexpr std::array<std::string_view, 9> kTurnDropNames = {
     "send_failed", "socket_buffer"};
 inline constexpr std::size_t kTurnDropSocketBuffer = 8;
 
+// What a client address was refused (common::AddressRefusal in order).
+inline constexpr std::array<std::string_view, 6> kAddressRefusalNames = {
+    "connections", "connect_rate", "handshake_rate", "polling_sessions", "polling_sessions_total", "room_rate"};
+
 struct Registry {
   std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
   std::atomic<int64_t> wsConnections{0};    // open WebSocket connections
@@ -49,6 +53,7 @@ struct Registry {
   std::atomic<uint64_t> wsMoves{0};         // ... and after it, when they joined (WsConnection::moveTo)
   std::atomic<uint64_t> wsTlsBeast{0};      // WSS connections left on Beast: TLS bytes were pending at the upgrade
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
+  std::array<std::atomic<uint64_t>, kAddressRefusalNames.size()> addressRefused{};  // by kAddressRefusalNames
   // TURN/STUN (turn/service.cpp publishes each worker's counts about once a second).
   std::atomic<int64_t> turnAllocations{0};
   std::atomic<int64_t> turnPermissions{0};

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "common/address_limits.hpp"
 #include "common/clock.hpp"
 #include "http/handler.hpp"
 #include "net/worker_pool.hpp"
@@ -28,6 +29,8 @@ struct ServerOptions {
   std::size_t maxQueuedBytes = 4 * 1024 * 1024;  // per connection, then it is closed as a slow consumer
   Millis pingTimeout{30000};  // close a WebSocket silent this long; a ping is sent when half of it has passed
   Millis requestTimeout{30000};                  // HTTP: time to read one request
+  // Per-client-address limits (connections here; shared with the front doors). nullptr: none. Outlives the server.
+  common::AddressLimits* addressLimits = nullptr;
 };
 
 class Server {

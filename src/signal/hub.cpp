@@ -7,8 +7,9 @@
 namespace kaiwa::signal {
 
 struct Hub::Shard {
-  explicit Shard(boost::asio::io_context& io, const Limits& limits, std::atomic<std::size_t>& count)
-      : rooms(limits, count), timer(io) {}
+  Shard(boost::asio::io_context& io, const Limits& limits, std::atomic<std::size_t>& count,
+        common::AddressLimits* addressLimits)
+      : rooms(limits, count, addressLimits), timer(io) {}
   RoomHost rooms;
   // The worker's connections by slot: a session id is (generation << 32) | slot, and a slot's generation changes
   // when it is freed, so a late event for a gone connection never reaches the one that took its slot. 16 bytes per
@@ -28,12 +29,13 @@ struct Hub::Shard {
   // The outbox of the last task, emptied with its capacity kept: most tasks reuse it instead of allocating one. A
   // task run from inside another one's dispatch finds it taken and starts a new one.
   Outbox spare;
+  unsigned ticks = 0;
   bool stopped = false;
 };
 
 Hub::Hub(net::WorkerPool& pool, HubOptions options) : pool_(pool), options_(std::move(options)) {
   for (uint32_t w = 0; w < pool_.size(); ++w) {
-    shards_.push_back(std::make_unique<Shard>(pool_.context(w), options_.limits, roomCount_));
+    shards_.push_back(std::make_unique<Shard>(pool_.context(w), options_.limits, roomCount_, options_.addressLimits));
   }
 }
 
@@ -130,8 +132,11 @@ void Hub::armTick(uint32_t worker) {
   s.timer.async_wait([this, worker](const boost::system::error_code& ec) {
     if (ec) return;
     Outbox out;
-    shards_[worker]->rooms.tick(Clock::now(), out);
+    auto now = Clock::now();
+    shards_[worker]->rooms.tick(now, out);
     if (!out.empty()) dispatch(std::move(out));
+    // Worker 0 forgets idle client addresses now and then (every 10 s at the default tick).
+    if (worker == 0 && options_.addressLimits && ++shards_[worker]->ticks % 40 == 0) options_.addressLimits->sweep(now);
     armTick(worker);
   });
 }

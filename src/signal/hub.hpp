@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/address_limits.hpp"
 #include "net/worker_pool.hpp"
 #include "signal/limits.hpp"
 #include "signal/room_host.hpp"
@@ -28,6 +29,9 @@ class Connection {
 
 struct HubOptions {
   Limits limits;
+  // Per-client-address limits shared by the whole server (rooms created per minute here; the front doors use it for
+  // handshakes and sessions too). nullptr: none. Outlives the hub.
+  common::AddressLimits* addressLimits = nullptr;
   std::optional<std::string> authSecret;  // set: joins need a room token
   Millis heartbeat{10000};                // advertised to clients
   Millis tickInterval{250};               // how often detached peers are checked for expiry

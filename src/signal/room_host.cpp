@@ -16,11 +16,19 @@ Room* RoomHost::find(std::string_view name) {
   return it == rooms_.end() ? nullptr : it->second.get();
 }
 
-Room* RoomHost::findOrCreate(std::string_view name, const RoomPolicy& policy) {
+Room* RoomHost::findOrCreate(std::string_view name, const RoomPolicy& policy, const RoomCreator& creator,
+                             ErrorCode* refused) {
   if (Room* r = find(name)) return r;
   std::size_t count = roomCount_.fetch_add(1, std::memory_order_relaxed);
   if (count >= limits_.maxRooms) {
     roomCount_.fetch_sub(1, std::memory_order_relaxed);
+    if (refused) *refused = ErrorCode::kTooManyRooms;
+    return nullptr;
+  }
+  // After the total: a refusal for the total does not use up the creator's rate.
+  if (addressLimits_ && !creator.address.empty() && !addressLimits_->allowRoomCreation(creator.address, creator.now)) {
+    roomCount_.fetch_sub(1, std::memory_order_relaxed);
+    if (refused) *refused = ErrorCode::kRateLimited;
     return nullptr;
   }
   auto room = std::make_unique<Room>(std::string(name), limits_, policy);

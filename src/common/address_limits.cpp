@@ -1,0 +1,294 @@
+#include "common/address_limits.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "common/metrics.hpp"
+
+namespace kaiwa::common {
+
+namespace {
+
+constexpr std::size_t kShards = 16;
+
+// A token bucket whose settings come with each call (every entry of the table has the same ones).
+struct Bucket {
+  double tokens = -1;  // < 0: full (never used)
+  TimePoint last{};
+
+  bool take(TimePoint now, double rate, double burst) {
+    if (rate <= 0) return true;
+    refill(now, rate, burst);
+    if (tokens < 1.0) return false;
+    tokens -= 1.0;
+    return true;
+  }
+  void refill(TimePoint now, double rate, double burst) {
+    if (tokens < 0) {
+      tokens = burst;
+      last = now;
+      return;
+    }
+    double elapsed = std::chrono::duration<double>(now - last).count();
+    if (elapsed > 0) {
+      tokens = std::min(burst, tokens + elapsed * rate);
+      last = now;
+    }
+  }
+  bool full(TimePoint now, double rate, double burst) const {
+    if (tokens < 0 || rate <= 0) return true;
+    double elapsed = std::chrono::duration<double>(now - last).count();
+    return tokens + std::max(0.0, elapsed) * rate >= burst;
+  }
+};
+
+}  // namespace
+
+struct AddressLimits::Entry {
+  uint32_t connections = 0;
+  uint32_t polling = 0;
+  Bucket connects, handshakes, rooms;
+};
+
+struct AddressLimits::Shard {
+  struct Hash {
+    std::size_t operator()(const Address16& a) const noexcept {
+      return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(a.data()), a.size()));
+    }
+  };
+  mutable std::mutex mutex;
+  std::unordered_map<Address16, Entry, Hash> entries;
+};
+
+std::optional<Address16> parseAddress16(std::string_view ip) {
+  if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  char text[INET6_ADDRSTRLEN];
+  std::memcpy(text, ip.data(), ip.size());
+  text[ip.size()] = '\0';
+  Address16 out{};
+  if (ip.find(':') == std::string_view::npos) {
+    in_addr v4;
+    if (inet_pton(AF_INET, text, &v4) != 1) return std::nullopt;
+    out[10] = 0xff;
+    out[11] = 0xff;
+    std::memcpy(out.data() + 12, &v4, 4);
+    return out;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, text, &v6) != 1) return std::nullopt;
+  std::memcpy(out.data(), &v6, 16);
+  return out;
+}
+
+std::optional<Cidr> parseCidr(std::string_view text) {
+  auto slash = text.find('/');
+  auto address = parseAddress16(text.substr(0, slash));
+  if (!address) return std::nullopt;
+  bool v4 = text.substr(0, slash).find(':') == std::string_view::npos;
+  unsigned bits = v4 ? 32 : 128;
+  if (slash != std::string_view::npos) {
+    auto digits = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), bits);
+    if (ec != std::errc() || end != digits.data() + digits.size() || digits.empty() || bits > (v4 ? 32u : 128u)) {
+      return std::nullopt;
+    }
+  }
+  Cidr c;
+  c.bytes = *address;
+  c.prefix = static_cast<uint8_t>(v4 ? bits + 96 : bits);
+  return c;
+}
+
+bool Cidr::contains(const Address16& address) const {
+  unsigned full = prefix / 8, rest = prefix % 8;
+  if (std::memcmp(bytes.data(), address.data(), full) != 0) return false;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (bytes[full] & mask) == (address[full] & mask);
+}
+
+static_assert(metrics::kAddressRefusalNames.size() == static_cast<std::size_t>(AddressRefusal::kCount));
+
+std::string_view toString(AddressRefusal r) {
+  auto i = static_cast<std::size_t>(r);
+  return i < metrics::kAddressRefusalNames.size() ? metrics::kAddressRefusalNames[i] : "?";
+}
+
+AddressLimits::AddressLimits(AddressLimitOptions options)
+    : options_(std::move(options)), shards_(std::make_unique<Shard[]>(kShards)) {}
+
+AddressLimits::~AddressLimits() = default;
+
+std::optional<Address16> AddressLimits::keyOf(std::string_view ip) const {
+  auto a = parseAddress16(ip);
+  if (!a) return std::nullopt;
+  for (const auto& c : options_.exempt) {
+    if (c.contains(*a)) return std::nullopt;
+  }
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(a->data(), kMapped, 12) != 0) std::fill(a->begin() + 8, a->end(), 0);  // IPv6: its /64
+  return a;
+}
+
+AddressLimits::Shard& AddressLimits::shardOf(const Address16& key) const {
+  return shards_[Shard::Hash{}(key) % kShards];
+}
+
+AddressLimits::Entry* AddressLimits::lookup(Shard& shard, const Address16& key, bool create) {
+  auto it = shard.entries.find(key);
+  if (it != shard.entries.end()) return &it->second;
+  if (!create) return nullptr;
+  std::size_t perShard = std::max<std::size_t>(1, options_.maxTracked / kShards);
+  if (shard.entries.size() >= perShard) {
+    // Forget the idle ones first; if every address still holds something, this one goes unlimited rather than
+    // unserved (the table's memory is bounded either way).
+    for (auto i = shard.entries.begin(); i != shard.entries.end();) {
+      const Entry& e = i->second;
+      bool idle = e.connections == 0 && e.polling == 0;
+      i = idle ? shard.entries.erase(i) : std::next(i);
+    }
+    if (shard.entries.size() >= perShard) return nullptr;
+  }
+  return &shard.entries[key];
+}
+
+void AddressLimits::refuse(AddressRefusal why) {
+  refusals_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+  metrics::add(metrics::registry().addressRefused[static_cast<std::size_t>(why)]);
+}
+
+bool AddressLimits::openConnection(std::string_view ip, TimePoint now) {
+  auto key = keyOf(ip);
+  if (!key) return true;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = lookup(shard, *key, true);
+  if (!e) return true;
+  if (options_.connections && e->connections >= options_.connections) {
+    refuse(AddressRefusal::kConnections);
+    return false;
+  }
+  if (!e->connects.take(now, options_.connectsPerSecond, options_.connectBurst)) {
+    refuse(AddressRefusal::kConnectRate);
+    return false;
+  }
+  ++e->connections;
+  return true;
+}
+
+void AddressLimits::closeConnection(std::string_view ip) {
+  auto key = keyOf(ip);
+  if (!key) return;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = lookup(shard, *key, false);
+  if (e && e->connections > 0) --e->connections;
+}
+
+bool AddressLimits::allowHandshake(std::string_view ip, TimePoint now) {
+  auto key = keyOf(ip);
+  if (!key) return true;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = lookup(shard, *key, true);
+  if (!e || e->handshakes.take(now, options_.handshakesPerSecond, options_.handshakeBurst)) return true;
+  refuse(AddressRefusal::kHandshakeRate);
+  return false;
+}
+
+bool AddressLimits::openPollingSession(std::string_view ip) {
+  // The total first: it holds for exempt addresses too.
+  std::size_t total = pollingTotal_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.pollingSessionsTotal && total >= options_.pollingSessionsTotal) {
+    pollingTotal_.fetch_sub(1, std::memory_order_relaxed);
+    refuse(AddressRefusal::kPollingSessionsTotal);
+    return false;
+  }
+  auto key = keyOf(ip);
+  if (!key) return true;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = lookup(shard, *key, true);
+  if (!e) return true;
+  if (options_.pollingSessions && e->polling >= options_.pollingSessions) {
+    pollingTotal_.fetch_sub(1, std::memory_order_relaxed);
+    refuse(AddressRefusal::kPollingSessions);
+    return false;
+  }
+  ++e->polling;
+  return true;
+}
+
+void AddressLimits::closePollingSession(std::string_view ip) {
+  pollingTotal_.fetch_sub(1, std::memory_order_relaxed);
+  auto key = keyOf(ip);
+  if (!key) return;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = lookup(shard, *key, false);
+  if (e && e->polling > 0) --e->polling;
+}
+
+bool AddressLimits::allowRoomCreation(std::string_view ip, TimePoint now) {
+  auto key = keyOf(ip);
+  if (!key) return true;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  Entry* e = lookup(shard, *key, true);
+  if (!e || e->rooms.take(now, options_.roomsPerMinute / 60.0, options_.roomBurst)) return true;
+  refuse(AddressRefusal::kRoomRate);
+  return false;
+}
+
+void AddressLimits::sweep(TimePoint now) {
+  for (std::size_t s = 0; s < kShards; ++s) {
+    Shard& shard = shards_[s];
+    std::lock_guard lock(shard.mutex);
+    for (auto i = shard.entries.begin(); i != shard.entries.end();) {
+      const Entry& e = i->second;
+      bool forget = e.connections == 0 && e.polling == 0 &&
+                    e.connects.full(now, options_.connectsPerSecond, options_.connectBurst) &&
+                    e.handshakes.full(now, options_.handshakesPerSecond, options_.handshakeBurst) &&
+                    e.rooms.full(now, options_.roomsPerMinute / 60.0, options_.roomBurst);
+      i = forget ? shard.entries.erase(i) : std::next(i);
+    }
+  }
+}
+
+std::size_t AddressLimits::connections(std::string_view ip) const {
+  auto key = keyOf(ip);
+  if (!key) return 0;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.entries.find(*key);
+  return it == shard.entries.end() ? 0 : it->second.connections;
+}
+
+std::size_t AddressLimits::pollingSessions(std::string_view ip) const {
+  auto key = keyOf(ip);
+  if (!key) return 0;
+  Shard& shard = shardOf(*key);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.entries.find(*key);
+  return it == shard.entries.end() ? 0 : it->second.polling;
+}
+
+std::size_t AddressLimits::pollingSessionsTotal() const { return pollingTotal_.load(std::memory_order_relaxed); }
+
+std::size_t AddressLimits::tracked() const {
+  std::size_t n = 0;
+  for (std::size_t s = 0; s < kShards; ++s) {
+    std::lock_guard lock(shards_[s].mutex);
+    n += shards_[s].entries.size();
+  }
+  return n;
+}
+
+uint64_t AddressLimits::refusals(AddressRefusal why) const {
+  return refusals_[static_cast<std::size_t>(why)].load(std::memory_order_relaxed);
+}
+
+}  // namespace kaiwa::common
