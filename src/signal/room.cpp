@@ -148,10 +148,10 @@ std::size_t approximateSize(const Event& e) {
                             return v.from.size() + v.name.size() + v.text.size();
                           } else if constexpr (std::is_same_v<T, ev::Joined>) {
                             std::size_t n = v.room.size() + v.peer.size() + v.resume.size();
-                            for (const auto& p : v.peers) n += p.id.size() + p.name.size() + 80;
+                            for (const auto& p : v.peers) n += p.id.size() + p.name.size() + p.user.size() + 80;
                             return n;
                           } else if constexpr (std::is_same_v<T, ev::PeerJoined>) {
-                            return v.peer.id.size() + v.peer.name.size() + 80;
+                            return v.peer.id.size() + v.peer.name.size() + v.peer.user.size() + 80;
                           } else if constexpr (std::is_same_v<T, ev::Error>) {
                             return v.message.size();
                           } else {
@@ -187,6 +187,10 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
     refuseJoin(out, req.from, req.re, ErrorCode::kBadMessage, "resume token too long");
     return {};
   }
+  if (req.user.size() > UINT8_MAX) {  // Peer::userLength
+    refuseJoin(out, req.from, req.re, ErrorCode::kUnauthorized, "the token's user is too long (255 bytes at most)");
+    return {};
+  }
   std::string id = req.peerId.empty() ? common::randomToken(kPeerIdLength) : std::move(req.peerId);
   auto [it, inserted] = peers_.try_emplace(std::move(id));
   if (!inserted) {
@@ -200,8 +204,11 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
     peer.tokenAndName = std::move(req.token);
   } else if (policy_.resumable) {
     peer.tokenAndName = common::randomToken(kResumeTokenLength);
+    peer.roomMadeToken = true;
   }
   peer.tokenLength = static_cast<uint16_t>(peer.tokenAndName.size());
+  peer.userLength = static_cast<uint8_t>(req.user.size());
+  peer.tokenAndName += req.user;
   peer.tokenAndName += req.name;
   peer.setEndpoint(req.from);
   peer.deadline = now;
@@ -233,6 +240,12 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   p.attached = true;
   p.setEndpoint(from);
   p.deadline = now;
+  if (p.roomMadeToken) {
+    // A token seen on the wire once is spent: whoever saw it (a log, a proxy, an old tab) cannot take the peer over.
+    std::string fresh = common::randomToken(kResumeTokenLength);
+    p.tokenAndName.replace(0, p.tokenLength, fresh);
+    p.tokenLength = static_cast<uint16_t>(fresh.size());
+  }
   reply(out, from,
         ev::Joined{re, name_, *p.id, std::string(p.resumeToken()),
                    policy_.announce ? othersThan(&p) : std::vector<PeerInfo>{}, true});

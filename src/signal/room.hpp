@@ -23,6 +23,7 @@ struct JoinRequest {
   MediaState state;
   std::string peerId;  // empty: the room makes a random one; front doors with client-chosen ids pass theirs
   std::string token = {};  // empty: the room makes a random resume token; front doors whose clients choose one pass it
+  std::string user = {};   // the verified room token's subject, if any (PeerInfo::user); at most 255 bytes
 };
 
 // How a room behaves beyond the shared Limits. The default is the native protocol's room; the PeerJS front door
@@ -57,7 +58,8 @@ class Room {
   std::string join(JoinRequest req, TimePoint now, Outbox& out);
 
   // Re-attaches a detached (or still attached, e.g. a half-open old connection) peer to a new connection if the
-  // resume token matches. Replies ev::Joined{resumed=true} and then flushes what was queued meanwhile.
+  // resume token matches. Replies ev::Joined{resumed=true} and then flushes what was queued meanwhile. A resume token
+  // the room made is used once: the reply carries a new one (a token the client chose stays).
   bool resume(Endpoint from, int64_t re, std::string_view peer, std::string_view token, TimePoint now, Outbox& out);
 
   // The peer says goodbye: ev::PeerLeft{left} to the others, ev::Ok to it.
@@ -103,14 +105,16 @@ class Room {
   // next-node pointer an entry is 120 (PeerIdHash: no hash cached in it).
   struct Peer {
     const std::string* id = nullptr;  // the key of its peers_ entry
-    std::string tokenAndName;         // the resume token, then the name: one string (often inline) for both
+    std::string tokenAndName;         // the resume token, the token's user, then the name: one string for all three
     uint64_t session = 0;             // the endpoint, in two parts (Endpoint has 4 bytes of padding)
     TimePoint deadline{};  // attached: the last sign of life (RoomPolicy::aliveTimeout); detached: end of the grace
     Peer* prev = nullptr;  // join order
     Peer* next = nullptr;
     uint32_t worker = 0;
     uint16_t tokenLength = 0;
+    uint8_t userLength = 0;
     bool attached : 1 = true;
+    bool roomMadeToken : 1 = false;  // the resume token is the room's (renewed at each resume), not the client's
     bool audioMuted : 1 = false;
     bool videoOff : 1 = false;
     bool screenSharing : 1 = false;
@@ -127,8 +131,9 @@ class Room {
       screenSharing = s.screenSharing;
     }
     std::string_view resumeToken() const { return std::string_view(tokenAndName).substr(0, tokenLength); }
-    std::string_view name() const { return std::string_view(tokenAndName).substr(tokenLength); }
-    PeerInfo info() const { return PeerInfo{*id, std::string(name()), state()}; }
+    std::string_view user() const { return std::string_view(tokenAndName).substr(tokenLength, userLength); }
+    std::string_view name() const { return std::string_view(tokenAndName).substr(tokenLength + userLength); }
+    PeerInfo info() const { return PeerInfo{*id, std::string(name()), state(), std::string(user())}; }
   };
   // A hash the standard library deems cheap (it is not std::hash<std::string>), so entries keep no copy of it.
   // Transparent: members are found by a string_view, without making a string of it.

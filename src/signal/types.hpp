@@ -58,8 +58,9 @@ std::string_view toString(LeaveReason reason);
 
 struct PeerInfo {
   std::string id;
-  std::string name;
+  std::string name;   // the display name the peer chose
   MediaState state;
+  std::string user = {};  // the room token's subject (who the server vouches for); empty on a server without tokens
 };
 
 // Request ids are chosen by clients; kNoRequest marks an event that answers nothing.

@@ -235,6 +235,36 @@ test('access control with --auth-secret and kaiwa token', async () => {
   });
 });
 
+test('with --auth-secret the token\'s user is the identity: a display name is shown beside it, never instead', async () => {
+  const secret = 'integration-secret';
+  await withServer(['--auth-secret', secret], async (server) => {
+    const room = uniqueRoom();
+    const token = (u) => execFileSync(BIN, ['token', '--secret', secret, '--room', room, '--user', u]).toString().trim();
+    const alice = await Client.open(server);
+    assert.equal((await alice.join(room, 'Alice', { token: token('alice') })).type, 'ok');
+    // Alice's token, the name "bob": the others see that it is alice who calls herself bob.
+    const impostor = await Client.open(server);
+    assert.equal((await impostor.join(room, 'bob', { token: token('alice') })).type, 'ok');
+    const joined = await alice.waitFor((m) => m.type === 'peer-joined');
+    assert.equal(joined.peer.name, 'bob');
+    assert.equal(joined.peer.user, 'alice');
+    const carol = await Client.open(server);
+    const ok = await carol.join(room, 'Carol', { token: token('carol') });
+    assert.deepEqual(ok.peers.map((p) => p.user), ['alice', 'alice']);
+  });
+});
+
+test('a display name must show something: blank, zero-width and bidi-override names are refused', async () => {
+  await withServer([], async (server) => {
+    const c = await Client.open(server);
+    for (const name of [' ', '\u200b', '\u202e', '\u3000\u3000', 'alice\u202etxt.exe']) {
+      const r = await c.join(uniqueRoom(), name);
+      assert.equal(r.code, 'bad-message', `name ${JSON.stringify(name)}`);
+    }
+    assert.equal((await c.join(uniqueRoom(), '\u05e9\u05dc\u05d5\u05dd')).type, 'ok');  // right-to-left letters
+  });
+});
+
 test('a WebSocket that names its room (?room=) is served by the room\'s worker, and works as any other', async () => {
   await withServer(['--workers', '4'], async (server) => {
     const room = uniqueRoom();
@@ -329,12 +359,16 @@ test('resume within the grace period keeps the id and the queued messages; after
     assert.equal(r.type, 'ok');
     assert.equal(r.peer, b.peer);
     assert.equal(r.resumed, true);
+    assert.ok(r.resume && r.resume !== b.resumeToken, 'a resume hands out a new resume token');
     assert.equal((await b2.waitFor((m) => m.type === 'signal')).data, 'while-away');
     await sleep(2000);
     assert.ok(!a.messages.some((m) => m.type === 'peer-left'), 'a resumed peer is not reported as gone');
     // A resume with a wrong token fails; a real drop past the grace period is reported.
     const c = await Client.open(server);
     assert.equal((await c.request({ type: 'resume', room, peer: b.peer, resume: 'wrong' })).code, 'resume-failed');
+    // The token the first resume used is spent: it cannot take the peer over from b2.
+    assert.equal((await c.request({ type: 'resume', room, peer: b.peer, resume: b.resumeToken })).code,
+      'resume-failed');
     b2.ws.close();
     const left = await a.waitFor((m) => m.type === 'peer-left');
     assert.equal(left.peer, b.peer);

@@ -10,8 +10,11 @@ export interface MediaState {
 
 export interface PeerInfo {
   id: string;
+  /** The display name the peer chose. */
   name: string;
   state: MediaState;
+  /** On a server with room tokens: the token's user, whom the server vouches for (the name is only what they typed). */
+  user?: string;
 }
 
 export interface ServerLimits {

@@ -21,6 +21,7 @@ struct Request {
   std::string room;    // join, resume
   std::string name;    // join (may be empty when a token names the user)
   std::string token;   // join
+  std::string user;    // join: not on the wire; the session sets it to the verified token's subject
   std::string peer;    // resume
   std::string resume;  // resume
   std::string to;      // signal, message (empty: broadcast)
@@ -39,7 +40,8 @@ using DecodeResult = std::variant<Request, DecodeError>;
 
 DecodeResult decode(std::string_view text);
 
-// Room names: 1-64 of [A-Za-z0-9_.-]. Display names: 1-64 characters of valid UTF-8, no control characters.
+// Room names: 1-64 of [A-Za-z0-9_.-]. Display names: 1-64 characters of valid UTF-8 with at least one visible
+// character, and no control characters, line separators or bidi overrides, embeddings and isolates.
 bool validRoomName(std::string_view room);
 bool validDisplayName(std::string_view name);
 

@@ -156,6 +156,9 @@ void Session::join(Request&& req) {
         sendError(re, ErrorCode::kUnauthorized, std::string(auth::toString(v.error)));
         return;
       }
+      // The token's subject is who this peer is (PeerInfo::user, shown to the others beside the display name); the
+      // display name cannot change it. Without a name the subject is the name too.
+      req.user = v.claims->user;
       if (req.name.empty()) req.name = v.claims->user;
     }
     if (req.name.empty() || !validDisplayName(req.name)) {
@@ -192,14 +195,18 @@ void Session::enterRoom(Request&& req) {
   if (req.type == RequestType::kJoin) {
     MediaState initial;
     req.state.applyTo(initial);
-    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, name = std::move(req.name), initial](
-                           RoomHost& rooms, Outbox& out) mutable {
-      Room* r = rooms.findOrCreate(room);
+    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, name = std::move(req.name), user = std::move(req.user),
+                        initial, address = conn_.remoteAddress()](RoomHost& rooms, Outbox& out) mutable {
+      auto now = Clock::now();
+      ErrorCode refused = ErrorCode::kTooManyRooms;
+      Room* r = rooms.findOrCreate(room, {}, RoomCreator{address, now}, &refused);
       if (!r) {
-        refuseJoin(out, ep, re, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
+        refuseJoin(out, ep, re, refused,
+                   refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"
+                                                      : "this server holds the most rooms it may");
         return;
       }
-      r->join(JoinRequest{ep, re, std::move(name), initial, {}}, Clock::now(), out);
+      r->join(JoinRequest{ep, re, std::move(name), initial, {}, {}, std::move(user)}, now, out);
       rooms.reapIfEmpty(room);  // the join may have been refused
     });
   } else {

@@ -108,7 +108,34 @@ TEST(NativeNames, RoomAndDisplayNames) {
   EXPECT_FALSE(validDisplayName(longName));
 }
 
+TEST(NativeNames, ADisplayNameShowsSomethingAndCannotReorderText) {
+  EXPECT_TRUE(validDisplayName("Ann-Marie"));
+  EXPECT_TRUE(validDisplayName(" Bo "));                  // spaces around something visible
+  EXPECT_TRUE(validDisplayName("e\u0301"));               // a combining mark after a letter
+  EXPECT_TRUE(validDisplayName("\u05e9\u05dc\u05d5\u05dd"));  // right-to-left letters are letters
+  EXPECT_FALSE(validDisplayName(" "));
+  EXPECT_FALSE(validDisplayName("   "));
+  EXPECT_FALSE(validDisplayName("\u200b"));                // zero-width space
+  EXPECT_FALSE(validDisplayName("\u3000\u00a0\ufeff"));  // ideographic space, no-break space, BOM
+  EXPECT_FALSE(validDisplayName("\u0301"));                // a combining mark alone
+  EXPECT_FALSE(validDisplayName("\u3164"));                // Hangul filler
+  EXPECT_FALSE(validDisplayName("\u202e"));                // an RTL override alone...
+  EXPECT_FALSE(validDisplayName("alice\u202etxt.exe"));    // ...or spoofing what follows
+  EXPECT_FALSE(validDisplayName("a\u2066b\u2069"));       // isolates
+  EXPECT_FALSE(validDisplayName("a\u2028b"));              // line separator
+  EXPECT_FALSE(validDisplayName("a\u0085b"));              // C1 control (NEL)
+}
+
+
 json::object parsed(const Event& e) { return json::parse(encode(e)).as_object(); }
+
+TEST(NativeEncode, APeerWithATokenCarriesItsUser) {
+  auto withUser = parsed(ev::PeerJoined{PeerInfo{"p1", "Bobby", {}, "bob"}});
+  EXPECT_EQ(withUser.at("peer").at("user").as_string(), "bob");
+  EXPECT_EQ(withUser.at("peer").at("name").as_string(), "Bobby");
+  auto without = parsed(ev::PeerJoined{PeerInfo{"p1", "Bobby", {}}});
+  EXPECT_FALSE(without.at("peer").as_object().contains("user"));
+}
 
 TEST(NativeEncode, EventsAreValidJsonWithTheDocumentedFields) {
   auto j = parsed(ev::Joined{4, "demo", "p1", "tok", {{"p2", "Bob \"B\"", {true, false, true}}}, false});

@@ -33,6 +33,43 @@ TEST(RoomHost, MaxRoomsIsSharedAcrossHosts) {
   EXPECT_NE(two.findOrCreate("d"), nullptr);
 }
 
+TEST(RoomHost, AnAddressCreatesRoomsAtItsRateAndJoinsExistingOnesFreely) {
+  Limits limits;
+  common::AddressLimitOptions o;
+  o.roomsPerMinute = 1;
+  o.roomBurst = 2;
+  common::AddressLimits addresses(o);
+  std::atomic<std::size_t> count{0};
+  RoomHost host(limits, count, &addresses);
+  TimePoint t0{};
+  ErrorCode why = ErrorCode::kInternal;
+  EXPECT_NE(host.findOrCreate("a", {}, RoomCreator{"192.0.2.1", t0}, &why), nullptr);
+  EXPECT_NE(host.findOrCreate("b", {}, RoomCreator{"192.0.2.1", t0}, &why), nullptr);
+  EXPECT_EQ(host.findOrCreate("c", {}, RoomCreator{"192.0.2.1", t0}, &why), nullptr);
+  EXPECT_EQ(why, ErrorCode::kRateLimited);
+  EXPECT_EQ(count.load(), 2u);  // the refused room is not counted
+  EXPECT_NE(host.findOrCreate("a", {}, RoomCreator{"192.0.2.1", t0}, &why), nullptr);  // existing: no creation
+  EXPECT_NE(host.findOrCreate("c", {}, RoomCreator{"192.0.2.2", t0}, &why), nullptr);  // another address
+  EXPECT_NE(host.findOrCreate("d", {}, RoomCreator{"192.0.2.1", t0 + std::chrono::seconds(60)}, &why), nullptr);
+}
+
+TEST(RoomHost, TheTotalIsCheckedBeforeTheCreatorsRate) {
+  Limits limits;
+  limits.maxRooms = 1;
+  common::AddressLimitOptions o;
+  o.roomsPerMinute = 1;
+  o.roomBurst = 1;
+  common::AddressLimits addresses(o);
+  std::atomic<std::size_t> count{0};
+  RoomHost host(limits, count, &addresses);
+  ErrorCode why = ErrorCode::kInternal;
+  EXPECT_NE(host.findOrCreate("a", {}, RoomCreator{"192.0.2.9", {}}, &why), nullptr);
+  EXPECT_EQ(host.findOrCreate("b", {}, RoomCreator{"192.0.2.1", {}}, &why), nullptr);
+  EXPECT_EQ(why, ErrorCode::kTooManyRooms);
+  host.reapIfEmpty("a");
+  EXPECT_NE(host.findOrCreate("b", {}, RoomCreator{"192.0.2.1", {}}, &why), nullptr);  // its rate was not used up
+}
+
 TEST(RoomHost, TickExpiresDetachedPeersAndDropsTheEmptyRoom) {
   Limits limits;
   limits.resumeGrace = std::chrono::seconds(1);

@@ -268,6 +268,55 @@ TEST_F(RoomTest, ResumeWithinGraceKeepsTheIdAndDeliversWhatWasQueued) {
   EXPECT_EQ(to<ev::Signal>(out, kA).size(), 1u);
 }
 
+TEST_F(RoomTest, AResumeTokenIsSpentByItsResume) {
+  std::string b = join(kB, "B");
+  Outbox out;
+  room.detach(kB, now, out);
+  ASSERT_TRUE(room.resume(kA2, 1, b, tokens[b], now + 1s, out));
+  auto joined = to<ev::Joined>(out, kA2);
+  ASSERT_EQ(joined.size(), 1u);
+  EXPECT_FALSE(joined[0].resume.empty());
+  EXPECT_NE(joined[0].resume, tokens[b]);
+  out.clear();
+  room.detach(kA2, now + 2s, out);
+  EXPECT_FALSE(room.resume(kB, 2, b, tokens[b], now + 3s, out));  // the old token is spent
+  EXPECT_TRUE(room.resume(kB, 3, b, joined[0].resume, now + 3s, out));
+}
+
+TEST_F(RoomTest, AClientChosenResumeTokenStays) {
+  Outbox out;
+  std::string id = room.join(JoinRequest{kB, 1, "B", {}, "p-b", "client-token"}, now, out);
+  ASSERT_EQ(id, "p-b");
+  room.detach(kB, now, out);
+  ASSERT_TRUE(room.resume(kA2, 2, id, "client-token", now + 1s, out));
+  room.detach(kA2, now + 2s, out);
+  out.clear();
+  ASSERT_TRUE(room.resume(kB, 3, id, "client-token", now + 3s, out));
+  EXPECT_EQ(to<ev::Joined>(out, kB).at(0).resume, "client-token");
+}
+
+TEST_F(RoomTest, TheTokensUserTravelsWithThePeerAndIsNotTheName) {
+  std::string a = join(kA, "Alice");
+  Outbox out;
+  std::string b = room.join(JoinRequest{kB, 1, "Not Alice", {}, {}, {}, "bob"}, now, out);
+  auto seen = to<ev::PeerJoined>(out, kA);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].peer.user, "bob");
+  EXPECT_EQ(seen[0].peer.name, "Not Alice");
+  out.clear();
+  room.join(JoinRequest{kC, 1, "C", {}, {}}, now, out);
+  auto joined = to<ev::Joined>(out, kC).at(0);
+  ASSERT_EQ(joined.peers.size(), 2u);
+  EXPECT_EQ(joined.peers[0].user, "");
+  EXPECT_EQ(joined.peers[1].user, "bob");
+  EXPECT_EQ(joined.peers[1].name, "Not Alice");
+  out.clear();
+  EXPECT_TRUE(room.join(JoinRequest{kA2, 1, "D", {}, {}, {}, std::string(256, 'u')}, now, out).empty());
+  EXPECT_EQ(to<ev::Error>(out, kA2).at(0).code, ErrorCode::kUnauthorized);
+  (void)a;
+  (void)b;
+}
+
 TEST_F(RoomTest, ResumeFailsWithWrongTokenOrAfterGrace) {
   std::string b = join(kB, "B");
   Outbox out;
