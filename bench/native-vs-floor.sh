@@ -55,6 +55,7 @@ one() {
     path=/floor proto=floor
   else
     nice -n "$NICE" "$KAIWA" serve --listen "127.0.0.1:$port" --workers "$t" --rate 0 --no-turn --log-level warn \
+      --address-exempt 127.0.0.0/8 \
       >"$OUT/kaiwa.log" 2>&1 &
     proto=$DOOR
     case "$DOOR" in

@@ -84,7 +84,7 @@ echo '|---|---|---|---|---|---|---|---|---|'
 for step in $STEPS; do
   kp=$(pick_port)
   run "kaiwa-$step" "$step" "$kp" -- "$KAIWA" serve --listen "127.0.0.1:$kp" --log-level warn \
-    --peerjs-concurrent-limit 200000 --rate 0
+    --peerjs-concurrent-limit 200000 --rate 0 --address-exempt 127.0.0.0/8
   pp=$(pick_port)
   run "peerserver-$step" "$step" "$pp" -- node "$PEERJS_CLI" --port "$pp" --host 127.0.0.1 --key peerjs --path / \
     --concurrent_limit 200000

@@ -126,7 +126,7 @@ EOF
 kaiwa() {  # kaiwa NAME STEP N [extra server args]
   local kp; kp=$(pick_port)
   run "$1" "$2" "$kp" socketio /socket.io/ "$3" -- "$KAIWA" serve --listen "127.0.0.1:$kp" --log-level warn --rate 0 \
-    --no-turn "${@:4}"
+    --no-turn --address-exempt 127.0.0.0/8 "${@:4}"
 }
 reference() {  # reference NAME STEP N
   local rp; rp=$(pick_port)
