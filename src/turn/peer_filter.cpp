@@ -55,6 +55,8 @@ Address normalizePeer(const Address& a) {
   if (a.family != Family::kV6) return a;
   // ::ffff:a.b.c.d (IPv4-mapped)
   if (zero(a, 0, 10) && a.ip[10] == 0xFF && a.ip[11] == 0xFF) return embeddedV4(a, 12);
+  // ::ffff:0:a.b.c.d (IPv4-translated, SIIT: RFC 2765 / RFC 7915's ::ffff:0:0/96)
+  if (zero(a, 0, 8) && a.ip[8] == 0xFF && a.ip[9] == 0xFF && zero(a, 10, 12)) return embeddedV4(a, 12);
   // ::a.b.c.d (IPv4-compatible, deprecated); :: and ::1 stay IPv6.
   if (zero(a, 0, 12) && !(zero(a, 12, 15) && a.ip[15] <= 1)) return embeddedV4(a, 12);
   // 64:ff9b::/96 (NAT64 well-known prefix)
@@ -90,6 +92,9 @@ bool isSpecialAddress(const Address& a) {
   if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B) return true;  // 64:ff9b:1::/48 local NAT64
   if (b[0] == 0x01 && b[1] == 0x00 && zero(a, 2, 8)) return true;  // 100::/64 discard-only
   if (zero(a, 0, 10) && b[10] == 0xFF && b[11] == 0xFF) return true;  // anything IPv4-mapped left over
+  // 2001:0::/32 Teredo (RFC 4380): the client's IPv4 address and port are in it, obfuscated, and a relay on the path
+  // decides where it goes; no way to judge it as one IPv4 address, so refused (--turn-allow-peer can allow it).
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00) return true;
   return false;
 }
 

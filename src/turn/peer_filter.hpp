@@ -2,8 +2,10 @@
 // Which peers a TURN relay may send to. By default it refuses every address that reaches inside the server's own
 // network: loopback, private (RFC 1918, unique-local, CGNAT), link-local, multicast, broadcast, unspecified and
 // reserved ranges, and the server's own addresses. Before the check a peer address is normalized to the address it
-// reaches: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002:V4::/48)
-// IPv6 forms are judged as their IPv4 address (coturn's CVE-2020-26262 and CVE-2026-27624 are this hole).
+// reaches: IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (SIIT, ::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64
+// (64:ff9b::/96) and 6to4 (2002:V4::/48) IPv6 forms are judged as their IPv4 address (coturn's CVE-2020-26262 and
+// CVE-2026-27624 are this hole). Teredo (2001::/32), whose IPv4 address is obfuscated and reached through a relay, is
+// refused outright.
 // `--turn-deny-peer` ranges are always refused; `--turn-allow-peer` ranges are allowed even if special.
 #include <optional>
 #include <string_view>

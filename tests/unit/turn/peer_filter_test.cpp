@@ -43,6 +43,24 @@ TEST(PeerFilter, IPv4CompatibleLoopbackIsRefused) { EXPECT_FALSE(allowed(PeerFil
 TEST(PeerFilter, Nat64LoopbackIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "64:ff9b::7f00:1")); }
 TEST(PeerFilter, Nat64PrivateIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "64:ff9b::c0a8:101")); }
 TEST(PeerFilter, SixToFourLoopbackIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "2002:7f00:1::1")); }
+TEST(PeerFilter, SiitLoopbackIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "::ffff:0:127.0.0.1")); }
+TEST(PeerFilter, SiitPrivateIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "::ffff:0:a00:1")); }
+TEST(PeerFilter, SiitMetadataIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "::ffff:0:169.254.169.254")); }
+TEST(PeerFilter, SiitOfAPublicAddressIsJudgedAsIt) {
+  EXPECT_TRUE(allowed(PeerFilter{}, "::ffff:0:8.8.8.8"));
+  EXPECT_EQ(normalizePeer(*stun::Address::parse("[::ffff:0:7f00:1]:9")).toString(), "127.0.0.1:9");
+  PeerFilter own({}, {}, {*stun::Address::parse("203.0.113.7", true)});
+  EXPECT_FALSE(allowed(own, "::ffff:0:203.0.113.7"));
+}
+// Teredo: server 65.54.227.120, client 127.0.0.1 (obfuscated: 80ff:fffe), and one for a public client.
+TEST(PeerFilter, TeredoIsRefused) {
+  EXPECT_FALSE(allowed(PeerFilter{}, "2001:0:4136:e378:8000:63bf:80ff:fffe"));
+  EXPECT_FALSE(allowed(PeerFilter{}, "2001:0:4136:e378:8000:63bf:3fff:fdd2"));
+  EXPECT_FALSE(allowed(PeerFilter{}, "2001::1"));
+  EXPECT_TRUE(allowed(PeerFilter{}, "2001:1::1"));  // outside 2001::/32
+  PeerFilter f({*Cidr::parse("2001::/32")}, {}, {});
+  EXPECT_TRUE(allowed(f, "2001:0:4136:e378:8000:63bf:3fff:fdd2"));  // an operator may allow it
+}
 TEST(PeerFilter, IPv4MappedUnspecifiedIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "::ffff:0.0.0.0")); }
 TEST(PeerFilter, IPv4MappedBroadcastIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "::ffff:255.255.255.255")); }
 TEST(PeerFilter, IPv4MappedMulticastIsRefused) { EXPECT_FALSE(allowed(PeerFilter{}, "::ffff:224.0.0.251")); }
