@@ -59,6 +59,13 @@ std::string Credentials::restPassword(std::string_view secret, std::string_view 
   return common::base64Encode(mac);
 }
 
+std::shared_ptr<const Credentials> Credentials::withUsers(
+    const std::vector<std::pair<std::string, std::string>>& users, std::vector<std::string> secrets) const {
+  auto next = std::make_shared<Credentials>(realm_, users, std::move(secrets), nonceLifetime_);
+  next->nonceKey_ = nonceKey_;
+  return next;
+}
+
 size_t Credentials::keys(std::string_view username, int64_t nowUnix, stun::PasswordAlgorithm algorithm,
                          std::span<Key, kMaxKeys> out) const {
   size_t n = 0;

@@ -4,7 +4,10 @@
 // base64(HMAC-SHA1(secret, username)). Several secrets may be valid at once, for rotation.
 // Nonces are stateless: a timestamp and a MAC over it and the client's IP, so any worker can check any nonce.
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -47,6 +50,12 @@ class Credentials {
 
   static std::string restPassword(std::string_view secret, std::string_view username);
 
+  // The same realm and nonce key (nonces already handed out stay valid) with these users and secrets instead: what a
+  // reload installs. Users are SASLprep'd as in the constructor.
+  std::shared_ptr<const Credentials> withUsers(const std::vector<std::pair<std::string, std::string>>& users,
+                                               std::vector<std::string> secrets) const;
+  const std::vector<std::string>& secrets() const { return secrets_; }
+
  private:
   std::string realm_;
   struct User {
@@ -57,6 +66,32 @@ class Credentials {
   std::vector<std::string> secrets_;
   std::array<uint8_t, 32> nonceKey_{};
   std::chrono::seconds nonceLifetime_;
+};
+
+// The credentials every worker's TurnServer authenticates with, replaceable from any thread (a reload of users and
+// secrets without a restart): the next request any worker authenticates after store() returns uses the new ones.
+// Readers compare a generation number (one atomic load per authenticated request); a reader that sees a new one takes
+// the mutex once to copy the pointer. The relay path never looks at it.
+class CredentialsSlot {
+ public:
+  explicit CredentialsSlot(std::shared_ptr<const Credentials> initial) : current_(std::move(initial)) {}
+  void store(std::shared_ptr<const Credentials> next) {
+    {
+      std::lock_guard lock(mutex_);
+      current_ = std::move(next);
+    }
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  std::shared_ptr<const Credentials> load() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+  }
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Credentials> current_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 // The nonce prefix announcing the password-algorithms security feature (RFC 8489 section 9.2).

@@ -159,8 +159,16 @@ size_t Reservations::size() const {
 TurnServer::TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credentials,
                        std::shared_ptr<const PeerFilter> filter, TurnLimits limits, std::shared_ptr<Quotas> quotas,
                        std::shared_ptr<Reservations> reservations, std::string software)
+    : TurnServer(io, std::make_shared<CredentialsSlot>(std::move(credentials)), std::move(filter), limits,
+                 std::move(quotas), std::move(reservations), std::move(software)) {}
+
+TurnServer::TurnServer(TurnIo& io, std::shared_ptr<CredentialsSlot> credentials,
+                       std::shared_ptr<const PeerFilter> filter, TurnLimits limits, std::shared_ptr<Quotas> quotas,
+                       std::shared_ptr<Reservations> reservations, std::string software)
     : io_(io),
-      credentials_(std::move(credentials)),
+      credentialSlot_(std::move(credentials)),
+      credentialGeneration_(credentialSlot_->generation()),
+      credentials_(credentialSlot_->load()),
       filter_(std::move(filter)),
       limits_(limits),
       quotas_(std::move(quotas)),
@@ -343,7 +351,11 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
     return sendError(from, m, 400, "Bad Request");
   }
 
-  // Long-term credentials (RFC 8489 section 9.2.4).
+  // Long-term credentials (RFC 8489 section 9.2.4), as last stored in the slot (a reload).
+  if (uint64_t g = credentialSlot_->generation(); g != credentialGeneration_) {
+    credentialGeneration_ = g;
+    credentials_ = credentialSlot_->load();
+  }
   auto challenge = [&](int code, std::string_view reason) {
     if (!unauthenticatedAllowed(from.client, now)) return;
     std::string nonce = credentials_->makeNonce(from.client, now);

@@ -168,6 +168,11 @@ class TurnServer {
   TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credentials, std::shared_ptr<const PeerFilter> filter,
              TurnLimits limits, std::shared_ptr<Quotas> quotas, std::shared_ptr<Reservations> reservations = nullptr,
              std::string software = "kaiwa");
+  // Credentials that may be replaced while it runs (CredentialsSlot::store, from any thread): each authentication
+  // uses the slot's latest.
+  TurnServer(TurnIo& io, std::shared_ptr<CredentialsSlot> credentials, std::shared_ptr<const PeerFilter> filter,
+             TurnLimits limits, std::shared_ptr<Quotas> quotas, std::shared_ptr<Reservations> reservations = nullptr,
+             std::string software = "kaiwa");
   ~TurnServer();
 
   // Bytes that arrived from a client (one datagram on UDP; one framed message on TCP). `now` is monotonic;
@@ -233,7 +238,9 @@ class TurnServer {
   void drop(TurnDrop why) { ++stats_.drops[size_t(why)]; }
 
   TurnIo& io_;
-  std::shared_ptr<const Credentials> credentials_;
+  std::shared_ptr<CredentialsSlot> credentialSlot_;
+  uint64_t credentialGeneration_ = 0;
+  std::shared_ptr<const Credentials> credentials_;  // the slot's, as of credentialGeneration_
   std::shared_ptr<const PeerFilter> filter_;
   TurnLimits limits_;
   std::shared_ptr<Quotas> quotas_;

@@ -26,6 +26,7 @@
 #include "common/metrics.hpp"
 #include "net/udp_socket.hpp"
 #include "net/worker_pool.hpp"
+#include "stun/saslprep.hpp"
 
 namespace kaiwa::turn {
 
@@ -1147,7 +1148,8 @@ class TurnService::Worker : public TurnIo {
 
 TurnService::TurnService(net::WorkerPool& pool, TurnServiceOptions options)
     : pool_(pool), options_(std::move(options)), quotas_(std::make_shared<Quotas>()) {
-  credentials_ = std::make_shared<Credentials>(options_.realm, options_.users, options_.secrets);
+  credentials_ = std::make_shared<CredentialsSlot>(
+      std::make_shared<Credentials>(options_.realm, options_.users, options_.secrets));
   auto own = interfaceAddresses();
   for (const auto& a : options_.relayIps) own.push_back(a);
   if (options_.externalIp) own.push_back(*options_.externalIp);
@@ -1166,6 +1168,16 @@ TurnService::TurnService(net::WorkerPool& pool, TurnServiceOptions options)
       if (options_.relayIps.empty()) options_.relayIps.push_back(*Address::parse("127.0.0.1", true));
     }
   }
+}
+
+std::optional<std::string> TurnService::reloadCredentials(std::vector<std::pair<std::string, std::string>> users,
+                                                          std::vector<std::string> secrets) {
+  for (const auto& [name, password] : users) {
+    if (!stun::saslprep(name, stun::PrepMode::kStored) || !stun::saslprep(password, stun::PrepMode::kStored))
+      return "TURN user '" + name + "': SASLprep (RFC 4013) refuses its name or password";
+  }
+  credentials_->store(credentials_->load()->withUsers(users, std::move(secrets)));
+  return std::nullopt;
 }
 
 TurnService::~TurnService() {

@@ -46,12 +46,21 @@ class TurnService {
   uint16_t tlsPort() const { return tlsPort_; }
   const TurnServiceOptions& options() const { return options_; }
 
+  // Replaces the static users and REST secrets (the realm stays), from any thread, while the workers run: the next
+  // request any worker authenticates uses the new lists (allocations already made live on until they expire or
+  // fail to refresh). Nonces handed out stay valid. An error (a user SASLprep refuses) changes nothing. Exactly these
+  // lists: an empty `secrets` accepts no REST credentials (start-up's random default is the caller's business).
+  std::optional<std::string> reloadCredentials(std::vector<std::pair<std::string, std::string>> users,
+                                               std::vector<std::string> secrets);
+  // The credentials in force (after the last reload).
+  std::shared_ptr<const Credentials> credentials() const { return credentials_->load(); }
+
   class Worker;
 
  private:
   net::WorkerPool& pool_;
   TurnServiceOptions options_;
-  std::shared_ptr<const Credentials> credentials_;
+  std::shared_ptr<CredentialsSlot> credentials_;  // replaced by reloadCredentials, read by every worker
   std::shared_ptr<const PeerFilter> filter_;
   std::shared_ptr<Quotas> quotas_;
   std::shared_ptr<Reservations> reservations_ = std::make_shared<Reservations>();  // EVEN-PORT, across workers

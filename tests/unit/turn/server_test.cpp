@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 #include <vector>
 
 namespace kaiwa::turn {
@@ -687,6 +688,73 @@ TEST_F(TurnServerTest, Sha256IntegrityWhenTheClientUsesIt) {
   auto r = deliver(client_, b.bytes());
   ASSERT_EQ(code(r), 200);
   EXPECT_TRUE(r->verifyIntegritySha256(key));
+}
+
+// A reload (TurnService::reloadCredentials) replaces users and secrets in the slot every worker reads: the next
+// authentication on each worker uses the new lists, nonces handed out before stay valid.
+TEST_F(TurnServerTest, ReloadedCredentialsAreUsedByEveryWorkerAtTheNextRequest) {
+  auto slot = std::make_shared<CredentialsSlot>(creds_);
+  server_ = std::make_unique<TurnServer>(io_, slot, filter_, TurnLimits{}, quotas_, reservations_);
+  FakeIo io2;
+  TurnServer worker2(io2, slot, filter_, TurnLimits{}, quotas_, reservations_);
+  auto add = [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  };
+  std::string rest = std::to_string(nowUnix_ + 60) + ":frank";
+  ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
+  ASSERT_EQ(code(allocate()), 200);  // alice, on worker 1
+  ASSERT_EQ(code(request(Method::kAllocate, add, c2, rest, Credentials::restPassword("s3cr3t", rest))), 200);
+
+  // alice goes, carol comes, the secret is rotated.
+  slot->store(slot->load()->withUsers({{"carol", "carolpw"}}, {"n3w"}));
+  std::string rest2 = std::to_string(nowUnix_ + 60) + ":grace";
+  for (auto [worker, io] : {std::pair<TurnServer*, FakeIo*>{server_.get(), &io_}, {&worker2, &io2}}) {
+    at_ = worker;
+    atIo_ = io;
+    ClientTuple c{*Address::parse("203.0.113.9:1"), 0, Transport::kUdp};
+    ClientTuple d{*Address::parse("203.0.113.9:2"), 0, Transport::kUdp};
+    ClientTuple e{*Address::parse("203.0.113.9:3"), 0, Transport::kUdp};
+    ClientTuple f{*Address::parse("203.0.113.9:4"), 0, Transport::kUdp};
+    nonce_ = creds_->makeNonce(c.client, now_);  // made with the old credentials: still valid (no 438)
+    EXPECT_EQ(code(request(Method::kAllocate, add, c, "alice", "alicepw")), 401);
+    EXPECT_EQ(code(request(Method::kAllocate, add, d, "carol", "carolpw")), 200);
+    EXPECT_EQ(code(request(Method::kAllocate, add, e, rest, Credentials::restPassword("s3cr3t", rest))), 401);
+    EXPECT_EQ(code(request(Method::kAllocate, add, f, rest2, Credentials::restPassword("n3w", rest2))), 200);
+  }
+  at_ = nullptr;
+  atIo_ = nullptr;
+  // alice's allocation lives on, but her next request is refused.
+  nonce_ = creds_->makeNonce(client_.client, now_);
+  EXPECT_EQ(code(refresh(600)), 401);
+  EXPECT_EQ(server_->allocationCount(), 4u);  // alice, frank, carol, grace
+  EXPECT_EQ(worker2.allocationCount(), 2u);
+}
+
+// Reloads from another thread while a worker authenticates: every answer is one of the two sets' (no torn state).
+TEST_F(TurnServerTest, CredentialsReloadFromAnotherThread) {
+  auto slot = std::make_shared<CredentialsSlot>(creds_);
+  TurnLimits unlimited;
+  unlimited.unauthenticatedPerSecond = 0;  // 401s are not rate limited here
+  server_ = std::make_unique<TurnServer>(io_, slot, filter_, unlimited, quotas_, reservations_);
+  auto withBob = creds_;
+  auto withoutBob = creds_->withUsers({{"alice", "alicepw"}}, {"s3cr3t"});
+  std::atomic<bool> stop{false};
+  std::thread reloader([&] {
+    for (int i = 0; !stop.load(); ++i) slot->store(i % 2 ? withBob : withoutBob);
+  });
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 2000; ++i) {
+    int c = code(request(Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw"));
+    (c == 401 ? refused : ok) += 1;
+    EXPECT_TRUE(c == 401 || c == 437) << c;  // 437: authenticated, no allocation
+    EXPECT_EQ(code(request(Method::kRefresh, [](stun::Builder&) {}, client_)), 437);  // alice is in both
+  }
+  stop = true;
+  reloader.join();
+  slot->store(withoutBob);
+  EXPECT_EQ(code(request(Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw")), 401);
+  EXPECT_EQ(ok + refused, 2000);
 }
 
 }  // namespace
