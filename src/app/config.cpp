@@ -265,6 +265,9 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_TURN_MAX_ALLOCATIONS")->capture_default_str()->check(CLI::PositiveNumber);
   serve->add_option("--turn-user-quota", c.turn.maxAllocationsPerUser, "TURN allocations per user")
       ->envname("KAIWA_TURN_USER_QUOTA")->capture_default_str()->check(CLI::PositiveNumber);
+  serve->add_option("--turn-address-quota", c.turn.maxAllocationsPerAddress,
+                    "TURN allocations per client IP address, IPv6 per /64 (0: unlimited)")
+      ->envname("KAIWA_TURN_ADDRESS_QUOTA")->capture_default_str();
   serve->add_option("--turn-bandwidth", c.turn.bytesPerSecond, "Bytes per second per allocation (0: unlimited)")
       ->envname("KAIWA_TURN_BANDWIDTH")->capture_default_str();
   serve->add_option("--turn-unauthenticated-rate", c.turn.unauthenticatedRate,

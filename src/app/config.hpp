@@ -32,7 +32,8 @@ struct TurnConfig {
   std::string externalIp;
   Millis credentialTtl{3'600'000};   // REST credentials handed out by /api/ice-servers
   uint32_t maxAllocations = 10000;
-  uint32_t maxAllocationsPerUser = 100;
+  uint32_t maxAllocationsPerUser = 32;      // per user: each /api/ice-servers answer is a user of its own
+  uint32_t maxAllocationsPerAddress = 512;  // per client IP (IPv6: /64); 0: unlimited
   uint64_t bytesPerSecond = 0;       // per allocation; 0: unlimited
   uint32_t unauthenticatedRate = 100;  // unauthenticated requests answered per second per client IP
 };

@@ -176,6 +176,7 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   if (o.secrets.empty()) o.secrets.push_back(common::randomToken(32));  // for /api/ice-servers out of the box
   o.limits.maxAllocations = t.maxAllocations;
   o.limits.maxAllocationsPerUser = t.maxAllocationsPerUser;
+  o.limits.maxAllocationsPerAddress = t.maxAllocationsPerAddress;
   o.limits.bytesPerSecond = t.bytesPerSecond;
   o.limits.unauthenticatedPerSecond = t.unauthenticatedRate;
   if (!t.tlsListen.empty()) {

@@ -86,6 +86,21 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_turn_dropped_total{{reason=\"{}\"}} {}\n", kTurnDropNames[i],
                    r.turnDropped[i].load(std::memory_order_relaxed));
   }
+  out += "# HELP kaiwa_turn_allocation_refusals_total TURN Allocate requests refused by a quota (486 user or address, "
+         "508 total).\n# TYPE kaiwa_turn_allocation_refusals_total counter\n";
+  for (size_t i = 0; i < kTurnQuotaNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_turn_allocation_refusals_total{{quota=\"{}\"}} {}\n",
+                   kTurnQuotaNames[i], r.turnQuotaRefused[i].load(std::memory_order_relaxed));
+  }
+  out += "# HELP kaiwa_turn_tcp_timeouts_total TURN TCP/TLS client connections closed on a timeout, by reason.\n"
+         "# TYPE kaiwa_turn_tcp_timeouts_total counter\n";
+  for (size_t i = 0; i < kTurnTimeoutNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_turn_tcp_timeouts_total{{reason=\"{}\"}} {}\n",
+                   kTurnTimeoutNames[i], r.turnTimeouts[i].load(std::memory_order_relaxed));
+  }
+  emit(out, "kaiwa_turn_accept_errors_total", "counter",
+       "Failed accepts on the TURN TCP/TLS listeners (each pauses accepting, 100 ms doubling to 1 s).",
+       r.turnAcceptErrors);
   return out;
 }
 

@@ -30,6 +30,11 @@ inline constexpr std::array<std::string_view, 9> kTurnDropNames = {
     "malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "unexpected",
     "send_failed", "socket_buffer"};
 inline constexpr std::size_t kTurnDropSocketBuffer = 8;
+// Which quota refused a TURN Allocate: turn::QuotaRefusal in order.
+inline constexpr std::array<std::string_view, 3> kTurnQuotaNames = {"user", "address", "total"};
+// Why the TURN service closed a TCP/TLS client connection on a timeout (turn/service.cpp).
+inline constexpr std::array<std::string_view, 4> kTurnTimeoutNames = {"tls_handshake", "no_allocation",
+                                                                      "partial_frame", "idle"};
 
 // What a client address was refused (common::AddressRefusal in order).
 inline constexpr std::array<std::string_view, 6> kAddressRefusalNames = {
@@ -72,6 +77,9 @@ struct Registry {
   std::atomic<uint64_t> turnTcpBytesToPeers{0};
   std::atomic<uint64_t> turnTcpBytesToClients{0};
   std::array<std::atomic<uint64_t>, kTurnDropNames.size()> turnDropped{};  // by kTurnDropNames
+  std::array<std::atomic<uint64_t>, kTurnQuotaNames.size()> turnQuotaRefused{};  // Allocates refused, by quota
+  std::array<std::atomic<uint64_t>, kTurnTimeoutNames.size()> turnTimeouts{};    // TCP/TLS connections timed out
+  std::atomic<uint64_t> turnAcceptErrors{0};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
 
   void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }
   uint64_t droppedCount(Drop why) const { return dropped[static_cast<size_t>(why)].load(std::memory_order_relaxed); }

@@ -39,6 +39,16 @@ uint64_t hashIp(const Address& a) {
   return uint64_t(stun::AddressHash{}(ipOnly)) | 1;
 }
 
+// The client address as the per-address quota counts it: the IP, and of an IPv6 address only its /64 (one host may
+// use any address of its /64).
+size_t addressQuotaHash(const Address& a) {
+  Address key = a.family == Family::kV6 ? normalizePeer(a) : a;
+  key.port = 0;
+  if (key.family == Family::kV6)
+    for (size_t i = 8; i < 16; ++i) key.ip[i] = 0;
+  return stun::AddressHash{}(key);
+}
+
 std::optional<Family> familyAttr(const Message& m, uint16_t type) {
   auto v = m.find(type);
   if (!v) return std::nullopt;
@@ -60,6 +70,7 @@ struct TurnServer::Allocation {
   stun::TransactionId allocateTx{};
   std::optional<uint64_t> reservationToken;
   size_t userBucket = 0;
+  size_t addressBucket = 0;
   struct Permission {
     Address ip;
     TimePoint expiry;
@@ -467,8 +478,8 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
   if (requested && *requested != Family::kV4 && *requested != Family::kV6)
     return fail(440, "Address Family not Supported");
 
-  // Quotas: per user (hashed buckets shared by the workers) and in total. A REST username "EXPIRY:USER" counts as
-  // USER, whatever second it was minted in.
+  // Quotas, over every worker: in total, per user (hashed buckets) and per client address (hashed buckets; IPv6 per
+  // /64, what one host may hold). A REST username "EXPIRY:USER" counts as USER, whatever second it was minted in.
   std::string_view quotaUser = user;
   if (auto colon = user.find(':'); colon != std::string_view::npos && colon > 0 &&
                                    std::all_of(user.begin(), user.begin() + long(colon), [](char c) {
@@ -476,24 +487,40 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
                                    }))
     quotaUser = user.substr(colon + 1);
   size_t userBucket = std::hash<std::string_view>{}(quotaUser) % quotas_->perUser.size();
+  size_t addressBucket = addressQuotaHash(from.client) % quotas_->perAddress.size();
+  auto refuse = [&](QuotaRefusal why) {
+    ++stats_.quotaRefusals[size_t(why)];
+    if (why == QuotaRefusal::kTotal) return fail(508, "Insufficient Capacity");
+    fail(486, "Allocation Quota Reached");
+  };
+  if (quotas_->allocations.fetch_add(1, std::memory_order_relaxed) >= int64_t(limits_.maxAllocations)) {
+    quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
+    return refuse(QuotaRefusal::kTotal);
+  }
   if (quotas_->perUser[userBucket].fetch_add(1, std::memory_order_relaxed) >=
       int32_t(limits_.maxAllocationsPerUser)) {
     quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
-    return fail(486, "Allocation Quota Reached");
-  }
-  if (quotas_->allocations.fetch_add(1, std::memory_order_relaxed) >= int64_t(limits_.maxAllocations)) {
     quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
+    return refuse(QuotaRefusal::kUser);
+  }
+  if (quotas_->perAddress[addressBucket].fetch_add(1, std::memory_order_relaxed) >=
+          int32_t(limits_.maxAllocationsPerAddress) &&
+      limits_.maxAllocationsPerAddress != 0) {
+    quotas_->perAddress[addressBucket].fetch_sub(1, std::memory_order_relaxed);
     quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
-    return fail(508, "Insufficient Capacity");
+    quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
+    return refuse(QuotaRefusal::kAddress);
   }
   auto a = std::make_unique<Allocation>();
   a->tuple = from;
   a->userBucket = userBucket;
+  a->addressBucket = addressBucket;
   auto release = [&] {
     for (auto& r : a->relays)
       if (r) io_.closeRelay(r->first);
     quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
     quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
+    quotas_->perAddress[addressBucket].fetch_sub(1, std::memory_order_relaxed);
   };
 
   std::optional<int> additionalError;
@@ -683,6 +710,7 @@ void TurnServer::removeAllocation(const ClientTuple& tuple) {
   }
   quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
   quotas_->perUser[a.userBucket].fetch_sub(1, std::memory_order_relaxed);
+  quotas_->perAddress[a.addressBucket].fetch_sub(1, std::memory_order_relaxed);
   allocations_.erase(it);
 }
 

@@ -100,7 +100,8 @@ struct TurnLimits {
   std::chrono::seconds permissionLifetime{300};
   std::chrono::seconds channelLifetime{600};
   std::chrono::seconds reservationLifetime{30};
-  uint32_t maxAllocationsPerUser = 100;
+  uint32_t maxAllocationsPerUser = 32;  // per user; a REST username "EXPIRY:USER" counts as USER
+  uint32_t maxAllocationsPerAddress = 512;  // per client IP (IPv6: per /64), over every worker; 0: unlimited
   uint32_t maxAllocations = 10000;     // in total, over every worker
   uint32_t maxPermissions = 64;        // per allocation
   uint32_t maxChannels = 64;           // per allocation
@@ -113,11 +114,16 @@ struct TurnLimits {
   uint32_t maxTcpConnections = 64;  // peer data connections per TCP allocation (Connect: 508; incoming: closed)
 };
 
-// Counters shared by every worker's TurnServer (relaxed atomics; per-user counts in hashed buckets).
+// Counters shared by every worker's TurnServer (relaxed atomics; per-user and per-address counts in hashed buckets,
+// so a collision can only make a quota stricter).
 struct Quotas {
   std::atomic<int64_t> allocations{0};
   std::array<std::atomic<int32_t>, 4096> perUser{};
+  std::array<std::atomic<int32_t>, 4096> perAddress{};
 };
+
+// Which quota refused an Allocate: 486 per user or per client address, 508 in total.
+enum class QuotaRefusal : uint8_t { kUser, kAddress, kTotal, kCount };
 
 // EVEN-PORT reservations (RFC 8656 section 7.2: port+1 of an allocation with the R bit, kept for a later Allocate
 // with the RESERVATION-TOKEN), shared by every worker's TurnServer: SO_REUSEPORT spreads the clients' 5-tuples over
@@ -161,6 +167,7 @@ struct TurnStats {
   uint64_t tcpConnections = 0, tcpBinds = 0;
   uint64_t tcpBytesToPeers = 0, tcpBytesToClients = 0;
   std::array<uint64_t, size_t(TurnDrop::kCount)> drops{};
+  std::array<uint64_t, size_t(QuotaRefusal::kCount)> quotaRefusals{};
 };
 
 class TurnServer {

@@ -48,6 +48,8 @@ std::vector<Address> interfaceAddresses() {
   return out;
 }
 
+static_assert(metrics::kTurnQuotaNames.size() == size_t(QuotaRefusal::kCount));
+
 namespace {
 constexpr size_t kMaxTcpBuffered = 1 << 20;  // per connection, both ways
 constexpr int kDrainRounds = 16;             // recvmmsg batches per socket per wake-up
@@ -1099,6 +1101,8 @@ class TurnService::Worker : public TurnIo {
     delta(r.turnTcpBytesToPeers, s.tcpBytesToPeers, last_.tcpBytesToPeers);
     delta(r.turnTcpBytesToClients, s.tcpBytesToClients, last_.tcpBytesToClients);
     for (size_t i = 0; i < s.drops.size(); ++i) delta(r.turnDropped[i], s.drops[i], last_.drops[i]);
+    for (size_t i = 0; i < s.quotaRefusals.size(); ++i)
+      delta(r.turnQuotaRefused[i], s.quotaRefusals[i], last_.quotaRefusals[i]);
     uint64_t sendFailed = sendFailures_ + send_.dropped() + truncated_;
     delta(r.turnDropped[size_t(TurnDrop::kCount)], sendFailed, lastSendFailed_);
     auto gauge = [](std::atomic<int64_t>& g, int64_t now, int64_t& last) {

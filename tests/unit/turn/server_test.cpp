@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <thread>
 #include <vector>
@@ -320,6 +321,8 @@ TEST_F(TurnServerTest, UserQuotaIs486AndCapacityIs508) {
   ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
   std::string user = std::to_string(nowUnix_ + 60) + ":dave";
   EXPECT_EQ(code(request(Method::kAllocate, add, c3, user, Credentials::restPassword("s3cr3t", user))), 508);
+  EXPECT_EQ(server_->stats().quotaRefusals[size_t(QuotaRefusal::kUser)], 1u);
+  EXPECT_EQ(server_->stats().quotaRefusals[size_t(QuotaRefusal::kTotal)], 1u);
   io_.fail = true;
   EXPECT_EQ(quotas_->allocations.load(), 2);
 }
@@ -336,6 +339,79 @@ TEST_F(TurnServerTest, RestUsernamesOfOneUserShareTheQuota) {
   EXPECT_EQ(code(request(Method::kAllocate, add, client_, u1, Credentials::restPassword("s3cr3t", u1))), 200);
   ClientTuple c2{*Address::parse("203.0.113.5:40001"), 0, Transport::kUdp};
   EXPECT_EQ(code(request(Method::kAllocate, add, c2, u2, Credentials::restPassword("s3cr3t", u2))), 486);
+}
+
+// Many credentials from one address (each /api/ice-servers answer is a user of its own) cannot take every
+// allocation: the per-address quota is 486 too, counted over every worker, IPv6 per /64.
+TEST_F(TurnServerTest, AddressQuotaIs486AcrossUsersAndWorkers) {
+  TurnLimits l;
+  l.maxAllocationsPerAddress = 2;
+  makeServer(l);
+  FakeIo io2;
+  TurnServer worker2(io2, creds_, filter_, l, quotas_, reservations_);
+  auto add = [](stun::Builder& b) {
+    const uint8_t udp[4] = {17, 0, 0, 0};
+    b.attribute(attr::kRequestedTransport, udp);
+  };
+  auto restAllocate = [&](const ClientTuple& from, const std::string& who) {
+    std::string user = std::to_string(nowUnix_ + 60) + ":" + who;
+    nonce_ = creds_->makeNonce(from.client, now_);
+    return code(request(Method::kAllocate, add, from, user, Credentials::restPassword("s3cr3t", user)));
+  };
+  ClientTuple c1{*Address::parse("203.0.113.5:1"), 0, Transport::kUdp};
+  ClientTuple c2{*Address::parse("203.0.113.5:2"), 0, Transport::kUdp};
+  ClientTuple c3{*Address::parse("203.0.113.5:3"), 0, Transport::kUdp};
+  EXPECT_EQ(restAllocate(c1, "a1"), 200);
+  at_ = &worker2;
+  atIo_ = &io2;
+  EXPECT_EQ(restAllocate(c2, "a2"), 200);
+  EXPECT_EQ(restAllocate(c3, "a3"), 486);  // a third user, same address
+  EXPECT_EQ(worker2.stats().quotaRefusals[size_t(QuotaRefusal::kAddress)], 1u);
+  EXPECT_EQ(restAllocate({*Address::parse("203.0.113.6:3"), 0, Transport::kUdp}, "a3"), 200);  // another address
+  // IPv6: one /64 is one address.
+  EXPECT_EQ(restAllocate({*Address::parse("[2001:db8:1:2::1]:1"), 0, Transport::kUdp}, "b1"), 200);
+  EXPECT_EQ(restAllocate({*Address::parse("[2001:db8:1:2::2]:1"), 0, Transport::kUdp}, "b2"), 200);
+  EXPECT_EQ(restAllocate({*Address::parse("[2001:db8:1:2:ffff::3]:1"), 0, Transport::kUdp}, "b3"), 486);
+  EXPECT_EQ(restAllocate({*Address::parse("[2001:db8:1:3::1]:1"), 0, Transport::kUdp}, "b3"), 200);
+  // A freed allocation gives the address its place back.
+  at_ = nullptr;
+  atIo_ = nullptr;
+  nonce_ = creds_->makeNonce(c1.client, now_);
+  ASSERT_EQ(code(request(Method::kRefresh, [](stun::Builder& b) { b.u32(attr::kLifetime, 0); }, c1,
+                         std::to_string(nowUnix_ + 60) + ":a1",
+                         Credentials::restPassword("s3cr3t", std::to_string(nowUnix_ + 60) + ":a1"))),
+            200);
+  EXPECT_EQ(restAllocate(c3, "a3"), 200);
+}
+
+// --turn-max-allocations is one total over every worker.
+TEST_F(TurnServerTest, TotalQuotaIsSharedByTheWorkers) {
+  TurnLimits l;
+  l.maxAllocations = 2;
+  makeServer(l);
+  FakeIo io2;
+  TurnServer worker2(io2, creds_, filter_, l, quotas_, reservations_);
+  ClientTuple c2{*Address::parse("203.0.113.7:1"), 0, Transport::kUdp};
+  ClientTuple c3{*Address::parse("203.0.113.8:1"), 0, Transport::kUdp};
+  ASSERT_EQ(code(allocate()), 200);
+  at_ = &worker2;
+  atIo_ = &io2;
+  nonce_.clear();
+  EXPECT_EQ(code(allocate(c2)), 200);
+  nonce_.clear();
+  EXPECT_EQ(code(allocate(c3)), 508);
+  EXPECT_EQ(worker2.stats().quotaRefusals[size_t(QuotaRefusal::kTotal)], 1u);
+  EXPECT_EQ(quotas_->allocations.load(), 2);
+  at_ = nullptr;
+  atIo_ = nullptr;
+  server_.reset();  // worker 1 goes with its allocation: its place is free again
+  EXPECT_EQ(quotas_->allocations.load(), 1);
+  at_ = &worker2;
+  atIo_ = &io2;
+  nonce_.clear();
+  EXPECT_EQ(code(allocate(c3)), 200);
+  at_ = nullptr;
+  atIo_ = nullptr;
 }
 
 TEST_F(TurnServerTest, NoRelayPortIs508) {
