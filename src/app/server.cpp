@@ -58,7 +58,7 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     return socketio.http(req, respond);  // Engine.IO polling, answered by the session's worker (docs/socketio.md)
   };
   auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
-  routes.api = [ice, &files, &peerjs](const http::Request& req) -> std::optional<http::Response> {
+  routes.api = [ice, &config, &files, &peerjs](const http::Request& req) -> std::optional<http::Response> {
     if (auto r = peerjs.http(req)) return r;  // /{key}/id, /{key}/peers (docs/peerjs.md)
     bool get = req.method == "GET" || req.method == "HEAD";
     auto only = [&](auto make) -> std::optional<http::Response> {
@@ -80,6 +80,17 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     }
     if (req.path == "/api/ice-servers") {
       return only([&] {
+        // With --auth-secret: TURN credentials only for a holder of a room token (docs/turn.md).
+        if (config.authSecret) {
+          if (auto why = iceServersRefusal(req.authorization, req.queryParam("token"), req.queryParam("room"),
+                                           *config.authSecret, wallMillis() / 1000)) {
+            auto r = http::Response::json(
+                401, boost::json::serialize(boost::json::object{{"error", "unauthorized"}, {"message", *why}}));
+            r.headers.emplace_back("WWW-Authenticate", "Bearer");
+            r.headers.emplace_back("Cache-Control", "no-store");
+            return r;
+          }
+        }
         auto r = http::Response::json(200, ice(req.host));
         r.headers.emplace_back("Cache-Control", "no-store");
         return r;

@@ -18,6 +18,7 @@ inline Request toRequest(const boost::beast::http::request<boost::beast::http::s
   r.origin = std::string(req[bhttp::field::origin]);
   r.ifNoneMatch = std::string(req[bhttp::field::if_none_match]);
   r.host = std::string(req[bhttp::field::host]);
+  r.authorization = std::string(req[bhttp::field::authorization]);
   r.body = req.body();
   r.worker = worker;
   return r;

@@ -20,6 +20,7 @@ struct Request {
   std::string origin;  // Origin header, may be empty
   std::string ifNoneMatch;
   std::string host;
+  std::string authorization;  // Authorization header, may be empty
   std::string body;
   uint32_t worker = 0;  // the worker thread serving this request
 

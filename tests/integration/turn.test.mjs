@@ -811,3 +811,86 @@ test('TURN over TLS: records and messages in any arrangement, close_notify, a sl
     await server.stop();
   }
 });
+
+// --- Quotas, /api/ice-servers access, timeouts, accept errors (the security-hardening issue) ------------------------
+
+// A TCP Allocate with the credentials of one /api/ice-servers answer, on a new connection; its answer's code.
+async function allocateWith(turnPort, entry) {
+  const c = new TurnTcp(turnPort, { user: entry.username, password: entry.credential });
+  await c.ready();
+  const r = await c.request(M.allocate, [[A.requestedTransport, Buffer.from([17, 0, 0, 0])]]);
+  return { c, code: r.code };
+}
+
+const turnEntry = (body) => body.iceServers.find((s) => s.urls.some((u) => u.startsWith('turn:')));
+
+test('/api/ice-servers: every answer is a TURN user of its own; per-user and per-address quotas', async () => {
+  const turnPort = await freeUdpTcpPort();
+  const server = await startServer({
+    extraArgs: ['--turn-listen', `127.0.0.1:${turnPort}`, '--turn-user-quota', '2', '--turn-address-quota', '3'],
+  });
+  const open = [];
+  try {
+    const a = turnEntry(await (await fetch(`${server.url}/api/ice-servers`)).json());
+    const b = turnEntry(await (await fetch(`${server.url}/api/ice-servers`)).json());
+    assert.notEqual(a.username, b.username);
+    assert.match(a.username, /^\d+:[A-Za-z0-9]{16}$/);
+    const codes = [];
+    for (const entry of [a, a, a, b, b]) {
+      const { c, code } = await allocateWith(turnPort, entry);
+      open.push(c);
+      codes.push(code);
+    }
+    // a: two (its quota), the third 486; b: one more for 127.0.0.1 (its quota of 3), then 486.
+    assert.deepEqual(codes, [200, 200, 486, 200, 486]);
+    await sleep(1200);  // the workers publish once a second
+    assert.equal(await metric(server, 'kaiwa_turn_allocation_refusals_total{quota="user"}'), 1);
+    assert.equal(await metric(server, 'kaiwa_turn_allocation_refusals_total{quota="address"}'), 1);
+    assert.equal(await metric(server, 'kaiwa_turn_allocation_refusals_total{quota="total"}'), 0);
+  } finally {
+    for (const c of open) c.close();
+    await server.stop();
+  }
+});
+
+test('/api/ice-servers with --auth-secret needs a room token (Authorization: Bearer or ?token=)', async () => {
+  const secret = 'ice-auth-secret';
+  const bin = process.env.KAIWA_BIN;
+  const token = (room, ttl = '1h') => execFileSync(bin ?? 'build/kaiwa', ['token', '--secret', secret, '--room', room,
+    '--user', 'alice', '--ttl', ttl]).toString().trim();
+  const server = await startServer({
+    extraArgs: ['--turn-listen', `127.0.0.1:${await freeUdpTcpPort()}`, '--auth-secret', secret],
+  });
+  try {
+    const get = (query = '', headers = {}) => fetch(`${server.url}/api/ice-servers${query}`, { headers });
+    const refused = async (res) => {
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get('www-authenticate'), 'Bearer');
+      const body = await res.json();
+      assert.equal(body.error, 'unauthorized');
+      assert.equal(typeof body.message, 'string');
+      assert.equal(body.iceServers, undefined);
+    };
+    await refused(await get());
+    await refused(await get('?room=demo'));
+    await refused(await get('?room=demo', { Authorization: `Bearer ${token('other')}` }));
+    await refused(await get('?room=demo&token=not.a.token'));
+    await refused(await get('', { Authorization: `Bearer ${token('demo')}` }));  // no ?room=: only "*" tokens
+    await refused(await get('?room=demo', { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }));
+    const ok = await get('?room=demo', { Authorization: `Bearer ${token('demo')}` });
+    assert.equal(ok.status, 200);
+    assert.ok(turnEntry(await ok.json()).username);
+    assert.equal((await get(`?room=demo&token=${token('demo')}`)).status, 200);
+    assert.equal((await get(`?token=${token('*')}`)).status, 200);
+    assert.equal((await get('?room=x', { Authorization: `Bearer ${token('*')}` })).status, 200);
+  } finally {
+    await server.stop();
+  }
+  // Without --auth-secret nothing is asked.
+  const open = await startServer({ extraArgs: ['--turn-listen', `127.0.0.1:${await freeUdpTcpPort()}`] });
+  try {
+    assert.equal((await fetch(`${open.url}/api/ice-servers`)).status, 200);
+  } finally {
+    await open.stop();
+  }
+});

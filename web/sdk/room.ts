@@ -581,11 +581,14 @@ export class Room extends Emitter<RoomEvents> {
   private async refreshIceServers(): Promise<RTCIceServer[]> {
     if (this.iceRefreshTimer) clearTimeout(this.iceRefreshTimer);
     this.iceRefreshTimer = null;
-    const url = iceServersUrl(this.signaling.url);
+    const url = new URL(iceServersUrl(this.signaling.url));
+    url.searchParams.set('room', this.options.room);
+    // With --auth-secret the server hands out TURN credentials only for a room token.
+    const headers: Record<string, string> = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : {};
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), 5000);
     try {
-      const res = await fetch(url, { signal: ctrl.signal, credentials: 'same-origin' });
+      const res = await fetch(url, { signal: ctrl.signal, credentials: 'same-origin', headers });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const body = (await res.json()) as { iceServers?: RTCIceServer[]; ttl?: number };
       this.iceServers = Array.isArray(body.iceServers) ? body.iceServers : [];

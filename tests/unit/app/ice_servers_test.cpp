@@ -4,8 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+#include <set>
+
 #include <boost/json.hpp>
 
+#include "auth/jwt.hpp"
 #include "turn/credentials.hpp"
 
 namespace kaiwa::app {
@@ -42,7 +47,7 @@ TEST(IceServers, TurnCredentialsLiveForTheConfiguredTtl) {
   EXPECT_EQ(urlsOf(turn), (std::vector<std::string>{"turn:203.0.113.7:3478?transport=udp",
                                                      "turn:203.0.113.7:3478?transport=tcp"}));
   std::string user(turn.at("username").as_string());
-  EXPECT_EQ(user, std::to_string(kNow + 900) + ":kaiwa");
+  EXPECT_TRUE(user.starts_with(std::to_string(kNow + 900) + ":")) << user;
   EXPECT_EQ(std::string(turn.at("credential").as_string()), turn::Credentials::restPassword("s3cr3t", user));
 }
 
@@ -53,7 +58,48 @@ TEST(IceServers, TurnsUrlWithTheSameCredentialsWhenTlsListens) {
   auto urls = urlsOf(list[1].as_object());
   ASSERT_EQ(urls.size(), 3u);
   EXPECT_EQ(urls[2], "turns:turn.example.org:5349?transport=tcp");
-  EXPECT_EQ(std::string(list[1].as_object().at("username").as_string()), std::to_string(kNow + 900) + ":kaiwa");
+  EXPECT_TRUE(std::string(list[1].as_object().at("username").as_string()).starts_with(std::to_string(kNow + 900) + ":"));
+}
+
+// Each answer is a TURN user of its own ("EXPIRY:ID", ID random), so TURN's per-user quota is per browser: with one
+// user part for everyone, one browser could use up the quota of all.
+TEST(IceServers, EveryAnswerHasAUserOfItsOwn) {
+  std::set<std::string> users;
+  for (int i = 0; i < 100; ++i) {
+    auto body = parse(iceServersJson(turnIce(), {}, "example.org", kNow));
+    std::string user(body.at("iceServers").as_array()[1].as_object().at("username").as_string());
+    auto colon = user.find(':');
+    ASSERT_NE(colon, std::string::npos) << user;
+    EXPECT_EQ(user.substr(0, colon), std::to_string(kNow + 900));
+    std::string id = user.substr(colon + 1);
+    EXPECT_EQ(id.size(), 16u) << user;
+    EXPECT_TRUE(std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }));
+    users.insert(user);
+  }
+  EXPECT_EQ(users.size(), 100u);
+}
+
+// With --auth-secret, a room token (header or ?token=) for ?room= or for any room ("*").
+TEST(IceServers, RoomTokenIsRequiredWithAnAuthSecret) {
+  const std::string secret = "auth-s3cret";
+  auto token = [&](std::string room, int64_t expires = kNow + 60) {
+    return auth::signRoomToken({std::move(room), "alice", expires, kNow}, secret);
+  };
+  std::optional<std::string> none, demo = "demo";
+  EXPECT_TRUE(iceServersRefusal("", none, demo, secret, kNow));                  // nothing presented
+  EXPECT_FALSE(iceServersRefusal("Bearer " + token("demo"), none, demo, secret, kNow));
+  EXPECT_FALSE(iceServersRefusal("bearer   " + token("demo"), none, demo, secret, kNow));
+  EXPECT_FALSE(iceServersRefusal("", token("demo"), demo, secret, kNow));       // ?token=
+  EXPECT_FALSE(iceServersRefusal("", token("*"), demo, secret, kNow));          // any room
+  EXPECT_FALSE(iceServersRefusal("", token("*"), none, secret, kNow));
+  EXPECT_TRUE(iceServersRefusal("", token("demo"), none, secret, kNow));        // no ?room=: only a "*" token
+  EXPECT_TRUE(iceServersRefusal("", token("other"), demo, secret, kNow));       // another room
+  EXPECT_TRUE(iceServersRefusal("", token("demo", kNow - 1), demo, secret, kNow));  // expired
+  EXPECT_TRUE(iceServersRefusal("", auth::signRoomToken({"demo", "a", kNow + 60, kNow}, "wrong"), demo, secret, kNow));
+  EXPECT_TRUE(iceServersRefusal("Basic YTpi", token("demo"), demo, secret, kNow));  // a header that is not Bearer
+  EXPECT_TRUE(iceServersRefusal("Bearer", none, demo, secret, kNow));
+  EXPECT_TRUE(iceServersRefusal("Bearer x.y.z", none, demo, secret, kNow));
+  EXPECT_EQ(*iceServersRefusal("", token("other"), demo, secret, kNow), "token is for another room");
 }
 
 TEST(IceServers, HostsDefaultToTheRequestHost) {
