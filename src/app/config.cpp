@@ -232,7 +232,8 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_SOCKETIO_RELAY_UNKNOWN");
 
   // TURN/STUN (docs/turn.md).
-  std::string turnPorts = "49152-65535", turnTtl = "1h";
+  std::string turnPorts = "49152-65535", turnTtl = "1h", turnTlsHandshake = "10s", turnTcpAllocate = "30s",
+              turnTcpFrame = "10s", turnTcpIdle = "30s";
   bool noTurn = false;
   serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
   serve->add_option("--only", c.only, "Run one part alone: turn")->envname("KAIWA_ONLY")
@@ -263,11 +264,25 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_TURN_CREDENTIAL_TTL")->capture_default_str()->check(durationCheck());
   serve->add_option("--turn-max-allocations", c.turn.maxAllocations, "TURN allocations in total")
       ->envname("KAIWA_TURN_MAX_ALLOCATIONS")->capture_default_str()->check(CLI::PositiveNumber);
-  serve->add_option("--turn-user-quota", c.turn.maxAllocationsPerUser, "TURN allocations per user")
+  serve->add_option("--turn-user-quota", c.turn.maxAllocationsPerUser,
+                    "TURN allocations per user (each /api/ice-servers answer is a user of its own)")
       ->envname("KAIWA_TURN_USER_QUOTA")->capture_default_str()->check(CLI::PositiveNumber);
   serve->add_option("--turn-address-quota", c.turn.maxAllocationsPerAddress,
                     "TURN allocations per client IP address, IPv6 per /64 (0: unlimited)")
       ->envname("KAIWA_TURN_ADDRESS_QUOTA")->capture_default_str();
+  serve->add_option("--turn-tls-handshake-timeout", turnTlsHandshake,
+                    "Close a TURN TLS connection whose handshake is not done within this (0: never)")
+      ->envname("KAIWA_TURN_TLS_HANDSHAKE_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--turn-tcp-allocate-timeout", turnTcpAllocate,
+                    "Close a TURN TCP/TLS connection without an allocation this long after it opened (0: never)")
+      ->envname("KAIWA_TURN_TCP_ALLOCATE_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--turn-tcp-frame-timeout", turnTcpFrame,
+                    "Close a TURN TCP/TLS connection holding part of a message this long (0: never)")
+      ->envname("KAIWA_TURN_TCP_FRAME_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--turn-tcp-idle-timeout", turnTcpIdle,
+                    "Close a TURN TCP/TLS connection whose allocation is gone after this long without a message "
+                    "(0: never)")
+      ->envname("KAIWA_TURN_TCP_IDLE_TIMEOUT")->capture_default_str()->check(durationCheck());
   serve->add_option("--turn-bandwidth", c.turn.bytesPerSecond, "Bytes per second per allocation (0: unlimited)")
       ->envname("KAIWA_TURN_BANDWIDTH")->capture_default_str();
   serve->add_option("--turn-unauthenticated-rate", c.turn.unauthenticatedRate,
@@ -330,6 +345,10 @@ int runCli(int argc, char** argv) {
   }
   c.turn.enabled = !noTurn;
   c.turn.credentialTtl = *parseDuration(turnTtl);
+  c.turn.tlsHandshakeTimeout = *parseDuration(turnTlsHandshake);
+  c.turn.tcpAllocateTimeout = *parseDuration(turnTcpAllocate);
+  c.turn.tcpFrameTimeout = *parseDuration(turnTcpFrame);
+  c.turn.tcpIdleTimeout = *parseDuration(turnTcpIdle);
   {
     unsigned lo = 0, hi = 0;
     char dash = 0;

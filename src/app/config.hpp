@@ -36,6 +36,11 @@ struct TurnConfig {
   uint32_t maxAllocationsPerAddress = 512;  // per client IP (IPv6: /64); 0: unlimited
   uint64_t bytesPerSecond = 0;       // per allocation; 0: unlimited
   uint32_t unauthenticatedRate = 100;  // unauthenticated requests answered per second per client IP
+  // TCP/TLS client connections (docs/turn.md, "Timeouts"); 0: none.
+  Millis tlsHandshakeTimeout{10'000};  // the TLS handshake must be done within this of the connection
+  Millis tcpAllocateTimeout{30'000};   // a connection must have made an allocation within this
+  Millis tcpFrameTimeout{10'000};      // a message begun must be complete within this
+  Millis tcpIdleTimeout{30'000};       // a connection whose allocation is gone, silent this long
 };
 
 struct ServeConfig {

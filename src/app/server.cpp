@@ -188,6 +188,10 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   o.limits.maxAllocations = t.maxAllocations;
   o.limits.maxAllocationsPerUser = t.maxAllocationsPerUser;
   o.limits.maxAllocationsPerAddress = t.maxAllocationsPerAddress;
+  o.timeouts.tlsHandshake = t.tlsHandshakeTimeout;
+  o.timeouts.allocate = t.tcpAllocateTimeout;
+  o.timeouts.frame = t.tcpFrameTimeout;
+  o.timeouts.idle = t.tcpIdleTimeout;
   o.limits.bytesPerSecond = t.bytesPerSecond;
   o.limits.unauthenticatedPerSecond = t.unauthenticatedRate;
   if (!t.tlsListen.empty()) {

@@ -1,5 +1,7 @@
 #include "turn/service.hpp"
 
+#include "turn/accept_backoff.hpp"
+
 #include <ifaddrs.h>
 #include <linux/sock_diag.h>
 #include <openssl/err.h>
@@ -148,6 +150,11 @@ class TurnService::Worker : public TurnIo {
     bool failed = false;  // SSL_write failed: close at the next flush
     bool dirty = false;   // in dirty_, to be written at the flush
     bool watched = false; // read through the worker's epoll set (udpSet_) rather than an asio read
+    // Timeouts (TcpTimeouts, checked once a second by checkTimeouts).
+    TimePoint opened{};        // accepted (or adopted from another worker)
+    TimePoint lastMessage{};   // the last complete message was handled (or opened)
+    TimePoint partialSince{};  // c->in holds part of a message since (meaningful while used > 0)
+    bool allocated = false;    // an Allocate on it succeeded once
     // RFC 6062 client data connection: after its ConnectionBind, raw bytes to and from `pipe`.
     bool dataConnection = false;
     std::shared_ptr<PeerConn> pipe;
@@ -202,6 +209,8 @@ class TurnService::Worker : public TurnIo {
   ~Worker() override {
     boost::system::error_code ec;
     timer_.cancel();
+    acceptPause_.timer.cancel();
+    tlsAcceptPause_.timer.cancel();
     acceptor_.close(ec);
     tlsAcceptor_.close(ec);
     udpSet_.close(ec);
@@ -524,37 +533,56 @@ class TurnService::Worker : public TurnIo {
   void accept(asio::ip::tcp::acceptor& acceptor, bool tls) {
     acceptor.async_accept([this, &acceptor, tls](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) {
-        boost::system::error_code e2;
-        socket.set_option(asio::ip::tcp::no_delay(true), e2);
-        auto ep = socket.remote_endpoint(e2);
-        if (!e2) {
-          auto c = std::make_shared<Connection>(std::move(socket));
-          uint32_t id = nextConnection_++;
-          if (nextConnection_ == 0) nextConnection_ = 1;
-          sockaddr_storage ss{};
-          std::memcpy(&ss, ep.data(), std::min<size_t>(ep.size(), sizeof ss));
-          c->tuple = ClientTuple{*Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)), id,
-                                 tls ? Transport::kTls : Transport::kTcp};
-          c->in.resize(kTcpInitialBuffer);
-          if (tls) {
-            c->ssl = SSL_new(service_.tls_);
-            if (!c->ssl) return accept(acceptor, tls);
-            BIO* bio = BIO_new(tlsBio());
-            if (!bio) {
-              SSL_free(std::exchange(c->ssl, nullptr));
-              return accept(acceptor, tls);
-            }
-            BIO_set_data(bio, c.get());
-            BIO_set_init(bio, 1);
-            SSL_set_bio(c->ssl, bio, bio);
-            SSL_set_accept_state(c->ssl);
+      AcceptPause& pause = tls ? tlsAcceptPause_ : acceptPause_;
+      if (ec) return acceptFailed(acceptor, tls, ec);
+      pause.backoff.succeeded();
+      boost::system::error_code e2;
+      socket.set_option(asio::ip::tcp::no_delay(true), e2);
+      auto ep = socket.remote_endpoint(e2);
+      if (!e2) {
+        auto c = std::make_shared<Connection>(std::move(socket));
+        uint32_t id = nextConnection_++;
+        if (nextConnection_ == 0) nextConnection_ = 1;
+        sockaddr_storage ss{};
+        std::memcpy(&ss, ep.data(), std::min<size_t>(ep.size(), sizeof ss));
+        c->tuple = ClientTuple{*Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)), id,
+                               tls ? Transport::kTls : Transport::kTcp};
+        c->in.resize(kTcpInitialBuffer);
+        c->opened = c->lastMessage = now();
+        if (tls) {
+          c->ssl = SSL_new(service_.tls_);
+          if (!c->ssl) return accept(acceptor, tls);
+          BIO* bio = BIO_new(tlsBio());
+          if (!bio) {
+            SSL_free(std::exchange(c->ssl, nullptr));
+            return accept(acceptor, tls);
           }
-          connections_[id] = c;
-          watch(c);
+          BIO_set_data(bio, c.get());
+          BIO_set_init(bio, 1);
+          SSL_set_bio(c->ssl, bio, bio);
+          SSL_set_accept_state(c->ssl);
         }
+        connections_[id] = c;
+        watch(c);
       }
       accept(acceptor, tls);
+    });
+  }
+
+  // accept() failed (EMFILE, ENFILE, ENOBUFS, ...): the connection waits in the backlog and the listener stays
+  // readable, so accepting again at once would spin. Pause (AcceptBackoff), and log at most once per 10 s.
+  void acceptFailed(asio::ip::tcp::acceptor& acceptor, bool tls, const boost::system::error_code& ec) {
+    metrics::add(metrics::registry().turnAcceptErrors);
+    AcceptPause& pause = tls ? tlsAcceptPause_ : acceptPause_;
+    auto f = pause.backoff.failed(now());
+    if (f.log)
+      spdlog::warn("turn: worker {}: accepting a TURN {} connection failed: {} ({} more failures since the last "
+                   "message); accepting again in {} ms",
+                   index_, tls ? "TLS" : "TCP", ec.message(), f.suppressed,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(f.pause).count());
+    pause.timer.expires_after(f.pause);
+    pause.timer.async_wait([this, &acceptor, tls](const boost::system::error_code& e) {
+      if (!e && acceptor.is_open()) accept(acceptor, tls);
     });
   }
 
@@ -740,6 +768,11 @@ class TurnService::Worker : public TurnIo {
     if (c->closed) return;
     std::memmove(c->in.data(), c->in.data() + pos, c->used - pos);
     c->used -= pos;
+    // For the timeouts: when the last message came, since when part of one waits, whether it ever had an allocation.
+    if (pos > 0) c->lastMessage = t;
+    if (c->used > 0 && (pos > 0 || c->partialSince == TimePoint{})) c->partialSince = t;
+    if (c->used == 0) c->partialSince = {};
+    if (!c->allocated && pos > 0 && !c->dataConnection && server_.hasAllocation(c->tuple)) c->allocated = true;
   }
 
   // A control connection is read when the worker's epoll set says it is readable: one recv per ready connection and
@@ -819,6 +852,7 @@ class TurnService::Worker : public TurnIo {
     if (c->ssl) BIO_set_data(SSL_get_rbio(c->ssl), c.get());
     c->used = h.bytes.size();
     c->in = std::move(h.bytes);
+    c->opened = c->lastMessage = now();
     c->in.resize(std::max(c->used, kTcpInitialBuffer));
     connections_[id] = c;
     handleFrames(c);
@@ -1055,10 +1089,39 @@ class TurnService::Worker : public TurnIo {
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
       server_.tick(now());
+      checkTimeouts(now());
       publish();
       checkSocketDrops();
       armTimer();
     });
+  }
+
+  // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
+  // expired is gone). RFC 6062 data connections are left alone: their pipe decides.
+  void checkTimeouts(TimePoint t) {
+    const TcpTimeouts& limits = service_.options_.timeouts;
+    auto past = [t](TimePoint since, Millis limit) { return limit.count() > 0 && t - since >= limit; };
+    expired_.clear();
+    for (const auto& [id, c] : connections_) {
+      if (c->closed || c->dataConnection) continue;
+      std::optional<size_t> why;
+      if (c->ssl && !SSL_is_init_finished(c->ssl)) {
+        if (past(c->opened, limits.tlsHandshake)) why = 0;  // tls_handshake
+      } else if (c->used > 0 && past(c->partialSince, limits.frame)) {
+        why = 2;  // partial_frame
+      } else if (!server_.hasAllocation(c->tuple)) {
+        if (!c->allocated && past(c->opened, limits.allocate)) why = 1;  // no_allocation
+        if (c->allocated && past(c->lastMessage, limits.idle)) why = 3;  // idle
+      }
+      if (why) expired_.emplace_back(c, *why);
+    }
+    for (auto& [c, why] : expired_) {
+      metrics::add(metrics::registry().turnTimeouts[why]);
+      spdlog::debug("turn: closing {} connection from {}: {} timeout", c->ssl ? "TLS" : "TCP",
+                    c->tuple.client.toString(), metrics::kTurnTimeoutNames[why]);
+      closeConnection(c);
+    }
+    expired_.clear();
   }
 
   // Datagrams the kernel dropped because the listening UDP socket's receive buffer was full (the worker fell behind:
@@ -1123,6 +1186,12 @@ class TurnService::Worker : public TurnIo {
   std::array<epoll_event, kReadyBatch> ready_{};
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;
+  struct AcceptPause {
+    explicit AcceptPause(asio::io_context& ctx) : timer(ctx) {}
+    asio::steady_timer timer;
+    AcceptBackoff backoff;
+  };
+  AcceptPause acceptPause_{ctx_}, tlsAcceptPause_{ctx_};
   asio::steady_timer timer_;
   uint32_t index_;  // this worker's place in TurnService::workers_ (and in the pool)
   std::mt19937 rng_;
@@ -1133,6 +1202,7 @@ class TurnService::Worker : public TurnIo {
   RelayId nextRelay_ = 1;
   std::unordered_map<uint32_t, std::shared_ptr<Connection>> connections_;
   std::vector<std::shared_ptr<Connection>> dirty_;
+  std::vector<std::pair<std::shared_ptr<Connection>, size_t>> expired_;  // checkTimeouts' closing list
   std::vector<uint8_t> tlsRecord_;  // one message's plaintext for SSL_write (capacity reserved once)
   uint32_t nextConnection_ = 1;
   uint64_t sendFailures_ = 0, truncated_ = 0;

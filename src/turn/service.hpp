@@ -19,6 +19,15 @@ class WorkerPool;
 
 namespace kaiwa::turn {
 
+// Deadlines of a TURN TCP/TLS client connection (not of RFC 6062 data connections, which live as long as their pipe);
+// checked once a second, so a connection goes up to a second after its deadline. 0: none.
+struct TcpTimeouts {
+  Millis tlsHandshake{10'000};  // the TLS handshake is done within this of the accept
+  Millis allocate{30'000};      // the connection has an allocation within this of the accept
+  Millis frame{10'000};         // a message begun (part of a STUN/ChannelData frame received) is complete within this
+  Millis idle{30'000};          // once its allocation is gone (expired, deleted), a message comes within this
+};
+
 struct TurnServiceOptions {
   stun::Address listen;                        // UDP and TCP
   std::optional<stun::Address> tlsListen;      // TURN over TLS (RFC 8656 section 3.1), with this certificate:
@@ -31,6 +40,7 @@ struct TurnServiceOptions {
   std::vector<std::string> secrets;
   std::vector<Cidr> allowPeers, denyPeers;
   TurnLimits limits;
+  TcpTimeouts timeouts;
 };
 
 class TurnService {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -892,5 +892,97 @@ test('/api/ice-servers with --auth-secret needs a room token (Authorization: Bea
     assert.equal((await fetch(`${open.url}/api/ice-servers`)).status, 200);
   } finally {
     await open.stop();
+  }
+});
+
+test('TURN TCP/TLS connections time out: silent, half a frame, stalled TLS handshake, idle after the allocation', async (t) => {
+  const turnPort = await freeUdpTcpPort();
+  const tlsPort = await freeUdpTcpPort();
+  const server = await startServer({
+    extraArgs: ['--turn-listen', `127.0.0.1:${turnPort}`, '--turn-tls-listen', `127.0.0.1:${tlsPort}`,
+      '--turn-realm', 'example.test', '--turn-user', 'alice:alicepw', '--turn-tls-handshake-timeout', '1s',
+      '--turn-tcp-allocate-timeout', '1s', '--turn-tcp-frame-timeout', '1s', '--turn-tcp-idle-timeout', '1s'],
+  });
+  const timeouts = (reason) => metric(server, `kaiwa_turn_tcp_timeouts_total{reason="${reason}"}`);
+  const udpAllocate = [A.requestedTransport, Buffer.from([17, 0, 0, 0])];
+  try {
+    await t.test('a TCP connection that sends nothing is closed', async () => {
+      const sock = net.connect(turnPort, '127.0.0.1');
+      sock.on('error', () => {});
+      const closed = new Promise((r) => sock.on('close', r));
+      await closedWithin(closed, 10_000, 'the silent connection');
+      assert.ok(await timeouts('no_allocation') >= 1);
+    });
+
+    await t.test('an allocated connection that sends half a frame is closed', async () => {
+      const client = new TurnTcp(turnPort, ALICE);
+      await client.ready();
+      assert.equal((await client.request(M.allocate, [udpAllocate])).code, 200);
+      client.socket.write(Buffer.from([0x40, 0x01, 0x00, 0x10, 1, 2, 3]));  // ChannelData announcing 16 bytes, 3 sent
+      await closedWithin(client.closed, 10_000, 'the connection holding half a frame');
+      assert.equal(await timeouts('partial_frame'), 1);
+    });
+
+    await t.test('a TLS connection that stalls in the handshake is closed', async () => {
+      const sock = net.connect(tlsPort, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]));  // the start of a ClientHello, no more
+      await closedWithin(new Promise((r) => sock.on('close', r)), 10_000, 'the stalled TLS handshake');
+      assert.equal(await timeouts('tls_handshake'), 1);
+    });
+
+    await t.test('a connection with a live allocation stays; once it is deleted, a silent one is closed', async () => {
+      const client = new TurnTcp(turnPort, ALICE);
+      await client.ready();
+      assert.equal((await client.request(M.allocate, [udpAllocate])).code, 200);
+      let closed = false;
+      client.closed.then(() => { closed = true; });
+      await sleep(2500);  // past every timeout: an allocation keeps its connection
+      assert.equal(closed, false);
+      assert.equal((await client.request(M.refresh, [[A.lifetime, u32(0)]])).code, 200);  // deletes it
+      await closedWithin(client.closed, 10_000, 'the connection without its allocation');
+      assert.equal(await timeouts('idle'), 1);
+    });
+  } finally {
+    await server.stop();
+  }
+});
+
+// Out of file descriptors, accept() fails while connections wait in the backlog: the listener pauses (100 ms doubling
+// to 1 s) instead of retrying at once, which spun a core with millions of failed accepts.
+test('TURN TCP accept failures (EMFILE) back off, and accepting resumes', async () => {
+  const turnPort = await freeUdpTcpPort();
+  const server = await startServer({ extraArgs: ['--workers', '1', '--turn-listen', `127.0.0.1:${turnPort}`] });
+  const pid = server.proc.pid;
+  const limits = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--raw', '--noheadings'])
+    .toString().trim().split(/\s+/);  // RESOURCE DESCRIPTION SOFT HARD UNITS
+  const [soft, hard] = limits.filter((w) => /^\d+$/.test(w));
+  const socks = [];
+  try {
+    const openFds = readdirSync(`/proc/${pid}/fd`).length;
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${openFds}:${hard}`]);  // no fd left for an accept
+    for (let i = 0; i < 5; i++) {
+      const s = net.connect(turnPort, '127.0.0.1');  // completed by the kernel, waiting in the backlog
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    await sleep(1500);
+    for (const s of socks) s.destroy();
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard}`]);
+    // Accepting resumes (after at most a second): a Binding request over TCP is answered.
+    const client = new TurnTcp(turnPort, ALICE);
+    await client.ready();
+    client.socket.write(encodeStun(0x001, 0, []));
+    const r = await client.next((m) => m.method === 0x001 && m.cls === 2, 'Binding answer', 10_000);
+    assert.equal(r.code, 200);
+    client.close();
+    const errors = await metric(server, 'kaiwa_turn_accept_errors_total');
+    // 1.5 s of 100, 200, 400, 800 ms pauses: a handful (an accept retried at once fails hundreds of thousands of times).
+    assert.ok(errors >= 1 && errors <= 20, `accept errors: ${errors}`);
+    assert.match(server.logs(), /accepting a TURN TCP connection failed: Too many open files/);
+  } finally {
+    for (const s of socks) s.destroy();
+    await server.stop();
   }
 });
