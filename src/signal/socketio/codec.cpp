@@ -190,11 +190,12 @@ std::optional<SioPacket> decodePacket(std::string_view text, const SioLimits& li
     p.attachments = count;
   }
 
+  // The namespace ends at ',' or, as socket-io-parser reads it, at the end of the packet ("40/admin" is a CONNECT
+  // to /admin).
   if (i < n && text[i] == '/') {
-    std::size_t comma = text.find(',', i);
-    if (comma == std::string_view::npos) return std::nullopt;
+    std::size_t comma = std::min(text.find(',', i), n);
     p.nsp.assign(text.substr(i, comma - i));
-    i = comma + 1;
+    i = comma == n ? n : comma + 1;
   }
 
   if (i < n && isDigit(text[i])) {

@@ -213,6 +213,19 @@ TEST(SocketIoDecode, ConnectDefaultAndNamedNamespace) {
   ASSERT_TRUE(bare);
   EXPECT_EQ(bare->nsp, "/admin");
   EXPECT_FALSE(bare->data);
+
+  // Without the ',' the namespace ends with the packet, as socket.io-parser reads it (the server then refuses an
+  // unknown namespace with CONNECT_ERROR instead of dropping the connection).
+  auto noComma = decodePacket("0/random");
+  ASSERT_TRUE(noComma);
+  EXPECT_EQ(noComma->type, SioType::kConnect);
+  EXPECT_EQ(noComma->nsp, "/random");
+  EXPECT_FALSE(noComma->data);
+  EXPECT_FALSE(noComma->ackId);
+  EXPECT_EQ(encodePacket(*noComma), "0/random,");
+  auto disconnect = decodePacket("1/random");
+  ASSERT_TRUE(disconnect);
+  EXPECT_EQ(disconnect->nsp, "/random");
 }
 
 TEST(SocketIoDecode, EventWithAndWithoutAckId) {
@@ -319,8 +332,8 @@ TEST(SocketIoDecode, RejectsEveryRuleOfTheHeader) {
            // binary types need "<n>-" with 1 <= n <= maxAttachments
            R"(5["e"])"sv, R"(5-["e"])"sv, R"(50-["e"])"sv, R"(51["e"])"sv, "61"sv, R"(517-["e"])"sv,
            R"(5x-["e"])"sv, R"(699999999999999999999999-[])"sv,
-           // namespace without its ','
-           "0/admin"sv, R"(2/admin["e"])"sv,
+           // a namespace runs to ',' or to the end: here it swallows the event's data, which EVENT needs
+           R"(2/admin["e"])"sv, "2/admin"sv,
            // CONNECT data: absent or an object
            "0[]"sv, R"(0"x")"sv, "0/a,1[]"sv,
            // DISCONNECT: no data
