@@ -372,3 +372,42 @@ export async function openTcpEio(server) {
   const sid = /^40\{"sid":"([^"]+)"/.exec(connected)[1];
   return { sock, sid, sendText, sendTexts, waitText, destroy: () => sock.destroy() };
 }
+
+/**
+ * One HTTP request to `url` from a chosen loopback address (127.0.0.x: each counts as its own client address for the
+ * server's per-address limits), through `agent` when given (a keep-alive agent sends many over one connection):
+ * resolves with { status, text }; bounded.
+ */
+export async function httpFrom(url, { method = 'GET', body, localAddress = '127.0.0.1', agent, ms = WAIT } = {}) {
+  const http = await import('node:http');
+  return new Promise((resolvePromise, reject) => {
+    const req = http.request(url, {
+      method, localAddress, agent, timeout: ms,
+      headers: body === undefined ? {} : { 'content-type': 'text/plain;charset=UTF-8' },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolvePromise({ status: res.statusCode, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${url} within ${ms} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** An Engine.IO polling session from `localAddress` (see httpFrom): { sid, handshake, get(), post(body) }. */
+export async function pollingFrom(server, { localAddress = '127.0.0.1', query = '', agent } = {}) {
+  const base = `${server.url}/socket.io/?EIO=4&transport=polling${query}`;
+  const open = await httpFrom(base, { localAddress, agent });
+  if (open.status !== 200 || open.text[0] !== '0') return { refused: open };
+  const handshake = JSON.parse(open.text.slice(1));
+  const url = `${base}&sid=${encodeURIComponent(handshake.sid)}`;
+  return {
+    sid: handshake.sid,
+    handshake,
+    get: (ms) => httpFrom(url, { localAddress, agent, ms }),
+    post: (body) => httpFrom(url, { method: 'POST', body, localAddress, agent }),
+  };
+}

@@ -8,10 +8,16 @@
 // build/kaiwa) is the server.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { uniqueRoom } from '../e2e/helpers.mjs';
+import { Agent } from 'node:http';
+import { join } from 'node:path';
+import WebSocketClient from 'ws';
+import { ROOT, uniqueRoom } from '../e2e/helpers.mjs';
 import { WAIT, metric, sleep } from './client.mjs';
-import { RawEio, RawPolling, REFERENCE, SioPeer, TRANSPORTS, bytesOf, openTcpEio, startTarget } from './sio.mjs';
+import {
+  RawEio, RawPolling, REFERENCE, SioPeer, TRANSPORTS, bytesOf, httpFrom, openTcpEio, pollingFrom, startTarget,
+} from './sio.mjs';
 
 // A failed test may leave sockets behind whose reconnect loop would keep the process alive: close them at the end.
 after(() => {
@@ -694,6 +700,21 @@ describe('Engine.IO wire level', () => {
     }
   });
 
+  test('a CONNECT to an unknown namespace without the trailing comma is refused alike; the connection stays', T,
+    async () => {
+      const raw = await RawEio.open(server);
+      try {
+        raw.send('40/random'); // the namespace ends at ',' or at the end of the packet
+        const refused = await raw.until(() => raw.frames.find((f) => typeof f === 'string' &&
+          f.startsWith('44/random,')), 'CONNECT_ERROR for /random');
+        assert.deepEqual(JSON.parse(refused.slice('44/random,'.length)), { message: 'Invalid namespace' });
+        assert.equal(typeof (await raw.connectNamespace()), 'string');
+        assert.equal(raw.closed, null, 'the connection stays');
+      } finally {
+        raw.close();
+      }
+    });
+
   test('a connection that vanishes (TCP gone, no close frame) gives user-left at once: no resume for Socket.IO', T,
     async () => {
       const room = uniqueRoom('vanish');
@@ -798,6 +819,315 @@ describe('kaiwa: a direct WebSocket moves to the worker of the room it joins', (
       assert.deepEqual(await b0.waitFor('user-left', (id) => id === a0.sid), [a0.sid]);
     } finally {
       for (const s of sockets) (s instanceof SioPeer ? s.close() : s.destroy());
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------- access control (kaiwa)
+describe('kaiwa: Socket.IO with --auth-secret', () => {
+  const secret = 'sio-test-secret';
+  const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
+  const token = (room, user) => execFileSync(BIN, ['token', '--secret', secret, '--room', room, '--user', user])
+    .toString().trim();
+  const ws = { transports: ['websocket'] };
+  let server;
+  before(async () => {
+    if (!REFERENCE) server = await startTarget({ kaiwaArgs: ['--auth-secret', secret] });
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await server?.stop();
+  });
+
+  test('a socket without a token reaches nobody: call-user, offer and signal to a token holder are refused', T,
+    async (t) => {
+      if (kaiwaOnly(t)) return;
+      const room = uniqueRoom('idle');
+      const holder = await SioPeer.connect(server, { ...ws, query: { room }, auth: { token: token(room, 'holder') } });
+      const peer = await SioPeer.connect(server, { ...ws, query: { room }, auth: { token: token(room, 'peer') } });
+      const intruder = await SioPeer.connect(server, { ...ws, query: { room } });
+      const garbage = await SioPeer.connect(server, { ...ws, query: { room, token: 'not.a.token' } });
+      try {
+        for (const p of [intruder, garbage]) {
+          for (const [event, arg] of [['call-user', { offer: OFFER }], ['offer', { to: holder.id, offer: OFFER }],
+            ['signal', { signal: 'x' }], ['answer-call', { answer: ANSWER }], ['join-room', room]]) {
+            const [res] = await p.emitWithAck(event, [arg]);
+            assert.equal(res?.error, 'unauthorized', `${event} from a socket without a valid token: ${JSON.stringify(res)}`);
+          }
+          p.emit('call-user', { n: 'no-ack' }); // refused without an ack: a kaiwa:error event says why
+          const [err] = await p.waitFor('kaiwa:error', (e) => e.event === 'call-user');
+          assert.equal(err.error, 'unauthorized');
+        }
+        // The holders reach each other through the implicit room their tokens grant, and nobody else.
+        const [ok] = await peer.emitWithAck('call-user', [{ offer: OFFER, n: 1 }]);
+        assert.deepEqual(ok, { ok: true });
+        await holder.waitFor('call-made', (d) => d.n === 1 && d.from === peer.id);
+        holder.emit('answer-call', { answer: ANSWER, candidates: [CANDIDATE], n: 2 });
+        await peer.waitFor('call-answered', (d) => d.n === 2);
+        await sleep(QUIET);
+        for (const p of [intruder, garbage]) {
+          assert.deepEqual(p.received('call-answered'), [], "the holder's answer-call reached no tokenless socket");
+          for (const e of ['call-made', 'offer', 'signal']) {
+            assert.deepEqual(holder.received(e, (d) => d?.from === p.id), [], `${e} from a tokenless socket`);
+          }
+        }
+      } finally {
+        closeAll([holder, peer, intruder, garbage]);
+      }
+    });
+
+  test('a token names the implicit room: its own room when the handshake names none, no room it does not grant', T,
+    async (t) => {
+      if (kaiwaOnly(t)) return;
+      const room = uniqueRoom('granted');
+      const other = uniqueRoom('other');
+      const a = await SioPeer.connect(server, { ...ws, auth: { token: token(room, 'a') } });
+      const b = await SioPeer.connect(server, { ...ws, auth: { token: token(room, 'b') } });
+      const c = await SioPeer.connect(server, { ...ws, auth: { token: token(other, 'c') } });
+      const d = await SioPeer.connect(server, { ...ws, query: { room }, auth: { token: token(other, 'd') } });
+      const e = await SioPeer.connect(server, { ...ws, query: { room }, auth: { token: token('*', 'e') } });
+      try {
+        // a and b: in `room` without naming it (their tokens do); so is e, whose token grants any room.
+        assert.deepEqual((await a.emitWithAck('call-user', [{ n: 1 }]))[0], { ok: true });
+        await b.waitFor('call-made', (x) => x.n === 1 && x.from === a.id);
+        await e.waitFor('call-made', (x) => x.n === 1 && x.from === a.id);
+        // c: in its own room `other`, where nobody else is.
+        assert.deepEqual((await c.emitWithAck('call-user', [{ n: 2 }]))[0], { ok: true });
+        // d names `room`, which its token does not grant: in no room until it joins the one it may.
+        assert.equal((await d.emitWithAck('call-user', [{ n: 3 }]))[0]?.error, 'unauthorized');
+        assert.equal((await d.emitWithAck('join-room', [room]))[0]?.error, 'unauthorized');
+        assert.equal((await d.emitWithAck('join-room', [other]))[0]?.ok, true);
+        await sleep(QUIET);
+        for (const p of [a, b, e]) assert.deepEqual(p.received('call-made', (x) => x.n !== 1), [], "only a's call");
+      } finally {
+        closeAll([a, b, c, d, e]);
+      }
+    });
+});
+
+// --------------------------------------------------------------------------- per-address limits (kaiwa)
+// Every 127.0.0.x is a client address of its own (loopback), so a test floods from one and checks from another.
+describe('kaiwa: Engine.IO handshakes, polling sessions and rooms per client address', () => {
+  let server;
+  before(async () => {
+    if (!REFERENCE) {
+      server = await startTarget({ kaiwaArgs: ['--address-handshake-rate', '0.01', '--address-handshake-burst', '12',
+        '--address-polling-sessions', '3', '--max-polling-sessions', '8', '--address-room-rate', '0.01',
+        '--address-room-burst', '4', '--max-rooms', '20'] });
+    }
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await server?.stop();
+  });
+  const url = () => `${server.url}/socket.io/?EIO=4&transport=polling`;
+  const refusal = (r, status) => {
+    assert.equal(r.status, status, JSON.stringify(r));
+    const body = JSON.parse(r.text);
+    assert.equal(typeof body.code, 'number', r.text);
+    assert.equal(typeof body.message, 'string', r.text);
+  };
+
+  /** A raw Engine.IO WebSocket from `localAddress`: resolves once it got its open packet or was closed. */
+  async function rawWsFrom(localAddress, query = '') {
+    const sock = new WebSocketClient(`${server.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket${query}`,
+      { localAddress });
+    sock.binaryType = 'arraybuffer';
+    const raw = new RawEio(sock);
+    await raw.until(() => raw.closed || raw.frames.find((f) => typeof f === 'string' && f.startsWith('0')), 'open or close');
+    return raw;
+  }
+
+  test('handshakes are refused past the burst: 429 for polling (over one keep-alive connection), a close for WebSocket',
+    T, async (t) => {
+      if (kaiwaOnly(t)) return;
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const localAddress = '127.0.0.2';
+      try {
+        const statuses = [];
+        for (let i = 0; i < 15; i++) {
+          const r = await httpFrom(`${url()}&room=h${i}`, { localAddress, agent });
+          statuses.push(r.status);
+          if (r.status === 200) { // closed at once: only the handshake rate is tested here, not the sessions held
+            const { sid } = JSON.parse(r.text.slice(1));
+            assert.equal((await httpFrom(`${url()}&sid=${sid}`, { method: 'POST', body: '1', localAddress, agent }))
+              .status, 200);
+          } else {
+            refusal(r, 429);
+          }
+        }
+        assert.deepEqual(statuses, [...Array(12).fill(200), 429, 429, 429]);
+        const raw = await rawWsFrom(localAddress);
+        await raw.waitClosed();
+        assert.equal(raw.closed.code, 1013, JSON.stringify(raw.closed));
+        assert.deepEqual(raw.frames, [], 'no session was opened');
+        // Another address is not affected.
+        assert.equal((await httpFrom(url(), { localAddress: '127.0.0.3' })).status, 200);
+        const other = await rawWsFrom('127.0.0.3');
+        assert.equal(typeof (await other.connectNamespace()), 'string');
+        other.close();
+      } finally {
+        agent.destroy();
+      }
+    });
+
+  test('polling sessions are bounded per address (429) and on the server (503); each one ended frees its place', T,
+    async (t) => {
+      if (kaiwaOnly(t)) return;
+      const held = [];
+      try {
+        for (let i = 0; i < 3; i++) held.push(await pollingFrom(server, { localAddress: '127.0.0.4' }));
+        assert.ok(held.every((s) => s.sid), 'three sessions from one address');
+        refusal((await pollingFrom(server, { localAddress: '127.0.0.4' })).refused, 429);
+        // One ends (the client closes it): its place is free once, not twice.
+        const [first] = held.splice(0, 1);
+        assert.equal((await first.post('1')).status, 200);
+        assert.equal((await first.post('1')).status, 400, 'closed already');
+        held.push(await pollingFrom(server, { localAddress: '127.0.0.4' }));
+        assert.ok(held.at(-1).sid, 'the freed place is taken again');
+        refusal((await pollingFrom(server, { localAddress: '127.0.0.4' })).refused, 429);
+        // A session the server ends (a malformed POST) frees its place too.
+        const [bad] = held.splice(0, 1);
+        assert.equal((await bad.post('9zzz')).status, 400);
+        held.push(await pollingFrom(server, { localAddress: '127.0.0.4' }));
+        assert.ok(held.at(-1).sid);
+        // The server's total (8): three more addresses, the last refused with 503.
+        for (const a of ['127.0.0.5', '127.0.0.6']) {
+          for (let i = 0; i < 2; i++) held.push(await pollingFrom(server, { localAddress: a }));
+        }
+        held.push(await pollingFrom(server, { localAddress: '127.0.0.7' }));
+        assert.ok(held.every((s) => s.sid), `${held.length} sessions held`);
+        refusal((await pollingFrom(server, { localAddress: '127.0.0.7' })).refused, 503);
+        // A session that upgraded to WebSocket is a WebSocket connection: it no longer holds a polling place.
+        const [up] = held.splice(0, 1);
+        const probe = new WebSocketClient(`${server.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${
+          encodeURIComponent(up.sid)}`, { localAddress: '127.0.0.4' });
+        const upgraded = new RawEio(probe);
+        await upgraded.until(() => probe.readyState === 1, 'probe open');
+        upgraded.send('2probe');
+        await upgraded.until(() => upgraded.frames.includes('3probe'), '3probe');
+        upgraded.send('5');
+        await sleep(QUIET);  // nothing answers the upgrade packet: give it the time to be handled
+        const next = await pollingFrom(server, { localAddress: '127.0.0.7' });
+        assert.ok(next.sid, `the upgraded session's place is free: ${JSON.stringify(next.refused)}`);
+        held.push(next);
+        upgraded.close();
+      } finally {
+        for (const s of held) await s.post?.('1').catch(() => undefined);
+      }
+    });
+
+  test('rooms made by connecting sockets (the implicit room of ?room=) are bounded per address; others still get one',
+    T, async (t) => {
+      if (kaiwaOnly(t)) return;
+      const raws = [];
+      const victim = await SioPeer.connect(server, { transports: ['websocket'] });
+      try {
+        // Two addresses, each connecting 12 sockets with a room of their own: 24 rooms asked, --max-rooms 20.
+        for (const a of ['127.0.0.8', '127.0.0.9']) {
+          for (let i = 0; i < 12; i++) {
+            const raw = await rawWsFrom(a, `&room=${uniqueRoom(`flood${i}`)}`);
+            raws.push(raw);
+            await raw.connectNamespace();
+          }
+        }
+        // A join-room of a new room from a flooding address: refused as rate-limited.
+        const flooder = raws.at(-1);
+        flooder.send(`421${JSON.stringify(['join-room', uniqueRoom('more')])}`);
+        const ack = await flooder.until(() => flooder.frames.find((f) => typeof f === 'string' && f.startsWith('431[')),
+          'the join-room ack');
+        assert.equal(JSON.parse(ack.slice(3))[0].error, 'rate-limited', ack);
+        const rooms = await metric(server, 'kaiwa_rooms');
+        assert.ok(rooms <= 2 * 4 + 2, `kaiwa_rooms ${rooms}: at most the two addresses' bursts (and the victim's)`);
+        // Everyone else still gets rooms.
+        const [joined] = await victim.emitWithAck('join-room', [uniqueRoom('victim')]);
+        assert.equal(joined?.ok, true, JSON.stringify(joined));
+      } finally {
+        for (const r of raws) r.close();
+        victim.close();
+      }
+    });
+});
+
+// ---------------------------------------------------------------------------- session lifetimes (kaiwa)
+describe('kaiwa: how long an Engine.IO session lives without its client', () => {
+  let fast;
+  let slow;
+  before(async () => {
+    if (!REFERENCE) {
+      fast = await startTarget({ kaiwaArgs: ['--socketio-ping-interval', '300ms', '--socketio-ping-timeout', '200ms'] });
+      slow = await startTarget({ kaiwaArgs: ['--socketio-connect-timeout', '300ms'] });
+    }
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await fast?.stop();
+    await slow?.stop();
+  });
+
+  test('a polling session whose client went silent is gone after pingInterval + pingTimeout', T, async (t) => {
+    if (kaiwaOnly(t)) return;
+    const s = await pollingFrom(fast);
+    assert.equal((await s.post('40')).status, 200);
+    assert.ok((await s.get()).text.includes('40{"sid"'));
+    await sleep(1200); // 300 ms + 200 ms, and no poll, no pong
+    const r = await s.post('6');
+    assert.equal(r.status, 400, `the session should be gone: ${r.status} ${r.text}`);
+    assert.equal(JSON.parse(r.text).code, 1);
+  });
+
+  test('an Engine.IO session that never connects a socket (no CONNECT) is closed after the connect timeout', T,
+    async (t) => {
+      if (kaiwaOnly(t)) return;
+      const idle = await pollingFrom(slow);
+      const connected = await pollingFrom(slow);
+      assert.equal((await connected.post('40')).status, 200);
+      const raw = await RawEio.open(slow);
+      await sleep(1200);
+      const r = await idle.post('6');
+      assert.equal(r.status, 400, `the unconnected session should be gone: ${r.status} ${r.text}`);
+      assert.equal(JSON.parse(r.text).code, 1);
+      await raw.waitClosed();
+      assert.equal((await connected.post('6')).status, 200, 'a connected session stays');
+      await connected.post('1');
+    });
+});
+
+// ------------------------------------------------------------------------------------ max payload (kaiwa)
+describe('kaiwa: --socketio-max-payload above the HTTP default (4 MB)', () => {
+  let server;
+  before(async () => {
+    if (!REFERENCE) server = await startTarget({ kaiwaArgs: ['--socketio-max-payload', '4000000'] });
+  });
+  after(async () => {
+    SioPeer.closeAll();
+    await server?.stop();
+  });
+
+  test('what the handshake advertises is accepted; a POST above it gets 413 and ends the session', T, async (t) => {
+    if (kaiwaOnly(t)) return;
+    const s = await pollingFrom(server);
+    assert.equal(s.handshake.maxPayload, 4000000);
+    assert.equal((await s.post('40')).status, 200);
+    const packet = (n) => `421${JSON.stringify(['nope', { x: 'y'.repeat(n) }])}`;
+    const two = await s.post(packet(2_000_000));
+    assert.equal(two.status, 200, `2 MB in a 4 MB session: ${two.status} ${two.text.slice(0, 200)}`);
+    assert.equal((await s.post('6')).status, 200, 'the session goes on');
+    const big = await s.post(packet(4_000_100));
+    assert.equal(big.status, 413);
+    const after = await s.post('6');
+    assert.equal(after.status, 400, `the session is closed: ${after.status} ${after.text}`);
+
+    // The same over a WebSocket: 2 MB is taken (and answered: an unknown event), the connection stays.
+    const raw = await RawEio.open(server);
+    try {
+      await raw.connectNamespace();
+      raw.send(packet(2_000_000));
+      const ack = await raw.until(() => raw.frames.find((f) => typeof f === 'string' && f.startsWith('431[')), 'ack');
+      assert.equal(JSON.parse(ack.slice(3))[0].error, 'unknown-event');
+      assert.equal(raw.closed, null);
+    } finally {
+      raw.close();
     }
   });
 });
