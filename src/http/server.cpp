@@ -322,6 +322,9 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
       return;
     }
     Request r = toRequest(req, worker_);
+    beast::error_code peerError;  // the client's address, for the per-address limits of the front doors
+    if (auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(peerError); !peerError)
+      r.remoteAddress = ep.address().to_string();
     bool head = req.method() == bhttp::verb::head;
     if (srv_.routes.deferred) {
       // The responder may run on any thread; it carries the response back to this worker.
