@@ -290,6 +290,11 @@ int runServer(const ServeConfig& config) {
   so.port = config.listenPort;
   so.maxQueuedBytes = config.limits.maxQueuedBytes;
   so.wsMaxMessageBytes = std::max<std::size_t>(4 * config.limits.maxMessageBytes, 1 << 20);
+  if (config.socketio.enabled) {  // what Socket.IO's handshake advertises gets through; a bit more reaches it to be
+    std::size_t sio = config.socketio.maxPayload + (64 << 10);  // refused there, closing its session (socketio.md)
+    so.maxBodyBytes = std::max(so.maxBodyBytes, sio);
+    so.wsMaxMessageBytes = std::max(so.wsMaxMessageBytes, sio);
+  }
   so.pingTimeout = config.pingTimeout;
   so.addressLimits = &addressLimits;
   try {
