@@ -209,7 +209,7 @@ int runCli(int argc, char** argv) {
       ->envname("KAIWA_PEERJS_DISCOVERY");
 
   // Socket.IO (docs/socketio.md).
-  std::string sioPingInterval = "25s", sioPingTimeout = "20s", sioUpgradeTimeout = "10s";
+  std::string sioPingInterval = "25s", sioPingTimeout = "20s", sioUpgradeTimeout = "10s", sioConnectTimeout = "10s";
   bool noSocketio = false;
   serve->add_flag("--no-socketio", noSocketio, "Do not serve the Socket.IO front door")->envname("KAIWA_NO_SOCKETIO");
   serve->add_option("--socketio-path", c.socketio.path, "Socket.IO: Engine.IO's mount point")
@@ -221,6 +221,9 @@ int runCli(int argc, char** argv) {
   serve->add_option("--socketio-upgrade-timeout", sioUpgradeTimeout,
                     "Socket.IO: time a WebSocket probe has to finish the upgrade")
       ->envname("KAIWA_SOCKETIO_UPGRADE_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--socketio-connect-timeout", sioConnectTimeout,
+                    "Socket.IO: close an Engine.IO session whose client connects no socket (CONNECT) within this")
+      ->envname("KAIWA_SOCKETIO_CONNECT_TIMEOUT")->capture_default_str()->check(durationCheck());
   serve->add_option("--socketio-max-payload", c.socketio.maxPayload,
                     "Socket.IO: largest Engine.IO packet or polling body (bytes); more closes the session")
       ->envname("KAIWA_SOCKETIO_MAX_PAYLOAD")->capture_default_str()->check(CLI::Range(1024, 64 << 20));
@@ -326,6 +329,7 @@ int runCli(int argc, char** argv) {
   c.socketio.pingInterval = *parseDuration(sioPingInterval);
   c.socketio.pingTimeout = *parseDuration(sioPingTimeout);
   c.socketio.upgradeTimeout = *parseDuration(sioUpgradeTimeout);
+  c.socketio.connectTimeout = *parseDuration(sioConnectTimeout);
   if (!signal::native::validRoomName(c.socketio.defaultRoom)) {
     std::cerr << "kaiwa: --socketio-default-room '" << c.socketio.defaultRoom << "' is not a valid room name\n";
     return 2;

@@ -22,7 +22,8 @@
 // Invariants: every WebSocket text frame and every polling response decodes (Engine.IO packet/payload, and the
 // Socket.IO packet inside a message); the first packet is the open packet; acks answer ids the client sent;
 // nobody is told about itself (user-joined, user-left, `from`); nothing is sent on a connection after onClose;
-// every responder is called exactly once; at the end (every client closed) no room and no peer is left; ASan/LSan:
+// every responder is called exactly once; at the end (every client closed) no room and no peer is left, and every
+// polling place (common::AddressLimits) was given back exactly once; ASan/LSan:
 // no use-after-free, no leak.
 #include <boost/json.hpp>
 
@@ -321,8 +322,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto& m = metrics::registry();
   const int64_t rooms0 = m.rooms.load(), peers0 = m.peers.load();
+  common::AddressLimits addressLimits;  // the polling places: each taken is given back exactly once
   {
     Harness h;
+    h.options.addressLimits = &addressLimits;
     signal::Limits& lim = h.options.limits;
     lim.messagesPerSecond = 0;
     if (config & 1) h.options.authSecret = kSecret;
@@ -405,5 +408,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(m.rooms.load() == rooms0, "rooms left behind");
     FUZZ_CHECK(m.peers.load() == peers0, "peers left behind");
   }
+  FUZZ_CHECK(addressLimits.pollingSessionsTotal() == 0, "a polling place was not given back, or given back twice");
   return 0;
 }

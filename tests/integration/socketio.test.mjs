@@ -962,7 +962,9 @@ describe('kaiwa: Engine.IO handshakes, polling sessions and rooms per client add
         assert.equal(raw.closed.code, 1013, JSON.stringify(raw.closed));
         assert.deepEqual(raw.frames, [], 'no session was opened');
         // Another address is not affected.
-        assert.equal((await httpFrom(url(), { localAddress: '127.0.0.3' })).status, 200);
+        const fine = await pollingFrom(server, { localAddress: '127.0.0.3' });
+        assert.ok(fine.sid, JSON.stringify(fine.refused));
+        await fine.post('1');
         const other = await rawWsFrom('127.0.0.3');
         assert.equal(typeof (await other.connectNamespace()), 'string');
         other.close();
@@ -1003,11 +1005,15 @@ describe('kaiwa: Engine.IO handshakes, polling sessions and rooms per client add
         const probe = new WebSocketClient(`${server.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${
           encodeURIComponent(up.sid)}`, { localAddress: '127.0.0.4' });
         const upgraded = new RawEio(probe);
-        await upgraded.until(() => probe.readyState === 1, 'probe open');
+        await new Promise((resolvePromise, reject) => {
+          probe.once('open', resolvePromise);
+          probe.once('error', reject);
+        });
         upgraded.send('2probe');
         await upgraded.until(() => upgraded.frames.includes('3probe'), '3probe');
         upgraded.send('5');
-        await sleep(QUIET);  // nothing answers the upgrade packet: give it the time to be handled
+        upgraded.send('2'); // nothing answers the upgrade packet; a ping behind it is answered once it was handled
+        await upgraded.until(() => upgraded.frames.includes('3'), 'the pong behind the upgrade');
         const next = await pollingFrom(server, { localAddress: '127.0.0.7' });
         assert.ok(next.sid, `the upgraded session's place is free: ${JSON.stringify(next.refused)}`);
         held.push(next);

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "common/address_limits.hpp"
+#include "common/base64.hpp"
 #include "common/metrics.hpp"
 #include "signal/limits.hpp"
 #include "signal/native/codec.hpp"
@@ -31,6 +33,8 @@ constexpr uint16_t kCloseNormal = 1000;
 constexpr uint16_t kCloseGoingAway = 1001;
 constexpr uint16_t kClosePolicy = 1008;
 constexpr uint16_t kCloseTooBig = 1009;
+constexpr uint16_t kCloseTryAgainLater = 1013;
+constexpr std::size_t kMaxTokenBytes = 4096;  // a longer room token is not kept (nor checked): no token
 constexpr Millis kErrorEventSpacing{200};  // `kaiwa:error` events (no ack to carry the error) at most 5 per second
 
 std::string roomKey(std::string_view name, bool implicit) {
@@ -87,6 +91,36 @@ std::optional<uint32_t> ownerOfSid(std::string_view sid, uint32_t workers) {
   auto [end, ec] = std::from_chars(sid.data(), sid.data() + dot, w);
   if (ec != std::errc() || end != sid.data() + dot || w >= workers) return std::nullopt;
   return w;
+}
+
+// The IP address in a WsConnection::remoteAddress() ("<ip>:<port>"; "?" when unknown): "" when unknown.
+std::string_view ipOf(std::string_view remote) {
+  auto colon = remote.rfind(':');
+  if (colon == std::string_view::npos) return remote == "?" ? std::string_view{} : remote;
+  return remote.substr(0, colon);
+}
+
+// An Engine.IO handshake refused by a per-address or server-wide limit: engine.io's answer to a request its
+// allowRequest refuses, {"code":4,"message":…}, with a status that says why (429, 503).
+http::Response handshakeRefused(unsigned status, std::string_view message) {
+  std::string body = R"({"code":4,"message":)";
+  native::appendJsonString(body, message);
+  body += '}';
+  return http::Response::json(status, std::move(body));
+}
+
+// The `room` claim of a room token, read without checking anything (verifyRoomToken judges the token); "" if none.
+std::string claimedRoom(std::string_view token) {
+  auto dot1 = token.find('.');
+  auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos) return {};
+  auto payload = common::base64UrlDecode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  if (!payload) return {};
+  std::error_code ec;
+  json::value v = json::parse(*payload, ec);
+  if (ec || !v.is_object()) return {};
+  const json::value* room = v.get_object().if_contains("room");
+  return room && room->is_string() ? std::string(room->get_string()) : std::string();
 }
 
 http::Response eioError(EioError code) {
@@ -160,6 +194,7 @@ class InlineId {
 
 using Sid = InlineId<31>;
 using SocketId = InlineId<20>;  // randomSocketId(): always 20 characters
+using Address = InlineId<45>;   // an IP address in text form (IPv4-mapped IPv6 is the longest)
 
 // A WebSocket transport; lives on `worker`, and `conn` is touched only there (null once the connection is gone).
 struct WsLink {
@@ -234,9 +269,12 @@ struct Polling {
   bool upgrading = false;
 };
 
-// What a few sessions carry: the handshake's ?room= and ?token=, the CONNECT's auth token.
+// What a few sessions carry: the handshake's ?room= and ?token=, the CONNECT's auth token (tokens only with
+// --auth-secret), and with --auth-secret the implicit room the token grants.
 struct Credentials {
   std::string roomHint, queryToken, authToken;
+  std::string implicitRoom;  // "" : none (no valid token for it)
+  std::string_view token() const { return authToken.empty() ? queryToken : authToken; }
 };
 
 // The registry of one worker's sessions, keyed by their sid (held by the session itself).
@@ -257,7 +295,9 @@ struct SidEq {
 using SessionSet = std::unordered_set<std::shared_ptr<EngineSession>, SidHash, SidEq>;
 
 struct Service::Impl {
-  Impl(Hub& h, net::WorkerPool& p, Options o) : hub(h), pool(p), options(std::move(o)), sessions(p.size()) {
+  Impl(Hub& h, net::WorkerPool& p, Options o)
+      : hub(h), pool(p), options(std::move(o)), sessions(p.size()), deadlines(p.size()),
+        armedFor(p.size(), TimePoint::max()) {
     for (uint32_t w = 0; w < p.size(); ++w) tickers.push_back(std::make_unique<boost::asio::steady_timer>(p.context(w)));
     if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
     if (options.path.back() != '/') options.path.push_back('/');
@@ -274,31 +314,54 @@ struct Service::Impl {
     auto it = m.find(sid);
     return it == m.end() ? nullptr : *it;
   }
-  std::shared_ptr<EngineSession> create(uint32_t worker, const http::Request& req);
+  std::shared_ptr<EngineSession> create(uint32_t worker, const http::Request& req, std::string_view address);
+
+  common::AddressLimits* addressLimits() const { return hub.options().addressLimits; }
+  // A polling handshake from `ip`: nullopt if it may open a session (which then holds a polling place), else the
+  // refusal to send.
+  std::optional<http::Response> admitPolling(std::string_view ip);
 
   Hub& hub;
   net::WorkerPool& pool;
   Options options;
   RoomPolicy explicitPolicy, implicitPolicy;
   std::vector<SessionSet> sessions;  // per worker
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;                          // per worker
 
-  // Pings and pong deadlines of every session on `worker`, a few times per ping period.
-  void startTicking(uint32_t worker);
+  // The sessions' deadlines (a ping due, a pong late, a CONNECT late), per worker: a min-heap of (when, sid) and one
+  // timer set to the earliest, so that each is met on time while an idle session holds no timer of its own. An entry
+  // made stale by a later deadline of the same session just finds nothing to do (EngineSession::tick).
+  struct Deadline {
+    TimePoint when;
+    Sid sid;
+    bool operator>(const Deadline& o) const { return when > o.when; }
+  };
+  std::vector<std::vector<Deadline>> deadlines;                     // per worker
+  std::vector<TimePoint> armedFor;                                  // per worker: TimePoint::max() when unarmed
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;  // per worker
+
+  // On `worker`: tick the session `sid` at `when` (or soon after).
+  void schedule(uint32_t worker, TimePoint when, const Sid& sid);
+  void arm(uint32_t worker, TimePoint when);
+  void fire(uint32_t worker);
 };
 
 class EngineSession final : public std::enable_shared_from_this<EngineSession> {
  public:
-  EngineSession(Service::Impl& svc, uint32_t worker, std::string_view sid, std::string roomHint,
-                std::string queryToken)
+  EngineSession(Service::Impl& svc, uint32_t worker, std::string_view sid, std::string_view address,
+                std::string roomHint, std::string queryToken)
       : svc_(svc),
         sid_(sid),
+        address_(address),
+        connectBy_(Clock::now() + svc.options.connectTimeout),
         limiter_(svc.hub.limits().burst, Clock::now()),
         worker_(worker) {
     if (!roomHint.empty() || !queryToken.empty()) {
-      credentials_ = std::make_unique<Credentials>(Credentials{std::move(roomHint), std::move(queryToken), {}});
+      credentials_ = std::make_unique<Credentials>(Credentials{std::move(roomHint), std::move(queryToken), {}, {}});
     }
   }
+  ~EngineSession() { releasePollingPlace(); }
+  EngineSession(const EngineSession&) = delete;
+  EngineSession& operator=(const EngineSession&) = delete;
 
   std::string_view sid() const { return sid_.view(); }
 
@@ -311,9 +374,13 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   // --- transports -------------------------------------------------------------------------------------------------
 
-  void startPolling() {
+  // `holdsPlace`: admitted with AddressLimits::openPollingSession, whose place this session gives back when it ends or
+  // upgrades (releasePollingPlace).
+  void startPolling(bool holdsPlace) {
     poll_ = std::make_unique<Polling>();
+    holdsPollingPlace_ = holdsPlace;
     schedulePing();
+    svc_.schedule(worker_, connectBy_, sid_);
   }
 
   void startWebSocket(std::shared_ptr<WsLink> link) {
@@ -321,6 +388,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     ws_ = std::move(link);
     sendOn(ws_, openPacket(false), false);
     schedulePing();
+    svc_.schedule(worker_, connectBy_, sid_);
   }
 
   void onPollGet(http::Responder respond) {
@@ -444,6 +512,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     }
     if (poll_ && poll_->probe) closeLink(poll_->probe, wsCode, std::string(why));
     disconnectSocket();
+    releasePollingPlace();
     auto& registry = svc_.sessions[worker_];
     if (auto it = registry.find(sid_.view()); it != registry.end() && it->get() == this) registry.erase(it);
   }
@@ -482,6 +551,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
         fail(ack, "join-room", toString(e.code), e.message);
         if (explicitRooms() == 0) joinImplicit();
       } else {
+        implicitRefused_ = e.code;  // what its events are told (refuseRoomless)
         spdlog::debug("socket.io {}: not in the room '{}': {}", sid_.view(), name, e.message);
       }
       return;
@@ -520,17 +590,33 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   void schedulePing() {
     awaitingPong_ = false;
     pingDue_ = Clock::now() + svc_.options.pingInterval;
+    svc_.schedule(worker_, pingDue_, sid_);
+  }
+
+  // The polling place this session holds (AddressLimits::openPollingSession), given back once: when the session
+  // ends, or when it upgrades to a WebSocket (a WebSocket connection from then on, counted as one).
+  void releasePollingPlace() {
+    if (!holdsPollingPlace_) return;
+    holdsPollingPlace_ = false;
+    if (auto* limits = svc_.addressLimits()) limits->closePollingSession(address_.view());
   }
 
  public:
-  // The worker's tick (Service::Impl::tick): sends the ping when it is due and closes a session whose pong is late.
-  // One timer per worker instead of one per session: an idle session then holds no pending timer operation.
+  // At one of this session's deadlines (Service::Impl::fire; a stale one finds nothing due): closes a session whose
+  // client sent no CONNECT in time, sends the ping when it is due, closes a session whose pong is late. One timer
+  // per worker instead of one per session: an idle session then holds no pending timer operation.
   void tick(TimePoint now) {
-    if (closed_ || pingDue_ == TimePoint{}) return;
+    if (closed_) return;
+    if (socketId_.empty() && now >= connectBy_) {  // never connected a socket
+      close("connect timeout", true);
+      return;
+    }
+    if (pingDue_ == TimePoint{}) return;
     if (!awaitingPong_ && now >= pingDue_) {
       sendPacket(EioPacket{EioType::kPing, {}, false});
       awaitingPong_ = true;
       pingDue_ = now + svc_.options.pingTimeout;  // now the pong's deadline
+      svc_.schedule(worker_, pingDue_, sid_);
     } else if (awaitingPong_ && now >= pingDue_) {
       close("ping timeout", false);
     }
@@ -555,6 +641,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       }
       auto queued = std::move(poll.queue);
       poll_.reset();  // the session is a WebSocket one from now on (destroying the timer cancels its wait)
+      releasePollingPlace();
       for (auto& q : queued) sendPacket(std::move(q));
       return;
     }
@@ -674,7 +761,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     if (!ev) return false;
     metrics::add(metrics::registry().messagesIn);
     metrics::add(metrics::registry().bytesIn, frame.size() - 1);
-    if (!allowEvent(ev->ackId, ev->event)) return true;
+    if (!allowEvent(ev->ackId, ev->event) || refuseRoomless(ev->ackId, ev->event)) return true;
     if (ev->route == EventRoute::kDirected) {
       relayDirected(ev->event, ev->ackId, ev->target, std::move(ev->frame));
     } else {
@@ -754,8 +841,18 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     if (connected_) return;
-    if (p.data && p.data->is_object()) {
-      if (auto* t = p.data->as_object().if_contains("token"); t && t->is_string() && !t->as_string().empty()) {
+    // A CONNECT joins a room (the implicit one): it counts against the rate like an event, so that a client
+    // cycling CONNECT and DISCONNECT is slowed down as one flooding events is.
+    if (!limiter_.allow(Clock::now(), svc_.hub.limits().messagesPerSecond, svc_.hub.limits().burst)) {
+      metrics::registry().drop(metrics::Drop::kRateLimited);
+      SioPacket refuse{SioType::kConnectError, "/", {}, 0,
+                       json::value(json::object{{"message", "rate-limited: too many messages, slow down"}}), {}};
+      sendText(encodePacket(refuse));
+      return;
+    }
+    if (p.data && p.data->is_object() && svc_.hub.options().authSecret) {  // a token is only kept to be checked
+      if (auto* t = p.data->as_object().if_contains("token");
+          t && t->is_string() && !t->as_string().empty() && t->as_string().size() <= kMaxTokenBytes) {
         if (!credentials_) credentials_ = std::make_unique<Credentials>();
         credentials_->authToken = std::string(t->as_string());
       }
@@ -773,6 +870,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   void disconnectSocket() {
     if (!connected_) return;
     connected_ = false;
+    implicitRefused_.reset();
     assembler_.reset();
     while (memberships_) {  // the last first
       Membership* last = memberships_.get();
@@ -809,10 +907,14 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     m->joinAck = ack ? static_cast<int64_t>(*ack) : -1;
     const RoomPolicy& policy = implicit ? svc_.implicitPolicy : svc_.explicitPolicy;
     std::string key = m->key();
-    svc_.hub.onRoom(key, [ep = m->endpoint, key, policy, id = socketId_.str()](RoomHost& rooms, Outbox& out) {
-      Room* r = rooms.findOrCreate(key, policy);
+    svc_.hub.onRoom(key, [ep = m->endpoint, key, policy, id = socketId_.str(), address = address_](RoomHost& rooms,
+                                                                                                  Outbox& out) {
+      ErrorCode refused = ErrorCode::kTooManyRooms;
+      Room* r = rooms.findOrCreate(key, policy, RoomCreator{address.view(), Clock::now()}, &refused);
       if (!r) {
-        refuseJoin(out, ep, kNoRequest, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
+        refuseJoin(out, ep, kNoRequest, refused,
+                   refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"
+                                                      : "this server holds the most rooms it may");
         return;
       }
       r->join(JoinRequest{ep, kNoRequest, {}, {}, id}, Clock::now(), out);  // no name: nothing here shows one
@@ -845,13 +947,53 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
   void joinImplicit() {
-    if (!connected_ || membership(implicitName(), true)) return;
-    addMembership(implicitName(), true, std::nullopt);
+    if (!connected_ || implicitMembership()) return;
+    std::string_view name = implicitName();
+    if (name.empty()) return;  // --auth-secret and no token for it: in no room
+    addMembership(name, true, std::nullopt);
   }
 
-  std::string_view implicitName() const {
-    if (credentials_ && !credentials_->roomHint.empty()) return credentials_->roomHint;
-    return svc_.options.defaultRoom;
+  Membership* implicitMembership() const {
+    for (Membership* m = memberships_.get(); m; m = m->next.get()) {
+      if (m->implicit) return m;
+    }
+    return nullptr;
+  }
+
+  // The implicit room: the handshake's ?room=, else the default room. With --auth-secret only a room the socket's
+  // token grants: ?room= if it does; with no ?room=, the room the token names (a token for one room puts its holder
+  // there), or the default room for a token for any room ("*"). "" when there is none: the socket is in no room
+  // until it joins one its token grants. Checked again each time the socket goes back to it (the token may have
+  // expired since).
+  std::string_view implicitName() {
+    std::string_view hint = credentials_ ? std::string_view(credentials_->roomHint) : std::string_view{};
+    const auto& secret = svc_.hub.options().authSecret;
+    if (!secret) return hint.empty() ? std::string_view(svc_.options.defaultRoom) : hint;
+    if (!credentials_) return {};
+    std::string_view token = credentials_->token();
+    std::string candidate(hint);
+    if (candidate.empty()) {
+      candidate = claimedRoom(token);
+      if (candidate == "*" || !native::validRoomName(candidate)) candidate = svc_.options.defaultRoom;
+    }
+    auto v = auth::verifyRoomToken(token, *secret, candidate, wallMillis() / 1000);
+    credentials_->implicitRoom = v.claims ? std::move(candidate) : std::string();
+    return credentials_->implicitRoom;
+  }
+
+  // A socket in no room may only join one: anything else is refused, with what kept it out of its implicit room (no
+  // valid token for it, or the room core's refusal). True if `event` was refused.
+  bool refuseRoomless(std::optional<uint64_t> ack, std::string_view event) {
+    if (memberships_ || event == "join-room") return false;
+    if (implicitRefused_) {
+      fail(ack, event, toString(*implicitRefused_), "this socket is in no room: join one");
+      return true;
+    }
+    if (svc_.hub.options().authSecret) {
+      fail(ack, event, "unauthorized", "this socket has no room token for its room: join-room a room the token grants");
+      return true;
+    }
+    return false;
   }
 
   // An error for an event: in its ack when it asked for one, else as a `kaiwa:error` event (spaced out, so a flood
@@ -896,6 +1038,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     if (event == "join-room") return onJoin(p);
+    if (refuseRoomless(p.ackId, event)) return;
     if (event == "leave-room") return onLeave(p);
     if (event == "toggle-audio" || event == "toggle-video") return onToggle(std::move(p), event);
     EventRule rule = ruleOf(event, svc_.options.relayUnknownEvents);
@@ -940,15 +1083,14 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     if (const auto& secret = svc_.hub.options().authSecret) {
-      std::string_view token;
-      if (credentials_) token = credentials_->authToken.empty() ? credentials_->queryToken : credentials_->authToken;
+      std::string_view token = credentials_ ? credentials_->token() : std::string_view{};
       auto v = auth::verifyRoomToken(token, *secret, *room, wallMillis() / 1000);
       if (!v.claims) {
         fail(p.ackId, "join-room", "unauthorized", "room token refused: " + std::string(auth::toString(v.error)));
         return;
       }
     }
-    if (Membership* imp = membership(implicitName(), true)) leaveRoom(*imp, std::nullopt);
+    if (Membership* imp = implicitMembership()) leaveRoom(*imp, std::nullopt);
     if (moveToOwnerOf(*room, p.ackId)) return;  // joins there
     addMembership(*room, false, p.ackId);
   }
@@ -977,6 +1119,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     worker_ = worker;
     ws_->worker = worker;
     svc_.sessions[worker].insert(shared_from_this());
+    if (pingDue_ != TimePoint{}) svc_.schedule(worker, pingDue_, sid_);  // this worker's timer from now on
     if (closed_ || !connected_) return;
     addMembership(room, false, ack);
   }
@@ -1085,7 +1228,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       if (!m->implicit) targets.push_back(m);
     }
     if (targets.empty()) {
-      if (Membership* imp = membership(implicitName(), true)) targets.push_back(imp);
+      if (Membership* imp = implicitMembership()) targets.push_back(imp);
     }
     if (targets.empty()) {
       fail(ack, std::string(name), "not-joined", "this socket is in no room");
@@ -1114,7 +1257,9 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   // used.
   Service::Impl& svc_;
   Sid sid_;
-  SocketId socketId_;
+  SocketId socketId_;  // set by the first CONNECT
+  Address address_;    // the client's, for the per-address limits
+  TimePoint connectBy_;  // a session that connected no socket by then is closed
   TimePoint pingDue_{};  // when to ping, or (awaitingPong_) when the pong is late
   TimePoint lastErrorEvent_{};
   TokenBucket limiter_;  // Limits::messagesPerSecond, Limits::burst
@@ -1125,6 +1270,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   std::unique_ptr<Membership> memberships_;  // the first room; the others follow through Membership::next
   uint32_t worker_;
   bool closed_ = false, awaitingPong_ = false, connected_ = false;
+  bool holdsPollingPlace_ = false;  // releasePollingPlace
+  std::optional<ErrorCode> implicitRefused_;  // why the room core refused the implicit room, if it did
   bool direct_ = false;  // opened as a WebSocket (never polled): its transport and it share a worker, and may move
 };
 
@@ -1133,25 +1280,61 @@ std::string_view SidEq::sidOf(const std::shared_ptr<EngineSession>& s) { return 
 
 void Membership::deliver(const EventPtr& event) { session.onRoomEvent(*this, event); }
 
-void Service::Impl::startTicking(uint32_t worker) {
-  Millis period = std::clamp<Millis>(std::min(options.pingInterval, options.pingTimeout) / 4, Millis(20), Millis(1000));
-  tickers[worker]->expires_after(period);
+void Service::Impl::schedule(uint32_t worker, TimePoint when, const Sid& sid) {
+  auto& heap = deadlines[worker];
+  heap.push_back(Deadline{when, sid});
+  std::push_heap(heap.begin(), heap.end(), std::greater<>());
+  if (when < armedFor[worker]) arm(worker, when);
+}
+
+void Service::Impl::arm(uint32_t worker, TimePoint when) {
+  armedFor[worker] = when;
+  tickers[worker]->expires_at(when);  // cancels the wait set for a later time
   tickers[worker]->async_wait([this, worker](const boost::system::error_code& ec) {
-    if (ec) return;
-    std::vector<std::shared_ptr<EngineSession>> all;  // a tick may close sessions, which leaves the set
-    all.reserve(sessions[worker].size());
-    for (const auto& s : sessions[worker]) all.push_back(s);
-    TimePoint now = Clock::now();
-    for (auto& s : all) s->tick(now);
-    startTicking(worker);
+    if (ec) return;  // cancelled: armed again for an earlier deadline
+    armedFor[worker] = TimePoint::max();
+    fire(worker);
   });
 }
 
-std::shared_ptr<EngineSession> Service::Impl::create(uint32_t worker, const http::Request& req) {
+void Service::Impl::fire(uint32_t worker) {
+  auto& heap = deadlines[worker];
+  TimePoint now = Clock::now();
+  while (!heap.empty() && heap.front().when <= now) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    Sid sid = heap.back().sid;
+    heap.pop_back();
+    if (auto s = find(worker, sid.view())) s->tick(now);  // may schedule again (a pong's deadline)
+  }
+  if (!heap.empty() && heap.front().when < armedFor[worker]) arm(worker, heap.front().when);
+  if (heap.empty() && heap.capacity() > 1024) heap.shrink_to_fit();
+}
+
+std::optional<http::Response> Service::Impl::admitPolling(std::string_view ip) {
+  common::AddressLimits* limits = addressLimits();
+  if (!limits) return std::nullopt;
+  if (!limits->allowHandshake(ip, Clock::now())) {
+    return handshakeRefused(429, "Too many handshakes from this address: try again later");
+  }
+  if (!limits->openPollingSession(ip)) {
+    std::size_t total = limits->options().pollingSessionsTotal;
+    if (total && limits->pollingSessionsTotal() >= total) {
+      return handshakeRefused(503, "This server holds the most polling sessions it may: try again later");
+    }
+    return handshakeRefused(429, "Too many polling sessions from this address");
+  }
+  return std::nullopt;
+}
+
+std::shared_ptr<EngineSession> Service::Impl::create(uint32_t worker, const http::Request& req,
+                                                     std::string_view address) {
   std::string sid = std::to_string(worker) + "." + randomSocketId();
   auto room = req.queryParam("room");
   if (room && !native::validRoomName(*room)) room.reset();
-  auto s = std::make_shared<EngineSession>(*this, worker, sid, room.value_or(""), req.queryParam("token").value_or(""));
+  std::optional<std::string> token;  // kept only where it is checked, and only of a size a token has
+  if (hub.options().authSecret) token = req.queryParam("token");
+  if (token && token->size() > kMaxTokenBytes) token.reset();
+  auto s = std::make_shared<EngineSession>(*this, worker, sid, address, room.value_or(""), token.value_or(""));
   sessions[worker].insert(s);
   return s;
 }
@@ -1174,7 +1357,13 @@ class WsTransport final : public http::WsHandler {
     link_->conn = &conn_;
     auto req = std::move(req_);
     if (!upgrade_) {
-      auto s = svc_.create(owner_, *req);
+      std::string remote = conn_.remoteAddress();
+      std::string_view ip = ipOf(remote);
+      if (auto* limits = svc_.addressLimits(); limits && !limits->allowHandshake(ip, Clock::now())) {
+        conn_.close(kCloseTryAgainLater, "too many handshakes from this address");  // no session: nothing to undo
+        return;
+      }
+      auto s = svc_.create(owner_, *req, ip);
       sid_ = Sid(s->sid());
       session_ = s;
       s->startWebSocket(link_);
@@ -1251,9 +1440,7 @@ std::optional<EioError> checkHandshake(const http::Request& req, std::string_vie
 }  // namespace
 
 Service::Service(Hub& hub, net::WorkerPool& pool, Options options)
-    : impl_(std::make_unique<Impl>(hub, pool, std::move(options))) {
-  for (uint32_t w = 0; w < pool.size(); ++w) impl_->startTicking(w);
-}
+    : impl_(std::make_unique<Impl>(hub, pool, std::move(options))) {}
 
 Service::~Service() = default;
 
@@ -1271,8 +1458,12 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
   auto sid = req.queryParam("sid");
   if (!sid) {
     if (req.method != "GET") return fail(EioError::kBadHandshakeMethod);
-    auto s = impl_->create(req.worker, req);
-    s->startPolling();
+    if (auto refused = impl_->admitPolling(req.remoteAddress)) {
+      respond(std::move(*refused));  // counted by AddressLimits (kaiwa_address_refused_total)
+      return true;
+    }
+    auto s = impl_->create(req.worker, req, req.remoteAddress);
+    s->startPolling(impl_->addressLimits() != nullptr);
     respond(pollResponse(s->openPacket(true)));
     return true;
   }
