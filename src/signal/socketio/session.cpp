@@ -948,6 +948,7 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   void joinImplicit() {
     if (!connected_ || implicitMembership()) return;
+    implicitRefused_.reset();  // the room core's last word, if any, was about an earlier try
     std::string_view name = implicitName();
     if (name.empty()) return;  // --auth-secret and no token for it: in no room
     addMembership(name, true, std::nullopt);
