@@ -2,7 +2,8 @@
 // The input is the text of one packet, optionally followed by "\n" and attachments (split at each further
 // "\n"), which go through a BinaryAssembler (maxBytes 64). Checks:
 // - an accepted packet obeys the header's rules (type; "<n>-" only for binary types, 1 <= n <= max;
-//   namespace starting with '/' without ','; ack id < 2^53; the data shape of its type; finite numbers);
+//   namespace starting with '/' without ',' (it ends at one, or with the packet); ack id < 2^53; the data shape
+//   of its type; finite numbers);
 // - what small limits (2 attachments, depth 4) accept, the default limits accept too, as the same packet;
 // - the assembler completes a binary packet with exactly its declared attachments, in order, within maxBytes,
 //   and refuses an attachment with nothing waiting;

@@ -75,10 +75,10 @@ struct SioLimits {
 };
 
 // Decodes one Socket.IO packet from the text of an Engine.IO message. Checks, as the reference parser does: a known
-// type; for binary types a "<n>-" prefix; a namespace starting with '/' ended by ',' or by the end of the packet; decimal ack id (< 2^53);
-// CONNECT data absent or an object; EVENT / BINARY_EVENT data a non-empty array whose first element is a string;
-// ACK / BINARY_ACK data an array; CONNECT_ERROR data an object or a string; DISCONNECT no data; JSON without
-// non-finite numbers. nullopt otherwise (also for trailing garbage after the JSON).
+// type; for binary types a "<n>-" prefix; a namespace starting with '/' ended by ',' or by the end of the packet;
+// decimal ack id (< 2^53); CONNECT data absent or an object; EVENT / BINARY_EVENT data a non-empty array whose first
+// element is a string; ACK / BINARY_ACK data an array; CONNECT_ERROR data an object or a string; DISCONNECT no data;
+// JSON without non-finite numbers. nullopt otherwise (also for trailing garbage after the JSON).
 std::optional<SioPacket> decodePacket(std::string_view text, const SioLimits& limits = {});
 
 // The text of `p` for an Engine.IO message (without the Engine.IO '4'). For binary types the attachment count
