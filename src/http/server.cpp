@@ -12,9 +12,16 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <limits>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -31,12 +38,53 @@ namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using detail::AddressTicket;
 using detail::SessionBase;
 
 namespace {
 
 constexpr std::string_view kServerName = "kaiwa";
 constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kAcceptPauseMin = std::chrono::milliseconds(50);  // after a failed accept; doubled up to the max
+constexpr auto kAcceptPauseMax = std::chrono::milliseconds(1000);
+constexpr int64_t kAcceptLogEveryMs = 10'000;                   // accept errors are logged at most this often
+constexpr std::size_t kShedPerTurn = 64;                         // waiting connections closed per failed accept
+
+// What a connection refused at accept is told (plain HTTP only; over TLS there is no cheap way to say it).
+std::string refusalResponse(unsigned status, std::string_view reason, std::string_view body) {
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+         "\r\nServer: kaiwa\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" + std::string(body);
+}
+
+// The client's address as Request::remoteAddress has it: IPv4-mapped IPv6 as IPv4, no brackets, no zone.
+std::string clientIp(const asio::ip::address& a) {
+  if (!a.is_v6()) return a.to_string();
+  auto v6 = a.to_v6();
+  if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+  v6.scope_id(0);
+  return v6.to_string();
+}
+
+// Accept errors, logged at most once per kAcceptLogEveryMs for the whole process, with the count of the others.
+std::atomic<int64_t> acceptLoggedAt{std::numeric_limits<int64_t>::min() / 2};
+std::atomic<uint64_t> acceptErrorsUnlogged{0};
+std::atomic<uint64_t> acceptShedUnlogged{0};
+
+void reportAcceptError(const beast::error_code& ec, std::size_t shed) {
+  acceptShedUnlogged.fetch_add(shed, std::memory_order_relaxed);
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  int64_t last = acceptLoggedAt.load(std::memory_order_relaxed);
+  if (now - last < kAcceptLogEveryMs || !acceptLoggedAt.compare_exchange_strong(last, now)) {
+    acceptErrorsUnlogged.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  uint64_t more = acceptErrorsUnlogged.exchange(0, std::memory_order_relaxed);
+  uint64_t closed = acceptShedUnlogged.exchange(0, std::memory_order_relaxed);
+  spdlog::warn("accept failed: {} ({} more failures not logged since the last report, {} waiting connections closed "
+               "unserved); the listener pauses and retries",
+               ec.message(), more, closed);
+}
 
 }  // namespace
 
@@ -59,8 +107,8 @@ template <typename Stream>
 class WsSession final : public SessionBase, public WsConnection,
                         public std::enable_shared_from_this<WsSession<Stream>> {
  public:
-  WsSession(Server::Impl& srv, uint32_t worker, Stream&& stream, beast::flat_buffer&& buffer)
-      : srv_(srv), worker_(worker), ws_(std::move(stream)), buffer_(std::move(buffer)) {
+  WsSession(Server::Impl& srv, uint32_t worker, Stream&& stream, beast::flat_buffer&& buffer, AddressTicket ticket)
+      : srv_(srv), worker_(worker), ws_(std::move(stream)), buffer_(std::move(buffer)), ticket_(std::move(ticket)) {
     srv_.live[worker_].insert(this);
     remote_ = endpointText();
   }
@@ -72,6 +120,7 @@ class WsSession final : public SessionBase, public WsConnection,
 
   void start(const bhttp::request<bhttp::string_body>& req) {
     Request r = toRequest(req, worker_);
+    r.remoteAddress = ticket_.ip();
     handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, r) : nullptr;
     if (!handler_) {
       auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
@@ -110,6 +159,21 @@ class WsSession final : public SessionBase, public WsConnection,
 
   void shutdown(uint16_t code, const std::string& reason) override { close(code, reason); }
 
+  // A message begun must be complete within ServerOptions::messageTimeout: Beast appends its payload to buffer_ as
+  // it comes, and buffer_ is emptied once it is handled.
+  void tick(std::chrono::steady_clock::time_point now) override {
+    if (!opened_ || finished_ || hardClosed_ || buffer_.size() == 0) {
+      messageSince_ = {};
+      return;
+    }
+    if (messageSince_ == std::chrono::steady_clock::time_point{}) {
+      messageSince_ = now;
+    } else if (srv_.options.messageTimeout.count() > 0 && now - messageSince_ >= srv_.options.messageTimeout) {
+      spdlog::debug("ws {}: a message unfinished for {} ms, closing", remote_, srv_.options.messageTimeout.count());
+      hardClose();
+    }
+  }
+
  private:
   std::string endpointText() {
     beast::error_code ec;
@@ -144,6 +208,7 @@ class WsSession final : public SessionBase, public WsConnection,
     auto data = buffer_.cdata();
     handler_->onMessage(std::string_view(static_cast<const char*>(data.data()), data.size()), !ws_.got_text());
     buffer_.consume(buffer_.size());
+    messageSince_ = {};
     if (!finished_ && !hardClosed_) read();
   }
 
@@ -224,6 +289,8 @@ class WsSession final : public SessionBase, public WsConnection,
   uint16_t peerCloseCode_ = 0;
   websocket::close_reason closeReason_;
   std::string remote_;
+  AddressTicket ticket_;
+  std::chrono::steady_clock::time_point messageSince_{};  // when the message in buffer_ was first seen unfinished
   bool opened_ = false, writing_ = false, closeRequested_ = false, closing_ = false, hardClosed_ = false,
        finished_ = false;
 };
@@ -231,8 +298,8 @@ class WsSession final : public SessionBase, public WsConnection,
 template <typename Stream>
 class HttpSession final : public SessionBase, public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(Server::Impl& srv, uint32_t worker, Stream&& stream)
-      : srv_(srv), worker_(worker), stream_(std::move(stream)) {
+  HttpSession(Server::Impl& srv, uint32_t worker, Stream&& stream, AddressTicket ticket)
+      : srv_(srv), worker_(worker), stream_(std::move(stream)), ticket_(std::move(ticket)) {
     srv_.live[worker_].insert(this);
     metrics::add(metrics::registry().httpConnections, 1);
   }
@@ -262,6 +329,12 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
   }
 
  private:
+  Request request(const bhttp::request<bhttp::string_body>& req, uint32_t worker) const {
+    Request r = toRequest(req, worker);
+    r.remoteAddress = ticket_.ip();
+    return r;
+  }
+
   void readRequest() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(srv_.options.maxHeaderBytes));
@@ -300,6 +373,12 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
         respond(Response::text(400, "bad WebSocket upgrade\n"), req.version(), false, false);
         return;
       }
+      if (auto* limits = srv_.options.addressLimits; limits && !limits->allowHandshake(ticket_.ip(), Clock::now())) {
+        Response res = Response::text(429, "too many WebSocket handshakes from this address\n");
+        res.headers.emplace_back("Retry-After", "1");
+        respond(std::move(res), req.version(), false, false);
+        return;
+      }
       handedOver_ = true;
       beast::get_lowest_layer(stream_).expires_never();  // the request timer's wait would outlive the session
       SSL* ssl = nullptr;
@@ -308,23 +387,21 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
         if (!ssl) {
           // TLS data in flight inside Asio's stream: this one stays on Beast (kaiwa_ws_tls_beast_total).
           metrics::add(metrics::registry().wsTlsBeast);
-          auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_));
+          auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_),
+                                                        std::move(ticket_));
           ws->start(req);
           return;
         }
       }
       uint32_t target = worker_;
       if (srv_.routes.websocketWorker) {
-        auto t = srv_.routes.websocketWorker(toRequest(req, worker_));
+        auto t = srv_.routes.websocketWorker(request(req, worker_));
         if (t && *t < srv_.pool.size()) target = *t;
       }
       handOver(target, ssl);
       return;
     }
-    Request r = toRequest(req, worker_);
-    beast::error_code peerError;  // the client's address, for the per-address limits of the front doors
-    if (auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(peerError); !peerError)
-      r.remoteAddress = ep.address().to_string();
+    Request r = request(req, worker_);
     bool head = req.method() == bhttp::verb::head;
     if (srv_.routes.deferred) {
       // The responder may run on any thread; it carries the response back to this worker.
@@ -376,13 +453,15 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     auto& req = parser_->get();
     std::string key(req[bhttp::field::sec_websocket_key]);
     if (target == worker_) {
-      detail::startBareWebSocket(srv_, worker_, fd, ssl, leftover, toRequest(req, worker_), key);
+      Request r = request(req, worker_);
+      detail::startBareWebSocket(srv_, worker_, fd, ssl, std::move(ticket_), leftover, r, key);
       return;
     }
     metrics::add(metrics::registry().wsHandovers);
-    srv_.pool.post(target, [srv = &srv_, target, fd, ssl, leftover = std::move(leftover),
-                            request = toRequest(req, target), key = std::move(key)] {
-      detail::startBareWebSocket(*srv, target, fd, ssl, leftover, request, key);
+    // (If the workers stop before the task runs, the ticket goes with it; the descriptor goes with the process.)
+    srv_.pool.post(target, [srv = &srv_, target, fd, ssl, leftover = std::move(leftover), r = request(req, target),
+                            key = std::move(key), ticket = std::move(ticket_)]() mutable {
+      detail::startBareWebSocket(*srv, target, fd, ssl, std::move(ticket), leftover, r, key);
     });
   }
 
@@ -415,8 +494,30 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  AddressTicket ticket_;  // moves to the WebSocket at an upgrade
   bool handedOver_ = false;
 };
+
+// A TLS context for a server certificate chain and key. Throws std::runtime_error if either is not usable.
+std::shared_ptr<asio::ssl::context> makeSslContext(const TlsConfig& tls) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                   asio::ssl::context::single_dh_use);
+  // An idle connection gives its record buffers (~34 KB) back to OpenSSL until its next record: signaling
+  // connections are mostly idle, and WSS is how kaiwa faces the internet without a proxy.
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  try {
+    ctx->use_certificate_chain(asio::buffer(tls.certificateChainPem));
+    ctx->use_private_key(asio::buffer(tls.privateKeyPem), asio::ssl::context::pem);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("TLS certificate or key not usable: ") + e.what());
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw std::runtime_error("TLS certificate or key not usable: the key does not belong to the certificate");
+  }
+  return ctx;
+}
 
 }  // namespace
 
@@ -430,45 +531,129 @@ void Server::Impl::startTicking(uint32_t worker) {
   });
 }
 
+Server::Impl::~Impl() {
+  abandonAll();
+  for (auto& st : acceptStates) {
+    if (st.spare >= 0) ::close(st.spare);
+  }
+}
+
 void Server::Impl::accept(uint32_t worker) {
   acceptors[worker]->async_accept(pool.context(worker), [this, worker](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;  // stopAccepting
-    if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      if (ssl) {
-        std::make_shared<HttpSession<TlsStream>>(*this, worker, TlsStream(std::move(socket), *ssl))->start();
-      } else {
-        std::make_shared<HttpSession<PlainStream>>(*this, worker, PlainStream(std::move(socket)))->start();
-      }
-    } else {
-      spdlog::warn("accept failed: {}", ec.message());  // e.g. EMFILE: go on, the listener stays
+    if (ec) {
+      acceptFailed(worker, ec);  // accepts again after a pause
+      return;
     }
+    acceptStates[worker].backoff = std::chrono::milliseconds(0);
+    admit(worker, std::move(socket));
     accept(worker);
   });
+}
+
+void Server::Impl::admit(uint32_t worker, tcp::socket socket) {
+  beast::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) return;  // the client is gone already
+  std::string ip = clientIp(remote.address());
+  AddressTicket ticket(nullptr, ip);
+  if (common::AddressLimits* limits = options.addressLimits) {
+    if (!limits->openConnection(ip, Clock::now())) {
+      // Over the address's concurrent or rate limit (counted in kaiwa_address_refused_total): closed at once.
+      if (!tls) {
+        static const std::string kRefused =
+            refusalResponse(429, "Too Many Requests", "too many connections from this address\n");
+        [[maybe_unused]] auto n = ::send(socket.native_handle(), kRefused.data(), kRefused.size(),
+                                         MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
+      socket.shutdown(tcp::socket::shutdown_send, ec);
+      socket.close(ec);
+      return;
+    }
+    ticket = AddressTicket(limits, std::move(ip));
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  if (tls) {
+    auto ctx = sslContext();  // the current certificate (SIGHUP may have swapped it)
+    std::make_shared<HttpSession<TlsStream>>(*this, worker, TlsStream(std::move(socket), *ctx), std::move(ticket))
+        ->start();
+  } else {
+    std::make_shared<HttpSession<PlainStream>>(*this, worker, PlainStream(std::move(socket)), std::move(ticket))
+        ->start();
+  }
+}
+
+void Server::Impl::acceptFailed(uint32_t worker, const beast::error_code& ec) {
+  auto& st = acceptStates[worker];
+  std::size_t shed = 0;
+  bool outOfDescriptors = ec == asio::error::no_descriptors ||
+                          (ec.category() == asio::error::get_system_category() && ec.value() == ENFILE);
+  if (outOfDescriptors) shed = shedPending(worker);
+  reportAcceptError(ec, shed);
+  // The listener stays readable while connections wait: retrying at once would spin. Pause, longer each time.
+  st.backoff = st.backoff.count() == 0 ? kAcceptPauseMin : std::min<std::chrono::milliseconds>(st.backoff * 2,
+                                                                                               kAcceptPauseMax);
+  st.retry->expires_after(st.backoff);
+  st.retry->async_wait([this, worker](beast::error_code e) {
+    if (e || !acceptors[worker]->is_open()) return;  // stopAccepting
+    accept(worker);
+  });
+}
+
+// Out of descriptors: gives up the spare one for a moment to take the connections waiting on this worker's listener
+// and close them at once, so that their clients are told (plain HTTP: a 503) instead of waiting in the backlog.
+std::size_t Server::Impl::shedPending(uint32_t worker) {
+  auto& st = acceptStates[worker];
+  if (st.spare >= 0) {
+    ::close(st.spare);
+    st.spare = -1;
+  }
+  static const std::string kBusy = refusalResponse(503, "Service Unavailable", "the server is out of resources\n");
+  int listener = acceptors[worker]->native_handle();
+  std::size_t shed = 0;
+  while (shed < kShedPerTurn) {
+    pollfd p{listener, POLLIN, 0};
+    if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) break;  // none waiting (never blocks in accept)
+    int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      break;  // EMFILE still (another thread took the spare's slot), or none waiting
+    }
+    if (!tls) {
+      [[maybe_unused]] auto n = ::send(fd, kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    ::close(fd);
+    ++shed;
+  }
+  st.spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // may fail while descriptors are short: next time
+  return shed;
 }
 
 Server::Server(net::WorkerPool& pool, ServerOptions options, Routes routes)
     : impl_(std::make_unique<Impl>(pool, std::move(options), std::move(routes))) {
   if (impl_->options.tls) {
-    auto& ctx = impl_->ssl.emplace(asio::ssl::context::tls_server);
-    ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
-                    asio::ssl::context::single_dh_use);
-    // An idle connection gives its record buffers (~34 KB) back to OpenSSL until its next record: signaling
-    // connections are mostly idle, and WSS is how kaiwa faces the internet without a proxy.
-    SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
-    try {
-      ctx.use_certificate_chain(asio::buffer(impl_->options.tls->certificateChainPem));
-      ctx.use_private_key(asio::buffer(impl_->options.tls->privateKeyPem), asio::ssl::context::pem);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(std::string("TLS certificate or key not usable: ") + e.what());
-    }
+    impl_->tls = true;
+    impl_->sslCurrent = makeSslContext(*impl_->options.tls);
+    impl_->options.tls->privateKeyPem.clear();  // held by OpenSSL from now on
   }
 }
 
 Server::~Server() = default;
 
-bool Server::tls() const { return impl_->ssl.has_value(); }
+bool Server::tls() const { return impl_->tls; }
+
+std::optional<std::string> Server::reloadTls(const TlsConfig& tls) {
+  if (!impl_->tls) return std::string("this server does not serve TLS");
+  std::shared_ptr<asio::ssl::context> ctx;
+  try {
+    ctx = makeSslContext(tls);
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+  std::lock_guard lock(impl_->sslMutex);
+  impl_->sslCurrent.swap(ctx);  // the old context goes once the last connection made with it closes
+  return std::nullopt;
+}
 
 uint16_t Server::start() {
   beast::error_code ec;
@@ -505,6 +690,10 @@ uint16_t Server::start() {
   }
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
     impl_->tickers.push_back(std::make_unique<asio::steady_timer>(impl_->pool.context(w)));
+    auto& st = impl_->acceptStates[w];
+    st.retry = std::make_unique<asio::steady_timer>(impl_->pool.context(w));
+    st.spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (st.spare < 0) throw std::runtime_error(std::string("cannot open /dev/null: ") + std::strerror(errno));
   }
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
     impl_->pool.post(w, [this, w] {
@@ -520,6 +709,7 @@ void Server::stopAccepting() {
     impl_->pool.post(w, [this, w] {
       beast::error_code ec;
       impl_->acceptors[w]->close(ec);
+      impl_->acceptStates[w].retry->cancel();
     });
   }
 }

@@ -10,10 +10,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "http/server.hpp"
@@ -34,14 +36,58 @@ class SessionBase {
   virtual void abandon() {}
 };
 
+// A connection's place in its client address's count of connections (common::AddressLimits::openConnection): given
+// back exactly once, when its last owner lets go of it. It moves with the connection — from the HTTP session to the
+// worker it is handed over to, to its WebSocket (bare or Beast), along a move to another worker — so that no path
+// keeps or loses a count. Also carries the client's address (a plain IP, IPv6 without brackets) for Request.
+class AddressTicket {
+ public:
+  AddressTicket() = default;
+  // `limits` nullptr: nothing to give back (no limits, or an address they do not count).
+  AddressTicket(common::AddressLimits* limits, std::string ip) : limits_(limits), ip_(std::move(ip)) {}
+  AddressTicket(AddressTicket&& o) noexcept : limits_(std::exchange(o.limits_, nullptr)), ip_(std::move(o.ip_)) {}
+  AddressTicket& operator=(AddressTicket&& o) noexcept {
+    if (this != &o) {
+      release();
+      limits_ = std::exchange(o.limits_, nullptr);
+      ip_ = std::move(o.ip_);
+    }
+    return *this;
+  }
+  AddressTicket(const AddressTicket&) = delete;
+  AddressTicket& operator=(const AddressTicket&) = delete;
+  ~AddressTicket() { release(); }
+  const std::string& ip() const { return ip_; }
+
+ private:
+  void release() {
+    if (limits_) std::exchange(limits_, nullptr)->closeConnection(ip_);
+  }
+  common::AddressLimits* limits_ = nullptr;
+  std::string ip_;
+};
+
 }  // namespace detail
 
 struct Server::Impl {
   net::WorkerPool& pool;
   ServerOptions options;
   Routes routes;
-  std::optional<boost::asio::ssl::context> ssl;
+  bool tls = false;
+  // The TLS context new connections are made with; SIGHUP swaps in a new one (reloadTls). Existing connections keep
+  // theirs: each SSL object holds a reference to its SSL_CTX. Read once per accepted connection, under the mutex.
+  std::shared_ptr<boost::asio::ssl::context> sslCurrent;
+  std::mutex sslMutex;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;  // index = worker
+  // Accepting when accept fails (EMFILE and the like): the worker's listener pauses, 50 ms doubling to 1 s (reset by
+  // a success), instead of retrying at once in a loop; a spare descriptor, given up for a moment, lets it take the
+  // waiting connections and close them, so that their clients are told instead of left hanging.
+  struct AcceptState {
+    std::unique_ptr<boost::asio::steady_timer> retry;
+    std::chrono::milliseconds backoff{0};
+    int spare = -1;  // /dev/null, held for when descriptors run out
+  };
+  std::vector<AcceptState> acceptStates;  // index = worker
   std::vector<std::unordered_set<detail::SessionBase*>> live;             // index = worker, touched only there
   std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;        // index = worker
   std::vector<std::shared_ptr<void>> wsPollers;  // index = worker: websocket.cpp's WsPoller, made on first use
@@ -49,9 +95,10 @@ struct Server::Impl {
   Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
     live.resize(pool.size());
     wsPollers.resize(pool.size());
+    acceptStates.resize(pool.size());
   }
   // Destroyed after the workers stopped (WorkerPool::shutdown): the sessions still live own themselves.
-  ~Impl() {
+  void abandonAll() {
     for (auto& sessions : live) {
       std::vector<detail::SessionBase*> left(sessions.begin(), sessions.end());
       for (detail::SessionBase* s : left) {
@@ -59,10 +106,21 @@ struct Server::Impl {
       }
     }
   }
+  ~Impl();  // (server.cpp: also closes the spare descriptors)
   void accept(uint32_t worker);
-  // How often sessions are ticked: fine enough for the ping timeout, at most once a second.
+  // An accepted connection: counted for its address (or refused), then served.
+  void admit(uint32_t worker, boost::asio::ip::tcp::socket socket);
+  // accept failed: a pause before the next try, and (out of descriptors) the waiting connections closed.
+  void acceptFailed(uint32_t worker, const boost::system::error_code& ec);
+  std::size_t shedPending(uint32_t worker);
+  std::shared_ptr<boost::asio::ssl::context> sslContext() {
+    std::lock_guard lock(sslMutex);
+    return sslCurrent;
+  }
+  // How often sessions are ticked: fine enough for the ping and message timeouts, at most once a second.
   std::chrono::milliseconds tickPeriod() const {
     auto t = options.pingTimeout / 8;
+    if (options.messageTimeout.count() > 0) t = std::min<std::chrono::milliseconds>(t, options.messageTimeout / 4);
     return std::clamp<std::chrono::milliseconds>(t, std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
   }
   void startTicking(uint32_t worker);
@@ -83,8 +141,9 @@ namespace detail {
 // on `worker` (call on that worker's thread), over TLS when `ssl` is set (owned too; see takeOverTls). `request` is
 // the upgrade request, already checked (GET, Upgrade: websocket, version 13, a valid key), and `leftover` what the
 // client sent past it (plaintext). Answers 101 and hands the connection to the route's handler, or answers 404.
-void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, std::string_view leftover,
-                        const Request& request, std::string_view key);
+// `ticket` is the connection's place in its address's count, given back when the connection ends.
+void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket,
+                        std::string_view leftover, const Request& request, std::string_view key);
 
 // Takes the SSL object of an HTTPS connection whose TLS handshake Asio did, for startBareWebSocket: a reference of
 // its own, and its I/O moved off Asio's BIO pair. nullptr (nothing changed) when TLS data is still in flight inside

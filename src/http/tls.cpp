@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -47,6 +48,26 @@ bool isIpAddress(const std::string& h) {
 }
 
 }  // namespace
+
+std::string describeCertificate(const std::string& chainPem) {
+  BioPtr in(BIO_new_mem_buf(chainPem.data(), static_cast<int>(chainPem.size())));
+  X509Ptr cert(in ? PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!cert) return "(no certificate could be read)";
+  BioPtr out(BIO_new(BIO_s_mem()));
+  if (!out) return "?";
+  BIO_puts(out.get(), "subject ");
+  X509_NAME_print_ex(out.get(), X509_get_subject_name(cert.get()), 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+  BIO_puts(out.get(), ", expires ");
+  ASN1_TIME_print(out.get(), X509_get0_notAfter(cert.get()));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdLen = 0;
+  if (X509_digest(cert.get(), EVP_sha256(), md, &mdLen) == 1) {
+    BIO_puts(out.get(), ", SHA-256 ");
+    for (unsigned int i = 0; i < std::min(mdLen, 8u); ++i) BIO_printf(out.get(), i ? ":%02X" : "%02X", md[i]);
+    BIO_puts(out.get(), ":…");
+  }
+  return bioText(out.get());
+}
 
 TlsConfig loadTlsFiles(const std::string& certificatePath, const std::string& keyPath) {
   return TlsConfig{readFile(certificatePath), readFile(keyPath)};

@@ -4,7 +4,9 @@
 // - no buffer while idle: a worker reads into one shared buffer, parses every whole frame in place and keeps only a
 //   partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing is queued
 //   before it, and only what the socket did not take is kept;
-// - no timer per connection: the worker ticks its sessions for pings, idle timeouts and close deadlines;
+// - no timer per connection: the worker ticks its sessions for pings, idle timeouts, the deadline of a message begun
+//   (a peer that sends a byte now and then must still finish its message: its partial frame is held meanwhile) and
+//   close deadlines;
 // - no allocation per message on the way in or out;
 // - over TLS, the SSL object of the HTTPS connection (its handshake done by Asio) is taken over at the upgrade and
 //   talks to the socket through a BIO over the worker's buffers, and OpenSSL lets go of its record buffers between
@@ -50,6 +52,7 @@ constexpr auto kCloseTimeout = seconds(5);      // for the peer's close frame af
 constexpr auto kLingerTime = seconds(3);        // draining after the close handshake
 constexpr std::size_t kLingerBytes = 8 << 20;   // ... and at most this much
 constexpr std::size_t kKeepCapacity = 4096;     // buffers above this are freed once empty
+constexpr uint16_t kClosePolicyViolation = 1008;  // a message not finished within the message timeout
 
 // One read buffer per worker thread: a connection keeps only the tail of a partial frame.
 char* readBuffer() {
@@ -169,8 +172,9 @@ WsPoller& pollerOf(Server::Impl& srv, uint32_t worker) {
 class BareWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink {
  public:
   // `ssl`, when set, is the connection's TLS state (owned from now on), its handshake done.
-  BareWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd, SSL* ssl)
-      : srv_(srv), poller_(&poller), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl), fd_(fd), worker_(worker) {
+  BareWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket)
+      : srv_(srv), poller_(&poller), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl), ticket_(std::move(ticket)),
+        fd_(fd), worker_(worker) {
     srv_.live[worker_].insert(this);
   }
   ~BareWebSocket() override {
@@ -206,7 +210,9 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     handler_->onOpen();
     if (!leftover.empty() && readable()) {
       rx_.assign(leftover);
+      uint32_t before = completed_;
       ingest(nullptr, 0);
+      trackMessage(before);
     }
     // Bytes that came after the request are reported by the poller: adding a ready socket reports it at once.
   }
@@ -265,6 +271,17 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     switch (state_) {
       case State::kOpen: {
         if (!opened_) return;
+        if (messageSince_ != SteadyClock::time_point{} && srv_.options.messageTimeout.count() > 0 &&
+            now - messageSince_ >= srv_.options.messageTimeout) {
+          // A message begun and not finished in time: its bytes are not held any longer.
+          spdlog::debug("ws {}: a message unfinished for {} ms, closing", remoteAddress(),
+                        srv_.options.messageTimeout.count());
+          std::string().swap(rx_);  // (not under the reader: ticks come from the worker's timer)
+          messageSince_ = {};
+          queue(ws::closeFrame(kClosePolicyViolation, "message too slow"), {});
+          enterDraining();
+          return;
+        }
         auto idle = now - lastRx_;
         if (idle >= srv_.options.pingTimeout) {
           spdlog::debug("ws {}: no data for {} ms, closing", remoteAddress(), srv_.options.pingTimeout.count());
@@ -451,11 +468,13 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
         } else {
           lastRx_ = SteadyClock::now();
           pingSent_ = false;
+          uint32_t before = completed_;
           if (ssl_) {
             if (!decrypt(buffer, static_cast<std::size_t>(n))) return;
           } else {
             ingest(buffer, static_cast<std::size_t>(n));
           }
+          trackMessage(before);
         }
         if (static_cast<std::size_t>(n) < kReadChunk) return;  // a short read emptied the socket
         continue;
@@ -543,12 +562,27 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     }
   }
 
+  // Starts or ends the clock of a message begun (ServerOptions::messageTimeout) after a read: bytes of an unfinished
+  // frame, of a fragmented message, or of a partial TLS record are held. A message finished during the read
+  // (`completed_` moved past `before`) means what is held now began in this read.
+  void trackMessage(uint32_t before) {
+    if (state_ != State::kOpen) return;
+    bool unfinished = !rx_.empty() || reader_.pendingBytes() > 0 || (ssl_ && SSL_has_pending(ssl_));
+    if (!unfinished) {
+      messageSince_ = {};
+    } else if (messageSince_ == SteadyClock::time_point{} || completed_ != before) {
+      messageSince_ = SteadyClock::now();
+    }
+  }
+
   // ws::FrameSink
   bool onMessage(std::string_view payload, bool binary) override {
+    ++completed_;
     if (state_ == State::kOpen) handler_->onMessage(payload, binary);
     return readable() && !moving_;  // while closing, messages are read and dropped until the close frame
   }
   void onPing(std::string_view payload) override {
+    if (reader_.pendingBytes() == 0) ++completed_;  // (between the fragments of a message, that message goes on)
     if (!readable()) return;
     uint8_t header[ws::kMaxHeaderBytes];
     std::size_t h = ws::writeHeader(header, ws::Opcode::kPong, payload.size());
@@ -661,7 +695,11 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
 
   // The messages that came behind the one that asked for the move, then the socket (whose edge may be spent).
   void resumeReading() {
-    if (!rx_.empty() && readable()) ingest(nullptr, 0);
+    if (!rx_.empty() && readable()) {
+      uint32_t before = completed_;
+      ingest(nullptr, 0);
+      trackMessage(before);
+    }
     if (state_ != State::kDead) onReadable();
   }
 
@@ -670,12 +708,15 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
   SSL* ssl_;  // TLS, or nullptr
+  AddressTicket ticket_;  // the connection's place in its address's count
   std::string rx_;  // a partial frame (empty while idle)
   std::string tx_;  // what the socket did not take yet, from txSent_ on (empty while idle)
   std::size_t txSent_ = 0;
   std::size_t drained_ = 0;
   SteadyClock::time_point lastRx_{};
   SteadyClock::time_point deadline_{};  // kClosing: for the peer's close; kDraining: for the peer's FIN
+  SteadyClock::time_point messageSince_{};  // when the unfinished message held began; {} when none is
+  uint32_t completed_ = 0;  // messages (and pings outside a fragmented message) read so far
   int fd_;
   uint32_t worker_;
   uint16_t peerCloseCode_ = 0;
@@ -697,9 +738,9 @@ void WsPoller::poll() {
 
 }  // namespace
 
-void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, std::string_view leftover,
-                        const Request& request, std::string_view key) {
-  auto* ws = new BareWebSocket(srv, pollerOf(srv, worker), worker, fd, ssl);  // owns itself: die()
+void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket,
+                        std::string_view leftover, const Request& request, std::string_view key) {
+  auto* ws = new BareWebSocket(srv, pollerOf(srv, worker), worker, fd, ssl, std::move(ticket));  // owns itself: die()
   ws->start(leftover, request, key);
 }
 
