@@ -103,14 +103,21 @@ class ServeConfigFile : public CLI::ConfigTOML {
 
 }  // namespace
 
-int runCli(int argc, char** argv) {
+namespace {
+
+// The command line of this process, kept for reloadServeConfig.
+std::vector<std::string> savedArgs;
+
+// Parses the command line (and the KAIWA_* environment and the config file). Returns -1 with `c` filled for `serve`,
+// else the exit code: `token` printed its token, --help/--version printed, or an error (in `error`, unless CLI11
+// printed it already; `quiet` prints nothing and puts CLI11's errors in `error` too).
+int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& error, bool quiet) {
   CLI::App app{"kaiwa — signaling, TURN and SFU for WebRTC in one binary", "kaiwa"};
   app.require_subcommand(1);
   app.set_version_flag("--version", KAIWA_VERSION);
 
-  ServeConfig c;
   std::string listen = "127.0.0.1:8080", resumeGrace = "15s", heartbeat = "10s", pingTimeout = "30s",
-              shutdownTimeout = "5s";
+              shutdownTimeout = "5s", wsMessageTimeout = "10s";
   std::vector<std::string> iceServers;
   std::string authSecret;
 
@@ -185,6 +192,10 @@ int runCli(int argc, char** argv) {
   serve->add_option("--ping-timeout", pingTimeout,
                     "Close a WebSocket silent this long (a ping is sent after half of it)")
       ->envname("KAIWA_PING_TIMEOUT")->capture_default_str()->check(durationCheck());
+  serve->add_option("--ws-message-timeout", wsMessageTimeout,
+                    "Close a WebSocket whose message (frame, fragments) is not complete this long after it began "
+                    "(0: no limit)")
+      ->envname("KAIWA_WS_MESSAGE_TIMEOUT")->capture_default_str()->check(durationCheck());
   serve->add_option("--shutdown-timeout", shutdownTimeout, "On SIGINT/SIGTERM, time given to clients to close")
       ->envname("KAIWA_SHUTDOWN_TIMEOUT")->capture_default_str()->check(durationCheck());
   serve->add_option("--ice-server", iceServers,
@@ -302,8 +313,16 @@ int runCli(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (quiet) {
+      error = e.what();
+      return e.get_exit_code() ? e.get_exit_code() : 2;
+    }
     return app.exit(e);
   }
+  auto fail = [&](std::string why) {
+    error = std::move(why);
+    return 2;
+  };
 
   if (*token) {
     int64_t now = wallMillis() / 1000;
@@ -313,15 +332,13 @@ int runCli(int argc, char** argv) {
   }
 
   auto hostPort = parseListen(listen);
-  if (!hostPort) {
-    std::cerr << "kaiwa: --listen '" << listen << "' is not ADDR:PORT\n";
-    return 2;
-  }
+  if (!hostPort) return fail("--listen '" + listen + "' is not ADDR:PORT");
   c.listenHost = hostPort->first;
   c.listenPort = hostPort->second;
   c.limits.resumeGrace = *parseDuration(resumeGrace);
   c.heartbeat = *parseDuration(heartbeat);
   c.pingTimeout = *parseDuration(pingTimeout);
+  c.wsMessageTimeout = *parseDuration(wsMessageTimeout);
   c.shutdownTimeout = *parseDuration(shutdownTimeout);
   c.peerjs.expireTimeout = *parseDuration(pjExpire);
   c.peerjs.aliveTimeout = *parseDuration(pjAlive);
@@ -330,23 +347,15 @@ int runCli(int argc, char** argv) {
   c.socketio.pingTimeout = *parseDuration(sioPingTimeout);
   c.socketio.upgradeTimeout = *parseDuration(sioUpgradeTimeout);
   c.socketio.connectTimeout = *parseDuration(sioConnectTimeout);
-  if (!signal::native::validRoomName(c.socketio.defaultRoom)) {
-    std::cerr << "kaiwa: --socketio-default-room '" << c.socketio.defaultRoom << "' is not a valid room name\n";
-    return 2;
-  }
+  if (!signal::native::validRoomName(c.socketio.defaultRoom))
+    return fail("--socketio-default-room '" + c.socketio.defaultRoom + "' is not a valid room name");
   if (!authSecret.empty()) c.authSecret = authSecret;
   for (const auto& text : limitExempt) {
     auto cidr = common::parseCidr(text);
-    if (!cidr) {
-      std::cerr << "kaiwa: --address-exempt '" << text << "' is not an address or CIDR\n";
-      return 2;
-    }
+    if (!cidr) return fail("--address-exempt '" + text + "' is not an address or CIDR");
     c.addressLimits.exempt.push_back(*cidr);
   }
-  if (c.tlsCert.empty() != c.tlsKey.empty()) {
-    std::cerr << "kaiwa: --tls-cert and --tls-key go together\n";
-    return 2;
-  }
+  if (c.tlsCert.empty() != c.tlsKey.empty()) return fail("--tls-cert and --tls-key go together");
   c.turn.enabled = !noTurn;
   c.turn.credentialTtl = *parseDuration(turnTtl);
   c.turn.tlsHandshakeTimeout = *parseDuration(turnTlsHandshake);
@@ -358,39 +367,52 @@ int runCli(int argc, char** argv) {
     char dash = 0;
     if (std::sscanf(turnPorts.c_str(), "%u%c%u", &lo, &dash, &hi) != 3 || dash != '-' || lo < 1 || hi > 65535 ||
         lo > hi) {
-      std::cerr << "kaiwa: --turn-ports '" << turnPorts << "' is not LO-HI\n";
-      return 2;
+      return fail("--turn-ports '" + turnPorts + "' is not LO-HI");
     }
     c.turn.minPort = static_cast<uint16_t>(lo);
     c.turn.maxPort = static_cast<uint16_t>(hi);
   }
   for (const auto& u : c.turn.users) {
-    if (u.find(':') == std::string::npos || u.front() == ':') {
-      std::cerr << "kaiwa: --turn-user '" << u << "' is not NAME:PASSWORD\n";
-      return 2;
-    }
+    if (u.find(':') == std::string::npos || u.front() == ':') return fail("--turn-user '" + u + "' is not NAME:PASSWORD");
   }
-  if (!c.turn.listen.empty() && !parseListen(c.turn.listen)) {
-    std::cerr << "kaiwa: --turn-listen '" << c.turn.listen << "' is not ADDR:PORT\n";
-    return 2;
-  }
-  if (!c.turn.tlsListen.empty() && !parseListen(c.turn.tlsListen)) {
-    std::cerr << "kaiwa: --turn-tls-listen '" << c.turn.tlsListen << "' is not ADDR:PORT\n";
-    return 2;
-  }
-  if (c.only == "turn" && !c.turn.enabled) {
-    std::cerr << "kaiwa: --only turn and --no-turn contradict each other\n";
-    return 2;
-  }
+  if (!c.turn.listen.empty() && !parseListen(c.turn.listen))
+    return fail("--turn-listen '" + c.turn.listen + "' is not ADDR:PORT");
+  if (!c.turn.tlsListen.empty() && !parseListen(c.turn.tlsListen))
+    return fail("--turn-tls-listen '" + c.turn.tlsListen + "' is not ADDR:PORT");
+  if (c.only == "turn" && !c.turn.enabled) return fail("--only turn and --no-turn contradict each other");
   for (const auto& s : iceServers) {
     auto parsed = parseIceServer(s);
-    if (!parsed) {
-      std::cerr << "kaiwa: --ice-server '" << s << "' is not a stun:/turn: URL (optionally |username|credential)\n";
-      return 2;
-    }
+    if (!parsed) return fail("--ice-server '" + s + "' is not a stun:/turn: URL (optionally |username|credential)");
     c.iceServers.push_back(*parsed);
   }
+  if (auto* file = app.get_config_ptr(); file && file->count() > 0) c.configFile = file->as<std::string>();
+  return -1;
+}
+
+}  // namespace
+
+int runCli(int argc, char** argv) {
+  savedArgs.assign(argv, argv + argc);
+  ServeConfig c;
+  std::string error;
+  int code = parseCli(argc, argv, c, error, false);
+  if (code >= 0) {
+    if (!error.empty()) std::cerr << "kaiwa: " << error << "\n";
+    return code;
+  }
   return runServer(c);
+}
+
+std::optional<ServeConfig> reloadServeConfig(std::string& error) {
+  std::vector<const char*> argv;
+  for (const auto& a : savedArgs) argv.push_back(a.c_str());
+  ServeConfig c;
+  int code = parseCli(static_cast<int>(argv.size()), argv.data(), c, error, true);
+  if (code >= 0) {
+    if (error.empty()) error = "the command line does not parse any more (exit code " + std::to_string(code) + ")";
+    return std::nullopt;
+  }
+  return c;
 }
 
 }  // namespace kaiwa::app

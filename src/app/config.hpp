@@ -55,6 +55,7 @@ struct ServeConfig {
   common::AddressLimitOptions addressLimits;  // per client address (docs/configuration.md, "Limits per address")
   Millis heartbeat{10000};
   Millis pingTimeout{30000};
+  Millis wsMessageTimeout{10000};  // a WebSocket message begun must be complete within this; 0: no limit
   Millis shutdownTimeout{5000};
   std::vector<IceServer> iceServers;
   std::string logLevel = "info";
@@ -62,6 +63,7 @@ struct ServeConfig {
   std::string only;  // "": everything; "turn": the TURN/STUN service alone
   signal::peerjs::Options peerjs;  // the PeerJS front door (docs/peerjs.md)
   signal::socketio::Options socketio;  // the Socket.IO front door (docs/socketio.md)
+  std::string configFile;  // the --config file read, if any
 };
 
 // "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.
@@ -75,5 +77,8 @@ std::optional<IceServer> parseIceServer(std::string_view text);
 int runCli(int argc, char** argv);
 // Runs the server until SIGINT/SIGTERM (app/server.cpp).
 int runServer(const ServeConfig& config);
+// The configuration as it reads now (SIGHUP): the command line runCli was given, parsed again over the current
+// KAIWA_* environment and the config file as it is now. nullopt, with `error`, if it no longer parses.
+std::optional<ServeConfig> reloadServeConfig(std::string& error);
 
 }  // namespace kaiwa::app

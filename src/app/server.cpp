@@ -1,7 +1,11 @@
 // `kaiwa serve`: wires the worker pool, the HTTP server, the signaling hub and the routes together, and runs until
-// SIGINT/SIGTERM.
+// SIGINT/SIGTERM; SIGHUP reloads what can change without dropping anyone (docs/configuration.md, "Reloading").
+#include <sys/resource.h>
+
 #include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -234,8 +238,113 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   return service;
 }
 
+// Descriptors are what a server runs out of first (a connection, a TURN relay each): the soft limit goes up to the
+// hard one, and both are logged.
+void raiseDescriptorLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  auto text = [](rlim_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v); };
+  rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur != rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      rl = raised;
+    } else {
+      spdlog::warn("open files: cannot raise the soft limit {} to the hard limit {}: {}", text(before),
+                   text(rl.rlim_max), std::strerror(errno));
+    }
+  }
+  spdlog::info("open files: soft limit {}{}, hard limit {}", text(rl.rlim_cur),
+               rl.rlim_cur != before ? " (raised from " + text(before) + ")" : std::string(), text(rl.rlim_max));
+}
+
+// What SIGHUP reloads besides the server's own settings: one entry per part, each told the configuration as it
+// reads now and returning a line for the log ("" if it has nothing to say).
+struct Reloadable {
+  std::string what;
+  std::function<std::string(const ServeConfig& now)> reload;
+};
+
+// SIGHUP: reloads, without dropping anyone, what can be reloaded (docs/configuration.md, "Reloading"): the
+// configuration is read again (the same command line, the KAIWA_* environment, the --config file as it is now); then
+// the log level, the TLS certificate and key (new connections get them; a bad pair keeps the old one), and the
+// `extra` parts. One log line per part.
+void reload(ServeConfig& running, http::Server* server, std::vector<Reloadable>& extra) {
+  std::string error;
+  std::optional<ServeConfig> fresh = reloadServeConfig(error);
+  if (!fresh) {
+    spdlog::error("SIGHUP: configuration not re-read ({}); reloading the TLS files in use only", error);
+  } else {
+    spdlog::info("SIGHUP: configuration re-read{}", fresh->configFile.empty() ? "" : " (" + fresh->configFile + ")");
+    if (fresh->logLevel != running.logLevel) {
+      spdlog::info("SIGHUP: log level {} -> {}", running.logLevel, fresh->logLevel);
+      spdlog::set_level(spdlog::level::from_str(fresh->logLevel));
+      running.logLevel = fresh->logLevel;
+    } else {
+      spdlog::info("SIGHUP: log level unchanged ({})", running.logLevel);
+    }
+  }
+  if (server && server->tls()) {
+    if (running.tlsCert.empty()) {
+      spdlog::info("SIGHUP: TLS certificate unchanged (self-signed, made at start-up)");
+    } else {
+      // New paths from the file are taken too, as long as both are given.
+      std::string cert = fresh && !fresh->tlsCert.empty() ? fresh->tlsCert : running.tlsCert;
+      std::string key = fresh && !fresh->tlsKey.empty() ? fresh->tlsKey : running.tlsKey;
+      std::optional<std::string> failed;
+      http::TlsConfig pem;
+      try {
+        pem = http::loadTlsFiles(cert, key);
+        failed = server->reloadTls(pem);
+      } catch (const std::exception& e) {
+        failed = e.what();
+      }
+      if (failed) {
+        spdlog::error("SIGHUP: TLS certificate not reloaded, the old one stays: {}", *failed);
+      } else {
+        running.tlsCert = cert;
+        running.tlsKey = key;
+        spdlog::info("SIGHUP: TLS certificate reloaded from {}: {}; new connections use it",
+                     cert, http::describeCertificate(pem.certificateChainPem));
+      }
+    }
+  }
+  if (!fresh) return;
+  for (auto& part : extra) {
+    std::string line = part.reload(*fresh);
+    if (!line.empty()) spdlog::info("SIGHUP: {}: {}", part.what, line);
+  }
+}
+
+// The parts SIGHUP reloads besides the log level and the HTTP server's certificate.
+std::vector<Reloadable> reloadables(const ServeConfig& config, turn::TurnService* turnService) {
+  std::vector<Reloadable> parts;
+  // MERGE(turn): TURN users and REST secrets. Branch `turn` adds a thread-safe TurnService::reloadCredentials; when
+  // it is merged, call it here with fresh.turn.users (SASLprep'd as in startTurn) and fresh.turn.secrets, and say
+  // what changed (counts, never the secrets). Until then a change is reported as needing a restart.
+  parts.push_back({"TURN users and secrets", [turnService, users = config.turn.users, secrets = config.turn.secrets](
+                                                 const ServeConfig& fresh) -> std::string {
+                     if (!turnService) return "";
+                     if (fresh.turn.users == users && fresh.turn.secrets == secrets) return "unchanged";
+                     return "changed in the configuration, not reloaded: takes effect at the next start";
+                   }});
+  return parts;
+}
+
+// Waits for SIGINT/SIGTERM, reloading on every SIGHUP meanwhile. Returns the stop signal.
+int waitForStop(const sigset_t& signals, ServeConfig& running, http::Server* server,
+                std::vector<Reloadable>& extra) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    reload(running, server, extra);
+  }
+}
+
 // `kaiwa serve --only turn`: the TURN/STUN service alone, until SIGINT/SIGTERM.
-int runTurnOnly(const ServeConfig& config, net::WorkerPool& pool, sigset_t& stopSignals) {
+int runTurnOnly(const ServeConfig& config, net::WorkerPool& pool, const sigset_t& waitSignals) {
   bool ok = true;
   auto service = startTurn(config, pool, ok);
   if (!ok) return 1;
@@ -244,8 +353,9 @@ int runTurnOnly(const ServeConfig& config, net::WorkerPool& pool, sigset_t& stop
     return 1;
   }
   pool.start();
-  int sig = 0;
-  sigwait(&stopSignals, &sig);
+  ServeConfig running = config;
+  auto extra = reloadables(config, service.get());
+  int sig = waitForStop(waitSignals, running, nullptr, extra);
   spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   pool.shutdown();
   service.reset();
@@ -259,17 +369,20 @@ int runServer(const ServeConfig& config) {
   spdlog::set_level(spdlog::level::from_str(config.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-  // Block the stop signals before any thread starts, so only the main thread's sigwait sees them.
+  // Block the stop signals and SIGHUP before any thread starts, so only the main thread's sigwait sees them.
   sigset_t stopSignals;
   sigemptyset(&stopSignals);
   sigaddset(&stopSignals, SIGINT);
   sigaddset(&stopSignals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  sigset_t waitSignals = stopSignals;
+  sigaddset(&waitSignals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &waitSignals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  raiseDescriptorLimit();
 
   unsigned workers = config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
   net::WorkerPool pool(workers);
-  if (config.only == "turn") return runTurnOnly(config, pool, stopSignals);
+  if (config.only == "turn") return runTurnOnly(config, pool, waitSignals);
 
   common::AddressLimits addressLimits(config.addressLimits);
   signal::HubOptions hubOptions;
@@ -296,6 +409,7 @@ int runServer(const ServeConfig& config) {
     so.wsMaxMessageBytes = std::max(so.wsMaxMessageBytes, sio);
   }
   so.pingTimeout = config.pingTimeout;
+  so.messageTimeout = config.wsMessageTimeout;
   so.addressLimits = &addressLimits;
   try {
     if (!config.tlsCert.empty()) {
@@ -336,8 +450,9 @@ int runServer(const ServeConfig& config) {
   spdlog::info("kaiwa {} serving {}://{}:{}/ with {} workers (web app: {})", KAIWA_VERSION, scheme, shownHost, port,
                workers, files.root().string());
 
-  int sig = 0;
-  sigwait(&stopSignals, &sig);
+  ServeConfig running = config;
+  auto extra = reloadables(config, turnService.get());
+  int sig = waitForStop(waitSignals, running, &*server, extra);
   spdlog::info("{}: shutting down (at most {} ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                config.shutdownTimeout.count());
   server->stopAccepting();
