@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { ROOT } from '../e2e/helpers.mjs';
@@ -79,10 +80,17 @@ function clockTicks() {
  * with pred() still false).
  */
 export async function openConnection(port, { localAddress = '127.0.0.1', tls = false } = {}) {
+  const tcp = tls ? connect({ host: '127.0.0.1', port, localAddress }) : null;
+  const wire = tls ? heldStream(tcp) : null;
   const sock = tls
-    ? tlsConnect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false })
+    ? tlsConnect({ socket: wire, rejectUnauthorized: false })
     : connect({ host: '127.0.0.1', port, localAddress });
   const c = { sock, got: Buffer.alloc(0), closed: false, error: null };
+  if (tls) {
+    /** TLS: what is written from now on (records) waits until `release()`, which sends it in one TCP write. */
+    c.hold = () => wire.hold();
+    c.release = () => new Promise((r) => setImmediate(() => { wire.release(); r(); }));
+  }
   sock.on('data', (d) => { c.got = Buffer.concat([c.got, d]); });
   sock.on('close', () => { c.closed = true; });
   sock.on('error', (e) => { c.error = e; });
@@ -105,6 +113,38 @@ export async function openConnection(port, { localAddress = '127.0.0.1', tls = f
     sock.destroy();
   });
   return c;
+}
+
+// A TCP socket as a stream for TLS to run over, whose writes can be held and then sent as one: several TLS records
+// in one TCP segment, as a client that writes quickly sends them.
+function heldStream(tcp) {
+  let held = null;
+  const d = new Duplex({
+    write(chunk, _enc, cb) {
+      if (held) held.push(chunk);
+      else tcp.write(chunk);
+      cb();
+    },
+    read() {},
+    final(cb) {
+      tcp.end();
+      cb();
+    },
+    destroy(err, cb) {
+      tcp.destroy();
+      cb(err);
+    },
+  });
+  tcp.on('data', (b) => d.push(b));
+  tcp.on('end', () => d.push(null));
+  tcp.on('close', () => d.destroy());
+  tcp.on('error', (e) => d.destroy(e));
+  d.hold = () => { held = []; };
+  d.release = () => {
+    if (held?.length) tcp.write(Buffer.concat(held));
+    held = null;
+  };
+  return d;
 }
 
 /**
