@@ -458,8 +458,10 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
       return;
     }
     metrics::add(metrics::registry().wsHandovers);
+    // The request before the ticket moves (a lambda's captures are initialized in no set order).
+    Request r = request(req, target);
     // (If the workers stop before the task runs, the ticket goes with it; the descriptor goes with the process.)
-    srv_.pool.post(target, [srv = &srv_, target, fd, ssl, leftover = std::move(leftover), r = request(req, target),
+    srv_.pool.post(target, [srv = &srv_, target, fd, ssl, leftover = std::move(leftover), r = std::move(r),
                             key = std::move(key), ticket = std::move(ticket_)]() mutable {
       detail::startBareWebSocket(*srv, target, fd, ssl, std::move(ticket), leftover, r, key);
     });
