@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "app/config.hpp"
@@ -50,8 +51,18 @@ fs::path defaultWebRoot() {
 
 // Set by runServer when the TURN service runs: what /api/ice-servers advertises with fresh REST credentials.
 std::optional<TurnIce> turnIce;
+// The running TURN service: its REST secrets in force (SIGHUP may replace them) sign what /api/ice-servers hands out.
+const turn::TurnService* runningTurn = nullptr;
 
 std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = {}) {
+  if (turnIce && runningTurn) {
+    auto credentials = runningTurn->credentials();  // one consistent snapshot, whichever thread reloads
+    if (!credentials->secrets().empty()) {
+      TurnIce now = *turnIce;
+      now.secret = credentials->secrets().front();
+      return app::iceServersJson(now, c.iceServers, requestHost, wallMillis() / 1000);
+    }
+  }
   return app::iceServersJson(turnIce, c.iceServers, requestHost, wallMillis() / 1000);
 }
 
@@ -136,6 +147,19 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
   return routes;
 }
 
+// --turn-user NAME:PASSWORD entries, SASLprep'd (RFC 4013) as TURN stores them. An error names the entry it refuses.
+std::optional<std::string> turnUsers(const std::vector<std::string>& entries,
+                                     std::vector<std::pair<std::string, std::string>>& out) {
+  for (const auto& u : entries) {
+    auto colon = u.find(':');
+    out.emplace_back(u.substr(0, colon), u.substr(colon + 1));
+    if (!stun::saslprep(out.back().first, stun::PrepMode::kStored) ||
+        !stun::saslprep(out.back().second, stun::PrepMode::kStored))
+      return "--turn-user '" + out.back().first + ":…': SASLprep (RFC 4013) refuses its name or password";
+  }
+  return std::nullopt;
+}
+
 // Starts the TURN/STUN service on the pool (before the pool's threads start). nullptr and ok=true when TURN is off
 // or when the default port is busy (a warning: another kaiwa may hold it); ok=false on an explicit address that
 // cannot be used, or on a bad TURN option.
@@ -178,13 +202,7 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   o.minPort = t.minPort;
   o.maxPort = t.maxPort;
   o.realm = t.realm;
-  for (const auto& u : t.users) {
-    auto colon = u.find(':');
-    o.users.emplace_back(u.substr(0, colon), u.substr(colon + 1));
-    if (!stun::saslprep(o.users.back().first, stun::PrepMode::kStored) ||
-        !stun::saslprep(o.users.back().second, stun::PrepMode::kStored))
-      return fail("--turn-user '" + o.users.back().first + ":…': SASLprep (RFC 4013) refuses its name or password");
-  }
+  if (auto error = turnUsers(t.users, o.users)) return fail(*error);
   if (!stun::saslprep(o.realm, stun::PrepMode::kStored))
     return fail("--turn-realm '" + o.realm + "': SASLprep (RFC 4013) refuses it");
   o.secrets = t.secrets;
@@ -232,6 +250,7 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   ice.secret = o.secrets.front();
   ice.ttl = t.credentialTtl;
   turnIce = ice;
+  runningTurn = service.get();
   spdlog::info("TURN/STUN on {} (UDP, TCP){}, relays {}-{}, realm {}", service->options().listen.toString(),
                o.tlsListen ? ", TLS on port " + std::to_string(service->tlsPort()) : std::string(), t.minPort,
                t.maxPort, t.realm);
@@ -320,14 +339,23 @@ void reload(ServeConfig& running, http::Server* server, std::vector<Reloadable>&
 // The parts SIGHUP reloads besides the log level and the HTTP server's certificate.
 std::vector<Reloadable> reloadables(const ServeConfig& config, turn::TurnService* turnService) {
   std::vector<Reloadable> parts;
-  // MERGE(turn): TURN users and REST secrets. Branch `turn` adds a thread-safe TurnService::reloadCredentials; when
-  // it is merged, call it here with fresh.turn.users (SASLprep'd as in startTurn) and fresh.turn.secrets, and say
-  // what changed (counts, never the secrets). Until then a change is reported as needing a restart.
-  parts.push_back({"TURN users and secrets", [turnService, users = config.turn.users, secrets = config.turn.secrets](
-                                                 const ServeConfig& fresh) -> std::string {
+  // TURN users and REST secrets: the next authentication on every worker uses the new lists. Without --turn-secret
+  // the random secret made at start stays (the credentials /api/ice-servers handed out stay valid).
+  std::vector<std::string> startSecrets = turnService ? turnService->credentials()->secrets() : std::vector<std::string>{};
+  parts.push_back({"TURN users and secrets", [turnService, users = config.turn.users, secrets = config.turn.secrets,
+                                              startSecrets](const ServeConfig& fresh) mutable -> std::string {
                      if (!turnService) return "";
                      if (fresh.turn.users == users && fresh.turn.secrets == secrets) return "unchanged";
-                     return "changed in the configuration, not reloaded: takes effect at the next start";
+                     std::vector<std::pair<std::string, std::string>> prepared;
+                     if (auto error = turnUsers(fresh.turn.users, prepared)) return "not reloaded: " + *error;
+                     auto newSecrets = fresh.turn.secrets.empty() ? startSecrets : fresh.turn.secrets;
+                     if (auto error = turnService->reloadCredentials(std::move(prepared), newSecrets)) {
+                       return "not reloaded: " + *error;
+                     }
+                     users = fresh.turn.users;
+                     secrets = fresh.turn.secrets;
+                     return fmt::format("reloaded: {} users, {} REST secrets{}", users.size(), newSecrets.size(),
+                                        fresh.turn.secrets.empty() ? " (the one made at start)" : "");
                    }});
   return parts;
 }

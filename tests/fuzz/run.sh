@@ -5,7 +5,8 @@
 #
 #   tests/fuzz/run.sh [SECONDS] [BUILD_DIR]        BUILD_DIR defaults to build-fuzz (configured with -DKAIWA_FUZZ=ON)
 #
-# Environment: FUZZ_TARGETS="fuzz_jwt fuzz_http_request" to run a subset; FUZZ_ARTIFACTS=dir for crash inputs
+# Environment: FUZZ_RUNS=N runs each target for N executions instead of SECONDS (the long runs of docs/fuzzing.md:
+# `FUZZ_RUNS=10000000 tests/fuzz/run.sh 1`); FUZZ_TARGETS="fuzz_jwt fuzz_http_request" to run a subset; FUZZ_ARTIFACTS=dir for crash inputs
 # (default BUILD_DIR/fuzz-artifacts); FUZZ_KEEP=1 keeps the scratch corpora and logs (their path is printed).
 set -u
 
@@ -41,7 +42,9 @@ for t in $TARGETS; do
   [ -f "$HERE/$t.dict" ] && dict=("-dict=$HERE/$t.dict")
   log=$WORK/$t/log
   # -timeout: one input may take 5 s at most; -rss_limit_mb: memory per process; -print_final_stats for the summary.
-  "$bin" "${dict[@]}" -max_total_time="$SECONDS_PER_TARGET" -timeout=5 -rss_limit_mb=2048 \
+  limit=(-max_total_time="$SECONDS_PER_TARGET")
+  [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
+  "$bin" "${dict[@]}" "${limit[@]}" -timeout=5 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$t/" "$corpus" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
