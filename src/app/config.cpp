@@ -70,6 +70,19 @@ std::optional<IceServer> parseIceServer(std::string_view text) {
   return s;
 }
 
+std::optional<std::string> inviteLink(std::string_view base, std::string_view room, std::string_view token) {
+  if (room.empty() || room.size() > 64) return std::nullopt;
+  for (char ch : room) {
+    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '.' || ch == '-';
+    if (!ok) return std::nullopt;  // "*" (any room) or a name the server would refuse: no link names it
+  }
+  if (!(base.starts_with("http://") || base.starts_with("https://"))) return std::nullopt;
+  while (base.ends_with('/')) base.remove_suffix(1);
+  // The token goes in the fragment: browsers never send it to the server, into logs or in a Referer.
+  return fmt::format("{}/room/{}#token={}", base, room, token);
+}
+
 namespace {
 
 // A CLI11 validator-transform that checks a duration and leaves the text for parseDuration.
@@ -308,6 +321,8 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   token->add_option("--room", tokRoom, "Room name, or * for any room")->required();
   token->add_option("--user", tokUser, "User name (the `sub` claim; the default display name)")->required();
   token->add_option("--ttl", tokTtl, "Validity")->capture_default_str()->check(durationCheck());
+  std::string tokUrl;
+  token->add_option("--url", tokUrl, "Print the web app's invite link BASE/room/<room>#token=<token> instead");
   token->add_option("--secret", tokSecret, "The server's --auth-secret")->envname("KAIWA_AUTH_SECRET")->required();
 
   try {
@@ -327,7 +342,17 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   if (*token) {
     int64_t now = wallMillis() / 1000;
     auth::RoomClaims claims{tokRoom, tokUser, now + parseDuration(tokTtl)->count() / 1000, now};
-    std::cout << auth::signRoomToken(claims, tokSecret) << "\n";
+    std::string jwt = auth::signRoomToken(claims, tokSecret);
+    if (!tokUrl.empty()) {
+      auto link = inviteLink(tokUrl, tokRoom, jwt);
+      if (!link) {
+        std::cerr << "kaiwa: --url needs an http(s):// base and a --room that names one room (not *)\n";
+        return 2;
+      }
+      std::cout << *link << "\n";
+      return 0;
+    }
+    std::cout << jwt << "\n";
     return 0;
   }
 

@@ -72,6 +72,9 @@ std::optional<Millis> parseDuration(std::string_view text);
 std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view text);
 // "URL" or "URL|username|credential".
 std::optional<IceServer> parseIceServer(std::string_view text);
+// The web app's invite link for a room token: "BASE/room/ROOM#token=TOKEN" (trailing slashes of BASE dropped).
+// nullopt when BASE is not http(s):// or ROOM is not one room name (e.g. "*").
+std::optional<std::string> inviteLink(std::string_view base, std::string_view room, std::string_view token);
 
 // The kaiwa command line: `serve`, `token`, `version`. Returns the process exit code.
 int runCli(int argc, char** argv);

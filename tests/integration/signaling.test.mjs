@@ -233,6 +233,17 @@ test('access control with --auth-secret and kaiwa token', async () => {
     const d = await Client.open(server);
     await d.join(room, 'Dee', { token: token('*', 'dee') });
     assert.equal((await d.waitFor((m) => m.type === 'ok')).peers[0].name, 'alice');
+    // --url prints the web app's invite link, the token in the fragment; the token in it joins.
+    const link = execFileSync(BIN, ['token', '--secret', secret, '--room', room, '--user', 'eve',
+      '--url', `${server.url}/`]).toString().trim();
+    const m = /^(.*)\/room\/([^/#]+)#token=([\w.-]+)$/.exec(link);
+    assert.ok(m, link);
+    assert.equal(m[1], server.url);
+    assert.equal(m[2], room);
+    const e = await Client.open(server);
+    assert.equal((await e.request({ type: 'join', room, token: m[3] })).type, 'ok');
+    assert.throws(() => execFileSync(BIN, ['token', '--secret', secret, '--room', '*', '--user', 'x', '--url', server.url],
+      { stdio: 'pipe' }), /--url needs/);
   });
 });
 

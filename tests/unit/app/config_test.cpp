@@ -27,6 +27,15 @@ TEST(Config, ListenAddresses) {
   EXPECT_FALSE(parseListen("host:80x"));
 }
 
+TEST(Config, InviteLink) {
+  EXPECT_EQ(inviteLink("https://meet.example.com", "demo", "a.b.c"), "https://meet.example.com/room/demo#token=a.b.c");
+  EXPECT_EQ(inviteLink("http://127.0.0.1:8080//", "team_1.x-y", "t"), "http://127.0.0.1:8080/room/team_1.x-y#token=t");
+  EXPECT_FALSE(inviteLink("https://x", "*", "t"));
+  EXPECT_FALSE(inviteLink("https://x", "", "t"));
+  EXPECT_FALSE(inviteLink("https://x", "a/b", "t"));
+  EXPECT_FALSE(inviteLink("meet.example.com", "demo", "t"));
+}
+
 TEST(Config, IceServers) {
   auto s = parseIceServer("stun:stun.example.org:3478");
   ASSERT_TRUE(s);
