@@ -2,12 +2,15 @@
  * File transfer over a peer's reliable, ordered data channel.
  *
  * Wire format on the channel (text frames are JSON, binary frames are chunks of the current incoming file):
- *   → {"k":"file-start","id","name","size","type","sha256","chunk"}
+ *   → {"k":"file-offer","id","name","size","type","sha256","chunk"}
+ *   ← {"k":"file-accept","id"}                 or {"k":"file-cancel","id","reason":"declined"}: no bytes before this
  *   → binary chunks, in order, `chunk` bytes each (the last may be shorter)
  *   → {"k":"file-end","id"}
  *   ← {"k":"file-ack","id","bytes"}           every ~1 MiB received, and at the end
  *   ← {"k":"file-done","id","ok","sha256"}    after the receiver checked the SHA-256
- *   ↔ {"k":"file-cancel","id","reason"}
+ *   ↔ {"k":"file-cancel","id","reason"}          either side, any time (offered, queued or under way)
+ * (A `file-start` with the offer's fields instead of `file-offer` is taken as offered and accepted at once: the
+ * format of SDKs before accept/decline.)
  * Transfers to one peer go one after the other; back-pressure uses bufferedAmountLowThreshold.
  */
 import { Emitter } from './emitter.js';
@@ -53,6 +56,13 @@ export interface FileFailure extends FileMeta {
 }
 
 export interface FileChannelEvents {
+  /** Receiver: a peer offers a file; nothing flows until `acceptFile` (or `declineFile`). */
+  'file-offer': FileMeta & { peer: string };
+  /** Sender: the offer went out; waiting for the receiver to accept. */
+  'file-offered': FileMeta & { peer: string };
+  /** Sender: the receiver accepted; the bytes flow. */
+  'file-accepted': FileMeta & { peer: string };
+  /** Receiver: an accepted file starts arriving. */
   'file-incoming': FileMeta & { peer: string };
   'file-progress': FileProgress;
   'file-received': ReceivedFile;
@@ -91,12 +101,18 @@ interface Incoming {
 
 interface Outgoing {
   meta: FileMeta;
+  /** Set when the receiver accepted. */
+  accepted?: () => void;
   resolve: (r: SentFile) => void;
   reject: (e: KaiwaError) => void;
 }
 
 export class FileChannel extends Emitter<FileChannelEvents> {
   private incoming: Incoming | null = null;
+  /** Offers waiting for our decision, by id. */
+  private offers = new Map<string, FileMeta>();
+  /** Accept offers without asking (the `acceptFiles: 'auto'` room option). */
+  autoAccept = true;
   private outgoing = new Map<string, Outgoing>();
   private queue: Promise<void> = Promise.resolve();
   private readonly abort = new AbortController();
@@ -119,8 +135,49 @@ export class FileChannel extends Emitter<FileChannelEvents> {
   send(data: ArrayBuffer, meta: FileMeta): Promise<SentFile> {
     return new Promise<SentFile>((resolve, reject) => {
       const out: Outgoing = { meta, resolve, reject };
+      this.outgoing.set(meta.id, out);
       this.queue = this.queue.then(() => this.transmit(data, out)).catch(() => undefined);
     });
+  }
+
+  /** Receiver: accepts an offered file; the sender starts sending. False when no such offer is waiting. */
+  accept(id: string): boolean {
+    const meta = this.offers.get(id);
+    if (!meta) return false;
+    this.offers.delete(id);
+    if (this.incoming) this.failIncoming(new KaiwaError('file-failed', 'A new file started before the last one ended.'));
+    this.incoming = { meta, chunks: [], bytes: 0, lastAck: 0, lastProgress: 0 };
+    this.sendControl({ k: 'file-accept', id });
+    this.emit('file-incoming', { ...meta, peer: this.peer });
+    this.emit('file-progress', { ...meta, peer: this.peer, direction: 'receive', bytes: 0 });
+    return true;
+  }
+
+  /**
+   * Declines an offer, or cancels a transfer in either direction (queued, offered or under way). The other side
+   * is told; our side gets `file-failed` with code `file-declined` or `file-cancelled`. False when `id` is unknown.
+   */
+  cancel(id: string): boolean {
+    const offer = this.offers.get(id);
+    if (offer) {
+      this.offers.delete(id);
+      this.sendControl({ k: 'file-cancel', id, reason: 'declined' });
+      this.emit('file-failed', { ...offer, peer: this.peer, direction: 'receive',
+        error: new KaiwaError('file-declined', `You declined ${offer.name}.`) });
+      return true;
+    }
+    const out = this.outgoing.get(id);
+    if (out) {
+      this.sendControl({ k: 'file-cancel', id, reason: 'cancelled' });
+      this.fail(out, new KaiwaError('file-cancelled', `You cancelled ${out.meta.name}.`));
+      return true;
+    }
+    if (this.incoming?.meta.id === id) {
+      this.sendControl({ k: 'file-cancel', id, reason: 'cancelled' });
+      this.failIncoming(new KaiwaError('file-cancelled', `You cancelled ${this.incoming.meta.name}.`));
+      return true;
+    }
+    return false;
   }
 
   /** Feeds a frame that arrived on the channel (text frames that are not file messages are ignored). */
@@ -132,8 +189,14 @@ export class FileChannel extends Emitter<FileChannelEvents> {
     if (!msg) return;
     const id = String(msg.id ?? '');
     switch (msg.k) {
+      case 'file-offer':
+        this.onOffer(msg, id, false);
+        break;
       case 'file-start':
-        this.onStart(msg, id);
+        this.onOffer(msg, id, true);
+        break;
+      case 'file-accept':
+        this.outgoing.get(id)?.accepted?.();
         break;
       case 'file-end':
         void this.onEnd(id);
@@ -157,10 +220,21 @@ export class FileChannel extends Emitter<FileChannelEvents> {
         break;
       }
       case 'file-cancel': {
-        const err = new KaiwaError('file-failed', `The other side cancelled: ${String(msg.reason ?? 'cancelled')}`);
+        const declined = msg.reason === 'declined';
         const out = this.outgoing.get(id);
-        if (out) this.fail(out, err);
-        if (this.incoming?.meta.id === id) this.failIncoming(err);
+        if (out) {
+          this.fail(out, declined ? new KaiwaError('file-declined', `${out.meta.name} was declined.`)
+            : new KaiwaError('file-cancelled', `${out.meta.name}: the other side cancelled.`));
+        }
+        const offer = this.offers.get(id);
+        if (offer) {
+          this.offers.delete(id);
+          this.emit('file-failed', { ...offer, peer: this.peer, direction: 'receive',
+            error: new KaiwaError('file-cancelled', `${offer.name}: the sender cancelled.`) });
+        }
+        if (this.incoming?.meta.id === id) {
+          this.failIncoming(new KaiwaError('file-cancelled', `${this.incoming.meta.name}: the sender cancelled.`));
+        }
         break;
       }
     }
@@ -173,6 +247,10 @@ export class FileChannel extends Emitter<FileChannelEvents> {
     const err = new KaiwaError('file-failed', reason);
     for (const out of [...this.outgoing.values()]) this.fail(out, err);
     if (this.incoming) this.failIncoming(err);
+    for (const offer of this.offers.values()) {
+      this.emit('file-failed', { ...offer, peer: this.peer, direction: 'receive', error: err });
+    }
+    this.offers.clear();
     this.removeAllListeners();
   }
 
@@ -182,6 +260,10 @@ export class FileChannel extends Emitter<FileChannelEvents> {
     const err = new KaiwaError('file-failed', 'The data channel closed.');
     for (const out of [...this.outgoing.values()]) this.fail(out, err);
     if (this.incoming) this.failIncoming(err);
+    for (const offer of this.offers.values()) {
+      this.emit('file-failed', { ...offer, peer: this.peer, direction: 'receive', error: err });
+    }
+    this.offers.clear();
   };
 
   private fail(out: Outgoing, error: KaiwaError): void {
@@ -198,13 +280,34 @@ export class FileChannel extends Emitter<FileChannelEvents> {
 
   private async transmit(data: ArrayBuffer, out: Outgoing): Promise<void> {
     const { meta } = out;
-    this.outgoing.set(meta.id, out);
+    if (!this.outgoing.has(meta.id)) return; // cancelled while queued
     try {
       await this.waitOpen();
       // 64 KiB chunks when the other side accepts messages that large (Chromium, Firefox), else 16 KiB.
       const chunkSize = this.maxMessageSize() >= BIG_CHUNK ? BIG_CHUNK : SMALL_CHUNK;
       const ch = this.channel;
-      ch.send(JSON.stringify({ k: 'file-start', ...meta, chunk: chunkSize }));
+      // Offer, then wait for the receiver's yes (or a cancel/decline, a closed channel, leaving).
+      const accepted = new Promise<boolean>((resolve) => {
+        const stop = () => {
+          offFailed();
+          this.abort.signal.removeEventListener('abort', stop);
+          resolve(false);
+        };
+        const offFailed = this.on('file-failed', (f) => {
+          if (f.id === meta.id && f.direction === 'send') stop();
+        });
+        this.abort.signal.addEventListener('abort', stop, { once: true });
+        out.accepted = () => {
+          offFailed();
+          this.abort.signal.removeEventListener('abort', stop);
+          resolve(true);
+        };
+      });
+      ch.send(JSON.stringify({ k: 'file-offer', ...meta, chunk: chunkSize }));
+      this.emit('file-offered', { ...meta, peer: this.peer });
+      if (!(await accepted) || !this.outgoing.has(meta.id)) return;
+      this.emit('file-accepted', { ...meta, peer: this.peer });
+      this.emit('file-progress', { ...meta, peer: this.peer, direction: 'send', bytes: 0 });
       for (let offset = 0; offset < data.byteLength; offset += chunkSize) {
         if (!this.outgoing.has(meta.id)) return; // cancelled or failed meanwhile
         if (ch.bufferedAmount > HIGH_WATER) await this.waitDrain();
@@ -263,8 +366,7 @@ export class FileChannel extends Emitter<FileChannelEvents> {
     });
   }
 
-  private onStart(msg: Record<string, unknown>, id: string): void {
-    if (this.incoming) this.failIncoming(new KaiwaError('file-failed', 'A new file started before the last one ended.'));
+  private onOffer(msg: Record<string, unknown>, id: string, started: boolean): void {
     const size = Number(msg.size);
     if (!id || !Number.isSafeInteger(size) || size < 0) return;
     const meta: FileMeta = {
@@ -274,9 +376,13 @@ export class FileChannel extends Emitter<FileChannelEvents> {
       type: typeof msg.type === 'string' ? msg.type : '',
       sha256: typeof msg.sha256 === 'string' ? msg.sha256.toLowerCase() : '',
     };
-    this.incoming = { meta, chunks: [], bytes: 0, lastAck: 0, lastProgress: 0 };
-    this.emit('file-incoming', { ...meta, peer: this.peer });
-    this.emit('file-progress', { ...meta, peer: this.peer, direction: 'receive', bytes: 0 });
+    this.offers.set(id, meta);
+    if (started) {
+      this.accept(id); // an older sender: the bytes follow without asking
+      return;
+    }
+    this.emit('file-offer', { ...meta, peer: this.peer });
+    if (this.autoAccept) this.accept(id);
   }
 
   private onChunk(chunk: ArrayBuffer): void {

@@ -24,7 +24,9 @@ export interface PeerStats {
   bytesSent: number;
   audio: { bytesReceived: number; packetsReceived: number; packetsLost: number };
   video: { bytesReceived: number; packetsReceived: number; packetsLost: number; frameWidth: number; frameHeight: number;
-    framesDecoded: number };
+    framesDecoded: number;
+    /** Received video bitrate and decoded frames per second over the interval since the previous call. */
+    bitrate: number; framesPerSecond: number };
   /** Timestamp of the report (ms, from the stats clock). */
   timestamp: number;
 }
@@ -69,7 +71,8 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
   private disconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private maxVideoBitrate: number | undefined;
   private readonly disconnectGraceMs: number;
-  private lastSample: { ts: number; bytesIn: number; bytesOut: number; lost: number; received: number } | null = null;
+  private lastSample: { ts: number; bytesIn: number; bytesOut: number; lost: number; received: number;
+    videoBytes: number; frames: number } | null = null;
   private closed = false;
   /** Number of ICE restarts this link has asked for. */
   iceRestarts = 0;
@@ -152,6 +155,23 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
     await this.applyBitrate();
   }
 
+  /** Replaces the audio we send (no renegotiation when an audio sender exists). */
+  async setAudioTrack(track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
+    if (this.closed) return;
+    const audios = this.pc.getTransceivers()
+      .filter((t) => t.currentDirection !== 'stopped' && t.receiver.track.kind === 'audio');
+    const transceiver = audios.find((t) => t.sender.track !== null) ?? audios[0];
+    if (transceiver) {
+      await transceiver.sender.replaceTrack(track);
+      if (track && stream) transceiver.sender.setStreams(stream);
+      if (track && (transceiver.direction === 'recvonly' || transceiver.direction === 'inactive')) {
+        transceiver.direction = 'sendrecv';
+      }
+    } else if (track) {
+      this.pc.addTrack(track, stream ?? new MediaStream([track]));
+    }
+  }
+
   /** Caps the bitrate of our video (bits per second); undefined removes the cap. */
   async setMaxVideoBitrate(bps: number | undefined): Promise<void> {
     this.maxVideoBitrate = bps;
@@ -177,7 +197,8 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
     const s: PeerStats = {
       rttMs: null, inboundBitrate: 0, outboundBitrate: 0, packetLoss: 0, bytesReceived: 0, bytesSent: 0,
       audio: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0 },
-      video: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0, frameWidth: 0, frameHeight: 0, framesDecoded: 0 },
+      video: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0, frameWidth: 0, frameHeight: 0, framesDecoded: 0,
+        bitrate: 0, framesPerSecond: 0 },
       timestamp: 0,
     };
     let selectedPair: string | undefined;
@@ -232,8 +253,11 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
       const dLost = Math.max(0, lost - prev.lost);
       const dRecv = Math.max(0, received - prev.received);
       s.packetLoss = dLost + dRecv > 0 ? dLost / (dLost + dRecv) : 0;
+      s.video.bitrate = Math.max(0, ((s.video.bytesReceived - prev.videoBytes) * 8) / secs);
+      s.video.framesPerSecond = Math.max(0, (s.video.framesDecoded - prev.frames) / secs);
     }
-    this.lastSample = { ts: s.timestamp, bytesIn: s.bytesReceived, bytesOut: s.bytesSent, lost, received };
+    this.lastSample = { ts: s.timestamp, bytesIn: s.bytesReceived, bytesOut: s.bytesSent, lost, received,
+      videoBytes: s.video.bytesReceived, frames: s.video.framesDecoded };
     return s;
   }
 

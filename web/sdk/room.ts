@@ -7,7 +7,9 @@
  */
 import { Emitter } from './emitter.js';
 import { FileChannel, newTransferId, sha256Hex, type FileChannelEvents, type FileMeta, type SentFile } from './files.js';
-import { getLocalMedia, getScreenMedia, type MediaRequest } from './media.js';
+import {
+  audioConstraints, getLocalMedia, getScreenMedia, mediaError, videoConstraints, type MediaRequest,
+} from './media.js';
 import { PeerLink, type PeerStats, type SignalData } from './peer.js';
 import { SignalingClient, type SignalingOptions, type SignalingState } from './signaling.js';
 import {
@@ -37,6 +39,12 @@ export interface JoinOptions {
   /** Wait this long in ICE `disconnected` before restarting ICE, ms. Default 2000. */
   iceDisconnectGraceMs?: number;
   signaling?: SignalingOptions;
+  /** Join with the microphone muted / the camera off (the tracks are captured but disabled); the others see
+   * this state from the first moment. */
+  initialState?: { audioMuted?: boolean; videoOff?: boolean };
+  /** `'auto'` (default) takes every file a peer offers; `'ask'` emits `file-offer` and waits for `acceptFile` or
+   * `declineFile` before any byte flows. */
+  acceptFiles?: 'auto' | 'ask';
 }
 
 export interface RemotePeer {
@@ -78,6 +86,9 @@ export interface RoomEvents extends PeerFileEvents {
   'local-state': MediaState;
   /** The video we send changed (camera ↔ screen); `track` is null when we send none. */
   'local-video': { track: MediaStreamTrack | null; screen: boolean };
+  /** A local camera or microphone track ended by itself (unplugged, taken by another app, permission revoked):
+   * the room marks it off (`local-state`), tells the others, and also emits `error` with `media-ended`. */
+  'local-track-ended': { kind: 'audio' | 'video' };
   error: KaiwaError;
   closed: void;
 }
@@ -197,11 +208,15 @@ export class Room extends Emitter<RoomEvents> {
       this.mediaError = mediaResult.error;
       this.emit('error', mediaResult.error);
     }
+    const initial = this.options.initialState ?? {};
     this.state = {
-      audioMuted: !this.localStream?.getAudioTracks().length,
-      videoOff: !this.localStream?.getVideoTracks().length,
+      audioMuted: !this.localStream?.getAudioTracks().length || initial.audioMuted === true,
+      videoOff: !this.localStream?.getVideoTracks().length || initial.videoOff === true,
       screenSharing: false,
     };
+    for (const t of this.localStream?.getAudioTracks() ?? []) t.enabled = !this.state.audioMuted;
+    for (const t of this.localStream?.getVideoTracks() ?? []) t.enabled = !this.state.videoOff;
+    for (const t of this.localStream?.getTracks() ?? []) this.watchTrack(t);
     try {
       this.applyJoin(await this.requestJoin(), false);
     } catch (err) {
@@ -230,6 +245,49 @@ export class Room extends Emitter<RoomEvents> {
     const tracks = this.localStream?.getVideoTracks() ?? [];
     for (const t of tracks) t.enabled = !off;
     this.updateState({ videoOff: off || tracks.length === 0 });
+  }
+
+  /**
+   * Switches the camera or microphone to another device (`deviceId` from `enumerateDevices`) without
+   * renegotiating: the new track replaces the old one on every connection (`RTCRtpSender.replaceTrack`). Keeps
+   * the muted / camera-off state. Rejects with a `media-*` KaiwaError when the device cannot be opened (the old
+   * track then stays).
+   */
+  async switchDevice(kind: 'audio' | 'video', deviceId: string): Promise<MediaStreamTrack> {
+    const stream = this.localStream;
+    const old = kind === 'audio' ? stream?.getAudioTracks()[0] : stream?.getVideoTracks()[0];
+    let fresh: MediaStream;
+    try {
+      const c = kind === 'audio' ? audioConstraints() : videoConstraints();
+      fresh = await navigator.mediaDevices.getUserMedia(
+        kind === 'audio' ? { audio: { ...c, deviceId: { exact: deviceId } } } : { video: { ...c, deviceId: { exact: deviceId } } });
+    } catch (err) {
+      throw mediaError(err, kind === 'audio' ? 'microphone' : 'camera');
+    }
+    const track = (kind === 'audio' ? fresh.getAudioTracks() : fresh.getVideoTracks())[0]!;
+    if (this.left) {
+      track.stop();
+      return track;
+    }
+    track.enabled = kind === 'audio' ? !this.state.audioMuted : !this.state.videoOff;
+    if (!this.localStream) this.localStream = new MediaStream();
+    if (old) {
+      this.localStream.removeTrack(old);
+      old.stop();
+    }
+    this.localStream.addTrack(track);
+    this.watchTrack(track);
+    if (kind === 'audio') {
+      await Promise.all([...this.entries.values()].map((e) => e.link?.setAudioTrack(track, this.localStream)));
+      if (!old) this.updateState({ audioMuted: false });
+    } else {
+      if (!this.screenStream) {
+        await this.sendVideo(track, this.localStream);
+        this.emit('local-video', { track, screen: false });
+      }
+      if (!old) this.updateState({ videoOff: false });
+    }
+    return track;
   }
 
   /** Shares the screen in place of the camera on every connection (no renegotiation when a video sender exists). */
@@ -326,6 +384,27 @@ export class Room extends Emitter<RoomEvents> {
   // ----- diagnostics --------------------------------------------------------------------------
 
   /** RTT, bitrates and packet loss of the connection to one peer (bitrates over the time since the last call). */
+  /** Accepts a file `peerId` offered (`file-offer`, with `acceptFiles: 'ask'`). */
+  acceptFile(peerId: string, fileId: string): boolean {
+    return this.entries.get(peerId)?.files?.accept(fileId) ?? false;
+  }
+
+  /** Declines a file `peerId` offered; the sender gets `file-failed` with `file-declined`. */
+  declineFile(peerId: string, fileId: string): boolean {
+    return this.entries.get(peerId)?.files?.cancel(fileId) ?? false;
+  }
+
+  /** Cancels a file transfer, sending or receiving, queued, offered or under way, with one peer or (without
+   * `peerId`) with everyone. Both sides get `file-failed` (`file-cancelled`). Returns how many were cancelled. */
+  cancelFile(fileId: string, peerId?: string): number {
+    let n = 0;
+    for (const [id, e] of this.entries) {
+      if (peerId && id !== peerId) continue;
+      if (e.files?.cancel(fileId)) n += 1;
+    }
+    return n;
+  }
+
   async getStats(peerId: string): Promise<PeerStats | null> {
     const link = this.entries.get(peerId)?.link;
     return link ? link.getStats() : null;
@@ -497,6 +576,10 @@ export class Room extends Emitter<RoomEvents> {
     link.on('error', (err) => this.emit('error', err));
     const files = new FileChannel(id, link.channel, this.urls, () => link.pc.sctp?.maxMessageSize ?? 0);
     e.files = files;
+    files.autoAccept = this.options.acceptFiles !== 'ask';
+    files.on('file-offer', (p) => this.emit('file-offer', p));
+    files.on('file-offered', (p) => this.emit('file-offered', p));
+    files.on('file-accepted', (p) => this.emit('file-accepted', p));
     files.on('file-incoming', (p) => this.emit('file-incoming', p));
     files.on('file-progress', (p) => this.emit('file-progress', p));
     files.on('file-received', (p) => this.emit('file-received', p));
@@ -567,6 +650,27 @@ export class Room extends Emitter<RoomEvents> {
     this.state = next;
     this.emit('local-state', { ...next });
     if (!this.left) this.signaling.send('state', { state: next });
+  }
+
+  /** A local track that ends by itself (device unplugged, revoked) is marked off and the others are told. */
+  private watchTrack(track: MediaStreamTrack): void {
+    track.addEventListener('ended', () => {
+      if (this.left || !this.localStream?.getTracks().includes(track)) return; // stopped by us (leave, switch)
+      const kind = track.kind === 'audio' ? 'audio' : 'video';
+      this.localStream.removeTrack(track);
+      if (kind === 'audio') this.updateState({ audioMuted: true });
+      else {
+        this.updateState({ videoOff: true });
+        if (!this.screenStream) {
+          void this.sendVideo(null, this.localStream);
+          this.emit('local-video', { track: null, screen: false });
+        }
+      }
+      this.emit('local-track-ended', { kind });
+      this.emit('error', new KaiwaError('media-ended', kind === 'audio'
+        ? 'Your microphone stopped (unplugged or taken by another app). The others see you as muted.'
+        : 'Your camera stopped (unplugged or taken by another app). The others see your camera as off.'));
+    }, { once: true });
   }
 
   private cameraTrack(): MediaStreamTrack | null {

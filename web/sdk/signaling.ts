@@ -78,6 +78,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectAttempt = 0;
   private reconnectSince = 0;
+  private reconnectDueAt = 0;
   private lastReceived = 0;
   private noReconnect = false;
   private holdReconnectMs = 0;
@@ -104,6 +105,33 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   /** The last `hello` received (heartbeat and limits). */
   get hello(): HelloMessage | null {
     return this._hello;
+  }
+
+  /** When the next reconnect attempt is due (`Date.now()` ms), 0 when none is scheduled. */
+  get nextAttemptAt(): number {
+    return this.reconnectTimer ? this.reconnectDueAt : 0;
+  }
+
+  /** Reconnect attempts since the connection dropped. */
+  get attempts(): number {
+    return this.reconnectAttempt;
+  }
+
+  /**
+   * Tries to reconnect now instead of waiting for the backoff (a "Retry" button); after giving up (state
+   * `closed` without `close()`), starts reconnecting again. No effect while connected or after `close()`.
+   */
+  retryNow(): void {
+    if (this.closedByUser || this.noReconnect) return;
+    if (this._state !== 'reconnecting' && this._state !== 'closed') return;
+    if (this.ws && this.ws.readyState !== WebSocket.CLOSED) return; // an attempt is under way
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.reconnectSince = performance.now();
+    this.reconnectAttempt = 0;
+    this.holdReconnectMs = 0;
+    this.setState('reconnecting');
+    this.scheduleReconnect(0);
   }
 
   /** Opens the first connection; resolves with `hello`. */
@@ -379,7 +407,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.scheduleReconnect();
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(forceDelay?: number): void {
     if (this.reconnectTimer || this.closedByUser) return;
     if (performance.now() - this.reconnectSince > this.opts.reconnectTimeoutMs) {
       this.emit('error', new KaiwaError('connect-failed', 'Gave up reconnecting to the server.'));
@@ -387,7 +415,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       return;
     }
     const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** this.reconnectAttempt);
-    const delay = Math.max(this.holdReconnectMs, base / 2 + Math.random() * (base / 2));
+    const delay = forceDelay ?? Math.max(this.holdReconnectMs, base / 2 + Math.random() * (base / 2));
+    this.reconnectDueAt = Date.now() + delay;
     this.holdReconnectMs = 0;
     this.reconnectAttempt += 1;
     this.reconnectTimer = setTimeout(() => {
