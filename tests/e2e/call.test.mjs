@@ -37,7 +37,7 @@ test('two peers see and hear each other', { timeout: 60_000 }, async () => {
     assert.ok(size[0] > 0 && size[1] > 0, `remote video size ${size}`);
     // The connection-quality readout fills in from getStats.
     await b.page.waitForFunction((id) => {
-      const el = document.querySelector(`[data-testid="tile"][data-peer-id="${id}"] [data-testid="tile-stats"]`);
+      const el = document.querySelector(`[data-testid="tile"][data-peer-id="${id}"] [data-testid="quality"]`);
       return el && el.dataset.rttMs !== undefined && el.dataset.rttMs !== '' && Number(el.dataset.inboundBitrate) > 0;
     }, a.id, { timeout: WAIT });
     // Bandwidth cap: maxBitrate lands on the video sender's encodings.
@@ -121,7 +121,7 @@ describe('three peers', () => {
     assert.deepEqual(local.state, { audioMuted: true, videoOff: true, screenSharing: false });
     assert.deepEqual(local.audioEnabled, [false]);
     assert.deepEqual(local.videoEnabled, [false]);
-    assert.equal(await ann.page.getByTestId('toggle-mic').getAttribute('aria-pressed'), 'true');
+    assert.equal(await ann.page.getByTestId('toggle-mic').getAttribute('aria-pressed'), 'false', 'aria-pressed: the microphone is on');
     for (const p of [ben, cai]) {
       await tile(p.page, ann.id).getByTestId('badge-muted').waitFor({ state: 'visible', timeout: WAIT });
       await tile(p.page, ann.id).getByTestId('badge-video-off').waitFor({ state: 'visible', timeout: WAIT });

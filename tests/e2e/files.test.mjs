@@ -1,4 +1,5 @@
-// Peer-to-peer file transfer through the web app: a 20 MiB file of random bytes to one peer, a small one to all.
+// Peer-to-peer file transfer through the web app: a 20 MiB file of random bytes to one peer, a small one to all;
+// the receiver accepts or declines before any byte flows; either side cancels; several files queue; drag and drop.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WAIT, launchBrowser, openPeer, startServer, uniqueRoom, waitForRemoteVideo } from './helpers.mjs';
@@ -24,18 +25,47 @@ after(async () => {
 
 /** Makes a File of random bytes in the page, puts it into the file input, and returns its SHA-256. */
 async function pickRandomFile(page, name, size, type) {
-  return page.evaluate(async ([n, sz, ty]) => {
-    const bytes = new Uint8Array(sz);
-    for (let off = 0; off < sz; off += 65536) crypto.getRandomValues(bytes.subarray(off, Math.min(sz, off + 65536)));
-    const file = new File([bytes], n, { type: ty });
+  return (await pickRandomFiles(page, [[name, size, type]]))[0];
+}
+
+/** Several files at once (multi-select), or with `drop` dropped on the room instead; returns their SHA-256s. */
+async function pickRandomFiles(page, specs, { drop = false } = {}) {
+  return page.evaluate(async ([list, dropIt]) => {
     const dt = new DataTransfer();
-    dt.items.add(file);
-    const input = document.querySelector('[data-testid="file-input"]');
-    input.files = dt.files;
-    input.dispatchEvent(new Event('change', { bubbles: true }));
-    const digest = await crypto.subtle.digest('SHA-256', bytes);
-    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
-  }, [name, size, type]);
+    const hashes = [];
+    for (const [n, sz, ty] of list) {
+      const bytes = new Uint8Array(sz);
+      for (let off = 0; off < sz; off += 65536) crypto.getRandomValues(bytes.subarray(off, Math.min(sz, off + 65536)));
+      dt.items.add(new File([bytes], n, { type: ty }));
+      const digest = await crypto.subtle.digest('SHA-256', bytes);
+      hashes.push([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join(''));
+    }
+    if (dropIt) {
+      const room = document.querySelector('[data-testid="room"]');
+      room.dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      window.__overlayShown = !document.querySelector('[data-testid="drop-overlay"]').hidden;
+      room.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    } else {
+      const input = document.querySelector('[data-testid="file-input"]');
+      input.files = dt.files;
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+    }
+    return hashes;
+  }, [specs, drop]);
+}
+
+/** The row of transfer `id` on `page` (optionally one direction). */
+function rowOf(page, id, dir) {
+  return page.locator(`[data-testid="file-transfer"][data-transfer-id="${id}"]${dir ? `[data-direction="${dir}"]` : ''}`);
+}
+
+/** Waits for the incoming offer of `name` on `page`, checks nothing flowed yet, and accepts or declines it. */
+async function answerOffer(page, name, accept = true) {
+  const offer = page.locator('[data-testid="file-transfer"][data-direction="receive"][data-state="offer"]', { hasText: name });
+  await offer.waitFor({ state: 'attached', timeout: WAIT });
+  const id = await offer.getAttribute('data-transfer-id');
+  await offer.getByTestId(accept ? 'file-accept' : 'file-decline').click();
+  return id;
 }
 
 /** Reads back what the download link points at and hashes it. */
@@ -67,9 +97,16 @@ test('a 20 MiB file reaches the chosen peer intact, with progress on both sides'
   await sender.page.getByTestId('file-target').selectOption(receiver.id);
   await sender.page.getByTestId('file-send').click();
 
+  // An offer first: nothing flows until the receiver accepts; the sender says it is waiting.
   const row = receiver.page.locator('[data-testid="file-transfer"][data-direction="receive"]');
   await row.waitFor({ state: 'attached', timeout: WAIT });
   const transferId = await row.getAttribute('data-transfer-id');
+  assert.equal(await row.getAttribute('data-state'), 'offer');
+  assert.match(await row.textContent(), /Sender wants to send you this file/);
+  await rowOf(sender.page, transferId, 'send').and(sender.page.locator('[data-state="waiting"]')).waitFor({ timeout: WAIT });
+  assert.match(await rowOf(sender.page, transferId, 'send').getByTestId('file-status').textContent(), /waiting for Receiver to accept/);
+  assert.deepEqual(await receiver.page.evaluate(() => window.__progress), [], 'no bytes before accepting');
+  await row.getByTestId('file-accept').click();
   await receiver.page.locator(`[data-testid="file-transfer"][data-transfer-id="${transferId}"][data-state="done"]`)
     .waitFor({ state: 'attached', timeout: 90_000 });
   await sender.page.locator(`[data-testid="file-transfer"][data-transfer-id="${transferId}"][data-state="done"]`)
@@ -86,6 +123,9 @@ test('a 20 MiB file reaches the chosen peer intact, with progress on both sides'
   await r.getByTestId('file-verified').waitFor({ state: 'visible', timeout: WAIT });
   const link = await linkDigest(receiver.page, transferId);
   assert.deepEqual(link, { download: name, size, sha256 });
+
+  // Speed and time left were shown while it ran (kept on the row as data attributes).
+  assert.ok(Number(await r.getAttribute('data-bytes-per-second')) > 0, 'receiver saw a speed');
 
   // Sender: 100 % and the receiver's confirmation.
   const s = sender.page.locator(`[data-testid="file-transfer"][data-transfer-id="${transferId}"]`);
@@ -110,6 +150,7 @@ test('a file sent to everybody reaches every peer', { timeout: 60_000 }, async (
   const sha256 = await pickRandomFile(sender.page, 'notes.txt', 100_000, 'text/plain');
   await sender.page.getByTestId('file-target').selectOption('');
   await sender.page.getByTestId('file-send').click();
+  for (const p of others) await answerOffer(p.page, 'notes.txt');
   for (const p of others) {
     const done = p.page.locator('[data-testid="file-transfer"][data-direction="receive"][data-state="done"]', { hasText: 'notes.txt' });
     await done.waitFor({ state: 'attached', timeout: WAIT });
@@ -120,4 +161,79 @@ test('a file sent to everybody reaches every peer', { timeout: 60_000 }, async (
   // Two send rows (one per receiver), both confirmed.
   await sender.page.waitForFunction(() => document.querySelectorAll(
     '[data-testid="file-transfer"][data-direction="send"][data-state="done"]').length === 3, null, { timeout: WAIT });
+});
+
+test('a declined file sends no bytes, and the sender is told', { timeout: 60_000 }, async () => {
+  const [sender, receiver] = peers;
+  await receiver.page.evaluate(() => {
+    window.__bytesIn = 0;
+    window.kaiwa.room.on('file-progress', (e) => { if (e.direction === 'receive') window.__bytesIn += e.bytes; });
+  });
+  await pickRandomFile(sender.page, 'unwanted.bin', 2 * 1024 * 1024, 'application/octet-stream');
+  await sender.page.getByTestId('file-target').selectOption(receiver.id);
+  await sender.page.getByTestId('file-send').click();
+  const id = await answerOffer(receiver.page, 'unwanted.bin', false);
+  await rowOf(receiver.page, id, 'receive').and(receiver.page.locator('[data-state="declined"]')).waitFor({ timeout: WAIT });
+  const s = rowOf(sender.page, id, 'send');
+  await s.and(sender.page.locator('[data-state="declined"]')).waitFor({ timeout: WAIT });
+  assert.match(await s.getByTestId('file-status').textContent(), /declined/);
+  assert.equal(await s.getAttribute('data-code'), 'file-declined');
+  assert.equal(await receiver.page.evaluate(() => window.__bytesIn), 0);
+  assert.equal(await rowOf(receiver.page, id).getByTestId('file-link').count(), 0);
+});
+
+test('either side cancels: while offered, and once accepted; the next file still goes through', { timeout: 90_000 }, async () => {
+  const [sender, receiver] = peers;
+  // The sender withdraws an offer: the receiver's offer turns into "cancelled".
+  await pickRandomFile(sender.page, 'withdrawn.bin', 1024 * 1024, 'application/octet-stream');
+  await sender.page.getByTestId('file-target').selectOption(receiver.id);
+  await sender.page.getByTestId('file-send').click();
+  const offer = receiver.page.locator('[data-testid="file-transfer"][data-state="offer"]', { hasText: 'withdrawn.bin' });
+  await offer.waitFor({ state: 'attached', timeout: WAIT });
+  const id1 = await offer.getAttribute('data-transfer-id');
+  await rowOf(sender.page, id1, 'send').getByTestId('file-cancel').click();
+  await rowOf(receiver.page, id1).and(receiver.page.locator('[data-state="cancelled"]')).waitFor({ timeout: WAIT });
+  assert.equal(await rowOf(sender.page, id1).getAttribute('data-state'), 'cancelled');
+
+  // The receiver stops a big file it has just accepted: both sides end "cancelled", no download link.
+  await pickRandomFile(sender.page, 'big.bin', 48 * 1024 * 1024, 'application/octet-stream');
+  await sender.page.getByTestId('file-send').click();
+  const id2 = await answerOffer(receiver.page, 'big.bin');
+  const r2 = rowOf(receiver.page, id2);
+  await r2.getByTestId('file-cancel').click();
+  await r2.and(receiver.page.locator('[data-state="cancelled"]')).waitFor({ timeout: WAIT });
+  await rowOf(sender.page, id2).and(sender.page.locator('[data-state="cancelled"]')).waitFor({ timeout: WAIT });
+  assert.equal(await r2.getByTestId('file-link').count(), 0);
+
+  // The channel is still good: a small file right after arrives intact.
+  const [sha] = await pickRandomFiles(sender.page, [['after.txt', 50_000, 'text/plain']]);
+  await sender.page.getByTestId('file-send').click();
+  const id3 = await answerOffer(receiver.page, 'after.txt');
+  await rowOf(receiver.page, id3).and(receiver.page.locator('[data-state="done"]')).waitFor({ timeout: WAIT });
+  assert.equal((await linkDigest(receiver.page, id3)).sha256, sha);
+});
+
+test('several files at once queue behind each other; dropped files are sent too', { timeout: 60_000 }, async () => {
+  const [sender, receiver] = peers;
+  await sender.page.getByTestId('file-target').selectOption(receiver.id);
+  const hashes = await pickRandomFiles(sender.page, [['one.txt', 10_000, 'text/plain'], ['two.txt', 20_000, 'text/plain']]);
+  assert.match(await sender.page.getByTestId('file-send').textContent(), /Send 2 files/);
+  await sender.page.getByTestId('file-send').click();
+  // While the first waits for an answer the second is queued, not "sending 0 %".
+  const two = sender.page.locator('[data-testid="file-transfer"][data-direction="send"]', { hasText: 'two.txt' });
+  await two.and(sender.page.locator('[data-state="queued"]')).waitFor({ timeout: WAIT });
+  assert.equal(await two.getByTestId('file-status').textContent(), 'queued');
+  assert.equal(await two.getByTestId('file-progress').isVisible(), false);
+  const id1 = await answerOffer(receiver.page, 'one.txt');
+  const id2 = await answerOffer(receiver.page, 'two.txt');
+  for (const [id, sha] of [[id1, hashes[0]], [id2, hashes[1]]]) {
+    await rowOf(receiver.page, id).and(receiver.page.locator('[data-state="done"]')).waitFor({ timeout: WAIT });
+    assert.equal((await linkDigest(receiver.page, id)).sha256, sha);
+  }
+  // Drag and drop onto the room.
+  const [dropped] = await pickRandomFiles(sender.page, [['dropped.txt', 3000, 'text/plain']], { drop: true });
+  assert.equal(await sender.page.evaluate(() => window.__overlayShown), true, 'the drop target shows while dragging');
+  const id3 = await answerOffer(receiver.page, 'dropped.txt');
+  await rowOf(receiver.page, id3).and(receiver.page.locator('[data-state="done"]')).waitFor({ timeout: WAIT });
+  assert.equal((await linkDigest(receiver.page, id3)).sha256, dropped);
 });

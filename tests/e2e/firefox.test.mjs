@@ -21,11 +21,20 @@ after(async () => {
   await server?.stop();
 });
 
-/** Opens the web app at /room/<room>?name=<name> in a new Firefox window and waits until it has joined. */
+/** Clicks "Join now" on the pre-join screen once camera and microphone are settled (Firefox page wrapper). */
+async function firefoxJoin(page) {
+  await page.waitForFunction(() => !!document.querySelector('[data-testid="prejoin"][data-ready="true"]'), null,
+    { timeout: WAIT });
+  await page.evaluate(() => document.querySelector('[data-testid="prejoin-join"]').click());
+}
+
+/** Opens the web app at /room/<room>?name=<name> in a new Firefox window, joins from the pre-join screen and waits
+ * until it has joined. */
 async function openFirefoxPeer(room, name) {
   const page = await firefox.newPage({ name });
   try {
     await page.goto(`${server.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`);
+    await firefoxJoin(page);
     await page.waitForFunction(() => !!document.querySelector('[data-testid="room"][data-joined="true"]'), null,
       { timeout: WAIT });
     const id = await page.evaluate(() => window.kaiwa.room.id);
@@ -106,7 +115,7 @@ async function checkCallAndChat(t, a, b) {
     assert.ok(view.size[0] > 0 && view.size[1] > 0, `${p.name} sees ${q.name}'s video at ${view.size}`);
     // The connection-quality readout fills in from getStats (its shape differs between browsers).
     await p.page.waitForFunction((id) => {
-      const el = document.querySelector(`[data-testid="tile"][data-peer-id="${id}"] [data-testid="tile-stats"]`);
+      const el = document.querySelector(`[data-testid="tile"][data-peer-id="${id}"] [data-testid="quality"]`);
       return el && el.dataset.rttMs !== undefined && el.dataset.rttMs !== '' && Number(el.dataset.inboundBitrate) > 0;
     }, q.id, { timeout: WAIT });
     const info = await connectionInfo(p, q);
@@ -196,6 +205,7 @@ test('a Firefox page that navigates away is seen to leave at once', {
       const page = await firefox.newPage({ name });
       pages.push(page);
       await page.goto(`${quick.url}/room/${room}?name=${name}`);
+      await firefoxJoin(page);
       await page.waitForFunction(() => !!document.querySelector('[data-testid="room"][data-joined="true"]'), null,
         { timeout: WAIT });
       await recordEvents(page);

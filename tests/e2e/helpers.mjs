@@ -144,7 +144,18 @@ export async function launchBrowser() {
 }
 
 /**
- * Opens the web app at /room/<room>?name=<name> in a fresh browser context and waits until it has joined.
+ * On the pre-join screen: waits until camera and microphone are settled, lets `beforeJoin(page)` change things
+ * (toggles, devices), then clicks "Join now".
+ */
+export async function joinFromPrejoin(page, beforeJoin) {
+  await page.locator('[data-testid="prejoin"][data-ready="true"]').waitFor({ timeout: WAIT });
+  if (beforeJoin) await beforeJoin(page);
+  await page.getByTestId('prejoin-join').click();
+}
+
+/**
+ * Opens the web app at /room/<room>?name=<name> in a fresh browser context, clicks Join on the pre-join screen and
+ * waits until it has joined. opts: viewport, initScript, hash (e.g. '#token=…'), beforeJoin(page).
  * Returns { page, context, id, errors, close() }.
  */
 export async function openPeer(browser, server, room, name, opts = {}) {
@@ -161,7 +172,8 @@ export async function openPeer(browser, server, room, name, opts = {}) {
     if (msg.type() === 'error') errors.push(msg.text());
   });
   if (opts.initScript) await page.addInitScript(opts.initScript);
-  await page.goto(`${server.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`);
+  await page.goto(`${server.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}${opts.hash ?? ''}`);
+  await joinFromPrejoin(page, opts.beforeJoin);
   await page.waitForSelector('[data-testid="room"][data-joined="true"]', { timeout: WAIT });
   const id = await page.evaluate(() => window.kaiwa.room.id);
   await recordEvents(page);

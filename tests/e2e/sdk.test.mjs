@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  WAIT, events, launchBrowser, openPeer, recordEvents, startServer, tile, uniqueRoom, waitForRemoteVideo,
+  WAIT, events, joinFromPrejoin, launchBrowser, openPeer, recordEvents, startServer, tile, uniqueRoom, waitForRemoteVideo,
 } from './helpers.mjs';
 
 let server;
@@ -153,7 +153,7 @@ test('leave releases everything, and peers coming and going leave nothing behind
   await host.close();
 });
 
-test('the landing page creates a room; a room link without a name asks for one', { timeout: 60_000 }, async () => {
+test('the landing page leads to the pre-join screen; the address never carries the name', { timeout: 60_000 }, async () => {
   const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   const page = await ctx.newPage();
   try {
@@ -162,16 +162,20 @@ test('the landing page creates a room; a room link without a name asks for one',
     assert.match(suggested, /^[A-Za-z0-9_.-]{1,64}$/);
     await page.getByTestId('name-input').fill('Landing Tester');
     await page.getByTestId('join-button').click();
-    await page.waitForURL((u) => u.pathname === `/room/${suggested}` && u.searchParams.get('name') === 'Landing Tester',
-      { timeout: WAIT });
+    await page.waitForURL((u) => u.pathname === `/room/${suggested}` && u.search === '', { timeout: WAIT });
+    // Pre-join: the remembered name, nothing joined yet.
+    await page.getByTestId('prejoin').waitFor({ timeout: WAIT });
+    assert.equal(await page.getByTestId('prejoin-name').inputValue(), 'Landing Tester');
+    assert.equal(await page.getByTestId('room').count(), 0);
+    await joinFromPrejoin(page);
     await page.locator('[data-testid="room"][data-joined="true"]').waitFor({ timeout: WAIT });
     assert.equal(await page.getByTestId('room-name').textContent(), suggested);
 
     const page2 = await ctx.newPage();
     await page2.goto(`${server.url}/room/${suggested}`);
-    await page2.getByTestId('name-prompt').waitFor({ timeout: WAIT });
-    await page2.getByTestId('name-input').fill('Second');
-    await page2.getByTestId('join-button').click();
+    await page2.getByTestId('prejoin').waitFor({ timeout: WAIT });
+    await page2.getByTestId('prejoin-name').fill('Second');
+    await joinFromPrejoin(page2);
     await page2.locator('[data-testid="room"][data-joined="true"]').waitFor({ timeout: WAIT });
     await recordEvents(page2);
     const firstId = await page.evaluate(() => window.kaiwa.room.id);
@@ -220,6 +224,7 @@ test('a refused join (room full) is shown and releases the camera', { timeout: 6
   const page = await ctx.newPage();
   try {
     await page.goto(`${small.url}/room/${room}?name=Second`);
+    await joinFromPrejoin(page);
     const screen = page.getByTestId('join-error');
     await screen.waitFor({ timeout: WAIT });
     assert.equal(await screen.getAttribute('data-code'), 'room-full');

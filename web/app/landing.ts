@@ -20,8 +20,8 @@ export function saveName(name: string): void {
   }
 }
 
-export function roomUrl(room: string, name?: string): string {
-  return `/room/${encodeURIComponent(room)}${name ? `?name=${encodeURIComponent(name)}` : ''}`;
+export function roomUrl(room: string): string {
+  return `/room/${encodeURIComponent(room)}`;
 }
 
 export function renderLanding(root: HTMLElement, notice: string | null): void {
@@ -46,7 +46,7 @@ export function renderLanding(root: HTMLElement, notice: string | null): void {
     h('label', { for: 'name' }, 'Your name'),
     nameInput,
     error,
-    h('button', { type: 'submit', class: 'primary', testid: 'join-button' }, 'Join room'),
+    h('button', { type: 'submit', class: 'primary', testid: 'join-button' }, 'Continue'),
   );
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -65,7 +65,7 @@ export function renderLanding(root: HTMLElement, notice: string | null): void {
       return;
     }
     saveName(name);
-    location.assign(roomUrl(room, name));
+    location.assign(roomUrl(room)); // the name is remembered, not put in the link
   });
   root.append(h('main', { class: 'landing', testid: 'landing' },
     h('h1', {}, 'kaiwa'),

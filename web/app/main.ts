@@ -1,8 +1,26 @@
-/** The kaiwa web app: one page for the landing form ("/") and the room ("/room/<name>"). */
-import { renderLanding } from './landing.js';
-import { renderRoom } from './room-view.js';
+/** The kaiwa web app: one page for the landing form ("/") and the room ("/room/<name>": pre-join, then the call). */
+import { renderLanding, ROOM_RE } from './landing.js';
+import { renderPrejoin } from './prejoin.js';
+import { RoomView } from './room-view.js';
+import { explain, precheck, readClaims, takeUrlParams } from './token.js';
 
 const ROOM_PATH = /^\/room\/([^/]+)\/?$/;
+
+async function enterRoom(root: HTMLElement, room: string): Promise<void> {
+  if (!ROOM_RE.test(room)) {
+    renderLanding(root, `"${room}" is not a valid room name.`);
+    return;
+  }
+  document.title = `${room} · kaiwa`;
+  // Token and name come out of the address bar at once: a copy of the link carries neither.
+  const { token, name } = takeUrlParams(room);
+  const claims = token ? readClaims(token) : null;
+  const problem = precheck(token, room);
+  const warning = problem ? { ...explain(problem, claims, room), code: problem } : null;
+  const choice = await renderPrejoin(root, { room, name: name ?? claims?.sub ?? null, warning });
+  const view = new RoomView(root, room, choice, token);
+  await view.start();
+}
 
 function route(): void {
   const root = document.getElementById('app');
@@ -15,8 +33,9 @@ function route(): void {
     } catch {
       /* a malformed escape: treated as an invalid name below */
     }
-    const name = new URLSearchParams(location.search).get('name');
-    renderRoom(root, room, name);
+    void enterRoom(root, room).catch((err: unknown) => {
+      renderLanding(root, err instanceof Error ? err.message : String(err));
+    });
   } else {
     renderLanding(root, location.pathname === '/' || location.pathname === '/index.html' ? null : 'No such page.');
   }

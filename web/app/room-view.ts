@@ -1,10 +1,16 @@
-/** The room page: participant grid, controls, chat, file transfer and connection quality. */
+/** The room page: stage (grid / 1:1 picture-in-picture / spotlight), controls, chat, files, people, quality. */
 import {
-  KaiwaError, Room, type ChatMessage, type FileFailure, type FileMeta, type FileProgress, type MediaState,
-  type PeerStats, type ReceivedFile, type RemotePeer, type SentFile, type SignalingState,
+  KaiwaError, Room, type MediaState, type PeerStats, type RemotePeer, type SignalingState,
 } from '../sdk/index.js';
-import { clear, formatBitrate, formatBytes, h, icon, initials, setIcon } from './dom.js';
-import { ROOM_RE, renderLanding, roomUrl, saveName, savedName } from './landing.js';
+import { ChatPanel } from './chat.js';
+import { clear, h, icon, setIcon } from './dom.js';
+import { FilesPanel } from './files-panel.js';
+import { inviteBox } from './invite.js';
+import { bestGrid, stageMode, tileAspect } from './layout.js';
+import { fillDeviceSelect, savePrefs, type PrejoinChoice } from './prejoin.js';
+import { describe, rate, type Quality } from './quality.js';
+import { Tile } from './tile.js';
+import { classifyRefusal, explain, readClaims } from './token.js';
 
 declare global {
   interface Window {
@@ -14,199 +20,60 @@ declare global {
 }
 
 const STATS_INTERVAL_MS = 2000;
+const GAP = 8;
 
-export function renderRoom(root: HTMLElement, roomName: string, name: string | null): void {
-  if (!ROOM_RE.test(roomName)) {
-    renderLanding(root, `"${roomName}" is not a valid room name.`);
-    return;
-  }
-  if (name && name.trim()) {
-    startRoom(root, roomName, name.trim());
-    return;
-  }
-  clear(root);
-  document.title = `${roomName} · kaiwa`;
-  const input = h('input', { id: 'name', name: 'name', testid: 'name-input', required: true, maxlength: 64,
-    value: savedName(), autocomplete: 'nickname', placeholder: 'How others see you' });
-  const form = h('form', { class: 'card join-form', testid: 'name-form' },
-    h('label', { for: 'name' }, 'Your name'),
-    input,
-    h('button', { type: 'submit', class: 'primary', testid: 'join-button' }, 'Join'),
-  );
-  form.addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    const n = input.value.trim();
-    if (!n) return;
-    saveName(n);
-    startRoom(root, roomName, n);
-  });
-  root.append(h('main', { class: 'landing', testid: 'name-prompt' },
-    h('h1', {}, 'kaiwa'),
-    h('p', { class: 'lead' }, 'Joining room ', h('strong', { testid: 'prompt-room' }, roomName)),
-    form,
-  ));
-  input.focus();
-}
-
-function startRoom(root: HTMLElement, roomName: string, name: string): void {
-  let view: RoomView;
-  try {
-    view = new RoomView(root, roomName, name);
-  } catch (err) {
-    renderLanding(root, err instanceof Error ? err.message : String(err));
-    return;
-  }
-  void view.start();
-}
-
-// -----------------------------------------------------------------------------------------------
-
-class Tile {
-  readonly el: HTMLDivElement;
-  readonly video: HTMLVideoElement;
-  private readonly nameEl: HTMLSpanElement;
-  private readonly avatar: HTMLDivElement;
-  private readonly badgeMuted: HTMLSpanElement;
-  private readonly badgeVideoOff: HTMLSpanElement;
-  private readonly badgeScreen: HTMLSpanElement;
-  private readonly stats: HTMLDivElement;
-  private readonly unmute: HTMLButtonElement;
-  private state: MediaState = { audioMuted: false, videoOff: false, screenSharing: false };
-
-  constructor(readonly peerId: string, name: string, readonly self: boolean) {
-    this.video = h('video', { testid: 'video', autoplay: true, playsinline: true });
-    this.video.muted = self; // never play our own microphone back
-    this.nameEl = h('span', { class: 'tile-name', testid: 'tile-name' }, self ? `${name} (you)` : name);
-    this.avatar = h('div', { class: 'avatar', 'aria-hidden': 'true' }, initials(name));
-    this.badgeMuted = h('span', { class: 'badge', testid: 'badge-muted', title: 'Microphone off', role: 'img',
-      'aria-label': 'Microphone off' }, icon('mic-off'));
-    this.badgeVideoOff = h('span', { class: 'badge', testid: 'badge-video-off', title: 'Camera off', role: 'img',
-      'aria-label': 'Camera off' }, icon('camera-off'));
-    this.badgeScreen = h('span', { class: 'badge screen', testid: 'badge-screen', title: 'Sharing the screen' },
-      icon('screen'), 'Screen');
-    this.stats = h('div', { class: 'quality', testid: 'tile-stats' });
-    this.stats.hidden = self;
-    this.unmute = h('button', { class: 'unmute', testid: 'unmute-audio', type: 'button' }, icon('speaker'), 'Tap to hear');
-    this.unmute.hidden = true;
-    this.unmute.addEventListener('click', () => {
-      this.video.muted = false;
-      this.unmute.hidden = true;
-      void this.video.play().catch(() => undefined);
-    });
-    this.el = h('div', { class: 'tile', testid: 'tile', 'data-peer-id': peerId, 'data-self': self ? 'true' : 'false' },
-      this.video, this.avatar,
-      h('div', { class: 'label' }, this.nameEl, this.badgeMuted, this.badgeVideoOff, this.badgeScreen),
-      this.stats, this.unmute);
-    this.setState(this.state);
-  }
-
-  setPeerId(id: string): void {
-    this.el.dataset.peerId = id;
-  }
-
-  setName(name: string): void {
-    this.nameEl.textContent = this.self ? `${name} (you)` : name;
-    this.avatar.textContent = initials(name);
-  }
-
-  setStream(stream: MediaStream | null, mirror = false): void {
-    this.video.classList.toggle('mirror', mirror);
-    if (this.video.srcObject !== stream) this.video.srcObject = stream;
-    if (stream) this.play();
-  }
-
-  /** Tells the element its stream has new tracks (re-attaching makes every browser pick them up). */
-  refresh(): void {
-    const s = this.video.srcObject;
-    this.video.srcObject = null;
-    this.video.srcObject = s;
-    if (s) this.play();
-  }
-
-  setState(state: MediaState): void {
-    this.state = { ...state };
-    this.badgeMuted.hidden = !state.audioMuted;
-    this.badgeVideoOff.hidden = !state.videoOff || state.screenSharing;
-    this.badgeScreen.hidden = !state.screenSharing;
-    this.el.dataset.audioMuted = String(state.audioMuted);
-    this.el.dataset.videoOff = String(state.videoOff);
-    this.el.dataset.screenSharing = String(state.screenSharing);
-    this.el.classList.toggle('video-off', state.videoOff && !state.screenSharing);
-    this.el.classList.toggle('screen', state.screenSharing);
-  }
-
-  setConnection(state: RTCPeerConnectionState): void {
-    this.el.dataset.connection = state;
-    this.el.classList.toggle('unstable', state === 'disconnected' || state === 'failed');
-  }
-
-  setStats(s: PeerStats): void {
-    const rtt = s.rttMs === null ? '–' : `${Math.round(s.rttMs)} ms`;
-    const loss = `${(s.packetLoss * 100).toFixed(s.packetLoss > 0 && s.packetLoss < 0.1 ? 1 : 0)}%`;
-    this.stats.textContent = `${rtt} · ↓${formatBitrate(s.inboundBitrate)} ↑${formatBitrate(s.outboundBitrate)} · ${loss} loss`;
-    this.stats.title = 'Round-trip time · received / sent bitrate · packet loss';
-    this.stats.dataset.rttMs = s.rttMs === null ? '' : String(Math.round(s.rttMs));
-    this.stats.dataset.inboundBitrate = String(Math.round(s.inboundBitrate));
-    this.stats.dataset.outboundBitrate = String(Math.round(s.outboundBitrate));
-    this.stats.dataset.packetLoss = String(s.packetLoss);
-    const level = s.packetLoss > 0.05 || (s.rttMs ?? 0) > 400 ? 'poor' : s.packetLoss > 0.01 || (s.rttMs ?? 0) > 150 ? 'fair' : 'good';
-    this.stats.dataset.quality = level;
-  }
-
-  destroy(): void {
-    this.video.pause();
-    this.video.srcObject = null;
-    this.el.remove();
-  }
-
-  private play(): void {
-    const v = this.video;
-    v.play().catch((err: unknown) => {
-      // Autoplay with sound needs a user gesture in some browsers: play muted and offer a button.
-      if ((err as DOMException)?.name === 'NotAllowedError' && !v.muted) {
-        v.muted = true;
-        this.unmute.hidden = false;
-        void v.play().catch(() => undefined);
-      }
-    });
-  }
-}
-
-interface TransferRow {
-  el: HTMLLIElement;
-  progress: HTMLProgressElement;
-  percent: HTMLSpanElement;
-  status: HTMLSpanElement;
-  size: number;
-}
+/** Keyboard shortcuts (also listed in the help popover and docs/web.md). */
+export const SHORTCUTS: Array<{ keys: string; what: string }> = [
+  { keys: 'Ctrl/⌘ + D', what: 'Microphone on/off' },
+  { keys: 'Ctrl/⌘ + E', what: 'Camera on/off' },
+  { keys: 'Ctrl/⌘ + Shift + C', what: 'Open the chat and type' },
+];
 
 export class RoomView {
   readonly room: Room;
   private readonly root: HTMLElement;
   private readonly tiles = new Map<string, Tile>();
   private selfTile!: Tile;
-  private readonly transfers = new Map<string, TransferRow>();
   private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private bannerTimer: ReturnType<typeof setInterval> | null = null;
   private unread = 0;
+  private titleUnread = 0;
+  private joined = false;
+  private pinned: string | null = null;
+  private resize: ResizeObserver | null = null;
+  private readonly peerQuality = new Map<string, { level: Quality; stats: PeerStats }>();
   // elements
   private grid!: HTMLElement;
+  private emptyState!: HTMLElement;
   private notices!: HTMLElement;
+  private toasts!: HTMLElement;
+  private banner!: HTMLElement;
   private sigState!: HTMLElement;
-  private chatLog!: HTMLOListElement;
-  private chatInput!: HTMLInputElement;
-  private fileInput!: HTMLInputElement;
-  private fileTarget!: HTMLSelectElement;
-  private fileSend!: HTMLButtonElement;
-  private fileList!: HTMLUListElement;
   private side!: HTMLElement;
+  private peoplePanel!: HTMLElement;
+  private peopleList!: HTMLUListElement;
+  private count!: HTMLElement;
+  private chat!: ChatPanel;
+  private files!: FilesPanel;
   private panelButton!: HTMLButtonElement;
+  private peopleButton!: HTMLButtonElement;
   private micButton!: HTMLButtonElement;
   private camButton!: HTMLButtonElement;
   private screenButton!: HTMLButtonElement;
+  private settings!: HTMLElement;
+  private invitePanel!: HTMLElement;
+  private dropOverlay!: HTMLElement;
 
-  constructor(root: HTMLElement, readonly roomName: string, readonly name: string) {
+  constructor(root: HTMLElement, readonly roomName: string, private readonly choice: PrejoinChoice,
+    private readonly token: string | null) {
     this.root = root;
-    this.room = new Room({ room: roomName, name, media: { audio: true, video: true } });
+    this.room = new Room({
+      room: roomName, name: choice.name, token: token ?? undefined,
+      localStream: choice.stream ?? undefined,
+      media: choice.stream ? undefined : false,
+      initialState: { audioMuted: !choice.micOn, videoOff: !choice.camOn },
+      acceptFiles: 'ask',
+    });
     window.kaiwa = { room: this.room, view: this, Room };
   }
 
@@ -220,12 +87,18 @@ export class RoomView {
       this.renderJoinError(err);
       return;
     }
+    this.joined = true;
     this.selfTile.setPeerId(this.room.id);
     this.selfTile.setStream(this.room.localStream ? videoOnly(this.room.localStream) : null, true);
+    this.selfTile.listen(this.room.localStream);
     this.selfTile.setState(this.room.state);
     this.syncControls();
+    this.syncPeople();
+    if (this.choice.mediaError) this.onError(this.choice.mediaError);
     this.root.querySelector('[data-testid="room"]')?.setAttribute('data-joined', 'true');
     this.statsTimer = setInterval(() => void this.pollStats(), STATS_INTERVAL_MS);
+    document.addEventListener('keydown', this.onKey);
+    document.addEventListener('visibilitychange', this.onVisibility);
   }
 
   // ----- layout -------------------------------------------------------------------------------
@@ -234,75 +107,111 @@ export class RoomView {
     clear(this.root);
     this.sigState = h('span', { class: 'sig', testid: 'signaling-state', 'data-state': 'connecting' }, 'Connecting…');
     this.notices = h('div', { class: 'notices', testid: 'notices', 'aria-live': 'polite' });
+    this.toasts = h('div', { class: 'toasts', testid: 'toasts', 'aria-live': 'polite', role: 'status' });
+    this.banner = h('div', { class: 'banner', testid: 'connection-banner', role: 'alert', 'data-state': 'connected' });
+    this.banner.hidden = true;
     this.grid = h('section', { class: 'grid', testid: 'grid', 'aria-label': 'Participants' });
-    this.selfTile = new Tile('', this.name, true);
+    this.selfTile = new Tile('', this.choice.name, true, (t) => this.togglePin(t), () => this.syncPeople());
     this.grid.append(this.selfTile.el);
-    this.updateGrid();
+    this.emptyState = h('div', { class: 'empty-state card', testid: 'empty-state' },
+      h('h2', {}, 'You are the only one here'),
+      h('p', {}, 'Share this link with the people you want to talk to.'),
+      inviteBox(this.roomName));
 
-    // chat
-    this.chatLog = h('ol', { class: 'chat-log', testid: 'chat-log', 'aria-live': 'polite' });
-    this.chatInput = h('input', { testid: 'chat-input', placeholder: 'Message everyone', maxlength: 4096,
-      autocomplete: 'off', 'aria-label': 'Chat message' });
-    const chatForm = h('form', { class: 'chat-form', testid: 'chat-form' }, this.chatInput,
-      h('button', { type: 'submit', class: 'primary', testid: 'chat-send' }, 'Send'));
-    chatForm.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      void this.sendChat();
+    this.chat = new ChatPanel(this.room, (m) => {
+      if (!this.panelVisible()) {
+        this.unread += 1;
+        this.panelButton.dataset.unread = String(this.unread);
+        this.toast(`${m.name}: ${m.text.length > 80 ? `${m.text.slice(0, 80)}…` : m.text}`, 'chat');
+      }
+      if (document.hidden) {
+        this.titleUnread += 1;
+        document.title = `(${this.titleUnread}) ${this.roomName} · kaiwa`;
+      }
+    });
+    this.files = new FilesPanel(this.room, (text, kind, testid) => {
+      if (kind === 'info') this.toast(text, testid ?? 'files');
+      else this.notice(text, kind, testid);
+    }, () => {
+      if (!this.panelVisible()) {
+        this.unread += 1;
+        this.panelButton.dataset.unread = String(this.unread);
+      }
     });
 
-    // files
-    this.fileInput = h('input', { type: 'file', testid: 'file-input', 'aria-label': 'File to send' });
-    this.fileTarget = h('select', { testid: 'file-target', 'aria-label': 'Send to' },
-      h('option', { value: '' }, 'Everyone'));
-    this.fileSend = h('button', { type: 'submit', class: 'primary', testid: 'file-send' }, 'Send file');
-    this.fileList = h('ul', { class: 'file-list', testid: 'file-list' });
-    const fileForm = h('form', { class: 'file-form', testid: 'file-form' }, this.fileInput,
-      h('div', { class: 'row' }, this.fileTarget, this.fileSend));
-    fileForm.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      void this.sendFile();
-    });
-    this.fileInput.addEventListener('change', () => this.syncFileForm());
+    this.peopleList = h('ul', { class: 'people-list', testid: 'people-list' });
+    this.peoplePanel = h('section', { class: 'panel people', testid: 'people-panel', 'aria-label': 'People' },
+      h('div', { class: 'panel-head' }, h('h2', {}, 'People'),
+        h('button', { type: 'button', class: 'ghost small', 'aria-label': 'Close people', onclick: () => this.togglePeople(false) }, '×')),
+      this.peopleList);
+    this.peoplePanel.hidden = true;
+    this.invitePanel = h('section', { class: 'panel invite-panel', testid: 'invite-panel', 'aria-label': 'Invite' },
+      h('div', { class: 'panel-head' }, h('h2', {}, 'Invite people'),
+        h('button', { type: 'button', class: 'ghost small', 'aria-label': 'Close invite', onclick: () => this.toggleInvite(false) }, '×')),
+      inviteBox(this.roomName, { note: this.token ? 'Invited guests also need their own invite link (token) for this room.' : undefined }));
+    this.invitePanel.hidden = true;
+    this.settings = this.renderSettings();
+    this.settings.hidden = true;
 
-    this.side = h('aside', { class: 'side', testid: 'side-panel' },
-      h('section', { class: 'panel chat', 'aria-label': 'Chat' }, h('h2', {}, 'Chat'), this.chatLog, chatForm),
-      h('section', { class: 'panel files', 'aria-label': 'Files' }, h('h2', {}, 'Files'), fileForm, this.fileList),
-    );
+    this.side = h('aside', { class: 'side', testid: 'side-panel', 'aria-label': 'Chat and files' },
+      this.chat.el, this.files.el);
 
     // controls
-    this.micButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-mic', 'aria-pressed': 'false',
-      onclick: () => this.room.setAudioMuted(!this.room.state.audioMuted) }, icon('mic'), h('span', {}, 'Mic'));
-    this.camButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-camera', 'aria-pressed': 'false',
-      onclick: () => this.room.setVideoOff(!this.room.state.videoOff) }, icon('camera'), h('span', {}, 'Camera'));
+    this.micButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-mic', 'aria-pressed': 'true',
+      onclick: () => this.room.setAudioMuted(!this.room.state.audioMuted) }, icon('mic'), h('span', { class: 'ctl-label' }, 'Mic'));
+    this.camButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-camera', 'aria-pressed': 'true',
+      onclick: () => this.room.setVideoOff(!this.room.state.videoOff) }, icon('camera'), h('span', { class: 'ctl-label' }, 'Camera'));
     this.screenButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-screen', 'aria-pressed': 'false',
-      onclick: () => void this.toggleScreen() }, icon('screen'), h('span', {}, 'Share'));
+      'aria-label': 'Share your screen', onclick: () => void this.toggleScreen() }, icon('screen'), h('span', { class: 'ctl-label' }, 'Share'));
     this.screenButton.hidden = typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
-    this.panelButton = h('button', { type: 'button', class: 'ctl panel-toggle', testid: 'toggle-panel',
-      'aria-pressed': 'false', onclick: () => this.togglePanel() }, icon('chat'), h('span', {}, 'Chat & files'));
-    const leave = h('button', { type: 'button', class: 'ctl leave', testid: 'leave', onclick: () => this.leave() },
-      icon('leave'), h('span', {}, 'Leave'));
+    const settingsButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-settings', 'aria-label': 'Camera and microphone settings',
+      'aria-expanded': 'false', onclick: () => this.toggleSettings() }, icon('settings'), h('span', { class: 'ctl-label' }, 'Devices'));
+    this.panelButton = h('button', { type: 'button', class: 'ctl panel-toggle', testid: 'toggle-panel', 'aria-label': 'Chat and files',
+      'aria-expanded': 'false', onclick: () => this.togglePanel() }, icon('chat'), h('span', { class: 'ctl-label' }, 'Chat & files'));
+    const leave = h('button', { type: 'button', class: 'ctl leave', testid: 'leave', 'aria-label': 'Leave the call',
+      onclick: () => this.leave() }, icon('leave'), h('span', { class: 'ctl-label' }, 'Leave'));
     const controls = h('footer', { class: 'controls', testid: 'controls' },
-      this.micButton, this.camButton, this.screenButton, this.panelButton, leave);
+      this.micButton, this.camButton, this.screenButton, settingsButton, this.panelButton, leave);
 
-    const copy = h('button', { type: 'button', class: 'ghost', testid: 'copy-link', onclick: () => void this.copyLink() },
-      'Copy link');
-    this.root.append(h('div', { class: 'room', testid: 'room', 'data-room': this.roomName },
+    this.count = h('span', { class: 'count', testid: 'participant-count' }, '1');
+    this.peopleButton = h('button', { type: 'button', class: 'ghost top-btn', testid: 'toggle-people', 'aria-expanded': 'false',
+      'aria-label': 'People in the call: 1', onclick: () => this.togglePeople() }, icon('people'), this.count);
+    const invite = h('button', { type: 'button', class: 'ghost top-btn', testid: 'invite-button', 'aria-label': 'Invite people',
+      'aria-expanded': 'false', onclick: () => this.toggleInvite() }, icon('invite'), h('span', { class: 'top-label' }, 'Invite'));
+    const help = h('button', { type: 'button', class: 'ghost top-btn', testid: 'shortcuts-button', 'aria-label': 'Keyboard shortcuts',
+      title: SHORTCUTS.map((s) => `${s.keys}: ${s.what}`).join('\n'), onclick: () => this.notice(
+        SHORTCUTS.map((s) => `${s.keys}: ${s.what}`).join(' · '), 'info', 'shortcuts') }, '⌨');
+
+    this.dropOverlay = h('div', { class: 'drop-overlay', testid: 'drop-overlay' }, 'Drop files to send them');
+    this.dropOverlay.hidden = true;
+    const stageArea = h('div', { class: 'stage-area' }, this.grid, this.emptyState);
+    const room = h('div', { class: 'room', testid: 'room', 'data-room': this.roomName },
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, 'kaiwa'),
-        h('span', { class: 'room-name', testid: 'room-name' }, this.roomName),
-        this.sigState, copy),
+        h('span', { class: 'room-name', testid: 'room-name', title: this.roomName }, this.roomName),
+        this.sigState, this.peopleButton, invite, help),
+      this.banner,
       this.notices,
-      h('main', { class: 'stage' }, this.grid, this.side),
-      controls));
-    this.syncFileForm();
+      h('main', { class: 'stage' }, stageArea,
+        h('div', { class: 'overlays' }, this.peoplePanel, this.invitePanel, this.settings), this.side),
+      controls, this.toasts, this.dropOverlay);
+    this.root.append(room);
+    this.wireDrop(room);
+    this.resize = new ResizeObserver(() => this.layout());
+    this.resize.observe(this.grid);
+    this.layout();
   }
 
   private wire(): void {
     const r = this.room;
     r.on('signaling-state', (s) => this.showSignaling(s));
     r.on('peer-joined', (p) => this.addPeer(p));
-    r.on('peer-left', ({ peer }) => this.removePeer(peer));
-    r.on('peer-state', ({ peer, state }) => this.tiles.get(peer.id)?.setState(state));
+    r.on('peer-left', ({ peer, reason }) => this.removePeer(peer, reason));
+    r.on('peer-state', ({ peer, state }) => {
+      this.tiles.get(peer.id)?.setState(state);
+      this.syncPeople();
+      this.layout();
+    });
     r.on('stream', ({ peer, stream }) => {
       const tile = this.tiles.get(peer.id);
       if (!tile) return;
@@ -313,51 +222,180 @@ export class RoomView {
     r.on('local-state', (s) => {
       this.selfTile.setState(s);
       this.syncControls();
+      this.syncPeople();
+      this.layout();
     });
     r.on('local-video', ({ track, screen }) => {
       this.selfTile.setStream(track ? new MediaStream([track]) : null, !screen);
+      this.selfTile.listen(this.room.localStream);
+    });
+    r.on('local-track-ended', () => {
+      this.selfTile.listen(this.room.localStream);
+      this.syncControls();
     });
     r.on('joined', ({ id, rejoined }) => {
       this.selfTile.setPeerId(id);
       if (rejoined) this.notice('The connection was lost for too long; rejoined the room.', 'info');
     });
-    r.on('chat', (m) => this.addChat(m));
     r.on('error', (e) => this.onError(e));
-    r.on('file-incoming', (f) => this.addTransfer(f, f.peer, 'receive'));
-    r.on('file-progress', (p) => this.onFileProgress(p));
-    r.on('file-received', (f) => this.onFileReceived(f));
-    r.on('file-sent', (f) => this.onFileSent(f));
-    r.on('file-failed', (f) => this.onFileFailed(f));
   }
 
-  private updateGrid(): void {
-    const n = this.grid.children.length;
-    this.grid.dataset.count = String(n);
+  private allTiles(): Tile[] {
+    return [this.selfTile, ...this.tiles.values()];
+  }
+
+  /** The tile that takes the stage: the pinned one, else someone sharing a screen (others first), else none. */
+  private featured(): Tile | null {
+    if (this.pinned) {
+      const t = this.allTiles().find((x) => x.peerId === this.pinned || (x.self && this.pinned === 'self'));
+      if (t) return t;
+      this.pinned = null;
+    }
+    return [...this.tiles.values()].find((t) => t.state.screenSharing) ??
+      (this.selfTile.state.screenSharing && this.tiles.size > 0 ? this.selfTile : null);
+  }
+
+  private layout(): void {
+    if (!this.grid) return;
+    const tiles = this.allTiles();
+    const featured = this.featured();
+    const mode = stageMode(tiles.length, featured !== null);
+    this.grid.dataset.mode = mode;
+    this.grid.dataset.count = String(tiles.length);
+    this.emptyState.hidden = tiles.length > 1;
+    for (const t of tiles) {
+      t.el.classList.remove('featured', 'strip', 'pip', 'main');
+      t.setPinned(this.pinned !== null && (t.peerId === this.pinned || (t.self && this.pinned === 'self')));
+    }
+    const W = this.grid.clientWidth - 2 * GAP;
+    const H = this.grid.clientHeight - 2 * GAP;
+    if (mode === 'spotlight' && featured) {
+      featured.el.classList.add('featured');
+      // Others in a strip: the featured tile keeps most of the stage.
+      const others = tiles.filter((t) => t !== featured);
+      for (const t of others) t.el.classList.add('strip');
+      const portrait = H > W;
+      const stripH = Math.max(64, Math.min(140, Math.round((portrait ? H : H) * 0.18)));
+      this.grid.style.setProperty('--strip-h', `${stripH}px`);
+      this.grid.style.setProperty('--strip-w', `${Math.round(stripH * 4 / 3)}px`);
+      featured.el.style.order = '-1';
+      for (const t of others) t.el.style.order = '0';
+    } else if (mode === 'pip') {
+      const other = tiles.find((t) => !t.self)!;
+      other.el.classList.add('main');
+      this.selfTile.el.classList.add('pip');
+      const pipW = Math.round(Math.max(96, Math.min(260, W * (W > H ? 0.2 : 0.3))));
+      const pipAspect = W > H ? 4 / 3 : 3 / 4;
+      this.grid.style.setProperty('--pip-w', `${pipW}px`);
+      this.grid.style.setProperty('--pip-h', `${Math.round(pipW / pipAspect)}px`);
+    } else {
+      const aspect = tileAspect(W, H, tiles.length);
+      const fit = bestGrid(tiles.length, W, H, aspect, GAP);
+      this.grid.style.setProperty('--tile-w', `${fit.width}px`);
+      this.grid.style.setProperty('--tile-h', `${fit.height}px`);
+      this.grid.dataset.cols = String(fit.cols);
+    }
+  }
+
+  private togglePin(t: Tile): void {
+    const key = t.self ? 'self' : t.peerId;
+    this.pinned = this.pinned === key ? null : key;
+    this.layout();
   }
 
   private addPeer(p: RemotePeer): void {
     if (this.tiles.has(p.id)) return;
-    const tile = new Tile(p.id, p.name, false);
+    const tile = new Tile(p.id, p.name, false, (t) => this.togglePin(t), () => this.syncPeople());
     tile.setState(p.state);
     tile.setConnection(p.connectionState);
     this.tiles.set(p.id, tile);
     this.grid.append(tile.el);
     if (p.stream.getTracks().length > 0) tile.setStream(p.stream);
-    this.updateGrid();
-    this.fileTarget.append(h('option', { value: p.id, 'data-peer-id': p.id }, p.name));
-    this.syncFileForm();
+    this.files.addPeer(p);
+    if (this.joined) this.toast(`${p.name} joined`, 'join');
+    this.syncPeople();
+    this.layout();
   }
 
-  private removePeer(p: RemotePeer): void {
+  private removePeer(p: RemotePeer, reason: string): void {
     this.tiles.get(p.id)?.destroy();
     this.tiles.delete(p.id);
-    this.updateGrid();
-    this.fileTarget.querySelector(`option[data-peer-id="${CSS.escape(p.id)}"]`)?.remove();
-    this.syncFileForm();
+    this.peerQuality.delete(p.id);
+    if (this.pinned === p.id) this.pinned = null;
+    this.files.removePeer(p);
+    if (reason !== 'rejoin') {
+      this.toast(reason === 'left' ? `${p.name} left` : `${p.name} lost the connection`, 'leave');
+    }
+    this.syncPeople();
+    this.layout();
   }
 
-  private peerName(id: string): string {
-    return this.room.peers.get(id)?.name ?? id;
+  // ----- people -------------------------------------------------------------------------------
+
+  private syncPeople(): void {
+    const n = this.tiles.size + 1;
+    this.count.textContent = String(n);
+    this.peopleButton.setAttribute('aria-label', `People in the call: ${n}`);
+    const item = (name: string, state: MediaState, self: boolean, speaking: boolean, id: string) =>
+      h('li', { class: 'person', testid: 'people-item', 'data-peer-id': id, 'data-speaking': String(speaking) },
+        h('span', { class: 'person-name', title: name }, self ? `${name} (you)` : name),
+        state.audioMuted ? h('span', { class: 'badge', role: 'img', 'aria-label': 'Microphone off', title: 'Microphone off' }, icon('mic-off')) : null,
+        state.videoOff ? h('span', { class: 'badge', role: 'img', 'aria-label': 'Camera off', title: 'Camera off' }, icon('camera-off')) : null,
+        state.screenSharing ? h('span', { class: 'badge screen' }, 'presenting') : null);
+    this.peopleList.replaceChildren(
+      item(this.choice.name, this.room.state, true, this.selfTile.el.dataset.speaking === 'true', this.room.id),
+      ...[...this.tiles.values()].map((t) => item(t.name, t.state, false, t.el.dataset.speaking === 'true', t.peerId)));
+  }
+
+  private togglePeople(open = this.peoplePanel.hidden): void {
+    this.peoplePanel.hidden = !open;
+    this.peopleButton.setAttribute('aria-expanded', String(open));
+    if (open) this.syncPeople();
+  }
+
+  private toggleInvite(open = this.invitePanel.hidden): void {
+    this.invitePanel.hidden = !open;
+    this.root.querySelector('[data-testid="invite-button"]')?.setAttribute('aria-expanded', String(open));
+  }
+
+  // ----- devices ------------------------------------------------------------------------------
+
+  private renderSettings(): HTMLElement {
+    const cam = h('select', { testid: 'settings-camera-select', 'aria-label': 'Camera' });
+    const mic = h('select', { testid: 'settings-mic-select', 'aria-label': 'Microphone' });
+    const change = (kind: 'audio' | 'video', sel: HTMLSelectElement) => async () => {
+      sel.disabled = true;
+      try {
+        await this.room.switchDevice(kind, sel.value);
+        savePrefs(kind === 'audio' ? { audio: sel.value } : { video: sel.value });
+        if (kind === 'audio') this.selfTile.listen(this.room.localStream);
+        this.syncControls();
+      } catch (err) {
+        this.onError(err instanceof KaiwaError ? err : new KaiwaError('media-failed', String(err)));
+      } finally {
+        sel.disabled = false;
+      }
+    };
+    cam.addEventListener('change', change('video', cam));
+    mic.addEventListener('change', change('audio', mic));
+    const el = h('section', { class: 'panel settings', testid: 'settings-panel', 'aria-label': 'Devices' },
+      h('div', { class: 'panel-head' }, h('h2', {}, 'Camera and microphone'),
+        h('button', { type: 'button', class: 'ghost small', 'aria-label': 'Close devices', onclick: () => this.toggleSettings(false) }, '×')),
+      h('label', { class: 'device' }, h('span', {}, 'Camera'), cam),
+      h('label', { class: 'device' }, h('span', {}, 'Microphone'), mic),
+      h('p', { class: 'hint' }, SHORTCUTS.map((s) => `${s.keys}: ${s.what}`).join(' · ')));
+    return el;
+  }
+
+  private toggleSettings(open = this.settings.hidden): void {
+    this.settings.hidden = !open;
+    this.root.querySelector('[data-testid="toggle-settings"]')?.setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    const cam = this.settings.querySelector<HTMLSelectElement>('[data-testid="settings-camera-select"]')!;
+    const mic = this.settings.querySelector<HTMLSelectElement>('[data-testid="settings-mic-select"]')!;
+    const ls = this.room.localStream;
+    void fillDeviceSelect(cam, 'videoinput', ls?.getVideoTracks()[0]?.getSettings().deviceId ?? '');
+    void fillDeviceSelect(mic, 'audioinput', ls?.getAudioTracks()[0]?.getSettings().deviceId ?? '');
   }
 
   // ----- controls -----------------------------------------------------------------------------
@@ -366,20 +404,49 @@ export class RoomView {
     const s = this.room.state;
     const hasAudio = (this.room.localStream?.getAudioTracks().length ?? 0) > 0;
     const hasVideo = (this.room.localStream?.getVideoTracks().length ?? 0) > 0;
+    const micOn = hasAudio && !s.audioMuted;
+    const camOn = hasVideo && !s.videoOff;
     this.micButton.disabled = !hasAudio;
     this.camButton.disabled = !hasVideo;
-    this.micButton.setAttribute('aria-pressed', String(s.audioMuted));
-    this.camButton.setAttribute('aria-pressed', String(s.videoOff));
+    // aria-pressed says the device is on; the label says what a press does.
+    this.micButton.setAttribute('aria-pressed', String(micOn));
+    this.camButton.setAttribute('aria-pressed', String(camOn));
     this.screenButton.setAttribute('aria-pressed', String(s.screenSharing));
-    setIcon(this.micButton, s.audioMuted ? 'mic-off' : 'mic');
-    setIcon(this.camButton, s.videoOff ? 'camera-off' : 'camera');
-    this.micButton.classList.toggle('off', s.audioMuted);
-    this.camButton.classList.toggle('off', s.videoOff);
+    this.micButton.setAttribute('aria-label', !hasAudio ? 'No microphone' : micOn ? 'Mute microphone (Ctrl+D)' : 'Unmute microphone (Ctrl+D)');
+    this.camButton.setAttribute('aria-label', !hasVideo ? 'No camera' : camOn ? 'Turn camera off (Ctrl+E)' : 'Turn camera on (Ctrl+E)');
+    this.screenButton.setAttribute('aria-label', s.screenSharing ? 'Stop sharing your screen' : 'Share your screen');
+    this.micButton.title = this.micButton.getAttribute('aria-label')!;
+    this.camButton.title = this.camButton.getAttribute('aria-label')!;
+    this.screenButton.title = this.screenButton.getAttribute('aria-label')!;
+    setIcon(this.micButton, micOn ? 'mic' : 'mic-off');
+    setIcon(this.camButton, camOn ? 'camera' : 'camera-off');
+    this.micButton.classList.toggle('off', !micOn);
+    this.camButton.classList.toggle('off', !camOn);
     this.screenButton.classList.toggle('on', s.screenSharing);
-    this.micButton.title = s.audioMuted ? 'Unmute microphone' : 'Mute microphone';
-    this.camButton.title = s.videoOff ? 'Turn camera on' : 'Turn camera off';
-    this.screenButton.title = s.screenSharing ? 'Stop sharing' : 'Share your screen';
   }
+
+  private onKey = (ev: KeyboardEvent): void => {
+    if (!(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
+    const k = ev.key.toLowerCase();
+    if (k === 'd' && !ev.shiftKey) {
+      ev.preventDefault();
+      if (!this.micButton.disabled) this.room.setAudioMuted(!this.room.state.audioMuted);
+    } else if (k === 'e' && !ev.shiftKey) {
+      ev.preventDefault();
+      if (!this.camButton.disabled) this.room.setVideoOff(!this.room.state.videoOff);
+    } else if (k === 'c' && ev.shiftKey) {
+      ev.preventDefault();
+      if (!this.panelVisible()) this.togglePanel();
+      this.chat.input.focus();
+    }
+  };
+
+  private onVisibility = (): void => {
+    if (!document.hidden) {
+      this.titleUnread = 0;
+      document.title = `${this.roomName} · kaiwa`;
+    }
+  };
 
   private async toggleScreen(): Promise<void> {
     try {
@@ -391,28 +458,47 @@ export class RoomView {
     this.syncControls();
   }
 
+  /** Whether the chat/files panel is on screen (always on wide windows; toggled on phones). */
+  private panelVisible(): boolean {
+    return getComputedStyle(this.side).display !== 'none';
+  }
+
   private togglePanel(): void {
     const open = !this.side.classList.contains('open');
     this.side.classList.toggle('open', open);
-    this.panelButton.setAttribute('aria-pressed', String(open));
+    this.panelButton.setAttribute('aria-expanded', String(open));
     if (open) {
       this.unread = 0;
       this.panelButton.dataset.unread = '';
     }
   }
 
-  private async copyLink(): Promise<void> {
-    const url = `${location.origin}${roomUrl(this.roomName)}`;
-    try {
-      await navigator.clipboard.writeText(url);
-      this.notice('Room link copied.', 'info');
-    } catch {
-      this.notice(`Room link: ${url}`, 'info');
-    }
+  private wireDrop(room: HTMLElement): void {
+    let depth = 0;
+    const hasFiles = (ev: DragEvent) => [...(ev.dataTransfer?.types ?? [])].includes('Files');
+    room.addEventListener('dragenter', (ev) => {
+      if (!hasFiles(ev)) return;
+      depth += 1;
+      this.dropOverlay.hidden = false;
+    });
+    room.addEventListener('dragleave', () => {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) this.dropOverlay.hidden = true;
+    });
+    room.addEventListener('dragover', (ev) => {
+      if (hasFiles(ev)) ev.preventDefault();
+    });
+    room.addEventListener('drop', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      depth = 0;
+      this.dropOverlay.hidden = true;
+      void this.files.sendFiles([...(ev.dataTransfer?.files ?? [])]);
+    });
   }
 
   private leave(): void {
-    this.stopStats();
+    this.stop();
     this.room.leave();
     for (const t of this.tiles.values()) t.destroy();
     this.tiles.clear();
@@ -426,12 +512,48 @@ export class RoomView {
         h('button', { type: 'button', class: 'ghost', testid: 'home', onclick: () => location.assign('/') }, 'Home'))));
   }
 
+  private stop(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    if (this.bannerTimer) clearInterval(this.bannerTimer);
+    this.bannerTimer = null;
+    this.resize?.disconnect();
+    document.removeEventListener('keydown', this.onKey);
+    document.removeEventListener('visibilitychange', this.onVisibility);
+  }
+
   // ----- status and errors ----------------------------------------------------------------------
 
   private showSignaling(s: SignalingState): void {
     this.sigState.dataset.state = s;
     this.sigState.textContent = s === 'connected' ? 'Connected' : s === 'reconnecting' ? 'Reconnecting…' :
       s === 'connecting' ? 'Connecting…' : 'Disconnected';
+    if (!this.joined) return;
+    this.banner.dataset.state = s;
+    if (s === 'connected') {
+      if (!this.banner.hidden) this.toast('Connection restored', 'connection');
+      this.banner.hidden = true;
+      if (this.bannerTimer) clearInterval(this.bannerTimer);
+      this.bannerTimer = null;
+      return;
+    }
+    if (s !== 'reconnecting' && s !== 'closed') return;
+    this.banner.hidden = false;
+    const render = () => {
+      const sig = this.room.signaling;
+      const due = sig.nextAttemptAt;
+      const secs = due ? Math.max(0, Math.ceil((due - Date.now()) / 1000)) : 0;
+      const text = s === 'closed'
+        ? 'Disconnected from the server. Chat, files and new participants are on hold; calls already connected may continue.'
+        : `Connection to the server lost. Reconnecting${secs > 0 ? ` in ${secs} s` : '…'} (attempt ${sig.attempts}). ` +
+          'Calls already connected continue; messages wait until it is back.';
+      this.banner.replaceChildren(h('span', { testid: 'connection-banner-text' }, text),
+        h('button', { type: 'button', class: 'primary small', testid: 'connection-retry', onclick: () => this.room.signaling.retryNow() },
+          'Retry now'));
+    };
+    render();
+    if (this.bannerTimer) clearInterval(this.bannerTimer);
+    this.bannerTimer = setInterval(render, 1000);
   }
 
   private onError(e: KaiwaError): void {
@@ -440,6 +562,8 @@ export class RoomView {
       this.syncControls();
     } else if (e.code === 'peer-connection') {
       console.warn('kaiwa:', e.message);
+    } else if (e.code === 'connect-failed' && this.joined) {
+      /* shown by the banner */
     } else {
       this.notice(e.message, 'error', 'error-notice', e.code);
     }
@@ -454,15 +578,32 @@ export class RoomView {
     if (kind === 'info') setTimeout(() => el.remove(), 6000);
   }
 
+  /** A short message at the bottom that goes away by itself (joins, leaves, offers, chat while hidden). */
+  private toast(text: string, kind: string): void {
+    const el = h('div', { class: 'toast', testid: 'toast', 'data-kind': kind }, text);
+    this.toasts.append(el);
+    while (this.toasts.children.length > 3) this.toasts.firstElementChild?.remove();
+    setTimeout(() => el.remove(), 5000);
+  }
+
   private renderJoinError(err: unknown): void {
-    this.stopStats();
+    this.stop();
     const e = err instanceof KaiwaError ? err : new KaiwaError('internal', String(err));
-    const text = e.code === 'room-full' ? 'This room is full.' : e.code === 'unauthorized' ? 'You are not allowed in this room.' :
-      e.code === 'connect-failed' ? 'Cannot reach the server.' : e.message;
+    let title = 'Could not join';
+    let text = e.code === 'room-full' ? 'This room is full.' :
+      e.code === 'connect-failed' ? 'Cannot reach the server. Check your connection and try again.' : e.message;
+    let reason: string = e.code;
+    if (e.code === 'unauthorized') {
+      const problem = classifyRefusal(e.message, this.token !== null);
+      const x = explain(problem, this.token ? readClaims(this.token) : null, this.roomName);
+      title = x.title;
+      text = x.text;
+      reason = problem;
+    }
     clear(this.root);
-    this.root.append(h('main', { class: 'landing', testid: 'join-error', 'data-code': e.code },
-      h('h1', {}, 'Could not join'),
-      h('p', { class: 'lead' }, text),
+    this.root.append(h('main', { class: 'landing', testid: 'join-error', 'data-code': e.code, 'data-reason': reason },
+      h('h1', {}, title),
+      h('p', { class: 'lead', testid: 'join-error-text' }, text),
       h('div', { class: 'row center' },
         h('button', { type: 'button', class: 'primary', onclick: () => location.reload() }, 'Try again'),
         h('button', { type: 'button', class: 'ghost', onclick: () => location.assign('/') }, 'Home'))));
@@ -471,151 +612,41 @@ export class RoomView {
   // ----- stats --------------------------------------------------------------------------------
 
   private async pollStats(): Promise<void> {
+    let worst: Quality = 'unknown';
+    let out = 0;
     for (const [id, tile] of this.tiles) {
       try {
         const s = await this.room.getStats(id);
-        if (s) tile.setStats(s);
+        if (!s) continue;
+        const expectVideo = !tile.state.videoOff || tile.state.screenSharing;
+        const { level, reasons } = rate(s, expectVideo);
+        tile.quality.set(level, `${describe(s)}${reasons.length ? ` (${reasons.join(', ')})` : ''}`);
+        const q = tile.quality.el.dataset;
+        q.rttMs = s.rttMs === null ? '' : String(Math.round(s.rttMs));
+        q.inboundBitrate = String(Math.round(s.inboundBitrate));
+        q.outboundBitrate = String(Math.round(s.outboundBitrate));
+        q.videoBitrate = String(Math.round(s.video.bitrate));
+        q.packetLoss = String(s.packetLoss);
+        this.peerQuality.set(id, { level, stats: s });
+        out += s.outboundBitrate;
+        worst = worse(worst, level);
       } catch {
         /* the peer left meanwhile */
       }
     }
-  }
-
-  private stopStats(): void {
-    if (this.statsTimer) clearInterval(this.statsTimer);
-    this.statsTimer = null;
-  }
-
-  // ----- chat ---------------------------------------------------------------------------------
-
-  private async sendChat(): Promise<void> {
-    const text = this.chatInput.value.trim();
-    if (!text) return;
-    this.chatInput.value = '';
-    try {
-      await this.room.sendChat(text);
-    } catch (err) {
-      this.chatInput.value = text;
-      const e = err instanceof KaiwaError ? err : new KaiwaError('internal', String(err));
-      this.notice(`Message not sent: ${e.message}`, 'error', 'chat-error', e.code);
+    // Our own tile: how our connections are doing overall (the worst of them) and what we send.
+    if (this.tiles.size > 0 && worst !== 'unknown') {
+      this.selfTile.quality.set(worst, `sending ${Math.round(out / 1000)} kbps to ${this.tiles.size} ${this.tiles.size === 1 ? 'person' : 'people'}`);
+      this.selfTile.quality.el.dataset.outboundBitrate = String(Math.round(out));
+    } else {
+      this.selfTile.quality.set('unknown', this.tiles.size === 0 ? 'nobody else here yet' : '');
     }
   }
+}
 
-  private addChat(m: ChatMessage): void {
-    const time = new Date(m.ts);
-    const li = h('li', { class: m.self ? 'self' : '', testid: 'chat-message', 'data-from': m.from, 'data-self': String(m.self) },
-      h('span', { class: 'who', testid: 'chat-name' }, m.self ? 'You' : m.name),
-      h('time', { datetime: time.toISOString() }, time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })),
-      h('p', { class: 'text', testid: 'chat-text' }, m.text));
-    const atBottom = this.chatLog.scrollHeight - this.chatLog.scrollTop - this.chatLog.clientHeight < 40;
-    this.chatLog.append(li);
-    if (atBottom || m.self) this.chatLog.scrollTop = this.chatLog.scrollHeight;
-    if (!m.self && !this.side.classList.contains('open')) {
-      this.unread += 1;
-      this.panelButton.dataset.unread = String(this.unread);
-    }
-  }
-
-  // ----- files --------------------------------------------------------------------------------
-
-  private syncFileForm(): void {
-    if (!this.fileSend) return;
-    this.fileSend.disabled = !this.fileInput.files?.length || this.room.peers.size === 0;
-  }
-
-  private async sendFile(): Promise<void> {
-    const file = this.fileInput.files?.[0];
-    if (!file) return;
-    const to = this.fileTarget.value || undefined;
-    const targets = to ? [to] : [...this.room.peers.keys()];
-    if (targets.length === 0) {
-      this.notice('Nobody else is in the room.', 'warn');
-      return;
-    }
-    this.fileSend.disabled = true;
-    try {
-      const handle = await this.room.sendFile(file, to);
-      for (const peer of targets) this.addTransfer(handle.meta, peer, 'send');
-      this.fileInput.value = '';
-    } catch (err) {
-      const e = err instanceof KaiwaError ? err : new KaiwaError('file-failed', String(err));
-      this.notice(`Could not send ${file.name}: ${e.message}`, 'error', 'file-error', e.code);
-    } finally {
-      this.syncFileForm();
-    }
-  }
-
-  private transferKey(id: string, peer: string, dir: 'send' | 'receive'): string {
-    return `${dir}:${id}:${peer}`;
-  }
-
-  private addTransfer(meta: FileMeta, peer: string, dir: 'send' | 'receive'): TransferRow {
-    const key = this.transferKey(meta.id, peer, dir);
-    const existing = this.transfers.get(key);
-    if (existing) return existing;
-    const progress = h('progress', { testid: 'file-progress', max: Math.max(1, meta.size), value: 0 });
-    const percent = h('span', { class: 'percent', testid: 'file-percent' }, '0%');
-    const status = h('span', { class: 'status', testid: 'file-status' }, dir === 'send' ? 'sending' : 'receiving');
-    const who = dir === 'send' ? `to ${this.peerName(peer)}` : `from ${this.peerName(peer)}`;
-    const el = h('li', {
-      class: 'transfer', testid: 'file-transfer', 'data-transfer-id': meta.id, 'data-direction': dir, 'data-peer': peer,
-      'data-state': 'progress', 'data-sha256': meta.sha256,
-    },
-    h('div', { class: 'file-head' },
-      h('span', { class: 'file-name', testid: 'file-name' }, meta.name),
-      h('span', { class: 'dir' }, dir === 'send' ? '↑' : '↓')),
-    h('div', { class: 'file-meta' },
-      h('span', { testid: 'file-size', 'data-bytes': meta.size }, formatBytes(meta.size)),
-      h('span', { testid: 'file-type' }, meta.type || 'unknown type'),
-      h('span', {}, who)),
-    h('div', { class: 'file-progress' }, progress, percent),
-    status);
-    const row = { el, progress, percent, status, size: meta.size };
-    this.transfers.set(key, row);
-    this.fileList.prepend(el);
-    return row;
-  }
-
-  private setProgress(row: TransferRow, bytes: number): void {
-    row.progress.value = Math.min(bytes, Math.max(1, row.size));
-    const pct = row.size === 0 ? 100 : Math.floor((bytes * 100) / row.size);
-    row.percent.textContent = `${pct}%`;
-    row.el.dataset.percent = String(pct);
-  }
-
-  private onFileProgress(p: FileProgress): void {
-    const row = this.addTransfer(p, p.peer, p.direction);
-    this.setProgress(row, p.bytes);
-  }
-
-  private onFileReceived(f: ReceivedFile): void {
-    const row = this.addTransfer(f, f.peer, 'receive');
-    this.setProgress(row, f.size);
-    row.el.dataset.state = 'done';
-    row.el.dataset.receivedSha256 = f.receivedSha256;
-    clear(row.status);
-    row.status.append(
-      f.verified
-        ? h('span', { class: 'ok', testid: 'file-verified', title: `SHA-256 ${f.receivedSha256}` }, '✓ SHA-256 verified')
-        : h('span', { class: 'bad', testid: 'file-unverified', title: `got ${f.receivedSha256}, expected ${f.sha256}` },
-          '✗ SHA-256 mismatch'),
-      ' ',
-      h('a', { href: f.url, download: f.name, testid: 'file-link' }, `Save ${f.name}`));
-  }
-
-  private onFileSent(f: SentFile): void {
-    const row = this.addTransfer(f, f.peer, 'send');
-    this.setProgress(row, f.size);
-    row.el.dataset.state = 'done';
-    clear(row.status);
-    row.status.append(h('span', { class: 'ok', testid: 'file-verified' }, '✓ delivered, SHA-256 verified'));
-  }
-
-  private onFileFailed(f: FileFailure): void {
-    const row = this.addTransfer(f, f.peer, f.direction);
-    row.el.dataset.state = 'failed';
-    row.status.textContent = `✗ ${f.error.message}`;
-  }
+function worse(a: Quality, b: Quality): Quality {
+  const rank: Record<Quality, number> = { unknown: -1, good: 0, fair: 1, poor: 2 };
+  return rank[b] > rank[a] ? b : a;
 }
 
 function videoOnly(stream: MediaStream): MediaStream | null {
