@@ -1,13 +1,15 @@
 /**
- * Who is speaking: one Web Audio analyser per audio stream (local and remote), polled ten times a second, with
- * hysteresis so the indicator does not flicker between words: "speaking" after the level stays above ON for
- * ~200 ms, "quiet" after it stays below OFF for ~800 ms.
+ * Who is speaking: one Web Audio analyser per audio stream (local and remote), polled ten times a second. The
+ * level is an envelope (rises at once, decays by RELEASE per tick) so syllables and short pauses read as one
+ * stretch of speech; hysteresis on top: "speaking" after the envelope stays above ON for ~200 ms, "quiet" after it
+ * stays below OFF for ~800 ms.
  */
 const TICK_MS = 100;
 const ON_LEVEL = 0.02; // RMS of the waveform (full scale = 1)
 const OFF_LEVEL = 0.01;
 const ON_TICKS = 2;
 const OFF_TICKS = 8;
+const RELEASE = 0.85;
 
 let sharedContext: AudioContext | null = null;
 
@@ -49,7 +51,7 @@ export class SpeakingDetector {
     try {
       this.source = ctx.createMediaStreamSource(new MediaStream([track]));
       this.analyser = ctx.createAnalyser();
-      this.analyser.fftSize = 512;
+      this.analyser.fftSize = 2048;
       this.source.connect(this.analyser); // not to the destination: the <video>/<audio> element plays the sound
       this.buf = new Float32Array(this.analyser.fftSize);
     } catch {
@@ -72,7 +74,7 @@ export class SpeakingDetector {
     a.getFloatTimeDomainData(buf);
     let sum = 0;
     for (let i = 0; i < buf.length; i++) sum += buf[i]! * buf[i]!;
-    const rms = Math.sqrt(sum / buf.length);
+    const rms = Math.max(Math.sqrt(sum / buf.length), this.level * RELEASE);
     this.level = rms;
     this.onLevel?.(Math.min(1, rms * 8));
     if (rms >= ON_LEVEL) {
@@ -103,5 +105,6 @@ export class SpeakingDetector {
     this.buf = null;
     this.above = 0;
     this.below = 0;
+    this.level = 0;
   }
 }
