@@ -13,25 +13,30 @@ export interface GridFit {
   height: number;
 }
 
-/** Best grid for `n` tiles of `aspect` (width / height) in a `width` × `height` box with `gap` between tiles. */
-export function bestGrid(n: number, width: number, height: number, aspect: number, gap: number): GridFit {
+/**
+ * Best grid for `n` tiles in a `width` × `height` box with `gap` between tiles: the column count whose tiles get the
+ * largest area, each tile taking its cell's shape within [minAspect, maxAspect] (width / height; the video is
+ * cropped to fill, so a tile may be a little wider or taller than the camera's 4:3).
+ */
+export function bestGrid(n: number, width: number, height: number, minAspect: number, maxAspect: number, gap: number): GridFit {
   let best: GridFit = { cols: 1, rows: Math.max(1, n), width: 0, height: 0 };
   if (n <= 0 || width <= 0 || height <= 0) return best;
   for (let cols = 1; cols <= n; cols++) {
     const rows = Math.ceil(n / cols);
-    const maxW = (width - gap * (cols - 1)) / cols;
-    const maxH = (height - gap * (rows - 1)) / rows;
-    if (maxW <= 0 || maxH <= 0) continue;
-    const w = Math.min(maxW, maxH * aspect);
-    if (w > best.width) best = { cols, rows, width: Math.floor(w), height: Math.floor(w / aspect) };
+    const cellW = (width - gap * (cols - 1)) / cols;
+    const cellH = (height - gap * (rows - 1)) / rows;
+    if (cellW <= 0 || cellH <= 0) continue;
+    const aspect = Math.min(maxAspect, Math.max(minAspect, cellW / cellH));
+    const w = Math.min(cellW, cellH * aspect);
+    const hgt = w / aspect;
+    if (w * hgt > best.width * best.height) best = { cols, rows, width: Math.floor(w), height: Math.floor(hgt) };
   }
   return best;
 }
 
-/** Tile aspect for a stage: landscape tiles in a landscape stage, portrait ones on a phone held upright. */
-export function tileAspect(width: number, height: number, n: number): number {
-  if (height > width * 1.2) return n <= 2 ? 3 / 4 : n <= 4 ? 3 / 4 : 1;
-  return 16 / 9 <= width / Math.max(1, height) && n <= 2 ? 16 / 9 : 4 / 3;
+/** The range of tile shapes for a stage: up to 16:9 wide; on a phone held upright, down to 9:16. */
+export function aspectRange(width: number, height: number): [number, number] {
+  return height > width ? [9 / 16, 16 / 9] : [3 / 4, 16 / 9];
 }
 
 export type StageMode = 'solo' | 'pip' | 'grid' | 'spotlight';

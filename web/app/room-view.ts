@@ -6,7 +6,7 @@ import { ChatPanel } from './chat.js';
 import { clear, h, icon, setIcon } from './dom.js';
 import { FilesPanel } from './files-panel.js';
 import { inviteBox } from './invite.js';
-import { bestGrid, stageMode, tileAspect } from './layout.js';
+import { aspectRange, bestGrid, stageMode } from './layout.js';
 import { fillDeviceSelect, savePrefs, type PrejoinChoice } from './prejoin.js';
 import { describe, rate, type Quality } from './quality.js';
 import { Tile } from './tile.js';
@@ -289,8 +289,8 @@ export class RoomView {
       this.grid.style.setProperty('--pip-w', `${pipW}px`);
       this.grid.style.setProperty('--pip-h', `${Math.round(pipW / pipAspect)}px`);
     } else {
-      const aspect = tileAspect(W, H, tiles.length);
-      const fit = bestGrid(tiles.length, W, H, aspect, GAP);
+      const [minAspect, maxAspect] = aspectRange(W, H);
+      const fit = bestGrid(tiles.length, W, H, minAspect, maxAspect, GAP);
       this.grid.style.setProperty('--tile-w', `${fit.width}px`);
       this.grid.style.setProperty('--tile-h', `${fit.height}px`);
       this.grid.dataset.cols = String(fit.cols);
