@@ -271,3 +271,45 @@ describe('stage', () => {
     await ben.page.evaluate(() => window.kaiwa.room.setMaxVideoBitrate(undefined));
   });
 });
+
+describe('phone', () => {
+  test('invite from a phone (link, copy, share sheet); a file offer is flagged while the panel is closed', { timeout: 60_000 }, async () => {
+    const [ann] = peers;
+    const phone = await openPeer(browser, server, room, 'Pho', {
+      viewport: { width: 390, height: 844 },
+      initScript: () => {
+        navigator.share = async (data) => { window.__shared = data; };
+      },
+    });
+    try {
+      const invite = phone.page.getByRole('button', { name: 'Invite people', exact: true });
+      assert.equal(await invite.isVisible(), true);
+      await invite.click();
+      const panel = phone.page.getByTestId('invite-panel');
+      await panel.waitFor({ state: 'visible' });
+      assert.equal(await panel.getByTestId('invite-link').inputValue(), `${server.url}/room/${room}`);
+      const box = await panel.boundingBox();
+      assert.ok(box.x >= 0 && box.x + box.width <= 390, 'the invite panel fits the screen');
+      await panel.getByTestId('share-link').click();
+      assert.deepEqual(await phone.page.evaluate(() => window.__shared), { title: `Join ${room} on kaiwa`, url: `${server.url}/room/${room}` });
+      await panel.getByTestId('copy-link').click();
+      await panel.getByTestId('invite-status').filter({ hasText: /copied|Ctrl\+C/ }).waitFor();
+      await phone.page.getByRole('button', { name: 'Close invite' }).click();
+
+      // A file offered while the panel is closed: a toast and the unread badge; accepting it in the panel works.
+      await ann.page.evaluate(async (to) => {
+        const f = new File([new Uint8Array(5000).fill(7)], 'for-your-phone.bin', { type: 'application/octet-stream' });
+        await window.kaiwa.room.sendFile(f, to);
+      }, phone.id);
+      await phone.page.locator('[data-testid="toast"][data-kind="file-offer-toast"]', { hasText: 'Ann wants to send you for-your-phone.bin' }).waitFor();
+      await phone.page.waitForFunction(() => Number(document.querySelector('[data-testid="toggle-panel"]').dataset.unread) >= 1);
+      await phone.page.getByTestId('toggle-panel').click();
+      const row = phone.page.locator('[data-testid="file-transfer"][data-state="offer"]', { hasText: 'for-your-phone.bin' });
+      await row.getByTestId('file-accept').click();
+      await phone.page.locator('[data-testid="file-transfer"][data-state="done"]', { hasText: 'for-your-phone.bin' }).waitFor();
+      assert.equal(await phone.page.evaluate(() => document.documentElement.scrollWidth), 390);
+    } finally {
+      await phone.close();
+    }
+  });
+});
