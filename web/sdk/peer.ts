@@ -33,7 +33,8 @@ export interface PeerStats {
 
 export interface PeerLinkEvents {
   signal: SignalData;
-  track: { track: MediaStreamTrack; stream: MediaStream };
+  /** `streamIds`: the sender's stream ids for the track (tells a separate screen track from the camera). */
+  track: { track: MediaStreamTrack; stream: MediaStream; streamIds: string[] };
   'connection-state': RTCPeerConnectionState;
   'channel-open': RTCDataChannel;
   'channel-close': void;
@@ -49,6 +50,8 @@ export interface PeerLinkOptions {
   localStream: MediaStream | null;
   /** The track currently sent as video (the camera or a screen), if any. */
   videoTrack: MediaStreamTrack | null;
+  /** A screen sent beside the camera as a second video track (`startScreenShare({keepCamera: true})`). */
+  screen?: { track: MediaStreamTrack; stream: MediaStream } | null;
   maxVideoBitrate?: number;
   /** Wait this long in `disconnected` before restarting ICE, ms. */
   disconnectGraceMs?: number;
@@ -74,6 +77,7 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
   private lastSample: { ts: number; bytesIn: number; bytesOut: number; lost: number; received: number;
     videoBytes: number; frames: number } | null = null;
   private closed = false;
+  private screenSender: RTCRtpSender | null = null;
   /** Number of ICE restarts this link has asked for. */
   iceRestarts = 0;
 
@@ -99,6 +103,7 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
       pc.addTrack(opts.videoTrack, stream ?? new MediaStream([opts.videoTrack]));
       hasVideo = true;
     }
+    if (opts.screen) this.screenSender = pc.addTrack(opts.screen.track, opts.screen.stream);
     if (opts.initiator) {
       // Without local media we still want to receive the other side's audio and video in the first round.
       if (!hasAudio) pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -115,10 +120,10 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
     pc.onicecandidate = ({ candidate }) => {
       if (candidate) this.emit('signal', { candidate: candidate.toJSON() });
     };
-    pc.ontrack = ({ track }) => {
+    pc.ontrack = ({ track, streams }) => {
       if (!this.remoteStream.getTrackById(track.id)) this.remoteStream.addTrack(track);
       track.addEventListener('ended', () => this.remoteStream.removeTrack(track), { once: true });
-      this.emit('track', { track, stream: this.remoteStream });
+      this.emit('track', { track, stream: this.remoteStream, streamIds: streams.map((x) => x.id) });
     };
     pc.onconnectionstatechange = () => this.onConnectionState();
     pc.onsignalingstatechange = () => {
@@ -141,7 +146,8 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
   async setVideoTrack(track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
     if (this.closed) return;
     const videos = this.pc.getTransceivers()
-      .filter((t) => t.currentDirection !== 'stopped' && t.receiver.track.kind === 'video');
+      .filter((t) => t.currentDirection !== 'stopped' && t.receiver.track.kind === 'video' &&
+        (!this.screenSender || t.sender !== this.screenSender));
     const transceiver = videos.find((t) => t.sender.track !== null) ?? videos[0];
     if (transceiver) {
       await transceiver.sender.replaceTrack(track);
@@ -153,6 +159,20 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
       this.pc.addTrack(track, stream ?? new MediaStream([track]));
     }
     await this.applyBitrate();
+  }
+
+  /** Sends a screen as an extra video track beside the camera (renegotiates); null stops sending it. */
+  setScreenTrack(screen: { track: MediaStreamTrack; stream: MediaStream } | null): void {
+    if (this.closed) return;
+    if (this.screenSender) {
+      try {
+        this.pc.removeTrack(this.screenSender);
+      } catch {
+        /* closed meanwhile */
+      }
+      this.screenSender = null;
+    }
+    if (screen) this.screenSender = this.pc.addTrack(screen.track, screen.stream);
   }
 
   /** Replaces the audio we send (no renegotiation when an audio sender exists). */

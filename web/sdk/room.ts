@@ -51,8 +51,11 @@ export interface RemotePeer {
   readonly id: string;
   name: string;
   state: MediaState;
-  /** Every track received from this peer (one stream per peer, stable for the peer's lifetime). */
+  /** Every track received from this peer (one stream per peer, stable for the peer's lifetime) except a screen
+   * shared beside the camera, which is in `screen`. */
   readonly stream: MediaStream;
+  /** The screen this peer shares as a separate track (`startScreenShare({keepCamera: true})`), else null. */
+  screen: MediaStream | null;
   connectionState: RTCPeerConnectionState;
 }
 
@@ -84,6 +87,10 @@ export interface RoomEvents extends PeerFileEvents {
   'connection-state': { peer: RemotePeer; state: RTCPeerConnectionState };
   'signaling-state': SignalingState;
   'local-state': MediaState;
+  /** A peer started (stream) or stopped (null) sharing a screen beside its camera. */
+  screen: { peer: RemotePeer; stream: MediaStream | null };
+  /** We started (stream) or stopped (null) sharing a screen beside our camera. */
+  'local-screen': { stream: MediaStream | null };
   /** The video we send changed (camera ↔ screen); `track` is null when we send none. */
   'local-video': { track: MediaStreamTrack | null; screen: boolean };
   /** A local camera or microphone track ended by itself (unplugged, taken by another app, permission revoked):
@@ -103,6 +110,10 @@ interface PeerEntry {
   peer: RemotePeer;
   link: PeerLink | null;
   files: FileChannel | null;
+  /** The stream id the peer says its separate screen track belongs to (data channel `screen` message). */
+  screenId: string | null;
+  /** Stream ids of every track received, by track id. */
+  trackStreams: Map<string, string[]>;
 }
 
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -125,6 +136,8 @@ export class Room extends Emitter<RoomEvents> {
   iceServers: RTCIceServer[] = [];
   leaveOnPageHide: boolean;
   private resumeToken = '';
+  /** The screen goes as a second track beside the camera (not in its place). */
+  private screenSeparate = false;
   private entries = new Map<string, PeerEntry>();
   private urls: string[] = [];
   private maxVideoBitrate: number | undefined;
@@ -290,8 +303,12 @@ export class Room extends Emitter<RoomEvents> {
     return track;
   }
 
-  /** Shares the screen in place of the camera on every connection (no renegotiation when a video sender exists). */
-  async startScreenShare(): Promise<void> {
+  /**
+   * Shares the screen in place of the camera on every connection (no renegotiation when a video sender exists), or
+   * with `keepCamera` as a second video track beside the camera (one renegotiation; receivers get a `screen` event
+   * and `peer.screen`, and we get `local-screen`).
+   */
+  async startScreenShare(opts: { keepCamera?: boolean } = {}): Promise<void> {
     if (this.screenStream) return;
     const screen = await getScreenMedia();
     const track = screen.getVideoTracks()[0];
@@ -306,6 +323,16 @@ export class Room extends Emitter<RoomEvents> {
     track.contentHint = 'detail'; // keep resolution, drop frame rate under congestion
     this.screenStream = screen;
     track.addEventListener('ended', () => void this.stopScreenShare(), { once: true });
+    if (opts.keepCamera) {
+      this.screenSeparate = true;
+      for (const e of this.entries.values()) {
+        e.link?.setScreenTrack({ track, stream: screen });
+        e.link?.sendData(JSON.stringify({ k: 'screen', stream: screen.id }));
+      }
+      this.updateState({ screenSharing: true });
+      this.emit('local-screen', { stream: screen });
+      return;
+    }
     await this.sendVideo(track, screen);
     this.updateState({ screenSharing: true });
     this.emit('local-video', { track, screen: true });
@@ -318,6 +345,16 @@ export class Room extends Emitter<RoomEvents> {
     this.screenStream = null;
     for (const t of screen.getTracks()) t.stop();
     if (this.left) return;
+    if (this.screenSeparate) {
+      this.screenSeparate = false;
+      for (const e of this.entries.values()) {
+        e.link?.setScreenTrack(null);
+        e.link?.sendData(JSON.stringify({ k: 'screen', stream: null }));
+      }
+      this.updateState({ screenSharing: false });
+      this.emit('local-screen', { stream: null });
+      return;
+    }
     const camera = this.cameraTrack();
     await this.sendVideo(camera, this.localStream);
     this.updateState({ screenSharing: false });
@@ -530,9 +567,10 @@ export class Room extends Emitter<RoomEvents> {
       name: String(info.name ?? id),
       state: normalizeState(info.state),
       stream: new MediaStream(),
+      screen: null,
       connectionState: 'new',
     };
-    const e: PeerEntry = { peer, link: null, files: null };
+    const e: PeerEntry = { peer, link: null, files: null, screenId: null, trackStreams: new Map() };
     this.entries.set(id, e);
     this.emit('peer-joined', peer);
     return e;
@@ -557,13 +595,23 @@ export class Room extends Emitter<RoomEvents> {
       initiator,
       iceServers: this.iceServers,
       localStream: this.localStream,
-      videoTrack: this.screenStream?.getVideoTracks()[0] ?? this.cameraTrack(),
+      videoTrack: this.screenSeparate ? this.cameraTrack() : this.screenStream?.getVideoTracks()[0] ?? this.cameraTrack(),
+      screen: this.screenSeparate && this.screenStream
+        ? { track: this.screenStream.getVideoTracks()[0]!, stream: this.screenStream } : null,
       maxVideoBitrate: this.maxVideoBitrate,
       disconnectGraceMs: this.options.iceDisconnectGraceMs,
     });
     e.link = link;
     link.on('signal', (data: SignalData) => this.signaling.send('signal', { to: id, data }));
-    link.on('track', ({ track }) => {
+    link.on('channel-open', () => {
+      if (this.screenSeparate && this.screenStream) link.sendData(JSON.stringify({ k: 'screen', stream: this.screenStream.id }));
+    });
+    link.on('track', ({ track, streamIds }) => {
+      e.trackStreams.set(track.id, streamIds);
+      if (e.screenId && streamIds.includes(e.screenId)) {
+        this.showScreen(e, track);
+        return;
+      }
       if (!e.peer.stream.getTrackById(track.id)) e.peer.stream.addTrack(track);
       track.addEventListener('ended', () => e.peer.stream.removeTrack(track), { once: true });
       this.emit('track', { peer: e.peer, track, stream: e.peer.stream });
@@ -599,9 +647,39 @@ export class Room extends Emitter<RoomEvents> {
       }
       if (!msg) return;
       if (msg.k === 'app') this.emit('data', { from: id, data: msg.data });
+      else if (msg.k === 'screen') this.onScreenMessage(e, typeof msg.stream === 'string' ? msg.stream : null);
       else files.handle(frame, msg);
     });
     return link;
+  }
+
+  /** A peer says which stream its separate screen track belongs to (or that it stopped). */
+  private onScreenMessage(e: PeerEntry, streamId: string | null): void {
+    e.screenId = streamId;
+    if (!streamId) {
+      if (e.peer.screen) {
+        e.peer.screen = null;
+        this.emit('screen', { peer: e.peer, stream: null });
+      }
+      return;
+    }
+    // The track may have come first: move it out of the camera stream.
+    const pc = e.link?.pc;
+    for (const t of pc?.getReceivers().map((r) => r.track) ?? []) {
+      if (t.kind === 'video' && e.trackStreams.get(t.id)?.includes(streamId)) {
+        if (e.peer.stream.getTrackById(t.id)) {
+          e.peer.stream.removeTrack(t);
+          this.emit('stream', { peer: e.peer, stream: e.peer.stream });
+        }
+        this.showScreen(e, t);
+      }
+    }
+  }
+
+  private showScreen(e: PeerEntry, track: MediaStreamTrack): void {
+    const s = new MediaStream([track]);
+    e.peer.screen = s;
+    this.emit('screen', { peer: e.peer, stream: s });
   }
 
   private onServerMessage(m: ServerMessage): void {
