@@ -154,7 +154,7 @@ describe('three peers', () => {
   });
 });
 
-test('screen share replaces the video and goes back to the camera', { timeout: 60_000 }, async () => {
+test('the SDK\'s screen share replaces the video and goes back to the camera', { timeout: 60_000 }, async () => {
   const room = uniqueRoom('screen');
   const a = await openPeer(browser, server, room, 'Presenter');
   const b = await openPeer(browser, server, room, 'Viewer');
@@ -164,7 +164,8 @@ test('screen share replaces the video and goes back to the camera', { timeout: 6
     const camera = await b.page.$eval(sel, (v) => ({ w: v.videoWidth, h: v.videoHeight }));
     const sendersBefore = await a.page.evaluate((id) => window.kaiwa.room.peerConnection(id).getSenders().length, b.id);
 
-    await a.page.getByTestId('toggle-screen').click();
+    // startScreenShare() without options: the screen goes in place of the camera (the app keeps the camera, below).
+    await a.page.evaluate(() => window.kaiwa.room.startScreenShare());
     await a.page.waitForFunction(() => window.kaiwa.room.state.screenSharing === true, null, { timeout: WAIT });
     // The receiver's picture changes to the fake screen's 16:9 size.
     await b.page.waitForFunction(([s, w]) => {
@@ -181,7 +182,7 @@ test('screen share replaces the video and goes back to the camera', { timeout: 6
     assert.ok(sharing.screen);
     assert.equal(await b.page.evaluate((id) => window.kaiwa.room.peers.get(id).state.screenSharing, a.id), true);
 
-    await a.page.getByTestId('toggle-screen').click();
+    await a.page.evaluate(() => window.kaiwa.room.stopScreenShare());
     await b.page.waitForFunction(([s, c]) => {
       const v = document.querySelector(s);
       return v && v.videoWidth === c.w && v.videoHeight === c.h;
@@ -194,6 +195,43 @@ test('screen share replaces the video and goes back to the camera', { timeout: 6
     }, b.id);
     assert.equal(back.same, true, 'the camera track is sent again');
     assert.equal(back.screen, null);
+    await waitForRemoteVideo(b.page, a.id);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('the app\'s Share button: the screen is its own tile on the stage, the presenter\'s camera stays', { timeout: 60_000 }, async () => {
+  const room = uniqueRoom('present');
+  const a = await openPeer(browser, server, room, 'Presenter');
+  const b = await openPeer(browser, server, room, 'Viewer');
+  try {
+    await waitForRemoteVideo(b.page, a.id);
+    await a.page.getByTestId('toggle-screen').click();
+    assert.equal(await a.page.getByTestId('toggle-screen').getAttribute('aria-pressed'), 'true');
+    // The viewer gets a screen tile (16:9, featured) and still the presenter's camera in its own tile.
+    const screenSel = `[data-testid="screen-tile"][data-peer-id="${a.id}"]`;
+    await b.page.waitForFunction((s) => {
+      const v = document.querySelector(`${s} video`);
+      return v && v.videoWidth > 0 && Math.abs(v.videoWidth / v.videoHeight - 16 / 9) < 0.05 && v.currentTime > 0;
+    }, screenSel, { timeout: WAIT, polling: 100 });
+    assert.match(await b.page.locator(screenSel).getAttribute('class'), /featured/);
+    assert.equal(await b.page.locator(`${screenSel} [data-testid="tile-name"]`).textContent(), "Presenter's screen");
+    await waitForRemoteVideo(b.page, a.id); // the camera tile keeps playing
+    const cam = await b.page.$eval(`[data-testid="tile"][data-peer-id="${a.id}"] video`, (v) => v.videoWidth / v.videoHeight);
+    assert.ok(Math.abs(cam - 4 / 3) < 0.05, `camera stays 4:3 (${cam})`);
+    assert.equal(await b.page.getByTestId('tile').count(), 2, 'people tiles: still two');
+    // The presenter sees its own screen as a tile too, and its camera in its own.
+    await a.page.locator('[data-testid="screen-tile"][data-self="true"]').waitFor();
+    const senders = await a.page.evaluate((id) => window.kaiwa.room.peerConnection(id).getSenders()
+      .filter((s) => s.track?.kind === 'video').map((s) => s.track.label), b.id);
+    assert.equal(senders.length, 2, `camera and screen (${senders})`);
+    // Stop: the screen tile goes, the camera carries on.
+    await a.page.getByTestId('toggle-screen').click();
+    await b.page.locator(screenSel).waitFor({ state: 'detached', timeout: WAIT });
+    await a.page.locator('[data-testid="screen-tile"]').waitFor({ state: 'detached', timeout: WAIT });
+    assert.equal(await b.page.evaluate(() => document.querySelector('[data-testid="grid"]').dataset.mode), 'pip');
     await waitForRemoteVideo(b.page, a.id);
   } finally {
     await a.close();

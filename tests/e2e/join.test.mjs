@@ -146,3 +146,29 @@ test('invite tokens: #token= joins and leaves the address bar; missing, invalid,
     await valid.close();
   }
 });
+
+test('pre-join on a phone: everything fits the width; camera off before joining', { timeout: 60_000 }, async () => {
+  const room = uniqueRoom('prephone');
+  const host = await openPeer(browser, server, room, 'Host');
+  const phone = await openPeer(browser, server, room, 'Phone', {
+    viewport: { width: 390, height: 844 },
+    beforeJoin: async (page) => {
+      const fit = await page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        right: Math.max(...[...document.querySelectorAll('[data-testid="prejoin"] button, [data-testid="prejoin"] input, [data-testid="prejoin"] select')]
+          .filter((el) => el.offsetParent !== null).map((el) => el.getBoundingClientRect().right)),
+      }));
+      assert.ok(fit.scrollWidth <= 390 && fit.right <= 390, JSON.stringify(fit));
+      await page.getByTestId('prejoin-camera').click();
+      assert.equal(await page.getByTestId('prejoin-camera').getAttribute('aria-pressed'), 'false');
+    },
+  });
+  try {
+    assert.deepEqual(await phone.page.evaluate(() => window.kaiwa.room.state), { audioMuted: false, videoOff: true, screenSharing: false });
+    await tile(host.page, phone.id).getByTestId('badge-video-off').waitFor({ state: 'visible' });
+    assert.equal(await host.page.evaluate((id) => window.kaiwa.room.peers.get(id).state.videoOff, phone.id), true);
+  } finally {
+    await phone.close();
+    await host.close();
+  }
+});

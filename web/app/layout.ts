@@ -41,9 +41,10 @@ export function aspectRange(width: number, height: number): [number, number] {
 
 export type StageMode = 'solo' | 'pip' | 'grid' | 'spotlight';
 
-export function stageMode(people: number, featured: boolean): StageMode {
+/** @param tiles how many tiles; @param oneToOne exactly us and one other person, nothing else on the stage */
+export function stageMode(tiles: number, featured: boolean, oneToOne: boolean): StageMode {
   if (featured) return 'spotlight';
-  if (people <= 1) return 'solo';
-  if (people === 2) return 'pip';
+  if (tiles <= 1) return 'solo';
+  if (oneToOne) return 'pip';
   return 'grid';
 }

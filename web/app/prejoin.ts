@@ -189,6 +189,9 @@ export function renderPrejoin(root: HTMLElement, opts: PrejoinOptions): Promise<
         inviteBox(opts.room, { note: 'Anyone with this link can ask to join this room.' }))));
     sync();
     (nameInput.value ? joinBtn : nameInput).focus();
+    // Browsers start audio only after a gesture: the first click or key lets the level meter move.
+    root.addEventListener('pointerdown', () => audioContext(), { once: true });
+    root.addEventListener('keydown', () => audioContext(), { once: true });
 
     const mediaReady = (async () => {
       const res = await getLocalMedia({ audio: true, video: true });

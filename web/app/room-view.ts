@@ -33,6 +33,8 @@ export class RoomView {
   readonly room: Room;
   private readonly root: HTMLElement;
   private readonly tiles = new Map<string, Tile>();
+  /** Screens shared beside a camera, by peer id ('self' for ours). */
+  private readonly screens = new Map<string, Tile>();
   private selfTile!: Tile;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private bannerTimer: ReturnType<typeof setInterval> | null = null;
@@ -229,6 +231,8 @@ export class RoomView {
       this.selfTile.setStream(track ? new MediaStream([track]) : null, !screen);
       this.selfTile.listen(this.room.localStream);
     });
+    r.on('screen', ({ peer, stream }) => this.setScreen(peer.id, peer.name, stream));
+    r.on('local-screen', ({ stream }) => this.setScreen('self', this.choice.name, stream));
     r.on('local-track-ended', () => {
       this.selfTile.listen(this.room.localStream);
       this.syncControls();
@@ -241,31 +245,52 @@ export class RoomView {
   }
 
   private allTiles(): Tile[] {
-    return [this.selfTile, ...this.tiles.values()];
+    return [this.selfTile, ...this.tiles.values(), ...this.screens.values()];
   }
 
-  /** The tile that takes the stage: the pinned one, else someone sharing a screen (others first), else none. */
+  /** A screen shared beside a camera gets its own tile (the presenter's camera stays in its tile). */
+  private setScreen(key: string, name: string, stream: MediaStream | null): void {
+    this.screens.get(key)?.destroy();
+    this.screens.delete(key);
+    if (stream) {
+      const self = key === 'self';
+      const t = new Tile(self ? this.room.id : key, name, self, (x) => this.togglePin(x), () => undefined, true);
+      t.video.muted = true;
+      t.setStream(stream);
+      t.setState({ audioMuted: false, videoOff: false, screenSharing: true });
+      this.screens.set(key, t);
+      this.grid.append(t.el);
+    } else if (this.pinned === `screen:${key}`) {
+      this.pinned = null;
+    }
+    this.layout();
+  }
+
+  /** The tile that takes the stage: the pinned one, else a shared screen (others' first), else none. */
   private featured(): Tile | null {
     if (this.pinned) {
-      const t = this.allTiles().find((x) => x.peerId === this.pinned || (x.self && this.pinned === 'self'));
+      const t = this.allTiles().find((x) => x.key === this.pinned);
       if (t) return t;
       this.pinned = null;
     }
-    return [...this.tiles.values()].find((t) => t.state.screenSharing) ??
-      (this.selfTile.state.screenSharing && this.tiles.size > 0 ? this.selfTile : null);
+    const others = [...this.screens.values()].find((t) => !t.self) ??
+      [...this.tiles.values()].find((t) => t.state.screenSharing); // an SDK peer sharing in place of its camera
+    if (others) return others;
+    const mine = this.screens.get('self') ?? (this.selfTile.state.screenSharing ? this.selfTile : null);
+    return mine && this.tiles.size > 0 ? mine : null;
   }
 
   private layout(): void {
     if (!this.grid) return;
     const tiles = this.allTiles();
     const featured = this.featured();
-    const mode = stageMode(tiles.length, featured !== null);
+    const mode = stageMode(tiles.length, featured !== null, this.tiles.size === 1 && this.screens.size === 0);
     this.grid.dataset.mode = mode;
     this.grid.dataset.count = String(tiles.length);
-    this.emptyState.hidden = tiles.length > 1;
+    this.emptyState.hidden = this.tiles.size > 0;
     for (const t of tiles) {
       t.el.classList.remove('featured', 'strip', 'pip', 'main');
-      t.setPinned(this.pinned !== null && (t.peerId === this.pinned || (t.self && this.pinned === 'self')));
+      t.setPinned(this.pinned === t.key);
     }
     const W = this.grid.clientWidth - 2 * GAP;
     const H = this.grid.clientHeight - 2 * GAP;
@@ -298,8 +323,7 @@ export class RoomView {
   }
 
   private togglePin(t: Tile): void {
-    const key = t.self ? 'self' : t.peerId;
-    this.pinned = this.pinned === key ? null : key;
+    this.pinned = this.pinned === t.key ? null : t.key;
     this.layout();
   }
 
@@ -320,8 +344,10 @@ export class RoomView {
   private removePeer(p: RemotePeer, reason: string): void {
     this.tiles.get(p.id)?.destroy();
     this.tiles.delete(p.id);
+    this.screens.get(p.id)?.destroy();
+    this.screens.delete(p.id);
     this.peerQuality.delete(p.id);
-    if (this.pinned === p.id) this.pinned = null;
+    if (this.pinned === p.id || this.pinned === `screen:${p.id}`) this.pinned = null;
     this.files.removePeer(p);
     if (reason !== 'rejoin') {
       this.toast(reason === 'left' ? `${p.name} left` : `${p.name} lost the connection`, 'leave');
@@ -451,7 +477,7 @@ export class RoomView {
   private async toggleScreen(): Promise<void> {
     try {
       if (this.room.state.screenSharing) await this.room.stopScreenShare();
-      else await this.room.startScreenShare();
+      else await this.room.startScreenShare({ keepCamera: true });
     } catch (err) {
       this.onError(err instanceof KaiwaError ? err : new KaiwaError('screen-share-failed', String(err)));
     }
@@ -503,6 +529,8 @@ export class RoomView {
     for (const t of this.tiles.values()) t.destroy();
     this.tiles.clear();
     this.selfTile.destroy();
+    for (const t of this.screens.values()) t.destroy();
+    this.screens.clear();
     clear(this.root);
     this.root.append(h('main', { class: 'landing', testid: 'left-screen' },
       h('h1', {}, 'You left the room'),

@@ -1,4 +1,5 @@
-/** One participant's tile: video (or initials), name, badges, speaking ring, quality bars, pin and fullscreen. */
+/** One participant's tile: video (or initials), name, badges, speaking ring, quality bars, pin and fullscreen; or
+ * (`screen`) a screen shared beside someone's camera. */
 import type { MediaState } from '../sdk/index.js';
 import { h, icon, initials } from './dom.js';
 import { QualityIndicator } from './quality.js';
@@ -15,17 +16,22 @@ export class Tile {
   private readonly badgeScreen: HTMLSpanElement;
   private readonly unmute: HTMLButtonElement;
   private readonly pinBtn: HTMLButtonElement;
+  private readonly status: HTMLDivElement;
   private readonly speaking: SpeakingDetector;
   private audioStream: MediaStream | null = null;
   state: MediaState = { audioMuted: false, videoOff: false, screenSharing: false };
   name: string;
+  /** Identifies the tile for pinning: 'self', a peer id, or 'screen:' + one of those. */
+  readonly key: string;
 
   constructor(readonly peerId: string, name: string, readonly self: boolean,
-    private readonly onPin: (tile: Tile) => void, onSpeaking: (tile: Tile, speaking: boolean) => void) {
+    private readonly onPin: (tile: Tile) => void, onSpeaking: (tile: Tile, speaking: boolean) => void,
+    readonly screen = false) {
     this.name = name;
+    this.key = `${screen ? 'screen:' : ''}${self ? 'self' : peerId}`;
     this.video = h('video', { testid: 'video', autoplay: true, playsinline: true });
     this.video.muted = self; // never play our own microphone back
-    this.nameEl = h('span', { class: 'tile-name', testid: 'tile-name', title: name }, self ? `${name} (you)` : name);
+    this.nameEl = h('span', { class: 'tile-name', testid: 'tile-name', title: name }, this.label(name));
     this.avatar = h('div', { class: 'avatar', 'aria-hidden': 'true' }, h('span', {}, initials(name)));
     this.badgeMuted = h('span', { class: 'badge', testid: 'badge-muted', title: 'Microphone off', role: 'img',
       'aria-label': 'Microphone off' }, icon('mic-off'));
@@ -40,23 +46,31 @@ export class Tile {
       this.unmute.hidden = true;
       void this.video.play().catch(() => undefined);
     });
+    this.status = h('div', { class: 'tile-status', testid: 'tile-status', role: 'status' });
+    this.status.hidden = true;
     this.pinBtn = h('button', { type: 'button', class: 'tile-btn', testid: 'pin', 'aria-pressed': 'false',
       'aria-label': `Pin ${name}`, title: 'Pin to the stage', onclick: () => this.onPin(this) }, icon('pin'));
     const full = h('button', { type: 'button', class: 'tile-btn', testid: 'fullscreen', 'aria-label': `Show ${name} full screen`,
       title: 'Full screen', onclick: () => void this.toggleFullscreen() }, icon('fullscreen'));
     full.hidden = typeof this.video.requestFullscreen !== 'function' && typeof HTMLElement.prototype.requestFullscreen !== 'function';
-    this.el = h('div', { class: 'tile', testid: 'tile', 'data-peer-id': peerId, 'data-self': self ? 'true' : 'false',
-      'data-speaking': 'false', role: 'group', 'aria-label': self ? `${name} (you)` : name },
+    this.el = h('div', { class: screen ? 'tile screen-share' : 'tile', testid: screen ? 'screen-tile' : 'tile', 'data-peer-id': peerId,
+      'data-self': self ? 'true' : 'false', 'data-speaking': 'false', role: 'group', 'aria-label': this.label(name) },
     this.video, this.avatar,
     h('div', { class: 'tile-top' }, this.quality.el, h('span', { class: 'spacer' }), this.pinBtn, full),
     h('div', { class: 'label' }, this.nameEl, this.badgeMuted, this.badgeVideoOff, this.badgeScreen),
-    this.unmute);
+    this.status, this.unmute);
     this.speaking = new SpeakingDetector((s) => {
       this.el.dataset.speaking = String(s);
       this.el.classList.toggle('speaking', s);
       onSpeaking(this, s);
     });
+    if (screen) this.quality.el.hidden = true;
     this.setState(this.state);
+  }
+
+  private label(name: string): string {
+    if (this.screen) return this.self ? 'Your screen' : `${name}'s screen`;
+    return this.self ? `${name} (you)` : name;
   }
 
   setPeerId(id: string): void {
@@ -65,7 +79,7 @@ export class Tile {
 
   setName(name: string): void {
     this.name = name;
-    this.nameEl.textContent = this.self ? `${name} (you)` : name;
+    this.nameEl.textContent = this.label(name);
     this.nameEl.title = name;
     (this.avatar.firstElementChild as HTMLElement).textContent = initials(name);
   }
@@ -80,7 +94,7 @@ export class Tile {
     this.video.classList.toggle('mirror', mirror);
     if (this.video.srcObject !== stream) this.video.srcObject = stream;
     if (stream) this.play();
-    if (!this.self) this.listen(stream);
+    if (!this.self && !this.screen) this.listen(stream);
   }
 
   /** The audio the speaking indicator listens to (our microphone for our own tile). */
@@ -95,11 +109,17 @@ export class Tile {
     this.video.srcObject = null;
     this.video.srcObject = s;
     if (s) this.play();
-    if (!this.self) this.speaking.attach(this.audioStream);
+    if (!this.self && !this.screen) this.speaking.attach(this.audioStream);
   }
 
   setState(state: MediaState): void {
     this.state = { ...state };
+    if (this.screen) {
+      this.badgeMuted.hidden = this.badgeVideoOff.hidden = true;
+      this.badgeScreen.hidden = false;
+      this.el.classList.add('screen');
+      return;
+    }
     this.badgeMuted.hidden = !state.audioMuted;
     this.badgeVideoOff.hidden = !state.videoOff || state.screenSharing;
     this.badgeScreen.hidden = !state.screenSharing;
@@ -112,7 +132,10 @@ export class Tile {
 
   setConnection(state: RTCPeerConnectionState): void {
     this.el.dataset.connection = state;
-    this.el.classList.toggle('unstable', state === 'disconnected' || state === 'failed');
+    const unstable = state === 'disconnected' || state === 'failed';
+    this.el.classList.toggle('unstable', unstable);
+    this.status.hidden = !unstable;
+    this.status.textContent = unstable ? 'Connection interrupted — reconnecting…' : '';
   }
 
   destroy(): void {
