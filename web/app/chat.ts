@@ -96,8 +96,10 @@ export class ChatPanel {
     this.send.disabled = over || this.input.value.trim().length === 0;
     this.send.title = over ? `Messages are at most ${CHAT_LIMIT} characters` : '';
     // Grow with the text up to a few lines.
-    this.input.style.height = 'auto';
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 120)}px`;
+    this.input.style.height = '';
+    if (this.input.value && this.input.scrollHeight > this.input.clientHeight) {
+      this.input.style.height = `${Math.min(this.input.scrollHeight + 2, 120)}px`;
+    }
   }
 
   private atBottom(): boolean {
