@@ -138,6 +138,9 @@ test('invite tokens: #token= joins and leaves the address bar; missing, invalid,
         assert.equal(await screen.getAttribute('data-reason'), reason, `${hash || 'no token'}`);
         assert.match(await screen.textContent(), text);
         assert.ok(!page.url().includes('token='), 'the token is not left in the address bar');
+        // Retrying a refused token cannot help: no "Try again" then, and the tab forgets it.
+        assert.equal(await page.getByTestId('try-again').count(), reason === 'token-missing' ? 1 : 0);
+        assert.equal(await page.evaluate((r) => sessionStorage.getItem(`kaiwa.token.${r}`), room), null);
       } finally {
         await context.close();
       }

@@ -10,7 +10,7 @@ import { aspectRange, bestGrid, stageMode } from './layout.js';
 import { fillDeviceSelect, savePrefs, type PrejoinChoice } from './prejoin.js';
 import { describe, rate, type Quality } from './quality.js';
 import { Tile } from './tile.js';
-import { classifyRefusal, explain, readClaims } from './token.js';
+import { classifyRefusal, explain, forgetToken, readClaims } from './token.js';
 
 declare global {
   interface Window {
@@ -623,6 +623,8 @@ export class RoomView {
     let reason: string = e.code;
     if (e.code === 'unauthorized') {
       const problem = classifyRefusal(e.message, this.token !== null);
+      // A refused token is not tried again on "Try again" or a later visit without one.
+      if (problem !== 'token-missing') forgetToken(this.roomName);
       const x = explain(problem, this.token ? readClaims(this.token) : null, this.roomName);
       title = x.title;
       text = x.text;
@@ -633,7 +635,9 @@ export class RoomView {
       h('h1', {}, title),
       h('p', { class: 'lead', testid: 'join-error-text' }, text),
       h('div', { class: 'row center' },
-        h('button', { type: 'button', class: 'primary', onclick: () => location.reload() }, 'Try again'),
+        // The same token would be refused again: no "Try again" for a token problem.
+        reason.startsWith('token-') && reason !== 'token-missing' ? null
+          : h('button', { type: 'button', class: 'primary', testid: 'try-again', onclick: () => location.reload() }, 'Try again'),
         h('button', { type: 'button', class: 'ghost', onclick: () => location.assign('/') }, 'Home'))));
   }
 
@@ -667,8 +671,9 @@ export class RoomView {
       this.selfTile.quality.set(worst, `sending ${Math.round(out / 1000)} kbps to ${this.tiles.size} ${this.tiles.size === 1 ? 'person' : 'people'}`);
       this.selfTile.quality.el.dataset.outboundBitrate = String(Math.round(out));
     } else {
-      this.selfTile.quality.set('unknown', this.tiles.size === 0 ? 'nobody else here yet' : '');
+      this.selfTile.quality.set('unknown', '');
     }
+    this.selfTile.quality.el.hidden = this.tiles.size === 0; // nothing to rate while alone
   }
 }
 
