@@ -60,6 +60,11 @@ test('pre-join: preview, devices, name; joining muted is what the others see fir
     assert.ok(await page.locator('[data-testid="prejoin-mic-select"] option').count() >= 2);
     // The invite link is there before joining: the room URL, no name, no token.
     assert.equal(await page.getByTestId('invite-link').inputValue(), `${server.url}/room/${room}`);
+    // Another microphone chosen before joining is the one the call uses.
+    const micChoice = await page.evaluate(() => [...document.querySelectorAll('[data-testid="prejoin-mic-select"] option')]
+      .find((o) => !o.selected).value);
+    await page.getByTestId('prejoin-mic-select').selectOption(micChoice);
+    await page.waitForFunction((dev) => document.querySelector('[data-testid="prejoin-mic-select"]').value === dev, micChoice);
     // Mic off before joining; aria-pressed tells whether it is on.
     const mic = page.getByTestId('prejoin-mic');
     assert.equal(await mic.getAttribute('aria-pressed'), 'true');
@@ -72,11 +77,16 @@ test('pre-join: preview, devices, name; joining muted is what the others see fir
       id: window.kaiwa.room.id,
       state: window.kaiwa.room.state,
       audio: window.kaiwa.room.localStream.getAudioTracks().map((t) => t.enabled),
+      mic: window.kaiwa.room.localStream.getAudioTracks()[0].getSettings().deviceId,
+      prefs: JSON.parse(localStorage.getItem('kaiwa.devices')),
       path: location.pathname + location.search + location.hash,
       saved: localStorage.getItem('kaiwa.displayName'),
     }));
     assert.deepEqual(me.state, { audioMuted: true, videoOff: false, screenSharing: false });
     assert.deepEqual(me.audio, [false]);
+    assert.equal(me.mic, micChoice, 'the microphone picked on the pre-join screen');
+    assert.equal(me.prefs.audio, micChoice, 'and remembered');
+    assert.equal(me.prefs.micOn, false);
     assert.equal(me.path, `/room/${room}`);
     assert.equal(me.saved, 'Mia Muted');
     assert.equal(await page.getByTestId('toggle-mic').getAttribute('aria-pressed'), 'false');

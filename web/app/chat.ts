@@ -50,6 +50,8 @@ export class ChatPanel {
   private readonly send: HTMLButtonElement;
   private readonly newCue: HTMLButtonElement;
   private pending: Pending[] = [];
+  /** Messages shown as failed: one may still arrive (the server got it, its reply was lost). */
+  private failed: Pending[] = [];
 
   /** @param onIncoming called for each message from someone else (unread counters, title) */
   constructor(private readonly room: Room, private readonly onIncoming: (m: ChatMessage) => void) {
@@ -135,6 +137,7 @@ export class ChatPanel {
     } catch (err) {
       if (p.echoed) return;
       this.pending = this.pending.filter((x) => x !== p);
+      this.failed.push(p);
       const e = err instanceof KaiwaError ? err : new KaiwaError('internal', String(err));
       p.li.dataset.state = 'failed';
       p.li.dataset.code = e.code;
@@ -142,6 +145,7 @@ export class ChatPanel {
       const status = this.setStatus(p.li, `Not sent (${why}). `);
       status.append(h('button', { type: 'button', class: 'link', testid: 'chat-retry', onclick: () => {
         status.replaceChildren();
+        this.failed = this.failed.filter((x) => x !== p);
         void this.deliver(p);
       } }, 'Retry'));
     }
@@ -155,10 +159,11 @@ export class ChatPanel {
 
   private onChat(m: ChatMessage): void {
     if (m.self) {
-      const p = this.pending.find((x) => x.text === m.text && !x.echoed);
+      const p = this.pending.find((x) => x.text === m.text && !x.echoed) ?? this.failed.find((x) => x.text === m.text);
       if (p) {
         p.echoed = true;
         this.pending = this.pending.filter((x) => x !== p);
+        this.failed = this.failed.filter((x) => x !== p);
         p.li.dataset.state = 'sent';
         this.setStatus(p.li, '');
         const time = p.li.querySelector('time');
