@@ -137,10 +137,13 @@ export const CHROMIUM_ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
-export async function launchBrowser() {
+/** @param {{ fakeCameras?: number }} [opts] fakeCameras: how many fake cameras the browser offers (default 1) */
+export async function launchBrowser(opts = {}) {
   const executablePath = process.env.CHROMIUM_BIN ||
     (existsSync('/usr/lib/chromium/chromium') ? '/usr/lib/chromium/chromium' : '/usr/bin/chromium');
-  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const args = opts.fakeCameras ? CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream'
+    ? `--use-fake-device-for-media-stream=device-count=${opts.fakeCameras}` : a)) : CHROMIUM_ARGS;
+  return chromium.launch({ executablePath, headless: true, args, timeout: 30_000 });
 }
 
 /**

@@ -327,3 +327,50 @@ describe('phone', () => {
     }
   });
 });
+
+describe('several cameras', () => {
+  test('the camera picked on the pre-join screen is used; switching it mid-call keeps the sender', { timeout: 60_000 }, async () => {
+    // Chromium's fake_device_1 stands in for a depth camera (Y16) that does not encode: use devices 0 and 2.
+    const two = await launchBrowser({ fakeCameras: 3 });
+    const r = uniqueRoom('cams');
+    let a;
+    let b;
+    try {
+      a = await openPeer(two, server, r, 'Cam A', {
+        beforeJoin: async (page) => {
+          const options = await page.locator('[data-testid="prejoin-camera-select"] option').evaluateAll((os) => os.map((o) => o.value));
+          assert.equal(options.length, 3);
+          await page.getByTestId('prejoin-camera-select').selectOption(options[2]);
+          await page.waitForFunction((dev) => document.querySelector('[data-testid="prejoin-preview"]').srcObject
+            ?.getVideoTracks()[0]?.getSettings().deviceId === dev, options[2]);
+        },
+      });
+      b = await openPeer(two, server, r, 'Cam B');
+      await waitForRemoteVideo(b.page, a.id);
+      const devices = await a.page.evaluate(async () => (await navigator.mediaDevices.enumerateDevices())
+        .filter((d) => d.kind === 'videoinput').map((d) => d.deviceId));
+      assert.equal(await a.page.evaluate(() => window.kaiwa.room.localStream.getVideoTracks()[0].getSettings().deviceId), devices[2]);
+      // Back to the first camera from the devices panel, mid-call.
+      await a.page.evaluate((id) => {
+        window.__videoSender = window.kaiwa.room.peerConnection(id).getSenders().find((s) => s.track?.kind === 'video');
+      }, b.id);
+      await a.page.getByTestId('toggle-settings').click();
+      await a.page.waitForFunction(() => document.querySelectorAll('[data-testid="settings-camera-select"] option').length === 3);
+      await a.page.getByTestId('settings-camera-select').selectOption(devices[0]);
+      await a.page.waitForFunction((dev) => window.kaiwa.room.localStream.getVideoTracks()[0]?.getSettings().deviceId === dev, devices[0]);
+      const after = await a.page.evaluate((id) => {
+        const sender = window.kaiwa.room.peerConnection(id).getSenders().find((s) => s.track?.kind === 'video');
+        const self = document.querySelector('[data-testid="tile"][data-self="true"] video').srcObject.getVideoTracks()[0];
+        return { same: sender === window.__videoSender, sent: sender.track.id, local: window.kaiwa.room.localStream.getVideoTracks()[0].id, self: self.id };
+      }, b.id);
+      assert.equal(after.same, true, 'replaceTrack on the same sender');
+      assert.equal(after.sent, after.local);
+      assert.equal(after.self, after.local, 'the self view shows the new camera');
+      await waitForRemoteVideo(b.page, a.id);
+    } finally {
+      await a?.close();
+      await b?.close();
+      await two.close();
+    }
+  });
+});
