@@ -322,6 +322,20 @@ describe('phone', () => {
       await row.getByTestId('file-accept').click();
       await phone.page.locator('[data-testid="file-transfer"][data-state="done"]', { hasText: 'for-your-phone.bin' }).waitFor();
       assert.equal(await phone.page.evaluate(() => document.documentElement.scrollWidth), 390);
+      await phone.page.getByTestId('toggle-panel').click();
+
+      // A share seen on the phone: the screen on top, the three cameras in one row below, all on screen.
+      await ann.page.getByTestId('toggle-screen').click();
+      await phone.page.locator(`[data-testid="screen-tile"][data-peer-id="${ann.id}"].featured`).waitFor();
+      await frames(phone.page);
+      const boxes = await phone.page.evaluate(() => [...document.querySelectorAll('[data-testid="grid"] .strip')]
+        .map((t) => { const r = t.getBoundingClientRect(); return { top: Math.round(r.top), right: r.right, bottom: r.bottom }; }));
+      const grid = await phone.page.getByTestId('grid').boundingBox();
+      assert.equal(boxes.length, 3);
+      assert.equal(new Set(boxes.map((b) => b.top)).size, 1, 'one row');
+      assert.ok(boxes.every((b) => b.right <= 390 && b.bottom <= grid.y + grid.height + 1), JSON.stringify(boxes));
+      await ann.page.getByTestId('toggle-screen').click();
+      await phone.page.locator('[data-testid="screen-tile"]').waitFor({ state: 'detached' });
     } finally {
       await phone.close();
     }

@@ -299,10 +299,16 @@ export class RoomView {
       // Others in a strip: the featured tile keeps most of the stage.
       const others = tiles.filter((t) => t !== featured);
       for (const t of others) t.el.classList.add('strip');
-      const portrait = H > W;
-      const stripH = Math.max(64, Math.min(140, Math.round((portrait ? H : H) * 0.18)));
+      // One row of 4:3 tiles, as high as 18 % of the stage (64–140 px), narrower when many must fit the width.
+      let stripH = Math.max(64, Math.min(140, Math.round(H * 0.18)));
+      let stripW = Math.round((stripH * 4) / 3);
+      const fitW = Math.floor((W - GAP * (others.length - 1)) / Math.max(1, others.length));
+      if (stripW > fitW) {
+        stripW = Math.max(48, fitW);
+        stripH = Math.round((stripW * 3) / 4);
+      }
       this.grid.style.setProperty('--strip-h', `${stripH}px`);
-      this.grid.style.setProperty('--strip-w', `${Math.round(stripH * 4 / 3)}px`);
+      this.grid.style.setProperty('--strip-w', `${stripW}px`);
       featured.el.style.order = '-1';
       for (const t of others) t.el.style.order = '0';
     } else if (mode === 'pip') {
