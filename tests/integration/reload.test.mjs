@@ -1,5 +1,6 @@
 // SIGHUP reloads what can change without dropping anyone (docs/configuration.md, "Reloading"): the TLS certificate
-// and key (a renewal), the log level from the config file. Connections already open stay.
+// and key (a renewal), the log level and the TURN users and secrets from the config file. Connections already open
+// stay.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -118,4 +119,47 @@ test('SIGHUP without TLS or a config file: logged, nothing dropped, still runnin
   }
   assert.equal(k.exited.code, 0);
   assert.ok(WAIT > 0);
+});
+
+test('SIGHUP: new TURN secrets from the config file; /api/ice-servers signs with the one in force', async () => {
+  const dir = mkdtempSync(join(process.env.TMPDIR || tmpdir(), 'kaiwa-reload-'));
+  const config = join(dir, 'kaiwa.toml');
+  const turnPort = 20000 + Math.floor(Math.random() * 20000);
+  // The REST password of `username` under `secret` (TURN REST API: base64 HMAC-SHA1).
+  const restPassword = async (secret, username) => {
+    const { createHmac } = await import('node:crypto');
+    return createHmac('sha1', secret).update(username).digest('base64');
+  };
+  const credential = async (k) => {
+    const res = await fetch(`${k.url}/api/ice-servers`);
+    const turn = (await res.json()).iceServers.find((s) => s.username);
+    return turn;
+  };
+  let k = null;
+  try {
+    writeFileSync(config, 'turn-secret = ["first-secret"]\n');
+    k = await spawnKaiwa(['--config', config, '--turn-listen', `127.0.0.1:${turnPort}`]);
+    const before = await credential(k);
+    assert.equal(before.credential, await restPassword('first-secret', before.username));
+
+    writeFileSync(config, 'turn-secret = ["second-secret"]\n');
+    let from = k.log.length;
+    k.proc.kill('SIGHUP');
+    await k.logged(/SIGHUP: TURN users and secrets: reloaded: 0 users, 1 REST secrets/, from);
+    const after = await credential(k);
+    assert.equal(after.credential, await restPassword('second-secret', after.username));
+
+    // A user SASLprep refuses: nothing changes, and the log says why.
+    writeFileSync(config, 'turn-secret = ["third-secret"]\nturn-user = ["private\ue000use:pw"]\n');  // RFC 4013 C.3
+    from = k.log.length;
+    k.proc.kill('SIGHUP');
+    await k.logged(/SIGHUP: TURN users and secrets: not reloaded: .*SASLprep/, from);
+    const still = await credential(k);
+    assert.equal(still.credential, await restPassword('second-secret', still.username));
+    assert.equal(k.exited, null);
+  } finally {
+    if (k) await k.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(k.exited.code, 0);
 });
