@@ -938,7 +938,7 @@ describe('kaiwa: Engine.IO handshakes, polling sessions and rooms per client add
     return raw;
   }
 
-  test('handshakes are refused past the burst: 429 for polling (over one keep-alive connection), a close for WebSocket',
+  test('handshakes are refused past the burst: 429 for polling (over one keep-alive connection) and for a WebSocket upgrade',
     T, async (t) => {
       if (kaiwaOnly(t)) return;
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -957,9 +957,11 @@ describe('kaiwa: Engine.IO handshakes, polling sessions and rooms per client add
           }
         }
         assert.deepEqual(statuses, [...Array(12).fill(200), 429, 429, 429]);
+        // A WebSocket past the burst is refused before its upgrade (HTTP 429 from the server's one handshake rule for
+        // every upgrade): the client sees the upgrade fail (1006) and no session was opened.
         const raw = await rawWsFrom(localAddress);
         await raw.waitClosed();
-        assert.equal(raw.closed.code, 1013, JSON.stringify(raw.closed));
+        assert.equal(raw.closed.code, 1006, JSON.stringify(raw.closed));
         assert.deepEqual(raw.frames, [], 'no session was opened');
         // Another address is not affected.
         const fine = await pollingFrom(server, { localAddress: '127.0.0.3' });

@@ -33,7 +33,6 @@ constexpr uint16_t kCloseNormal = 1000;
 constexpr uint16_t kCloseGoingAway = 1001;
 constexpr uint16_t kClosePolicy = 1008;
 constexpr uint16_t kCloseTooBig = 1009;
-constexpr uint16_t kCloseTryAgainLater = 1013;
 constexpr std::size_t kMaxTokenBytes = 4096;  // a longer room token is not kept (nor checked): no token
 constexpr Millis kErrorEventSpacing{200};  // `kaiwa:error` events (no ack to carry the error) at most 5 per second
 
@@ -1360,10 +1359,8 @@ class WsTransport final : public http::WsHandler {
     if (!upgrade_) {
       std::string remote = conn_.remoteAddress();
       std::string_view ip = ipOf(remote);
-      if (auto* limits = svc_.addressLimits(); limits && !limits->allowHandshake(ip, Clock::now())) {
-        conn_.close(kCloseTryAgainLater, "too many handshakes from this address");  // no session: nothing to undo
-        return;
-      }
+      // The handshake rate was applied to this WebSocket's upgrade by the HTTP server (one rule for every upgrade,
+      // docs/configuration.md); a polling handshake is applied it in admitPolling.
       auto s = svc_.create(owner_, *req, ip);
       sid_ = Sid(s->sid());
       session_ = s;
