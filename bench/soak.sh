@@ -8,8 +8,9 @@
 # Usage: bench/soak.sh [--duration S] [--native R] [--socketio R] [--peerjs R] [--turn R] [--kaiwa PATH]
 #                      [--loadgen PATH] [--turn-loadgen PATH]
 # Rates are messages (TURN: round trips) per second. The defaults add up to ~80 % of the paced signaling capacity
-# measured on a 2-core machine (bench/README.md). All traffic is on loopback; the generators' clients come from
-# 127.0.0.2-7 so that the per-address limits (docs/configuration.md) see several addresses, as from real users.
+# measured on a 2-core machine (bench/README.md). All traffic is on loopback; each generator's 200 clients come from 8
+# addresses (127.0.0.10-37, 25 each) so that the per-address limits (docs/configuration.md) see what they would see
+# from real users, at their defaults.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DURATION=600 NATIVE=4500 SIO=3500 PEERJS=2500 TURN=2000
@@ -61,11 +62,22 @@ gen() {  # name protocol path rate ips
   "$LOADGEN" relay --protocol "$2" --url "ws://127.0.0.1:$PORT$3" --clients 200 --rate "$4" --warmup 5 \
     --duration "$DURATION" --drain 3 --source-ips "$5" --setup-timeout 60 --json --quiet >"$OUT/$1.out" 2>&1
 }
-gen native native /ws "$NATIVE" 127.0.0.2,127.0.0.3 & PIDS+=($!)
-gen socketio socketio /socket.io/ "$SIO" 127.0.0.4,127.0.0.5 & PIDS+=($!)
-gen peerjs peerjs /peerjs "$PEERJS" 127.0.0.6,127.0.0.7 & PIDS+=($!)
-"$TURN_LOADGEN" --mode udp --server "127.0.0.1:$TPORT" --user alice --password alicepw --rate "$TURN" \
-  --allocations 20 --duration "$DURATION" --warmup 5 --json >"$OUT/turn.out" 2>&1 & PIDS+=($!)
+ips() { local out=(); for i in $(seq "$1" "$2"); do out+=("127.0.0.$i"); done; local IFS=,; echo "${out[*]}"; }
+gen native native /ws "$NATIVE" "$(ips 10 17)" & PIDS+=($!)         # 25 clients per address, as from users
+gen socketio socketio /socket.io/ "$SIO" "$(ips 20 27)" & PIDS+=($!)
+gen peerjs peerjs /peerjs "$PEERJS" "$(ips 30 37)" & PIDS+=($!)
+# kaiwa-turn-loadgen refreshes neither its allocations nor its permissions (RFC 8656: a permission lasts 300 s), so a
+# run longer than that loses everything after it, rightly: TURN runs in segments of 240 s, each with new allocations.
+turn_segments() {
+  local left=$DURATION n=0
+  while [ "$left" -gt 0 ]; do
+    local d=$(( left < 240 ? left : 240 ))
+    "$TURN_LOADGEN" --mode udp --server "127.0.0.1:$TPORT" --user alice --password alicepw --rate "$TURN" \
+      --allocations 20 --duration "$d" --warmup 2 --json >"$OUT/turn.$n.out" 2>&1
+    left=$(( left - d )); n=$(( n + 1 ))
+  done
+}
+turn_segments & PIDS+=($!)
 node --experimental-websocket bench/churn.mjs --url "ws://127.0.0.1:$PORT/ws" --duration "$DURATION" --rate 20 \
   >"$OUT/churn.out" 2>&1 & CHURN=$!; PIDS+=("$CHURN")
 
@@ -101,12 +113,17 @@ print(f"{sys.argv[2]:9s} sent {r['sent']} received {r['received']} lost {r['lost
       f"; server errors {r['server_errors'] or 'none'}")
 EOF
 done
-python3 - "$OUT/turn.out" <<'EOF'
+python3 - "$OUT"/turn.*.out <<'EOF'
 import json, sys
-line = next((l for l in open(sys.argv[1]) if l.startswith('{')), None)
-if not line: print("turn      generator failed: " + open(sys.argv[1]).read()[-300:]); sys.exit()
-r = json.loads(line)
-print(f"turn      sent {r['sent']} received {r['received']} lost {r['lost']}; rtt p50 {r['rtt_p50_us'] / 1000:.2f} ms p99 {r['rtt_p99_us'] / 1000:.1f} ms")
+runs = []
+for f in sys.argv[1:]:
+    line = next((l for l in open(f) if l.startswith('{')), None)
+    if not line: print(f"turn      a segment's generator failed: " + open(f).read()[-300:]); continue
+    runs.append(json.loads(line))
+if runs:
+    sent, got, lost = (sum(r[k] for r in runs) for k in ('sent', 'received', 'lost'))
+    p99 = max(r['rtt_p99_us'] for r in runs)
+    print(f"turn      {len(runs)} segments: sent {sent} received {got} lost {lost}; rtt p99 (worst segment) {p99 / 1000:.1f} ms")
 EOF
 echo "churn     $(tail -1 "$OUT/churn.out")"
 python3 - "$OUT/samples.txt" "$FD_BEFORE" "$FD_AFTER" "$CPU0" "$CPU1" "$DURATION" <<'EOF'
