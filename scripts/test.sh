@@ -90,7 +90,7 @@ if [ "${SKIP_ASAN:-0}" != 1 ] && [ -x build-asan/kaiwa ]; then
   stage "integration against the server under AddressSanitizer + UndefinedBehaviorSanitizer"
   san_dir=$(mktemp -d)
   ASAN_OPTIONS=detect_leaks=1:log_path=$san_dir/asan UBSAN_OPTIONS=print_stacktrace=1:log_path=$san_dir/ubsan \
-    KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$root/build-asan/kaiwa" \
+    KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$root/build-asan/kaiwa" KAIWA_SANITIZED=1 \
     node --test --test-concurrency=1 --test-reporter=tap --experimental-websocket tests/integration/ \
     >"$log_dir/asan-integration.log" 2>&1
   tail -5 "$log_dir/asan-integration.log"

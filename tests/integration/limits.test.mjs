@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { uniqueRoom } from '../e2e/helpers.mjs';
 import { Client, WAIT, clientFrame, sleep } from './client.mjs';
-import { cpuSeconds, fetchFrom, get, metricFrom, openConnection, spawnKaiwa, upgrade, upgradeRequest } from './process.mjs';
+import {
+  SANITIZED_SKIP, cpuSeconds, fetchFrom, get, metricFrom, openConnection, spawnKaiwa, upgrade, upgradeRequest,
+} from './process.mjs';
 
 // The self-signed certificate of the TLS servers below is trusted blindly by this process, on loopback only.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -22,7 +24,7 @@ async function eventually(check, ms = WAIT, step = 50) {
   return check();
 }
 
-test('out of descriptors: the listener pauses instead of spinning, logs once, and serves again once some are free', async () => {
+test('out of descriptors: the listener pauses instead of spinning, logs once, and serves again once some are free', { skip: SANITIZED_SKIP }, async () => {
   const k = await spawnKaiwa(['--no-turn', '--workers', '2'], { openFiles: 64 });
   const held = [];
   try {
