@@ -137,7 +137,7 @@ AddressLimits::Shard& AddressLimits::shardOf(const Address16& key) const {
   return shards_[Shard::Hash{}(key) % kShards];
 }
 
-AddressLimits::Entry* AddressLimits::lookup(Shard& shard, const Address16& key, bool create) {
+AddressLimits::Entry* AddressLimits::lookup(Shard& shard, const Address16& key, bool create) const {
   auto it = shard.entries.find(key);
   if (it != shard.entries.end()) return &it->second;
   if (!create) return nullptr;
@@ -155,48 +155,49 @@ AddressLimits::Entry* AddressLimits::lookup(Shard& shard, const Address16& key, 
   return &shard.entries[key];
 }
 
-void AddressLimits::refuse(AddressRefusal why) {
+void AddressLimits::refuse(AddressRefusal why) const {
   refusals_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
   metrics::add(metrics::registry().addressRefused[static_cast<std::size_t>(why)]);
 }
 
-bool AddressLimits::openConnection(std::string_view ip, TimePoint now) {
+template <typename R, typename F>
+R AddressLimits::withEntry(std::string_view ip, bool create, R none, F&& f) const {
   auto key = keyOf(ip);
-  if (!key) return true;
+  if (!key) return none;
   Shard& shard = shardOf(*key);
   std::lock_guard lock(shard.mutex);
-  Entry* e = lookup(shard, *key, true);
-  if (!e) return true;
-  if (options_.connections && e->connections >= options_.connections) {
-    refuse(AddressRefusal::kConnections);
-    return false;
-  }
-  if (!e->connects.take(now, options_.connectsPerSecond, options_.connectBurst)) {
-    refuse(AddressRefusal::kConnectRate);
-    return false;
-  }
-  ++e->connections;
-  return true;
+  Entry* e = lookup(shard, *key, create);
+  return e ? f(*e) : none;
+}
+
+bool AddressLimits::openConnection(std::string_view ip, TimePoint now) {
+  return withEntry(ip, true, true, [&](Entry& e) {
+    if (options_.connections && e.connections >= options_.connections) {
+      refuse(AddressRefusal::kConnections);
+      return false;
+    }
+    if (!e.connects.take(now, options_.connectsPerSecond, options_.connectBurst)) {
+      refuse(AddressRefusal::kConnectRate);
+      return false;
+    }
+    ++e.connections;
+    return true;
+  });
 }
 
 void AddressLimits::closeConnection(std::string_view ip) {
-  auto key = keyOf(ip);
-  if (!key) return;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  Entry* e = lookup(shard, *key, false);
-  if (e && e->connections > 0) --e->connections;
+  withEntry(ip, false, 0, [](Entry& e) {
+    if (e.connections > 0) --e.connections;
+    return 0;
+  });
 }
 
 bool AddressLimits::allowHandshake(std::string_view ip, TimePoint now) {
-  auto key = keyOf(ip);
-  if (!key) return true;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  Entry* e = lookup(shard, *key, true);
-  if (!e || e->handshakes.take(now, options_.handshakesPerSecond, options_.handshakeBurst)) return true;
-  refuse(AddressRefusal::kHandshakeRate);
-  return false;
+  return withEntry(ip, true, true, [&](Entry& e) {
+    if (e.handshakes.take(now, options_.handshakesPerSecond, options_.handshakeBurst)) return true;
+    refuse(AddressRefusal::kHandshakeRate);
+    return false;
+  });
 }
 
 bool AddressLimits::openPollingSession(std::string_view ip) {
@@ -207,40 +208,32 @@ bool AddressLimits::openPollingSession(std::string_view ip) {
     refuse(AddressRefusal::kPollingSessionsTotal);
     return false;
   }
-  auto key = keyOf(ip);
-  if (!key) return true;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  Entry* e = lookup(shard, *key, true);
-  if (!e) return true;
-  if (options_.pollingSessions && e->polling >= options_.pollingSessions) {
+  bool ok = withEntry(ip, true, true, [&](Entry& e) {
+    if (options_.pollingSessions && e.polling >= options_.pollingSessions) return false;
+    ++e.polling;
+    return true;
+  });
+  if (!ok) {
     pollingTotal_.fetch_sub(1, std::memory_order_relaxed);
     refuse(AddressRefusal::kPollingSessions);
-    return false;
   }
-  ++e->polling;
-  return true;
+  return ok;
 }
 
 void AddressLimits::closePollingSession(std::string_view ip) {
   pollingTotal_.fetch_sub(1, std::memory_order_relaxed);
-  auto key = keyOf(ip);
-  if (!key) return;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  Entry* e = lookup(shard, *key, false);
-  if (e && e->polling > 0) --e->polling;
+  withEntry(ip, false, 0, [](Entry& e) {
+    if (e.polling > 0) --e.polling;
+    return 0;
+  });
 }
 
 bool AddressLimits::allowRoomCreation(std::string_view ip, TimePoint now) {
-  auto key = keyOf(ip);
-  if (!key) return true;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  Entry* e = lookup(shard, *key, true);
-  if (!e || e->rooms.take(now, options_.roomsPerMinute / 60.0, options_.roomBurst)) return true;
-  refuse(AddressRefusal::kRoomRate);
-  return false;
+  return withEntry(ip, true, true, [&](Entry& e) {
+    if (e.rooms.take(now, options_.roomsPerMinute / 60.0, options_.roomBurst)) return true;
+    refuse(AddressRefusal::kRoomRate);
+    return false;
+  });
 }
 
 void AddressLimits::sweep(TimePoint now) {
@@ -259,21 +252,11 @@ void AddressLimits::sweep(TimePoint now) {
 }
 
 std::size_t AddressLimits::connections(std::string_view ip) const {
-  auto key = keyOf(ip);
-  if (!key) return 0;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  auto it = shard.entries.find(*key);
-  return it == shard.entries.end() ? 0 : it->second.connections;
+  return withEntry(ip, false, std::size_t{0}, [](const Entry& e) { return std::size_t{e.connections}; });
 }
 
 std::size_t AddressLimits::pollingSessions(std::string_view ip) const {
-  auto key = keyOf(ip);
-  if (!key) return 0;
-  Shard& shard = shardOf(*key);
-  std::lock_guard lock(shard.mutex);
-  auto it = shard.entries.find(*key);
-  return it == shard.entries.end() ? 0 : it->second.polling;
+  return withEntry(ip, false, std::size_t{0}, [](const Entry& e) { return std::size_t{e.polling}; });
 }
 
 std::size_t AddressLimits::pollingSessionsTotal() const { return pollingTotal_.load(std::memory_order_relaxed); }

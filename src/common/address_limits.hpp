@@ -99,12 +99,16 @@ class AddressLimits {
   std::optional<Address16> keyOf(std::string_view ip) const;
   Shard& shardOf(const Address16& key) const;
   // The entry of `key` in its locked shard; created if `create` (nullptr if the table is full: then not limited).
-  Entry* lookup(Shard& shard, const Address16& key, bool create);
-  void refuse(AddressRefusal why);
+  Entry* lookup(Shard& shard, const Address16& key, bool create) const;
+  // `f(Entry&)` on `ip`'s entry, under its shard's lock; `none` when `ip` is not limited or has no entry. (Const:
+  // the table lives in shards_, which the limiter's constness does not cover; the counts readers use it too.)
+  template <typename R, typename F>
+  R withEntry(std::string_view ip, bool create, R none, F&& f) const;
+  void refuse(AddressRefusal why) const;
 
   AddressLimitOptions options_;
   std::unique_ptr<Shard[]> shards_;
-  std::array<std::atomic<uint64_t>, static_cast<std::size_t>(AddressRefusal::kCount)> refusals_{};
+  mutable std::array<std::atomic<uint64_t>, static_cast<std::size_t>(AddressRefusal::kCount)> refusals_{};
   std::atomic<std::size_t> pollingTotal_{0};
 };
 
