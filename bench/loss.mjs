@@ -220,13 +220,23 @@ try {
   log(`blackholing A for ${BLACKHOLE_S} s`);
   await blackhole(BLACKHOLE_S * 1000);
   const healed = Date.now();
-  await a.waitForFunction(() => window.t.room.signalingState === 'connected' || window.t.states.at(-1)?.[0] === 'connected',
-    null, { timeout: WAIT });
+  // Signaling is back when a server message from A reaches B again. After a long blackhole the SDK notices the
+  // dead socket only now and reconnects (resume): a send that meets the drop is tried again, for 60 s at most.
+  await a.evaluate(async () => {
+    for (const end = Date.now() + 60_000; Date.now() < end;) {
+      try {
+        await window.t.room.sendMessage({ after: 'blackhole' });
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    throw new Error('no server message got through within 60 s of the link healing');
+  });
+  await b.waitForFunction(() => window.t.messages.some((m) => m?.after === 'blackhole'), null, { timeout: WAIT });
   results.resumeSeconds = (Date.now() - healed) / 1000;
   results.sameId = idBefore === (await a.evaluate(() => window.t.room.id));
   results.statesAtA = await a.evaluate(() => window.t.states.map(([s]) => s));
-  await a.evaluate(() => window.t.room.sendMessage({ after: 'blackhole' }));
-  await b.waitForFunction(() => window.t.messages.some((m) => m?.after === 'blackhole'), null, { timeout: WAIT });
   results.peerLeftAtB = await b.evaluate(() => window.t.left.length);
   results.decodeAfter = { A: await decodeRate(a, 5000), B: await decodeRate(b, 5000) };
   log(`signaling back ${results.resumeSeconds} s after the link healed; same id ${results.sameId}; peer-left at B ${results.peerLeftAtB}`);
