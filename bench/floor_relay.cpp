@@ -16,9 +16,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,10 +56,10 @@ struct Conn {
 // One event loop. A connection's fd is in exactly one loop's epoll set, and only that loop's thread touches its Conn.
 struct Loop {
   int ep = -1;
-  int wake = -1;                                    // eventfd: connections handed over by other loops
+  int wake = -1;  // eventfd: connections handed over by other loops
   std::mutex m;
   std::vector<std::pair<int, std::string>> incoming;  // (fd, room), under m
-  std::unordered_map<std::string, int> waiting;     // room → fd of the first member
+  std::unordered_map<std::string, int> waiting;       // room → fd of the first member
 };
 
 std::vector<Conn> conns;  // indexed by fd
@@ -150,8 +150,10 @@ bool handshake(int fd) {
   const std::string key(req.substr(ks, (ke == std::string_view::npos ? req.size() : ke) - ks));
   const size_t re = req.find_first_of(" &", r);
   const std::string room(req.substr(r + 5, re - r - 5));
-  c.out.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Accept: ")
+  c.out
+      .append(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: ")
       .append(websocketAccept(key))
       .append("\r\n\r\n");
   c.in.erase(0, end + 4);

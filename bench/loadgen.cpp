@@ -248,7 +248,7 @@ struct Conn {
   size_t outOff = 0;
   std::string wsKey;  // until the upgrade completes
   FrameDecoder decoder;
-  std::string peerId;  // how others address this client
+  std::string peerId;      // how others address this client
   std::string protoState;  // the adapter's scratch (Session::state)
   // relay state
   std::vector<uint32_t> partners;  // local indices
@@ -291,10 +291,7 @@ class ConnSession final : public Session {
 class Worker {
  public:
   Worker(int id, const Options& o, const Protocol& proto, Timeline& tl, std::vector<uint32_t> roomIds)
-      : id_(id),
-        o_(o),
-        proto_(proto),
-        tl_(tl),
+      : id_(id), o_(o), proto_(proto), tl_(tl),
         rng_(0x9E3779B97F4A7C15ull ^ (uint64_t(id + 1) * 0x1234567ull) ^ uint64_t(nowNs())) {
     // Rooms r*K .. r*K+K-1 (clamped to clients) for each assigned room id r.
     size_t total = 0;
@@ -340,9 +337,7 @@ class Worker {
   void onSetupFailed(Conn& c, std::string_view reason) { fail(c, std::string(reason)); }
   void onRelayed(Conn& c, std::string_view text);
   void onServerError(std::string_view code) { ++stats_.serverErrors[std::string(code)]; }
-  void onBye(Conn& c, std::string_view reason) {
-    ++stats_.byeReasons[std::string(reason.empty() ? "?" : reason)];
-  }
+  void onBye(Conn& c, std::string_view reason) { ++stats_.byeReasons[std::string(reason.empty() ? "?" : reason)]; }
   void onServerLimit(std::string_view name, int64_t v) {
     auto it = stats_.serverLimits.find(std::string(name));
     if (it == stats_.serverLimits.end()) stats_.serverLimits.emplace(std::string(name), v);
@@ -420,33 +415,15 @@ class Worker {
   friend class ConnSession;
 };
 
-void ConnSession::sendText(std::string_view text) {
-  w_.sendText(c_, text);
-}
-void ConnSession::established(std::string_view selfId) {
-  w_.onEstablished(c_, selfId);
-}
-void ConnSession::setupFailed(std::string_view reason) {
-  w_.onSetupFailed(c_, reason);
-}
-void ConnSession::relayed(std::string_view text) {
-  w_.onRelayed(c_, text);
-}
-void ConnSession::serverError(std::string_view code) {
-  w_.onServerError(code);
-}
-void ConnSession::bye(std::string_view reason) {
-  w_.onBye(c_, reason);
-}
-void ConnSession::serverLimit(std::string_view name, int64_t value) {
-  w_.onServerLimit(name, value);
-}
-bool ConnSession::wantsJoin() const {
-  return w_.options().join;
-}
-const std::string& ConnSession::room() const {
-  return w_.roomName(c_);
-}
+void ConnSession::sendText(std::string_view text) { w_.sendText(c_, text); }
+void ConnSession::established(std::string_view selfId) { w_.onEstablished(c_, selfId); }
+void ConnSession::setupFailed(std::string_view reason) { w_.onSetupFailed(c_, reason); }
+void ConnSession::relayed(std::string_view text) { w_.onRelayed(c_, text); }
+void ConnSession::serverError(std::string_view code) { w_.onServerError(code); }
+void ConnSession::bye(std::string_view reason) { w_.onBye(c_, reason); }
+void ConnSession::serverLimit(std::string_view name, int64_t value) { w_.onServerLimit(name, value); }
+bool ConnSession::wantsJoin() const { return w_.options().join; }
+const std::string& ConnSession::room() const { return w_.roomName(c_); }
 const std::string& ConnSession::name() const {
   if (name_.empty()) name_ = w_.options().roomPrefix + "c" + std::to_string(c_.global);
   return name_;
@@ -777,8 +754,8 @@ void Worker::rampUp(int64_t now) {
   if (o_.connectRate > 0) {
     const double perThread = o_.connectRate / o_.threads;
     if (lastRamp_ == 0) lastRamp_ = now;
-    connectTokens_ = std::min(connectTokens_ + perThread * double(now - lastRamp_) / kNsPerSec,
-                              std::max(1.0, perThread / 100));
+    connectTokens_ =
+        std::min(connectTokens_ + perThread * double(now - lastRamp_) / kNsPerSec, std::max(1.0, perThread / 100));
     lastRamp_ = now;
   }
   while (nextToConnect_ < conns_.size() && int(pending_.size()) < pendingLimit_) {
@@ -794,8 +771,7 @@ void Worker::checkTimeouts(int64_t now) {
   const int64_t limit = int64_t(o_.handshakeTimeout * kNsPerSec);
   for (uint32_t i : pending_) {
     Conn& c = conns_[i];
-    if ((c.state == ConnState::kConnecting || c.state == ConnState::kUpgrading ||
-         c.state == ConnState::kOpen) &&
+    if ((c.state == ConnState::kConnecting || c.state == ConnState::kUpgrading || c.state == ConnState::kOpen) &&
         now - c.startedAt > limit) {
       fail(c, c.state == ConnState::kConnecting  ? "timeout-connect"
               : c.state == ConnState::kUpgrading ? "timeout-upgrade"
@@ -814,8 +790,7 @@ void Worker::beginTraffic(int64_t now) {
     if (c.state == ConnState::kIdle) {
       c.state = ConnState::kOpen;  // so fail() counts it
       fail(c, "not-started");
-    } else if (c.state == ConnState::kConnecting || c.state == ConnState::kUpgrading ||
-               c.state == ConnState::kOpen) {
+    } else if (c.state == ConnState::kConnecting || c.state == ConnState::kUpgrading || c.state == ConnState::kOpen) {
       fail(c, "setup-timeout");
     }
   }
@@ -850,8 +825,7 @@ void Worker::beginTraffic(int64_t now) {
 }
 
 void Worker::sendOne(Conn& c, int64_t now) {
-  if (c.out.size() - c.outOff >
-      256 * 1024) {  // the server is not reading from us: do not queue without bound
+  if (c.out.size() - c.outOff > 256 * 1024) {  // the server is not reading from us: do not queue without bound
     ++stats_.sendBlocked;
     return;
   }
@@ -1026,8 +1000,7 @@ void Worker::run() {
       beginClosing();
     }
     if (closing) {
-      if (std::all_of(conns_.begin(), conns_.end(), [](const Conn& c) { return c.fd < 0; }) ||
-          now0 >= closeDeadline) {
+      if (std::all_of(conns_.begin(), conns_.end(), [](const Conn& c) { return c.fd < 0; }) || now0 >= closeDeadline) {
         break;
       }
     }
@@ -1113,16 +1086,14 @@ double machineBusySec() {
   std::ifstream in("/proc/stat");
   std::string cpu;
   unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
-  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu")
-    return 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return 0;
   return double(user + nice + system + irq + softirq + steal) / double(sysconf(_SC_CLK_TCK));
 }
 
 double selfCpuSec() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 void sleepUntil(int64_t t, const Timeline& tl) {
@@ -1187,8 +1158,7 @@ int selfTest() {
   }
   {
     // Masked client frames of every length class, unmasked by hand.
-    for (size_t n :
-         {size_t(0), size_t(5), size_t(125), size_t(126), size_t(65535), size_t(65536), size_t(70000)}) {
+    for (size_t n : {size_t(0), size_t(5), size_t(125), size_t(126), size_t(65535), size_t(65536), size_t(70000)}) {
       std::string payload(n, 'a');
       for (size_t i = 0; i < n; ++i) payload[i] = char('a' + i % 26);
       std::string out;
@@ -1271,8 +1241,7 @@ int selfTest() {
     check(dec2.error() == FrameDecoder::Error::kTooLarge, "decoder: too large refused");
   }
   {
-    const std::string_view m =
-        R"({"v":1, "type" : "ok","re":1,"peer":"p7KxQ2mZ","peers":[{"id":"a","type":"x"}]})";
+    const std::string_view m = R"({"v":1, "type" : "ok","re":1,"peer":"p7KxQ2mZ","peers":[{"id":"a","type":"x"}]})";
     check(json::stringField(m, "type") == "ok", "json type");
     int64_t re = 0;
     check(json::intField(m, "re", re) && re == 1, "json re");
@@ -1376,8 +1345,7 @@ int run(Options& o) {
   }
 
   signal(SIGPIPE, SIG_IGN);
-  const double budget =
-      o.timeout > 0 ? o.timeout : o.setupTimeout + o.warmup + o.duration + o.drain + o.closeWait + 30;
+  const double budget = o.timeout > 0 ? o.timeout : o.setupTimeout + o.warmup + o.duration + o.drain + o.closeWait + 30;
   alarm(unsigned(budget + 30));  // last resort if a thread wedges; normal runs end well before
 
   Timeline tl;
@@ -1408,8 +1376,8 @@ int run(Options& o) {
     if (settled >= uint32_t(o.clients) || now >= setupDeadline) break;
     if (!o.quiet && now - lastPrint > 2 * kNsPerSec) {
       lastPrint = now;
-      std::fprintf(stderr, "[setup %.1fs] established %u, settled %u / %d\n", double(now - t0) / 1e9, open,
-                   settled, o.clients);
+      std::fprintf(stderr, "[setup %.1fs] established %u, settled %u / %d\n", double(now - t0) / 1e9, open, settled,
+                   o.clients);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -1428,9 +1396,8 @@ int run(Options& o) {
   tl.measureEnd.store(measureEnd);
   tl.phase.store(kTraffic, std::memory_order_release);
   if (!o.quiet) {
-    std::fprintf(stderr, "[setup done %.2fs] established %u / %d; %s for %.0fs\n",
-                 double(setupEnd - t0) / 1e9, openAtSetup, o.clients, relay ? "relaying" : "holding",
-                 o.duration);
+    std::fprintf(stderr, "[setup done %.2fs] established %u / %d; %s for %.0fs\n", double(setupEnd - t0) / 1e9,
+                 openAtSetup, o.clients, relay ? "relaying" : "holding", o.duration);
   }
 
   sleepUntil(measureStart, tl);
@@ -1475,11 +1442,9 @@ int run(Options& o) {
 
   // ---- report
   const double dur = o.duration;
-  const double lat50 = double(st.latency.quantile(0.50)) / 1e3,
-               lat90 = double(st.latency.quantile(0.90)) / 1e3,
-               lat99 = double(st.latency.quantile(0.99)) / 1e3,
-               lat999 = double(st.latency.quantile(0.999)) / 1e3, latMax = double(st.latency.max()) / 1e3,
-               latMean = st.latency.mean() / 1e3;
+  const double lat50 = double(st.latency.quantile(0.50)) / 1e3, lat90 = double(st.latency.quantile(0.90)) / 1e3,
+               lat99 = double(st.latency.quantile(0.99)) / 1e3, lat999 = double(st.latency.quantile(0.999)) / 1e3,
+               latMax = double(st.latency.max()) / 1e3, latMean = st.latency.mean() / 1e3;
   const int64_t lost = int64_t(st.sentMeasured) - int64_t(st.recvMeasured);
   const double relayedPerSec = double(st.recvInWindow) / dur;
   const double sentPerSec = double(st.sentMeasured) / dur;
@@ -1501,29 +1466,27 @@ int run(Options& o) {
   const int64_t limit = st.serverLimits.count("messagesPerSecond") ? st.serverLimits["messagesPerSecond"] : 0;
   const double perClientRate = o.rate / o.clients;
 
-  std::printf("kaiwa-loadgen %s  protocol=%s url=ws://%s:%d%s threads=%d\n", o.mode.c_str(),
-              o.protocol.c_str(), o.host.c_str(), o.port, o.path.c_str(), o.threads);
+  std::printf("kaiwa-loadgen %s  protocol=%s url=ws://%s:%d%s threads=%d\n", o.mode.c_str(), o.protocol.c_str(),
+              o.host.c_str(), o.port, o.path.c_str(), o.threads);
   std::printf("  connections: %d requested, %" PRIu64
               " established (setup %.2fs, connect+join p50 %.1f ms p99 "
               "%.1f ms), %" PRIu64 " failed [%s]\n",
-              o.clients, st.established, double(setupEnd - t0) / 1e9,
-              double(st.connectTime.quantile(0.5)) / 1e6, double(st.connectTime.quantile(0.99)) / 1e6,
-              st.failed, textMap(st.failReasons).c_str());
+              o.clients, st.established, double(setupEnd - t0) / 1e9, double(st.connectTime.quantile(0.5)) / 1e6,
+              double(st.connectTime.quantile(0.99)) / 1e6, st.failed, textMap(st.failReasons).c_str());
   std::printf("  held: %u open at end of %s (%" PRIu64 " dropped [%s], bye [%s]); %" PRIu64
               " close handshakes completed at the end\n",
               openAtEnd, relay ? "measure window" : "hold", st.dropped, textMap(st.dropReasons).c_str(),
               textMap(st.byeReasons).c_str(), st.closedCleanly);
   if (relay) {
-    std::printf("  traffic: room size %d, %d-byte payload, %s, %.0fs measured after %.0fs warm-up\n",
-                o.roomSize, o.payloadBytes,
+    std::printf("  traffic: room size %d, %d-byte payload, %s, %.0fs measured after %.0fs warm-up\n", o.roomSize,
+                o.payloadBytes,
                 o.rate > 0 ? ("paced " + std::to_string(int64_t(o.rate)) + " msg/s").c_str()
                            : ("window " + std::to_string(o.window) + "/client").c_str(),
                 dur, o.warmup);
     std::printf("  messages (measured window): sent %" PRIu64 " (%.0f/s), received %" PRIu64 ", lost %" PRId64
                 " (%.3f%%), gaps %" PRIu64 ", out-of-order %" PRIu64 "\n",
                 st.sentMeasured, sentPerSec, st.recvMeasured, lost,
-                st.sentMeasured ? 100.0 * double(lost) / double(st.sentMeasured) : 0.0, st.gapMessages,
-                st.outOfOrder);
+                st.sentMeasured ? 100.0 * double(lost) / double(st.sentMeasured) : 0.0, st.gapMessages, st.outOfOrder);
     std::printf("  relayed: %.0f msg/s received during the window\n", relayedPerSec);
     std::printf(
         "  latency (one-way, send→receive): p50 %.0f us  p90 %.0f us  p99 %.0f us  p99.9 %.0f us  max %.0f "
@@ -1539,20 +1502,19 @@ int run(Options& o) {
               ", fragmented msgs %" PRIu64 "\n",
               textMap(st.serverErrors).c_str(), st.pings, st.unparsed, st.foreign, st.fragmentedMessages);
   if (limit > 0 && relay && o.rate > 0 && perClientRate > double(limit)) {
-    std::printf("  WARNING: %.1f msg/s per client exceeds the server's messagesPerSecond=%" PRId64 "\n",
-                perClientRate, limit);
+    std::printf("  WARNING: %.1f msg/s per client exceeds the server's messagesPerSecond=%" PRId64 "\n", perClientRate,
+                limit);
   }
   std::printf("  other processes: %.0f%% of one core during the window (of %ld cores)%s\n", othersCpuPct,
               sysconf(_SC_NPROCESSORS_ONLN), othersCpuPct > 20 ? "  (NOISY MACHINE: figures skewed)" : "");
   std::printf("  generator CPU: %.0f%% of one core during the window%s\n", genCpuPct,
               genCpuPct > 90.0 * o.threads ? "  (GENERATOR-BOUND: add --threads or lower the load)" : "");
   if (haveServer) {
-    std::printf("  server pid %d: CPU %.2fs in window (%.0f%% of one core)%s", o.serverPid, serverCpuSec,
-                serverCpuPct, relay ? "" : "\n");
+    std::printf("  server pid %d: CPU %.2fs in window (%.0f%% of one core)%s", o.serverPid, serverCpuSec, serverCpuPct,
+                relay ? "" : "\n");
     if (relay) std::printf(", %.2f us per relayed message\n", cpuUsPerMsg);
-    std::printf(
-        "  server memory: RSS %ld kB before, %ld kB after setup, %ld kB at end of window, peak %ld kB",
-        serverBefore.rssKb, serverSetup.rssKb, rssHeld, serverAfter.ok ? serverAfter.hwmKb : serverM1.hwmKb);
+    std::printf("  server memory: RSS %ld kB before, %ld kB after setup, %ld kB at end of window, peak %ld kB",
+                serverBefore.rssKb, serverSetup.rssKb, rssHeld, serverAfter.ok ? serverAfter.hwmKb : serverM1.hwmKb);
     if (!relay) std::printf("; %.2f kB per held connection", rssPerConnKb);
     std::printf("\n");
   }
@@ -1564,29 +1526,27 @@ int run(Options& o) {
         "%s:%d%s\",\"threads\":%d,"
         "\"clients\":%d,\"room_size\":%d,\"payload_bytes\":%d,\"rate\":%.0f,\"window\":%d,\"duration_s\":%."
         "1f,"
-        "\"established\":%" PRIu64 ",\"failed\":%" PRIu64
-        ",\"fail_reasons\":%s,\"held\":%u,\"dropped\":%" PRIu64
+        "\"established\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"fail_reasons\":%s,\"held\":%u,\"dropped\":%" PRIu64
         ",\"drop_reasons\":%s,\"setup_s\":%.3f,\"connect_p50_ms\":%.2f,\"connect_p99_ms\":%.2f,"
         "\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRId64 ",\"gaps\":%" PRIu64
         ",\"out_of_order\":%" PRIu64 ",\"misrouted\":%" PRIu64
         ",\"sent_per_s\":%.1f,\"relayed_per_s\":%.1f,"
         "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
-        "\"server_errors\":%s,\"bye\":%s,\"pings\":%" PRIu64 ",\"schedule_slip\":%" PRIu64
-        ",\"send_blocked\":%" PRIu64 ",\"window_stalls\":%" PRIu64 ",\"closed_cleanly\":%" PRIu64
+        "\"server_errors\":%s,\"bye\":%s,\"pings\":%" PRIu64 ",\"schedule_slip\":%" PRIu64 ",\"send_blocked\":%" PRIu64
+        ",\"window_stalls\":%" PRIu64 ",\"closed_cleanly\":%" PRIu64
         ",\"generator_cpu_pct\":%.1f,\"others_cpu_pct\":%.1f,"
         "\"server\":{\"pid\":%d,\"cpu_s\":%.3f,\"cpu_pct\":%.1f,\"cpu_us_per_msg\":%.3f,\"rss_before_kb\":%"
         "ld,"
         "\"rss_setup_kb\":%ld,\"rss_end_kb\":%ld,\"hwm_kb\":%ld,\"rss_per_conn_kb\":%.3f},\"timed_out\":%s}"
         "\n",
-        o.mode.c_str(), o.protocol.c_str(), o.host.c_str(), o.port, o.path.c_str(), o.threads, o.clients,
-        o.roomSize, o.payloadBytes, o.rate, o.window, dur, st.established, st.failed,
-        jsonMap(st.failReasons).c_str(), openAtEnd, st.dropped, jsonMap(st.dropReasons).c_str(),
-        double(setupEnd - t0) / 1e9, double(st.connectTime.quantile(0.5)) / 1e6,
-        double(st.connectTime.quantile(0.99)) / 1e6, st.sentMeasured, st.recvMeasured, lost, st.gapMessages,
-        st.outOfOrder, st.foreign, sentPerSec, relayedPerSec, lat50, lat90, lat99, lat999, latMax, latMean,
-        jsonMap(st.serverErrors).c_str(), jsonMap(st.byeReasons).c_str(), st.pings, st.scheduleSlip,
-        st.sendBlocked, st.windowStalls, st.closedCleanly, genCpuPct, othersCpuPct, o.serverPid, serverCpuSec,
-        serverCpuPct, cpuUsPerMsg, serverBefore.rssKb, serverSetup.rssKb, rssHeld,
+        o.mode.c_str(), o.protocol.c_str(), o.host.c_str(), o.port, o.path.c_str(), o.threads, o.clients, o.roomSize,
+        o.payloadBytes, o.rate, o.window, dur, st.established, st.failed, jsonMap(st.failReasons).c_str(), openAtEnd,
+        st.dropped, jsonMap(st.dropReasons).c_str(), double(setupEnd - t0) / 1e9,
+        double(st.connectTime.quantile(0.5)) / 1e6, double(st.connectTime.quantile(0.99)) / 1e6, st.sentMeasured,
+        st.recvMeasured, lost, st.gapMessages, st.outOfOrder, st.foreign, sentPerSec, relayedPerSec, lat50, lat90,
+        lat99, lat999, latMax, latMean, jsonMap(st.serverErrors).c_str(), jsonMap(st.byeReasons).c_str(), st.pings,
+        st.scheduleSlip, st.sendBlocked, st.windowStalls, st.closedCleanly, genCpuPct, othersCpuPct, o.serverPid,
+        serverCpuSec, serverCpuPct, cpuUsPerMsg, serverBefore.rssKb, serverSetup.rssKb, rssHeld,
         serverAfter.ok ? serverAfter.hwmKb : serverM1.hwmKb, rssPerConnKb, timedOut ? "true" : "false");
   }
   std::fflush(stdout);
@@ -1690,16 +1650,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!isLoopback(o.host)) {
-    std::fprintf(stderr, "refusing non-loopback target %s: this tool is for same-machine benchmarks\n",
-                 o.host.c_str());
+    std::fprintf(stderr, "refusing non-loopback target %s: this tool is for same-machine benchmarks\n", o.host.c_str());
     return 2;
   }
   if (o.mode != "relay" && o.mode != "idle") {
     std::fprintf(stderr, "unknown mode %s\n", o.mode.c_str());
     return 2;
   }
-  if (o.clients < 1 || o.threads < 1 || o.roomSize < 1 || o.duration <= 0 || o.window < 1 ||
-      o.rampConcurrency < 1 || o.payloadBytes < 0 || o.rate < 0) {
+  if (o.clients < 1 || o.threads < 1 || o.roomSize < 1 || o.duration <= 0 || o.window < 1 || o.rampConcurrency < 1 ||
+      o.payloadBytes < 0 || o.rate < 0) {
     std::fprintf(stderr, "bad numeric option\n");
     return 2;
   }

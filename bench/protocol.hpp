@@ -159,11 +159,7 @@ class NativeProtocol final : public Protocol {
   }
 
   void encodeRelay(std::string& out, std::string_view to, std::string_view data) const override {
-    out.append(R"({"v":1,"type":"message","to":")")
-        .append(to)
-        .append(R"(","data":")")
-        .append(data)
-        .append("\"}");
+    out.append(R"({"v":1,"type":"message","to":")").append(to).append(R"(","data":")").append(data).append("\"}");
   }
 
   void closing(Session& s) const override {
@@ -200,11 +196,7 @@ class PeerJsProtocol final : public Protocol {
     }
   }
   void encodeRelay(std::string& out, std::string_view to, std::string_view data) const override {
-    out.append(R"({"type":"OFFER","dst":")")
-        .append(to)
-        .append(R"(","payload":{"sdp":")")
-        .append(data)
-        .append("\"}}");
+    out.append(R"({"type":"OFFER","dst":")").append(to).append(R"(","payload":{"sdp":")").append(data).append("\"}}");
   }
   void closing(Session& s) const override {
     if (s.isEstablished()) s.sendText(R"({"type":"LEAVE"})");

@@ -1,12 +1,12 @@
 // kaiwa-turn-loadgen: a TURN relay load generator that is cheaper than the server it measures.
 //
-// Per allocation: Allocate (REQUESTED-TRANSPORT UDP, long-term credentials from the 401's REALM/NONCE), CreatePermission
-// and ChannelBind to an echo peer the generator hosts itself on 127.0.0.1 (one UDP socket per thread answering with
-// recvmmsg/sendmmsg). Then, for a bounded time, it offers --rate round trips/s spread over the allocations as
-// ChannelData, paced every --tick-us from a timerfd (all messages of one allocation and tick in one sendmmsg over UDP,
-// one send() over TCP/TLS), received on an epoll loop (recvmmsg until empty). Each message carries the allocation,
-// a per-allocation sequence number and its send time (CLOCK_MONOTONIC), so the generator counts sent, received,
-// lost, duplicated and reordered round trips and the round-trip latency.
+// Per allocation: Allocate (REQUESTED-TRANSPORT UDP, long-term credentials from the 401's REALM/NONCE),
+// CreatePermission and ChannelBind to an echo peer the generator hosts itself on 127.0.0.1 (one UDP socket per thread
+// answering with recvmmsg/sendmmsg). Then, for a bounded time, it offers --rate round trips/s spread over the
+// allocations as ChannelData, paced every --tick-us from a timerfd (all messages of one allocation and tick in one
+// sendmmsg over UDP, one send() over TCP/TLS), received on an epoll loop (recvmmsg until empty). Each message carries
+// the allocation, a per-allocation sequence number and its send time (CLOCK_MONOTONIC), so the generator counts sent,
+// received, lost, duplicated and reordered round trips and the round-trip latency.
 //
 // Modes: udp (ChannelData over UDP), tcp (the allocation's TCP control connection carries ChannelData with 4-byte
 // padding, RFC 8656 section 12.5) and tls (the same over TLS; OpenSSL client without verification, one TLS record per
@@ -236,8 +236,8 @@ struct Alloc {
 };
 
 struct Stats {
-  uint64_t sent = 0, received = 0;              // measured
-  uint64_t sentTotal = 0, receivedTotal = 0;    // whole run
+  uint64_t sent = 0, received = 0;            // measured
+  uint64_t sentTotal = 0, receivedTotal = 0;  // whole run
   uint64_t duplicates = 0, reordered = 0, foreign = 0, sendErrors = 0, slipped = 0, backlogged = 0;
   uint64_t echoed = 0;
   LatencyHistogram rtt;  // ns
@@ -889,14 +889,15 @@ int selfTest() {
   };
   auto hex = [](std::string_view h) {
     std::vector<uint8_t> out;
-    for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(uint8_t(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+    for (size_t i = 0; i + 1 < h.size(); i += 2)
+      out.push_back(uint8_t(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
     return out;
   };
   // RFC 5769 section 2.4: a request with long-term authentication, rebuilt byte for byte.
-  auto vector24 = hex(
-      "000100602112a44278ad3433c6ad72c029da412e00060012e3839ee38388e383aae38383e382afe382b900000015001c662f2f343939"
-      "6b39353464364f4c33346f4c394653547679363473410014000b6578616d706c652e6f72670000080014f67024656dd64a3e02b8e071"
-      "2e85c9a28ca89666");
+  auto vector24 =
+      hex("000100602112a44278ad3433c6ad72c029da412e00060012e3839ee38388e383aae38383e382afe382b900000015001c662f2f343939"
+          "6b39353464364f4c33346f4c394653547679363473410014000b6578616d706c652e6f72670000080014f67024656dd64a3e02b8e071"
+          "2e85c9a28ca89666");
   {
     StunBuilder b(0x0001, vector24.data() + 8);
     b.text(kAttrUsername, "\xe3\x83\x9e\xe3\x83\x88\xe3\x83\xaa\xe3\x83\x83\xe3\x82\xaf\xe3\x82\xb9");
@@ -947,8 +948,10 @@ int selfTest() {
       std::vector<uint8_t> buf;
       std::vector<size_t> got;
       for (int part = 0; part < 2; ++part) {
-        if (part == 0) buf.insert(buf.end(), stream.begin(), stream.begin() + split);
-        else buf.insert(buf.end(), stream.begin() + split, stream.end());
+        if (part == 0)
+          buf.insert(buf.end(), stream.begin(), stream.begin() + split);
+        else
+          buf.insert(buf.end(), stream.begin() + split, stream.end());
         size_t pos = 0;
         while (true) {
           size_t len = frameLength(buf.data() + pos, buf.size() - pos);
@@ -978,20 +981,21 @@ int selfTest() {
 }
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: kaiwa-turn-loadgen [--mode udp|tcp|tls] [--server 127.0.0.1:PORT] [--rate RT_PER_S]\n"
-               "         [--allocations N] [--threads T] [--size BYTES] [--tick-us US] [--warmup S] [--duration S]\n"
-               "         [--drain S] [--user NAME] [--password PW] [--server-pid PID] [--buffer BYTES] [--tls-max 1.2|1.3]\n"
-               "         [--json]\n"
-               "       kaiwa-turn-loadgen --self-test\n"
-               "  --rate        round trips/s offered in total (default 10000), spread evenly over the allocations\n"
-               "  --allocations TURN allocations (default 50), each with its own socket (UDP) or connection (tcp/tls)\n"
-               "  --threads     epoll threads (default 1); each owns allocations/T allocations and its own echo peer\n"
-               "  --size        ChannelData payload bytes (default 100, at least 24)\n"
-               "  --tick-us     pacing interval (default 1000): each tick sends what is due, per allocation in one\n"
-               "                sendmmsg/send\n"
-               "  --server-pid  the server's process: its CPU (utime+stime) per received round trip\n"
-               "  --buffer      SO_RCVBUF/SO_SNDBUF of the generator's UDP sockets (default 4 MiB)\n");
+  std::fprintf(
+      stderr,
+      "usage: kaiwa-turn-loadgen [--mode udp|tcp|tls] [--server 127.0.0.1:PORT] [--rate RT_PER_S]\n"
+      "         [--allocations N] [--threads T] [--size BYTES] [--tick-us US] [--warmup S] [--duration S]\n"
+      "         [--drain S] [--user NAME] [--password PW] [--server-pid PID] [--buffer BYTES] [--tls-max 1.2|1.3]\n"
+      "         [--json]\n"
+      "       kaiwa-turn-loadgen --self-test\n"
+      "  --rate        round trips/s offered in total (default 10000), spread evenly over the allocations\n"
+      "  --allocations TURN allocations (default 50), each with its own socket (UDP) or connection (tcp/tls)\n"
+      "  --threads     epoll threads (default 1); each owns allocations/T allocations and its own echo peer\n"
+      "  --size        ChannelData payload bytes (default 100, at least 24)\n"
+      "  --tick-us     pacing interval (default 1000): each tick sends what is due, per allocation in one\n"
+      "                sendmmsg/send\n"
+      "  --server-pid  the server's process: its CPU (utime+stime) per received round trip\n"
+      "  --buffer      SO_RCVBUF/SO_SNDBUF of the generator's UDP sockets (default 4 MiB)\n");
 }
 
 bool parseAddress(const std::string& s, sockaddr_in* out) {
@@ -1022,32 +1026,52 @@ int run(int argc, char** argv) {
     if (a == "--self-test") return selfTest();
     if (a == "--mode") {
       std::string m = next();
-      if (m == "udp") o.mode = Mode::kUdp;
-      else if (m == "tcp") o.mode = Mode::kTcp;
-      else if (m == "tls") o.mode = Mode::kTls;
-      else return usage(), 2;
+      if (m == "udp")
+        o.mode = Mode::kUdp;
+      else if (m == "tcp")
+        o.mode = Mode::kTcp;
+      else if (m == "tls")
+        o.mode = Mode::kTls;
+      else
+        return usage(), 2;
     } else if (a == "--server") {
       if (!parseAddress(next(), &o.server)) return std::fprintf(stderr, "bad --server\n"), 2;
-    } else if (a == "--rate") o.rate = std::atof(next().c_str());
-    else if (a == "--allocations") o.allocations = std::atoi(next().c_str());
-    else if (a == "--threads") o.threads = std::atoi(next().c_str());
-    else if (a == "--size") o.size = size_t(std::atoi(next().c_str()));
-    else if (a == "--tick-us") o.tickNs = int64_t(std::atof(next().c_str()) * 1000);
-    else if (a == "--warmup") o.warmup = std::atof(next().c_str());
-    else if (a == "--duration") o.duration = std::atof(next().c_str());
-    else if (a == "--drain") o.drain = std::atof(next().c_str());
-    else if (a == "--user") o.user = next();
-    else if (a == "--password") o.password = next();
-    else if (a == "--server-pid") o.serverPid = std::atoi(next().c_str());
-    else if (a == "--buffer") o.bufferBytes = std::atoi(next().c_str());
-    else if (a == "--json") o.json = true;
+    } else if (a == "--rate")
+      o.rate = std::atof(next().c_str());
+    else if (a == "--allocations")
+      o.allocations = std::atoi(next().c_str());
+    else if (a == "--threads")
+      o.threads = std::atoi(next().c_str());
+    else if (a == "--size")
+      o.size = size_t(std::atoi(next().c_str()));
+    else if (a == "--tick-us")
+      o.tickNs = int64_t(std::atof(next().c_str()) * 1000);
+    else if (a == "--warmup")
+      o.warmup = std::atof(next().c_str());
+    else if (a == "--duration")
+      o.duration = std::atof(next().c_str());
+    else if (a == "--drain")
+      o.drain = std::atof(next().c_str());
+    else if (a == "--user")
+      o.user = next();
+    else if (a == "--password")
+      o.password = next();
+    else if (a == "--server-pid")
+      o.serverPid = std::atoi(next().c_str());
+    else if (a == "--buffer")
+      o.bufferBytes = std::atoi(next().c_str());
+    else if (a == "--json")
+      o.json = true;
     else if (a == "--tls-max") {
       std::string v = next();
-      if (v == "1.2") o.tlsMax = TLS1_2_VERSION;
-      else if (v == "1.3") o.tlsMax = TLS1_3_VERSION;
-      else return usage(), 2;
-    }
-    else return usage(), 2;
+      if (v == "1.2")
+        o.tlsMax = TLS1_2_VERSION;
+      else if (v == "1.3")
+        o.tlsMax = TLS1_3_VERSION;
+      else
+        return usage(), 2;
+    } else
+      return usage(), 2;
   }
   // Loopback only, and every loop bounded.
   if ((ntohl(o.server.sin_addr.s_addr) >> 24) != 127) return std::fprintf(stderr, "--server must be on 127/8\n"), 2;
@@ -1090,9 +1114,12 @@ int run(int argc, char** argv) {
   auto dropSplit = [&](const std::map<uint16_t, uint64_t>& d, uint64_t* gen, uint64_t* listen, uint64_t* relay) {
     *gen = *listen = *relay = 0;
     for (auto [port, n] : d) {
-      if (ours.count(port)) *gen += n;
-      else if (port == serverPort) *listen += n;
-      else if (relays.count(port)) *relay += n;
+      if (ours.count(port))
+        *gen += n;
+      else if (port == serverPort)
+        *listen += n;
+      else if (relays.count(port))
+        *relay += n;
     }
   };
   uint64_t gen0, listen0, relay0;
@@ -1159,7 +1186,8 @@ int run(int argc, char** argv) {
 
   std::printf("turn-loadgen %s: %d allocations, %d thread(s), %zu-byte payload, tick %.0f us, setup %.2f s\n", mode,
               o.allocations, o.threads, o.size, double(o.tickNs) / 1000, setupSeconds);
-  std::printf("  offered %.0f rt/s for %.1f s (+%.1f s warm-up, %.1f s drain)\n", o.rate, o.duration, o.warmup, o.drain);
+  std::printf("  offered %.0f rt/s for %.1f s (+%.1f s warm-up, %.1f s drain)\n", o.rate, o.duration, o.warmup,
+              o.drain);
   std::printf("  sent %" PRIu64 "  received %" PRIu64 "  lost %" PRIu64 " (%.3f %%)  relayed %.0f rt/s\n", total.sent,
               total.received, lost, total.sent ? double(lost) * 100 / double(total.sent) : 0.0,
               double(total.received) / secs);
@@ -1178,14 +1206,16 @@ int run(int argc, char** argv) {
   std::printf("  UDP drops: generator sockets %" PRIu64 ", server port %" PRIu64 ", relay ports %" PRIu64
               "; box Udp RcvbufErrors +%" PRIu64 " SndbufErrors +%" PRIu64 " (measure window)\n",
               gen1 - gen0, listen1 - listen0, relay1 - relay0, buf1.first - buf0.first, buf1.second - buf0.second);
-  std::printf("  box: %.0f %% busy, %.1f %% steal, %ld cores, load average %s\n", boxBusy, steal, sysconf(_SC_NPROCESSORS_ONLN),
-              load.c_str());
+  std::printf("  box: %.0f %% busy, %.1f %% steal, %ld cores, load average %s\n", boxBusy, steal,
+              sysconf(_SC_NPROCESSORS_ONLN), load.c_str());
   if (o.json) {
     std::printf(
         "{\"mode\":\"%s\",\"allocations\":%d,\"threads\":%d,\"size\":%zu,\"offered\":%.0f,\"duration\":%.1f,"
-        "\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"relayed_per_s\":%.0f,"
+        "\"sent\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
+        ",\"relayed_per_s\":%.0f,"
         "\"duplicates\":%" PRIu64 ",\"reordered\":%" PRIu64 ",\"send_errors\":%" PRIu64 ",\"slipped\":%" PRIu64
-        ",\"backlogged\":%" PRIu64 ",\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"rtt_max_us\":%.1f,"
+        ",\"backlogged\":%" PRIu64
+        ",\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"rtt_max_us\":%.1f,"
         "\"server_cpu_s\":%.3f,\"server_us_per_rt\":%.3f,\"generator_cpu_s\":%.3f,\"generator_us_per_rt\":%.3f,"
         "\"generator_bound\":%s,\"drops_generator\":%" PRIu64 ",\"drops_server_port\":%" PRIu64
         ",\"drops_relay_ports\":%" PRIu64 ",\"box_busy_pct\":%.1f,\"steal_pct\":%.1f,\"loadavg\":\"%s\"}\n",

@@ -11,9 +11,7 @@
 
 namespace kaiwa::bench {
 
-inline uint32_t rotl32(uint32_t x, int n) {
-  return (x << n) | (x >> (32 - n));
-}
+inline uint32_t rotl32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
 // SHA-1 (FIPS 180-4), only for Sec-WebSocket-Accept.
 inline std::array<uint8_t, 20> sha1(std::string_view data) {
@@ -114,8 +112,7 @@ enum class Opcode : uint8_t {
 };
 
 // Appends one client frame (always masked, as RFC 6455 requires of clients).
-inline void appendFrame(std::string& out, Opcode op, std::string_view payload, uint32_t maskKey,
-                        bool fin = true) {
+inline void appendFrame(std::string& out, Opcode op, std::string_view payload, uint32_t maskKey, bool fin = true) {
   const size_t n = payload.size();
   uint8_t hdr[14];
   size_t h = 0;
@@ -130,8 +127,7 @@ inline void appendFrame(std::string& out, Opcode op, std::string_view payload, u
     hdr[h++] = 0x80 | 127;
     for (int i = 7; i >= 0; --i) hdr[h++] = uint8_t(uint64_t(n) >> (8 * i));
   }
-  const uint8_t mask[4] = {uint8_t(maskKey >> 24), uint8_t(maskKey >> 16), uint8_t(maskKey >> 8),
-                           uint8_t(maskKey)};
+  const uint8_t mask[4] = {uint8_t(maskKey >> 24), uint8_t(maskKey >> 16), uint8_t(maskKey >> 8), uint8_t(maskKey)};
   std::memcpy(hdr + h, mask, 4);
   h += 4;
   const size_t base = out.size();
@@ -158,15 +154,7 @@ inline void appendFrame(std::string& out, Opcode op, std::string_view payload, u
 // interleaved with fragments (RFC 6455 section 5.4).
 class FrameDecoder {
  public:
-  enum class Error {
-    kNone,
-    kReservedBits,
-    kMaskedFrame,
-    kBadControl,
-    kBadContinuation,
-    kBadOpcode,
-    kTooLarge
-  };
+  enum class Error { kNone, kReservedBits, kMaskedFrame, kBadControl, kBadContinuation, kBadOpcode, kTooLarge };
 
   static const char* errorName(Error e) {
     switch (e) {
@@ -192,8 +180,7 @@ class FrameDecoder {
   // or binary), onControl(Opcode, string_view) gets ping/pong/close. Each returns false to stop parsing (the
   // connection was closed). Returns the number of bytes consumed; sets error() on a protocol violation.
   template <class OnMessage, class OnControl>
-  size_t parse(const char* data, size_t len, size_t maxMessage, OnMessage&& onMessage,
-               OnControl&& onControl) {
+  size_t parse(const char* data, size_t len, size_t maxMessage, OnMessage&& onMessage, OnControl&& onControl) {
     size_t pos = 0;
     while (len - pos >= 2) {
       const auto* p = reinterpret_cast<const uint8_t*>(data + pos);

@@ -1,7 +1,7 @@
 #include "app/config.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <charconv>
 #include <cstdio>
@@ -16,7 +16,6 @@
 #endif
 
 namespace kaiwa::app {
-
 
 std::optional<Millis> parseDuration(std::string_view text) {
   if (text.empty()) return std::nullopt;
@@ -88,7 +87,9 @@ namespace {
 // A CLI11 validator-transform that checks a duration and leaves the text for parseDuration.
 CLI::Validator durationCheck() {
   return CLI::Validator(
-      [](std::string& s) { return parseDuration(s) ? std::string() : "'" + s + "' is not a duration (15s, 500ms, 2m)"; },
+      [](std::string& s) {
+        return parseDuration(s) ? std::string() : "'" + s + "' is not a duration (15s, 500ms, 2m)";
+      },
       "DURATION");
 }
 
@@ -135,100 +136,162 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   std::string authSecret;
 
   app.config_formatter(std::make_shared<ServeConfigFile>());
-  app.set_config("--config", "", "TOML config file for `serve`; its keys are the long flag names (listen = \"0.0.0.0:8080\")")
+  app.set_config("--config", "",
+                 "TOML config file for `serve`; its keys are the long flag names (listen = \"0.0.0.0:8080\")")
       ->envname("KAIWA_CONFIG");
   CLI::App* serve = app.add_subcommand("serve", "Run the server (HTTP, WebSocket signaling, web app)");
   serve->fallthrough();  // `kaiwa serve --config FILE` reaches the root's --config
   serve->add_option("--listen", listen, "HTTP(S) address ADDR:PORT; [::]:PORT for IPv6, :PORT for all IPv4")
       ->envname("KAIWA_LISTEN")
       ->capture_default_str();
-  serve->add_option("--workers", c.workers, "Worker threads (0: one per core)")->envname("KAIWA_WORKERS")
+  serve->add_option("--workers", c.workers, "Worker threads (0: one per core)")
+      ->envname("KAIWA_WORKERS")
       ->capture_default_str();
   serve->add_option("--web-root", c.webRoot, "Directory of the built web app (default: the one built with kaiwa)")
       ->envname("KAIWA_WEB_ROOT");
   serve->add_option("--tls-cert", c.tlsCert, "PEM certificate chain: serve HTTPS/WSS")->envname("KAIWA_TLS_CERT");
   serve->add_option("--tls-key", c.tlsKey, "PEM private key for --tls-cert")->envname("KAIWA_TLS_KEY");
-  serve->add_flag("--tls-self-signed", c.tlsSelfSigned,
-                  "Make a self-signed certificate at start-up (for a phone on the LAN; browsers will warn)")
+  serve
+      ->add_flag("--tls-self-signed", c.tlsSelfSigned,
+                 "Make a self-signed certificate at start-up (for a phone on the LAN; browsers will warn)")
       ->envname("KAIWA_TLS_SELF_SIGNED");
   serve->add_option("--auth-secret", authSecret, "HMAC secret: joining a room needs a token (see `kaiwa token`)")
       ->envname("KAIWA_AUTH_SECRET");
   serve->add_option("--max-message-bytes", c.limits.maxMessageBytes, "Largest signaling message")
-      ->envname("KAIWA_MAX_MESSAGE_BYTES")->capture_default_str()->check(CLI::Range(256, 16 << 20));
+      ->envname("KAIWA_MAX_MESSAGE_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(256, 16 << 20));
   serve->add_option("--rate", c.limits.messagesPerSecond, "Messages per second per connection (0: unlimited)")
-      ->envname("KAIWA_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname("KAIWA_RATE")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--burst", c.limits.burst, "Messages a connection may send at once above the rate")
-      ->envname("KAIWA_BURST")->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname("KAIWA_BURST")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   serve->add_option("--peers-per-room", c.limits.peersPerRoom, "Members a room may hold")
-      ->envname("KAIWA_PEERS_PER_ROOM")->capture_default_str()->check(CLI::Range(1, 100000));
+      ->envname("KAIWA_PEERS_PER_ROOM")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   serve->add_option("--max-rooms", c.limits.maxRooms, "Rooms this server may hold")
-      ->envname("KAIWA_MAX_ROOMS")->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname("KAIWA_MAX_ROOMS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   // Per client address (common/address_limits.hpp).
   auto& al = c.addressLimits;
   std::vector<std::string> limitExempt;
-  serve->add_option("--address-connections", al.connections,
-                    "Concurrent connections per client address (an IPv6 client: per /64; 0: no limit)")
-      ->envname("KAIWA_ADDRESS_CONNECTIONS")->capture_default_str();
-  serve->add_option("--address-connect-rate", al.connectsPerSecond,
-                    "New connections per second per client address (0: no limit)")
-      ->envname("KAIWA_ADDRESS_CONNECT_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+  serve
+      ->add_option("--address-connections", al.connections,
+                   "Concurrent connections per client address (an IPv6 client: per /64; 0: no limit)")
+      ->envname("KAIWA_ADDRESS_CONNECTIONS")
+      ->capture_default_str();
+  serve
+      ->add_option("--address-connect-rate", al.connectsPerSecond,
+                   "New connections per second per client address (0: no limit)")
+      ->envname("KAIWA_ADDRESS_CONNECT_RATE")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--address-connect-burst", al.connectBurst, "New connections a client address may open at once")
-      ->envname("KAIWA_ADDRESS_CONNECT_BURST")->capture_default_str()->check(CLI::PositiveNumber);
-  serve->add_option("--address-handshake-rate", al.handshakesPerSecond,
-                    "WebSocket upgrades, Engine.IO handshakes and PeerJS ids per second per client address (0: no "
-                    "limit)")
-      ->envname("KAIWA_ADDRESS_HANDSHAKE_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname("KAIWA_ADDRESS_CONNECT_BURST")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--address-handshake-rate", al.handshakesPerSecond,
+                   "WebSocket upgrades, Engine.IO handshakes and PeerJS ids per second per client address (0: no "
+                   "limit)")
+      ->envname("KAIWA_ADDRESS_HANDSHAKE_RATE")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--address-handshake-burst", al.handshakeBurst, "Handshakes a client address may make at once")
-      ->envname("KAIWA_ADDRESS_HANDSHAKE_BURST")->capture_default_str()->check(CLI::PositiveNumber);
-  serve->add_option("--address-polling-sessions", al.pollingSessions,
-                    "Engine.IO polling sessions per client address (0: no limit)")
-      ->envname("KAIWA_ADDRESS_POLLING_SESSIONS")->capture_default_str();
-  serve->add_option("--max-polling-sessions", al.pollingSessionsTotal,
-                    "Engine.IO polling sessions on the whole server (0: no limit)")
-      ->envname("KAIWA_MAX_POLLING_SESSIONS")->capture_default_str();
-  serve->add_option("--address-room-rate", al.roomsPerMinute,
-                    "Rooms a client address may create per minute (0: no limit)")
-      ->envname("KAIWA_ADDRESS_ROOM_RATE")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname("KAIWA_ADDRESS_HANDSHAKE_BURST")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--address-polling-sessions", al.pollingSessions,
+                   "Engine.IO polling sessions per client address (0: no limit)")
+      ->envname("KAIWA_ADDRESS_POLLING_SESSIONS")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-polling-sessions", al.pollingSessionsTotal,
+                   "Engine.IO polling sessions on the whole server (0: no limit)")
+      ->envname("KAIWA_MAX_POLLING_SESSIONS")
+      ->capture_default_str();
+  serve
+      ->add_option("--address-room-rate", al.roomsPerMinute,
+                   "Rooms a client address may create per minute (0: no limit)")
+      ->envname("KAIWA_ADDRESS_ROOM_RATE")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve->add_option("--address-room-burst", al.roomBurst, "Rooms a client address may create at once")
-      ->envname("KAIWA_ADDRESS_ROOM_BURST")->capture_default_str()->check(CLI::PositiveNumber);
-  serve->add_option("--address-exempt", limitExempt,
-                    "Client addresses or CIDRs the per-address limits never apply to, e.g. your reverse proxy "
-                    "(repeatable)")
-      ->envname("KAIWA_ADDRESS_EXEMPT")->delimiter(',');
-  serve->add_option("--max-queued-bytes", c.limits.maxQueuedBytes,
-                    "Outgoing bytes queued for one slow connection before it is disconnected")
-      ->envname("KAIWA_MAX_QUEUED_BYTES")->capture_default_str()->check(CLI::Range(4096, 1 << 30));
+      ->envname("KAIWA_ADDRESS_ROOM_BURST")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--address-exempt", limitExempt,
+                   "Client addresses or CIDRs the per-address limits never apply to, e.g. your reverse proxy "
+                   "(repeatable)")
+      ->envname("KAIWA_ADDRESS_EXEMPT")
+      ->delimiter(',');
+  serve
+      ->add_option("--max-queued-bytes", c.limits.maxQueuedBytes,
+                   "Outgoing bytes queued for one slow connection before it is disconnected")
+      ->envname("KAIWA_MAX_QUEUED_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(4096, 1 << 30));
   serve->add_option("--resume-grace", resumeGrace, "How long a dropped peer keeps its place for a resume")
-      ->envname("KAIWA_RESUME_GRACE")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_RESUME_GRACE")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--heartbeat", heartbeat, "Client ping interval advertised in hello")
-      ->envname("KAIWA_HEARTBEAT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--ping-timeout", pingTimeout,
-                    "Close a WebSocket silent this long (a ping is sent after half of it)")
-      ->envname("KAIWA_PING_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--ws-message-timeout", wsMessageTimeout,
-                    "Close a WebSocket whose message (frame, fragments) is not complete this long after it began "
-                    "(0: no limit)")
-      ->envname("KAIWA_WS_MESSAGE_TIMEOUT")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_HEARTBEAT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--ping-timeout", pingTimeout,
+                   "Close a WebSocket silent this long (a ping is sent after half of it)")
+      ->envname("KAIWA_PING_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--ws-message-timeout", wsMessageTimeout,
+                   "Close a WebSocket whose message (frame, fragments) is not complete this long after it began "
+                   "(0: no limit)")
+      ->envname("KAIWA_WS_MESSAGE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--shutdown-timeout", shutdownTimeout, "On SIGINT/SIGTERM, time given to clients to close")
-      ->envname("KAIWA_SHUTDOWN_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--ice-server", iceServers,
-                    "An entry of /api/ice-servers: URL or URL|username|credential (repeatable)")
-      ->envname("KAIWA_ICE_SERVER")->delimiter(',');
+      ->envname("KAIWA_SHUTDOWN_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--ice-server", iceServers,
+                   "An entry of /api/ice-servers: URL or URL|username|credential (repeatable)")
+      ->envname("KAIWA_ICE_SERVER")
+      ->delimiter(',');
   serve->add_option("--log-level", c.logLevel, "trace, debug, info, warn, error, off")
-      ->envname("KAIWA_LOG_LEVEL")->capture_default_str()
+      ->envname("KAIWA_LOG_LEVEL")
+      ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   std::string pjExpire = "5s", pjAlive = "60s";
   serve->add_option("--peerjs-key", c.peerjs.key, "PeerJS: the API key clients must use (docs/peerjs.md)")
-      ->envname("KAIWA_PEERJS_KEY")->capture_default_str();
+      ->envname("KAIWA_PEERJS_KEY")
+      ->capture_default_str();
   serve->add_option("--peerjs-path", c.peerjs.path, "PeerJS: where PeerServer's routes are mounted ({path}peerjs)")
-      ->envname("KAIWA_PEERJS_PATH")->capture_default_str();
+      ->envname("KAIWA_PEERJS_PATH")
+      ->capture_default_str();
   serve->add_option("--peerjs-expire-timeout", pjExpire, "PeerJS: how long messages for an absent id are held")
-      ->envname("KAIWA_PEERJS_EXPIRE_TIMEOUT")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_PEERJS_EXPIRE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--peerjs-alive-timeout", pjAlive, "PeerJS: close a client silent (no HEARTBEAT) this long")
-      ->envname("KAIWA_PEERJS_ALIVE_TIMEOUT")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_PEERJS_ALIVE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--peerjs-concurrent-limit", c.peerjs.concurrentLimit, "PeerJS: clients connected at once")
-      ->envname("KAIWA_PEERJS_CONCURRENT_LIMIT")->capture_default_str()->check(CLI::Range(1, 100'000'000));
+      ->envname("KAIWA_PEERJS_CONCURRENT_LIMIT")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000'000));
   serve->add_flag("--peerjs-discovery", c.peerjs.discovery, "PeerJS: GET /{key}/peers lists connected ids")
       ->envname("KAIWA_PEERJS_DISCOVERY");
 
@@ -237,25 +300,42 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   bool noSocketio = false;
   serve->add_flag("--no-socketio", noSocketio, "Do not serve the Socket.IO front door")->envname("KAIWA_NO_SOCKETIO");
   serve->add_option("--socketio-path", c.socketio.path, "Socket.IO: Engine.IO's mount point")
-      ->envname("KAIWA_SOCKETIO_PATH")->capture_default_str();
+      ->envname("KAIWA_SOCKETIO_PATH")
+      ->capture_default_str();
   serve->add_option("--socketio-ping-interval", sioPingInterval, "Socket.IO: the server pings this often")
-      ->envname("KAIWA_SOCKETIO_PING_INTERVAL")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_SOCKETIO_PING_INTERVAL")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--socketio-ping-timeout", sioPingTimeout, "Socket.IO: close a session whose pong is this late")
-      ->envname("KAIWA_SOCKETIO_PING_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--socketio-upgrade-timeout", sioUpgradeTimeout,
-                    "Socket.IO: time a WebSocket probe has to finish the upgrade")
-      ->envname("KAIWA_SOCKETIO_UPGRADE_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--socketio-connect-timeout", sioConnectTimeout,
-                    "Socket.IO: close an Engine.IO session whose client connects no socket (CONNECT) within this")
-      ->envname("KAIWA_SOCKETIO_CONNECT_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--socketio-max-payload", c.socketio.maxPayload,
-                    "Socket.IO: largest Engine.IO packet or polling body (bytes); more closes the session")
-      ->envname("KAIWA_SOCKETIO_MAX_PAYLOAD")->capture_default_str()->check(CLI::Range(1024, 64 << 20));
-  serve->add_option("--socketio-default-room", c.socketio.defaultRoom,
-                    "Socket.IO: the room of sockets that joined none (unless the handshake names one: ?room=)")
-      ->envname("KAIWA_SOCKETIO_DEFAULT_ROOM")->capture_default_str();
-  serve->add_flag("--socketio-relay-unknown", c.socketio.relayUnknownEvents,
-                  "Socket.IO: relay events kaiwa does not know to the sender's rooms (else an error ack)")
+      ->envname("KAIWA_SOCKETIO_PING_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--socketio-upgrade-timeout", sioUpgradeTimeout,
+                   "Socket.IO: time a WebSocket probe has to finish the upgrade")
+      ->envname("KAIWA_SOCKETIO_UPGRADE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--socketio-connect-timeout", sioConnectTimeout,
+                   "Socket.IO: close an Engine.IO session whose client connects no socket (CONNECT) within this")
+      ->envname("KAIWA_SOCKETIO_CONNECT_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--socketio-max-payload", c.socketio.maxPayload,
+                   "Socket.IO: largest Engine.IO packet or polling body (bytes); more closes the session")
+      ->envname("KAIWA_SOCKETIO_MAX_PAYLOAD")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 64 << 20));
+  serve
+      ->add_option("--socketio-default-room", c.socketio.defaultRoom,
+                   "Socket.IO: the room of sockets that joined none (unless the handshake names one: ?room=)")
+      ->envname("KAIWA_SOCKETIO_DEFAULT_ROOM")
+      ->capture_default_str();
+  serve
+      ->add_flag("--socketio-relay-unknown", c.socketio.relayUnknownEvents,
+                 "Socket.IO: relay events kaiwa does not know to the sender's rooms (else an error ack)")
       ->envname("KAIWA_SOCKETIO_RELAY_UNKNOWN");
 
   // TURN/STUN (docs/turn.md).
@@ -263,58 +343,92 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
               turnTcpFrame = "10s", turnTcpIdle = "30s";
   bool noTurn = false;
   serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
-  serve->add_option("--only", c.only, "Run one part alone: turn")->envname("KAIWA_ONLY")
+  serve->add_option("--only", c.only, "Run one part alone: turn")
+      ->envname("KAIWA_ONLY")
       ->check(CLI::IsMember({"turn"}));
-  serve->add_option("--turn-listen", c.turn.listen,
-                    "TURN/STUN UDP+TCP address ADDR:PORT (default: the --listen host, port 3478)")
+  serve
+      ->add_option("--turn-listen", c.turn.listen,
+                   "TURN/STUN UDP+TCP address ADDR:PORT (default: the --listen host, port 3478)")
       ->envname("KAIWA_TURN_LISTEN");
-  serve->add_option("--turn-tls-listen", c.turn.tlsListen,
-                    "TURN over TLS address ADDR:PORT (certificate: --tls-cert/--tls-key, else self-signed)")
+  serve
+      ->add_option("--turn-tls-listen", c.turn.tlsListen,
+                   "TURN over TLS address ADDR:PORT (certificate: --tls-cert/--tls-key, else self-signed)")
       ->envname("KAIWA_TURN_TLS_LISTEN");
   serve->add_option("--turn-realm", c.turn.realm, "TURN realm")->envname("KAIWA_TURN_REALM")->capture_default_str();
   serve->add_option("--turn-user", c.turn.users, "TURN long-term user NAME:PASSWORD (repeatable)")
-      ->envname("KAIWA_TURN_USER")->delimiter(',');
-  serve->add_option("--turn-secret", c.turn.secrets,
-                    "TURN REST secret (repeatable, for rotation; default: a random one per process)")
-      ->envname("KAIWA_TURN_SECRET")->delimiter(',');
+      ->envname("KAIWA_TURN_USER")
+      ->delimiter(',');
+  serve
+      ->add_option("--turn-secret", c.turn.secrets,
+                   "TURN REST secret (repeatable, for rotation; default: a random one per process)")
+      ->envname("KAIWA_TURN_SECRET")
+      ->delimiter(',');
   serve->add_option("--turn-allow-peer", c.turn.allowPeers, "Peer CIDR TURN may relay to although special")
-      ->envname("KAIWA_TURN_ALLOW_PEER")->delimiter(',');
+      ->envname("KAIWA_TURN_ALLOW_PEER")
+      ->delimiter(',');
   serve->add_option("--turn-deny-peer", c.turn.denyPeers, "Peer CIDR TURN never relays to")
-      ->envname("KAIWA_TURN_DENY_PEER")->delimiter(',');
-  serve->add_option("--turn-ports", turnPorts, "Relay port range LO-HI")->envname("KAIWA_TURN_PORTS")
+      ->envname("KAIWA_TURN_DENY_PEER")
+      ->delimiter(',');
+  serve->add_option("--turn-ports", turnPorts, "Relay port range LO-HI")
+      ->envname("KAIWA_TURN_PORTS")
       ->capture_default_str();
   serve->add_option("--turn-relay-ip", c.turn.relayIps, "Address relay sockets bind to (one per family)")
-      ->envname("KAIWA_TURN_RELAY_IP")->delimiter(',');
+      ->envname("KAIWA_TURN_RELAY_IP")
+      ->delimiter(',');
   serve->add_option("--turn-external-ip", c.turn.externalIp, "Public address advertised for relays (behind NAT)")
       ->envname("KAIWA_TURN_EXTERNAL_IP");
   serve->add_option("--turn-credential-ttl", turnTtl, "Validity of the TURN credentials /api/ice-servers hands out")
-      ->envname("KAIWA_TURN_CREDENTIAL_TTL")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_TURN_CREDENTIAL_TTL")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--turn-max-allocations", c.turn.maxAllocations, "TURN allocations in total")
-      ->envname("KAIWA_TURN_MAX_ALLOCATIONS")->capture_default_str()->check(CLI::PositiveNumber);
-  serve->add_option("--turn-user-quota", c.turn.maxAllocationsPerUser,
-                    "TURN allocations per user (each /api/ice-servers answer is a user of its own)")
-      ->envname("KAIWA_TURN_USER_QUOTA")->capture_default_str()->check(CLI::PositiveNumber);
-  serve->add_option("--turn-address-quota", c.turn.maxAllocationsPerAddress,
-                    "TURN allocations per client IP address, IPv6 per /64 (0: unlimited)")
-      ->envname("KAIWA_TURN_ADDRESS_QUOTA")->capture_default_str();
-  serve->add_option("--turn-tls-handshake-timeout", turnTlsHandshake,
-                    "Close a TURN TLS connection whose handshake is not done within this (0: never)")
-      ->envname("KAIWA_TURN_TLS_HANDSHAKE_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--turn-tcp-allocate-timeout", turnTcpAllocate,
-                    "Close a TURN TCP/TLS connection without an allocation this long after it opened (0: never)")
-      ->envname("KAIWA_TURN_TCP_ALLOCATE_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--turn-tcp-frame-timeout", turnTcpFrame,
-                    "Close a TURN TCP/TLS connection holding part of a message this long (0: never)")
-      ->envname("KAIWA_TURN_TCP_FRAME_TIMEOUT")->capture_default_str()->check(durationCheck());
-  serve->add_option("--turn-tcp-idle-timeout", turnTcpIdle,
-                    "Close a TURN TCP/TLS connection whose allocation is gone after this long without a message "
-                    "(0: never)")
-      ->envname("KAIWA_TURN_TCP_IDLE_TIMEOUT")->capture_default_str()->check(durationCheck());
+      ->envname("KAIWA_TURN_MAX_ALLOCATIONS")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--turn-user-quota", c.turn.maxAllocationsPerUser,
+                   "TURN allocations per user (each /api/ice-servers answer is a user of its own)")
+      ->envname("KAIWA_TURN_USER_QUOTA")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--turn-address-quota", c.turn.maxAllocationsPerAddress,
+                   "TURN allocations per client IP address, IPv6 per /64 (0: unlimited)")
+      ->envname("KAIWA_TURN_ADDRESS_QUOTA")
+      ->capture_default_str();
+  serve
+      ->add_option("--turn-tls-handshake-timeout", turnTlsHandshake,
+                   "Close a TURN TLS connection whose handshake is not done within this (0: never)")
+      ->envname("KAIWA_TURN_TLS_HANDSHAKE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--turn-tcp-allocate-timeout", turnTcpAllocate,
+                   "Close a TURN TCP/TLS connection without an allocation this long after it opened (0: never)")
+      ->envname("KAIWA_TURN_TCP_ALLOCATE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--turn-tcp-frame-timeout", turnTcpFrame,
+                   "Close a TURN TCP/TLS connection holding part of a message this long (0: never)")
+      ->envname("KAIWA_TURN_TCP_FRAME_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
+  serve
+      ->add_option("--turn-tcp-idle-timeout", turnTcpIdle,
+                   "Close a TURN TCP/TLS connection whose allocation is gone after this long without a message "
+                   "(0: never)")
+      ->envname("KAIWA_TURN_TCP_IDLE_TIMEOUT")
+      ->capture_default_str()
+      ->check(durationCheck());
   serve->add_option("--turn-bandwidth", c.turn.bytesPerSecond, "Bytes per second per allocation (0: unlimited)")
-      ->envname("KAIWA_TURN_BANDWIDTH")->capture_default_str();
-  serve->add_option("--turn-unauthenticated-rate", c.turn.unauthenticatedRate,
-                    "Unauthenticated STUN/TURN requests answered per second per client IP (0: unlimited)")
-      ->envname("KAIWA_TURN_UNAUTHENTICATED_RATE")->capture_default_str();
+      ->envname("KAIWA_TURN_BANDWIDTH")
+      ->capture_default_str();
+  serve
+      ->add_option("--turn-unauthenticated-rate", c.turn.unauthenticatedRate,
+                   "Unauthenticated STUN/TURN requests answered per second per client IP (0: unlimited)")
+      ->envname("KAIWA_TURN_UNAUTHENTICATED_RATE")
+      ->capture_default_str();
 
   std::string tokRoom, tokUser, tokTtl = "1h", tokSecret;
   CLI::App* token = app.add_subcommand("token", "Print a room access token (JWT HS256) for --auth-secret servers");
@@ -398,7 +512,8 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
     c.turn.maxPort = static_cast<uint16_t>(hi);
   }
   for (const auto& u : c.turn.users) {
-    if (u.find(':') == std::string::npos || u.front() == ':') return fail("--turn-user '" + u + "' is not NAME:PASSWORD");
+    if (u.find(':') == std::string::npos || u.front() == ':')
+      return fail("--turn-user '" + u + "' is not NAME:PASSWORD");
   }
   if (!c.turn.listen.empty() && !parseListen(c.turn.listen))
     return fail("--turn-listen '" + c.turn.listen + "' is not ADDR:PORT");

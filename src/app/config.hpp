@@ -21,21 +21,21 @@ struct IceServer {
 // TURN/STUN (docs/turn.md). Strings are validated by runCli and converted in app/server.cpp.
 struct TurnConfig {
   bool enabled = true;
-  std::string listen;      // ADDR:PORT for UDP and TCP; empty: the HTTP listen host, port 3478 (a busy port: warn)
-  std::string tlsListen;   // TURN over TLS ADDR:PORT; empty: none
+  std::string listen;     // ADDR:PORT for UDP and TCP; empty: the HTTP listen host, port 3478 (a busy port: warn)
+  std::string tlsListen;  // TURN over TLS ADDR:PORT; empty: none
   std::string realm = "kaiwa";
-  std::vector<std::string> users;    // NAME:PASSWORD
-  std::vector<std::string> secrets;  // REST secrets; none: a random one per process, for /api/ice-servers
+  std::vector<std::string> users;                  // NAME:PASSWORD
+  std::vector<std::string> secrets;                // REST secrets; none: a random one per process, for /api/ice-servers
   std::vector<std::string> allowPeers, denyPeers;  // CIDRs
   uint16_t minPort = 49152, maxPort = 65535;
   std::vector<std::string> relayIps;
   std::string externalIp;
-  Millis credentialTtl{3'600'000};   // REST credentials handed out by /api/ice-servers
+  Millis credentialTtl{3'600'000};  // REST credentials handed out by /api/ice-servers
   uint32_t maxAllocations = 10000;
   uint32_t maxAllocationsPerUser = 32;      // per user: each /api/ice-servers answer is a user of its own
   uint32_t maxAllocationsPerAddress = 512;  // per client IP (IPv6: /64); 0: unlimited
-  uint64_t bytesPerSecond = 0;       // per allocation; 0: unlimited
-  uint32_t unauthenticatedRate = 100;  // unauthenticated requests answered per second per client IP
+  uint64_t bytesPerSecond = 0;              // per allocation; 0: unlimited
+  uint32_t unauthenticatedRate = 100;       // unauthenticated requests answered per second per client IP
   // TCP/TLS client connections (docs/turn.md, "Timeouts"); 0: none.
   Millis tlsHandshakeTimeout{10'000};  // the TLS handshake must be done within this of the connection
   Millis tcpAllocateTimeout{30'000};   // a connection must have made an allocation within this
@@ -60,10 +60,10 @@ struct ServeConfig {
   std::vector<IceServer> iceServers;
   std::string logLevel = "info";
   TurnConfig turn;
-  std::string only;  // "": everything; "turn": the TURN/STUN service alone
-  signal::peerjs::Options peerjs;  // the PeerJS front door (docs/peerjs.md)
+  std::string only;                    // "": everything; "turn": the TURN/STUN service alone
+  signal::peerjs::Options peerjs;      // the PeerJS front door (docs/peerjs.md)
   signal::socketio::Options socketio;  // the Socket.IO front door (docs/socketio.md)
-  std::string configFile;  // the --config file read, if any
+  std::string configFile;              // the --config file read, if any
 };
 
 // "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.

@@ -13,11 +13,11 @@ namespace kaiwa::app {
 
 // kaiwa's own TURN/STUN service as /api/ice-servers advertises it (set once the service runs).
 struct TurnIce {
-  std::string host;     // empty: the request's Host
-  uint16_t port = 0;    // UDP and TCP
-  std::string tlsHost;  // for turns: (the name the TLS certificate is for); empty: the request's Host
-  uint16_t tlsPort = 0; // TURN over TLS; 0: none, no turns: URL
-  std::string secret;   // REST secret the credentials are made with
+  std::string host;      // empty: the request's Host
+  uint16_t port = 0;     // UDP and TCP
+  std::string tlsHost;   // for turns: (the name the TLS certificate is for); empty: the request's Host
+  uint16_t tlsPort = 0;  // TURN over TLS; 0: none, no turns: URL
+  std::string secret;    // REST secret the credentials are made with
   Millis ttl{3'600'000};
 };
 

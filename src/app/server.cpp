@@ -9,9 +9,9 @@
 #include <optional>
 #include <thread>
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include "app/config.hpp"
 #include "app/ice_servers.hpp"
@@ -24,11 +24,11 @@
 #include "signal/hub.hpp"
 #include "signal/native/codec.hpp"
 #include "signal/native/session.hpp"
+#include "signal/peerjs/session.hpp"
+#include "signal/socketio/session.hpp"
 #include "stun/saslprep.hpp"
 #include "turn/credentials.hpp"
 #include "turn/service.hpp"
-#include "signal/peerjs/session.hpp"
-#include "signal/socketio/session.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
 #define KAIWA_DEFAULT_WEB_ROOT ""
@@ -174,8 +174,7 @@ std::unique_ptr<turn::TurnService> startTurn(const ServeConfig& config, net::Wor
   };
   turn::TurnServiceOptions o;
   std::string listen = t.listen.empty() ? "[" + config.listenHost + "]:3478" : t.listen;
-  if (t.listen.empty() && config.listenHost.find(':') == std::string::npos)
-    listen = config.listenHost + ":3478";
+  if (t.listen.empty() && config.listenHost.find(':') == std::string::npos) listen = config.listenHost + ":3478";
   auto hp = parseListen(listen);
   auto addr = hp ? stun::Address::parse(hp->first, true) : std::nullopt;
   if (!addr) return fail("--turn-listen '" + listen + "' is not ADDR:PORT with a numeric address");
@@ -324,8 +323,8 @@ void reload(ServeConfig& running, http::Server* server, std::vector<Reloadable>&
       } else {
         running.tlsCert = cert;
         running.tlsKey = key;
-        spdlog::info("SIGHUP: TLS certificate reloaded from {}: {}; new connections use it",
-                     cert, http::describeCertificate(pem.certificateChainPem));
+        spdlog::info("SIGHUP: TLS certificate reloaded from {}: {}; new connections use it", cert,
+                     http::describeCertificate(pem.certificateChainPem));
       }
     }
   }
@@ -341,9 +340,11 @@ std::vector<Reloadable> reloadables(const ServeConfig& config, turn::TurnService
   std::vector<Reloadable> parts;
   // TURN users and REST secrets: the next authentication on every worker uses the new lists. Without --turn-secret
   // the random secret made at start stays (the credentials /api/ice-servers handed out stay valid).
-  std::vector<std::string> startSecrets = turnService ? turnService->credentials()->secrets() : std::vector<std::string>{};
-  parts.push_back({"TURN users and secrets", [turnService, users = config.turn.users, secrets = config.turn.secrets,
-                                              startSecrets](const ServeConfig& fresh) mutable -> std::string {
+  std::vector<std::string> startSecrets =
+      turnService ? turnService->credentials()->secrets() : std::vector<std::string>{};
+  parts.push_back({"TURN users and secrets",
+                   [turnService, users = config.turn.users, secrets = config.turn.secrets,
+                    startSecrets](const ServeConfig& fresh) mutable -> std::string {
                      if (!turnService) return "";
                      if (fresh.turn.users == users && fresh.turn.secrets == secrets) return "unchanged";
                      std::vector<std::pair<std::string, std::string>> prepared;
@@ -361,8 +362,7 @@ std::vector<Reloadable> reloadables(const ServeConfig& config, turn::TurnService
 }
 
 // Waits for SIGINT/SIGTERM, reloading on every SIGHUP meanwhile. Returns the stop signal.
-int waitForStop(const sigset_t& signals, ServeConfig& running, http::Server* server,
-                std::vector<Reloadable>& extra) {
+int waitForStop(const sigset_t& signals, ServeConfig& running, http::Server* server, std::vector<Reloadable>& extra) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
@@ -473,8 +473,8 @@ int runServer(const ServeConfig& config) {
   pool.start();
   hub.start();
   std::string scheme = server->tls() ? "https" : "http";
-  std::string shownHost = config.listenHost.find(':') != std::string::npos ? "[" + config.listenHost + "]"
-                                                                            : config.listenHost;
+  std::string shownHost =
+      config.listenHost.find(':') != std::string::npos ? "[" + config.listenHost + "]" : config.listenHost;
   spdlog::info("kaiwa {} serving {}://{}:{}/ with {} workers (web app: {})", KAIWA_VERSION, scheme, shownHost, port,
                workers, files.root().string());
 

@@ -5,9 +5,9 @@
 #include <openssl/hmac.h>
 
 #include <array>
+#include <boost/json.hpp>
 #include <cmath>
 #include <cstdint>
-#include <boost/json.hpp>
 
 #include "common/base64.hpp"
 
@@ -36,11 +36,16 @@ std::optional<json::object> parseObject(std::string_view b64) {
 
 std::string_view toString(TokenError e) {
   switch (e) {
-    case TokenError::kMalformed: return "malformed token";
-    case TokenError::kBadSignature: return "bad signature";
-    case TokenError::kUnsupportedAlgorithm: return "unsupported algorithm (HS256 expected)";
-    case TokenError::kExpired: return "token expired";
-    case TokenError::kWrongRoom: return "token is for another room";
+    case TokenError::kMalformed:
+      return "malformed token";
+    case TokenError::kBadSignature:
+      return "bad signature";
+    case TokenError::kUnsupportedAlgorithm:
+      return "unsupported algorithm (HS256 expected)";
+    case TokenError::kExpired:
+      return "token expired";
+    case TokenError::kWrongRoom:
+      return "token is for another room";
   }
   return "malformed token";
 }
@@ -53,8 +58,7 @@ std::string signRoomToken(const RoomClaims& claims, std::string_view secret) {
   return signingInput + "." + common::base64UrlEncode(hmacSha256(secret, signingInput));
 }
 
-Verified verifyRoomToken(std::string_view token, std::string_view secret, std::string_view room,
-                         int64_t nowSeconds) {
+Verified verifyRoomToken(std::string_view token, std::string_view secret, std::string_view room, int64_t nowSeconds) {
   Verified out;
   auto dot1 = token.find('.');
   auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);

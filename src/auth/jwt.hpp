@@ -9,8 +9,8 @@
 namespace kaiwa::auth {
 
 struct RoomClaims {
-  std::string room;  // a room name or "*"
-  std::string user;  // `sub`
+  std::string room;      // a room name or "*"
+  std::string user;      // `sub`
   int64_t expires = 0;   // `exp`, seconds since the epoch
   int64_t issuedAt = 0;  // `iat`
 };

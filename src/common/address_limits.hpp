@@ -32,29 +32,36 @@ std::optional<Address16> parseAddress16(std::string_view ip);
 
 // A network in CIDR notation ("10.0.0.0/8", "::1/128", or a bare address for one host).
 struct Cidr {
-  Address16 bytes{};  // IPv4 as ::ffff:a.b.c.d
+  Address16 bytes{};   // IPv4 as ::ffff:a.b.c.d
   uint8_t prefix = 0;  // over the 128 bits (an IPv4 /8 is 104)
   bool contains(const Address16& address) const;
 };
 std::optional<Cidr> parseCidr(std::string_view text);
 
 struct AddressLimitOptions {
-  std::size_t connections = 128;        // concurrent TCP connections (HTTP, WebSocket, TLS) per address; 0: no limit
-  double connectsPerSecond = 50;        // new TCP connections per address, token bucket; 0: no limit
+  std::size_t connections = 128;  // concurrent TCP connections (HTTP, WebSocket, TLS) per address; 0: no limit
+  double connectsPerSecond = 50;  // new TCP connections per address, token bucket; 0: no limit
   double connectBurst = 200;
-  double handshakesPerSecond = 20;      // WebSocket upgrades, Engine.IO handshakes, PeerJS ids; 0: no limit
+  double handshakesPerSecond = 20;  // WebSocket upgrades, Engine.IO handshakes, PeerJS ids; 0: no limit
   double handshakeBurst = 100;
-  std::size_t pollingSessions = 64;     // Engine.IO polling sessions per address; 0: no limit
+  std::size_t pollingSessions = 64;          // Engine.IO polling sessions per address; 0: no limit
   std::size_t pollingSessionsTotal = 20000;  // on the whole server; 0: no limit
-  double roomsPerMinute = 60;           // rooms an address may create; 0: no limit
+  double roomsPerMinute = 60;                // rooms an address may create; 0: no limit
   double roomBurst = 60;
-  std::vector<Cidr> exempt;             // never limited
-  std::size_t maxTracked = 1 << 20;     // addresses remembered (idle ones are forgotten first); bounds the table
+  std::vector<Cidr> exempt;          // never limited
+  std::size_t maxTracked = 1 << 20;  // addresses remembered (idle ones are forgotten first); bounds the table
 };
 
 // What an address was refused, for metrics and logs.
-enum class AddressRefusal : uint8_t { kConnections, kConnectRate, kHandshakeRate, kPollingSessions,
-                                      kPollingSessionsTotal, kRoomRate, kCount };
+enum class AddressRefusal : uint8_t {
+  kConnections,
+  kConnectRate,
+  kHandshakeRate,
+  kPollingSessions,
+  kPollingSessionsTotal,
+  kRoomRate,
+  kCount
+};
 std::string_view toString(AddressRefusal r);
 
 class AddressLimits {

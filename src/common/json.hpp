@@ -10,7 +10,8 @@ namespace kaiwa::common {
 // parser's max_depth.
 inline bool finiteNumbers(const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::double_: return std::isfinite(v.get_double());
+    case boost::json::kind::double_:
+      return std::isfinite(v.get_double());
     case boost::json::kind::array:
       for (const auto& e : v.get_array()) {
         if (!finiteNumbers(e)) return false;
@@ -21,7 +22,8 @@ inline bool finiteNumbers(const boost::json::value& v) {
         if (!finiteNumbers(kv.value())) return false;
       }
       return true;
-    default: return true;
+    default:
+      return true;
   }
 }
 

@@ -42,11 +42,21 @@ void appendJsonEscaped(std::string& out, std::string_view s) {
       out.append(p + run, i - run);
       run = i + 1;
       switch (c) {
-        case '"': out += "\\\""sv; break;
-        case '\\': out += "\\\\"sv; break;
-        case '\n': out += "\\n"sv; break;
-        case '\r': out += "\\r"sv; break;
-        case '\t': out += "\\t"sv; break;
+        case '"':
+          out += "\\\""sv;
+          break;
+        case '\\':
+          out += "\\\\"sv;
+          break;
+        case '\n':
+          out += "\\n"sv;
+          break;
+        case '\r':
+          out += "\\r"sv;
+          break;
+        case '\t':
+          out += "\\t"sv;
+          break;
         default:
           out += "\\u00"sv;
           out.push_back(kHex[c >> 4]);

@@ -105,7 +105,7 @@ class JsonEcho {
 
   std::string_view input_;
   std::string& out_;
-  bool first_ = true;   // nothing written yet in the current container (or after a key)
+  bool first_ = true;    // nothing written yet in the current container (or after a key)
   bool inText_ = false;  // inside a key, string or number that arrives in pieces
 };
 

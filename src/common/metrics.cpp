@@ -50,11 +50,12 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],
                    r.dropped[i].load(std::memory_order_relaxed));
   }
-  out += "# HELP kaiwa_address_refused_total What client addresses were refused by the per-address limits, by "
-         "limit.\n# TYPE kaiwa_address_refused_total counter\n";
+  out +=
+      "# HELP kaiwa_address_refused_total What client addresses were refused by the per-address limits, by "
+      "limit.\n# TYPE kaiwa_address_refused_total counter\n";
   for (size_t i = 0; i < kAddressRefusalNames.size(); ++i) {
-    fmt::format_to(std::back_inserter(out), "kaiwa_address_refused_total{{limit=\"{}\"}} {}\n",
-                   kAddressRefusalNames[i], r.addressRefused[i].load(std::memory_order_relaxed));
+    fmt::format_to(std::back_inserter(out), "kaiwa_address_refused_total{{limit=\"{}\"}} {}\n", kAddressRefusalNames[i],
+                   r.addressRefused[i].load(std::memory_order_relaxed));
   }
   emit(out, "kaiwa_turn_allocations", "gauge", "TURN allocations.", r.turnAllocations);
   emit(out, "kaiwa_turn_permissions", "gauge", "TURN permissions.", r.turnPermissions);
@@ -66,12 +67,9 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_turn_send_indications_total", "counter", "Send indications relayed.", r.turnSendIndications);
   emit(out, "kaiwa_turn_data_indications_total", "counter", "Data indications sent.", r.turnDataIndications);
   emit(out, "kaiwa_turn_bytes_to_peers_total", "counter", "Payload bytes relayed to peers.", r.turnBytesToPeers);
-  emit(out, "kaiwa_turn_bytes_to_clients_total", "counter", "Payload bytes relayed to clients.",
-       r.turnBytesToClients);
-  emit(out, "kaiwa_turn_auth_failures_total", "counter", "TURN requests with wrong credentials.",
-       r.turnAuthFailures);
-  emit(out, "kaiwa_stun_binding_requests_total", "counter", "STUN Binding requests answered.",
-       r.turnBindingRequests);
+  emit(out, "kaiwa_turn_bytes_to_clients_total", "counter", "Payload bytes relayed to clients.", r.turnBytesToClients);
+  emit(out, "kaiwa_turn_auth_failures_total", "counter", "TURN requests with wrong credentials.", r.turnAuthFailures);
+  emit(out, "kaiwa_stun_binding_requests_total", "counter", "STUN Binding requests answered.", r.turnBindingRequests);
   emit(out, "kaiwa_turn_tcp_connections", "gauge", "TURN TCP allocations' peer data connections.",
        r.turnTcpConnections);
   emit(out, "kaiwa_turn_tcp_connections_total", "counter", "TURN TCP peer data connections made.",
@@ -86,17 +84,19 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_turn_dropped_total{{reason=\"{}\"}} {}\n", kTurnDropNames[i],
                    r.turnDropped[i].load(std::memory_order_relaxed));
   }
-  out += "# HELP kaiwa_turn_allocation_refusals_total TURN Allocate requests refused by a quota (486 user or address, "
-         "508 total).\n# TYPE kaiwa_turn_allocation_refusals_total counter\n";
+  out +=
+      "# HELP kaiwa_turn_allocation_refusals_total TURN Allocate requests refused by a quota (486 user or address, "
+      "508 total).\n# TYPE kaiwa_turn_allocation_refusals_total counter\n";
   for (size_t i = 0; i < kTurnQuotaNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_turn_allocation_refusals_total{{quota=\"{}\"}} {}\n",
                    kTurnQuotaNames[i], r.turnQuotaRefused[i].load(std::memory_order_relaxed));
   }
-  out += "# HELP kaiwa_turn_tcp_timeouts_total TURN TCP/TLS client connections closed on a timeout, by reason.\n"
-         "# TYPE kaiwa_turn_tcp_timeouts_total counter\n";
+  out +=
+      "# HELP kaiwa_turn_tcp_timeouts_total TURN TCP/TLS client connections closed on a timeout, by reason.\n"
+      "# TYPE kaiwa_turn_tcp_timeouts_total counter\n";
   for (size_t i = 0; i < kTurnTimeoutNames.size(); ++i) {
-    fmt::format_to(std::back_inserter(out), "kaiwa_turn_tcp_timeouts_total{{reason=\"{}\"}} {}\n",
-                   kTurnTimeoutNames[i], r.turnTimeouts[i].load(std::memory_order_relaxed));
+    fmt::format_to(std::back_inserter(out), "kaiwa_turn_tcp_timeouts_total{{reason=\"{}\"}} {}\n", kTurnTimeoutNames[i],
+                   r.turnTimeouts[i].load(std::memory_order_relaxed));
   }
   emit(out, "kaiwa_turn_accept_errors_total", "counter",
        "Failed accepts on the TURN TCP/TLS listeners (each pauses accepting, 100 ms doubling to 1 s).",

@@ -11,14 +11,14 @@ namespace kaiwa::metrics {
 
 // Why an incoming message or connection was dropped. Keep kDropReasonNames in sync.
 enum class Drop : uint8_t {
-  kMalformed,    // not a valid message of its protocol
-  kTooLarge,     // over the size limit
-  kRateLimited,  // over the per-peer message rate
-  kUnknownPeer,  // addressed to nobody
-  kSlowConsumer, // a connection whose queued bytes passed the limit was closed
-  kQueueFull,    // a detached peer's resume queue overflowed
-  kHttpBad,      // unparsable HTTP request
-  kTlsBad,       // a WSS connection whose TLS records failed (closed)
+  kMalformed,     // not a valid message of its protocol
+  kTooLarge,      // over the size limit
+  kRateLimited,   // over the per-peer message rate
+  kUnknownPeer,   // addressed to nobody
+  kSlowConsumer,  // a connection whose queued bytes passed the limit was closed
+  kQueueFull,     // a detached peer's resume queue overflowed
+  kHttpBad,       // unparsable HTTP request
+  kTlsBad,        // a WSS connection whose TLS records failed (closed)
   kCount
 };
 inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)> kDropReasonNames = {
@@ -26,15 +26,15 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Drop::kCount)>
 
 // Why the TURN service dropped a packet: turn::TurnDrop in order, then failed sends, then datagrams the kernel
 // dropped on a worker's listening UDP socket because its receive buffer was full (the worker fell behind).
-inline constexpr std::array<std::string_view, 9> kTurnDropNames = {
-    "malformed", "no_allocation", "no_permission", "no_channel", "rate_limited", "bandwidth", "unexpected",
-    "send_failed", "socket_buffer"};
+inline constexpr std::array<std::string_view, 9> kTurnDropNames = {"malformed",  "no_allocation", "no_permission",
+                                                                   "no_channel", "rate_limited",  "bandwidth",
+                                                                   "unexpected", "send_failed",   "socket_buffer"};
 inline constexpr std::size_t kTurnDropSocketBuffer = 8;
 // Which quota refused a TURN Allocate: turn::QuotaRefusal in order.
 inline constexpr std::array<std::string_view, 3> kTurnQuotaNames = {"user", "address", "total"};
 // Why the TURN service closed a TCP/TLS client connection on a timeout (turn/service.cpp).
-inline constexpr std::array<std::string_view, 4> kTurnTimeoutNames = {"tls_handshake", "no_allocation",
-                                                                      "partial_frame", "idle"};
+inline constexpr std::array<std::string_view, 4> kTurnTimeoutNames = {"tls_handshake", "no_allocation", "partial_frame",
+                                                                      "idle"};
 
 // What a client address was refused (common::AddressRefusal in order).
 inline constexpr std::array<std::string_view, 6> kAddressRefusalNames = {
@@ -44,19 +44,19 @@ struct Registry {
   std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
   std::atomic<int64_t> wsConnections{0};    // open WebSocket connections
   std::atomic<int64_t> rooms{0};
-  std::atomic<int64_t> peers{0};            // room members, attached or detached
-  std::atomic<int64_t> detachedPeers{0};    // waiting for a resume within the grace period
+  std::atomic<int64_t> peers{0};          // room members, attached or detached
+  std::atomic<int64_t> detachedPeers{0};  // waiting for a resume within the grace period
   std::atomic<uint64_t> httpRequests{0};
   std::atomic<uint64_t> messagesIn{0};
   std::atomic<uint64_t> messagesOut{0};
   std::atomic<uint64_t> bytesIn{0};
   std::atomic<uint64_t> bytesOut{0};
-  std::atomic<uint64_t> errorsSent{0};      // error replies sent to clients
+  std::atomic<uint64_t> errorsSent{0};  // error replies sent to clients
   std::atomic<uint64_t> joins{0};
   std::atomic<uint64_t> resumes{0};
-  std::atomic<uint64_t> wsHandovers{0};     // WebSockets moved to the worker owning their room before the upgrade
-  std::atomic<uint64_t> wsMoves{0};         // ... and after it, when they joined (WsConnection::moveTo)
-  std::atomic<uint64_t> wsTlsBeast{0};      // WSS connections left on Beast: TLS bytes were pending at the upgrade
+  std::atomic<uint64_t> wsHandovers{0};  // WebSockets moved to the worker owning their room before the upgrade
+  std::atomic<uint64_t> wsMoves{0};      // ... and after it, when they joined (WsConnection::moveTo)
+  std::atomic<uint64_t> wsTlsBeast{0};   // WSS connections left on Beast: TLS bytes were pending at the upgrade
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
   std::array<std::atomic<uint64_t>, kAddressRefusalNames.size()> addressRefused{};  // by kAddressRefusalNames
   // TURN/STUN (turn/service.cpp publishes each worker's counts about once a second).
@@ -71,12 +71,12 @@ struct Registry {
   std::atomic<uint64_t> turnBytesToClients{0};
   std::atomic<uint64_t> turnAuthFailures{0};
   std::atomic<uint64_t> turnBindingRequests{0};
-  std::atomic<int64_t> turnTcpConnections{0};         // RFC 6062 peer data connections (pending or bound)
-  std::atomic<uint64_t> turnTcpConnectionsTotal{0};   // peer data connections made (Connect or accepted)
-  std::atomic<uint64_t> turnTcpBinds{0};              // client data connections bound (ConnectionBind)
+  std::atomic<int64_t> turnTcpConnections{0};        // RFC 6062 peer data connections (pending or bound)
+  std::atomic<uint64_t> turnTcpConnectionsTotal{0};  // peer data connections made (Connect or accepted)
+  std::atomic<uint64_t> turnTcpBinds{0};             // client data connections bound (ConnectionBind)
   std::atomic<uint64_t> turnTcpBytesToPeers{0};
   std::atomic<uint64_t> turnTcpBytesToClients{0};
-  std::array<std::atomic<uint64_t>, kTurnDropNames.size()> turnDropped{};  // by kTurnDropNames
+  std::array<std::atomic<uint64_t>, kTurnDropNames.size()> turnDropped{};        // by kTurnDropNames
   std::array<std::atomic<uint64_t>, kTurnQuotaNames.size()> turnQuotaRefused{};  // Allocates refused, by quota
   std::array<std::atomic<uint64_t>, kTurnTimeoutNames.size()> turnTimeouts{};    // TCP/TLS connections timed out
   std::atomic<uint64_t> turnAcceptErrors{0};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)

@@ -23,7 +23,7 @@ struct Request {
   std::string authorization;  // Authorization header, may be empty
   std::string body;
   std::string remoteAddress;  // the client's IP address, without port; IPv6 without brackets (from the socket)
-  uint32_t worker = 0;  // the worker thread serving this request
+  uint32_t worker = 0;        // the worker thread serving this request
 
   // The value of query parameter `key` (percent-decoded), or nullopt.
   std::optional<std::string> queryParam(std::string_view key) const;

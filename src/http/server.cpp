@@ -3,6 +3,7 @@
 // touches belongs to its worker.
 #include "http/server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -10,7 +11,6 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -47,8 +47,8 @@ constexpr std::string_view kServerName = "kaiwa";
 constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kAcceptPauseMin = std::chrono::milliseconds(50);  // after a failed accept; doubled up to the max
 constexpr auto kAcceptPauseMax = std::chrono::milliseconds(1000);
-constexpr int64_t kAcceptLogEveryMs = 10'000;                   // accept errors are logged at most this often
-constexpr std::size_t kShedPerTurn = 64;                         // waiting connections closed per failed accept
+constexpr int64_t kAcceptLogEveryMs = 10'000;  // accept errors are logged at most this often
+constexpr std::size_t kShedPerTurn = 64;       // waiting connections closed per failed accept
 
 // What a connection refused at accept is told (plain HTTP only; over TLS there is no cheap way to say it).
 std::string refusalResponse(unsigned status, std::string_view reason, std::string_view body) {
@@ -81,9 +81,10 @@ void reportAcceptError(const beast::error_code& ec, std::size_t shed) {
   }
   uint64_t more = acceptErrorsUnlogged.exchange(0, std::memory_order_relaxed);
   uint64_t closed = acceptShedUnlogged.exchange(0, std::memory_order_relaxed);
-  spdlog::warn("accept failed: {} ({} more failures not logged since the last report, {} waiting connections closed "
-               "unserved); the listener pauses and retries",
-               ec.message(), more, closed);
+  spdlog::warn(
+      "accept failed: {} ({} more failures not logged since the last report, {} waiting connections closed "
+      "unserved); the listener pauses and retries",
+      ec.message(), more, closed);
 }
 
 }  // namespace
@@ -104,7 +105,8 @@ bhttp::response<bhttp::string_body> toBeast(Response&& res, unsigned version, bo
 }
 
 template <typename Stream>
-class WsSession final : public SessionBase, public WsConnection,
+class WsSession final : public SessionBase,
+                        public WsConnection,
                         public std::enable_shared_from_this<WsSession<Stream>> {
  public:
   WsSession(Server::Impl& srv, uint32_t worker, Stream&& stream, beast::flat_buffer&& buffer, AddressTicket ticket)
@@ -565,8 +567,8 @@ void Server::Impl::admit(uint32_t worker, tcp::socket socket) {
       if (!tls) {
         static const std::string kRefused =
             refusalResponse(429, "Too Many Requests", "too many connections from this address\n");
-        [[maybe_unused]] auto n = ::send(socket.native_handle(), kRefused.data(), kRefused.size(),
-                                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        [[maybe_unused]] auto n =
+            ::send(socket.native_handle(), kRefused.data(), kRefused.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       }
       socket.shutdown(tcp::socket::shutdown_send, ec);
       socket.close(ec);
@@ -593,8 +595,8 @@ void Server::Impl::acceptFailed(uint32_t worker, const beast::error_code& ec) {
   if (outOfDescriptors) shed = shedPending(worker);
   reportAcceptError(ec, shed);
   // The listener stays readable while connections wait: retrying at once would spin. Pause, longer each time.
-  st.backoff = st.backoff.count() == 0 ? kAcceptPauseMin : std::min<std::chrono::milliseconds>(st.backoff * 2,
-                                                                                               kAcceptPauseMax);
+  st.backoff =
+      st.backoff.count() == 0 ? kAcceptPauseMin : std::min<std::chrono::milliseconds>(st.backoff * 2, kAcceptPauseMax);
   st.retry->expires_after(st.backoff);
   st.retry->async_wait([this, worker](beast::error_code e) {
     if (e || !acceptors[worker]->is_open()) return;  // stopAccepting
@@ -718,9 +720,8 @@ void Server::stopAccepting() {
 
 void Server::closeAll(uint16_t code, std::string reason) {
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
-    impl_->pool.post(w, [this, w, code, reason] {
-      impl_->forEachSession(w, [&](SessionBase& s) { s.shutdown(code, reason); });
-    });
+    impl_->pool.post(
+        w, [this, w, code, reason] { impl_->forEachSession(w, [&](SessionBase& s) { s.shutdown(code, reason); }); });
   }
 }
 

@@ -1,9 +1,9 @@
 #pragma once
 // Internal to src/http: the server's state shared by its two translation units — server.cpp (HTTP and TLS with
 // Boost.Beast) and websocket.cpp (WebSockets on bare descriptors, over TCP or TLS).
+#include <openssl/ssl.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <openssl/ssl.h>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -87,9 +87,9 @@ struct Server::Impl {
     std::chrono::milliseconds backoff{0};
     int spare = -1;  // /dev/null, held for when descriptors run out
   };
-  std::vector<AcceptState> acceptStates;  // index = worker
-  std::vector<std::unordered_set<detail::SessionBase*>> live;             // index = worker, touched only there
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;        // index = worker
+  std::vector<AcceptState> acceptStates;                            // index = worker
+  std::vector<std::unordered_set<detail::SessionBase*>> live;       // index = worker, touched only there
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;  // index = worker
   std::vector<std::shared_ptr<void>> wsPollers;  // index = worker: websocket.cpp's WsPoller, made on first use
 
   Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {

@@ -94,8 +94,7 @@ std::optional<Response> StaticFiles::respond(const fs::path& file, const Request
     c->body = ss.str();
     c->mtime = mtime;
     c->size = size;
-    c->etag = fmt::format("\"{:x}-{:x}\"", c->body.size(),
-                          static_cast<uint64_t>(mtime.time_since_epoch().count()));
+    c->etag = fmt::format("\"{:x}-{:x}\"", c->body.size(), static_cast<uint64_t>(mtime.time_since_epoch().count()));
     entry = c;
     std::lock_guard lock(mutex_);
     cache_[file.string()] = entry;

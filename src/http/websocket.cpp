@@ -21,10 +21,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
-#include <spdlog/spdlog.h>
 
 #include <unistd.h>
 
@@ -47,11 +47,11 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::seconds;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerTurn = 4;                // then other connections get their turn
-constexpr auto kCloseTimeout = seconds(5);      // for the peer's close frame after ours
-constexpr auto kLingerTime = seconds(3);        // draining after the close handshake
-constexpr std::size_t kLingerBytes = 8 << 20;   // ... and at most this much
-constexpr std::size_t kKeepCapacity = 4096;     // buffers above this are freed once empty
+constexpr int kReadsPerTurn = 4;                  // then other connections get their turn
+constexpr auto kCloseTimeout = seconds(5);        // for the peer's close frame after ours
+constexpr auto kLingerTime = seconds(3);          // draining after the close handshake
+constexpr std::size_t kLingerBytes = 8 << 20;     // ... and at most this much
+constexpr std::size_t kKeepCapacity = 4096;       // buffers above this are freed once empty
 constexpr uint16_t kClosePolicyViolation = 1008;  // a message not finished within the message timeout
 
 // One read buffer per worker thread: a connection keeps only the tail of a partial frame.
@@ -193,15 +193,19 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, request) : nullptr;
     if (!handler_) {
       constexpr std::string_view kBody = "no WebSocket endpoint here\n";
-      std::string res = "HTTP/1.1 404 Not Found\r\nServer: kaiwa\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                        "Content-Length: " + std::to_string(kBody.size()) + "\r\nConnection: close\r\n\r\n";
+      std::string res =
+          "HTTP/1.1 404 Not Found\r\nServer: kaiwa\r\nContent-Type: text/plain; charset=utf-8\r\n"
+          "Content-Length: " +
+          std::to_string(kBody.size()) + "\r\nConnection: close\r\n\r\n";
       res += kBody;
       state_ = State::kDraining;
       queue(res, {});
       return;
     }
-    std::string res = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Accept: " + ws::acceptKey(key) + "\r\nServer: kaiwa\r\n\r\n";
+    std::string res =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: " +
+        ws::acceptKey(key) + "\r\nServer: kaiwa\r\n\r\n";
     queue(res, {});
     if (state_ != State::kOpen) return;
     opened_ = true;
@@ -335,7 +339,8 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     plain.append(b);
     ERR_clear_error();
     for (std::size_t done = 0; done < plain.size();) {
-      int n = SSL_write(ssl_, plain.data() + done, static_cast<int>(std::min<std::size_t>(plain.size() - done, 1 << 20)));
+      int n =
+          SSL_write(ssl_, plain.data() + done, static_cast<int>(std::min<std::size_t>(plain.size() - done, 1 << 20)));
       if (n <= 0) {
         spdlog::debug("ws {}: TLS write failed", remoteAddress());
         ERR_clear_error();
@@ -645,8 +650,8 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     std::function<void(uint32_t)> done;
     bool arriving = false;
     Transit(BareWebSocket* w, uint32_t t, std::function<void(uint32_t)> d) : ws(w), to(t), done(std::move(d)) {}
-    Transit(Transit&& o) noexcept : ws(std::exchange(o.ws, nullptr)), to(o.to), done(std::move(o.done)),
-                                    arriving(o.arriving) {}
+    Transit(Transit&& o) noexcept
+        : ws(std::exchange(o.ws, nullptr)), to(o.to), done(std::move(o.done)), arriving(o.arriving) {}
     Transit& operator=(Transit&&) = delete;
     ~Transit() {
       if (ws && arriving) ws->abandon();
@@ -707,16 +712,16 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   WsPoller* poller_;  // the worker's
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
-  SSL* ssl_;  // TLS, or nullptr
+  SSL* ssl_;              // TLS, or nullptr
   AddressTicket ticket_;  // the connection's place in its address's count
-  std::string rx_;  // a partial frame (empty while idle)
-  std::string tx_;  // what the socket did not take yet, from txSent_ on (empty while idle)
+  std::string rx_;        // a partial frame (empty while idle)
+  std::string tx_;        // what the socket did not take yet, from txSent_ on (empty while idle)
   std::size_t txSent_ = 0;
   std::size_t drained_ = 0;
   SteadyClock::time_point lastRx_{};
-  SteadyClock::time_point deadline_{};  // kClosing: for the peer's close; kDraining: for the peer's FIN
+  SteadyClock::time_point deadline_{};      // kClosing: for the peer's close; kDraining: for the peer's FIN
   SteadyClock::time_point messageSince_{};  // when the unfinished message held began; {} when none is
-  uint32_t completed_ = 0;  // messages (and pings outside a fragmented message) read so far
+  uint32_t completed_ = 0;                  // messages (and pings outside a fragmented message) read so far
   int fd_;
   uint32_t worker_;
   uint16_t peerCloseCode_ = 0;

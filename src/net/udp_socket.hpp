@@ -15,7 +15,7 @@
 namespace kaiwa::net {
 
 struct UdpBindOptions {
-  bool reusePort = false;     // SO_REUSEPORT: one socket per worker on the same port
+  bool reusePort = false;  // SO_REUSEPORT: one socket per worker on the same port
   bool v6Only = true;
   bool dontFragment = false;  // IP_PMTUDISC_DO
   int receiveBuffer = 0;      // SO_RCVBUF / SO_SNDBUF when > 0 (the *FORCE variants first: past rmem_max/wmem_max

@@ -42,8 +42,8 @@ struct HubOptions {
 class RoomTaskRef {
  public:
   template <typename F>
-    requires(!std::same_as<std::remove_cvref_t<F>, RoomTaskRef> && std::invocable<F&, RoomHost&, Outbox&>)
-  RoomTaskRef(F& task)  // NOLINT(google-explicit-constructor): a view, like std::string_view
+  requires(!std::same_as<std::remove_cvref_t<F>, RoomTaskRef> && std::invocable<F&, RoomHost&, Outbox&>)
+      RoomTaskRef(F& task)  // NOLINT(google-explicit-constructor): a view, like std::string_view
       : task_(const_cast<void*>(static_cast<const void*>(&task))),
         call_([](void* t, RoomHost& rooms, Outbox& out) { (*static_cast<F*>(t))(rooms, out); }) {}
   void operator()(RoomHost& rooms, Outbox& out) const { call_(task_, rooms, out); }
@@ -70,8 +70,8 @@ class Hub {
   // worker. On the owner the task runs at once, where it is; for another worker it is moved into the posted handler.
   // Either way its captures get no heap block of their own (a std::function needs one for most of them).
   template <typename Task>
-    requires std::invocable<std::decay_t<Task>&, RoomHost&, Outbox&>
-  void onRoom(std::string_view room, Task&& task) {
+  requires std::invocable < std::decay_t<Task>
+  &, RoomHost&, Outbox& > void onRoom(std::string_view room, Task&& task) {
     uint32_t owner = ownerOf(room);
     if (net::WorkerPool::current() == owner) {
       run(owner, task);

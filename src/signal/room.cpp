@@ -112,27 +112,42 @@ EventPtr make(T&& value) {
 
 std::string_view toString(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kBadMessage: return "bad-message";
-    case ErrorCode::kTooLarge: return "too-large";
-    case ErrorCode::kRateLimited: return "rate-limited";
-    case ErrorCode::kNotJoined: return "not-joined";
-    case ErrorCode::kAlreadyJoined: return "already-joined";
-    case ErrorCode::kRoomFull: return "room-full";
-    case ErrorCode::kTooManyRooms: return "too-many-rooms";
-    case ErrorCode::kUnknownPeer: return "unknown-peer";
-    case ErrorCode::kUnauthorized: return "unauthorized";
-    case ErrorCode::kResumeFailed: return "resume-failed";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kBadMessage:
+      return "bad-message";
+    case ErrorCode::kTooLarge:
+      return "too-large";
+    case ErrorCode::kRateLimited:
+      return "rate-limited";
+    case ErrorCode::kNotJoined:
+      return "not-joined";
+    case ErrorCode::kAlreadyJoined:
+      return "already-joined";
+    case ErrorCode::kRoomFull:
+      return "room-full";
+    case ErrorCode::kTooManyRooms:
+      return "too-many-rooms";
+    case ErrorCode::kUnknownPeer:
+      return "unknown-peer";
+    case ErrorCode::kUnauthorized:
+      return "unauthorized";
+    case ErrorCode::kResumeFailed:
+      return "resume-failed";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "internal";
 }
 
 std::string_view toString(LeaveReason reason) {
   switch (reason) {
-    case LeaveReason::kLeft: return "left";
-    case LeaveReason::kDisconnected: return "disconnected";
-    case LeaveReason::kTimeout: return "timeout";
-    case LeaveReason::kKicked: return "kicked";
+    case LeaveReason::kLeft:
+      return "left";
+    case LeaveReason::kDisconnected:
+      return "disconnected";
+    case LeaveReason::kTimeout:
+      return "timeout";
+    case LeaveReason::kKicked:
+      return "kicked";
   }
   return "left";
 }
@@ -322,16 +337,14 @@ void Room::message(Endpoint from, int64_t re, std::string_view peerId, std::stri
   if (re != kNoRequest) reply(out, from, ev::Ok{re});
 }
 
-void Room::chat(Endpoint from, int64_t re, std::string_view peerId, std::string text, int64_t wallMs,
-                Outbox& out) {
+void Room::chat(Endpoint from, int64_t re, std::string_view peerId, std::string text, int64_t wallMs, Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
   if (re != kNoRequest) reply(out, from, ev::Ok{re, wallMs});
   broadcast(make(ev::Chat{*p->id, std::string(p->name()), std::move(text), wallMs}), nullptr, out);
 }
 
-void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const MediaStatePatch& patch,
-                    Outbox& out) {
+void Room::setState(Endpoint from, int64_t re, std::string_view peerId, const MediaStatePatch& patch, Outbox& out) {
   Peer* p = sender(from, re, peerId, out);
   if (!p) return;
   MediaState state = p->state();
@@ -384,8 +397,7 @@ void Room::hold(const Peer& from, std::string_view to, EventPtr event, TimePoint
   h.bytes += size;
   held_->bytes += size;
   h.items.emplace_back(*from.id, std::move(event));
-  while (!h.items.empty() &&
-         (h.items.size() > limits_.resumeQueueMessages || h.bytes > limits_.resumeQueueBytes)) {
+  while (!h.items.empty() && (h.items.size() > limits_.resumeQueueMessages || h.bytes > limits_.resumeQueueBytes)) {
     std::size_t front = approximateSize(*h.items.front().second);
     h.bytes -= front;
     held_->bytes -= front;
@@ -470,8 +482,7 @@ void Room::deliver(Peer& to, EventPtr event, Outbox& out) {
   Queue& q = (*queues_)[&to];
   q.bytes += approximateSize(*event);
   q.items.push_back(std::move(event));
-  while (!q.items.empty() &&
-         (q.items.size() > limits_.resumeQueueMessages || q.bytes > limits_.resumeQueueBytes)) {
+  while (!q.items.empty() && (q.items.size() > limits_.resumeQueueMessages || q.bytes > limits_.resumeQueueBytes)) {
     q.bytes -= approximateSize(*q.items.front());
     q.items.pop_front();
     metrics::registry().drop(metrics::Drop::kQueueFull);

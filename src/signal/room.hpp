@@ -21,21 +21,21 @@ struct JoinRequest {
   int64_t re = kNoRequest;
   std::string name;
   MediaState state;
-  std::string peerId;  // empty: the room makes a random one; front doors with client-chosen ids pass theirs
+  std::string peerId;      // empty: the room makes a random one; front doors with client-chosen ids pass theirs
   std::string token = {};  // empty: the room makes a random resume token; front doors whose clients choose one pass it
   std::string user = {};   // the verified room token's subject, if any (PeerInfo::user); at most 255 bytes
 };
 
 // How a room behaves beyond the shared Limits. The default is the native protocol's room; the PeerJS front door
 // keeps one big quiet room per key (docs/peerjs.md).
-struct RoomPolicy {  // (the flags last: every room holds a copy)
-  std::size_t capacity = 0;   // members; 0: Limits::peersPerRoom
-  Millis holdForAbsent{0};    // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
+struct RoomPolicy {          // (the flags last: every room holds a copy)
+  std::size_t capacity = 0;  // members; 0: Limits::peersPerRoom
+  Millis holdForAbsent{0};   // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
   std::size_t holdMaxBytes = 64 << 20;  // all messages held in the room; past it a sender gets ev::Expired at once
-  Millis aliveTimeout{0};     // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
-  bool announce = true;       // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
-  bool keepDetached = true;   // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
-  bool resumable = true;      // false: no resume tokens are made (ev::Joined::resume empty) and resume() fails
+  Millis aliveTimeout{0};    // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
+  bool announce = true;      // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
+  bool keepDetached = true;  // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
+  bool resumable = true;     // false: no resume tokens are made (ev::Joined::resume empty) and resume() fails
 };
 
 class Room {
@@ -76,8 +76,7 @@ class Room {
   void signal(Endpoint from, int64_t re, std::string_view peer, std::string_view to, std::string data, Outbox& out);
 
   // Application message to one peer, or to every other peer when `to` is empty.
-  void message(Endpoint from, int64_t re, std::string_view peer, std::string_view to, std::string data,
-               Outbox& out);
+  void message(Endpoint from, int64_t re, std::string_view peer, std::string_view to, std::string data, Outbox& out);
 
   // Chat goes to everybody, the sender included, stamped with `wallMs`.
   void chat(Endpoint from, int64_t re, std::string_view peer, std::string text, int64_t wallMs, Outbox& out);
@@ -190,8 +189,8 @@ class Room {
   std::unique_ptr<HeldMap> held_;  // made by the first message held (RoomPolicy::holdForAbsent)
   // 2 buckets to start with (the default first makes 13).
   std::unordered_map<std::string, Peer, PeerIdHash, std::equal_to<>> peers_{2};
-  Peer* first_ = nullptr;  // join order: oldest...
-  Peer* last_ = nullptr;   // ...newest
+  Peer* first_ = nullptr;                                           // join order: oldest...
+  Peer* last_ = nullptr;                                            // ...newest
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
 };
 

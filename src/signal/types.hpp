@@ -58,7 +58,7 @@ std::string_view toString(LeaveReason reason);
 
 struct PeerInfo {
   std::string id;
-  std::string name;   // the display name the peer chose
+  std::string name;  // the display name the peer chose
   MediaState state;
   std::string user = {};  // the room token's subject (who the server vouches for); empty on a server without tokens
 };
@@ -97,7 +97,7 @@ struct PeerState {
 };
 struct Signal {  // directed WebRTC signaling (offer, answer, candidate...)
   std::string from;
-  std::string data;  // serialized JSON, passed through untouched (may be empty from Room::relay: no payload)
+  std::string data;       // serialized JSON, passed through untouched (may be empty from Room::relay: no payload)
   std::string kind = {};  // Room::relay: the front door's message type (PeerJS OFFER, CANDIDATE...); empty for native
 };
 struct Expired {  // what this connection sent to `peer`, an id that never came, was dropped undelivered

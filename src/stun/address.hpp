@@ -26,9 +26,7 @@ struct Address {
   static std::optional<Address> fromSockaddr(const sockaddr* sa);
 
   size_t ipLength() const { return family == Family::kV4 ? 4 : 16; }
-  uint32_t v4HostOrder() const {
-    return uint32_t(ip[0]) << 24 | uint32_t(ip[1]) << 16 | uint32_t(ip[2]) << 8 | ip[3];
-  }
+  uint32_t v4HostOrder() const { return uint32_t(ip[0]) << 24 | uint32_t(ip[1]) << 16 | uint32_t(ip[2]) << 8 | ip[3]; }
   bool sameIp(const Address& o) const { return family == o.family && ip == o.ip; }
   // Fills a sockaddr_in/sockaddr_in6; returns its length.
   unsigned toSockaddr(sockaddr_storage& out) const;

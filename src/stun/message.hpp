@@ -171,8 +171,7 @@ uint32_t crc32(std::span<const uint8_t> bytes);
 // Short-term key: the password itself; long-term key: MD5(username ":" realm ":" password) (RFC 8489 section 9.2.2)
 // or SHA-256 of the same for PASSWORD-ALGORITHM SHA-256. Passwords are used as given (no SASLprep).
 std::array<uint8_t, 16> longTermKeyMd5(std::string_view username, std::string_view realm, std::string_view password);
-std::array<uint8_t, 32> longTermKeySha256(std::string_view username, std::string_view realm,
-                                          std::string_view password);
+std::array<uint8_t, 32> longTermKeySha256(std::string_view username, std::string_view realm, std::string_view password);
 
 inline std::span<const uint8_t> asBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};

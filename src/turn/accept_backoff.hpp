@@ -13,8 +13,8 @@ namespace kaiwa::turn {
 class AcceptBackoff {
  public:
   struct Failure {
-    Clock::duration pause;  // wait this long before the next accept
-    bool log = false;       // write a log line for this failure
+    Clock::duration pause;    // wait this long before the next accept
+    bool log = false;         // write a log line for this failure
     uint64_t suppressed = 0;  // failures since the last line that were not logged (when log)
   };
 

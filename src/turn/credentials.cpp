@@ -39,8 +39,7 @@ Key keyFor(std::string_view user, std::string_view realm, std::string_view passw
 
 Credentials::Credentials(std::string realm, const std::vector<std::pair<std::string, std::string>>& users,
                          std::vector<std::string> secrets, std::chrono::seconds nonceLifetime)
-    : realm_(stun::saslprep(realm, stun::PrepMode::kStored).value_or(realm)),
-      secrets_(std::move(secrets)),
+    : realm_(stun::saslprep(realm, stun::PrepMode::kStored).value_or(realm)), secrets_(std::move(secrets)),
       nonceLifetime_(nonceLifetime) {
   for (const auto& [rawName, rawPassword] : users) {
     auto name = stun::saslprep(rawName, stun::PrepMode::kStored);
@@ -59,8 +58,8 @@ std::string Credentials::restPassword(std::string_view secret, std::string_view 
   return common::base64Encode(mac);
 }
 
-std::shared_ptr<const Credentials> Credentials::withUsers(
-    const std::vector<std::pair<std::string, std::string>>& users, std::vector<std::string> secrets) const {
+std::shared_ptr<const Credentials> Credentials::withUsers(const std::vector<std::pair<std::string, std::string>>& users,
+                                                          std::vector<std::string> secrets) const {
   auto next = std::make_shared<Credentials>(realm_, users, std::move(secrets), nonceLifetime_);
   next->nonceKey_ = nonceKey_;
   return next;

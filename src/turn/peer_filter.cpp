@@ -71,27 +71,27 @@ bool isSpecialAddress(const Address& a) {
   if (a.family == Family::kV4) {
     uint32_t ip = a.v4HostOrder();
     auto in = [ip](uint32_t net, int prefix) { return (ip >> (32 - prefix)) == (net >> (32 - prefix)); };
-    return in(0x00000000, 8)       // 0.0.0.0/8 "this network", incl. 0.0.0.0
-           || in(0x0A000000, 8)    // 10/8
-           || in(0x64400000, 10)   // 100.64/10 CGNAT
-           || in(0x7F000000, 8)    // 127/8 loopback
-           || in(0xA9FE0000, 16)   // 169.254/16 link-local
-           || in(0xAC100000, 12)   // 172.16/12
-           || in(0xC0000000, 24)   // 192.0.0/24 IETF protocol assignments
-           || in(0xC0A80000, 16)   // 192.168/16
-           || in(0xC6120000, 15)   // 198.18/15 benchmarking
-           || in(0xE0000000, 4)    // 224/4 multicast
-           || in(0xF0000000, 4);   // 240/4 reserved, incl. 255.255.255.255 broadcast
+    return in(0x00000000, 8)      // 0.0.0.0/8 "this network", incl. 0.0.0.0
+           || in(0x0A000000, 8)   // 10/8
+           || in(0x64400000, 10)  // 100.64/10 CGNAT
+           || in(0x7F000000, 8)   // 127/8 loopback
+           || in(0xA9FE0000, 16)  // 169.254/16 link-local
+           || in(0xAC100000, 12)  // 172.16/12
+           || in(0xC0000000, 24)  // 192.0.0/24 IETF protocol assignments
+           || in(0xC0A80000, 16)  // 192.168/16
+           || in(0xC6120000, 15)  // 198.18/15 benchmarking
+           || in(0xE0000000, 4)   // 224/4 multicast
+           || in(0xF0000000, 4);  // 240/4 reserved, incl. 255.255.255.255 broadcast
   }
   const auto& b = a.ip;
-  if (zero(a, 0, 15) && b[15] <= 1) return true;                   // :: and ::1
-  if ((b[0] & 0xFE) == 0xFC) return true;                          // fc00::/7 unique-local
-  if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return true;          // fe80::/10 link-local
-  if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) return true;          // fec0::/10 site-local (deprecated)
-  if (b[0] == 0xFF) return true;                                   // ff00::/8 multicast
+  if (zero(a, 0, 15) && b[15] <= 1) return true;                                  // :: and ::1
+  if ((b[0] & 0xFE) == 0xFC) return true;                                         // fc00::/7 unique-local
+  if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return true;                         // fe80::/10 link-local
+  if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) return true;                         // fec0::/10 site-local (deprecated)
+  if (b[0] == 0xFF) return true;                                                  // ff00::/8 multicast
   if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xFF && b[3] == 0x9B) return true;  // 64:ff9b:1::/48 local NAT64
-  if (b[0] == 0x01 && b[1] == 0x00 && zero(a, 2, 8)) return true;  // 100::/64 discard-only
-  if (zero(a, 0, 10) && b[10] == 0xFF && b[11] == 0xFF) return true;  // anything IPv4-mapped left over
+  if (b[0] == 0x01 && b[1] == 0x00 && zero(a, 2, 8)) return true;                 // 100::/64 discard-only
+  if (zero(a, 0, 10) && b[10] == 0xFF && b[11] == 0xFF) return true;              // anything IPv4-mapped left over
   // 2001:0::/32 Teredo (RFC 4380): the client's IPv4 address and port are in it, obfuscated, and a relay on the path
   // decides where it goes; no way to judge it as one IPv4 address, so refused (--turn-allow-peer can allow it).
   if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00) return true;

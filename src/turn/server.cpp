@@ -22,14 +22,33 @@ constexpr size_t kScratch = 65536 + 256;
 constexpr uint8_t kUdpProtocol = 17;
 constexpr uint8_t kTcpProtocol = 6;
 constexpr size_t kUnauthBuckets = 1024;
-constexpr std::array<uint16_t, 27> kKnown = {
-    0x0003 /* CHANGE-REQUEST (RFC 5780): answered from the same address */,
-    attr::kMappedAddress, attr::kUsername, attr::kMessageIntegrity, attr::kErrorCode, attr::kUnknownAttributes,
-    attr::kChannelNumber, attr::kLifetime, attr::kXorPeerAddress, attr::kData, attr::kRealm, attr::kNonce,
-    attr::kXorRelayedAddress, attr::kRequestedAddressFamily, attr::kEvenPort, attr::kRequestedTransport,
-    attr::kDontFragment, attr::kMessageIntegritySha256, attr::kPasswordAlgorithm, attr::kUserhash,
-    attr::kXorMappedAddress, attr::kReservationToken, attr::kPriority, attr::kUseCandidate,
-    0x0026 /* PADDING (RFC 5780) */, 0x0027 /* RESPONSE-PORT (RFC 5780) */, 0x002A /* CONNECTION-ID (RFC 6062) */};
+constexpr std::array<uint16_t, 27> kKnown = {0x0003 /* CHANGE-REQUEST (RFC 5780): answered from the same address */,
+                                             attr::kMappedAddress,
+                                             attr::kUsername,
+                                             attr::kMessageIntegrity,
+                                             attr::kErrorCode,
+                                             attr::kUnknownAttributes,
+                                             attr::kChannelNumber,
+                                             attr::kLifetime,
+                                             attr::kXorPeerAddress,
+                                             attr::kData,
+                                             attr::kRealm,
+                                             attr::kNonce,
+                                             attr::kXorRelayedAddress,
+                                             attr::kRequestedAddressFamily,
+                                             attr::kEvenPort,
+                                             attr::kRequestedTransport,
+                                             attr::kDontFragment,
+                                             attr::kMessageIntegritySha256,
+                                             attr::kPasswordAlgorithm,
+                                             attr::kUserhash,
+                                             attr::kXorMappedAddress,
+                                             attr::kReservationToken,
+                                             attr::kPriority,
+                                             attr::kUseCandidate,
+                                             0x0026 /* PADDING (RFC 5780) */,
+                                             0x0027 /* RESPONSE-PORT (RFC 5780) */,
+                                             0x002A /* CONNECTION-ID (RFC 6062) */};
 
 uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 
@@ -84,8 +103,8 @@ struct TurnServer::Allocation {
   std::vector<Channel> channels;
   double tokens = 0;
   TimePoint lastRefill{};
-  bool tcp = false;                      // RFC 6062 TCP allocation: a TCP relay, Connect and ConnectionBind
-  std::vector<ConnectionId> tcpConns;    // its peer data connections (TurnServer::tcpConns_)
+  bool tcp = false;                    // RFC 6062 TCP allocation: a TCP relay, Connect and ConnectionBind
+  std::vector<ConnectionId> tcpConns;  // its peer data connections (TurnServer::tcpConns_)
 
   Permission* permission(const Address& peer, TimePoint now) {
     for (auto& p : permissions)
@@ -176,16 +195,9 @@ TurnServer::TurnServer(TurnIo& io, std::shared_ptr<const Credentials> credential
 TurnServer::TurnServer(TurnIo& io, std::shared_ptr<CredentialsSlot> credentials,
                        std::shared_ptr<const PeerFilter> filter, TurnLimits limits, std::shared_ptr<Quotas> quotas,
                        std::shared_ptr<Reservations> reservations, std::string software)
-    : io_(io),
-      credentialSlot_(std::move(credentials)),
-      credentialGeneration_(credentialSlot_->generation()),
-      credentials_(credentialSlot_->load()),
-      filter_(std::move(filter)),
-      limits_(limits),
-      quotas_(std::move(quotas)),
-      software_(std::move(software)),
-      reservations_(std::move(reservations)),
-      unauthBuckets_(kUnauthBuckets),
+    : io_(io), credentialSlot_(std::move(credentials)), credentialGeneration_(credentialSlot_->generation()),
+      credentials_(credentialSlot_->load()), filter_(std::move(filter)), limits_(limits), quotas_(std::move(quotas)),
+      software_(std::move(software)), reservations_(std::move(reservations)), unauthBuckets_(kUnauthBuckets),
       scratch_(kScratch) {
   if (!quotas_) quotas_ = std::make_shared<Quotas>();
   if (!reservations_) reservations_ = std::make_shared<Reservations>();
@@ -296,9 +308,8 @@ bool TurnServer::unauthenticatedAllowed(const Address& from, TimePoint now) {
   return true;
 }
 
-void TurnServer::sendError(const ClientTuple& to, const Message& m, int code, std::string_view reason,
-                           const Key* key, bool sha256, std::span<const uint16_t> unknown,
-                           std::optional<std::string_view> nonce) {
+void TurnServer::sendError(const ClientTuple& to, const Message& m, int code, std::string_view reason, const Key* key,
+                           bool sha256, std::span<const uint16_t> unknown, std::optional<std::string_view> nonce) {
   stun::Builder b(scratch_, m.method(), Class::kError, m.transactionId());
   b.errorCode(code, reason);
   if (!unknown.empty()) b.unknownAttributes(unknown);
@@ -349,7 +360,8 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
   if (method == Method::kBinding) {
     if (!unauthenticatedAllowed(from.client, now)) return;
     ++stats_.bindingRequests;
-    if (unknownCount) return sendError(from, m, 420, "Unknown Attribute", nullptr, false, {unknown.data(), unknownCount});
+    if (unknownCount)
+      return sendError(from, m, 420, "Unknown Attribute", nullptr, false, {unknown.data(), unknownCount});
     stun::Builder b(scratch_, Method::kBinding, Class::kSuccess, m.transactionId());
     b.xorAddress(attr::kXorMappedAddress, from.client);
     if (m.hasFingerprint()) b.fingerprint();
@@ -408,7 +420,8 @@ void TurnServer::handleStun(const ClientTuple& from, const Message& m, TimePoint
     ++stats_.authFailures;
     return challenge(401, "Unauthorized");
   }
-  if (unknownCount) return sendError(from, m, 420, "Unknown Attribute", matched, sha256, {unknown.data(), unknownCount});
+  if (unknownCount)
+    return sendError(from, m, 420, "Unknown Attribute", matched, sha256, {unknown.data(), unknownCount});
 
   if (method == Method::kAllocate) return handleAllocate(from, m, *matched, *username, sha256, now);
   // A ConnectionBind comes on a new connection, which has no allocation: it names one by CONNECTION-ID.
@@ -481,10 +494,9 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
   // Quotas, over every worker: in total, per user (hashed buckets) and per client address (hashed buckets; IPv6 per
   // /64, what one host may hold). A REST username "EXPIRY:USER" counts as USER, whatever second it was minted in.
   std::string_view quotaUser = user;
-  if (auto colon = user.find(':'); colon != std::string_view::npos && colon > 0 &&
-                                   std::all_of(user.begin(), user.begin() + long(colon), [](char c) {
-                                     return c >= '0' && c <= '9';
-                                   }))
+  if (auto colon = user.find(':');
+      colon != std::string_view::npos && colon > 0 &&
+      std::all_of(user.begin(), user.begin() + long(colon), [](char c) { return c >= '0' && c <= '9'; }))
     quotaUser = user.substr(colon + 1);
   size_t userBucket = std::hash<std::string_view>{}(quotaUser) % quotas_->perUser.size();
   size_t addressBucket = addressQuotaHash(from.client) % quotas_->perAddress.size();
@@ -497,8 +509,7 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
     quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
     return refuse(QuotaRefusal::kTotal);
   }
-  if (quotas_->perUser[userBucket].fetch_add(1, std::memory_order_relaxed) >=
-      int32_t(limits_.maxAllocationsPerUser)) {
+  if (quotas_->perUser[userBucket].fetch_add(1, std::memory_order_relaxed) >= int32_t(limits_.maxAllocationsPerUser)) {
     quotas_->perUser[userBucket].fetch_sub(1, std::memory_order_relaxed);
     quotas_->allocations.fetch_sub(1, std::memory_order_relaxed);
     return refuse(QuotaRefusal::kUser);
@@ -551,8 +562,8 @@ void TurnServer::handleAllocate(const ClientTuple& from, const Message& m, const
     }
     a->relays[familyIndex(req.family)] = std::pair{opened->id, opened->address};
     if (opened->reserved && opened->reservedAddress) {
-      a->reservationToken = reservations_->add(
-          {*opened->reserved, *opened->reservedAddress, now + limits_.reservationLifetime, this});
+      a->reservationToken =
+          reservations_->add({*opened->reserved, *opened->reservedAddress, now + limits_.reservationLifetime, this});
     }
     if (additional) {
       RelayRequest v6 = req;
@@ -674,8 +685,7 @@ void TurnServer::onPeerPacket(RelayId relay, const Address& peer, std::span<cons
   stats_.bytesToClients += bytes.size();
   for (const auto& c : a.channels) {
     if (c.peer == peer && c.expiry > now) {
-      uint8_t head[4] = {uint8_t(c.number >> 8), uint8_t(c.number), uint8_t(bytes.size() >> 8),
-                         uint8_t(bytes.size())};
+      uint8_t head[4] = {uint8_t(c.number >> 8), uint8_t(c.number), uint8_t(bytes.size() >> 8), uint8_t(bytes.size())};
       if (bytes.size() > 0xFFFF) return drop(TurnDrop::kMalformed);
       size_t pad = a.tuple.transport == Transport::kUdp ? 0 : (4 - bytes.size() % 4) % 4;
       ++stats_.channelDataOut;
@@ -877,8 +887,8 @@ std::optional<ConnectionId> TurnServer::onPeerAccepted(RelayId relay, const Addr
   return id;
 }
 
-void TurnServer::handleConnectionBind(const ClientTuple& from, const Message& m, const Key& key,
-                                      std::string_view user, bool sha256) {
+void TurnServer::handleConnectionBind(const ClientTuple& from, const Message& m, const Key& key, std::string_view user,
+                                      bool sha256) {
   auto fail = [&](int code, std::string_view reason) { sendError(from, m, code, reason, &key, sha256); };
   // RFC 6062 section 5.4: on a TCP or TLS connection of its own (not a control connection), naming a peer data
   // connection that waits for it.

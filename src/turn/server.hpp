@@ -63,7 +63,7 @@ struct RelayRequest {
 };
 struct OpenedRelay {
   RelayId id = 0;
-  stun::Address address;                // the relayed transport address as bound
+  stun::Address address;                  // the relayed transport address as bound
   std::optional<ReservedRelay> reserved;  // port+1, bound and kept when reserveNext
   std::optional<stun::Address> reservedAddress;
 };
@@ -100,13 +100,13 @@ struct TurnLimits {
   std::chrono::seconds permissionLifetime{300};
   std::chrono::seconds channelLifetime{600};
   std::chrono::seconds reservationLifetime{30};
-  uint32_t maxAllocationsPerUser = 32;  // per user; a REST username "EXPIRY:USER" counts as USER
+  uint32_t maxAllocationsPerUser = 32;      // per user; a REST username "EXPIRY:USER" counts as USER
   uint32_t maxAllocationsPerAddress = 512;  // per client IP (IPv6: per /64), over every worker; 0: unlimited
-  uint32_t maxAllocations = 10000;     // in total, over every worker
-  uint32_t maxPermissions = 64;        // per allocation
-  uint32_t maxChannels = 64;           // per allocation
-  uint64_t bytesPerSecond = 0;         // per allocation, both directions; 0: unlimited
-  uint32_t unauthenticatedPerSecond = 50;  // per client IP (hashed), requests that get an error or a Binding answer
+  uint32_t maxAllocations = 10000;          // in total, over every worker
+  uint32_t maxPermissions = 64;             // per allocation
+  uint32_t maxChannels = 64;                // per allocation
+  uint64_t bytesPerSecond = 0;              // per allocation, both directions; 0: unlimited
+  uint32_t unauthenticatedPerSecond = 50;   // per client IP (hashed), requests that get an error or a Binding answer
   // RFC 6062: how long a Connect may take (447 after), and how long a peer data connection waits for its
   // ConnectionBind (closed after); the RFC asks for at least 30 s for the first and exactly 30 s for the second.
   std::chrono::seconds tcpConnectTimeout{30};
@@ -153,7 +153,14 @@ class Reservations {
 
 // Why a packet from a client or a peer was dropped.
 enum class TurnDrop : uint8_t {
-  kMalformed, kNoAllocation, kNoPermission, kNoChannel, kRateLimited, kBandwidth, kUnexpected, kCount
+  kMalformed,
+  kNoAllocation,
+  kNoPermission,
+  kNoChannel,
+  kRateLimited,
+  kBandwidth,
+  kUnexpected,
+  kCount
 };
 
 struct TurnStats {

@@ -4,19 +4,19 @@
 
 #include <ifaddrs.h>
 #include <linux/sock_diag.h>
+#include <net/if.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <array>
 #include <cerrno>
@@ -53,12 +53,12 @@ std::vector<Address> interfaceAddresses() {
 static_assert(metrics::kTurnQuotaNames.size() == size_t(QuotaRefusal::kCount));
 
 namespace {
-constexpr size_t kMaxTcpBuffered = 1 << 20;  // per connection, both ways
-constexpr int kDrainRounds = 16;             // recvmmsg batches per socket per wake-up
-constexpr int kReadyBatch = 128;             // UDP sockets taken from the worker's epoll set per wake-up
-constexpr uint64_t kListenTag = 0;           // the worker's listening UDP socket in that set (relay ids start at 1)
+constexpr size_t kMaxTcpBuffered = 1 << 20;      // per connection, both ways
+constexpr int kDrainRounds = 16;                 // recvmmsg batches per socket per wake-up
+constexpr int kReadyBatch = 128;                 // UDP sockets taken from the worker's epoll set per wake-up
+constexpr uint64_t kListenTag = 0;               // the worker's listening UDP socket in that set (relay ids start at 1)
 constexpr uint64_t kConnectionTag = 1ULL << 32;  // | connection id: a TURN TCP/TLS client connection in that set
-constexpr size_t kTcpInitialBuffer = 2048;   // grows to the largest frame seen (64 KiB + header at most)
+constexpr size_t kTcpInitialBuffer = 2048;       // grows to the largest frame seen (64 KiB + header at most)
 constexpr size_t kTcpMaxFrame = 65536 + 8;
 // SSL_read calls per TLS connection and read (each takes at least a byte out of OpenSSL's 16 KiB buffer or stops).
 constexpr int kTlsReadRounds = 4096;
@@ -88,8 +88,8 @@ std::optional<Address> fromEndpoint(const asio::ip::tcp::endpoint& ep) {
 // is not shared, then given it so the relay's outgoing connections can bind the same port), or an outgoing
 // connection from the relayed address (SO_REUSEPORT before the bind). -1 on failure.
 int tcpRelaySocket(const Address& local, bool listener) {
-  int fd = ::socket(local.family == stun::Family::kV4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    0);
+  int fd =
+      ::socket(local.family == stun::Family::kV4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -98,8 +98,7 @@ int tcpRelaySocket(const Address& local, bool listener) {
   sockaddr_storage ss{};
   unsigned len = local.toSockaddr(ss);
   bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
-  if (ok && listener)
-    ok = ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0 && ::listen(fd, 64) == 0;
+  if (ok && listener) ok = ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0 && ::listen(fd, 64) == 0;
   if (!ok) {
     ::close(fd);
     return -1;
@@ -147,9 +146,9 @@ class TurnService::Worker : public TurnIo {
     bool mayRecv = false;
     bool eof = false;  // the TLS BIO's recv found the stream closed or failed
     bool closed = false;
-    bool failed = false;  // SSL_write failed: close at the next flush
-    bool dirty = false;   // in dirty_, to be written at the flush
-    bool watched = false; // read through the worker's epoll set (udpSet_) rather than an asio read
+    bool failed = false;   // SSL_write failed: close at the next flush
+    bool dirty = false;    // in dirty_, to be written at the flush
+    bool watched = false;  // read through the worker's epoll set (udpSet_) rather than an asio read
     // Timeouts (TcpTimeouts, checked once a second by checkTimeouts).
     TimePoint opened{};        // accepted (or adopted from another worker)
     TimePoint lastMessage{};   // the last complete message was handled (or opened)
@@ -158,9 +157,9 @@ class TurnService::Worker : public TurnIo {
     // RFC 6062 client data connection: after its ConnectionBind, raw bytes to and from `pipe`.
     bool dataConnection = false;
     std::shared_ptr<PeerConn> pipe;
-    bool readPaused = false;       // no read in flight: resumeClientRead restarts it
-    TimePoint pausedUntil{};       // bandwidth: not read before this
-    bool closeAfterFlush = false;  // the peer side closed: close once the queued bytes are written
+    bool readPaused = false;                    // no read in flight: resumeClientRead restarts it
+    TimePoint pausedUntil{};                    // bandwidth: not read before this
+    bool closeAfterFlush = false;               // the peer side closed: close once the queued bytes are written
     std::unique_ptr<asio::steady_timer> timer;  // bandwidth pause or linger
   };
   // A peer data connection of a TCP allocation (accepted on the relay or made for a Connect request).
@@ -170,9 +169,9 @@ class TurnService::Worker : public TurnIo {
     asio::steady_timer timer;  // bandwidth pause or linger
     ConnectionId id;
     std::shared_ptr<Connection> client;  // once bound
-    std::vector<uint8_t> in;              // read buffer
-    std::vector<uint8_t> out, writing;    // to the peer
-    bool readPaused = true;  // not read before it is bound
+    std::vector<uint8_t> in;             // read buffer
+    std::vector<uint8_t> out, writing;   // to the peer
+    bool readPaused = true;              // not read before it is bound
     TimePoint pausedUntil{};
     bool closed = false;
     bool closeAfterFlush = false;
@@ -192,14 +191,8 @@ class TurnService::Worker : public TurnIo {
 
  public:
   Worker(TurnService& service, uint32_t index)
-      : service_(service),
-        ctx_(service.pool_.context(index)),
-        udpSet_(ctx_),
-        acceptor_(ctx_),
-        tlsAcceptor_(ctx_),
-        timer_(ctx_),
-        index_(index),
-        rng_(std::random_device{}() ^ index),
+      : service_(service), ctx_(service.pool_.context(index)), udpSet_(ctx_), acceptor_(ctx_), tlsAcceptor_(ctx_),
+        timer_(ctx_), index_(index), rng_(std::random_device{}() ^ index),
         server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_,
                 service.reservations_) {
     tlsRecord_.reserve(kTcpMaxFrame + 4);
@@ -228,9 +221,10 @@ class TurnService::Worker : public TurnIo {
     int fd = net::bindUdp(listen, o, &error);
     if (fd < 0) return "TURN UDP " + error;
     if (int got = net::receiveBufferSize(fd); got > 0 && got < o.receiveBuffer && index_ == 0)
-      spdlog::warn("turn: the UDP receive buffer is {} KiB, not {} KiB (net.core.rmem_max): bursts the workers do not "
-                   "read at once are dropped sooner; raise net.core.rmem_max or give kaiwa CAP_NET_ADMIN",
-                   got / 1024, o.receiveBuffer / 1024);
+      spdlog::warn(
+          "turn: the UDP receive buffer is {} KiB, not {} KiB (net.core.rmem_max): bursts the workers do not "
+          "read at once are dropped sooner; raise net.core.rmem_max or give kaiwa CAP_NET_ADMIN",
+          got / 1024, o.receiveBuffer / 1024);
     udpFd_ = fd;
     // Every UDP socket of this worker (this one and the relays) sits in one level-triggered epoll set, and asio
     // waits on that set: one wake-up drains every ready socket, with one re-arm instead of one per socket.
@@ -433,7 +427,6 @@ class TurnService::Worker : public TurnIo {
   }
 
  private:
-
   Address advertised(const Address& local) const {
     const auto& ext = service_.options_.externalIp;
     if (ext && ext->family == local.family) {
@@ -576,10 +569,11 @@ class TurnService::Worker : public TurnIo {
     AcceptPause& pause = tls ? tlsAcceptPause_ : acceptPause_;
     auto f = pause.backoff.failed(now());
     if (f.log)
-      spdlog::warn("turn: worker {}: accepting a TURN {} connection failed: {} ({} more failures since the last "
-                   "message); accepting again in {} ms",
-                   index_, tls ? "TLS" : "TCP", ec.message(), f.suppressed,
-                   std::chrono::duration_cast<std::chrono::milliseconds>(f.pause).count());
+      spdlog::warn(
+          "turn: worker {}: accepting a TURN {} connection failed: {} ({} more failures since the last "
+          "message); accepting again in {} ms",
+          index_, tls ? "TLS" : "TCP", ec.message(), f.suppressed,
+          std::chrono::duration_cast<std::chrono::milliseconds>(f.pause).count());
     pause.timer.expires_after(f.pause);
     pause.timer.async_wait([this, &acceptor, tls](const boost::system::error_code& e) {
       if (!e && acceptor.is_open()) accept(acceptor, tls);
@@ -648,9 +642,12 @@ class TurnService::Worker : public TurnIo {
       BIO_meth_set_ctrl(m, [](BIO* b, int cmd, long, void*) -> long {
         auto* c = static_cast<Connection*>(BIO_get_data(b));
         switch (cmd) {
-          case BIO_CTRL_FLUSH: return 1;
-          case BIO_CTRL_EOF: return c && c->eof ? 1 : 0;
-          default: return 0;  // nothing pending inside the BIO, no other control
+          case BIO_CTRL_FLUSH:
+            return 1;
+          case BIO_CTRL_EOF:
+            return c && c->eof ? 1 : 0;
+          default:
+            return 0;  // nothing pending inside the BIO, no other control
         }
       });
       return m;
@@ -911,9 +908,7 @@ class TurnService::Worker : public TurnIo {
     });
   }
 
-  static size_t queuedToClient(const Connection& c) {
-    return c.pending.size() + c.writing.size() + c.cipherOut.size();
-  }
+  static size_t queuedToClient(const Connection& c) { return c.pending.size() + c.writing.size() + c.cipherOut.size(); }
   static size_t queuedToPeer(const PeerConn& p) { return p.out.size() + p.writing.size(); }
 
   void closePeer(const std::shared_ptr<PeerConn>& p) {
@@ -959,7 +954,7 @@ class TurnService::Worker : public TurnIo {
   void resumeClientRead(const std::shared_ptr<Connection>& c) {
     if (c->closed || !c->readPaused || !c->pipe) return;
     if (queuedToPeer(*c->pipe) > kPipeBuffered) return;  // writePeer calls again once the peer took some
-    if (now() < c->pausedUntil) return;                   // the timer calls again
+    if (now() < c->pausedUntil) return;                  // the timer calls again
     c->readPaused = false;
     readTcp(c);
   }
@@ -1071,12 +1066,11 @@ class TurnService::Worker : public TurnIo {
     if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return closeConnection(c);
     std::swap(c->writing, out);
     if (sent > 0) c->writing.erase(c->writing.begin(), c->writing.begin() + sent);
-    asio::async_write(c->socket, asio::buffer(c->writing),
-                      [this, c](const boost::system::error_code& ec, size_t) {
-                        if (ec) return closeConnection(c);
-                        c->writing.clear();
-                        writeTcp(c);
-                      });
+    asio::async_write(c->socket, asio::buffer(c->writing), [this, c](const boost::system::error_code& ec, size_t) {
+      if (ec) return closeConnection(c);
+      c->writing.clear();
+      writeTcp(c);
+    });
   }
 
   void clientFlushed(const std::shared_ptr<Connection>& c) {
@@ -1138,8 +1132,10 @@ class TurnService::Worker : public TurnIo {
     lastSocketDrops_ = drops;
     if (now() - lastDropWarning_ < std::chrono::minutes(1)) return;
     lastDropWarning_ = now();
-    spdlog::warn("turn: worker {}: the kernel dropped {} datagrams on the TURN UDP socket (receive buffer full: this "
-                 "worker is behind, the machine is short of CPU)", index_, unreportedSocketDrops_);
+    spdlog::warn(
+        "turn: worker {}: the kernel dropped {} datagrams on the TURN UDP socket (receive buffer full: this "
+        "worker is behind, the machine is short of CPU)",
+        index_, unreportedSocketDrops_);
     unreportedSocketDrops_ = 0;
   }
 
@@ -1182,7 +1178,8 @@ class TurnService::Worker : public TurnIo {
 
   asio::io_context& ctx_;
   int udpFd_ = -1;
-  asio::posix::stream_descriptor udpSet_;  // epoll set: the listening UDP socket, the relays, TCP/TLS control connections
+  asio::posix::stream_descriptor
+      udpSet_;  // epoll set: the listening UDP socket, the relays, TCP/TLS control connections
   std::array<epoll_event, kReadyBatch> ready_{};
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;

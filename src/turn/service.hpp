@@ -29,11 +29,11 @@ struct TcpTimeouts {
 };
 
 struct TurnServiceOptions {
-  stun::Address listen;                        // UDP and TCP
-  std::optional<stun::Address> tlsListen;      // TURN over TLS (RFC 8656 section 3.1), with this certificate:
+  stun::Address listen;                    // UDP and TCP
+  std::optional<stun::Address> tlsListen;  // TURN over TLS (RFC 8656 section 3.1), with this certificate:
   std::string tlsCertificateChainPem, tlsPrivateKeyPem;
-  std::vector<stun::Address> relayIps;         // at most one per family; the port is ignored
-  std::optional<stun::Address> externalIp;     // advertised instead of the IPv4 relay address (behind NAT)
+  std::vector<stun::Address> relayIps;      // at most one per family; the port is ignored
+  std::optional<stun::Address> externalIp;  // advertised instead of the IPv4 relay address (behind NAT)
   uint16_t minPort = 49152, maxPort = 65535;
   std::string realm = "kaiwa";
   std::vector<std::pair<std::string, std::string>> users;

@@ -16,13 +16,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <unistd.h>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
 #include "fuzz_util.hpp"
 #include "http/beast_request.hpp"
@@ -40,8 +40,8 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 constexpr std::uint64_t kBodyLimit = 1024 * 1024;
 
 struct Fixture {
-  fs::path dir;        // temporary directory: dir/secret.txt, dir/root/...
-  fs::path root;       // canonical root
+  fs::path dir;   // temporary directory: dir/secret.txt, dir/root/...
+  fs::path root;  // canonical root
   std::unique_ptr<http::StaticFiles> files;
 
   Fixture() {
@@ -61,9 +61,9 @@ struct Fixture {
     write(dir / "root" / "sub" / "a b.txt", "space\n");
     write(dir / "root" / "sub" / "deeper" / "x.json", "{}\n");
     std::error_code ec;
-    fs::create_directory_symlink(dir, dir / "root" / "out", ec);      // a link out of the root
+    fs::create_directory_symlink(dir, dir / "root" / "out", ec);              // a link out of the root
     fs::create_symlink(dir / "secret.txt", dir / "root" / "secret.txt", ec);  // a file link out of the root
-    fs::create_symlink("index.html", dir / "root" / "home.html", ec);  // a link that stays inside
+    fs::create_symlink("index.html", dir / "root" / "home.html", ec);         // a link that stays inside
     root = fs::canonical(dir / "root");
     files = std::make_unique<http::StaticFiles>(dir / "root");
     FUZZ_CHECK(files->root() == root, files->root().string());

@@ -30,8 +30,8 @@ constexpr int64_t kNow = 1700000000;  // a fixed "now": runs are reproducible
 std::string hmac(std::string_view secret, std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
   unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), mac.data(), &len);
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(), &len);
   return std::string(reinterpret_cast<const char*>(mac.data()), len);
 }
 

@@ -112,10 +112,15 @@ std::string reserialize(const Request& req) {
       if (req.type == RequestType::kSignal || !req.to.empty()) o["to"] = req.to;
       o["data"] = json::parse(req.data);
       break;
-    case RequestType::kChat: o["text"] = req.text; break;
-    case RequestType::kState: o["state"] = stateObject(); break;
+    case RequestType::kChat:
+      o["text"] = req.text;
+      break;
+    case RequestType::kState:
+      o["state"] = stateObject();
+      break;
     case RequestType::kLeave:
-    case RequestType::kPing: break;
+    case RequestType::kPing:
+      break;
   }
   return json::serialize(o);
 }
@@ -124,10 +129,14 @@ std::string reserialize(const Request& req) {
 // number that went through serialize/parse may move by an ulp or so. Structure, strings, booleans are exact.
 bool closeJson(const json::value& a, const json::value& b) {
   auto num = [](const json::value& v, double& out) {
-    if (v.is_double()) out = v.get_double();
-    else if (v.is_int64()) out = static_cast<double>(v.get_int64());
-    else if (v.is_uint64()) out = static_cast<double>(v.get_uint64());
-    else return false;
+    if (v.is_double())
+      out = v.get_double();
+    else if (v.is_int64())
+      out = static_cast<double>(v.get_int64());
+    else if (v.is_uint64())
+      out = static_cast<double>(v.get_uint64());
+    else
+      return false;
     return true;
   };
   double x, y;
@@ -177,7 +186,9 @@ void checkRequest(const Request& req) {
       FUZZ_CHECK(referenceRoomName(req.room), req.room);
       FUZZ_CHECK(req.name.empty() || validDisplayName(req.name), req.name);
       break;
-    case RequestType::kChat: FUZZ_CHECK(!req.text.empty(), "empty chat accepted"); break;
+    case RequestType::kChat:
+      FUZZ_CHECK(!req.text.empty(), "empty chat accepted");
+      break;
     case RequestType::kSignal:
     case RequestType::kMessage: {
       auto data = parseJson(req.data);
@@ -186,7 +197,8 @@ void checkRequest(const Request& req) {
       // e.g. 666...62.5 re-serializes as 6.666666666666668E65 whose next round trip may differ in the last digit.
       break;
     }
-    default: break;
+    default:
+      break;
   }
 
   // decode(reserialize(req)) == req.

@@ -25,10 +25,11 @@
 //   Before the script, slots 0 and 1 join room "fz" as "A" and "B" (so deep paths are reached at once).
 //
 // Invariants: every frame a session sends is a JSON object with "v":1 and a known type, hello first; error codes,
-// leave and bye reasons are documented ones (never `internal`); `re` answers an id the session sent; nobody hears peer-joined/signal/message from their own peer id; nothing is sent on a
-// connection after onClose (the Hub must have forgotten it; the Session is destroyed at once, so ASan sees any late
-// delivery); at the end (everybody closed, grace 0) no room and no peer is left, and after the Hub is gone the
-// room/peer/detached gauges are back where they started; ASan/LSan: no use-after-free, no leak.
+// leave and bye reasons are documented ones (never `internal`); `re` answers an id the session sent; nobody hears
+// peer-joined/signal/message from their own peer id; nothing is sent on a connection after onClose (the Hub must have
+// forgotten it; the Session is destroyed at once, so ASan sees any late delivery); at the end (everybody closed, grace
+// 0) no room and no peer is left, and after the Hub is gone the room/peer/detached gauges are back where they started;
+// ASan/LSan: no use-after-free, no leak.
 #include <boost/json.hpp>
 
 #include <cstdint>
@@ -60,13 +61,12 @@ constexpr std::size_t kMaxSteps = 256;
 constexpr int kMaxWaits = 2;
 const std::string kSecret = "fuzz-secret";
 
-const std::set<std::string_view> kEventTypes = {"hello",     "ok",         "error",  "peer-joined", "peer-left",
-                                                "peer-state", "signal",    "message", "chat",        "pong",
-                                                "bye"};
+const std::set<std::string_view> kEventTypes = {"hello",  "ok",      "error", "peer-joined", "peer-left", "peer-state",
+                                                "signal", "message", "chat",  "pong",        "bye"};
 // docs/protocol.md's error codes, less `internal` ("a bug; please report"), which is a failure here.
-const std::set<std::string_view> kErrorCodes = {"bad-message",    "too-large",    "rate-limited", "not-joined",
-                                                "already-joined", "room-full",    "too-many-rooms",
-                                                "unknown-peer",   "unauthorized", "resume-failed"};
+const std::set<std::string_view> kErrorCodes = {"bad-message",    "too-large",    "rate-limited",   "not-joined",
+                                                "already-joined", "room-full",    "too-many-rooms", "unknown-peer",
+                                                "unauthorized",   "resume-failed"};
 const std::set<std::string_view> kLeaveReasons = {"left", "disconnected", "timeout", "kicked"};
 const std::set<std::string_view> kByeReasons = {"shutdown", "slow-consumer", "timeout", "replaced"};
 
@@ -311,7 +311,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string_view payload = line.substr(1);
       Slot& s = h.slots[(c & 15) % sessions];
       switch (c >> 4) {
-        case 4: h.send(s, payload, false); break;  // no drain
+        case 4:
+          h.send(s, payload, false);
+          break;  // no drain
         case 5:
           h.send(s, payload, true);
           h.drain();

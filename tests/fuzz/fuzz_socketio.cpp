@@ -47,7 +47,8 @@ bool closeDoubles(double a, double b) {
 bool sameJson(const json::value& a, const json::value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
-    case json::kind::double_: return closeDoubles(a.get_double(), b.get_double());
+    case json::kind::double_:
+      return closeDoubles(a.get_double(), b.get_double());
     case json::kind::array: {
       const auto& x = a.get_array();
       const auto& y = b.get_array();
@@ -68,7 +69,8 @@ bool sameJson(const json::value& a, const json::value& b) {
       }
       return true;
     }
-    default: return a == b;
+    default:
+      return a == b;
   }
 }
 
@@ -95,15 +97,23 @@ void checkRules(const SioPacket& p, const SioLimits& limits, std::string_view in
   if (p.data) FUZZ_CHECK(kaiwa::common::finiteNumbers(*p.data), input);
   const auto& d = p.data;
   switch (p.type) {
-    case SioType::kConnect: FUZZ_CHECK(!d || d->is_object(), input); break;
-    case SioType::kDisconnect: FUZZ_CHECK(!d, input); break;
+    case SioType::kConnect:
+      FUZZ_CHECK(!d || d->is_object(), input);
+      break;
+    case SioType::kDisconnect:
+      FUZZ_CHECK(!d, input);
+      break;
     case SioType::kEvent:
     case SioType::kBinaryEvent:
       FUZZ_CHECK(d && d->is_array() && !d->get_array().empty() && d->get_array()[0].is_string(), input);
       break;
     case SioType::kAck:
-    case SioType::kBinaryAck: FUZZ_CHECK(d && d->is_array(), input); break;
-    case SioType::kConnectError: FUZZ_CHECK(d && (d->is_object() || d->is_string()), input); break;
+    case SioType::kBinaryAck:
+      FUZZ_CHECK(d && d->is_array(), input);
+      break;
+    case SioType::kConnectError:
+      FUZZ_CHECK(d && (d->is_object() || d->is_string()), input);
+      break;
   }
 }
 
@@ -174,7 +184,8 @@ void checkRelay(std::string_view text, const std::optional<SioPacket>& p, bool r
     EventRule rule = ruleOf(r->event, relayUnknown);
     FUZZ_CHECK(rule.route != EventRoute::kOther && rule.route == r->route && rule.relayedAs == r->relayedAs, text);
     if (rule.route == EventRoute::kDirected) {
-      const json::value* to = args.size() >= 2 && args[1].is_object() ? args[1].get_object().if_contains("to") : nullptr;
+      const json::value* to =
+          args.size() >= 2 && args[1].is_object() ? args[1].get_object().if_contains("to") : nullptr;
       FUZZ_CHECK(to && to->is_string() && r->target == std::string_view(to->get_string()), text);
     }
     FUZZ_CHECK(r->frame.size() > 2 && r->frame.compare(0, 2, "42") == 0, r->frame);

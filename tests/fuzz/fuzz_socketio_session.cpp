@@ -81,9 +81,9 @@ class FakeConn final : public http::WsConnection {
 struct Client {
   std::size_t index = 0;
   bool polling = false;
-  std::string sid;       // Engine.IO session id
+  std::string sid;                     // Engine.IO session id
   std::vector<std::string> abandoned;  // earlier polling sessions of this slot (left open, as a vanished client's)
-  std::string socketId;  // from 40{"sid":…}
+  std::string socketId;                // from 40{"sid":…}
   std::set<uint64_t> sentAcks;
   std::size_t packets = 0;
   std::size_t pendingAttachments = 0;
@@ -106,25 +106,30 @@ void Client::onSocketIo(std::string_view text) {
       socketId = std::string(p->data->as_object().at("sid").as_string());
       break;
     case SioType::kAck:
-      FUZZ_CHECK(p->ackId && sentAcks.contains(*p->ackId), std::string("ack for an id never sent: ") + std::string(text));
+      FUZZ_CHECK(p->ackId && sentAcks.contains(*p->ackId),
+                 std::string("ack for an id never sent: ") + std::string(text));
       break;
     case SioType::kEvent:
     case SioType::kBinaryEvent: {
       const json::array& a = p->data->as_array();
       std::string_view name = a[0].as_string();
       if ((name == "user-joined" || name == "user-left") && a.size() > 1 && a[1].is_string()) {
-        FUZZ_CHECK(a[1].as_string() != socketId || socketId.empty(), std::string("told about itself: ") + std::string(text));
+        FUZZ_CHECK(a[1].as_string() != socketId || socketId.empty(),
+                   std::string("told about itself: ") + std::string(text));
       }
       if (a.size() > 1 && a[1].is_object()) {
-        if (const json::value* from = a[1].as_object().if_contains("from"); from && from->is_string() && name != "kaiwa:error") {
+        if (const json::value* from = a[1].as_object().if_contains("from");
+            from && from->is_string() && name != "kaiwa:error") {
           FUZZ_CHECK(from->as_string() != socketId, std::string("own event came back: ") + std::string(text));
         }
       }
       break;
     }
     case SioType::kConnectError:
-    case SioType::kDisconnect: break;
-    default: FUZZ_CHECK(false, std::string("unexpected packet type from the server: ") + std::string(text));
+    case SioType::kDisconnect:
+      break;
+    default:
+      FUZZ_CHECK(false, std::string("unexpected packet type from the server: ") + std::string(text));
   }
 }
 

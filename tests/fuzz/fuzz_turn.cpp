@@ -187,10 +187,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           server.tick(now);
           break;
         default: {
-          static const stun::Method kMethods[] = {stun::Method::kAllocate, stun::Method::kRefresh,
-                                                  stun::Method::kCreatePermission, stun::Method::kChannelBind,
-                                                  turn::kMethodConnect, turn::kMethodConnectionBind,
-                                                  stun::Method::kAllocate, turn::kMethodConnect};
+          static const stun::Method kMethods[] = {
+              stun::Method::kAllocate,    stun::Method::kRefresh, stun::Method::kCreatePermission,
+              stun::Method::kChannelBind, turn::kMethodConnect,   turn::kMethodConnectionBind,
+              stun::Method::kAllocate,    turn::kMethodConnect};
           auto at = [&](size_t i) { return i < body.size() ? body[i] : uint8_t(0); };
           turn::ClientTuple t{*stun::Address::parse("203.0.113.5:40000"), 0, turn::Transport::kUdp};
           t.client.port = uint16_t(40000 + ((kind >> 3) & 3));

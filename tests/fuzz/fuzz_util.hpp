@@ -32,8 +32,8 @@ namespace kaiwa::fuzz {
 }
 
 // FUZZ_CHECK(cond) / FUZZ_CHECK(cond, detail): detail is something convertible to std::string_view.
-#define FUZZ_CHECK(cond, ...)                                                               \
-  do {                                                                                      \
+#define FUZZ_CHECK(cond, ...)                                                                   \
+  do {                                                                                          \
     if (!(cond)) ::kaiwa::fuzz::fail(__FILE__, __LINE__, #cond, std::string_view{__VA_ARGS__}); \
   } while (0)
 

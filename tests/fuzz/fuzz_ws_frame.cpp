@@ -65,8 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::size_t used = whole.read(bytesA.data(), bytesA.size(), a);
   FUZZ_CHECK(used <= bytesA.size());
   if (whole.error()) {
-    FUZZ_CHECK(whole.error() == kCloseProtocolError || whole.error() == kCloseBadData ||
-               whole.error() == kCloseTooBig);
+    FUZZ_CHECK(whole.error() == kCloseProtocolError || whole.error() == kCloseBadData || whole.error() == kCloseTooBig);
     std::string more = "\x81\x80\x00\x00\x00\x00";  // an empty masked text frame: must not be read now
     FUZZ_CHECK(whole.read(more.data(), more.size(), a) == 0);
   }

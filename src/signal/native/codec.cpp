@@ -1,7 +1,7 @@
 #include "signal/native/codec.hpp"
 
-#include <boost/json/basic_parser_impl.hpp>
 #include <fmt/format.h>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <array>
 #include <cmath>
@@ -46,7 +46,19 @@ class Scanner {
   // What a top-level field held, the last time it appeared.
   enum class Kind : uint8_t { kAbsent, kString, kInt64, kUint64, kDouble, kBool, kNull, kObject, kArray };
   enum class Field : uint8_t {
-    kOther, kId, kV, kType, kRoom, kName, kToken, kPeer, kResume, kTo, kText, kState, kData
+    kOther,
+    kId,
+    kV,
+    kType,
+    kRoom,
+    kName,
+    kToken,
+    kPeer,
+    kResume,
+    kTo,
+    kText,
+    kState,
+    kData
   };
   enum class Flag : uint8_t { kNone, kAudioMuted, kVideoOff, kScreenSharing };
   static constexpr std::size_t kFields = 13;
@@ -238,8 +250,10 @@ class Scanner {
 
   static Field fieldOf(std::string_view key) {
     switch (key.size()) {
-      case 1: return is(key, "v") ? Field::kV : Field::kOther;
-      case 2: return is(key, "id") ? Field::kId : is(key, "to") ? Field::kTo : Field::kOther;
+      case 1:
+        return is(key, "v") ? Field::kV : Field::kOther;
+      case 2:
+        return is(key, "id") ? Field::kId : is(key, "to") ? Field::kTo : Field::kOther;
       case 4:
         if (is(key, "type")) return Field::kType;
         if (is(key, "data")) return Field::kData;
@@ -252,8 +266,10 @@ class Scanner {
         if (is(key, "token")) return Field::kToken;
         if (is(key, "state")) return Field::kState;
         return Field::kOther;
-      case 6: return is(key, "resume") ? Field::kResume : Field::kOther;
-      default: return Field::kOther;
+      case 6:
+        return is(key, "resume") ? Field::kResume : Field::kOther;
+      default:
+        return Field::kOther;
     }
   }
 
@@ -275,7 +291,7 @@ class Scanner {
   std::array<bool, kFlags> flags_{};
   std::size_t depth_ = 0;  // containers open around the current event
   std::size_t keyLength_ = 0;
-  char key_[16];           // the top-level or state key being read
+  char key_[16];                 // the top-level or state key being read
   Field field_ = Field::kOther;  // the top-level field whose value is being read
   Flag flag_ = Flag::kNone;      // the state flag whose value is being read
   bool rootObject_ = false;
@@ -300,8 +316,8 @@ std::optional<RequestType> typeOf(std::string_view t) {
 bool validRoomName(std::string_view room) {
   if (room.empty() || room.size() > 64) return false;
   for (char c : room) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
     if (!ok) return false;
   }
   return true;
@@ -334,8 +350,8 @@ bool forbiddenInName(char32_t c) {
 bool invisible(char32_t c) {
   return c == 0x20 || c == 0xA0 || c == 0xAD || c == 0x034F || (c >= 0x0300 && c <= 0x036F) || c == 0x061C ||
          c == 0x115F || c == 0x1160 || c == 0x1680 || c == 0x17B4 || c == 0x17B5 || c == 0x180E ||
-         (c >= 0x2000 && c <= 0x200F) || c == 0x202F || (c >= 0x205F && c <= 0x2064) || c == 0x3000 ||
-         c == 0x3164 || (c >= 0xFE00 && c <= 0xFE0F) || c == 0xFEFF || c == 0xFFA0 || (c >= 0xE0000 && c <= 0xE0FFF);
+         (c >= 0x2000 && c <= 0x200F) || c == 0x202F || (c >= 0x205F && c <= 0x2064) || c == 0x3000 || c == 0x3164 ||
+         (c >= 0xFE00 && c <= 0xFE0F) || c == 0xFEFF || c == 0xFFA0 || (c >= 0xE0000 && c <= 0xE0FFF);
 }
 
 }  // namespace

@@ -18,15 +18,15 @@ enum class RequestType : uint8_t { kJoin, kResume, kLeave, kSignal, kMessage, kC
 struct Request {
   RequestType type = RequestType::kPing;
   int64_t id = kNoRequest;
-  std::string room;    // join, resume
-  std::string name;    // join (may be empty when a token names the user)
-  std::string token;   // join
-  std::string user;    // join: not on the wire; the session sets it to the verified token's subject
-  std::string peer;    // resume
-  std::string resume;  // resume
-  std::string to;      // signal, message (empty: broadcast)
-  std::string data;    // signal, message: the `data` value re-serialized as JSON
-  std::string text;    // chat
+  std::string room;       // join, resume
+  std::string name;       // join (may be empty when a token names the user)
+  std::string token;      // join
+  std::string user;       // join: not on the wire; the session sets it to the verified token's subject
+  std::string peer;       // resume
+  std::string resume;     // resume
+  std::string to;         // signal, message (empty: broadcast)
+  std::string data;       // signal, message: the `data` value re-serialized as JSON
+  std::string text;       // chat
   MediaStatePatch state;  // join (initial), state
 };
 

@@ -132,10 +132,10 @@ void Session::handle(Request&& req) {
       });
       break;
     case RequestType::kState:
-      hub_.onRoom(room_, [ep = endpoint_, re, peer = peer_, room = room_, patch = req.state](RoomHost& rooms,
-                                                                                           Outbox& out) {
-        if (Room* r = rooms.find(room)) r->setState(ep, re, peer, patch, out);
-      });
+      hub_.onRoom(room_,
+                  [ep = endpoint_, re, peer = peer_, room = room_, patch = req.state](RoomHost& rooms, Outbox& out) {
+                    if (Room* r = rooms.find(room)) r->setState(ep, re, peer, patch, out);
+                  });
       break;
     default:
       sendError(re, ErrorCode::kInternal, "unhandled request");
@@ -210,8 +210,8 @@ void Session::enterRoom(Request&& req) {
       rooms.reapIfEmpty(room);  // the join may have been refused
     });
   } else {
-    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, peer = std::move(req.peer),
-                        token = std::move(req.resume)](RoomHost& rooms, Outbox& out) {
+    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, peer = std::move(req.peer), token = std::move(req.resume)](
+                           RoomHost& rooms, Outbox& out) {
       Room* r = rooms.find(room);
       if (!r) {
         refuseJoin(out, ep, re, ErrorCode::kResumeFailed, "nothing to resume: join again");

@@ -55,13 +55,19 @@ std::optional<Message> decode(std::string_view text) {
 
 std::string_view toString(MessageType type) {
   switch (type) {
-    case MessageType::kOffer: return "OFFER";
-    case MessageType::kAnswer: return "ANSWER";
-    case MessageType::kCandidate: return "CANDIDATE";
-    case MessageType::kLeave: return "LEAVE";
-    case MessageType::kExpire: return "EXPIRE";
+    case MessageType::kOffer:
+      return "OFFER";
+    case MessageType::kAnswer:
+      return "ANSWER";
+    case MessageType::kCandidate:
+      return "CANDIDATE";
+    case MessageType::kLeave:
+      return "LEAVE";
+    case MessageType::kExpire:
+      return "EXPIRE";
     case MessageType::kHeartbeat:
-    case MessageType::kUnknown: return {};
+    case MessageType::kUnknown:
+      return {};
   }
   return {};
 }

@@ -13,9 +13,9 @@ enum class MessageType : uint8_t { kHeartbeat, kOffer, kAnswer, kCandidate, kLea
 
 struct Message {
   MessageType type = MessageType::kUnknown;
-  std::string typeName;             // as sent (for kUnknown too)
-  std::optional<std::string> dst;   // absent, or not a string: nullopt
-  std::string payload;              // the payload re-serialized as JSON; empty when absent
+  std::string typeName;            // as sent (for kUnknown too)
+  std::optional<std::string> dst;  // absent, or not a string: nullopt
+  std::string payload;             // the payload re-serialized as JSON; empty when absent
 };
 
 std::optional<Message> decode(std::string_view text);

@@ -62,7 +62,8 @@ std::optional<http::Response> Service::http(const http::Request& req) {
   if (rest.empty()) {
     if (base == "/" || !get) return std::nullopt;  // '/' is kaiwa's web app (docs/peerjs.md)
     return finish(http::Response::json(
-        200, R"({"name":"PeerJS Server","description":"A server side element to broker connections between PeerJS clients.","website":"https://peerjs.com/"})"));
+        200,
+        R"({"name":"PeerJS Server","description":"A server side element to broker connections between PeerJS clients.","website":"https://peerjs.com/"})"));
   }
   auto slash = rest.find('/');
   if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
@@ -105,10 +106,8 @@ std::unique_ptr<http::WsHandler> Service::websocket(http::WsConnection& conn, co
 
 Session::Session(Service& service, http::WsConnection& conn, std::optional<std::string> key,
                  std::optional<std::string> id, std::optional<std::string> token)
-    : service_(service),
-      conn_(conn),
-      handshake_(std::make_unique<Handshake>(Handshake{std::move(key), std::move(token)})),
-      id_(id.value_or("")),
+    : service_(service), conn_(conn),
+      handshake_(std::make_unique<Handshake>(Handshake{std::move(key), std::move(token)})), id_(id.value_or("")),
       limiter_(service.hub().limits().burst, Clock::now()) {}
 
 Session::~Session() = default;
@@ -172,13 +171,13 @@ void Session::onClose() {
   unlist();
   if (phase_ == Phase::kIdle) return;
   phase_ = Phase::kIdle;
-  service_.hub().onRoom(service_.room(), [ep = endpoint(), room = service_.room(), id = id_](RoomHost& rooms,
-                                                                                           Outbox& out) {
-    if (Room* r = rooms.find(room)) {
-      r->detach(ep, Clock::now(), out, false, id);
-      rooms.reapIfEmpty(room);
-    }
-  });
+  service_.hub().onRoom(service_.room(),
+                        [ep = endpoint(), room = service_.room(), id = id_](RoomHost& rooms, Outbox& out) {
+                          if (Room* r = rooms.find(room)) {
+                            r->detach(ep, Clock::now(), out, false, id);
+                            rooms.reapIfEmpty(room);
+                          }
+                        });
 }
 
 void Session::unlist() {
@@ -230,11 +229,12 @@ void Session::onMessage(std::string_view payload, bool binary) {
     });
     return;
   }
-  hub.onRoom(room, [ep = endpoint(), room, id = id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
-                     data = std::move(msg->payload), hold = heldForAbsent(msg->type)](RoomHost& rooms,
-                                                                                      Outbox& out) mutable {
-    if (Room* r = rooms.find(room)) r->relay(ep, id, dst, std::move(kind), std::move(data), hold, Clock::now(), out);
-  });
+  hub.onRoom(room,
+             [ep = endpoint(), room, id = id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
+              data = std::move(msg->payload), hold = heldForAbsent(msg->type)](RoomHost& rooms, Outbox& out) mutable {
+               if (Room* r = rooms.find(room))
+                 r->relay(ep, id, dst, std::move(kind), std::move(data), hold, Clock::now(), out);
+             });
 }
 
 void Session::deliver(const EventPtr& event) {

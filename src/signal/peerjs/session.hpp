@@ -80,9 +80,9 @@ class Session final : public http::WsHandler, public Connection {
   Service& service_;
   http::WsConnection& conn_;
   std::unique_ptr<Handshake> handshake_;
-  std::string id_;  // empty: none given
+  std::string id_;        // empty: none given
   uint64_t session_ = 0;  // the hub's id of this connection, on conn_.worker()
-  TokenBucket limiter_;  // Limits::messagesPerSecond, Limits::burst
+  TokenBucket limiter_;   // Limits::messagesPerSecond, Limits::burst
   Phase phase_ = Phase::kIdle;
   bool open_ = false;
   bool listed_ = false;

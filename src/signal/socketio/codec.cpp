@@ -65,14 +65,18 @@ bool isBinary(SioType t) { return t == SioType::kBinaryEvent || t == SioType::kB
 
 bool validData(SioType type, const std::optional<json::value>& data) {
   switch (type) {
-    case SioType::kConnect: return !data || data->is_object();
-    case SioType::kDisconnect: return !data;
+    case SioType::kConnect:
+      return !data || data->is_object();
+    case SioType::kDisconnect:
+      return !data;
     case SioType::kEvent:
     case SioType::kBinaryEvent:
       return data && data->is_array() && !data->get_array().empty() && data->get_array()[0].is_string();
     case SioType::kAck:
-    case SioType::kBinaryAck: return data && data->is_array();
-    case SioType::kConnectError: return data && (data->is_object() || data->is_string());
+    case SioType::kBinaryAck:
+      return data && data->is_array();
+    case SioType::kConnectError:
+      return data && (data->is_object() || data->is_string());
   }
   return false;
 }
@@ -156,11 +160,16 @@ std::string encodeOpenData(std::string_view sid, bool offerWebSocketUpgrade, int
 
 std::string encodeError(EioError code) {
   switch (code) {
-    case EioError::kUnknownTransport: return R"({"code":0,"message":"Transport unknown"})";
-    case EioError::kUnknownSid: return R"({"code":1,"message":"Session ID unknown"})";
-    case EioError::kBadHandshakeMethod: return R"({"code":2,"message":"Bad handshake method"})";
-    case EioError::kBadRequest: return R"({"code":3,"message":"Bad request"})";
-    case EioError::kForbidden: return R"({"code":4,"message":"Forbidden"})";
+    case EioError::kUnknownTransport:
+      return R"({"code":0,"message":"Transport unknown"})";
+    case EioError::kUnknownSid:
+      return R"({"code":1,"message":"Session ID unknown"})";
+    case EioError::kBadHandshakeMethod:
+      return R"({"code":2,"message":"Bad handshake method"})";
+    case EioError::kBadRequest:
+      return R"({"code":3,"message":"Bad request"})";
+    case EioError::kForbidden:
+      return R"({"code":4,"message":"Forbidden"})";
     case EioError::kUnsupportedProtocolVersion:
       return R"({"code":5,"message":"Unsupported protocol version"})";
   }

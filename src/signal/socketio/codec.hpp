@@ -64,13 +64,13 @@ struct SioPacket {
   SioType type = SioType::kEvent;
   std::string nsp = "/";
   std::optional<uint64_t> ackId;
-  std::size_t attachments = 0;            // declared count (binary types only)
+  std::size_t attachments = 0;             // declared count (binary types only)
   std::optional<boost::json::value> data;  // absent when the packet has no JSON part
   std::vector<std::string> buffers;        // attachment bytes, in order (filled by BinaryAssembler or the sender)
 };
 
 struct SioLimits {
-  std::size_t maxAttachments = 16;   // per packet
+  std::size_t maxAttachments = 16;  // per packet
   std::size_t maxJsonDepth = 32;
 };
 
@@ -135,7 +135,10 @@ class BinaryAssembler {
   enum class Result : uint8_t { kNeedMore, kComplete, kError };
   Result add(std::string bytes, SioPacket& completed);
   bool waiting() const { return pending_.has_value(); }
-  void reset() { pending_.reset(); bytes_ = 0; }
+  void reset() {
+    pending_.reset();
+    bytes_ = 0;
+  }
 
  private:
   std::size_t maxBytes_;

@@ -17,7 +17,7 @@ struct Options {
   Millis connectTimeout{10000};      // an Engine.IO session whose client sends no Socket.IO CONNECT in time is closed
   std::size_t maxPayload = 1000000;  // one Engine.IO packet / polling POST body; more closes the session
   std::string defaultRoom = "default";  // where unaddressed events go for a socket that joined no room
-  bool relayUnknownEvents = false;   // relay events kaiwa does not know to the sender's rooms (else an error ack)
+  bool relayUnknownEvents = false;      // relay events kaiwa does not know to the sender's rooms (else an error ack)
 };
 
 }  // namespace kaiwa::signal::socketio

@@ -1,9 +1,9 @@
 #include "signal/socketio/session.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -25,7 +25,7 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr std::string_view kRoomPrefix = "sio:";          // room-core names of Socket.IO rooms...
+constexpr std::string_view kRoomPrefix = "sio:";           // room-core names of Socket.IO rooms...
 constexpr std::string_view kImplicitPrefix = "sio-idle:";  // ...and of the quiet rooms of sockets in none
 constexpr std::size_t kMaxRoomsPerSocket = 16;
 constexpr std::size_t kImplicitRoomCapacity = 1'000'000;  // every socket that joined no room may be there
@@ -34,7 +34,7 @@ constexpr uint16_t kCloseGoingAway = 1001;
 constexpr uint16_t kClosePolicy = 1008;
 constexpr uint16_t kCloseTooBig = 1009;
 constexpr std::size_t kMaxTokenBytes = 4096;  // a longer room token is not kept (nor checked): no token
-constexpr Millis kErrorEventSpacing{200};  // `kaiwa:error` events (no ack to carry the error) at most 5 per second
+constexpr Millis kErrorEventSpacing{200};     // `kaiwa:error` events (no ack to carry the error) at most 5 per second
 
 std::string roomKey(std::string_view name, bool implicit) {
   std::string k(implicit ? kImplicitPrefix : kRoomPrefix);
@@ -164,7 +164,8 @@ bool placeholdersValid(const json::value& v, std::size_t count) {
       }
       return true;
     }
-    default: return true;
+    default:
+      return true;
   }
 }
 
@@ -217,7 +218,7 @@ struct Membership final : Connection {
   Endpoint endpoint{};
   int64_t joinAck = -1;              // the join-room's ack id, if it asked for one
   std::unique_ptr<Membership> next;  // the socket's next room (EngineSession::memberships_, in join order)
-  bool implicit;  // the room of a socket that joined none (quiet, no announcements)
+  bool implicit;                     // the room of a socket that joined none (quiet, no announcements)
   bool joined = false;
 };
 
@@ -297,7 +298,8 @@ struct Service::Impl {
   Impl(Hub& h, net::WorkerPool& p, Options o)
       : hub(h), pool(p), options(std::move(o)), sessions(p.size()), deadlines(p.size()),
         armedFor(p.size(), TimePoint::max()) {
-    for (uint32_t w = 0; w < p.size(); ++w) tickers.push_back(std::make_unique<boost::asio::steady_timer>(p.context(w)));
+    for (uint32_t w = 0; w < p.size(); ++w)
+      tickers.push_back(std::make_unique<boost::asio::steady_timer>(p.context(w)));
     if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
     if (options.path.back() != '/') options.path.push_back('/');
     explicitPolicy.keepDetached = false;
@@ -348,12 +350,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
  public:
   EngineSession(Service::Impl& svc, uint32_t worker, std::string_view sid, std::string_view address,
                 std::string roomHint, std::string queryToken)
-      : svc_(svc),
-        sid_(sid),
-        address_(address),
-        connectBy_(Clock::now() + svc.options.connectTimeout),
-        limiter_(svc.hub.limits().burst, Clock::now()),
-        worker_(worker) {
+      : svc_(svc), sid_(sid), address_(address), connectBy_(Clock::now() + svc.options.connectTimeout),
+        limiter_(svc.hub.limits().burst, Clock::now()), worker_(worker) {
     if (!roomHint.empty() || !queryToken.empty()) {
       credentials_ = std::make_unique<Credentials>(Credentials{std::move(roomHint), std::move(queryToken), {}, {}});
     }
@@ -584,7 +582,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   template <typename E>
   void onRoomEvent(Membership&, const E&) {}  // PeerState, Chat, Expired: nothing on this wire
 
-  // --- Engine.IO internals ---------------------------------------------------------------------------------------------
+  // --- Engine.IO internals
+  // ---------------------------------------------------------------------------------------------
 
   void schedulePing() {
     awaitingPong_ = false;
@@ -622,7 +621,6 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   }
 
  private:
-
   void onProbeFrame(const std::optional<EioPacket>& p) {
     Polling& poll = *poll_;
     if (p && p->type == EioType::kPing && p->data == "probe" && !poll.upgrading) {
@@ -655,12 +653,17 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       case EioType::kPong:
         if (awaitingPong_) schedulePing();
         return;
-      case EioType::kClose: close("client close", false); return;
-      case EioType::kMessage: onMessage(std::move(p)); return;
-      case EioType::kPing:   // clients do not ping in v4; answer anyway, as engine.io does
+      case EioType::kClose:
+        close("client close", false);
+        return;
+      case EioType::kMessage:
+        onMessage(std::move(p));
+        return;
+      case EioType::kPing:  // clients do not ping in v4; answer anyway, as engine.io does
         sendPacket(EioPacket{EioType::kPong, std::move(p.data), false});
         return;
-      case EioType::kNoop: return;
+      case EioType::kNoop:
+        return;
       default:  // open or upgrade on an established transport
         metrics::registry().drop(metrics::Drop::kMalformed);
         close("unexpected packet", false, kClosePolicy);
@@ -753,7 +756,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   // out for its receivers in one pass, without a copy of the frame or a DOM. False when the frame is anything else
   // (or malformed): then it goes the long way, which judges it.
   bool onRelayFrame(std::string_view frame) {
-    if (frame.size() < 3 || frame[0] != '4' || frame[1] != '2' || !connected_ || (assembler_ && assembler_->waiting())) {
+    if (frame.size() < 3 || frame[0] != '4' || frame[1] != '2' || !connected_ ||
+        (assembler_ && assembler_->waiting())) {
       return false;
     }
     auto ev = decodeRelayEvent(frame.substr(1), socketId_.view(), svc_.options.relayUnknownEvents);
@@ -777,8 +781,11 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       auto result = assembler_ ? assembler_->add(std::move(p.data), done) : BinaryAssembler::Result::kError;
       if (result != BinaryAssembler::Result::kNeedMore) assembler_.reset();
       switch (result) {
-        case BinaryAssembler::Result::kNeedMore: return;
-        case BinaryAssembler::Result::kComplete: onSocketPacket(std::move(done)); return;
+        case BinaryAssembler::Result::kNeedMore:
+          return;
+        case BinaryAssembler::Result::kComplete:
+          onSocketPacket(std::move(done));
+          return;
         case BinaryAssembler::Result::kError:
           metrics::registry().drop(metrics::Drop::kMalformed);
           close("bad attachment", false, kClosePolicy);
@@ -809,7 +816,9 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   void onSocketPacket(SioPacket p) {
     switch (p.type) {
-      case SioType::kConnect: onConnect(std::move(p)); return;
+      case SioType::kConnect:
+        onConnect(std::move(p));
+        return;
       case SioType::kDisconnect:
         if (p.nsp == "/") disconnectSocket();
         return;
@@ -834,8 +843,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
 
   void onConnect(SioPacket p) {
     if (p.nsp != "/") {
-      SioPacket refuse{SioType::kConnectError, p.nsp, {}, 0, json::value(json::object{{"message", "Invalid namespace"}}),
-                       {}};
+      SioPacket refuse{
+          SioType::kConnectError, p.nsp, {}, 0, json::value(json::object{{"message", "Invalid namespace"}}), {}};
       sendText(encodePacket(refuse));
       return;
     }
@@ -844,8 +853,12 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     // cycling CONNECT and DISCONNECT is slowed down as one flooding events is.
     if (!limiter_.allow(Clock::now(), svc_.hub.limits().messagesPerSecond, svc_.hub.limits().burst)) {
       metrics::registry().drop(metrics::Drop::kRateLimited);
-      SioPacket refuse{SioType::kConnectError, "/", {}, 0,
-                       json::value(json::object{{"message", "rate-limited: too many messages, slow down"}}), {}};
+      SioPacket refuse{SioType::kConnectError,
+                       "/",
+                       {},
+                       0,
+                       json::value(json::object{{"message", "rate-limited: too many messages, slow down"}}),
+                       {}};
       sendText(encodePacket(refuse));
       return;
     }
@@ -906,19 +919,19 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     m->joinAck = ack ? static_cast<int64_t>(*ack) : -1;
     const RoomPolicy& policy = implicit ? svc_.implicitPolicy : svc_.explicitPolicy;
     std::string key = m->key();
-    svc_.hub.onRoom(key, [ep = m->endpoint, key, policy, id = socketId_.str(), address = address_](RoomHost& rooms,
-                                                                                                  Outbox& out) {
-      ErrorCode refused = ErrorCode::kTooManyRooms;
-      Room* r = rooms.findOrCreate(key, policy, RoomCreator{address.view(), Clock::now()}, &refused);
-      if (!r) {
-        refuseJoin(out, ep, kNoRequest, refused,
-                   refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"
-                                                      : "this server holds the most rooms it may");
-        return;
-      }
-      r->join(JoinRequest{ep, kNoRequest, {}, {}, id}, Clock::now(), out);  // no name: nothing here shows one
-      rooms.reapIfEmpty(key);
-    });
+    svc_.hub.onRoom(
+        key, [ep = m->endpoint, key, policy, id = socketId_.str(), address = address_](RoomHost& rooms, Outbox& out) {
+          ErrorCode refused = ErrorCode::kTooManyRooms;
+          Room* r = rooms.findOrCreate(key, policy, RoomCreator{address.view(), Clock::now()}, &refused);
+          if (!r) {
+            refuseJoin(out, ep, kNoRequest, refused,
+                       refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"
+                                                          : "this server holds the most rooms it may");
+            return;
+          }
+          r->join(JoinRequest{ep, kNoRequest, {}, {}, id}, Clock::now(), out);  // no name: nothing here shows one
+          rooms.reapIfEmpty(key);
+        });
     return *m;
   }
 
@@ -1064,10 +1077,10 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
       return;
     }
     if (Membership* m = membership(*room, false)) {  // socket.io's join is idempotent
-      if (p.ackId) {  // answered with the others in the room (ev::Joined with re)
+      if (p.ackId) {                                 // answered with the others in the room (ev::Joined with re)
         std::string key = m->key();
-        svc_.hub.onRoom(key, [ep = m->endpoint, key, id = socketId_.str(),
-                                 re = static_cast<int64_t>(*p.ackId)](RoomHost& rooms, Outbox& out) {
+        svc_.hub.onRoom(key, [ep = m->endpoint, key, id = socketId_.str(), re = static_cast<int64_t>(*p.ackId)](
+                                 RoomHost& rooms, Outbox& out) {
           std::vector<PeerInfo> others;
           if (Room* r = rooms.find(key); r && r->contains(id)) {
             others = r->members();
@@ -1199,8 +1212,8 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
     int64_t re = p.ackId ? static_cast<int64_t>(*p.ackId) : kNoRequest;
     std::string frames = encodeFor(std::move(p));
     std::string key = m->key();
-    svc_.hub.onRoom(key, [ep = m->endpoint, key, id = socketId_.str(), patch, frames = std::move(frames),
-                         re](RoomHost& rooms, Outbox& out) mutable {
+    svc_.hub.onRoom(key, [ep = m->endpoint, key, id = socketId_.str(), patch, frames = std::move(frames), re](
+                             RoomHost& rooms, Outbox& out) mutable {
       if (Room* r = rooms.find(key)) {
         r->setState(ep, kNoRequest, id, patch, out);
         r->message(ep, re, id, "", std::move(frames), out);
@@ -1257,20 +1270,20 @@ class EngineSession final : public std::enable_shared_from_this<EngineSession> {
   // used.
   Service::Impl& svc_;
   Sid sid_;
-  SocketId socketId_;  // set by the first CONNECT
-  Address address_;    // the client's, for the per-address limits
+  SocketId socketId_;    // set by the first CONNECT
+  Address address_;      // the client's, for the per-address limits
   TimePoint connectBy_;  // a session that connected no socket by then is closed
   TimePoint pingDue_{};  // when to ping, or (awaitingPong_) when the pong is late
   TimePoint lastErrorEvent_{};
   TokenBucket limiter_;  // Limits::messagesPerSecond, Limits::burst
   std::shared_ptr<WsLink> ws_;
-  std::unique_ptr<Polling> poll_;                  // sessions that started with long polling, until they upgrade
-  std::unique_ptr<BinaryAssembler> assembler_;     // while a packet waits for its attachments
-  std::unique_ptr<Credentials> credentials_;       // when the handshake or the CONNECT carried any
-  std::unique_ptr<Membership> memberships_;  // the first room; the others follow through Membership::next
+  std::unique_ptr<Polling> poll_;               // sessions that started with long polling, until they upgrade
+  std::unique_ptr<BinaryAssembler> assembler_;  // while a packet waits for its attachments
+  std::unique_ptr<Credentials> credentials_;    // when the handshake or the CONNECT carried any
+  std::unique_ptr<Membership> memberships_;     // the first room; the others follow through Membership::next
   uint32_t worker_;
   bool closed_ = false, awaitingPong_ = false, connected_ = false;
-  bool holdsPollingPlace_ = false;  // releasePollingPlace
+  bool holdsPollingPlace_ = false;            // releasePollingPlace
   std::optional<ErrorCode> implicitRefused_;  // why the room core refused the implicit room, if it did
   bool direct_ = false;  // opened as a WebSocket (never polled): its transport and it share a worker, and may move
 };
@@ -1347,8 +1360,7 @@ class WsTransport final : public http::WsHandler {
   WsTransport(Service::Impl& svc, http::WsConnection& conn, http::Request req, std::optional<uint32_t> owner,
               std::string sid)
       : svc_(svc), conn_(conn), req_(std::make_unique<http::Request>(std::move(req))),
-        owner_(owner.value_or(conn.worker())), sid_(sid),
-        upgrade_(owner.has_value()) {
+        owner_(owner.value_or(conn.worker())), sid_(sid), upgrade_(owner.has_value()) {
     link_ = std::make_shared<WsLink>();
     link_->worker = conn.worker();
   }

@@ -44,8 +44,8 @@ TEST(IceServers, TurnCredentialsLiveForTheConfiguredTtl) {
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(urlsOf(list[0].as_object()), std::vector<std::string>{"stun:203.0.113.7:3478"});
   const auto& turn = list[1].as_object();
-  EXPECT_EQ(urlsOf(turn), (std::vector<std::string>{"turn:203.0.113.7:3478?transport=udp",
-                                                     "turn:203.0.113.7:3478?transport=tcp"}));
+  EXPECT_EQ(urlsOf(turn),
+            (std::vector<std::string>{"turn:203.0.113.7:3478?transport=udp", "turn:203.0.113.7:3478?transport=tcp"}));
   std::string user(turn.at("username").as_string());
   EXPECT_TRUE(user.starts_with(std::to_string(kNow + 900) + ":")) << user;
   EXPECT_EQ(std::string(turn.at("credential").as_string()), turn::Credentials::restPassword("s3cr3t", user));
@@ -58,7 +58,8 @@ TEST(IceServers, TurnsUrlWithTheSameCredentialsWhenTlsListens) {
   auto urls = urlsOf(list[1].as_object());
   ASSERT_EQ(urls.size(), 3u);
   EXPECT_EQ(urls[2], "turns:turn.example.org:5349?transport=tcp");
-  EXPECT_TRUE(std::string(list[1].as_object().at("username").as_string()).starts_with(std::to_string(kNow + 900) + ":"));
+  EXPECT_TRUE(
+      std::string(list[1].as_object().at("username").as_string()).starts_with(std::to_string(kNow + 900) + ":"));
 }
 
 // Each answer is a TURN user of its own ("EXPIRY:ID", ID random), so TURN's per-user quota is per browser: with one
@@ -86,14 +87,14 @@ TEST(IceServers, RoomTokenIsRequiredWithAnAuthSecret) {
     return auth::signRoomToken({std::move(room), "alice", expires, kNow}, secret);
   };
   std::optional<std::string> none, demo = "demo";
-  EXPECT_TRUE(iceServersRefusal("", none, demo, secret, kNow));                  // nothing presented
+  EXPECT_TRUE(iceServersRefusal("", none, demo, secret, kNow));  // nothing presented
   EXPECT_FALSE(iceServersRefusal("Bearer " + token("demo"), none, demo, secret, kNow));
   EXPECT_FALSE(iceServersRefusal("bearer   " + token("demo"), none, demo, secret, kNow));
-  EXPECT_FALSE(iceServersRefusal("", token("demo"), demo, secret, kNow));       // ?token=
-  EXPECT_FALSE(iceServersRefusal("", token("*"), demo, secret, kNow));          // any room
+  EXPECT_FALSE(iceServersRefusal("", token("demo"), demo, secret, kNow));  // ?token=
+  EXPECT_FALSE(iceServersRefusal("", token("*"), demo, secret, kNow));     // any room
   EXPECT_FALSE(iceServersRefusal("", token("*"), none, secret, kNow));
-  EXPECT_TRUE(iceServersRefusal("", token("demo"), none, secret, kNow));        // no ?room=: only a "*" token
-  EXPECT_TRUE(iceServersRefusal("", token("other"), demo, secret, kNow));       // another room
+  EXPECT_TRUE(iceServersRefusal("", token("demo"), none, secret, kNow));            // no ?room=: only a "*" token
+  EXPECT_TRUE(iceServersRefusal("", token("other"), demo, secret, kNow));           // another room
   EXPECT_TRUE(iceServersRefusal("", token("demo", kNow - 1), demo, secret, kNow));  // expired
   EXPECT_TRUE(iceServersRefusal("", auth::signRoomToken({"demo", "a", kNow + 60, kNow}, "wrong"), demo, secret, kNow));
   EXPECT_TRUE(iceServersRefusal("Basic YTpi", token("demo"), demo, secret, kNow));  // a header that is not Bearer

@@ -106,7 +106,7 @@ TEST(AddressLimitsTest, PollingSessionsPerAddressAndInTotal) {
   EXPECT_TRUE(limits.openPollingSession("192.0.2.1"));
   EXPECT_FALSE(limits.openPollingSession("192.0.2.1"));
   EXPECT_EQ(limits.refusals(AddressRefusal::kPollingSessions), 1u);
-  EXPECT_TRUE(limits.openPollingSession("127.0.0.1"));  // exempt from the per-address limit...
+  EXPECT_TRUE(limits.openPollingSession("127.0.0.1"));   // exempt from the per-address limit...
   EXPECT_FALSE(limits.openPollingSession("127.0.0.1"));  // ...but not from the total
   EXPECT_EQ(limits.refusals(AddressRefusal::kPollingSessionsTotal), 1u);
   EXPECT_EQ(limits.pollingSessionsTotal(), 3u);
@@ -137,7 +137,7 @@ TEST(AddressLimitsTest, SweepForgetsOnlyIdleRefilledAddresses) {
   AddressLimits limits(o);
   ASSERT_TRUE(limits.openConnection("192.0.2.1", t0()));  // held open
   ASSERT_TRUE(limits.openConnection("192.0.2.2", t0()));
-  limits.closeConnection("192.0.2.2");                    // idle, bucket not yet full
+  limits.closeConnection("192.0.2.2");  // idle, bucket not yet full
   limits.sweep(t0());
   EXPECT_EQ(limits.tracked(), 2u);  // forgetting 192.0.2.2 now would refill its bucket early
   limits.sweep(t0() + 2s);

@@ -94,8 +94,14 @@ TEST(Hub, RelaysBetweenConnectionsOnDifferentWorkers) {
   EXPECT_EQ(sig->from, jb->peer);
   EXPECT_EQ(sig->data, R"({"x":1})");
 
-  runOn(pool, 0, [&] { hub.detach(ea); return 0; });
-  runOn(pool, 1, [&] { hub.detach(eb); return 0; });
+  runOn(pool, 0, [&] {
+    hub.detach(ea);
+    return 0;
+  });
+  runOn(pool, 1, [&] {
+    hub.detach(eb);
+    return 0;
+  });
   pool.stop();
 }
 
@@ -120,7 +126,10 @@ TEST(Hub, DeliveriesToADetachedConnectionAreDropped) {
   Hub hub(pool, HubOptions{});
   FakeConnection a(0);
   Endpoint ea = runOn(pool, 0, [&] { return hub.attach(0, &a); });
-  runOn(pool, 0, [&] { hub.detach(ea); return 0; });
+  runOn(pool, 0, [&] {
+    hub.detach(ea);
+    return 0;
+  });
   runOn(pool, 0, [&] {
     Outbox out;
     reply(out, ea, ev::Bye{"x"});
@@ -148,7 +157,10 @@ TEST(Hub, AReusedSlotGetsNoEventsOfItsFormerConnection) {
   Hub hub(pool, HubOptions{});
   FakeConnection a(0), b(0), c(0);
   Endpoint ea = runOn(pool, 0, [&] { return hub.attach(0, &a); });
-  runOn(pool, 0, [&] { hub.detach(ea); return 0; });
+  runOn(pool, 0, [&] {
+    hub.detach(ea);
+    return 0;
+  });
   Endpoint eb = runOn(pool, 0, [&] { return hub.attach(0, &b); });
   EXPECT_NE(eb, ea);
   EXPECT_NE(eb.session, 0u);
@@ -174,9 +186,16 @@ TEST(Hub, AReusedSlotGetsNoEventsOfItsFormerConnection) {
       EXPECT_EQ(std::count(seen.begin(), seen.end(), e), 0);
       seen.push_back(e);
     }
-    for (const auto& e : now) runOn(pool, 0, [&] { hub.detach(e); return 0; });
+    for (const auto& e : now)
+      runOn(pool, 0, [&] {
+        hub.detach(e);
+        return 0;
+      });
   }
-  runOn(pool, 0, [&] { hub.detach(eb); return 0; });
+  runOn(pool, 0, [&] {
+    hub.detach(eb);
+    return 0;
+  });
   pool.stop();
 }
 
@@ -277,8 +296,7 @@ TEST(Hub, TasksPostedFromOneWorkerRunInOrder) {
       if (i % 2) {
         hub.onRoom(room, [i, &order](RoomHost&, Outbox&) { order.push_back(i); });
       } else {
-        hub.onRoom(room,
-                   [i, &order, pad = std::array<char, 512>{}](RoomHost&, Outbox&) { order.push_back(i); });
+        hub.onRoom(room, [i, &order, pad = std::array<char, 512>{}](RoomHost&, Outbox&) { order.push_back(i); });
       }
     }
     return 0;

@@ -1,7 +1,7 @@
 #include "signal/native/codec.hpp"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 namespace kaiwa::signal::native {
 namespace {
@@ -74,8 +74,7 @@ TEST(NativeDecode, BadMessagesSayWhy) {
   EXPECT_NE(bad(R"({"v":1,"type":"signal","data":{}})").message.find("'to'"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":"signal","to":"x"})").message.find("'data'"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":"join","room":5,"name":"a"})").message.find("string"), std::string::npos);
-  EXPECT_NE(bad(R"({"v":1,"type":"state","state":{"audioMuted":"yes"}})").message.find("boolean"),
-            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"state","state":{"audioMuted":"yes"}})").message.find("boolean"), std::string::npos);
   EXPECT_EQ(bad(R"({"v":1,"type":"join","room":"has space","name":"a"})").code, ErrorCode::kBadMessage);
   EXPECT_EQ(bad(R"({"v":1,"type":"chat","text":""})").code, ErrorCode::kBadMessage);
   EXPECT_EQ(bad(R"({"v":1,"type":"chat","text":")" + std::string(4097, 'x') + "\"}").code, ErrorCode::kBadMessage);
@@ -110,22 +109,21 @@ TEST(NativeNames, RoomAndDisplayNames) {
 
 TEST(NativeNames, ADisplayNameShowsSomethingAndCannotReorderText) {
   EXPECT_TRUE(validDisplayName("Ann-Marie"));
-  EXPECT_TRUE(validDisplayName(" Bo "));                  // spaces around something visible
-  EXPECT_TRUE(validDisplayName("e\u0301"));               // a combining mark after a letter
+  EXPECT_TRUE(validDisplayName(" Bo "));                      // spaces around something visible
+  EXPECT_TRUE(validDisplayName("e\u0301"));                   // a combining mark after a letter
   EXPECT_TRUE(validDisplayName("\u05e9\u05dc\u05d5\u05dd"));  // right-to-left letters are letters
   EXPECT_FALSE(validDisplayName(" "));
   EXPECT_FALSE(validDisplayName("   "));
-  EXPECT_FALSE(validDisplayName("\u200b"));                // zero-width space
+  EXPECT_FALSE(validDisplayName("\u200b"));              // zero-width space
   EXPECT_FALSE(validDisplayName("\u3000\u00a0\ufeff"));  // ideographic space, no-break space, BOM
-  EXPECT_FALSE(validDisplayName("\u0301"));                // a combining mark alone
-  EXPECT_FALSE(validDisplayName("\u3164"));                // Hangul filler
-  EXPECT_FALSE(validDisplayName("\u202e"));                // an RTL override alone...
-  EXPECT_FALSE(validDisplayName("alice\u202etxt.exe"));    // ...or spoofing what follows
-  EXPECT_FALSE(validDisplayName("a\u2066b\u2069"));       // isolates
-  EXPECT_FALSE(validDisplayName("a\u2028b"));              // line separator
-  EXPECT_FALSE(validDisplayName("a\u0085b"));              // C1 control (NEL)
+  EXPECT_FALSE(validDisplayName("\u0301"));              // a combining mark alone
+  EXPECT_FALSE(validDisplayName("\u3164"));              // Hangul filler
+  EXPECT_FALSE(validDisplayName("\u202e"));              // an RTL override alone...
+  EXPECT_FALSE(validDisplayName("alice\u202etxt.exe"));  // ...or spoofing what follows
+  EXPECT_FALSE(validDisplayName("a\u2066b\u2069"));      // isolates
+  EXPECT_FALSE(validDisplayName("a\u2028b"));            // line separator
+  EXPECT_FALSE(validDisplayName("a\u0085b"));            // C1 control (NEL)
 }
-
 
 json::object parsed(const Event& e) { return json::parse(encode(e)).as_object(); }
 
@@ -261,9 +259,10 @@ TEST(NativeDecodeData, EscapesAndUnicodeRoundTrip) {
 }
 
 TEST(NativeDecodeData, InvalidJsonIsRefused) {
-  for (std::string data : {"[1,}", "[1,]", "{\"a\":1,}", "01", "NaN", "Infinity", "-", "1.", ".5", "\"\\x\"",
-                           "\"\\ud800\"", "\"\\udc00x\"", "\"a\xff\"", "\"\xc3\"", "\"\x01\"", "'x'", "[1]/*c*/",
-                           "{\"a\"}", "tru", "nul", "[", "\"abc"}) {
+  for (std::string data :
+       {"[1,}",     "[1,]",    "{\"a\":1,}",  "01",           "NaN",       "Infinity", "-",        "1.",
+        ".5",       "\"\\x\"", "\"\\ud800\"", "\"\\udc00x\"", "\"a\xff\"", "\"\xc3\"", "\"\x01\"", "'x'",
+        "[1]/*c*/", "{\"a\"}", "tru",         "nul",          "[",         "\"abc"}) {
     DecodeError e = bad(messageWith(data));
     EXPECT_EQ(e.code, ErrorCode::kBadMessage) << data;
     EXPECT_NE(e.message.find("not valid JSON"), std::string::npos) << data << ": " << e.message;
@@ -312,8 +311,7 @@ TEST(NativeDecodeFields, WrongTypesAreNamed) {
   EXPECT_NE(bad(R"({"v":"1","type":"ping"})").message.find("'v'"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1.0,"type":"ping"})").message.find("'v'"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":5})").message.find("'type'"), std::string::npos);
-  EXPECT_NE(bad(R"({"v":1,"type":"signal","to":5,"data":1})").message.find("'to' must be a string"),
-            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"signal","to":5,"data":1})").message.find("'to' must be a string"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":"message","to":null,"data":1})").message.find("'to' must be a string"),
             std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":"join","room":null,"name":"a"})").message.find("'room' must be a string"),
@@ -323,8 +321,7 @@ TEST(NativeDecodeFields, WrongTypesAreNamed) {
   EXPECT_NE(bad(R"({"v":1,"type":"state","state":5})").message.find("must be an object"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":"state","state":[{"audioMuted":true}]})").message.find("must be an object"),
             std::string::npos);
-  EXPECT_NE(bad(R"({"v":1,"type":"state","state":{"videoOff":{}}})").message.find("state.videoOff"),
-            std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"state","state":{"videoOff":{}}})").message.find("state.videoOff"), std::string::npos);
   EXPECT_NE(bad(R"({"v":1,"type":"join","room":"r","name":"a","state":{"screenSharing":1}})")
                 .message.find("state.screenSharing"),
             std::string::npos);

@@ -11,16 +11,20 @@ namespace kaiwa::signal::peerjs {
 namespace {
 
 TEST(PeerJsCodec, DecodesRelayedTypesWithDstAndPayload) {
-  auto m = decode(R"({"type":"OFFER","payload":{"sdp":{"type":"offer","sdp":"v=0\r\n"},"connectionId":"dc_1"},"dst":"bob"})");
+  auto m = decode(
+      R"({"type":"OFFER","payload":{"sdp":{"type":"offer","sdp":"v=0\r\n"},"connectionId":"dc_1"},"dst":"bob"})");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->type, MessageType::kOffer);
   EXPECT_EQ(m->typeName, "OFFER");
   ASSERT_TRUE(m->dst);
   EXPECT_EQ(*m->dst, "bob");
   EXPECT_EQ(boost::json::parse(m->payload).at("connectionId").as_string(), "dc_1");
-  for (auto [text, type] : {std::pair{"ANSWER", MessageType::kAnswer}, {"CANDIDATE", MessageType::kCandidate},
-                            {"LEAVE", MessageType::kLeave}, {"EXPIRE", MessageType::kExpire},
-                            {"HEARTBEAT", MessageType::kHeartbeat}, {"OPEN", MessageType::kUnknown},
+  for (auto [text, type] : {std::pair{"ANSWER", MessageType::kAnswer},
+                            {"CANDIDATE", MessageType::kCandidate},
+                            {"LEAVE", MessageType::kLeave},
+                            {"EXPIRE", MessageType::kExpire},
+                            {"HEARTBEAT", MessageType::kHeartbeat},
+                            {"OPEN", MessageType::kUnknown},
                             {"offer", MessageType::kUnknown}}) {
     auto d = decode(std::string(R"({"type":")") + text + R"("})");
     ASSERT_TRUE(d) << text;
@@ -62,7 +66,8 @@ TEST(PeerJsCodec, EncodesRelaysWithSrcAndDst) {
 }
 
 TEST(PeerJsCodec, RoundTripKeepsThePayload) {
-  std::string payload = R"({"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host","sdpMid":"0"},"type":"data","connectionId":"dc_x"})";
+  std::string payload =
+      R"({"candidate":{"candidate":"candidate:1 1 udp 2122260223 192.0.2.1 54400 typ host","sdpMid":"0"},"type":"data","connectionId":"dc_x"})";
   auto m = decode(R"({"type":"CANDIDATE","payload":)" + payload + R"(,"dst":"b"})");
   ASSERT_TRUE(m);
   auto relayed = decode(encodeRelay(toString(m->type), "a", *m->dst, m->payload));

@@ -12,8 +12,8 @@ TEST(RateLimiter, AllowsTheBurstThenTheRate) {
   RateLimiter r(10, 5, t);
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(r.allow(t)) << i;
   EXPECT_FALSE(r.allow(t));
-  EXPECT_FALSE(r.allow(t + 50ms));   // half a token
-  EXPECT_TRUE(r.allow(t + 100ms));   // one token back
+  EXPECT_FALSE(r.allow(t + 50ms));  // half a token
+  EXPECT_TRUE(r.allow(t + 100ms));  // one token back
   EXPECT_FALSE(r.allow(t + 100ms));
 }
 

@@ -26,7 +26,7 @@ TEST(RoomHotPath, DirectedMessagesAllocateNothing) {
   std::vector<std::string> data(4 * 1001, std::string(300, 'd'));  // as the decoders hand it over
   std::size_t delivered = 0;
   for (int i = 0; i <= 1000; ++i) {
-    counting = i > 0;  // the first round makes the blocks the others reuse
+    counting = i > 0;                                       // the first round makes the blocks the others reuse
     room.signal(kA, 5, a, b, std::move(data[4 * i]), out);  // and its ok
     room.signal(kA, kNoRequest, a, b, std::move(data[4 * i + 1]), out);
     room.message(kA, kNoRequest, a, b, std::move(data[4 * i + 2]), out);

@@ -396,9 +396,9 @@ TEST(RoomErrors, OnlyJoinAndResumeRefusalsAreMarkedAsSuch) {
   Room room("r", limits);
   Outbox out;
   std::string a = room.join(JoinRequest{{0, 1}, 1, "A", {}, {}}, TimePoint{}, out);
-  room.join(JoinRequest{{0, 2}, 2, "B", {}, {}}, TimePoint{}, out);           // room-full
-  room.resume({0, 3}, 3, a, "wrong", TimePoint{}, out);                       // resume-failed
-  room.signal({0, 1}, 4, a, "nobody", "{}", out);                             // unknown-peer
+  room.join(JoinRequest{{0, 2}, 2, "B", {}, {}}, TimePoint{}, out);  // room-full
+  room.resume({0, 3}, 3, a, "wrong", TimePoint{}, out);              // resume-failed
+  room.signal({0, 1}, 4, a, "nobody", "{}", out);                    // unknown-peer
   std::vector<std::pair<ErrorCode, bool>> seen;
   for (const auto& d : out) {
     if (const auto* e = std::get_if<ev::Error>(d.event.get())) seen.emplace_back(e->code, e->refusesJoin);
@@ -422,7 +422,11 @@ TEST(RoomOrder, ChurnKeepsJoinOrderAndRejoinedIdsAppearOnce) {
   Room room{"churn", limits};
   TimePoint now{};
   auto ep = [](uint64_t i) { return Endpoint{0, i + 1}; };
-  auto id = [](int i) { std::string s = "p"; s += std::to_string(i); return s; };  // not "p" + string&&: GCC 12 -O3 -Wrestrict
+  auto id = [](int i) {
+    std::string s = "p";
+    s += std::to_string(i);
+    return s;
+  };  // not "p" + string&&: GCC 12 -O3 -Wrestrict
   for (int i = 0; i < 200; ++i) {
     Outbox out;
     ASSERT_EQ(room.join(JoinRequest{ep(i), kNoRequest, "n", {}, id(i)}, now, out), id(i));

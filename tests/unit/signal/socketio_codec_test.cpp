@@ -61,7 +61,12 @@ TEST(EngineIoFrame, BinaryFrameIsARawBinaryMessage) {
 }
 
 TEST(EngineIoPayload, SplitsOnRecordSeparator) {
-  auto ps = decodePayload("4hello\x1e" "2\x1e" "1\x1e" "42[\"a\"]\x1e" "6");
+  auto ps = decodePayload(
+      "4hello\x1e"
+      "2\x1e"
+      "1\x1e"
+      "42[\"a\"]\x1e"
+      "6");
   ASSERT_TRUE(ps);
   ASSERT_EQ(ps->size(), 5u);
   EXPECT_EQ((*ps)[0].type, EioType::kMessage);
@@ -82,7 +87,9 @@ TEST(EngineIoPayload, SplitsOnRecordSeparator) {
 
 TEST(EngineIoPayload, BinaryPartsAreBase64) {
   // The spec's example: 4hello \x1e b<base64 of 01 02 03 04>.
-  auto ps = decodePayload("4hello\x1e" "bAQIDBA==");
+  auto ps = decodePayload(
+      "4hello\x1e"
+      "bAQIDBA==");
   ASSERT_TRUE(ps);
   ASSERT_EQ(ps->size(), 2u);
   EXPECT_FALSE((*ps)[0].binary);
@@ -90,7 +97,9 @@ TEST(EngineIoPayload, BinaryPartsAreBase64) {
   EXPECT_EQ((*ps)[1].type, EioType::kMessage);
   EXPECT_EQ((*ps)[1].data, "\x01\x02\x03\x04");
 
-  auto all = decodePayload("b+/+/\x1e" "b");
+  auto all = decodePayload(
+      "b+/+/\x1e"
+      "b");
   ASSERT_TRUE(all);
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].data, "\xfb\xff\xbf");  // '+' and '/' of the standard alphabet
@@ -104,16 +113,19 @@ TEST(EngineIoPayload, BinaryPartsAreBase64) {
 
 TEST(EngineIoPayload, RejectsMalformedParts) {
   for (std::string_view body : {
-           ""sv,                 // nothing at all is an empty packet
-           "4a\x1e"sv,           // trailing separator: empty last part
-           "\x1e" "4a"sv,        // empty first part
-           "4a\x1e\x1e" "4b"sv,  // empty middle part
-           "7x"sv,               // unknown type
-           "4a\x1e" "x"sv,       // garbage part
-           "bAQ-D"sv,            // base64url characters are not base64
+           ""sv,        // nothing at all is an empty packet
+           "4a\x1e"sv,  // trailing separator: empty last part
+           "\x1e"
+           "4a"sv,  // empty first part
+           "4a\x1e\x1e"
+           "4b"sv,  // empty middle part
+           "7x"sv,  // unknown type
+           "4a\x1e"
+           "x"sv,      // garbage part
+           "bAQ-D"sv,  // base64url characters are not base64
            "bAQ_D"sv,
-           "bA"sv,               // impossible length
-           "bAB"sv,              // non-canonical trailing bits ... 'B' leaves bits set
+           "bA"sv,   // impossible length
+           "bAB"sv,  // non-canonical trailing bits ... 'B' leaves bits set
            "b!!!!"sv,
            "b AQID"sv,
        }) {
@@ -125,7 +137,12 @@ TEST(EngineIoPayload, LimitsThePacketCount) {
   std::string body;
   EioPacket ping{EioType::kPing, "", false};
   for (int i = 0; i < 5; ++i) appendToPayload(body, ping);
-  EXPECT_EQ(body, "2\x1e" "2\x1e" "2\x1e" "2\x1e" "2");
+  EXPECT_EQ(body,
+            "2\x1e"
+            "2\x1e"
+            "2\x1e"
+            "2\x1e"
+            "2");
   EXPECT_TRUE(decodePayload(body, 5));
   EXPECT_FALSE(decodePayload(body, 4));
   EXPECT_FALSE(decodePayload("2", 0));
@@ -142,7 +159,13 @@ TEST(EngineIoPayload, AppendBuildsWhatDecodeReads) {
   };
   std::string body;
   for (const auto& p : packets) appendToPayload(body, p);
-  EXPECT_EQ(body, "0{\"sid\":\"x\"}\x1e" "42[\"ev\"]\x1e" "bAAH+/w==\x1e" "6\x1e" "b\x1e" "bYWJjZGU=");
+  EXPECT_EQ(body,
+            "0{\"sid\":\"x\"}\x1e"
+            "42[\"ev\"]\x1e"
+            "bAAH+/w==\x1e"
+            "6\x1e"
+            "b\x1e"
+            "bYWJjZGU=");
   auto back = decodePayload(body);
   ASSERT_TRUE(back);
   ASSERT_EQ(back->size(), packets.size());
@@ -328,26 +351,61 @@ TEST(SocketIoDecode, RejectsEveryRuleOfTheHeader) {
   std::string deep = "2[\"e\"," + std::string(40, '[') + std::string(40, ']') + "]";
   for (std::string_view text : {
            // unknown or missing type
-           ""sv, "7"sv, "9[]"sv, "x"sv, "/"sv,
+           ""sv,
+           "7"sv,
+           "9[]"sv,
+           "x"sv,
+           "/"sv,
            // binary types need "<n>-" with 1 <= n <= maxAttachments
-           R"(5["e"])"sv, R"(5-["e"])"sv, R"(50-["e"])"sv, R"(51["e"])"sv, "61"sv, R"(517-["e"])"sv,
-           R"(5x-["e"])"sv, R"(699999999999999999999999-[])"sv,
+           R"(5["e"])"sv,
+           R"(5-["e"])"sv,
+           R"(50-["e"])"sv,
+           R"(51["e"])"sv,
+           "61"sv,
+           R"(517-["e"])"sv,
+           R"(5x-["e"])"sv,
+           R"(699999999999999999999999-[])"sv,
            // a namespace runs to ',' or to the end: here it swallows the event's data, which EVENT needs
-           R"(2/admin["e"])"sv, "2/admin"sv,
+           R"(2/admin["e"])"sv,
+           "2/admin"sv,
            // CONNECT data: absent or an object
-           "0[]"sv, R"(0"x")"sv, "0/a,1[]"sv,
+           "0[]"sv,
+           R"(0"x")"sv,
+           "0/a,1[]"sv,
            // DISCONNECT: no data
-           "1{}"sv, "1[]"sv,
+           "1{}"sv,
+           "1[]"sv,
            // EVENT / BINARY_EVENT: a non-empty array whose first element is a string
-           "2"sv, "2[]"sv, "2[1]"sv, "2[null]"sv, R"(2{"e":1})"sv, R"(2"e")"sv, "27"sv,
-           R"(51-[{"_placeholder":true,"num":0}])"sv, R"(51-[])"sv,
+           "2"sv,
+           "2[]"sv,
+           "2[1]"sv,
+           "2[null]"sv,
+           R"(2{"e":1})"sv,
+           R"(2"e")"sv,
+           "27"sv,
+           R"(51-[{"_placeholder":true,"num":0}])"sv,
+           R"(51-[])"sv,
            // ACK / BINARY_ACK: an array
-           "3"sv, "31"sv, R"(31{})"sv, R"(31"x")"sv, R"(61-1{})"sv,
+           "3"sv,
+           "31"sv,
+           R"(31{})"sv,
+           R"(31"x")"sv,
+           R"(61-1{})"sv,
            // CONNECT_ERROR: an object or a string
-           "4"sv, "4[]"sv, "4true"sv,
+           "4"sv,
+           "4[]"sv,
+           "4true"sv,
            // JSON: valid, no non-finite numbers, nothing after it
-           R"(2["e",1e400])"sv, R"(2["e",-1e999])"sv, R"(3[{"a":[1e309]}])"sv, R"(2["e"]x)"sv, R"(2["e"]])"sv,
-           R"(2["e"]["f"])"sv, R"(2["e")"sv, R"(2['e'])"sv, R"(2["e",])"sv, "2[\"\xff\"]"sv,
+           R"(2["e",1e400])"sv,
+           R"(2["e",-1e999])"sv,
+           R"(3[{"a":[1e309]}])"sv,
+           R"(2["e"]x)"sv,
+           R"(2["e"]])"sv,
+           R"(2["e"]["f"])"sv,
+           R"(2["e")"sv,
+           R"(2['e'])"sv,
+           R"(2["e",])"sv,
+           "2[\"\xff\"]"sv,
            R"(2["e",NaN])"sv,
            R"(0{"a":1}{})"sv,
        }) {
@@ -424,10 +482,22 @@ TEST(SocketIoEncode, PacketsAsTheReferenceEncoderWritesThem) {
 
 TEST(SocketIoRoundTrip, EveryTypeDecodesToTheSamePacket) {
   for (std::string_view text : {
-           "0"sv, R"(0{"token":"t"})"sv, R"(0/admin,{"sid":"x"})"sv, "0/admin,"sv, "1"sv, "1/a,"sv,
-           R"(2["e"])"sv, R"(2/chat,12["e",{"a":[1,-2,"s",true,null]}])"sv, R"(25["e"])"sv,
-           R"(3[])"sv, R"(37["r",1])"sv, R"(3/x,0[])"sv, R"(4{"message":"no"})"sv, R"(4"no")"sv,
-           R"(4/n,{"message":"m","data":{}})"sv, R"(51-["e",{"_placeholder":true,"num":0}])"sv,
+           "0"sv,
+           R"(0{"token":"t"})"sv,
+           R"(0/admin,{"sid":"x"})"sv,
+           "0/admin,"sv,
+           "1"sv,
+           "1/a,"sv,
+           R"(2["e"])"sv,
+           R"(2/chat,12["e",{"a":[1,-2,"s",true,null]}])"sv,
+           R"(25["e"])"sv,
+           R"(3[])"sv,
+           R"(37["r",1])"sv,
+           R"(3/x,0[])"sv,
+           R"(4{"message":"no"})"sv,
+           R"(4"no")"sv,
+           R"(4/n,{"message":"m","data":{}})"sv,
+           R"(51-["e",{"_placeholder":true,"num":0}])"sv,
            R"(52-/b,3["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])"sv,
            R"(61-7[{"_placeholder":true,"num":0}])"sv,
        }) {
@@ -459,8 +529,7 @@ SioPacket binaryHeader(std::string_view text) {
 TEST(SocketIoBinaryAssembler, CompletesInOrder) {
   BinaryAssembler a(1000);
   EXPECT_FALSE(a.waiting());
-  EXPECT_FALSE(a.start(binaryHeader(
-      R"(52-9["file",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])")));
+  EXPECT_FALSE(a.start(binaryHeader(R"(52-9["file",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])")));
   EXPECT_TRUE(a.waiting());
   SioPacket done;
   EXPECT_EQ(a.add("first", done), BinaryAssembler::Result::kNeedMore);
@@ -472,8 +541,7 @@ TEST(SocketIoBinaryAssembler, CompletesInOrder) {
   ASSERT_EQ(done.buffers.size(), 2u);
   EXPECT_EQ(done.buffers[0], "first");
   EXPECT_EQ(done.buffers[1], "\x00second"s);
-  EXPECT_EQ(encodePacket(done),
-            R"(52-9["file",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])");
+  EXPECT_EQ(encodePacket(done), R"(52-9["file",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])");
 
   // The assembler is reusable, and its byte budget is per packet.
   EXPECT_FALSE(a.start(binaryHeader(R"(61-2[{"_placeholder":true,"num":0}])")));
@@ -492,8 +560,7 @@ TEST(SocketIoBinaryAssembler, PacketWithoutAttachmentsReturnsAtOnce) {
 
 TEST(SocketIoBinaryAssembler, TooManyBytesIsAnError) {
   BinaryAssembler a(10);
-  EXPECT_FALSE(
-      a.start(binaryHeader(R"(52-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])")));
+  EXPECT_FALSE(a.start(binaryHeader(R"(52-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}])")));
   SioPacket done;
   EXPECT_EQ(a.add("123456", done), BinaryAssembler::Result::kNeedMore);
   EXPECT_EQ(a.add("12345", done), BinaryAssembler::Result::kError);  // 11 > 10
@@ -547,8 +614,9 @@ TEST(SocketIoRelay, DirectedEventGetsFromLosesToAndAckId) {
   EXPECT_EQ(r->ackId, 7u);
   EXPECT_EQ(r->target, "BBBBBBBBBBBBBBBBBBBB");
   // Whitespace gone; escapes and the number's text as sent.
-  EXPECT_EQ(r->frame,
-            R"(42["offer",{"from":"FROMFROMFROMFROMFROM","offer":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 0.0.0.0"},"n":1.50e0}])");
+  EXPECT_EQ(
+      r->frame,
+      R"(42["offer",{"from":"FROMFROMFROMFROMFROM","offer":{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 0.0.0.0"},"n":1.50e0}])");
 }
 
 TEST(SocketIoRelay, DirectedEventDropsASpoofedFromAndKeepsNestedOnes) {
@@ -558,8 +626,9 @@ TEST(SocketIoRelay, DirectedEventDropsASpoofedFromAndKeepsNestedOnes) {
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->ackId);
   EXPECT_EQ(r->target, "AAAAAAAAAAAAAAAAAAAA");
-  EXPECT_EQ(r->frame,
-            R"(42["ice-candidate",{"from":"FROMFROMFROMFROMFROM","candidate":{"to":"x","from":"y"}},[1,{"to":2}],null])");
+  EXPECT_EQ(
+      r->frame,
+      R"(42["ice-candidate",{"from":"FROMFROMFROMFROMFROM","candidate":{"to":"x","from":"y"}},[1,{"to":2}],null])");
 }
 
 TEST(SocketIoRelay, LastToCountsAndOtherDuplicatesPassAsSent) {
@@ -606,18 +675,15 @@ TEST(SocketIoRelay, BroadcastRenamesAndPutsFromLast) {
 TEST(SocketIoRelay, LeavesEverythingElseToDecodePacket) {
   // Not for the fast path, but valid: decodePacket takes them.
   for (std::string_view text : {
-           R"(2["join-room","r1"])",
-           R"(2["toggle-audio",{"roomId":"r1","isMuted":true}])",
-           R"(2["unknown",{}])",
-           R"(2["offer",{"offer":{}}])",               // no `to`
-           R"(2["offer",{"to":7}])",                   // `to` not a string
-           R"(2["offer",{"to":"a","to":{"x":1}}])",    // the last `to` is not a string
-           R"(2["offer","BBBB"])",                     // no object
-           R"(2["offer"])",
-           R"(2["signal",{"_placeholder":true,"num":0}])",
-           R"(2/chat,["offer",{"to":"B"}])",           // a namespace
+           R"(2["join-room","r1"])", R"(2["toggle-audio",{"roomId":"r1","isMuted":true}])", R"(2["unknown",{}])",
+           R"(2["offer",{"offer":{}}])",             // no `to`
+           R"(2["offer",{"to":7}])",                 // `to` not a string
+           R"(2["offer",{"to":"a","to":{"x":1}}])",  // the last `to` is not a string
+           R"(2["offer","BBBB"])",                   // no object
+           R"(2["offer"])", R"(2["signal",{"_placeholder":true,"num":0}])",
+           R"(2/chat,["offer",{"to":"B"}])",  // a namespace
            R"(2/,["offer",{"to":"B"}])",
-           R"(2 ["offer",{"to":"B"}])",                // whitespace before the JSON
+           R"(2 ["offer",{"to":"B"}])",  // whitespace before the JSON
        }) {
     EXPECT_FALSE(decodeRelayEvent(text, kFrom, false)) << text;
     EXPECT_TRUE(decodePacket(text)) << text;

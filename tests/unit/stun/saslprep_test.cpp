@@ -10,13 +10,13 @@ using namespace std::string_literals;
 
 // RFC 4013 section 3.
 TEST(Saslprep, Rfc4013Examples) {
-  EXPECT_EQ(saslprep("I\u00ADX"), "IX");    // 1: SOFT HYPHEN mapped to nothing
-  EXPECT_EQ(saslprep("user"), "user");      // 2: no transformation
-  EXPECT_EQ(saslprep("USER"), "USER");      // 3: case preserved, will not match #2
-  EXPECT_EQ(saslprep("\u00AA"), "a");       // 4: output is NFKC
-  EXPECT_EQ(saslprep("\u2168"), "IX");      // 5: output is NFKC, will match #1
-  EXPECT_FALSE(saslprep("\u0007"));         // 6: prohibited character
-  EXPECT_FALSE(saslprep("\u0627\u0031"));   // 7: bidirectional check
+  EXPECT_EQ(saslprep("I\u00ADX"), "IX");   // 1: SOFT HYPHEN mapped to nothing
+  EXPECT_EQ(saslprep("user"), "user");     // 2: no transformation
+  EXPECT_EQ(saslprep("USER"), "USER");     // 3: case preserved, will not match #2
+  EXPECT_EQ(saslprep("\u00AA"), "a");      // 4: output is NFKC
+  EXPECT_EQ(saslprep("\u2168"), "IX");     // 5: output is NFKC, will match #1
+  EXPECT_FALSE(saslprep("\u0007"));        // 6: prohibited character
+  EXPECT_FALSE(saslprep("\u0627\u0031"));  // 7: bidirectional check
 }
 
 TEST(Saslprep, NonAsciiSpacesBecomeSpaces) {
@@ -33,13 +33,13 @@ TEST(Saslprep, CommonlyMappedToNothingIsRemoved) {
 TEST(Saslprep, ProhibitedOutputIsRefused) {
   EXPECT_FALSE(saslprep("al\x01ice"));
   EXPECT_FALSE(saslprep("alice\x7F"));
-  EXPECT_FALSE(saslprep("alice\u0085"));      // C1 control
-  EXPECT_FALSE(saslprep("ali\0ce"s));          // NUL
-  EXPECT_FALSE(saslprep("\uE000"));            // private use
-  EXPECT_FALSE(saslprep("a\u200Eb"));          // LEFT-TO-RIGHT MARK (change display properties)
-  EXPECT_FALSE(saslprep("\xED\xA0\x80"));      // an encoded surrogate: not UTF-8
-  EXPECT_FALSE(saslprep("\xC3"));              // truncated UTF-8
-  EXPECT_FALSE(saslprep("\xFF\xFE"));          // not UTF-8
+  EXPECT_FALSE(saslprep("alice\u0085"));   // C1 control
+  EXPECT_FALSE(saslprep("ali\0ce"s));      // NUL
+  EXPECT_FALSE(saslprep("\uE000"));        // private use
+  EXPECT_FALSE(saslprep("a\u200Eb"));      // LEFT-TO-RIGHT MARK (change display properties)
+  EXPECT_FALSE(saslprep("\xED\xA0\x80"));  // an encoded surrogate: not UTF-8
+  EXPECT_FALSE(saslprep("\xC3"));          // truncated UTF-8
+  EXPECT_FALSE(saslprep("\xFF\xFE"));      // not UTF-8
 }
 
 TEST(Saslprep, UnassignedCodePointsOnlyInQueries) {
@@ -56,8 +56,8 @@ TEST(Saslprep, PrintableAsciiIsTheIdentity) {
   EXPECT_FALSE(saslprepIdentity("caf\u00E9"));
   EXPECT_EQ(saslprep(""), "");
   EXPECT_EQ(saslprep("p@ss w0rd!"), "p@ss w0rd!");
-  EXPECT_EQ(saslprep("caf\u00E9"), "caf\u00E9");          // NFKC keeps the precomposed é
-  EXPECT_EQ(saslprep("cafe\u0301"), "caf\u00E9");         // and composes e + COMBINING ACUTE
+  EXPECT_EQ(saslprep("caf\u00E9"), "caf\u00E9");   // NFKC keeps the precomposed é
+  EXPECT_EQ(saslprep("cafe\u0301"), "caf\u00E9");  // and composes e + COMBINING ACUTE
 }
 
 }  // namespace

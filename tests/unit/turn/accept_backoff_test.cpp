@@ -27,7 +27,7 @@ TEST(AcceptBackoff, LogsOncePerTenSecondsWithTheSuppressedCount) {
   EXPECT_TRUE(first.log);
   EXPECT_EQ(first.suppressed, 0u);
   for (int i = 1; i < 10; ++i) EXPECT_FALSE(b.failed(t + i * 1s).log) << i;  // 9 failures within 10 s
-  b.succeeded();                                                              // a success does not reset the log
+  b.succeeded();                                                             // a success does not reset the log
   EXPECT_FALSE(b.failed(t + 9900ms).log);
   auto later = b.failed(t + 10s);
   EXPECT_TRUE(later.log);

@@ -81,13 +81,12 @@ TEST(PeerFilter, OwnAddressesAreRefused) {
 }
 
 TEST(PeerFilter, AllowAndDenyLists) {
-  PeerFilter f({*Cidr::parse("127.0.0.0/8"), *Cidr::parse("10.0.0.0/8")}, {*Cidr::parse("10.9.0.0/16"),
-                                                                           *Cidr::parse("8.8.8.8")},
-               {*stun::Address::parse("127.0.0.1", true)});
-  EXPECT_TRUE(allowed(f, "127.0.0.1:5000"));         // allowed even though it is the server's own address
-  EXPECT_TRUE(allowed(f, "::ffff:127.0.0.1"));        // judged as 127.0.0.1
+  PeerFilter f({*Cidr::parse("127.0.0.0/8"), *Cidr::parse("10.0.0.0/8")},
+               {*Cidr::parse("10.9.0.0/16"), *Cidr::parse("8.8.8.8")}, {*stun::Address::parse("127.0.0.1", true)});
+  EXPECT_TRUE(allowed(f, "127.0.0.1:5000"));    // allowed even though it is the server's own address
+  EXPECT_TRUE(allowed(f, "::ffff:127.0.0.1"));  // judged as 127.0.0.1
   EXPECT_TRUE(allowed(f, "10.1.1.1"));
-  EXPECT_FALSE(allowed(f, "10.9.1.1"));               // deny wins
+  EXPECT_FALSE(allowed(f, "10.9.1.1"));  // deny wins
   EXPECT_FALSE(allowed(f, "8.8.8.8"));
   EXPECT_FALSE(allowed(f, "::ffff:8.8.8.8"));
   EXPECT_FALSE(allowed(f, "192.168.0.1"));

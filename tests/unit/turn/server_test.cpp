@@ -1,7 +1,7 @@
 // The TURN state machine with a fake clock and a fake I/O layer: authentication, allocations, permissions, channels,
 // their lifetimes, quotas and the error codes of RFC 8656.
-#include "stun_code.hpp"
 #include "turn/server.hpp"
+#include "stun_code.hpp"
 
 #include <gtest/gtest.h>
 
@@ -94,9 +94,9 @@ class TurnServerTest : public ::testing::Test {
 
   void makeServer(TurnLimits limits, std::vector<Cidr> allow = {}) {
     server_.reset();
-    creds_ = std::make_shared<Credentials>("kaiwa.test", std::vector<std::pair<std::string, std::string>>{
-                                                             {"alice", "alicepw"}, {"bob", "bobpw"}},
-                                           std::vector<std::string>{"s3cr3t"});
+    creds_ = std::make_shared<Credentials>(
+        "kaiwa.test", std::vector<std::pair<std::string, std::string>>{{"alice", "alicepw"}, {"bob", "bobpw"}},
+        std::vector<std::string>{"s3cr3t"});
     filter_ = std::make_shared<PeerFilter>(std::move(allow), std::vector<Cidr>{}, std::vector<Address>{});
     quotas_ = std::make_shared<Quotas>();
     reservations_ = std::make_shared<Reservations>();
@@ -138,29 +138,38 @@ class TurnServerTest : public ::testing::Test {
 
   std::optional<stun::Message> allocate(const ClientTuple& from = client_,
                                         const std::function<void(stun::Builder&)>& extra = {}) {
-    return request(Method::kAllocate, [&](stun::Builder& b) {
-      const uint8_t udp[4] = {17, 0, 0, 0};
-      b.attribute(attr::kRequestedTransport, udp);
-      if (extra) extra(b);
-    }, from);
+    return request(
+        Method::kAllocate,
+        [&](stun::Builder& b) {
+          const uint8_t udp[4] = {17, 0, 0, 0};
+          b.attribute(attr::kRequestedTransport, udp);
+          if (extra) extra(b);
+        },
+        from);
   }
 
   std::optional<stun::Message> permission(const Address& peer) {
-    return request(Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); },
-                   client_);
+    return request(
+        Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); }, client_);
   }
 
   std::optional<stun::Message> channelBind(uint16_t number, const Address& peer) {
-    return request(Method::kChannelBind, [&](stun::Builder& b) {
-      b.u32(attr::kChannelNumber, uint32_t(number) << 16);
-      b.xorAddress(attr::kXorPeerAddress, peer);
-    }, client_);
+    return request(
+        Method::kChannelBind,
+        [&](stun::Builder& b) {
+          b.u32(attr::kChannelNumber, uint32_t(number) << 16);
+          b.xorAddress(attr::kXorPeerAddress, peer);
+        },
+        client_);
   }
 
   std::optional<stun::Message> refresh(std::optional<uint32_t> lifetime) {
-    return request(Method::kRefresh, [&](stun::Builder& b) {
-      if (lifetime) b.u32(attr::kLifetime, *lifetime);
-    }, client_);
+    return request(
+        Method::kRefresh,
+        [&](stun::Builder& b) {
+          if (lifetime) b.u32(attr::kLifetime, *lifetime);
+        },
+        client_);
   }
 
   static int code(const std::optional<stun::Message>& m) { return test_util::responseCode(m); }
@@ -205,10 +214,13 @@ TEST_F(TurnServerTest, UnknownComprehensionRequiredAttributeGets420) {
 }
 
 TEST_F(TurnServerTest, UnauthenticatedAllocateIsChallengedWithoutAmplification) {
-  auto r = request(Method::kAllocate, [](stun::Builder& b) {
-    const uint8_t udp[4] = {17, 0, 0, 0};
-    b.attribute(attr::kRequestedTransport, udp);
-  }, client_, "", "", false);
+  auto r = request(
+      Method::kAllocate,
+      [](stun::Builder& b) {
+        const uint8_t udp[4] = {17, 0, 0, 0};
+        b.attribute(attr::kRequestedTransport, udp);
+      },
+      client_, "", "", false);
   EXPECT_EQ(code(r), 401);
   EXPECT_EQ(r->text(attr::kRealm), "kaiwa.test");
   ASSERT_TRUE(r->text(attr::kNonce));
@@ -231,10 +243,13 @@ TEST_F(TurnServerTest, AllocateSucceedsWithDefaultLifetime) {
 }
 
 TEST_F(TurnServerTest, WrongPasswordIs401) {
-  auto r = request(Method::kAllocate, [](stun::Builder& b) {
-    const uint8_t udp[4] = {17, 0, 0, 0};
-    b.attribute(attr::kRequestedTransport, udp);
-  }, client_, "alice", "wrong");
+  auto r = request(
+      Method::kAllocate,
+      [](stun::Builder& b) {
+        const uint8_t udp[4] = {17, 0, 0, 0};
+        b.attribute(attr::kRequestedTransport, udp);
+      },
+      client_, "alice", "wrong");
   EXPECT_EQ(code(r), 401);
   EXPECT_EQ(server_->allocationCount(), 0u);
   EXPECT_EQ(server_->stats().authFailures, 1u);
@@ -242,19 +257,25 @@ TEST_F(TurnServerTest, WrongPasswordIs401) {
 
 TEST_F(TurnServerTest, RestCredentialsWorkBesideStaticUsers) {
   std::string user = std::to_string(nowUnix_ + 3600) + ":carol";
-  auto r = request(Method::kAllocate, [](stun::Builder& b) {
-    const uint8_t udp[4] = {17, 0, 0, 0};
-    b.attribute(attr::kRequestedTransport, udp);
-  }, client_, user, Credentials::restPassword("s3cr3t", user));
+  auto r = request(
+      Method::kAllocate,
+      [](stun::Builder& b) {
+        const uint8_t udp[4] = {17, 0, 0, 0};
+        b.attribute(attr::kRequestedTransport, udp);
+      },
+      client_, user, Credentials::restPassword("s3cr3t", user));
   EXPECT_EQ(code(r), 200);
   // Expired REST username: refused.
   std::string old = std::to_string(nowUnix_ - 1) + ":carol";
   ClientTuple other{*Address::parse("203.0.113.6:1"), 0, Transport::kUdp};
   nonce_.clear();
-  auto r2 = request(Method::kAllocate, [](stun::Builder& b) {
-    const uint8_t udp[4] = {17, 0, 0, 0};
-    b.attribute(attr::kRequestedTransport, udp);
-  }, other, old, Credentials::restPassword("s3cr3t", old));
+  auto r2 = request(
+      Method::kAllocate,
+      [](stun::Builder& b) {
+        const uint8_t udp[4] = {17, 0, 0, 0};
+        b.attribute(attr::kRequestedTransport, udp);
+      },
+      other, old, Credentials::restPassword("s3cr3t", old));
   EXPECT_EQ(code(r2), 401);
 }
 
@@ -285,23 +306,32 @@ TEST_F(TurnServerTest, RefreshWithoutAllocationIs437) { EXPECT_EQ(code(refresh(6
 
 TEST_F(TurnServerTest, OtherUserOnTheTupleIs441) {
   ASSERT_EQ(code(allocate()), 200);
-  auto r = request(Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw");
+  auto r = request(
+      Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw");
   EXPECT_EQ(code(r), 441);
 }
 
 TEST_F(TurnServerTest, OtherTransportsAre442AndMissingTransportIs400) {
-  auto r = request(Method::kAllocate, [](stun::Builder& b) {
-    const uint8_t sctp[4] = {132, 0, 0, 0};
-    b.attribute(attr::kRequestedTransport, sctp);
-  }, client_);
+  auto r = request(
+      Method::kAllocate,
+      [](stun::Builder& b) {
+        const uint8_t sctp[4] = {132, 0, 0, 0};
+        b.attribute(attr::kRequestedTransport, sctp);
+      },
+      client_);
   EXPECT_EQ(code(r), 442);
   // TCP (RFC 6062) over UDP: 400 (tcp_allocation_test.cpp has the rest).
-  auto t = request(Method::kAllocate, [](stun::Builder& b) {
-    const uint8_t tcp[4] = {6, 0, 0, 0};
-    b.attribute(attr::kRequestedTransport, tcp);
-  }, client_);
+  auto t = request(
+      Method::kAllocate,
+      [](stun::Builder& b) {
+        const uint8_t tcp[4] = {6, 0, 0, 0};
+        b.attribute(attr::kRequestedTransport, tcp);
+      },
+      client_);
   EXPECT_EQ(code(t), 400);
-  EXPECT_EQ(code(request(Method::kAllocate, [](stun::Builder&) {}, client_)), 400);
+  EXPECT_EQ(code(request(
+                Method::kAllocate, [](stun::Builder&) {}, client_)),
+            400);
   EXPECT_EQ(server_->allocationCount(), 0u);
 }
 
@@ -377,9 +407,10 @@ TEST_F(TurnServerTest, AddressQuotaIs486AcrossUsersAndWorkers) {
   at_ = nullptr;
   atIo_ = nullptr;
   nonce_ = creds_->makeNonce(c1.client, now_);
-  ASSERT_EQ(code(request(Method::kRefresh, [](stun::Builder& b) { b.u32(attr::kLifetime, 0); }, c1,
-                         std::to_string(nowUnix_ + 60) + ":a1",
-                         Credentials::restPassword("s3cr3t", std::to_string(nowUnix_ + 60) + ":a1"))),
+  ASSERT_EQ(code(request(
+                Method::kRefresh, [](stun::Builder& b) { b.u32(attr::kLifetime, 0); }, c1,
+                std::to_string(nowUnix_ + 60) + ":a1",
+                Credentials::restPassword("s3cr3t", std::to_string(nowUnix_ + 60) + ":a1"))),
             200);
   EXPECT_EQ(restAllocate(c3, "a3"), 200);
 }
@@ -503,10 +534,13 @@ TEST_F(TurnServerTest, ChannelsRelayBothWaysWithTcpPadding) {
     b.attribute(attr::kRequestedTransport, udp);
   };
   ASSERT_EQ(code(request(Method::kAllocate, add, tcp)), 200);
-  auto bind = request(Method::kChannelBind, [&](stun::Builder& b) {
-    b.u32(attr::kChannelNumber, 0x40010000);
-    b.xorAddress(attr::kXorPeerAddress, kPeer);
-  }, tcp);
+  auto bind = request(
+      Method::kChannelBind,
+      [&](stun::Builder& b) {
+        b.u32(attr::kChannelNumber, 0x40010000);
+        b.xorAddress(attr::kXorPeerAddress, kPeer);
+      },
+      tcp);
   ASSERT_EQ(code(bind), 200);
   const uint8_t cd[] = {0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0};
   server_->onClientPacket(tcp, cd, now_, nowUnix_);
@@ -569,11 +603,12 @@ TEST_F(TurnServerTest, EvenPortReservationAndToken) {
   ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
   EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kReservationToken, t); })), 508);
   ClientTuple c4{*Address::parse("203.0.113.5:40003"), 0, Transport::kUdp};
-  EXPECT_EQ(code(allocate(c4, [&](stun::Builder& b) {
-              const uint8_t even[1] = {0};
-              b.attribute(attr::kEvenPort, even);
-              b.attribute(attr::kReservationToken, t);
-            })),
+  EXPECT_EQ(code(allocate(c4,
+                          [&](stun::Builder& b) {
+                            const uint8_t even[1] = {0};
+                            b.attribute(attr::kEvenPort, even);
+                            b.attribute(attr::kReservationToken, t);
+                          })),
             400);
 }
 
@@ -605,8 +640,8 @@ TEST_F(TurnServerTest, ReservationTokenIsUsableOnAnotherWorker) {
   EXPECT_EQ(reservations_->size(), 0u);
 
   // The relay works on worker 2.
-  ASSERT_EQ(code(request(Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, kPeer); },
-                         c2)),
+  ASSERT_EQ(code(request(
+                Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, kPeer); }, c2)),
             200);
   const uint8_t x[3] = {1, 2, 3};
   worker2.onPeerPacket(adopted, kPeer, x, now_);
@@ -646,9 +681,9 @@ TEST_F(TurnServerTest, ReservationsExpireOnAnyWorkerAndGoWithTheirServer) {
 // RFC 8489 section 9.2: USERNAME, REALM and the password go through SASLprep (RFC 4013).
 TEST_F(TurnServerTest, CredentialsAreSaslpreppedOnBothSides) {
   // Configured as ROMAN NUMERAL NINE with the password I<SOFT HYPHEN>X: both prepare to "IX".
-  creds_ = std::make_shared<Credentials>(
-      "kaiwa.test", std::vector<std::pair<std::string, std::string>>{{"\u2168", "I\u00ADX"}},
-      std::vector<std::string>{});
+  creds_ = std::make_shared<Credentials>("kaiwa.test",
+                                         std::vector<std::pair<std::string, std::string>>{{"\u2168", "I\u00ADX"}},
+                                         std::vector<std::string>{});
   server_ = std::make_unique<TurnServer>(io_, creds_, filter_, TurnLimits{}, quotas_, reservations_);
   uint16_t port = 41000;
   auto send = [&](std::string_view user, std::string_view realm, std::string_view keyUser, std::string_view keyPw) {
@@ -662,12 +697,12 @@ TEST_F(TurnServerTest, CredentialsAreSaslpreppedOnBothSides) {
     b.messageIntegrity(stun::longTermKeyMd5(keyUser, "kaiwa.test", keyPw));
     return code(deliver(from, b.bytes()));
   };
-  EXPECT_EQ(send("IX", "kaiwa.test", "IX", "IX"), 200);                // as a client that prepares sends it
-  EXPECT_EQ(send("I\u00ADX", "kaiwa.test", "IX", "IX"), 200);          // the same user, unprepared
-  EXPECT_EQ(send("\u2168", "kaiwa\u200D.test", "IX", "IX"), 200);     // unprepared name and realm
-  EXPECT_EQ(send("IX", "kaiwa.test", "IX", "I\u00ADX"), 401);          // the key is of the prepared password
-  EXPECT_EQ(send("I\u0007X", "kaiwa.test", "IX", "IX"), 400);          // prohibited output
-  EXPECT_EQ(send("IX", "kaiwa\u0627.test1", "IX", "IX"), 400);         // bidi violation in the realm
+  EXPECT_EQ(send("IX", "kaiwa.test", "IX", "IX"), 200);            // as a client that prepares sends it
+  EXPECT_EQ(send("I\u00ADX", "kaiwa.test", "IX", "IX"), 200);      // the same user, unprepared
+  EXPECT_EQ(send("\u2168", "kaiwa\u200D.test", "IX", "IX"), 200);  // unprepared name and realm
+  EXPECT_EQ(send("IX", "kaiwa.test", "IX", "I\u00ADX"), 401);      // the key is of the prepared password
+  EXPECT_EQ(send("I\u0007X", "kaiwa.test", "IX", "IX"), 400);      // prohibited output
+  EXPECT_EQ(send("IX", "kaiwa\u0627.test1", "IX", "IX"), 400);     // bidi violation in the realm
   EXPECT_EQ(server_->stats().authFailures, 3u);
 }
 
@@ -684,22 +719,20 @@ TEST_F(TurnServerTest, AddressFamilies) {
   for (const auto& a : r->attributes()) relayed += a.type == attr::kXorRelayedAddress;
   EXPECT_EQ(relayed, 2u);
   ClientTuple c3{*Address::parse("203.0.113.5:40002"), 0, Transport::kUdp};
-  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(3)); })),
-            440);
-  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kAdditionalAddressFamily, family(1)); })),
-            400);
-  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) {
-              b.attribute(attr::kAdditionalAddressFamily, family(2));
-              b.attribute(attr::kRequestedAddressFamily, family(1));
-            })),
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(3)); })), 440);
+  EXPECT_EQ(code(allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kAdditionalAddressFamily, family(1)); })), 400);
+  EXPECT_EQ(code(allocate(c3,
+                          [&](stun::Builder& b) {
+                            b.attribute(attr::kAdditionalAddressFamily, family(2));
+                            b.attribute(attr::kRequestedAddressFamily, family(1));
+                          })),
             400);
   io_.v6 = false;
   r = allocate(c3, [&](stun::Builder& b) { b.attribute(attr::kAdditionalAddressFamily, family(2)); });
   ASSERT_EQ(code(r), 200);
   EXPECT_TRUE(r->has(attr::kAddressErrorCode));
   ClientTuple c4{*Address::parse("203.0.113.5:40003"), 0, Transport::kUdp};
-  EXPECT_EQ(code(allocate(c4, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(2)); })),
-            440);
+  EXPECT_EQ(code(allocate(c4, [&](stun::Builder& b) { b.attribute(attr::kRequestedAddressFamily, family(2)); })), 440);
 }
 
 TEST_F(TurnServerTest, DontFragmentIsPassedToTheRelay) {
@@ -821,15 +854,20 @@ TEST_F(TurnServerTest, CredentialsReloadFromAnotherThread) {
   });
   int ok = 0, refused = 0;
   for (int i = 0; i < 2000; ++i) {
-    int c = code(request(Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw"));
+    int c = code(request(
+        Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw"));
     (c == 401 ? refused : ok) += 1;
     EXPECT_TRUE(c == 401 || c == 437) << c;  // 437: authenticated, no allocation
-    EXPECT_EQ(code(request(Method::kRefresh, [](stun::Builder&) {}, client_)), 437);  // alice is in both
+    EXPECT_EQ(code(request(
+                  Method::kRefresh, [](stun::Builder&) {}, client_)),
+              437);  // alice is in both
   }
   stop = true;
   reloader.join();
   slot->store(withoutBob);
-  EXPECT_EQ(code(request(Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw")), 401);
+  EXPECT_EQ(code(request(
+                Method::kRefresh, [](stun::Builder&) {}, client_, "bob", "bobpw")),
+            401);
   EXPECT_EQ(ok + refused, 2000);
 }
 

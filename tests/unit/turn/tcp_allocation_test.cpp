@@ -78,8 +78,7 @@ class TcpAllocationTest : public ::testing::Test {
   void makeServer(TurnLimits limits) {
     server_.reset();
     creds_ = std::make_shared<Credentials>(
-        "kaiwa.test",
-        std::vector<std::pair<std::string, std::string>>{{"alice", "alicepw"}, {"bob", "bobpw"}},
+        "kaiwa.test", std::vector<std::pair<std::string, std::string>>{{"alice", "alicepw"}, {"bob", "bobpw"}},
         std::vector<std::string>{});
     filter_ = std::make_shared<PeerFilter>(std::vector<Cidr>{}, std::vector<Cidr>{}, std::vector<Address>{});
     server_ = std::make_unique<TurnServer>(io_, creds_, filter_, limits, std::make_shared<Quotas>());
@@ -140,8 +139,7 @@ class TcpAllocationTest : public ::testing::Test {
 
   std::optional<stun::Message> permission(const Address& peer) {
     return request(
-        Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); },
-        kControl);
+        Method::kCreatePermission, [&](stun::Builder& b) { b.xorAddress(attr::kXorPeerAddress, peer); }, kControl);
   }
 
   // Connect to `peer` and complete the TCP connection: the CONNECTION-ID of the success response.
@@ -187,16 +185,15 @@ TEST_F(TcpAllocationTest, TcpAllocateOnTcpOrTlsGetsATcpRelay) {
 
 TEST_F(TcpAllocationTest, TcpAllocateIsRefusedOverUdpAndWithUdpOnlyAttributes) {
   EXPECT_EQ(code(allocateTcp(kUdp)), 400);  // RFC 6062 section 5.1
-  EXPECT_EQ(code(allocateTcp(
-                kControl, [](stun::Builder& b) { b.attribute(attr::kEvenPort, std::array<uint8_t, 1>{0}); })),
-            400);
-  EXPECT_EQ(code(allocateTcp(kControl, [](stun::Builder& b) { b.attribute(attr::kDontFragment, {}); })), 400);
   EXPECT_EQ(
-      code(allocateTcp(kControl,
-                       [](stun::Builder& b) {
-                         b.attribute(attr::kReservationToken, std::array<uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
-                       })),
+      code(allocateTcp(kControl, [](stun::Builder& b) { b.attribute(attr::kEvenPort, std::array<uint8_t, 1>{0}); })),
       400);
+  EXPECT_EQ(code(allocateTcp(kControl, [](stun::Builder& b) { b.attribute(attr::kDontFragment, {}); })), 400);
+  EXPECT_EQ(code(allocateTcp(kControl,
+                             [](stun::Builder& b) {
+                               b.attribute(attr::kReservationToken, std::array<uint8_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
+                             })),
+            400);
   EXPECT_EQ(server_->allocationCount(), 0u);
   EXPECT_TRUE(io_.open.empty());
 }
@@ -383,8 +380,8 @@ TEST_F(TcpAllocationTest, UnboundPeerConnectionIsClosedAfter30Seconds) {
 TEST_F(TcpAllocationTest, ConnectionBindRules) {
   ASSERT_EQ(code(allocateTcp()), 200);
   ConnectionId id = connected(kPeer);
-  EXPECT_EQ(code(connectionBind(id + 1)), 400);        // unknown
-  EXPECT_EQ(code(connectionBind(id, kControl)), 400);  // on the control connection
+  EXPECT_EQ(code(connectionBind(id + 1)), 400);                                             // unknown
+  EXPECT_EQ(code(connectionBind(id, kControl)), 400);                                       // on the control connection
   EXPECT_EQ(code(connectionBind(id, ClientTuple{kData.client, 0, Transport::kUdp})), 400);  // over UDP
   EXPECT_EQ(code(request(
                 kMethodConnectionBind, [](stun::Builder&) {}, kData)),

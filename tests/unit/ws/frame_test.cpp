@@ -142,8 +142,8 @@ TEST(WsFrame, EveryLengthFormRoundTrips) {
 TEST(WsFrame, FragmentsAreReassembledAroundControlFrames) {
   FrameReader reader(1024);
   Recorder sink;
-  std::string bytes = clientFrame(0x01, "frag") + clientFrame(0x89, "p") + clientFrame(0x00, "men") +
-                      clientFrame(0x80, "ted");
+  std::string bytes =
+      clientFrame(0x01, "frag") + clientFrame(0x89, "p") + clientFrame(0x00, "men") + clientFrame(0x80, "ted");
   EXPECT_EQ(readAll(reader, bytes, sink), bytes.size());
   ASSERT_EQ(sink.events.size(), 2u);
   EXPECT_EQ(sink.events[0].kind, "ping");
