@@ -45,6 +45,9 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_ws_tls_beast_total", "counter",
        "WSS connections served by the Beast fallback because TLS data was pending at the upgrade (normally 0).",
        r.wsTlsBeast);
+  emit(out, "kaiwa_handler_failures_total", "counter",
+       "Event handlers that threw: the connection or job they served was ended, the worker went on.",
+       r.handlerFailures);
   out += "# HELP kaiwa_dropped_total Messages or connections dropped, by reason.\n# TYPE kaiwa_dropped_total counter\n";
   for (size_t i = 0; i < kDropReasonNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_dropped_total{{reason=\"{}\"}} {}\n", kDropReasonNames[i],

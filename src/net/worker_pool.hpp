@@ -1,6 +1,6 @@
 #pragma once
-// N worker threads, each running its own io_context. Objects belong to one worker for life; other threads reach
-// them only by posting a task to that worker.
+// N worker threads, each running its own event loop (net::Loop over an io_context). Objects belong to one worker at a
+// time; other threads reach them only by posting a task to that worker.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
@@ -9,6 +9,8 @@
 #include <memory>
 #include <thread>
 #include <vector>
+
+#include "net/loop.hpp"
 
 namespace kaiwa::net {
 
@@ -23,6 +25,7 @@ class WorkerPool {
 
   uint32_t size() const { return static_cast<uint32_t>(contexts_.size()); }
   boost::asio::io_context& context(uint32_t worker) { return *contexts_[worker]; }
+  Loop& loop(uint32_t worker) { return *loops_[worker]; }
 
   template <typename F>
   void post(uint32_t worker, F&& task) {
@@ -49,6 +52,7 @@ class WorkerPool {
   };
 
   std::vector<std::unique_ptr<Context>> contexts_;
+  std::vector<std::unique_ptr<Loop>> loops_;  // (destroyed before the contexts they run on)
   std::vector<std::thread> threads_;
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   std::vector<Guard> guards_;
