@@ -526,13 +526,8 @@ std::shared_ptr<asio::ssl::context> makeSslContext(const TlsConfig& tls) {
 }  // namespace
 
 void Server::Impl::startTicking(uint32_t worker) {
-  tickers[worker]->expires_after(tickPeriod());
-  tickers[worker]->async_wait([this, worker](beast::error_code ec) {
-    if (ec) return;
-    auto now = std::chrono::steady_clock::now();
-    forEachSession(worker, [now](SessionBase& s) { s.tick(now); });
-    startTicking(worker);
-  });
+  tickers[worker] = pool.loop(worker).every(
+      tickPeriod(), [this, worker](TimePoint now) { forEachSession(worker, [now](SessionBase& s) { s.tick(now); }); });
 }
 
 Server::Impl::~Impl() {
@@ -693,7 +688,6 @@ uint16_t Server::start() {
     impl_->acceptors.push_back(std::move(acc));
   }
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
-    impl_->tickers.push_back(std::make_unique<asio::steady_timer>(impl_->pool.context(w)));
     auto& st = impl_->acceptStates[w];
     st.retry = std::make_unique<asio::steady_timer>(impl_->pool.context(w));
     st.spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "http/server.hpp"
+#include "net/slots.hpp"
 
 namespace kaiwa::http {
 
@@ -31,9 +32,6 @@ class SessionBase {
   virtual void shutdown(uint16_t code, const std::string& reason) = 0;
   // Called on the session's worker every Server::Impl::tickPeriod(): timeouts that need no timer of their own.
   virtual void tick(std::chrono::steady_clock::time_point now) {}
-  // At exit, once the workers are stopped and their pending operations destroyed: a session that owns itself lets
-  // go of itself (without telling its handler); one owned by its operations is gone already.
-  virtual void abandon() {}
 };
 
 // A connection's place in its client address's count of connections (common::AddressLimits::openConnection): given
@@ -87,24 +85,25 @@ struct Server::Impl {
     std::chrono::milliseconds backoff{0};
     int spare = -1;  // /dev/null, held for when descriptors run out
   };
-  std::vector<AcceptState> acceptStates;                            // index = worker
-  std::vector<std::unordered_set<detail::SessionBase*>> live;       // index = worker, touched only there
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;  // index = worker
-  std::vector<std::shared_ptr<void>> wsPollers;  // index = worker: websocket.cpp's WsPoller, made on first use
+  std::vector<AcceptState> acceptStates;  // index = worker
+  // index = worker, touched only there: the HTTP sessions on Asio and Beast, owned by their pending operations
+  // (shared_ptr), registered here for closeAll and the tick...
+  std::vector<std::unordered_set<detail::SessionBase*>> live;
+  // ... and the connections the worker owns outright (WebSockets on bare descriptors), by id.
+  std::vector<net::Slots<detail::SessionBase>> owned;
+  std::vector<net::Loop::TimerId> tickers;  // index = worker, in the worker's loop
 
   Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
     live.resize(pool.size());
-    wsPollers.resize(pool.size());
+    owned.resize(pool.size());
+    tickers.resize(pool.size());
     acceptStates.resize(pool.size());
   }
-  // Destroyed after the workers stopped (WorkerPool::shutdown): the sessions still live own themselves.
+  // Destroyed after the workers stopped (WorkerPool::shutdown): the connections a worker owns are closed without
+  // telling their handlers; the others went with their operations.
   void abandonAll() {
-    for (auto& sessions : live) {
-      std::vector<detail::SessionBase*> left(sessions.begin(), sessions.end());
-      for (detail::SessionBase* s : left) {
-        if (sessions.contains(s)) s->abandon();
-      }
-    }
+    for (auto& table : owned) table.clear();
+    for (uint32_t w = 0; w < tickers.size(); ++w) pool.loop(w).cancel(tickers[w]);
   }
   ~Impl();  // (server.cpp: also closes the spare descriptors)
   void accept(uint32_t worker);
@@ -124,7 +123,7 @@ struct Server::Impl {
     return std::clamp<std::chrono::milliseconds>(t, std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
   }
   void startTicking(uint32_t worker);
-  // Runs `fn` on every live session of `worker` (call on that worker). Sessions that `fn` ends along the way are
+  // Runs `fn` on every session of `worker` (call on that worker). Sessions that `fn` ends along the way are
   // skipped, not touched.
   template <typename Fn>
   void forEachSession(uint32_t worker, Fn&& fn) {
@@ -132,6 +131,7 @@ struct Server::Impl {
     for (detail::SessionBase* s : sessions) {
       if (live[worker].contains(s)) fn(*s);
     }
+    owned[worker].forEach([&](net::SlotId, detail::SessionBase& s) { fn(s); });
   }
 };
 

@@ -1,6 +1,7 @@
 // WebSocket on bare descriptors, over plain TCP or TLS: the connection kind that carries nearly all signaling
 // traffic, so it is kept lean (docs/architecture.md, "WebSocket connections"):
-// - no Asio operation per connection: each worker's connections sit in its own edge-triggered epoll set (WsPoller);
+// - no Asio operation per connection: each connection is registered, edge-triggered, in its worker's loop
+//   (net::Loop), and owned by the worker's table of connections (Server::Impl::owned), named by a SlotId;
 // - no buffer while idle: a worker reads into one shared buffer, parses every whole frame in place and keeps only a
 //   partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing is queued
 //   before it, and only what the socket did not take is kept;
@@ -22,9 +23,6 @@
 #include <openssl/ssl.h>
 
 #include <spdlog/spdlog.h>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/post.hpp>
 
 #include <unistd.h>
 
@@ -36,6 +34,8 @@
 
 #include "common/metrics.hpp"
 #include "http/server_impl.hpp"
+#include "net/loop.hpp"
+#include "net/slots.hpp"
 #include "ws/frame.hpp"
 
 namespace kaiwa::http::detail {
@@ -124,68 +124,32 @@ void returnTlsOutput(std::string&& out) {
   }
 }
 
-class BareWebSocket;
-
-// A worker's WebSocket connections in one edge-triggered epoll set of their own, which the worker's Asio loop watches
-// as a single descriptor. An idle connection then costs its object and the kernel's entry, no Asio operation, and a
-// message needs no re-arming (Asio re-arms a socket's epoll entry for every wait).
-class WsPoller {
- public:
-  explicit WsPoller(asio::io_context& ctx) : epoll_(ctx) {
-    int ep = ::epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) throw std::runtime_error("epoll_create1 failed");
-    epoll_.assign(ep);
-    arm();
-  }
-  // Registering a descriptor that is ready already reports it at once (edge-triggered sets too).
-  bool add(int fd, BareWebSocket* c, bool writes = false) { return control(EPOLL_CTL_ADD, fd, c, writes); }
-  void remove(int fd) { ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd, nullptr); }
-  // Write readiness is watched only while something waits to be written.
-  void watchWrites(int fd, BareWebSocket* c, bool on) { control(EPOLL_CTL_MOD, fd, c, on); }
-
- private:
-  bool control(int op, int fd, BareWebSocket* c, bool writes) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (writes ? EPOLLOUT : 0u);
-    ev.data.ptr = c;
-    return ::epoll_ctl(epoll_.native_handle(), op, fd, &ev) == 0;
-  }
-  void arm() {
-    epoll_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-      if (ec) return;
-      poll();
-      arm();
-    });
-  }
-  void poll();
-
-  asio::posix::stream_descriptor epoll_;
-};
-
-// The WsPoller of `worker` (call on that worker's thread), made on first use.
-WsPoller& pollerOf(Server::Impl& srv, uint32_t worker) {
-  auto& slot = srv.wsPollers[worker];
-  if (!slot) slot = std::make_shared<WsPoller>(srv.pool.context(worker));
-  return *static_cast<WsPoller*>(slot.get());
-}
-
-class BareWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink {
+class BareWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink, private net::Loop::Watcher {
  public:
   // `ssl`, when set, is the connection's TLS state (owned from now on), its handshake done.
-  BareWebSocket(Server::Impl& srv, WsPoller& poller, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket)
-      : srv_(srv), poller_(&poller), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl), ticket_(std::move(ticket)),
-        fd_(fd), worker_(worker) {
-    srv_.live[worker_].insert(this);
-  }
+  BareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket)
+      : srv_(srv), loop_(&srv.pool.loop(worker)), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl),
+        ticket_(std::move(ticket)), fd_(fd), worker_(worker) {}
+  // Destroyed by its worker's table: after finalize(), or at exit without telling the handler.
   ~BareWebSocket() override {
+    if (fd_ >= 0) {
+      loop_->unwatch(watch_, fd_);
+      ::close(fd_);
+    }
     if (ssl_) SSL_free(ssl_);
-    srv_.live[worker_].erase(this);
     metrics::add(metrics::registry().httpConnections, -1);
     if (opened_) metrics::add(metrics::registry().wsConnections, -1);
   }
 
-  void start(std::string_view leftover, const Request& request, std::string_view key) {
-    if (!poller_->add(fd_, this)) {
+  // The connection's id in its worker's table (Server::Impl::owned).
+  static BareWebSocket* find(Server::Impl& srv, uint32_t worker, net::SlotId id) {
+    return static_cast<BareWebSocket*>(srv.owned[worker].find(id));
+  }
+
+  void start(net::SlotId id, std::string_view leftover, const Request& request, std::string_view key) {
+    id_ = id;
+    watch_ = loop_->watch(fd_, kInterest, *this);
+    if (!watch_) {
       spdlog::warn("ws: epoll_ctl failed: {}", std::strerror(errno));
       die();
       return;
@@ -221,8 +185,9 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     // Bytes that came after the request are reported by the poller: adding a ready socket reports it at once.
   }
 
-  // Readiness from the poller.
-  void onEvents(uint32_t events) {
+  // net::Loop::Watcher
+  void onReady(uint32_t events) override {
+    KAIWA_ON_LOOP(*loop_);
     if (state_ == State::kDead) return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) onReadable();
     if (state_ != State::kDead && writeWaiting_ && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) flush();
@@ -253,17 +218,13 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     // read) is kept in rx_, and the SSL object, with any partial record inside it, moves along.
     moving_ = true;
     // Leaves once the current call chain (the handler, the reader, the poller's batch) is done with it.
-    asio::post(srv_.pool.context(worker_), Transit{this, worker, std::move(done)});
+    loop_->post([srv = &srv_, from = worker_, id = id_, worker, done = std::move(done)]() mutable {
+      if (auto* ws = find(*srv, from, id)) ws->moveOut(worker, std::move(done));
+    });
     return true;
   }
 
   // SessionBase
-  void abandon() override {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    state_ = State::kDead;
-    delete this;
-  }
   void shutdown(uint16_t code, const std::string& reason) override {
     if (state_ == State::kOpen && opened_) {
       close(code, reason);
@@ -427,7 +388,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     if (tx_.capacity() > kKeepCapacity) std::string().swap(tx_);
     if (writeWaiting_) {
       writeWaiting_ = false;
-      poller_->watchWrites(fd_, this, false);
+      loop_->rewatch(watch_, fd_, kInterest);
     }
     afterFlush();
   }
@@ -454,7 +415,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   void waitWritable() {
     if (writeWaiting_ || state_ == State::kDead) return;
     writeWaiting_ = true;
-    poller_->watchWrites(fd_, this, true);
+    loop_->rewatch(watch_, fd_, kInterest | net::Loop::kWritable);
   }
 
   void onReadable() {
@@ -495,9 +456,11 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     // More is waiting, and no new edge will say so: read on after the others had their turn.
     if (readPosted_) return;
     readPosted_ = true;
-    asio::post(srv_.pool.context(worker_), [this] {
-      readPosted_ = false;
-      if (state_ != State::kDead) onReadable();
+    loop_->post([srv = &srv_, worker = worker_, id = id_] {
+      BareWebSocket* ws = find(*srv, worker, id);  // (gone, or moved away: it reads on where it is)
+      if (!ws) return;
+      ws->readPosted_ = false;
+      if (ws->state_ != State::kDead) ws->onReadable();
     });
   }
 
@@ -618,21 +581,28 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   // never from inside a send it made.
   void broken() { die(); }  // finalize() tells the handler
 
-  // Closes the socket (which takes it out of the poller) and lets go of this object after the current call chain:
-  // the poller may still hold events for it in the batch it is working through, and posted reads see kDead.
+  // Closes the socket (out of the loop first: events of the running batch for it are dropped) and lets its worker's
+  // table destroy this object after the current call chain, which may still be inside it.
   void die() {
     if (state_ == State::kDead) return;
     state_ = State::kDead;
+    loop_->unwatch(watch_, fd_);
     ::close(fd_);
     fd_ = -1;
     std::string().swap(tx_);  // (rx_ may be under the reader right now: ingest() lets it go)
     txSent_ = 0;
-    asio::post(srv_.pool.context(worker_), [this] { finalize(); });
+    loop_->post([srv = &srv_, worker = worker_, id = id_] {
+      if (BareWebSocket* ws = find(*srv, worker, id)) {
+        ws->notifyClosed();
+        srv->owned[worker].erase(id);
+      }
+    });
   }
 
-  void finalize() {
-    notifyClosed();
-    delete this;
+  // net::Loop::Watcher: onReady threw (a handler's bug): the connection ends; the worker goes on.
+  void onFailure() noexcept override {
+    watch_ = 0;  // (the loop forgot it already)
+    die();
   }
 
   void notifyClosed() {
@@ -642,55 +612,36 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   }
 
   // --- moving to another worker (moveTo) ---
-  // A posted step of a move. If the workers stop before it runs (shutdown), the connection is let go of as abandon()
-  // does for those in the live sets, which a connection in transit is in none of.
-  struct Transit {
-    BareWebSocket* ws;
-    uint32_t to;
-    std::function<void(uint32_t)> done;
-    bool arriving = false;
-    Transit(BareWebSocket* w, uint32_t t, std::function<void(uint32_t)> d) : ws(w), to(t), done(std::move(d)) {}
-    Transit(Transit&& o) noexcept
-        : ws(std::exchange(o.ws, nullptr)), to(o.to), done(std::move(o.done)), arriving(o.arriving) {}
-    Transit& operator=(Transit&&) = delete;
-    ~Transit() {
-      if (ws && arriving) ws->abandon();
-    }
-    void operator()() {
-      BareWebSocket* w = std::exchange(ws, nullptr);
-      if (arriving) {
-        w->moveIn(to, std::move(done));
-      } else {
-        w->moveOut(Transit(w, to, std::move(done)));
-      }
-    }
-  };
-
-  // On the old worker, after the call chain that asked for the move.
-  void moveOut(Transit t) {
+  // On the old worker, after the call chain that asked for the move. The connection leaves its worker's table and
+  // travels inside the posted task, owned by it: if the workers stop before the task runs (shutdown), the task's
+  // destruction closes it (without telling its handler, as at exit).
+  void moveOut(uint32_t to, std::function<void(uint32_t)> done) {
     if (state_ != State::kOpen) {
       // Closed or failed meanwhile: it stays, and so does its handler (onClose follows, from die() or the close).
       moving_ = false;
-      std::function<void(uint32_t)> done = std::move(t.done);
-      t.ws = nullptr;
       done(worker_);
       resumeReading();
       return;
     }
-    poller_->remove(fd_);
-    srv_.live[worker_].erase(this);
-    t.arriving = true;
-    asio::post(srv_.pool.context(t.to), std::move(t));
+    loop_->unwatch(watch_, fd_);
+    watch_ = 0;
+    std::unique_ptr<SessionBase> self = srv_.owned[worker_].take(id_);
+    srv_.pool.loop(to).post([srv = &srv_, to, self = std::move(self), done = std::move(done)]() mutable {
+      auto* ws = static_cast<BareWebSocket*>(self.get());
+      net::SlotId id = srv->owned[to].insert(std::move(self));
+      ws->moveIn(to, id, std::move(done));
+    });
   }
 
   // On the new worker: from here on every call on the connection happens on this thread.
-  void moveIn(uint32_t to, std::function<void(uint32_t)> done) {
+  void moveIn(uint32_t to, net::SlotId id, std::function<void(uint32_t)> done) {
     worker_ = to;
-    poller_ = &pollerOf(srv_, to);
-    srv_.live[to].insert(this);
+    id_ = id;
+    loop_ = &srv_.pool.loop(to);
     moving_ = false;
     metrics::add(metrics::registry().wsMoves);
-    if (!poller_->add(fd_, this, writeWaiting_)) {
+    watch_ = loop_->watch(fd_, kInterest | (writeWaiting_ ? net::Loop::kWritable : 0u), *this);
+    if (!watch_) {
       spdlog::warn("ws: epoll_ctl failed after a move: {}", std::strerror(errno));
       die();
     }
@@ -708,8 +659,12 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     if (state_ != State::kDead) onReadable();
   }
 
+  static constexpr uint32_t kInterest = net::Loop::kReadable | net::Loop::kEdge;
+
   Server::Impl& srv_;
-  WsPoller* poller_;  // the worker's
+  net::Loop* loop_;     // the worker's
+  net::SlotId id_ = 0;  // in the worker's table
+  net::Loop::WatchId watch_ = 0;
   std::unique_ptr<WsHandler> handler_;
   ws::FrameReader reader_;
   SSL* ssl_;              // TLS, or nullptr
@@ -730,23 +685,14 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
        halfClosed_ = false, closeNotifySent_ = false, moving_ = false;
 };
 
-void WsPoller::poll() {
-  epoll_event events[256];
-  for (int round = 0; round < 4; ++round) {
-    int n = ::epoll_wait(epoll_.native_handle(), events, 256, 0);
-    for (int i = 0; i < n; ++i) static_cast<BareWebSocket*>(events[i].data.ptr)->onEvents(events[i].events);
-    if (n < 256) return;  // (errors too: the re-armed wait asks again)
-  }
-  // Still more ready: the kernel reports an epoll set whose ready list is not empty as readable again, so the
-  // re-armed wait comes back for the rest after Asio's other work (an integration test holds 1100 ready at once).
-}
-
 }  // namespace
 
 void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket,
                         std::string_view leftover, const Request& request, std::string_view key) {
-  auto* ws = new BareWebSocket(srv, pollerOf(srv, worker), worker, fd, ssl, std::move(ticket));  // owns itself: die()
-  ws->start(leftover, request, key);
+  auto owned = std::make_unique<BareWebSocket>(srv, worker, fd, ssl, std::move(ticket));
+  BareWebSocket* ws = owned.get();
+  net::SlotId id = srv.owned[worker].insert(std::move(owned));
+  ws->start(id, leftover, request, key);
 }
 
 SSL* takeOverTls(SSL* ssl) {
