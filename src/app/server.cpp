@@ -128,7 +128,8 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
   // A WebSocket lives on the worker that owns its room when the upgrade says which room (docs/architecture.md):
   // native `/ws?room=R` (the SDK adds it), Socket.IO `?room=R`. Not PeerJS: all clients of a key share one room, and
   // one worker for all of them halved the closed-loop throughput (bench/README.md).
-  routes.websocketWorker = [&hub, &socketio](const http::Request& req) -> std::optional<uint32_t> {
+  routes.websocketWorker = [&hub, &peerjs, &socketio](const http::Request& req) -> std::optional<uint32_t> {
+    if (auto w = peerjs.websocketWorker(req)) return w;
     auto room = req.queryParam("room");
     if (!room || !signal::native::validRoomName(*room)) return std::nullopt;
     if (req.path == "/ws") return hub.ownerOf(*room);

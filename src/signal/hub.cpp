@@ -1,15 +1,12 @@
 #include "signal/hub.hpp"
 
-#include <boost/asio/steady_timer.hpp>
-
 #include <algorithm>
 
 namespace kaiwa::signal {
 
 struct Hub::Shard {
-  Shard(boost::asio::io_context& io, const Limits& limits, std::atomic<std::size_t>& count,
-        common::AddressLimits* addressLimits)
-      : rooms(limits, count, addressLimits), timer(io) {}
+  Shard(const Limits& limits, std::atomic<std::size_t>& count, common::AddressLimits* addressLimits)
+      : rooms(limits, count, addressLimits) {}
   RoomHost rooms;
   // The worker's connections by slot: a session id is (generation << 32) | slot, and a slot's generation changes
   // when it is freed, so a late event for a gone connection never reaches the one that took its slot. 16 bytes per
@@ -25,7 +22,7 @@ struct Hub::Shard {
     if (index >= slots.size() || slots[index].generation != static_cast<uint32_t>(session >> 32)) return nullptr;
     return slots[index].connection;
   }
-  boost::asio::steady_timer timer;
+  net::Loop::TimerId timer = 0;  // the rooms' tick, in the worker's loop
   // The outbox of the last task, emptied with its capacity kept: most tasks reuse it instead of allocating one. A
   // task run from inside another one's dispatch finds it taken and starts a new one.
   Outbox spare;
@@ -35,11 +32,14 @@ struct Hub::Shard {
 
 Hub::Hub(net::WorkerPool& pool, HubOptions options) : pool_(pool), options_(std::move(options)) {
   for (uint32_t w = 0; w < pool_.size(); ++w) {
-    shards_.push_back(std::make_unique<Shard>(pool_.context(w), options_.limits, roomCount_, options_.addressLimits));
+    shards_.push_back(std::make_unique<Shard>(options_.limits, roomCount_, options_.addressLimits));
   }
 }
 
-Hub::~Hub() = default;
+// After the workers stopped: the ticks still registered go from the loops (which outlive the hub).
+Hub::~Hub() {
+  for (uint32_t w = 0; w < shards_.size(); ++w) pool_.loop(w).cancel(shards_[w]->timer);
+}
 
 uint32_t Hub::ownerOf(std::string_view room) const {
   return static_cast<uint32_t>(std::hash<std::string_view>{}(room) % shards_.size());
@@ -121,24 +121,20 @@ void Hub::deliverLocal(uint32_t worker, Outbox& out) {
 
 void Hub::start() {
   for (uint32_t w = 0; w < shards_.size(); ++w) {
-    pool_.post(w, [this, w] { armTick(w); });
+    pool_.post(w, [this, w] {
+      Shard& s = *shards_[w];
+      if (s.stopped) return;
+      s.timer = pool_.loop(w).every(options_.tickInterval, [this, w](TimePoint now) { tick(w, now); });
+    });
   }
 }
 
-void Hub::armTick(uint32_t worker) {
-  Shard& s = *shards_[worker];
-  if (s.stopped) return;
-  s.timer.expires_after(options_.tickInterval);
-  s.timer.async_wait([this, worker](const boost::system::error_code& ec) {
-    if (ec) return;
-    Outbox out;
-    auto now = Clock::now();
-    shards_[worker]->rooms.tick(now, out);
-    if (!out.empty()) dispatch(std::move(out));
-    // Worker 0 forgets idle client addresses now and then (every 10 s at the default tick).
-    if (worker == 0 && options_.addressLimits && ++shards_[worker]->ticks % 40 == 0) options_.addressLimits->sweep(now);
-    armTick(worker);
-  });
+void Hub::tick(uint32_t worker, TimePoint now) {
+  Outbox out;
+  shards_[worker]->rooms.tick(now, out);
+  if (!out.empty()) dispatch(std::move(out));
+  // Worker 0 forgets idle client addresses now and then (every 10 s at the default tick).
+  if (worker == 0 && options_.addressLimits && ++shards_[worker]->ticks % 40 == 0) options_.addressLimits->sweep(now);
 }
 
 void Hub::shutdown(const std::string& reason) {
@@ -147,7 +143,7 @@ void Hub::shutdown(const std::string& reason) {
     pool_.post(w, [this, w, bye] {
       Shard& s = *shards_[w];
       s.stopped = true;
-      s.timer.cancel();
+      pool_.loop(w).cancel(s.timer);
       // By id, not pointer: a connection's bye may close others of the same client (Socket.IO rooms).
       std::vector<uint64_t> all;
       for (uint32_t i = 0; i < s.slots.size(); ++i) {

@@ -92,7 +92,7 @@ class Hub {
   void run(uint32_t owner, RoomTaskRef task);  // on the owner: runs the task, dispatches its outbox
   void deliverLocal(uint32_t worker, Outbox& out);
   void recycle(uint32_t worker, Outbox&& out);
-  void armTick(uint32_t worker);
+  void tick(uint32_t worker, TimePoint now);
 
   net::WorkerPool& pool_;
   HubOptions options_;

@@ -96,11 +96,17 @@ std::optional<http::Response> Service::http(const http::Request& req) {
   return finish(std::move(r));
 }
 
+bool Service::isWebSocketPath(std::string_view path) const {
+  return path.size() == options_.path.size() + 6 && path.starts_with(options_.path) && path.ends_with("peerjs");
+}
+
+std::optional<uint32_t> Service::websocketWorker(const http::Request& req) const {
+  if (!isWebSocketPath(req.path)) return std::nullopt;
+  return hub_.ownerOf(room_);
+}
+
 std::unique_ptr<http::WsHandler> Service::websocket(http::WsConnection& conn, const http::Request& req) {
-  if (req.path.size() != options_.path.size() + 6 || !req.path.starts_with(options_.path) ||
-      !req.path.ends_with("peerjs")) {
-    return nullptr;
-  }
+  if (!isWebSocketPath(req.path)) return nullptr;
   return std::make_unique<Session>(*this, conn, req.queryParam("key"), req.queryParam("id"), req.queryParam("token"));
 }
 

@@ -42,6 +42,9 @@ class Service {
   std::optional<http::Response> http(const http::Request& req);
   // The handler for a WebSocket at {path}peerjs, or nullptr for other paths.
   std::unique_ptr<http::WsHandler> websocket(http::WsConnection& conn, const http::Request& req);
+  // Where a WebSocket at {path}peerjs is served (http::Routes::websocketWorker): the worker that owns the key's room,
+  // so that every relay between its clients stays on one thread. nullopt for other paths.
+  std::optional<uint32_t> websocketWorker(const http::Request& req) const;
 
  private:
   Hub& hub_;
@@ -49,6 +52,7 @@ class Service {
   std::string room_;
   RoomPolicy policy_;
   Directory directory_;
+  bool isWebSocketPath(std::string_view path) const;
 };
 
 class Session final : public http::WsHandler, public Connection {
