@@ -42,9 +42,6 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_ws_moves_total", "counter",
        "Open WebSocket connections moved to the worker of the room they joined (no room named in the upgrade).",
        r.wsMoves);
-  emit(out, "kaiwa_ws_tls_beast_total", "counter",
-       "WSS connections served by the Beast fallback because TLS data was pending at the upgrade (normally 0).",
-       r.wsTlsBeast);
   emit(out, "kaiwa_handler_failures_total", "counter",
        "Event handlers that threw: the connection or job they served was ended, the worker went on.",
        r.handlerFailures);

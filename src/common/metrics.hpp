@@ -56,7 +56,6 @@ struct Registry {
   std::atomic<uint64_t> resumes{0};
   std::atomic<uint64_t> wsHandovers{0};      // WebSockets moved to the worker owning their room before the upgrade
   std::atomic<uint64_t> wsMoves{0};          // ... and after it, when they joined (WsConnection::moveTo)
-  std::atomic<uint64_t> wsTlsBeast{0};       // WSS connections left on Beast: TLS bytes were pending at the upgrade
   std::atomic<uint64_t> handlerFailures{0};  // event handlers that threw (their connection or job was ended)
   std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)> dropped{};
   std::array<std::atomic<uint64_t>, kAddressRefusalNames.size()> addressRefused{};  // by kAddressRefusalNames

@@ -9,8 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -105,199 +104,6 @@ bhttp::response<bhttp::string_body> toBeast(Response&& res, unsigned version, bo
 }
 
 template <typename Stream>
-class WsSession final : public SessionBase,
-                        public WsConnection,
-                        public std::enable_shared_from_this<WsSession<Stream>> {
- public:
-  WsSession(Server::Impl& srv, uint32_t worker, Stream&& stream, beast::flat_buffer&& buffer, AddressTicket ticket)
-      : srv_(srv), worker_(worker), ws_(std::move(stream)), buffer_(std::move(buffer)), ticket_(std::move(ticket)) {
-    srv_.live[worker_].insert(this);
-    remote_ = endpointText();
-  }
-  ~WsSession() override {
-    srv_.live[worker_].erase(this);
-    metrics::add(metrics::registry().httpConnections, -1);
-    if (opened_) metrics::add(metrics::registry().wsConnections, -1);
-  }
-
-  void start(const bhttp::request<bhttp::string_body>& req) {
-    Request r = toRequest(req, worker_);
-    r.remoteAddress = ticket_.ip();
-    handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, r) : nullptr;
-    if (!handler_) {
-      auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
-          toBeast(Response::text(404, "no WebSocket endpoint here\n"), req.version(), false, false));
-      bhttp::async_write(ws_.next_layer(), *res, [self = this->shared_from_this(), res](beast::error_code, size_t) {
-        beast::error_code ec;
-        beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ec);
-      });
-      return;
-    }
-    beast::get_lowest_layer(ws_).expires_never();
-    websocket::stream_base::timeout t;
-    t.handshake_timeout = std::chrono::seconds(10);
-    t.idle_timeout = srv_.options.pingTimeout;
-    t.keep_alive_pings = true;
-    ws_.set_option(t);
-    ws_.read_message_max(srv_.options.wsMaxMessageBytes);
-    ws_.auto_fragment(false);  // one frame per message: clients reassemble nothing
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(bhttp::field::server, kServerName); }));
-    ws_.async_accept(req, [self = this->shared_from_this()](beast::error_code ec) { self->onAccept(ec); });
-  }
-
-  // WsConnection
-  SendResult sendText(std::string frame) override { return enqueue(std::move(frame), true); }
-  SendResult sendBinary(std::string frame) override { return enqueue(std::move(frame), false); }
-  void close(uint16_t code, std::string_view reason) override {
-    if (closeRequested_ || finished_) return;
-    closeRequested_ = true;
-    closeReason_ = websocket::close_reason(static_cast<websocket::close_code>(code), std::string(reason));
-    if (!writing_) doClose();
-  }
-  uint32_t worker() const override { return worker_; }
-  std::string remoteAddress() const override { return remote_; }
-  uint16_t peerCloseCode() const override { return peerCloseCode_; }
-
-  void shutdown(uint16_t code, const std::string& reason) override { close(code, reason); }
-
-  // A message begun must be complete within ServerOptions::messageTimeout: Beast appends its payload to buffer_ as
-  // it comes, and buffer_ is emptied once it is handled.
-  void tick(std::chrono::steady_clock::time_point now) override {
-    if (!opened_ || finished_ || hardClosed_ || buffer_.size() == 0) {
-      messageSince_ = {};
-      return;
-    }
-    if (messageSince_ == std::chrono::steady_clock::time_point{}) {
-      messageSince_ = now;
-    } else if (srv_.options.messageTimeout.count() > 0 && now - messageSince_ >= srv_.options.messageTimeout) {
-      spdlog::debug("ws {}: a message unfinished for {} ms, closing", remote_, srv_.options.messageTimeout.count());
-      hardClose();
-    }
-  }
-
- private:
-  std::string endpointText() {
-    beast::error_code ec;
-    auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
-    if (ec) return "?";
-    return ep.address().to_string() + ":" + std::to_string(ep.port());
-  }
-
-  void onAccept(beast::error_code ec) {
-    if (ec) {
-      spdlog::debug("ws {}: handshake failed: {}", remote_, ec.message());
-      return;  // no onOpen, so no onClose either; the handler dies with us
-    }
-    opened_ = true;
-    metrics::add(metrics::registry().wsConnections, 1);
-    handler_->onOpen();
-    if (!finished_) read();
-  }
-
-  void read() {
-    ws_.async_read(buffer_, [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->onRead(ec, n); });
-  }
-
-  void onRead(beast::error_code ec, size_t n) {
-    if (ec) {
-      if (ec == websocket::error::message_too_big) metrics::registry().drop(metrics::Drop::kTooLarge);
-      if (ec == websocket::error::closed) peerCloseCode_ = static_cast<uint16_t>(ws_.reason().code);
-      finish();
-      return;
-    }
-    metrics::add(metrics::registry().bytesIn, n);
-    auto data = buffer_.cdata();
-    handler_->onMessage(std::string_view(static_cast<const char*>(data.data()), data.size()), !ws_.got_text());
-    buffer_.consume(buffer_.size());
-    messageSince_ = {};
-    if (!finished_ && !hardClosed_) read();
-  }
-
-  SendResult enqueue(std::string frame, bool text) {
-    if (finished_ || closeRequested_ || !opened_) return SendResult::kClosed;
-    queuedBytes_ += frame.size();
-    if (queuedBytes_ > srv_.options.maxQueuedBytes) {
-      spdlog::info("ws {}: closed as a slow consumer ({} bytes queued)", remote_, queuedBytes_);
-      metrics::registry().drop(metrics::Drop::kSlowConsumer);
-      hardClose();
-      return SendResult::kClosed;
-    }
-    queue_.push_back({std::move(frame), text});
-    if (!writing_) write();
-    return SendResult::kQueued;
-  }
-
-  void write() {
-    writing_ = true;
-    ws_.text(queue_.front().text);
-    ws_.async_write(asio::buffer(queue_.front().data),
-                    [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->onWrite(ec, n); });
-  }
-
-  void onWrite(beast::error_code ec, size_t n) {
-    writing_ = false;
-    if (ec) {
-      finish();
-      return;
-    }
-    metrics::add(metrics::registry().bytesOut, n);
-    metrics::add(metrics::registry().messagesOut);
-    queuedBytes_ -= queue_.front().data.size();
-    queue_.pop_front();
-    if (!queue_.empty()) {
-      write();
-    } else if (closeRequested_) {
-      doClose();
-    }
-  }
-
-  void doClose() {
-    if (closing_ || finished_) return;
-    closing_ = true;
-    ws_.async_close(closeReason_, [self = this->shared_from_this()](beast::error_code) {
-      // The read loop sees the peer's close (or a timeout) and calls finish().
-      self->hardClose();
-    });
-  }
-
-  void hardClose() {
-    if (hardClosed_) return;
-    hardClosed_ = true;
-    beast::error_code ec;
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
-    beast::get_lowest_layer(ws_).socket().close(ec);
-    finish();
-  }
-
-  void finish() {
-    if (finished_) return;
-    finished_ = true;
-    if (opened_) handler_->onClose();
-  }
-
-  struct Frame {
-    std::string data;
-    bool text;
-  };
-
-  Server::Impl& srv_;
-  uint32_t worker_;
-  websocket::stream<Stream> ws_;
-  beast::flat_buffer buffer_;
-  std::unique_ptr<WsHandler> handler_;
-  std::deque<Frame> queue_;
-  std::size_t queuedBytes_ = 0;
-  uint16_t peerCloseCode_ = 0;
-  websocket::close_reason closeReason_;
-  std::string remote_;
-  AddressTicket ticket_;
-  std::chrono::steady_clock::time_point messageSince_{};  // when the message in buffer_ was first seen unfinished
-  bool opened_ = false, writing_ = false, closeRequested_ = false, closing_ = false, hardClosed_ = false,
-       finished_ = false;
-};
-
-template <typename Stream>
 class HttpSession final : public SessionBase, public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(Server::Impl& srv, uint32_t worker, Stream&& stream, AddressTicket ticket)
@@ -381,26 +187,26 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
         respond(std::move(res), req.version(), false, false);
         return;
       }
-      handedOver_ = true;
       beast::get_lowest_layer(stream_).expires_never();  // the request timer's wait would outlive the session
       SSL* ssl = nullptr;
+      std::string pending;  // plaintext that TLS had decrypted, or could, past what Beast read
       if constexpr (std::is_same_v<Stream, TlsStream>) {
-        ssl = detail::takeOverTls(stream_.native_handle());
+        ssl = detail::takeOverTls(stream_.native_handle(), pending);
         if (!ssl) {
-          // TLS data in flight inside Asio's stream: this one stays on Beast (kaiwa_ws_tls_beast_total).
-          metrics::add(metrics::registry().wsTlsBeast);
-          auto ws = std::make_shared<WsSession<Stream>>(srv_, worker_, std::move(stream_), std::move(buffer_),
-                                                        std::move(ticket_));
-          ws->start(req);
+          // The peer's close_notify or a TLS error came with the request, or OpenSSL has output Asio did not send
+          // yet (a key update answered while the request was read): the connection cannot go on and is closed.
+          spdlog::debug("ws upgrade over TLS: the TLS state cannot be taken over, closing");
+          metrics::registry().drop(metrics::Drop::kTlsBad);
           return;
         }
       }
+      handedOver_ = true;
       uint32_t target = worker_;
       if (srv_.routes.websocketWorker) {
         auto t = srv_.routes.websocketWorker(request(req, worker_));
         if (t && *t < srv_.pool.size()) target = *t;
       }
-      handOver(target, ssl);
+      handOver(target, ssl, pending);
       return;
     }
     Request r = request(req, worker_);
@@ -441,7 +247,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
 
   // Starts the WebSocket of this connection on worker `target`: here, or moved there (its descriptor, its TLS state,
   // what was read past the request, and the request), so that its room's messages need no hop between threads.
-  void handOver(uint32_t target, SSL* ssl) {
+  void handOver(uint32_t target, SSL* ssl, std::string_view pending) {
     beast::error_code ec;
     tcp::socket socket = beast::get_lowest_layer(stream_).release_socket();
     int fd = socket.release(ec);  // out of Asio's reactor: the WebSocket layer has its own (websocket.cpp)
@@ -452,6 +258,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     }
     auto data = buffer_.cdata();
     std::string leftover(static_cast<const char*>(data.data()), data.size());
+    leftover += pending;
     auto& req = parser_->get();
     std::string key(req[bhttp::field::sec_websocket_key]);
     if (target == worker_) {

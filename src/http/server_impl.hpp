@@ -146,9 +146,10 @@ void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, Ad
                         std::string_view leftover, const Request& request, std::string_view key);
 
 // Takes the SSL object of an HTTPS connection whose TLS handshake Asio did, for startBareWebSocket: a reference of
-// its own, and its I/O moved off Asio's BIO pair. nullptr (nothing changed) when TLS data is still in flight inside
-// Asio's stream; the connection then stays on Asio and Beast.
-SSL* takeOverTls(SSL* ssl);
+// its own, and its I/O moved off Asio's BIO pair. The plaintext of records still inside Asio's stream is appended to
+// `pending` (it follows what Beast read past the request). nullptr when the connection cannot go on: the peer closed
+// TLS or sent a bad record, or OpenSSL holds output that Asio did not send.
+SSL* takeOverTls(SSL* ssl, std::string& pending);
 
 }  // namespace detail
 }  // namespace kaiwa::http

@@ -695,14 +695,30 @@ void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, Ad
   ws->start(id, leftover, request, key);
 }
 
-SSL* takeOverTls(SSL* ssl) {
-  // Only when nothing is in flight inside Asio's TLS stream: no decrypted byte unread, no record received but not
-  // decrypted, none written but not sent. A client sends nothing after its upgrade request until the 101 comes.
+SSL* takeOverTls(SSL* ssl, std::string& pending) {
   BIO* rbio = SSL_get_rbio(ssl);
   BIO* wbio = SSL_get_wbio(ssl);
-  if (SSL_has_pending(ssl) || !rbio || !wbio || BIO_ctrl_pending(rbio) != 0 || BIO_ctrl_wpending(wbio) != 0) {
-    return nullptr;
+  if (!rbio || !wbio) return nullptr;
+  // What is still inside Asio's TLS stream — records received and not decrypted, plaintext decrypted and not read
+  // (a client may send its first frames right behind the upgrade request) — is read out now, through Asio's BIO
+  // pair, and goes with what Beast read past the request. A record only partly received stays inside the SSL object,
+  // which moves along; the rest of it comes through the new BIO.
+  char buffer[16 * 1024];
+  while (SSL_has_pending(ssl) || BIO_ctrl_pending(rbio) > 0) {
+    ERR_clear_error();
+    int n = SSL_read(ssl, buffer, sizeof buffer);
+    if (n > 0) {
+      pending.append(buffer, static_cast<std::size_t>(n));
+      continue;
+    }
+    int error = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    if (error == SSL_ERROR_WANT_READ) break;
+    return nullptr;  // close_notify, an alert, a bad record: nothing more to serve
   }
+  // Output that Asio has not sent would be lost with its BIO pair (it only comes from answering a key update while
+  // the request was read): such a connection is not taken over.
+  if (BIO_ctrl_wpending(wbio) != 0) return nullptr;
   BIO* bio = BIO_new(bioMethod());
   if (!bio || SSL_up_ref(ssl) != 1) {
     if (bio) BIO_free(bio);
