@@ -6,7 +6,11 @@
 #
 #   bench/native-vs-floor.sh [--threads "1 2"] [--steps "paced sat"] [--reps 3] [--rate 8000] [--duration 8]
 #                            [--kaiwa build/kaiwa] [--loadgen build/bench/kaiwa-loadgen]
-#                            [--floor build/bench/kaiwa-floor-relay] [--nice 0] [--door native]
+#                            [--floor build/bench/kaiwa-floor-relay] [--nice 0] [--door native] [--syscalls]
+#
+# --threads default runs kaiwa as a user does, without --workers (one worker per core), and the floor with one thread
+# per core. --syscalls counts the server's system calls (perf's syscalls:sys_enter_* tracepoints; root) during the
+# measured part of each run and prints them per relayed message.
 #
 # --door picks kaiwa's front door for the kaiwa runs: native (/ws), socketio (/socket.io/, Engine.IO WebSockets and
 # the guide's events) or peerjs (/peerjs); the generator speaks that dialect, the floor relays the same bytes.
@@ -19,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-THREADS="1 2" STEPS="paced sat" REPS=3 RATE=8000 DURATION=8 NICE=0 DOOR=native
+THREADS="1 2" STEPS="paced sat" REPS=3 RATE=8000 DURATION=8 NICE=0 DOOR=native SYSCALLS=0
 KAIWA=build/kaiwa LOADGEN=build/bench/kaiwa-loadgen FLOOR=build/bench/kaiwa-floor-relay
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +37,7 @@ while [ $# -gt 0 ]; do
     --floor) FLOOR="$2"; shift ;;
     --nice) NICE="$2"; shift ;;
     --door) DOOR="$2"; shift ;;
+    --syscalls) SYSCALLS=1; shift 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,10 +56,14 @@ one() {
   local name=$1 step=$2 t=$3 rep=$4 port path proto
   port=$(pick_port)
   if [ "$name" = floor ]; then
-    nice -n "$NICE" "$FLOOR" "$port" --threads "$t" >/dev/null 2>&1 &
+    local ft=$t
+    [ "$t" = default ] && ft=$(nproc)
+    nice -n "$NICE" "$FLOOR" "$port" --threads "$ft" >/dev/null 2>&1 &
     path=/floor proto=floor
   else
-    nice -n "$NICE" "$KAIWA" serve --listen "127.0.0.1:$port" --workers "$t" --rate 0 --no-turn --log-level warn \
+    local workers=(--workers "$t")
+    [ "$t" = default ] && workers=()
+    nice -n "$NICE" "$KAIWA" serve --listen "127.0.0.1:$port" "${workers[@]}" --rate 0 --no-turn --log-level warn \
       --address-exempt 127.0.0.0/8 \
       >"$OUT/kaiwa.log" 2>&1 &
     proto=$DOOR
@@ -69,14 +78,23 @@ one() {
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
   local args=(relay --clients 200 --rate "$RATE" --duration "$DURATION")
   [ "$step" = sat ] && args=(relay --clients 400 --rate 0 --window 1 --duration "$DURATION")
+  local perf_out=$OUT/$name-$step-$t-$rep.perf perf_pid=
+  rm -f "$perf_out"
+  if [ "$SYSCALLS" = 1 ]; then
+    # The measured part of the run: from 2 s in (the clients are connected) to 1 s before its end.
+    (sleep 2; exec perf stat -x, -e 'syscalls:sys_enter_*' -p "$SERVER" -o "$perf_out" -- sleep $((DURATION - 3))) \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   nice -n "$NICE" timeout 120 "$LOADGEN" "${args[@]}" --protocol "$proto" --url "ws://127.0.0.1:$port$path" \
     --server-pid "$SERVER" --json --quiet 2>&1 | grep '^{' | tail -1 >"$OUT/$name-$step-$t-$rep.json" || true
+  [ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
   SERVER=
-  python3 - "$OUT/$name-$step-$t-$rep.json" "$name" "$step" "$t" <<'EOF'
-import json, sys
-path, name, step, t = sys.argv[1:5]
+  python3 - "$OUT/$name-$step-$t-$rep.json" "$name" "$step" "$t" "$perf_out" "$((DURATION - 3))" <<'EOF'
+import json, os, sys
+path, name, step, t, perf, window = sys.argv[1:7]
 try:
     r = json.load(open(path))
 except Exception:
@@ -85,6 +103,19 @@ except Exception:
 lat = r["latency_us"]
 print(f'{step:6} {name:6} {t:>2} {r["relayed_per_s"]:9.0f} {lat["p50"]:8.0f} {lat["p99"]:8.0f} '
       f'{r["server"]["cpu_us_per_msg"]:8.2f} {r["others_cpu_pct"]:7.0f}% {r["lost"]:6}')
+if os.path.exists(perf):
+    msgs = r["relayed_per_s"] * float(window)
+    counts = {}
+    for line in open(perf):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].isdigit() and int(f[0]) > 0:
+            counts[f[2][len("syscalls:sys_enter_"):]] = int(f[0])
+    total = sum(counts.values())
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:8]
+    with open(path[:-5] + ".sys", "w") as out:
+        out.write(f"{total / msgs if msgs else 0:.3f}\n")
+    print(f'       syscalls per relayed message: {total / msgs if msgs else 0:.2f} = ' +
+          ' + '.join(f'{k} {v / msgs:.2f}' for k, v in top))
 EOF
   sleep 0.5
 }
@@ -120,6 +151,11 @@ for step in steps:
     for t in threads:
         f, k = med("floor", step, t, "cpu"), med("kaiwa", step, t, "cpu")
         fr, kr = med("floor", step, t, "rate"), med("kaiwa", step, t, "rate")
-        print(f'{step:6} {t:>2} {f:9.2f} {k:9.2f} {k / f if f else float("nan"):10.2f}× {fr:11.0f} {kr:11.0f}')
+        line = f'{step:6} {t:>2} {f:9.2f} {k:9.2f} {k / f if f else float("nan"):10.2f}× {fr:11.0f} {kr:11.0f}'
+        sysf = [float(open(p).read()) for p in glob.glob(os.path.join(out, f"floor-{step}-{t}-*.sys"))]
+        sysk = [float(open(p).read()) for p in glob.glob(os.path.join(out, f"kaiwa-{step}-{t}-*.sys"))]
+        if sysf and sysk:
+            line += f'   syscalls/msg floor {statistics.median(sysf):.2f} kaiwa {statistics.median(sysk):.2f}'
+        print(line)
 EOF
 echo "# raw results: $OUT"
