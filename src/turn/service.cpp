@@ -1,6 +1,6 @@
 #include "turn/service.hpp"
 
-#include "turn/accept_backoff.hpp"
+#include "net/accept_backoff.hpp"
 
 #include <ifaddrs.h>
 #include <linux/sock_diag.h>
@@ -1186,7 +1186,7 @@ class TurnService::Worker : public TurnIo {
   struct AcceptPause {
     explicit AcceptPause(asio::io_context& ctx) : timer(ctx) {}
     asio::steady_timer timer;
-    AcceptBackoff backoff;
+    net::AcceptBackoff backoff;
   };
   AcceptPause acceptPause_{ctx_}, tlsAcceptPause_{ctx_};
   asio::steady_timer timer_;

@@ -1,10 +1,10 @@
 // A TURN listener whose accept() fails (out of file descriptors) pauses, 100 ms doubling to 1 s, and logs at most once
 // per 10 s with the count of failures it did not log.
-#include "turn/accept_backoff.hpp"
+#include "net/accept_backoff.hpp"
 
 #include <gtest/gtest.h>
 
-namespace kaiwa::turn {
+namespace kaiwa::net {
 namespace {
 
 using namespace std::chrono_literals;
@@ -38,5 +38,14 @@ TEST(AcceptBackoff, LogsOncePerTenSecondsWithTheSuppressedCount) {
   EXPECT_EQ(third.suppressed, 1u);
 }
 
+TEST(AcceptBackoff, OtherPausesForOtherListeners) {
+  AcceptBackoff b(50ms, 1s);  // HTTP's listener starts at 50 ms
+  TimePoint t{1000s};
+  EXPECT_EQ(b.failed(t).pause, 50ms);
+  EXPECT_EQ(b.failed(t).pause, 100ms);
+  b.succeeded();
+  EXPECT_EQ(b.failed(t).pause, 50ms);
+}
+
 }  // namespace
-}  // namespace kaiwa::turn
+}  // namespace kaiwa::net

@@ -1,14 +1,15 @@
 #pragma once
-// What a TURN TCP/TLS listener does when accept() fails (EMFILE/ENFILE when the process or the machine is out of file
-// descriptors, ENOBUFS, ...): the pending connection stays in the backlog, the socket stays readable, and accepting
-// again at once would spin a core. So each failure pauses accepting, 100 ms after the first and twice as long after
-// each further one up to 1 s, back to 100 ms after a success; and a failure is logged at most once per 10 s, with
-// the number of those not logged since. Sans-I/O: the caller passes the time, waits and logs.
+// What a listener (TURN's TCP/TLS listeners; HTTP's can use it the same way) does when accept() fails (EMFILE/ENFILE
+// when the process or the machine is out of file descriptors, ENOBUFS, ...): the pending connection stays in the
+// backlog, the socket stays readable, and accepting again at once would spin a core. So each failure pauses
+// accepting, `first` after the first failure (TURN: 100 ms, HTTP's 50 ms is a constructor argument) and twice as long
+// after each further one up to `max`, back to `first` after a success; and a failure is logged at most once per
+// `logEvery`, with the number of those not logged since. Sans-I/O: the caller passes the time, waits and logs.
 #include <cstdint>
 
 #include "common/clock.hpp"
 
-namespace kaiwa::turn {
+namespace kaiwa::net {
 
 class AcceptBackoff {
  public:
@@ -46,4 +47,4 @@ class AcceptBackoff {
   uint64_t suppressed_ = 0;
 };
 
-}  // namespace kaiwa::turn
+}  // namespace kaiwa::net
