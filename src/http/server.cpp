@@ -44,10 +44,7 @@ namespace {
 
 constexpr std::string_view kServerName = "kaiwa";
 constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
-constexpr auto kAcceptPauseMin = std::chrono::milliseconds(50);  // after a failed accept; doubled up to the max
-constexpr auto kAcceptPauseMax = std::chrono::milliseconds(1000);
-constexpr int64_t kAcceptLogEveryMs = 10'000;  // accept errors are logged at most this often
-constexpr std::size_t kShedPerTurn = 64;       // waiting connections closed per failed accept
+constexpr std::size_t kShedPerTurn = 64;  // waiting connections closed per failed accept
 
 // What a connection refused at accept is told (plain HTTP only; over TLS there is no cheap way to say it).
 std::string refusalResponse(unsigned status, std::string_view reason, std::string_view body) {
@@ -63,27 +60,6 @@ std::string clientIp(const asio::ip::address& a) {
   if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
   v6.scope_id(0);
   return v6.to_string();
-}
-
-// Accept errors, logged at most once per kAcceptLogEveryMs for the whole process, with the count of the others.
-std::atomic<int64_t> acceptLoggedAt{std::numeric_limits<int64_t>::min() / 2};
-std::atomic<uint64_t> acceptErrorsUnlogged{0};
-std::atomic<uint64_t> acceptShedUnlogged{0};
-
-void reportAcceptError(const beast::error_code& ec, std::size_t shed) {
-  acceptShedUnlogged.fetch_add(shed, std::memory_order_relaxed);
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-  int64_t last = acceptLoggedAt.load(std::memory_order_relaxed);
-  if (now - last < kAcceptLogEveryMs || !acceptLoggedAt.compare_exchange_strong(last, now)) {
-    acceptErrorsUnlogged.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  uint64_t more = acceptErrorsUnlogged.exchange(0, std::memory_order_relaxed);
-  uint64_t closed = acceptShedUnlogged.exchange(0, std::memory_order_relaxed);
-  spdlog::warn(
-      "accept failed: {} ({} more failures not logged since the last report, {} waiting connections closed "
-      "unserved); the listener pauses and retries",
-      ec.message(), more, closed);
 }
 
 }  // namespace
@@ -351,7 +327,7 @@ void Server::Impl::accept(uint32_t worker) {
       acceptFailed(worker, ec);  // accepts again after a pause
       return;
     }
-    acceptStates[worker].backoff = std::chrono::milliseconds(0);
+    acceptStates[worker].backoff.succeeded();
     admit(worker, std::move(socket));
     accept(worker);
   });
@@ -391,18 +367,22 @@ void Server::Impl::admit(uint32_t worker, tcp::socket socket) {
 
 void Server::Impl::acceptFailed(uint32_t worker, const beast::error_code& ec) {
   auto& st = acceptStates[worker];
-  std::size_t shed = 0;
   bool outOfDescriptors = ec == asio::error::no_descriptors ||
                           (ec.category() == asio::error::get_system_category() && ec.value() == ENFILE);
-  if (outOfDescriptors) shed = shedPending(worker);
-  reportAcceptError(ec, shed);
-  // The listener stays readable while connections wait: retrying at once would spin. Pause, longer each time.
-  st.backoff =
-      st.backoff.count() == 0 ? kAcceptPauseMin : std::min<std::chrono::milliseconds>(st.backoff * 2, kAcceptPauseMax);
-  st.retry->expires_after(st.backoff);
-  st.retry->async_wait([this, worker](beast::error_code e) {
-    if (e || !acceptors[worker]->is_open()) return;  // stopAccepting
-    accept(worker);
+  if (outOfDescriptors) st.shedUnlogged += shedPending(worker);
+  // The listener stays readable while connections wait: retrying at once would spin. Pause, longer each time, and
+  // log at most once every 10 s per listener.
+  TimePoint now = Clock::now();
+  net::AcceptBackoff::Failure f = st.backoff.failed(now);
+  if (f.log) {
+    spdlog::warn(
+        "accept failed: {} ({} more failures not logged since the last report, {} waiting connections closed "
+        "unserved); the listener pauses and retries",
+        ec.message(), f.suppressed, std::exchange(st.shedUnlogged, 0));
+  }
+  st.retry = pool.loop(worker).at(now + f.pause, [this, worker](TimePoint) {
+    acceptStates[worker].retry = 0;
+    if (acceptors[worker]->is_open()) accept(worker);  // (closed: stopAccepting)
   });
 }
 
@@ -496,7 +476,6 @@ uint16_t Server::start() {
   }
   for (uint32_t w = 0; w < impl_->pool.size(); ++w) {
     auto& st = impl_->acceptStates[w];
-    st.retry = std::make_unique<asio::steady_timer>(impl_->pool.context(w));
     st.spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (st.spare < 0) throw std::runtime_error(std::string("cannot open /dev/null: ") + std::strerror(errno));
   }
@@ -514,7 +493,7 @@ void Server::stopAccepting() {
     impl_->pool.post(w, [this, w] {
       beast::error_code ec;
       impl_->acceptors[w]->close(ec);
-      impl_->acceptStates[w].retry->cancel();
+      impl_->pool.loop(w).cancel(std::exchange(impl_->acceptStates[w].retry, 0));
     });
   }
 }

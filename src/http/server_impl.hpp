@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "http/server.hpp"
+#include "net/accept_backoff.hpp"
 #include "net/slots.hpp"
 
 namespace kaiwa::http {
@@ -81,9 +82,10 @@ struct Server::Impl {
   // a success), instead of retrying at once in a loop; a spare descriptor, given up for a moment, lets it take the
   // waiting connections and close them, so that their clients are told instead of left hanging.
   struct AcceptState {
-    std::unique_ptr<boost::asio::steady_timer> retry;
-    std::chrono::milliseconds backoff{0};
-    int spare = -1;  // /dev/null, held for when descriptors run out
+    net::AcceptBackoff backoff{std::chrono::milliseconds(50)};
+    net::Loop::TimerId retry = 0;  // the pause's timer, in the worker's loop
+    std::size_t shedUnlogged = 0;  // waiting connections closed since the last log line
+    int spare = -1;                // /dev/null, held for when descriptors run out
   };
   std::vector<AcceptState> acceptStates;  // index = worker
   // index = worker, touched only there: the HTTP sessions on Asio and Beast, owned by their pending operations
@@ -103,7 +105,10 @@ struct Server::Impl {
   // telling their handlers; the others went with their operations.
   void abandonAll() {
     for (auto& table : owned) table.clear();
-    for (uint32_t w = 0; w < tickers.size(); ++w) pool.loop(w).cancel(tickers[w]);
+    for (uint32_t w = 0; w < tickers.size(); ++w) {
+      pool.loop(w).cancel(tickers[w]);
+      pool.loop(w).cancel(acceptStates[w].retry);
+    }
   }
   ~Impl();  // (server.cpp: also closes the spare descriptors)
   void accept(uint32_t worker);
