@@ -137,7 +137,6 @@ class Loop {
   std::vector<WatchSlot> watches_;
   std::vector<uint32_t> freeWatches_;
   epoll_event ready_[kBatch];
-  bool continuationPosted_ = false;
 
   boost::asio::steady_timer timer_;
   TimePoint timerArmedFor_ = TimePoint::max();
