@@ -2,12 +2,20 @@
 // The Socket.IO front door (docs/socketio.md): Engine.IO v4 sessions over long polling and WebSocket, with the
 // polling → WebSocket upgrade, and the guide's Socket.IO events translated into the room core.
 //
+// This is the glue: the protocol is in three sans-I/O pieces (engineio::Session, Socket, GuideEvents), and Service
+// gives them what they need — HTTP requests and responders, WebSocket connections, the hub, the workers and the
+// clock (read here only). Each worker keeps its sessions' deadlines in one place: tick(worker, now) at
+// nextDeadline(worker).
+//
 // A session lives on the worker that answered its handshake; its id says which one ("<worker>.<random>"), so a
 // polling request or an upgrade that lands on another worker (SO_REUSEPORT) is handed to the owner — no sticky
 // sessions needed. Every room the socket is in is a room-core membership with its own hub endpoint, so limits,
 // metrics and --auth-secret apply as for native and PeerJS peers.
+#include <functional>
 #include <memory>
 #include <string>
+
+#include "common/clock.hpp"
 
 #include "http/handler.hpp"
 #include "net/worker_pool.hpp"
@@ -18,7 +26,10 @@ namespace kaiwa::signal::socketio {
 
 class Service {
  public:
-  Service(Hub& hub, net::WorkerPool& pool, Options options);
+  // `clock`: where the time comes from; by default Clock::now(), and the service keeps a timer per worker that calls
+  // tick() at nextDeadline(). Given a clock (a test's, a fuzzer's), the caller drives time: no timer is set, and it
+  // calls tick(worker, now) itself.
+  Service(Hub& hub, net::WorkerPool& pool, Options options, std::function<TimePoint()> clock = {});
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
@@ -31,6 +42,11 @@ class Service {
   // The WebSocket transport at options().path (direct, or the upgrade of a polling session), or nullptr for other
   // paths and bad handshakes.
   std::unique_ptr<http::WsHandler> websocket(http::WsConnection& conn, const http::Request& req);
+
+  // On `worker`: whatever its sessions have due at `now` (pings, pong and connect timeouts, upgrade timeouts).
+  void tick(uint32_t worker, TimePoint now);
+  // When tick(worker, …) next has something to do; TimePoint::max() when nothing.
+  TimePoint nextDeadline(uint32_t worker) const;
 
   struct Impl;
 
