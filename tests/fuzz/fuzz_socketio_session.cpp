@@ -1,7 +1,8 @@
 // fuzz_socketio_session: the Socket.IO front door end to end below the socket. A WorkerPool(1) that is never
-// started, a Hub and a socketio::Service over it, and up to 4 clients, each on a fake WebSocket or on long polling
-// (the Service's HTTP entry with captured responders); the input is a script of what the clients send. After each
-// step the pool is drained with poll(), exactly as the worker thread would run the tasks.
+// started, a Hub and a socketio::Service over it with a fake clock, and up to 4 clients, each on a fake WebSocket or
+// on long polling (the Service's HTTP entry with captured responders); the input is a script of what the clients
+// send and of time passing. After each step the pool is drained with poll(), exactly as the worker thread would run
+// the tasks; time moves only when the script says so, and the service's deadlines are met by Service::tick.
 //
 // Input format (docs/fuzzing.md):
 //   byte 0: configuration: bit0 auth secret set; bit1 rate limit (5/s, burst 3); bit2 small limits (2 peers/room,
@@ -15,16 +16,19 @@
 //     0x70-0x77: the client's connection drops; a new client opens in the slot (WebSocket or polling, alternating)
 //     0x78-0x7F: a polling client opens a WebSocket with its sid (the upgrade probe) if it has none, and sends
 //                `payload` (if any) as a text frame on it; later frames go to it too
-//     0x80-0xFF: Hub::shutdown("shutdown"), then drain
+//     0x80-0xBF: the clock moves (c & 63) * 500 ms, and the service is ticked (pings, ping / connect / upgrade
+//                timeouts; the fake clients never answer a ping)
+//     0xC0-0xFF: Hub::shutdown("shutdown"), then drain
 //   In a payload, $S<k> is replaced by the socket id client k got in its CONNECT reply.
 //   Before the script every client connects (40) and joins room "fz" (with a token when the secret is set).
 //
 // Invariants: every WebSocket text frame and every polling response decodes (Engine.IO packet/payload, and the
 // Socket.IO packet inside a message); the first packet is the open packet; acks answer ids the client sent;
 // nobody is told about itself (user-joined, user-left, `from`); nothing is sent on a connection after onClose;
-// every responder is called exactly once; at the end (every client closed) no room and no peer is left, and every
-// polling place (common::AddressLimits) was given back exactly once; ASan/LSan:
-// no use-after-free, no leak.
+// every responder is called exactly once; no deadline of the service is left in the past after a tick; at the end
+// (every client closed, the sessions abandoned by a vanished polling client ended by their ping timeout) no session
+// is left (no deadline), no room and no peer, and every polling place (common::AddressLimits) was given back exactly
+// once; ASan/LSan: no use-after-free, no leak.
 #include <boost/json.hpp>
 
 #include <cstdint>
@@ -81,9 +85,8 @@ class FakeConn final : public http::WsConnection {
 struct Client {
   std::size_t index = 0;
   bool polling = false;
-  std::string sid;                     // Engine.IO session id
-  std::vector<std::string> abandoned;  // earlier polling sessions of this slot (left open, as a vanished client's)
-  std::string socketId;                // from 40{"sid":…}
+  std::string sid;       // Engine.IO session id
+  std::string socketId;  // from 40{"sid":…}
   std::set<uint64_t> sentAcks;
   std::size_t packets = 0;
   std::size_t pendingAttachments = 0;
@@ -174,6 +177,17 @@ struct Harness {
   std::vector<Client> clients;
   std::string token;
   std::size_t respondersMade = 0, respondersCalled = 0;
+  TimePoint now = TimePoint{} + std::chrono::hours(1);  // the fake clock
+
+  // The clock moves by `d`; the service meets every deadline up to now.
+  void advance(Millis d) {
+    now += d;
+    for (int i = 0; service->nextDeadline(0) <= now; ++i) {
+      FUZZ_CHECK(i < 1000, "the deadlines never move past now");
+      service->tick(0, now);
+      drain();
+    }
+  }
 
   void drain() {
     auto& io = pool.context(0);
@@ -246,7 +260,7 @@ struct Harness {
 
   void open(Client& c, bool polling) {
     closeWs(c);
-    if (c.polling && !c.sid.empty()) c.abandoned.push_back(c.sid);
+    // An earlier polling session of this slot is left open, as a vanished client's: its ping timeout ends it.
     c.polling = polling;
     c.socketId.clear();
     c.sentAcks.clear();
@@ -352,7 +366,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       h.token = auth::signRoomToken({"fz", "fuzz-user", 4102444800 /* 2100-01-01 */, 0}, *h.options.authSecret);
     }
     h.hub = std::make_unique<signal::Hub>(h.pool, h.options);
-    h.service = std::make_unique<Service>(*h.hub, h.pool, o);
+    h.service = std::make_unique<Service>(*h.hub, h.pool, o, [&h] { return h.now; });
     h.clients.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
       Client& c = h.clients[i];
@@ -391,24 +405,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } else if (c < 0x80) {
         if (cl.polling && !cl.sid.empty() && !cl.handler) h.openWs(cl, true);
         if (!payload.empty()) h.sendText(cl, payload);
+      } else if (c < 0xC0) {
+        h.advance(Millis(500) * (c & 63));
       } else {
         h.hub->shutdown("shutdown");
       }
       h.drain();
     }
 
-    // Everybody goes: polling sessions say close (the abandoned ones too: the ping timeout would close them, but
-    // the pool's timers do not run here), WebSockets drop.
+    // Everybody goes: polling sessions say close, WebSockets drop; the sessions of vanished polling clients end at
+    // their ping timeout.
     for (auto& c : h.clients) {
-      if (c.polling && !c.sid.empty()) c.abandoned.push_back(c.sid);
-      for (const auto& sid : c.abandoned) {
-        c.sid = sid;
-        h.http(c, "POST", "1");
-      }
+      if (c.polling && !c.sid.empty()) h.http(c, "POST", "1");
       h.closeWs(c);
       h.drain();
     }
     h.drain();
+    h.advance(o.pingInterval + o.pingTimeout + o.connectTimeout + o.upgradeTimeout);
+    FUZZ_CHECK(h.service->nextDeadline(0) == TimePoint::max(), "a session outlived its ping timeout");
     FUZZ_CHECK(h.respondersCalled == h.respondersMade, "a request was never answered");
     FUZZ_CHECK(m.rooms.load() == rooms0, "rooms left behind");
     FUZZ_CHECK(m.peers.load() == peers0, "peers left behind");

@@ -132,11 +132,18 @@ struct Service::Impl {
   std::optional<http::Response> admitPolling(std::string_view ip);
 
   // Runs a socket's room op on the room's owner, and on the next room's while it goes on (a directed event).
+  struct OpTask {
+    Impl* svc;
+    RoomOp op;
+    void operator()(RoomHost& rooms, Outbox& out) {
+      if (applyRoomOp(op, rooms, out, svc->now())) svc->run(std::move(op));
+    }
+  };
   void run(RoomOp op) {
-    std::string_view key = roomOf(op);
-    hub.onRoom(key, [this, op = std::move(op)](RoomHost& rooms, Outbox& out) mutable {
-      if (applyRoomOp(op, rooms, out, now())) run(std::move(op));
-    });
+    OpTask task{this, std::move(op)};
+    // The name is read from the task's own op: Hub::onRoom finds the owner before it moves the task anywhere.
+    std::string_view key = roomOf(task.op);
+    hub.onRoom(key, std::move(task));
   }
 
   Hub& hub;
