@@ -68,13 +68,11 @@ Session::PostAnswer Session::onPollPost(std::string_view body, TimePoint now) {
   return PostAnswer::kOk;
 }
 
-void Session::attachProbe(LinkId link, TimePoint now) {
-  if (closed_ || ws_ != kNoLink || !poll_ || probe_ != kNoLink) {
-    listener_.closeLink(link, kClosePolicy, "no upgrade possible");
-    return;
-  }
+bool Session::attachProbe(LinkId link, TimePoint now) {
+  if (closed_ || link == kNoLink || ws_ != kNoLink || !poll_ || probe_ != kNoLink) return false;
   probe_ = link;
   poll_->probeBy = now + config_.upgradeTimeout;
+  return true;
 }
 
 void Session::onFrame(LinkId link, std::string_view frame, bool binary, TimePoint now) {

@@ -89,8 +89,9 @@ class Session {
   enum class PostAnswer : uint8_t { kOk, kTooLarge, kBadRequest, kUnknownSid };
   PostAnswer onPollPost(std::string_view body, TimePoint now);
 
-  // A WebSocket that names this session's sid: the upgrade probe. Closed at once (1008) if no upgrade is possible.
-  void attachProbe(LinkId link, TimePoint now);
+  // A WebSocket that names this session's sid: the upgrade probe. False if no upgrade is possible (a WebSocket
+  // session, a probe on already, closed): the caller closes it (1008).
+  bool attachProbe(LinkId link, TimePoint now);
   void onFrame(LinkId link, std::string_view frame, bool binary, TimePoint now);
   // The transport `link` is gone (the probe: the session stays on polling; its WebSocket: the session closes).
   void onLinkClosed(LinkId link);

@@ -338,7 +338,7 @@ void GuideEvents::onRateLimited(std::optional<uint64_t> ack, std::string_view ev
   fail(ack, event, "rate-limited", "too many messages: slow down", now);
 }
 
-void GuideEvents::onRelayEvent(RelayEvent e, TimePoint now) {
+void GuideEvents::onRelayEvent(RelayEvent& e, TimePoint now) {
   if (refuseRoomless(e.ackId, e.event, now)) return;
   if (e.route == EventRoute::kDirected) {
     relayDirected(e.event, e.ackId, e.target, std::move(e.frame));
@@ -447,14 +447,15 @@ void GuideEvents::relayDirected(std::string_view event, std::optional<uint64_t> 
     fail(ack, event, "unknown-peer", "no socket '" + std::string(target) + "' in a room with you", listener_.now());
     return;
   }
-  room_op::Directed d;
+  RoomOp op(std::in_place_type<room_op::Directed>);  // made where it is sent from: moved once, into the task
+  auto& d = std::get<room_op::Directed>(op);
   d.re = requestOf(ack);
   d.frames = std::move(frames);
   for (Membership* m = memberships_.get(); m; m = m->next.get()) d.routes.push_back({m->key(), m->endpoint});
   d.id = id_;
   d.target = SocketId(target);
   d.event = event;
-  listener_.run(std::move(d));
+  listener_.run(std::move(op));
 }
 
 // toggle-audio {roomId, isMuted} / toggle-video {roomId, isVideoOff}: the room's media state, and the same event

@@ -134,7 +134,7 @@ class GuideEvents {
     virtual Endpoint attach(Membership& membership) = 0;
     virtual void detach(Endpoint endpoint) = 0;
     // Runs `op` on its room's owner (applyRoomOp there; again while it says so).
-    virtual void run(RoomOp op) = 0;
+    virtual void run(RoomOp&& op) = 0;
     // Connection placement: a socket in no room is about to join `room`. True if its connection moves to the
     // worker owning the room; the caller then calls join(room, ack) there.
     virtual bool moveToOwnerOf(const std::string& room, std::optional<uint64_t> ack) = 0;
@@ -159,7 +159,7 @@ class GuideEvents {
   void onConnected(std::string_view socketId, std::string_view authToken, TimePoint now);
   void onDisconnected();
   void onEvent(SioPacket p, TimePoint now);
-  void onRelayEvent(RelayEvent e, TimePoint now);
+  void onRelayEvent(RelayEvent& e, TimePoint now);  // takes its frame
   void onRateLimited(std::optional<uint64_t> ack, std::string_view event, TimePoint now);
   // After a move (Listener::moveToOwnerOf): joins `room` from here.
   void join(const std::string& room, std::optional<uint64_t> ack);

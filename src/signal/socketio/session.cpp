@@ -139,7 +139,7 @@ struct Service::Impl {
       if (applyRoomOp(op, rooms, out, svc->now())) svc->run(std::move(op));
     }
   };
-  void run(RoomOp op) {
+  void run(RoomOp&& op) {
     OpTask task{this, std::move(op)};
     // The name is read from the task's own op: Hub::onRoom finds the owner before it moves the task anywhere.
     std::string_view key = roomOf(task.op);
@@ -250,10 +250,11 @@ class Client final : public std::enable_shared_from_this<Client>,
 
   void attachProbe(std::shared_ptr<WsLink> link, TimePoint now) {
     link->id = nextLink_++;
-    incoming_ = &link;  // so that a refusal finds it (closeLink)
-    engine_.attachProbe(link->id, now);
-    incoming_ = nullptr;
-    if (polling_ && engine_.probe() == link->id) polling_->probe = std::move(link);
+    if (polling_ && engine_.attachProbe(link->id, now)) {
+      polling_->probe = std::move(link);
+    } else {
+      closeOn(std::move(link), kClosePolicy, "no upgrade possible");
+    }
     settle();
   }
 
@@ -293,7 +294,6 @@ class Client final : public std::enable_shared_from_this<Client>,
   const std::shared_ptr<WsLink>* link(LinkId id) const {
     if (ws_ && ws_->id == id) return &ws_;
     if (polling_ && polling_->probe && polling_->probe->id == id) return &polling_->probe;
-    if (incoming_ && (*incoming_)->id == id) return incoming_;
     return nullptr;
   }
 
@@ -312,14 +312,17 @@ class Client final : public std::enable_shared_from_this<Client>,
   }
 
   void closeLink(LinkId id, uint16_t code, std::string_view reason) override {
-    const std::shared_ptr<WsLink>* l = link(id);
-    if (!l) return;
-    if ((*l)->worker == worker_) {
-      if ((*l)->conn) (*l)->conn->close(code, reason);
+    if (const std::shared_ptr<WsLink>* l = link(id)) closeOn(*l, code, reason);
+  }
+
+  // Closes a transport, on its worker.
+  void closeOn(std::shared_ptr<WsLink> l, uint16_t code, std::string_view reason) {
+    if (l->worker == worker_) {
+      if (l->conn) l->conn->close(code, reason);
       return;
     }
-    svc_.pool.post((*l)->worker, [shared = *l, code, reason = std::string(reason)] {
-      if (shared->conn) shared->conn->close(code, reason);
+    svc_.pool.post(l->worker, [l = std::move(l), code, reason = std::string(reason)] {
+      if (l->conn) l->conn->close(code, reason);
     });
   }
 
@@ -360,7 +363,7 @@ class Client final : public std::enable_shared_from_this<Client>,
   }
   void onDisconnected() override { events_.onDisconnected(); }
   void onEvent(SioPacket packet, TimePoint now) override { events_.onEvent(std::move(packet), now); }
-  void onRelayEvent(RelayEvent event, TimePoint now) override { events_.onRelayEvent(std::move(event), now); }
+  void onRelayEvent(RelayEvent& event, TimePoint now) override { events_.onRelayEvent(event, now); }
   void onRateLimited(std::optional<uint64_t> ack, std::string_view event, TimePoint now) override {
     events_.onRateLimited(ack, event, now);
   }
@@ -370,7 +373,7 @@ class Client final : public std::enable_shared_from_this<Client>,
   void sendFrame(std::string_view frame, bool binary) override { engine_.sendFrame(frame, binary); }
   Endpoint attach(Membership& membership) override { return svc_.hub.attach(worker_, &membership); }
   void detach(Endpoint endpoint) override { svc_.hub.detach(endpoint); }
-  void run(RoomOp op) override { svc_.run(std::move(op)); }
+  void run(RoomOp&& op) override { svc_.run(std::move(op)); }
   void close(std::string_view why, uint16_t wsCode) override {
     engine_.close(why, true, wsCode);
     settle();
@@ -430,10 +433,9 @@ class Client final : public std::enable_shared_from_this<Client>,
   engineio::Session engine_;
   Socket socket_;
   GuideEvents events_;
-  std::shared_ptr<WsLink> ws_;                         // the WebSocket transport (direct, or upgraded)
-  std::unique_ptr<PollingIo> polling_;                 // sessions that started with long polling, until they upgrade
-  const std::shared_ptr<WsLink>* incoming_ = nullptr;  // a probe being attached
-  TimePoint scheduled_ = TimePoint::max();             // the earliest entry of this session in its worker's deadlines
+  std::shared_ptr<WsLink> ws_;              // the WebSocket transport (direct, or upgraded)
+  std::unique_ptr<PollingIo> polling_;      // sessions that started with long polling, until they upgrade
+  TimePoint scheduled_ = TimePoint::max();  // the earliest entry of this session in its worker's deadlines
   uint32_t worker_;
   LinkId nextLink_ = 1;
   bool holdsPollingPlace_ = false;  // releasePollingPlace

@@ -73,7 +73,7 @@ void Socket::onMessage(std::string_view data, bool binary, TimePoint now) {
         listener_.onRateLimited(ev->ackId, ev->event, now);
         return;
       }
-      listener_.onRelayEvent(std::move(*ev), now);
+      listener_.onRelayEvent(*ev, now);
       return;
     }
   }

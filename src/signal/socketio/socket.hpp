@@ -41,8 +41,8 @@ class Socket {
     virtual void onDisconnected() = 0;
     // An event of a connected socket (default namespace, attachments complete and checked, within the rate).
     virtual void onEvent(SioPacket packet, TimePoint now) = 0;
-    // A relayed event read in one pass (the fast path), within the rate.
-    virtual void onRelayEvent(RelayEvent event, TimePoint now) = 0;
+    // A relayed event read in one pass (the fast path), within the rate; the listener may take its strings.
+    virtual void onRelayEvent(RelayEvent& event, TimePoint now) = 0;
     // An event over the rate limit (dropped and counted already).
     virtual void onRateLimited(std::optional<uint64_t> ack, std::string_view event, TimePoint now) = 0;
   };

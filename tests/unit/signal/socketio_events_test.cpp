@@ -61,7 +61,7 @@ struct Peer final : GuideEvents::Listener {
     return ep;
   }
   void detach(Endpoint ep) override { world.endpoints.erase(ep.session); }
-  void run(RoomOp op) override { world.ops.push_back(std::move(op)); }
+  void run(RoomOp&& op) override { world.ops.push_back(std::move(op)); }
   bool moveToOwnerOf(const std::string& room, std::optional<uint64_t> ack) override {
     if (!moves) return false;
     movedFor.emplace_back(room);
@@ -80,7 +80,7 @@ struct Peer final : GuideEvents::Listener {
   // What Socket would hand up for the Socket.IO packet `text`: the fast path's RelayEvent, else the parsed packet.
   void emit(std::string_view text, bool relayUnknown = false) {
     if (auto e = decodeRelayEvent(text, socketId, relayUnknown)) {
-      events.onRelayEvent(std::move(*e), world.now);
+      events.onRelayEvent(*e, world.now);
     } else {
       auto p = decodePacket(text);
       ASSERT_TRUE(p.has_value()) << text;

@@ -26,7 +26,7 @@ struct Recorder final : Socket::Listener {
   void onConnected(std::string_view token, TimePoint) override { connected.emplace_back(token); }
   void onDisconnected() override { ++disconnected; }
   void onEvent(SioPacket p, TimePoint) override { events.push_back(std::move(p)); }
-  void onRelayEvent(RelayEvent e, TimePoint) override { relayed.push_back(std::move(e)); }
+  void onRelayEvent(RelayEvent& e, TimePoint) override { relayed.push_back(std::move(e)); }
   void onRateLimited(std::optional<uint64_t> ack, std::string_view event, TimePoint) override {
     limited.emplace_back(ack, std::string(event));
   }
