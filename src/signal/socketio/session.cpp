@@ -321,7 +321,8 @@ class Client final : public std::enable_shared_from_this<Client>,
       if (l->conn) l->conn->close(code, reason);
       return;
     }
-    svc_.pool.post(l->worker, [l = std::move(l), code, reason = std::string(reason)] {
+    uint32_t worker = l->worker;  // read before the task takes `l`: argument evaluation order is unspecified
+    svc_.pool.post(worker, [l = std::move(l), code, reason = std::string(reason)] {
       if (l->conn) l->conn->close(code, reason);
     });
   }

@@ -43,9 +43,12 @@ class Service {
   // paths and bad handshakes.
   std::unique_ptr<http::WsHandler> websocket(http::WsConnection& conn, const http::Request& req);
 
-  // On `worker`: whatever its sessions have due at `now` (pings, pong and connect timeouts, upgrade timeouts).
+  // On `worker`'s thread: whatever its sessions have due at `now` (pings, pong and connect timeouts, upgrade
+  // timeouts). Calling it early, or for a deadline that became stale, does nothing.
   void tick(uint32_t worker, TimePoint now);
-  // When tick(worker, …) next has something to do; TimePoint::max() when nothing.
+  // On `worker`'s thread: when tick(worker, …) next has something to do; TimePoint::max() when nothing. It only
+  // gets earlier through a call into the service on that worker (a request, a frame, a tick), so a caller driving
+  // time reads it after each.
   TimePoint nextDeadline(uint32_t worker) const;
 
   struct Impl;
