@@ -1,8 +1,10 @@
-// fuzz_socketio_session: the Socket.IO front door end to end below the socket. A WorkerPool(1) that is never
+// fuzz_socketio_session: the Socket.IO front door end to end below the socket. A WorkerPool(2) that is never
 // started, a Hub and a socketio::Service over it with a fake clock, and up to 4 clients, each on a fake WebSocket or
 // on long polling (the Service's HTTP entry with captured responders); the input is a script of what the clients
-// send and of time passing. After each step the pool is drained with poll(), exactly as the worker thread would run
-// the tasks; time moves only when the script says so, and the service's deadlines are met by Service::tick.
+// send and of time passing. A client's requests and WebSocket connections alternate between the two workers, so
+// that sessions are reached from the other worker too (handed over by posted tasks, as SO_REUSEPORT makes happen).
+// After each step the pool is drained with poll(), exactly as the worker threads would run the tasks; time moves
+// only when the script says so, and the service's deadlines are met by Service::tick on each worker.
 //
 // Input format (docs/fuzzing.md):
 //   byte 0: configuration: bit0 auth secret set; bit1 rate limit (5/s, burst 3); bit2 small limits (2 peers/room,
@@ -57,6 +59,7 @@ using namespace kaiwa::signal::socketio;
 namespace {
 
 constexpr std::size_t kMaxClients = 4;
+constexpr uint32_t kWorkers = 2;
 constexpr std::size_t kMaxSteps = 256;
 const std::string kSecret = "fuzz-secret";
 const bool kTrace = std::getenv("KAIWA_FUZZ_TRACE") != nullptr;
@@ -65,7 +68,7 @@ struct Client;
 
 class FakeConn final : public http::WsConnection {
  public:
-  explicit FakeConn(Client& c) : client_(c) {}
+  FakeConn(Client& c, uint32_t worker) : client_(c), worker_(worker) {}
   SendResult sendText(std::string frame) override;
   SendResult sendBinary(std::string frame) override;
   void close(uint16_t code, std::string_view) override {
@@ -73,7 +76,7 @@ class FakeConn final : public http::WsConnection {
     FUZZ_CHECK(code >= 1000 && code < 5000, "bad close code");
     closeRequested = true;
   }
-  uint32_t worker() const override { return 0; }
+  uint32_t worker() const override { return worker_; }
   std::string remoteAddress() const override { return "fuzz"; }
 
   bool dead = false;
@@ -81,6 +84,7 @@ class FakeConn final : public http::WsConnection {
 
  private:
   Client& client_;
+  uint32_t worker_;
 };
 
 struct Client {
@@ -95,6 +99,7 @@ struct Client {
   std::unique_ptr<FakeConn> conn;
   std::unique_ptr<http::WsHandler> handler;
   bool upgraded = false;  // a polling client that opened a WebSocket
+  uint32_t arrivals = 0;  // requests and connections so far: each goes to the next worker
 
   void onPacket(const EioPacket& p);
   void onSocketIo(std::string_view text);
@@ -171,7 +176,7 @@ FakeConn::SendResult FakeConn::sendBinary(std::string frame) {
 }
 
 struct Harness {
-  net::WorkerPool pool{1};
+  net::WorkerPool pool{kWorkers};
   signal::HubOptions options;
   std::unique_ptr<signal::Hub> hub;
   std::unique_ptr<Service> service;
@@ -184,30 +189,41 @@ struct Harness {
   // timer would.
   void advance(Millis d) {
     const TimePoint end = now + d;
-    for (int i = 0; service->nextDeadline(0) <= end; ++i) {
+    for (int i = 0; nextDeadline() <= end; ++i) {
       FUZZ_CHECK(i < 10000, "the deadlines never move past the end");
-      now = std::max(now, service->nextDeadline(0));
-      service->tick(0, now);
+      now = std::max(now, nextDeadline());
+      for (uint32_t w = 0; w < kWorkers; ++w) service->tick(w, now);
       drain();
-      FUZZ_CHECK(service->nextDeadline(0) > now, "a deadline left in the past after a tick");
+      FUZZ_CHECK(nextDeadline() > now, "a deadline left in the past after a tick");
     }
     now = end;
   }
 
+  TimePoint nextDeadline() const {
+    TimePoint next = TimePoint::max();
+    for (uint32_t w = 0; w < kWorkers; ++w) next = std::min(next, service->nextDeadline(w));
+    return next;
+  }
+
   void drain() {
-    auto& io = pool.context(0);
     for (int i = 0;; ++i) {
-      if (io.stopped()) io.restart();
-      if (io.poll() == 0) break;
-      FUZZ_CHECK(i < 1000, "the worker never becomes idle");
+      std::size_t ran = 0;
+      for (uint32_t w = 0; w < kWorkers; ++w) {
+        auto& io = pool.context(w);
+        if (io.stopped()) io.restart();
+        ran += io.poll();
+      }
+      if (ran == 0) break;
+      FUZZ_CHECK(i < 1000, "the workers never become idle");
     }
     for (auto& c : clients) {
       if (c.conn && c.conn->closeRequested && !c.conn->dead) closeWs(c);
     }
   }
 
-  http::Request request(const Client& c, std::string method, bool websocket, std::string body = {}) {
+  http::Request request(Client& c, std::string method, bool websocket, std::string body = {}) {
     http::Request r;
+    r.worker = c.arrivals++ % kWorkers;
     r.method = std::move(method);
     r.path = "/socket.io/";
     r.query = std::string("EIO=4&transport=") + (websocket ? "websocket" : "polling");
@@ -244,7 +260,7 @@ struct Harness {
   }
 
   void openWs(Client& c, bool probe) {
-    c.conn = std::make_unique<FakeConn>(c);
+    c.conn = std::make_unique<FakeConn>(c, c.arrivals++ % kWorkers);
     c.upgraded = probe;
     if (!probe) {
       c.sid.clear();
@@ -427,7 +443,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     h.drain();
     h.advance(o.pingInterval + o.pingTimeout + o.connectTimeout + o.upgradeTimeout);
-    FUZZ_CHECK(h.service->nextDeadline(0) == TimePoint::max(), "a session outlived its ping timeout");
+    FUZZ_CHECK(h.nextDeadline() == TimePoint::max(), "a session outlived its ping timeout");
     FUZZ_CHECK(h.respondersCalled == h.respondersMade, "a request was never answered");
     FUZZ_CHECK(m.rooms.load() == rooms0, "rooms left behind");
     FUZZ_CHECK(m.peers.load() == peers0, "peers left behind");
