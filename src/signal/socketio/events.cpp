@@ -389,7 +389,7 @@ void GuideEvents::onJoin(const SioPacket& p) {
   }
   if (config_.authSecret) {
     std::string_view token = credentials_ ? credentials_->token() : std::string_view{};
-    auto v = auth::verifyRoomToken(token, *config_.authSecret, *room, wallMillis() / 1000);
+    auto v = auth::verifyRoomToken(token, *config_.authSecret, *room, listener_.wallSeconds());
     if (!v.claims) {
       fail(p.ackId, "join-room", "unauthorized", "room token refused: " + std::string(auth::toString(v.error)), now);
       return;
@@ -588,7 +588,7 @@ std::string_view GuideEvents::implicitName() {
     candidate = claimedRoom(token);
     if (candidate == "*" || !native::validRoomName(candidate)) candidate = config_.defaultRoom;
   }
-  auto v = auth::verifyRoomToken(token, *config_.authSecret, candidate, wallMillis() / 1000);
+  auto v = auth::verifyRoomToken(token, *config_.authSecret, candidate, listener_.wallSeconds());
   credentials_->implicitRoom = v.claims ? std::move(candidate) : std::string();
   return credentials_->implicitRoom;
 }

@@ -142,6 +142,8 @@ class GuideEvents {
     virtual void close(std::string_view why, uint16_t wsCode) = 0;
     // The time, for the room core's events (which arrive without it).
     virtual TimePoint now() = 0;
+    // Wall-clock seconds since the Unix epoch, for room tokens' expiry.
+    virtual int64_t wallSeconds() = 0;
   };
 
   // `config` outlives this; `socketId` is the socket's id (Socket::id(), set before any event).

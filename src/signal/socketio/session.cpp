@@ -380,6 +380,7 @@ class Client final : public std::enable_shared_from_this<Client>,
     settle();
   }
   TimePoint now() override { return svc_.now(); }
+  int64_t wallSeconds() override { return wallMillis() / 1000; }
 
   // A socket joins its first room after connecting (the guide's clients name no room in the handshake), so its
   // connection usually lives on another worker than the room, and every event would hop between threads twice. A

@@ -28,6 +28,7 @@ struct World {
   std::map<uint64_t, Membership*> endpoints;
   uint64_t nextEndpoint = 1;
   TimePoint now = TimePoint{} + std::chrono::hours(1);
+  int64_t wallSeconds = 1800000000;  // 2027-01-15
 
   // Runs the queued ops in order (and those they lead to), delivering what the rooms produce.
   void settle() {
@@ -72,6 +73,7 @@ struct Peer final : GuideEvents::Listener {
     closedCode = code;
   }
   TimePoint now() override { return world.now; }
+  int64_t wallSeconds() override { return world.wallSeconds; }
 
   void connect(std::string token = {}) {
     events.onConnected(socketId, token, world.now);
@@ -379,6 +381,24 @@ TEST_F(GuideEventsTest, WithAnAuthSecretRoomsNeedATokenThatGrantsThem) {
   got = b.take();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].rfind(R"(434[{"error":"unauthorized")", 0), 0u);
+}
+
+TEST_F(GuideEventsTest, AnExpiredTokenGrantsNothingAndTheImplicitRoomIsCheckedAgainOnReturn) {
+  config.authSecret = "secret";
+  std::string token = auth::signRoomToken({"*", "alice", world.wallSeconds + 60, 0}, *config.authSecret);
+  Peer& a = peer(kA);
+  a.connect(token);  // a token for any room: the default room is its implicit room
+  EXPECT_TRUE(a.inAnyRoom());
+  a.emit(R"(21["join-room","r"])");
+  EXPECT_EQ(a.take(), std::vector<std::string>{R"(431[{"ok":true,"peers":[]}])"});
+  world.wallSeconds += 61;  // the token expires
+  a.emit(R"(22["join-room","s"])");
+  auto got = a.take();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].rfind(R"(432[{"error":"unauthorized","message":"room token refused: )", 0), 0u) << got[0];
+  a.emit(R"(23["leave-room","r"])");  // back to the implicit room? Not with an expired token: in no room
+  EXPECT_EQ(a.take(), std::vector<std::string>{R"(433[{"ok":true}])"});
+  EXPECT_FALSE(a.inAnyRoom());
 }
 
 }  // namespace
