@@ -1,7 +1,6 @@
 #include "signal/socketio/session.hpp"
 
 #include <spdlog/spdlog.h>
-#include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -10,6 +9,7 @@
 
 #include "common/address_limits.hpp"
 #include "common/metrics.hpp"
+#include "net/loop.hpp"
 #include "signal/native/codec.hpp"
 #include "signal/room.hpp"
 #include "signal/socketio/codec.hpp"
@@ -92,11 +92,7 @@ using SessionSet = std::unordered_set<std::shared_ptr<Client>, SidHash, SidEq>;
 struct Service::Impl {
   Impl(Hub& h, net::WorkerPool& p, Options o, std::function<TimePoint()> c)
       : hub(h), pool(p), options(std::move(o)), clock(std::move(c)), sessions(p.size()), deadlines(p.size()),
-        armedFor(p.size(), TimePoint::max()) {
-    if (!clock) {
-      for (uint32_t w = 0; w < p.size(); ++w)
-        tickers.push_back(std::make_unique<boost::asio::steady_timer>(p.context(w)));
-    }
+        armedFor(p.size(), TimePoint::max()), timers(p.size(), 0) {
     if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
     if (options.path.back() != '/') options.path.push_back('/');
     engine.pingInterval = options.pingInterval;
@@ -116,7 +112,12 @@ struct Service::Impl {
     events.maxMessageBytes = hub.limits().maxMessageBytes;
   }
 
-  // The only place the front door reads the clock.
+  // After the workers stopped: the timers still registered go from the loops (which outlive the service).
+  ~Impl() {
+    for (uint32_t w = 0; w < timers.size(); ++w) pool.loop(w).cancel(timers[w]);
+  }
+
+  // The only place the front door reads the clock (and the loops' timers, which pass the time they ran at).
   TimePoint now() const { return clock ? clock() : Clock::now(); }
 
   std::shared_ptr<Client> find(uint32_t worker, std::string_view sid) {
@@ -149,7 +150,7 @@ struct Service::Impl {
   Hub& hub;
   net::WorkerPool& pool;
   Options options;
-  std::function<TimePoint()> clock;  // empty: Clock::now(), and the tickers below
+  std::function<TimePoint()> clock;  // empty: Clock::now(), and the loops' timers below
   engineio::Config engine;
   Socket::Config socket;
   GuideEvents::Config events;
@@ -163,14 +164,14 @@ struct Service::Impl {
     Sid sid;
     bool operator>(const Deadline& o) const { return when > o.when; }
   };
-  std::vector<std::vector<Deadline>> deadlines;                     // per worker
-  std::vector<TimePoint> armedFor;                                  // per worker: TimePoint::max() when unarmed
-  std::vector<std::unique_ptr<boost::asio::steady_timer>> tickers;  // per worker, with the real clock only
+  std::vector<std::vector<Deadline>> deadlines;  // per worker
+  std::vector<TimePoint> armedFor;               // per worker: TimePoint::max() when unarmed
+  std::vector<net::Loop::TimerId> timers;        // per worker, with the real clock only: a one-shot timer of its loop
 
   // On `worker`: tick the session `sid` at `when` (or soon after).
   void schedule(uint32_t worker, TimePoint when, const Sid& sid);
   void tick(uint32_t worker, TimePoint now);
-  // The real clock's timer: set to the earliest deadline of `worker`.
+  // With the real clock: the worker's loop timer, set to its earliest deadline (on the worker's thread).
   void arm(uint32_t worker);
 };
 
@@ -470,11 +471,12 @@ void Service::Impl::arm(uint32_t worker) {
   if (heap.empty()) return;
   TimePoint when = heap.front().when;
   armedFor[worker] = when;
-  tickers[worker]->expires_at(when);  // cancels the wait set for a later time
-  tickers[worker]->async_wait([this, worker](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: armed again for an earlier deadline
+  net::Loop& loop = pool.loop(worker);
+  if (timers[worker] && loop.reschedule(timers[worker], when)) return;
+  timers[worker] = loop.at(when, [this, worker](TimePoint now) {
+    timers[worker] = 0;  // a one-shot timer is gone once it ran
     armedFor[worker] = TimePoint::max();
-    tick(worker, Clock::now());
+    tick(worker, now);
     arm(worker);
   });
 }

@@ -26,9 +26,9 @@ namespace kaiwa::signal::socketio {
 
 class Service {
  public:
-  // `clock`: where the time comes from; by default Clock::now(), and the service keeps a timer per worker that calls
-  // tick() at nextDeadline(). Given a clock (a test's, a fuzzer's), the caller drives time: no timer is set, and it
-  // calls tick(worker, now) itself.
+  // `clock`: where the time comes from; by default Clock::now(), and the service registers one timer with each
+  // worker's loop that calls tick() at nextDeadline(). Given a clock (a test's, a fuzzer's), the caller drives time:
+  // no timer is registered, and it calls tick(worker, now) itself.
   Service(Hub& hub, net::WorkerPool& pool, Options options, std::function<TimePoint()> clock = {});
   ~Service();
   Service(const Service&) = delete;
