@@ -146,7 +146,8 @@ class GuideEvents {
     virtual int64_t wallSeconds() = 0;
   };
 
-  // `config` outlives this; `socketId` is the socket's id (Socket::id(), set before any event).
+  // `config` outlives this. `address`: the client's, for the per-address room rate; `roomHint` and `queryToken`: the
+  // handshake's ?room= and ?token= ("" when absent).
   GuideEvents(Listener& listener, const Config& config, std::string_view address, std::string roomHint,
               std::string queryToken);
   ~GuideEvents();
