@@ -71,6 +71,7 @@ class Session {
   // Ciphertext to send, in order. The caller sends from its front and calls consumed() with what went out (or
   // takes the whole vector by swapping it out with an empty one).
   std::vector<uint8_t>& output() { return out_; }
+  const std::vector<uint8_t>& output() const { return out_; }
   void consumed(size_t bytes);
 
   ssl_st* native() const { return ssl_; }

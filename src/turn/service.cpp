@@ -53,21 +53,12 @@ std::vector<Address> interfaceAddresses() {
 static_assert(metrics::kTurnQuotaNames.size() == size_t(QuotaRefusal::kCount));
 
 namespace {
-constexpr size_t kMaxTcpBuffered = 1 << 20;      // per connection, both ways
 constexpr int kDrainRounds = 16;                 // recvmmsg batches per socket per wake-up
 constexpr int kReadyBatch = 128;                 // UDP sockets taken from the worker's epoll set per wake-up
 constexpr uint64_t kListenTag = 0;               // the worker's listening UDP socket in that set (relay ids start at 1)
 constexpr uint64_t kConnectionTag = 1ULL << 32;  // | connection id: a TURN TCP/TLS client connection in that set
-constexpr size_t kTcpInitialBuffer = 2048;       // grows to the largest frame seen (64 KiB + header at most)
-constexpr size_t kTcpMaxFrame = 65536 + 8;
 // SSL_read calls per TLS connection and read (each takes at least a byte out of OpenSSL's 16 KiB buffer or stops).
 constexpr int kTlsReadRounds = 4096;
-// TCP allocations (RFC 6062): a bound pipe reads 16 KiB at a time, and stops reading one side while more than
-// kPipeBuffered bytes wait to be written to the other (TCP's own window then pushes back on the sender).
-constexpr size_t kPipeChunk = 16384;
-constexpr size_t kPipeBuffered = 256 * 1024;
-// A pipe whose other side closed gets this long to write what was still queued before it is closed too.
-constexpr auto kPipeLinger = std::chrono::seconds(10);
 
 asio::ip::tcp::endpoint toEndpoint(const Address& a) {
   sockaddr_storage ss{};

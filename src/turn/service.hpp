@@ -10,6 +10,7 @@
 #include "stun/address.hpp"
 #include "turn/peer_filter.hpp"
 #include "turn/server.hpp"
+#include "turn/stream_connection.hpp"
 
 struct ssl_ctx_st;
 
@@ -18,15 +19,6 @@ class WorkerPool;
 }
 
 namespace kaiwa::turn {
-
-// Deadlines of a TURN TCP/TLS client connection (not of RFC 6062 data connections, which live as long as their pipe);
-// checked once a second, so a connection goes up to a second after its deadline. 0: none.
-struct TcpTimeouts {
-  Millis tlsHandshake{10'000};  // the TLS handshake is done within this of the accept
-  Millis allocate{30'000};      // the connection has an allocation within this of the accept
-  Millis frame{10'000};         // a message begun (part of a STUN/ChannelData frame received) is complete within this
-  Millis idle{30'000};          // once its allocation is gone (expired, deleted), a message comes within this
-};
 
 struct TurnServiceOptions {
   stun::Address listen;                    // UDP and TCP
