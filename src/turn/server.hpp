@@ -28,7 +28,7 @@ enum class Transport : uint8_t { kUdp, kTcp, kTls };
 // The client side of a 5-tuple: the client's address and the listener connection it came on (0 for UDP).
 struct ClientTuple {
   stun::Address client;
-  uint32_t connection = 0;
+  uint64_t connection = 0;
   Transport transport = Transport::kUdp;
   friend bool operator==(const ClientTuple&, const ClientTuple&) = default;
 };

@@ -29,6 +29,9 @@
 #include "net/udp_socket.hpp"
 #include "net/worker_pool.hpp"
 #include "stun/saslprep.hpp"
+#include "tls/session.hpp"
+#include "turn/slots.hpp"
+#include "turn/stream_connection.hpp"
 
 namespace kaiwa::turn {
 
@@ -53,12 +56,13 @@ std::vector<Address> interfaceAddresses() {
 static_assert(metrics::kTurnQuotaNames.size() == size_t(QuotaRefusal::kCount));
 
 namespace {
-constexpr int kDrainRounds = 16;                 // recvmmsg batches per socket per wake-up
-constexpr int kReadyBatch = 128;                 // UDP sockets taken from the worker's epoll set per wake-up
-constexpr uint64_t kListenTag = 0;               // the worker's listening UDP socket in that set (relay ids start at 1)
-constexpr uint64_t kConnectionTag = 1ULL << 32;  // | connection id: a TURN TCP/TLS client connection in that set
-// SSL_read calls per TLS connection and read (each takes at least a byte out of OpenSSL's 16 KiB buffer or stops).
-constexpr int kTlsReadRounds = 4096;
+constexpr int kDrainRounds = 16;    // recvmmsg batches per socket per wake-up
+constexpr int kReadyBatch = 128;    // UDP sockets taken from the worker's epoll set per wake-up
+constexpr uint64_t kListenTag = 0;  // the worker's listening UDP socket in that set (relay ids start at 1)
+// | a connection's slot id (whose generation stays below 2^31): a TURN TCP/TLS client connection in that set.
+constexpr uint64_t kConnectionTag = 1ULL << 63;
+// One recv of TLS records per connection and readiness: up to a full record and its header, and a second one's start.
+constexpr size_t kTlsReadChunk = 17 * 1024 + 512;
 
 asio::ip::tcp::endpoint toEndpoint(const Address& a) {
   sockaddr_storage ss{};
@@ -114,58 +118,35 @@ class TurnService::Worker : public TurnIo {
     Relay& operator=(const Relay&) = delete;
     int fd;
   };
-  struct PeerConn;
+  using SlotId = uint64_t;  // Slots<T>::Id: a connection's or peer connection's id in this worker
+  // A TURN TCP/TLS client connection: the socket, and the sans-I/O rest (framing, TLS, deadlines, pipe decisions).
+  // Owned by connections_; everything that outlives a call (epoll events, asio handlers, timers, posted tasks) holds
+  // its id (also tuple.connection) and looks it up again.
   struct Connection {
-    explicit Connection(asio::ip::tcp::socket s) : socket(std::move(s)) {}
-    ~Connection() {
-      if (ssl) {
-        BIO_set_data(SSL_get_rbio(ssl), nullptr);
-        SSL_free(ssl);
-      }
-    }
-    Connection(const Connection&) = delete;
-    Connection& operator=(const Connection&) = delete;
+    Connection(asio::ip::tcp::socket s, StreamConnection st) : socket(std::move(s)), stream(std::move(st)) {}
     asio::ip::tcp::socket socket;
+    StreamConnection stream;
     ClientTuple tuple;
-    std::vector<uint8_t> in;
-    size_t used = 0;
-    std::vector<uint8_t> pending, writing;
-    // TLS (RFC 8656 over TLS): OpenSSL reads the socket itself through tlsBio(), at most once per readiness
-    // (mayRecv), and its records to write are appended to cipherOut.
-    SSL* ssl = nullptr;
-    std::vector<uint8_t> cipherOut;
-    bool mayRecv = false;
-    bool eof = false;  // the TLS BIO's recv found the stream closed or failed
-    bool closed = false;
-    bool failed = false;   // SSL_write failed: close at the next flush
-    bool dirty = false;    // in dirty_, to be written at the flush
-    bool watched = false;  // read through the worker's epoll set (udpSet_) rather than an asio read
-    // Timeouts (TcpTimeouts, checked once a second by checkTimeouts).
-    TimePoint opened{};        // accepted (or adopted from another worker)
-    TimePoint lastMessage{};   // the last complete message was handled (or opened)
-    TimePoint partialSince{};  // c->in holds part of a message since (meaningful while used > 0)
-    bool allocated = false;    // an Allocate on it succeeded once
-    // RFC 6062 client data connection: after its ConnectionBind, raw bytes to and from `pipe`.
-    bool dataConnection = false;
-    std::shared_ptr<PeerConn> pipe;
-    bool readPaused = false;                    // no read in flight: resumeClientRead restarts it
-    TimePoint pausedUntil{};                    // bandwidth: not read before this
-    bool closeAfterFlush = false;               // the peer side closed: close once the queued bytes are written
-    std::unique_ptr<asio::steady_timer> timer;  // bandwidth pause or linger
+    std::vector<uint8_t> writing;  // given to an asio write that has not completed
+    bool dirty = false;            // in dirty_, to be written at the flush
+    bool watched = false;          // in the worker's epoll set (udpSet_)
+    bool failed = false;           // a TLS write failed: close at the next flush
+    bool continuing = false;       // a task is posted to pipe what OpenSSL holds (no readiness announces it)
+    ConnectionId pipe = 0;         // RFC 6062 data connection: its peer connection's CONNECTION-ID, 0 once gone
+    std::unique_ptr<asio::steady_timer> timer;  // bandwidth pause or linger of a data connection
   };
-  // A peer data connection of a TCP allocation (accepted on the relay or made for a Connect request).
+  // A peer data connection of a TCP allocation (accepted on the relay or made for a Connect request). Owned by
+  // peers_; found by CONNECTION-ID through peerIds_.
   struct PeerConn {
     PeerConn(asio::ip::tcp::socket s, ConnectionId id) : socket(std::move(s)), timer(socket.get_executor()), id(id) {}
     asio::ip::tcp::socket socket;
     asio::steady_timer timer;  // bandwidth pause or linger
     ConnectionId id;
-    std::shared_ptr<Connection> client;  // once bound
-    std::vector<uint8_t> in;             // read buffer
-    std::vector<uint8_t> out, writing;   // to the peer
-    bool readPaused = true;              // not read before it is bound
-    TimePoint pausedUntil{};
-    bool closed = false;
-    bool closeAfterFlush = false;
+    SlotId client = 0;                  // the bound client data connection (connections_), 0 before or once gone
+    std::vector<uint8_t> in;            // read buffer
+    std::vector<uint8_t> out, writing;  // to the peer
+    PipeSide side;
+    bool reading = false;  // an asio read is in flight
   };
   struct TcpRelay {
     explicit TcpRelay(asio::io_context& ctx) : acceptor(ctx) {}
@@ -175,7 +156,7 @@ class TurnService::Worker : public TurnIo {
   // A client connection moved to the worker that owns the CONNECTION-ID of its ConnectionBind.
   struct Handoff {
     int fd = -1;
-    SSL* ssl = nullptr;
+    std::optional<tls::Session> tls;
     ClientTuple tuple;
     std::vector<uint8_t> bytes;  // received and not yet handled, from the ConnectionBind on
   };
@@ -199,9 +180,9 @@ class TurnService::Worker : public TurnIo {
     tlsAcceptor_.close(ec);
     udpSet_.close(ec);
     if (udpFd_ >= 0) ::close(udpFd_);
-    for (auto& [id, c] : connections_) c->socket.close(ec);
+    connections_.forEach([&](SlotId, Connection& c) { c.socket.close(ec); });
     for (auto& [id, r] : tcpRelays_) r->acceptor.close(ec);
-    for (auto& [id, p] : peers_) p->socket.close(ec);
+    peers_.forEach([&](SlotId, PeerConn& p) { p.socket.close(ec); });
   }
 
   std::optional<std::string> bind(const Address& listen) {
@@ -313,46 +294,29 @@ class TurnService::Worker : public TurnIo {
       scheduleFlush();
       return;
     }
-    auto it = connections_.find(to.connection);
-    if (it == connections_.end()) return;
-    enqueue(it->second, head, body, pad);
+    if (Connection* c = connections_.get(to.connection)) enqueue(*c, head, body, pad);
   }
 
-  // Appends a message (or piped bytes) to a client connection's output, written at this loop turn's flush.
-  void enqueue(const std::shared_ptr<Connection>& cp, std::span<const uint8_t> head, std::span<const uint8_t> body,
-               size_t pad) {
-    Connection& c = *cp;
-    if (c.closed) return;
-    size_t size = head.size() + body.size() + pad;
-    if (c.ssl && c.pending.empty() && SSL_is_init_finished(c.ssl)) {
-      // TLS: one record per message, encrypted now into cipherOut; the records of this loop turn go out in one
-      // socket write at the flush. (A record holding several messages is valid TLS, but coturn's turnutils_uclient
-      // takes each SSL_read as one message and silently drops the rest.)
-      if (c.cipherOut.size() + size > kMaxTcpBuffered) {
+  // Appends a message (or piped bytes) to a client connection's output, written at this loop turn's flush: what one
+  // batch relayed goes out in one write. Over TLS each message is its own record (StreamConnection::send).
+  void enqueue(Connection& c, std::span<const uint8_t> head, std::span<const uint8_t> body, size_t pad) {
+    switch (c.stream.send(head, body, pad, tlsRecord_)) {
+      case StreamConnection::SendResult::kQueued:
+        break;
+      case StreamConnection::SendResult::kOverflow:
         ++sendFailures_;
         return;
-      }
-      tlsRecord_.assign(head.begin(), head.end());
-      tlsRecord_.insert(tlsRecord_.end(), body.begin(), body.end());
-      tlsRecord_.insert(tlsRecord_.end(), pad, 0);
-      // The BIO appends the record to cipherOut.
-      if (SSL_write(c.ssl, tlsRecord_.data(), int(tlsRecord_.size())) <= 0) {
-        ERR_clear_error();
+      case StreamConnection::SendResult::kFailed:
         c.failed = true;  // closed at the flush, not from inside the TURN server's call
-      }
-    } else {
-      if (c.pending.size() + size > kMaxTcpBuffered) {
-        ++sendFailures_;
-        return;
-      }
-      c.pending.insert(c.pending.end(), head.begin(), head.end());
-      c.pending.insert(c.pending.end(), body.begin(), body.end());
-      c.pending.insert(c.pending.end(), pad, 0);
+        break;
     }
-    // Written once this loop turn's ready sockets are handled: what one batch relayed goes out in one write.
+    markDirty(c);
+  }
+
+  void markDirty(Connection& c) {
     if (!c.dirty) {
       c.dirty = true;
-      dirty_.push_back(cp);
+      dirty_.push_back(c.tuple.connection);
     }
     scheduleFlush();
   }
@@ -369,16 +333,18 @@ class TurnService::Worker : public TurnIo {
     if (r == tcpRelays_.end() || peer.family != r->second->local.family) return false;
     int fd = tcpRelaySocket(r->second->local, false);
     if (fd < 0) return false;
-    auto p = std::make_shared<PeerConn>(asio::ip::tcp::socket(ctx_), id);
+    auto p = std::make_unique<PeerConn>(asio::ip::tcp::socket(ctx_), id);
     boost::system::error_code ec;
     p->socket.assign(peer.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
     if (ec) {
       ::close(fd);
       return false;
     }
-    peers_[id] = p;
-    p->socket.async_connect(toEndpoint(peer), [this, p](const boost::system::error_code& ec) {
-      if (p->closed) return;
+    PeerConn& conn = *p;
+    SlotId pid = addPeer(std::move(p));
+    conn.socket.async_connect(toEndpoint(peer), [this, pid](const boost::system::error_code& ec) {
+      PeerConn* p = peers_.get(pid);
+      if (!p) return;
       boost::system::error_code e2;
       if (!ec) p->socket.set_option(asio::ip::tcp::no_delay(true), e2);
       server_.onPeerConnected(p->id, !ec, now());  // on failure the server closes it (closeTcpConnection)
@@ -387,33 +353,32 @@ class TurnService::Worker : public TurnIo {
   }
 
   void bindConnection(ConnectionId id, const ClientTuple& client) override {
-    auto pit = peers_.find(id);
-    auto cit = connections_.find(client.connection);
-    if (pit == peers_.end() || cit == connections_.end()) {
-      if (pit != peers_.end()) closePeer(pit->second);
+    SlotId pid = peerSlot(id);
+    PeerConn* p = peers_.get(pid);
+    Connection* c = connections_.get(client.connection);
+    if (!p || !c) {
+      if (p) closePeer(pid);
       server_.onTcpConnectionClosed(id);
       return;
     }
-    auto p = pit->second;
-    auto c = cit->second;
-    p->client = c;
-    c->pipe = p;
-    c->dataConnection = true;
-    if (c->in.size() < kPipeChunk) c->in.resize(kPipeChunk);
+    p->client = client.connection;
+    c->pipe = id;
+    // The server still reads the ConnectionBind frame: the connection's buffer stays as it is until the frame loop
+    // (handleFrames) sees the switch and pipes what came after it.
+    c->stream.startPipe();
     // What the peer sent before the bind waits in the socket's buffer: start reading it.
-    p->readPaused = true;
-    resumePeerRead(p);
+    updatePeerRead(pid);
   }
 
   void closeTcpConnection(ConnectionId id) override {
-    auto it = peers_.find(id);
-    if (it == peers_.end()) return;
-    auto p = it->second;
-    auto c = p->client;
-    closePeer(p);
-    if (c) {
-      c->pipe.reset();
-      closeConnection(c, false);
+    SlotId pid = peerSlot(id);
+    PeerConn* p = peers_.get(pid);
+    if (!p) return;
+    SlotId client = p->client;
+    closePeer(pid);
+    if (Connection* c = connections_.get(client)) {
+      c->pipe = 0;
+      closeConnection(client, false);
     }
   }
 
@@ -450,17 +415,37 @@ class TurnService::Worker : public TurnIo {
     asio::post(ctx_, [this] {
       flushPosted_ = false;
       send_.flush();
-      for (auto& c : dirty_) {
-        c->dirty = false;
-        writeTcp(c);
+      flushing_.swap(dirty_);
+      for (SlotId id : flushing_) {
+        if (Connection* c = connections_.get(id)) {
+          c->dirty = false;
+          writeTcp(id);
+        }
       }
-      dirty_.clear();
+      flushing_.clear();
     });
   }
 
-  // Waits for any of this worker's UDP sockets, then drains every ready one (up to kDrainRounds batches each; a
-  // socket with more stays ready in the level-triggered set and is taken again at the next turn). The replies and
-  // relayed datagrams of all of them go out in the one flush that follows.
+  // Connections and peer connections closed in this loop turn are destroyed in a task of their own, after every call
+  // that may still read one of their buffers (the frame the TurnServer is handling) has returned.
+  void bury(std::unique_ptr<Connection> c) {
+    deadConnections_.push_back(std::move(c));
+    scheduleBurial();
+  }
+  void bury(std::unique_ptr<PeerConn> p) {
+    deadPeers_.push_back(std::move(p));
+    scheduleBurial();
+  }
+  void scheduleBurial() {
+    if (burialPosted_) return;
+    burialPosted_ = true;
+    asio::post(ctx_, [this] {
+      burialPosted_ = false;
+      deadConnections_.clear();
+      deadPeers_.clear();
+    });
+  }
+
   void armUdpSet() {
     udpSet_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
       if (ec) return;
@@ -473,7 +458,7 @@ class TurnService::Worker : public TurnIo {
           if (tag == kListenTag)
             drainListen(t, unix);
           else if (tag & kConnectionTag)
-            readReady(uint32_t(tag));  // (nor a connection)
+            readReady(tag & ~kConnectionTag);  // (nor a connection, which its generation tells)
           else
             drainRelay(RelayId(tag), t);  // (a relay closed earlier in this loop is no longer in relays_)
         }
@@ -523,38 +508,188 @@ class TurnService::Worker : public TurnIo {
       boost::system::error_code e2;
       socket.set_option(asio::ip::tcp::no_delay(true), e2);
       auto ep = socket.remote_endpoint(e2);
-      if (!e2) {
-        auto c = std::make_shared<Connection>(std::move(socket));
-        uint32_t id = nextConnection_++;
-        if (nextConnection_ == 0) nextConnection_ = 1;
-        sockaddr_storage ss{};
-        std::memcpy(&ss, ep.data(), std::min<size_t>(ep.size(), sizeof ss));
-        c->tuple = ClientTuple{*Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)), id,
-                               tls ? Transport::kTls : Transport::kTcp};
-        c->in.resize(kTcpInitialBuffer);
-        c->opened = c->lastMessage = now();
-        if (tls) {
-          c->ssl = SSL_new(service_.tls_);
-          if (!c->ssl) return accept(acceptor, tls);
-          BIO* bio = BIO_new(tlsBio());
-          if (!bio) {
-            SSL_free(std::exchange(c->ssl, nullptr));
-            return accept(acceptor, tls);
-          }
-          BIO_set_data(bio, c.get());
-          BIO_set_init(bio, 1);
-          SSL_set_bio(c->ssl, bio, bio);
-          SSL_set_accept_state(c->ssl);
-        }
-        connections_[id] = c;
-        watch(c);
+      auto client = e2 ? std::nullopt : fromEndpoint(ep);
+      std::optional<tls::Session> session;
+      if (tls) session = tls::Session::accept(service_.tls_);
+      if (client && (!tls || session)) {
+        auto c = std::make_unique<Connection>(std::move(socket), StreamConnection(now(), std::move(session)));
+        c->tuple = ClientTuple{*client, 0, tls ? Transport::kTls : Transport::kTcp};
+        SlotId id = addConnection(std::move(c));
+        watch(id);
       }
       accept(acceptor, tls);
     });
   }
 
-  // accept() failed (EMFILE, ENFILE, ENOBUFS, ...): the connection waits in the backlog and the listener stays
-  // readable, so accepting again at once would spin. Pause (AcceptBackoff), and log at most once per 10 s.
+  SlotId addConnection(std::unique_ptr<Connection> c) {
+    Connection& conn = *c;
+    SlotId id = connections_.insert(std::move(c));
+    conn.tuple.connection = id;
+    return id;
+  }
+
+  SlotId addPeer(std::unique_ptr<PeerConn> p) {
+    ConnectionId cid = p->id;
+    SlotId pid = peers_.insert(std::move(p));
+    peerIds_[cid] = pid;
+    return pid;
+  }
+
+  SlotId peerSlot(ConnectionId id) const {
+    auto it = peerIds_.find(id);
+    return it == peerIds_.end() ? 0 : it->second;
+  }
+
+  PeerConn* peerOf(const Connection& c) { return c.pipe ? peers_.get(peerSlot(c.pipe)) : nullptr; }
+
+  // Closes a client connection (its id is dead at once; the object goes at the end of the loop turn). A data
+  // connection's peer connection gets what is queued for it, then closes too.
+  void closeConnection(SlotId id, bool notify = true) {
+    std::unique_ptr<Connection> c = connections_.erase(id);
+    if (!c) return;
+    unwatch(*c);
+    boost::system::error_code ec;
+    c->socket.close(ec);
+    if (c->timer) c->timer->cancel();
+    if (SlotId pid = c->pipe ? peerSlot(c->pipe) : 0; PeerConn* p = peers_.get(pid)) {
+      server_.onTcpConnectionClosed(p->id);
+      p->client = 0;
+      p->side.otherClosed(now());
+      armPeerTimer(pid);
+      writePeer(pid);
+    }
+    ClientTuple tuple = c->tuple;
+    bury(std::move(c));
+    if (notify) server_.onConnectionClosed(tuple);
+  }
+
+  // A connection is read when the worker's epoll set says it is readable: one recv per ready connection and loop
+  // turn, and none that only finds the socket empty (asio's async_read_some tries a recv before every wait).
+  void watch(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (!c || c->watched) return;
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.u64 = kConnectionTag | id;
+    if (::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_ADD, c->socket.native_handle(), &e) != 0) {
+      spdlog::debug("turn: epoll_ctl for a TCP connection: {}", std::strerror(errno));
+      return closeConnection(id);
+    }
+    c->watched = true;
+  }
+
+  void unwatch(Connection& c) {
+    if (!c.watched) return;
+    c.watched = false;
+    ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_DEL, c.socket.native_handle(), nullptr);
+  }
+
+  // The worker's epoll set says a connection is readable.
+  void readReady(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (!c || !c->watched) return;
+    ssize_t n;
+    if (c->stream.isTls()) {
+      n = ::recv(c->socket.native_handle(), readBuffer_.data(), readBuffer_.size(), MSG_DONTWAIT);
+      if (n > 0) c->stream.received({readBuffer_.data(), size_t(n)});
+    } else {
+      auto space = c->stream.receiveSpace();
+      if (space.empty()) return closeConnection(id);
+      n = ::recv(c->socket.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+      if (n > 0) c->stream.receivedInPlace(size_t(n));
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) return closeConnection(id);
+    if (c->stream.isPipe()) return pipeFromClient(id);
+    handleFrames(id);
+  }
+
+  // Hands the complete frames a control connection holds to the server, one at a time, looking the connection up
+  // again after each (the server may have closed it, or bound it to a pipe). Stops at the frame that made it a data
+  // connection (then pipes what came after), closed it, or moved it to another worker.
+  void handleFrames(SlotId id) {
+    TimePoint t = now();
+    int64_t unix = std::time(nullptr);
+    bool handled = false;
+    for (;;) {
+      Connection* c = connections_.get(id);
+      if (!c) return;
+      if (c->stream.isPipe()) break;
+      auto next = c->stream.next(t);
+      using Kind = StreamConnection::Next::Kind;
+      if (next.kind == Kind::kNone) break;
+      if (next.kind == Kind::kMalformed) {
+        server_.onClientPacket(c->tuple, {}, t, unix);  // counted as malformed
+        return closeConnection(id);
+      }
+      if (next.kind == Kind::kTlsFailed || next.kind == Kind::kClosed) {
+        sendNow(*c);  // the alert, if OpenSSL wrote one
+        return closeConnection(id);
+      }
+      // A ConnectionBind for a connection another worker made: the connection moves to that worker (SO_REUSEPORT
+      // put it here by its 5-tuple), with this frame and what follows.
+      if (auto cid = connectionBindId(next.frame); cid && connectionWorker(*cid) != index_ &&
+                                                   connectionWorker(*cid) < service_.workers_.size() &&
+                                                   !server_.hasAllocation(c->tuple)) {
+        if (handOff(id, connectionWorker(*cid))) return;
+      }
+      handled = true;
+      server_.onClientPacket(c->tuple, next.frame, t, unix);
+    }
+    Connection* c = connections_.get(id);
+    if (!c) return;
+    if (handled) c->stream.noteAllocation(server_.hasAllocation(c->tuple));
+    if (!c->stream.output().empty()) markDirty(*c);  // handshake records
+    if (c->stream.isPipe()) pipeFromClient(id);      // bytes after the ConnectionBind are the peer's already
+  }
+
+  // Writes what the connection has to send now, without waiting (before a close: a TLS alert).
+  void sendNow(Connection& c) {
+    auto& out = c.stream.output();
+    if (out.empty() || !c.writing.empty()) return;
+    [[maybe_unused]] ssize_t n = ::send(c.socket.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+
+  bool handOff(SlotId id, uint32_t target) {
+    Connection* c = connections_.get(id);
+    // Only a connection with nothing on its way out (a fresh one: the ConnectionBind is its first request).
+    if (!c->writing.empty() || c->stream.queued() != 0) return false;
+    unwatch(*c);
+    boost::system::error_code ec;
+    int fd = c->socket.release(ec);
+    if (ec || fd < 0) {
+      watch(id);
+      return false;
+    }
+    Handoff h;
+    h.fd = fd;
+    h.tls = c->stream.takeTls();  // records OpenSSL still holds go with it
+    h.tuple = c->tuple;
+    auto rest = c->stream.fromLastFrame();
+    h.bytes.assign(rest.begin(), rest.end());
+    bury(connections_.erase(id));
+    ++handoffs_;
+    Worker* to = service_.workers_[target].get();
+    asio::post(to->ctx_, [to, h = std::move(h)]() mutable { to->adopt(std::move(h)); });
+    return true;
+  }
+
+  void adopt(Handoff h) {
+    asio::ip::tcp::socket socket(ctx_);
+    boost::system::error_code ec;
+    socket.assign(h.tuple.client.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), h.fd, ec);
+    if (ec) {
+      ::close(h.fd);
+      return;
+    }
+    auto c = std::make_unique<Connection>(std::move(socket), StreamConnection(now(), std::move(h.tls)));
+    c->tuple = h.tuple;
+    c->stream.receivedPlaintext(h.bytes);
+    SlotId id = addConnection(std::move(c));
+    watch(id);
+    handleFrames(id);
+  }
+
   void acceptFailed(asio::ip::tcp::acceptor& acceptor, bool tls, const boost::system::error_code& ec) {
     metrics::add(metrics::registry().turnAcceptErrors);
     AcceptPause& pause = tls ? tlsAcceptPause_ : acceptPause_;
@@ -569,285 +704,6 @@ class TurnService::Worker : public TurnIo {
     pause.timer.async_wait([this, &acceptor, tls](const boost::system::error_code& e) {
       if (!e && acceptor.is_open()) accept(acceptor, tls);
     });
-  }
-
-  void closeConnection(const std::shared_ptr<Connection>& c, bool notify = true) {
-    if (c->closed) return;
-    c->closed = true;
-    unwatch(c);
-    boost::system::error_code ec;
-    c->socket.close(ec);
-    if (c->timer) c->timer->cancel();
-    if (auto p = std::move(c->pipe)) {
-      // A client data connection: its peer connection gets what is queued for it, then closes too.
-      server_.onTcpConnectionClosed(p->id);
-      p->client.reset();
-      p->closeAfterFlush = true;
-      p->timer.expires_after(kPipeLinger);
-      p->timer.async_wait([this, p](const boost::system::error_code& e) {
-        if (!e) closePeer(p);
-      });
-      writePeer(p);
-    }
-    if (notify) server_.onConnectionClosed(c->tuple);
-    connections_.erase(c->tuple.connection);
-  }
-
-  // The BIO between OpenSSL and a TURN TLS connection, instead of a pair of memory BIOs: its read is one recv from
-  // the connection's socket straight into OpenSSL's read buffer, allowed once per readiness (Connection::mayRecv: a
-  // second read in the same turn only asks to be called again, so no recv ever just finds the socket empty), and
-  // its write appends the record to the connection's cipherOut, which the flush sends. Its data is the Connection
-  // that owns the SSL (nullptr while a connection moves to another worker).
-  static BIO_METHOD* tlsBio() {
-    static BIO_METHOD* method = [] {
-      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kaiwa TURN TLS");
-      BIO_meth_set_read_ex(m, [](BIO* b, char* data, size_t size, size_t* got) -> int {
-        BIO_clear_retry_flags(b);
-        auto* c = static_cast<Connection*>(BIO_get_data(b));
-        if (!c || !c->mayRecv) {
-          BIO_set_retry_read(b);
-          return 0;
-        }
-        c->mayRecv = false;
-        ssize_t n = ::recv(c->socket.native_handle(), data, size, MSG_DONTWAIT);
-        if (n > 0) {
-          *got = size_t(n);
-          return 1;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-          BIO_set_retry_read(b);
-          return 0;
-        }
-        c->eof = true;  // closed by the client, or an error: SSL_read fails, the connection closes
-        return 0;
-      });
-      BIO_meth_set_write_ex(m, [](BIO* b, const char* data, size_t size, size_t* put) -> int {
-        BIO_clear_retry_flags(b);
-        auto* c = static_cast<Connection*>(BIO_get_data(b));
-        if (!c) return 0;
-        auto* bytes = reinterpret_cast<const uint8_t*>(data);
-        c->cipherOut.insert(c->cipherOut.end(), bytes, bytes + size);
-        *put = size;
-        return 1;
-      });
-      BIO_meth_set_ctrl(m, [](BIO* b, int cmd, long, void*) -> long {
-        auto* c = static_cast<Connection*>(BIO_get_data(b));
-        switch (cmd) {
-          case BIO_CTRL_FLUSH:
-            return 1;
-          case BIO_CTRL_EOF:
-            return c && c->eof ? 1 : 0;
-          default:
-            return 0;  // nothing pending inside the BIO, no other control
-        }
-      });
-      return m;
-    }();
-    return method;
-  }
-
-  // TLS: decrypts into c->in what OpenSSL holds and what one recv brings. A control connection's complete frames go
-  // to the server record by record (so a frame of any size fits and c->in never holds more than one record beyond
-  // a partial frame); a data connection's bytes stay in c->in for the pipe, up to its size. Stops when OpenSSL holds
-  // nothing more: no SSL_read that is only told to wait. False: close the connection (it may also have been closed,
-  // or handed to another worker, on the way: check c->closed).
-  bool readTls(const std::shared_ptr<Connection>& c, bool mayRecv) {
-    c->mayRecv = mayRecv;
-    bool ok = true;
-    int round = 0;
-    // Each round takes at least one byte out of OpenSSL's buffer (16 KiB of records at most), or stops.
-    for (; round < kTlsReadRounds; ++round) {
-      if (c->closed || (c->dataConnection && c->used == c->in.size())) break;
-      if (c->used == c->in.size()) {  // a control connection: processFrames made room for any frame it waits for
-        ok = false;
-        break;
-      }
-      int r = SSL_read(c->ssl, c->in.data() + c->used, int(c->in.size() - c->used));
-      if (r > 0) {
-        c->used += size_t(r);
-        if (!c->dataConnection) handleFrames(c);
-        if (!c->closed && !SSL_has_pending(c->ssl)) break;
-        continue;
-      }
-      int err = SSL_get_error(c->ssl, r);
-      ERR_clear_error();
-      ok = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
-      break;
-    }
-    if (c->closed) return true;
-    c->mayRecv = false;
-    if (!c->cipherOut.empty() && c->writing.empty()) writeTcp(c);  // handshake records, alerts (also before a close)
-    if (ok && round == kTlsReadRounds && !c->closed && !c->dataConnection && SSL_has_pending(c->ssl)) {
-      // Not expected (see kTlsReadRounds), but records OpenSSL holds would not wake the epoll set: go on next turn.
-      asio::post(ctx_, [this, c] {
-        if (c->closed || c->dataConnection || !c->ssl) return;
-        if (!readTls(c, false)) return closeConnection(c);
-        if (!c->closed) afterFrames(c);
-      });
-    }
-    return ok;
-  }
-
-  void readTcp(const std::shared_ptr<Connection>& c) {
-    if (c->ssl) {
-      auto then = [this, c](const boost::system::error_code& ec) {
-        if (ec || c->closed) return closeConnection(c);
-        if (!readTls(c, true)) return closeConnection(c);
-        if (c->closed) return;
-        if (c->dataConnection) return pipeFromClient(c);
-        afterFrames(c);
-      };
-      // Records OpenSSL already holds do not make the socket readable again.
-      if (SSL_has_pending(c->ssl)) return asio::post(ctx_, [then] { then({}); });
-      return c->socket.async_wait(asio::ip::tcp::socket::wait_read, then);
-    }
-    auto buffer = asio::buffer(c->in.data() + c->used, c->in.size() - c->used);
-    c->socket.async_read_some(buffer, [this, c](const boost::system::error_code& ec, size_t n) {
-      if (ec || c->closed) return closeConnection(c);
-      c->used += n;
-      if (c->dataConnection) return pipeFromClient(c);
-      processFrames(c);
-    });
-  }
-
-  // Hands the complete STUN/ChannelData frames in c->in to the server, then reads on (or pipes, once bound).
-  void processFrames(const std::shared_ptr<Connection>& c) {
-    handleFrames(c);
-    if (!c->closed) afterFrames(c);
-  }
-
-  void afterFrames(const std::shared_ptr<Connection>& c) {
-    if (c->dataConnection) {  // bytes after the ConnectionBind are the peer's already; a pipe reads through asio
-      unwatch(c);
-      return pipeFromClient(c);
-    }
-    if (!c->watched) watch(c);
-  }
-
-  // Hands the complete frames in c->in to the server and keeps the rest at its start. Stops at the frame that made
-  // the connection a data connection, or closed it, or moved it to another worker.
-  void handleFrames(const std::shared_ptr<Connection>& c) {
-    TimePoint t = now();
-    int64_t unix = std::time(nullptr);
-    size_t pos = 0;
-    while (!c->closed && !c->dataConnection) {
-      std::span<const uint8_t> rest(c->in.data() + pos, c->used - pos);
-      auto len = tcpFrameLength(rest);
-      if (!len) break;
-      if (*len == 0 || *len > kTcpMaxFrame) {
-        server_.onClientPacket(c->tuple, {}, t, unix);  // counted as malformed
-        return closeConnection(c);
-      }
-      if (rest.size() < *len) {
-        if (*len > c->in.size()) c->in.resize(*len);  // a large frame: room for it
-        break;
-      }
-      auto frame = rest.subspan(0, *len);
-      // A ConnectionBind for a connection another worker made: the connection moves to that worker (SO_REUSEPORT
-      // put it here by its 5-tuple), with this frame and what follows.
-      if (auto cid = connectionBindId(frame); cid && connectionWorker(*cid) != index_ &&
-                                              connectionWorker(*cid) < service_.workers_.size() &&
-                                              !server_.hasAllocation(c->tuple)) {
-        if (handOff(c, pos, connectionWorker(*cid))) return;
-      }
-      server_.onClientPacket(c->tuple, frame, t, unix);
-      pos += *len;
-    }
-    if (c->closed) return;
-    std::memmove(c->in.data(), c->in.data() + pos, c->used - pos);
-    c->used -= pos;
-    // For the timeouts: when the last message came, since when part of one waits, whether it ever had an allocation.
-    if (pos > 0) c->lastMessage = t;
-    if (c->used > 0 && (pos > 0 || c->partialSince == TimePoint{})) c->partialSince = t;
-    if (c->used == 0) c->partialSince = {};
-    if (!c->allocated && pos > 0 && !c->dataConnection && server_.hasAllocation(c->tuple)) c->allocated = true;
-  }
-
-  // A control connection is read when the worker's epoll set says it is readable: one recv per ready connection and
-  // loop turn, and none that only finds the socket empty (asio's async_read_some tries a recv before every wait).
-  void watch(const std::shared_ptr<Connection>& c) {
-    epoll_event e{};
-    e.events = EPOLLIN;
-    e.data.u64 = kConnectionTag | c->tuple.connection;
-    if (::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_ADD, c->socket.native_handle(), &e) != 0) return readTcp(c);
-    c->watched = true;
-  }
-
-  void unwatch(const std::shared_ptr<Connection>& c) {
-    if (!c->watched) return;
-    c->watched = false;
-    ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_DEL, c->socket.native_handle(), nullptr);
-  }
-
-  void readReady(uint32_t id) {
-    auto it = connections_.find(id);
-    if (it == connections_.end() || !it->second->watched) return;
-    std::shared_ptr<Connection> c = it->second;
-    if (c->ssl) {
-      if (!readTls(c, true)) return closeConnection(c);
-      if (!c->closed) afterFrames(c);
-      return;
-    }
-    size_t room = c->in.size() - c->used;
-    if (room == 0) return closeConnection(c);
-    ssize_t n = ::recv(c->socket.native_handle(), c->in.data() + c->used, room, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n <= 0) return closeConnection(c);
-    c->used += size_t(n);
-    if (c->dataConnection) {
-      unwatch(c);
-      return pipeFromClient(c);
-    }
-    processFrames(c);
-  }
-
-  bool handOff(const std::shared_ptr<Connection>& c, size_t pos, uint32_t target) {
-    // Only a connection with nothing on its way out (a fresh one: the ConnectionBind is its first request).
-    if (!c->writing.empty() || !c->pending.empty() || !c->cipherOut.empty()) return false;
-    unwatch(c);
-    boost::system::error_code ec;
-    int fd = c->socket.release(ec);
-    if (ec || fd < 0) return false;
-    Handoff h;
-    h.fd = fd;
-    h.ssl = std::exchange(c->ssl, nullptr);
-    if (h.ssl) BIO_set_data(SSL_get_rbio(h.ssl), nullptr);  // records OpenSSL still holds go with it
-    h.tuple = c->tuple;
-    h.bytes.assign(c->in.begin() + long(pos), c->in.begin() + long(c->used));
-    c->closed = true;
-    connections_.erase(c->tuple.connection);
-    ++handoffs_;
-    Worker* to = service_.workers_[target].get();
-    asio::post(to->ctx_, [to, h = std::move(h)]() mutable { to->adopt(std::move(h)); });
-    return true;
-  }
-
-  void adopt(Handoff h) {
-    asio::ip::tcp::socket socket(ctx_);
-    boost::system::error_code ec;
-    socket.assign(h.tuple.client.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), h.fd, ec);
-    if (ec) {
-      ::close(h.fd);
-      if (h.ssl) SSL_free(h.ssl);
-      return;
-    }
-    auto c = std::make_shared<Connection>(std::move(socket));
-    uint32_t id = nextConnection_++;
-    if (nextConnection_ == 0) nextConnection_ = 1;
-    c->tuple = h.tuple;
-    c->tuple.connection = id;
-    c->ssl = h.ssl;
-    if (c->ssl) BIO_set_data(SSL_get_rbio(c->ssl), c.get());
-    c->used = h.bytes.size();
-    c->in = std::move(h.bytes);
-    c->opened = c->lastMessage = now();
-    c->in.resize(std::max(c->used, kTcpInitialBuffer));
-    connections_[id] = c;
-    handleFrames(c);
-    // Records that came with the ConnectionBind and OpenSSL has not decrypted yet; the socket is read once watched.
-    if (!c->closed && c->ssl && !c->dataConnection && SSL_has_pending(c->ssl) && !readTls(c, false))
-      return closeConnection(c);
-    if (!c->closed) afterFrames(c);
   }
 
   // --- TCP allocations: the byte pipes ---
@@ -890,7 +746,7 @@ class TurnService::Worker : public TurnIo {
         if (peer) cid = server_.onPeerAccepted(id, *peer, now());  // nullopt: no permission, closed
         if (cid) {
           socket.set_option(asio::ip::tcp::no_delay(true), e2);
-          peers_[*cid] = std::make_shared<PeerConn>(std::move(socket), *cid);
+          addPeer(std::make_unique<PeerConn>(std::move(socket), *cid));
         } else {
           socket.close(e2);
         }
@@ -899,174 +755,207 @@ class TurnService::Worker : public TurnIo {
     });
   }
 
-  static size_t queuedToClient(const Connection& c) { return c.pending.size() + c.writing.size() + c.cipherOut.size(); }
+  static size_t queuedToClient(const Connection& c) { return c.stream.queued() + c.writing.size(); }
   static size_t queuedToPeer(const PeerConn& p) { return p.out.size() + p.writing.size(); }
 
-  void closePeer(const std::shared_ptr<PeerConn>& p) {
-    if (p->closed) return;
-    p->closed = true;
+  void closePeer(SlotId pid) {
+    std::unique_ptr<PeerConn> p = peers_.erase(pid);
+    if (!p) return;
+    if (auto it = peerIds_.find(p->id); it != peerIds_.end() && it->second == pid) peerIds_.erase(it);
     boost::system::error_code ec;
     p->socket.close(ec);
     p->timer.cancel();
-    if (auto it = peers_.find(p->id); it != peers_.end() && it->second == p) peers_.erase(it);
+    bury(std::move(p));
   }
 
   // Client → peer: what the client data connection delivered goes to the peer connection's queue.
-  void pipeFromClient(const std::shared_ptr<Connection>& c) {
-    auto p = c->pipe;
-    if (!p) {
-      c->used = 0;  // the peer side is gone: discard, and close once what is queued for the client is written
-      return;
+  void pipeFromClient(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (!c) return;
+    bool failed = false;
+    auto bytes = c->stream.pipeBytes(failed);
+    SlotId pid = c->pipe ? peerSlot(c->pipe) : 0;
+    PeerConn* p = peers_.get(pid);
+    if (p && !bytes.empty()) {
+      p->out.insert(p->out.end(), bytes.begin(), bytes.end());
+      c->stream.pipeSide().pauseUntil(server_.onTcpRelayed(p->id, bytes.size(), true, now()));
+      writePeer(pid);
     }
-    TimePoint t = now(), resume = t;
-    if (c->used) {
-      p->out.insert(p->out.end(), c->in.begin(), c->in.begin() + long(c->used));
-      resume = server_.onTcpRelayed(p->id, c->used, true, t);
-      c->used = 0;
-      writePeer(p);
-      if (c->closed || p->closed) return;
-    }
-    pauseClientUntil(c, resume);
+    if (failed) return closeConnection(id);  // a bad TLS record, or the client's close_notify
+    updateClientRead(id);
   }
 
-  void pauseClientUntil(const std::shared_ptr<Connection>& c, TimePoint until) {
-    c->readPaused = true;
-    c->pausedUntil = until;
-    if (until > now()) {
-      if (!c->timer) c->timer = std::make_unique<asio::steady_timer>(ctx_);
-      c->timer->expires_at(until);
-      c->timer->async_wait([this, c](const boost::system::error_code& ec) {
-        if (!ec) resumeClientRead(c);
-      });
+  // Starts or stops reading a client data connection, as its PipeSide decides.
+  void updateClientRead(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (!c || !c->stream.isPipe()) return;
+    PeerConn* p = peerOf(*c);
+    TimePoint t = now();
+    // The peer side gone: nothing more is read (what comes is discarded by the kernel's close), the client's queue
+    // is written out.
+    auto decision = p ? c->stream.pipeSide().mayRead(queuedToPeer(*p), t) : PipeSide::Read::kNever;
+    switch (decision) {
+      case PipeSide::Read::kNow:
+        watch(id);
+        // Records OpenSSL already holds do not make the socket readable again.
+        if (c->stream.hasBuffered() && !c->continuing) {
+          c->continuing = true;
+          asio::post(ctx_, [this, id] {
+            Connection* c = connections_.get(id);
+            if (!c) return;
+            c->continuing = false;
+            if (c->watched) pipeFromClient(id);
+          });
+        }
+        return;
+      case PipeSide::Read::kAtDeadline:
+        unwatch(*c);
+        armClientTimer(id);
+        return;
+      case PipeSide::Read::kWhenOtherDrains:  // writePeer calls again once the peer took some
+      case PipeSide::Read::kNever:
+        unwatch(*c);
+        return;
     }
-    resumeClientRead(c);
   }
 
-  void resumeClientRead(const std::shared_ptr<Connection>& c) {
-    if (c->closed || !c->readPaused || !c->pipe) return;
-    if (queuedToPeer(*c->pipe) > kPipeBuffered) return;  // writePeer calls again once the peer took some
-    if (now() < c->pausedUntil) return;                  // the timer calls again
-    c->readPaused = false;
-    readTcp(c);
+  // A data connection's timer: the end of a bandwidth pause (read again) or of its linger (close).
+  void armClientTimer(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (!c) return;
+    auto deadline = c->stream.pipeSide().deadline(now());
+    if (!deadline) return;
+    if (!c->timer) c->timer = std::make_unique<asio::steady_timer>(ctx_);
+    c->timer->expires_at(*deadline);
+    c->timer->async_wait([this, id](const boost::system::error_code& ec) {
+      Connection* c = connections_.get(id);
+      if (ec || !c) return;
+      if (c->stream.pipeSide().shouldClose(queuedToClient(*c), now())) return closeConnection(id, false);
+      updateClientRead(id);
+    });
+  }
+
+  void armPeerTimer(SlotId pid) {
+    PeerConn* p = peers_.get(pid);
+    if (!p) return;
+    auto deadline = p->side.deadline(now());
+    if (!deadline) return;
+    p->timer.expires_at(*deadline);
+    p->timer.async_wait([this, pid](const boost::system::error_code& ec) {
+      PeerConn* p = peers_.get(pid);
+      if (ec || !p) return;
+      if (p->side.shouldClose(queuedToPeer(*p), now())) return closePeer(pid);
+      updatePeerRead(pid);
+    });
   }
 
   // Peer → client.
-  void readPeer(const std::shared_ptr<PeerConn>& p) {
+  void readPeer(SlotId pid) {
+    PeerConn* p = peers_.get(pid);
     if (p->in.size() < kPipeChunk) p->in.resize(kPipeChunk);
-    p->socket.async_read_some(asio::buffer(p->in), [this, p](const boost::system::error_code& ec, size_t n) {
-      if (p->closed) return;
-      auto c = p->client;
-      if (!c) return;  // the client side closed: p only writes out what is queued for it (closeAfterFlush)
-      if (ec) return peerClosed(p);
-      TimePoint t = now();
-      TimePoint resume = server_.onTcpRelayed(p->id, n, false, t);
-      enqueue(c, {p->in.data(), n}, {}, 0);
-      pausePeerUntil(p, resume);
+    p->reading = true;
+    p->socket.async_read_some(asio::buffer(p->in), [this, pid](const boost::system::error_code& ec, size_t n) {
+      PeerConn* p = peers_.get(pid);
+      if (!p) return;
+      p->reading = false;
+      Connection* c = connections_.get(p->client);
+      if (!c) return;  // the client side closed: p only writes out what is queued for it
+      if (ec) return peerClosed(pid);
+      p->side.pauseUntil(server_.onTcpRelayed(p->id, n, false, now()));
+      enqueue(*c, {p->in.data(), n}, {}, 0);
+      updatePeerRead(pid);
     });
   }
 
-  void pausePeerUntil(const std::shared_ptr<PeerConn>& p, TimePoint until) {
-    p->readPaused = true;
-    p->pausedUntil = until;
-    if (until > now()) {
-      p->timer.expires_at(until);
-      p->timer.async_wait([this, p](const boost::system::error_code& ec) {
-        if (!ec) resumePeerRead(p);
-      });
+  // Starts reading a peer connection again if its PipeSide allows it (reads are asio operations, one at a time).
+  void updatePeerRead(SlotId pid) {
+    PeerConn* p = peers_.get(pid);
+    if (!p || p->reading) return;
+    Connection* c = connections_.get(p->client);
+    if (!c) return;
+    switch (p->side.mayRead(queuedToClient(*c), now())) {
+      case PipeSide::Read::kNow:
+        return readPeer(pid);
+      case PipeSide::Read::kAtDeadline:
+        return armPeerTimer(pid);
+      case PipeSide::Read::kWhenOtherDrains:  // writeTcp calls again once the client took some
+      case PipeSide::Read::kNever:
+        return;
     }
-    resumePeerRead(p);
-  }
-
-  void resumePeerRead(const std::shared_ptr<PeerConn>& p) {
-    if (p->closed || !p->readPaused || !p->client) return;
-    if (queuedToClient(*p->client) > kPipeBuffered) return;  // writeTcp calls again once the client took some
-    if (now() < p->pausedUntil) return;
-    p->readPaused = false;
-    readPeer(p);
   }
 
   // The peer closed (or failed): the client data connection gets what is queued for it, then closes.
-  void peerClosed(const std::shared_ptr<PeerConn>& p) {
+  void peerClosed(SlotId pid) {
+    PeerConn* p = peers_.get(pid);
+    if (!p) return;
     server_.onTcpConnectionClosed(p->id);
-    auto c = std::move(p->client);
-    closePeer(p);
-    if (!c || c->closed) return;
-    c->pipe.reset();
-    c->closeAfterFlush = true;
-    if (!c->timer) c->timer = std::make_unique<asio::steady_timer>(ctx_);
-    c->timer->expires_after(kPipeLinger);
-    c->timer->async_wait([this, c](const boost::system::error_code& ec) {
-      if (!ec) closeConnection(c, false);
-    });
-    if (queuedToClient(*c) == 0) closeConnection(c, false);
+    SlotId client = p->client;
+    closePeer(pid);
+    Connection* c = connections_.get(client);
+    if (!c) return;
+    c->pipe = 0;
+    c->stream.pipeSide().otherClosed(now());
+    unwatch(*c);
+    if (queuedToClient(*c) == 0) return closeConnection(client, false);
+    armClientTimer(client);
   }
 
-  void writePeer(const std::shared_ptr<PeerConn>& p) {
-    if (p->closed || !p->writing.empty()) return;
-    if (p->out.empty()) return peerFlushed(p);
+  void writePeer(SlotId pid) {
+    PeerConn* p = peers_.get(pid);
+    if (!p || !p->writing.empty()) return;
+    if (p->out.empty()) return peerFlushed(pid);
     ssize_t sent = ::send(p->socket.native_handle(), p->out.data(), p->out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent == ssize_t(p->out.size())) {
       p->out.clear();
-      return peerFlushed(p);
+      return peerFlushed(pid);
     }
-    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return peerClosed(p);
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return peerClosed(pid);
     std::swap(p->writing, p->out);
     if (sent > 0) p->writing.erase(p->writing.begin(), p->writing.begin() + sent);
-    asio::async_write(p->socket, asio::buffer(p->writing), [this, p](const boost::system::error_code& ec, size_t) {
-      if (p->closed) return;
-      if (ec) return peerClosed(p);
+    asio::async_write(p->socket, asio::buffer(p->writing), [this, pid](const boost::system::error_code& ec, size_t) {
+      PeerConn* p = peers_.get(pid);
+      if (!p) return;
+      if (ec) return peerClosed(pid);
       p->writing.clear();
-      writePeer(p);
+      writePeer(pid);
     });
   }
 
-  void peerFlushed(const std::shared_ptr<PeerConn>& p) {
-    if (p->closeAfterFlush) return closePeer(p);
-    if (p->client) resumeClientRead(p->client);
+  void peerFlushed(SlotId pid) {
+    PeerConn* p = peers_.get(pid);
+    if (p->side.shouldClose(queuedToPeer(*p), now())) return closePeer(pid);
+    if (p->client) updateClientRead(p->client);
   }
 
-  void writeTcp(const std::shared_ptr<Connection>& c) {
-    if (c->closed) return;
-    if (c->ssl) {
-      if (c->failed) return closeConnection(c);
-      // Plaintext queued before the handshake finished: one record per message (see sendToClient).
-      if (!c->pending.empty() && SSL_is_init_finished(c->ssl)) {
-        size_t pos = 0;
-        while (pos < c->pending.size()) {
-          std::span<const uint8_t> rest(c->pending.data() + pos, c->pending.size() - pos);
-          size_t len = rest.size();
-          if (auto frame = tcpFrameLength(rest); frame && *frame > 0 && *frame <= rest.size()) len = *frame;
-          if (SSL_write(c->ssl, rest.data(), int(len)) <= 0) {
-            ERR_clear_error();
-            return closeConnection(c);
-          }
-          pos += len;
-        }
-        c->pending.clear();
-      }
-    }
-    auto& out = c->ssl ? c->cipherOut : c->pending;
-    if (!c->writing.empty()) return;
-    if (out.empty()) return clientFlushed(c);
+  void writeTcp(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (!c) return;
+    if (c->failed) return closeConnection(id);
+    if (!c->writing.empty()) return;  // the asio write in flight calls again
+    auto& out = c->stream.output();
+    if (out.empty()) return clientFlushed(id);
     // Usually the socket takes it all at once: send directly, without an asio operation and its completion.
     ssize_t sent = ::send(c->socket.native_handle(), out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent == ssize_t(out.size())) {
       out.clear();
-      return clientFlushed(c);
+      return clientFlushed(id);
     }
-    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return closeConnection(c);
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return closeConnection(id);
     std::swap(c->writing, out);
     if (sent > 0) c->writing.erase(c->writing.begin(), c->writing.begin() + sent);
-    asio::async_write(c->socket, asio::buffer(c->writing), [this, c](const boost::system::error_code& ec, size_t) {
-      if (ec) return closeConnection(c);
+    asio::async_write(c->socket, asio::buffer(c->writing), [this, id](const boost::system::error_code& ec, size_t) {
+      Connection* c = connections_.get(id);
+      if (!c) return;
+      if (ec) return closeConnection(id);
       c->writing.clear();
-      writeTcp(c);
+      writeTcp(id);
     });
   }
 
-  void clientFlushed(const std::shared_ptr<Connection>& c) {
-    if (c->closeAfterFlush && queuedToClient(*c) == 0) return closeConnection(c, false);
-    if (c->pipe) resumePeerRead(c->pipe);
+  void clientFlushed(SlotId id) {
+    Connection* c = connections_.get(id);
+    if (c->stream.pipeSide().shouldClose(queuedToClient(*c), now())) return closeConnection(id, false);
+    if (PeerConn* p = peerOf(*c)) updatePeerRead(peerSlot(p->id));
   }
 
   void armTimer() {
@@ -1083,35 +972,25 @@ class TurnService::Worker : public TurnIo {
 
   // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
   // expired is gone). RFC 6062 data connections are left alone: their pipe decides.
+  // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
+  // expired is gone). RFC 6062 data connections are left alone: their pipe decides.
   void checkTimeouts(TimePoint t) {
     const TcpTimeouts& limits = service_.options_.timeouts;
-    auto past = [t](TimePoint since, Millis limit) { return limit.count() > 0 && t - since >= limit; };
     expired_.clear();
-    for (const auto& [id, c] : connections_) {
-      if (c->closed || c->dataConnection) continue;
-      std::optional<size_t> why;
-      if (c->ssl && !SSL_is_init_finished(c->ssl)) {
-        if (past(c->opened, limits.tlsHandshake)) why = 0;  // tls_handshake
-      } else if (c->used > 0 && past(c->partialSince, limits.frame)) {
-        why = 2;  // partial_frame
-      } else if (!server_.hasAllocation(c->tuple)) {
-        if (!c->allocated && past(c->opened, limits.allocate)) why = 1;  // no_allocation
-        if (c->allocated && past(c->lastMessage, limits.idle)) why = 3;  // idle
-      }
-      if (why) expired_.emplace_back(c, *why);
-    }
-    for (auto& [c, why] : expired_) {
-      metrics::add(metrics::registry().turnTimeouts[why]);
-      spdlog::debug("turn: closing {} connection from {}: {} timeout", c->ssl ? "TLS" : "TCP",
-                    c->tuple.client.toString(), metrics::kTurnTimeoutNames[why]);
-      closeConnection(c);
+    connections_.forEach([&](SlotId id, Connection& c) {
+      if (auto why = c.stream.expired(t, server_.hasAllocation(c.tuple), limits)) expired_.emplace_back(id, *why);
+    });
+    for (auto& [id, why] : expired_) {
+      Connection* c = connections_.get(id);
+      if (!c) continue;
+      metrics::add(metrics::registry().turnTimeouts[size_t(why)]);
+      spdlog::debug("turn: closing {} connection from {}: {} timeout", c->stream.isTls() ? "TLS" : "TCP",
+                    c->tuple.client.toString(), metrics::kTurnTimeoutNames[size_t(why)]);
+      closeConnection(id);
     }
     expired_.clear();
   }
 
-  // Datagrams the kernel dropped because the listening UDP socket's receive buffer was full (the worker fell behind:
-  // the machine is out of CPU for it). kaiwa never sees them, so no kaiwa_turn_dropped_total counts them: say so in
-  // the log, at most once a minute.
   void checkSocketDrops() {
     std::array<uint32_t, SK_MEMINFO_VARS> info{};
     socklen_t len = sizeof info;
@@ -1164,13 +1043,12 @@ class TurnService::Worker : public TurnIo {
     gauge(r.turnChannels, int64_t(server_.channelCount()), lastChannels_);
     gauge(r.turnTcpConnections, int64_t(server_.tcpConnectionCount()), lastTcpConnections_);
   }
-
   TurnService& service_;
 
   asio::io_context& ctx_;
   int udpFd_ = -1;
   asio::posix::stream_descriptor
-      udpSet_;  // epoll set: the listening UDP socket, the relays, TCP/TLS control connections
+      udpSet_;  // epoll set: the listening UDP socket, the relays, TCP/TLS client connections
   std::array<epoll_event, kReadyBatch> ready_{};
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;
@@ -1188,18 +1066,22 @@ class TurnService::Worker : public TurnIo {
   bool flushPosted_ = false;
   std::unordered_map<RelayId, std::unique_ptr<Relay>> relays_;
   RelayId nextRelay_ = 1;
-  std::unordered_map<uint32_t, std::shared_ptr<Connection>> connections_;
-  std::vector<std::shared_ptr<Connection>> dirty_;
-  std::vector<std::pair<std::shared_ptr<Connection>, size_t>> expired_;  // checkTimeouts' closing list
-  std::vector<uint8_t> tlsRecord_;  // one message's plaintext for SSL_write (capacity reserved once)
-  uint32_t nextConnection_ = 1;
+  Slots<Connection> connections_;
+  std::vector<SlotId> dirty_, flushing_;                // connections to write at the flush
+  std::vector<std::pair<SlotId, TcpTimeout>> expired_;  // checkTimeouts' closing list
+  std::vector<uint8_t> tlsRecord_;                      // one message's plaintext for a TLS record (reserved once)
+  std::array<uint8_t, kTlsReadChunk> readBuffer_{};     // TLS records received, until the session takes them
+  std::vector<std::unique_ptr<Connection>> deadConnections_;  // closed in this loop turn (bury)
+  std::vector<std::unique_ptr<PeerConn>> deadPeers_;
+  bool burialPosted_ = false;
   uint64_t sendFailures_ = 0, truncated_ = 0;
   TurnStats last_;
   uint64_t lastSendFailed_ = 0;
   int64_t lastAllocations_ = 0, lastPermissions_ = 0, lastChannels_ = 0, lastTcpConnections_ = 0;
   // TCP allocations (RFC 6062).
   std::unordered_map<RelayId, std::unique_ptr<TcpRelay>> tcpRelays_;
-  std::unordered_map<ConnectionId, std::shared_ptr<PeerConn>> peers_;
+  Slots<PeerConn> peers_;
+  std::unordered_map<ConnectionId, SlotId> peerIds_;  // the server's CONNECTION-IDs → peers_
   uint64_t handoffs_ = 0;
   uint32_t lastSocketDrops_ = 0;  // SK_MEMINFO_DROPS of udpFd_ (wraps)
   uint64_t unreportedSocketDrops_ = 0;

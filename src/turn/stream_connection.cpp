@@ -117,7 +117,6 @@ void StreamConnection::receivedPlaintext(std::span<const uint8_t> bytes) {
 
 void StreamConnection::startPipe() {
   pipe_ = true;
-  compact();
   partialSince_ = {};
 }
 

@@ -117,9 +117,14 @@ class StreamConnection {
   // Plaintext that an earlier owner received (a connection moved from another worker).
   void receivedPlaintext(std::span<const uint8_t> bytes);
   // The session, taken out for a move to another worker (the connection is dropped then).
-  std::optional<tls::Session> takeTls() { return std::move(tls_); }
+  std::optional<tls::Session> takeTls() {
+    std::optional<tls::Session> t = std::move(tls_);
+    tls_.reset();
+    return t;
+  }
 
   // The last next() frame was a ConnectionBind that succeeded: from the bytes after it on, the connection is a pipe.
+  // (Called while the server still reads that frame: the buffer is left as it is until pipeBytes().)
   void startPipe();
   bool isPipe() const { return pipe_; }
   // A pipe's bytes from the client, up to one buffer's worth (kPipeChunk; over TLS one round of decryption), consumed
