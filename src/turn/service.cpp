@@ -172,6 +172,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   ~Worker() override {
+    destroying_ = true;  // what closes from here on (the TurnServer's allocations) goes at once, not in a task
     boost::system::error_code ec;
     timer_.cancel();
     acceptPause_.timer.cancel();
@@ -437,6 +438,11 @@ class TurnService::Worker : public TurnIo {
     scheduleBurial();
   }
   void scheduleBurial() {
+    if (destroying_) {
+      deadConnections_.clear();
+      deadPeers_.clear();
+      return;
+    }
     if (burialPosted_) return;
     burialPosted_ = true;
     asio::post(ctx_, [this] {
@@ -1074,6 +1080,7 @@ class TurnService::Worker : public TurnIo {
   std::vector<std::unique_ptr<Connection>> deadConnections_;  // closed in this loop turn (bury)
   std::vector<std::unique_ptr<PeerConn>> deadPeers_;
   bool burialPosted_ = false;
+  bool destroying_ = false;
   uint64_t sendFailures_ = 0, truncated_ = 0;
   TurnStats last_;
   uint64_t lastSendFailed_ = 0;
