@@ -97,7 +97,7 @@ StreamConnection::Next StreamConnection::next(TimePoint now) {
     if (!decryptMore()) break;
   }
   if (tlsFailed_) return {Kind::kTlsFailed, {}};
-  if (tlsClosed_ && used_ == 0) return {Kind::kClosed, {}};
+  if (tlsClosed_) return {Kind::kClosed, {}};  // a partial frame left can never be completed
   // The partial-frame clock starts when part of a message waits, and starts again when a message was completed.
   if (used_ == 0)
     partialSince_ = {};
