@@ -1,9 +1,9 @@
 // fuzz_turn: the TURN server core (turn/server) and the TCP framing, with a fake I/O layer and a fuzz-driven clock.
 // The input is a sequence of records: [kind][len hi][len lo][bytes]. kind & 7: 0 a UDP datagram from one of four
-// clients, 1 bytes appended to a TCP stream (framed with tcpFrameLength, so messages split at any point), 2 a
-// datagram from a peer on a relay, or (kind >> 3 & 3) a TCP event of RFC 6062: a peer connection accepted on a
-// relay, a Connect's connection completing or failing, bytes through a bound pipe or its closing; 3 time passes
-// (tick), 4-7 an authenticated request the harness builds (the nonce is the server's, so the fuzzer reaches
+// clients, 1 bytes appended to a TCP stream (framed by turn::StreamConnection, the workers' own, so messages split
+// at any point), 2 a datagram from a peer on a relay, or (kind >> 3 & 3) a TCP event of RFC 6062: a peer connection
+// accepted on a relay, a Connect's connection completing or failing, bytes through a bound pipe or its closing; 3 time
+// passes (tick), 4-7 an authenticated request the harness builds (the nonce is the server's, so the fuzzer reaches
 // allocations, permissions, channels and relaying), on UDP or on a TCP connection (kind bit 5): bytes[0] picks
 // Allocate (UDP or TCP)/Refresh/CreatePermission/ChannelBind/Connect/ConnectionBind, bytes[1] the peer, bytes[2]
 // the channel or the CONNECTION-ID, bytes[3] the lifetime.
@@ -19,6 +19,7 @@
 
 #include "fuzz_util.hpp"
 #include "turn/server.hpp"
+#include "turn/stream_connection.hpp"
 
 using namespace kaiwa;
 using namespace std::chrono_literals;
@@ -109,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   TimePoint now{1000000s};
   {
     turn::TurnServer server(io, creds, filter, turn::TurnLimits{}, nullptr);
-    std::vector<uint8_t> stream;
+    turn::StreamConnection stream(now);
     const turn::ClientTuple tcp{*stun::Address::parse("203.0.113.9:1000"), 5, turn::Transport::kTcp};
     size_t pos = 0;
     while (pos + 3 <= size) {
@@ -125,19 +126,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           break;
         }
         case 1: {
-          stream.insert(stream.end(), body.begin(), body.end());
+          // The worker's own framing (StreamConnection), as a TCP connection's bytes arrive.
+          stream.received(body);
           while (true) {
-            auto n = turn::tcpFrameLength(stream);
-            if (!n) break;
-            if (*n == 0 || *n > 65536 + 4) {  // not STUN/TURN: the connection would be closed
+            auto next = stream.next(now);
+            if (next.kind == turn::StreamConnection::Next::Kind::kMalformed) {  // the connection would be closed
               server.onConnectionClosed(tcp);
-              stream.clear();
+              stream = turn::StreamConnection(now);
               break;
             }
-            if (stream.size() < *n) break;
-            server.onClientPacket(tcp, {stream.data(), *n}, now, 1700000000);
-            stream.erase(stream.begin(), stream.begin() + long(*n));
+            if (next.kind != turn::StreamConnection::Next::Kind::kFrame) break;
+            FUZZ_CHECK(turn::tcpFrameLength(next.frame) == next.frame.size(), "a frame that is not one message");
+            server.onClientPacket(tcp, next.frame, now, 1700000000);
           }
+          (void)stream.expired(now, server.hasAllocation(tcp), turn::TcpTimeouts{});
           break;
         }
         case 2: {
