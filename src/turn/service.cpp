@@ -14,8 +14,6 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
@@ -26,11 +24,12 @@
 #include <unordered_map>
 
 #include "common/metrics.hpp"
+#include "net/loop.hpp"
+#include "net/slots.hpp"
 #include "net/udp_socket.hpp"
 #include "net/worker_pool.hpp"
 #include "stun/saslprep.hpp"
 #include "tls/session.hpp"
-#include "turn/slots.hpp"
 #include "turn/stream_connection.hpp"
 
 namespace kaiwa::turn {
@@ -56,11 +55,7 @@ std::vector<Address> interfaceAddresses() {
 static_assert(metrics::kTurnQuotaNames.size() == size_t(QuotaRefusal::kCount));
 
 namespace {
-constexpr int kDrainRounds = 16;    // recvmmsg batches per socket per wake-up
-constexpr int kReadyBatch = 128;    // UDP sockets taken from the worker's epoll set per wake-up
-constexpr uint64_t kListenTag = 0;  // the worker's listening UDP socket in that set (relay ids start at 1)
-// | a connection's slot id (whose generation stays below 2^31): a TURN TCP/TLS client connection in that set.
-constexpr uint64_t kConnectionTag = 1ULL << 63;
+constexpr int kDrainRounds = 16;  // recvmmsg batches per socket per wake-up
 // One recv of TLS records per connection and readiness: up to a full record and its header, and a second one's start.
 constexpr size_t kTlsReadChunk = 17 * 1024 + 512;
 
@@ -110,37 +105,55 @@ bool isUnspecified(const Address& a) {
 
 class TurnService::Worker : public TurnIo {
  private:
-  // A UDP relay socket: in the worker's UDP epoll set (udpSet_), not in asio's reactor.
-  struct Relay {
-    explicit Relay(int fd) : fd(fd) {}
-    ~Relay() { ::close(fd); }
+  // A UDP relay socket, registered with the worker's loop (not in asio's reactor).
+  struct Relay final : net::Loop::Watcher {
+    Relay(Worker& worker, int fd, RelayId id) : worker(worker), fd(fd), id(id) {}
+    ~Relay() {
+      worker.loop_.unwatch(watch, fd);
+      ::close(fd);
+    }
     Relay(const Relay&) = delete;
     Relay& operator=(const Relay&) = delete;
+    // Last thing it does: the drain may close this relay (the server removes an allocation).
+    void onReady(uint32_t) override { worker.drainRelay(id, Clock::now()); }
+    Worker& worker;
     int fd;
+    RelayId id;
+    net::Loop::WatchId watch = 0;
   };
-  using SlotId = uint64_t;  // Slots<T>::Id: a connection's or peer connection's id in this worker
+  // The worker's listening UDP socket.
+  struct Listener final : net::Loop::Watcher {
+    explicit Listener(Worker& worker) : worker(worker) {}
+    void onReady(uint32_t) override { worker.drainListen(Clock::now(), std::time(nullptr)); }
+    Worker& worker;
+  };
+  using SlotId = net::SlotId;  // a connection's or peer connection's id in this worker (net::Slots)
   // A TURN TCP/TLS client connection: the socket, and the sans-I/O rest (framing, TLS, deadlines, pipe decisions).
-  // Owned by connections_; everything that outlives a call (epoll events, asio handlers, timers, posted tasks) holds
-  // its id (also tuple.connection) and looks it up again.
-  struct Connection {
-    Connection(asio::ip::tcp::socket s, StreamConnection st) : socket(std::move(s)), stream(std::move(st)) {}
+  // Owned by connections_; everything that outlives a call (asio handlers, timers, posted tasks) holds its id (also
+  // tuple.connection) and looks it up again. The loop calls it directly, while it is registered (watch).
+  struct Connection final : net::Loop::Watcher {
+    Connection(Worker& worker, asio::ip::tcp::socket s, StreamConnection st)
+        : worker(worker), socket(std::move(s)), stream(std::move(st)) {}
+    // Last thing it does: reading may close this connection.
+    void onReady(uint32_t) override { worker.readReady(tuple.connection); }
+    Worker& worker;
     asio::ip::tcp::socket socket;
     StreamConnection stream;
     ClientTuple tuple;
     std::vector<uint8_t> writing;  // given to an asio write that has not completed
     bool dirty = false;            // in dirty_, to be written at the flush
-    bool watched = false;          // in the worker's epoll set (udpSet_)
+    net::Loop::WatchId watch = 0;  // registered with the worker's loop: read when readable
     bool failed = false;           // a TLS write failed: close at the next flush
     bool continuing = false;       // a task is posted to pipe what OpenSSL holds (no readiness announces it)
     ConnectionId pipe = 0;         // RFC 6062 data connection: its peer connection's CONNECTION-ID, 0 once gone
-    std::unique_ptr<asio::steady_timer> timer;  // bandwidth pause or linger of a data connection
+    net::Loop::TimerId timer = 0;  // bandwidth pause or linger of a data connection
   };
   // A peer data connection of a TCP allocation (accepted on the relay or made for a Connect request). Owned by
   // peers_; found by CONNECTION-ID through peerIds_.
   struct PeerConn {
-    PeerConn(asio::ip::tcp::socket s, ConnectionId id) : socket(std::move(s)), timer(socket.get_executor()), id(id) {}
+    PeerConn(asio::ip::tcp::socket s, ConnectionId id) : socket(std::move(s)), id(id) {}
     asio::ip::tcp::socket socket;
-    asio::steady_timer timer;  // bandwidth pause or linger
+    net::Loop::TimerId timer = 0;  // bandwidth pause or linger
     ConnectionId id;
     SlotId client = 0;                  // the bound client data connection (connections_), 0 before or once gone
     std::vector<uint8_t> in;            // read buffer
@@ -163,8 +176,8 @@ class TurnService::Worker : public TurnIo {
 
  public:
   Worker(TurnService& service, uint32_t index)
-      : service_(service), ctx_(service.pool_.context(index)), udpSet_(ctx_), acceptor_(ctx_), tlsAcceptor_(ctx_),
-        timer_(ctx_), index_(index), rng_(std::random_device{}() ^ index),
+      : service_(service), loop_(service.pool_.loop(index)), ctx_(loop_.context()), acceptor_(ctx_), tlsAcceptor_(ctx_),
+        index_(index), rng_(std::random_device{}() ^ index),
         server_(*this, service.credentials_, service.filter_, service.options_.limits, service.quotas_,
                 service.reservations_) {
     tlsRecord_.reserve(kTcpMaxFrame + 4);
@@ -174,16 +187,23 @@ class TurnService::Worker : public TurnIo {
   ~Worker() override {
     destroying_ = true;  // what closes from here on (the TurnServer's allocations) goes at once, not in a task
     boost::system::error_code ec;
-    timer_.cancel();
-    acceptPause_.timer.cancel();
-    tlsAcceptPause_.timer.cancel();
+    loop_.cancel(tick_);
+    loop_.cancel(acceptPause_.timer);
+    loop_.cancel(tlsAcceptPause_.timer);
     acceptor_.close(ec);
     tlsAcceptor_.close(ec);
-    udpSet_.close(ec);
+    loop_.unwatch(listenWatch_, udpFd_);
     if (udpFd_ >= 0) ::close(udpFd_);
-    connections_.forEach([&](SlotId, Connection& c) { c.socket.close(ec); });
+    connections_.forEach([&](SlotId, Connection& c) {
+      unwatch(c);
+      loop_.cancel(c.timer);
+      c.socket.close(ec);
+    });
     for (auto& [id, r] : tcpRelays_) r->acceptor.close(ec);
-    peers_.forEach([&](SlotId, PeerConn& p) { p.socket.close(ec); });
+    peers_.forEach([&](SlotId, PeerConn& p) {
+      loop_.cancel(p.timer);
+      p.socket.close(ec);
+    });
   }
 
   std::optional<std::string> bind(const Address& listen) {
@@ -199,18 +219,20 @@ class TurnService::Worker : public TurnIo {
           "read at once are dropped sooner; raise net.core.rmem_max or give kaiwa CAP_NET_ADMIN",
           got / 1024, o.receiveBuffer / 1024);
     udpFd_ = fd;
-    // Every UDP socket of this worker (this one and the relays) sits in one level-triggered epoll set, and asio
-    // waits on that set: one wake-up drains every ready socket, with one re-arm instead of one per socket.
-    int set = ::epoll_create1(EPOLL_CLOEXEC);
-    if (set < 0) return std::string("TURN epoll: ") + std::strerror(errno);
-    udpSet_.assign(set);
-    if (!watchUdp(fd, kListenTag)) return std::string("TURN epoll: ") + std::strerror(errno);
+    // Every UDP socket of this worker (this one and the relays) is registered, level-triggered, with the worker's
+    // loop: one wake-up drains every ready socket, with one re-arm of the loop's set instead of one per socket.
+    listenWatch_ = loop_.watch(fd, EPOLLIN, listener_);
+    if (!listenWatch_) return std::string("TURN epoll: ") + std::strerror(errno);
     int tfd = net::listenTcp(listen, true, &error);
     if (tfd < 0) return "TURN TCP " + error;
     acceptor_.assign(listen.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), tfd);
-    armUdpSet();
     accept(acceptor_, false);
-    armTimer();
+    tick_ = loop_.every(std::chrono::seconds(1), [this](TimePoint t) {
+      server_.tick(t);
+      checkTimeouts(t);
+      publish();
+      checkSocketDrops();
+    });
     return std::nullopt;
   }
 
@@ -271,10 +293,7 @@ class TurnService::Worker : public TurnIo {
       tcpRelays_.erase(t);
       return;
     }
-    auto it = relays_.find(id);
-    if (it == relays_.end()) return;
-    ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_DEL, it->second->fd, nullptr);
-    relays_.erase(it);  // closes the socket
+    relays_.erase(id);  // leaves the loop and closes the socket
   }
 
   std::optional<RelayId> adoptRelay(ReservedRelay reserved) override {
@@ -295,7 +314,7 @@ class TurnService::Worker : public TurnIo {
       scheduleFlush();
       return;
     }
-    if (Connection* c = connections_.get(to.connection)) enqueue(*c, head, body, pad);
+    if (Connection* c = connections_.find(to.connection)) enqueue(*c, head, body, pad);
   }
 
   // Appends a message (or piped bytes) to a client connection's output, written at this loop turn's flush: what one
@@ -344,7 +363,7 @@ class TurnService::Worker : public TurnIo {
     PeerConn& conn = *p;
     SlotId pid = addPeer(std::move(p));
     conn.socket.async_connect(toEndpoint(peer), [this, pid](const boost::system::error_code& ec) {
-      PeerConn* p = peers_.get(pid);
+      PeerConn* p = peers_.find(pid);
       if (!p) return;
       boost::system::error_code e2;
       if (!ec) p->socket.set_option(asio::ip::tcp::no_delay(true), e2);
@@ -355,8 +374,8 @@ class TurnService::Worker : public TurnIo {
 
   void bindConnection(ConnectionId id, const ClientTuple& client) override {
     SlotId pid = peerSlot(id);
-    PeerConn* p = peers_.get(pid);
-    Connection* c = connections_.get(client.connection);
+    PeerConn* p = peers_.find(pid);
+    Connection* c = connections_.find(client.connection);
     if (!p || !c) {
       if (p) closePeer(pid);
       server_.onTcpConnectionClosed(id);
@@ -373,11 +392,11 @@ class TurnService::Worker : public TurnIo {
 
   void closeTcpConnection(ConnectionId id) override {
     SlotId pid = peerSlot(id);
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (!p) return;
     SlotId client = p->client;
     closePeer(pid);
-    if (Connection* c = connections_.get(client)) {
+    if (Connection* c = connections_.find(client)) {
       c->pipe = 0;
       closeConnection(client, false);
     }
@@ -396,16 +415,11 @@ class TurnService::Worker : public TurnIo {
 
   RelayId addRelay(int fd, const Address&) {
     RelayId id = nextRelay_++;
-    relays_.emplace(id, std::make_unique<Relay>(fd));
-    if (!watchUdp(fd, id)) spdlog::warn("turn: epoll_ctl for a relay socket: {}", std::strerror(errno));
+    auto relay = std::make_unique<Relay>(*this, fd, id);
+    relay->watch = loop_.watch(fd, EPOLLIN, *relay);
+    if (!relay->watch) spdlog::warn("turn: epoll_ctl for a relay socket: {}", std::strerror(errno));
+    relays_.emplace(id, std::move(relay));
     return id;
-  }
-
-  bool watchUdp(int fd, uint64_t tag) {
-    epoll_event e{};
-    e.events = EPOLLIN;
-    e.data.u64 = tag;
-    return ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_ADD, fd, &e) == 0;
   }
 
   TimePoint now() const { return Clock::now(); }
@@ -418,7 +432,7 @@ class TurnService::Worker : public TurnIo {
       send_.flush();
       flushing_.swap(dirty_);
       for (SlotId id : flushing_) {
-        if (Connection* c = connections_.get(id)) {
+        if (Connection* c = connections_.find(id)) {
           c->dirty = false;
           writeTcp(id);
         }
@@ -452,27 +466,9 @@ class TurnService::Worker : public TurnIo {
     });
   }
 
-  void armUdpSet() {
-    udpSet_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
-      if (ec) return;
-      int n = ::epoll_wait(udpSet_.native_handle(), ready_.data(), kReadyBatch, 0);
-      if (n > 0) {
-        TimePoint t = now();
-        int64_t unix = std::time(nullptr);
-        for (int i = 0; i < n; ++i) {
-          uint64_t tag = ready_[size_t(i)].data.u64;
-          if (tag == kListenTag)
-            drainListen(t, unix);
-          else if (tag & kConnectionTag)
-            readReady(tag & ~kConnectionTag);  // (nor a connection, which its generation tells)
-          else
-            drainRelay(RelayId(tag), t);  // (a relay closed earlier in this loop is no longer in relays_)
-        }
-      }
-      armUdpSet();
-    });
-  }
-
+  // The loop calls these when a UDP socket is readable: each drains its socket (up to kDrainRounds batches; a socket
+  // with more stays ready in the level-triggered set and is taken again at the next turn). The replies and relayed
+  // datagrams of every socket ready in that turn go out in the one flush that follows.
   void drainListen(TimePoint t, int64_t unix) {
     for (int round = 0; round < kDrainRounds; ++round) {
       size_t n = recv_.receive(udpFd_);
@@ -518,7 +514,7 @@ class TurnService::Worker : public TurnIo {
       std::optional<tls::Session> session;
       if (tls) session = tls::Session::accept(service_.tls_);
       if (client && (!tls || session)) {
-        auto c = std::make_unique<Connection>(std::move(socket), StreamConnection(now(), std::move(session)));
+        auto c = std::make_unique<Connection>(*this, std::move(socket), StreamConnection(now(), std::move(session)));
         c->tuple = ClientTuple{*client, 0, tls ? Transport::kTls : Transport::kTcp};
         SlotId id = addConnection(std::move(c));
         watch(id);
@@ -546,18 +542,18 @@ class TurnService::Worker : public TurnIo {
     return it == peerIds_.end() ? 0 : it->second;
   }
 
-  PeerConn* peerOf(const Connection& c) { return c.pipe ? peers_.get(peerSlot(c.pipe)) : nullptr; }
+  PeerConn* peerOf(const Connection& c) { return c.pipe ? peers_.find(peerSlot(c.pipe)) : nullptr; }
 
   // Closes a client connection (its id is dead at once; the object goes at the end of the loop turn). A data
   // connection's peer connection gets what is queued for it, then closes too.
   void closeConnection(SlotId id, bool notify = true) {
-    std::unique_ptr<Connection> c = connections_.erase(id);
+    std::unique_ptr<Connection> c = connections_.take(id);
     if (!c) return;
     unwatch(*c);
     boost::system::error_code ec;
     c->socket.close(ec);
-    if (c->timer) c->timer->cancel();
-    if (SlotId pid = c->pipe ? peerSlot(c->pipe) : 0; PeerConn* p = peers_.get(pid)) {
+    loop_.cancel(c->timer);
+    if (SlotId pid = c->pipe ? peerSlot(c->pipe) : 0; PeerConn* p = peers_.find(pid)) {
       server_.onTcpConnectionClosed(p->id);
       p->client = 0;
       p->side.otherClosed(now());
@@ -572,28 +568,24 @@ class TurnService::Worker : public TurnIo {
   // A connection is read when the worker's epoll set says it is readable: one recv per ready connection and loop
   // turn, and none that only finds the socket empty (asio's async_read_some tries a recv before every wait).
   void watch(SlotId id) {
-    Connection* c = connections_.get(id);
-    if (!c || c->watched) return;
-    epoll_event e{};
-    e.events = EPOLLIN;
-    e.data.u64 = kConnectionTag | id;
-    if (::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_ADD, c->socket.native_handle(), &e) != 0) {
+    Connection* c = connections_.find(id);
+    if (!c || c->watch) return;
+    c->watch = loop_.watch(c->socket.native_handle(), EPOLLIN, *c);
+    if (!c->watch) {
       spdlog::debug("turn: epoll_ctl for a TCP connection: {}", std::strerror(errno));
       return closeConnection(id);
     }
-    c->watched = true;
   }
 
   void unwatch(Connection& c) {
-    if (!c.watched) return;
-    c.watched = false;
-    ::epoll_ctl(udpSet_.native_handle(), EPOLL_CTL_DEL, c.socket.native_handle(), nullptr);
+    loop_.unwatch(c.watch, c.socket.native_handle());
+    c.watch = 0;
   }
 
   // The worker's epoll set says a connection is readable.
   void readReady(SlotId id) {
-    Connection* c = connections_.get(id);
-    if (!c || !c->watched) return;
+    Connection* c = connections_.find(id);
+    if (!c || !c->watch) return;
     ssize_t n;
     if (c->stream.isTls()) {
       n = ::recv(c->socket.native_handle(), readBuffer_.data(), readBuffer_.size(), MSG_DONTWAIT);
@@ -618,7 +610,7 @@ class TurnService::Worker : public TurnIo {
     int64_t unix = std::time(nullptr);
     bool handled = false;
     for (;;) {
-      Connection* c = connections_.get(id);
+      Connection* c = connections_.find(id);
       if (!c) return;
       if (c->stream.isPipe()) break;
       auto next = c->stream.next(t);
@@ -642,7 +634,7 @@ class TurnService::Worker : public TurnIo {
       handled = true;
       server_.onClientPacket(c->tuple, next.frame, t, unix);
     }
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     if (!c) return;
     if (handled) c->stream.noteAllocation(server_.hasAllocation(c->tuple));
     if (!c->stream.output().empty()) markDirty(*c);  // handshake records
@@ -657,7 +649,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   bool handOff(SlotId id, uint32_t target) {
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     // Only a connection with nothing on its way out (a fresh one: the ConnectionBind is its first request).
     if (!c->writing.empty() || c->stream.queued() != 0) return false;
     unwatch(*c);
@@ -673,7 +665,7 @@ class TurnService::Worker : public TurnIo {
     h.tuple = c->tuple;
     auto rest = c->stream.fromLastFrame();
     h.bytes.assign(rest.begin(), rest.end());
-    bury(connections_.erase(id));
+    bury(connections_.take(id));
     ++handoffs_;
     Worker* to = service_.workers_[target].get();
     asio::post(to->ctx_, [to, h = std::move(h)]() mutable { to->adopt(std::move(h)); });
@@ -688,7 +680,7 @@ class TurnService::Worker : public TurnIo {
       ::close(h.fd);
       return;
     }
-    auto c = std::make_unique<Connection>(std::move(socket), StreamConnection(now(), std::move(h.tls)));
+    auto c = std::make_unique<Connection>(*this, std::move(socket), StreamConnection(now(), std::move(h.tls)));
     c->tuple = h.tuple;
     c->stream.receivedPlaintext(h.bytes);
     SlotId id = addConnection(std::move(c));
@@ -706,9 +698,9 @@ class TurnService::Worker : public TurnIo {
           "message); accepting again in {} ms",
           index_, tls ? "TLS" : "TCP", ec.message(), f.suppressed,
           std::chrono::duration_cast<std::chrono::milliseconds>(f.pause).count());
-    pause.timer.expires_after(f.pause);
-    pause.timer.async_wait([this, &acceptor, tls](const boost::system::error_code& e) {
-      if (!e && acceptor.is_open()) accept(acceptor, tls);
+    loop_.cancel(pause.timer);
+    pause.timer = loop_.at(now() + f.pause, [this, &acceptor, tls](TimePoint) {
+      if (acceptor.is_open()) accept(acceptor, tls);
     });
   }
 
@@ -765,23 +757,23 @@ class TurnService::Worker : public TurnIo {
   static size_t queuedToPeer(const PeerConn& p) { return p.out.size() + p.writing.size(); }
 
   void closePeer(SlotId pid) {
-    std::unique_ptr<PeerConn> p = peers_.erase(pid);
+    std::unique_ptr<PeerConn> p = peers_.take(pid);
     if (!p) return;
     if (auto it = peerIds_.find(p->id); it != peerIds_.end() && it->second == pid) peerIds_.erase(it);
     boost::system::error_code ec;
     p->socket.close(ec);
-    p->timer.cancel();
+    loop_.cancel(p->timer);
     bury(std::move(p));
   }
 
   // Client → peer: what the client data connection delivered goes to the peer connection's queue.
   void pipeFromClient(SlotId id) {
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     if (!c) return;
     bool failed = false;
     auto bytes = c->stream.pipeBytes(failed);
     SlotId pid = c->pipe ? peerSlot(c->pipe) : 0;
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (p && !bytes.empty()) {
       p->out.insert(p->out.end(), bytes.begin(), bytes.end());
       c->stream.pipeSide().pauseUntil(server_.onTcpRelayed(p->id, bytes.size(), true, now()));
@@ -793,7 +785,7 @@ class TurnService::Worker : public TurnIo {
 
   // Starts or stops reading a client data connection, as its PipeSide decides.
   void updateClientRead(SlotId id) {
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     if (!c || !c->stream.isPipe()) return;
     PeerConn* p = peerOf(*c);
     TimePoint t = now();
@@ -807,10 +799,10 @@ class TurnService::Worker : public TurnIo {
         if (c->stream.hasBuffered() && !c->continuing) {
           c->continuing = true;
           asio::post(ctx_, [this, id] {
-            Connection* c = connections_.get(id);
+            Connection* c = connections_.find(id);
             if (!c) return;
             c->continuing = false;
-            if (c->watched) pipeFromClient(id);
+            if (c->watch) pipeFromClient(id);
           });
         }
         return;
@@ -827,29 +819,30 @@ class TurnService::Worker : public TurnIo {
 
   // A data connection's timer: the end of a bandwidth pause (read again) or of its linger (close).
   void armClientTimer(SlotId id) {
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     if (!c) return;
     auto deadline = c->stream.pipeSide().deadline(now());
     if (!deadline) return;
-    if (!c->timer) c->timer = std::make_unique<asio::steady_timer>(ctx_);
-    c->timer->expires_at(*deadline);
-    c->timer->async_wait([this, id](const boost::system::error_code& ec) {
-      Connection* c = connections_.get(id);
-      if (ec || !c) return;
+    if (c->timer && loop_.reschedule(c->timer, *deadline)) return;
+    c->timer = loop_.at(*deadline, [this, id](TimePoint) {
+      Connection* c = connections_.find(id);
+      if (!c) return;
+      c->timer = 0;
       if (c->stream.pipeSide().shouldClose(queuedToClient(*c), now())) return closeConnection(id, false);
       updateClientRead(id);
     });
   }
 
   void armPeerTimer(SlotId pid) {
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (!p) return;
     auto deadline = p->side.deadline(now());
     if (!deadline) return;
-    p->timer.expires_at(*deadline);
-    p->timer.async_wait([this, pid](const boost::system::error_code& ec) {
-      PeerConn* p = peers_.get(pid);
-      if (ec || !p) return;
+    if (p->timer && loop_.reschedule(p->timer, *deadline)) return;
+    p->timer = loop_.at(*deadline, [this, pid](TimePoint) {
+      PeerConn* p = peers_.find(pid);
+      if (!p) return;
+      p->timer = 0;
       if (p->side.shouldClose(queuedToPeer(*p), now())) return closePeer(pid);
       updatePeerRead(pid);
     });
@@ -857,14 +850,14 @@ class TurnService::Worker : public TurnIo {
 
   // Peer → client.
   void readPeer(SlotId pid) {
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (p->in.size() < kPipeChunk) p->in.resize(kPipeChunk);
     p->reading = true;
     p->socket.async_read_some(asio::buffer(p->in), [this, pid](const boost::system::error_code& ec, size_t n) {
-      PeerConn* p = peers_.get(pid);
+      PeerConn* p = peers_.find(pid);
       if (!p) return;
       p->reading = false;
-      Connection* c = connections_.get(p->client);
+      Connection* c = connections_.find(p->client);
       if (!c) return;  // the client side closed: p only writes out what is queued for it
       if (ec) return peerClosed(pid);
       p->side.pauseUntil(server_.onTcpRelayed(p->id, n, false, now()));
@@ -875,9 +868,9 @@ class TurnService::Worker : public TurnIo {
 
   // Starts reading a peer connection again if its PipeSide allows it (reads are asio operations, one at a time).
   void updatePeerRead(SlotId pid) {
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (!p || p->reading) return;
-    Connection* c = connections_.get(p->client);
+    Connection* c = connections_.find(p->client);
     if (!c) return;
     switch (p->side.mayRead(queuedToClient(*c), now())) {
       case PipeSide::Read::kNow:
@@ -892,12 +885,12 @@ class TurnService::Worker : public TurnIo {
 
   // The peer closed (or failed): the client data connection gets what is queued for it, then closes.
   void peerClosed(SlotId pid) {
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (!p) return;
     server_.onTcpConnectionClosed(p->id);
     SlotId client = p->client;
     closePeer(pid);
-    Connection* c = connections_.get(client);
+    Connection* c = connections_.find(client);
     if (!c) return;
     c->pipe = 0;
     c->stream.pipeSide().otherClosed(now());
@@ -907,7 +900,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   void writePeer(SlotId pid) {
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (!p || !p->writing.empty()) return;
     if (p->out.empty()) return peerFlushed(pid);
     ssize_t sent = ::send(p->socket.native_handle(), p->out.data(), p->out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -919,7 +912,7 @@ class TurnService::Worker : public TurnIo {
     std::swap(p->writing, p->out);
     if (sent > 0) p->writing.erase(p->writing.begin(), p->writing.begin() + sent);
     asio::async_write(p->socket, asio::buffer(p->writing), [this, pid](const boost::system::error_code& ec, size_t) {
-      PeerConn* p = peers_.get(pid);
+      PeerConn* p = peers_.find(pid);
       if (!p) return;
       if (ec) return peerClosed(pid);
       p->writing.clear();
@@ -928,13 +921,13 @@ class TurnService::Worker : public TurnIo {
   }
 
   void peerFlushed(SlotId pid) {
-    PeerConn* p = peers_.get(pid);
+    PeerConn* p = peers_.find(pid);
     if (p->side.shouldClose(queuedToPeer(*p), now())) return closePeer(pid);
     if (p->client) updateClientRead(p->client);
   }
 
   void writeTcp(SlotId id) {
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     if (!c) return;
     if (c->failed) return closeConnection(id);
     if (!c->writing.empty()) return;  // the asio write in flight calls again
@@ -950,7 +943,7 @@ class TurnService::Worker : public TurnIo {
     std::swap(c->writing, out);
     if (sent > 0) c->writing.erase(c->writing.begin(), c->writing.begin() + sent);
     asio::async_write(c->socket, asio::buffer(c->writing), [this, id](const boost::system::error_code& ec, size_t) {
-      Connection* c = connections_.get(id);
+      Connection* c = connections_.find(id);
       if (!c) return;
       if (ec) return closeConnection(id);
       c->writing.clear();
@@ -959,21 +952,9 @@ class TurnService::Worker : public TurnIo {
   }
 
   void clientFlushed(SlotId id) {
-    Connection* c = connections_.get(id);
+    Connection* c = connections_.find(id);
     if (c->stream.pipeSide().shouldClose(queuedToClient(*c), now())) return closeConnection(id, false);
     if (PeerConn* p = peerOf(*c)) updatePeerRead(peerSlot(p->id));
-  }
-
-  void armTimer() {
-    timer_.expires_after(std::chrono::seconds(1));
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      server_.tick(now());
-      checkTimeouts(now());
-      publish();
-      checkSocketDrops();
-      armTimer();
-    });
   }
 
   // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
@@ -987,7 +968,7 @@ class TurnService::Worker : public TurnIo {
       if (auto why = c.stream.expired(t, server_.hasAllocation(c.tuple), limits)) expired_.emplace_back(id, *why);
     });
     for (auto& [id, why] : expired_) {
-      Connection* c = connections_.get(id);
+      Connection* c = connections_.find(id);
       if (!c) continue;
       metrics::add(metrics::registry().turnTimeouts[size_t(why)]);
       spdlog::debug("turn: closing {} connection from {}: {} timeout", c->stream.isTls() ? "TLS" : "TCP",
@@ -1051,28 +1032,27 @@ class TurnService::Worker : public TurnIo {
   }
   TurnService& service_;
 
+  net::Loop& loop_;  // the worker's: its UDP sockets and TCP/TLS client connections, its timers
   asio::io_context& ctx_;
   int udpFd_ = -1;
-  asio::posix::stream_descriptor
-      udpSet_;  // epoll set: the listening UDP socket, the relays, TCP/TLS client connections
-  std::array<epoll_event, kReadyBatch> ready_{};
+  Listener listener_{*this};
+  net::Loop::WatchId listenWatch_ = 0;
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::acceptor tlsAcceptor_;
   struct AcceptPause {
-    explicit AcceptPause(asio::io_context& ctx) : timer(ctx) {}
-    asio::steady_timer timer;
+    net::Loop::TimerId timer = 0;
     net::AcceptBackoff backoff;
   };
-  AcceptPause acceptPause_{ctx_}, tlsAcceptPause_{ctx_};
-  asio::steady_timer timer_;
-  uint32_t index_;  // this worker's place in TurnService::workers_ (and in the pool)
+  AcceptPause acceptPause_, tlsAcceptPause_;
+  net::Loop::TimerId tick_ = 0;  // once a second: the server's tick, the timeouts, the metrics
+  uint32_t index_;               // this worker's place in TurnService::workers_ (and in the pool)
   std::mt19937 rng_;
   net::RecvBatch recv_;
   net::SendBatch send_;
   bool flushPosted_ = false;
   std::unordered_map<RelayId, std::unique_ptr<Relay>> relays_;
   RelayId nextRelay_ = 1;
-  Slots<Connection> connections_;
+  net::Slots<Connection> connections_;
   std::vector<SlotId> dirty_, flushing_;                // connections to write at the flush
   std::vector<std::pair<SlotId, TcpTimeout>> expired_;  // checkTimeouts' closing list
   std::vector<uint8_t> tlsRecord_;                      // one message's plaintext for a TLS record (reserved once)
@@ -1087,7 +1067,7 @@ class TurnService::Worker : public TurnIo {
   int64_t lastAllocations_ = 0, lastPermissions_ = 0, lastChannels_ = 0, lastTcpConnections_ = 0;
   // TCP allocations (RFC 6062).
   std::unordered_map<RelayId, std::unique_ptr<TcpRelay>> tcpRelays_;
-  Slots<PeerConn> peers_;
+  net::Slots<PeerConn> peers_;
   std::unordered_map<ConnectionId, SlotId> peerIds_;  // the server's CONNECTION-IDs → peers_
   uint64_t handoffs_ = 0;
   uint32_t lastSocketDrops_ = 0;  // SK_MEMINFO_DROPS of udpFd_ (wraps)
