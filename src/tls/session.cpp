@@ -85,13 +85,16 @@ struct SessionBio {
 
 namespace {
 // Gives `ssl` a session BIO and the modes every session runs with. False if OpenSSL could not make the BIO.
-bool install(SSL* ssl) {
+bool install(SSL* ssl, Buffers buffers) {
   BIO_METHOD* method = SessionBio::method();
   BIO* bio = method ? BIO_new(method) : nullptr;
   if (!bio) return false;
   SSL_set_bio(ssl, bio, bio);  // one reference for both directions; frees the BIOs it had
   SSL_clear_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
-  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  if (buffers == Buffers::kReleaseWhenEmpty)
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  else
+    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
   SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
   return true;
 }
@@ -99,9 +102,9 @@ bool install(SSL* ssl) {
 
 Session::Session(SSL* ssl) : ssl_(ssl) {}
 
-std::optional<Session> Session::accept(SSL_CTX* ctx) {
+std::optional<Session> Session::accept(SSL_CTX* ctx, Buffers buffers) {
   SSL* ssl = ctx ? SSL_new(ctx) : nullptr;
-  if (!ssl || !install(ssl)) {
+  if (!ssl || !install(ssl, buffers)) {
     if (ssl) SSL_free(ssl);
     ERR_clear_error();
     return std::nullopt;
@@ -110,14 +113,14 @@ std::optional<Session> Session::accept(SSL_CTX* ctx) {
   return Session(ssl);
 }
 
-std::optional<Session> Session::adopt(SSL* ssl) {
+std::optional<Session> Session::adopt(SSL* ssl, Buffers buffers) {
   if (!ssl) return std::nullopt;
   BIO* rbio = SSL_get_rbio(ssl);
   BIO* wbio = SSL_get_wbio(ssl);
   // Bytes in flight in the BIOs it has would be lost with them.
   if (SSL_has_pending(ssl) || (rbio && BIO_ctrl_pending(rbio) != 0) || (wbio && BIO_ctrl_wpending(wbio) != 0))
     return std::nullopt;
-  if (!install(ssl)) {
+  if (!install(ssl, buffers)) {
     ERR_clear_error();
     return std::nullopt;
   }
@@ -217,6 +220,14 @@ void Session::consumed(size_t bytes) {
   bytes = std::min(bytes, out_.size());
   out_.erase(out_.begin(), out_.begin() + long(bytes));
   releaseIfLarge(out_);
+}
+
+bool Session::releaseBuffers() {
+  if (!ssl_ || hasBuffered() || !out_.empty()) return false;
+  std::vector<uint8_t>().swap(in_);
+  inPos_ = 0;
+  std::vector<uint8_t>().swap(out_);
+  return SSL_free_buffers(ssl_) == 1;
 }
 
 }  // namespace kaiwa::tls

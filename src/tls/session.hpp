@@ -3,7 +3,9 @@
 // what OpenSSL writes to an output buffer the caller sends. No socket inside: the caller receives and sends, the
 // session only turns ciphertext into plaintext and back. Peer bytes never throw; every outcome is a value.
 //
-// OpenSSL runs with SSL_MODE_RELEASE_BUFFERS, so an idle session holds no record buffers, only its TLS state. Each
+// An idle session holds no record buffers, only its TLS state: OpenSSL either runs with SSL_MODE_RELEASE_BUFFERS
+// (Buffers::kReleaseWhenEmpty: freed after each record, at the price of a malloc and a free per record) or keeps them
+// while the connection is busy until its owner, seeing it idle, calls releaseBuffers(). Each
 // write() is its own record (or records, beyond 16 KiB): a TURN client such as coturn's turnutils_uclient takes one
 // SSL_read as one message, and a WebSocket frame's header and payload belong in one record.
 //
@@ -27,6 +29,11 @@ enum class Status : uint8_t {
   kError,     // a protocol error, a bad record, a refused handshake: close the connection
 };
 
+enum class Buffers : uint8_t {
+  kReleaseWhenEmpty,   // SSL_MODE_RELEASE_BUFFERS: OpenSSL frees its record buffers whenever they are empty
+  kKeepUntilReleased,  // kept between records; releaseBuffers() frees them (the owner calls it once idle)
+};
+
 struct ReadResult {
   size_t bytes = 0;  // plaintext written into the caller's buffer (Status::kOk only)
   Status status = Status::kWantRead;
@@ -35,12 +42,12 @@ struct ReadResult {
 class Session {
  public:
   // A server-side session for a new connection on `ctx` (which it references). nullopt if OpenSSL cannot make one.
-  static std::optional<Session> accept(ssl_ctx_st* ctx);
+  static std::optional<Session> accept(ssl_ctx_st* ctx, Buffers buffers = Buffers::kReleaseWhenEmpty);
   // Takes over an SSL object whose handshake someone else did (WSS: Asio did it and Beast read the upgrade request):
   // the session takes the one reference of `ssl` the caller hands it and gives it a BIO of its own. Only when nothing
   // is in flight in its current BIOs (no record received but not decrypted, none written but not sent, no plaintext
   // unread); otherwise nullopt, and the caller keeps its reference.
-  static std::optional<Session> adopt(ssl_st* ssl);
+  static std::optional<Session> adopt(ssl_st* ssl, Buffers buffers = Buffers::kReleaseWhenEmpty);
 
   Session(Session&& other) noexcept;
   Session& operator=(Session&& other) noexcept;
@@ -73,6 +80,11 @@ class Session {
   std::vector<uint8_t>& output() { return out_; }
   const std::vector<uint8_t>& output() const { return out_; }
   void consumed(size_t bytes);
+
+  // Frees OpenSSL's record buffers and the session's own buffers if they are empty (Buffers::kKeepUntilReleased:
+  // the owner calls it when the connection has been quiet a while). False if something is still buffered; the
+  // buffers come back at the next read or write.
+  bool releaseBuffers();
 
   ssl_st* native() const { return ssl_; }
 

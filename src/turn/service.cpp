@@ -145,6 +145,8 @@ class TurnService::Worker : public TurnIo {
     net::Loop::WatchId watch = 0;  // registered with the worker's loop: read when readable
     bool failed = false;           // a TLS write failed: close at the next flush
     bool continuing = false;       // a task is posted to pipe what OpenSSL holds (no readiness announces it)
+    bool active = false;           // read or written since the last tick
+    bool holdsBuffers = true;      // TLS record buffers may be held (releaseIdleBuffers)
     ConnectionId pipe = 0;         // RFC 6062 data connection: its peer connection's CONNECTION-ID, 0 once gone
     net::Loop::TimerId timer = 0;  // bandwidth pause or linger of a data connection
   };
@@ -230,6 +232,7 @@ class TurnService::Worker : public TurnIo {
     tick_ = loop_.every(std::chrono::seconds(1), [this](TimePoint t) {
       server_.tick(t);
       checkTimeouts(t);
+      releaseIdleBuffers();
       publish();
       checkSocketDrops();
     });
@@ -320,6 +323,7 @@ class TurnService::Worker : public TurnIo {
   // Appends a message (or piped bytes) to a client connection's output, written at this loop turn's flush: what one
   // batch relayed goes out in one write. Over TLS each message is its own record (StreamConnection::send).
   void enqueue(Connection& c, std::span<const uint8_t> head, std::span<const uint8_t> body, size_t pad) {
+    c.active = true;
     switch (c.stream.send(head, body, pad, tlsRecord_)) {
       case StreamConnection::SendResult::kQueued:
         break;
@@ -512,7 +516,9 @@ class TurnService::Worker : public TurnIo {
       auto ep = socket.remote_endpoint(e2);
       auto client = e2 ? std::nullopt : fromEndpoint(ep);
       std::optional<tls::Session> session;
-      if (tls) session = tls::Session::accept(service_.tls_);
+      // Record buffers are kept while the connection is busy and freed once it is quiet (releaseIdleBuffers): with
+      // SSL_MODE_RELEASE_BUFFERS every record would cost a malloc and a free.
+      if (tls) session = tls::Session::accept(service_.tls_, tls::Buffers::kKeepUntilReleased);
       if (client && (!tls || session)) {
         auto c = std::make_unique<Connection>(*this, std::move(socket), StreamConnection(now(), std::move(session)));
         c->tuple = ClientTuple{*client, 0, tls ? Transport::kTls : Transport::kTcp};
@@ -586,6 +592,7 @@ class TurnService::Worker : public TurnIo {
   void readReady(SlotId id) {
     Connection* c = connections_.find(id);
     if (!c || !c->watch) return;
+    c->active = true;
     ssize_t n;
     if (c->stream.isTls()) {
       n = ::recv(c->socket.native_handle(), readBuffer_.data(), readBuffer_.size(), MSG_DONTWAIT);
@@ -957,8 +964,19 @@ class TurnService::Worker : public TurnIo {
     if (PeerConn* p = peerOf(*c)) updatePeerRead(peerSlot(p->id));
   }
 
-  // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
-  // expired is gone). RFC 6062 data connections are left alone: their pipe decides.
+  // TLS connections quiet since the last tick give their record buffers back: an idle connection keeps only its TLS
+  // state, a busy one allocates nothing per record.
+  void releaseIdleBuffers() {
+    connections_.forEach([](SlotId, Connection& c) {
+      if (c.active) {
+        c.active = false;
+        c.holdsBuffers = true;
+      } else if (c.holdsBuffers && c.stream.releaseBuffers()) {
+        c.holdsBuffers = false;
+      }
+    });
+  }
+
   // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
   // expired is gone). RFC 6062 data connections are left alone: their pipe decides.
   void checkTimeouts(TimePoint t) {

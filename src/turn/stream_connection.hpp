@@ -154,6 +154,10 @@ class StreamConnection {
 
   PipeSide& pipeSide() { return side_; }
 
+  // The connection has been quiet a while: over TLS, OpenSSL's record buffers are freed (tls::Session::
+  // releaseBuffers). True if it holds none now.
+  bool releaseBuffers() { return !tls_ || tls_->releaseBuffers(); }
+
  private:
   bool decryptMore();  // false: no more plaintext now (or a TLS failure, in tlsFailed_)
   void compact();

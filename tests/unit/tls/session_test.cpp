@@ -215,6 +215,27 @@ TEST_F(TlsSession, MovedBetweenCallsWithWhatItHolds) {
   EXPECT_EQ(c.readAll(), "back");
 }
 
+TEST_F(TlsSession, KeepsBuffersUntilReleased) {
+  auto s = Session::accept(ctx_, Buffers::kKeepUntilReleased);
+  Client c;
+  ASSERT_TRUE(connect(*s, c));
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_EQ(SSL_write(c.ssl, "ping", 4), 4);
+    Bytes rec = c.take();
+    s->feed({rec.data(), 3});  // part of a record: held, so the buffers stay
+    uint8_t buf[16];
+    EXPECT_EQ(s->read(buf).status, Status::kWantRead);
+    EXPECT_FALSE(s->releaseBuffers());
+    s->feed({rec.data() + 3, rec.size() - 3});
+    EXPECT_EQ(readAll(*s), "ping");
+    ASSERT_EQ(s->write(bytesOf("pong")), Status::kOk);
+    EXPECT_FALSE(s->releaseBuffers());  // output not sent yet
+    toClient(*s, c);
+    EXPECT_EQ(c.readAll(), "pong");
+    EXPECT_TRUE(s->releaseBuffers());  // idle: freed, and the session goes on after it
+  }
+}
+
 TEST_F(TlsSession, AdoptsAnSslWhoseHandshakeSomeoneElseDid) {
   // The server SSL does its handshake over memory BIOs of its own (as Asio's stream does for WSS), then is adopted.
   SSL* ssl = SSL_new(ctx_);
