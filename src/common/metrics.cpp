@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <deque>
+#include <mutex>
+#include <vector>
+
 namespace kaiwa::metrics {
 
 Registry& registry() {
@@ -11,11 +15,84 @@ Registry& registry() {
 
 namespace {
 
+// Every thread's per-message counters. The mutex is taken when a thread starts or stops counting and by the scrape,
+// never per message.
+struct Slots {
+  std::mutex mutex;
+  std::deque<ThreadCounts> all;  // a deque keeps the slots where they are as it grows
+  std::vector<ThreadCounts*> free;
+};
+
+// Never destroyed: a thread may still count while the process exits.
+Slots& slots() {
+  static Slots* s = new Slots;
+  return *s;
+}
+
+// Gives the thread's slot back when the thread ends, for the next thread to continue.
+struct Lease {
+  ThreadCounts* slot = nullptr;
+  ~Lease();
+};
+
+// Set once this thread's Lease is destroyed (a trivial thread_local, so it can still be read after that).
+thread_local bool leaseGone = false;
+
+Lease::~Lease() {
+  Slots& s = slots();
+  std::lock_guard lock(s.mutex);
+  s.free.push_back(slot);
+  detail::threadCounts = nullptr;
+  leaseGone = true;
+}
+
+}  // namespace
+
+namespace detail {
+
+ThreadCounts& attachThread() {
+  Slots& s = slots();
+  ThreadCounts* slot = nullptr;
+  {
+    std::lock_guard lock(s.mutex);
+    // A thread that counts from another thread_local's destructor, after its Lease is gone, gets a slot of its own
+    // that is never given back (nothing would give it back), so no other thread ever writes to it.
+    if (!s.free.empty() && !leaseGone) {
+      slot = s.free.back();
+      s.free.pop_back();
+    } else {
+      slot = &s.all.emplace_back();
+    }
+  }
+  if (!leaseGone) {
+    static thread_local Lease lease;
+    lease.slot = slot;
+  }
+  threadCounts = slot;
+  return *slot;
+}
+
+}  // namespace detail
+
+uint64_t total(Count c) {
+  Slots& s = slots();
+  std::lock_guard lock(s.mutex);
+  uint64_t sum = 0;
+  for (const ThreadCounts& t : s.all) sum += t.values[static_cast<size_t>(c)].load(std::memory_order_relaxed);
+  return sum;
+}
+
+namespace {
+
 template <typename T>
 void emit(std::string& out, std::string_view name, std::string_view type, std::string_view help,
           const std::atomic<T>& v) {
   fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type,
                  v.load(std::memory_order_relaxed));
+}
+
+void emit(std::string& out, std::string_view name, std::string_view help, Count c) {
+  fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} counter\n{0} {2}\n", name, help, total(c));
 }
 
 }  // namespace
@@ -30,10 +107,10 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_peers", "gauge", "Room members, attached or waiting for a resume.", r.peers);
   emit(out, "kaiwa_peers_detached", "gauge", "Room members waiting for a resume.", r.detachedPeers);
   emit(out, "kaiwa_http_requests_total", "counter", "HTTP requests served.", r.httpRequests);
-  emit(out, "kaiwa_messages_in_total", "counter", "Signaling messages received.", r.messagesIn);
-  emit(out, "kaiwa_messages_out_total", "counter", "Signaling messages sent.", r.messagesOut);
-  emit(out, "kaiwa_bytes_in_total", "counter", "Signaling bytes received.", r.bytesIn);
-  emit(out, "kaiwa_bytes_out_total", "counter", "Signaling bytes sent.", r.bytesOut);
+  emit(out, "kaiwa_messages_in_total", "Signaling messages received.", Count::kMessagesIn);
+  emit(out, "kaiwa_messages_out_total", "Signaling messages sent.", Count::kMessagesOut);
+  emit(out, "kaiwa_bytes_in_total", "Signaling bytes received.", Count::kBytesIn);
+  emit(out, "kaiwa_bytes_out_total", "Signaling bytes sent.", Count::kBytesOut);
   emit(out, "kaiwa_errors_total", "counter", "Error replies sent to clients.", r.errorsSent);
   emit(out, "kaiwa_joins_total", "counter", "Successful room joins.", r.joins);
   emit(out, "kaiwa_resumes_total", "counter", "Successful session resumes.", r.resumes);

@@ -1,6 +1,8 @@
 #pragma once
 // Process-wide counters and gauges, rendered in the Prometheus text format at GET /metrics.
-// Every field is a relaxed atomic: workers bump them from their own threads, the scrape reads a snapshot.
+// The counters bumped for every signaling message (Count) are kept per thread, written by that thread alone with a
+// plain load and store, and summed by the scrape. The rest of the registry is relaxed atomics shared by the workers:
+// they change per connection, join or drop, not per message.
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -8,6 +10,40 @@
 #include <string_view>
 
 namespace kaiwa::metrics {
+
+// The per-message signaling counters, kept per thread (count(), total()).
+enum class Count : uint8_t {
+  kMessagesIn,   // kaiwa_messages_in_total
+  kMessagesOut,  // kaiwa_messages_out_total
+  kBytesIn,      // kaiwa_bytes_in_total
+  kBytesOut,     // kaiwa_bytes_out_total
+  kCount
+};
+
+// One thread's per-message counters. Only the owning thread writes them; the scrape reads them from another
+// thread, so they are atomics, but written with a relaxed load and store: no locked instruction, a plain increment.
+struct ThreadCounts {
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Count::kCount)> values{};
+};
+
+namespace detail {
+// This thread's slot, set on its first count. A slot outlives its thread: the next thread to start counting reuses
+// it and adds to it, so totals never go down.
+inline thread_local ThreadCounts* threadCounts = nullptr;
+ThreadCounts& attachThread();
+}  // namespace detail
+
+// Adds n to this thread's counter c.
+inline void count(Count c, uint64_t n = 1) {
+  ThreadCounts* slot = detail::threadCounts;
+  if (slot == nullptr) [[unlikely]]
+    slot = &detail::attachThread();
+  std::atomic<uint64_t>& v = slot->values[static_cast<size_t>(c)];
+  v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+// The sum of counter c over every thread that ever counted.
+uint64_t total(Count c);
 
 // Why an incoming message or connection was dropped. Keep kDropReasonNames in sync.
 enum class Drop : uint8_t {
@@ -47,10 +83,6 @@ struct Registry {
   std::atomic<int64_t> peers{0};          // room members, attached or detached
   std::atomic<int64_t> detachedPeers{0};  // waiting for a resume within the grace period
   std::atomic<uint64_t> httpRequests{0};
-  std::atomic<uint64_t> messagesIn{0};
-  std::atomic<uint64_t> messagesOut{0};
-  std::atomic<uint64_t> bytesIn{0};
-  std::atomic<uint64_t> bytesOut{0};
   std::atomic<uint64_t> errorsSent{0};  // error replies sent to clients
   std::atomic<uint64_t> joins{0};
   std::atomic<uint64_t> resumes{0};

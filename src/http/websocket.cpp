@@ -287,7 +287,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     uint8_t header[ws::kMaxHeaderBytes];
     std::size_t h = ws::writeHeader(header, opcode, payload.size());
     if (!queue({reinterpret_cast<const char*>(header), h}, payload)) return SendResult::kClosed;
-    metrics::add(metrics::registry().messagesOut);
+    metrics::count(metrics::Count::kMessagesOut);
     return state_ == State::kDead ? SendResult::kClosed : SendResult::kQueued;
   }
 
@@ -344,7 +344,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
         return false;
       }
       done = n < 0 ? 0 : static_cast<std::size_t>(n);
-      metrics::add(metrics::registry().bytesOut, done);
+      metrics::count(metrics::Count::kBytesOut, done);
       if (done == a.size() + b.size()) {
         afterFlush();
         return true;
@@ -372,7 +372,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
       ssize_t n = ::send(fd(), tx_.data() + txSent_, queued(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         txSent_ += static_cast<std::size_t>(n);
-        metrics::add(metrics::registry().bytesOut, static_cast<uint64_t>(n));
+        metrics::count(metrics::Count::kBytesOut, static_cast<uint64_t>(n));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -424,7 +424,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
       if (state_ == State::kDead || moving_) return;  // moving: read on once there (moveIn)
       ssize_t n = ::recv(fd(), buffer, kReadChunk, MSG_DONTWAIT);
       if (n > 0) {
-        metrics::add(metrics::registry().bytesIn, static_cast<uint64_t>(n));
+        metrics::count(metrics::Count::kBytesIn, static_cast<uint64_t>(n));
         if (state_ == State::kDraining) {
           drained_ += static_cast<std::size_t>(n);
           if (drained_ > kLingerBytes) {

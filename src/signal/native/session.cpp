@@ -50,7 +50,7 @@ void Session::sendError(int64_t re, ErrorCode code, std::string message) {
 
 void Session::onMessage(std::string_view payload, bool binary) {
   auto& m = metrics::registry();
-  metrics::add(m.messagesIn);
+  metrics::count(metrics::Count::kMessagesIn);
   TimePoint now = Clock::now();
   if (!limiter_.allow(now)) {
     m.drop(metrics::Drop::kRateLimited);

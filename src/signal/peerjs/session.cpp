@@ -194,7 +194,7 @@ void Session::unlist() {
 
 void Session::onMessage(std::string_view payload, bool binary) {
   auto& m = metrics::registry();
-  metrics::add(m.messagesIn);
+  metrics::count(metrics::Count::kMessagesIn);
   // PeerServer answers nothing to what it does not like, and an ERROR would make the client give up: drop + count.
   Hub& hub = service_.hub();
   if (!limiter_.allow(Clock::now(), hub.limits().messagesPerSecond, hub.limits().burst)) {

@@ -206,8 +206,8 @@ std::string Session::takeQueue(bool noopIfEmpty) {
   std::string body;
   for (const auto& q : poll.queue) appendToPayload(body, q);
   if (body.empty() && noopIfEmpty) body.push_back('6');  // not `body = "6"`: GCC 12 warns (-Wrestrict) about it
-  metrics::add(metrics::registry().messagesOut, poll.queue.size());
-  metrics::add(metrics::registry().bytesOut, body.size());
+  metrics::count(metrics::Count::kMessagesOut, poll.queue.size());
+  metrics::count(metrics::Count::kBytesOut, body.size());
   poll.queue.clear();
   poll.queuedBytes = 0;
   return body;

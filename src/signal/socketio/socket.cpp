@@ -40,8 +40,8 @@ bool placeholdersValid(const json::value& v, std::size_t count) {
 }  // namespace
 
 void Socket::onMessage(std::string_view data, bool binary, TimePoint now) {
-  metrics::add(metrics::registry().messagesIn);
-  metrics::add(metrics::registry().bytesIn, data.size());
+  metrics::count(metrics::Count::kMessagesIn);
+  metrics::count(metrics::Count::kBytesIn, data.size());
   if (binary) {
     SioPacket done;
     auto result = assembler_ ? assembler_->add(std::string(data), done) : BinaryAssembler::Result::kError;
