@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every kaiwa test: unit tests, unit tests under ASan+UBSan, fuzzers (briefly), the server's integration tests
-# over loopback, and the browser end-to-end suite. Installs what is missing and builds first. Ends with one line "N passed, N failed".
-# Environment: FUZZ_SECONDS (per fuzz target, default 20), SKIP_E2E=1, SKIP_FUZZ=1, SKIP_ASAN=1.
+# over loopback (also against the ASan+UBSan server), the unit and integration tests under ThreadSanitizer, and the
+# browser end-to-end suite. Installs what is missing and builds first. Ends with one line "N passed, N failed".
+# Environment: FUZZ_SECONDS (per fuzz target, default 20), SKIP_E2E=1, SKIP_FUZZ=1, SKIP_ASAN=1, SKIP_TSAN=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -103,6 +104,42 @@ if [ "${SKIP_ASAN:-0}" != 1 ] && [ -x build-asan/kaiwa ]; then
     for f in $(find "$san_dir" -type f | head -3); do echo "---- $f"; head -40 "$f"; done
   fi
   rm -rf "$san_dir"
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+  # Workers hand connections, rooms' events and TURN sockets to each other: ThreadSanitizer checks those hand-overs
+  # on the unit tests and on the whole integration suite run against the instrumented server. A report is a failure
+  # even when the tests passed; tests/tsan.supp lists the proven false positives (uninstrumented libraries only).
+  stage "unit and integration tests under ThreadSanitizer"
+  tsan_start=$(date +%s)
+  if [ ! -f build-tsan/build.ninja ]; then
+    cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKAIWA_TSAN=ON -DKAIWA_SERVER=ON \
+      -DKAIWA_WEB=OFF -DKAIWA_BENCH=OFF >/dev/null
+  fi
+  if cmake --build build-tsan; then
+    tsan_base="halt_on_error=0:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
+    TSAN_OPTIONS="$tsan_base" ctest --test-dir build-tsan -L unit --output-on-failure -j2 2>&1 | tee "$log_dir/tsan.log"
+    count_ctest "$log_dir/tsan.log" tsan
+    tsan_dir=$(mktemp -d)
+    TSAN_OPTIONS="$tsan_base:log_path=$tsan_dir/tsan" \
+      KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$root/build-tsan/kaiwa" KAIWA_SANITIZED=1 \
+      node --test --test-concurrency=1 --test-reporter=tap --experimental-websocket tests/integration/ \
+      >"$log_dir/tsan-integration.log" 2>&1
+    tail -5 "$log_dir/tsan-integration.log"
+    reports=$(find "$tsan_dir" -type f | wc -l)
+    fails=$(grep -E "^# (fail|cancelled) [0-9]+" "$log_dir/tsan-integration.log" | awk '{s += $3} END {print s + 0}')
+    if [ "$reports" -eq 0 ] && [ "$fails" -eq 0 ] && grep -qE "^# pass [0-9]+" "$log_dir/tsan-integration.log"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1)); failures+=("integration under TSan: $reports sanitizer reports, $fails failed tests")
+      grep -E "^not ok" "$log_dir/tsan-integration.log" | head -10
+      for f in $(find "$tsan_dir" -type f | head -3); do echo "---- $f"; head -60 "$f"; done
+    fi
+    rm -rf "$tsan_dir"
+  else
+    failed=$((failed + 1)); failures+=("tsan: build failed")
+  fi
+  echo "ThreadSanitizer stage: $(($(date +%s) - tsan_start)) s"
 fi
 
 if [ "${SKIP_E2E:-0}" != 1 ]; then
