@@ -188,11 +188,21 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     Request r = request(req, worker_);
     bool head = req.method() == bhttp::verb::head;
     if (srv_.routes.deferred) {
-      // The responder may run on any thread; it carries the response back to this worker.
-      Responder respond = [self = this->shared_from_this(), version = req.version(), keepAlive = req.keep_alive(),
+      // The responder may run, and be destroyed, on any thread (a Socket.IO poll is answered by the worker that owns
+      // its session); it carries the response back to this worker. Its reference to the session is given back on
+      // this worker too: the last reference may be the responder's, and the session must not be destroyed on
+      // another worker (its stream belongs to this worker's io_context, its entry to this worker's live set). A
+      // thread that is no worker lets go at once: that is the main thread tearing the front doors down after the
+      // workers stopped, when a task posted now would outlive the server.
+      asio::io_context& home = srv_.pool.context(worker_);
+      std::shared_ptr<HttpSession> self(this, [keep = this->shared_from_this(), &home](HttpSession* s) mutable {
+        uint32_t here = net::WorkerPool::current();
+        if (here == s->worker_ || here == net::WorkerPool::kNotAWorker) return keep.reset();
+        asio::post(home, [keep = std::move(keep)] {});
+      });
+      Responder respond = [self = std::move(self), &home, version = req.version(), keepAlive = req.keep_alive(),
                            head](Response res) mutable {
-        auto ex = self->stream_.get_executor();
-        asio::post(ex, [self, res = std::move(res), version, keepAlive, head]() mutable {
+        asio::post(home, [self, res = std::move(res), version, keepAlive, head]() mutable {
           self->respond(std::move(res), version, keepAlive, head);
         });
       };
