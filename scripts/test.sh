@@ -25,6 +25,9 @@ count_ctest() {  # $1 = log, $2 = suite name
 stage "dependencies"
 bash scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 
+stage "layers: every module includes only the modules it declares (scripts/check-layers.sh)"
+if bash scripts/check-layers.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("layers"); fi
+
 stage "build"
 bash scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 

@@ -9,7 +9,8 @@
 
 #include "auth/jwt.hpp"
 #include "common/clock.hpp"
-#include "signal/native/codec.hpp"
+#include "common/json_text.hpp"
+#include "signal/names.hpp"
 
 #ifndef KAIWA_VERSION
 #define KAIWA_VERSION "0.0.0"
@@ -486,7 +487,7 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   c.socketio.pingTimeout = *parseDuration(sioPingTimeout);
   c.socketio.upgradeTimeout = *parseDuration(sioUpgradeTimeout);
   c.socketio.connectTimeout = *parseDuration(sioConnectTimeout);
-  if (!signal::native::validRoomName(c.socketio.defaultRoom))
+  if (!signal::validRoomName(c.socketio.defaultRoom))
     return fail("--socketio-default-room '" + c.socketio.defaultRoom + "' is not a valid room name");
   if (!authSecret.empty()) c.authSecret = authSecret;
   for (const auto& text : limitExempt) {

@@ -22,7 +22,7 @@
 #include "http/tls.hpp"
 #include "net/worker_pool.hpp"
 #include "signal/hub.hpp"
-#include "signal/native/codec.hpp"
+#include "signal/names.hpp"
 #include "signal/native/session.hpp"
 #include "signal/peerjs/session.hpp"
 #include "signal/socketio/session.hpp"
@@ -118,7 +118,7 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
       if (req.path.starts_with("/room/")) {
         auto name = http::percentDecode(std::string_view(req.path).substr(6));
         // Still the app, which explains what a room name may be, but with the status a crawler should see.
-        if (!name || !signal::native::validRoomName(*name)) r->status = 404;
+        if (!name || !signal::validRoomName(*name)) r->status = 404;
       }
       return r;
     }
@@ -131,11 +131,9 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
   routes.websocketWorker = [&hub, &peerjs, &socketio](const http::Request& req) -> std::optional<uint32_t> {
     if (auto w = peerjs.websocketWorker(req)) return w;
     auto room = req.queryParam("room");
-    if (!room || !signal::native::validRoomName(*room)) return std::nullopt;
+    if (!room || !signal::validRoomName(*room)) return std::nullopt;
     if (req.path == "/ws") return hub.ownerOf(*room);
-    if (req.path == socketio.options().path) {
-      return hub.ownerOf("sio:" + *room);
-    }
+    if (req.path == socketio.options().path) return hub.ownerOf(signal::socketio::coreRoomName(*room));
     return std::nullopt;
   };
   routes.websocket = [&hub, &peerjs, &socketio](http::WsConnection& conn,

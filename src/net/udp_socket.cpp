@@ -11,9 +11,9 @@
 namespace kaiwa::net {
 
 namespace {
-int family(const stun::Address& a) { return a.family == stun::Family::kV4 ? AF_INET : AF_INET6; }
+int family(const common::Address& a) { return a.family == common::Family::kV4 ? AF_INET : AF_INET6; }
 
-int openBound(int type, const stun::Address& local, bool reusePort, bool v6Only, std::string* error) {
+int openBound(int type, const common::Address& local, bool reusePort, bool v6Only, std::string* error) {
   int fd = ::socket(family(local), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     if (error) *error = std::string("socket: ") + std::strerror(errno);
@@ -22,7 +22,7 @@ int openBound(int type, const stun::Address& local, bool reusePort, bool v6Only,
   int one = 1;
   if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reusePort) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (local.family == stun::Family::kV6) {
+  if (local.family == common::Family::kV6) {
     int v = v6Only ? 1 : 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
   }
@@ -37,7 +37,7 @@ int openBound(int type, const stun::Address& local, bool reusePort, bool v6Only,
 }
 }  // namespace
 
-int bindUdp(const stun::Address& local, const UdpBindOptions& o, std::string* error) {
+int bindUdp(const common::Address& local, const UdpBindOptions& o, std::string* error) {
   int fd = openBound(SOCK_DGRAM, local, o.reusePort, o.v6Only, error);
   if (fd < 0) return -1;
   // SO_RCVBUF/SO_SNDBUF are capped at net.core.rmem_max/wmem_max (208 KiB on a default Linux: a few hundred
@@ -48,7 +48,7 @@ int bindUdp(const stun::Address& local, const UdpBindOptions& o, std::string* er
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o.sendBuffer, sizeof o.sendBuffer);
   if (o.dontFragment) {
     int v = IP_PMTUDISC_DO;
-    if (local.family == stun::Family::kV4)
+    if (local.family == common::Family::kV4)
       setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &v, sizeof v);
     else
       setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v, sizeof v);
@@ -56,7 +56,7 @@ int bindUdp(const stun::Address& local, const UdpBindOptions& o, std::string* er
   return fd;
 }
 
-int listenTcp(const stun::Address& local, bool reusePort, std::string* error) {
+int listenTcp(const common::Address& local, bool reusePort, std::string* error) {
   int fd = openBound(SOCK_STREAM, local, reusePort, true, error);
   if (fd < 0) return -1;
   if (::listen(fd, 1024) != 0) {
@@ -74,11 +74,11 @@ int receiveBufferSize(int fd) {
   return size / 2;  // the kernel reports twice what was asked (its bookkeeping overhead)
 }
 
-std::optional<stun::Address> localAddress(int fd) {
+std::optional<common::Address> localAddress(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
-  return stun::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+  return common::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
 }
 
 RecvBatch::RecvBatch() : buffers_(kSlots * kSlotBytes) {
@@ -104,13 +104,13 @@ size_t RecvBatch::receive(int fd) {
   return size_t(n);
 }
 
-std::optional<stun::Address> RecvBatch::from(size_t i) const {
-  return stun::Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&addrs_[i]));
+std::optional<common::Address> RecvBatch::from(size_t i) const {
+  return common::Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&addrs_[i]));
 }
 
 SendBatch::SendBatch() : buffers_(kSlots * kSlotBytes) {}
 
-bool SendBatch::add(int fd, const stun::Address& to, std::span<const uint8_t> a, std::span<const uint8_t> b,
+bool SendBatch::add(int fd, const common::Address& to, std::span<const uint8_t> a, std::span<const uint8_t> b,
                     size_t pad) {
   size_t total = a.size() + b.size() + pad;
   if (total > kSlotBytes) {

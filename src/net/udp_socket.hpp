@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "stun/address.hpp"
+#include "common/address.hpp"
 
 namespace kaiwa::net {
 
@@ -24,13 +24,13 @@ struct UdpBindOptions {
 };
 
 // Opens and binds a non-blocking UDP socket; returns the fd, or -1 with `error` set.
-int bindUdp(const stun::Address& local, const UdpBindOptions& options, std::string* error);
+int bindUdp(const common::Address& local, const UdpBindOptions& options, std::string* error);
 // Same for a listening TCP socket (SO_REUSEADDR, optionally SO_REUSEPORT).
-int listenTcp(const stun::Address& local, bool reusePort, std::string* error);
+int listenTcp(const common::Address& local, bool reusePort, std::string* error);
 // The receive buffer a socket got, in the units SO_RCVBUF was given in (0 on error).
 int receiveBufferSize(int fd);
 // The address a socket is bound to.
-std::optional<stun::Address> localAddress(int fd);
+std::optional<common::Address> localAddress(int fd);
 
 class RecvBatch {
  public:
@@ -42,7 +42,7 @@ class RecvBatch {
   size_t receive(int fd);
   std::span<const uint8_t> data(size_t i) const { return {buffers_.data() + i * kSlotBytes, lengths_[i]}; }
   bool truncated(size_t i) const { return truncated_[i]; }
-  std::optional<stun::Address> from(size_t i) const;
+  std::optional<common::Address> from(size_t i) const;
 
  private:
   std::vector<uint8_t> buffers_;
@@ -61,7 +61,7 @@ class SendBatch {
 
   SendBatch();
   // Queues a datagram of a + b + pad zero bytes; flushes first if the batch is full. False if too large.
-  bool add(int fd, const stun::Address& to, std::span<const uint8_t> a, std::span<const uint8_t> b = {},
+  bool add(int fd, const common::Address& to, std::span<const uint8_t> a, std::span<const uint8_t> b = {},
            size_t pad = 0);
   // Sends everything queued; datagrams the kernel refuses (buffer full) are dropped and counted.
   void flush();

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
+#include "signal/names.hpp"
 #include "signal/native/codec.hpp"
 
 namespace json = boost::json;
@@ -303,7 +304,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // appendJsonString on arbitrary bytes: the literal parses back to the same bytes (when they are UTF-8).
   {
     std::string lit;
-    kaiwa::signal::native::appendJsonString(lit, in);
+    kaiwa::common::appendJsonString(lit, in);
     if (validUtf8(in)) {
       auto v = parseJson(lit);
       FUZZ_CHECK(v && v->is_string() && str(*v) == in, lit);

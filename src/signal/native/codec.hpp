@@ -40,18 +40,10 @@ using DecodeResult = std::variant<Request, DecodeError>;
 
 DecodeResult decode(std::string_view text);
 
-// Room names: 1-64 of [A-Za-z0-9_.-]. Display names: 1-64 characters of valid UTF-8 with at least one visible
-// character, and no control characters, line separators or bidi overrides, embeddings and isolates.
-bool validRoomName(std::string_view room);
-bool validDisplayName(std::string_view name);
-
 // Appends the JSON text of `event` to `out`.
 void encode(const Event& event, std::string& out);
 std::string encode(const Event& event);
 std::string encodeHello(const Limits& limits, Millis heartbeat, std::string_view version);
 std::string encodePong();
-
-// Appends `s` as a JSON string literal (quotes included).
-void appendJsonString(std::string& out, std::string_view s);
 
 }  // namespace kaiwa::signal::native

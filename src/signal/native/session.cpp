@@ -4,6 +4,7 @@
 
 #include "auth/jwt.hpp"
 #include "common/metrics.hpp"
+#include "signal/names.hpp"
 
 #ifndef KAIWA_VERSION
 #define KAIWA_VERSION "0.0.0"

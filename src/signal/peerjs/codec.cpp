@@ -9,7 +9,7 @@
 #include <boost/json.hpp>
 
 #include "common/json.hpp"
-#include "signal/native/codec.hpp"
+#include "common/json_text.hpp"
 
 namespace kaiwa::signal::peerjs {
 namespace json = boost::json;
@@ -78,7 +78,7 @@ std::string encodeIdTaken() { return R"({"type":"ID-TAKEN","payload":{"msg":"ID 
 
 std::string encodeError(std::string_view msg) {
   std::string out = R"({"type":"ERROR","payload":{"msg":)";
-  native::appendJsonString(out, msg);
+  common::appendJsonString(out, msg);
   out += "}}";
   return out;
 }
@@ -87,11 +87,11 @@ std::string encodeRelay(std::string_view type, std::string_view src, std::string
   std::string out;
   out.reserve(40 + type.size() + src.size() + dst.size() + payload.size());
   out += R"({"type":)";
-  native::appendJsonString(out, type);
+  common::appendJsonString(out, type);
   out += R"(,"src":)";
-  native::appendJsonString(out, src);
+  common::appendJsonString(out, src);
   out += R"(,"dst":)";
-  native::appendJsonString(out, dst);
+  common::appendJsonString(out, dst);
   if (!payload.empty()) {
     out += R"(,"payload":)";
     out += payload;

@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/jwt.hpp"
+#include "common/json_text.hpp"
 #include "common/metrics.hpp"
-#include "signal/native/codec.hpp"
 #include "signal/peerjs/codec.hpp"
 
 namespace kaiwa::signal::peerjs {
@@ -88,7 +88,7 @@ std::optional<http::Response> Service::http(const http::Request& req) {
   std::string body = "[";
   for (const auto& id : directory_.list()) {
     if (body.size() > 1) body += ',';
-    native::appendJsonString(body, id);
+    common::appendJsonString(body, id);
   }
   body += ']';
   http::Response r = http::Response::json(200, std::move(body));

@@ -15,7 +15,7 @@
 #include "common/base64.hpp"
 #include "common/json.hpp"
 #include "common/json_text.hpp"
-#include "signal/native/codec.hpp"
+#include "signal/names.hpp"
 
 namespace kaiwa::signal::socketio {
 namespace json = boost::json;
@@ -146,7 +146,7 @@ std::string encodeOpenData(std::string_view sid, bool offerWebSocketUpgrade, int
   std::string out;
   out.reserve(112 + sid.size());
   out += R"({"sid":)";
-  native::appendJsonString(out, sid);
+  common::appendJsonString(out, sid);
   out += offerWebSocketUpgrade ? R"(,"upgrades":["websocket"])" : R"(,"upgrades":[])";
   out += R"(,"pingInterval":)";
   out += std::to_string(pingIntervalMs);
@@ -252,7 +252,7 @@ std::string encodeEvent(std::string_view event, std::string_view argsJson, std::
   out.push_back('2');
   if (ackId) appendNumber(out, *ackId);
   out.push_back('[');
-  native::appendJsonString(out, event);
+  common::appendJsonString(out, event);
   if (!argsJson.empty()) {
     out.push_back(',');
     out += argsJson;

@@ -9,7 +9,8 @@
 #include "auth/jwt.hpp"
 #include "common/base64.hpp"
 #include "common/metrics.hpp"
-#include "signal/native/codec.hpp"
+#include "common/json_text.hpp"
+#include "signal/names.hpp"
 #include "signal/room.hpp"
 #include "signal/socketio/engineio.hpp"
 
@@ -76,9 +77,9 @@ std::string claimedRoom(std::string_view token) {
 
 std::string errorJson(std::string_view code, std::string_view message) {
   std::string s = R"({"error":)";
-  native::appendJsonString(s, code);
+  common::appendJsonString(s, code);
   s += R"(,"message":)";
-  native::appendJsonString(s, message);
+  common::appendJsonString(s, message);
   s += '}';
   return s;
 }
@@ -269,7 +270,7 @@ void GuideEvents::onRoomEvent(Membership& m, const ev::Joined& e) {
   std::string peers = "[";
   for (const auto& p : e.peers) {
     if (peers.size() > 1) peers += ',';
-    native::appendJsonString(peers, p.id);
+    common::appendJsonString(peers, p.id);
   }
   peers += ']';
   if (e.re >= 0) {
@@ -310,14 +311,14 @@ void GuideEvents::onRoomEvent(Membership&, const ev::Ok& e) {
 void GuideEvents::onRoomEvent(Membership& m, const ev::PeerJoined& e) {
   if (m.implicit) return;
   std::string arg;
-  native::appendJsonString(arg, e.peer.id);
+  common::appendJsonString(arg, e.peer.id);
   listener_.sendPacket(encodeEvent("user-joined", arg));
 }
 
 void GuideEvents::onRoomEvent(Membership& m, const ev::PeerLeft& e) {
   if (m.implicit) return;
   std::string arg;
-  native::appendJsonString(arg, e.peer);
+  common::appendJsonString(arg, e.peer);
   listener_.sendPacket(encodeEvent("user-left", arg));
 }
 
@@ -372,7 +373,7 @@ void GuideEvents::onEvent(SioPacket p, TimePoint now) {
 void GuideEvents::onJoin(const SioPacket& p) {
   TimePoint now = listener_.now();
   auto room = roomArg(p.data->as_array());
-  if (!room || !native::validRoomName(*room)) {
+  if (!room || !validRoomName(*room)) {
     metrics::registry().drop(metrics::Drop::kMalformed);
     fail(p.ackId, "join-room", "bad-message", "join-room takes a room name (1-64 printable characters)", now);
     return;
@@ -586,7 +587,7 @@ std::string_view GuideEvents::implicitName() {
   std::string candidate(hint);
   if (candidate.empty()) {
     candidate = claimedRoom(token);
-    if (candidate == "*" || !native::validRoomName(candidate)) candidate = config_.defaultRoom;
+    if (candidate == "*" || !validRoomName(candidate)) candidate = config_.defaultRoom;
   }
   auto v = auth::verifyRoomToken(token, *config_.authSecret, candidate, listener_.wallSeconds());
   credentials_->implicitRoom = v.claims ? std::move(candidate) : std::string();
@@ -624,7 +625,7 @@ void GuideEvents::fail(std::optional<uint64_t> ack, std::string_view event, std:
   if (!event.empty()) {
     arg.pop_back();
     arg += R"(,"event":)";
-    native::appendJsonString(arg, event);
+    common::appendJsonString(arg, event);
     arg += '}';
   }
   listener_.sendPacket(encodeEvent("kaiwa:error", arg));

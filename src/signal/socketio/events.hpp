@@ -20,10 +20,11 @@
 #include "signal/room_host.hpp"
 #include "signal/socketio/codec.hpp"
 #include "signal/socketio/inline_id.hpp"
+#include "signal/socketio/room_name.hpp"
 
 namespace kaiwa::signal::socketio {
 
-inline constexpr std::string_view kRoomPrefix = "sio:";           // room-core names of Socket.IO rooms...
+inline constexpr std::string_view kRoomPrefix = kCoreRoomPrefix;  // room-core names of Socket.IO rooms...
 inline constexpr std::string_view kImplicitPrefix = "sio-idle:";  // ...and of the quiet rooms of sockets in none
 inline constexpr std::size_t kMaxRoomsPerSocket = 16;
 

@@ -10,7 +10,8 @@
 #include "common/address_limits.hpp"
 #include "common/metrics.hpp"
 #include "net/loop.hpp"
-#include "signal/native/codec.hpp"
+#include "common/json_text.hpp"
+#include "signal/names.hpp"
 #include "signal/room.hpp"
 #include "signal/socketio/codec.hpp"
 #include "signal/socketio/engineio.hpp"
@@ -44,7 +45,7 @@ std::string_view ipOf(std::string_view remote) {
 // allowRequest refuses, {"code":4,"message":…}, with a status that says why (429, 503).
 http::Response handshakeRefused(unsigned status, std::string_view message) {
   std::string body = R"({"code":4,"message":)";
-  native::appendJsonString(body, message);
+  common::appendJsonString(body, message);
   body += '}';
   return http::Response::json(status, std::move(body));
 }
@@ -500,7 +501,7 @@ std::optional<http::Response> Service::Impl::admitPolling(std::string_view ip) {
 std::shared_ptr<Client> Service::Impl::create(uint32_t worker, const http::Request& req, std::string_view address) {
   std::string sid = std::to_string(worker) + "." + randomSocketId();
   auto room = req.queryParam("room");
-  if (room && !native::validRoomName(*room)) room.reset();
+  if (room && !validRoomName(*room)) room.reset();
   std::optional<std::string> token;  // kept only where it is checked, and only of a size a token has
   if (hub.options().authSecret) token = req.queryParam("token");
   if (token && token->size() > kMaxTokenBytes) token.reset();

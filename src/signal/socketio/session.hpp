@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/clock.hpp"
 
@@ -21,6 +22,7 @@
 #include "net/worker_pool.hpp"
 #include "signal/hub.hpp"
 #include "signal/socketio/options.hpp"
+#include "signal/socketio/room_name.hpp"
 
 namespace kaiwa::signal::socketio {
 

@@ -3,7 +3,8 @@
 #include <boost/json.hpp>
 
 #include "common/metrics.hpp"
-#include "signal/native/codec.hpp"
+#include "common/json_text.hpp"
+#include "signal/names.hpp"
 
 namespace kaiwa::signal::socketio {
 namespace {
@@ -155,7 +156,7 @@ void Socket::onConnect(SioPacket p, TimePoint now) {
   connected_ = true;
   id_ = SocketId(randomSocketId());
   std::string data = R"(0{"sid":)";
-  native::appendJsonString(data, id_.view());
+  common::appendJsonString(data, id_.view());
   data += '}';
   listener_.sendPacket(std::move(data));
   listener_.onConnected(token, now);

@@ -1,3 +1,4 @@
+#include "signal/names.hpp"
 #include "signal/native/codec.hpp"
 
 #include <gtest/gtest.h>

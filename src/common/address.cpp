@@ -1,4 +1,4 @@
-#include "stun/address.hpp"
+#include "common/address.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,7 +8,7 @@
 #include <charconv>
 #include <cstring>
 
-namespace kaiwa::stun {
+namespace kaiwa::common {
 
 Address Address::v4(uint32_t hostOrderIp, uint16_t port) {
   Address a;
@@ -139,4 +139,4 @@ size_t AddressHash::operator()(const Address& a) const noexcept {
   return size_t(h ^ (h >> 29));
 }
 
-}  // namespace kaiwa::stun
+}  // namespace kaiwa::common
