@@ -29,6 +29,7 @@
 #include "stun/saslprep.hpp"
 #include "turn/credentials.hpp"
 #include "turn/service.hpp"
+#include "ws/close_code.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
 #define KAIWA_DEFAULT_WEB_ROOT ""
@@ -483,7 +484,7 @@ int runServer(const ServeConfig& config) {
   spdlog::info("{}: shutting down (at most {} ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                config.shutdownTimeout.count());
   server->stopAccepting();
-  hub.shutdown("shutdown");
+  hub.shutdown(signal::ByeReason::kShutdown);
   auto deadline = Clock::now() + config.shutdownTimeout;
   timespec step{0, 50'000'000};
   while (Clock::now() < deadline && metrics::registry().wsConnections.load() > 0) {
@@ -493,7 +494,7 @@ int runServer(const ServeConfig& config) {
       break;
     }
   }
-  server->closeAll(1001, "shutdown");
+  server->closeAll(ws::kCloseGoingAway, std::string(toString(signal::ByeReason::kShutdown)));
   // Pending operations hold sessions that refer to the server, the hub and the front doors: they go first, while
   // all of those are alive; then the TURN service, the front doors, the server (and the connections that own
   // themselves), and the rest.

@@ -47,12 +47,11 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::seconds;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerTurn = 4;                  // then other connections get their turn
-constexpr auto kCloseTimeout = seconds(5);        // for the peer's close frame after ours
-constexpr auto kLingerTime = seconds(3);          // draining after the close handshake
-constexpr std::size_t kLingerBytes = 8 << 20;     // ... and at most this much
-constexpr std::size_t kKeepCapacity = 4096;       // buffers above this are freed once empty
-constexpr uint16_t kClosePolicyViolation = 1008;  // a message not finished within the message timeout
+constexpr int kReadsPerTurn = 4;               // then other connections get their turn
+constexpr auto kCloseTimeout = seconds(5);     // for the peer's close frame after ours
+constexpr auto kLingerTime = seconds(3);       // draining after the close handshake
+constexpr std::size_t kLingerBytes = 8 << 20;  // ... and at most this much
+constexpr std::size_t kKeepCapacity = 4096;    // buffers above this are freed once empty
 
 // One read buffer per worker thread: a connection keeps only the tail of a partial frame.
 char* readBuffer() {
@@ -243,7 +242,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
                         srv_.options.messageTimeout.count());
           std::string().swap(rx_);  // (not under the reader: ticks come from the worker's timer)
           messageSince_ = {};
-          queue(ws::closeFrame(kClosePolicyViolation, "message too slow"), {});
+          queue(ws::closeFrame(ws::kClosePolicy, "message too slow"), {});
           enterDraining();
           return;
         }

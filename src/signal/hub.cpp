@@ -137,7 +137,7 @@ void Hub::tick(uint32_t worker, TimePoint now) {
   if (worker == 0 && options_.addressLimits && ++shards_[worker]->ticks % 40 == 0) options_.addressLimits->sweep(now);
 }
 
-void Hub::shutdown(const std::string& reason) {
+void Hub::shutdown(ByeReason reason) {
   auto bye = std::make_shared<const Event>(ev::Bye{reason});
   for (uint32_t w = 0; w < shards_.size(); ++w) {
     pool_.post(w, [this, w, bye] {

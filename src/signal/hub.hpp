@@ -85,7 +85,7 @@ class Hub {
   // Starts the periodic expiry of detached peers on every worker.
   void start();
   // Tells every connection `bye` with `reason` (front doors close after it) and stops the timers.
-  void shutdown(const std::string& reason);
+  void shutdown(ByeReason reason);
 
  private:
   struct Shard;

@@ -152,6 +152,18 @@ std::string_view toString(LeaveReason reason) {
   return "left";
 }
 
+std::string_view toString(ByeReason reason) {
+  switch (reason) {
+    case ByeReason::kShutdown:
+      return "shutdown";
+    case ByeReason::kTimeout:
+      return "timeout";
+    case ByeReason::kReplaced:
+      return "replaced";
+  }
+  return "shutdown";
+}
+
 std::size_t approximateSize(const Event& e) {
   constexpr std::size_t kFraming = 64;
   return kFraming + std::visit(
@@ -249,7 +261,7 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   Peer& p = it->second;
   if (p.attached && p.endpoint() != from) {
     // The old connection is half-open or still alive: the newer one wins.
-    reply(out, p.endpoint(), ev::Bye{"replaced"});
+    reply(out, p.endpoint(), ev::Bye{ByeReason::kReplaced});
   }
   if (!p.attached) metrics::add(metrics::registry().detachedPeers, -1);
   p.attached = true;
@@ -437,7 +449,7 @@ TimePoint Room::tick(TimePoint now, Outbox& out) {
   }
   for (const auto& id : expired) remove(id, LeaveReason::kDisconnected, out);
   for (const auto& id : silent) {
-    reply(out, peers_.at(id).endpoint(), ev::Bye{"timeout"});
+    reply(out, peers_.at(id).endpoint(), ev::Bye{ByeReason::kTimeout});
     remove(id, LeaveReason::kTimeout, out);
   }
   if (!held_) return next;

@@ -32,7 +32,7 @@ struct RoomPolicy {          // (the flags last: every room holds a copy)
   std::size_t capacity = 0;  // members; 0: Limits::peersPerRoom
   Millis holdForAbsent{0};   // > 0: relay() to an absent id is held this long for it, then ev::Expired to senders
   std::size_t holdMaxBytes = 64 << 20;  // all messages held in the room; past it a sender gets ev::Expired at once
-  Millis aliveTimeout{0};    // > 0: a peer silent this long (see touch()) gets ev::Bye{"timeout"} and is removed
+  Millis aliveTimeout{0};    // > 0: a peer silent this long (see touch()) gets ev::Bye{kTimeout} and is removed
   bool announce = true;      // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
   bool keepDetached = true;  // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
   bool resumable = true;     // false: no resume tokens are made (ev::Joined::resume empty) and resume() fails

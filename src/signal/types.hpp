@@ -56,6 +56,15 @@ std::string_view toString(ErrorCode code);
 enum class LeaveReason : uint8_t { kLeft, kDisconnected, kTimeout, kKicked };
 std::string_view toString(LeaveReason reason);
 
+// Why the server ends a connection's session (`bye`): the front doors close the connection after it, with a close
+// code that depends on the reason. toString gives the wire text ("shutdown", "timeout", "replaced").
+enum class ByeReason : uint8_t {
+  kShutdown,  // the server is stopping
+  kTimeout,   // a peer silent past its room's alive timeout (RoomPolicy::aliveTimeout)
+  kReplaced,  // a resume from a new connection took the peer over
+};
+std::string_view toString(ByeReason reason);
+
 struct PeerInfo {
   std::string id;
   std::string name;  // the display name the peer chose
@@ -113,7 +122,7 @@ struct Chat {
   int64_t ts;
 };
 struct Bye {
-  std::string reason;  // shutdown, slow-consumer, timeout, replaced
+  ByeReason reason;
 };
 }  // namespace ev
 

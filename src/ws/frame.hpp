@@ -10,17 +10,11 @@
 #include <string>
 #include <string_view>
 
+#include "ws/close_code.hpp"
+
 namespace kaiwa::ws {
 
 enum class Opcode : uint8_t { kContinuation = 0x0, kText = 0x1, kBinary = 0x2, kClose = 0x8, kPing = 0x9, kPong = 0xA };
-
-// Close codes kaiwa sends (RFC 6455 section 7.4.1).
-inline constexpr uint16_t kCloseNormal = 1000;
-inline constexpr uint16_t kCloseGoingAway = 1001;
-inline constexpr uint16_t kCloseProtocolError = 1002;
-inline constexpr uint16_t kCloseNoStatus = 1005;  // never sent: what a close frame without a code means
-inline constexpr uint16_t kCloseBadData = 1007;   // text that is not UTF-8
-inline constexpr uint16_t kCloseTooBig = 1009;
 
 // Sec-WebSocket-Accept for a client's Sec-WebSocket-Key: base64(SHA-1(key + the RFC's GUID)).
 std::string acceptKey(std::string_view clientKey);

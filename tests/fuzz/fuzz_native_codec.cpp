@@ -258,7 +258,10 @@ void checkRequest(const Request& req) {
     json::object o = encoded(ev::Ok{re, re}, "ok");
     checkRe(o, re);
   }
-  encoded(ev::Bye{req.resume}, "bye");
+  {
+    auto reason = static_cast<ByeReason>(req.resume.size() % 3);
+    checkString(encoded(ev::Bye{reason}, "bye"), "reason", toString(reason));
+  }
   if (req.type == RequestType::kSignal || req.type == RequestType::kMessage) {
     json::value data = json::parse(req.data);
     {

@@ -546,7 +546,7 @@ void encode(const Event& event, std::string& out) {
           fmt::format_to(std::back_inserter(out), R"(,"ts":{})", e.ts);
         } else if constexpr (std::is_same_v<T, ev::Bye>) {
           out += R"("bye","reason":)"sv;
-          appendJsonString(out, e.reason);
+          appendJsonString(out, toString(e.reason));
         } else if constexpr (std::is_same_v<T, ev::Expired>) {
           // Native rooms never hold messages (RoomPolicy::holdForAbsent), so this is never sent; valid JSON anyway.
           out += R"("error","code":"unknown-peer","message":"messages to this peer expired undelivered")"sv;

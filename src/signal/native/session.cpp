@@ -5,6 +5,7 @@
 #include "auth/jwt.hpp"
 #include "common/metrics.hpp"
 #include "signal/names.hpp"
+#include "ws/close_code.hpp"
 
 #ifndef KAIWA_VERSION
 #define KAIWA_VERSION "0.0.0"
@@ -12,8 +13,8 @@
 
 namespace kaiwa::signal::native {
 namespace {
-constexpr uint16_t kCloseGoingAway = 1001;
-constexpr uint16_t kClosePolicy = 1008;
+using ws::kCloseGoingAway;
+using ws::kClosePolicy;
 }  // namespace
 
 Session::Session(Hub& hub, http::WsConnection& conn)
@@ -238,9 +239,9 @@ void Session::deliver(const EventPtr& event) {
     }
   } else if (const auto* bye = std::get_if<ev::Bye>(event.get())) {
     send(encode(*event));
-    bool replaced = bye->reason == "replaced";
+    bool replaced = bye->reason == ByeReason::kReplaced;
     if (replaced) phase_ = Phase::kIdle;  // the peer lives on in the newer connection: no detach
-    conn_.close(replaced ? kClosePolicy : kCloseGoingAway, bye->reason);
+    conn_.close(replaced ? kClosePolicy : kCloseGoingAway, toString(bye->reason));
     return;
   }
   send(encode(*event));

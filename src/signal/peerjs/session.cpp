@@ -6,12 +6,13 @@
 #include "common/json_text.hpp"
 #include "common/metrics.hpp"
 #include "signal/peerjs/codec.hpp"
+#include "ws/close_code.hpp"
 
 namespace kaiwa::signal::peerjs {
 namespace {
 
-constexpr uint16_t kCloseNormal = 1000;
-constexpr uint16_t kCloseGoingAway = 1001;
+using ws::kCloseGoingAway;
+using ws::kCloseNormal;
 constexpr std::size_t kMaxTokenBytes = 4096;  // room tokens (JWT) are longer than PeerJS's own
 
 void addCors(http::Response& r, const http::Request& req) {
@@ -274,7 +275,7 @@ void Session::deliver(const EventPtr& event) {
           // replaced: the id lives on in a newer socket; timeout: the room removed it; shutdown: closing anyway.
           phase_ = Phase::kIdle;
           unlist();
-          conn_.close(e.reason == "shutdown" ? kCloseGoingAway : kCloseNormal, e.reason);
+          conn_.close(e.reason == ByeReason::kShutdown ? kCloseGoingAway : kCloseNormal, toString(e.reason));
         }
         // Ok (the answer to LEAVE) and the announcements a quiet room never makes: nothing on the wire.
       },

@@ -18,6 +18,7 @@
 #include "common/clock.hpp"
 #include "signal/socketio/codec.hpp"
 #include "signal/socketio/inline_id.hpp"
+#include "ws/close_code.hpp"
 
 namespace kaiwa::signal::socketio::engineio {
 
@@ -25,10 +26,10 @@ namespace kaiwa::signal::socketio::engineio {
 using LinkId = uint32_t;
 inline constexpr LinkId kNoLink = 0;
 
-inline constexpr uint16_t kCloseNormal = 1000;
-inline constexpr uint16_t kCloseGoingAway = 1001;
-inline constexpr uint16_t kClosePolicy = 1008;
-inline constexpr uint16_t kCloseTooBig = 1009;
+using ws::kCloseGoingAway;  // (one set of close codes: ws/close_code.hpp)
+using ws::kCloseNormal;
+using ws::kClosePolicy;
+using ws::kCloseTooBig;
 
 struct Config {
   Millis pingInterval{25000};                    // the server pings this often...

@@ -326,7 +326,7 @@ void GuideEvents::onRoomEvent(Membership&, const ev::Signal& e) { sendFrames(e.d
 void GuideEvents::onRoomEvent(Membership&, const ev::Message& e) { sendFrames(e.data); }
 
 void GuideEvents::onRoomEvent(Membership&, const ev::Bye& e) {
-  listener_.close(e.reason, e.reason == "shutdown" ? engineio::kCloseGoingAway : engineio::kCloseNormal);
+  listener_.close(toString(e.reason), e.reason == ByeReason::kShutdown ? engineio::kCloseGoingAway : engineio::kCloseNormal);
 }
 
 void GuideEvents::sendFrames(std::string_view data) {

@@ -23,6 +23,9 @@ auto runOn(net::WorkerPool& pool, uint32_t worker, F fn) {
   return result.get();
 }
 
+// An event that tells deliveries apart by its text.
+ev::Error note(std::string text) { return ev::Error{0, ErrorCode::kBadMessage, std::move(text)}; }
+
 class FakeConnection : public Connection {
  public:
   explicit FakeConnection(uint32_t worker) : worker_(worker) {}
@@ -112,11 +115,11 @@ TEST(Hub, ShutdownSaysByeToEveryConnection) {
   FakeConnection a(0), b(1);
   runOn(pool, 0, [&] { return hub.attach(0, &a); });
   runOn(pool, 1, [&] { return hub.attach(1, &b); });
-  hub.shutdown("shutdown");
+  hub.shutdown(ByeReason::kShutdown);
   auto byeA = a.waitFor<ev::Bye>();
   auto byeB = b.waitFor<ev::Bye>();
   ASSERT_TRUE(byeA && byeB);
-  EXPECT_EQ(byeA->reason, "shutdown");
+  EXPECT_EQ(byeA->reason, ByeReason::kShutdown);
   pool.stop();
 }
 
@@ -132,7 +135,7 @@ TEST(Hub, DeliveriesToADetachedConnectionAreDropped) {
   });
   runOn(pool, 0, [&] {
     Outbox out;
-    reply(out, ea, ev::Bye{"x"});
+    reply(out, ea, note("x"));
     hub.dispatch(std::move(out));
     return 0;
   });
@@ -141,11 +144,11 @@ TEST(Hub, DeliveriesToADetachedConnectionAreDropped) {
   Endpoint em = runOn(pool, 0, [&] { return hub.attach(0, &marker); });
   runOn(pool, 0, [&] {
     Outbox out;
-    reply(out, em, ev::Bye{"marker"});
+    reply(out, em, note("marker"));
     hub.dispatch(std::move(out));
     return 0;
   });
-  ASSERT_TRUE(marker.waitFor<ev::Bye>());
+  ASSERT_TRUE(marker.waitFor<ev::Error>());
   EXPECT_EQ(a.count(), 0u);
   pool.stop();
 }
@@ -167,14 +170,14 @@ TEST(Hub, AReusedSlotGetsNoEventsOfItsFormerConnection) {
   runOn(pool, 0, [&] {
     hub.detach(ea);  // twice: no effect on b
     Outbox out;
-    reply(out, ea, ev::Bye{"for a"});
-    reply(out, eb, ev::Bye{"for b"});
+    reply(out, ea, note("for a"));
+    reply(out, eb, note("for b"));
     hub.dispatch(std::move(out));
     return 0;
   });
-  auto bye = b.waitFor<ev::Bye>();
-  ASSERT_TRUE(bye);
-  EXPECT_EQ(bye->reason, "for b");
+  auto got = b.waitFor<ev::Error>();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->message, "for b");
   EXPECT_EQ(b.count(), 1u);
   EXPECT_EQ(a.count(), 0u);
   // Many at once, then all gone and back: every endpoint distinct from every earlier one.
@@ -312,7 +315,7 @@ class ReentrantConnection : public Connection {
  public:
   explicit ReentrantConnection(std::function<void()> onDeliver) : onDeliver_(std::move(onDeliver)) {}
   void deliver(const EventPtr& e) override {
-    reasons.push_back(std::get<ev::Bye>(*e).reason);
+    reasons.push_back(std::get<ev::Error>(*e).message);
     if (onDeliver_) onDeliver_();
   }
   std::vector<std::string> reasons;
@@ -334,15 +337,15 @@ TEST(Hub, ATaskRunFromADeliveryHasAnOutboxOfItsOwn) {
       nestedRan = true;
       hub.onRoom("room", [eb](RoomHost&, Outbox& out) {
         EXPECT_TRUE(out.empty());
-        reply(out, eb, ev::Bye{"nested"});
+        reply(out, eb, note("nested"));
       });
     });
     Endpoint ea = hub.attach(0, &a);
     for (int round = 0; round < 3; ++round) {  // later tasks get the emptied outbox of earlier ones
       hub.onRoom("room", [ea, eb](RoomHost&, Outbox& out) {
         EXPECT_TRUE(out.empty());
-        reply(out, ea, ev::Bye{"first"});
-        reply(out, eb, ev::Bye{"second"});
+        reply(out, ea, note("first"));
+        reply(out, eb, note("second"));
       });
     }
     EXPECT_EQ(a.reasons, (std::vector<std::string>{"first", "first", "first"}));

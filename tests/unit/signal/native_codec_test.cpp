@@ -169,7 +169,9 @@ TEST(NativeEncode, EventsAreValidJsonWithTheDocumentedFields) {
 
   auto m = parsed(ev::Message{"p1", "[1]", true});
   EXPECT_EQ(m.at("broadcast"), true);
-  EXPECT_EQ(parsed(ev::Bye{"shutdown"}).at("reason"), "shutdown");
+  EXPECT_EQ(parsed(ev::Bye{ByeReason::kShutdown}).at("reason"), "shutdown");
+  EXPECT_EQ(parsed(ev::Bye{ByeReason::kTimeout}).at("reason"), "timeout");
+  EXPECT_EQ(parsed(ev::Bye{ByeReason::kReplaced}).at("reason"), "replaced");
   EXPECT_EQ(parsed(ev::PeerState{"p", {false, true, false}}).at("state").at("videoOff"), true);
 }
 

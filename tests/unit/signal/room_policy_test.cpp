@@ -223,7 +223,7 @@ TEST_F(RoomPolicyTest, SilentPeersAreClosedAfterTheAliveTimeoutTouchKeepsThemAli
   now += 10s;
   room.tick(now, out);
   EXPECT_EQ(to<ev::Bye>(out, kB).size(), 1u);
-  EXPECT_EQ(to<ev::Bye>(out, kB)[0].reason, "timeout");
+  EXPECT_EQ(to<ev::Bye>(out, kB)[0].reason, ByeReason::kTimeout);
   EXPECT_FALSE(room.contains("bob"));
   EXPECT_TRUE(room.contains("alice"));
   EXPECT_TRUE(to<ev::PeerLeft>(out, kA).empty());

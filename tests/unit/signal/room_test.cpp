@@ -336,7 +336,7 @@ TEST_F(RoomTest, ResumeWhileTheOldConnectionLingersReplacesIt) {
   ASSERT_TRUE(room.resume(kA2, 1, b, tokens[b], now, out));
   auto bye = to<ev::Bye>(out, kB);
   ASSERT_EQ(bye.size(), 1u);
-  EXPECT_EQ(bye[0].reason, "replaced");
+  EXPECT_EQ(bye[0].reason, ByeReason::kReplaced);
   // The old connection's close must not detach the resumed peer.
   out.clear();
   room.detach(kB, now, out);
@@ -455,10 +455,13 @@ TEST(RoomOrder, ChurnKeepsJoinOrderAndRejoinedIdsAppearOnce) {
   for (const auto& [session, n] : perSession) EXPECT_EQ(n, 1) << session;
 }
 
+// An event that tells deliveries apart by its text.
+ev::Error note(std::string text) { return ev::Error{1, ErrorCode::kBadMessage, std::move(text)}; }
+
 // Events' blocks are kept per thread for the next event (room.cpp, FreeBlocks).
 TEST(RoomEvents, AFreedEventsBlockServesTheNextEventOfTheThread) {
   Outbox out;
-  reply(out, kA, ev::Bye{"one"});
+  reply(out, kA, note("one"));
   const void* first = out[0].event.get();
   out.clear();
   reply(out, kA, ev::Error{7, ErrorCode::kBadMessage, std::string(100, 'x')});
@@ -470,13 +473,13 @@ TEST(RoomEvents, AFreedEventsBlockServesTheNextEventOfTheThread) {
 
 TEST(RoomEvents, AnEventFreedOnAnotherThreadServesThatThread) {
   Outbox made;
-  std::thread([&] { reply(made, kA, ev::Bye{"made there"}); }).join();
+  std::thread([&] { reply(made, kA, note("made there")); }).join();
   const void* block = made[0].event.get();
   made.clear();  // the last reference goes here
   Outbox again;
-  reply(again, kA, ev::Bye{"made here"});
+  reply(again, kA, note("made here"));
   EXPECT_EQ(again[0].event.get(), block);
-  EXPECT_EQ(std::get<ev::Bye>(*again[0].event).reason, "made here");
+  EXPECT_EQ(std::get<ev::Error>(*again[0].event).message, "made here");
 }
 
 // An event freed by a thread-local object as its thread ends, after the thread's kept blocks were freed: freed too
@@ -484,11 +487,11 @@ TEST(RoomEvents, AnEventFreedOnAnotherThreadServesThatThread) {
 TEST(RoomEvents, AnEventFreedAsItsThreadEndsIsFreed) {
   std::thread([] {
     thread_local Outbox late;  // made before the thread's first event: destroyed after its FreeBlocks
-    reply(late, kA, ev::Bye{"late"});
+    reply(late, kA, note("late"));
     Outbox now;
-    reply(now, kA, ev::Bye{"now"});
+    reply(now, kA, note("now"));
     now.clear();  // one block kept
-    EXPECT_EQ(std::get<ev::Bye>(*late[0].event).reason, "late");
+    EXPECT_EQ(std::get<ev::Error>(*late[0].event).message, "late");
   }).join();
 }
 
@@ -498,9 +501,9 @@ TEST(RoomEvents, ManyEventsOnAThreadThatEnds) {
   std::thread([] {
     for (int round = 0; round < 3; ++round) {
       Outbox out;
-      for (int i = 0; i < 1000; ++i) reply(out, kA, ev::Bye{std::to_string(round * 1000 + i) + std::string(20, '.')});
+      for (int i = 0; i < 1000; ++i) reply(out, kA, note(std::to_string(round * 1000 + i) + std::string(20, '.')));
       for (int i = 0; i < 1000; ++i) {
-        EXPECT_EQ(std::get<ev::Bye>(*out[i].event).reason, std::to_string(round * 1000 + i) + std::string(20, '.'));
+        EXPECT_EQ(std::get<ev::Error>(*out[i].event).message, std::to_string(round * 1000 + i) + std::string(20, '.'));
       }
     }
   }).join();

@@ -338,7 +338,7 @@ TEST_F(GuideEventsTest, BinaryEventsAreRelayedWithTheirAttachments) {
 
 TEST_F(GuideEventsTest, ByeFromTheRoomCoreClosesTheSession) {
   twoInRoom();
-  auto bye = std::make_shared<const Event>(ev::Bye{"shutdown"});
+  auto bye = std::make_shared<const Event>(ev::Bye{ByeReason::kShutdown});
   world.endpoints.begin()->second->deliver(bye);
   EXPECT_EQ(a->closedWhy, "shutdown");
   EXPECT_EQ(a->closedCode, 1001);
