@@ -9,7 +9,6 @@
 
 #include "auth/jwt.hpp"
 #include "common/clock.hpp"
-#include "common/json_text.hpp"
 #include "signal/names.hpp"
 
 #ifndef KAIWA_VERSION
@@ -37,6 +36,13 @@ std::optional<Millis> parseDuration(std::string_view text) {
     return std::nullopt;
   }
   return Millis(static_cast<int64_t>(ms));
+}
+
+std::string formatDuration(Millis d) {
+  auto ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
 }
 
 std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view text) {
@@ -131,8 +137,14 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   app.require_subcommand(1);
   app.set_version_flag("--version", KAIWA_VERSION);
 
-  std::string listen = "127.0.0.1:8080", resumeGrace = "15s", heartbeat = "10s", pingTimeout = "30s",
-              shutdownTimeout = "5s", wsMessageTimeout = "10s";
+  // The flags' defaults are the option structs' (one place each: ServeConfig, signal::Limits, the doors' Options,
+  // TurnConfig), written as the text a flag takes.
+  const ServeConfig defaults;
+  std::string listen = defaults.listenHost + ":" + std::to_string(defaults.listenPort),
+              resumeGrace = formatDuration(defaults.limits.resumeGrace), heartbeat = formatDuration(defaults.heartbeat),
+              pingTimeout = formatDuration(defaults.pingTimeout),
+              shutdownTimeout = formatDuration(defaults.shutdownTimeout),
+              wsMessageTimeout = formatDuration(defaults.wsMessageTimeout);
   std::vector<std::string> iceServers;
   std::string authSecret;
 
@@ -274,7 +286,8 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
-  std::string pjExpire = "5s", pjAlive = "60s";
+  std::string pjExpire = formatDuration(defaults.peerjs.expireTimeout),
+              pjAlive = formatDuration(defaults.peerjs.aliveTimeout);
   serve->add_option("--peerjs-key", c.peerjs.key, "PeerJS: the API key clients must use (docs/peerjs.md)")
       ->envname("KAIWA_PEERJS_KEY")
       ->capture_default_str();
@@ -297,7 +310,10 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
       ->envname("KAIWA_PEERJS_DISCOVERY");
 
   // Socket.IO (docs/socketio.md).
-  std::string sioPingInterval = "25s", sioPingTimeout = "20s", sioUpgradeTimeout = "10s", sioConnectTimeout = "10s";
+  std::string sioPingInterval = formatDuration(defaults.socketio.pingInterval),
+              sioPingTimeout = formatDuration(defaults.socketio.pingTimeout),
+              sioUpgradeTimeout = formatDuration(defaults.socketio.upgradeTimeout),
+              sioConnectTimeout = formatDuration(defaults.socketio.connectTimeout);
   bool noSocketio = false;
   serve->add_flag("--no-socketio", noSocketio, "Do not serve the Socket.IO front door")->envname("KAIWA_NO_SOCKETIO");
   serve->add_option("--socketio-path", c.socketio.path, "Socket.IO: Engine.IO's mount point")
@@ -340,8 +356,12 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
       ->envname("KAIWA_SOCKETIO_RELAY_UNKNOWN");
 
   // TURN/STUN (docs/turn.md).
-  std::string turnPorts = "49152-65535", turnTtl = "1h", turnTlsHandshake = "10s", turnTcpAllocate = "30s",
-              turnTcpFrame = "10s", turnTcpIdle = "30s";
+  std::string turnPorts = std::to_string(defaults.turn.minPort) + "-" + std::to_string(defaults.turn.maxPort),
+              turnTtl = formatDuration(defaults.turn.credentialTtl),
+              turnTlsHandshake = formatDuration(defaults.turn.tlsHandshakeTimeout),
+              turnTcpAllocate = formatDuration(defaults.turn.tcpAllocateTimeout),
+              turnTcpFrame = formatDuration(defaults.turn.tcpFrameTimeout),
+              turnTcpIdle = formatDuration(defaults.turn.tcpIdleTimeout);
   bool noTurn = false;
   serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
   serve->add_option("--only", c.only, "Run one part alone: turn")
@@ -544,9 +564,11 @@ int runCli(int argc, char** argv) {
   return runServer(c);
 }
 
-std::optional<ServeConfig> reloadServeConfig(std::string& error) {
+std::optional<ServeConfig> reloadServeConfig(std::string& error) { return parseServeConfig(savedArgs, error); }
+
+std::optional<ServeConfig> parseServeConfig(const std::vector<std::string>& args, std::string& error) {
   std::vector<const char*> argv;
-  for (const auto& a : savedArgs) argv.push_back(a.c_str());
+  for (const auto& a : args) argv.push_back(a.c_str());
   ServeConfig c;
   int code = parseCli(static_cast<int>(argv.size()), argv.data(), c, error, true);
   if (code >= 0) {

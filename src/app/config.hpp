@@ -6,9 +6,11 @@
 
 #include "common/address_limits.hpp"
 #include "common/clock.hpp"
+#include "http/options.hpp"
 #include "signal/limits.hpp"
 #include "signal/peerjs/options.hpp"
 #include "signal/socketio/options.hpp"
+#include "turn/service.hpp"
 
 namespace kaiwa::app {
 
@@ -18,34 +20,35 @@ struct IceServer {
   std::string credential;
 };
 
-// TURN/STUN (docs/turn.md). Strings are validated by runCli and converted in app/server.cpp.
+// TURN/STUN (docs/turn.md). Strings are validated by runCli and converted in app/server.cpp. The defaults are the
+// TURN service's own (turn::TurnServiceOptions, TurnLimits, TcpTimeouts).
 struct TurnConfig {
   bool enabled = true;
   std::string listen;     // ADDR:PORT for UDP and TCP; empty: the HTTP listen host, port 3478 (a busy port: warn)
   std::string tlsListen;  // TURN over TLS ADDR:PORT; empty: none
-  std::string realm = "kaiwa";
+  std::string realm = turn::TurnServiceOptions{}.realm;
   std::vector<std::string> users;                  // NAME:PASSWORD
   std::vector<std::string> secrets;                // REST secrets; none: a random one per process, for /api/ice-servers
   std::vector<std::string> allowPeers, denyPeers;  // CIDRs
-  uint16_t minPort = 49152, maxPort = 65535;
+  uint16_t minPort = turn::TurnServiceOptions{}.minPort, maxPort = turn::TurnServiceOptions{}.maxPort;
   std::vector<std::string> relayIps;
   std::string externalIp;
   Millis credentialTtl{3'600'000};  // REST credentials handed out by /api/ice-servers
-  uint32_t maxAllocations = 10000;
-  uint32_t maxAllocationsPerUser = 32;      // per user: each /api/ice-servers answer is a user of its own
-  uint32_t maxAllocationsPerAddress = 512;  // per client IP (IPv6: /64); 0: unlimited
-  uint64_t bytesPerSecond = 0;              // per allocation; 0: unlimited
-  uint32_t unauthenticatedRate = 100;       // unauthenticated requests answered per second per client IP
+  uint32_t maxAllocations = turn::TurnLimits{}.maxAllocations;
+  uint32_t maxAllocationsPerUser = turn::TurnLimits{}.maxAllocationsPerUser;  // each /api/ice-servers answer is a user
+  uint32_t maxAllocationsPerAddress = turn::TurnLimits{}.maxAllocationsPerAddress;  // IPv6: /64; 0: unlimited
+  uint64_t bytesPerSecond = turn::TurnLimits{}.bytesPerSecond;                      // per allocation; 0: unlimited
+  uint32_t unauthenticatedRate = turn::TurnLimits{}.unauthenticatedPerSecond;       // per client IP
   // TCP/TLS client connections (docs/turn.md, "Timeouts"); 0: none.
-  Millis tlsHandshakeTimeout{10'000};  // the TLS handshake must be done within this of the connection
-  Millis tcpAllocateTimeout{30'000};   // a connection must have made an allocation within this
-  Millis tcpFrameTimeout{10'000};      // a message begun must be complete within this
-  Millis tcpIdleTimeout{30'000};       // a connection whose allocation is gone, silent this long
+  Millis tlsHandshakeTimeout = turn::TcpTimeouts{}.tlsHandshake;  // the TLS handshake is done within this
+  Millis tcpAllocateTimeout = turn::TcpTimeouts{}.allocate;       // a connection has made an allocation within this
+  Millis tcpFrameTimeout = turn::TcpTimeouts{}.frame;             // a message begun is complete within this
+  Millis tcpIdleTimeout = turn::TcpTimeouts{}.idle;               // a connection whose allocation is gone, silent
 };
 
 struct ServeConfig {
-  std::string listenHost = "127.0.0.1";
-  uint16_t listenPort = 8080;
+  std::string listenHost = http::ServerOptions{}.host;
+  uint16_t listenPort = http::ServerOptions{}.port;
   unsigned workers = 0;  // 0: one per core
   std::string webRoot;   // empty: the web app built next to the binary
   std::string tlsCert, tlsKey;
@@ -53,9 +56,10 @@ struct ServeConfig {
   std::optional<std::string> authSecret;
   signal::Limits limits;
   common::AddressLimitOptions addressLimits;  // per client address (docs/configuration.md, "Limits per address")
-  Millis heartbeat{10000};
-  Millis pingTimeout{30000};
-  Millis wsMessageTimeout{10000};  // a WebSocket message begun must be complete within this; 0: no limit
+  Millis heartbeat = signal::kHeartbeat;
+  Millis pingTimeout = http::ServerOptions{}.pingTimeout;
+  Millis wsMessageTimeout =
+      http::ServerOptions{}.messageTimeout;  // a WebSocket message must be complete within; 0: none
   Millis shutdownTimeout{5000};
   std::vector<IceServer> iceServers;
   std::string logLevel = "info";
@@ -68,6 +72,8 @@ struct ServeConfig {
 
 // "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.
 std::optional<Millis> parseDuration(std::string_view text);
+// The text parseDuration reads back as `d`: whole hours, else seconds, else milliseconds ("1h", "90s", "250ms").
+std::string formatDuration(Millis d);
 // "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces). nullopt when malformed.
 std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view text);
 // "URL" or "URL|username|credential".
@@ -83,5 +89,7 @@ int runServer(const ServeConfig& config);
 // The configuration as it reads now (SIGHUP): the command line runCli was given, parsed again over the current
 // KAIWA_* environment and the config file as it is now. nullopt, with `error`, if it no longer parses.
 std::optional<ServeConfig> reloadServeConfig(std::string& error);
+// `args` (argv[0] first) parsed as reloadServeConfig parses the saved command line.
+std::optional<ServeConfig> parseServeConfig(const std::vector<std::string>& args, std::string& error);
 
 }  // namespace kaiwa::app

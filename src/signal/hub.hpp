@@ -33,7 +33,7 @@ struct HubOptions {
   // handshakes and sessions too). nullptr: none. Outlives the hub.
   common::AddressLimits* addressLimits = nullptr;
   std::optional<std::string> authSecret;  // set: joins need a room token
-  Millis heartbeat{10000};                // advertised to clients
+  Millis heartbeat = kHeartbeat;          // advertised to clients
   Millis tickInterval{250};               // how often detached peers are checked for expiry
 };
 

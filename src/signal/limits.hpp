@@ -8,6 +8,9 @@
 
 namespace kaiwa::signal {
 
+// The client ping interval hello advertises, unless configured (--heartbeat).
+inline constexpr Millis kHeartbeat{10000};
+
 struct Limits {
   std::size_t maxMessageBytes = 64 * 1024;  // one incoming message
   double messagesPerSecond = 50;            // per connection, token bucket

@@ -106,7 +106,7 @@ struct TurnLimits {
   uint32_t maxPermissions = 64;             // per allocation
   uint32_t maxChannels = 64;                // per allocation
   uint64_t bytesPerSecond = 0;              // per allocation, both directions; 0: unlimited
-  uint32_t unauthenticatedPerSecond = 50;   // per client IP (hashed), requests that get an error or a Binding answer
+  uint32_t unauthenticatedPerSecond = 100;  // per client IP (hashed), requests that get an error or a Binding answer
   // RFC 6062: how long a Connect may take (447 after), and how long a peer data connection waits for its
   // ConnectionBind (closed after); the RFC asks for at least 30 s for the first and exactly 30 s for the second.
   std::chrono::seconds tcpConnectTimeout{30};

@@ -18,6 +18,45 @@ TEST(Config, Durations) {
   EXPECT_FALSE(parseDuration("s"));
 }
 
+TEST(Config, DurationsAreWrittenAsParseDurationReadsThem) {
+  for (Millis d : {Millis(0), Millis(250), Millis(1500), Millis(15000), Millis(5400000), Millis(3600000)})
+    EXPECT_EQ(parseDuration(formatDuration(d)), d) << formatDuration(d);
+  EXPECT_EQ(formatDuration(Millis(3600000)), "1h");
+  EXPECT_EQ(formatDuration(Millis(90000)), "90s");
+  EXPECT_EQ(formatDuration(Millis(250)), "250ms");
+}
+
+// A bare `kaiwa serve` runs with the option structs' defaults: the flags take their defaults from them, so the two
+// cannot drift apart (docs/configuration.md lists the same values).
+TEST(Config, ABareServeHasTheOptionStructsDefaults) {
+  std::string error;
+  auto c = parseServeConfig({"kaiwa", "serve"}, error);
+  ASSERT_TRUE(c) << error;
+  const ServeConfig d;
+  EXPECT_EQ(c->listenHost, d.listenHost);
+  EXPECT_EQ(c->listenPort, d.listenPort);
+  EXPECT_EQ(c->limits.resumeGrace, signal::Limits{}.resumeGrace);
+  EXPECT_EQ(c->heartbeat, signal::kHeartbeat);
+  EXPECT_EQ(c->pingTimeout, http::ServerOptions{}.pingTimeout);
+  EXPECT_EQ(c->wsMessageTimeout, http::ServerOptions{}.messageTimeout);
+  EXPECT_EQ(c->shutdownTimeout, d.shutdownTimeout);
+  EXPECT_EQ(c->peerjs.expireTimeout, signal::peerjs::Options{}.expireTimeout);
+  EXPECT_EQ(c->peerjs.aliveTimeout, signal::peerjs::Options{}.aliveTimeout);
+  EXPECT_EQ(c->socketio.pingInterval, signal::socketio::Options{}.pingInterval);
+  EXPECT_EQ(c->socketio.pingTimeout, signal::socketio::Options{}.pingTimeout);
+  EXPECT_EQ(c->socketio.upgradeTimeout, signal::socketio::Options{}.upgradeTimeout);
+  EXPECT_EQ(c->socketio.connectTimeout, signal::socketio::Options{}.connectTimeout);
+  EXPECT_EQ(c->turn.minPort, turn::TurnServiceOptions{}.minPort);
+  EXPECT_EQ(c->turn.maxPort, turn::TurnServiceOptions{}.maxPort);
+  EXPECT_EQ(c->turn.credentialTtl, d.turn.credentialTtl);
+  EXPECT_EQ(c->turn.unauthenticatedRate, turn::TurnLimits{}.unauthenticatedPerSecond);
+  EXPECT_EQ(c->turn.maxAllocationsPerAddress, turn::TurnLimits{}.maxAllocationsPerAddress);
+  EXPECT_EQ(c->turn.tlsHandshakeTimeout, turn::TcpTimeouts{}.tlsHandshake);
+  EXPECT_EQ(c->turn.tcpAllocateTimeout, turn::TcpTimeouts{}.allocate);
+  EXPECT_EQ(c->turn.tcpFrameTimeout, turn::TcpTimeouts{}.frame);
+  EXPECT_EQ(c->turn.tcpIdleTimeout, turn::TcpTimeouts{}.idle);
+}
+
 TEST(Config, ListenAddresses) {
   EXPECT_EQ(parseListen("127.0.0.1:8080"), std::make_pair(std::string("127.0.0.1"), uint16_t{8080}));
   EXPECT_EQ(parseListen(":443"), std::make_pair(std::string("0.0.0.0"), uint16_t{443}));
