@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every kaiwa test: unit tests, unit tests under ASan+UBSan, fuzzers (briefly), the server's integration tests
-# over loopback (also against the ASan+UBSan server), the unit and integration tests under ThreadSanitizer, and the
-# browser end-to-end suite. Installs what is missing and builds first. Ends with one line "N passed, N failed".
-# Environment: FUZZ_SECONDS (per fuzz target, default 20), SKIP_E2E=1, SKIP_FUZZ=1, SKIP_ASAN=1, SKIP_TSAN=1.
+# Runs every kaiwa test: the layering and lint checks, unit tests, unit tests under ASan+UBSan, fuzzers (briefly), the
+# server's integration tests over loopback (also against the ASan+UBSan server), the unit and integration tests under
+# ThreadSanitizer, and the browser end-to-end suite. Installs what is missing and builds first. Ends with one line
+# "N passed, N failed".
+# Environment: FUZZ_SECONDS (per fuzz target, default 10), SKIP_E2E=1, SKIP_FUZZ=1, SKIP_ASAN=1, SKIP_TSAN=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,6 +32,9 @@ if bash scripts/check-layers.sh; then passed=$((passed + 1)); else failed=$((fai
 stage "build"
 bash scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
+stage "lint: clang-format and clang-tidy on src/ (scripts/lint.sh)"
+if bash scripts/lint.sh build; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("lint"); fi
+
 stage "unit tests"
 ctest --test-dir build -L unit --output-on-failure -j2 2>&1 | tee "$log_dir/unit.log"
 count_ctest "$log_dir/unit.log" unit
@@ -51,13 +55,13 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
-  stage "fuzzers (${FUZZ_SECONDS:-20} s each)"
+  stage "fuzzers (${FUZZ_SECONDS:-10} s each)"
   if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKAIWA_FUZZ=ON \
       -DKAIWA_SERVER=OFF -DKAIWA_TESTS=OFF -DKAIWA_WEB=OFF -DKAIWA_BENCH=OFF >/dev/null
   fi
   if cmake --build build-fuzz; then
-    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" build-fuzz 2>&1 | tee "$log_dir/fuzz.log"
+    bash tests/fuzz/run.sh "${FUZZ_SECONDS:-10}" build-fuzz 2>&1 | tee "$log_dir/fuzz.log"
     line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$log_dir/fuzz.log" | tail -1)
     if [ -n "$line" ]; then
       p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line"); f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")

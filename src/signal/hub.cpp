@@ -73,6 +73,7 @@ void Hub::run(uint32_t owner, RoomTaskRef task) {
   Outbox out = std::move(s.spare);  // leaves spare empty
   task(s.rooms, out);
   if (!out.empty()) dispatch(std::move(out));  // takes it only to post it
+  out.clear();  // whether dispatch took its buffer or not, it is empty and valid for the next task
   recycle(owner, std::move(out));
 }
 
