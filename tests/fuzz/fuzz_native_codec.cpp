@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_text.hpp"
 #include "fuzz_util.hpp"
 #include "signal/names.hpp"
 #include "signal/native/codec.hpp"
