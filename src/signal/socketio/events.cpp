@@ -8,8 +8,8 @@
 
 #include "auth/jwt.hpp"
 #include "common/base64.hpp"
-#include "common/metrics.hpp"
 #include "common/json_text.hpp"
+#include "common/metrics.hpp"
 #include "signal/names.hpp"
 #include "signal/room.hpp"
 #include "signal/socketio/engineio.hpp"
@@ -326,7 +326,8 @@ void GuideEvents::onRoomEvent(Membership&, const ev::Signal& e) { sendFrames(e.d
 void GuideEvents::onRoomEvent(Membership&, const ev::Message& e) { sendFrames(e.data); }
 
 void GuideEvents::onRoomEvent(Membership&, const ev::Bye& e) {
-  listener_.close(toString(e.reason), e.reason == ByeReason::kShutdown ? engineio::kCloseGoingAway : engineio::kCloseNormal);
+  listener_.close(toString(e.reason),
+                  e.reason == ByeReason::kShutdown ? engineio::kCloseGoingAway : engineio::kCloseNormal);
 }
 
 void GuideEvents::sendFrames(std::string_view data) {

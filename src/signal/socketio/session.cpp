@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "common/address_limits.hpp"
+#include "common/json_text.hpp"
 #include "common/metrics.hpp"
 #include "net/loop.hpp"
-#include "common/json_text.hpp"
 #include "signal/names.hpp"
 #include "signal/room.hpp"
 #include "signal/socketio/codec.hpp"

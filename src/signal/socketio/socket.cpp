@@ -2,8 +2,8 @@
 
 #include <boost/json.hpp>
 
-#include "common/metrics.hpp"
 #include "common/json_text.hpp"
+#include "common/metrics.hpp"
 #include "signal/names.hpp"
 
 namespace kaiwa::signal::socketio {
