@@ -513,6 +513,7 @@ void GuideEvents::relayBroadcast(std::string_view name, std::optional<uint64_t> 
   }
   for (std::size_t i = 0; i < targets.size(); ++i) {
     int64_t re = i == 0 ? requestOf(ack) : kNoRequest;
+    // NOLINTNEXTLINE(bugprone-use-after-move): copied for every room but the last, which takes it.
     std::string data = i + 1 < targets.size() ? frames : std::move(frames);
     listener_.run(room_op::Broadcast{targets[i]->key(), targets[i]->endpoint, id_, std::move(data), re});
   }
