@@ -19,7 +19,7 @@
 //       0x78-0x7F ('x'..):  1.1 ms pass (at most twice per input), then drain
 //       0x80-0xBF:          the connection ends with a close frame 1001 (going away: a browser leaving the page,
 //                           the peer leaves at once) and a new one opens in the slot
-//       0xC0-0xFF:          Hub::shutdown("shutdown") (every connection gets `bye`), then drain
+//       0xC0-0xFF:          Hub::shutdown(ByeReason::kShutdown) (every connection gets `bye`), then drain
 //   In a payload, $P<k> / $R<k> are replaced by the peer id / resume token slot k last got in a join or resume
 //   reply, and $T by a valid room token (room "*") when the auth secret is set.
 //   Before the script, slots 0 and 1 join room "fz" as "A" and "B" (so deep paths are reached at once).
@@ -340,7 +340,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         default:
           if (c >= 0xC0) {
             // As src/app/server.cpp does on SIGTERM. ("replaced" is the room's word for one peer, never the Hub's.)
-            h.hub->shutdown("shutdown");
+            h.hub->shutdown(signal::ByeReason::kShutdown);
           } else if (c >= 0x80) {
             if (s.conn) s.conn->goingAway = true;
             h.closeSlot(s, true);

@@ -20,7 +20,7 @@
 //                `payload` (if any) as a text frame on it; later frames go to it too
 //     0x80-0xBF: the clock moves (c & 63) * 500 ms, and the service is ticked (pings, ping / connect / upgrade
 //                timeouts; the fake clients never answer a ping)
-//     0xC0-0xFF: Hub::shutdown("shutdown"), then drain
+//     0xC0-0xFF: Hub::shutdown(ByeReason::kShutdown), then drain
 //   In a payload, $S<k> is replaced by the socket id client k got in its CONNECT reply.
 //   Before the script every client connects (40) and joins room "fz" (with a token when the secret is set).
 //
@@ -429,7 +429,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } else if (c < 0xC0) {
         h.advance(Millis(500) * (c & 63));
       } else {
-        h.hub->shutdown("shutdown");
+        h.hub->shutdown(signal::ByeReason::kShutdown);
       }
       h.drain();
     }
