@@ -7,7 +7,9 @@
 #
 # Environment: FUZZ_RUNS=N runs each target for N executions instead of SECONDS (the long runs of docs/fuzzing.md:
 # `FUZZ_RUNS=10000000 tests/fuzz/run.sh 1`); FUZZ_TARGETS="fuzz_jwt fuzz_http_request" to run a subset; FUZZ_ARTIFACTS=dir for crash inputs
-# (default BUILD_DIR/fuzz-artifacts); FUZZ_KEEP=1 keeps the scratch corpora and logs (their path is printed).
+# (default BUILD_DIR/fuzz-artifacts); FUZZ_KEEP=1 keeps the scratch corpora and logs (their path is printed);
+# FUZZ_TIMEOUT=S the time one input may take (default 5; a long run beside other work needs more, as a starved
+# process is not a stuck one).
 set -u
 
 SECONDS_PER_TARGET=${1:-20}
@@ -41,10 +43,10 @@ for t in $TARGETS; do
   dict=()
   [ -f "$HERE/$t.dict" ] && dict=("-dict=$HERE/$t.dict")
   log=$WORK/$t/log
-  # -timeout: one input may take 5 s at most; -rss_limit_mb: memory per process; -print_final_stats for the summary.
+  # -timeout: one input may take FUZZ_TIMEOUT (5) s at most; -rss_limit_mb: memory per process; -print_final_stats for the summary.
   limit=(-max_total_time="$SECONDS_PER_TARGET")
   [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
-  "$bin" "${dict[@]}" "${limit[@]}" -timeout=5 -rss_limit_mb=2048 \
+  "$bin" "${dict[@]}" "${limit[@]}" -timeout="${FUZZ_TIMEOUT:-5}" -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$t/" "$corpus" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
