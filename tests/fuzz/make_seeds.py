@@ -283,6 +283,33 @@ ws = {
 for name, data in ws.items():
     write("fuzz_ws_frame", name, data)
 
+# ---------------------------------------------------------------- fuzz_ice: config byte + steps (see fuzz_ice.cpp)
+# Steps: 0x00|addr<<2 raw STUN (length byte + bytes); 0x01 check (flags byte, address byte); 0x02 time (byte × 250 ms);
+# 0x03 restart (|0x04: the peer's new ufrag known). Check flags: bits 0-1 credentials (0 current, 1 previous, 2 wrong
+# local ufrag, 3 wrong remote ufrag), 4 wrong key, 8 no PRIORITY, 16 no ICE-CONTROLLING, 32 ICE-CONTROLLED,
+# 64 USE-CANDIDATE, 128 no MESSAGE-INTEGRITY.
+RFC5769_REQUEST = bytes.fromhex(
+    "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e207465737420636c69656e74002400046e0001ff80290008932ff9"
+    "b151263b36000600096576746a3a68367659202020000800149aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a280280004e57a3bcf")
+ice = {
+    # A browser's checks: nominate from one address, keep consent, move to another, lose consent.
+    "connect_move_expire": bytes([0x08, 0x01, 0x40, 0x00, 0x01, 0x00, 0x00, 0x02, 40, 0x01, 0x40, 0x05,
+                                  0x02, 0xff, 0x02, 0x30]),
+    # Every refusal: wrong key, wrong ufrags, missing attributes, role conflict.
+    "refusals": bytes([0x08, 0x01, 0x44, 0x00, 0x01, 0x42, 0x00, 0x01, 0x43, 0x00, 0x01, 0x48, 0x00, 0x01, 0xc0, 0x00,
+                       0x01, 0x50, 0x00, 0x01, 0x60, 0x00]),
+    # A restart: checks with the old credentials, then the new ones from a new address.
+    "restart": bytes([0x0b, 0x01, 0x40, 0x02, 0x07, 0x01, 0x41, 0x02, 0x01, 0x40, 0x09, 0x01, 0x41, 0x02]),
+    # Never connected: the connect deadline.
+    "never": bytes([0x01, 0x01, 0x44, 0x03, 0x02, 0x80, 0x02, 0x80]),
+    # Many addresses: the path bound.
+    "many_paths": bytes([0x00]) + b"".join(bytes([0x01, 0x00, a]) for a in range(16)) + bytes([0x01, 0x40, 0x03]),
+    # Raw bytes: the RFC 5769 sample request (ICE-CONTROLLED, unknown ufrag) and a truncated one.
+    "raw_rfc5769": bytes([0x00, 0x00, len(RFC5769_REQUEST)]) + RFC5769_REQUEST + bytes([0x04, 20]) + RFC5769_REQUEST[:20],
+}
+for name, data in ice.items():
+    write("fuzz_ice", name, data)
+
 if __name__ == "__main__" and "-q" not in sys.argv:
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))))
