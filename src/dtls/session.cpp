@@ -15,22 +15,9 @@
 
 namespace kaiwa::dtls {
 
-std::string_view name(SrtpProfile p) {
-  switch (p) {
-    case SrtpProfile::kAes128CmSha1_80:
-      return "SRTP_AES128_CM_SHA1_80";
-    case SrtpProfile::kAeadAes128Gcm:
-      return "SRTP_AEAD_AES_128_GCM";
-    case SrtpProfile::kAeadAes256Gcm:
-      return "SRTP_AEAD_AES_256_GCM";
-    case SrtpProfile::kNone:
-      break;
-  }
-  return "";
-}
-
-size_t keyLength(SrtpProfile p) { return p == SrtpProfile::kAeadAes256Gcm ? 32 : p == SrtpProfile::kNone ? 0 : 16; }
-size_t saltLength(SrtpProfile p) { return p == SrtpProfile::kAes128CmSha1_80 ? 14 : p == SrtpProfile::kNone ? 0 : 12; }
+using srtp::keyLength;
+using srtp::name;
+using srtp::saltLength;
 
 // ------------------------------------------------------------------------------------------------------------ Context
 

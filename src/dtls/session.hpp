@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "srtp/profile.hpp"
+
 struct ssl_ctx_st;
 
 namespace kaiwa::dtls {
@@ -33,17 +35,7 @@ class Certificate;
 
 enum class Role : uint8_t { kServer, kClient };
 
-// RFC 5764 section 4.1.2 and RFC 7714 section 14.2 profile ids.
-enum class SrtpProfile : uint16_t {
-  kNone = 0,
-  kAes128CmSha1_80 = 0x0001,
-  kAeadAes128Gcm = 0x0007,
-  kAeadAes256Gcm = 0x0008,
-};
-std::string_view name(SrtpProfile p);
-// Master key and salt lengths of a profile (RFC 5764 section 4.1.2, RFC 7714 section 12).
-size_t keyLength(SrtpProfile p);
-size_t saltLength(SrtpProfile p);
+using SrtpProfile = srtp::Profile;
 
 // The SRTP master keys of a finished handshake, from the exporter "EXTRACTOR-dtls_srtp" (RFC 5764 section 4.2).
 // `local` protects what this side sends, `remote` unprotects what it receives; each is the key followed by the salt.
