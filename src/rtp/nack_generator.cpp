@@ -96,7 +96,7 @@ NackGenerator::Arrival NackGenerator::onPacket(uint16_t seq, TimePoint now, bool
       for (int64_t s = newest_ + 1; s < ext; ++s) {
         if (size_ == ring_.size()) compact();
         Entry& e = at(size_++);
-        e = Entry{s, now + config_.reorderDelay, 0, true};
+        e = Entry{s, now, 0, true};
         ++active_;
       }
       arrival = Arrival::kAfterGap;
@@ -124,14 +124,14 @@ size_t NackGenerator::collect(TimePoint now, std::span<uint16_t> out) {
   size_t n = 0;
   for (size_t i = 0; i < size_ && n < out.size(); ++i) {
     Entry& e = at(i);
-    if (!e.active || e.due > now) continue;
+    if (!e.active || due(e) > now) continue;
     if (e.tries >= config_.maxRetries) {
       giveUp(e);
       continue;
     }
     out[n++] = uint16_t(e.seq);
     ++e.tries;
-    e.due = now + retryInterval();
+    e.since = now;
     ++stats_.requested;
   }
   dropInactiveHead();
@@ -139,12 +139,12 @@ size_t NackGenerator::collect(TimePoint now, std::span<uint16_t> out) {
 }
 
 std::optional<TimePoint> NackGenerator::nextDue() const {
-  std::optional<TimePoint> due;
+  std::optional<TimePoint> next;
   for (size_t i = 0; i < size_; ++i) {
     const Entry& e = at(i);
-    if (e.active && (!due || e.due < *due)) due = e.due;
+    if (e.active && (!next || due(e) < *next)) next = due(e);
   }
-  return due;
+  return next;
 }
 
 void NackGenerator::onKeyframeRequested() {

@@ -68,10 +68,14 @@ class NackGenerator {
  private:
   struct Entry {
     int64_t seq = 0;
-    TimePoint due{};
+    TimePoint since{};  // when it went missing, or when it was last asked for (once tries > 0)
     uint32_t tries = 0;
     bool active = false;
   };
+  // Computed from the current RTT, so that a new RTT applies to the retries already waiting.
+  TimePoint due(const Entry& e) const {
+    return e.since + (e.tries == 0 ? config_.reorderDelay : Millis(retryInterval()));
+  }
   Entry& at(size_t i) { return ring_[(head_ + i) % ring_.size()]; }
   const Entry& at(size_t i) const { return ring_[(head_ + i) % ring_.size()]; }
   Millis retryInterval() const { return rtt_ > config_.minRetryInterval ? rtt_ : config_.minRetryInterval; }
