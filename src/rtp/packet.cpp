@@ -65,11 +65,13 @@ std::optional<Packet> Packet::parse(std::span<const uint8_t> bytes, ParseError* 
       pkt.form_ = ExtensionForm::kOneByte;
       for (size_t i = pos; i < end;) {
         const uint8_t b = p[i];
-        if (b == 0) {  // padding
+        const uint8_t id = b >> 4;
+        if (id == 0) {
+          // Padding is a zero byte. ID 0 is reserved for it (RFC 8285 section 4.2), so a byte with ID 0 and a
+          // non-zero length nibble is read as one padding byte too, rather than as an element with no valid id.
           ++i;
           continue;
         }
-        const uint8_t id = b >> 4;
         if (id == 15) break;  // RFC 8285 section 4.2: stop processing the block
         const size_t length = size_t(b & 0x0F) + 1;
         ++i;

@@ -120,6 +120,13 @@ TEST(RtpPacket, OneByteStopsAtId15AndOtherProfilesAreOpaque) {
   ASSERT_TRUE(p);
   EXPECT_EQ(p->extensions().size(), 1u);
   EXPECT_FALSE(p->extension(3));
+  // A byte with ID 0 is one padding byte whatever its length nibble (found by fuzz_rtp).
+  auto idZero = hex("90000001 00000002 00000003 bede0002 02 3000 4031 000000");
+  p = Packet::parse(idZero);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->extensions().size(), 2u);
+  EXPECT_EQ(p->extensions()[0].id, 3);
+  EXPECT_EQ(parseMid(*p->extension(4)), "1");
   // A profile that is neither form: the block is skipped, no elements.
   auto other = hex("90000001 00000002 00000003 abcd0001 01020304 ee");
   p = Packet::parse(other);
