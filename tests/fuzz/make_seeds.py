@@ -310,6 +310,47 @@ ice = {
 for name, data in ice.items():
     write("fuzz_ice", name, data)
 
+# ---------------------------------------------------------------- fuzz_rtp: one RTP packet per file
+# Laid out as Chromium sends them (tests/unit/rtp/vectors.hpp): audio extmap 1 audio level, 3 transport-cc, 4 mid;
+# video adds 10 rid and 11 repaired rid.
+def h(text):
+    return bytes.fromhex(text.replace(" ", ""))
+
+
+rtp = {
+    "chromium_opus": h("906f1234 00003a98 11223344 bede0002 10ab 310567 4030 00 fcfffe"),
+    "chromium_vp8_rid": h("90e0ffff 01020304 a1b2c3d4 bede0003 310001 4031 a068 22aabbcc 00 90e00a0b"),
+    "chromium_rtx": h("90610007 01020304 0badf00d bede0002 310002 4031 b068 00 ffff 90e00a0b"),
+    "two_byte_ext": h("90000001 00000002 00000003 10000003 1403616263 00 0500 c80109 00 aa"),
+    "csrcs_padding": h("a2080001 00000002 00000003 0000aaaa 0000bbbb dddddd 000003"),
+    "padding_probe": h("a0000001 00000002 00000003 00000004"),
+    "one_byte_stop": h("90000001 00000002 00000003 bede0002 10aa f0 3102 ffffff"),
+    "full_size_vp8": h("90e00001 00000002 00000003 bede0002 310002 4031 a071 00") + bytes(range(256)) * 4 + bytes(156),
+    "bare": h("80000001 00000002 00000003"),
+}
+for name, data in rtp.items():
+    write("fuzz_rtp", name, data)
+
+# ---------------------------------------------------------------- fuzz_rtcp: one RTCP datagram per file
+rtcp = {
+    "chromium_rr_sdes": h("81c90007 00000001 11223344 05fffffe 00011234 00000020 3a983a98 00008000"
+                          "81ca0006 00000001 0110 4142434445464748494a4b4c4d4e4f50 0000"),
+    "sr_sdes_bye": h("81c8000c a1b2c3d4 e8e1d3a5 80000000 00015f90 00000064 0000ea60"
+                     "00000011 05fffffe 00011234 00000020 3a983a98 00008000"
+                     "81ca0005 a1b2c3d4 0109 6b616977612d736675 0000000000"
+                     "81cb0003 a1b2c3d4 04676f6e 65000000"),
+    "feedback_rsize": h("81cd0004 00000001 a1b2c3d4 0064 8011 00c8 0001"
+                        "81ce0002 00000001 a1b2c3d4"
+                        "84ce0004 00000001 00000000 a1b2c3d4 07000000"
+                        "8fce0005 00000001 00000000 52454d42 010a1234 a1b2c3d4"
+                        "8fcd0005 00000001 a1b2c3d4 0001 0002 fffffe 05 20020000"),
+    "nack_wrap": h("81cd0003 00000001 a1b2c3d4 fffe 0007"),
+    "padded_bye": h("a1cb0002 11223344 00000004"),
+    "truncated": h("81c90007 00000001 1122"),
+}
+for name, data in rtcp.items():
+    write("fuzz_rtcp", name, data)
+
 if __name__ == "__main__" and "-q" not in sys.argv:
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))))

@@ -1,0 +1,144 @@
+// fuzz_rtcp: the RTCP compound walk, the packet views and the builders (rtp/rtcp).
+//  1. CompoundReader never reads past the input: every block lies inside it, the blocks tile it from the start,
+//     and the walk ends either cleanly at the end or with an error.
+//  2. Every packet type parser runs on every block; what parses is built again with the builders and parsed again
+//     to the same values (decode → encode → decode): SR, RR, SDES CNAME, BYE, NACK (the same set of sequence
+//     numbers: the builder may group them differently), PLI, FIR, REMB (unless the bitrate saturated).
+//  3. The rebuilt packets, put together with CompoundBuilder, walk cleanly to as many blocks.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "fuzz_util.hpp"
+#include "rtp/rtcp.hpp"
+
+using namespace kaiwa;
+using namespace kaiwa::rtp::rtcp;
+
+namespace {
+
+// Rebuilt packets are at most twice the size of what they were parsed from (a NACK's numbers may regroup into up
+// to twice the items); the buffers are sized for that per input.
+std::vector<uint8_t> scratch;
+
+Block one(std::optional<size_t> n) {
+  FUZZ_CHECK(n.has_value());
+  CompoundReader r(std::span<const uint8_t>(scratch.data(), *n));
+  auto b = r.next();
+  FUZZ_CHECK(b.has_value());
+  FUZZ_CHECK(!r.next() && r.error() == WalkError::kNone);
+  return *b;
+}
+
+std::vector<ReportBlock> blocks(const ReportBlocks& r) {
+  std::vector<ReportBlock> v;
+  for (size_t i = 0; i < r.size(); ++i) v.push_back(r[i]);
+  return v;
+}
+
+std::vector<uint16_t> lost(const Nack& n) {
+  std::vector<uint16_t> v;
+  n.forEachSequenceNumber([&](uint16_t s) { v.push_back(s); });
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::span<const uint8_t> in(data, size);
+  CompoundReader reader(in);
+  size_t offset = 0, count = 0;
+  scratch.assign(2 * size + 64, 0);
+  std::vector<uint8_t> compound(2 * size + 64);
+  CompoundBuilder rebuilt(compound);
+  size_t rebuiltCount = 0;
+  while (auto b = reader.next()) {
+    ++count;
+    FUZZ_CHECK(b->bytes.data() == data + offset);
+    offset += b->bytes.size();
+    FUZZ_CHECK(offset <= size && b->bytes.size() >= kHeaderSize && b->bytes.size() % 4 == 0);
+    FUZZ_CHECK(b->body.data() == b->bytes.data() + kHeaderSize && b->body.size() <= b->bytes.size() - kHeaderSize);
+
+    if (auto sr = SenderReport::parse(*b)) {
+      auto reports = blocks(sr->reports);
+      auto again = SenderReport::parse(one(writeSenderReport(scratch, sr->ssrc, sr->info, reports)));
+      FUZZ_CHECK(again && again->ssrc == sr->ssrc && again->info == sr->info && blocks(again->reports) == reports);
+      rebuilt.senderReport(sr->ssrc, sr->info, reports);
+      ++rebuiltCount;
+    }
+    if (auto rr = ReceiverReport::parse(*b)) {
+      auto reports = blocks(rr->reports);
+      auto again = ReceiverReport::parse(one(writeReceiverReport(scratch, rr->ssrc, reports)));
+      FUZZ_CHECK(again && again->ssrc == rr->ssrc && blocks(again->reports) == reports);
+      rebuilt.receiverReport(rr->ssrc, reports);
+      ++rebuiltCount;
+    }
+    if (auto sdes = Sdes::parse(*b)) {
+      for (size_t i = 0; i < sdes->size(); ++i) {
+        const auto chunk = (*sdes)[i];
+        auto again = Sdes::parse(one(writeSdesCname(scratch, chunk.ssrc, chunk.cname)));
+        FUZZ_CHECK(again && again->size() == 1 && (*again)[0].ssrc == chunk.ssrc && (*again)[0].cname == chunk.cname);
+      }
+    }
+    if (auto bye = Bye::parse(*b)) {
+      std::vector<uint32_t> ssrcs;
+      for (size_t i = 0; i < bye->size(); ++i) ssrcs.push_back(bye->ssrc(i));
+      auto again = Bye::parse(one(writeBye(scratch, ssrcs, bye->reason)));
+      FUZZ_CHECK(again && again->size() == ssrcs.size() && again->reason == bye->reason);
+      for (size_t i = 0; i < ssrcs.size(); ++i) FUZZ_CHECK(again->ssrc(i) == ssrcs[i]);
+    }
+    if (auto nack = Nack::parse(*b)) {
+      std::vector<uint16_t> seqs;
+      nack->forEachSequenceNumber([&](uint16_t s) { seqs.push_back(s); });
+      std::array<uint16_t, 8> few{};
+      FUZZ_CHECK(nack->sequenceNumbers(few) == std::min(few.size(), seqs.size()));
+      auto again = Nack::parse(one(writeNack(scratch, nack->header(), seqs)));
+      FUZZ_CHECK(again && again->header().senderSsrc == nack->header().senderSsrc &&
+                 again->header().mediaSsrc == nack->header().mediaSsrc);
+      FUZZ_CHECK(lost(*again) == lost(*nack));
+      rebuilt.nack(nack->header(), seqs);
+      ++rebuiltCount;
+    }
+    if (auto pli = Pli::parse(*b)) {
+      auto again = Pli::parse(one(writePli(scratch, pli->header)));
+      FUZZ_CHECK(again && again->header.senderSsrc == pli->header.senderSsrc &&
+                 again->header.mediaSsrc == pli->header.mediaSsrc);
+      rebuilt.pli(pli->header);
+      ++rebuiltCount;
+    }
+    if (auto fir = Fir::parse(*b)) {
+      std::vector<Fir::Entry> entries;
+      for (size_t i = 0; i < fir->size(); ++i) entries.push_back((*fir)[i]);
+      auto again = Fir::parse(one(writeFir(scratch, fir->header().senderSsrc, entries)));
+      FUZZ_CHECK(again && again->size() == entries.size() && again->header().senderSsrc == fir->header().senderSsrc);
+      for (size_t i = 0; i < entries.size(); ++i) FUZZ_CHECK((*again)[i] == entries[i]);
+      rebuilt.fir(fir->header().senderSsrc, entries);
+      ++rebuiltCount;
+    }
+    if (auto remb = Remb::parse(*b)) {
+      std::vector<uint32_t> ssrcs;
+      for (size_t i = 0; i < remb->size(); ++i) ssrcs.push_back(remb->ssrc(i));
+      if (remb->bitrate() != UINT64_MAX) {
+        auto again = Remb::parse(one(writeRemb(scratch, remb->header().senderSsrc, remb->bitrate(), ssrcs)));
+        FUZZ_CHECK(again && again->bitrate() == remb->bitrate() && again->size() == ssrcs.size());
+        for (size_t i = 0; i < ssrcs.size(); ++i) FUZZ_CHECK(again->ssrc(i) == ssrcs[i]);
+      }
+    }
+    if (auto tcc = TransportFeedback::parse(*b)) {
+      FUZZ_CHECK(tcc->chunks.data() >= b->body.data() && tcc->chunks.size() <= b->body.size());
+    }
+  }
+  FUZZ_CHECK((reader.error() == WalkError::kNone) == (offset == size));
+  FUZZ_CHECK(count <= size / 4);
+
+  FUZZ_CHECK(rebuilt.ok());
+  CompoundReader again(rebuilt.bytes());
+  size_t n = 0;
+  while (again.next()) ++n;
+  FUZZ_CHECK(again.error() == WalkError::kNone && n == rebuiltCount);
+  return 0;
+}
