@@ -20,9 +20,9 @@
 //  +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //  |  payload ...                  |  padding, last byte = count   |  padding if P
 //
-// One-byte elements (profile 0xBEDE): a byte `ID(4) L(4)` then L+1 value bytes; ID 0 is a padding byte, ID 15
-// stops the walk. Two-byte elements (profile 0x100 in the top 12 bits, "appbits" below): `ID(8) length(8)` then
-// length value bytes; ID 0 is a padding byte.
+// One-byte elements (profile 0xBEDE): a byte `ID(4) L(4)` then L+1 value bytes; a byte with ID 0 is one byte of
+// padding, ID 15 stops the walk. Two-byte elements (profile 0x100 in the top 12 bits, "appbits" below): `ID(8)
+// length(8)` then length value bytes; ID 0 is a padding byte.
 #include <array>
 #include <cstdint>
 #include <optional>

@@ -3,7 +3,7 @@
 // (as they are, or wrapped in RTX with rtp::writeRtx). A ring of fixed-size slots allocated once, at construction:
 // storing a packet is a copy into its slot, never an allocation.
 //
-// Default size: 512 slots of 1500 bytes (768 KiB). A 2.5 Mbit/s video stream of 1200-byte packets sends about 260
+// Default size: 512 slots of 1500 bytes (750 KiB). A 2.5 Mbit/s video stream of 1200-byte packets sends about 260
 // packets per second, so 512 packets cover about two seconds: enough for a NACK to arrive after an RTT of a few
 // hundred milliseconds and for the generator's retries (mediasoup keeps up to 2500, which at that rate is ten
 // seconds of packets nobody asks for any more). Audio (50 packets per second) needs far fewer: a caller can

@@ -22,8 +22,9 @@ struct SequenceConfig {
 };
 
 // Per-source state of RFC 3550 appendix A.1. Every call returns what the packet is, and for accepted packets its
-// extended sequence number (cycles * 65536 + seq); a packet that arrives late before a wrap gets the index of the
-// previous cycle, so the index of a late packet is always below the maximum.
+// extended sequence number (cycles * 65536 + seq, the first packet's cycle counting as 1 so that packets from
+// before it stay positive); a packet that arrives late before a wrap gets the index of the previous cycle, so the
+// index of a late packet is always below the maximum.
 class SequenceUnwrapper {
  public:
   enum class Verdict : uint8_t {
