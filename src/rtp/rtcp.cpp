@@ -55,6 +55,21 @@ std::optional<Block> CompoundReader::next() {
   return b;
 }
 
+CompoundCheck checkCompound(std::span<const uint8_t> datagram, bool reducedSize) {
+  CompoundReader r(datagram);
+  size_t count = 0;
+  bool padded = false;
+  while (auto b = r.next()) {
+    if (padded) return CompoundCheck::kPaddingNotLast;
+    padded = (b->bytes[0] & 0x20) != 0;
+    if (count++ == 0 && !reducedSize && b->type != uint8_t(PacketType::kSenderReport) &&
+        b->type != uint8_t(PacketType::kReceiverReport))
+      return CompoundCheck::kNoReportFirst;
+  }
+  if (r.error() != WalkError::kNone) return CompoundCheck::kMalformed;
+  return count == 0 ? CompoundCheck::kEmpty : CompoundCheck::kValid;
+}
+
 namespace {
 
 constexpr size_t kReportBlockSize = 24;

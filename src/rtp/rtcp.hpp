@@ -70,6 +70,11 @@ class CompoundReader {
   WalkError error_ = WalkError::kNone;
 };
 
+// RFC 3550 appendix A.2's checks on a whole datagram: it walks cleanly to its end, its first packet is an SR or RR
+// (not required where reduced-size RTCP was negotiated, RFC 5506 section 3.4.2) and only its last packet is padded.
+enum class CompoundCheck : uint8_t { kValid, kMalformed, kEmpty, kNoReportFirst, kPaddingNotLast };
+CompoundCheck checkCompound(std::span<const uint8_t> datagram, bool reducedSize);
+
 struct ReportBlock {
   uint32_t ssrc = 0;
   uint8_t fractionLost = 0;

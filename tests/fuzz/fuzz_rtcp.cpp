@@ -5,6 +5,8 @@
 //     to the same values (decode → encode → decode): SR, RR, SDES CNAME, BYE, NACK (the same set of sequence
 //     numbers: the builder may group them differently), PLI, FIR, REMB (unless the bitrate saturated).
 //  3. The rebuilt packets, put together with CompoundBuilder, walk cleanly to as many blocks.
+//  4. checkCompound agrees with the walk (malformed only when the walk failed) and, with reduced size allowed,
+//     never asks for a report first.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -133,6 +135,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   FUZZ_CHECK((reader.error() == WalkError::kNone) == (offset == size));
+  const auto check = checkCompound(in, true);
+  // A padded packet before the end is reported before any later walk error.
+  if (reader.error() == WalkError::kNone) FUZZ_CHECK(check != CompoundCheck::kMalformed);
+  if (check == CompoundCheck::kMalformed) FUZZ_CHECK(reader.error() != WalkError::kNone);
+  FUZZ_CHECK(check != CompoundCheck::kNoReportFirst);
+  (void)checkCompound(in, false);
   FUZZ_CHECK(count <= size / 4);
 
   FUZZ_CHECK(rebuilt.ok());

@@ -66,8 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(q->marker() != p->marker());
   FUZZ_CHECK(q->headerSize() == p->headerSize() && q->paddingSize() == p->paddingSize());
   FUZZ_CHECK(q->payload().size() == p->payload().size());
-  FUZZ_CHECK(q->payload().empty() ||
-             std::memcmp(q->payload().data(), p->payload().data(), p->payload().size()) == 0);
+  FUZZ_CHECK(q->payload().empty() || std::memcmp(q->payload().data(), p->payload().data(), p->payload().size()) == 0);
   size_t j = 0;
   for (const auto& e : p->extensions()) {
     if (e.id == dropped) continue;

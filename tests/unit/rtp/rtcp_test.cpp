@@ -111,6 +111,25 @@ TEST(RtcpWalk, PaddingIsTakenOffTheBody) {
   EXPECT_TRUE(bye->reason.empty());
 }
 
+TEST(RtcpWalk, CompoundRulesOfAppendixA2) {
+  const auto pli = hex("81ce0002 00000001 11223344");
+  EXPECT_EQ(checkCompound(kReceiverReportSdes, false), CompoundCheck::kValid);
+  EXPECT_EQ(checkCompound(pli, false), CompoundCheck::kNoReportFirst);
+  EXPECT_EQ(checkCompound(pli, true), CompoundCheck::kValid);  // rtcp-rsize
+  EXPECT_EQ(checkCompound({}, true), CompoundCheck::kEmpty);
+  auto truncated = kReceiverReportSdes;
+  truncated.pop_back();
+  EXPECT_EQ(checkCompound(truncated, false), CompoundCheck::kMalformed);
+  // Padding on the last packet is allowed, on an earlier one not.
+  auto padded = hex("a1cb0002 11223344 00000004");
+  auto lastPadded = kReceiverReportSdes;
+  lastPadded.insert(lastPadded.end(), padded.begin(), padded.end());
+  EXPECT_EQ(checkCompound(lastPadded, false), CompoundCheck::kValid);
+  auto paddedFirst = lastPadded;
+  paddedFirst.insert(paddedFirst.end(), pli.begin(), pli.end());
+  EXPECT_EQ(checkCompound(paddedFirst, false), CompoundCheck::kPaddingNotLast);
+}
+
 TEST(RtcpFeedback, ChromiumNackPliFirRembTransportCc) {
   // Reduced-size RTCP (RFC 5506): feedback packets one after another without an RR in front.
   auto bytes =
