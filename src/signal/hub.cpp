@@ -46,6 +46,7 @@ uint32_t Hub::ownerOf(std::string_view room) const {
 }
 
 Endpoint Hub::attach(uint32_t worker, Connection* connection) {
+  KAIWA_ON_LOOP(pool_.loop(worker));
   Shard& s = *shards_[worker];
   uint32_t index;
   if (!s.freeSlots.empty()) {
@@ -60,6 +61,7 @@ Endpoint Hub::attach(uint32_t worker, Connection* connection) {
 }
 
 void Hub::detach(Endpoint endpoint) {
+  KAIWA_ON_LOOP(pool_.loop(endpoint.worker));
   Shard& s = *shards_[endpoint.worker];
   auto index = static_cast<uint32_t>(endpoint.session);
   if (!s.find(endpoint.session)) return;
@@ -69,6 +71,7 @@ void Hub::detach(Endpoint endpoint) {
 }
 
 void Hub::run(uint32_t owner, RoomTaskRef task) {
+  KAIWA_ON_LOOP(pool_.loop(owner));
   Shard& s = *shards_[owner];
   Outbox out = std::move(s.spare);  // leaves spare empty
   task(s.rooms, out);
@@ -114,6 +117,7 @@ void Hub::dispatch(Outbox&& out) {
 }
 
 void Hub::deliverLocal(uint32_t worker, Outbox& out) {
+  KAIWA_ON_LOOP(pool_.loop(worker));
   Shard& s = *shards_[worker];
   for (auto& d : out) {
     if (Connection* c = s.find(d.to.session)) c->deliver(d.event);
@@ -125,12 +129,14 @@ void Hub::start() {
     pool_.post(w, [this, w] {
       Shard& s = *shards_[w];
       if (s.stopped) return;
-      s.timer = pool_.loop(w).every(options_.tickInterval, [this, w](TimePoint now) { tick(w, now); });
+      s.timer = pool_.loop(w).every(options_.tickInterval,
+                                    [this, w](TimePoint now) { tick(w, options_.clock ? options_.clock() : now); });
     });
   }
 }
 
 void Hub::tick(uint32_t worker, TimePoint now) {
+  KAIWA_ON_LOOP(pool_.loop(worker));
   Outbox out;
   shards_[worker]->rooms.tick(now, out);
   if (!out.empty()) dispatch(std::move(out));
@@ -142,6 +148,7 @@ void Hub::shutdown(ByeReason reason) {
   auto bye = std::make_shared<const Event>(ev::Bye{reason});
   for (uint32_t w = 0; w < shards_.size(); ++w) {
     pool_.post(w, [this, w, bye] {
+      KAIWA_ON_LOOP(pool_.loop(w));
       Shard& s = *shards_[w];
       s.stopped = true;
       pool_.loop(w).cancel(s.timer);

@@ -4,6 +4,7 @@
 // dispatched back to the connections' workers, one posted batch per worker.
 #include <atomic>
 #include <concepts>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,10 @@ struct HubOptions {
   std::optional<std::string> authSecret;  // set: joins need a room token
   Millis heartbeat = kHeartbeat;          // advertised to clients
   Millis tickInterval{250};               // how often detached peers are checked for expiry
+  // Where the native and PeerJS doors and the room tasks they run take the time from (Hub::now). Empty: Clock::now(),
+  // and start() ticks the rooms from each worker's loop. A test or fuzzer that sets it drives time itself: it calls
+  // tick(worker, now) instead of start().
+  std::function<TimePoint()> clock;
 };
 
 // A room task borrowed for one call: a pointer to the callable and a function that invokes it. What the hub runs on
@@ -61,6 +66,8 @@ class Hub {
   const HubOptions& options() const { return options_; }
   const Limits& limits() const { return options_.limits; }
   uint32_t ownerOf(std::string_view room) const;
+  // The time for the sessions and room tasks: the options' clock if given, else Clock::now().
+  TimePoint now() const { return options_.clock ? options_.clock() : Clock::now(); }
 
   // Called on the connection's worker.
   Endpoint attach(uint32_t worker, Connection* connection);
@@ -82,8 +89,11 @@ class Hub {
   // Sends each delivery to its connection's worker. Call from any worker.
   void dispatch(Outbox&& out);
 
-  // Starts the periodic expiry of detached peers on every worker.
+  // Starts the periodic expiry of detached peers on every worker (a tick every tickInterval of each worker's loop).
   void start();
+  // One tick of `worker`'s rooms at `now` (detached peers expire, idle addresses are forgotten): what start()'s timer
+  // runs. Call on the worker (a test: on the thread that drives the pool, without start()).
+  void tick(uint32_t worker, TimePoint now);
   // Tells every connection `bye` with `reason` (front doors close after it) and stops the timers.
   void shutdown(ByeReason reason);
 
@@ -92,7 +102,6 @@ class Hub {
   void run(uint32_t owner, RoomTaskRef task);  // on the owner: runs the task, dispatches its outbox
   void deliverLocal(uint32_t worker, Outbox& out);
   void recycle(uint32_t worker, Outbox&& out);
-  void tick(uint32_t worker, TimePoint now);
 
   net::WorkerPool& pool_;
   HubOptions options_;

@@ -18,7 +18,7 @@ using ws::kClosePolicy;
 }  // namespace
 
 Session::Session(Hub& hub, http::WsConnection& conn)
-    : hub_(hub), conn_(conn), limiter_(hub.limits().messagesPerSecond, hub.limits().burst, Clock::now()) {}
+    : hub_(hub), conn_(conn), limiter_(hub.limits().messagesPerSecond, hub.limits().burst, hub.now()) {}
 
 Session::~Session() = default;
 
@@ -35,12 +35,13 @@ void Session::onClose() {
   if (phase_ == Phase::kIdle) return;
   // Tasks posted from one worker run in order on the owner, so a join still in flight is processed first.
   bool goingAway = conn_.peerCloseCode() == kCloseGoingAway;  // the browser left the page (docs/protocol.md)
-  hub_.onRoom(room_, [ep = endpoint_, room = room_, goingAway, peer = peer_](RoomHost& rooms, Outbox& out) {
-    if (Room* r = rooms.find(room)) {
-      r->detach(ep, Clock::now(), out, goingAway, peer);
-      rooms.reapIfEmpty(room);
-    }
-  });
+  hub_.onRoom(room_,
+              [hub = &hub_, ep = endpoint_, room = room_, goingAway, peer = peer_](RoomHost& rooms, Outbox& out) {
+                if (Room* r = rooms.find(room)) {
+                  r->detach(ep, hub->now(), out, goingAway, peer);
+                  rooms.reapIfEmpty(room);
+                }
+              });
 }
 
 void Session::send(std::string frame) { conn_.sendText(std::move(frame)); }
@@ -53,7 +54,7 @@ void Session::sendError(int64_t re, ErrorCode code, std::string message) {
 void Session::onMessage(std::string_view payload, bool binary) {
   auto& m = metrics::registry();
   metrics::count(metrics::Count::kMessagesIn);
-  TimePoint now = Clock::now();
+  TimePoint now = hub_.now();
   if (!limiter_.allow(now)) {
     m.drop(metrics::Drop::kRateLimited);
     // One error a second at most, so a flood cannot make us flood back.
@@ -197,29 +198,30 @@ void Session::enterRoom(Request&& req) {
   if (req.type == RequestType::kJoin) {
     MediaState initial;
     req.state.applyTo(initial);
-    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, name = std::move(req.name), user = std::move(req.user),
-                        initial, address = conn_.remoteAddress()](RoomHost& rooms, Outbox& out) mutable {
-      auto now = Clock::now();
-      ErrorCode refused = ErrorCode::kTooManyRooms;
-      Room* r = rooms.findOrCreate(room, {}, RoomCreator{address, now}, &refused);
-      if (!r) {
-        refuseJoin(out, ep, re, refused,
-                   refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"
-                                                      : "this server holds the most rooms it may");
-        return;
-      }
-      r->join(JoinRequest{ep, re, std::move(name), initial, {}, {}, std::move(user)}, now, out);
-      rooms.reapIfEmpty(room);  // the join may have been refused
-    });
+    hub_.onRoom(
+        room_, [hub = &hub_, ep = endpoint_, re, room = room_, name = std::move(req.name), user = std::move(req.user),
+                initial, address = conn_.remoteAddress()](RoomHost& rooms, Outbox& out) mutable {
+          auto now = hub->now();
+          ErrorCode refused = ErrorCode::kTooManyRooms;
+          Room* r = rooms.findOrCreate(room, {}, RoomCreator{address, now}, &refused);
+          if (!r) {
+            refuseJoin(out, ep, re, refused,
+                       refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"
+                                                          : "this server holds the most rooms it may");
+            return;
+          }
+          r->join(JoinRequest{ep, re, std::move(name), initial, {}, {}, std::move(user)}, now, out);
+          rooms.reapIfEmpty(room);  // the join may have been refused
+        });
   } else {
-    hub_.onRoom(room_, [ep = endpoint_, re, room = room_, peer = std::move(req.peer), token = std::move(req.resume)](
-                           RoomHost& rooms, Outbox& out) {
+    hub_.onRoom(room_, [hub = &hub_, ep = endpoint_, re, room = room_, peer = std::move(req.peer),
+                        token = std::move(req.resume)](RoomHost& rooms, Outbox& out) {
       Room* r = rooms.find(room);
       if (!r) {
         refuseJoin(out, ep, re, ErrorCode::kResumeFailed, "nothing to resume: join again");
         return;
       }
-      r->resume(ep, re, peer, token, Clock::now(), out);
+      r->resume(ep, re, peer, token, hub->now(), out);
     });
   }
 }

@@ -115,7 +115,7 @@ Session::Session(Service& service, http::WsConnection& conn, std::optional<std::
                  std::optional<std::string> id, std::optional<std::string> token)
     : service_(service), conn_(conn),
       handshake_(std::make_unique<Handshake>(Handshake{std::move(key), std::move(token)})), id_(id.value_or("")),
-      limiter_(service.hub().limits().burst, Clock::now()) {}
+      limiter_(service.hub().limits().burst, service.hub().now()) {}
 
 Session::~Session() = default;
 
@@ -154,18 +154,18 @@ void Session::onOpen() {
     }
   }
   phase_ = Phase::kJoining;
-  hub.onRoom(service_.room(), [ep = endpoint(), room = service_.room(), policy = service_.policy(), id = id_,
-                               token = std::move(*token)](RoomHost& rooms, Outbox& out) mutable {
+  hub.onRoom(service_.room(), [hub = &hub, ep = endpoint(), room = service_.room(), policy = service_.policy(),
+                               id = id_, token = std::move(*token)](RoomHost& rooms, Outbox& out) mutable {
     Room* r = rooms.findOrCreate(room, policy);
     if (!r) {
       refuseJoin(out, ep, kNoRequest, ErrorCode::kTooManyRooms, "this server holds the most rooms it may");
       return;
     }
     if (r->contains(id)) {
-      r->resume(ep, kNoRequest, id, token, Clock::now(), out);  // same token: this socket replaces the old one
+      r->resume(ep, kNoRequest, id, token, hub->now(), out);  // same token: this socket replaces the old one
     } else {
       // No name: the room is quiet, nobody is ever shown one (and the id is not held twice).
-      r->join(JoinRequest{ep, kNoRequest, {}, {}, id, std::move(token)}, Clock::now(), out);
+      r->join(JoinRequest{ep, kNoRequest, {}, {}, id, std::move(token)}, hub->now(), out);
     }
     rooms.reapIfEmpty(room);
   });
@@ -178,13 +178,13 @@ void Session::onClose() {
   unlist();
   if (phase_ == Phase::kIdle) return;
   phase_ = Phase::kIdle;
-  service_.hub().onRoom(service_.room(),
-                        [ep = endpoint(), room = service_.room(), id = id_](RoomHost& rooms, Outbox& out) {
-                          if (Room* r = rooms.find(room)) {
-                            r->detach(ep, Clock::now(), out, false, id);
-                            rooms.reapIfEmpty(room);
-                          }
-                        });
+  service_.hub().onRoom(service_.room(), [hub = &service_.hub(), ep = endpoint(), room = service_.room(), id = id_](
+                                             RoomHost& rooms, Outbox& out) {
+    if (Room* r = rooms.find(room)) {
+      r->detach(ep, hub->now(), out, false, id);
+      rooms.reapIfEmpty(room);
+    }
+  });
 }
 
 void Session::unlist() {
@@ -198,7 +198,7 @@ void Session::onMessage(std::string_view payload, bool binary) {
   metrics::count(metrics::Count::kMessagesIn);
   // PeerServer answers nothing to what it does not like, and an ERROR would make the client give up: drop + count.
   Hub& hub = service_.hub();
-  if (!limiter_.allow(Clock::now(), hub.limits().messagesPerSecond, hub.limits().burst)) {
+  if (!limiter_.allow(hub.now(), hub.limits().messagesPerSecond, hub.limits().burst)) {
     m.drop(metrics::Drop::kRateLimited);
     return;
   }
@@ -219,8 +219,8 @@ void Session::onMessage(std::string_view payload, bool binary) {
   // Tasks posted from one worker run in order on the owner, so messages sent while the join is in flight follow it.
   const std::string& room = service_.room();
   if (msg->type == MessageType::kHeartbeat) {
-    hub.onRoom(room, [ep = endpoint(), room, id = id_](RoomHost& rooms, Outbox&) {
-      if (Room* r = rooms.find(room)) r->touch(ep, id, Clock::now());
+    hub.onRoom(room, [hub = &hub, ep = endpoint(), room, id = id_](RoomHost& rooms, Outbox&) {
+      if (Room* r = rooms.find(room)) r->touch(ep, id, hub->now());
     });
     return;
   }
@@ -236,12 +236,11 @@ void Session::onMessage(std::string_view payload, bool binary) {
     });
     return;
   }
-  hub.onRoom(room,
-             [ep = endpoint(), room, id = id_, dst = std::move(*msg->dst), kind = std::string(toString(msg->type)),
-              data = std::move(msg->payload), hold = heldForAbsent(msg->type)](RoomHost& rooms, Outbox& out) mutable {
-               if (Room* r = rooms.find(room))
-                 r->relay(ep, id, dst, std::move(kind), std::move(data), hold, Clock::now(), out);
-             });
+  hub.onRoom(room, [hub = &hub, ep = endpoint(), room, id = id_, dst = std::move(*msg->dst),
+                    kind = std::string(toString(msg->type)), data = std::move(msg->payload),
+                    hold = heldForAbsent(msg->type)](RoomHost& rooms, Outbox& out) mutable {
+    if (Room* r = rooms.find(room)) r->relay(ep, id, dst, std::move(kind), std::move(data), hold, hub->now(), out);
+  });
 }
 
 void Session::deliver(const EventPtr& event) {
