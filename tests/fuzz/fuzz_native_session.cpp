@@ -1,13 +1,14 @@
 // fuzz_native_session: the native WebSocket entry path, end to end below the socket. A WorkerPool(1) that is never
-// started, a Hub over it and up to 6 signal::native::Sessions on fake WsConnections; the input is a script of frames
-// those sessions send (format below). After each step the pool is drained with poll() so room tasks and deliveries
-// run, exactly as the worker thread would run them.
+// started, a Hub over it with a fake clock (HubOptions::clock) and up to 5 signal::native::Sessions on fake
+// WsConnections; the input is a script of frames those sessions send and of time passing (format below). After each
+// step the pool is drained with poll() so room tasks and deliveries run, exactly as the worker thread would run them;
+// time moves only when the script says so.
 //
 // Input format (docs/fuzzing.md):
 //   byte 0: configuration: bit0 auth secret set; bits1-2 resumeGrace (0, 1 ms, 60 s, 60 s); bit3 rate limit
 //           (5/s, burst 3); bit4 small limits (3 peers/room, 2 rooms, 512-byte messages, 3-message resume queue);
-//           bits5-6 number of sessions - 2 (2..5); bit7 ticking: Hub::start() with a 1 ms tick, so detached peers
-//           expire (with grace 1 ms) and the room's peer-left/disconnected path runs.
+//           bits5-6 number of sessions - 2 (2..5); bit7 ticking: Hub::tick runs whenever the clock moves, so
+//           detached peers expire and the room's peer-left/disconnected path runs.
 //   then lines separated by '\n', each a control byte followed by a payload:
 //     control c, slot = (c & 15) % sessions:
 //       0x30-0x3F ('0'..'?'), and anything below 0x30: text frame `payload` from slot, then drain
@@ -16,7 +17,8 @@
 //       0x60-0x6F ('`','a'..'o'): the connection drops (onClose, the Session is destroyed) and a new one opens in
 //                                 the slot
 //       0x70-0x77 ('p'..'w'): slot becomes a slow consumer: sendText returns kClosed and requests a close
-//       0x78-0x7F ('x'..):  1.1 ms pass (at most twice per input), then drain
+//       0x78-0x7F ('x'..DEL): the clock moves ('x'..'{': 1.1 ms, '|': 250 ms, '}': 1 s, '~': 5 s, DEL: 61 s; at
+//                           most 16 times per input), the hub ticks (if ticking), then drain
 //       0x80-0xBF:          the connection ends with a close frame 1001 (going away: a browser leaving the page,
 //                           the peer leaves at once) and a new one opens in the slot
 //       0xC0-0xFF:          Hub::shutdown(ByeReason::kShutdown) (every connection gets `bye`), then drain
@@ -58,7 +60,13 @@ namespace {
 
 constexpr std::size_t kMaxSessions = 5;
 constexpr std::size_t kMaxSteps = 256;
-constexpr int kMaxWaits = 2;
+constexpr int kMaxWaits = 16;
+// What 'x'..DEL (0x78-0x7F) move the fake clock by: past a 1 ms grace, past a second of the rate limiter, past a 60 s
+// grace.
+constexpr std::chrono::microseconds kWaits[8] = {std::chrono::microseconds(1100), std::chrono::microseconds(1100),
+                                                 std::chrono::microseconds(1100), std::chrono::microseconds(1100),
+                                                 std::chrono::milliseconds(250),  std::chrono::seconds(1),
+                                                 std::chrono::seconds(5),         std::chrono::seconds(61)};
 const std::string kSecret = "fuzz-secret";
 
 const std::set<std::string_view> kEventTypes = {"hello",  "ok",      "error", "peer-joined", "peer-left", "peer-state",
@@ -108,8 +116,13 @@ struct Slot {
   std::size_t index = 0;
 };
 
+// The parsed frames' memory: a buffer per call, no heap block per JSON node (see parseJson).
+constexpr std::size_t kJsonScratch = 16 * 1024;
+
 void checkFrame(Slot& slot, const std::string& frame) {
-  auto v = parseJson(frame);
+  unsigned char scratch[kJsonScratch];
+  json::monotonic_resource memory(scratch, sizeof scratch);
+  auto v = parseJson(frame, &memory);
   FUZZ_CHECK(v && v->is_object(), frame);
   const json::object& o = v->as_object();
   const json::value* ver = o.if_contains("v");
@@ -167,18 +180,44 @@ void FakeConn::close(uint16_t code, std::string_view reason) {
   closeRequested = true;
 }
 
+// One pool for the whole process, never started: building a WorkerPool per input (an io_context and a loop per
+// worker, with their epoll sets, timer descriptors and Asio services) cost more than a short input. Sharing it is sound
+// because no input leaves anything in it: each ends with the pool drained (no task left), before its Hub is destroyed,
+// and with no watch and no timer registered in any loop (checked at the end of each input). Everything else (Hub,
+// sessions, rooms, limits) is built fresh per input.
+net::WorkerPool& sharedPool() {
+  static net::WorkerPool pool(1);
+  return pool;
+}
+
+// The shared pool after an input: nothing of it is left for the next one.
+void checkIdle(net::WorkerPool& pool) {
+  for (uint32_t w = 0; w < pool.size(); ++w) {
+    FUZZ_CHECK(pool.loop(w).timers() == 0 && pool.loop(w).watching() == 0, "a timer or watch outlived its input");
+    FUZZ_CHECK(pool.context(w).poll() == 0, "a task outlived its input");
+  }
+}
+
 struct Harness {
-  net::WorkerPool pool{1};
+  net::WorkerPool& pool = sharedPool();
   signal::HubOptions options;
   std::unique_ptr<signal::Hub> hub;
   std::vector<Slot> slots;
   std::string token;
+  TimePoint now = TimePoint{} + std::chrono::hours(1);  // the fake clock (HubOptions::clock)
+  bool ticking = false;
+
+  // The clock moves by `d`; with the tick on, the hub's tick runs then, as the worker's timer would have.
+  void advance(std::chrono::microseconds d) {
+    now += d;
+    if (ticking) hub->tick(0, now);
+    drain();
+  }
 
   void drain() {
     auto& io = pool.context(0);
     // poll() runs every ready handler, including those posted meanwhile. A bound, not a loop: a task that keeps
-    // re-posting itself would be a livelock, reported as a failure. (The 1 ms tick, when on, may fire again while
-    // we drain; it cannot keep the worker busy for a thousand rounds.)
+    // re-posting itself would be a livelock, reported as a failure.
     for (int i = 0;; ++i) {
       if (io.stopped()) io.restart();
       std::size_t n = io.poll();
@@ -242,7 +281,9 @@ struct Harness {
     std::string frame = substitute(payload);
     if (!binary) {
       // Remember the request id, so replies can be matched (invalid JSON simply has none).
-      if (auto v = parseJson(frame); v && v->is_object()) {
+      unsigned char scratch[kJsonScratch];
+      json::monotonic_resource memory(scratch, sizeof scratch);
+      if (auto v = parseJson(frame, &memory); v && v->is_object()) {
         const json::object& o = v->as_object();
         if (const json::value* id = o.if_contains("id")) {
           if (id->is_int64()) s.sentIds.insert(id->as_int64());
@@ -284,13 +325,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       lim.resumeQueueBytes = 600;
     }
     const std::size_t sessions = std::min<std::size_t>(2 + ((config >> 5) & 3), kMaxSessions);
-    const bool ticking = (config & 0x80) != 0;
-    h.options.tickInterval = Millis(1);
+    h.ticking = (config & 0x80) != 0;
+    h.options.clock = [&h] { return h.now; };
     if (h.options.authSecret) {
       h.token = auth::signRoomToken({"*", "fuzz-user", 4102444800 /* 2100-01-01 */, 0}, *h.options.authSecret);
     }
     h.hub = std::make_unique<signal::Hub>(h.pool, h.options);
-    if (ticking) h.hub->start();
     h.slots.resize(sessions);
     for (std::size_t i = 0; i < sessions; ++i) h.slots[i].index = i;
     for (auto& s : h.slots) h.open(s);
@@ -329,12 +369,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               s.conn->closeRequested = true;
             }
           } else if (waits++ < kMaxWaits) {
-            // Time passes: grace periods of 1 ms run out and, with the tick on, detached peers expire. A busy wait:
-            // a sleep gives the core away and, on a loaded machine, comes back milliseconds later.
-            auto until = Clock::now() + std::chrono::microseconds(1100);
-            while (Clock::now() < until) {
-            }
-            h.drain();
+            // Time passes on the fake clock: grace periods run out, the rate limiter refills and, with the tick on,
+            // detached peers expire.
+            h.advance(kWaits[c - 0x78]);
           }
           break;
         default:
@@ -364,6 +401,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     h.hub.reset();
   }
+  checkIdle(sharedPool());
   FUZZ_CHECK(m.rooms.load() == rooms0, "rooms gauge unbalanced");
   FUZZ_CHECK(m.peers.load() == peers0, "peers gauge unbalanced");
   FUZZ_CHECK(m.detachedPeers.load() == detached0, "detachedPeers gauge unbalanced");

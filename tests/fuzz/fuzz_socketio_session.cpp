@@ -175,8 +175,26 @@ FakeConn::SendResult FakeConn::sendBinary(std::string frame) {
   return closeRequested ? SendResult::kClosed : SendResult::kQueued;
 }
 
+// One pool for the whole process, never started: building a WorkerPool per input (an io_context and a loop per
+// worker, with their epoll sets, timer descriptors and Asio services) cost more than a short input. Sharing it is sound
+// because no input leaves anything in it: each ends with the pool drained (no task left), before its Hub is destroyed,
+// and with no watch and no timer registered in any loop (checked at the end of each input). Everything else (Hub,
+// sessions, rooms, limits) is built fresh per input.
+net::WorkerPool& sharedPool() {
+  static net::WorkerPool pool(kWorkers);
+  return pool;
+}
+
+// The shared pool after an input: nothing of it is left for the next one.
+void checkIdle(net::WorkerPool& pool) {
+  for (uint32_t w = 0; w < pool.size(); ++w) {
+    FUZZ_CHECK(pool.loop(w).timers() == 0 && pool.loop(w).watching() == 0, "a timer or watch outlived its input");
+    FUZZ_CHECK(pool.context(w).poll() == 0, "a task outlived its input");
+  }
+}
+
 struct Harness {
-  net::WorkerPool pool{kWorkers};
+  net::WorkerPool& pool = sharedPool();
   signal::HubOptions options;
   std::unique_ptr<signal::Hub> hub;
   std::unique_ptr<Service> service;
@@ -448,6 +466,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(m.rooms.load() == rooms0, "rooms left behind");
     FUZZ_CHECK(m.peers.load() == peers0, "peers left behind");
   }
+  checkIdle(sharedPool());
   FUZZ_CHECK(addressLimits.pollingSessionsTotal() == 0, "a polling place was not given back, or given back twice");
   return 0;
 }

@@ -37,10 +37,12 @@ namespace kaiwa::fuzz {
     if (!(cond)) ::kaiwa::fuzz::fail(__FILE__, __LINE__, #cond, std::string_view{__VA_ARGS__}); \
   } while (0)
 
-// Strict JSON parse (Boost.JSON defaults: valid UTF-8, no comments, no trailing commas).
-inline std::optional<boost::json::value> parseJson(std::string_view text) {
+// Strict JSON parse (Boost.JSON defaults: valid UTF-8, no comments, no trailing commas). `storage`: where the value's
+// memory comes from (a monotonic_resource over a buffer of the caller spares a heap block per node, which under ASan
+// is most of a session fuzzer's time); the value must not outlive it.
+inline std::optional<boost::json::value> parseJson(std::string_view text, boost::json::storage_ptr storage = {}) {
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec);
+  boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec, std::move(storage));
   if (ec) return std::nullopt;
   return v;
 }
