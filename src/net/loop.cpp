@@ -24,7 +24,14 @@ bool later(const auto& a, const auto& b) { return a.when > b.when; }  // for a m
 }  // namespace
 
 Loop* Loop::current() { return tCurrent; }
-void Loop::setCurrent(Loop* loop) { tCurrent = loop; }
+void Loop::setCurrent(Loop* loop) {
+  tCurrent = loop;
+  if (loop) loop->claimed_.store(true, std::memory_order_relaxed);
+}
+bool Loop::onThread() const {
+  if (tCurrent == this) return true;
+  return !claimed_.load(std::memory_order_relaxed) && std::this_thread::get_id() == constructedOn_;
+}
 void Loop::setAbortOnFailure(bool abort) { gAbortOnFailure = abort; }
 
 Loop::Loop(boost::asio::io_context& context, uint32_t worker)

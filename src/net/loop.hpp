@@ -16,10 +16,12 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -59,11 +61,15 @@ class Loop {
   uint32_t worker() const { return worker_; }
   boost::asio::io_context& context() { return context_; }
 
-  // The loop of the calling thread, or nullptr off the workers (set by WorkerPool for its threads).
+  // The loop of the calling thread, or nullptr off the workers (set by WorkerPool for its threads). Setting a loop
+  // as a thread's claims it: from then on only that thread is its owner.
   static Loop* current();
   static void setCurrent(Loop* loop);
-  // True on this loop's thread. Debug builds assert it on every path that must run on the owner (KAIWA_ON_LOOP).
-  bool onThread() const { return current() == this; }
+  // True on this loop's thread: the thread that runs it (the one that claimed it with setCurrent) or, while no
+  // thread has claimed it, the thread that constructed it — a test or fuzzer that drives a WorkerPool it never
+  // started, by polling its io_context from its own thread, is that loop's owner. Debug builds assert it on every
+  // path that must run on the owner (KAIWA_ON_LOOP).
+  bool onThread() const;
 
   // --- readiness ---
   // Registers `fd` (not owned) with `interest`. A descriptor that is ready already is reported at the next wake-up.
@@ -133,6 +139,8 @@ class Loop {
 
   boost::asio::io_context& context_;
   uint32_t worker_;
+  const std::thread::id constructedOn_ = std::this_thread::get_id();
+  std::atomic<bool> claimed_{false};  // a thread made it its current loop (relaxed: read by the asserts only)
   boost::asio::posix::stream_descriptor set_;
   std::vector<WatchSlot> watches_;
   std::vector<uint32_t> freeWatches_;
@@ -150,10 +158,19 @@ class Loop {
 
 }  // namespace kaiwa::net
 
-// Debug builds: asserts that the caller runs on `loop`'s thread (the owner of what it touches).
-#ifdef NDEBUG
-#define KAIWA_ON_LOOP(loop) ((void)0)
+// Debug builds (the ASan and TSan builds of scripts/test.sh, which run the unit and integration tests) and the fuzz
+// build (KAIWA_CHECK_ON_LOOP): aborts unless the caller runs on `loop`'s thread (the owner of what it touches).
+#if !defined(NDEBUG) || defined(KAIWA_CHECK_ON_LOOP)
+#include <cstdio>
+#include <cstdlib>
+#define KAIWA_ON_LOOP(loop)                                                                          \
+  do {                                                                                               \
+    if (!(loop).onThread()) {                                                                        \
+      std::fprintf(stderr, "%s:%d: called off its owner's thread (worker %u)\n", __FILE__, __LINE__, \
+                   static_cast<unsigned>((loop).worker()));                                          \
+      std::abort();                                                                                  \
+    }                                                                                                \
+  } while (0)
 #else
-#include <cassert>
-#define KAIWA_ON_LOOP(loop) assert((loop).onThread() && "called off its owner's thread")
+#define KAIWA_ON_LOOP(loop) ((void)0)
 #endif

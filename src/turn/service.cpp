@@ -474,6 +474,7 @@ class TurnService::Worker : public TurnIo {
   // with more stays ready in the level-triggered set and is taken again at the next turn). The replies and relayed
   // datagrams of every socket ready in that turn go out in the one flush that follows.
   void drainListen(TimePoint t, int64_t unix) {
+    KAIWA_ON_LOOP(loop_);
     for (int round = 0; round < kDrainRounds; ++round) {
       size_t n = recv_.receive(udpFd_);
       for (size_t i = 0; i < n; ++i) {
@@ -489,6 +490,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   void drainRelay(RelayId id, TimePoint t) {
+    KAIWA_ON_LOOP(loop_);
     for (int round = 0; round < kDrainRounds; ++round) {
       auto it = relays_.find(id);
       if (it == relays_.end()) return;
@@ -505,9 +507,11 @@ class TurnService::Worker : public TurnIo {
     }
   }
 
+  // (First called from bind, on the thread that starts the service; its completions run on the worker.)
   void accept(asio::ip::tcp::acceptor& acceptor, bool tls) {
     acceptor.async_accept([this, &acceptor, tls](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      KAIWA_ON_LOOP(loop_);
       AcceptPause& pause = tls ? tlsAcceptPause_ : acceptPause_;
       if (ec) return acceptFailed(acceptor, tls, ec);
       pause.backoff.succeeded();
@@ -590,6 +594,7 @@ class TurnService::Worker : public TurnIo {
 
   // The worker's epoll set says a connection is readable.
   void readReady(SlotId id) {
+    KAIWA_ON_LOOP(loop_);
     Connection* c = connections_.find(id);
     if (!c || !c->watch) return;
     c->active = true;
@@ -680,6 +685,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   void adopt(Handoff h) {
+    KAIWA_ON_LOOP(loop_);
     asio::ip::tcp::socket socket(ctx_);
     boost::system::error_code ec;
     socket.assign(h.tuple.client.family == stun::Family::kV4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), h.fd, ec);
@@ -739,6 +745,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   void acceptPeer(RelayId id) {
+    KAIWA_ON_LOOP(loop_);
     auto it = tcpRelays_.find(id);
     if (it == tcpRelays_.end()) return;
     it->second->acceptor.async_accept([this, id](const boost::system::error_code& ec, asio::ip::tcp::socket socket) {
@@ -857,6 +864,7 @@ class TurnService::Worker : public TurnIo {
 
   // Peer → client.
   void readPeer(SlotId pid) {
+    KAIWA_ON_LOOP(loop_);
     PeerConn* p = peers_.find(pid);
     if (p->in.size() < kPipeChunk) p->in.resize(kPipeChunk);
     p->reading = true;
@@ -907,6 +915,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   void writePeer(SlotId pid) {
+    KAIWA_ON_LOOP(loop_);
     PeerConn* p = peers_.find(pid);
     if (!p || !p->writing.empty()) return;
     if (p->out.empty()) return peerFlushed(pid);
@@ -934,6 +943,7 @@ class TurnService::Worker : public TurnIo {
   }
 
   void writeTcp(SlotId id) {
+    KAIWA_ON_LOOP(loop_);
     Connection* c = connections_.find(id);
     if (!c) return;
     if (c->failed) return closeConnection(id);
@@ -980,6 +990,7 @@ class TurnService::Worker : public TurnIo {
   // Closes the TCP/TLS client connections past a deadline (TcpTimeouts; after server_.tick, so an allocation that
   // expired is gone). RFC 6062 data connections are left alone: their pipe decides.
   void checkTimeouts(TimePoint t) {
+    KAIWA_ON_LOOP(loop_);
     const TcpTimeouts& limits = service_.options_.timeouts;
     expired_.clear();
     connections_.forEach([&](SlotId id, Connection& c) {

@@ -121,7 +121,9 @@ struct Service::Impl {
   // The only place the front door reads the clock (and the loops' timers, which pass the time they ran at).
   TimePoint now() const { return clock ? clock() : Clock::now(); }
 
+  // Every session of a worker is reached through here, on that worker.
   std::shared_ptr<Client> find(uint32_t worker, std::string_view sid) {
+    KAIWA_ON_LOOP(pool.loop(worker));
     auto& m = sessions[worker];
     auto it = m.find(sid);
     return it == m.end() ? nullptr : *it;
@@ -450,6 +452,7 @@ std::size_t SidHash::operator()(const std::shared_ptr<Client>& s) const { return
 std::string_view SidEq::sidOf(const std::shared_ptr<Client>& s) { return s->sid(); }
 
 void Service::Impl::schedule(uint32_t worker, TimePoint when, const Sid& sid) {
+  KAIWA_ON_LOOP(pool.loop(worker));
   auto& heap = deadlines[worker];
   heap.push_back(Deadline{when, sid});
   std::push_heap(heap.begin(), heap.end(), std::greater<>());
@@ -457,6 +460,7 @@ void Service::Impl::schedule(uint32_t worker, TimePoint when, const Sid& sid) {
 }
 
 void Service::Impl::tick(uint32_t worker, TimePoint now) {
+  KAIWA_ON_LOOP(pool.loop(worker));
   auto& heap = deadlines[worker];
   while (!heap.empty() && heap.front().when <= now) {
     std::pop_heap(heap.begin(), heap.end(), std::greater<>());
@@ -499,6 +503,7 @@ std::optional<http::Response> Service::Impl::admitPolling(std::string_view ip) {
 }
 
 std::shared_ptr<Client> Service::Impl::create(uint32_t worker, const http::Request& req, std::string_view address) {
+  KAIWA_ON_LOOP(pool.loop(worker));
   std::string sid = std::to_string(worker) + "." + randomSocketId();
   auto room = req.queryParam("room");
   if (room && !validRoomName(*room)) room.reset();

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace kaiwa::net {
@@ -52,6 +53,25 @@ class LoopTest : public ::testing::Test {
   boost::asio::io_context context;
   Loop loop;
 };
+
+// A loop no thread has claimed belongs to the thread that made it (a test driving an unstarted pool); once a thread
+// claims it (WorkerPool's), only that one.
+TEST(LoopOwner, UnclaimedLoopBelongsToItsConstructingThreadUntilClaimed) {
+  boost::asio::io_context context;
+  Loop loop(context, 0);
+  EXPECT_TRUE(loop.onThread());
+  bool elsewhere = true;
+  std::thread([&] { elsewhere = loop.onThread(); }).join();
+  EXPECT_FALSE(elsewhere);
+  bool claimer = false;
+  std::thread([&] {
+    Loop::setCurrent(&loop);
+    claimer = loop.onThread();
+    Loop::setCurrent(nullptr);
+  }).join();
+  EXPECT_TRUE(claimer);
+  EXPECT_FALSE(loop.onThread());
+}
 
 TEST_F(LoopTest, ReportsReadinessToTheWatcherUntilUnwatched) {
   EventFd e;
