@@ -92,25 +92,35 @@ node_suite() {  # $1 = name, rest = node --test arguments
 stage "integration: the server over loopback (protocol, limits, auth, resume, shutdown, HTTP)"
 node_suite integration --experimental-websocket tests/integration/
 
-if [ "${SKIP_ASAN:-0}" != 1 ] && [ -x build-asan/kaiwa ]; then
-  # The same suite against the server built with ASan+UBSan (the web app from build/): every connection path, the
-  # shutdown and the exit. A report is a failure even when the tests passed (they do not see the server's exit).
-  stage "integration against the server under AddressSanitizer + UndefinedBehaviorSanitizer"
-  san_dir=$(mktemp -d)
-  ASAN_OPTIONS=detect_leaks=1:log_path=$san_dir/asan UBSAN_OPTIONS=print_stacktrace=1:log_path=$san_dir/ubsan \
-    KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$root/build-asan/kaiwa" KAIWA_SANITIZED=1 \
-    node --test --test-concurrency=1 --test-reporter=tap --experimental-websocket tests/integration/ \
-    >"$log_dir/asan-integration.log" 2>&1
-  tail -5 "$log_dir/asan-integration.log"
-  reports=$(find "$san_dir" -type f | wc -l)
-  fails=$(grep -E "^# (fail|cancelled) [0-9]+" "$log_dir/asan-integration.log" | awk '{s += $3} END {print s + 0}')
-  if [ "$reports" -eq 0 ] && [ "$fails" -eq 0 ] && grep -qE "^# pass [0-9]+" "$log_dir/asan-integration.log"; then
+# Runs the integration suite against a sanitized server and counts it: `san_integration NAME BINARY ENV...` (ENV:
+# the sanitizer's options, each given a log_path under a fresh directory). A report is a failure even when the tests
+# passed (they do not see the server's exit).
+san_integration() {
+  local name=$1 bin=$2
+  shift 2
+  local dir log="$log_dir/$name-integration.log" env=() reports fails
+  dir=$(mktemp -d)
+  for e in "$@"; do env+=("$e:log_path=$dir/${e%%_OPTIONS=*}"); done
+  env "${env[@]}" KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$bin" KAIWA_SANITIZED=1 \
+    node --test --test-concurrency=1 --test-reporter=tap --experimental-websocket tests/integration/ >"$log" 2>&1
+  tail -5 "$log"
+  reports=$(find "$dir" -type f | wc -l)
+  fails=$(grep -E "^# (fail|cancelled) [0-9]+" "$log" | awk '{s += $3} END {print s + 0}')
+  if [ "$reports" -eq 0 ] && [ "$fails" -eq 0 ] && grep -qE "^# pass [0-9]+" "$log"; then
     passed=$((passed + 1))
   else
-    failed=$((failed + 1)); failures+=("integration under ASan: $reports sanitizer reports, $fails failed tests")
-    for f in $(find "$san_dir" -type f | head -3); do echo "---- $f"; head -40 "$f"; done
+    failed=$((failed + 1)); failures+=("integration under $name: $reports sanitizer reports, $fails failed tests")
+    grep -E "^not ok" "$log" | head -10
+    for f in $(find "$dir" -type f | head -3); do echo "---- $f"; head -60 "$f"; done
   fi
-  rm -rf "$san_dir"
+  rm -rf "$dir"
+}
+
+if [ "${SKIP_ASAN:-0}" != 1 ] && [ -x build-asan/kaiwa ]; then
+  # The same suite against the server built with ASan+UBSan (the web app from build/): every connection path, the
+  # shutdown and the exit.
+  stage "integration against the server under AddressSanitizer + UndefinedBehaviorSanitizer"
+  san_integration asan "$root/build-asan/kaiwa" ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 fi
 
 if [ "${SKIP_TSAN:-0}" != 1 ]; then
@@ -127,22 +137,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
     tsan_base="halt_on_error=0:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
     TSAN_OPTIONS="$tsan_base" ctest --test-dir build-tsan -L unit --output-on-failure -j2 2>&1 | tee "$log_dir/tsan.log"
     count_ctest "$log_dir/tsan.log" tsan
-    tsan_dir=$(mktemp -d)
-    TSAN_OPTIONS="$tsan_base:log_path=$tsan_dir/tsan" \
-      KAIWA_WEB_ROOT="$root/build/web" KAIWA_BIN="$root/build-tsan/kaiwa" KAIWA_SANITIZED=1 \
-      node --test --test-concurrency=1 --test-reporter=tap --experimental-websocket tests/integration/ \
-      >"$log_dir/tsan-integration.log" 2>&1
-    tail -5 "$log_dir/tsan-integration.log"
-    reports=$(find "$tsan_dir" -type f | wc -l)
-    fails=$(grep -E "^# (fail|cancelled) [0-9]+" "$log_dir/tsan-integration.log" | awk '{s += $3} END {print s + 0}')
-    if [ "$reports" -eq 0 ] && [ "$fails" -eq 0 ] && grep -qE "^# pass [0-9]+" "$log_dir/tsan-integration.log"; then
-      passed=$((passed + 1))
-    else
-      failed=$((failed + 1)); failures+=("integration under TSan: $reports sanitizer reports, $fails failed tests")
-      grep -E "^not ok" "$log_dir/tsan-integration.log" | head -10
-      for f in $(find "$tsan_dir" -type f | head -3); do echo "---- $f"; head -60 "$f"; done
-    fi
-    rm -rf "$tsan_dir"
+    san_integration tsan "$root/build-tsan/kaiwa" "TSAN_OPTIONS=$tsan_base"
   else
     failed=$((failed + 1)); failures+=("tsan: build failed")
   fi
