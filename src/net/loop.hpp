@@ -110,6 +110,10 @@ class Loop {
   static void setAbortOnFailure(bool abort);
 
  private:
+  // The registrations and timers keep their own slot tables beside net::Slots<T> (same id scheme): Slots owns each
+  // item through a unique_ptr, one heap block and one more pointer hop per lookup, and a watch is looked up for every
+  // ready event; a watcher is not the loop's to own, and a timer's slot is reused in place (its heap entries name it
+  // by slot, generation and sequence). So the slots are stored inline here.
   struct WatchSlot {
     Watcher* watcher = nullptr;
     uint32_t generation = 1;
