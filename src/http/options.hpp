@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/clock.hpp"
+#include "common/limits.hpp"
 
 namespace kaiwa::common {
 class AddressLimits;
@@ -25,8 +26,8 @@ struct ServerOptions {
   std::optional<TlsConfig> tls;
   std::size_t maxHeaderBytes = 16 * 1024;
   std::size_t maxBodyBytes = 1024 * 1024;
-  std::size_t wsMaxMessageBytes = 1024 * 1024;   // frames above this close the connection (1009)
-  std::size_t maxQueuedBytes = 4 * 1024 * 1024;  // per connection, then it is closed as a slow consumer
+  std::size_t wsMaxMessageBytes = 1024 * 1024;           // frames above this close the connection (1009)
+  std::size_t maxQueuedBytes = common::kMaxQueuedBytes;  // per connection, then it is closed as a slow consumer
   Millis pingTimeout{30000};  // close a WebSocket silent this long; a ping is sent when half of it has passed
   // A WebSocket message begun (a partial frame, the fragments of a message, a partial TLS record) must be complete
   // within this long, else the connection is closed (1008): its bytes are held meanwhile, and a byte now and then

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "common/clock.hpp"
+#include "common/limits.hpp"
 
 namespace kaiwa::signal {
 
@@ -16,10 +17,10 @@ struct Limits {
   double messagesPerSecond = 50;            // per connection, token bucket
   double burst = 100;                       // bucket size
   std::size_t peersPerRoom = 50;
-  std::size_t maxRooms = 10000;                  // on this server
-  std::size_t maxQueuedBytes = 4 * 1024 * 1024;  // outgoing bytes queued for one slow connection
-  Millis resumeGrace{15000};                     // how long a dropped peer keeps its place
-  std::size_t resumeQueueMessages = 256;         // kept for a detached peer
+  std::size_t maxRooms = 10000;                          // on this server
+  std::size_t maxQueuedBytes = common::kMaxQueuedBytes;  // outgoing bytes queued for one slow connection
+  Millis resumeGrace{15000};                             // how long a dropped peer keeps its place
+  std::size_t resumeQueueMessages = 256;                 // kept for a detached peer
   std::size_t resumeQueueBytes = 1024 * 1024;
 };
 

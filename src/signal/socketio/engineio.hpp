@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/limits.hpp"
 #include "signal/socketio/codec.hpp"
 #include "signal/socketio/inline_id.hpp"
 #include "ws/close_code.hpp"
@@ -32,12 +33,12 @@ using ws::kClosePolicy;
 using ws::kCloseTooBig;
 
 struct Config {
-  Millis pingInterval{25000};                    // the server pings this often...
-  Millis pingTimeout{20000};                     // ...and closes a session whose pong is this late
-  Millis upgradeTimeout{10000};                  // a probe that does not finish the upgrade in time is closed
-  Millis connectTimeout{10000};                  // a session whose Socket.IO layer connected nothing by then is closed
-  std::size_t maxPayload = 1000000;              // one packet, one POST body
-  std::size_t maxQueuedBytes = 4 * 1024 * 1024;  // what waits for a long poll
+  Millis pingInterval{25000};        // the server pings this often...
+  Millis pingTimeout{20000};         // ...and closes a session whose pong is this late
+  Millis upgradeTimeout{10000};      // a probe that does not finish the upgrade in time is closed
+  Millis connectTimeout{10000};      // a session whose Socket.IO layer connected nothing by then is closed
+  std::size_t maxPayload = 1000000;  // one packet, one POST body
+  std::size_t maxQueuedBytes = common::kMaxQueuedBytes;  // what waits for a long poll
 };
 
 class Session {
