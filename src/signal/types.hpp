@@ -91,7 +91,6 @@ struct Error {
   ErrorCode code;
   std::string message;
   bool refusesJoin = false;  // the answer to a join or resume: the connection is in no room
-  std::string event = {};    // Socket.IO: the event of a directed message no room could deliver (for kaiwa:error)
 };
 struct PeerJoined {
   PeerInfo peer;

@@ -4,6 +4,7 @@
 #include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
 
+#include <array>
 #include <charconv>
 
 #include "auth/jwt.hpp"
@@ -184,19 +185,34 @@ void apply(room_op::Broadcast& op, RoomHost& rooms, Outbox& out, TimePoint) {
   if (Room* r = rooms.find(op.key)) r->message(op.endpoint, op.re, op.id.view(), "", std::move(op.frames), out);
 }
 
+// The three directed events of the guide. One sent without an ack still has a request id, which only this door reads:
+// -2 - its index here. The room core's error for it comes back with that id, and kaiwa:error names the event.
+constexpr std::array<std::string_view, 3> kDirectedEvents = {"offer", "answer", "ice-candidate"};
+
+int64_t directedRequest(std::optional<uint64_t> ack, std::string_view event) {
+  if (ack) return requestOf(ack);
+  for (size_t i = 0; i < kDirectedEvents.size(); ++i)
+    if (kDirectedEvents[i] == event) return -2 - int64_t(i);
+  return kNoRequest;
+}
+
+std::string_view directedEventOf(int64_t re) {
+  int64_t i = -2 - re;
+  return i >= 0 && i < int64_t(kDirectedEvents.size()) ? kDirectedEvents[size_t(i)] : std::string_view{};
+}
+
 bool apply(room_op::Directed& op, RoomHost& rooms, Outbox& out, TimePoint now) {
   const room_op::Directed::Route& route = op.routes[op.next];
   Room* r = rooms.find(route.key);
   if (r && r->contains(op.id.view()) && r->contains(op.target.view())) {
     r->relay(route.endpoint, op.id.view(), op.target.view(), {}, std::move(op.frames), false, now, out);
-    if (op.re != kNoRequest) reply(out, route.endpoint, ev::Ok{op.re});
+    if (op.re >= 0) reply(out, route.endpoint, ev::Ok{op.re});  // (an ack was asked for)
     return false;
   }
   if (++op.next < op.routes.size()) return true;
   metrics::registry().drop(metrics::Drop::kUnknownPeer);
-  ev::Error e{op.re, ErrorCode::kUnknownPeer, "no socket '" + op.target.str() + "' in a room with you"};
-  e.event = std::move(op.event);
-  reply(out, op.routes.front().endpoint, std::move(e));
+  reply(out, op.routes.front().endpoint,
+        ev::Error{op.re, ErrorCode::kUnknownPeer, "no socket '" + op.target.str() + "' in a room with you"});
   return false;
 }
 
@@ -299,8 +315,8 @@ void GuideEvents::onRoomEvent(Membership& m, const ev::Error& e) {
   }
   if (e.re >= 0) {
     fail(static_cast<uint64_t>(e.re), "", toString(e.code), e.message, now);
-  } else if (!e.event.empty()) {  // a directed event no room could deliver (room_op::Directed)
-    fail(std::nullopt, e.event, toString(e.code), e.message, now);
+  } else if (std::string_view event = directedEventOf(e.re); !event.empty()) {
+    fail(std::nullopt, event, toString(e.code), e.message, now);  // a directed event no room could deliver
   }
 }
 
@@ -451,12 +467,11 @@ void GuideEvents::relayDirected(std::string_view event, std::optional<uint64_t> 
   }
   RoomOp op(std::in_place_type<room_op::Directed>);  // made where it is sent from: moved once, into the task
   auto& d = std::get<room_op::Directed>(op);
-  d.re = requestOf(ack);
+  d.re = directedRequest(ack, event);
   d.frames = std::move(frames);
   for (Membership* m = memberships_.get(); m; m = m->next.get()) d.routes.push_back({m->key(), m->endpoint});
   d.id = id_;
   d.target = SocketId(target);
-  d.event = event;
   listener_.run(std::move(op));
 }
 

@@ -76,7 +76,9 @@ struct Directed {
   boost::container::small_vector<Route, 1> routes;  // the sender's rooms, in the order it joined them
   std::size_t next = 0;
   SocketId id, target;
-  std::string event, frames;
+  std::string frames;
+  // The client's ack id; without one, which directed event this is (directedRequest), so that the error that
+  // nobody got it can name the event.
   int64_t re = kNoRequest;
 };
 }  // namespace room_op

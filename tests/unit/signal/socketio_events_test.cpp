@@ -191,6 +191,22 @@ TEST_F(GuideEventsTest, ADirectedEventToNobodyIsRefused) {
   EXPECT_EQ(got[1].rfind(R"(433[{"error":"unknown-peer")", 0), 0u);
 }
 
+TEST_F(GuideEventsTest, ADirectedEventWithoutAnAckToNobodyIsNamedInKaiwaError) {
+  twoInRoom();
+  Peer& c = peer(kC);
+  c.connect();  // in the implicit room, not in "r": the room core is asked, and nobody has it
+  a->emit(R"(2["ice-candidate",{"to":"CCCCCCCCCCCCCCCCCCCC","candidate":"x"}])");
+  auto got = a->take();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].rfind(R"(42["kaiwa:error",{"error":"unknown-peer")", 0), 0u) << got[0];
+  EXPECT_NE(got[0].find(R"("event":"ice-candidate")"), std::string::npos) << got[0];
+  EXPECT_TRUE(c.take().empty());
+  // Delivered without an ack: nothing comes back to the sender.
+  a->emit(R"(2["answer",{"to":"BBBBBBBBBBBBBBBBBBBB","answer":"y"}])");
+  EXPECT_TRUE(a->take().empty());
+  EXPECT_EQ(b->take(), std::vector<std::string>{R"(42["answer",{"from":"AAAAAAAAAAAAAAAAAAAA","answer":"y"}])"});
+}
+
 TEST_F(GuideEventsTest, ADirectedEventWithoutToIsABadMessage) {
   twoInRoom();
   a->emit(R"(21["offer","no object"])");
