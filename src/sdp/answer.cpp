@@ -1,0 +1,395 @@
+// The SFU's answers and offers (answer.hpp). What Chromium accepts and why each line is there is in docs/sfu.md,
+// section "SDP".
+#include "sdp/answer.hpp"
+
+#include <algorithm>
+
+namespace kaiwa::sdp {
+namespace {
+
+bool equalNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+           return lower(x) == lower(y);
+         });
+}
+
+Codec codec(uint8_t pt, std::string name, uint32_t clock, std::optional<uint32_t> channels,
+            std::optional<std::string> fmtp, std::vector<RtcpFeedback> feedback = {}) {
+  Codec c;
+  c.payloadType = pt;
+  c.hasRtpmap = true;
+  c.name = std::move(name);
+  c.clockRate = clock;
+  c.channels = channels;
+  c.fmtp = std::move(fmtp);
+  c.feedback = std::move(feedback);
+  return c;
+}
+
+std::optional<Error> checkServer(const ServerParams& s) {
+  if (s.iceUfrag.empty() || s.icePwd.empty()) return Error{0, "server has no ICE credentials"};
+  if (s.fingerprint.empty()) return Error{0, "server has no certificate fingerprint"};
+  if (s.addresses.empty()) return Error{0, "server has no media address"};
+  return std::nullopt;
+}
+
+Connection connectionOf(const std::string& ip) { return {"IN", ip.find(':') != std::string::npos ? "IP6" : "IP4", ip}; }
+
+// RFC 8445 section 5.1.2.1: (2^24) type preference + (2^8) local preference + (256 - component). Host candidates
+// have type preference 126; ICE-TCP candidates get a lower one so that a client with both prefers UDP (RFC 6544
+// section 4.2 leaves this to the implementation), and their local preference starts with the passive direction's 4
+// in its top three bits.
+uint32_t priority(uint32_t typePref, uint32_t localPref) { return (typePref << 24) | (localPref << 8) | 255; }
+
+std::vector<Candidate> hostCandidates(const ServerParams& s) {
+  std::vector<Candidate> out;
+  for (size_t i = 0; i < s.addresses.size(); ++i) {
+    const auto& a = s.addresses[i];
+    auto index = static_cast<uint32_t>(std::min<size_t>(i, 8191));
+    Candidate udp;
+    udp.foundation = std::to_string(2 * i + 1);
+    udp.component = 1;
+    udp.transport = "udp";
+    udp.priority = priority(126, 65535 - index);
+    udp.address = a.ip;
+    udp.port = a.udpPort;
+    udp.type = "host";
+    out.push_back(udp);
+    if (a.tcpPort) {
+      Candidate tcp = udp;
+      tcp.foundation = std::to_string(2 * i + 2);
+      tcp.transport = "tcp";
+      tcp.priority = priority(90, (4u << 13) | (8191 - index));
+      tcp.port = *a.tcpPort;
+      tcp.tcpType = "passive";
+      out.push_back(tcp);
+    }
+  }
+  return out;
+}
+
+// The transport lines every accepted m-line carries: address, candidates, ICE credentials, DTLS role, rtcp-mux.
+void transport(Media& m, const ServerParams& s, Setup setup) {
+  m.port = s.addresses.front().udpPort;
+  m.connection = connectionOf(s.addresses.front().ip);
+  m.candidates = hostCandidates(s);
+  m.endOfCandidates = true;
+  m.iceUfrag = s.iceUfrag;
+  m.icePwd = s.icePwd;
+  m.setup = setup;
+}
+
+Description sessionFor(const ServerParams& s) {
+  Description d;
+  d.origin = Origin{"-", s.sessionId, s.sessionVersion, "IN", "IP4", "127.0.0.1"};
+  d.sessionName = "-";
+  d.timing = "0 0";
+  d.iceLite = true;
+  d.fingerprints.push_back({"sha-256", s.fingerprint});
+  return d;
+}
+
+bool matches(const Codec& c, const CodecPreference& p) {
+  if (!c.hasRtpmap || !equalNoCase(c.name, p.name) || c.clockRate != p.clockRate) return false;
+  if (p.channels && c.channels.value_or(1) != *p.channels) return false;
+  for (const auto& rule : p.fmtp) {
+    auto v = c.fmtpParameter(rule.key);
+    if (v ? !equalNoCase(*v, rule.value) : (rule.ifAbsent.empty() || rule.ifAbsent != rule.value)) return false;
+  }
+  if (!p.h264Profile.empty()) {
+    // profile-level-id defaults to 420010, baseline (RFC 6184 section 8.1).
+    std::string_view plid = c.fmtpParameter("profile-level-id").value_or("420010");
+    if (plid.size() != 6 || !equalNoCase(plid.substr(0, 4), p.h264Profile)) return false;
+  }
+  return true;
+}
+
+bool offered(const Media& m, uint8_t pt) {
+  std::string s = std::to_string(pt);
+  return std::find(m.formats.begin(), m.formats.end(), s) != m.formats.end();
+}
+
+// The offer's codecs the server takes, in the server's order of preference, each followed by its RTX codec, with
+// the rtcp-fb lines the server supports.
+std::vector<Codec> chooseCodecs(const Media& m, const std::vector<CodecPreference>& prefs,
+                                const std::vector<RtcpFeedback>& feedback) {
+  std::vector<Codec> out;
+  auto taken = [&](uint8_t pt) {
+    return std::any_of(out.begin(), out.end(), [&](const Codec& c) { return c.payloadType == pt; });
+  };
+  for (const auto& p : prefs) {
+    for (const auto& c : m.codecs) {
+      if (!offered(m, c.payloadType) || taken(c.payloadType) || !matches(c, p)) continue;
+      Codec chosen = c;
+      chosen.feedback.clear();
+      for (const auto& fb : c.feedback) {
+        if (std::find(feedback.begin(), feedback.end(), fb) != feedback.end()) chosen.feedback.push_back(fb);
+      }
+      out.push_back(std::move(chosen));
+      std::string apt = std::to_string(c.payloadType);
+      for (const auto& r : m.codecs) {
+        if (r.hasRtpmap && equalNoCase(r.name, "rtx") && offered(m, r.payloadType) && !taken(r.payloadType) &&
+            r.fmtpParameter("apt") == std::optional<std::string_view>(apt)) {
+          Codec rtx = r;
+          rtx.feedback.clear();
+          out.push_back(std::move(rtx));
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Media rejected(const Media& offered) {
+  Media m;
+  m.kind = offered.kind;
+  m.port = 0;
+  m.proto = offered.proto;
+  m.formats = {offered.formats.front()};
+  m.connection = Connection{};
+  m.mid = offered.mid;
+  m.direction = Direction::kInactive;
+  return m;
+}
+
+std::string where(size_t index, const Media& m) {
+  std::string s = "m-line " + std::to_string(index + 1) + " (" + m.kind;
+  if (m.mid) s += ", mid " + *m.mid;
+  return s + ")";
+}
+
+}  // namespace
+
+std::vector<CodecPreference> defaultAudioCodecs() { return {{"opus", 48000, 2, {}, {}}}; }
+
+std::vector<CodecPreference> defaultVideoCodecs() {
+  return {
+      {"VP8", 90000, std::nullopt, {}, {}},
+      {"VP9", 90000, std::nullopt, {{"profile-id", "0", "0"}}, {}},
+      {"H264", 90000, std::nullopt, {{"packetization-mode", "1", ""}}, "42e0"},
+      {"H264", 90000, std::nullopt, {{"packetization-mode", "1", ""}}, "4200"},
+      {"AV1", 90000, std::nullopt, {}, {}},
+  };
+}
+
+std::vector<RtcpFeedback> defaultFeedback() {
+  return {{"nack", ""}, {"nack", "pli"}, {"ccm", "fir"}, {"goog-remb", ""}, {"transport-cc", ""}};
+}
+
+std::vector<std::string> defaultHeaderExtensions() {
+  return {std::string(uri::kMid),        std::string(uri::kRid),         std::string(uri::kRepairedRid),
+          std::string(uri::kAudioLevel), std::string(uri::kAbsSendTime), std::string(uri::kTransportCc)};
+}
+
+Result<Description> answer(const Description& offer, const ServerParams& server) {
+  if (auto e = checkServer(server)) return *e;
+  const Group* bundle = offer.bundle();
+  if (!bundle) return Error{0, "offer has no a=group:BUNDLE (kaiwa takes all media on one transport)"};
+  auto inBundle = [&](const std::string& mid) {
+    return std::find(bundle->mids.begin(), bundle->mids.end(), mid) != bundle->mids.end();
+  };
+
+  Description d = sessionFor(server);
+  d.extmapAllowMixed = offer.extmapAllowMixed;
+  std::vector<std::string> accepted;
+  for (size_t i = 0; i < offer.media.size(); ++i) {
+    const Media& om = offer.media[i];
+    if (om.formats.empty()) return Error{0, where(i, om) + " has no format"};
+    bool rtp = om.isRtp();
+    bool data = om.kind == "application" && om.proto.find("SCTP") != std::string::npos &&
+                std::find(om.formats.begin(), om.formats.end(), "webrtc-datachannel") != om.formats.end();
+    bool wanted = (om.kind == "audio" && rtp && server.acceptAudio) ||
+                  (om.kind == "video" && rtp && server.acceptVideo) || (data && server.acceptData);
+    if (om.isRejected() || !om.mid || !inBundle(*om.mid) || !wanted) {
+      if (!om.isRejected() && !om.mid) return Error{0, where(i, om) + " has no a=mid"};
+      d.media.push_back(rejected(om));
+      continue;
+    }
+    // The transport's parameters, at media or session level (a bundle-only m-line has none of its own).
+    if (!om.bundleOnly()) {
+      if (!(om.iceUfrag || offer.iceUfrag) || !(om.icePwd || offer.icePwd)) {
+        return Error{0, where(i, om) + " has no a=ice-ufrag and a=ice-pwd"};
+      }
+      if (om.fingerprints.empty() && offer.fingerprints.empty()) {
+        return Error{0, where(i, om) + " has no a=fingerprint"};
+      }
+      auto setup = om.setup ? om.setup : offer.setup;
+      if (setup == Setup::kPassive || setup == Setup::kHoldConn) {
+        return Error{0, where(i, om) + " has a=setup:" + std::string(toString(*setup)) +
+                            " (kaiwa is the DTLS server: offer actpass or active)"};
+      }
+    }
+    if (rtp && !om.rtcpMux) return Error{0, where(i, om) + " has no a=rtcp-mux"};
+
+    Media m;
+    m.kind = om.kind;
+    m.proto = om.proto;
+    m.mid = om.mid;
+    if (data) {
+      m.formats = {"webrtc-datachannel"};
+      m.sctpPort = server.sctpPort;
+      m.maxMessageSize = server.maxMessageSize;
+    } else {
+      m.codecs = chooseCodecs(om, om.kind == "audio" ? server.audioCodecs : server.videoCodecs, server.feedback);
+      if (m.codecs.empty()) {
+        d.media.push_back(rejected(om));
+        continue;
+      }
+      for (const auto& c : m.codecs) m.formats.push_back(std::to_string(c.payloadType));
+      std::vector<Extmap> offeredExt = om.extmaps;
+      offeredExt.insert(offeredExt.end(), offer.extmaps.begin(), offer.extmaps.end());
+      for (const auto& e : offeredExt) {
+        if (std::find(server.headerExtensions.begin(), server.headerExtensions.end(), e.uri) ==
+            server.headerExtensions.end()) {
+          continue;
+        }
+        if (std::any_of(m.extmaps.begin(), m.extmaps.end(), [&](const Extmap& x) { return x.id == e.id; })) continue;
+        Extmap x{e.id, std::nullopt, e.uri, ""};
+        if (e.direction) x.direction = reverse(*e.direction);
+        m.extmaps.push_back(std::move(x));
+      }
+      Direction offerDir = om.direction.value_or(offer.direction.value_or(Direction::kSendRecv));
+      bool peerSends = offerDir == Direction::kSendRecv || offerDir == Direction::kSendOnly;
+      bool peerReceives = offerDir == Direction::kSendRecv || offerDir == Direction::kRecvOnly;
+      bool recv = peerSends && server.receive;
+      bool send = peerReceives && server.send;
+      m.direction = recv && send ? Direction::kSendRecv
+                    : recv       ? Direction::kRecvOnly
+                    : send       ? Direction::kSendOnly
+                                 : Direction::kInactive;
+      m.rtcpMux = true;
+      m.rtcpRsize = om.rtcpRsize;
+      // Simulcast: receive every RID the offer sends (RFC 8853 section 5.3).
+      if (recv && om.simulcast && !om.simulcast->send.empty()) {
+        Simulcast sc;
+        for (const auto& stream : om.simulcast->send) {
+          std::vector<SimulcastRid> alts;
+          for (const auto& r : stream) {
+            alts.push_back({r.id, false});
+            m.rids.push_back({r.id, RidDirection::kRecv, ""});
+          }
+          sc.recv.push_back(std::move(alts));
+        }
+        m.simulcast = std::move(sc);
+      }
+    }
+    transport(m, server, Setup::kPassive);
+    accepted.push_back(*m.mid);
+    d.media.push_back(std::move(m));
+  }
+  if (accepted.empty()) return Error{0, "offer has no m-line kaiwa can accept"};
+  // The answer's BUNDLE group names the accepted mids in the offer's order; its first is the offerer's tagged
+  // m-line when that one was accepted (RFC 8843 section 7.3).
+  Group g{"BUNDLE", {}};
+  for (const auto& mid : bundle->mids) {
+    if (std::find(accepted.begin(), accepted.end(), mid) != accepted.end()) g.mids.push_back(mid);
+  }
+  d.groups.push_back(std::move(g));
+  return d;
+}
+
+std::vector<Codec> defaultOfferCodecs(std::string_view kind) {
+  std::vector<RtcpFeedback> video = {
+      {"goog-remb", ""}, {"transport-cc", ""}, {"ccm", "fir"}, {"nack", ""}, {"nack", "pli"}};
+  if (kind == "audio") {
+    return {codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1", {{"transport-cc", ""}})};
+  }
+  return {
+      codec(96, "VP8", 90000, std::nullopt, std::nullopt, video),
+      codec(97, "rtx", 90000, std::nullopt, "apt=96"),
+      codec(98, "VP9", 90000, std::nullopt, "profile-id=0", video),
+      codec(99, "rtx", 90000, std::nullopt, "apt=98"),
+      codec(102, "H264", 90000, std::nullopt, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            video),
+      codec(103, "rtx", 90000, std::nullopt, "apt=102"),
+  };
+}
+
+std::vector<Extmap> defaultOfferExtmaps(std::string_view kind) {
+  std::vector<Extmap> out;
+  if (kind == "audio") out.push_back({1, std::nullopt, std::string(uri::kAudioLevel), ""});
+  out.push_back({2, std::nullopt, std::string(uri::kAbsSendTime), ""});
+  out.push_back({3, std::nullopt, std::string(uri::kTransportCc), ""});
+  out.push_back({4, std::nullopt, std::string(uri::kMid), ""});
+  return out;
+}
+
+Result<Description> offer(const std::vector<OutgoingTrack>& tracks, const std::optional<OutgoingData>& data,
+                          const ServerParams& server) {
+  if (auto e = checkServer(server)) return *e;
+  Description d = sessionFor(server);
+  d.extmapAllowMixed = true;
+  d.msidSemantic = MsidSemantic{"WMS", {}};
+  std::vector<std::string> mids;
+  auto newMid = [&](const std::string& mid) -> std::optional<Error> {
+    if (mid.empty() || mid.find(' ') != std::string::npos) return Error{0, "a track's mid is empty or not a token"};
+    if (std::find(mids.begin(), mids.end(), mid) != mids.end()) return Error{0, "mid " + mid + " used twice"};
+    mids.push_back(mid);
+    return std::nullopt;
+  };
+  Group g{"BUNDLE", {}};
+  for (const auto& t : tracks) {
+    if (auto e = newMid(t.mid)) return *e;
+    if (t.codecs.empty()) return Error{0, "track " + t.mid + " has no codec"};
+    for (size_t i = 0; i < t.codecs.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (t.codecs[i].payloadType == t.codecs[j].payloadType) {
+          return Error{0,
+                       "track " + t.mid + " names payload type " + std::to_string(t.codecs[i].payloadType) + " twice"};
+        }
+      }
+    }
+    Media m;
+    m.kind = t.kind;
+    m.proto = "UDP/TLS/RTP/SAVPF";
+    m.mid = t.mid;
+    for (const auto& c : t.codecs) m.formats.push_back(std::to_string(c.payloadType));
+    m.codecs = t.codecs;
+    if (t.stopped) {
+      m.port = 0;
+      m.connection = Connection{};
+      m.direction = Direction::kInactive;
+      d.media.push_back(std::move(m));
+      continue;
+    }
+    transport(m, server, Setup::kActPass);
+    m.extmaps = t.extmaps;
+    m.direction = t.direction;
+    m.rtcpMux = true;
+    m.rtcpRsize = true;
+    bool sending = t.direction == Direction::kSendOnly || t.direction == Direction::kSendRecv;
+    if (sending) {
+      m.msids.push_back({t.streamId, t.trackId});
+      std::string msid = t.streamId + " " + t.trackId;
+      if (t.rtxSsrc) m.ssrcGroups.push_back({"FID", {t.ssrc, *t.rtxSsrc}});
+      std::vector<uint32_t> ssrcs{t.ssrc};
+      if (t.rtxSsrc) ssrcs.push_back(*t.rtxSsrc);
+      for (uint32_t ssrc : ssrcs) {
+        m.ssrcs.push_back({ssrc, "cname", t.cname});
+        m.ssrcs.push_back({ssrc, "msid", msid});
+      }
+    }
+    g.mids.push_back(t.mid);
+    d.media.push_back(std::move(m));
+  }
+  if (data) {
+    if (auto e = newMid(data->mid)) return *e;
+    Media m;
+    m.kind = "application";
+    m.proto = "UDP/DTLS/SCTP";
+    m.formats = {"webrtc-datachannel"};
+    m.mid = data->mid;
+    m.sctpPort = server.sctpPort;
+    m.maxMessageSize = server.maxMessageSize;
+    transport(m, server, Setup::kActPass);
+    g.mids.push_back(data->mid);
+    d.media.push_back(std::move(m));
+  }
+  if (g.mids.empty()) return Error{0, "an offer needs at least one live m-line"};
+  d.groups.push_back(std::move(g));
+  return d;
+}
+
+}  // namespace kaiwa::sdp
