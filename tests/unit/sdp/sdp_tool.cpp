@@ -1,6 +1,6 @@
 // sdp_tool: the SDP module as a command, for checks in a real browser (tests/unit/sdp/accept.mjs) and by hand.
 //
-//   sdp_tool answer [--send] [--no-receive] < offer.sdp   the SFU's answer (a publisher's by default)
+//   sdp_tool answer [--send] [--no-receive] [--no-video] < offer.sdp   the SFU's answer (a publisher's by default)
 //   sdp_tool offer                                       the SFU's offer to a subscriber: audio, video, data
 //   sdp_tool write < any.sdp                             parse and write again
 //
@@ -81,9 +81,10 @@ int main(int argc, char** argv) {
       std::string a = argv[i];
       if (a == "--send") s.send = true;
       if (a == "--no-receive") s.receive = false;
+      if (a == "--no-video") s.acceptVideo = false;
     }
     return print(answer(*parsed, s));
   }
-  std::cerr << "usage: sdp_tool answer [--send] [--no-receive] | offer | write\n";
+  std::cerr << "usage: sdp_tool answer [--send] [--no-receive] [--no-video] | offer | write\n";
   return 2;
 }
