@@ -351,6 +351,28 @@ rtcp = {
 for name, data in rtcp.items():
     write("fuzz_rtcp", name, data)
 
+# SDP: every captured browser description (tests/unit/sdp/vectors/), and small ones for the corners of the grammar.
+VECTORS = os.path.join(HERE, "..", "unit", "sdp", "vectors")
+for name in sorted(os.listdir(VECTORS)):
+    if name.endswith(".sdp"):
+        with open(os.path.join(VECTORS, name), "rb") as f:
+            write("fuzz_sdp", name[:-4], f.read())
+sdp_head = "v=0\no=- 1 1 IN IP4 0.0.0.0\ns=-\nt=0 0\n"
+sdp = {
+    "minimal_lf": sdp_head,
+    "session_lines": sdp_head.replace("t=0 0\n", "i=x\nb=AS:1\nt=0 0\nr=1 2 3\nk=clear:x\n")
+    + "a=ice-lite\na=group:BUNDLE a b\na=fingerprint:sha-256 00:11\na=setup:active\na=ice-ufrag:u\na=ice-pwd:p\n"
+    "a=extmap:1/sendonly urn:x attr\na=zz:1\n",
+    "media_corners": sdp_head + "a=group:BUNDLE a\nm=video 9/2 UDP/TLS/RTP/SAVPF 96 97 0\nc=IN IP6 ::1\na=mid:a\n"
+    "a=rtcp-mux\na=rtcp-fb:* nack\na=fmtp:97 apt=96\na=rtpmap:96 VP8/90000\na=rtpmap:97 rtx/90000\n"
+    "a=rid:1 recv pt=96;max-width=640\na=simulcast:recv 1,~2;3 send 4\na=ssrc-group:SIM 1 2 3\n"
+    "a=ssrc:1 foo\na=candidate:1 2 TCP 3 ::1 9 typ relay raddr ::2 rport 4 tcptype so x y\na=end-of-candidates\n"
+    "a=bundle-only\nm=application 0 UDP/DTLS/SCTP webrtc-datachannel\na=sctp-port:5000\na=max-message-size:0\n",
+    "bad_rtpmap": sdp_head + "m=audio 9 RTP/AVP 0\na=rtpmap:999 x/1\n",
+}
+for name, data in sdp.items():
+    write("fuzz_sdp", name, data)
+
 if __name__ == "__main__" and "-q" not in sys.argv:
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))))
