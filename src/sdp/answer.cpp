@@ -27,9 +27,32 @@ Codec codec(uint8_t pt, std::string name, uint32_t clock, std::optional<uint32_t
   return c;
 }
 
+// "sha-256 AB:CD:…" or "AB:CD:…" (SHA-256); both parts non-empty tokens.
+std::optional<Fingerprint> serverFingerprint(std::string_view text) {
+  Fingerprint f{"sha-256", std::string(text)};
+  if (size_t space = text.find(' '); space != std::string_view::npos) {
+    f = {std::string(text.substr(0, space)), std::string(text.substr(space + 1))};
+  }
+  if (f.algorithm.empty() || f.value.empty() || f.value.find(' ') != std::string::npos) return std::nullopt;
+  return f;
+}
+
+bool token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20; });
+}
+
+bool digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The server's own values go into the text as they are, so they must be what the parser reads back unchanged.
 std::optional<Error> checkServer(const ServerParams& s) {
-  if (s.iceUfrag.empty() || s.icePwd.empty()) return Error{0, "server has no ICE credentials"};
-  if (s.fingerprint.empty()) return Error{0, "server has no certificate fingerprint"};
+  if (!token(s.iceUfrag) || !token(s.icePwd)) return Error{0, "server has no ICE credentials"};
+  if (!digits(s.sessionId) || !digits(s.sessionVersion)) return Error{0, "server session id or version is no number"};
+  for (const auto& a : s.addresses) {
+    if (!token(a.ip)) return Error{0, "server has a media address that is no IP address"};
+  }
+  if (!serverFingerprint(s.fingerprint)) return Error{0, "server has no certificate fingerprint"};
   if (s.addresses.empty()) return Error{0, "server has no media address"};
   return std::nullopt;
 }
@@ -86,7 +109,7 @@ Description sessionFor(const ServerParams& s) {
   d.sessionName = "-";
   d.timing = "0 0";
   d.iceLite = true;
-  d.fingerprints.push_back({"sha-256", s.fingerprint});
+  d.fingerprints.push_back(*serverFingerprint(s.fingerprint));  // checkServer() came first
   return d;
 }
 
@@ -154,6 +177,22 @@ Media rejected(const Media& offered) {
   return m;
 }
 
+// The lines that name what the server sends on an m-line: a=msid, a=ssrc cname and msid, and the FID group of the
+// RTX SSRC. Tokens only: a stream or track id with a space, or an empty one, is left out rather than written so
+// that it would parse differently.
+void addSender(Media& m, const OutgoingTrack& t) {
+  auto token = [](const std::string& s) { return !s.empty() && s.find(' ') == std::string::npos; };
+  bool msid = token(t.streamId) && token(t.trackId);
+  if (msid) m.msids.push_back({t.streamId, t.trackId});
+  if (t.rtxSsrc) m.ssrcGroups.push_back({"FID", {t.ssrc, *t.rtxSsrc}});
+  std::vector<uint32_t> ssrcs{t.ssrc};
+  if (t.rtxSsrc) ssrcs.push_back(*t.rtxSsrc);
+  for (uint32_t ssrc : ssrcs) {
+    if (!t.cname.empty()) m.ssrcs.push_back({ssrc, "cname", t.cname});
+    if (msid) m.ssrcs.push_back({ssrc, "msid", t.streamId + " " + t.trackId});
+  }
+}
+
 std::string where(size_t index, const Media& m) {
   std::string s = "m-line " + std::to_string(index + 1) + " (" + m.kind;
   if (m.mid) s += ", mid " + *m.mid;
@@ -161,6 +200,28 @@ std::string where(size_t index, const Media& m) {
 }
 
 }  // namespace
+
+Result<RemoteTransport> remoteTransport(const Description& d) {
+  const Group* bundle = d.bundle();
+  if (!bundle) return Error{0, "no a=group:BUNDLE"};
+  for (const auto& mid : bundle->mids) {
+    const Media* m = d.findMid(mid);
+    if (!m || m->isRejected()) continue;
+    RemoteTransport t;
+    auto ufrag = m->iceUfrag ? m->iceUfrag : d.iceUfrag;
+    auto pwd = m->icePwd ? m->icePwd : d.icePwd;
+    if (!ufrag || !pwd) return Error{0, "m-line " + mid + " has no a=ice-ufrag and a=ice-pwd"};
+    t.iceUfrag = *ufrag;
+    t.icePwd = *pwd;
+    t.fingerprints = m->fingerprints.empty() ? d.fingerprints : m->fingerprints;
+    if (t.fingerprints.empty()) return Error{0, "m-line " + mid + " has no a=fingerprint"};
+    t.setup = m->setup.value_or(d.setup.value_or(Setup::kActPass));
+    t.iceLite = d.iceLite;
+    t.candidates = m->candidates;
+    return t;
+  }
+  return Error{0, "no m-line of the BUNDLE group is in use"};
+}
 
 std::vector<CodecPreference> defaultAudioCodecs() { return {{"opus", 48000, 2, {}, {}}}; }
 
@@ -261,6 +322,11 @@ Result<Description> answer(const Description& offer, const ServerParams& server)
                                  : Direction::kInactive;
       m.rtcpMux = true;
       m.rtcpRsize = om.rtcpRsize;
+      if (send) {
+        for (const auto& t : server.senders) {
+          if (t.mid == *m.mid) addSender(m, t);
+        }
+      }
       // Simulcast: receive every RID the offer sends (RFC 8853 section 5.3).
       if (recv && om.simulcast && !om.simulcast->send.empty()) {
         Simulcast sc;
@@ -332,6 +398,7 @@ Result<Description> offer(const std::vector<OutgoingTrack>& tracks, const std::o
   Group g{"BUNDLE", {}};
   for (const auto& t : tracks) {
     if (auto e = newMid(t.mid)) return *e;
+    if (!token(t.kind)) return Error{0, "track " + t.mid + " has no kind"};
     if (t.codecs.empty()) return Error{0, "track " + t.mid + " has no codec"};
     for (size_t i = 0; i < t.codecs.size(); ++i) {
       for (size_t j = 0; j < i; ++j) {
@@ -359,18 +426,7 @@ Result<Description> offer(const std::vector<OutgoingTrack>& tracks, const std::o
     m.direction = t.direction;
     m.rtcpMux = true;
     m.rtcpRsize = true;
-    bool sending = t.direction == Direction::kSendOnly || t.direction == Direction::kSendRecv;
-    if (sending) {
-      m.msids.push_back({t.streamId, t.trackId});
-      std::string msid = t.streamId + " " + t.trackId;
-      if (t.rtxSsrc) m.ssrcGroups.push_back({"FID", {t.ssrc, *t.rtxSsrc}});
-      std::vector<uint32_t> ssrcs{t.ssrc};
-      if (t.rtxSsrc) ssrcs.push_back(*t.rtxSsrc);
-      for (uint32_t ssrc : ssrcs) {
-        m.ssrcs.push_back({ssrc, "cname", t.cname});
-        m.ssrcs.push_back({ssrc, "msid", msid});
-      }
-    }
+    if (t.direction == Direction::kSendOnly || t.direction == Direction::kSendRecv) addSender(m, t);
     g.mids.push_back(t.mid);
     d.media.push_back(std::move(m));
   }

@@ -58,10 +58,27 @@ struct HostAddress {
   std::optional<uint16_t> tcpPort;
 };
 
+// A track the server sends to a subscriber, as one m-line of its offer.
+struct OutgoingTrack {
+  std::string mid;
+  std::string kind;                            // "audio" or "video"
+  Direction direction = Direction::kSendOnly;  // inactive (or port 0 via `stopped`) once the track is gone
+  bool stopped = false;                        // a recycled m-line: port 0, no BUNDLE
+  std::string streamId;                        // a=msid
+  std::string trackId;
+  std::string cname;
+  uint32_t ssrc = 0;
+  std::optional<uint32_t> rtxSsrc;  // with an rtx codec in `codecs`: a=ssrc-group:FID
+  std::vector<Codec> codecs;        // what the server will send with, payload types included
+  std::vector<Extmap> extmaps;      // the ids the server writes
+};
+
 struct ServerParams {
   std::string iceUfrag;
   std::string icePwd;
-  std::string fingerprint;  // SHA-256 of the DTLS certificate, "AB:CD:…"
+  // The DTLS certificate's fingerprint as dtls::Certificate::fingerprint() gives it, "sha-256 AB:CD:…"; a value
+  // without the hash function's name is taken as SHA-256.
+  std::string fingerprint;
   std::vector<HostAddress> addresses;
   std::string sessionId = "0";  // o= line; a decimal number the caller chooses (random per session)
   std::string sessionVersion = "1";
@@ -78,6 +95,9 @@ struct ServerParams {
   std::vector<std::string> headerExtensions = defaultHeaderExtensions();
   uint16_t sctpPort = 5000;
   uint64_t maxMessageSize = 262144;
+  // For an answer that sends on an m-line (a viewer's): the SSRCs, cname and msid of what goes out there, by mid
+  // (OutgoingTrack above; its codecs, extmaps and direction are not used, the answer takes those from the offer).
+  std::vector<OutgoingTrack> senders;
 };
 
 // The answer to `offer`. An error (with a reason WHIP's 400 can show) when the offer cannot be answered at all: no
@@ -87,20 +107,22 @@ struct ServerParams {
 // answered with port 0 and left out of the answer's BUNDLE group.
 Result<Description> answer(const Description& offer, const ServerParams& server);
 
-// A track the server sends to a subscriber, as one m-line of its offer.
-struct OutgoingTrack {
-  std::string mid;
-  std::string kind;                            // "audio" or "video"
-  Direction direction = Direction::kSendOnly;  // inactive (or port 0 via `stopped`) once the track is gone
-  bool stopped = false;                        // a recycled m-line: port 0, no BUNDLE
-  std::string streamId;                        // a=msid
-  std::string trackId;
-  std::string cname;
-  uint32_t ssrc = 0;
-  std::optional<uint32_t> rtxSsrc;  // with an rtx codec in `codecs`: a=ssrc-group:FID
-  std::vector<Codec> codecs;        // what the server will send with, payload types included
-  std::vector<Extmap> extmaps;      // the ids the server writes
+// What the server's DTLS and ICE need from the peer's description: the ICE credentials, the certificate
+// fingerprints and the DTLS role of the BUNDLE transport (its first m-line that is not rejected; attributes at
+// session level count for every m-line), and the peer's candidates on it.
+struct RemoteTransport {
+  std::string iceUfrag;
+  std::string icePwd;
+  std::vector<Fingerprint> fingerprints;
+  Setup setup = Setup::kActPass;  // absent: actpass
+  bool iceLite = false;
+  std::vector<Candidate> candidates;
+  bool operator==(const RemoteTransport&) const = default;
 };
+
+// An error when there is no BUNDLE group, no m-line in it that is not rejected, or that m-line has no ICE
+// credentials or fingerprint.
+Result<RemoteTransport> remoteTransport(const Description& d);
 
 // An m-line for a data channel in the server's offer.
 struct OutgoingData {

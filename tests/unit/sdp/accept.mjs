@@ -57,6 +57,8 @@ async function makeOffer(name) {
   } else if (name === 'datachannel') {
     pc.createDataChannel('chat');
   } else if (name === 'recvonly') {
+    pc.streamIds = [];
+    pc.ontrack = (e) => pc.streamIds.push(`${e.track.kind}:${e.streams.map((s) => s.id).join('+')}`);
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
   }
@@ -73,7 +75,8 @@ async function applyAnswer([name, sdp]) {
     const t = pc.getTransceivers().map((x) => x.currentDirection).join(',');
     // Simulcast kept: the video sender still has its three encodings after the answer.
     const enc = pc.getSenders().filter((x) => x.track?.kind === 'video').map((x) => x.getParameters().encodings.length);
-    return `ok ${pc.signalingState} ${t} video encodings ${enc.join(',') || '-'}`;
+    const streams = pc.streamIds ? ` tracks ${pc.streamIds.join(',')}` : '';
+    return `ok ${pc.signalingState} ${t} video encodings ${enc.join(',') || '-'}${streams}`;
   } catch (err) {
     return `error: ${err}`;
   }

@@ -339,3 +339,91 @@ TEST(SdpAnswer, ChromiumAnswerToTheServerOfferParses) {
 
 }  // namespace
 }  // namespace kaiwa::sdp
+
+namespace kaiwa::sdp {
+namespace {
+
+TEST(SdpAnswer, FingerprintAsTheDtlsModuleWritesIt) {
+  ServerParams s = server();
+  s.fingerprint = std::string("sha-256 ") + kFingerprint;
+  Description a = answerTo("chromium156_audio_video.sdp", s);
+  EXPECT_EQ(a.fingerprints, (std::vector<Fingerprint>{{"sha-256", kFingerprint}}));
+  s.fingerprint = "sha-384 AA:BB";
+  EXPECT_EQ(answerTo("chromium156_audio_video.sdp", s).fingerprints, (std::vector<Fingerprint>{{"sha-384", "AA:BB"}}));
+  for (const char* bad : {"", "sha-256 ", " AA", "sha-256 AA BB"}) {
+    s.fingerprint = bad;
+    auto r = answer(offerOf("chromium156_audio_video.sdp"), s);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().reason, "server has no certificate fingerprint");
+  }
+  s = server();
+  s.sessionId = "1 2";
+  EXPECT_FALSE(answer(offerOf("chromium156_audio_video.sdp"), s));
+  s = server();
+  s.icePwd = "a b";
+  EXPECT_FALSE(answer(offerOf("chromium156_audio_video.sdp"), s));
+}
+
+TEST(SdpAnswer, ViewerAnswerNamesWhatTheServerSends) {
+  ServerParams s = server();
+  s.send = true;
+  s.receive = false;
+  OutgoingTrack video;
+  video.mid = "1";
+  video.streamId = "alice";
+  video.trackId = "alice-cam";
+  video.cname = "kaiwa";
+  video.ssrc = 2001;
+  video.rtxSsrc = 2002;
+  s.senders = {video};
+  Description a = answerTo("chromium156_recvonly.sdp", s);
+  EXPECT_TRUE(a.media[0].ssrcs.empty());  // nothing given for mid 0
+  const Media& v = a.media[1];
+  EXPECT_EQ(v.direction, Direction::kSendOnly);
+  EXPECT_EQ(v.msids, (std::vector<Msid>{{"alice", "alice-cam"}}));
+  EXPECT_EQ(v.ssrcGroups, (std::vector<SsrcGroup>{{"FID", {2001, 2002}}}));
+  EXPECT_EQ(v.ssrcs.size(), 4u);
+  EXPECT_EQ(v.cname(), "kaiwa");
+  // A publisher's offer answered recvonly gets none of it.
+  s.send = false;
+  s.receive = true;
+  Description p = answerTo("chromium156_audio_video.sdp", s);
+  EXPECT_TRUE(p.media[1].ssrcs.empty());
+}
+
+TEST(SdpRemoteTransport, ChromiumPerMediaAndFirefoxSessionLevel) {
+  Description c = offerOf("chromium156_audio_video.sdp");
+  auto t = remoteTransport(c);
+  ASSERT_TRUE(t) << t.error().message();
+  EXPECT_EQ(t->iceUfrag, *c.media[0].iceUfrag);
+  EXPECT_EQ(t->icePwd, *c.media[0].icePwd);
+  EXPECT_EQ(t->fingerprints, c.media[0].fingerprints);
+  EXPECT_EQ(t->setup, Setup::kActPass);
+  EXPECT_FALSE(t->iceLite);
+  EXPECT_EQ(t->candidates.size(), c.media[0].candidates.size());
+
+  Description f = offerOf("firefox_audio_video.sdp");
+  auto ft = remoteTransport(f);
+  ASSERT_TRUE(ft) << ft.error().message();
+  EXPECT_EQ(ft->fingerprints, f.fingerprints);  // session level
+  EXPECT_EQ(ft->iceUfrag, *f.media[0].iceUfrag);
+
+  // kaiwa's own answer: ICE-lite, passive.
+  auto a = answer(c, server());
+  ASSERT_TRUE(a);
+  auto at = remoteTransport(*a);
+  ASSERT_TRUE(at);
+  EXPECT_TRUE(at->iceLite);
+  EXPECT_EQ(at->setup, Setup::kPassive);
+  EXPECT_EQ(at->iceUfrag, "kaiwa1234");
+
+  Description none = c;
+  none.groups.clear();
+  EXPECT_EQ(remoteTransport(none).error().reason, "no a=group:BUNDLE");
+  Description noFp = c;
+  for (auto& m : noFp.media) m.fingerprints.clear();
+  EXPECT_EQ(remoteTransport(noFp).error().reason, "m-line 0 has no a=fingerprint");
+}
+
+}  // namespace
+}  // namespace kaiwa::sdp

@@ -79,7 +79,13 @@ int main(int argc, char** argv) {
   if (cmd == "answer") {
     for (int i = 2; i < argc; ++i) {
       std::string a = argv[i];
-      if (a == "--send") s.send = true;
+      if (a == "--send") {
+        // What a viewer is sent: the audio and video of one stream, on mids 0 and 1.
+        s.send = true;
+        s.senders = {
+            {"0", "audio", Direction::kSendOnly, false, "stream1", "audio1", "kaiwa", 1001, std::nullopt, {}, {}},
+            {"1", "video", Direction::kSendOnly, false, "stream1", "video1", "kaiwa", 2001, 2002, {}, {}}};
+      }
       if (a == "--no-receive") s.receive = false;
       if (a == "--no-video") s.acceptVideo = false;
     }
