@@ -14,7 +14,8 @@ import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS, blankPageServer } from './capture.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const TOOL = process.env.SDP_TOOL || resolve(HERE, '..', '..', '..', 'build', 'sdp_tool');
+export const DEFAULT_TOOL = process.env.SDP_TOOL || resolve(HERE, '..', '..', '..', 'build', 'sdp_tool');
+let TOOL = DEFAULT_TOOL;
 
 function tool(args, input) {
   const r = spawnSync(TOOL, args, { input, encoding: 'utf8' });
@@ -101,11 +102,11 @@ const SCENARIOS = [
   ['recvonly', ['--send', '--no-receive']], ['refuse_video', ['--no-video']],
 ];
 
-async function check(label, page, skip = []) {
+async function check(label, page, skip, log) {
   let passed = 0;
   let failed = 0;
   const report = (ok, what) => {
-    console.log(`${label} ${what}`);
+    log(`${label} ${what}`);
     if (ok) passed++; else failed++;
   };
   for (const [name, args] of SCENARIOS) {
@@ -126,41 +127,56 @@ async function check(label, page, skip = []) {
   return { passed, failed, answer: res.sdp };
 }
 
-const server = await blankPageServer();
-let passed = 0;
-let failed = 0;
-{
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
-    headless: true, args: CHROMIUM_ARGS });
+/**
+ * Runs the checks in Chromium and, unless `firefox` is false, Firefox. Returns { passed, failed }; `log` gets one
+ * line per check. `save` writes Chromium's answer to the server's offer into vectors/.
+ */
+export async function acceptChecks({ firefox = true, save = false, toolPath = DEFAULT_TOOL, log = console.log } = {}) {
+  TOOL = toolPath;
+  const server = await blankPageServer();
+  let passed = 0;
+  let failed = 0;
   try {
-    const page = await browser.newPage();
-    await page.goto(server.url);
-    const r = await check(`chromium${browser.version().split('.')[0]}`, page);
-    passed += r.passed;
-    failed += r.failed;
-    if (process.argv.includes('--save') && r.answer) {
-      const file = join(HERE, 'vectors', `chromium${browser.version().split('.')[0]}_answer_to_kaiwa_offer.sdp`);
-      writeFileSync(file, r.answer);
-      console.log(`wrote ${file}`);
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_BIN || '/usr/bin/chromium',
+      headless: true, args: CHROMIUM_ARGS });
+    try {
+      const page = await browser.newPage();
+      await page.goto(server.url);
+      const label = `chromium${browser.version().split('.')[0]}`;
+      const r = await check(label, page, [], log);
+      passed += r.passed;
+      failed += r.failed;
+      if (save && r.answer) {
+        const file = join(HERE, 'vectors', `${label}_answer_to_kaiwa_offer.sdp`);
+        writeFileSync(file, r.answer);
+        log(`wrote ${file}`);
+      }
+    } finally {
+      await browser.close();
+    }
+    if (firefox) {
+      const { launchFirefox } = await import('../../e2e/firefox.mjs');
+      const ff = await launchFirefox();
+      try {
+        const page = await ff.newPage();
+        await page.goto(server.url);
+        // Headless Firefox refuses getDisplayMedia without a user gesture.
+        const r = await check('firefox', { evaluate: (fn, arg) => page.evaluate(fn, arg, 30_000) }, ['screenshare'], log);
+        passed += r.passed;
+        failed += r.failed;
+      } finally {
+        await ff.close();
+      }
     }
   } finally {
-    await browser.close();
+    server.close();
   }
+  return { passed, failed };
 }
-if (!process.argv.includes('--no-firefox')) {
-  const { launchFirefox } = await import('../../e2e/firefox.mjs');
-  const ff = await launchFirefox();
-  try {
-    const page = await ff.newPage();
-    await page.goto(server.url);
-    // Headless Firefox refuses getDisplayMedia without a user gesture.
-    const r = await check('firefox', { evaluate: (fn, arg) => page.evaluate(fn, arg, 30_000) }, ['screenshare']);
-    passed += r.passed;
-    failed += r.failed;
-  } finally {
-    await ff.close();
-  }
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { passed, failed } = await acceptChecks({ firefox: !process.argv.includes('--no-firefox'),
+    save: process.argv.includes('--save') });
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
 }
-server.close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed ? 1 : 0;
