@@ -252,6 +252,13 @@ Result<Description> answer(const Description& offer, const ServerParams& server)
     return std::find(bundle->mids.begin(), bundle->mids.end(), mid) != bundle->mids.end();
   };
 
+  for (size_t i = 0; i < offer.media.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (offer.media[i].mid && offer.media[i].mid == offer.media[j].mid) {
+        return Error{0, where(i, offer.media[i]) + " repeats the mid of m-line " + std::to_string(j + 1)};
+      }
+    }
+  }
   Description d = sessionFor(server);
   d.extmapAllowMixed = offer.extmapAllowMixed;
   std::vector<std::string> accepted;

@@ -268,6 +268,9 @@ TEST(SdpAnswer, RefusedOffersSayWhy) {
     passive.replace(at, 15, "a=setup:passive");
   EXPECT_EQ(refusal(passive),
             "m-line 1 (audio, mid 0) has a=setup:passive (kaiwa is the DTLS server: offer actpass or active)");
+  std::string twice = o;
+  twice.replace(twice.find("a=mid:1"), 7, "a=mid:0");
+  EXPECT_EQ(refusal(twice), "m-line 2 (video, mid 0) repeats the mid of m-line 1");
   ServerParams s = server();
   s.acceptAudio = s.acceptVideo = false;
   EXPECT_EQ(refusal(o, s), "offer has no m-line kaiwa can accept");
