@@ -27,18 +27,22 @@ Codec codec(uint8_t pt, std::string name, uint32_t clock, std::optional<uint32_t
   return c;
 }
 
-// "sha-256 AB:CD:…" or "AB:CD:…" (SHA-256); both parts non-empty tokens.
+// Text the parser reads back as one field: not empty, no space, no control character.
+bool token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u != 0x7F;
+  });
+}
+
+// "sha-256 AB:CD:…" or "AB:CD:…" (SHA-256); both parts tokens.
 std::optional<Fingerprint> serverFingerprint(std::string_view text) {
   Fingerprint f{"sha-256", std::string(text)};
   if (size_t space = text.find(' '); space != std::string_view::npos) {
     f = {std::string(text.substr(0, space)), std::string(text.substr(space + 1))};
   }
-  if (f.algorithm.empty() || f.value.empty() || f.value.find(' ') != std::string::npos) return std::nullopt;
+  if (!token(f.algorithm) || !token(f.value)) return std::nullopt;
   return f;
-}
-
-bool token(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) > 0x20; });
 }
 
 bool digits(std::string_view s) {
@@ -178,17 +182,16 @@ Media rejected(const Media& offered) {
 }
 
 // The lines that name what the server sends on an m-line: a=msid, a=ssrc cname and msid, and the FID group of the
-// RTX SSRC. Tokens only: a stream or track id with a space, or an empty one, is left out rather than written so
-// that it would parse differently.
+// RTX SSRC. A stream id, track id or cname that is no token (empty, a space, a control character) is left out
+// rather than written as text that would not parse back the same.
 void addSender(Media& m, const OutgoingTrack& t) {
-  auto token = [](const std::string& s) { return !s.empty() && s.find(' ') == std::string::npos; };
   bool msid = token(t.streamId) && token(t.trackId);
   if (msid) m.msids.push_back({t.streamId, t.trackId});
   if (t.rtxSsrc) m.ssrcGroups.push_back({"FID", {t.ssrc, *t.rtxSsrc}});
   std::vector<uint32_t> ssrcs{t.ssrc};
   if (t.rtxSsrc) ssrcs.push_back(*t.rtxSsrc);
   for (uint32_t ssrc : ssrcs) {
-    if (!t.cname.empty()) m.ssrcs.push_back({ssrc, "cname", t.cname});
+    if (token(t.cname)) m.ssrcs.push_back({ssrc, "cname", t.cname});
     if (msid) m.ssrcs.push_back({ssrc, "msid", t.streamId + " " + t.trackId});
   }
 }
@@ -397,7 +400,7 @@ Result<Description> offer(const std::vector<OutgoingTrack>& tracks, const std::o
   d.msidSemantic = MsidSemantic{"WMS", {}};
   std::vector<std::string> mids;
   auto newMid = [&](const std::string& mid) -> std::optional<Error> {
-    if (mid.empty() || mid.find(' ') != std::string::npos) return Error{0, "a track's mid is empty or not a token"};
+    if (!token(mid)) return Error{0, "a track's mid is empty or not a token"};
     if (std::find(mids.begin(), mids.end(), mid) != mids.end()) return Error{0, "mid " + mid + " used twice"};
     mids.push_back(mid);
     return std::nullopt;
