@@ -113,13 +113,27 @@ std::optional<Session> Session::accept(SSL_CTX* ctx, Buffers buffers) {
   return Session(ssl);
 }
 
-std::optional<Session> Session::adopt(SSL* ssl, Buffers buffers) {
+std::optional<Session> Session::adopt(SSL* ssl, Buffers buffers, std::string* plaintext) {
   if (!ssl) return std::nullopt;
   BIO* rbio = SSL_get_rbio(ssl);
   BIO* wbio = SSL_get_wbio(ssl);
+  if (plaintext) {
+    // Read out through the BIOs it has: whole records are decrypted; a partial one stays inside the SSL object.
+    char buffer[16 * 1024];
+    while (SSL_has_pending(ssl) || (rbio && BIO_ctrl_pending(rbio) > 0)) {
+      size_t got = 0;
+      if (SSL_read_ex(ssl, buffer, sizeof buffer, &got) == 1) {
+        plaintext->append(buffer, got);
+        continue;
+      }
+      int err = SSL_get_error(ssl, 0);
+      ERR_clear_error();
+      if (err == SSL_ERROR_WANT_READ) break;
+      return std::nullopt;  // close_notify, an alert, a bad record: nothing more to serve
+    }
+  }
   // Bytes in flight in the BIOs it has would be lost with them.
-  if (SSL_has_pending(ssl) || (rbio && BIO_ctrl_pending(rbio) != 0) || (wbio && BIO_ctrl_wpending(wbio) != 0))
-    return std::nullopt;
+  if ((rbio && BIO_ctrl_pending(rbio) != 0) || (wbio && BIO_ctrl_wpending(wbio) != 0)) return std::nullopt;
   if (!install(ssl, buffers)) {
     ERR_clear_error();
     return std::nullopt;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 struct ssl_st;
@@ -44,10 +45,15 @@ class Session {
   // A server-side session for a new connection on `ctx` (which it references). nullopt if OpenSSL cannot make one.
   static std::optional<Session> accept(ssl_ctx_st* ctx, Buffers buffers = Buffers::kReleaseWhenEmpty);
   // Takes over an SSL object whose handshake someone else did (WSS: Asio did it and Beast read the upgrade request):
-  // the session takes the one reference of `ssl` the caller hands it and gives it a BIO of its own. Only when nothing
-  // is in flight in its current BIOs (no record received but not decrypted, none written but not sent, no plaintext
-  // unread); otherwise nullopt, and the caller keeps its reference.
-  static std::optional<Session> adopt(ssl_st* ssl, Buffers buffers = Buffers::kReleaseWhenEmpty);
+  // the session takes the one reference of `ssl` the caller hands it and gives it a BIO of its own. What its current
+  // BIOs hold would be lost with them: with `plaintext`, the records its read BIO still holds (a client may send its
+  // first messages right behind its request) are decrypted first and their plaintext appended there, for the caller
+  // to serve before anything read later; without it, such records refuse the adoption. Output not sent refuses it
+  // too. What the SSL object holds itself (a record partly received, plaintext not read yet) moves along: read()
+  // returns it once the rest comes, and hasBuffered() says so meanwhile. On refusal nullopt, and the caller keeps its
+  // reference (close the connection then: the peer's close_notify or a bad record may have been read).
+  static std::optional<Session> adopt(ssl_st* ssl, Buffers buffers = Buffers::kReleaseWhenEmpty,
+                                      std::string* plaintext = nullptr);
 
   Session(Session&& other) noexcept;
   Session& operator=(Session&& other) noexcept;
