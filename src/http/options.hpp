@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/clock.hpp"
-#include "common/limits.hpp"
+#include "ws/connection.hpp"
 
 namespace kaiwa::common {
 class AddressLimits;
@@ -26,13 +26,14 @@ struct ServerOptions {
   std::optional<TlsConfig> tls;
   std::size_t maxHeaderBytes = 16 * 1024;
   std::size_t maxBodyBytes = 1024 * 1024;
-  std::size_t wsMaxMessageBytes = 1024 * 1024;           // frames above this close the connection (1009)
-  std::size_t maxQueuedBytes = common::kMaxQueuedBytes;  // per connection, then it is closed as a slow consumer
-  Millis pingTimeout{30000};  // close a WebSocket silent this long; a ping is sent when half of it has passed
+  // The WebSocket limits start from ws::ConnectionOptions' defaults (their one place).
+  std::size_t wsMaxMessageBytes = ws::ConnectionOptions{}.maxMessageBytes;  // above this: close with 1009
+  std::size_t maxQueuedBytes = ws::ConnectionOptions{}.maxQueuedBytes;      // per connection, then a slow consumer
+  Millis pingTimeout = ws::ConnectionOptions{}.pingTimeout;  // close a WebSocket silent this long; ping at half
   // A WebSocket message begun (a partial frame, the fragments of a message, a partial TLS record) must be complete
   // within this long, else the connection is closed (1008): its bytes are held meanwhile, and a byte now and then
   // would otherwise keep up to a whole frame's worth pinned past the ping timeout. 0: no deadline.
-  Millis messageTimeout{10000};
+  Millis messageTimeout = ws::ConnectionOptions{}.messageTimeout;
   Millis requestTimeout{30000};  // HTTP: time to read one request
   // Per-client-address limits (connections here; shared with the front doors). nullptr: none. Outlives the server.
   common::AddressLimits* addressLimits = nullptr;

@@ -27,6 +27,7 @@
 #include "common/metrics.hpp"
 #include "http/beast_request.hpp"
 #include "http/server_impl.hpp"
+#include "tls/session.hpp"
 #include "ws/frame.hpp"
 
 namespace kaiwa::http {
@@ -164,11 +165,11 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
         return;
       }
       beast::get_lowest_layer(stream_).expires_never();  // the request timer's wait would outlive the session
-      SSL* ssl = nullptr;
+      std::optional<tls::Session> tls;
       std::string pending;  // plaintext that TLS had decrypted, or could, past what Beast read
       if constexpr (std::is_same_v<Stream, TlsStream>) {
-        ssl = detail::takeOverTls(stream_.native_handle(), pending);
-        if (!ssl) {
+        tls = detail::takeOverTls(stream_.native_handle(), pending);
+        if (!tls) {
           // The peer's close_notify or a TLS error came with the request, or OpenSSL has output Asio did not send
           // yet (a key update answered while the request was read): the connection cannot go on and is closed.
           spdlog::debug("ws upgrade over TLS: the TLS state cannot be taken over, closing");
@@ -182,7 +183,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
         auto t = srv_.routes.websocketWorker(request(req, worker_));
         if (t && *t < srv_.pool.size()) target = *t;
       }
-      handOver(target, ssl, pending);
+      handOver(target, std::move(tls), pending);
       return;
     }
     Request r = request(req, worker_);
@@ -233,12 +234,11 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
 
   // Starts the WebSocket of this connection on worker `target`: here, or moved there (its descriptor, its TLS state,
   // what was read past the request, and the request), so that its room's messages need no hop between threads.
-  void handOver(uint32_t target, SSL* ssl, std::string_view pending) {
+  void handOver(uint32_t target, std::optional<tls::Session> tls, std::string_view pending) {
     beast::error_code ec;
     tcp::socket socket = beast::get_lowest_layer(stream_).release_socket();
     int fd = socket.release(ec);  // out of Asio's reactor: the WebSocket layer has its own (websocket.cpp)
     if (ec || fd < 0) {
-      if (ssl) SSL_free(ssl);
       metrics::add(metrics::registry().httpConnections, -1);  // the peer is gone already; nothing to hand over
       return;
     }
@@ -249,16 +249,16 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     std::string key(req[bhttp::field::sec_websocket_key]);
     if (target == worker_) {
       Request r = request(req, worker_);
-      detail::startBareWebSocket(srv_, worker_, fd, ssl, std::move(ticket_), leftover, r, key);
+      detail::startBareWebSocket(srv_, worker_, fd, std::move(tls), std::move(ticket_), leftover, r, key);
       return;
     }
     metrics::add(metrics::registry().wsHandovers);
     // The request before the ticket moves (a lambda's captures are initialized in no set order).
     Request r = request(req, target);
     // (If the workers stop before the task runs, the ticket goes with it; the descriptor goes with the process.)
-    srv_.pool.post(target, [srv = &srv_, target, fd, ssl, leftover = std::move(leftover), r = std::move(r),
-                            key = std::move(key), ticket = std::move(ticket_)]() mutable {
-      detail::startBareWebSocket(*srv, target, fd, ssl, std::move(ticket), leftover, r, key);
+    srv_.pool.post(target, [srv = &srv_, target, fd, tls = std::move(tls), leftover = std::move(leftover),
+                            r = std::move(r), key = std::move(key), ticket = std::move(ticket_)]() mutable {
+      detail::startBareWebSocket(*srv, target, fd, std::move(tls), std::move(ticket), leftover, r, key);
     });
   }
 

@@ -21,6 +21,7 @@
 #include "http/server.hpp"
 #include "net/accept_backoff.hpp"
 #include "net/slots.hpp"
+#include "tls/session.hpp"
 
 namespace kaiwa::http {
 
@@ -143,18 +144,18 @@ struct Server::Impl {
 namespace detail {
 
 // Starts the WebSocket of a connection (its descriptor `fd`, which it then owns; reads and writes are MSG_DONTWAIT)
-// on `worker` (call on that worker's thread), over TLS when `ssl` is set (owned too; see takeOverTls). `request` is
+// on `worker` (call on that worker's thread), over TLS when `tls` is set (see takeOverTls). `request` is
 // the upgrade request, already checked (GET, Upgrade: websocket, version 13, a valid key), and `leftover` what the
 // client sent past it (plaintext). Answers 101 and hands the connection to the route's handler, or answers 404.
 // `ticket` is the connection's place in its address's count, given back when the connection ends.
-void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket,
-                        std::string_view leftover, const Request& request, std::string_view key);
+void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::optional<tls::Session> tls,
+                        AddressTicket ticket, std::string_view leftover, const Request& request, std::string_view key);
 
 // Takes the SSL object of an HTTPS connection whose TLS handshake Asio did, for startBareWebSocket: a reference of
-// its own, and its I/O moved off Asio's BIO pair. The plaintext of records still inside Asio's stream is appended to
-// `pending` (it follows what Beast read past the request). nullptr when the connection cannot go on: the peer closed
-// TLS or sent a bad record, or OpenSSL holds output that Asio did not send.
-SSL* takeOverTls(SSL* ssl, std::string& pending);
+// its own, adopted by a tls::Session (its I/O moved off Asio's BIO pair). The plaintext of records still inside
+// Asio's stream is appended to `pending` (it follows what Beast read past the request). nullopt when the connection
+// cannot go on: the peer closed TLS or sent a bad record, or OpenSSL holds output that Asio did not send.
+std::optional<tls::Session> takeOverTls(SSL* ssl, std::string& pending);
 
 }  // namespace detail
 }  // namespace kaiwa::http

@@ -1,26 +1,25 @@
 // WebSocket on bare descriptors, over plain TCP or TLS: the connection kind that carries nearly all signaling
-// traffic, so it is kept lean (docs/architecture.md, "WebSocket connections"):
+// traffic, so it is kept lean (docs/architecture.md, "WebSocket connections"). The RFC 6455 state machine — frames,
+// pings and the idle timeout, the deadline of a message begun, the close handshake, the half-close and the bounded
+// linger, the slow-consumer limit — is ws::Connection (src/ws/connection.hpp), sans-I/O. This file is its glue: the
+// descriptor and its registration in the worker's loop, recv and sendmsg, the queue of what the socket did not take,
+// TLS (tls::Session), the worker's table of connections (Server::Impl::owned, by SlotId) and moves between workers.
 // - no Asio operation per connection: each connection is registered, edge-triggered, in its worker's loop
-//   (net::Loop), and owned by the worker's table of connections (Server::Impl::owned), named by a SlotId;
-// - no buffer while idle: a worker reads into one shared buffer, parses every whole frame in place and keeps only a
-//   partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing is queued
-//   before it, and only what the socket did not take is kept;
-// - no timer per connection: the worker ticks its sessions for pings, idle timeouts, the deadline of a message begun
-//   (a peer that sends a byte now and then must still finish its message: its partial frame is held meanwhile) and
-//   close deadlines;
-// - no allocation per message on the way in or out;
-// - over TLS, the SSL object of the HTTPS connection (its handshake done by Asio) is taken over at the upgrade and
-//   talks to the socket through a BIO over the worker's buffers, and OpenSSL lets go of its record buffers between
-//   records: an idle WSS connection keeps its SSL state, not the ~100 KB of buffers of an Asio TLS stream.
-// The close follows RFC 6455: our close frame after what is queued, the peer's close frame awaited (bounded), then
-// a half-close and a bounded drain of what the peer still sends, so our close frame is not lost to a reset.
+//   (net::Loop), and owned by the worker's table;
+// - no buffer while idle: a worker reads into one shared buffer, ws::Connection parses every whole frame in place and
+//   keeps only a partial frame's bytes; a frame is written at once (one sendmsg for header and payload) when nothing
+//   is queued before it, and only what the socket did not take is kept;
+// - no timer per connection: the worker ticks its sessions (ws::Connection::tick) for pings, idle timeouts, the
+//   deadline of a message begun and close deadlines;
+// - no allocation per message on the way in or out (over TLS, OpenSSL's record buffers aside: see below);
+// - over TLS, the SSL object of the HTTPS connection (its handshake done by Asio) is taken over at the upgrade into a
+//   tls::Session (takeOverTls), whose output vector is this connection's queue. OpenSSL lets go of its record
+//   buffers between records (Buffers::kReleaseWhenEmpty) and the session's own vectors are freed at the tick once
+//   the connection is quiet: an idle WSS connection keeps its SSL state, not the ~100 KB of buffers of an Asio TLS
+//   stream.
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-
-#include <openssl/bio.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include <spdlog/spdlog.h>
 
@@ -29,13 +28,15 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
-#include <stdexcept>
+#include <span>
 #include <utility>
 
 #include "common/metrics.hpp"
 #include "http/server_impl.hpp"
 #include "net/loop.hpp"
 #include "net/slots.hpp"
+#include "tls/session.hpp"
+#include "ws/connection.hpp"
 #include "ws/frame.hpp"
 
 namespace kaiwa::http::detail {
@@ -44,14 +45,10 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
-using std::chrono::seconds;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerTurn = 4;               // then other connections get their turn
-constexpr auto kCloseTimeout = seconds(5);     // for the peer's close frame after ours
-constexpr auto kLingerTime = seconds(3);       // draining after the close handshake
-constexpr std::size_t kLingerBytes = 8 << 20;  // ... and at most this much
-constexpr std::size_t kKeepCapacity = 4096;    // buffers above this are freed once empty
+constexpr int kReadsPerTurn = 4;             // then other connections get their turn
+constexpr std::size_t kKeepCapacity = 4096;  // buffers above this are freed once empty
 
 // One read buffer per worker thread: a connection keeps only the tail of a partial frame.
 char* readBuffer() {
@@ -65,79 +62,42 @@ char* plainBuffer() {
   return buffer.get();
 }
 
-// TLS on a bare descriptor. Every SSL call of a worker runs on its thread, one at a time: the BIO reads the records
-// that the connection has just received (tlsIo.in) and appends what OpenSSL writes to tlsIo.out, which the caller
-// sends (or queues) right after the call.
-struct TlsIo {
-  const char* in = nullptr;
-  std::size_t inLen = 0;
-  std::string out;
-  std::string plain;  // one message's header and payload, to go out as one record
-};
-thread_local TlsIo tlsIo;
-
-int bioWrite(BIO*, const char* data, int len) {
-  tlsIo.out.append(data, static_cast<std::size_t>(len));
-  return len;
-}
-int bioRead(BIO* bio, char* data, int len) {
-  BIO_clear_retry_flags(bio);
-  if (tlsIo.inLen == 0) {
-    BIO_set_retry_read(bio);
-    return -1;
-  }
-  std::size_t n = std::min(tlsIo.inLen, static_cast<std::size_t>(len));
-  std::memcpy(data, tlsIo.in, n);
-  tlsIo.in += n;
-  tlsIo.inLen -= n;
-  return static_cast<int>(n);
-}
-long bioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
-int bioCreate(BIO* bio) {
-  BIO_set_init(bio, 1);
-  return 1;
-}
-BIO_METHOD* bioMethod() {
-  static BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kaiwa websocket");
-    if (!m || !BIO_meth_set_write(m, bioWrite) || !BIO_meth_set_read(m, bioRead) || !BIO_meth_set_ctrl(m, bioCtrl) ||
-        !BIO_meth_set_create(m, bioCreate)) {
-      throw std::runtime_error("BIO_meth_new failed");
-    }
-    return m;
-  }();
-  return method;
+// Over TLS, a frame's header and payload are joined here to go out as one record (one per worker thread).
+std::string& recordScratch() {
+  thread_local std::string scratch;
+  return scratch;
 }
 
-// What OpenSSL wrote during the last call, taken out of the worker's buffer (which a nested call may use again).
-std::string takeTlsOutput() {
-  std::string out;
-  out.swap(tlsIo.out);
-  return out;
-}
-// Gives a buffer back for reuse once its bytes are sent or queued.
-void returnTlsOutput(std::string&& out) {
-  if (tlsIo.out.empty() && tlsIo.out.capacity() < out.capacity() && out.capacity() <= 4 * kReadChunk) {
-    out.clear();
-    tlsIo.out.swap(out);
-  }
+ws::ConnectionOptions connectionOptions(const ServerOptions& o) {
+  ws::ConnectionOptions c;
+  c.pingTimeout = o.pingTimeout;
+  c.messageTimeout = o.messageTimeout;
+  c.maxMessageBytes = o.wsMaxMessageBytes;
+  c.maxQueuedBytes = o.maxQueuedBytes;
+  c.keepCapacity = kKeepCapacity;
+  return c;
 }
 
-class BareWebSocket final : public SessionBase, public WsConnection, private ws::FrameSink, private net::Loop::Watcher {
+std::span<const uint8_t> bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+class BareWebSocket final : public SessionBase,
+                            public WsConnection,
+                            private ws::Link,
+                            private ws::Events,
+                            private net::Loop::Watcher {
  public:
-  // `ssl`, when set, is the connection's TLS state (owned from now on), its handshake done.
-  BareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket)
-      : srv_(srv), loop_(&srv.pool.loop(worker)), reader_(srv.options.wsMaxMessageBytes), ssl_(ssl),
-        ticket_(std::move(ticket)), fd_(fd), worker_(worker) {}
-  // Destroyed by its worker's table: after finalize(), or at exit without telling the handler.
+  // `tls`, when set, is the connection's TLS session, its handshake done.
+  BareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::optional<tls::Session> tls, AddressTicket ticket)
+      : srv_(srv), loop_(&srv.pool.loop(worker)), conn_(connectionOptions(srv.options), *this, *this),
+        tls_(std::move(tls)), ticket_(std::move(ticket)), fd_(fd), worker_(worker) {}
+  // Destroyed by its worker's table: after the socket closed, or at exit without telling the handler.
   ~BareWebSocket() override {
     if (fd_ >= 0) {
       loop_->unwatch(watch_, fd_);
       ::close(fd_);
     }
-    if (ssl_) SSL_free(ssl_);
     metrics::add(metrics::registry().httpConnections, -1);
-    if (opened_) metrics::add(metrics::registry().wsConnections, -1);
+    if (conn_.opened()) metrics::add(metrics::registry().wsConnections, -1);
   }
 
   // The connection's id in its worker's table (Server::Impl::owned).
@@ -147,10 +107,11 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
 
   void start(net::SlotId id, std::string_view leftover, const Request& request, std::string_view key) {
     id_ = id;
+    auto now = SteadyClock::now();
     watch_ = loop_->watch(fd_, kInterest, *this);
     if (!watch_) {
       spdlog::warn("ws: epoll_ctl failed: {}", std::strerror(errno));
-      die();
+      conn_.fail();
       return;
     }
     handler_ = srv_.routes.websocket ? srv_.routes.websocket(*this, request) : nullptr;
@@ -161,25 +122,21 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
           "Content-Length: " +
           std::to_string(kBody.size()) + "\r\nConnection: close\r\n\r\n";
       res += kBody;
-      state_ = State::kDraining;
-      queue(res, {});
+      conn_.refuse(res, now);
       return;
     }
     std::string res =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Accept: " +
         ws::acceptKey(key) + "\r\nServer: kaiwa\r\n\r\n";
-    queue(res, {});
-    if (state_ != State::kOpen) return;
-    opened_ = true;
-    lastRx_ = SteadyClock::now();
+    if (!conn_.open(res, now)) return;
     metrics::add(metrics::registry().wsConnections, 1);
     handler_->onOpen();
-    if (!leftover.empty() && readable()) {
-      rx_.assign(leftover);
-      uint32_t before = completed_;
-      ingest(nullptr, 0);
-      trackMessage(before);
+    // What came behind the request (over TLS: also a record partly received, held inside the session).
+    bool held = tls_ && tls_->hasBuffered();
+    if ((!leftover.empty() || held) && conn_.reading()) {
+      std::string first(leftover);
+      conn_.receive(first.data(), first.size(), now, held);
     }
     // Bytes that came after the request are reported by the poller: adding a ready socket reports it at once.
   }
@@ -187,20 +144,15 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   // net::Loop::Watcher
   void onReady(uint32_t events) override {
     KAIWA_ON_LOOP(*loop_);
-    if (state_ == State::kDead) return;
+    if (fd_ < 0) return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) onReadable();
-    if (state_ != State::kDead && writeWaiting_ && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) flush();
+    if (fd_ >= 0 && writeWaiting_ && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))) flush();
   }
 
   // WsConnection
-  SendResult sendText(std::string frame) override { return send(frame, ws::Opcode::kText); }
-  SendResult sendBinary(std::string frame) override { return send(frame, ws::Opcode::kBinary); }
-  void close(uint16_t code, std::string_view reason) override {
-    if (state_ != State::kOpen || !opened_) return;
-    state_ = State::kClosing;
-    deadline_ = SteadyClock::now() + kCloseTimeout;
-    queue(ws::closeFrame(code, reason), {});
-  }
+  SendResult sendText(std::string frame) override { return result(conn_.sendText(frame)); }
+  SendResult sendBinary(std::string frame) override { return result(conn_.sendBinary(frame)); }
+  void close(uint16_t code, std::string_view reason) override { conn_.close(code, reason, SteadyClock::now()); }
   uint32_t worker() const override { return worker_; }
   std::string remoteAddress() const override {
     tcp::endpoint ep;
@@ -209,13 +161,16 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     ep.resize(len);
     return ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  uint16_t peerCloseCode() const override { return peerCloseCode_; }
+  uint16_t peerCloseCode() const override { return conn_.peerCloseCode(); }
 
   bool moveTo(uint32_t worker, std::function<void(uint32_t)> done) override {
-    if (state_ != State::kOpen || !opened_ || moving_ || worker == worker_ || worker >= srv_.pool.size()) return false;
+    if (conn_.state() != ws::Connection::State::kOpen || !conn_.opened() || conn_.paused() || worker == worker_ ||
+        worker >= srv_.pool.size()) {
+      return false;
+    }
     // Reading stops after the message being handled: the rest of this read (over TLS: the plaintext of the records
-    // read) is kept in rx_, and the SSL object, with any partial record inside it, moves along.
-    moving_ = true;
+    // read) is kept by the connection, and the TLS session, with any partial record inside it, moves along.
+    conn_.pause();
     // Leaves once the current call chain (the handler, the reader, the poller's batch) is done with it.
     loop_->post([srv = &srv_, from = worker_, id = id_, worker, done = std::move(done)]() mutable {
       if (auto* ws = find(*srv, from, id)) ws->moveOut(worker, std::move(done));
@@ -225,109 +180,90 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
 
   // SessionBase
   void shutdown(uint16_t code, const std::string& reason) override {
-    if (state_ == State::kOpen && opened_) {
-      close(code, reason);
-    } else if (!opened_ && state_ != State::kDead) {
-      die();
+    if (conn_.opened()) {
+      conn_.close(code, reason, SteadyClock::now());  // (only while open)
+    } else {
+      conn_.fail();  // a refusal still draining
     }
   }
   void tick(SteadyClock::time_point now) override {
-    switch (state_) {
-      case State::kOpen: {
-        if (!opened_) return;
-        if (messageSince_ != SteadyClock::time_point{} && srv_.options.messageTimeout.count() > 0 &&
-            now - messageSince_ >= srv_.options.messageTimeout) {
-          // A message begun and not finished in time: its bytes are not held any longer.
-          spdlog::debug("ws {}: a message unfinished for {} ms, closing", remoteAddress(),
-                        srv_.options.messageTimeout.count());
-          std::string().swap(rx_);  // (not under the reader: ticks come from the worker's timer)
-          messageSince_ = {};
-          queue(ws::closeFrame(ws::kClosePolicy, "message too slow"), {});
-          enterDraining();
-          return;
-        }
-        auto idle = now - lastRx_;
-        if (idle >= srv_.options.pingTimeout) {
-          spdlog::debug("ws {}: no data for {} ms, closing", remoteAddress(), srv_.options.pingTimeout.count());
-          die();
-          notifyClosed();
-        } else if (idle >= srv_.options.pingTimeout / 2 && !pingSent_) {
-          pingSent_ = true;
-          uint8_t ping[2] = {0x89, 0x00};
-          queue({reinterpret_cast<const char*>(ping), 2}, {});
-        }
-        return;
-      }
-      case State::kClosing:
-        if (now >= deadline_) enterDraining();  // no close frame came back: give up waiting
-        return;
-      case State::kDraining:
-        if (halfClosed_ && now >= deadline_) die();
-        return;
-      case State::kDead:
-        return;
-    }
+    conn_.tick(now);
+    // Over TLS, the session's vectors (and OpenSSL's buffers, if it kept any) are freed once nothing is in them; at
+    // most once a tick, so a busy connection does not allocate per message.
+    if (tlsUsed_ && fd_ >= 0 && tls_->releaseBuffers()) tlsUsed_ = false;
   }
 
  private:
-  enum class State : uint8_t {
-    kOpen,      // messages flow
-    kClosing,   // our close frame is queued; reading (and discarding) until the peer's comes
-    kDraining,  // the close handshake is over: flush what is queued, half-close, read until the peer closes too
-    kDead,      // socket closed
-  };
-
-  int fd() const { return fd_; }
-  bool readable() const { return state_ == State::kOpen || state_ == State::kClosing; }
-  std::size_t queued() const { return tx_.size() - txSent_; }
-
-  SendResult send(std::string_view payload, ws::Opcode opcode) {
-    if (state_ != State::kOpen || !opened_) return SendResult::kClosed;
-    uint8_t header[ws::kMaxHeaderBytes];
-    std::size_t h = ws::writeHeader(header, opcode, payload.size());
-    if (!queue({reinterpret_cast<const char*>(header), h}, payload)) return SendResult::kClosed;
-    metrics::count(metrics::Count::kMessagesOut);
-    return state_ == State::kDead ? SendResult::kClosed : SendResult::kQueued;
+  static SendResult result(ws::Connection::SendResult r) {
+    return r == ws::Connection::SendResult::kQueued ? SendResult::kQueued : SendResult::kClosed;
   }
 
-  // Sends `a` then `b` (over TLS: as one record). False when the connection is closed by it (slow consumer, error).
-  bool queue(std::string_view a, std::string_view b) {
-    if (!ssl_) return queueRaw(a, b);
-    if (state_ == State::kDead) return false;
-    std::string& plain = tlsIo.plain;
-    plain.assign(a);
-    plain.append(b);
-    ERR_clear_error();
-    for (std::size_t done = 0; done < plain.size();) {
-      int n =
-          SSL_write(ssl_, plain.data() + done, static_cast<int>(std::min<std::size_t>(plain.size() - done, 1 << 20)));
-      if (n <= 0) {
-        spdlog::debug("ws {}: TLS write failed", remoteAddress());
-        ERR_clear_error();
-        plain.clear();
-        tlsIo.out.clear();  // never to another connection
-        broken();
-        return false;
-      }
-      done += static_cast<std::size_t>(n);
+  // --- ws::Link ---
+  bool write(std::string_view a, std::string_view b) override {
+    if (fd_ < 0) return false;
+    if (!tls_) return sendOrQueue(a, b);
+    tlsUsed_ = true;
+    tls::Status status;
+    if (b.empty()) {
+      status = tls_->write(bytes(a));
+    } else {
+      std::string& record = recordScratch();
+      record.assign(a);
+      record.append(b);
+      status = tls_->write(bytes(record));
+      record.clear();
+      if (record.capacity() > 4 * kReadChunk) std::string().swap(record);
     }
-    if (plain.capacity() > 4 * kReadChunk) std::string().swap(plain);
-    return sendTlsOutput();
+    if (status != tls::Status::kOk) {
+      spdlog::debug("ws {}: TLS write failed", remoteAddress());
+      return false;
+    }
+    return pushTls();
   }
-
-  // Sends or queues what OpenSSL wrote during the last call.
-  bool sendTlsOutput() {
-    if (tlsIo.out.empty()) return state_ != State::kDead;
-    std::string out = takeTlsOutput();
-    bool ok = queueRaw(out, {});
-    returnTlsOutput(std::move(out));
-    return ok;
+  std::size_t queued() const override { return tls_ ? tls_->output().size() : tx_.size() - txSent_; }
+  void halfClose() override {
+    if (fd_ < 0) return;
+    if (tls_) {
+      // TLS ends with our close_notify before the TCP half-close (RFC 8446 section 6.1).
+      tlsUsed_ = true;
+      tls_->shutdown();
+      if (!pushTls()) {
+        conn_.fail();
+        return;
+      }
+      if (queued() > 0) {
+        halfClosePending_ = true;  // flush() half-closes once it is out
+        return;
+      }
+    }
+    ::shutdown(fd_, SHUT_WR);
   }
+  // Closes the socket (out of the loop first: events of the running batch for it are dropped) and lets its worker's
+  // table destroy this object after the current call chain, which may still be inside it; the handler hears of the
+  // end then if it has not yet (ws::Connection::finish).
+  void closeSocket() override {
+    if (fd_ < 0) return;
+    loop_->unwatch(watch_, fd_);
+    ::close(fd_);
+    fd_ = -1;
+    std::string().swap(tx_);
+    txSent_ = 0;
+    loop_->post([srv = &srv_, worker = worker_, id = id_] {
+      if (BareWebSocket* ws = find(*srv, worker, id)) {
+        ws->conn_.finish();
+        srv->owned[worker].erase(id);
+      }
+    });
+  }
+  std::string peerName() const override { return remoteAddress(); }
 
-  // Writes `a` then `b` to the socket now if nothing is queued before them, else queues them. False when the queue
-  // passed the slow-consumer limit (the connection is then closed).
-  bool queueRaw(std::string_view a, std::string_view b) {
-    if (state_ == State::kDead) return false;
+  // --- ws::Events ---
+  void onMessage(std::string_view payload, bool binary) override { handler_->onMessage(payload, binary); }
+  void onClose() override { handler_->onClose(); }
+
+  // Writes `a` then `b` to the socket now if nothing is queued before them, else queues them. False when the socket
+  // failed.
+  bool sendOrQueue(std::string_view a, std::string_view b) {
     std::size_t done = 0;
     if (queued() == 0 && !writeWaiting_) {
       iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
@@ -336,18 +272,12 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
       msg.msg_iovlen = b.empty() ? 1 : 2;
       ssize_t n;
       do {
-        n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
       } while (n < 0 && errno == EINTR);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        broken();
-        return false;
-      }
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
       done = n < 0 ? 0 : static_cast<std::size_t>(n);
       metrics::count(metrics::Count::kBytesOut, done);
-      if (done == a.size() + b.size()) {
-        afterFlush();
-        return true;
-      }
+      if (done == a.size() + b.size()) return true;
     }
     // Keep what the socket did not take.
     if (done < a.size()) {
@@ -356,30 +286,45 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     } else {
       tx_.append(b.substr(done - a.size()));
     }
-    if (queued() > srv_.options.maxQueuedBytes) {
-      spdlog::info("ws {}: closed as a slow consumer ({} bytes queued)", remoteAddress(), queued());
-      metrics::registry().drop(metrics::Drop::kSlowConsumer);
-      broken();
-      return false;
-    }
     waitWritable();
     return true;
   }
 
+  // TLS: sends what the session wrote (its output is this connection's queue) unless a wait for writability is on.
+  // False when the socket failed.
+  bool pushTls() {
+    std::vector<uint8_t>& out = tls_->output();
+    if (out.empty() || writeWaiting_) return true;
+    ssize_t n;
+    do {
+      n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (n > 0) {
+      metrics::count(metrics::Count::kBytesOut, static_cast<uint64_t>(n));
+      tls_->consumed(static_cast<std::size_t>(n));
+    }
+    if (!out.empty()) waitWritable();
+    return true;
+  }
+
+  // The socket can take more: sends what is queued; once it is all out, the connection hears of it.
   void flush() {
     while (queued() > 0) {
-      ssize_t n = ::send(fd(), tx_.data() + txSent_, queued(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      const char* data = tls_ ? reinterpret_cast<const char*>(tls_->output().data()) : tx_.data() + txSent_;
+      ssize_t n = ::send(fd_, data, queued(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        txSent_ += static_cast<std::size_t>(n);
+        if (tls_) {
+          tls_->consumed(static_cast<std::size_t>(n));
+        } else {
+          txSent_ += static_cast<std::size_t>(n);
+        }
         metrics::count(metrics::Count::kBytesOut, static_cast<uint64_t>(n));
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        waitWritable();
-        return;
-      }
-      broken();
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // (still watching for writability)
+      conn_.fail();
       return;
     }
     tx_.clear();
@@ -389,30 +334,15 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
       writeWaiting_ = false;
       loop_->rewatch(watch_, fd_, kInterest);
     }
-    afterFlush();
-  }
-
-  // Everything queued is out: a draining connection half-closes now.
-  void afterFlush() {
-    if (state_ != State::kDraining || halfClosed_) return;
-    if (ssl_ && !closeNotifySent_) {
-      // TLS ends with our close_notify before the TCP half-close (RFC 8446 section 6.1).
-      closeNotifySent_ = true;
-      ERR_clear_error();
-      SSL_shutdown(ssl_);
-      ERR_clear_error();
-      if (!tlsIo.out.empty()) {
-        sendTlsOutput();  // comes back here once it is out
-        return;
-      }
+    if (halfClosePending_) {
+      halfClosePending_ = false;
+      ::shutdown(fd_, SHUT_WR);
     }
-    halfClosed_ = true;
-    ::shutdown(fd(), SHUT_WR);
-    deadline_ = SteadyClock::now() + kLingerTime;
+    conn_.sent(SteadyClock::now());
   }
 
   void waitWritable() {
-    if (writeWaiting_ || state_ == State::kDead) return;
+    if (writeWaiting_ || fd_ < 0) return;
     writeWaiting_ = true;
     loop_->rewatch(watch_, fd_, kInterest | net::Loop::kWritable);
   }
@@ -420,26 +350,15 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   void onReadable() {
     char* buffer = readBuffer();
     for (int round = 0; round < kReadsPerTurn; ++round) {
-      if (state_ == State::kDead || moving_) return;  // moving: read on once there (moveIn)
-      ssize_t n = ::recv(fd(), buffer, kReadChunk, MSG_DONTWAIT);
+      if (fd_ < 0 || conn_.paused()) return;  // moving: read on once there (moveIn)
+      ssize_t n = ::recv(fd_, buffer, kReadChunk, MSG_DONTWAIT);
       if (n > 0) {
         metrics::count(metrics::Count::kBytesIn, static_cast<uint64_t>(n));
-        if (state_ == State::kDraining) {
-          drained_ += static_cast<std::size_t>(n);
-          if (drained_ > kLingerBytes) {
-            die();
-            return;
-          }
+        auto now = SteadyClock::now();
+        if (tls_ && conn_.reading()) {
+          if (!decrypt(buffer, static_cast<std::size_t>(n), now)) return;
         } else {
-          lastRx_ = SteadyClock::now();
-          pingSent_ = false;
-          uint32_t before = completed_;
-          if (ssl_) {
-            if (!decrypt(buffer, static_cast<std::size_t>(n))) return;
-          } else {
-            ingest(buffer, static_cast<std::size_t>(n));
-          }
-          trackMessage(before);
+          conn_.receive(buffer, static_cast<std::size_t>(n), now);  // (draining: only counted)
         }
         if (static_cast<std::size_t>(n) < kReadChunk) return;  // a short read emptied the socket
         continue;
@@ -447,9 +366,7 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       // The peer closed (0) or the socket failed: nothing more will come or go.
-      bool wasOpen = readable();
-      die();
-      if (wasOpen) notifyClosed();
+      conn_.receiveEnd();
       return;
     }
     // More is waiting, and no new edge will say so: read on after the others had their turn.
@@ -459,155 +376,48 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
       BareWebSocket* ws = find(*srv, worker, id);  // (gone, or moved away: it reads on where it is)
       if (!ws) return;
       ws->readPosted_ = false;
-      if (ws->state_ != State::kDead) ws->onReadable();
+      if (ws->fd_ >= 0) ws->onReadable();
     });
   }
 
-  // TLS: hands the received records to OpenSSL and parses the plaintext they hold. False when the connection ended
-  // (the peer's close_notify or a TLS error; the handler has been told).
-  bool decrypt(const char* data, std::size_t size) {
+  // TLS: hands the received records to the session and the plaintext they hold to the connection. False when the
+  // connection ended (the peer's close_notify or a TLS error; the handler has been told).
+  bool decrypt(const char* data, std::size_t size, SteadyClock::time_point now) {
+    tlsUsed_ = true;
+    tls_->feed(bytes({data, size}));
     char* plain = plainBuffer();
-    bool ended = false;
-    while (readable()) {
-      // The input is handed over for this call only: what it leaves is kept here, not in the worker's TlsIo, which
-      // the handler's sends to other connections use meanwhile; and what the call wrote (a key update's answer,
-      // say) leaves at once, before any other connection's records can join it in tlsIo.out.
-      tlsIo.in = data;
-      tlsIo.inLen = size;
-      ERR_clear_error();
-      int n = SSL_read(ssl_, plain, static_cast<int>(kReadChunk));
-      int error = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, n);
-      data = tlsIo.in;
-      size = tlsIo.inLen;
-      tlsIo.in = nullptr;
-      tlsIo.inLen = 0;
-      if (!tlsIo.out.empty() && !sendTlsOutput()) return false;
-      if (n > 0) {
-        ingest(plain, static_cast<std::size_t>(n));
+    while (conn_.reading()) {
+      tls::ReadResult r = tls_->read({reinterpret_cast<uint8_t*>(plain), kReadChunk});
+      // What the call wrote (a key update's answer, say) leaves at once.
+      if (!pushTls()) {
+        conn_.fail();
+        return false;
+      }
+      if (r.status == tls::Status::kOk) {
+        conn_.receive(plain, r.bytes, now, tls_->hasBuffered());
         continue;
       }
-      if (error == SSL_ERROR_WANT_READ) break;
-      // close_notify (SSL_ERROR_ZERO_RETURN) ends the stream as a TCP close would; anything else is a TLS error:
-      // no more records can be trusted.
-      if (error != SSL_ERROR_ZERO_RETURN) {
-        spdlog::debug("ws {}: TLS error {}, closing", remoteAddress(), error);
+      if (r.status == tls::Status::kWantRead) {
+        // No plaintext (yet): the peer is active, and a record partly here holds a message begun.
+        conn_.receive(nullptr, 0, now, tls_->hasBuffered());
+        break;
+      }
+      // close_notify ends the stream as a TCP close would; anything else is a TLS error: no more records can be
+      // trusted.
+      if (r.status == tls::Status::kError) {
+        spdlog::debug("ws {}: TLS error, closing", remoteAddress());
         metrics::registry().drop(metrics::Drop::kTlsBad);
       }
-      ERR_clear_error();
-      ended = true;
-      break;
+      conn_.receiveEnd();
+      return false;
     }
-    if (!ended) return state_ != State::kDead;
-    bool wasOpen = readable();
-    die();
-    if (wasOpen) notifyClosed();
-    return false;
-  }
-
-  // Parses the whole frames in what was read (in place when no partial frame is pending), keeps the rest.
-  void ingest(char* data, std::size_t size) {
-    if (moving_) {  // parsed on the new worker (resumeReading)
-      rx_.append(data, size);
-      return;
-    }
-    if (rx_.empty() && size > 0) {
-      std::size_t used = reader_.read(data, size, *this);
-      if (used < size && readable() && !reader_.error() && !reader_.closed()) rx_.assign(data + used, size - used);
-    } else {
-      rx_.append(data, size);
-      std::size_t used = reader_.read(rx_.data(), rx_.size(), *this);
-      rx_.erase(0, used);
-    }
-    if (!readable() || reader_.error() || reader_.closed()) rx_.clear();
-    if (rx_.empty() && rx_.capacity() > kKeepCapacity) std::string().swap(rx_);
-    if (uint16_t code = reader_.error(); code && readable()) {
-      if (code == ws::kCloseTooBig) metrics::registry().drop(metrics::Drop::kTooLarge);
-      spdlog::debug("ws {}: protocol error, closing with {}", remoteAddress(), code);
-      bool wasOpen = state_ == State::kOpen;
-      if (wasOpen) queue(ws::closeFrame(code, {}), {});
-      enterDraining();
-    }
-  }
-
-  // Starts or ends the clock of a message begun (ServerOptions::messageTimeout) after a read: bytes of an unfinished
-  // frame, of a fragmented message, or of a partial TLS record are held. A message finished during the read
-  // (`completed_` moved past `before`) means what is held now began in this read.
-  void trackMessage(uint32_t before) {
-    if (state_ != State::kOpen) return;
-    bool unfinished = !rx_.empty() || reader_.pendingBytes() > 0 || (ssl_ && SSL_has_pending(ssl_));
-    if (!unfinished) {
-      messageSince_ = {};
-    } else if (messageSince_ == SteadyClock::time_point{} || completed_ != before) {
-      messageSince_ = SteadyClock::now();
-    }
-  }
-
-  // ws::FrameSink
-  bool onMessage(std::string_view payload, bool binary) override {
-    ++completed_;
-    if (state_ == State::kOpen) handler_->onMessage(payload, binary);
-    return readable() && !moving_;  // while closing, messages are read and dropped until the close frame
-  }
-  void onPing(std::string_view payload) override {
-    if (reader_.pendingBytes() == 0) ++completed_;  // (between the fragments of a message, that message goes on)
-    if (!readable()) return;
-    uint8_t header[ws::kMaxHeaderBytes];
-    std::size_t h = ws::writeHeader(header, ws::Opcode::kPong, payload.size());
-    queue({reinterpret_cast<const char*>(header), h}, payload);
-  }
-  void onClose(uint16_t code, std::string_view) override {
-    peerCloseCode_ = code == ws::kCloseNoStatus ? 0 : code;
-    if (state_ == State::kOpen) {
-      // Echo the close (RFC 6455 section 5.5.1), with its code when it had one.
-      if (code == ws::kCloseNoStatus) {
-        uint8_t empty[2] = {0x88, 0x00};
-        queue({reinterpret_cast<const char*>(empty), 2}, {});
-      } else {
-        queue(ws::closeFrame(code, {}), {});
-      }
-    }
-    enterDraining();
-  }
-
-  void enterDraining() {
-    if (state_ == State::kDraining || state_ == State::kDead) return;
-    state_ = State::kDraining;
-    notifyClosed();
-    if (state_ != State::kDead && queued() == 0) afterFlush();
-  }
-
-  // The socket failed (or the peer is too slow): close it now; the handler hears of it after the current call,
-  // never from inside a send it made.
-  void broken() { die(); }  // finalize() tells the handler
-
-  // Closes the socket (out of the loop first: events of the running batch for it are dropped) and lets its worker's
-  // table destroy this object after the current call chain, which may still be inside it.
-  void die() {
-    if (state_ == State::kDead) return;
-    state_ = State::kDead;
-    loop_->unwatch(watch_, fd_);
-    ::close(fd_);
-    fd_ = -1;
-    std::string().swap(tx_);  // (rx_ may be under the reader right now: ingest() lets it go)
-    txSent_ = 0;
-    loop_->post([srv = &srv_, worker = worker_, id = id_] {
-      if (BareWebSocket* ws = find(*srv, worker, id)) {
-        ws->notifyClosed();
-        srv->owned[worker].erase(id);
-      }
-    });
+    return fd_ >= 0;
   }
 
   // net::Loop::Watcher: onReady threw (a handler's bug): the connection ends; the worker goes on.
   void onFailure() noexcept override {
     watch_ = 0;  // (the loop forgot it already)
-    die();
-  }
-
-  void notifyClosed() {
-    if (notified_ || !opened_) return;
-    notified_ = true;
-    handler_->onClose();
+    conn_.fail();
   }
 
   // --- moving to another worker (moveTo) ---
@@ -615,9 +425,8 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   // travels inside the posted task, owned by it: if the workers stop before the task runs (shutdown), the task's
   // destruction closes it (without telling its handler, as at exit).
   void moveOut(uint32_t to, std::function<void(uint32_t)> done) {
-    if (state_ != State::kOpen) {
-      // Closed or failed meanwhile: it stays, and so does its handler (onClose follows, from die() or the close).
-      moving_ = false;
+    if (conn_.state() != ws::Connection::State::kOpen) {
+      // Closed or failed meanwhile: it stays, and so does its handler (onClose follows, or came already).
       done(worker_);
       resumeReading();
       return;
@@ -637,12 +446,11 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
     worker_ = to;
     id_ = id;
     loop_ = &srv_.pool.loop(to);
-    moving_ = false;
     metrics::add(metrics::registry().wsMoves);
     watch_ = loop_->watch(fd_, kInterest | (writeWaiting_ ? net::Loop::kWritable : 0u), *this);
     if (!watch_) {
       spdlog::warn("ws: epoll_ctl failed after a move: {}", std::strerror(errno));
-      die();
+      conn_.fail();
     }
     done(worker_);
     resumeReading();
@@ -650,12 +458,8 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
 
   // The messages that came behind the one that asked for the move, then the socket (whose edge may be spent).
   void resumeReading() {
-    if (!rx_.empty() && readable()) {
-      uint32_t before = completed_;
-      ingest(nullptr, 0);
-      trackMessage(before);
-    }
-    if (state_ != State::kDead) onReadable();
+    conn_.resume(SteadyClock::now());
+    if (fd_ >= 0) onReadable();
   }
 
   static constexpr uint32_t kInterest = net::Loop::kReadable | net::Loop::kEdge;
@@ -665,69 +469,37 @@ class BareWebSocket final : public SessionBase, public WsConnection, private ws:
   net::SlotId id_ = 0;  // in the worker's table
   net::Loop::WatchId watch_ = 0;
   std::unique_ptr<WsHandler> handler_;
-  ws::FrameReader reader_;
-  SSL* ssl_;              // TLS, or nullptr
-  AddressTicket ticket_;  // the connection's place in its address's count
-  std::string rx_;        // a partial frame (empty while idle)
-  std::string tx_;        // what the socket did not take yet, from txSent_ on (empty while idle)
+  ws::Connection conn_;
+  std::optional<tls::Session> tls_;  // TLS, or none
+  AddressTicket ticket_;             // the connection's place in its address's count
+  std::string tx_;                   // plain TCP: what the socket did not take yet, from txSent_ on (empty while idle)
   std::size_t txSent_ = 0;
-  std::size_t drained_ = 0;
-  SteadyClock::time_point lastRx_{};
-  SteadyClock::time_point deadline_{};      // kClosing: for the peer's close; kDraining: for the peer's FIN
-  SteadyClock::time_point messageSince_{};  // when the unfinished message held began; {} when none is
-  uint32_t completed_ = 0;                  // messages (and pings outside a fragmented message) read so far
-  int fd_;
+  int fd_;  // -1 once closed
   uint32_t worker_;
-  uint16_t peerCloseCode_ = 0;
-  State state_ = State::kOpen;
-  bool opened_ = false, notified_ = false, readPosted_ = false, writeWaiting_ = false, pingSent_ = false,
-       halfClosed_ = false, closeNotifySent_ = false, moving_ = false;
+  bool readPosted_ = false, writeWaiting_ = false, halfClosePending_ = false, tlsUsed_ = false;
 };
 
 }  // namespace
 
-void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, SSL* ssl, AddressTicket ticket,
-                        std::string_view leftover, const Request& request, std::string_view key) {
-  auto owned = std::make_unique<BareWebSocket>(srv, worker, fd, ssl, std::move(ticket));
+void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::optional<tls::Session> tls,
+                        AddressTicket ticket, std::string_view leftover, const Request& request, std::string_view key) {
+  auto owned = std::make_unique<BareWebSocket>(srv, worker, fd, std::move(tls), std::move(ticket));
   BareWebSocket* ws = owned.get();
   net::SlotId id = srv.owned[worker].insert(std::move(owned));
   ws->start(id, leftover, request, key);
 }
 
-SSL* takeOverTls(SSL* ssl, std::string& pending) {
-  BIO* rbio = SSL_get_rbio(ssl);
-  BIO* wbio = SSL_get_wbio(ssl);
-  if (!rbio || !wbio) return nullptr;
-  // What is still inside Asio's TLS stream — records received and not decrypted, plaintext decrypted and not read
-  // (a client may send its first frames right behind the upgrade request) — is read out now, through Asio's BIO
-  // pair, and goes with what Beast read past the request. A record only partly received stays inside the SSL object,
-  // which moves along; the rest of it comes through the new BIO.
-  char buffer[16 * 1024];
-  while (SSL_has_pending(ssl) || BIO_ctrl_pending(rbio) > 0) {
-    ERR_clear_error();
-    int n = SSL_read(ssl, buffer, sizeof buffer);
-    if (n > 0) {
-      pending.append(buffer, static_cast<std::size_t>(n));
-      continue;
-    }
-    int error = SSL_get_error(ssl, n);
-    ERR_clear_error();
-    if (error == SSL_ERROR_WANT_READ) break;
-    return nullptr;  // close_notify, an alert, a bad record: nothing more to serve
-  }
-  // Output that Asio has not sent would be lost with its BIO pair (it only comes from answering a key update while
-  // the request was read): such a connection is not taken over.
-  if (BIO_ctrl_wpending(wbio) != 0) return nullptr;
-  BIO* bio = BIO_new(bioMethod());
-  if (!bio || SSL_up_ref(ssl) != 1) {
-    if (bio) BIO_free(bio);
-    return nullptr;
-  }
-  SSL_set_bio(ssl, bio, bio);  // frees Asio's half of its BIO pair; Asio frees the other half and drops its reference
-  SSL_clear_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
-  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
-  return ssl;
+std::optional<tls::Session> takeOverTls(SSL* ssl, std::string& pending) {
+  // A reference of our own: Asio frees its reference and its half of its BIO pair with its stream.
+  if (!ssl || SSL_up_ref(ssl) != 1) return std::nullopt;
+  // Records still inside Asio's BIO pair (a client may send its first frames right behind the upgrade request) are
+  // decrypted now and their plaintext goes with what Beast read past the request; a record only partly received
+  // stays inside the SSL object, and the rest of it comes through the session. Output that Asio has not sent (it
+  // only comes from answering a key update while the request was read) would be lost: such a connection is not
+  // taken over.
+  auto session = tls::Session::adopt(ssl, tls::Buffers::kReleaseWhenEmpty, &pending);
+  if (!session) SSL_free(ssl);
+  return session;
 }
 
 }  // namespace kaiwa::http::detail

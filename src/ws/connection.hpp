@@ -28,6 +28,7 @@
 #include <string_view>
 
 #include "common/clock.hpp"
+#include "common/limits.hpp"
 #include "ws/frame.hpp"
 
 namespace kaiwa::ws {
@@ -43,8 +44,9 @@ struct ConnectionOptions {
   Millis lingerTime{3000};                // reading after the half-close...
   std::size_t lingerBytes = 8 << 20;      // ... and at most this much
   std::size_t maxMessageBytes = 1 << 20;  // a longer message closes the connection (1009)
-  std::size_t maxQueuedBytes = 4 << 20;   // bytes the socket did not take, then the peer is a slow consumer
-  std::size_t keepCapacity = 4096;        // a partial-frame buffer above this is freed once empty
+  std::size_t maxQueuedBytes =
+      common::kMaxQueuedBytes;      // bytes the socket did not take, then the peer is a slow consumer
+  std::size_t keepCapacity = 4096;  // a partial-frame buffer above this is freed once empty
 };
 
 // What the connection needs of the glue: the socket's sending side and its end.
