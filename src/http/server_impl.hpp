@@ -73,6 +73,7 @@ struct Server::Impl {
   net::WorkerPool& pool;
   ServerOptions options;
   Routes routes;
+  ws::ConnectionOptions wsOptions;  // what every WebSocket runs with (from `options`), shared by them all
   bool tls = false;
   // The TLS context new connections are made with; SIGHUP swaps in a new one (reloadTls). Existing connections keep
   // theirs: each SSL object holds a reference to its SSL_CTX. Read once per accepted connection, under the mutex.
@@ -97,6 +98,10 @@ struct Server::Impl {
   std::vector<net::Loop::TimerId> tickers;  // index = worker, in the worker's loop
 
   Impl(net::WorkerPool& p, ServerOptions o, Routes r) : pool(p), options(std::move(o)), routes(std::move(r)) {
+    wsOptions.pingTimeout = options.pingTimeout;
+    wsOptions.messageTimeout = options.messageTimeout;
+    wsOptions.maxMessageBytes = options.wsMaxMessageBytes;
+    wsOptions.maxQueuedBytes = options.maxQueuedBytes;
     live.resize(pool.size());
     owned.resize(pool.size());
     tickers.resize(pool.size());

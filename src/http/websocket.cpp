@@ -68,16 +68,6 @@ std::string& recordScratch() {
   return scratch;
 }
 
-ws::ConnectionOptions connectionOptions(const ServerOptions& o) {
-  ws::ConnectionOptions c;
-  c.pingTimeout = o.pingTimeout;
-  c.messageTimeout = o.messageTimeout;
-  c.maxMessageBytes = o.wsMaxMessageBytes;
-  c.maxQueuedBytes = o.maxQueuedBytes;
-  c.keepCapacity = kKeepCapacity;
-  return c;
-}
-
 std::span<const uint8_t> bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
 class BareWebSocket final : public SessionBase,
@@ -87,8 +77,8 @@ class BareWebSocket final : public SessionBase,
                             private net::Loop::Watcher {
  public:
   // `tls`, when set, is the connection's TLS session, its handshake done.
-  BareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::optional<tls::Session> tls, AddressTicket ticket)
-      : srv_(srv), loop_(&srv.pool.loop(worker)), conn_(connectionOptions(srv.options), *this, *this),
+  BareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::unique_ptr<tls::Session> tls, AddressTicket ticket)
+      : srv_(srv), loop_(&srv.pool.loop(worker)), conn_(srv.wsOptions, *this, *this),
         tls_(std::move(tls)), ticket_(std::move(ticket)), fd_(fd), worker_(worker) {}
   // Destroyed by its worker's table: after the socket closed, or at exit without telling the handler.
   ~BareWebSocket() override {
@@ -470,7 +460,7 @@ class BareWebSocket final : public SessionBase,
   net::Loop::WatchId watch_ = 0;
   std::unique_ptr<WsHandler> handler_;
   ws::Connection conn_;
-  std::optional<tls::Session> tls_;  // TLS, or none
+  std::unique_ptr<tls::Session> tls_;  // TLS, or none (apart: a plain connection does not carry its size)
   AddressTicket ticket_;             // the connection's place in its address's count
   std::string tx_;                   // plain TCP: what the socket did not take yet, from txSent_ on (empty while idle)
   std::size_t txSent_ = 0;
@@ -483,7 +473,8 @@ class BareWebSocket final : public SessionBase,
 
 void startBareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::optional<tls::Session> tls,
                         AddressTicket ticket, std::string_view leftover, const Request& request, std::string_view key) {
-  auto owned = std::make_unique<BareWebSocket>(srv, worker, fd, std::move(tls), std::move(ticket));
+  auto session = tls ? std::make_unique<tls::Session>(std::move(*tls)) : nullptr;
+  auto owned = std::make_unique<BareWebSocket>(srv, worker, fd, std::move(session), std::move(ticket));
   BareWebSocket* ws = owned.get();
   net::SlotId id = srv.owned[worker].insert(std::move(owned));
   ws->start(id, leftover, request, key);

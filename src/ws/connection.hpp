@@ -86,6 +86,7 @@ class Connection final : private FrameSink {
   enum class State : uint8_t { kOpen, kClosing, kDraining, kDead };
   enum class SendResult : uint8_t { kQueued, kClosed };
 
+  // `options` is shared by the connections of a server and outlives them (a copy each would cost every idle one).
   Connection(const ConnectionOptions& options, Link& link, Events& events);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -158,7 +159,7 @@ class Connection final : private FrameSink {
   void onPing(std::string_view payload) override;
   void onClose(uint16_t code, std::string_view reason) override;
 
-  ConnectionOptions options_;
+  const ConnectionOptions& options_;
   Link& link_;
   Events& events_;
   FrameReader reader_;
