@@ -174,13 +174,13 @@ TEST(WsConnection, AMessageSentAByteNowAndThenIsClosedAtItsDeadline) {
   std::string frame = text(std::string(100, 'x'));
   TimePoint now = t0;
   std::size_t i = 0;
-  for (; i < 10; ++i) {  // a byte every 200 ms keeps the peer alive, not the message
+  for (; i < 10; ++i) {  // a few bytes every 200 ms keep the peer alive, not the message
     now = t0 + milliseconds(200 * i);
-    h.feed(frame.substr(i, 1), now);
+    h.feed(frame.substr(3 * i, 3), now);
     h.conn.tick(now);
   }
   EXPECT_EQ(h.conn.state(), Connection::State::kOpen);
-  EXPECT_EQ(h.conn.heldBytes(), 10u);
+  EXPECT_EQ(h.conn.heldBytes(), 30u);
   EXPECT_EQ(h.conn.nextDeadline(), t0 + seconds(2));
   h.conn.tick(t0 + seconds(2));
   auto frames = h.frames();
@@ -195,7 +195,7 @@ TEST(WsConnection, AMessageSentAByteNowAndThenIsClosedAtItsDeadline) {
   EXPECT_EQ(h.halfCloses, 1);
   EXPECT_TRUE(h.messages.empty());
   // The rest of the message now only counts towards the linger.
-  h.feed(frame.substr(i), t0 + seconds(2) + milliseconds(1));
+  h.feed(frame.substr(3 * i), t0 + seconds(2) + milliseconds(1));
   EXPECT_TRUE(h.messages.empty());
   h.conn.finish();
   EXPECT_EQ(h.closes, 1);
@@ -222,6 +222,21 @@ TEST(WsConnection, WholeMessagesSentSlowlyAreNoMessageTooSlow) {
   EXPECT_EQ(h.messages.back().first, "later");
   h.conn.tick(t0 + seconds(30));
   EXPECT_EQ(h.conn.state(), Connection::State::kOpen);
+}
+
+TEST(WsConnection, TheDeadlineRestartsForAMessageBegunInTheReadThatFinishedTheLast) {
+  ConnectionOptions o;
+  o.messageTimeout = seconds(2);
+  Harness h(o);
+  h.opened();
+  std::string m1 = text("first message"), m2 = text("second message");
+  h.feed(m1.substr(0, 4), t0);
+  h.feed(m1.substr(4) + m2.substr(0, 4), t0 + milliseconds(1500));
+  ASSERT_EQ(h.messages.size(), 1u);
+  h.conn.tick(t0 + milliseconds(2500));  // m2 began at 1.5 s
+  EXPECT_EQ(h.conn.state(), Connection::State::kOpen);
+  h.conn.tick(t0 + milliseconds(3500));
+  EXPECT_EQ(h.conn.state(), Connection::State::kDraining);
 }
 
 TEST(WsConnection, APartialTlsRecordStartsTheMessageDeadline) {
