@@ -78,8 +78,8 @@ class BareWebSocket final : public SessionBase,
  public:
   // `tls`, when set, is the connection's TLS session, its handshake done.
   BareWebSocket(Server::Impl& srv, uint32_t worker, int fd, std::unique_ptr<tls::Session> tls, AddressTicket ticket)
-      : srv_(srv), loop_(&srv.pool.loop(worker)), conn_(srv.wsOptions, *this, *this),
-        tls_(std::move(tls)), ticket_(std::move(ticket)), fd_(fd), worker_(worker) {}
+      : srv_(srv), loop_(&srv.pool.loop(worker)), conn_(srv.wsOptions, *this, *this), tls_(std::move(tls)),
+        ticket_(std::move(ticket)), fd_(fd), worker_(worker) {}
   // Destroyed by its worker's table: after the socket closed, or at exit without telling the handler.
   ~BareWebSocket() override {
     if (fd_ >= 0) {
@@ -461,8 +461,8 @@ class BareWebSocket final : public SessionBase,
   std::unique_ptr<WsHandler> handler_;
   ws::Connection conn_;
   std::unique_ptr<tls::Session> tls_;  // TLS, or none (apart: a plain connection does not carry its size)
-  AddressTicket ticket_;             // the connection's place in its address's count
-  std::string tx_;                   // plain TCP: what the socket did not take yet, from txSent_ on (empty while idle)
+  AddressTicket ticket_;               // the connection's place in its address's count
+  std::string tx_;  // plain TCP: what the socket did not take yet, from txSent_ on (empty while idle)
   std::size_t txSent_ = 0;
   int fd_;  // -1 once closed
   uint32_t worker_;
