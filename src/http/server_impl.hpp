@@ -22,6 +22,7 @@
 #include "net/accept_backoff.hpp"
 #include "net/slots.hpp"
 #include "tls/session.hpp"
+#include "ws/connection.hpp"
 
 namespace kaiwa::http {
 

@@ -283,6 +283,7 @@ class BareWebSocket final : public SessionBase,
   // TLS: sends what the session wrote (its output is this connection's queue) unless a wait for writability is on.
   // False when the socket failed.
   bool pushTls() {
+    if (fd_ < 0) return false;
     std::vector<uint8_t>& out = tls_->output();
     if (out.empty() || writeWaiting_) return true;
     ssize_t n;
