@@ -44,8 +44,8 @@ struct ConnectionOptions {
   Millis lingerTime{3000};                // reading after the half-close...
   std::size_t lingerBytes = 8 << 20;      // ... and at most this much
   std::size_t maxMessageBytes = 1 << 20;  // a longer message closes the connection (1009)
-  std::size_t maxQueuedBytes =
-      common::kMaxQueuedBytes;      // bytes the socket did not take, then the peer is a slow consumer
+  // Bytes the socket did not take, then the peer is a slow consumer (the default shared with the other queues).
+  std::size_t maxQueuedBytes = common::kMaxQueuedBytes;
   std::size_t keepCapacity = 4096;  // a partial-frame buffer above this is freed once empty
 };
 
