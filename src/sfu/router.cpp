@@ -1,0 +1,393 @@
+#include "sfu/router.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "rtp/rtcp.hpp"
+#include "rtp/sequence.hpp"
+#include "srtp/session.hpp"
+
+namespace kaiwa::sfu {
+
+static_assert(SendQueue::kSlotSize >= SendQueue::kMaxPacket + srtp::kMaxTrailer);
+static_assert(SendQueue::kSlotSize % 16 == 0);
+
+SendQueue::SendQueue(size_t slots)
+    : blocks_(std::make_unique<Block[]>(std::max<size_t>(slots, 1) * kSlotSize / sizeof(Block))),
+      lengths_(std::max<size_t>(slots, 1), 0) {}
+
+std::span<uint8_t> SendQueue::reserve() {
+  if (full()) return {};
+  return {slot((head_ + count_) % lengths_.size()), kSlotSize};
+}
+
+void SendQueue::commit(size_t length) {
+  lengths_[(head_ + count_) % lengths_.size()] = uint16_t(length);
+  ++count_;
+}
+
+namespace {
+
+uint64_t ssrcKey(TransportId publisher, uint32_t ssrc) { return uint64_t(publisher) << 32 | ssrc; }
+
+}  // namespace
+
+void Router::addPublisher(TransportId publisher, PublisherConfig config) { publishers_[publisher].config = config; }
+
+std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig config) {
+  auto pub = publishers_.find(publisher);
+  if (pub == publishers_.end()) return std::nullopt;
+  if (config.ssrc != 0 && bySsrc_.contains(ssrcKey(publisher, config.ssrc))) return std::nullopt;
+  const TrackId id = nextTrack_++;
+  Track& track = tracks_[id];
+  track.publisher = publisher;
+  track.ssrc = config.ssrc;
+  if (config.retransmission.maxPackets > 0) {
+    track.retransmission = std::make_unique<rtp::RetransmissionBuffer>(config.retransmission);
+  }
+  track.config = std::move(config);
+  if (track.ssrc != 0) bySsrc_[ssrcKey(publisher, track.ssrc)] = id;
+  pub->second.tracks.push_back(id);
+  return id;
+}
+
+void Router::addSubscriber(TransportId subscriber, SubscriberConfig config) {
+  subscribers_.erase(subscriber);
+  subscribers_.emplace(subscriber, Subscriber{SendQueue(config.queuePackets), {}});
+}
+
+bool Router::subscribe(TransportId subscriber, TrackId trackId, const SubscriptionConfig& config, TimePoint now) {
+  auto sub = subscribers_.find(subscriber);
+  Track* track = findTrack(trackId);
+  if (sub == subscribers_.end() || track == nullptr || config.ssrc == 0) return false;
+  if (sub->second.bySsrc.contains(config.ssrc) || (config.rtxSsrc != 0 && sub->second.bySsrc.contains(config.rtxSsrc)))
+    return false;
+  for (const Subscription& s : track->subscriptions) {
+    if (s.subscriber == subscriber) return false;
+  }
+  sub->second.bySsrc[config.ssrc] = trackId;
+  if (config.rtxSsrc != 0) sub->second.bySsrc[config.rtxSsrc] = trackId;
+  Subscription s{.subscriber = subscriber, .config = config};
+  s.rtxSeq = s.config.initialSequence;
+  track->subscriptions.push_back(s);
+  // The new subscriber's decoder can start only at a keyframe.
+  if (track->config.kind == MediaKind::kVideo) requestKeyframe(*track, now);
+  return true;
+}
+
+bool Router::switchTrack(TransportId subscriber, TrackId from, TrackId to, TimePoint now) {
+  Track* source = findTrack(from);
+  Track* target = findTrack(to);
+  auto sub = subscribers_.find(subscriber);
+  if (source == nullptr || target == nullptr || sub == subscribers_.end() || from == to ||
+      source->config.kind != target->config.kind) {
+    return false;
+  }
+  auto it = std::find_if(source->subscriptions.begin(), source->subscriptions.end(),
+                         [subscriber](const Subscription& s) { return s.subscriber == subscriber; });
+  if (it == source->subscriptions.end()) return false;
+  for (const Subscription& s : target->subscriptions) {
+    if (s.subscriber == subscriber) return false;
+  }
+  sub->second.bySsrc[it->config.ssrc] = to;
+  if (it->config.rtxSsrc != 0) sub->second.bySsrc[it->config.rtxSsrc] = to;
+  target->subscriptions.push_back(*it);
+  source->subscriptions.erase(it);
+  if (target->config.kind == MediaKind::kVideo) requestKeyframe(*target, now);
+  return true;
+}
+
+void Router::removeTransport(TransportId id) {
+  if (auto pub = publishers_.find(id); pub != publishers_.end()) {
+    for (TrackId t : pub->second.tracks) {
+      auto track = tracks_.find(t);
+      if (track == tracks_.end()) continue;
+      for (const Subscription& s : track->second.subscriptions) {
+        if (auto sub = subscribers_.find(s.subscriber); sub != subscribers_.end()) {
+          sub->second.bySsrc.erase(s.config.ssrc);
+          if (s.config.rtxSsrc != 0) sub->second.bySsrc.erase(s.config.rtxSsrc);
+        }
+      }
+      if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(id, track->second.ssrc));
+      tracks_.erase(track);
+    }
+    publishers_.erase(pub);
+  }
+  if (auto sub = subscribers_.find(id); sub != subscribers_.end()) {
+    for (const auto& [ssrc, t] : sub->second.bySsrc) {
+      if (Track* track = findTrack(t)) {
+        std::erase_if(track->subscriptions, [id](const Subscription& s) { return s.subscriber == id; });
+      }
+    }
+    subscribers_.erase(sub);
+  }
+}
+
+Router::Track* Router::findTrack(TrackId id) {
+  auto it = tracks_.find(id);
+  return it == tracks_.end() ? nullptr : &it->second;
+}
+
+Router::Track* Router::learnSsrc(TransportId id, const Publisher& publisher, const rtp::Packet& packet) {
+  if (publisher.config.midExtensionId == 0) return nullptr;
+  const auto midValue = packet.extension(publisher.config.midExtensionId);
+  const auto mid = midValue ? rtp::parseMid(*midValue) : std::nullopt;
+  if (!mid) return nullptr;
+  std::optional<std::string_view> rid;
+  if (publisher.config.ridExtensionId != 0) {
+    if (auto value = packet.extension(publisher.config.ridExtensionId)) rid = rtp::parseRid(*value);
+  }
+  for (TrackId t : publisher.tracks) {
+    Track* track = findTrack(t);
+    if (track == nullptr || track->ssrc != 0 || track->config.mid != *mid) continue;
+    if (!track->config.rid.empty() && (!rid || *rid != track->config.rid)) continue;
+    if (track->config.payloadTypes.any() && !track->config.payloadTypes.test(packet.payloadType())) continue;
+    track->ssrc = packet.ssrc();
+    bySsrc_[ssrcKey(id, track->ssrc)] = t;
+    return track;
+  }
+  return nullptr;
+}
+
+void Router::onPublisherRtp(TransportId publisher, std::span<const uint8_t> bytes, TimePoint now) {
+  ++counters_.rtpIn;
+  auto pub = publishers_.find(publisher);
+  const auto packet = rtp::Packet::parse(bytes);
+  if (!packet || pub == publishers_.end()) {
+    ++counters_.badRtp;
+    return;
+  }
+  Track* track = nullptr;
+  if (auto it = bySsrc_.find(ssrcKey(publisher, packet->ssrc())); it != bySsrc_.end()) {
+    track = findTrack(it->second);
+  } else {
+    track = learnSsrc(publisher, pub->second, *packet);
+  }
+  if (track == nullptr) {
+    bool rtx = false;
+    for (TrackId t : pub->second.tracks) {
+      const Track* candidate = findTrack(t);
+      rtx = rtx || (candidate != nullptr && candidate->config.rtxSsrc == packet->ssrc());
+    }
+    ++(rtx ? counters_.publisherRtx : counters_.unknownSsrc);
+    return;
+  }
+  if (track->retransmission) track->retransmission->store(packet->sequenceNumber(), bytes);
+  for (Subscription& sub : track->subscriptions) forward(*track, sub, *packet, now);
+}
+
+void Router::forward(Track& track, Subscription& sub, const rtp::Packet& packet, TimePoint now) {
+  const uint32_t ssrc = packet.ssrc();
+  if (!sub.started || sub.sourceSsrc != ssrc) {
+    // A new source: its first packet continues where the subscriber's view left off (or starts at the initial
+    // values), so the subscriber's jitter buffer sees neither a jump back nor a gap.
+    uint16_t seq = sub.config.initialSequence;
+    uint32_t ts = sub.config.initialTimestamp;
+    if (sub.started) {
+      seq = uint16_t(sub.lastSeq + 1);
+      const auto elapsed = std::chrono::duration_cast<Millis>(now - sub.lastSent).count();
+      ts = sub.lastTs + uint32_t(std::max<int64_t>(1, elapsed * int64_t(track.config.clockRate) / 1000));
+    }
+    sub.seqOffset = uint16_t(seq - packet.sequenceNumber());
+    sub.tsOffset = ts - packet.timestamp();
+    sub.sourceSsrc = ssrc;
+    sub.lastSeq = uint16_t(seq - 1);
+    sub.started = true;
+  }
+  const uint16_t seq = uint16_t(packet.sequenceNumber() + sub.seqOffset);
+  const uint32_t ts = packet.timestamp() + sub.tsOffset;
+  if (rtp::isNewer(seq, sub.lastSeq)) {
+    sub.lastSeq = seq;
+    sub.lastTs = ts;
+    sub.lastSent = now;
+  }
+  auto it = subscribers_.find(sub.subscriber);
+  if (it == subscribers_.end()) return;
+  SendQueue& queue = it->second.queue;
+  const std::span<uint8_t> slot = queue.reserve();
+  if (slot.empty()) {
+    ++counters_.queueFull;
+    // The subscriber lost a packet it may not get back in time: its decoder will want a keyframe.
+    if (track.config.kind == MediaKind::kVideo) requestKeyframe(track, now);
+    return;
+  }
+  const auto length = rewrite(sub, packet, seq, ts, slot);
+  if (!length) return;
+  const bool wasEmpty = queue.size() == 0;
+  queue.commit(*length);
+  ++counters_.forwarded;
+  if (wasEmpty) io_->onReady(sub.subscriber);
+}
+
+std::optional<size_t> Router::rewrite(const Subscription& sub, const rtp::Packet& packet, uint16_t seq, uint32_t ts,
+                                      std::span<uint8_t> out) {
+  const auto pt = sub.config.payloadTypes[packet.payloadType()];
+  if (!pt) {
+    ++counters_.unmappedPayloadType;
+    return std::nullopt;
+  }
+  const auto in = packet.bytes();
+  if (in.size() > SendQueue::kMaxPacket || in.size() > out.size()) {
+    ++counters_.tooLarge;
+    return std::nullopt;
+  }
+  std::memcpy(out.data(), in.data(), in.size());
+  auto copy = rtp::MutablePacket::parse(out.first(in.size()));
+  if (!copy) {  // cannot happen: the same bytes parsed before
+    ++counters_.badRtp;
+    return std::nullopt;
+  }
+  copy->setSsrc(sub.config.ssrc);
+  copy->setSequenceNumber(seq);
+  copy->setTimestamp(ts);
+  copy->setPayloadType(*pt);
+  if (!copy->remapExtensionIds(sub.config.extensions)) {
+    ++counters_.unmappedExtension;
+    return std::nullopt;
+  }
+  return in.size();
+}
+
+bool Router::enqueue(TransportId subscriber, std::span<const uint8_t> bytes) {
+  auto it = subscribers_.find(subscriber);
+  if (it == subscribers_.end()) return false;
+  SendQueue& queue = it->second.queue;
+  const std::span<uint8_t> slot = queue.reserve();
+  if (slot.empty() || bytes.size() > SendQueue::kMaxPacket) {
+    ++counters_.queueFull;
+    return false;
+  }
+  std::memcpy(slot.data(), bytes.data(), bytes.size());
+  const bool wasEmpty = queue.size() == 0;
+  queue.commit(bytes.size());
+  if (wasEmpty) io_->onReady(subscriber);
+  return true;
+}
+
+void Router::requestKeyframe(Track& track, TimePoint now) {
+  ++counters_.keyframeRequestsIn;
+  if (track.throttle.request(now)) sendPli(track);
+}
+
+void Router::sendPli(const Track& track) {
+  // Before the SSRC is known there is nothing to ask; the first keyframe comes anyway.
+  if (track.ssrc == 0) return;
+  auto pub = publishers_.find(track.publisher);
+  if (pub == publishers_.end()) return;
+  std::array<uint8_t, 16> buffer{};
+  if (auto n = rtp::rtcp::writePli(buffer, {pub->second.config.feedbackSsrc, track.ssrc})) {
+    ++counters_.keyframeRequestsSent;
+    io_->sendRtcp(track.publisher, std::span<const uint8_t>(buffer.data(), *n));
+  }
+}
+
+void Router::tick(TimePoint now) {
+  for (auto& [id, track] : tracks_) {
+    if (track.throttle.poll(now)) sendPli(track);
+  }
+}
+
+TimePoint Router::nextDeadline() const {
+  TimePoint next = TimePoint::max();
+  for (const auto& [id, track] : tracks_) {
+    if (auto at = track.throttle.pendingAt()) next = std::min(next, *at);
+  }
+  return next;
+}
+
+void Router::onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> packet, TimePoint now) {
+  auto sub = subscribers_.find(subscriber);
+  if (sub == subscribers_.end()) return;
+  // Finds the track and the subscription a feedback SSRC names.
+  auto lookup = [&](uint32_t ssrc) -> std::pair<Track*, Subscription*> {
+    auto it = sub->second.bySsrc.find(ssrc);
+    Track* track = it == sub->second.bySsrc.end() ? nullptr : findTrack(it->second);
+    if (track == nullptr) {
+      ++counters_.unknownFeedbackSsrc;
+      return {nullptr, nullptr};
+    }
+    for (Subscription& s : track->subscriptions) {
+      if (s.subscriber == subscriber) return {track, &s};
+    }
+    return {nullptr, nullptr};
+  };
+  rtp::rtcp::CompoundReader reader(packet);
+  while (auto block = reader.next()) {
+    const auto type = rtp::rtcp::PacketType(block->type);
+    if (type == rtp::rtcp::PacketType::kPayloadFeedback && block->count == rtp::rtcp::kFmtPli) {
+      if (auto pli = rtp::rtcp::Pli::parse(*block)) {
+        if (auto [track, s] = lookup(pli->header.mediaSsrc); track != nullptr) requestKeyframe(*track, now);
+      } else {
+        ++counters_.badRtcp;
+      }
+    } else if (type == rtp::rtcp::PacketType::kPayloadFeedback && block->count == rtp::rtcp::kFmtFir) {
+      if (auto fir = rtp::rtcp::Fir::parse(*block)) {
+        for (size_t i = 0; i < fir->size(); ++i) {
+          if (auto [track, s] = lookup((*fir)[i].ssrc); track != nullptr) requestKeyframe(*track, now);
+        }
+      } else {
+        ++counters_.badRtcp;
+      }
+    } else if (type == rtp::rtcp::PacketType::kRtpFeedback && block->count == rtp::rtcp::kFmtNack) {
+      if (auto nack = rtp::rtcp::Nack::parse(*block)) {
+        auto [track, s] = lookup(nack->header().mediaSsrc);
+        if (track == nullptr) continue;
+        // At most 17 numbers per item; a bounded array keeps the path free of allocation (the rest are asked again).
+        std::array<uint16_t, 128> seqs{};
+        const size_t n = nack->sequenceNumbers(seqs);
+        answerNack(*track, *s, std::span<const uint16_t>(seqs.data(), n));
+      } else {
+        ++counters_.badRtcp;
+      }
+    }
+  }
+  if (reader.error() != rtp::rtcp::WalkError::kNone) ++counters_.badRtcp;
+}
+
+void Router::answerNack(Track& track, Subscription& sub, std::span<const uint16_t> seqs) {
+  if (!track.retransmission || !sub.started) {
+    counters_.nackMissed += seqs.size();
+    return;
+  }
+  for (uint16_t outSeq : seqs) {
+    // The subscriber's numbers map back to the current source's; older sources' packets are not held apart.
+    const uint16_t inSeq = uint16_t(outSeq - sub.seqOffset);
+    const auto stored = track.retransmission->find(inSeq);
+    const auto original = stored ? rtp::Packet::parse(*stored) : std::nullopt;
+    if (!original || original->ssrc() != sub.sourceSsrc) {
+      ++counters_.nackMissed;
+      continue;
+    }
+    const std::span<uint8_t> scratch(scratch_.get(), SendQueue::kSlotSize);
+    const auto length = rewrite(sub, *original, outSeq, original->timestamp() + sub.tsOffset, scratch);
+    if (!length) continue;
+    if (sub.config.rtxSsrc == 0) {
+      if (enqueue(sub.subscriber, scratch.first(*length))) ++counters_.nackRetransmitted;
+      continue;
+    }
+    const auto rewritten = rtp::Packet::parse(scratch.first(*length));
+    std::array<uint8_t, SendQueue::kMaxPacket> rtx{};
+    const auto rtxLength =
+        rewritten ? rtp::writeRtx(*rewritten, sub.config.rtxSsrc, sub.config.rtxPayloadType, sub.rtxSeq, rtx)
+                  : std::nullopt;
+    if (!rtxLength) {
+      ++counters_.tooLarge;
+      continue;
+    }
+    ++sub.rtxSeq;
+    if (enqueue(sub.subscriber, std::span<const uint8_t>(rtx.data(), *rtxLength))) ++counters_.nackRetransmitted;
+  }
+}
+
+size_t Router::queued(TransportId subscriber) const {
+  auto it = subscribers_.find(subscriber);
+  return it == subscribers_.end() ? 0 : it->second.queue.size();
+}
+
+std::optional<rtp::KeyframeRequestThrottle::Stats> Router::keyframeStats(TrackId track) const {
+  auto it = tracks_.find(track);
+  if (it == tracks_.end()) return std::nullopt;
+  return it->second.throttle.stats();
+}
+
+}  // namespace kaiwa::sfu

@@ -1,0 +1,266 @@
+#pragma once
+// Forwarding inside one room, sans-I/O: a publisher's tracks fan out to the subscribers of each track. The router
+// takes unprotected RTP from publishers and RTCP from subscribers (with `now`), and hands back what to send: RTP in
+// a bounded send queue per subscriber that the I/O around it drains (RouterIo::onReady says when one is no longer
+// empty), and keyframe requests towards publishers through RouterIo::sendRtcp.
+//
+// Per subscription (one subscriber, one track), every forwarded packet is rewritten in its own copy: the SSRC the
+// subscriber's SDP announced, sequence numbers and timestamps continuous from the subscriber's view (an offset per
+// source, re-based when the source SSRC changes so the subscriber sees no jump back), payload types and header
+// extension ids mapped to what the subscriber negotiated. A payload type the subscriber did not negotiate is
+// dropped and counted.
+//
+// Keyframes: PLI or FIR from a subscriber, a new subscription and a send-queue overflow on a video track each ask
+// the publisher for a keyframe through one rtp::KeyframeRequestThrottle per track (at most one per 500 ms; one
+// asked inside the window is sent when it ends, at the time pendingAt() gives). NACK from a subscriber is answered
+// from a per-track rtp::RetransmissionBuffer holding the publisher's packets as received: with RTX when the
+// subscription has an RTX SSRC and payload type, else the original packet again.
+//
+// A subscriber never slows the publisher or the other subscribers: its queue has a fixed number of slots, allocated
+// when it is added; a packet for a full queue is dropped and counted (and, for video, a keyframe asked for, since
+// the decoder will need one). Nothing on the packet path allocates; adding publishers, tracks and subscriptions
+// does (control plane).
+//
+// Learning the publisher's SSRCs: a track configured with its SSRC (the offer's a=ssrc) is found by it; a track
+// without (an offer with only a=mid, and a=rid for simulcast) is bound to the first SSRC whose packet carries its
+// MID (and RID, if the track has one) in the header extensions named by PublisherConfig. Simulcast layer selection
+// is not done: a subscription forwards the one track (one RID) it was given.
+#include <array>
+#include <bitset>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "rtp/keyframe_throttle.hpp"
+#include "rtp/packet.hpp"
+#include "rtp/retransmission_buffer.hpp"
+
+namespace kaiwa::sfu {
+
+// The caller's id of a transport (a publisher or a subscriber); anything that crosses workers carries it.
+using TransportId = uint32_t;
+// A published track, as the router numbers them.
+using TrackId = uint32_t;
+
+enum class MediaKind : uint8_t { kAudio, kVideo };
+
+// Payload type translation for one subscription: the publisher's type to the subscriber's. Unmapped by default
+// (dropped): only what the subscriber's SDP negotiated is sent to it.
+class PayloadTypeMap {
+ public:
+  PayloadTypeMap() { to_.fill(kNone); }
+  void set(uint8_t from, uint8_t to) { to_[from & 0x7F] = uint8_t(to & 0x7F); }
+  std::optional<uint8_t> operator[](uint8_t from) const {
+    const uint8_t to = to_[from & 0x7F];
+    return to == kNone ? std::nullopt : std::optional<uint8_t>(to);
+  }
+
+ private:
+  static constexpr uint8_t kNone = 0xFF;
+  std::array<uint8_t, 128> to_;
+};
+
+// One subscriber's send queue: fixed slots, each big enough for a 1500-byte packet and the SRTP trailer that
+// sfu::Transport::sendRtp protects into, 16-byte aligned.
+class SendQueue {
+ public:
+  static constexpr size_t kMaxPacket = 1500;
+  static constexpr size_t kSlotSize = 1664;  // kMaxPacket + srtp::kMaxTrailer (144), rounded up to 16
+
+  explicit SendQueue(size_t slots);
+  size_t size() const { return count_; }
+  size_t capacity() const { return lengths_.size(); }
+  bool full() const { return count_ == lengths_.size(); }
+  // The slot to write the next packet into; commit() makes it part of the queue. Null when full.
+  std::span<uint8_t> reserve();
+  void commit(size_t length);
+  // Calls f(slot, length) for each queued packet, oldest first, and empties the queue. The slot (kSlotSize bytes,
+  // valid during the call) may be protected in place.
+  template <class F>
+  size_t drain(F&& f) {
+    const size_t n = count_;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t at = (head_ + i) % lengths_.size();
+      f(std::span<uint8_t>(slot(at), kSlotSize), size_t(lengths_[at]));
+    }
+    head_ = (head_ + n) % lengths_.size();
+    count_ = 0;
+    return n;
+  }
+
+ private:
+  // Blocks of 16 bytes keep every slot 16-byte aligned (kSlotSize is a multiple of 16).
+  struct alignas(16) Block {
+    uint8_t bytes[16];
+  };
+  uint8_t* slot(size_t i) { return reinterpret_cast<uint8_t*>(blocks_.get()) + i * kSlotSize; }
+  std::unique_ptr<Block[]> blocks_;
+  std::vector<uint16_t> lengths_;
+  size_t head_ = 0;
+  size_t count_ = 0;
+};
+
+// What the router asks of the I/O around it. Called from inside the router's methods: they must not add or remove
+// publishers, tracks, subscribers or subscriptions (post that for later).
+class RouterIo {
+ public:
+  virtual ~RouterIo() = default;
+  // The subscriber's queue was empty and now holds a packet: drain it (e.g. at the end of the receive batch).
+  virtual void onReady(TransportId subscriber) = 0;
+  // An RTCP packet (a keyframe request) for a publisher, unprotected; the buffer is valid during the call only.
+  virtual void sendRtcp(TransportId to, std::span<const uint8_t> packet) = 0;
+};
+
+struct PublisherConfig {
+  uint8_t midExtensionId = 0;  // the offer's extmap id of urn:ietf:params:rtp-hdrext:sdes:mid; 0 if none
+  uint8_t ridExtensionId = 0;  // rtp-stream-id; 0 if none
+  uint32_t feedbackSsrc = 1;   // the sender SSRC of kaiwa's RTCP feedback to this publisher
+};
+
+struct TrackConfig {
+  MediaKind kind = MediaKind::kVideo;
+  std::string mid{};
+  std::string rid{};     // empty unless simulcast
+  uint32_t ssrc = 0;     // from the offer's a=ssrc; 0 to learn it from MID/RID
+  uint32_t rtxSsrc = 0;  // the publisher's RTX SSRC (its packets are not forwarded); 0 if none
+  uint32_t clockRate = 90000;
+  // The media payload types of the track: an SSRC is learned by MID/RID only from a packet of one of these (the
+  // RTX stream carries the same MID). Empty: any.
+  std::bitset<128> payloadTypes{};
+  rtp::RetransmissionConfig retransmission{};  // sized per kind by the caller; {0, 0} for none
+};
+
+struct SubscriptionConfig {
+  uint32_t ssrc = 0;              // what the subscriber's SDP announced for this track
+  uint32_t rtxSsrc = 0;           // 0 if RTX was not negotiated
+  uint8_t rtxPayloadType = 0;     // the subscriber's RTX payload type for the forwarded codec
+  PayloadTypeMap payloadTypes{};  // the publisher's types to the subscriber's
+  rtp::ExtensionIdMap extensions{};
+  uint16_t initialSequence = 0;  // the first sequence number the subscriber sees (random, RFC 3550)
+  uint32_t initialTimestamp = 0;
+};
+
+struct SubscriberConfig {
+  size_t queuePackets = 256;  // about one second of 2.5 Mbit/s video
+};
+
+// What the router dropped or did, for /metrics.
+struct RouterCounters {
+  uint64_t rtpIn = 0;                 // packets from publishers
+  uint64_t forwarded = 0;             // copies queued for subscribers
+  uint64_t badRtp = 0;                // packets that do not parse
+  uint64_t unknownSsrc = 0;           // from an SSRC no track has (nor could learn by MID/RID)
+  uint64_t publisherRtx = 0;          // the publisher's RTX/padding stream, not forwarded
+  uint64_t unmappedPayloadType = 0;   // a payload type the subscriber did not negotiate
+  uint64_t unmappedExtension = 0;     // an extension id that does not fit the packet's form after mapping
+  uint64_t tooLarge = 0;              // a packet bigger than a queue slot
+  uint64_t queueFull = 0;             // dropped for a slow subscriber
+  uint64_t badRtcp = 0;               // subscriber RTCP that does not walk
+  uint64_t unknownFeedbackSsrc = 0;   // feedback for an SSRC the subscriber was not given
+  uint64_t keyframeRequestsIn = 0;    // PLI/FIR from subscribers, new subscriptions and overflows
+  uint64_t keyframeRequestsSent = 0;  // PLIs sent to publishers
+  uint64_t nackRetransmitted = 0;     // packets sent again for a NACK
+  uint64_t nackMissed = 0;            // NACKed packets no longer held
+};
+
+class Router {
+ public:
+  explicit Router(RouterIo& io) : io_(&io) {}
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  void addPublisher(TransportId publisher, PublisherConfig config);
+  // A track of a publisher already added; nullopt if the publisher is unknown or its SSRC is already taken.
+  std::optional<TrackId> addTrack(TransportId publisher, TrackConfig config);
+  void addSubscriber(TransportId subscriber, SubscriberConfig config = {});
+  // Starts forwarding `track` to `subscriber` and asks the publisher for a keyframe. False if either is unknown, the
+  // subscriber already has the track, or the SSRC is 0 or already used by that subscriber.
+  bool subscribe(TransportId subscriber, TrackId track, const SubscriptionConfig& config, TimePoint now);
+  // Moves a subscriber's subscription from one track to another of the same kind (a new publisher takes over the
+  // room): its SSRC, sequence numbers and timestamps go on where they were, and the new publisher is asked for a
+  // keyframe. False if there is no such subscription or the kinds differ.
+  bool switchTrack(TransportId subscriber, TrackId from, TrackId to, TimePoint now);
+  // A transport ended: its tracks (with their subscriptions) or its subscriptions go.
+  void removeTransport(TransportId id);
+
+  // An unprotected RTP packet from a publisher; rewritten copies are queued for the subscribers.
+  void onPublisherRtp(TransportId publisher, std::span<const uint8_t> packet, TimePoint now);
+  // An unprotected RTCP packet from a subscriber: PLI, FIR and NACK are acted on; the rest is for later slices.
+  void onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> packet, TimePoint now);
+  // Sends the keyframe requests the throttles held back whose time has come.
+  void tick(TimePoint now);
+  // When tick() has something to do; TimePoint::max() when nothing is held back.
+  TimePoint nextDeadline() const;
+
+  // The subscriber's queued packets, oldest first (see SendQueue::drain); 0 for an unknown subscriber.
+  template <class F>
+  size_t drain(TransportId subscriber, F&& f) {
+    auto it = subscribers_.find(subscriber);
+    return it == subscribers_.end() ? 0 : it->second.queue.drain(f);
+  }
+  size_t queued(TransportId subscriber) const;
+
+  const RouterCounters& counters() const { return counters_; }
+  // A track's keyframe throttle statistics (nullopt if unknown).
+  std::optional<rtp::KeyframeRequestThrottle::Stats> keyframeStats(TrackId track) const;
+
+ private:
+  struct Subscription {
+    TransportId subscriber;
+    SubscriptionConfig config;
+    bool started = false;
+    uint32_t sourceSsrc = 0;  // the publisher SSRC the offsets were computed for
+    uint16_t seqOffset = 0;   // out = in + offset
+    uint32_t tsOffset = 0;
+    uint16_t lastSeq = 0;  // the newest sequence number sent
+    uint32_t lastTs = 0;
+    TimePoint lastSent{};
+    uint16_t rtxSeq = 0;
+  };
+  struct Track {
+    TransportId publisher;
+    TrackConfig config;
+    uint32_t ssrc = 0;  // bound SSRC (config.ssrc or learned)
+    rtp::KeyframeRequestThrottle throttle;
+    std::unique_ptr<rtp::RetransmissionBuffer> retransmission;
+    std::vector<Subscription> subscriptions;
+  };
+  struct Publisher {
+    PublisherConfig config;
+    std::vector<TrackId> tracks;
+  };
+  struct Subscriber {
+    SendQueue queue;
+    // The subscriber's SSRC (and RTX SSRC) to the track, for its feedback.
+    std::unordered_map<uint32_t, TrackId> bySsrc;
+  };
+
+  Track* findTrack(TrackId id);
+  Track* learnSsrc(TransportId id, const Publisher& publisher, const rtp::Packet& packet);
+  void forward(Track& track, Subscription& sub, const rtp::Packet& packet, TimePoint now);
+  // Queues bytes for a subscriber; false (counted) when its queue is full.
+  bool enqueue(TransportId subscriber, std::span<const uint8_t> bytes);
+  // Writes the rewritten packet into `out`; its length or nullopt (counted) if it must be dropped.
+  std::optional<size_t> rewrite(const Subscription& sub, const rtp::Packet& packet, uint16_t seq, uint32_t ts,
+                                std::span<uint8_t> out);
+  void requestKeyframe(Track& track, TimePoint now);
+  void sendPli(const Track& track);
+  void answerNack(Track& track, Subscription& sub, std::span<const uint16_t> seqs);
+
+  RouterIo* io_;
+  std::unique_ptr<uint8_t[]> scratch_ = std::make_unique<uint8_t[]>(SendQueue::kSlotSize);  // for RTX
+  std::unordered_map<TransportId, Publisher> publishers_;
+  std::unordered_map<TransportId, Subscriber> subscribers_;
+  std::unordered_map<TrackId, Track> tracks_;
+  // The publishers' bound SSRCs, keyed by publisher << 32 | SSRC (two publishers may pick the same SSRC).
+  std::unordered_map<uint64_t, TrackId> bySsrc_;
+  TrackId nextTrack_ = 1;
+  RouterCounters counters_;
+};
+
+}  // namespace kaiwa::sfu
