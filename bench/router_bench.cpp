@@ -1,0 +1,54 @@
+// router_bench: sfu::Router's work per publisher packet, without sockets or crypto — a 1200-byte video packet
+// laid out as Chromium sends it, fanned out to N subscribers (each copy rewritten in its queue slot), then every
+// queue drained. Google Benchmark; built with -DKAIWA_BENCH=ON when the package is found
+// (build/bench/kaiwa-router-bench). Divide by N for the cost per forwarded copy.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "sfu/router.hpp"
+
+namespace {
+
+using namespace kaiwa;
+using namespace kaiwa::sfu;
+
+struct NullIo : RouterIo {
+  void onReady(TransportId) override {}
+  void sendRtcp(TransportId, std::span<const uint8_t>) override {}
+};
+
+void BM_FanOut(benchmark::State& state) {
+  const auto subscribers = TransportId(state.range(0));
+  NullIo io;
+  Router router(io);
+  const TimePoint t0 = TimePoint{} + std::chrono::seconds(100);
+  router.addPublisher(1, {.midExtensionId = 4});
+  const TrackId video = *router.addTrack(1, {.kind = MediaKind::kVideo, .mid = "1", .ssrc = 0xa1b2c3d4});
+  for (TransportId s = 0; s < subscribers; ++s) {
+    router.addSubscriber(10 + s);
+    SubscriptionConfig c{.ssrc = 0x5000 + s};
+    c.payloadTypes.set(96, 102);
+    c.extensions.set(4, 9);
+    router.subscribe(10 + s, video, c, t0);
+  }
+  std::vector<uint8_t> p = {0x90, 0x60, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0xa1, 0xb2, 0xc3, 0xd4, 0xbe, 0xde,
+                            0x00, 0x03, 0x31, 0x00, 0x01, 0x40, 0x31, 0xa0, 0x68, 0x22, 0xaa, 0xbb, 0xcc, 0x00};
+  p.resize(1200, 0x5a);
+  uint16_t seq = 0;
+  size_t drained = 0;
+  for (auto _ : state) {
+    p[2] = uint8_t(++seq >> 8);
+    p[3] = uint8_t(seq);
+    router.onPublisherRtp(1, p, t0);
+    for (TransportId s = 0; s < subscribers; ++s) {
+      drained += router.drain(10 + s, [](std::span<uint8_t> slot, size_t n) { benchmark::DoNotOptimize(slot[n - 1]); });
+    }
+  }
+  state.counters["copies"] = double(drained);
+}
+BENCHMARK(BM_FanOut)->Arg(1)->Arg(2)->Arg(10);
+
+}  // namespace
+
+BENCHMARK_MAIN();
