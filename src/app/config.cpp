@@ -363,6 +363,14 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
               turnTcpFrame = formatDuration(defaults.turn.tcpFrameTimeout),
               turnTcpIdle = formatDuration(defaults.turn.tcpIdleTimeout);
   bool noTurn = false;
+  bool noSfu = false;
+  serve->add_flag("--no-sfu", noSfu, "Do not run the SFU (media port, WHIP/WHEP)")->envname("KAIWA_NO_SFU");
+  serve
+      ->add_option("--sfu-listen", c.sfu.listen,
+                   "SFU media port, UDP ADDR:PORT (default: the --listen host, port 7881)")
+      ->envname("KAIWA_SFU_LISTEN");
+  serve->add_option("--sfu-announce-ip", c.sfu.announceIps, "Address put in the SFU's candidates (repeatable)")
+      ->envname("KAIWA_SFU_ANNOUNCE_IP");
   serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
   serve->add_option("--only", c.only, "Run one part alone: turn")
       ->envname("KAIWA_ONLY")
@@ -517,6 +525,9 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   }
   if (c.tlsCert.empty() != c.tlsKey.empty()) return fail("--tls-cert and --tls-key go together");
   c.turn.enabled = !noTurn;
+  c.sfu.enabled = !noSfu;
+  if (!c.sfu.listen.empty() && !parseListen(c.sfu.listen))
+    return fail("--sfu-listen '" + c.sfu.listen + "' is not ADDR:PORT");
   c.turn.credentialTtl = *parseDuration(turnTtl);
   c.turn.tlsHandshakeTimeout = *parseDuration(turnTlsHandshake);
   c.turn.tcpAllocateTimeout = *parseDuration(turnTcpAllocate);

@@ -46,6 +46,13 @@ struct TurnConfig {
   Millis tcpIdleTimeout = turn::TcpTimeouts{}.idle;               // a connection whose allocation is gone, silent
 };
 
+// The SFU's media port and WHIP/WHEP (docs/sfu.md). Limits: whip::Limits.
+struct SfuConfig {
+  bool enabled = true;
+  std::string listen;                    // ADDR:PORT (UDP); empty: the HTTP listen host, port 7881
+  std::vector<std::string> announceIps;  // put in candidates; none: the listen address
+};
+
 struct ServeConfig {
   std::string listenHost = http::ServerOptions{}.host;
   uint16_t listenPort = http::ServerOptions{}.port;
@@ -54,6 +61,7 @@ struct ServeConfig {
   std::string tlsCert, tlsKey;
   bool tlsSelfSigned = false;
   std::optional<std::string> authSecret;
+  SfuConfig sfu;
   signal::Limits limits;
   common::AddressLimitOptions addressLimits;  // per client address (docs/configuration.md, "Limits per address")
   Millis heartbeat = signal::kHeartbeat;

@@ -29,6 +29,7 @@
 #include "stun/saslprep.hpp"
 #include "turn/credentials.hpp"
 #include "turn/service.hpp"
+#include "whip/service.hpp"
 #include "ws/close_code.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
@@ -68,9 +69,10 @@ std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = 
 }
 
 http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
-                        signal::peerjs::Service& peerjs, signal::socketio::Service& socketio) {
+                        signal::peerjs::Service& peerjs, signal::socketio::Service& socketio, whip::Service* sfu) {
   http::Routes routes;
-  routes.deferred = [&socketio](const http::Request& req, http::Responder& respond) {
+  routes.deferred = [&socketio, sfu](const http::Request& req, http::Responder& respond) {
+    if (sfu && sfu->http(req, respond)) return true;  // WHIP/WHEP, answered by the room's worker (docs/sfu.md)
     return socketio.http(req, respond);  // Engine.IO polling, answered by the session's worker (docs/socketio.md)
   };
   auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
@@ -456,10 +458,41 @@ int runServer(const ServeConfig& config) {
 
   // Declared before the front doors, so destroyed after them: a front door's sessions may hold HTTP responders
   // (Socket.IO's long polls) that point into the server.
+  // The SFU (docs/sfu.md): its sockets are bound here, before the workers start.
+  std::unique_ptr<whip::Service> sfu;
+  if (config.sfu.enabled) {
+    whip::Options wo;
+    auto listen = config.sfu.listen.empty() ? common::Address::parse(config.listenHost, true)
+                                            : common::Address::parse(config.sfu.listen);
+    if (!listen) {
+      spdlog::error("--sfu-listen: '{}' is not an address",
+                    config.sfu.listen.empty() ? config.listenHost : config.sfu.listen);
+      return 1;
+    }
+    if (config.sfu.listen.empty()) listen->port = 7881;
+    wo.listen = *listen;
+    wo.announceIps = config.sfu.announceIps;
+    wo.authSecret = config.authSecret;
+    wo.ownerOf = [&hub](std::string_view room) { return hub.ownerOf(room); };
+    wo.validRoomName = [](std::string_view room) { return signal::validRoomName(room); };
+    sfu = std::make_unique<whip::Service>(pool, wo);
+    if (auto e = sfu->start()) {
+      if (!config.sfu.listen.empty()) {
+        spdlog::error("{} (--no-sfu runs without the SFU)", *e);
+        return 1;
+      }
+      // Like TURN's default port: another kaiwa may hold it.
+      spdlog::warn("{}: SFU disabled (pass --sfu-listen to make this fatal, --no-sfu to silence it)", *e);
+      sfu.reset();
+    }
+    if (sfu)
+      spdlog::info("SFU media port {} (UDP); WHIP at /whip/<room>, WHEP at /whep/<room>",
+                   common::Address{wo.listen.family, wo.listen.ip, sfu->port()}.toString());
+  }
   std::optional<http::Server> server;
   signal::peerjs::Service peerjs(hub, config.peerjs);
   signal::socketio::Service socketio(hub, pool, config.socketio);
-  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio));
+  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio, sfu.get()));
   uint16_t port = 0;
   try {
     port = server->start();
@@ -500,6 +533,7 @@ int runServer(const ServeConfig& config) {
   // themselves), and the rest.
   pool.shutdown();
   turnService.reset();
+  sfu.reset();
   spdlog::info("stopped");
   return 0;
 }

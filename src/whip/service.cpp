@@ -1,0 +1,580 @@
+#include "whip/service.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <random>
+#include <unordered_map>
+
+#include "auth/jwt.hpp"
+#include "common/random.hpp"
+#include "dtls/certificate.hpp"
+#include "dtls/session.hpp"
+#include "ice/demux.hpp"
+#include "ice/lite_agent.hpp"
+#include "net/loop.hpp"
+#include "net/slots.hpp"
+#include "net/udp_socket.hpp"
+#include "rtp/packet.hpp"
+#include "sdp/answer.hpp"
+#include "sdp/description.hpp"
+#include "sfu/negotiation.hpp"
+#include "sfu/router.hpp"
+#include "sfu/transport.hpp"
+#include "srtp/session.hpp"
+#include "stun/message.hpp"
+
+namespace kaiwa::whip {
+
+using common::Address;
+using net::SlotId;
+
+namespace {
+
+constexpr auto kTick = std::chrono::milliseconds(20);  // ICE consent, DTLS retransmission and held-back PLIs
+
+http::Response cors(http::Response r) {
+  r.headers.emplace_back("Access-Control-Allow-Origin", "*");
+  r.headers.emplace_back("Access-Control-Expose-Headers", "Location, ETag, Link");
+  return r;
+}
+
+http::Response error(unsigned status, std::string why) { return cors(http::Response::text(status, why + "\n")); }
+
+std::string hex(uint64_t v) {
+  char buf[17];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, 16);
+  return std::string(buf, end);
+}
+
+}  // namespace
+
+// One client transport (a WHIP publisher or a WHEP viewer) on its room's owner worker.
+struct Client final : sfu::TransportIo, net::Loop::Watcher {
+  Service::Worker* worker = nullptr;
+  SlotId id = 0;
+  std::string room;
+  bool publisher = false;
+  std::string secret;  // the session id's random part, so a session URL cannot be guessed from a slot
+  std::string ufrag;
+  Address clientIp;  // the HTTP client's address (its port 0), for the per-address limit
+  std::optional<sfu::Transport> transport;
+  std::optional<Address> remote;  // the address the connected socket is connected to
+  int fd = -1;
+  net::Loop::WatchId watch = 0;
+  // A viewer's subscriptions, made when its transport connects (so the first packets and the keyframe request
+  // are not spent before the viewer can receive them).
+  std::vector<std::pair<sfu::TrackId, sfu::SubscriptionConfig>> pending;
+  bool closing = false;
+
+  void sendTo(const Address& to, std::span<const uint8_t> datagram) override;
+  void onValidAddress(const Address& from) override;
+  void onConnected() override;
+  void onRtp(std::span<uint8_t> packet) override;
+  void onRtcp(std::span<uint8_t> packet) override;
+  void onClosed(std::string_view why) override;
+  void onReady(uint32_t events) override;
+};
+
+class Service::Worker final : public sfu::RouterIo {
+ public:
+  Worker(Service& service, uint32_t index, dtls::Context dtls)
+      : service_(service), loop_(service.pool_.loop(index)), index_(index), dtls_(std::move(dtls)) {}
+
+  ~Worker() {
+    loop_.cancel(tick_);
+    clients_.forEach([&](SlotId, Client& c) { closeSocket(c); });
+    if (fd_ >= 0) {
+      loop_.unwatch(watch_, fd_);
+      ::close(fd_);
+    }
+  }
+
+  std::optional<std::string> bind(const Address& listen) {
+    std::string err;
+    net::UdpBindOptions o;
+    o.reusePort = true;
+    o.receiveBuffer = o.sendBuffer = 4 << 20;
+    fd_ = net::bindUdp(listen, o, &err);
+    if (fd_ < 0) return "SFU UDP " + err;
+    listen_ = net::localAddress(fd_).value_or(listen);
+    watch_ = loop_.watch(fd_, EPOLLIN, listener_);
+    if (!watch_) return std::string("SFU epoll: ") + std::strerror(errno);
+    tick_ = loop_.every(kTick, [this](TimePoint now) { tick(now); });
+    return std::nullopt;
+  }
+  uint16_t port() const { return listen_.port; }
+  uint32_t index() const { return index_; }
+
+  // --- the unconnected socket, and each client's connected one ---
+  struct Listener final : net::Loop::Watcher {
+    Worker* worker;
+    explicit Listener(Worker* w) : worker(w) {}
+    void onReady(uint32_t) override { worker->drain(worker->fd_, nullptr); }
+  };
+
+  void drain(int fd, Client* client) {
+    const TimePoint now = Clock::now();
+    for (int round = 0; round < 16; ++round) {
+      const size_t n = recv_.receive(fd);
+      for (size_t i = 0; i < n; ++i) {
+        auto from = recv_.from(i);
+        if (!from || recv_.truncated(i)) {
+          ++dropped_;
+          continue;
+        }
+        auto data = recv_.data(i);
+        // RecvBatch hands out const views; the transport unprotects in place, in the batch's own buffer.
+        std::span<uint8_t> bytes(const_cast<uint8_t*>(data.data()), data.size());
+        if (client != nullptr && client->remote && *client->remote == *from) {
+          client->transport->receive(bytes, *from, now);
+        } else {
+          onDatagram(bytes, *from, now);
+        }
+      }
+      if (n < net::RecvBatch::kSlots) break;
+    }
+    flush();
+  }
+
+  // A datagram on the unconnected socket (or one that reached a connected socket before it was connected).
+  void onDatagram(std::span<uint8_t> bytes, const Address& from, TimePoint now) {
+    if (auto id = demux_.byTuple(from)) {
+      if (Client* c = clients_.find(*id); c && c->transport) return c->transport->receive(bytes, from, now);
+    }
+    if (rtp::classify(bytes) != rtp::DatagramKind::kStun) {
+      ++dropped_;
+      return;
+    }
+    auto message = stun::Message::parse(bytes);
+    auto username = message ? ice::splitUsername(*message) : std::nullopt;
+    if (!username) {
+      ++dropped_;
+      return;
+    }
+    // kaiwa's ufrag names the owner worker: "w<index>" and random characters.
+    const uint32_t owner = ownerOfUfrag(username->local);
+    if (owner != index_ && owner < service_.workers_.size()) {
+      std::vector<uint8_t> copy(bytes.begin(), bytes.end());
+      Service& service = service_;
+      service_.pool_.post(owner, [&service, owner, from, copy = std::move(copy)]() mutable {
+        service.workers_[owner]->onDatagram(copy, from, Clock::now());
+        service.workers_[owner]->flush();
+      });
+      return;
+    }
+    auto id = demux_.byUfrag(username->local);
+    Client* c = id ? clients_.find(*id) : nullptr;
+    if (c == nullptr || !c->transport) {
+      ++dropped_;
+      return;
+    }
+    c->transport->receive(bytes, from, now);
+  }
+
+  static uint32_t ownerOfUfrag(std::string_view ufrag) {
+    if (ufrag.size() < 3 || ufrag[0] != 'w') return UINT32_MAX;
+    uint32_t w = 0;
+    auto end = ufrag.find('x');
+    if (end == std::string_view::npos) return UINT32_MAX;
+    auto [p, ec] = std::from_chars(ufrag.data() + 1, ufrag.data() + end, w);
+    return ec == std::errc() && p == ufrag.data() + end ? w : UINT32_MAX;
+  }
+
+  void send(Client& c, const Address& to, std::span<const uint8_t> datagram) {
+    send_.add(c.fd >= 0 && c.remote && *c.remote == to ? c.fd : fd_, to, datagram);
+  }
+
+  void flush() {
+    // Every subscriber whose queue filled in this batch: protect each packet in its slot and send it.
+    for (uint32_t sub : ready_) {
+      auto it = routerIds_.find(sub);
+      Client* c = it == routerIds_.end() ? nullptr : clients_.find(it->second);
+      Room* room = c ? findRoom(c->room) : nullptr;
+      if (room == nullptr) continue;
+      room->router->drain(sub, [&](std::span<uint8_t> slot, size_t n) {
+        if (!c->transport->sendRtp(slot, n)) ++dropped_;
+      });
+    }
+    ready_.clear();
+    send_.flush();
+  }
+
+  // --- sfu::RouterIo ---
+  void onReady(sfu::TransportId subscriber) override { ready_.push_back(subscriber); }
+  void sendRtcp(sfu::TransportId to, std::span<const uint8_t> packet) override {
+    auto it = routerIds_.find(to);
+    Client* c = it == routerIds_.end() ? nullptr : clients_.find(it->second);
+    if (c == nullptr || !c->transport || packet.size() > rtcp_.size() - srtp::kMaxTrailer) return;
+    std::memcpy(rtcp_.data(), packet.data(), packet.size());
+    c->transport->sendRtcp(rtcp_, packet.size());
+  }
+
+  // --- sessions, on the owner worker ---
+  struct Room {
+    std::unique_ptr<sfu::Router> router;
+    SlotId publisher = 0;
+    std::optional<sdp::Description> publisherAnswer;
+    std::vector<std::pair<sfu::TrackConfig, sfu::TrackId>> tracks;
+    size_t viewers = 0;
+  };
+
+  Room* findRoom(const std::string& name) {
+    auto it = rooms_.find(name);
+    return it == rooms_.end() ? nullptr : &it->second;
+  }
+
+  http::Response create(const std::string& room, bool publisher, const sdp::Description& offer, const Address& clientIp,
+                        const std::string& base) {
+    KAIWA_ON_LOOP(loop_);
+    const Limits& limits = service_.options_.limits;
+    Room& r = rooms_[room];
+    if (!r.router) r.router = std::make_unique<sfu::Router>(*this);
+    if (publisher && r.publisher != 0 && limits.publishersPerRoom <= 1) {
+      return error(409, "this room has a publisher already (one per room)");
+    }
+    if (!publisher && r.viewers >= limits.viewersPerRoom) return error(503, "this room has its maximum of viewers");
+    if (!publisher && !r.publisherAnswer) return error(409, "nothing is published in this room yet");
+    size_t fromAddress = 0;
+    clients_.forEach([&](SlotId, Client& c) { fromAddress += c.clientIp.sameIp(clientIp) ? 1 : 0; });
+    if (fromAddress >= limits.transportsPerAddress) return error(503, "too many sessions from this address");
+    if (service_.transports_.fetch_add(1) >= limits.transports) {
+      service_.transports_.fetch_sub(1);
+      return error(503, "the SFU has its maximum of sessions");
+    }
+
+    auto client = std::make_unique<Client>();
+    Client& c = *client;
+    c.worker = this;
+    c.room = room;
+    c.publisher = publisher;
+    c.clientIp = clientIp;
+    c.secret = common::randomToken(16);
+    c.ufrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
+    c.id = clients_.insert(std::move(client));
+    auto fail = [&](unsigned status, std::string why) {
+      remove(c.id);
+      return error(status, std::move(why));
+    };
+
+    sdp::ServerParams params;
+    params.iceUfrag = c.ufrag;
+    params.icePwd = common::randomToken(24);
+    params.fingerprint = service_.fingerprint_;
+    for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), std::nullopt});
+    params.sessionId = std::to_string(rng_() >> 1);
+    params.receive = publisher;
+    params.send = !publisher;
+    params.acceptData = false;
+    // A viewer: one sender per audio/video m-line that has a published track of its kind.
+    std::vector<std::pair<size_t, std::pair<sfu::TrackId, const sfu::TrackConfig*>>> plan;
+    if (!publisher) {
+      bool audioTaken = false, videoTaken = false;
+      for (size_t i = 0; i < offer.media.size(); ++i) {
+        const sdp::Media& m = offer.media[i];
+        const bool audio = m.kind == "audio";
+        if ((!audio && m.kind != "video") || (audio ? audioTaken : videoTaken)) continue;
+        for (const auto& [config, track] : r.tracks) {
+          if ((config.kind == sfu::MediaKind::kAudio) != audio) continue;
+          const uint32_t ssrc = uint32_t(rng_()) | 1, rtx = audio ? 0 : uint32_t(rng_()) | 1;
+          params.senders.push_back(sfu::outgoingTrack(m, ssrc, rtx, "kaiwa", "kaiwa-" + room));
+          plan.push_back({i, {track, &config}});
+          (audio ? audioTaken : videoTaken) = true;
+          break;
+        }
+      }
+    }
+    auto answer = sdp::answer(offer, params);
+    if (!answer) return fail(400, "offer refused: " + answer.error().message());
+    auto remote = sdp::remoteTransport(offer);
+    if (!remote) return fail(400, "offer refused: " + remote.error().message());
+    if (remote->fingerprints.empty()) return fail(400, "offer refused: no fingerprint");
+    sfu::TransportConfig tc;
+    tc.local = {params.iceUfrag, params.icePwd};
+    tc.remote = {remote->iceUfrag, remote->icePwd};
+    tc.remoteFingerprint = remote->fingerprints.front().algorithm + " " + remote->fingerprints.front().value;
+    auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
+    if (!transport) return fail(400, "offer refused: its fingerprint does not parse");
+    c.transport.emplace(std::move(*transport));
+    if (!demux_.addUfrag(c.ufrag, c.id)) return fail(503, "ufrag collision, try again");
+    const uint32_t routerId = uint32_t(c.id);
+    routerIds_[routerId] = c.id;
+
+    if (publisher) {
+      auto media = sfu::publishedMedia(offer, *answer);
+      r.router->addPublisher(routerId, media.publisher);
+      for (auto& t : media.tracks) {
+        if (auto id = r.router->addTrack(routerId, t)) r.tracks.emplace_back(t, *id);
+      }
+      r.publisher = c.id;
+      r.publisherAnswer = *answer;
+    } else {
+      r.router->addSubscriber(routerId);
+      size_t s = 0;
+      for (const auto& [index, what] : plan) {
+        const sdp::Media& viewerMedia = answer->media[index];
+        const sdp::Media* published = sfu::publishedSection(*r.publisherAnswer, *what.second);
+        const auto& sender = params.senders[s++];
+        if (published == nullptr) continue;
+        if (auto sc = sfu::subscriptionConfig(*published, viewerMedia, sender.ssrc, sender.rtxSsrc.value_or(0))) {
+          sc->initialSequence = uint16_t(rng_());
+          sc->initialTimestamp = uint32_t(rng_());
+          c.pending.emplace_back(what.first, *sc);
+        }
+      }
+      ++r.viewers;
+    }
+    auto response = cors(http::Response::text(201, sdp::write(*answer)));
+    response.contentType = "application/sdp";
+    response.headers.emplace_back("Location", base + "/" + hex(c.id) + "." + c.secret);
+    response.headers.emplace_back("ETag", "\"" + c.ufrag + "\"");
+    return response;
+  }
+
+  // The session named by a Location's last segment, if it is this worker's and in `room`.
+  Client* session(std::string_view name, const std::string& room) {
+    const auto dot = name.find('.');
+    if (dot == std::string_view::npos) return nullptr;
+    uint64_t id = 0;
+    auto [p, ec] = std::from_chars(name.data(), name.data() + dot, id, 16);
+    if (ec != std::errc() || p != name.data() + dot) return nullptr;
+    Client* c = clients_.find(id);
+    return c && c->room == room && c->secret == name.substr(dot + 1) ? c : nullptr;
+  }
+
+  void remove(SlotId id) {
+    Client* c = clients_.find(id);
+    if (c == nullptr) return;
+    if (c->transport) service_.transports_.fetch_sub(1);
+    const uint32_t routerId = uint32_t(id);
+    if (Room* r = findRoom(c->room)) {
+      r->router->removeTransport(routerId);
+      if (r->publisher == id) {
+        r->publisher = 0;
+        r->publisherAnswer.reset();
+        r->tracks.clear();
+      } else if (!c->publisher && c->transport) {
+        --r->viewers;
+      }
+      if (r->publisher == 0 && r->viewers == 0) rooms_.erase(c->room);
+    }
+    routerIds_.erase(routerId);
+    demux_.remove(id);
+    closeSocket(*c);
+    clients_.erase(id);
+  }
+
+  void closeSocket(Client& c) {
+    if (c.fd < 0) return;
+    loop_.unwatch(c.watch, c.fd);
+    ::close(c.fd);
+    c.fd = -1;
+  }
+
+  // The client's own socket on the media port, connected to its address: the kernel hands it that 4-tuple.
+  void connectClient(Client& c, const Address& to) {
+    demux_.bind(to, c.id);
+    if (c.fd >= 0) return;  // a client that moved keeps its first socket; its datagrams arrive on the unconnected one
+    net::UdpBindOptions o;
+    o.reusePort = true;
+    int fd = net::bindUdp(listen_, o, nullptr);
+    if (fd < 0) return;
+    sockaddr_storage sa{};
+    const unsigned len = to.toSockaddr(sa);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+      ::close(fd);
+      return;
+    }
+    c.fd = fd;
+    c.remote = to;
+    c.watch = loop_.watch(fd, EPOLLIN, c);
+    if (!c.watch) closeSocket(c);
+  }
+
+  void tick(TimePoint now) {
+    clients_.forEach([&](SlotId, Client& c) {
+      if (c.transport && c.transport->nextDeadline() <= now) c.transport->tick(now);
+    });
+    for (auto& [name, room] : rooms_) {
+      if (room.router->nextDeadline() <= now) room.router->tick(now);
+    }
+    flush();
+  }
+
+  void subscribePending(Client& c) {
+    Room* r = findRoom(c.room);
+    if (r == nullptr) return;
+    for (const auto& [track, config] : c.pending) r->router->subscribe(uint32_t(c.id), track, config, Clock::now());
+    c.pending.clear();
+  }
+
+  Room* roomOf(Client& c) { return findRoom(c.room); }
+  net::Loop& loop() { return loop_; }
+
+ private:
+  Service& service_;
+  net::Loop& loop_;
+  uint32_t index_;
+  dtls::Context dtls_;
+  int fd_ = -1;
+  Address listen_;
+  Listener listener_{this};
+  net::Loop::WatchId watch_ = 0;
+  net::Loop::TimerId tick_ = 0;
+  net::RecvBatch recv_;
+  net::SendBatch send_;
+  ice::Demux demux_;
+  net::Slots<Client> clients_;
+  std::unordered_map<std::string, Room> rooms_;
+  std::unordered_map<uint32_t, SlotId> routerIds_;
+  std::vector<uint32_t> ready_;
+  std::array<uint8_t, 1500 + srtp::kMaxTrailer> rtcp_{};
+  std::mt19937_64 rng_{std::random_device{}()};
+  uint64_t dropped_ = 0;
+};
+
+void Client::sendTo(const Address& to, std::span<const uint8_t> datagram) { worker->send(*this, to, datagram); }
+void Client::onValidAddress(const Address& from) { worker->connectClient(*this, from); }
+void Client::onConnected() { worker->subscribePending(*this); }
+void Client::onRtp(std::span<uint8_t> packet) {
+  if (!publisher) return;
+  if (auto* r = worker->roomOf(*this)) r->router->onPublisherRtp(uint32_t(id), packet, Clock::now());
+}
+void Client::onRtcp(std::span<uint8_t> packet) {
+  if (publisher) return;
+  if (auto* r = worker->roomOf(*this)) r->router->onSubscriberRtcp(uint32_t(id), packet, Clock::now());
+}
+void Client::onClosed(std::string_view why) {
+  if (closing) return;
+  closing = true;
+  spdlog::debug("sfu: transport of room '{}' closed: {}", room, why);
+  Service::Worker* w = worker;
+  const SlotId self = id;
+  w->loop().post([w, self] { w->remove(self); });
+}
+void Client::onReady(uint32_t) { worker->drain(fd, this); }
+
+Service::Service(net::WorkerPool& pool, Options options) : pool_(pool), options_(std::move(options)) {}
+Service::~Service() = default;
+
+std::optional<std::string> Service::start() {
+  auto certificate = dtls::Certificate::generate();
+  if (!certificate) return "SFU: the DTLS certificate could not be made";
+  fingerprint_ = certificate->fingerprint();
+  Address listen = options_.listen;
+  // SO_REUSEPORT would let a second kaiwa of the same user share the port (and take half of every client's first
+  // checks): a plain bind first tells that the port is someone else's.
+  if (listen.port != 0) {
+    std::string err;
+    const int probe = net::bindUdp(listen, net::UdpBindOptions{}, &err);
+    if (probe < 0) return "SFU UDP " + err;
+    ::close(probe);
+  }
+  for (uint32_t i = 0; i < pool_.size(); ++i) {
+    auto ctx = dtls::Context::make(*certificate, dtls::Role::kServer);
+    if (!ctx) return "SFU: the DTLS context could not be made";
+    workers_.push_back(std::make_unique<Worker>(*this, i, std::move(*ctx)));
+    if (auto e = workers_.back()->bind(listen)) return e;
+    listen.port = workers_.back()->port();  // an ephemeral port (0) is the first worker's for all
+  }
+  port_ = listen.port;
+  if (options_.announceIps.empty()) {
+    const bool unspecified = std::all_of(listen.ip.begin(), listen.ip.end(), [](uint8_t b) { return b == 0; });
+    // A wildcard listen address is no candidate: loopback serves local tests; others need --sfu-announce-ip.
+    if (unspecified) spdlog::warn("sfu: listening on a wildcard address: candidates say 127.0.0.1 (--sfu-announce-ip)");
+    options_.announceIps.push_back(unspecified ? std::string("127.0.0.1") : listen.ipString());
+  }
+  return std::nullopt;
+}
+
+bool Service::http(const http::Request& req, http::Responder& respond) {
+  std::string_view path = req.path;
+  bool publisher;
+  if (path.starts_with("/whip/")) {
+    publisher = true;
+  } else if (path.starts_with("/whep/")) {
+    publisher = false;
+  } else {
+    return false;
+  }
+  const std::string base(path.substr(0, 5));
+  path.remove_prefix(6);
+  const auto slash = path.find('/');
+  auto room = http::percentDecode(path.substr(0, slash));
+  const std::string_view sessionName = slash == std::string_view::npos ? "" : path.substr(slash + 1);
+  if (!room || !options_.validRoomName(*room)) {
+    respond(error(404, "no such room name"));
+    return true;
+  }
+  if (req.method == "OPTIONS") {
+    auto r = cors(http::Response::text(204, ""));
+    r.headers.emplace_back("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS");
+    r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match");
+    r.headers.emplace_back("Accept-Post", "application/sdp");
+    respond(std::move(r));
+    return true;
+  }
+  if (options_.authSecret) {
+    std::string_view auth = req.authorization;
+    const bool bearer = auth.size() > 7 && (auth.starts_with("Bearer ") || auth.starts_with("bearer "));
+    auto verified = bearer ? auth::verifyRoomToken(auth.substr(7), *options_.authSecret, *room, wallMillis() / 1000)
+                           : auth::Verified{};
+    if (!verified.claims) {
+      auto r = error(401, bearer ? std::string(auth::toString(verified.error)) : "a Bearer token is needed");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      respond(std::move(r));
+      return true;
+    }
+  }
+  const uint32_t owner = options_.ownerOf(*room);
+  if (owner >= workers_.size()) {
+    respond(error(503, "the SFU is not running"));
+    return true;
+  }
+  Worker* worker = workers_[owner].get();
+  if (sessionName.empty()) {
+    if (req.method != "POST") {
+      auto r = error(405, "method not allowed");
+      r.headers.emplace_back("Allow", "POST, OPTIONS");
+      respond(std::move(r));
+      return true;
+    }
+    auto offer = sdp::parse(req.body);
+    if (!offer) {
+      respond(error(400, "not a valid SDP offer: " + offer.error().message()));
+      return true;
+    }
+    auto clientIp = Address::parse(req.remoteAddress, true).value_or(Address{});
+    std::string roomBase = base + "/" + std::string(path.substr(0, slash));
+    pool_.post(owner, [worker, room = *room, publisher, offer = std::move(*offer), clientIp, roomBase,
+                       respond = std::move(respond)]() mutable {
+      respond(worker->create(room, publisher, offer, clientIp, roomBase));
+    });
+    return true;
+  }
+  if (req.method != "PATCH" && req.method != "DELETE") {
+    auto r = error(405, "method not allowed");
+    r.headers.emplace_back("Allow", "PATCH, DELETE, OPTIONS");
+    respond(std::move(r));
+    return true;
+  }
+  pool_.post(owner, [worker, room = *room, name = std::string(sessionName), del = req.method == "DELETE",
+                     respond = std::move(respond)]() mutable {
+    Client* c = worker->session(name, room);
+    if (c == nullptr) return respond(error(404, "no such session"));
+    if (del) {
+      worker->remove(c->id);
+      return respond(cors(http::Response::text(200, "")));
+    }
+    // kaiwa is ICE-lite and gathers nothing: trickled candidates are accepted and not needed.
+    respond(cors(http::Response::text(204, "")));
+  });
+  return true;
+}
+
+}  // namespace kaiwa::whip
