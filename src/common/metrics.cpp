@@ -156,6 +156,17 @@ std::string renderPrometheus() {
        r.turnTcpBytesToPeers);
   emit(out, "kaiwa_turn_tcp_bytes_to_clients_total", "counter", "Bytes piped to clients over TCP relays.",
        r.turnTcpBytesToClients);
+  emit(out, "kaiwa_sfu_transports", "gauge", "SFU transports (WHIP publishers and WHEP viewers).", r.sfuTransports);
+  emit(out, "kaiwa_sfu_rtp_in_total", "counter", "RTP packets received from SFU publishers.", r.sfuRtpIn);
+  emit(out, "kaiwa_sfu_forwarded_total", "counter", "RTP packets forwarded to SFU subscribers.", r.sfuForwarded);
+  emit(out, "kaiwa_sfu_keyframe_requests_total", "counter", "PLIs sent to SFU publishers.", r.sfuKeyframeRequests);
+  emit(out, "kaiwa_sfu_nack_retransmitted_total", "counter", "Packets sent again to SFU subscribers for a NACK.",
+       r.sfuNackRetransmitted);
+  out += "# HELP kaiwa_sfu_dropped_total SFU packets dropped, by reason.\n# TYPE kaiwa_sfu_dropped_total counter\n";
+  for (size_t i = 0; i < kSfuDropNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],
+                   r.sfuDropped[i].load(std::memory_order_relaxed));
+  }
   out += "# HELP kaiwa_turn_dropped_total TURN packets dropped, by reason.\n# TYPE kaiwa_turn_dropped_total counter\n";
   for (size_t i = 0; i < kTurnDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_turn_dropped_total{{reason=\"{}\"}} {}\n", kTurnDropNames[i],

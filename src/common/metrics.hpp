@@ -76,6 +76,12 @@ inline constexpr std::array<std::string_view, 4> kTurnTimeoutNames = {"tls_hands
 inline constexpr std::array<std::string_view, 6> kAddressRefusalNames = {
     "connections", "connect_rate", "handshake_rate", "polling_sessions", "polling_sessions_total", "room_rate"};
 
+// Why the SFU dropped a packet: sfu::RouterCounters' drops in order, then the media port's own (a datagram no
+// transport takes, a send the kernel refused, a packet that could not be protected or sent).
+inline constexpr std::array<std::string_view, 11> kSfuDropNames = {
+    "bad_rtp",    "unknown_ssrc", "publisher_rtx",         "unmapped_payload_type", "unmapped_extension", "too_large",
+    "queue_full", "bad_rtcp",     "unknown_feedback_ssrc", "no_transport",          "send_failed"};
+
 struct Registry {
   std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
   std::atomic<int64_t> wsConnections{0};    // open WebSocket connections
@@ -111,7 +117,15 @@ struct Registry {
   std::array<std::atomic<uint64_t>, kTurnDropNames.size()> turnDropped{};        // by kTurnDropNames
   std::array<std::atomic<uint64_t>, kTurnQuotaNames.size()> turnQuotaRefused{};  // Allocates refused, by quota
   std::array<std::atomic<uint64_t>, kTurnTimeoutNames.size()> turnTimeouts{};    // TCP/TLS connections timed out
-  std::atomic<uint64_t> turnAcceptErrors{0};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
+  std::atomic<uint64_t> turnAcceptErrors{0};
+  // The SFU (whip/service.cpp publishes each worker's counts about once a second).
+  std::atomic<int64_t> sfuTransports{0};
+  std::atomic<uint64_t> sfuRtpIn{0};      // RTP packets from publishers
+  std::atomic<uint64_t> sfuForwarded{0};  // copies queued for subscribers
+  std::atomic<uint64_t> sfuKeyframeRequests{0};
+  std::atomic<uint64_t> sfuNackRetransmitted{0};
+  std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
+      sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
 
   void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }
   uint64_t droppedCount(Drop why) const { return dropped[static_cast<size_t>(why)].load(std::memory_order_relaxed); }

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "auth/jwt.hpp"
+#include "common/metrics.hpp"
 #include "common/random.hpp"
 #include "dtls/certificate.hpp"
 #include "dtls/session.hpp"
@@ -71,6 +72,7 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   // are not spent before the viewer can receive them).
   std::vector<std::pair<sfu::TrackId, sfu::SubscriptionConfig>> pending;
   bool closing = false;
+  bool viewerCounted = false;  // counted in its room's viewers
 
   void sendTo(const Address& to, std::span<const uint8_t> datagram) override;
   void onValidAddress(const Address& from) override;
@@ -88,6 +90,7 @@ class Service::Worker final : public sfu::RouterIo {
 
   ~Worker() {
     loop_.cancel(tick_);
+    loop_.cancel(publish_);
     clients_.forEach([&](SlotId, Client& c) { closeSocket(c); });
     if (fd_ >= 0) {
       loop_.unwatch(watch_, fd_);
@@ -106,6 +109,7 @@ class Service::Worker final : public sfu::RouterIo {
     watch_ = loop_.watch(fd_, EPOLLIN, listener_);
     if (!watch_) return std::string("SFU epoll: ") + std::strerror(errno);
     tick_ = loop_.every(kTick, [this](TimePoint now) { tick(now); });
+    publish_ = loop_.every(std::chrono::seconds(1), [this](TimePoint) { publishCounters(); });
     return std::nullopt;
   }
   uint16_t port() const { return listen_.port; }
@@ -198,7 +202,7 @@ class Service::Worker final : public sfu::RouterIo {
       Room* room = c ? findRoom(c->room) : nullptr;
       if (room == nullptr) continue;
       room->router->drain(sub, [&](std::span<uint8_t> slot, size_t n) {
-        if (!c->transport->sendRtp(slot, n)) ++dropped_;
+        if (!c->transport->sendRtp(slot, n)) ++sendFailed_;
       });
     }
     ready_.clear();
@@ -235,18 +239,27 @@ class Service::Worker final : public sfu::RouterIo {
     const Limits& limits = service_.options_.limits;
     Room& r = rooms_[room];
     if (!r.router) r.router = std::make_unique<sfu::Router>(*this);
+    // A refusal leaves no empty room behind.
+    auto refuse = [&](unsigned status, std::string why) {
+      if (r.publisher == 0 && r.viewers == 0) {
+        add(retired_, r.router->counters());
+        rooms_.erase(room);
+      }
+      return error(status, std::move(why));
+    };
     if (publisher && r.publisher != 0 && limits.publishersPerRoom <= 1) {
-      return error(409, "this room has a publisher already (one per room)");
+      return refuse(409, "this room has a publisher already (one per room)");
     }
-    if (!publisher && r.viewers >= limits.viewersPerRoom) return error(503, "this room has its maximum of viewers");
-    if (!publisher && !r.publisherAnswer) return error(409, "nothing is published in this room yet");
+    if (!publisher && r.viewers >= limits.viewersPerRoom) return refuse(503, "this room has its maximum of viewers");
+    if (!publisher && !r.publisherAnswer) return refuse(409, "nothing is published in this room yet");
     size_t fromAddress = 0;
     clients_.forEach([&](SlotId, Client& c) { fromAddress += c.clientIp.sameIp(clientIp) ? 1 : 0; });
-    if (fromAddress >= limits.transportsPerAddress) return error(503, "too many sessions from this address");
+    if (fromAddress >= limits.transportsPerAddress) return refuse(503, "too many sessions from this address");
     if (service_.transports_.fetch_add(1) >= limits.transports) {
       service_.transports_.fetch_sub(1);
-      return error(503, "the SFU has its maximum of sessions");
+      return refuse(503, "the SFU has its maximum of sessions");
     }
+    metrics::add(metrics::registry().sfuTransports, 1);
 
     auto client = std::make_unique<Client>();
     Client& c = *client;
@@ -328,6 +341,7 @@ class Service::Worker final : public sfu::RouterIo {
         }
       }
       ++r.viewers;
+      c.viewerCounted = true;
     }
     auto response = cors(http::Response::text(201, sdp::write(*answer)));
     response.contentType = "application/sdp";
@@ -350,7 +364,9 @@ class Service::Worker final : public sfu::RouterIo {
   void remove(SlotId id) {
     Client* c = clients_.find(id);
     if (c == nullptr) return;
-    if (c->transport) service_.transports_.fetch_sub(1);
+    // Every client was counted in create(), whether or not its transport came to be.
+    service_.transports_.fetch_sub(1);
+    metrics::add(metrics::registry().sfuTransports, -1);
     const uint32_t routerId = uint32_t(id);
     if (Room* r = findRoom(c->room)) {
       r->router->removeTransport(routerId);
@@ -358,10 +374,13 @@ class Service::Worker final : public sfu::RouterIo {
         r->publisher = 0;
         r->publisherAnswer.reset();
         r->tracks.clear();
-      } else if (!c->publisher && c->transport) {
+      } else if (!c->publisher && c->viewerCounted) {
         --r->viewers;
       }
-      if (r->publisher == 0 && r->viewers == 0) rooms_.erase(c->room);
+      if (r->publisher == 0 && r->viewers == 0) {
+        add(retired_, r->router->counters());
+        rooms_.erase(c->room);
+      }
     }
     routerIds_.erase(routerId);
     demux_.remove(id);
@@ -406,6 +425,56 @@ class Service::Worker final : public sfu::RouterIo {
     flush();
   }
 
+  // The counts of every router of this worker (the rooms that ended included) and of the port, as the totals that
+  // /metrics shows: the difference since the last publication is added.
+  void publishCounters() {
+    sfu::RouterCounters sum = retired_;
+    for (const auto& [name, room] : rooms_) add(sum, room.router->counters());
+    auto& r = metrics::registry();
+    const uint64_t now[] = {sum.rtpIn,
+                            sum.forwarded,
+                            sum.keyframeRequestsSent,
+                            sum.nackRetransmitted,
+                            sum.badRtp,
+                            sum.unknownSsrc,
+                            sum.publisherRtx,
+                            sum.unmappedPayloadType,
+                            sum.unmappedExtension,
+                            sum.tooLarge,
+                            sum.queueFull,
+                            sum.badRtcp,
+                            sum.unknownFeedbackSsrc,
+                            dropped_,
+                            send_.dropped() + sendFailed_};
+    std::atomic<uint64_t>* to[] = {&r.sfuRtpIn,      &r.sfuForwarded,  &r.sfuKeyframeRequests, &r.sfuNackRetransmitted,
+                                   &r.sfuDropped[0], &r.sfuDropped[1], &r.sfuDropped[2],       &r.sfuDropped[3],
+                                   &r.sfuDropped[4], &r.sfuDropped[5], &r.sfuDropped[6],       &r.sfuDropped[7],
+                                   &r.sfuDropped[8], &r.sfuDropped[9], &r.sfuDropped[10]};
+    static_assert(std::size(now) == std::size(to) && std::size(to) == kPublished);
+    for (size_t i = 0; i < kPublished; ++i) {
+      metrics::add(*to[i], now[i] - published_[i]);
+      published_[i] = now[i];
+    }
+  }
+
+  static void add(sfu::RouterCounters& a, const sfu::RouterCounters& b) {
+    a.rtpIn += b.rtpIn;
+    a.forwarded += b.forwarded;
+    a.badRtp += b.badRtp;
+    a.unknownSsrc += b.unknownSsrc;
+    a.publisherRtx += b.publisherRtx;
+    a.unmappedPayloadType += b.unmappedPayloadType;
+    a.unmappedExtension += b.unmappedExtension;
+    a.tooLarge += b.tooLarge;
+    a.queueFull += b.queueFull;
+    a.badRtcp += b.badRtcp;
+    a.unknownFeedbackSsrc += b.unknownFeedbackSsrc;
+    a.keyframeRequestsIn += b.keyframeRequestsIn;
+    a.keyframeRequestsSent += b.keyframeRequestsSent;
+    a.nackRetransmitted += b.nackRetransmitted;
+    a.nackMissed += b.nackMissed;
+  }
+
   void subscribePending(Client& c) {
     Room* r = findRoom(c.room);
     if (r == nullptr) return;
@@ -435,7 +504,12 @@ class Service::Worker final : public sfu::RouterIo {
   std::vector<uint32_t> ready_;
   std::array<uint8_t, 1500 + srtp::kMaxTrailer> rtcp_{};
   std::mt19937_64 rng_{std::random_device{}()};
-  uint64_t dropped_ = 0;
+  uint64_t dropped_ = 0;         // datagrams no transport takes
+  uint64_t sendFailed_ = 0;      // packets a transport could not send (not connected yet, or closing)
+  sfu::RouterCounters retired_;  // the counts of rooms that ended
+  static constexpr size_t kPublished = 15;
+  std::array<uint64_t, kPublished> published_{};
+  net::Loop::TimerId publish_ = 0;
 };
 
 void Client::sendTo(const Address& to, std::span<const uint8_t> datagram) { worker->send(*this, to, datagram); }

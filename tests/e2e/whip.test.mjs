@@ -112,6 +112,13 @@ test('a WHIP publisher reaches two WHEP viewers through the SFU', { timeout: 90_
     assert.ok(s.totalSamplesReceived > first[i].totalSamplesReceived, `viewer ${i} audio: ${JSON.stringify(s)}`);
   }
   if (process.env.DEBUG) console.log(JSON.stringify(last));
+  await sleep(1100); // the workers publish their counts once a second
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const value = (name) => Number(metrics.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+  const sfu = metrics.split('\n').filter((l) => l.startsWith('kaiwa_sfu')).join('\n');
+  assert.ok(value('kaiwa_sfu_rtp_in_total') > 0 && value('kaiwa_sfu_forwarded_total') > 0, sfu);
+  assert.equal(value('kaiwa_sfu_transports'), 3);
+  if (process.env.DEBUG) console.log(sfu);
   const res = await fetch(`${server.url}${location}`, { method: 'DELETE' });
   assert.equal(res.status, 200);
 });
