@@ -502,7 +502,7 @@ class Service::Worker final : public sfu::RouterIo {
   std::unordered_map<std::string, Room> rooms_;
   std::unordered_map<uint32_t, SlotId> routerIds_;
   std::vector<uint32_t> ready_;
-  std::array<uint8_t, 1500 + srtp::kMaxTrailer> rtcp_{};
+  alignas(16) std::array<uint8_t, 1500 + srtp::kMaxTrailer> rtcp_{};  // Transport::sendRtcp protects in place
   std::mt19937_64 rng_{std::random_device{}()};
   uint64_t dropped_ = 0;         // datagrams no transport takes
   uint64_t sendFailed_ = 0;      // packets a transport could not send (not connected yet, or closing)
