@@ -184,9 +184,11 @@ TEST(RtcpFeedback, ChromiumNackPliFirRembTransportCc) {
 }
 
 TEST(RtcpParse, ShortBodiesAreRefused) {
-  auto parseOne = [](std::string_view h) {
-    auto bytes = hex(h);
-    CompoundReader r(bytes);
+  // A block is a view: the bytes it points into must outlive the parse, so each case keeps its own.
+  std::vector<std::vector<uint8_t>> kept;
+  auto parseOne = [&kept](std::string_view h) {
+    kept.push_back(hex(h));
+    CompoundReader r(kept.back());
     auto b = r.next();
     EXPECT_TRUE(b) << h;
     return *b;
