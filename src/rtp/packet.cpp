@@ -2,14 +2,14 @@
 
 #include <cstring>
 
-#include "rtp/bytes.hpp"
+#include "common/bytes.hpp"
 
 namespace kaiwa::rtp {
 
-using detail::be16;
-using detail::be32;
-using detail::put16;
-using detail::put32;
+using common::be16;
+using common::be32;
+using common::put16;
+using common::put32;
 
 std::string_view toString(ParseError e) {
   switch (e) {

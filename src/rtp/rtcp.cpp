@@ -3,16 +3,16 @@
 #include <cstring>
 #include <limits>
 
-#include "rtp/bytes.hpp"
+#include "common/bytes.hpp"
 
 namespace kaiwa::rtp::rtcp {
 
-using detail::be16;
-using detail::be24;
-using detail::be32;
-using detail::put16;
-using detail::put24;
-using detail::put32;
+using common::be16;
+using common::be24;
+using common::be32;
+using common::put16;
+using common::put24;
+using common::put32;
 
 std::string_view toString(WalkError e) {
   switch (e) {

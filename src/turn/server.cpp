@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/bytes.hpp"
+
 namespace kaiwa::turn {
 
 using stun::Address;
@@ -50,7 +52,7 @@ constexpr std::array<uint16_t, 27> kKnown = {0x0003 /* CHANGE-REQUEST (RFC 5780)
                                              0x0027 /* RESPONSE-PORT (RFC 5780) */,
                                              0x002A /* CONNECTION-ID (RFC 6062) */};
 
-uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
+using common::be16;
 
 uint64_t hashIp(const Address& a) {
   Address ipOnly = a;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "alloc_counter.hpp"
-#include "rtp/bytes.hpp"
+#include "common/bytes.hpp"
 #include "rtp/rtcp.hpp"
 #include "sfu/router.hpp"
 
@@ -34,7 +34,7 @@ TEST(RouterHotPath, AllocatesNothing) {
   std::vector<uint8_t> packet(1200, 0xab);
   packet[0] = 0x80;
   packet[1] = 96;
-  rtp::detail::put32(&packet[8], 0x1234);
+  common::put32(&packet[8], 0x1234);
   std::array<uint8_t, 64> nack{}, pli{};
   const uint16_t lost[] = {3, 5};
   const size_t nackSize = *rtp::rtcp::writeNack(nack, {9, 0x5002}, lost);
@@ -43,8 +43,8 @@ TEST(RouterHotPath, AllocatesNothing) {
   counting = true;
   size_t drained = 0;
   for (uint16_t i = 0; i < 2000; ++i) {
-    rtp::detail::put16(&packet[2], i);
-    rtp::detail::put32(&packet[4], i * 3000u);
+    common::put16(&packet[2], i);
+    common::put32(&packet[4], i * 3000u);
     const TimePoint now = t0 + std::chrono::milliseconds(i);
     router.onPublisherRtp(1, packet, now);
     if (i % 50 == 0) {

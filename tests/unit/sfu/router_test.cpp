@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "rtp/bytes.hpp"
+#include "common/bytes.hpp"
 #include "rtp/rtcp.hpp"
 
 namespace kaiwa::sfu {
@@ -33,9 +33,9 @@ std::vector<uint8_t> rtpPacket(uint8_t pt, uint16_t seq, uint32_t ts, uint32_t s
   std::vector<uint8_t> p(12);
   p[0] = exts.empty() ? 0x80 : 0x90;
   p[1] = pt;
-  rtp::detail::put16(&p[2], seq);
-  rtp::detail::put32(&p[4], ts);
-  rtp::detail::put32(&p[8], ssrc);
+  common::put16(&p[2], seq);
+  common::put32(&p[4], ts);
+  common::put32(&p[8], ssrc);
   if (!exts.empty()) {
     std::vector<uint8_t> block;
     for (const Ext& e : exts) {

@@ -1,9 +1,10 @@
 #pragma once
-// Big-endian reads and writes for the rtp module's parsers and builders. Callers check bounds first: these take raw
-// pointers so that the hot path pays for one length check per field group, not one per byte.
+// Big-endian (network order) reads and writes for the binary protocols' parsers and builders (STUN, TURN, RTP, RTCP).
+// Callers check bounds first: these take raw pointers so that the hot path pays for one length check per field group,
+// not one per byte.
 #include <cstdint>
 
-namespace kaiwa::rtp::detail {
+namespace kaiwa::common {
 
 inline uint16_t be16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 inline uint32_t be24(const uint8_t* p) { return uint32_t(p[0]) << 16 | uint32_t(p[1]) << 8 | p[2]; }
@@ -26,4 +27,4 @@ inline void put32(uint8_t* p, uint32_t v) {
   p[3] = uint8_t(v);
 }
 
-}  // namespace kaiwa::rtp::detail
+}  // namespace kaiwa::common
