@@ -1,0 +1,96 @@
+// WHIP and WHEP from a browser page, for the SFU's end-to-end tests: the page runs a plain RTCPeerConnection and
+// fetch(), as any WHIP/WHEP client would. Works with a Playwright page and with firefox.mjs's page (same evaluate).
+
+/**
+ * Opens a peer connection on the page (kept as window.pc) and connects it through `path` (/whip/<room> publishes
+ * the page's fake camera and microphone, /whep/<room> receives and plays into a <video>). Options: `relay` makes the
+ * connection relay-only with the ICE servers from /api/ice-servers; `gather` waits for ICE gathering before the POST
+ * (so the offer carries the page's candidates). Returns the session's Location.
+ */
+export async function connect(page, path, { relay = false, gather = relay } = {}) {
+  return page.evaluate(async ({ path, relay, gather }) => {
+    const config = {};
+    if (relay) {
+      config.iceServers = (await (await fetch('/api/ice-servers')).json()).iceServers;
+      config.iceTransportPolicy = 'relay';
+    }
+    const pc = new RTCPeerConnection(config);
+    window.pc = pc;
+    if (path.startsWith('/whip/')) {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+    } else {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      // Played in an element, as a viewer would: Chromium renders received audio (totalSamplesReceived) only then.
+      const video = Object.assign(document.createElement('video'), { muted: true, autoplay: true, playsInline: true });
+      document.body.append(video);
+      const stream = new MediaStream();
+      pc.ontrack = (e) => {
+        stream.addTrack(e.track);
+        video.srcObject = stream;
+      };
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    if (gather) {
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+        setTimeout(resolve, 5000);
+      });
+    }
+    const res = await fetch(path, {
+      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+    });
+    if (res.status !== 201) throw new Error(`${path} ${res.status}: ${await res.text()}`);
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    return res.headers.get('Location');
+  }, { path, relay, gather });
+}
+
+/** The page's connection state, its selected candidate pair's types, and what it has received and decoded. */
+export async function mediaState(page) {
+  return page.evaluate(async () => {
+    const stats = await window.pc.getStats();
+    const out = { connection: window.pc.connectionState, local: null, remote: null, framesDecoded: 0, frameWidth: 0,
+      totalSamplesReceived: 0, audioPackets: 0, servers: (window.pc.getConfiguration().iceServers ?? []).flatMap((s) => s.urls) };
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    });
+    // Firefox has no transport stats: its selected pair is the nominated, succeeded one.
+    if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    out.local = stats.get(pair?.localCandidateId)?.candidateType ?? null;
+    out.remote = stats.get(pair?.remoteCandidateId)?.candidateType ?? null;
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') {
+        out.framesDecoded = s.framesDecoded ?? 0;
+        out.frameWidth = s.frameWidth ?? 0;
+      } else if (s.kind === 'audio') {
+        out.totalSamplesReceived = s.totalSamplesReceived ?? 0;
+        out.audioPackets = s.packetsReceived ?? 0;
+      }
+    });
+    return out;
+  });
+}
+
+/**
+ * Waits until the viewer decodes video and receives audio, then until both have grown (10 more frames): media
+ * flows, not just one keyframe. Returns the last state; throws with `what` and the state if it never does.
+ */
+export async function waitForPlayback(page, timeout, what = 'viewer') {
+  const deadline = Date.now() + timeout;
+  let first = null;
+  let last;
+  while (Date.now() < deadline) {
+    last = await mediaState(page);
+    if (last.framesDecoded > 0 && last.audioPackets > 0) {
+      if (!first) first = last;
+      else if (last.framesDecoded > first.framesDecoded + 10 && last.audioPackets > first.audioPackets) return last;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} did not play: ${JSON.stringify(last)}`);
+}
