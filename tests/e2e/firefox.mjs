@@ -91,7 +91,8 @@ export async function launchFirefox(opts = {}) {
   try {
     const url = await withTimeout(ff.bidiUrl, opts.timeout ?? 30_000, 'Firefox start (WebDriver BiDi listening)');
     await ff.connect(`${url}/session`);
-    await ff.send('session.new', { capabilities: { alwaysMatch: { acceptInsecureCerts: true } } });
+    // The first session waits for Firefox's start-up work (profile, remote settings): slow on a busy machine.
+    await ff.send('session.new', { capabilities: { alwaysMatch: { acceptInsecureCerts: true } } }, 60_000);
     await ff.send('session.subscribe', { events: ['log.entryAdded'] });
     return ff;
   } catch (err) {

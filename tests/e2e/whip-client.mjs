@@ -5,10 +5,12 @@
  * Opens a peer connection on the page (kept as window.pc) and connects it through `path` (/whip/<room> publishes
  * the page's fake camera and microphone, /whep/<room> receives and plays into a <video>). Options: `relay` makes the
  * connection relay-only with the ICE servers from /api/ice-servers; `gather` waits for ICE gathering before the POST
- * (so the offer carries the page's candidates). Returns the session's Location.
+ * (so the offer carries the page's candidates); `capture` makes a viewer capture its microphone first (Firefox gathers
+ * only the default route's address, never loopback, for a page that captures nothing). Returns the session's Location.
  */
-export async function connect(page, path, { relay = false, gather = relay } = {}) {
-  return page.evaluate(async ({ path, relay, gather }) => {
+export async function connect(page, path, { relay = false, gather = relay, capture = false } = {}) {
+  return page.evaluate(async ({ path, relay, gather, capture }) => {
+    if (capture) window.captured = await navigator.mediaDevices.getUserMedia({ audio: true });
     const config = {};
     if (relay) {
       config.iceServers = (await (await fetch('/api/ice-servers')).json()).iceServers;
@@ -45,7 +47,7 @@ export async function connect(page, path, { relay = false, gather = relay } = {}
     if (res.status !== 201) throw new Error(`${path} ${res.status}: ${await res.text()}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
     return res.headers.get('Location');
-  }, { path, relay, gather });
+  }, { path, relay, gather, capture });
 }
 
 /** The page's connection state, its selected candidate pair's types, and what it has received and decoded. */
