@@ -52,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/address.hpp"
 #include "dtls/certificate.hpp"
 #include "dtls/session.hpp"
 #include "histogram.hpp"
@@ -313,6 +314,19 @@ void sendCheck(Peer& p, int64_t now) {
   p.lastCheckNs = now;
 }
 
+// A full agent answers the peer's checks too: libnice, even as Janus's lite agent, sends a triggered check back
+// and fails the pair when it goes unanswered.
+void answerCheck(Peer& p, const stun::Message& request) {
+  if (!request.verifyIntegrity(stun::asBytes(p.pwd))) return;
+  std::array<uint8_t, 256> buf{};
+  stun::Builder b(buf, stun::Method::kBinding, stun::Class::kSuccess, request.transactionId());
+  b.xorAddress(stun::attr::kXorMappedAddress,
+               common::Address::v4(ntohl(p.remote.address.sin_addr.s_addr), ntohs(p.remote.address.sin_port)))
+      .messageIntegrity(stun::asBytes(p.pwd))
+      .fingerprint();
+  if (b.ok()) (void)send(p.fd, b.bytes().data(), b.size(), 0);
+}
+
 void flushDtls(Peer& p) {
   for (auto& d : p.dtls->output()) (void)send(p.fd, d.data(), d.size(), 0);
   p.dtls->output().clear();
@@ -420,7 +434,12 @@ class Network {
     const uint8_t b0 = data[0];
     if (b0 <= 3) {
       auto m = stun::Message::parse({data, size});
-      if (!m || !m->is(stun::Method::kBinding, stun::Class::kSuccess)) return;
+      if (!m) return;
+      if (m->is(stun::Method::kBinding, stun::Class::kRequest)) {
+        answerCheck(p, *m);
+        return;
+      }
+      if (!m->is(stun::Method::kBinding, stun::Class::kSuccess)) return;
       if (!m->verifyIntegrity(stun::asBytes(p.remote.pwd))) return;
       if (p.state == PeerState::kChecking) {
         p.state = PeerState::kHandshaking;
@@ -1069,7 +1088,7 @@ int run(const Options& o) {
       auto pub = jan.call({{"janus", "message"},
                            {"handle_id", handle},
                            {"body", {{"request", "publish"}, {"audio", o.media.audio}, {"video", true}}},
-                           {"jsep", {{"type", "offer"}, {"sdp", offer}}}},
+                           {"jsep", {{"type", "offer"}, {"sdp", offer}, {"trickle", false}}}},
                           &error);
       if (!pub) return fail(error);
       const auto* jsep = pub->if_contains("jsep");
@@ -1123,7 +1142,7 @@ int run(const Options& o) {
         auto s = jan.call({{"janus", "message"},
                            {"handle_id", handle},
                            {"body", {{"request", "start"}}},
-                           {"jsep", {{"type", "answer"}, {"sdp", *answer}}}},
+                           {"jsep", {{"type", "answer"}, {"sdp", *answer}, {"trickle", false}}}},
                           &error);
         if (!s) return fail(error);
         p->answerNs = nowNs();
@@ -1185,6 +1204,12 @@ int run(const Options& o) {
       if (!st.started) {
         ++silent;
         continue;
+      }
+      if (std::getenv("KAIWA_LOADGEN_DEBUG")) {
+        std::fprintf(stderr,
+                     "subscriber of %d stream %d: first %" PRIu64 " highest %" PRIu64 " received %" PRIu64
+                     " sent %" PRIu64 "\n",
+                     int(p->publisher), k, st.firstIndex, st.highestIndex, st.received.load(), pub.sentIndex[k].load());
       }
       received += st.received.load();
       lost += st.lost(pub.sentIndex[k].load() - 1);
