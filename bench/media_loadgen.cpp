@@ -253,9 +253,12 @@ struct Peer {
 bool openSocket(Peer& p, const std::string& localIp) {
   p.fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (p.fd < 0) return false;
+  // 4 MiB: the FORCE variants pass rmem_max/wmem_max when run as root (the bench is), else the capped ones.
   int size = 4 << 20;
-  setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  setsockopt(p.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  if (setsockopt(p.fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+    setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (setsockopt(p.fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+    setsockopt(p.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   p.local.sin_family = AF_INET;
   inet_pton(AF_INET, localIp.c_str(), &p.local.sin_addr);
   if (bind(p.fd, reinterpret_cast<sockaddr*>(&p.local), sizeof p.local) != 0) return false;
@@ -976,6 +979,50 @@ double selfCpuS() {
   return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
+// Datagrams the kernel dropped for a full receive buffer, from /proc/net/udp (this network namespace's sockets):
+// those of the generator's own sockets (by local port) and all the others (the server's, in the bench's namespace).
+struct UdpDrops {
+  uint64_t generator = 0, others = 0;
+};
+UdpDrops udpDrops(const std::vector<uint16_t>& ownPorts) {
+  UdpDrops d;
+  std::ifstream f("/proc/net/udp");
+  std::string line;
+  std::getline(f, line);
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string slot, local, field;
+    in >> slot >> local;
+    std::string last;
+    while (in >> field) last = field;
+    const auto colon = local.find(':');
+    if (colon == std::string::npos) continue;
+    const auto port = uint16_t(std::stoul(local.substr(colon + 1), nullptr, 16));
+    const uint64_t drops = std::strtoull(last.c_str(), nullptr, 10);
+    (std::find(ownPorts.begin(), ownPorts.end(), port) != ownPorts.end() ? d.generator : d.others) += drops;
+  }
+  return d;
+}
+
+// kaiwa's SFU drop counters by reason, from /metrics (empty for another server or on error).
+std::map<std::string, uint64_t> kaiwaDrops(const std::string& hostPort) {
+  std::map<std::string, uint64_t> out;
+  std::string error;
+  auto r = http(hostPort, "GET", "/metrics", "", &error);
+  if (!r || r->status != 200) return out;
+  std::istringstream in(r->body);
+  std::string line;
+  const std::string prefix = "kaiwa_sfu_dropped_total{reason=\"";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto end = line.find('"', prefix.size());
+    if (end == std::string::npos) continue;
+    out[line.substr(prefix.size(), end - prefix.size())] =
+        std::strtoull(line.c_str() + line.rfind(' ') + 1, nullptr, 10);
+  }
+  return out;
+}
+
 template <class T>
 T quantile(std::vector<T> v, double q) {
   if (v.empty()) return T{};
@@ -1170,6 +1217,10 @@ int run(const Options& o) {
     for (Peer* p : subscribers) n += p->streams[0].received.load() + p->streams[1].received.load();
     return n;
   };
+  std::vector<uint16_t> ownPorts;
+  for (const auto& p : owned) ownPorts.push_back(ntohs(p->local.sin_port));
+  const UdpDrops drops0 = udpDrops(ownPorts);
+  const auto kaiwaDrops0 = janus ? std::map<std::string, uint64_t>{} : kaiwaDrops(o.http);
   net.recordLatency(true);
   const ProcSample s0 = sampleProc(o.serverPid);
   const double g0 = selfCpuS();
@@ -1192,6 +1243,14 @@ int run(const Options& o) {
   sender.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // what is in flight arrives
   net.stop();
+  const UdpDrops drops1 = udpDrops(ownPorts);
+  if (!janus) std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // kaiwa publishes counts every second
+  std::string serverDrops;
+  for (const auto& [reason, n] : janus ? std::map<std::string, uint64_t>{} : kaiwaDrops(o.http)) {
+    const auto it = kaiwaDrops0.find(reason);
+    const uint64_t delta = n - (it == kaiwaDrops0.end() ? 0 : it->second);
+    if (delta) serverDrops += (serverDrops.empty() ? "" : " ") + reason + "=" + std::to_string(delta);
+  }
 
   // Results.
   uint64_t received = 0, lost = 0, reordered = 0, duplicates = 0, badSrtp = 0, wrong = 0, silent = 0;
@@ -1248,7 +1307,9 @@ int run(const Options& o) {
         serverCpu > 0 ? double(forwarded) / serverCpu : 0.0, s0.rssKb - beforeSubscribers.rssKb,
         subscribers.size() * streamsPerSubscriber, rssPerStreamKb);
   }
-  std::printf(", loadgen CPU %.2f s, %s\n", g1 - g0, profile);
+  std::printf(", loadgen CPU %.2f s, %s, UDP receive-buffer drops: generator %" PRIu64 ", server %" PRIu64 "%s%s\n",
+              g1 - g0, profile, drops1.generator - drops0.generator, drops1.others - drops0.others,
+              serverDrops.empty() ? "" : ", server drops: ", serverDrops.c_str());
   json::object out{{"server", o.server},
                    {"label", o.label},
                    {"publishers", o.publishers},
@@ -1282,7 +1343,10 @@ int run(const Options& o) {
                    {"rssWithSubscribersKb", s0.rssKb},
                    {"rssPerStreamKb", rssPerStreamKb},
                    {"loadgenCpuS", g1 - g0},
-                   {"srtpProfile", profile}};
+                   {"srtpProfile", profile},
+                   {"udpDropsGenerator", drops1.generator - drops0.generator},
+                   {"udpDropsServer", drops1.others - drops0.others},
+                   {"serverDrops", serverDrops}};
   std::printf("%s\n", json::serialize(out).c_str());
   std::fflush(stdout);
 
