@@ -267,6 +267,12 @@ bool openSocket(Peer& p, const std::string& localIp) {
   return true;
 }
 
+std::string ipOf(const Peer& p) {
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &p.local.sin_addr, ip, sizeof ip);
+  return ip;
+}
+
 std::string localCandidate(const Peer& p) {
   char ip[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &p.local.sin_addr, ip, sizeof ip);
@@ -731,7 +737,7 @@ std::optional<std::string> answerTo(std::string_view offerText, const Peer& p, c
 
 // ---------------------------------------------------------------------------------------------------------------
 // Signaling: HTTP/1.1 for WHIP/WHEP, RFC 6455 for Janus. Blocking sockets with timeouts; control plane only.
-int connectTcp(const std::string& hostPort, int timeoutMs) {
+int connectTcp(const std::string& hostPort, int timeoutMs, const std::string& bindIp = "") {
   const auto colon = hostPort.rfind(':');
   if (colon == std::string::npos) return -1;
   sockaddr_in a{};
@@ -742,6 +748,12 @@ int connectTcp(const std::string& hostPort, int timeoutMs) {
   timeval tv{timeoutMs / 1000, (timeoutMs % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (!bindIp.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    inet_pton(AF_INET, bindIp.c_str(), &local.sin_addr);
+    (void)bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  }
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     close(fd);
     return -1;
@@ -765,8 +777,8 @@ struct HttpResponse {
 };
 
 std::optional<HttpResponse> http(const std::string& hostPort, const std::string& method, const std::string& path,
-                                 const std::string& body, std::string* error) {
-  const int fd = connectTcp(hostPort, 5000);
+                                 const std::string& body, std::string* error, const std::string& bindIp = "") {
+  const int fd = connectTcp(hostPort, 5000, bindIp);
   if (fd < 0) {
     *error = "cannot connect to " + hostPort;
     return std::nullopt;
@@ -1062,6 +1074,14 @@ int run(const Options& o) {
   const bool janus = o.server == "janus";
 
   std::vector<std::unique_ptr<Peer>> owned;
+  // kaiwa allows 16 transports per client address (whip::Limits): on 127.0.0.1 the peers are spread over 127.1.x.y,
+  // 15 to an address, each peer's WHIP/WHEP request made from its own media address.
+  int peerCount = 0;
+  auto peerIp = [&](int index) {
+    if (janus || o.localIp != "127.0.0.1") return o.localIp;
+    const int group = index / 15;
+    return "127.1." + std::to_string(group / 250) + "." + std::to_string(group % 250 + 1);
+  };
   auto newPeer = [&](Role role, int publisher) -> Peer* {
     auto p = std::make_unique<Peer>();
     p->role = role;
@@ -1069,7 +1089,7 @@ int run(const Options& o) {
     p->ufrag = randomToken(rng, 8);
     p->pwd = randomToken(rng, 24);
     p->tieBreaker = rng();
-    if (!openSocket(*p, o.localIp)) return nullptr;
+    if (!openSocket(*p, peerIp(peerCount++))) return nullptr;
     owned.push_back(std::move(p));
     return owned.back().get();
   };
@@ -1080,7 +1100,7 @@ int run(const Options& o) {
   Network net(*clientCtx, *serverCtx);
   net.start();
   std::string error;
-  std::vector<std::string> locations;  // WHIP/WHEP resources to DELETE at the end
+  std::vector<std::pair<std::string, std::string>> locations;  // WHIP/WHEP resources to DELETE at the end, by address
   WsClient ws;
   Janus jan(ws);
   std::vector<uint64_t> janusFeeds(size_t(o.publishers));
@@ -1089,7 +1109,7 @@ int run(const Options& o) {
 
   auto fail = [&](const std::string& why) {
     std::fprintf(stderr, "media loadgen: %s\n", why.c_str());
-    for (const auto& l : locations) http(o.http, "DELETE", l, "", &error);
+    for (const auto& [l, ip] : locations) http(o.http, "DELETE", l, "", &error, ip);
     return 1;
   };
 
@@ -1142,10 +1162,10 @@ int run(const Options& o) {
       if (!jsep) return fail("Janus: no answer to the publisher's offer: " + json::serialize(*pub));
       answer = std::string(jsep->at("sdp").as_string());
     } else {
-      auto r = http(o.http, "POST", "/whip/" + o.room + "-" + runId + "-" + std::to_string(i), offer, &error);
+      auto r = http(o.http, "POST", "/whip/" + o.room + "-" + runId + "-" + std::to_string(i), offer, &error, ipOf(*p));
       if (!r) return fail(error);
       if (r->status != 201) return fail("WHIP: " + std::to_string(r->status) + " " + r->body);
-      locations.push_back(r->headers["location"]);
+      locations.emplace_back(r->headers["location"], ipOf(*p));
       answer = r->body;
     }
     if (auto e = readRemote(answer, p->remote)) return fail(*e);
@@ -1195,11 +1215,12 @@ int run(const Options& o) {
         p->answerNs = nowNs();
       } else {
         const std::string offer = subscriberOffer(*p, fp, o.media.audio);
-        auto r = http(o.http, "POST", "/whep/" + o.room + "-" + runId + "-" + std::to_string(i), offer, &error);
+        auto r =
+            http(o.http, "POST", "/whep/" + o.room + "-" + runId + "-" + std::to_string(i), offer, &error, ipOf(*p));
         if (!r) return fail(error);
         if (r->status != 201) return fail("WHEP: " + std::to_string(r->status) + " " + r->body);
         p->answerNs = nowNs();
-        locations.push_back(r->headers["location"]);
+        locations.emplace_back(r->headers["location"], ipOf(*p));
         if (auto e = readRemote(r->body, p->remote)) return fail(*e);
         if (!connectUdp(*p)) return fail("cannot connect the subscriber's socket");
       }
@@ -1241,7 +1262,9 @@ int run(const Options& o) {
   const uint64_t sent1 = sender.sent(), recv1 = receivedNow();
   net.recordLatency(false);
   sender.stop();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // what is in flight arrives
+  // What is in flight arrives: a second, since on a shared machine a server descheduled for a few hundred
+  // milliseconds still delivers its backlog (the tail would otherwise count as lost).
+  std::this_thread::sleep_for(std::chrono::seconds(1));
   net.stop();
   const UdpDrops drops1 = udpDrops(ownPorts);
   if (!janus) std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // kaiwa publishes counts every second
@@ -1353,7 +1376,7 @@ int run(const Options& o) {
   if (janus) {
     ws.send(json::object{{"janus", "destroy"}, {"session_id", jan.session}, {"transaction", "bye"}});
   } else {
-    for (const auto& l : locations) http(o.http, "DELETE", l, "", &error);
+    for (const auto& [l, ip] : locations) http(o.http, "DELETE", l, "", &error, ip);
   }
   return lost == 0 && silent == 0 && badSrtp == 0 ? 0 : 3;
 }

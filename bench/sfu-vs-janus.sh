@@ -7,7 +7,7 @@
 #
 #   bench/sfu-vs-janus.sh [--rates "500 2000 5000"] [--max-rate 15000] [--subscribers 10] [--publishers 1]
 #                         [--seconds 10] [--reps 3] [--mem-subscribers 100] [--servers "kaiwa janus"] [--nice N]
-#                         [--kaiwa PATH] [--loadgen PATH]
+#                         [--kaiwa PATH] [--loadgen PATH] [--out FILE.jsonl]
 #
 # For each step (each rate, then the max-rate step) and each repetition, the generator runs once against each server,
 # the order alternating between repetitions. A step is N publishers x M subscribers; each publisher sends RATE video
@@ -18,15 +18,18 @@
 # (RFC 3550 A.8 on the sender's clock stamp) p50/p99 over the streams, one-way latency p50/p99, first packet of a
 # frame after a subscriber's answer p50/max, the generator's own CPU and the whole box's busy share (others' work
 # included). The memory step puts --mem-subscribers subscribers on one publisher at 100 packets/s and divides the RSS
-# growth by the subscriber streams (audio + video each). A summary gives medians per server and step and the
-# kaiwa/janus ratio of CPU per forwarded packet.
+# growth by the subscriber streams (audio + video each); it runs first, on fresh servers, since memory freed by an
+# earlier step is reused and would hide the growth. The drops column says where loss happened: datagrams the kernel
+# dropped for full receive buffers on the server's sockets / the generator's (from the namespace's /proc/net/udp),
+# and kaiwa's own SFU drop counters by reason. A summary gives medians per server and step and the kaiwa/janus ratio
+# of CPU per forwarded packet. Every run's JSON is kept in --out (default /tmp/sfu-vs-janus-<time>.jsonl).
 #
 # Janus: `apt-get install -y janus`. Needs root (unshare -n, ip link).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RATES="500 2000 5000" MAX_RATE=15000 SUBS=10 PUBS=1 SECONDS_=10 REPS=3 MEM_SUBS=100 SERVERS="kaiwa janus" NICE=0
-KAIWA=build/kaiwa LOADGEN=build/bench/kaiwa-loadgen
+KAIWA=build/kaiwa LOADGEN=build/bench/kaiwa-loadgen OUT=/tmp/sfu-vs-janus-$(date -u +%Y%m%dT%H%M%S).jsonl
 ARGS=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --nice) NICE="$2"; shift ;;
     --kaiwa) KAIWA="$2"; shift ;;
     --loadgen) LOADGEN="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -115,19 +119,19 @@ kill -0 "$KPID" 2>/dev/null || { echo "kaiwa did not start:"; cat "$DIR/kaiwa.lo
 [ "$JPID" = 0 ] || kill -0 "$JPID" 2>/dev/null || { echo "janus did not start:"; tail "$DIR/janus.log"; exit 1; }
 
 echo "# sfu-vs-janus: $PUBS publisher(s) x $SUBS subscribers, 1000-byte video at RATE pkt/s + 50 pkt/s audio, $SECONDS_ s per run, $REPS reps, nice $NICE"
-echo "# kaiwa $("$KAIWA" --version 2>/dev/null | head -1) (default workers), janus $(janus --version 2>/dev/null | grep -m1 -o '[0-9.]*$' || echo '?'); $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-6s %-6s %6s %9s %6s %7s %7s %7s %7s %7s %9s %7s %8s %6s %6s %6s %5s\n" step server rate fwd/s lost \
-  jit50us jit99us lat50us lat99us cpu_us fwd/core ff50ms ffmaxms rss_kB gen_s busy% rc
+echo "# kaiwa $("$KAIWA" --version 2>/dev/null | head -1) (default workers), janus $(dpkg-query -W -f='${Version}' janus 2>/dev/null || echo '?'); $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-6s %-6s %6s %9s %7s %7s %7s %7s %8s %7s %9s %7s %7s %6s %6s %6s %s\n" step server rate fwd/s lost \
+  jit50us jit99us lat50us lat99us cpu_us fwd/core ff50ms ffmaxms rss_kB gen_s busy% drops
 
 # run STEP SERVER RATE SUBSCRIBERS SECONDS: one generator run against one server; a row, its JSON kept.
 run() {
-  local step=$1 name=$2 rate=$3 subs=$4 secs=$5 pid target box0 box1 json rc=0
+  local step=$1 name=$2 rate=$3 subs=$4 secs=$5 pid target box0 box1 json
   if [ "$name" = kaiwa ]; then pid=$KPID; target=(--server kaiwa --http "127.0.0.1:$KPORT")
   else pid=$JPID; target=(--server janus --ws "127.0.0.2:$JPORT"); fi
   kill -0 "$pid" 2>/dev/null || { echo "# $name is gone"; return 0; }
   box0=$(box_ticks)
   json=$(timeout 300 nice -n "$NICE" "$LOADGEN" media "${target[@]}" --publishers "$PUBS" --subscribers "$subs" \
-    --rate "$rate" --seconds "$secs" --server-pid "$pid" --label "$step" 2>"$DIR/loadgen.err" | grep '^{') || rc=$?
+    --rate "$rate" --seconds "$secs" --server-pid "$pid" --label "$step" 2>"$DIR/loadgen.err" | grep "^{") || true
   box1=$(box_ticks)
   if [ -z "$json" ]; then echo "# $step/$name/$rate: generator failed: $(head -c 300 "$DIR/loadgen.err")"; return 0; fi
   echo "$json" >>"$DIR/runs.jsonl"
@@ -136,12 +140,14 @@ import json, sys
 r = json.loads(sys.stdin.read())
 b0, b1 = [list(map(int, x.split())) for x in sys.argv[1:3]]
 busy = 100.0 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1])
-print("%-6s %-6s %6d %9.0f %6d %7.0f %7.0f %7.0f %7.0f %7.2f %9.0f %7.0f %8.0f %6.1f %6.2f %6.0f %5s" % (
+drops = "%d/%d %s" % (r["udpDropsServer"], r["udpDropsGenerator"], r["serverDrops"])
+print("%-6s %-6s %6d %9.0f %7d %7.0f %7.0f %7.0f %8.0f %7.2f %9.0f %7.0f %7.0f %6.1f %6.2f %6.0f %s" % (
   r["label"], r["server"], r["rate"], r["received"] / r["seconds"], r["lost"], r["jitterP50Us"], r["jitterP99Us"],
   r["latencyP50Us"], r["latencyP99Us"], r["cpuUsPerForwarded"], r["forwardedPerCoreS"], r["firstFrameP50Ms"],
-  r["firstFrameMaxMs"], r["rssPerStreamKb"], r["loadgenCpuS"], busy, sys.argv[3]))' "$box0" "$box1" "$rc"
+  r["firstFrameMaxMs"], r["rssPerStreamKb"], r["loadgenCpuS"], busy, drops.strip()))' "$box0" "$box1"
 }
 
+for name in $SERVERS; do run mem "$name" 100 "$MEM_SUBS" 3; done
 for ((rep = 1; rep <= REPS; rep++)); do
   order=$SERVERS
   [ $((rep % 2)) = 0 ] && order=$(echo "$SERVERS" | tr ' ' '\n' | tac | paste -sd' ')
@@ -150,7 +156,6 @@ for ((rep = 1; rep <= REPS; rep++)); do
   done
   for name in $order; do run max "$name" "$MAX_RATE" "$SUBS" "$SECONDS_"; done
 done
-for name in $SERVERS; do run mem "$name" 100 "$MEM_SUBS" 3; done
 
 echo "# medians per server and step (rows above): CPU us per forwarded packet, forwarded/s per core, loss, first frame max"
 python3 - "$DIR/runs.jsonl" "$SERVERS" <<'EOF'
@@ -170,11 +175,14 @@ for step in steps:
         extra = ""
         if step == "mem":
             extra = ", RSS per subscriber stream %.1f kB (%d streams)" % (m("rssPerStreamKb"), 2 * rs[0]["subscribers"])
-        print("%-6s %-6s cpu %.2f us/fwd, %.0f fwd/s per core, %.0f fwd/s, lost %d (sum), jitter p99 %.0f us, "
+        lost = sum(r["lost"] for r in rs)
+        got = sum(r["receivedTotal"] for r in rs)
+        print("%-6s %-6s cpu %.2f us/fwd, %.0f fwd/s per core, %.0f fwd/s, lost %d (%.2f %%, sum), jitter p99 %.0f us, "
               "first frame max %.0f ms%s (%d runs)" % (step, s, med[s], m("forwardedPerCoreS"),
-              statistics.median(r["received"] / r["seconds"] for r in rs), sum(r["lost"] for r in rs),
+              statistics.median(r["received"] / r["seconds"] for r in rs), lost, 100.0 * lost / max(1, lost + got),
               m("jitterP99Us"), max(r["firstFrameMaxMs"] for r in rs), extra, len(rs)))
     if "kaiwa" in med and "janus" in med and med["janus"] > 0:
         print("%-6s kaiwa/janus CPU per forwarded packet = %.2f" % (step, med["kaiwa"] / med["janus"]))
 EOF
+cp "$DIR/runs.jsonl" "$OUT" && echo "# every run's JSON: $OUT"
 echo "# end: load average $(cut -d' ' -f1-3 /proc/loadavg); kaiwa RSS $(awk '/^VmRSS/ {print $2}' /proc/$KPID/status) kB"
