@@ -178,9 +178,10 @@ for step in steps:
         lost = sum(r["lost"] for r in rs)
         got = sum(r["receivedTotal"] for r in rs)
         print("%-6s %-6s cpu %.2f us/fwd, %.0f fwd/s per core, %.0f fwd/s, lost %d (%.2f %%, sum), jitter p99 %.0f us, "
-              "first frame max %.0f ms%s (%d runs)" % (step, s, med[s], m("forwardedPerCoreS"),
-              statistics.median(r["received"] / r["seconds"] for r in rs), lost, 100.0 * lost / max(1, lost + got),
-              m("jitterP99Us"), max(r["firstFrameMaxMs"] for r in rs), extra, len(rs)))
+              "first frame max %.0f ms, first keyframe max %.0f ms%s (%d runs)" % (step, s, med[s],
+              m("forwardedPerCoreS"), statistics.median(r["received"] / r["seconds"] for r in rs), lost,
+              100.0 * lost / max(1, lost + got), m("jitterP99Us"), max(r["firstFrameMaxMs"] for r in rs),
+              max(r["firstKeyframeMaxMs"] for r in rs), extra, len(rs)))
     if "kaiwa" in med and "janus" in med and med["janus"] > 0:
         print("%-6s kaiwa/janus CPU per forwarded packet = %.2f" % (step, med["kaiwa"] / med["janus"]))
 EOF
