@@ -993,8 +993,19 @@ double selfCpuS() {
 
 // Datagrams the kernel dropped for a full receive buffer, from /proc/net/udp (this network namespace's sockets):
 // those of the generator's own sockets (by local port) and all the others (the server's, in the bench's namespace).
+// Kept per socket (by inode) so that a socket closed between two readings takes its count with it.
 struct UdpDrops {
-  uint64_t generator = 0, others = 0;
+  std::map<uint64_t, std::pair<bool, uint64_t>> sockets;  // inode -> (the generator's own, drops)
+  // What the sockets of this reading dropped since `earlier`: {generator, others}.
+  std::pair<uint64_t, uint64_t> since(const UdpDrops& earlier) const {
+    std::pair<uint64_t, uint64_t> d{0, 0};
+    for (const auto& [inode, v] : sockets) {
+      const auto it = earlier.sockets.find(inode);
+      const uint64_t before = it == earlier.sockets.end() ? 0 : it->second.second;
+      (v.first ? d.first : d.second) += v.second > before ? v.second - before : 0;
+    }
+    return d;
+  }
 };
 UdpDrops udpDrops(const std::vector<uint16_t>& ownPorts) {
   UdpDrops d;
@@ -1003,15 +1014,14 @@ UdpDrops udpDrops(const std::vector<uint16_t>& ownPorts) {
   std::getline(f, line);
   while (std::getline(f, line)) {
     std::istringstream in(line);
-    std::string slot, local, field;
-    in >> slot >> local;
-    std::string last;
-    while (in >> field) last = field;
-    const auto colon = local.find(':');
+    std::vector<std::string> fields;
+    for (std::string field; in >> field;) fields.push_back(field);
+    if (fields.size() < 13) continue;
+    const auto colon = fields[1].find(':');
     if (colon == std::string::npos) continue;
-    const auto port = uint16_t(std::stoul(local.substr(colon + 1), nullptr, 16));
-    const uint64_t drops = std::strtoull(last.c_str(), nullptr, 10);
-    (std::find(ownPorts.begin(), ownPorts.end(), port) != ownPorts.end() ? d.generator : d.others) += drops;
+    const auto port = uint16_t(std::stoul(fields[1].substr(colon + 1), nullptr, 16));
+    const bool own = std::find(ownPorts.begin(), ownPorts.end(), port) != ownPorts.end();
+    d.sockets[std::strtoull(fields[9].c_str(), nullptr, 10)] = {own, std::strtoull(fields.back().c_str(), nullptr, 10)};
   }
   return d;
 }
@@ -1266,7 +1276,7 @@ int run(const Options& o) {
   // milliseconds still delivers its backlog (the tail would otherwise count as lost).
   std::this_thread::sleep_for(std::chrono::seconds(1));
   net.stop();
-  const UdpDrops drops1 = udpDrops(ownPorts);
+  const auto [dropsGenerator, dropsServer] = udpDrops(ownPorts).since(drops0);
   if (!janus) std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // kaiwa publishes counts every second
   std::string serverDrops;
   for (const auto& [reason, n] : janus ? std::map<std::string, uint64_t>{} : kaiwaDrops(o.http)) {
@@ -1331,7 +1341,7 @@ int run(const Options& o) {
         subscribers.size() * streamsPerSubscriber, rssPerStreamKb);
   }
   std::printf(", loadgen CPU %.2f s, %s, UDP receive-buffer drops: generator %" PRIu64 ", server %" PRIu64 "%s%s\n",
-              g1 - g0, profile, drops1.generator - drops0.generator, drops1.others - drops0.others,
+              g1 - g0, profile, dropsGenerator, dropsServer,
               serverDrops.empty() ? "" : ", server drops: ", serverDrops.c_str());
   json::object out{{"server", o.server},
                    {"label", o.label},
@@ -1367,8 +1377,8 @@ int run(const Options& o) {
                    {"rssPerStreamKb", rssPerStreamKb},
                    {"loadgenCpuS", g1 - g0},
                    {"srtpProfile", profile},
-                   {"udpDropsGenerator", drops1.generator - drops0.generator},
-                   {"udpDropsServer", drops1.others - drops0.others},
+                   {"udpDropsGenerator", dropsGenerator},
+                   {"udpDropsServer", dropsServer},
                    {"serverDrops", serverDrops}};
   std::printf("%s\n", json::serialize(out).c_str());
   std::fflush(stdout);
