@@ -1560,6 +1560,19 @@ int run(Options& o) {
 
 int main(int argc, char** argv) {
   using namespace kaiwa::bench;
+  // `kaiwa-loadgen media …` is the SFU load generator. It links kaiwa's DTLS, SRTP, STUN and SDP modules, so it is a
+  // second binary built only inside the kaiwa build (this one builds standalone with libc alone); the one name
+  // runs it from the same directory.
+  if (argc > 1 && std::string_view(argv[1]) == "media") {
+    std::string self(4096, '\0');
+    const ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+    self.resize(n > 0 ? size_t(n) : 0);
+    const std::string media = self.substr(0, self.rfind('/') + 1) + "kaiwa-loadgen-media";
+    execv(media.c_str(), argv);
+    std::fprintf(stderr, "cannot run %s: %s (it is built with kaiwa, not standalone)\n", media.c_str(),
+                 std::strerror(errno));
+    return 2;
+  }
   Options o;
   std::string url;
   for (int i = 1; i < argc; ++i) {
