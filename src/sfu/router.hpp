@@ -1,8 +1,9 @@
 #pragma once
 // Forwarding inside one room, sans-I/O: a publisher's tracks fan out to the subscribers of each track. The router
-// takes unprotected RTP from publishers and RTCP from subscribers (with `now`), and hands back what to send: RTP in
-// a bounded send queue per subscriber that the I/O around it drains (RouterIo::onReady says when one is no longer
-// empty), and keyframe requests towards publishers through RouterIo::sendRtcp.
+// takes unprotected RTP from publishers and RTCP from both (with `now`), and hands back what to send: RTP in a
+// bounded send queue per subscriber that the I/O around it drains (RouterIo::onReady says when one is no longer
+// empty), and RTCP through RouterIo::sendRtcp: keyframe requests, NACKs and Receiver Reports towards publishers,
+// Sender Reports towards subscribers.
 //
 // Per subscription (one subscriber, one track), every forwarded packet is rewritten in its own copy: the SSRC the
 // subscriber's SDP announced, sequence numbers and timestamps continuous from the subscriber's view (an offset per
@@ -126,7 +127,8 @@ class RouterIo {
   virtual ~RouterIo() = default;
   // The subscriber's queue was empty and now holds a packet: drain it (e.g. at the end of the receive batch).
   virtual void onReady(TransportId subscriber) = 0;
-  // An RTCP packet (a keyframe request) for a publisher, unprotected; the buffer is valid during the call only.
+  // An RTCP packet for a publisher (PLI, NACK, RR) or a subscriber (SR), unprotected: the I/O protects it with that
+  // transport's own SRTCP context. The buffer is valid during the call only.
   virtual void sendRtcp(TransportId to, std::span<const uint8_t> packet) = 0;
 };
 
