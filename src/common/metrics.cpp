@@ -162,6 +162,18 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_sfu_keyframe_requests_total", "counter", "PLIs sent to SFU publishers.", r.sfuKeyframeRequests);
   emit(out, "kaiwa_sfu_nack_retransmitted_total", "counter", "Packets sent again to SFU subscribers for a NACK.",
        r.sfuNackRetransmitted);
+  emit(out, "kaiwa_sfu_nacks_sent_total", "counter", "NACK packets sent to SFU publishers for packets lost on the way.",
+       r.sfuNacksSent);
+  emit(out, "kaiwa_sfu_rtx_unwrapped_total", "counter",
+       "RTX packets from SFU publishers turned back into the original.", r.sfuRtxUnwrapped);
+  emit(out, "kaiwa_sfu_rtx_recovered_total", "counter",
+       "Packets lost on the way from SFU publishers, recovered by RTX and forwarded.", r.sfuRtxRecovered);
+  emit(out, "kaiwa_sfu_sender_reports_total", "counter", "RTCP Sender Reports sent to SFU subscribers.",
+       r.sfuSenderReports);
+  emit(out, "kaiwa_sfu_receiver_reports_total", "counter", "RTCP Receiver Reports sent to SFU publishers.",
+       r.sfuReceiverReports);
+  emit(out, "kaiwa_sfu_lossy_subscriptions", "gauge",
+       "SFU subscriptions whose subscriber last reported at least 5 % of packets lost.", r.sfuLossySubscriptions);
   out += "# HELP kaiwa_sfu_dropped_total SFU packets dropped, by reason.\n# TYPE kaiwa_sfu_dropped_total counter\n";
   for (size_t i = 0; i < kSfuDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],

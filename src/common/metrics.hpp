@@ -124,6 +124,12 @@ struct Registry {
   std::atomic<uint64_t> sfuForwarded{0};  // copies queued for subscribers
   std::atomic<uint64_t> sfuKeyframeRequests{0};
   std::atomic<uint64_t> sfuNackRetransmitted{0};
+  std::atomic<uint64_t> sfuNacksSent{0};     // NACK packets sent to publishers for what the SFU lost
+  std::atomic<uint64_t> sfuRtxUnwrapped{0};  // publishers' RTX packets turned back into the original
+  std::atomic<uint64_t> sfuRtxRecovered{0};  // of those, the ones that filled a hole and were forwarded
+  std::atomic<uint64_t> sfuSenderReports{0};
+  std::atomic<uint64_t> sfuReceiverReports{0};
+  std::atomic<int64_t> sfuLossySubscriptions{0};  // whose subscriber last reported at least 5 % lost
   std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
       sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
 

@@ -237,4 +237,19 @@ std::optional<RtxPayload> parseRtx(const Packet& rtx) {
   return RtxPayload{be16(payload.data()), payload.subspan(2)};
 }
 
+std::optional<size_t> unwrapRtx(const Packet& rtx, uint32_t ssrc, uint8_t payloadType, std::span<uint8_t> out) {
+  const auto inner = parseRtx(rtx);
+  if (!inner) return std::nullopt;
+  const size_t header = rtx.headerSize();
+  const size_t total = header + inner->payload.size();
+  if (out.size() < total) return std::nullopt;
+  std::memcpy(out.data(), rtx.bytes().data(), header);
+  out[0] &= uint8_t(~0x20);  // the RTX packet's padding (if any) was its own
+  out[1] = uint8_t((out[1] & 0x80) | (payloadType & 0x7F));
+  put16(out.data() + 2, inner->originalSequence);
+  put32(out.data() + 8, ssrc);
+  if (!inner->payload.empty()) std::memcpy(out.data() + header, inner->payload.data(), inner->payload.size());
+  return total;
+}
+
 }  // namespace kaiwa::rtp

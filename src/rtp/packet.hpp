@@ -164,5 +164,10 @@ struct RtxPayload {
   std::span<const uint8_t> payload;
 };
 std::optional<RtxPayload> parseRtx(const Packet& rtx);
+// The reverse of writeRtx (RFC 4588 section 4): writes the original packet an RTX packet carries into `out` — the
+// RTX packet's header and extensions with the original SSRC, the OSN as sequence number, the associated payload type
+// (the RTX type's apt), no padding. Returns the length, or nullopt if the RTX payload is shorter than the OSN or
+// `out` is too small.
+std::optional<size_t> unwrapRtx(const Packet& rtx, uint32_t ssrc, uint8_t payloadType, std::span<uint8_t> out);
 
 }  // namespace kaiwa::rtp

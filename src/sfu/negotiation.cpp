@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <string_view>
 #include <tuple>
 
@@ -69,10 +70,18 @@ PublishedMedia publishedMedia(const sdp::Description& offer, const sdp::Descript
     track.mid = *m.mid;
     track.clockRate = track.kind == MediaKind::kAudio ? 48000 : 90000;
     for (const sdp::Codec& c : m.codecs) {
-      if (isRtx(c)) continue;
+      if (isRtx(c)) {
+        uint8_t apt = 0;
+        const auto value = c.fmtpParameter("apt");
+        if (value && std::from_chars(value->data(), value->data() + value->size(), apt).ec == std::errc() && apt < 128)
+          track.rtxPayloadTypes.set(c.payloadType, apt);
+        continue;
+      }
       track.payloadTypes.set(c.payloadType & 0x7F);
       if (c.clockRate != 0) track.clockRate = c.clockRate;
+      for (const auto& fb : c.feedback) track.nack = track.nack || (fb.type == "nack" && fb.parameter.empty());
     }
+    if (m.rtcpRsize) out.publisher.reducedSize = true;
     // Audio needs few packets kept for NACK (about a second at 50 packets per second).
     if (track.kind == MediaKind::kAudio) track.retransmission = {.maxPackets = 64, .maxBytes = 64 * 1500};
     const sdp::Media* offered = offer.findMid(*m.mid);

@@ -32,6 +32,12 @@ uint64_t ssrcKey(TransportId publisher, uint32_t ssrc) { return uint64_t(publish
 
 }  // namespace
 
+Router::Router(RouterIo& io)
+    : io_(&io),
+      // The router's one reading of a clock: NTP timestamps need the time of day, the rest only the `now` passed in.
+      unixAtEpoch_(std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch() - Clock::now().time_since_epoch())) {}
+
 void Router::addPublisher(TransportId publisher, PublisherConfig config) { publishers_[publisher].config = config; }
 
 std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig config) {
@@ -45,6 +51,9 @@ std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig confi
   if (config.retransmission.maxPackets > 0) {
     track.retransmission = std::make_unique<rtp::RetransmissionBuffer>(config.retransmission);
   }
+  track.received = rtp::ReceiveStatistics(config.clockRate);
+  // Audio is not NACKed: a lost audio packet is concealed, and a retransmission would come too late to play.
+  if (config.nack && config.kind == MediaKind::kVideo) track.nack = std::make_unique<rtp::NackGenerator>();
   track.config = std::move(config);
   if (track.ssrc != 0) bySsrc_[ssrcKey(publisher, track.ssrc)] = id;
   pub->second.tracks.push_back(id);
@@ -53,7 +62,7 @@ std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig confi
 
 void Router::addSubscriber(TransportId subscriber, SubscriberConfig config) {
   subscribers_.erase(subscriber);
-  subscribers_.emplace(subscriber, Subscriber{SendQueue(config.queuePackets), {}});
+  subscribers_.emplace(subscriber, Subscriber{SendQueue(config.queuePackets), std::move(config.cname), {}});
 }
 
 bool Router::subscribe(TransportId subscriber, TrackId trackId, const SubscriptionConfig& config, TimePoint now) {
@@ -164,16 +173,67 @@ void Router::onPublisherRtp(TransportId publisher, std::span<const uint8_t> byte
     track = learnSsrc(publisher, pub->second, *packet);
   }
   if (track == nullptr) {
-    bool rtx = false;
     for (TrackId t : pub->second.tracks) {
-      const Track* candidate = findTrack(t);
-      rtx = rtx || (candidate != nullptr && candidate->config.rtxSsrc == packet->ssrc());
+      Track* candidate = findTrack(t);
+      if (candidate != nullptr && candidate->config.rtxSsrc != 0 && candidate->config.rtxSsrc == packet->ssrc()) {
+        return onPublisherRtx(*candidate, *packet, now);
+      }
     }
-    ++(rtx ? counters_.publisherRtx : counters_.unknownSsrc);
+    ++counters_.unknownSsrc;
     return;
   }
-  if (track->retransmission) track->retransmission->store(packet->sequenceNumber(), bytes);
-  for (Subscription& sub : track->subscriptions) forward(*track, sub, *packet, now);
+  onTrackPacket(*track, *packet, now, false);
+}
+
+void Router::onTrackPacket(Track& track, const rtp::Packet& packet, TimePoint now, bool retransmitted) {
+  if (!mediaSeen_) {
+    // RFC 3550 section 6.2 halves the first interval, so that the first SR (and with it lip sync) comes sooner.
+    mediaSeen_ = true;
+    nextReport_ = now + kReportInterval / 2;
+  }
+  track.received.onPacket(packet.sequenceNumber(), packet.timestamp(), now, retransmitted);
+  // A retransmission was shown to the NACK generator already, to learn whether it fills a hole.
+  if (track.nack && !retransmitted) track.nack->onPacket(packet.sequenceNumber(), now);
+  if (track.retransmission) track.retransmission->store(packet.sequenceNumber(), packet.bytes());
+  for (Subscription& sub : track.subscriptions) forward(track, sub, packet, now);
+}
+
+void Router::onPublisherRtx(Track& track, const rtp::Packet& rtx, TimePoint now) {
+  // Chromium probes bandwidth with padding-only packets on the RTX stream: nothing to unwrap.
+  if (rtx.payload().empty()) {
+    ++counters_.publisherRtx;
+    return;
+  }
+  // An RTX payload type whose apt the SDP did not give, or a track whose SSRC is not known yet: nothing to restore.
+  const auto apt = track.config.rtxPayloadTypes[rtx.payloadType()];
+  if (!apt || track.ssrc == 0) {
+    ++counters_.publisherRtx;
+    return;
+  }
+  const std::span<uint8_t> out(unwrapped_.get(), SendQueue::kSlotSize);
+  const auto length = rtp::unwrapRtx(rtx, track.ssrc, *apt, out);
+  const auto original = length ? rtp::Packet::parse(out.first(*length)) : std::nullopt;
+  if (!original) {
+    ++counters_.badRtp;
+    return;
+  }
+  ++counters_.rtxUnwrapped;
+  const uint16_t seq = original->sequenceNumber();
+  // Forwarded once: not if the original (or an earlier retransmission) arrived, nor if NACK gave up on it already.
+  bool duplicate = false;
+  if (track.retransmission) {
+    const auto held = track.retransmission->find(seq);
+    const auto heldPacket = held ? rtp::Packet::parse(*held) : std::nullopt;
+    duplicate = heldPacket && heldPacket->ssrc() == track.ssrc;
+  }
+  if (!duplicate && track.nack && track.nack->onPacket(seq, now) == rtp::NackGenerator::Arrival::kLate)
+    duplicate = true;
+  if (duplicate) {
+    ++counters_.publisherRtx;
+    return;
+  }
+  ++counters_.rtxRecovered;
+  onTrackPacket(track, *original, now, true);
 }
 
 void Router::forward(Track& track, Subscription& sub, const rtp::Packet& packet, TimePoint now) {
@@ -216,6 +276,8 @@ void Router::forward(Track& track, Subscription& sub, const rtp::Packet& packet,
   const bool wasEmpty = queue.size() == 0;
   queue.commit(*length);
   ++counters_.forwarded;
+  ++sub.stats.packetsSent;
+  sub.stats.octetsSent += packet.payload().size();
   if (wasEmpty) io_->onReady(sub.subscriber);
 }
 
@@ -284,15 +346,134 @@ void Router::sendPli(const Track& track) {
 void Router::tick(TimePoint now) {
   for (auto& [id, track] : tracks_) {
     if (track.throttle.poll(now)) sendPli(track);
+    if (track.nack) sendNacks(track, now);
+  }
+  if (now >= nextReport_) {
+    sendReports(now);
+    nextReport_ = now + kReportInterval;
   }
 }
 
 TimePoint Router::nextDeadline() const {
-  TimePoint next = TimePoint::max();
+  TimePoint next = mediaSeen_ ? nextReport_ : TimePoint::max();
   for (const auto& [id, track] : tracks_) {
     if (auto at = track.throttle.pendingAt()) next = std::min(next, *at);
+    if (track.nack) {
+      if (auto at = track.nack->nextDue()) next = std::min(next, *at);
+    }
   }
   return next;
+}
+
+void Router::sendNacks(Track& track, TimePoint now) {
+  auto pub = publishers_.find(track.publisher);
+  if (pub == publishers_.end() || track.ssrc == 0) return;
+  const PublisherConfig& config = pub->second.config;
+  // One NACK packet per tick; what does not fit stays due for the next.
+  std::array<uint16_t, 64> seqs{};
+  const size_t n = track.nack->collect(now, seqs);
+  if (n > 0) {
+    std::array<uint8_t, 512> buffer{};
+    rtp::rtcp::CompoundBuilder b(buffer);
+    // RFC 3550 wants every compound packet to start with a report and carry a CNAME; RFC 5506 lets feedback go
+    // alone once reduced-size RTCP was negotiated.
+    if (!config.reducedSize) b.receiverReport(config.feedbackSsrc).sdesCname(config.feedbackSsrc, "kaiwa");
+    b.nack({config.feedbackSsrc, track.ssrc}, std::span<const uint16_t>(seqs.data(), n));
+    if (b.ok()) {
+      ++counters_.nacksSent;
+      counters_.nackRequested += n;
+      io_->sendRtcp(track.publisher, b.bytes());
+    }
+  }
+  // Given up or beyond what the list holds: only a keyframe repairs the decoders now.
+  if (track.nack->keyframeNeeded()) {
+    track.nack->onKeyframeRequested();
+    requestKeyframe(track, now);
+  }
+}
+
+void Router::sendReports(TimePoint now) {
+  std::array<uint8_t, 1500> buffer{};
+  std::array<rtp::rtcp::ReportBlock, rtp::rtcp::kMaxReportBlocks> blocks{};
+  for (auto& [id, pub] : publishers_) {
+    size_t n = 0;
+    for (TrackId t : pub.tracks) {
+      Track* track = findTrack(t);
+      if (track == nullptr || track->ssrc == 0 || n == blocks.size()) continue;
+      if (auto block = track->received.report(track->ssrc, now)) blocks[n++] = *block;
+    }
+    if (n == 0) continue;
+    rtp::rtcp::CompoundBuilder b(buffer);
+    b.receiverReport(pub.config.feedbackSsrc, std::span<const rtp::rtcp::ReportBlock>(blocks.data(), n))
+        .sdesCname(pub.config.feedbackSsrc, "kaiwa");
+    if (b.ok()) {
+      ++counters_.receiverReportsSent;
+      io_->sendRtcp(id, b.bytes());
+    }
+  }
+  const uint64_t ntp = rtp::toNtp(now, unixAtEpoch_);
+  for (auto& [id, track] : tracks_) {
+    // Without the publisher's SR there is no RTP time that kaiwa could say belongs to an NTP time: no SR yet.
+    if (!track.mapping) continue;
+    const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(now - track.mapping->arrival).count();
+    const auto sourceNow =
+        track.mapping->rtpTimestamp + uint32_t(int64_t(elapsed) * int64_t(track.config.clockRate) / 1'000'000);
+    for (Subscription& sub : track.subscriptions) {
+      // Sent nothing yet, or still forwarding from an older source whose offsets this mapping does not fit.
+      if (!sub.started || sub.stats.packetsSent == 0 || sub.sourceSsrc != track.ssrc) continue;
+      auto subscriber = subscribers_.find(sub.subscriber);
+      if (subscriber == subscribers_.end()) continue;
+      const rtp::rtcp::SenderInfo info{.ntpTimestamp = ntp,
+                                       .rtpTimestamp = sourceNow + sub.tsOffset,
+                                       .packetCount = uint32_t(sub.stats.packetsSent),
+                                       .octetCount = uint32_t(sub.stats.octetsSent)};
+      rtp::rtcp::CompoundBuilder b(buffer);
+      b.senderReport(sub.config.ssrc, info).sdesCname(sub.config.ssrc, subscriber->second.cname);
+      if (b.ok()) {
+        ++counters_.senderReportsSent;
+        io_->sendRtcp(sub.subscriber, b.bytes());
+      }
+    }
+  }
+}
+
+void Router::onPublisherRtcp(TransportId publisher, std::span<const uint8_t> packet, TimePoint now) {
+  if (!publishers_.contains(publisher)) return;
+  rtp::rtcp::CompoundReader reader(packet);
+  while (auto block = reader.next()) {
+    if (rtp::rtcp::PacketType(block->type) != rtp::rtcp::PacketType::kSenderReport) continue;
+    const auto sr = rtp::rtcp::SenderReport::parse(*block);
+    if (!sr) {
+      ++counters_.badRtcp;
+      continue;
+    }
+    auto it = bySsrc_.find(ssrcKey(publisher, sr->ssrc));
+    Track* track = it == bySsrc_.end() ? nullptr : findTrack(it->second);
+    if (track == nullptr) continue;  // e.g. the RTX stream's SR
+    track->received.onSenderReport(sr->info.ntpTimestamp, now);
+    track->mapping = SenderMapping{sr->info.rtpTimestamp, now};
+  }
+  if (reader.error() != rtp::rtcp::WalkError::kNone) ++counters_.badRtcp;
+}
+
+void Router::onReportBlock(TransportId subscriber, const rtp::rtcp::ReportBlock& block, TimePoint now) {
+  auto sub = subscribers_.find(subscriber);
+  if (sub == subscribers_.end()) return;
+  auto it = sub->second.bySsrc.find(block.ssrc);
+  Track* track = it == sub->second.bySsrc.end() ? nullptr : findTrack(it->second);
+  if (track == nullptr) return;  // a block about a stream kaiwa does not send it (or an RTX SSRC's)
+  for (Subscription& s : track->subscriptions) {
+    if (s.subscriber != subscriber || s.config.ssrc != block.ssrc) continue;
+    ++counters_.receiverReportsIn;
+    s.stats.reported = true;
+    s.stats.fractionLost = block.fractionLost;
+    s.stats.cumulativeLost = block.cumulativeLost;
+    s.stats.jitter = block.jitter;
+    if (auto rtt = rtp::roundTripTime(rtp::toNtp(now, unixAtEpoch_), block.lastSenderReport,
+                                      block.delaySinceLastSenderReport)) {
+      s.stats.rtt = *rtt;
+    }
+  }
 }
 
 void Router::onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> packet, TimePoint now) {
@@ -314,7 +495,19 @@ void Router::onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> p
   rtp::rtcp::CompoundReader reader(packet);
   while (auto block = reader.next()) {
     const auto type = rtp::rtcp::PacketType(block->type);
-    if (type == rtp::rtcp::PacketType::kPayloadFeedback && block->count == rtp::rtcp::kFmtPli) {
+    if (type == rtp::rtcp::PacketType::kReceiverReport || type == rtp::rtcp::PacketType::kSenderReport) {
+      std::optional<rtp::rtcp::ReceiverReport> rr;
+      if (type == rtp::rtcp::PacketType::kReceiverReport) {
+        rr = rtp::rtcp::ReceiverReport::parse(*block);
+      } else if (auto sr = rtp::rtcp::SenderReport::parse(*block)) {
+        rr = rtp::rtcp::ReceiverReport{sr->ssrc, sr->reports};
+      }
+      if (!rr) {
+        ++counters_.badRtcp;
+        continue;
+      }
+      for (size_t i = 0; i < rr->reports.size(); ++i) onReportBlock(subscriber, rr->reports[i], now);
+    } else if (type == rtp::rtcp::PacketType::kPayloadFeedback && block->count == rtp::rtcp::kFmtPli) {
       if (auto pli = rtp::rtcp::Pli::parse(*block)) {
         if (auto [track, s] = lookup(pli->header.mediaSsrc); track != nullptr) requestKeyframe(*track, now);
       } else {
@@ -388,6 +581,30 @@ std::optional<rtp::KeyframeRequestThrottle::Stats> Router::keyframeStats(TrackId
   auto it = tracks_.find(track);
   if (it == tracks_.end()) return std::nullopt;
   return it->second.throttle.stats();
+}
+
+std::optional<SubscriptionStats> Router::subscriptionStats(TransportId subscriber, TrackId track) const {
+  auto it = tracks_.find(track);
+  if (it == tracks_.end()) return std::nullopt;
+  for (const Subscription& s : it->second.subscriptions) {
+    if (s.subscriber == subscriber) return s.stats;
+  }
+  return std::nullopt;
+}
+
+std::optional<rtp::rtcp::ReportBlock> Router::receiveStats(TrackId track, TimePoint now) const {
+  auto it = tracks_.find(track);
+  if (it == tracks_.end() || it->second.ssrc == 0) return std::nullopt;
+  rtp::ReceiveStatistics copy = it->second.received;  // report() starts a new interval: ask a copy
+  return copy.report(it->second.ssrc, now);
+}
+
+size_t Router::lossySubscriptions(uint8_t fraction) const {
+  size_t n = 0;
+  for (const auto& [id, track] : tracks_) {
+    for (const Subscription& s : track.subscriptions) n += s.stats.reported && s.stats.fractionLost >= fraction;
+  }
+  return n;
 }
 
 }  // namespace kaiwa::sfu

@@ -1,8 +1,9 @@
 #pragma once
 // Forwarding inside one room, sans-I/O: a publisher's tracks fan out to the subscribers of each track. The router
-// takes unprotected RTP from publishers and RTCP from subscribers (with `now`), and hands back what to send: RTP in
-// a bounded send queue per subscriber that the I/O around it drains (RouterIo::onReady says when one is no longer
-// empty), and keyframe requests towards publishers through RouterIo::sendRtcp.
+// takes unprotected RTP from publishers and RTCP from both (with `now`), and hands back what to send: RTP in a
+// bounded send queue per subscriber that the I/O around it drains (RouterIo::onReady says when one is no longer
+// empty), and RTCP through RouterIo::sendRtcp: keyframe requests, NACKs and Receiver Reports towards publishers,
+// Sender Reports towards subscribers.
 //
 // Per subscription (one subscriber, one track), every forwarded packet is rewritten in its own copy: the SSRC the
 // subscriber's SDP announced, sequence numbers and timestamps continuous from the subscriber's view (an offset per
@@ -15,6 +16,17 @@
 // asked inside the window is sent when it ends, at the time pendingAt() gives). NACK from a subscriber is answered
 // from a per-track rtp::RetransmissionBuffer holding the publisher's packets as received: with RTX when the
 // subscription has an RTX SSRC and payload type, else the original packet again.
+//
+// RTCP of its own on both legs (RFC 3550 section 6.4), sent from tick() every kReportInterval: towards each
+// publisher a Receiver Report with one block per track (loss, jitter, LSR/DLSR from rtp::ReceiveStatistics) and an
+// SDES CNAME; towards each subscription a Sender Report (NTP now, the RTP timestamp of that instant in the
+// subscriber's timeline, packets and octets sent to it) and an SDES CNAME, once the publisher's own SR gave the
+// mapping from its RTP clock to NTP. Subscribers' reports are kept per subscription (loss, jitter, round-trip time).
+//
+// Loss towards the SFU: a video track with `nack` negotiated has an rtp::NackGenerator; tick() sends the NACKs it
+// says are due (with an RR and SDES first unless reduced-size RTCP was negotiated, RFC 5506), and a PLI when it
+// gives up. The publisher's RTX packets (RFC 4588) are unwrapped into the original packet and handled as if it had
+// come late: forwarded (once) if it fills a hole, and stored for the subscribers' NACKs.
 //
 // A subscriber never slows the publisher or the other subscribers: its queue has a fixed number of slots, allocated
 // when it is added; a packet for a full queue is dropped and counted (and, for video, a keyframe asked for, since
@@ -37,8 +49,11 @@
 
 #include "common/clock.hpp"
 #include "rtp/keyframe_throttle.hpp"
+#include "rtp/nack_generator.hpp"
 #include "rtp/packet.hpp"
+#include "rtp/receive_statistics.hpp"
 #include "rtp/retransmission_buffer.hpp"
+#include "rtp/rtcp.hpp"
 
 namespace kaiwa::sfu {
 
@@ -112,7 +127,8 @@ class RouterIo {
   virtual ~RouterIo() = default;
   // The subscriber's queue was empty and now holds a packet: drain it (e.g. at the end of the receive batch).
   virtual void onReady(TransportId subscriber) = 0;
-  // An RTCP packet (a keyframe request) for a publisher, unprotected; the buffer is valid during the call only.
+  // An RTCP packet for a publisher (PLI, NACK, RR) or a subscriber (SR), unprotected: the I/O protects it with that
+  // transport's own SRTCP context. The buffer is valid during the call only.
   virtual void sendRtcp(TransportId to, std::span<const uint8_t> packet) = 0;
 };
 
@@ -120,6 +136,7 @@ struct PublisherConfig {
   uint8_t midExtensionId = 0;  // the offer's extmap id of urn:ietf:params:rtp-hdrext:sdes:mid; 0 if none
   uint8_t ridExtensionId = 0;  // rtp-stream-id; 0 if none
   uint32_t feedbackSsrc = 1;   // the sender SSRC of kaiwa's RTCP feedback to this publisher
+  bool reducedSize = false;    // a=rtcp-rsize was negotiated: feedback may go without an RR and SDES (RFC 5506)
 };
 
 struct TrackConfig {
@@ -133,6 +150,8 @@ struct TrackConfig {
   // RTX stream carries the same MID). Empty: any.
   std::bitset<128> payloadTypes{};
   rtp::RetransmissionConfig retransmission{};  // sized per kind by the caller; {0, 0} for none
+  bool nack = false;                           // generic NACK negotiated: the SFU asks for what it lost (video only)
+  PayloadTypeMap rtxPayloadTypes{};            // the publisher's RTX payload types to their apt (RFC 4588)
 };
 
 struct SubscriptionConfig {
@@ -146,7 +165,19 @@ struct SubscriptionConfig {
 };
 
 struct SubscriberConfig {
-  size_t queuePackets = 256;  // about one second of 2.5 Mbit/s video
+  size_t queuePackets = 256;    // about one second of 2.5 Mbit/s video
+  std::string cname = "kaiwa";  // the CNAME of the SSRCs the subscriber's SDP announced, for the SRs' SDES
+};
+
+// What kaiwa sent to a subscriber on one track, and what the subscriber's last Receiver Report said about it.
+struct SubscriptionStats {
+  uint64_t packetsSent = 0;  // on the subscription's SSRC (RTX retransmissions not included)
+  uint64_t octetsSent = 0;   // payload octets of those, as an SR counts them
+  bool reported = false;     // a report block about the subscription's SSRC has arrived
+  uint8_t fractionLost = 0;  // out of 256
+  int32_t cumulativeLost = 0;
+  uint32_t jitter = 0;          // in RTP timestamp units
+  std::optional<Millis> rtt{};  // from LSR/DLSR; nullopt until a block echoes an SR
 };
 
 // What the router dropped or did, for /metrics.
@@ -155,22 +186,29 @@ struct RouterCounters {
   uint64_t forwarded = 0;             // copies queued for subscribers
   uint64_t badRtp = 0;                // packets that do not parse
   uint64_t unknownSsrc = 0;           // from an SSRC no track has (nor could learn by MID/RID)
-  uint64_t publisherRtx = 0;          // the publisher's RTX/padding stream, not forwarded
+  uint64_t publisherRtx = 0;          // publisher RTX not forwarded: padding probes, duplicates, no known apt
   uint64_t unmappedPayloadType = 0;   // a payload type the subscriber did not negotiate
   uint64_t unmappedExtension = 0;     // an extension id that does not fit the packet's form after mapping
   uint64_t tooLarge = 0;              // a packet bigger than a queue slot
   uint64_t queueFull = 0;             // dropped for a slow subscriber
-  uint64_t badRtcp = 0;               // subscriber RTCP that does not walk
+  uint64_t badRtcp = 0;               // RTCP (from subscribers or publishers) that does not walk or parse
   uint64_t unknownFeedbackSsrc = 0;   // feedback for an SSRC the subscriber was not given
   uint64_t keyframeRequestsIn = 0;    // PLI/FIR from subscribers, new subscriptions and overflows
   uint64_t keyframeRequestsSent = 0;  // PLIs sent to publishers
   uint64_t nackRetransmitted = 0;     // packets sent again for a NACK
   uint64_t nackMissed = 0;            // NACKed packets no longer held
+  uint64_t nacksSent = 0;             // NACK packets sent to publishers
+  uint64_t nackRequested = 0;         // sequence numbers asked for in them, retries included
+  uint64_t rtxUnwrapped = 0;          // the publishers' RTX packets turned back into the original
+  uint64_t rtxRecovered = 0;          // of those, the ones that filled a hole and were forwarded
+  uint64_t senderReportsSent = 0;     // to subscribers
+  uint64_t receiverReportsSent = 0;   // to publishers
+  uint64_t receiverReportsIn = 0;     // report blocks from subscribers about what kaiwa sent them
 };
 
 class Router {
  public:
-  explicit Router(RouterIo& io) : io_(&io) {}
+  explicit Router(RouterIo& io);
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
@@ -190,12 +228,24 @@ class Router {
 
   // An unprotected RTP packet from a publisher; rewritten copies are queued for the subscribers.
   void onPublisherRtp(TransportId publisher, std::span<const uint8_t> packet, TimePoint now);
-  // An unprotected RTCP packet from a subscriber: PLI, FIR and NACK are acted on; the rest is for later slices.
+  // An unprotected RTCP packet from a subscriber: PLI, FIR and NACK are acted on, report blocks about what it was
+  // sent are kept (subscriptionStats); the rest is ignored.
   void onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> packet, TimePoint now);
-  // Sends the keyframe requests the throttles held back whose time has come.
+  // An unprotected RTCP packet from a publisher: its Sender Reports (for LSR/DLSR and the RTP-to-NTP mapping of the
+  // SRs to subscribers); the rest is ignored.
+  void onPublisherRtcp(TransportId publisher, std::span<const uint8_t> packet, TimePoint now);
+  // Sends the keyframe requests the throttles held back, the NACKs that are due and, every kReportInterval, the
+  // Receiver and Sender Reports.
   void tick(TimePoint now);
-  // When tick() has something to do; TimePoint::max() when nothing is held back.
+  // When tick() has something to do; TimePoint::max() when nothing is held back or due and no media arrived yet.
   TimePoint nextDeadline() const;
+
+  // RTCP reports go out this often. RFC 3550 section 6.2 randomizes the interval to keep many senders from
+  // synchronizing; a room has one SFU sending to each transport, so a fixed interval is used.
+  static constexpr Millis kReportInterval{1000};
+  // The SRs' NTP timestamps are the steady clock plus the Unix time of its epoch, read once at construction; tests
+  // set it to make NTP values exact.
+  void setUnixTimeOfClockEpoch(std::chrono::nanoseconds offset) { unixAtEpoch_ = offset; }
 
   // The subscriber's queued packets, oldest first (see SendQueue::drain); 0 for an unknown subscriber.
   template <class F>
@@ -208,6 +258,12 @@ class Router {
   const RouterCounters& counters() const { return counters_; }
   // A track's keyframe throttle statistics (nullopt if unknown).
   std::optional<rtp::KeyframeRequestThrottle::Stats> keyframeStats(TrackId track) const;
+  // A subscription's counts and the subscriber's last report about it; nullopt if there is no such subscription.
+  std::optional<SubscriptionStats> subscriptionStats(TransportId subscriber, TrackId track) const;
+  // The report block the next Receiver Report would carry for a track, without starting a new interval.
+  std::optional<rtp::rtcp::ReportBlock> receiveStats(TrackId track, TimePoint now) const;
+  // Subscriptions whose last report says at least `fraction` (out of 256) of the last interval's packets were lost.
+  size_t lossySubscriptions(uint8_t fraction) const;
 
  private:
   struct Subscription {
@@ -221,6 +277,12 @@ class Router {
     uint32_t lastTs = 0;
     TimePoint lastSent{};
     uint16_t rtxSeq = 0;
+    SubscriptionStats stats{};
+  };
+  // The publisher's last Sender Report of a track: its RTP timestamp at an NTP time, and when it arrived.
+  struct SenderMapping {
+    uint32_t rtpTimestamp = 0;
+    TimePoint arrival{};
   };
   struct Track {
     TransportId publisher;
@@ -229,6 +291,9 @@ class Router {
     rtp::KeyframeRequestThrottle throttle;
     std::unique_ptr<rtp::RetransmissionBuffer> retransmission;
     std::vector<Subscription> subscriptions;
+    rtp::ReceiveStatistics received;
+    std::unique_ptr<rtp::NackGenerator> nack;  // video tracks with NACK negotiated
+    std::optional<SenderMapping> mapping;      // from the publisher's last SR
   };
   struct Publisher {
     PublisherConfig config;
@@ -236,6 +301,7 @@ class Router {
   };
   struct Subscriber {
     SendQueue queue;
+    std::string cname;
     // The subscriber's SSRC (and RTX SSRC) to the track, for its feedback.
     std::unordered_map<uint32_t, TrackId> bySsrc;
   };
@@ -251,9 +317,20 @@ class Router {
   void requestKeyframe(Track& track, TimePoint now);
   void sendPli(const Track& track);
   void answerNack(Track& track, Subscription& sub, std::span<const uint16_t> seqs);
+  // A packet of a track's media stream, from the wire or unwrapped from RTX: statistics, NACK state, the
+  // retransmission buffer and the subscribers.
+  void onTrackPacket(Track& track, const rtp::Packet& packet, TimePoint now, bool retransmitted);
+  void onPublisherRtx(Track& track, const rtp::Packet& rtx, TimePoint now);
+  void sendNacks(Track& track, TimePoint now);
+  void sendReports(TimePoint now);
+  void onReportBlock(TransportId subscriber, const rtp::rtcp::ReportBlock& block, TimePoint now);
 
   RouterIo* io_;
-  std::unique_ptr<uint8_t[]> scratch_ = std::make_unique<uint8_t[]>(SendQueue::kSlotSize);  // for RTX
+  std::unique_ptr<uint8_t[]> scratch_ = std::make_unique<uint8_t[]>(SendQueue::kSlotSize);    // for RTX
+  std::unique_ptr<uint8_t[]> unwrapped_ = std::make_unique<uint8_t[]>(SendQueue::kSlotSize);  // a publisher's RTX
+  std::chrono::nanoseconds unixAtEpoch_;
+  TimePoint nextReport_{};
+  bool mediaSeen_ = false;  // reports are due only once some media arrived
   std::unordered_map<TransportId, Publisher> publishers_;
   std::unordered_map<TransportId, Subscriber> subscribers_;
   std::unordered_map<TrackId, Track> tracks_;

@@ -451,16 +451,27 @@ class Service::Worker final : public sfu::RouterIo {
                             sum.badRtcp,
                             sum.unknownFeedbackSsrc,
                             dropped_,
-                            send_.dropped() + sendFailed_};
-    std::atomic<uint64_t>* to[] = {&r.sfuRtpIn,      &r.sfuForwarded,  &r.sfuKeyframeRequests, &r.sfuNackRetransmitted,
-                                   &r.sfuDropped[0], &r.sfuDropped[1], &r.sfuDropped[2],       &r.sfuDropped[3],
-                                   &r.sfuDropped[4], &r.sfuDropped[5], &r.sfuDropped[6],       &r.sfuDropped[7],
-                                   &r.sfuDropped[8], &r.sfuDropped[9], &r.sfuDropped[10]};
+                            send_.dropped() + sendFailed_,
+                            sum.nacksSent,
+                            sum.rtxUnwrapped,
+                            sum.rtxRecovered,
+                            sum.senderReportsSent,
+                            sum.receiverReportsSent};
+    std::atomic<uint64_t>* to[] = {
+        &r.sfuRtpIn,      &r.sfuForwarded,    &r.sfuKeyframeRequests, &r.sfuNackRetransmitted, &r.sfuDropped[0],
+        &r.sfuDropped[1], &r.sfuDropped[2],   &r.sfuDropped[3],       &r.sfuDropped[4],        &r.sfuDropped[5],
+        &r.sfuDropped[6], &r.sfuDropped[7],   &r.sfuDropped[8],       &r.sfuDropped[9],        &r.sfuDropped[10],
+        &r.sfuNacksSent,  &r.sfuRtxUnwrapped, &r.sfuRtxRecovered,     &r.sfuSenderReports,     &r.sfuReceiverReports};
     static_assert(std::size(now) == std::size(to) && std::size(to) == kPublished);
     for (size_t i = 0; i < kPublished; ++i) {
       metrics::add(*to[i], now[i] - published_[i]);
       published_[i] = now[i];
     }
+    // 13/256 is the first fraction lost of at least 5 %.
+    int64_t lossy = 0;
+    for (const auto& [name, room] : rooms_) lossy += int64_t(room.router->lossySubscriptions(13));
+    metrics::add(r.sfuLossySubscriptions, lossy - publishedLossy_);
+    publishedLossy_ = lossy;
   }
 
   static void add(sfu::RouterCounters& a, const sfu::RouterCounters& b) {
@@ -479,6 +490,13 @@ class Service::Worker final : public sfu::RouterIo {
     a.keyframeRequestsSent += b.keyframeRequestsSent;
     a.nackRetransmitted += b.nackRetransmitted;
     a.nackMissed += b.nackMissed;
+    a.nacksSent += b.nacksSent;
+    a.nackRequested += b.nackRequested;
+    a.rtxUnwrapped += b.rtxUnwrapped;
+    a.rtxRecovered += b.rtxRecovered;
+    a.senderReportsSent += b.senderReportsSent;
+    a.receiverReportsSent += b.receiverReportsSent;
+    a.receiverReportsIn += b.receiverReportsIn;
   }
 
   void subscribePending(Client& c) {
@@ -513,8 +531,9 @@ class Service::Worker final : public sfu::RouterIo {
   uint64_t dropped_ = 0;         // datagrams no transport takes
   uint64_t sendFailed_ = 0;      // packets a transport could not send (not connected yet, or closing)
   sfu::RouterCounters retired_;  // the counts of rooms that ended
-  static constexpr size_t kPublished = 15;
+  static constexpr size_t kPublished = 20;
   std::array<uint64_t, kPublished> published_{};
+  int64_t publishedLossy_ = 0;
   net::Loop::TimerId publish_ = 0;
 };
 
@@ -526,8 +545,10 @@ void Client::onRtp(std::span<uint8_t> packet) {
   if (auto* r = worker->roomOf(*this)) r->router->onPublisherRtp(uint32_t(id), packet, Clock::now());
 }
 void Client::onRtcp(std::span<uint8_t> packet) {
-  if (publisher) return;
-  if (auto* r = worker->roomOf(*this)) r->router->onSubscriberRtcp(uint32_t(id), packet, Clock::now());
+  auto* r = worker->roomOf(*this);
+  if (r == nullptr) return;
+  if (publisher) return r->router->onPublisherRtcp(uint32_t(id), packet, Clock::now());
+  r->router->onSubscriberRtcp(uint32_t(id), packet, Clock::now());
 }
 void Client::onClosed(std::string_view why) {
   if (closing) return;

@@ -6,7 +6,8 @@
 //     bijection chosen by the input, with one id dropped) and parsing it again gives the new values, the same
 //     payload and padding, and the same extension values in the same order under their new ids, minus the dropped.
 //  3. A map that sends a one-byte id above 14 is refused and leaves the bytes as they were.
-//  4. The RTX packet of a parsed packet parses, and gives back the original sequence number and payload.
+//  4. The RTX packet of a parsed packet parses, and gives back the original sequence number and payload; unwrapping
+//     it restores the original (without padding), and unwrapping the raw input as RTX stays in bounds.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -99,5 +100,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(inner->payload.size() == p->payload().size());
   FUZZ_CHECK(inner->payload.empty() ||
              std::memcmp(inner->payload.data(), p->payload().data(), p->payload().size()) == 0);
+  // Unwrapping it gives the original back (its padding aside) and parses.
+  static std::array<uint8_t, 70000> back;
+  auto m2 = unwrapRtx(*rtx, p->ssrc(), p->payloadType(), back);
+  FUZZ_CHECK(m2.has_value() && *m2 == p->headerSize() + p->payload().size());
+  auto restored = Packet::parse(std::span<const uint8_t>(back.data(), *m2));
+  FUZZ_CHECK(restored.has_value() && !restored->hasPadding());
+  FUZZ_CHECK(restored->sequenceNumber() == p->sequenceNumber() && restored->payloadType() == p->payloadType());
+  FUZZ_CHECK(restored->ssrc() == p->ssrc() && restored->payload().size() == p->payload().size());
+  FUZZ_CHECK(std::memcmp(back.data() + 1, data + 1, p->headerSize() - 1) == 0);
+  // The input itself taken as an RTX packet (untrusted): in bounds whatever it holds.
+  if (auto raw = unwrapRtx(*p, 1, 96, back)) FUZZ_CHECK(*raw + 2 <= size);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <vector>
 
 #include "vectors.hpp"
 
@@ -336,6 +337,29 @@ TEST(RtpRtx, WriteThenReadBack) {
   EXPECT_EQ(parseRtx(*again)->originalSequence, 9);
   // Too small a buffer.
   EXPECT_FALSE(writeRtx(*original, 1, 2, 3, std::span<uint8_t>(out.data(), 20)));
+}
+
+TEST(RtpRtx, UnwrapRestoresTheOriginal) {
+  auto original = Packet::parse(test::kChromiumVideo);
+  ASSERT_TRUE(original);
+  std::array<uint8_t, 1500> rtxBytes{}, out{};
+  const size_t n = *writeRtx(*original, 0x0badf00d, 97, 7, rtxBytes);
+  auto rtx = Packet::parse(std::span<const uint8_t>(rtxBytes.data(), n));
+  ASSERT_TRUE(rtx);
+  auto m = unwrapRtx(*rtx, original->ssrc(), original->payloadType(), out);
+  ASSERT_TRUE(m);
+  // kChromiumVideo has no padding: the unwrapped packet is the original, byte for byte.
+  ASSERT_FALSE(original->hasPadding());
+  EXPECT_TRUE(std::equal(out.begin(), out.begin() + ptrdiff_t(*m), original->bytes().begin(), original->bytes().end()));
+  // An RTX packet with padding of its own (a probe with a payload): the padding is not part of the original.
+  auto padded = hex("a0610005 00000002 0000000a 0009 dddd 0002");
+  auto unpadded = unwrapRtx(*Packet::parse(padded), 0x11, 96, out);
+  ASSERT_TRUE(unpadded);
+  EXPECT_EQ(std::vector<uint8_t>(out.begin(), out.begin() + ptrdiff_t(*unpadded)),
+            hex("80600009 00000002 00000011 dddd"));
+  // Shorter than the OSN, or too small a buffer.
+  EXPECT_FALSE(unwrapRtx(*Packet::parse(hex("80610005 00000002 0000000a 00")), 1, 96, out));
+  EXPECT_FALSE(unwrapRtx(*rtx, 1, 96, std::span<uint8_t>(out.data(), 20)));
 }
 
 }  // namespace

@@ -48,6 +48,13 @@ TEST(Negotiation, PublishedTracksFromAChromiumOffer) {
   EXPECT_EQ(media.tracks[1].rtxSsrc, 4162394792u);
   EXPECT_TRUE(media.tracks[1].payloadTypes.test(96));
   EXPECT_FALSE(media.tracks[1].payloadTypes.test(97));  // VP8's RTX
+  // What the SFU's loss recovery needs: NACK negotiated for video (audio has none), RTX 97 carrying VP8 (96), and
+  // reduced-size RTCP (Chromium offers a=rtcp-rsize; kaiwa's answer keeps it).
+  EXPECT_FALSE(media.tracks[0].nack);
+  EXPECT_TRUE(media.tracks[1].nack);
+  EXPECT_EQ(media.tracks[1].rtxPayloadTypes[97], std::optional<uint8_t>(96));
+  EXPECT_FALSE(media.tracks[1].rtxPayloadTypes[96]);
+  EXPECT_TRUE(media.publisher.reducedSize);
 }
 
 TEST(Negotiation, SimulcastGivesATrackPerRidLearnedByMid) {

@@ -1,5 +1,6 @@
 // Forwarding allocates nothing per packet once publishers, tracks and subscriptions exist: the RTP fan-out with its
-// rewrites, queueing and draining, PLI through the throttle, and NACK answered with RTX.
+// rewrites, queueing and draining, PLI through the throttle, and NACK answered with RTX; RTCP of its own, NACKs to the
+// publisher and its RTX unwrapped.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -59,6 +60,64 @@ TEST(RouterHotPath, AllocatesNothing) {
   EXPECT_GE(drained, 6000u);
   EXPECT_GT(io.rtcp, 0u);
   EXPECT_GT(router.counters().nackRetransmitted, 0u);
+}
+
+// The loss-recovery and report paths: a publisher's packet lost every 50, NACKed upstream by the generator, restored
+// from RTX; its SRs read; RRs to it and SRs to the subscribers sent from tick(); the subscribers' RRs read.
+TEST(RouterHotPath, RtcpAndRtxAllocateNothing) {
+  NullIo io;
+  Router router(io);
+  const TimePoint t0 = TimePoint{} + std::chrono::seconds(100);
+  router.addPublisher(1, {.midExtensionId = 4});
+  TrackConfig t{.kind = MediaKind::kVideo, .mid = "1", .ssrc = 0x1234, .rtxSsrc = 0x4321};
+  t.nack = true;
+  t.rtxPayloadTypes.set(97, 96);
+  const TrackId video = *router.addTrack(1, t);
+  for (TransportId sub = 2; sub < 5; ++sub) {
+    router.addSubscriber(sub, {.queuePackets = 64});
+    SubscriptionConfig c{.ssrc = 0x5000 + sub, .rtxSsrc = 0x6000 + sub, .rtxPayloadType = 97};
+    c.payloadTypes.set(96, 96);
+    ASSERT_TRUE(router.subscribe(sub, video, c, t0));
+  }
+  std::vector<uint8_t> packet(1200, 0xab), rtx(1202, 0xab);
+  packet[0] = rtx[0] = 0x80;
+  packet[1] = 96;
+  rtx[1] = 97;
+  common::put32(&packet[8], 0x1234);
+  common::put32(&rtx[8], 0x4321);
+  std::array<uint8_t, 64> sr{}, rr{};
+  const size_t srSize = *rtp::rtcp::writeSenderReport(sr, 0x1234, {.ntpTimestamp = 1ULL << 40}, {});
+  const rtp::rtcp::ReportBlock block{.ssrc = 0x5002, .fractionLost = 3, .lastSenderReport = 1};
+  const size_t rrSize = *rtp::rtcp::writeReceiverReport(rr, 9, std::span<const rtp::rtcp::ReportBlock>(&block, 1));
+
+  counting = true;
+  uint16_t rtxSeq = 0;
+  for (uint16_t i = 0; i < 4000; ++i) {
+    const TimePoint now = t0 + std::chrono::milliseconds(i * 2);
+    common::put32(&packet[4], i * 3000u);
+    if (i % 50 != 25) {
+      common::put16(&packet[2], i);
+      router.onPublisherRtp(1, packet, now);
+    }
+    if (i % 50 == 45) {  // the publisher answers the NACK for i - 20
+      common::put16(&rtx[2], rtxSeq++);
+      common::put16(&rtx[12], uint16_t(i - 20));
+      router.onPublisherRtp(1, rtx, now);
+    }
+    if (i % 10 == 0) router.tick(now);
+    if (i % 250 == 0) {
+      router.onPublisherRtcp(1, std::span<const uint8_t>(sr.data(), srSize), now);
+      router.onSubscriberRtcp(2, std::span<const uint8_t>(rr.data(), rrSize), now);
+    }
+    for (TransportId sub = 2; sub < 5; ++sub) router.drain(sub, [](std::span<uint8_t>, size_t) {});
+  }
+  counting = false;
+  EXPECT_EQ(allocations.load(), 0u);
+  EXPECT_GT(router.counters().nacksSent, 50u);
+  EXPECT_GT(router.counters().rtxRecovered, 50u);
+  EXPECT_GT(router.counters().senderReportsSent, 10u);
+  EXPECT_GT(router.counters().receiverReportsSent, 5u);
+  EXPECT_GT(router.counters().receiverReportsIn, 0u);
 }
 
 }  // namespace
