@@ -41,6 +41,14 @@ async function member(room, name) {
     window.request = request;
     const sub = new RTCPeerConnection();
     window.sub = sub;
+    // Chromium decodes a remote audio track only when something plays it: each track gets a (muted) element.
+    sub.ontrack = (e) => {
+      const el = document.createElement(e.track.kind === 'video' ? 'video' : 'audio');
+      el.muted = true;
+      el.autoplay = true;
+      el.srcObject = new MediaStream([e.track]);
+      document.body.append(el);
+    };
     let chain = Promise.resolve();
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
@@ -84,7 +92,8 @@ async function member(room, name) {
 async function received(page) {
   return page.evaluate(async () => {
     const out = {};
-    (await window.sub.getStats()).forEach((s) => {
+    window.subStats = await window.sub.getStats();
+    window.subStats.forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
       out[s.trackIdentifier] = s.kind === 'video' ? (s.framesDecoded ?? 0) : (s.totalSamplesReceived ?? 0);
     });
@@ -128,6 +137,9 @@ async function waitForFlow(members, expect) {
   const errors = await Promise.all(members.map((m) => m.page.evaluate(() => ({
     errors: window.errors, pub: window.pub.connectionState, sub: window.sub.connectionState,
     offers: window.offers.map((o) => [o.version, o.tracks.length]),
+    pairs: [...window.subStats.values()].filter((x) => x.type === 'candidate-pair')
+      .map((x) => [x.state, x.requestsSent, x.responsesReceived, x.nominated]),
+    dtls: [...window.subStats.values()].filter((x) => x.type === 'transport').map((x) => x.dtlsState),
   }))));
   assert.fail(`media did not flow: ${JSON.stringify(last)} pages ${JSON.stringify(errors)}\n` +
     server.logs().slice(-3000));
