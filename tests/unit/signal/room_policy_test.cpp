@@ -358,12 +358,12 @@ TEST(RoomMediaMode, AutoIsMeshForTwoSfuFromThreeAndMeshAgainAtTwo) {
   Room room("r", limits, RoomPolicy{.media = MediaPolicy::kAuto, .observer = &observer});
   const Endpoint a{0, 1}, b{0, 2}, c{0, 3};
   Outbox out;
-  std::string ida = room.join(JoinRequest{a, 1, "a", {}}, TimePoint{}, out);
-  room.join(JoinRequest{b, 1, "b", {}}, TimePoint{}, out);
+  std::string ida = room.join(JoinRequest{a, 1, "a", {}, {}}, TimePoint{}, out);
+  room.join(JoinRequest{b, 1, "b", {}, {}}, TimePoint{}, out);
   EXPECT_EQ(room.mediaMode(), MediaMode::kMesh);
   EXPECT_TRUE(kinds(out, a) == std::vector<std::string>{"peer-joined"});
   out.clear();
-  std::string idc = room.join(JoinRequest{c, 9, "c", {}}, TimePoint{}, out);
+  std::string idc = room.join(JoinRequest{c, 9, "c", {}, {}}, TimePoint{}, out);
   EXPECT_EQ(room.mediaMode(), MediaMode::kSfu);
   EXPECT_EQ(kinds(out, a), (std::vector<std::string>{"peer-joined", "media-mode sfu"}));
   EXPECT_EQ(kinds(out, c), (std::vector<std::string>{"media-mode sfu"}));
@@ -389,7 +389,7 @@ TEST(RoomMediaMode, SfuAndMeshPoliciesNeverChangeAndSayNothing) {
   for (MediaPolicy policy : {MediaPolicy::kSfu, MediaPolicy::kMesh}) {
     Room room("r", limits, RoomPolicy{.media = policy});
     Outbox out;
-    for (uint64_t i = 1; i <= 4; ++i) room.join(JoinRequest{{0, i}, 1, "p", {}}, TimePoint{}, out);
+    for (uint64_t i = 1; i <= 4; ++i) room.join(JoinRequest{{0, i}, 1, "p", {}, {}}, TimePoint{}, out);
     for (const auto& d : out) EXPECT_FALSE(std::holds_alternative<ev::MediaModeChanged>(*d.event));
     EXPECT_EQ(room.mediaMode(), policy == MediaPolicy::kSfu ? MediaMode::kSfu : MediaMode::kMesh);
   }
