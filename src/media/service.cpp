@@ -79,6 +79,18 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   std::string peer;            // a native SFU room's member (empty for WHIP/WHEP)
   std::string pwd;             // kaiwa's ICE password (a native publisher's renegotiation answers with it again)
   std::string remoteUfrag;     // the client's ICE ufrag (a changed one would be an ICE restart)
+  // Connected sockets for the client's further valid addresses (a page with two host candidates, a client that
+  // moved): without one, the kernel may hand that 4-tuple's DTLS and SRTP to another worker's unconnected socket,
+  // which cannot route it (only STUN is routed across workers, by ufrag). At most kMaxExtraPaths.
+  struct Path final : net::Loop::Watcher {
+    Client* client = nullptr;
+    int fd = -1;
+    Address remote;
+    net::Loop::WatchId watch = 0;
+    void onReady(uint32_t) override;
+  };
+  static constexpr size_t kMaxExtraPaths = 3;
+  std::vector<std::unique_ptr<Path>> paths;
 
   void sendTo(const Address& to, std::span<const uint8_t> datagram) override;
   void onValidAddress(const Address& from) override;
@@ -129,6 +141,9 @@ class Service::Worker final : public sfu::RouterIo {
   };
 
   void drain(int fd, Client* client) {
+    drain(fd, client, client != nullptr && client->remote ? &*client->remote : nullptr);
+  }
+  void drain(int fd, Client* client, const Address* remote) {
     const TimePoint now = Clock::now();
     for (int round = 0; round < 16; ++round) {
       const size_t n = recv_.receive(fd);
@@ -141,7 +156,7 @@ class Service::Worker final : public sfu::RouterIo {
         auto data = recv_.data(i);
         // RecvBatch hands out const views; the transport unprotects in place, in the batch's own buffer.
         std::span<uint8_t> bytes(const_cast<uint8_t*>(data.data()), data.size());
-        if (client != nullptr && client->remote && *client->remote == *from) {
+        if (client != nullptr && remote != nullptr && *remote == *from) {
           client->transport->receive(bytes, *from, now);
         } else {
           onDatagram(bytes, *from, now);
@@ -423,6 +438,11 @@ class Service::Worker final : public sfu::RouterIo {
   }
 
   void closeSocket(Client& c) {
+    for (auto& p : c.paths) {
+      loop_.unwatch(p->watch, p->fd);
+      ::close(p->fd);
+    }
+    c.paths.clear();
     if (c.fd < 0) return;
     loop_.unwatch(c.watch, c.fd);
     ::close(c.fd);
@@ -432,24 +452,48 @@ class Service::Worker final : public sfu::RouterIo {
   // The client's own socket on the media port, connected to its address: the kernel hands it that 4-tuple.
   void connectClient(Client& c, const Address& to) {
     demux_.bind(to, c.id);
-    if (c.fd >= 0) return;  // a client that moved keeps its first socket; its datagrams arrive on the unconnected one
+    if (c.fd >= 0) {
+      if (*c.remote == to || c.paths.size() >= Client::kMaxExtraPaths) return;
+      for (const auto& p : c.paths) {
+        if (p->remote == to) return;
+      }
+      auto path = std::make_unique<Client::Path>();
+      path->client = &c;
+      path->fd = connectedSocket(to);
+      if (path->fd < 0) return;
+      path->remote = to;
+      path->watch = loop_.watch(path->fd, EPOLLIN, *path);
+      if (!path->watch) {
+        ::close(path->fd);
+        return;
+      }
+      c.paths.push_back(std::move(path));
+      return;
+    }
+    const int fd = connectedSocket(to);
+    if (fd < 0) return;
+    c.fd = fd;
+    c.remote = to;
+    c.watch = loop_.watch(fd, EPOLLIN, c);
+    if (!c.watch) closeSocket(c);
+  }
+
+  // A socket on the media port connected to `to`, or -1.
+  int connectedSocket(const Address& to) {
     net::UdpBindOptions o;
     o.reusePort = true;
     // A publisher's media arrives here, not on the 4 MiB unconnected socket: the default 208 KiB holds ~90 video
     // packets, which a worker descheduled for 45 ms at 2000 packets/s overflows (bench/sfu-vs-janus.sh saw it).
     o.receiveBuffer = 2 << 20;
     int fd = net::bindUdp(listen_, o, nullptr);
-    if (fd < 0) return;
+    if (fd < 0) return -1;
     sockaddr_storage sa{};
     const unsigned len = to.toSockaddr(sa);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
       ::close(fd);
-      return;
+      return -1;
     }
-    c.fd = fd;
-    c.remote = to;
-    c.watch = loop_.watch(fd, EPOLLIN, c);
-    if (!c.watch) closeSocket(c);
+    return fd;
   }
 
   void tick(TimePoint now) {
@@ -966,6 +1010,7 @@ void Client::onClosed(std::string_view why) {
   w->loop().post([w, self] { w->remove(self); });
 }
 void Client::onReady(uint32_t) { worker->drain(fd, this); }
+void Client::Path::onReady(uint32_t) { client->worker->drain(fd, client, &remote); }
 
 void Service::addMember(const std::string& room, const std::string& peer) { ownerWorker(room).addMember(room, peer); }
 void Service::removeMember(const std::string& room, const std::string& peer) {

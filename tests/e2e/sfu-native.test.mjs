@@ -12,7 +12,9 @@ let sfuPort;
 
 before(async () => {
   sfuPort = await freeUdpTcpPort();
-  server = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${sfuPort}`] });
+  server = await startServer({
+    extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${sfuPort}`, ...(process.env.DEBUG ? ['--log-level', 'debug'] : [])],
+  });
   browser = await launchBrowser();
 });
 
@@ -149,7 +151,19 @@ test('four pages in an sfu room see and hear each other through kaiwa, and one l
   { timeout: 180_000 }, async () => {
     const room = uniqueRoom('sfu');
     const members = [];
-    for (const name of ['ann', 'bob', 'cat', 'dan']) members.push(await member(room, name));
+    for (const name of ['ann', 'bob', 'cat']) members.push(await member(room, name));
+    // The late joiner: how long until it has decoded a frame of each of the three others (each new subscription
+    // asks its publisher for a keyframe). Reported, not asserted: wall-clock time depends on the machine's load.
+    const joinedAt = Date.now();
+    members.push(await member(room, 'dan'));
+    const late = members[3];
+    const cameras = members.slice(0, 3).map((m) => `${m.peer}:camera`);
+    await late.page.waitForFunction(async (keys) => {
+      const decoded = {};
+      (await window.sub.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') decoded[s.trackIdentifier] = s.framesDecoded; });
+      return keys.every((k) => decoded[k] > 0);
+    }, cameras, { timeout: WAIT, polling: 50 });
+    console.log(`late joiner: first frame of each of 3 publishers ${Date.now() - joinedAt} ms after its join began`);
     const others = (i) => members.filter((_, j) => j !== i)
       .flatMap((m) => [`${m.peer}:camera`, `${m.peer}:microphone`]);
     await waitForFlow(members, others);
