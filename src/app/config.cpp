@@ -371,6 +371,18 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
       ->envname("KAIWA_SFU_LISTEN");
   serve->add_option("--sfu-announce-ip", c.sfu.announceIps, "Address put in the SFU's candidates (repeatable)")
       ->envname("KAIWA_SFU_ANNOUNCE_IP");
+  serve
+      ->add_option("--media-mode", c.sfu.mediaMode,
+                   "Media of a native room whose first join names none: auto (mesh up to 2 members, SFU from 3), sfu, "
+                   "mesh")
+      ->check(CLI::IsMember({"auto", "sfu", "mesh"}))
+      ->envname("KAIWA_MEDIA_MODE");
+  serve->add_option("--sfu-max-publishers", c.sfu.maxPublishers, "Publishers in one SFU room")
+      ->check(CLI::Range(size_t(1), size_t(1000)))
+      ->envname("KAIWA_SFU_MAX_PUBLISHERS");
+  serve->add_option("--sfu-max-tracks", c.sfu.maxTracks, "Tracks of one publisher in an SFU room")
+      ->check(CLI::Range(size_t(1), size_t(16)))
+      ->envname("KAIWA_SFU_MAX_TRACKS");
   serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
   serve->add_option("--only", c.only, "Run one part alone: turn")
       ->envname("KAIWA_ONLY")

@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <vector>
+#include "sfu/room.hpp"
 
 #include "common/address_limits.hpp"
 #include "common/clock.hpp"
@@ -46,11 +47,14 @@ struct TurnConfig {
   Millis tcpIdleTimeout = turn::TcpTimeouts{}.idle;               // a connection whose allocation is gone, silent
 };
 
-// The SFU's media port and WHIP/WHEP (docs/sfu.md). Limits: whip::Limits.
+// The SFU's media port and WHIP/WHEP (docs/sfu.md). Limits: media::Limits.
 struct SfuConfig {
   bool enabled = true;
   std::string listen;                    // ADDR:PORT (UDP); empty: the HTTP listen host, port 7881
   std::vector<std::string> announceIps;  // put in candidates; none: the listen address
+  std::string mediaMode = "auto";        // the policy of a native room whose creating join names none
+  size_t maxPublishers = sfu::RoomLimits{}.publishersPerRoom;  // per native SFU room
+  size_t maxTracks = sfu::RoomLimits{}.tracksPerPublisher;     // per publisher
 };
 
 struct ServeConfig {

@@ -20,6 +20,7 @@
 #include "http/server.hpp"
 #include "http/static_files.hpp"
 #include "http/tls.hpp"
+#include "media/service.hpp"
 #include "net/worker_pool.hpp"
 #include "signal/hub.hpp"
 #include "signal/names.hpp"
@@ -29,7 +30,6 @@
 #include "stun/saslprep.hpp"
 #include "turn/credentials.hpp"
 #include "turn/service.hpp"
-#include "whip/service.hpp"
 #include "ws/close_code.hpp"
 
 #ifndef KAIWA_DEFAULT_WEB_ROOT
@@ -69,7 +69,8 @@ std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = 
 }
 
 http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
-                        signal::peerjs::Service& peerjs, signal::socketio::Service& socketio, whip::Service* sfu) {
+                        signal::peerjs::Service& peerjs, signal::socketio::Service& socketio, media::Service* sfu,
+                        signal::native::SfuBridge& bridge) {
   http::Routes routes;
   routes.deferred = [&socketio, sfu](const http::Request& req, http::Responder& respond) {
     if (sfu && sfu->http(req, respond)) return true;  // WHIP/WHEP, answered by the room's worker (docs/sfu.md)
@@ -139,9 +140,10 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     if (req.path == socketio.options().path) return hub.ownerOf(signal::socketio::coreRoomName(*room));
     return std::nullopt;
   };
-  routes.websocket = [&hub, &peerjs, &socketio](http::WsConnection& conn,
-                                                const http::Request& req) -> std::unique_ptr<http::WsHandler> {
-    if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn);
+  const auto mediaPolicy = signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto);
+  routes.websocket = [&hub, &peerjs, &socketio, &bridge, mediaPolicy](
+                         http::WsConnection& conn, const http::Request& req) -> std::unique_ptr<http::WsHandler> {
+    if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy);
     if (auto h = peerjs.websocket(conn, req)) return h;
     if (auto h = socketio.websocket(conn, req)) return h;
     return nullptr;
@@ -421,6 +423,10 @@ int runServer(const ServeConfig& config) {
   hubOptions.authSecret = config.authSecret;
   hubOptions.heartbeat = config.heartbeat;
   signal::Hub hub(pool, hubOptions);
+  // Between the native rooms and the SFU. Destroyed before the hub and its rooms: a room calls its observer only from
+  // its own calls, which end with the workers (pool.shutdown()).
+  signal::native::SfuBridge bridge;
+  bridge.setHub(&hub);
 
   http::StaticFiles files(config.webRoot.empty() ? defaultWebRoot() : fs::path(config.webRoot));
   if (!files.usable()) {
@@ -459,9 +465,9 @@ int runServer(const ServeConfig& config) {
   // Declared before the front doors, so destroyed after them: a front door's sessions may hold HTTP responders
   // (Socket.IO's long polls) that point into the server.
   // The SFU (docs/sfu.md): its sockets are bound here, before the workers start.
-  std::unique_ptr<whip::Service> sfu;
+  std::unique_ptr<media::Service> sfu;
   if (config.sfu.enabled) {
-    whip::Options wo;
+    media::Options wo;
     auto listen = config.sfu.listen.empty() ? common::Address::parse(config.listenHost, true)
                                             : common::Address::parse(config.sfu.listen);
     if (!listen) {
@@ -475,7 +481,9 @@ int runServer(const ServeConfig& config) {
     wo.authSecret = config.authSecret;
     wo.ownerOf = [&hub](std::string_view room) { return hub.ownerOf(room); };
     wo.validRoomName = [](std::string_view room) { return signal::validRoomName(room); };
-    sfu = std::make_unique<whip::Service>(pool, wo);
+    wo.limits.room.publishersPerRoom = config.sfu.maxPublishers;
+    wo.limits.room.tracksPerPublisher = config.sfu.maxTracks;
+    sfu = std::make_unique<media::Service>(pool, wo);
     if (auto e = sfu->start()) {
       if (!config.sfu.listen.empty()) {
         spdlog::error("{} (--no-sfu runs without the SFU)", *e);
@@ -489,10 +497,14 @@ int runServer(const ServeConfig& config) {
       spdlog::info("SFU media port {} (UDP); WHIP at /whip/<room>, WHEP at /whep/<room>",
                    common::Address{wo.listen.family, wo.listen.ip, sfu->port()}.toString());
   }
+  if (sfu) {
+    sfu->setListener(&bridge);
+    bridge.setMedia(sfu.get());
+  }
   std::optional<http::Server> server;
   signal::peerjs::Service peerjs(hub, config.peerjs);
   signal::socketio::Service socketio(hub, pool, config.socketio);
-  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio, sfu.get()));
+  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio, sfu.get(), bridge));
   uint16_t port = 0;
   try {
     port = server->start();

@@ -118,7 +118,7 @@ struct Registry {
   std::array<std::atomic<uint64_t>, kTurnQuotaNames.size()> turnQuotaRefused{};  // Allocates refused, by quota
   std::array<std::atomic<uint64_t>, kTurnTimeoutNames.size()> turnTimeouts{};    // TCP/TLS connections timed out
   std::atomic<uint64_t> turnAcceptErrors{0};
-  // The SFU (whip/service.cpp publishes each worker's counts about once a second).
+  // The SFU (media/service.cpp publishes each worker's counts about once a second).
   std::atomic<int64_t> sfuTransports{0};
   std::atomic<uint64_t> sfuRtpIn{0};      // RTP packets from publishers
   std::atomic<uint64_t> sfuForwarded{0};  // copies queued for subscribers

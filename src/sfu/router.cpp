@@ -132,6 +132,34 @@ void Router::removeTransport(TransportId id) {
   }
 }
 
+void Router::removeTrack(TrackId id) {
+  auto track = tracks_.find(id);
+  if (track == tracks_.end()) return;
+  for (const Subscription& s : track->second.subscriptions) {
+    if (auto sub = subscribers_.find(s.subscriber); sub != subscribers_.end()) {
+      sub->second.bySsrc.erase(s.config.ssrc);
+      if (s.config.rtxSsrc != 0) sub->second.bySsrc.erase(s.config.rtxSsrc);
+    }
+  }
+  const TransportId publisher = track->second.publisher;
+  if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(publisher, track->second.ssrc));
+  if (auto pub = publishers_.find(publisher); pub != publishers_.end()) std::erase(pub->second.tracks, id);
+  tracks_.erase(track);
+}
+
+bool Router::unsubscribe(TransportId subscriber, TrackId id) {
+  Track* track = findTrack(id);
+  auto sub = subscribers_.find(subscriber);
+  if (track == nullptr || sub == subscribers_.end()) return false;
+  auto it = std::find_if(track->subscriptions.begin(), track->subscriptions.end(),
+                         [subscriber](const Subscription& s) { return s.subscriber == subscriber; });
+  if (it == track->subscriptions.end()) return false;
+  sub->second.bySsrc.erase(it->config.ssrc);
+  if (it->config.rtxSsrc != 0) sub->second.bySsrc.erase(it->config.rtxSsrc);
+  track->subscriptions.erase(it);
+  return true;
+}
+
 Router::Track* Router::findTrack(TrackId id) {
   auto it = tracks_.find(id);
   return it == tracks_.end() ? nullptr : &it->second;

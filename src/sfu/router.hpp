@@ -225,6 +225,11 @@ class Router {
   bool switchTrack(TransportId subscriber, TrackId from, TrackId to, TimePoint now);
   // A transport ended: its tracks (with their subscriptions) or its subscriptions go.
   void removeTransport(TransportId id);
+  // One track ends (its publisher stopped it and keeps publishing others), with its subscriptions.
+  void removeTrack(TrackId track);
+  // A subscriber stops receiving one track (the m-line it came on went inactive or carries another track now).
+  // False if there was no such subscription.
+  bool unsubscribe(TransportId subscriber, TrackId track);
 
   // An unprotected RTP packet from a publisher; rewritten copies are queued for the subscribers.
   void onPublisherRtp(TransportId publisher, std::span<const uint8_t> packet, TimePoint now);

@@ -134,8 +134,40 @@ std::string_view toString(ErrorCode code) {
       return "resume-failed";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kNotSfu:
+      return "not-sfu";
+    case ErrorCode::kBadSdp:
+      return "bad-sdp";
+    case ErrorCode::kTooManyPublishers:
+      return "too-many-publishers";
+    case ErrorCode::kTooManyTracks:
+      return "too-many-tracks";
+    case ErrorCode::kStaleAnswer:
+      return "stale-answer";
   }
   return "internal";
+}
+
+std::string_view toString(MediaPolicy policy) {
+  switch (policy) {
+    case MediaPolicy::kAuto:
+      return "auto";
+    case MediaPolicy::kSfu:
+      return "sfu";
+    case MediaPolicy::kMesh:
+    case MediaPolicy::kNone:
+      return "mesh";
+  }
+  return "mesh";
+}
+
+std::string_view toString(MediaMode mode) { return mode == MediaMode::kSfu ? "sfu" : "mesh"; }
+
+std::optional<MediaPolicy> parseMediaPolicy(std::string_view text) {
+  if (text == "auto") return MediaPolicy::kAuto;
+  if (text == "sfu") return MediaPolicy::kSfu;
+  if (text == "mesh") return MediaPolicy::kMesh;
+  return std::nullopt;
 }
 
 std::string_view toString(LeaveReason reason) {
@@ -181,6 +213,8 @@ std::size_t approximateSize(const Event& e) {
                             return v.peer.id.size() + v.peer.name.size() + v.peer.user.size() + 80;
                           } else if constexpr (std::is_same_v<T, ev::Error>) {
                             return v.message.size();
+                          } else if constexpr (std::is_same_v<T, ev::SubscribeOffer>) {
+                            return v.sdp.size() + v.tracks.size();
                           } else {
                             return 32;
                           }
@@ -239,11 +273,16 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   peer.tokenAndName += req.name;
   peer.setEndpoint(req.from);
   peer.deadline = now;
+  link(peer);
+  // The first member finds the room in its policy's mode: nothing changed, nothing to announce.
+  const MediaMode before = peers_.size() == 1 ? effectiveMode() : mode_;
+  mode_ = effectiveMode();
   reply(out, req.from,
         ev::Joined{req.re, name_, it->first, std::string(peer.resumeToken()),
-                   policy_.announce ? othersThan(nullptr) : std::vector<PeerInfo>{}, false});
-  link(peer);
+                   policy_.announce ? othersThan(&peer) : std::vector<PeerInfo>{}, false, policy_.media, mode_});
   if (policy_.announce) broadcast(make(ev::PeerJoined{peer.info()}), &peer, out);
+  if (policy_.observer) policy_.observer->onPeerJoined(*this, it->first);
+  modeChanged(before, out);
   flushHeld(it->first, req.from, out);
   metrics::add(metrics::registry().peers, 1);
   metrics::add(metrics::registry().joins);
@@ -275,7 +314,7 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
   }
   reply(out, from,
         ev::Joined{re, name_, *p.id, std::string(p.resumeToken()),
-                   policy_.announce ? othersThan(&p) : std::vector<PeerInfo>{}, true});
+                   policy_.announce ? othersThan(&p) : std::vector<PeerInfo>{}, true, policy_.media, mode_});
   if (queues_) {
     if (auto q = queues_->find(&p); q != queues_->end()) {
       for (auto& e : q->second.items) out.push_back({from, std::move(e)});
@@ -533,6 +572,39 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   peers_.erase(it);
   metrics::add(metrics::registry().peers, -1);
   if (policy_.announce) broadcast(make(ev::PeerLeft{id, reason}), nullptr, out);
+  if (policy_.observer) policy_.observer->onPeerRemoved(*this, id);
+  const MediaMode before = mode_;
+  mode_ = effectiveMode();
+  modeChanged(before, out);
+}
+
+MediaMode Room::effectiveMode() const {
+  switch (policy_.media) {
+    case MediaPolicy::kSfu:
+      return MediaMode::kSfu;
+    case MediaPolicy::kAuto:
+      // A member in its resume grace period still counts: a reconnect does not flip the room back and forth.
+      return peers_.size() > 2 ? MediaMode::kSfu : MediaMode::kMesh;
+    case MediaPolicy::kMesh:
+    case MediaPolicy::kNone:
+      return MediaMode::kMesh;
+  }
+  return MediaMode::kMesh;
+}
+
+void Room::modeChanged(MediaMode before, Outbox& out) {
+  if (mode_ == before) return;
+  broadcast(make(ev::MediaModeChanged{mode_}), nullptr, out);
+  if (policy_.observer) policy_.observer->onMediaMode(*this, mode_);
+}
+
+bool Room::isSender(Endpoint from, std::string_view peerId) const {
+  const Peer* p = find(peerId);
+  return p != nullptr && p->attached && p->endpoint() == from;
+}
+
+void Room::deliverTo(std::string_view peerId, EventPtr event, Outbox& out) {
+  if (Peer* p = find(peerId)) deliver(*p, std::move(event), out);
 }
 
 std::vector<PeerInfo> Room::othersThan(const Peer* except) const {

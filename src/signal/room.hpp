@@ -26,6 +26,19 @@ struct JoinRequest {
   std::string user = {};   // the verified room token's subject, if any (PeerInfo::user); at most 255 bytes
 };
 
+class Room;
+
+// Who hears of a room's members and media mode besides the members: the SFU (docs/sfu.md), which ends a member's
+// transports when it leaves and starts or stops the room's SFU when its effective mode changes. Called on the room's
+// worker from inside the room's calls: it must not call back into the room (post that for later).
+class RoomObserver {
+ public:
+  virtual ~RoomObserver() = default;
+  virtual void onPeerJoined(const Room& room, std::string_view peer) = 0;
+  virtual void onPeerRemoved(const Room& room, std::string_view peer) = 0;
+  virtual void onMediaMode(const Room& room, MediaMode mode) = 0;
+};
+
 // How a room behaves beyond the shared Limits. The default is the native protocol's room; the PeerJS front door
 // keeps one big quiet room per key (docs/peerjs.md).
 struct RoomPolicy {          // (the flags last: every room holds a copy)
@@ -36,6 +49,8 @@ struct RoomPolicy {          // (the flags last: every room holds a copy)
   bool announce = true;      // ev::PeerJoined/PeerLeft to the others, member lists in ev::Joined
   bool keepDetached = true;  // a dropped peer keeps its place for Limits::resumeGrace; false: removed at once
   bool resumable = true;     // false: no resume tokens are made (ev::Joined::resume empty) and resume() fails
+  MediaPolicy media = MediaPolicy::kNone;  // the native protocol's rooms: auto, sfu or mesh
+  RoomObserver* observer = nullptr;        // the SFU, for a room with a media policy; outlives the room
 };
 
 class Room {
@@ -97,6 +112,13 @@ class Room {
   TimePoint tick(TimePoint now, Outbox& out);
 
   std::vector<PeerInfo> members() const;
+
+  // The effective media mode (docs/protocol.md, "SFU rooms"): from the policy and, for `auto`, the member count.
+  MediaMode mediaMode() const { return mode_; }
+  // Whether `from` is the current connection of member `peer`.
+  bool isSender(Endpoint from, std::string_view peer) const;
+  // An event for one member (queued while it is detached); nothing if there is no such member.
+  void deliverTo(std::string_view peer, EventPtr event, Outbox& out);
 
  private:
   // A member. Its id is the key of its entry in peers_ (nodes of an unordered_map never move), so the id is held
@@ -182,6 +204,9 @@ class Room {
   void flushHeld(const std::string& id, Endpoint to, Outbox& out);
   void link(Peer& p);
   void unlink(Peer& p);
+  MediaMode effectiveMode() const;
+  // After a join or a removal: tells everybody (ev::MediaModeChanged) and the observer when the mode changed.
+  void modeChanged(MediaMode before, Outbox& out);
 
   std::string name_;
   const Limits& limits_;
@@ -189,8 +214,9 @@ class Room {
   std::unique_ptr<HeldMap> held_;  // made by the first message held (RoomPolicy::holdForAbsent)
   // 2 buckets to start with (the default first makes 13).
   std::unordered_map<std::string, Peer, PeerIdHash, std::equal_to<>> peers_{2};
-  Peer* first_ = nullptr;                                           // join order: oldest...
-  Peer* last_ = nullptr;                                            // ...newest
+  Peer* first_ = nullptr;  // join order: oldest...
+  Peer* last_ = nullptr;   // ...newest
+  MediaMode mode_ = MediaMode::kMesh;
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
 };
 

@@ -50,6 +50,11 @@ enum class ErrorCode : uint8_t {
   kUnauthorized,
   kResumeFailed,
   kInternal,
+  kNotSfu,             // an SFU request in a mesh room, or on a server without the SFU
+  kBadSdp,             // an SDP the SFU cannot use (the message says why)
+  kTooManyPublishers,  // the room has its maximum of publishers
+  kTooManyTracks,      // a publish with more tracks than a publisher may have
+  kStaleAnswer,        // a subscribe-answer whose version is not the outstanding offer's
 };
 std::string_view toString(ErrorCode code);
 
@@ -64,6 +69,14 @@ enum class ByeReason : uint8_t {
   kReplaced,  // a resume from a new connection took the peer over
 };
 std::string_view toString(ByeReason reason);
+
+// A room's media policy (set by the join that creates it) and its effective mode (docs/protocol.md, "SFU rooms").
+// kNone: a room of a front door without the SFU (PeerJS, Socket.IO): no media fields, no media-mode events.
+enum class MediaPolicy : uint8_t { kNone, kAuto, kSfu, kMesh };
+enum class MediaMode : uint8_t { kMesh, kSfu };
+std::string_view toString(MediaPolicy policy);
+std::string_view toString(MediaMode mode);
+std::optional<MediaPolicy> parseMediaPolicy(std::string_view text);
 
 struct PeerInfo {
   std::string id;
@@ -81,10 +94,13 @@ struct Joined {  // reply to join and resume
   std::string room, peer, resume;
   std::vector<PeerInfo> peers;
   bool resumed = false;
+  MediaPolicy mediaPolicy = MediaPolicy::kNone;  // kNone: not said (rooms without the SFU)
+  MediaMode media = MediaMode::kMesh;            // the room's effective mode after this join
 };
 struct Ok {
   int64_t re;
-  int64_t ts = 0;  // set for chat: the server time stamped on the message
+  int64_t ts = 0;     // set for chat: the server time stamped on the message
+  std::string sdp{};  // set for publish: kaiwa's answer
 };
 struct Error {
   int64_t re;
@@ -123,10 +139,18 @@ struct Chat {
 struct Bye {
   ByeReason reason;
 };
+struct MediaModeChanged {  // the room's effective mode changed (`media-mode`)
+  MediaMode mode;
+};
+struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
+  std::string sdp;
+  uint64_t version = 0;
+  std::string tracks;  // the `tracks` array as JSON text, written by the SFU glue
+};
 }  // namespace ev
 
 using Event = std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal,
-                           ev::Message, ev::Chat, ev::Bye, ev::Expired>;
+                           ev::Message, ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // An event bound for one connection. A broadcast shares one EventPtr among all its deliveries.

@@ -85,7 +85,8 @@ void checkPeer(const json::value* v, const PeerInfo& p) {
 
 // The client-side JSON for `req`, as an SDK would send it.
 std::string reserialize(const Request& req) {
-  static constexpr const char* kTypes[] = {"join", "resume", "leave", "signal", "message", "chat", "state", "ping"};
+  static constexpr const char* kTypes[] = {"join",  "resume", "leave",   "signal",           "message",  "chat",
+                                           "state", "ping",   "publish", "subscribe-answer", "unpublish"};
   json::object o;
   o["v"] = 1;
   o["type"] = kTypes[static_cast<int>(req.type)];
@@ -103,6 +104,7 @@ std::string reserialize(const Request& req) {
       if (!req.name.empty()) o["name"] = req.name;
       if (!req.token.empty()) o["token"] = req.token;
       if (req.state.audioMuted || req.state.videoOff || req.state.screenSharing) o["state"] = stateObject();
+      if (!req.media.empty()) o["media"] = req.media;
       break;
     case RequestType::kResume:
       o["room"] = req.room;
@@ -120,8 +122,20 @@ std::string reserialize(const Request& req) {
     case RequestType::kState:
       o["state"] = stateObject();
       break;
+    case RequestType::kPublish: {
+      o["sdp"] = req.sdp;
+      json::array tracks;
+      for (const auto& t : req.tracks) tracks.push_back(json::object{{"mid", t.mid}, {"source", t.source}});
+      o["tracks"] = std::move(tracks);
+      break;
+    }
+    case RequestType::kSubscribeAnswer:
+      o["sdp"] = req.sdp;
+      o["version"] = req.version;
+      break;
     case RequestType::kLeave:
     case RequestType::kPing:
+    case RequestType::kUnpublish:
       break;
   }
   return json::serialize(o);
@@ -174,7 +188,10 @@ bool sameRequest(const Request& a, const Request& b) {
   return a.type == b.type && a.id == b.id && a.room == b.room && a.name == b.name && a.token == b.token &&
          a.peer == b.peer && a.resume == b.resume && a.to == b.to && sameData(a.data, b.data) && a.text == b.text &&
          a.state.audioMuted == b.state.audioMuted && a.state.videoOff == b.state.videoOff &&
-         a.state.screenSharing == b.state.screenSharing;
+         a.state.screenSharing == b.state.screenSharing && a.media == b.media && a.sdp == b.sdp &&
+         a.version == b.version && a.tracks.size() == b.tracks.size() &&
+         std::equal(a.tracks.begin(), a.tracks.end(), b.tracks.begin(),
+                    [](const auto& x, const auto& y) { return x.mid == y.mid && x.source == y.source; });
 }
 
 void checkRequest(const Request& req) {

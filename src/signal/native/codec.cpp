@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 #include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 #include <array>
 #include <cmath>
@@ -52,10 +54,11 @@ class Scanner {
     kTo,
     kText,
     kState,
-    kData
+    kData,
+    kMedia
   };
   enum class Flag : uint8_t { kNone, kAudioMuted, kVideoOff, kScreenSharing };
-  static constexpr std::size_t kFields = 13;
+  static constexpr std::size_t kFields = 14;
   static constexpr std::size_t kFlags = 4;
 
   // The basic_parser's handler interface.
@@ -259,6 +262,7 @@ class Scanner {
       case 5:
         if (is(key, "token")) return Field::kToken;
         if (is(key, "state")) return Field::kState;
+        if (is(key, "media")) return Field::kMedia;
         return Field::kOther;
       case 6:
         return is(key, "resume") ? Field::kResume : Field::kOther;
@@ -302,7 +306,76 @@ std::optional<RequestType> typeOf(std::string_view t) {
   if (is(t, "join")) return RequestType::kJoin;
   if (is(t, "resume")) return RequestType::kResume;
   if (is(t, "leave")) return RequestType::kLeave;
+  if (is(t, "publish")) return RequestType::kPublish;
+  if (is(t, "subscribe-answer")) return RequestType::kSubscribeAnswer;
+  if (is(t, "unpublish")) return RequestType::kUnpublish;
   return std::nullopt;
+}
+
+bool validSource(std::string_view s) {
+  return s == "camera" || s == "microphone" || s == "screen" || s == "screen-audio";
+}
+
+// The SFU's requests are rare (a few per member and call) and carry an SDP and a list: they are read from a parsed
+// object, not by the scanner. Sets `message` and returns false when a field is missing or of the wrong type.
+bool decodeSfu(std::string_view text, Request& req, std::string& message) {
+  json::parse_options opts;
+  opts.max_depth = 32;
+  json::error_code ec;
+  json::value doc = json::parse(text, ec, {}, opts);
+  const json::object* o = ec ? nullptr : doc.if_object();
+  if (o == nullptr) {
+    message = "a message must be a JSON object";
+    return false;
+  }
+  auto sdp = [&] {
+    const json::value* v = o->if_contains("sdp");
+    if (v == nullptr || !v->is_string()) {
+      message = v ? "field 'sdp' must be a string" : "missing field 'sdp'";
+      return false;
+    }
+    req.sdp = std::string(v->get_string());
+    return true;
+  };
+  switch (req.type) {
+    case RequestType::kPublish: {
+      if (!sdp()) return false;
+      const json::value* v = o->if_contains("tracks");
+      if (v == nullptr || !v->is_array()) {
+        message = v ? "field 'tracks' must be an array" : "missing field 'tracks'";
+        return false;
+      }
+      constexpr std::size_t kMaxListed = 64;  // the publisher limit is checked later, with its own error code
+      if (v->get_array().size() > kMaxListed) {
+        message = "too many entries in 'tracks'";
+        return false;
+      }
+      for (const json::value& t : v->get_array()) {
+        const json::object* to = t.if_object();
+        const json::value* mid = to ? to->if_contains("mid") : nullptr;
+        const json::value* source = to ? to->if_contains("source") : nullptr;
+        if (mid == nullptr || !mid->is_string() || source == nullptr || !source->is_string() ||
+            !validSource(source->get_string())) {
+          message = "each track must be {mid, source} with source camera, microphone, screen or screen-audio";
+          return false;
+        }
+        req.tracks.push_back({std::string(mid->get_string()), std::string(source->get_string())});
+      }
+      return true;
+    }
+    case RequestType::kSubscribeAnswer: {
+      if (!sdp()) return false;
+      const json::value* v = o->if_contains("version");
+      if (v == nullptr || !(v->is_int64() || v->is_uint64()) || (v->is_int64() && v->get_int64() < 0)) {
+        message = "field 'version' must be a non-negative integer";
+        return false;
+      }
+      req.version = v->is_int64() ? uint64_t(v->get_int64()) : v->get_uint64();
+      return true;
+    }
+    default:
+      return true;
+  }
 }
 
 }  // namespace
@@ -406,7 +479,12 @@ DecodeResult decode(std::string_view text) {
   switch (req.type) {
     case RequestType::kJoin:
       ok = str(Field::kRoom, "room", req.room, true) && str(Field::kName, "name", req.name, false) &&
-           str(Field::kToken, "token", req.token, false) && state(req.state);
+           str(Field::kToken, "token", req.token, false) && state(req.state) &&
+           str(Field::kMedia, "media", req.media, false);
+      if (ok && !req.media.empty() && !parseMediaPolicy(req.media)) {
+        err.message = "media must be auto, sfu or mesh";
+        ok = false;
+      }
       if (ok && !validRoomName(req.room)) {
         err.message = "room must be 1-64 characters of A-Z a-z 0-9 _ . -";
         ok = false;
@@ -443,6 +521,11 @@ DecodeResult decode(std::string_view text) {
       break;
     case RequestType::kLeave:
     case RequestType::kPing:
+    case RequestType::kUnpublish:
+      break;
+    case RequestType::kPublish:
+    case RequestType::kSubscribeAnswer:
+      ok = decodeSfu(text, req, err.message);
       break;
   }
   if (!ok) return err;
@@ -499,10 +582,30 @@ void encode(const Event& event, std::string& out) {
             appendPeer(out, e.peers[i]);
           }
           out += ']';
+          if (e.mediaPolicy != MediaPolicy::kNone) {
+            out += R"(,"media":")"sv;
+            out += toString(e.media);
+            out += R"(","mediaPolicy":")"sv;
+            out += toString(e.mediaPolicy);
+            out += '"';
+          }
         } else if constexpr (std::is_same_v<T, ev::Ok>) {
           out += R"("ok")"sv;
           appendRe(out, e.re);
           if (e.ts) fmt::format_to(std::back_inserter(out), R"(,"ts":{})", e.ts);
+          if (!e.sdp.empty()) {
+            out += R"(,"sdp":)"sv;
+            appendJsonString(out, e.sdp);
+          }
+        } else if constexpr (std::is_same_v<T, ev::MediaModeChanged>) {
+          out += R"("media-mode","mode":")"sv;
+          out += toString(e.mode);
+          out += '"';
+        } else if constexpr (std::is_same_v<T, ev::SubscribeOffer>) {
+          out += R"("subscribe-offer","sdp":)"sv;
+          appendJsonString(out, e.sdp);
+          fmt::format_to(std::back_inserter(out), R"(,"version":{},"tracks":)", e.version);
+          out += e.tracks;
         } else if constexpr (std::is_same_v<T, ev::Error>) {
           out += R"("error")"sv;
           appendRe(out, e.re);

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "common/clock.hpp"
 #include "signal/limits.hpp"
@@ -13,21 +14,43 @@ namespace kaiwa::signal::native {
 
 inline constexpr int kProtocolVersion = 1;
 
-enum class RequestType : uint8_t { kJoin, kResume, kLeave, kSignal, kMessage, kChat, kState, kPing };
+enum class RequestType : uint8_t {
+  kJoin,
+  kResume,
+  kLeave,
+  kSignal,
+  kMessage,
+  kChat,
+  kState,
+  kPing,
+  kPublish,          // SFU rooms (docs/protocol.md, "SFU rooms")
+  kSubscribeAnswer,  //
+  kUnpublish,        //
+};
+
+// A track of a publish request: the m-line of the page's offer and what it carries.
+struct PublishTrack {
+  std::string mid;
+  std::string source;  // camera, microphone, screen, screen-audio (checked)
+};
 
 struct Request {
   RequestType type = RequestType::kPing;
   int64_t id = kNoRequest;
-  std::string room;       // join, resume
-  std::string name;       // join (may be empty when a token names the user)
-  std::string token;      // join
-  std::string user;       // join: not on the wire; the session sets it to the verified token's subject
-  std::string peer;       // resume
-  std::string resume;     // resume
-  std::string to;         // signal, message (empty: broadcast)
-  std::string data;       // signal, message: the `data` value re-serialized as JSON
-  std::string text;       // chat
-  MediaStatePatch state;  // join (initial), state
+  std::string room;                  // join, resume
+  std::string name;                  // join (may be empty when a token names the user)
+  std::string token;                 // join
+  std::string user;                  // join: not on the wire; the session sets it to the verified token's subject
+  std::string peer;                  // resume
+  std::string resume;                // resume
+  std::string to;                    // signal, message (empty: broadcast)
+  std::string data;                  // signal, message: the `data` value re-serialized as JSON
+  std::string text;                  // chat
+  MediaStatePatch state;             // join (initial), state
+  std::string media;                 // join: auto, sfu, mesh (checked), or empty
+  std::string sdp;                   // publish, subscribe-answer
+  uint64_t version = 0;              // subscribe-answer
+  std::vector<PublishTrack> tracks;  // publish
 };
 
 struct DecodeError {

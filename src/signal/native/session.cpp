@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/jwt.hpp"
+#include "common/address.hpp"
 #include "common/metrics.hpp"
 #include "signal/names.hpp"
 #include "ws/close_code.hpp"
@@ -17,8 +18,9 @@ using ws::kCloseGoingAway;
 using ws::kClosePolicy;
 }  // namespace
 
-Session::Session(Hub& hub, http::WsConnection& conn)
-    : hub_(hub), conn_(conn), limiter_(hub.limits().messagesPerSecond, hub.limits().burst, hub.now()) {}
+Session::Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu, MediaPolicy defaultMedia)
+    : hub_(hub), conn_(conn), sfu_(sfu), defaultMedia_(defaultMedia),
+      limiter_(hub.limits().messagesPerSecond, hub.limits().burst, hub.now()) {}
 
 Session::~Session() = default;
 
@@ -140,9 +142,77 @@ void Session::handle(Request&& req) {
                     if (Room* r = rooms.find(room)) r->setState(ep, re, peer, patch, out);
                   });
       break;
+    case RequestType::kPublish:
+    case RequestType::kSubscribeAnswer:
+    case RequestType::kUnpublish:
+      sfuRequest(std::move(req));
+      break;
     default:
       sendError(re, ErrorCode::kInternal, "unhandled request");
   }
+}
+
+void Session::sfuRequest(Request&& req) {
+  const int64_t re = req.id;
+  media::Service* media = sfu_ ? sfu_->media() : nullptr;
+  if (media == nullptr) {
+    sendError(re, ErrorCode::kNotSfu, "this server runs without the SFU");
+    return;
+  }
+  const auto clientIp = common::Address::parse(conn_.remoteAddress(), true).value_or(common::Address{});
+  // On the room's worker: the room says whether the sender is a member and the room is in sfu mode; the SFU's state
+  // for the room lives on that worker too.
+  hub_.onRoom(room_, [media, ep = endpoint_, re, peer = peer_, room = room_, req = std::move(req), clientIp](
+                         RoomHost& rooms, Outbox& out) {
+    Room* r = rooms.find(room);
+    if (r == nullptr || !r->isSender(ep, peer)) {
+      replyError(out, ep, re, ErrorCode::kNotJoined, "not a member of room '" + room + "'");
+      return;
+    }
+    if (r->mediaMode() != MediaMode::kSfu) {
+      replyError(out, ep, re, ErrorCode::kNotSfu, "room '" + room + "' is in mesh mode");
+      return;
+    }
+    auto code = [](media::SfuErrorCode c) {
+      switch (c) {
+        case media::SfuErrorCode::kBadSdp:
+          return ErrorCode::kBadSdp;
+        case media::SfuErrorCode::kTooManyPublishers:
+          return ErrorCode::kTooManyPublishers;
+        case media::SfuErrorCode::kTooManyTracks:
+          return ErrorCode::kTooManyTracks;
+        case media::SfuErrorCode::kStaleAnswer:
+          return ErrorCode::kStaleAnswer;
+        case media::SfuErrorCode::kLimit:
+          return ErrorCode::kRoomFull;
+      }
+      return ErrorCode::kInternal;
+    };
+    switch (req.type) {
+      case RequestType::kPublish: {
+        std::vector<media::TrackRequest> tracks;
+        for (const auto& t : req.tracks) tracks.push_back({t.mid, t.source});
+        auto result = media->publish(room, peer, req.sdp, tracks, clientIp);
+        if (auto* e = std::get_if<media::SfuError>(&result)) {
+          replyError(out, ep, re, code(e->code), std::move(e->message));
+        } else {
+          reply(out, ep, ev::Ok{re, 0, std::move(std::get<std::string>(result))});
+        }
+        break;
+      }
+      case RequestType::kSubscribeAnswer:
+        if (auto e = media->subscribeAnswer(room, peer, req.sdp, req.version, clientIp)) {
+          replyError(out, ep, re, code(e->code), std::move(e->message));
+        } else if (re != kNoRequest) {
+          reply(out, ep, ev::Ok{re});
+        }
+        break;
+      default:
+        media->unpublish(room, peer);
+        if (re != kNoRequest) reply(out, ep, ev::Ok{re});
+        break;
+    }
+  });
 }
 
 void Session::join(Request&& req) {
@@ -198,12 +268,18 @@ void Session::enterRoom(Request&& req) {
   if (req.type == RequestType::kJoin) {
     MediaState initial;
     req.state.applyTo(initial);
+    // The room's media policy, if this join creates it (docs/protocol.md, "SFU rooms"): a server without the SFU
+    // makes every room mesh.
+    RoomPolicy policy;
+    policy.media = parseMediaPolicy(req.media).value_or(defaultMedia_);
+    if (sfu_ == nullptr || sfu_->media() == nullptr) policy.media = MediaPolicy::kMesh;
+    policy.observer = sfu_;
     hub_.onRoom(
         room_, [hub = &hub_, ep = endpoint_, re, room = room_, name = std::move(req.name), user = std::move(req.user),
-                initial, address = conn_.remoteAddress()](RoomHost& rooms, Outbox& out) mutable {
+                initial, policy, address = conn_.remoteAddress()](RoomHost& rooms, Outbox& out) mutable {
           auto now = hub->now();
           ErrorCode refused = ErrorCode::kTooManyRooms;
-          Room* r = rooms.findOrCreate(room, {}, RoomCreator{address, now}, &refused);
+          Room* r = rooms.findOrCreate(room, policy, RoomCreator{address, now}, &refused);
           if (!r) {
             refuseJoin(out, ep, re, refused,
                        refused == ErrorCode::kRateLimited ? "this address made too many rooms lately: try again later"

@@ -6,12 +6,15 @@
 #include "http/handler.hpp"
 #include "signal/hub.hpp"
 #include "signal/native/codec.hpp"
+#include "signal/native/sfu_bridge.hpp"
 
 namespace kaiwa::signal::native {
 
 class Session final : public http::WsHandler, public Connection {
  public:
-  Session(Hub& hub, http::WsConnection& conn);
+  // `sfu`: the SFU rooms' bridge (nullptr: every room is mesh); `defaultMedia`: the policy of a room whose creating
+  // join names none (--media-mode).
+  Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu = nullptr, MediaPolicy defaultMedia = MediaPolicy::kAuto);
   ~Session() override;
 
   // http::WsHandler
@@ -27,12 +30,15 @@ class Session final : public http::WsHandler, public Connection {
   void join(Request&& req);
   void enterRoom(Request&& req);  // join's second half, on the room's worker when the connection moved there
   void sendError(int64_t re, ErrorCode code, std::string message);
+  void sfuRequest(Request&& req);  // publish, subscribe-answer, unpublish
   void send(std::string frame);
 
   enum class Phase : uint8_t { kIdle, kJoining, kJoined };
 
   Hub& hub_;
   http::WsConnection& conn_;
+  SfuBridge* sfu_;
+  MediaPolicy defaultMedia_;
   Endpoint endpoint_{};
   RateLimiter limiter_;
   TimePoint lastRateError_{};

@@ -325,3 +325,75 @@ TEST(RoomQueue, DetachedMembersKeepEventsUntilResumeOrRemoval) {
 
 }  // namespace
 }  // namespace kaiwa::signal
+
+// The media policy of native rooms (docs/protocol.md, "SFU rooms"): the effective mode, its events and the observer.
+namespace kaiwa::signal {
+namespace {
+
+struct RecordingObserver : RoomObserver {
+  std::vector<std::string> calls;
+  void onPeerJoined(const Room&, std::string_view peer) override { calls.push_back("joined " + std::string(peer)); }
+  void onPeerRemoved(const Room&, std::string_view peer) override { calls.push_back("removed " + std::string(peer)); }
+  void onMediaMode(const Room& room, MediaMode mode) override {
+    calls.push_back("mode " + std::string(toString(mode)) + " " + std::to_string(room.size()));
+  }
+};
+
+std::vector<std::string> kinds(const Outbox& out, Endpoint ep) {
+  std::vector<std::string> list;
+  for (const auto& d : out) {
+    if (d.to != ep) continue;
+    if (std::holds_alternative<ev::PeerJoined>(*d.event)) list.push_back("peer-joined");
+    if (std::holds_alternative<ev::PeerLeft>(*d.event)) list.push_back("peer-left");
+    if (const auto* m = std::get_if<ev::MediaModeChanged>(d.event.get())) {
+      list.push_back(std::string("media-mode ") + std::string(toString(m->mode)));
+    }
+  }
+  return list;
+}
+
+TEST(RoomMediaMode, AutoIsMeshForTwoSfuFromThreeAndMeshAgainAtTwo) {
+  Limits limits;
+  RecordingObserver observer;
+  Room room("r", limits, RoomPolicy{.media = MediaPolicy::kAuto, .observer = &observer});
+  const Endpoint a{0, 1}, b{0, 2}, c{0, 3};
+  Outbox out;
+  std::string ida = room.join(JoinRequest{a, 1, "a", {}, {}}, TimePoint{}, out);
+  room.join(JoinRequest{b, 1, "b", {}, {}}, TimePoint{}, out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kMesh);
+  EXPECT_TRUE(kinds(out, a) == std::vector<std::string>{"peer-joined"});
+  out.clear();
+  std::string idc = room.join(JoinRequest{c, 9, "c", {}, {}}, TimePoint{}, out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kSfu);
+  EXPECT_EQ(kinds(out, a), (std::vector<std::string>{"peer-joined", "media-mode sfu"}));
+  EXPECT_EQ(kinds(out, c), (std::vector<std::string>{"media-mode sfu"}));
+  const auto* joined = std::get_if<ev::Joined>(out[0].event.get());
+  ASSERT_NE(joined, nullptr);
+  EXPECT_EQ(joined->media, MediaMode::kSfu);
+  EXPECT_EQ(joined->mediaPolicy, MediaPolicy::kAuto);
+  // A member in its grace period still counts.
+  out.clear();
+  room.detach(c, TimePoint{}, out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kSfu);
+  room.leave(a, 2, ida, out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kMesh);
+  EXPECT_EQ(kinds(out, b), (std::vector<std::string>{"peer-left", "media-mode mesh"}));
+  EXPECT_EQ(observer.calls.back(), "mode mesh 2");
+  EXPECT_EQ(observer.calls[observer.calls.size() - 2], "removed " + ida);
+  EXPECT_EQ(observer.calls[2], "joined " + idc);
+  EXPECT_EQ(observer.calls[3], "mode sfu 3");
+}
+
+TEST(RoomMediaMode, SfuAndMeshPoliciesNeverChangeAndSayNothing) {
+  Limits limits;
+  for (MediaPolicy policy : {MediaPolicy::kSfu, MediaPolicy::kMesh}) {
+    Room room("r", limits, RoomPolicy{.media = policy});
+    Outbox out;
+    for (uint64_t i = 1; i <= 4; ++i) room.join(JoinRequest{{0, i}, 1, "p", {}, {}}, TimePoint{}, out);
+    for (const auto& d : out) EXPECT_FALSE(std::holds_alternative<ev::MediaModeChanged>(*d.event));
+    EXPECT_EQ(room.mediaMode(), policy == MediaPolicy::kSfu ? MediaMode::kSfu : MediaMode::kMesh);
+  }
+}
+
+}  // namespace
+}  // namespace kaiwa::signal

@@ -1,4 +1,4 @@
-#include "whip/service.hpp"
+#include "media/service.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "auth/jwt.hpp"
+#include "common/json_text.hpp"
 #include "common/metrics.hpp"
 #include "common/random.hpp"
 #include "dtls/certificate.hpp"
@@ -25,12 +26,13 @@
 #include "sdp/answer.hpp"
 #include "sdp/description.hpp"
 #include "sfu/negotiation.hpp"
+#include "sfu/room.hpp"
 #include "sfu/router.hpp"
 #include "sfu/transport.hpp"
 #include "srtp/session.hpp"
 #include "stun/message.hpp"
 
-namespace kaiwa::whip {
+namespace kaiwa::media {
 
 using common::Address;
 using net::SlotId;
@@ -73,6 +75,22 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   std::vector<std::pair<sfu::TrackId, sfu::SubscriptionConfig>> pending;
   bool closing = false;
   bool viewerCounted = false;  // counted in its room's viewers
+  bool connected = false;      // its DTLS completed
+  std::string peer;            // a native SFU room's member (empty for WHIP/WHEP)
+  std::string pwd;             // kaiwa's ICE password (a native publisher's renegotiation answers with it again)
+  std::string remoteUfrag;     // the client's ICE ufrag (a changed one would be an ICE restart)
+  // Connected sockets for the client's further valid addresses (a page with two host candidates, a client that
+  // moved): without one, the kernel may hand that 4-tuple's DTLS and SRTP to another worker's unconnected socket,
+  // which cannot route it (only STUN is routed across workers, by ufrag). At most kMaxExtraPaths.
+  struct Path final : net::Loop::Watcher {
+    Client* client = nullptr;
+    int fd = -1;
+    Address remote;
+    net::Loop::WatchId watch = 0;
+    void onReady(uint32_t) override;
+  };
+  static constexpr size_t kMaxExtraPaths = 3;
+  std::vector<std::unique_ptr<Path>> paths;
 
   void sendTo(const Address& to, std::span<const uint8_t> datagram) override;
   void onValidAddress(const Address& from) override;
@@ -123,6 +141,9 @@ class Service::Worker final : public sfu::RouterIo {
   };
 
   void drain(int fd, Client* client) {
+    drain(fd, client, client != nullptr && client->remote ? &*client->remote : nullptr);
+  }
+  void drain(int fd, Client* client, const Address* remote) {
     const TimePoint now = Clock::now();
     for (int round = 0; round < 16; ++round) {
       const size_t n = recv_.receive(fd);
@@ -135,7 +156,7 @@ class Service::Worker final : public sfu::RouterIo {
         auto data = recv_.data(i);
         // RecvBatch hands out const views; the transport unprotects in place, in the batch's own buffer.
         std::span<uint8_t> bytes(const_cast<uint8_t*>(data.data()), data.size());
-        if (client != nullptr && client->remote && *client->remote == *from) {
+        if (client != nullptr && remote != nullptr && *remote == *from) {
           client->transport->receive(bytes, *from, now);
         } else {
           onDatagram(bytes, *from, now);
@@ -223,12 +244,35 @@ class Service::Worker final : public sfu::RouterIo {
   }
 
   // --- sessions, on the owner worker ---
+  // A published track of a native member: the router's track and the m-line of kaiwa's answer it came from (its
+  // codecs and extension ids, for the subscribers' offers and rewrites).
+  struct NativeTrack {
+    std::string mid;
+    sfu::Source source = sfu::Source::kCamera;
+    sfu::TrackConfig config;
+    sfu::TrackId track = 0;
+    sdp::Media answered;
+  };
+  // A member of a native SFU room: its publish and subscribe transports (0: none yet) and what it publishes.
+  struct Member {
+    SlotId publish = 0;
+    SlotId subscribe = 0;
+    std::string subscribeUfrag;  // kaiwa's ICE credentials of its subscribe connection, from its first offer on
+    std::string subscribePwd;
+    std::string sessionId;
+    std::vector<NativeTrack> tracks;
+    std::unordered_map<std::string, std::vector<sdp::Codec>> lineCodecs;  // by subscriber mid: what it last carried
+  };
   struct Room {
     std::unique_ptr<sfu::Router> router;
     SlotId publisher = 0;
     std::optional<sdp::Description> publisherAnswer;
     std::vector<std::pair<sfu::TrackConfig, sfu::TrackId>> tracks;
     size_t viewers = 0;
+    // The native protocol's SFU room (made when its first member enters it).
+    std::unique_ptr<sfu::Room> members;
+    std::unordered_map<std::string, Member> natives;
+    bool idle() const { return publisher == 0 && viewers == 0 && natives.empty(); }
   };
 
   Room* findRoom(const std::string& name) {
@@ -244,7 +288,7 @@ class Service::Worker final : public sfu::RouterIo {
     if (!r.router) r.router = std::make_unique<sfu::Router>(*this);
     // A refusal leaves no empty room behind.
     auto refuse = [&](unsigned status, std::string why) {
-      if (r.publisher == 0 && r.viewers == 0) {
+      if (r.idle()) {
         add(retired_, r.router->counters());
         rooms_.erase(room);
       }
@@ -373,14 +417,16 @@ class Service::Worker final : public sfu::RouterIo {
     const uint32_t routerId = uint32_t(id);
     if (Room* r = findRoom(c->room)) {
       r->router->removeTransport(routerId);
-      if (r->publisher == id) {
+      if (!c->peer.empty()) {
+        nativeTransportGone(*r, *c);
+      } else if (r->publisher == id) {
         r->publisher = 0;
         r->publisherAnswer.reset();
         r->tracks.clear();
       } else if (!c->publisher && c->viewerCounted) {
         --r->viewers;
       }
-      if (r->publisher == 0 && r->viewers == 0) {
+      if (r->idle()) {
         add(retired_, r->router->counters());
         rooms_.erase(c->room);
       }
@@ -392,6 +438,11 @@ class Service::Worker final : public sfu::RouterIo {
   }
 
   void closeSocket(Client& c) {
+    for (auto& p : c.paths) {
+      loop_.unwatch(p->watch, p->fd);
+      ::close(p->fd);
+    }
+    c.paths.clear();
     if (c.fd < 0) return;
     loop_.unwatch(c.watch, c.fd);
     ::close(c.fd);
@@ -401,24 +452,48 @@ class Service::Worker final : public sfu::RouterIo {
   // The client's own socket on the media port, connected to its address: the kernel hands it that 4-tuple.
   void connectClient(Client& c, const Address& to) {
     demux_.bind(to, c.id);
-    if (c.fd >= 0) return;  // a client that moved keeps its first socket; its datagrams arrive on the unconnected one
+    if (c.fd >= 0) {
+      if (*c.remote == to || c.paths.size() >= Client::kMaxExtraPaths) return;
+      for (const auto& p : c.paths) {
+        if (p->remote == to) return;
+      }
+      auto path = std::make_unique<Client::Path>();
+      path->client = &c;
+      path->fd = connectedSocket(to);
+      if (path->fd < 0) return;
+      path->remote = to;
+      path->watch = loop_.watch(path->fd, EPOLLIN, *path);
+      if (!path->watch) {
+        ::close(path->fd);
+        return;
+      }
+      c.paths.push_back(std::move(path));
+      return;
+    }
+    const int fd = connectedSocket(to);
+    if (fd < 0) return;
+    c.fd = fd;
+    c.remote = to;
+    c.watch = loop_.watch(fd, EPOLLIN, c);
+    if (!c.watch) closeSocket(c);
+  }
+
+  // A socket on the media port connected to `to`, or -1.
+  int connectedSocket(const Address& to) {
     net::UdpBindOptions o;
     o.reusePort = true;
     // A publisher's media arrives here, not on the 4 MiB unconnected socket: the default 208 KiB holds ~90 video
     // packets, which a worker descheduled for 45 ms at 2000 packets/s overflows (bench/sfu-vs-janus.sh saw it).
     o.receiveBuffer = 2 << 20;
     int fd = net::bindUdp(listen_, o, nullptr);
-    if (fd < 0) return;
+    if (fd < 0) return -1;
     sockaddr_storage sa{};
     const unsigned len = to.toSockaddr(sa);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
       ::close(fd);
-      return;
+      return -1;
     }
-    c.fd = fd;
-    c.remote = to;
-    c.watch = loop_.watch(fd, EPOLLIN, c);
-    if (!c.watch) closeSocket(c);
+    return fd;
   }
 
   void tick(TimePoint now) {
@@ -506,6 +581,379 @@ class Service::Worker final : public sfu::RouterIo {
     c.pending.clear();
   }
 
+  // --- the native protocol's SFU rooms (docs/protocol.md, "SFU rooms"), on the owner worker ---
+  Room& nativeRoom(const std::string& name) {
+    Room& r = rooms_[name];
+    if (!r.router) r.router = std::make_unique<sfu::Router>(*this);
+    if (!r.members) {
+      r.members = std::make_unique<sfu::Room>(service_.options_.limits.room, [this] { return uint32_t(rng_()); });
+    }
+    return r;
+  }
+
+  void reapIfIdle(const std::string& name) {
+    Room* r = findRoom(name);
+    if (r != nullptr && r->idle()) {
+      add(retired_, r->router->counters());
+      rooms_.erase(name);
+    }
+  }
+
+  void addMember(const std::string& room, const std::string& peer) {
+    KAIWA_ON_LOOP(loop_);
+    Room& r = nativeRoom(room);
+    r.natives.try_emplace(peer);
+    r.members->addSubscriber(peer);
+    sendOffers(room, r);
+  }
+
+  void removeMember(const std::string& room, const std::string& peer) {
+    KAIWA_ON_LOOP(loop_);
+    Room* r = findRoom(room);
+    if (r == nullptr || !r->members) return;
+    auto it = r->natives.find(peer);
+    if (it != r->natives.end()) {
+      const SlotId publish = it->second.publish, subscribe = it->second.subscribe;
+      r->natives.erase(it);  // first: the transports' removal then finds no member to update
+      for (SlotId id : {publish, subscribe}) {
+        if (id != 0) remove(id);
+      }
+    }
+    r = findRoom(room);
+    if (r == nullptr || !r->members) return;
+    r->members->removeMember(peer);
+    sendOffers(room, *r);
+    reapIfIdle(room);
+  }
+
+  // A native member's transport ended (its ICE consent expired, it unpublished, or it left).
+  void nativeTransportGone(Room& r, Client& c) {
+    auto it = r.natives.find(c.peer);
+    if (it == r.natives.end()) return;
+    Member& m = it->second;
+    if (m.publish == c.id) {
+      m.publish = 0;
+      m.tracks.clear();  // the router removed them with the transport
+      r.members->setTracks(c.peer, {});
+    } else if (m.subscribe == c.id) {
+      // Its page's subscribe connection is dead: what it would receive is not offered again on it (a new one would
+      // need a new peer connection, which the protocol does not say yet).
+      m.subscribe = 0;
+    }
+    Service::Worker* self = this;
+    std::string room = c.room;
+    loop_.post([self, room] {
+      if (Room* again = self->findRoom(room); again && again->members) self->sendOffers(room, *again);
+    });
+  }
+
+  Client* newClient(const std::string& room, const std::string& peer, bool publisher, const Address& clientIp,
+                    std::string& why) {
+    const Limits& limits = service_.options_.limits;
+    size_t fromAddress = 0;
+    clients_.forEach([&](SlotId, Client& c) { fromAddress += c.clientIp.sameIp(clientIp) ? 1 : 0; });
+    if (fromAddress >= limits.transportsPerAddress) {
+      why = "too many SFU transports from this address";
+      return nullptr;
+    }
+    if (service_.transports_.fetch_add(1) >= limits.transports) {
+      service_.transports_.fetch_sub(1);
+      why = "the SFU has its maximum of transports";
+      return nullptr;
+    }
+    metrics::add(metrics::registry().sfuTransports, 1);
+    auto client = std::make_unique<Client>();
+    Client& c = *client;
+    c.worker = this;
+    c.room = room;
+    c.peer = peer;
+    c.publisher = publisher;
+    c.clientIp = clientIp;
+    c.ufrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
+    c.pwd = common::randomToken(24);
+    c.id = clients_.insert(std::move(client));
+    return &c;
+  }
+
+  sdp::ServerParams serverParams(const std::string& ufrag, const std::string& pwd) {
+    sdp::ServerParams params;
+    params.iceUfrag = ufrag;
+    params.icePwd = pwd;
+    params.fingerprint = service_.fingerprint_;
+    for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), std::nullopt});
+    params.sessionId = std::to_string(rng_() >> 1);
+    params.acceptData = false;
+    return params;
+  }
+
+  Service::PublishResult publish(const std::string& room, const std::string& peer, std::string_view sdpText,
+                                 const std::vector<TrackRequest>& tracks, const Address& clientIp) {
+    KAIWA_ON_LOOP(loop_);
+    using E = SfuErrorCode;
+    auto offer = sdp::parse(sdpText);
+    if (!offer) return SfuError{E::kBadSdp, "not a valid SDP offer: " + offer.error().message()};
+    Room& r = nativeRoom(room);
+    r.natives.try_emplace(peer);
+    Member& m = r.natives[peer];
+    if (auto refused = r.members->mayPublish(peer, tracks.size())) {
+      return *refused == sfu::PublishRefusal::kTooManyTracks
+                 ? SfuError{E::kTooManyTracks, "a publisher may have " +
+                                                   std::to_string(service_.options_.limits.room.tracksPerPublisher) +
+                                                   " tracks"}
+                 : SfuError{E::kTooManyPublishers, "this room has its maximum of publishers"};
+    }
+    for (const auto& t : tracks) {
+      const bool listed = std::any_of(offer->media.begin(), offer->media.end(), [&](const sdp::Media& x) {
+        return x.mid && *x.mid == t.mid && (x.kind == "audio" || x.kind == "video");
+      });
+      if (!listed) return SfuError{E::kBadSdp, "track mid '" + t.mid + "' is no audio or video m-line of the offer"};
+      if (!sfu::parseSource(t.source)) return SfuError{E::kBadSdp, "unknown source '" + t.source + "'"};
+    }
+    auto remoteT = sdp::remoteTransport(*offer);
+    if (!remoteT) return SfuError{E::kBadSdp, "offer refused: " + remoteT.error().message()};
+    if (remoteT->fingerprints.empty()) return SfuError{E::kBadSdp, "offer refused: no fingerprint"};
+
+    Client* c = m.publish != 0 ? clients_.find(m.publish) : nullptr;
+    const bool fresh = c == nullptr;
+    if (fresh) {
+      std::string why;
+      c = newClient(room, peer, true, clientIp, why);
+      if (c == nullptr) return SfuError{E::kLimit, why};
+    } else if (c->transport && c->remoteUfrag != remoteT->iceUfrag) {
+      return SfuError{E::kBadSdp, "an ICE restart of the publish connection is not supported"};
+    }
+    sdp::ServerParams params = serverParams(c->ufrag, c->pwd);
+    params.receive = true;
+    params.send = false;
+    auto answer = sdp::answer(*offer, params);
+    auto failFresh = [&](std::string why) -> Service::PublishResult {
+      if (fresh) remove(c->id);
+      return SfuError{E::kBadSdp, std::move(why)};
+    };
+    if (!answer) return failFresh("offer refused: " + answer.error().message());
+    if (fresh) {
+      sfu::TransportConfig tc;
+      tc.local = {c->ufrag, c->pwd};
+      tc.remote = {remoteT->iceUfrag, remoteT->icePwd};
+      tc.remoteFingerprint = remoteT->fingerprints.front().algorithm + " " + remoteT->fingerprints.front().value;
+      auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), *c);
+      if (!transport) return failFresh("offer refused: its fingerprint does not parse");
+      c->transport.emplace(std::move(*transport));
+      c->remoteUfrag = remoteT->iceUfrag;
+      if (!demux_.addUfrag(c->ufrag, c->id)) {
+        remove(c->id);
+        return SfuError{E::kLimit, "ufrag collision, try again"};
+      }
+      routerIds_[uint32_t(c->id)] = c->id;
+      m.publish = c->id;
+    }
+    // The tracks now: those listed whose m-line kaiwa receives on. A track kept from the last offer keeps its router
+    // track (its subscribers go on); one gone ends; a new one is added.
+    const uint32_t routerId = uint32_t(c->id);
+    auto media = sfu::publishedMedia(*offer, *answer);
+    r.router->addPublisher(routerId, media.publisher);
+    std::vector<NativeTrack> now;
+    for (auto& config : media.tracks) {
+      auto req = std::find_if(tracks.begin(), tracks.end(), [&](const TrackRequest& t) { return t.mid == config.mid; });
+      if (req == tracks.end() || !config.rid.empty()) continue;  // not listed, or simulcast (not in this slice)
+      const sdp::Media* answered = sfu::publishedSection(*answer, config);
+      if (answered == nullptr) continue;
+      auto old = std::find_if(m.tracks.begin(), m.tracks.end(), [&](const NativeTrack& t) {
+        return t.mid == config.mid && t.config.ssrc == config.ssrc && t.config.kind == config.kind;
+      });
+      NativeTrack t{config.mid, *sfu::parseSource(req->source), config, 0, *answered};
+      if (old != m.tracks.end()) {
+        t.track = old->track;
+        old->track = 0;  // kept
+      } else if (auto id = r.router->addTrack(routerId, config)) {
+        t.track = *id;
+      } else {
+        continue;
+      }
+      now.push_back(std::move(t));
+    }
+    for (const NativeTrack& gone : m.tracks) {
+      if (gone.track != 0) r.router->removeTrack(gone.track);
+    }
+    m.tracks = std::move(now);
+    std::vector<sfu::PublishedTrack> published;
+    for (const NativeTrack& t : m.tracks) published.push_back({t.source, t.config.kind, t.track});
+    r.members->setTracks(peer, std::move(published));
+    sendOffers(room, r);
+    return sdp::write(*answer);
+  }
+
+  void unpublish(const std::string& room, const std::string& peer) {
+    KAIWA_ON_LOOP(loop_);
+    Room* r = findRoom(room);
+    if (r == nullptr || !r->members) return;
+    auto it = r->natives.find(peer);
+    if (it == r->natives.end() || it->second.publish == 0) return;
+    remove(it->second.publish);  // nativeTransportGone ends its tracks for everybody
+  }
+
+  const NativeTrack* publishedTrack(Room& r, sfu::TrackId id) {
+    for (auto& [peer, m] : r.natives) {
+      for (const NativeTrack& t : m.tracks) {
+        if (t.track == id) return &t;
+      }
+    }
+    return nullptr;
+  }
+
+  // kaiwa's offers to the subscribers whose tracks changed, delivered through the listener after this call.
+  void sendOffers(const std::string& room, Room& r) {
+    for (sfu::Offer& o : r.members->takeOffers()) {
+      Member& m = r.natives[o.peer];
+      if (m.subscribeUfrag.empty()) {
+        m.subscribeUfrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
+        m.subscribePwd = common::randomToken(24);
+        m.sessionId = std::to_string(rng_() >> 1);
+      }
+      std::vector<sdp::OutgoingTrack> lines;
+      std::string tracks = "[";
+      for (const sfu::OfferLine& line : o.lines) {
+        sdp::OutgoingTrack t;
+        t.mid = line.mid;
+        t.kind = std::string(sfu::toString(line.kind));
+        const NativeTrack* published = line.track ? publishedTrack(r, *line.track) : nullptr;
+        auto& codecs = m.lineCodecs[line.mid];
+        if (published != nullptr) {
+          t.direction = sdp::Direction::kSendOnly;
+          t.streamId = line.peer;
+          t.trackId = line.peer + ":" + std::string(sfu::toString(line.source));
+          t.cname = line.peer;
+          t.ssrc = line.ssrc;
+          codecs.clear();
+          bool rtx = false;
+          for (sdp::Codec codec : published->answered.codecs) {
+            // kaiwa gives subscribers no transport-wide feedback or REMB of its own.
+            std::erase_if(codec.feedback,
+                          [](const sdp::RtcpFeedback& f) { return f.type == "transport-cc" || f.type == "goog-remb"; });
+            rtx = rtx || codec.name == "rtx" || codec.name == "RTX";
+            codecs.push_back(std::move(codec));
+          }
+          if (rtx) t.rtxSsrc = line.rtxSsrc;
+          for (const sdp::Extmap& e : published->answered.extmaps) {
+            // MID and RID name the publisher's m-lines, not the subscriber's; transport-cc is per transport.
+            if (e.uri == sdp::uri::kMid || e.uri == sdp::uri::kRid || e.uri == sdp::uri::kRepairedRid ||
+                e.uri == sdp::uri::kTransportCc)
+              continue;
+            t.extmaps.push_back(e);
+          }
+          if (tracks.size() > 1) tracks += ',';
+          tracks += "{\"mid\":";
+          common::appendJsonString(tracks, line.mid);
+          tracks += ",\"peer\":";
+          common::appendJsonString(tracks, line.peer);
+          tracks += ",\"source\":\"";
+          tracks += sfu::toString(line.source);
+          tracks += "\",\"kind\":\"";
+          tracks += sfu::toString(line.kind);
+          tracks += "\"}";
+        } else {
+          t.direction = sdp::Direction::kInactive;
+          t.streamId = "-";
+          t.trackId = "inactive" + line.mid;
+          t.cname = "kaiwa";
+          t.ssrc = line.ssrc;
+          if (codecs.empty()) codecs = sdp::defaultOfferCodecs(t.kind);
+        }
+        t.codecs = codecs;
+        lines.push_back(std::move(t));
+      }
+      tracks += ']';
+      sdp::ServerParams params = serverParams(m.subscribeUfrag, m.subscribePwd);
+      params.sessionId = m.sessionId;
+      params.sessionVersion = std::to_string(o.version);
+      auto offer = sdp::offer(lines, std::nullopt, params);
+      if (!offer) {
+        spdlog::warn("sfu: no offer for {} in room '{}': {}", o.peer, room, offer.error().message());
+        continue;
+      }
+      media::Listener* listener = service_.listener_;
+      if (listener == nullptr) continue;
+      loop_.post([listener, room, peer = o.peer, version = o.version, sdp = sdp::write(*offer),
+                  tracks = std::move(tracks)]() mutable {
+        listener->onSubscribeOffer(room, peer, version, std::move(sdp), std::move(tracks));
+      });
+    }
+  }
+
+  std::optional<SfuError> subscribeAnswer(const std::string& room, const std::string& peer, std::string_view sdpText,
+                                          uint64_t version, const Address& clientIp) {
+    KAIWA_ON_LOOP(loop_);
+    using E = SfuErrorCode;
+    Room* r = findRoom(room);
+    auto member = r && r->members ? r->natives.find(peer) : decltype(r->natives.end()){};
+    if (r == nullptr || !r->members || member == r->natives.end()) {
+      return SfuError{E::kStaleAnswer, "no subscribe-offer is outstanding"};
+    }
+    if (r->members->outstanding(peer) != version) {
+      return SfuError{E::kStaleAnswer, "version " + std::to_string(version) + " is not the outstanding offer"};
+    }
+    auto answer = sdp::parse(sdpText);
+    if (!answer) return SfuError{E::kBadSdp, "not a valid SDP answer: " + answer.error().message()};
+    auto remoteT = sdp::remoteTransport(*answer);
+    if (!remoteT) return SfuError{E::kBadSdp, "answer refused: " + remoteT.error().message()};
+    if (remoteT->fingerprints.empty()) return SfuError{E::kBadSdp, "answer refused: no fingerprint"};
+    if (remoteT->setup == sdp::Setup::kPassive) return SfuError{E::kBadSdp, "answer refused: kaiwa is the DTLS server"};
+    Member& m = member->second;
+    Client* c = m.subscribe != 0 ? clients_.find(m.subscribe) : nullptr;
+    if (c == nullptr) {
+      std::string why;
+      c = newClient(room, peer, false, clientIp, why);
+      if (c == nullptr) return SfuError{E::kLimit, why};
+      demux_.remove(c->id);
+      c->ufrag = m.subscribeUfrag;
+      c->pwd = m.subscribePwd;
+      sfu::TransportConfig tc;
+      tc.local = {c->ufrag, c->pwd};
+      tc.remote = {remoteT->iceUfrag, remoteT->icePwd};
+      tc.remoteFingerprint = remoteT->fingerprints.front().algorithm + " " + remoteT->fingerprints.front().value;
+      auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), *c);
+      if (!transport || !demux_.addUfrag(c->ufrag, c->id)) {
+        remove(c->id);
+        return SfuError{E::kBadSdp, "answer refused: its fingerprint does not parse"};
+      }
+      c->transport.emplace(std::move(*transport));
+      c->remoteUfrag = remoteT->iceUfrag;
+      routerIds_[uint32_t(c->id)] = c->id;
+      r->router->addSubscriber(uint32_t(c->id));
+      m.subscribe = c->id;
+    } else if (c->remoteUfrag != remoteT->iceUfrag) {
+      return SfuError{E::kBadSdp, "an ICE restart of the subscribe connection is not supported"};
+    }
+    auto result = r->members->answer(peer, version);
+    if (!result.changes) return SfuError{E::kStaleAnswer, "no subscribe-offer is outstanding"};
+    const uint32_t sub = uint32_t(c->id);
+    for (sfu::TrackId gone : result.changes->stop) {
+      r->router->unsubscribe(sub, gone);
+      std::erase_if(c->pending, [gone](const auto& p) { return p.first == gone; });
+    }
+    for (const sfu::OfferLine& line : result.changes->start) {
+      const NativeTrack* published = publishedTrack(*r, *line.track);
+      auto viewer = std::find_if(answer->media.begin(), answer->media.end(),
+                                 [&](const sdp::Media& x) { return x.mid && *x.mid == line.mid && x.port != 0; });
+      if (published == nullptr || viewer == answer->media.end()) continue;
+      auto sc = sfu::subscriptionConfig(published->answered, *viewer, line.ssrc, line.rtxSsrc);
+      if (!sc) continue;
+      if (std::none_of(viewer->codecs.begin(), viewer->codecs.end(),
+                       [](const sdp::Codec& x) { return x.name == "rtx" || x.name == "RTX"; })) {
+        sc->rtxSsrc = 0;
+      }
+      sc->initialSequence = uint16_t(rng_());
+      sc->initialTimestamp = uint32_t(rng_());
+      if (c->connected) {
+        r->router->subscribe(sub, *line.track, *sc, Clock::now());
+      } else {
+        c->pending.emplace_back(*line.track, *sc);
+      }
+    }
+    sendOffers(room, *r);
+    return std::nullopt;
+  }
+
   Room* roomOf(Client& c) { return findRoom(c.room); }
   net::Loop& loop() { return loop_; }
 
@@ -539,7 +987,10 @@ class Service::Worker final : public sfu::RouterIo {
 
 void Client::sendTo(const Address& to, std::span<const uint8_t> datagram) { worker->send(*this, to, datagram); }
 void Client::onValidAddress(const Address& from) { worker->connectClient(*this, from); }
-void Client::onConnected() { worker->subscribePending(*this); }
+void Client::onConnected() {
+  connected = true;
+  worker->subscribePending(*this);
+}
 void Client::onRtp(std::span<uint8_t> packet) {
   if (!publisher) return;
   if (auto* r = worker->roomOf(*this)) r->router->onPublisherRtp(uint32_t(id), packet, Clock::now());
@@ -559,6 +1010,21 @@ void Client::onClosed(std::string_view why) {
   w->loop().post([w, self] { w->remove(self); });
 }
 void Client::onReady(uint32_t) { worker->drain(fd, this); }
+void Client::Path::onReady(uint32_t) { client->worker->drain(fd, client, &remote); }
+
+void Service::addMember(const std::string& room, const std::string& peer) { ownerWorker(room).addMember(room, peer); }
+void Service::removeMember(const std::string& room, const std::string& peer) {
+  ownerWorker(room).removeMember(room, peer);
+}
+Service::PublishResult Service::publish(const std::string& room, const std::string& peer, std::string_view sdp,
+                                        const std::vector<TrackRequest>& tracks, const Address& clientIp) {
+  return ownerWorker(room).publish(room, peer, sdp, tracks, clientIp);
+}
+std::optional<SfuError> Service::subscribeAnswer(const std::string& room, const std::string& peer, std::string_view sdp,
+                                                 uint64_t version, const Address& clientIp) {
+  return ownerWorker(room).subscribeAnswer(room, peer, sdp, version, clientIp);
+}
+void Service::unpublish(const std::string& room, const std::string& peer) { ownerWorker(room).unpublish(room, peer); }
 
 Service::Service(net::WorkerPool& pool, Options options) : pool_(pool), options_(std::move(options)) {}
 Service::~Service() = default;
@@ -678,4 +1144,4 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
   return true;
 }
 
-}  // namespace kaiwa::whip
+}  // namespace kaiwa::media

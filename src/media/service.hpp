@@ -1,4 +1,8 @@
 #pragma once
+// The SFU's media I/O and its two ways in. The media port, the transports and the routers are shared by WHIP/WHEP
+// (HTTP, below) and the native protocol's SFU rooms (publish/subscribe, called by the native door on the room's
+// worker; the per-room protocol state is sfu::Room, sans-I/O).
+//
 // The SFU's service: the one UDP media port on the worker loops, and WHIP (RFC 9725) / WHEP over HTTP. A room's
 // media is handled on the worker that owns the room (Options::ownerOf, the hub's): its transports (sfu::Transport)
 // live in that worker's net::Slots, its forwarding (sfu::Router) too, with no lock and no allocation per packet.
@@ -19,17 +23,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/address.hpp"
 #include "http/handler.hpp"
 #include "net/worker_pool.hpp"
+#include "sfu/room.hpp"
 
-namespace kaiwa::whip {
+namespace kaiwa::media {
 
 // Bounds, with their defaults in one place.
 struct Limits {
-  size_t publishersPerRoom = 1;  // this slice forwards one publisher per room
+  size_t publishersPerRoom = 1;  // WHIP: this slice forwards one WHIP publisher per room
+  // A native SFU room: publishers, tracks per publisher, m-lines per subscriber (--sfu-max-publishers,
+  // --sfu-max-tracks). A member holds at most two transports (one publish, one subscribe connection).
+  sfu::RoomLimits room{};
   size_t viewersPerRoom = 100;
   size_t transportsPerAddress = 16;  // per client IP address, counted on each owner worker
   size_t transports = 2000;          // in all
@@ -44,8 +53,31 @@ struct Options {
   std::function<bool(std::string_view room)> validRoomName;
 };
 
+// What the native door's SFU rooms hear back: kaiwa's offers to a member's subscribe connection, called on the room's
+// worker after the call that made them (never from inside it).
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // `tracks`: the JSON array of the m-lines that carry media, [{mid, peer, source, kind}].
+  virtual void onSubscribeOffer(const std::string& room, const std::string& peer, uint64_t version, std::string sdp,
+                                std::string tracks) = 0;
+};
+
+enum class SfuErrorCode : uint8_t { kBadSdp, kTooManyPublishers, kTooManyTracks, kStaleAnswer, kLimit };
+struct SfuError {
+  SfuErrorCode code;
+  std::string message;
+};
+// A track of a publish request: the offer's m-line and its source (camera, microphone, screen, screen-audio).
+struct TrackRequest {
+  std::string mid;
+  std::string source;
+};
+
 class Service {
  public:
+  // kaiwa's answer, or why not.
+  using PublishResult = std::variant<std::string, SfuError>;
   Service(net::WorkerPool& pool, Options options);
   ~Service();
   Service(const Service&) = delete;
@@ -58,10 +90,24 @@ class Service {
   // http::Routes::deferred for /whip/ and /whep/: false when the path is not its own.
   bool http(const http::Request& req, http::Responder& respond);
 
+  // The native protocol's SFU rooms. Call on the room's owner worker (ownerOf), in the room's order of events.
+  void setListener(Listener* listener) { listener_ = listener; }
+  // The member receives the others' tracks (subscribe-offer from the first one on).
+  void addMember(const std::string& room, const std::string& peer);
+  // The member left (or the room went back to mesh): its transports and tracks end.
+  void removeMember(const std::string& room, const std::string& peer);
+  PublishResult publish(const std::string& room, const std::string& peer, std::string_view sdp,
+                        const std::vector<TrackRequest>& tracks, const common::Address& clientIp);
+  std::optional<SfuError> subscribeAnswer(const std::string& room, const std::string& peer, std::string_view sdp,
+                                          uint64_t version, const common::Address& clientIp);
+  void unpublish(const std::string& room, const std::string& peer);
+
   class Worker;
 
  private:
   friend class Worker;
+  Worker& ownerWorker(std::string_view room) { return *workers_[options_.ownerOf(room)]; }
+  Listener* listener_ = nullptr;
   net::WorkerPool& pool_;
   Options options_;
   std::string fingerprint_;
@@ -70,4 +116,4 @@ class Service {
   uint16_t port_ = 0;
 };
 
-}  // namespace kaiwa::whip
+}  // namespace kaiwa::media
