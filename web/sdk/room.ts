@@ -435,10 +435,11 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /**
-   * Sends a file peer-to-peer to one peer or to everybody, with a SHA-256 the receivers check. Progress comes as
+   * Sends a file to one peer or to everybody, with a SHA-256 the receivers check: peer-to-peer over the data
+   * channels in a mesh, over the signaling connection in an sfu room (or with `viaServer`). Progress comes as
    * `file-progress` events on both sides; receivers get `file-received` with a Blob and an object URL.
    */
-  async sendFile(file: Blob & { name?: string }, to?: string): Promise<SendFileHandle> {
+  async sendFile(file: Blob & { name?: string }, to?: string, opts: { viaServer?: boolean } = {}): Promise<SendFileHandle> {
     const targets = to ? [to] : [...this.entries.keys()];
     for (const id of targets) {
       if (!this.entries.has(id)) throw new KaiwaError('unknown-peer', `No peer ${id} in the room.`);
@@ -451,8 +452,9 @@ export class Room extends Emitter<RoomEvents> {
       type: file.type || 'application/octet-stream',
       sha256: await sha256Hex(data),
     };
-    if (this.mediaMode === 'sfu') {
-      // No data channels in an sfu room: the file goes over the signaling connection, once for the whole room.
+    if (this.mediaMode === 'sfu' || opts.viaServer) {
+      // No data channels in an sfu room: the file goes over the signaling connection, once for the whole room
+      // (`viaServer` asks for that in a mesh too, e.g. when a data channel cannot be had).
       return { meta, done: Promise.allSettled(this.sigFiles.send(data, meta, targets, to)) };
     }
     const sends = targets.map((id) => {
