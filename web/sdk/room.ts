@@ -138,6 +138,8 @@ interface PeerEntry {
 
 /** How long a mode switch waits for the new connections to carry a peer's media before it drops the old ones, ms. */
 const SWITCH_TIMEOUT_MS = 8000;
+/** How often a switch checks whether the new side's tracks receive, ms. */
+const SWITCH_POLL_MS = 400;
 const MEDIA_POLICIES: readonly string[] = ['auto', 'sfu', 'mesh'];
 
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -178,6 +180,10 @@ export class Room extends Emitter<RoomEvents> {
   /** Until then a switch waits for the new connections; after it the old ones go regardless. */
   private switchDeadline = 0;
   private switchTimer: ReturnType<typeof setTimeout> | null = null;
+  /** While a switch waits: polls the new side's tracks for media (getStats), as `unmute` alone proved unreliable. */
+  private switchPoll: ReturnType<typeof setInterval> | null = null;
+  /** Tracks seen carrying media (packets, or decoded frames for video). */
+  private receiving = new WeakSet<MediaStreamTrack>();
 
   constructor(options: JoinOptions) {
     super();
@@ -889,6 +895,7 @@ export class Room extends Emitter<RoomEvents> {
       this.switchTimer = null;
       this.reconcileMedia();
     }, SWITCH_TIMEOUT_MS + 50);
+    if (!this.switchPoll) this.switchPoll = setInterval(() => void this.pollFlow(), SWITCH_POLL_MS);
     for (const e of this.entries.values()) {
       e.viaSfuSent = false;
       e.peerViaSfu = false;
@@ -900,8 +907,10 @@ export class Room extends Emitter<RoomEvents> {
       this.sfu = null;
       this.startSfu();
     } else {
-      // Both sides open the mesh connection at once; perfect negotiation sorts out the crossing offers.
-      for (const e of this.entries.values()) this.ensureLink(e, this.id < e.peer.id);
+      // The smaller id offers; the other side opens its connection when that offer arrives (kaiwa sends every
+      // member the `media-mode` event before it relays any signal sent after it). One offer instead of two
+      // crossing ones saves a negotiation round while the pictures wait.
+      for (const e of this.entries.values()) if (this.id < e.peer.id) this.ensureLink(e, true);
     }
     this.reconcileMedia();
   }
@@ -977,7 +986,7 @@ export class Room extends Emitter<RoomEvents> {
       const sfuT = sfuTrack?.readyState === 'live' ? sfuTrack : undefined;
       const meshT = [...e.meshTracks].find((t) => t.kind === kind && t.readyState === 'live');
       const [want, other] = this.mediaMode === 'sfu' ? [sfuT, meshT] : [meshT, sfuT];
-      const pick = want && (!other || !want.muted || late) ? want : other ?? want;
+      const pick = want && (!other || this.flowing(want) || late) ? want : other ?? want;
       if (pick) next.push(pick);
     }
     const stream = e.peer.stream;
@@ -991,10 +1000,44 @@ export class Room extends Emitter<RoomEvents> {
     return true;
   }
 
+  /**
+   * Whether a received track carries media. Chromium unmutes a remote track at its first packet, but a mesh track
+   * negotiated through crossing offers was seen to stay muted for seconds while its frames decoded, so the switch
+   * also asks getStats (`pollFlow`).
+   */
+  private flowing(track: MediaStreamTrack): boolean {
+    return !track.muted || this.receiving.has(track);
+  }
+
+  /** During a switch: marks the new side's tracks that receive media, then lets the switch go on. */
+  private async pollFlow(): Promise<void> {
+    const checks: Array<Promise<void>> = [];
+    for (const e of this.entries.values()) {
+      const pc = this.mediaMode === 'sfu' ? this.sfu?.subscribePc : e.link?.pc;
+      if (!pc || pc.connectionState === 'closed') continue;
+      const tracks = this.mediaMode === 'sfu' ? [...e.sfuTracks.values()] : [...e.meshTracks];
+      for (const t of tracks) {
+        if (this.receiving.has(t) || t.readyState !== 'live') continue;
+        checks.push(pc.getStats(t).then((report) => {
+          report.forEach((r: Record<string, unknown>) => {
+            if (r.type !== 'inbound-rtp') return;
+            if (r.kind === 'video' ? Number(r.framesDecoded ?? 0) > 0 : Number(r.packetsReceived ?? 0) > 0) this.receiving.add(t);
+          });
+        }, () => undefined));
+      }
+    }
+    await Promise.all(checks);
+    this.reconcileMedia();
+  }
+
   /** Closes what a mode switch left behind once the new side carries every peer's media (or the switch timed out). */
   private reconcileMedia(): void {
     if (this.left) return;
-    const late = performance.now() >= this.switchDeadline;
+    const now = performance.now();
+    const late = now >= this.switchDeadline;
+    // Past the timeout the old side goes only where the new side has the peer's tracks at all (or after three
+    // times the timeout): dropping it earlier would leave an empty tile.
+    const given = now >= this.switchDeadline + 2 * SWITCH_TIMEOUT_MS;
     if (this.mediaMode === 'sfu') {
       for (const e of this.entries.values()) {
         const link = e.link;
@@ -1005,15 +1048,26 @@ export class Room extends Emitter<RoomEvents> {
         if (swapped && !e.viaSfuSent) e.viaSfuSent = link.sendData(JSON.stringify({ k: 'via-sfu' }));
         // Both sides must show each other through kaiwa before the connection goes, or the other side's picture
         // of us would stop early.
-        if ((swapped && e.peerViaSfu) || late) this.retireLink(e);
+        if ((swapped && e.peerViaSfu) || (late && e.sfuTracks.size > 0) || given) this.retireLink(e);
       }
     } else if (this.sfu) {
       let done = true;
+      let ready = true;
       for (const e of this.entries.values()) {
         this.refreshStream(e);
         if (e.peer.stream.getTracks().some((t) => [...e.sfuTracks.values()].includes(t))) done = false;
+        if (e.sfuTracks.size > 0 && e.meshTracks.size === 0) ready = false;
       }
-      if (done || late) this.closeSfu();
+      if (done || (late && ready) || given) this.closeSfu();
+    }
+    this.stopPollWhenSettled();
+  }
+
+  private stopPollWhenSettled(): void {
+    const settled = this.mediaMode === 'sfu' ? [...this.entries.values()].every((e) => !e.link) : !this.sfu;
+    if ((settled || this.left) && this.switchPoll) {
+      clearInterval(this.switchPoll);
+      this.switchPoll = null;
     }
   }
 
@@ -1102,6 +1156,8 @@ export class Room extends Emitter<RoomEvents> {
     this.iceRefreshTimer = null;
     if (this.switchTimer) clearTimeout(this.switchTimer);
     this.switchTimer = null;
+    if (this.switchPoll) clearInterval(this.switchPoll);
+    this.switchPoll = null;
     this.sfu?.close();
     this.sfu = null;
     this.sigFiles.close('We left the room.');
