@@ -6,14 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  WAIT, launchBrowser, openPeer, sleep, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo,
+  WAIT, freeUdpTcpPort, launchBrowser, openPeer, sleep, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo,
 } from './helpers.mjs';
 
 let server;
 let browser;
 
 before(async () => {
-  server = await startServer();
+  // kaiwa's media port on loopback, as in whip.test.mjs (its host candidate is what the pages reach).
+  const sfuPort = await freeUdpTcpPort();
+  server = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${sfuPort}`] });
   browser = await launchBrowser();
 });
 
