@@ -40,6 +40,8 @@ async function pcCounts(page) {
   return page.evaluate(() => ({
     created: window.__pcs.length,
     open: window.__pcs.filter((pc) => pc.signalingState !== 'closed').length,
+    states: window.__pcs.map((pc) => pc.connectionState),
+    republishes: window.kaiwa.room.sfuConnections()?.republishes,
   }));
 }
 

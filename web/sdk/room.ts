@@ -512,9 +512,9 @@ export class Room extends Emitter<RoomEvents> {
     return e?.link?.pc ?? (e ? this.sfu?.subscribePc ?? null : null);
   }
 
-  /** The SFU connections (null in a mesh room), for diagnostics. */
-  sfuConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null } | null {
-    return this.sfu ? { publish: this.sfu.publishPc, subscribe: this.sfu.subscribePc } : null;
+  /** The SFU connections (null in a mesh room) and how often the publish one was started over, for diagnostics. */
+  sfuConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null; republishes: number } | null {
+    return this.sfu ? { publish: this.sfu.publishPc, subscribe: this.sfu.subscribePc, republishes: this.sfu.republishes } : null;
   }
 
   /** Counts of live objects, for leak checks. */

@@ -49,6 +49,9 @@ interface OfferedTrack {
 const SOURCES: readonly TrackSource[] = ['camera', 'microphone', 'screen', 'screen-audio'];
 /** Bounds on what one subscribe offer may describe: a room has at most a few hundred tracks. */
 const MAX_OFFER_TRACKS = 1024;
+/** A publish connection `disconnected` this long at least is started over, ms: starting over re-offers every
+ * subscriber, so it waits longer than a mesh's ICE restart for `disconnected` to heal by itself (it often does). */
+const MIN_REPUBLISH_GRACE_MS = 5000;
 /** The publish connection is started over at most this often, ms (a path that keeps failing is not hammered). */
 const REPUBLISH_MIN_INTERVAL_MS = 5000;
 
@@ -273,7 +276,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
       this.disconnectTimer = setTimeout(() => {
         this.disconnectTimer = null;
         if (!this.closed && this.publishPc === pc && pc.connectionState === 'disconnected') this.republish();
-      }, this.opts.disconnectGraceMs ?? 2000);
+      }, Math.max(MIN_REPUBLISH_GRACE_MS, this.opts.disconnectGraceMs ?? 0));
     }
   }
 
