@@ -111,7 +111,7 @@ describe('four pages in an sfu room', () => {
       assert.equal(await badge.textContent(), 'via server');
     }
     const waits = [];
-    for (const p of peers) for (const q of peers) if (p !== q) waits.push(waitForRemoteVideo(p.page, q.id, 40_000));
+    for (const p of peers) for (const q of peers) if (p !== q) waits.push(waitForRemoteVideo(p.page, q.id, 60_000));
     await Promise.all(waits);
     for (const p of peers) {
       for (const q of peers) {
