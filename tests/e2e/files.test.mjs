@@ -12,7 +12,8 @@ before(async () => {
   server = await startServer();
   browser = await launchBrowser();
   const room = uniqueRoom('files');
-  for (const name of ['Sender', 'Receiver', 'Bystander']) peers.push(await openPeer(browser, server, room, name));
+  // A mesh room (on a server with SFU rooms, `auto` would move three people through kaiwa): these are data-channel files.
+  for (const name of ['Sender', 'Receiver', 'Bystander']) peers.push(await openPeer(browser, server, room, name, { query: 'media=mesh' }));
   // Wait for the mesh so the data channels are up (not required — sendFile waits — but keeps timings tight).
   await Promise.all([waitForRemoteVideo(peers[0].page, peers[1].id), waitForRemoteVideo(peers[0].page, peers[2].id)]);
 });

@@ -158,7 +158,8 @@ export async function joinFromPrejoin(page, beforeJoin) {
 
 /**
  * Opens the web app at /room/<room>?name=<name> in a fresh browser context, clicks Join on the pre-join screen and
- * waits until it has joined. opts: viewport, initScript, hash (e.g. '#token=…'), beforeJoin(page).
+ * waits until it has joined. opts: viewport, initScript, query (more of the query string, e.g. 'media=sfu'), hash
+ * (e.g. '#token=…'), beforeJoin(page).
  * Returns { page, context, id, errors, close() }.
  */
 export async function openPeer(browser, server, room, name, opts = {}) {
@@ -175,7 +176,7 @@ export async function openPeer(browser, server, room, name, opts = {}) {
     if (msg.type() === 'error') errors.push(msg.text());
   });
   if (opts.initScript) await page.addInitScript(opts.initScript);
-  await page.goto(`${server.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}${opts.hash ?? ''}`);
+  await page.goto(`${server.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}${opts.query ? `&${opts.query}` : ''}${opts.hash ?? ''}`);
   await joinFromPrejoin(page, opts.beforeJoin);
   await page.waitForSelector('[data-testid="room"][data-joined="true"]', { timeout: WAIT });
   const id = await page.evaluate(() => window.kaiwa.room.id);

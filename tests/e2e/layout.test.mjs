@@ -46,7 +46,7 @@ function overlap(a, b) {
 
 test('grid, 1:1 and alone at 1280x800, 1920x1080 and 390x844', { timeout: 150_000 }, async (t) => {
   const room = uniqueRoom('layout');
-  const viewer = await openPeer(browser, server, room, 'Viewer', { viewport: { width: 1280, height: 800 } });
+  const viewer = await openPeer(browser, server, room, 'Viewer', { viewport: { width: 1280, height: 800 }, query: 'media=mesh' });
   const others = [];
   try {
     // Alone: our tile and the invite card with the link.

@@ -17,8 +17,11 @@ async function enterRoom(root: HTMLElement, room: string): Promise<void> {
   const claims = token ? readClaims(token) : null;
   const problem = precheck(token, room);
   const warning = problem ? { ...explain(problem, claims, room), code: problem } : null;
+  // `?media=sfu|mesh|auto` asks for the room's media policy (only the first join sets it; else the server's).
+  const media = new URLSearchParams(location.search).get('media');
+  const policy = media === 'sfu' || media === 'mesh' || media === 'auto' ? media : undefined;
   const choice = await renderPrejoin(root, { room, name: name ?? claims?.sub ?? null, warning });
-  const view = new RoomView(root, room, choice, token);
+  const view = new RoomView(root, room, choice, token, policy);
   await view.start();
 }
 

@@ -1,6 +1,6 @@
 /** The room page: stage (grid / 1:1 picture-in-picture / spotlight), controls, chat, files, people, quality. */
 import {
-  KaiwaError, Room, type MediaState, type PeerStats, type RemotePeer, type SignalingState,
+  KaiwaError, Room, type MediaPolicy, type MediaState, type PeerStats, type RemotePeer, type SignalingState,
 } from '../sdk/index.js';
 import { ChatPanel } from './chat.js';
 import { clear, h, icon, setIcon } from './dom.js';
@@ -65,12 +65,15 @@ export class RoomView {
   private settings!: HTMLElement;
   private invitePanel!: HTMLElement;
   private dropOverlay!: HTMLElement;
+  /** "via server" while the room's media goes through kaiwa's SFU; hidden in a mesh. */
+  private readonly modeBadge = h('span', { class: 'media-mode', testid: 'media-mode', 'data-mode': 'mesh',
+    title: 'Audio and video go through the server (more than two people)' }, 'via server');
 
   constructor(root: HTMLElement, readonly roomName: string, private readonly choice: PrejoinChoice,
-    private readonly token: string | null) {
+    private readonly token: string | null, mediaPolicy?: MediaPolicy) {
     this.root = root;
     this.room = new Room({
-      room: roomName, name: choice.name, token: token ?? undefined,
+      room: roomName, name: choice.name, token: token ?? undefined, mediaPolicy,
       localStream: choice.stream ?? undefined,
       media: choice.stream ? undefined : false,
       initialState: { audioMuted: !choice.micOn, videoOff: !choice.camOn },
@@ -81,6 +84,7 @@ export class RoomView {
 
   async start(): Promise<void> {
     document.title = `${this.roomName} · kaiwa`;
+    this.showMode('mesh');
     this.renderShell();
     this.wire();
     try {
@@ -191,7 +195,7 @@ export class RoomView {
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, 'kaiwa'),
         h('span', { class: 'room-name', testid: 'room-name', title: this.roomName }, this.roomName),
-        this.sigState, this.peopleButton, invite, help),
+        this.modeBadge, this.sigState, this.peopleButton, invite, help),
       this.banner,
       this.notices,
       h('main', { class: 'stage' }, stageArea,
@@ -217,9 +221,13 @@ export class RoomView {
     r.on('stream', ({ peer, stream }) => {
       const tile = this.tiles.get(peer.id);
       if (!tile) return;
-      if (tile.video.srcObject === stream) tile.refresh();
-      else tile.setStream(stream);
+      // A stream that gained its first video track is loaded again; one whose tracks were swapped (a switch between
+      // mesh and server) keeps playing as it is, so the picture does not restart.
+      if (tile.video.srcObject !== stream) tile.setStream(stream);
+      else if (tile.video.videoWidth === 0) tile.refresh();
+      else tile.listen(stream);
     });
+    r.on('media-mode', ({ mode }) => this.showMode(mode));
     r.on('connection-state', ({ peer, state }) => this.tiles.get(peer.id)?.setConnection(state));
     r.on('local-state', (s) => {
       this.selfTile.setState(s);
@@ -242,6 +250,11 @@ export class RoomView {
       if (rejoined) this.notice('The connection was lost for too long; rejoined the room.', 'info');
     });
     r.on('error', (e) => this.onError(e));
+  }
+
+  private showMode(mode: 'mesh' | 'sfu'): void {
+    this.modeBadge.dataset.mode = mode;
+    this.modeBadge.hidden = mode !== 'sfu';
   }
 
   private allTiles(): Tile[] {
@@ -674,7 +687,11 @@ export class RoomView {
     }
     // Our own tile: how our connections are doing overall (the worst of them) and what we send.
     if (this.tiles.size > 0 && worst !== 'unknown') {
-      this.selfTile.quality.set(worst, `sending ${Math.round(out / 1000)} kbps to ${this.tiles.size} ${this.tiles.size === 1 ? 'person' : 'people'}`);
+      // Through the server we send one copy (every peer's figure is the same publish connection).
+      const sent = this.room.mediaMode === 'sfu' ? out / this.tiles.size : out;
+      this.selfTile.quality.set(worst, this.room.mediaMode === 'sfu' ? `sending ${Math.round(sent / 1000)} kbps via server`
+        : `sending ${Math.round(out / 1000)} kbps to ${this.tiles.size} ${this.tiles.size === 1 ? 'person' : 'people'}`);
+      out = sent;
       this.selfTile.quality.el.dataset.outboundBitrate = String(Math.round(out));
     } else {
       this.selfTile.quality.set('unknown', '');

@@ -1,4 +1,4 @@
-/** kaiwa browser SDK: rooms with a full mesh of WebRTC peer connections over kaiwa's signaling protocol. */
+/** kaiwa browser SDK: rooms over kaiwa's signaling protocol, their media peer to peer (mesh) or through kaiwa's SFU. */
 export { Room, defaultSignalingUrl } from './room.js';
 export type { JoinOptions, RemotePeer, ChatMessage, RoomEvents, SendFileHandle } from './room.js';
 export { SignalingClient } from './signaling.js';
@@ -11,4 +11,10 @@ export { getLocalMedia, getScreenMedia, videoConstraints, audioConstraints, isSm
 export type { MediaRequest, LocalMediaResult } from './media.js';
 export { Emitter } from './emitter.js';
 export { KaiwaError, PROTOCOL_VERSION } from './types.js';
-export type { MediaState, PeerInfo, ServerLimits, HelloMessage, ErrorCode, PeerLeftReason } from './types.js';
+export type {
+  MediaState, MediaMode, MediaPolicy, PeerInfo, ServerLimits, HelloMessage, ErrorCode, PeerLeftReason,
+} from './types.js';
+export { SfuSession } from './sfu.js';
+export type { SfuTrack, TrackSource } from './sfu.js';
+export { SignalFiles } from './sigfiles.js';
+export type { StatsSample } from './stats.js';

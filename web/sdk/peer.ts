@@ -4,31 +4,15 @@
  * side ignores the incoming offer. The same code handles the first offer, track changes and ICE restarts.
  */
 import { Emitter } from './emitter.js';
+import { readStats, type PeerStats, type StatsSample } from './stats.js';
 import { KaiwaError } from './types.js';
+
+export type { PeerStats } from './stats.js';
 
 /** What travels in a `signal` message's `data`. */
 export interface SignalData {
   description?: RTCSessionDescriptionInit;
   candidate?: RTCIceCandidateInit;
-}
-
-export interface PeerStats {
-  /** Round-trip time of the selected candidate pair, ms (null until known). */
-  rttMs: number | null;
-  /** Received / sent media bitrate over the interval since the previous call, bits per second. */
-  inboundBitrate: number;
-  outboundBitrate: number;
-  /** Fraction (0–1) of inbound RTP packets lost over the interval since the previous call. */
-  packetLoss: number;
-  bytesReceived: number;
-  bytesSent: number;
-  audio: { bytesReceived: number; packetsReceived: number; packetsLost: number };
-  video: { bytesReceived: number; packetsReceived: number; packetsLost: number; frameWidth: number; frameHeight: number;
-    framesDecoded: number;
-    /** Received video bitrate and decoded frames per second over the interval since the previous call. */
-    bitrate: number; framesPerSecond: number };
-  /** Timestamp of the report (ms, from the stats clock). */
-  timestamp: number;
 }
 
 export interface PeerLinkEvents {
@@ -74,8 +58,7 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
   private disconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private maxVideoBitrate: number | undefined;
   private readonly disconnectGraceMs: number;
-  private lastSample: { ts: number; bytesIn: number; bytesOut: number; lost: number; received: number;
-    videoBytes: number; frames: number } | null = null;
+  private lastSample: StatsSample | null = null;
   private closed = false;
   private screenSender: RTCRtpSender | null = null;
   /** Number of ICE restarts this link has asked for. */
@@ -213,72 +196,9 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
   }
 
   async getStats(): Promise<PeerStats> {
-    const report = await this.pc.getStats();
-    const s: PeerStats = {
-      rttMs: null, inboundBitrate: 0, outboundBitrate: 0, packetLoss: 0, bytesReceived: 0, bytesSent: 0,
-      audio: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0 },
-      video: { bytesReceived: 0, packetsReceived: 0, packetsLost: 0, frameWidth: 0, frameHeight: 0, framesDecoded: 0,
-        bitrate: 0, framesPerSecond: 0 },
-      timestamp: 0,
-    };
-    let selectedPair: string | undefined;
-    const pairs = new Map<string, Record<string, unknown>>();
-    let remoteRtt: number | null = null;
-    report.forEach((r: Record<string, unknown>) => {
-      const ts = Number(r.timestamp ?? 0);
-      if (ts > s.timestamp) s.timestamp = ts;
-      switch (r.type) {
-        case 'transport':
-          if (typeof r.selectedCandidatePairId === 'string') selectedPair = r.selectedCandidatePairId;
-          break;
-        case 'candidate-pair':
-          pairs.set(String(r.id), r);
-          break;
-        case 'inbound-rtp': {
-          const kind = r.kind === 'audio' ? s.audio : r.kind === 'video' ? s.video : null;
-          const bytes = Number(r.bytesReceived ?? 0);
-          s.bytesReceived += bytes;
-          if (kind) {
-            kind.bytesReceived += bytes;
-            kind.packetsReceived += Number(r.packetsReceived ?? 0);
-            kind.packetsLost += Number(r.packetsLost ?? 0);
-          }
-          if (r.kind === 'video') {
-            s.video.frameWidth = Math.max(s.video.frameWidth, Number(r.frameWidth ?? 0));
-            s.video.frameHeight = Math.max(s.video.frameHeight, Number(r.frameHeight ?? 0));
-            s.video.framesDecoded += Number(r.framesDecoded ?? 0);
-          }
-          break;
-        }
-        case 'outbound-rtp':
-          s.bytesSent += Number(r.bytesSent ?? 0);
-          break;
-        case 'remote-inbound-rtp':
-          if (typeof r.roundTripTime === 'number') remoteRtt = r.roundTripTime;
-          break;
-      }
-    });
-    let pair = selectedPair ? pairs.get(selectedPair) : undefined;
-    if (!pair) pair = [...pairs.values()].find((p) => p.nominated === true && p.state === 'succeeded');
-    if (pair && typeof pair.currentRoundTripTime === 'number') s.rttMs = pair.currentRoundTripTime * 1000;
-    else if (remoteRtt !== null) s.rttMs = remoteRtt * 1000;
-
-    const lost = s.audio.packetsLost + s.video.packetsLost;
-    const received = s.audio.packetsReceived + s.video.packetsReceived;
-    const prev = this.lastSample;
-    if (prev && s.timestamp > prev.ts) {
-      const secs = (s.timestamp - prev.ts) / 1000;
-      s.inboundBitrate = Math.max(0, ((s.bytesReceived - prev.bytesIn) * 8) / secs);
-      s.outboundBitrate = Math.max(0, ((s.bytesSent - prev.bytesOut) * 8) / secs);
-      const dLost = Math.max(0, lost - prev.lost);
-      const dRecv = Math.max(0, received - prev.received);
-      s.packetLoss = dLost + dRecv > 0 ? dLost / (dLost + dRecv) : 0;
-      s.video.bitrate = Math.max(0, ((s.video.bytesReceived - prev.videoBytes) * 8) / secs);
-      s.video.framesPerSecond = Math.max(0, (s.video.framesDecoded - prev.frames) / secs);
-    }
-    this.lastSample = { ts: s.timestamp, bytesIn: s.bytesReceived, bytesOut: s.bytesSent, lost, received,
-      videoBytes: s.video.bytesReceived, frames: s.video.framesDecoded };
-    return s;
+    const { stats, sample } = readStats([{ report: await this.pc.getStats(), outbound: true, rtt: true }], this.lastSample);
+    this.lastSample = sample;
+    return stats;
   }
 
   /** Closes the connection and the channel and drops every handler. */

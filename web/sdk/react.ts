@@ -14,7 +14,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Room, type ChatMessage, type JoinOptions, type RemotePeer } from './room.js';
 import type { SignalingState } from './signaling.js';
-import { DEFAULT_STATE, KaiwaError, type MediaState } from './types.js';
+import { DEFAULT_STATE, KaiwaError, type MediaMode, type MediaState } from './types.js';
 
 export interface UseRoomResult {
   /** The Room once joined (null before, and after leaving). */
@@ -28,6 +28,8 @@ export interface UseRoomResult {
   chat: ChatMessage[];
   /** The last error (join refusal, refused camera, ...). */
   error: KaiwaError | null;
+  /** How the room's media goes now: peer to peer (`mesh`) or through kaiwa (`sfu`). */
+  mediaMode: MediaMode;
 }
 
 /**
@@ -43,9 +45,10 @@ export function useRoom(options: JoinOptions | null): UseRoomResult {
   const [signalingState, setSignalingState] = useState<SignalingState>('closed');
   const [chat, setChat] = useState<ChatMessage[]>([]);
   const [error, setError] = useState<KaiwaError | null>(null);
+  const [mediaMode, setMediaMode] = useState<MediaMode>('mesh');
 
   const key = options
-    ? JSON.stringify([options.url, options.room, options.name, options.token, options.media])
+    ? JSON.stringify([options.url, options.room, options.name, options.token, options.media, options.mediaPolicy])
     : null;
 
   useEffect(() => {
@@ -64,6 +67,8 @@ export function useRoom(options: JoinOptions | null): UseRoomResult {
     r.on('signaling-state', (s) => active && setSignalingState(s));
     r.on('chat', (m) => active && setChat((prev) => [...prev, m]));
     r.on('error', (e) => active && setError(e));
+    r.on('media-mode', ({ mode }) => active && setMediaMode(mode));
+    r.on('screen', snapshot);
     setChat([]);
     setError(null);
     r.join().then(
@@ -87,12 +92,13 @@ export function useRoom(options: JoinOptions | null): UseRoomResult {
       setPeers([]);
       setLocalStream(null);
       setSignalingState('closed');
+      setMediaMode('mesh');
     };
     // The effect depends on the serialized options only: a new object with the same values keeps the room.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key]);
 
-  return { room, joined, peers, localStream, state, signalingState, chat, error };
+  return { room, joined, peers, localStream, state, signalingState, chat, error, mediaMode };
 }
 
 /** A ref callback that shows `stream` in a <video> (or <audio>) element. */

@@ -1,5 +1,8 @@
 /**
- * Room: joins a kaiwa room over the signaling socket and runs a full mesh of peer connections to its members.
+ * Room: joins a kaiwa room over the signaling socket and carries its media either as a full mesh of peer connections
+ * to its members (`mesh`) or through kaiwa's SFU (`sfu`: a publish and a subscribe connection, both to kaiwa). The
+ * server decides the mode (`media-mode`); the Room hides it: every remote peer keeps one stable `stream`, and a mode
+ * switch builds the new connections before it closes the old ones, swapping the tracks inside that stream.
  *
  *   const room = new Room({ room: 'demo', name: 'Alice' });
  *   room.on('stream', ({ peer, stream }) => attach(peer.id, stream));
@@ -11,10 +14,12 @@ import {
   audioConstraints, getLocalMedia, getScreenMedia, mediaError, videoConstraints, type MediaRequest,
 } from './media.js';
 import { PeerLink, type PeerStats, type SignalData } from './peer.js';
+import { SfuSession, type SfuTrack, type TrackSource } from './sfu.js';
+import { SignalFiles } from './sigfiles.js';
 import { SignalingClient, type SignalingOptions, type SignalingState } from './signaling.js';
 import {
-  DEFAULT_STATE, KaiwaError, normalizeState, type JoinReply, type MediaState, type PeerInfo, type PeerLeftReason,
-  type ServerMessage,
+  DEFAULT_STATE, KaiwaError, normalizeState, type JoinReply, type MediaMode, type MediaPolicy, type MediaState,
+  type PeerInfo, type PeerLeftReason, type ServerMessage,
 } from './types.js';
 
 export interface JoinOptions {
@@ -26,8 +31,12 @@ export interface JoinOptions {
   name?: string;
   /** Access token (JWT) when the server runs with `--auth-secret`. */
   token?: string;
-  /** Devices to capture; `false` joins without camera and microphone. Default: both. */
-  media?: MediaRequest | false;
+  /** Devices to capture; `false` joins without camera and microphone. Default: both. A string here is taken as
+   * `mediaPolicy` (with both devices captured). */
+  media?: MediaRequest | false | MediaPolicy;
+  /** The room's media policy, sent in `join`: `sfu` (through kaiwa), `mesh` (peer to peer) or `auto` (mesh up to
+   * two members, sfu from three). Only the join that creates the room sets it; default: the server's. */
+  mediaPolicy?: MediaPolicy;
   /** Use this stream instead of capturing one (the room stops its tracks on leave). */
   localStream?: MediaStream;
   /** ICE servers; default: fetched from `GET /api/ice-servers` on the signaling server's origin. */
@@ -96,6 +105,8 @@ export interface RoomEvents extends PeerFileEvents {
   /** A local camera or microphone track ended by itself (unplugged, taken by another app, permission revoked):
    * the room marks it off (`local-state`), tells the others, and also emits `error` with `media-ended`. */
   'local-track-ended': { kind: 'audio' | 'video' };
+  /** The room's media now goes peer to peer (`mesh`) or through kaiwa (`sfu`); also emitted once at join. */
+  'media-mode': { mode: MediaMode };
   error: KaiwaError;
   closed: void;
 }
@@ -114,7 +125,22 @@ interface PeerEntry {
   screenId: string | null;
   /** Stream ids of every track received, by track id. */
   trackStreams: Map<string, string[]>;
+  /** Camera and microphone tracks received on the mesh connection (candidates for `peer.stream`). */
+  meshTracks: Set<MediaStreamTrack>;
+  /** Camera and microphone tracks received from kaiwa's SFU for this peer. */
+  sfuTracks: Map<TrackSource, MediaStreamTrack>;
+  /** `peer.screen` holds a track from the SFU. */
+  sfuScreen: boolean;
+  /** In a switch to sfu: we told the peer we show it through the SFU now / it told us the same. */
+  viaSfuSent: boolean;
+  peerViaSfu: boolean;
 }
+
+/** How long a mode switch waits for the new connections to carry a peer's media before it drops the old ones, ms. */
+const SWITCH_TIMEOUT_MS = 8000;
+/** How often a switch checks whether the new side's tracks receive, ms. */
+const SWITCH_POLL_MS = 400;
+const MEDIA_POLICIES: readonly string[] = ['auto', 'sfu', 'mesh'];
 
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -145,6 +171,19 @@ export class Room extends Emitter<RoomEvents> {
   private joinedOnce = false;
   private left = false;
   private unsubscribe: Array<() => void> = [];
+  /** How media goes now (`media-mode`); mesh on servers without SFU rooms. */
+  mediaMode: MediaMode = 'mesh';
+  /** The room's policy as the server reported it (null from servers without SFU rooms). */
+  mediaPolicy: MediaPolicy | null = null;
+  private sfu: SfuSession | null = null;
+  private readonly sigFiles: SignalFiles;
+  /** Until then a switch waits for the new connections; after it the old ones go regardless. */
+  private switchDeadline = 0;
+  private switchTimer: ReturnType<typeof setTimeout> | null = null;
+  /** While a switch waits: polls the new side's tracks for media (getStats), as `unmute` alone proved unreliable. */
+  private switchPoll: ReturnType<typeof setInterval> | null = null;
+  /** Tracks seen carrying media (packets, or decoded frames for video). */
+  private receiving = new WeakSet<MediaStreamTrack>();
 
   constructor(options: JoinOptions) {
     super();
@@ -162,6 +201,9 @@ export class Room extends Emitter<RoomEvents> {
     this.maxVideoBitrate = options.maxVideoBitrate;
     this.leaveOnPageHide = options.leaveOnPageHide !== false;
     this.signaling = new SignalingClient(withRoomHint(options.url ?? defaultSignalingUrl(), options.room), options.signaling);
+    this.sigFiles = new SignalFiles(this.signaling, this.urls);
+    this.sigFiles.autoAccept = options.acceptFiles !== 'ask';
+    this.forwardFileEvents(this.sigFiles);
   }
 
   /** Creates a room and joins it. Listeners added after this resolves miss `peer-joined` for members present at
@@ -199,7 +241,8 @@ export class Room extends Emitter<RoomEvents> {
         }
       }),
     );
-    const media = this.options.media === undefined ? { audio: true, video: true } : this.options.media;
+    const media = this.options.media === undefined || typeof this.options.media === 'string'
+      ? { audio: true, video: true } : this.options.media;
     // Media, ICE servers and the socket in parallel; if the socket fails, release any camera we got meanwhile.
     const [mediaSettled, , helloSettled] = await Promise.allSettled([
       this.options.localStream
@@ -292,6 +335,7 @@ export class Room extends Emitter<RoomEvents> {
     this.watchTrack(track);
     if (kind === 'audio') {
       await Promise.all([...this.entries.values()].map((e) => e.link?.setAudioTrack(track, this.localStream)));
+      await this.sfu?.setTrack('microphone', track, this.localStream);
       if (!old) this.updateState({ audioMuted: false });
     } else {
       if (!this.screenStream) {
@@ -329,6 +373,7 @@ export class Room extends Emitter<RoomEvents> {
         e.link?.setScreenTrack({ track, stream: screen });
         e.link?.sendData(JSON.stringify({ k: 'screen', stream: screen.id }));
       }
+      void this.sfu?.setTrack('screen', track, screen);
       this.updateState({ screenSharing: true });
       this.emit('local-screen', { stream: screen });
       return;
@@ -351,6 +396,7 @@ export class Room extends Emitter<RoomEvents> {
         e.link?.setScreenTrack(null);
         e.link?.sendData(JSON.stringify({ k: 'screen', stream: null }));
       }
+      void this.sfu?.setTrack('screen', null, null);
       this.updateState({ screenSharing: false });
       this.emit('local-screen', { stream: null });
       return;
@@ -365,6 +411,7 @@ export class Room extends Emitter<RoomEvents> {
   async setMaxVideoBitrate(bps: number | undefined): Promise<void> {
     this.maxVideoBitrate = bps;
     await Promise.all([...this.entries.values()].map((e) => e.link?.setMaxVideoBitrate(bps)));
+    await this.sfu?.setMaxVideoBitrate(bps);
   }
 
   // ----- messaging ----------------------------------------------------------------------------
@@ -381,7 +428,8 @@ export class Room extends Emitter<RoomEvents> {
     await this.signaling.request('message', to ? { to, data } : { data });
   }
 
-  /** Sends an app message peer-to-peer over the data channels; returns how many peers it went to. */
+  /** Sends an app message peer-to-peer over the data channels; returns how many peers it went to (none in an sfu
+   * room, which has no data channels yet: use `sendMessage` there). */
   sendData(data: unknown, to?: string): number {
     const frame = JSON.stringify({ k: 'app', data });
     let n = 0;
@@ -393,10 +441,11 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /**
-   * Sends a file peer-to-peer to one peer or to everybody, with a SHA-256 the receivers check. Progress comes as
+   * Sends a file to one peer or to everybody, with a SHA-256 the receivers check: peer-to-peer over the data
+   * channels in a mesh, over the signaling connection in an sfu room (or with `viaServer`). Progress comes as
    * `file-progress` events on both sides; receivers get `file-received` with a Blob and an object URL.
    */
-  async sendFile(file: Blob & { name?: string }, to?: string): Promise<SendFileHandle> {
+  async sendFile(file: Blob & { name?: string }, to?: string, opts: { viaServer?: boolean } = {}): Promise<SendFileHandle> {
     const targets = to ? [to] : [...this.entries.keys()];
     for (const id of targets) {
       if (!this.entries.has(id)) throw new KaiwaError('unknown-peer', `No peer ${id} in the room.`);
@@ -409,6 +458,11 @@ export class Room extends Emitter<RoomEvents> {
       type: file.type || 'application/octet-stream',
       sha256: await sha256Hex(data),
     };
+    if (this.mediaMode === 'sfu' || opts.viaServer) {
+      // No data channels in an sfu room: the file goes over the signaling connection, once for the whole room
+      // (`viaServer` asks for that in a mesh too, e.g. when a data channel cannot be had).
+      return { meta, done: Promise.allSettled(this.sigFiles.send(data, meta, targets, to)) };
+    }
     const sends = targets.map((id) => {
       const e = this.entries.get(id);
       if (!e) return Promise.reject(new KaiwaError('unknown-peer', `Peer ${id} left.`));
@@ -423,12 +477,12 @@ export class Room extends Emitter<RoomEvents> {
   /** RTT, bitrates and packet loss of the connection to one peer (bitrates over the time since the last call). */
   /** Accepts a file `peerId` offered (`file-offer`, with `acceptFiles: 'ask'`). */
   acceptFile(peerId: string, fileId: string): boolean {
-    return this.entries.get(peerId)?.files?.accept(fileId) ?? false;
+    return (this.entries.get(peerId)?.files?.accept(fileId) ?? false) || this.sigFiles.accept(peerId, fileId);
   }
 
   /** Declines a file `peerId` offered; the sender gets `file-failed` with `file-declined`. */
   declineFile(peerId: string, fileId: string): boolean {
-    return this.entries.get(peerId)?.files?.cancel(fileId) ?? false;
+    return (this.entries.get(peerId)?.files?.cancel(fileId) ?? false) || this.sigFiles.cancel(fileId, peerId);
   }
 
   /** Cancels a file transfer, sending or receiving, queued, offered or under way, with one peer or (without
@@ -439,21 +493,33 @@ export class Room extends Emitter<RoomEvents> {
       if (peerId && id !== peerId) continue;
       if (e.files?.cancel(fileId)) n += 1;
     }
+    if (this.sigFiles.cancel(fileId, peerId)) n += 1;
     return n;
   }
 
+  /** RTT, bitrates and packet loss of what we exchange with one peer (bitrates over the time since the last call).
+   * In an sfu room: the peer's tracks on the subscribe connection, and what our publish connection sends. */
   async getStats(peerId: string): Promise<PeerStats | null> {
-    const link = this.entries.get(peerId)?.link;
-    return link ? link.getStats() : null;
+    const e = this.entries.get(peerId);
+    if (!e) return null;
+    if (e.link) return e.link.getStats();
+    return this.sfu ? this.sfu.getStats(peerId) : null;
   }
 
-  /** The RTCPeerConnection to a peer, for diagnostics. */
+  /** The RTCPeerConnection that carries a peer's media to us (in an sfu room: the subscribe connection). */
   peerConnection(peerId: string): RTCPeerConnection | null {
-    return this.entries.get(peerId)?.link?.pc ?? null;
+    const e = this.entries.get(peerId);
+    return e?.link?.pc ?? (e ? this.sfu?.subscribePc ?? null : null);
+  }
+
+  /** The SFU connections (null in a mesh room) and how often the publish one was started over, for diagnostics. */
+  sfuConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null; republishes: number } | null {
+    return this.sfu ? { publish: this.sfu.publishPc, subscribe: this.sfu.subscribePc, republishes: this.sfu.republishes } : null;
   }
 
   /** Counts of live objects, for leak checks. */
-  debugInfo(): { peers: number; links: number; openLinks: number; listeners: number; urls: number; left: boolean } {
+  debugInfo(): { peers: number; links: number; openLinks: number; listeners: number; urls: number; left: boolean;
+    sfu: boolean } {
     let links = 0;
     let openLinks = 0;
     for (const e of this.entries.values()) {
@@ -462,7 +528,8 @@ export class Room extends Emitter<RoomEvents> {
         if (e.link.pc.connectionState !== 'closed') openLinks += 1;
       }
     }
-    return { peers: this.entries.size, links, openLinks, listeners: this.listenerCount(), urls: this.urls.length, left: this.left };
+    return { peers: this.entries.size, links, openLinks, listeners: this.listenerCount(), urls: this.urls.length, left: this.left,
+      sfu: this.sfu !== null };
   }
 
   // ----- internals ----------------------------------------------------------------------------
@@ -471,6 +538,8 @@ export class Room extends Emitter<RoomEvents> {
     const f: Record<string, unknown> = { room: this.roomName, state: this.state };
     if (this.name) f.name = this.name;
     if (this.options.token) f.token = this.options.token;
+    const policy = this.options.mediaPolicy ?? (typeof this.options.media === 'string' ? this.options.media : undefined);
+    if (policy) f.media = policy;
     return f;
   }
 
@@ -503,12 +572,16 @@ export class Room extends Emitter<RoomEvents> {
     this.resumeToken = String(r.resume);
     const peers = Array.isArray(r.peers) ? r.peers : [];
     this.signaling.setAttached(true);
+    this.mediaPolicy = MEDIA_POLICIES.includes(String(r.mediaPolicy)) ? r.mediaPolicy! : null;
+    this.mediaMode = r.media === 'sfu' ? 'sfu' : 'mesh';
     this.emit('joined', { id: this.id, rejoined });
-    // We are the newcomer: we start the negotiation with everyone already there.
+    this.emit('media-mode', { mode: this.mediaMode });
     for (const info of peers) {
       const e = this.addPeer(info);
-      if (e) this.ensureLink(e, true);
+      // We are the newcomer: in a mesh we start the negotiation with everyone already there.
+      if (e && this.mediaMode === 'mesh') this.ensureLink(e, true);
     }
+    if (this.mediaMode === 'sfu') this.startSfu();
   }
 
   /** After a reconnect: resume the session, or join afresh when the grace period is over. */
@@ -521,6 +594,8 @@ export class Room extends Emitter<RoomEvents> {
       this.resumeToken = String(reply.resume ?? this.resumeToken);
       sig.setAttached(true);
       this.reconcile(Array.isArray(reply.peers) ? (reply.peers as PeerInfo[]) : []);
+      // The mode may have changed while we were away (members came or went).
+      if (reply.media === 'sfu' || reply.media === 'mesh') this.setMode(reply.media);
       // Our state may have changed while detached.
       sig.send('state', { state: this.state });
       return;
@@ -531,6 +606,8 @@ export class Room extends Emitter<RoomEvents> {
     }
     // resume-failed (or any other refusal): join afresh with a new id; every connection starts over.
     for (const [id, e] of [...this.entries]) this.removePeer(id, 'rejoin', e);
+    this.sfu?.close();
+    this.sfu = null;
     try {
       const reply = await sig.request('join', this.joinFields(), { priority: true });
       this.applyJoin(reply, true);
@@ -570,9 +647,12 @@ export class Room extends Emitter<RoomEvents> {
       screen: null,
       connectionState: 'new',
     };
-    const e: PeerEntry = { peer, link: null, files: null, screenId: null, trackStreams: new Map() };
+    const e: PeerEntry = { peer, link: null, files: null, screenId: null, trackStreams: new Map(), meshTracks: new Set(),
+      sfuTracks: new Map(), sfuScreen: false, viaSfuSent: false, peerViaSfu: false };
     this.entries.set(id, e);
     this.emit('peer-joined', peer);
+    // Its tracks may have been offered by kaiwa before we heard of the peer.
+    if (this.sfu) this.onSfuTracks(this.sfu.currentTracks());
     return e;
   }
 
@@ -581,6 +661,8 @@ export class Room extends Emitter<RoomEvents> {
     this.entries.delete(id);
     e.files?.close('The peer left.');
     e.link?.close();
+    this.sigFiles.peerLeft(id);
+    this.sfu?.forget(id);
     for (const t of e.peer.stream.getTracks()) e.peer.stream.removeTrack(t);
     e.peer.connectionState = 'closed';
     this.emit('peer-left', { peer: e.peer, reason });
@@ -602,6 +684,7 @@ export class Room extends Emitter<RoomEvents> {
       disconnectGraceMs: this.options.iceDisconnectGraceMs,
     });
     e.link = link;
+    e.meshTracks.clear();
     link.on('signal', (data: SignalData) => this.signaling.send('signal', { to: id, data }));
     link.on('channel-open', () => {
       if (this.screenSeparate && this.screenStream) link.sendData(JSON.stringify({ k: 'screen', stream: this.screenStream.id }));
@@ -612,12 +695,24 @@ export class Room extends Emitter<RoomEvents> {
         this.showScreen(e, track);
         return;
       }
-      if (!e.peer.stream.getTrackById(track.id)) e.peer.stream.addTrack(track);
-      track.addEventListener('ended', () => e.peer.stream.removeTrack(track), { once: true });
-      this.emit('track', { peer: e.peer, track, stream: e.peer.stream });
-      this.emit('stream', { peer: e.peer, stream: e.peer.stream });
+      if (!e.meshTracks.has(track)) {
+        e.meshTracks.add(track);
+        track.addEventListener('ended', () => {
+          e.meshTracks.delete(track);
+          this.refreshStream(e);
+        }, { once: true });
+        // A track that starts receiving may be the one a switch to mesh waits for.
+        track.addEventListener('unmute', () => this.reconcileMedia());
+      }
+      // A track the stream already shows is announced again, as a renegotiation of it always was.
+      if (!this.refreshStream(e) && e.peer.stream.getTrackById(track.id)) {
+        this.emit('track', { peer: e.peer, track, stream: e.peer.stream });
+        this.emit('stream', { peer: e.peer, stream: e.peer.stream });
+      }
+      this.reconcileMedia();
     });
     link.on('connection-state', (state) => {
+      if (e.link !== link) return; // retired by a switch to sfu
       e.peer.connectionState = state;
       this.emit('connection-state', { peer: e.peer, state });
     });
@@ -625,14 +720,7 @@ export class Room extends Emitter<RoomEvents> {
     const files = new FileChannel(id, link.channel, this.urls, () => link.pc.sctp?.maxMessageSize ?? 0);
     e.files = files;
     files.autoAccept = this.options.acceptFiles !== 'ask';
-    files.on('file-offer', (p) => this.emit('file-offer', p));
-    files.on('file-offered', (p) => this.emit('file-offered', p));
-    files.on('file-accepted', (p) => this.emit('file-accepted', p));
-    files.on('file-incoming', (p) => this.emit('file-incoming', p));
-    files.on('file-progress', (p) => this.emit('file-progress', p));
-    files.on('file-received', (p) => this.emit('file-received', p));
-    files.on('file-sent', (p) => this.emit('file-sent', p));
-    files.on('file-failed', (p) => this.emit('file-failed', p));
+    this.forwardFileEvents(files);
     link.on('channel-message', (frame) => {
       if (typeof frame !== 'string') {
         files.handle(frame);
@@ -647,6 +735,10 @@ export class Room extends Emitter<RoomEvents> {
       }
       if (!msg) return;
       if (msg.k === 'app') this.emit('data', { from: id, data: msg.data });
+      else if (msg.k === 'via-sfu') {
+        e.peerViaSfu = true;
+        this.reconcileMedia();
+      }
       else if (msg.k === 'screen') this.onScreenMessage(e, typeof msg.stream === 'string' ? msg.stream : null);
       else files.handle(frame, msg);
     });
@@ -667,6 +759,7 @@ export class Room extends Emitter<RoomEvents> {
     const pc = e.link?.pc;
     for (const t of pc?.getReceivers().map((r) => r.track) ?? []) {
       if (t.kind === 'video' && e.trackStreams.get(t.id)?.includes(streamId)) {
+        e.meshTracks.delete(t);
         if (e.peer.stream.getTrackById(t.id)) {
           e.peer.stream.removeTrack(t);
           this.emit('stream', { peer: e.peer, stream: e.peer.stream });
@@ -705,11 +798,27 @@ export class Room extends Emitter<RoomEvents> {
         // A signal may in principle beat `peer-joined`; treat its sender as a member.
         const e = this.entries.get(from) ?? this.addPeer({ id: from });
         if (!e) break;
+        // In an sfu room only a connection still being retired takes signals; none is opened.
+        if (this.mediaMode === 'sfu' && !e.link) break;
         void this.ensureLink(e, false).handleSignal(m.data as SignalData);
         break;
       }
-      case 'message':
+      case 'message': {
+        const d = m.data as Record<string, unknown> | null;
+        if (d && typeof d === 'object' && !Array.isArray(d) && d.kaiwa === 'file') {
+          this.sigFiles.handle(String(m.from ?? ''), d);
+          break;
+        }
         this.emit('message', { from: String(m.from ?? ''), data: m.data, broadcast: m.broadcast === true });
+        break;
+      }
+      case 'media-mode':
+        if (m.mode === 'sfu' || m.mode === 'mesh') this.setMode(m.mode);
+        break;
+      case 'subscribe-offer':
+        if (this.mediaMode !== 'sfu') break; // a late offer after the switch to mesh
+        this.startSfu();
+        void this.sfu?.handleOffer(m);
         break;
       case 'chat': {
         const from = String(m.from ?? '');
@@ -757,6 +866,242 @@ export class Room extends Emitter<RoomEvents> {
 
   private async sendVideo(track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
     await Promise.all([...this.entries.values()].map((e) => e.link?.setVideoTrack(track, stream)));
+    await this.sfu?.setTrack('camera', track, stream);
+  }
+
+  private forwardFileEvents(files: FileChannel | SignalFiles): void {
+    files.on('file-offer', (p) => this.emit('file-offer', p));
+    files.on('file-offered', (p) => this.emit('file-offered', p));
+    files.on('file-accepted', (p) => this.emit('file-accepted', p));
+    files.on('file-incoming', (p) => this.emit('file-incoming', p));
+    files.on('file-progress', (p) => this.emit('file-progress', p));
+    files.on('file-received', (p) => this.emit('file-received', p));
+    files.on('file-sent', (p) => this.emit('file-sent', p));
+    files.on('file-failed', (p) => this.emit('file-failed', p));
+  }
+
+  // ----- media mode ---------------------------------------------------------------------------
+
+  /**
+   * The room switched between mesh and sfu. Make before break: the new side is set up at once, the old one stays
+   * until the new one carries each peer's media (`reconcileMedia`), or until SWITCH_TIMEOUT_MS.
+   */
+  private setMode(mode: MediaMode): void {
+    if (this.left || mode === this.mediaMode) return;
+    this.mediaMode = mode;
+    this.switchDeadline = performance.now() + SWITCH_TIMEOUT_MS;
+    if (this.switchTimer) clearTimeout(this.switchTimer);
+    this.switchTimer = setTimeout(() => {
+      this.switchTimer = null;
+      this.reconcileMedia();
+    }, SWITCH_TIMEOUT_MS + 50);
+    if (!this.switchPoll) this.switchPoll = setInterval(() => void this.pollFlow(), SWITCH_POLL_MS);
+    for (const e of this.entries.values()) {
+      e.viaSfuSent = false;
+      e.peerViaSfu = false;
+    }
+    this.emit('media-mode', { mode });
+    if (mode === 'sfu') {
+      // kaiwa ended any SFU transports of ours when the room last went to mesh: start from new connections.
+      this.sfu?.close();
+      this.sfu = null;
+      this.startSfu();
+    } else {
+      // The smaller id offers; the other side opens its connection when that offer arrives (kaiwa sends every
+      // member the `media-mode` event before it relays any signal sent after it). One offer instead of two
+      // crossing ones saves a negotiation round while the pictures wait.
+      for (const e of this.entries.values()) if (this.id < e.peer.id) this.ensureLink(e, true);
+    }
+    this.reconcileMedia();
+  }
+
+  private startSfu(): void {
+    if (this.sfu || this.left) return;
+    const sfu = new SfuSession(this.signaling, {
+      iceServers: this.iceServers,
+      maxVideoBitrate: this.maxVideoBitrate,
+      disconnectGraceMs: this.options.iceDisconnectGraceMs,
+    });
+    this.sfu = sfu;
+    sfu.on('tracks', (list) => this.onSfuTracks(list));
+    sfu.on('error', (err) => this.emit('error', err));
+    sfu.on('connection-state', ({ which, state }) => {
+      if (which !== 'subscribe') return;
+      // Peers whose media comes through kaiwa share the subscribe connection's state.
+      for (const e of this.entries.values()) {
+        if (e.link) continue;
+        e.peer.connectionState = state;
+        this.emit('connection-state', { peer: e.peer, state });
+      }
+    });
+    const mic = this.localStream?.getAudioTracks()[0] ?? null;
+    const video = this.screenSeparate ? this.cameraTrack() : this.screenStream?.getVideoTracks()[0] ?? this.cameraTrack();
+    if (mic) void sfu.setTrack('microphone', mic, this.localStream);
+    if (video) void sfu.setTrack('camera', video, this.screenSeparate ? this.localStream : this.screenStream ?? this.localStream);
+    const screen = this.screenSeparate ? this.screenStream?.getVideoTracks()[0] : undefined;
+    if (screen) void sfu.setTrack('screen', screen, this.screenStream);
+    void sfu.publish();
+  }
+
+  /** kaiwa's subscribe connection carries these tracks now: sort them to their peers. */
+  private onSfuTracks(list: SfuTrack[]): void {
+    const byPeer = new Map<string, Map<TrackSource, MediaStreamTrack>>();
+    for (const t of list) {
+      let m = byPeer.get(t.peer);
+      if (!m) byPeer.set(t.peer, m = new Map());
+      m.set(t.source, t.track);
+    }
+    for (const [id, e] of this.entries) {
+      const m = byPeer.get(id) ?? new Map<TrackSource, MediaStreamTrack>();
+      e.sfuTracks = new Map([...m].filter(([source]) => source === 'camera' || source === 'microphone'));
+      // A screen from the SFU shows once the mesh is no longer in charge of this peer's screen.
+      const screen = m.get('screen') ?? null;
+      if (this.mediaMode === 'sfu' || !e.link) {
+        if (screen && e.peer.screen?.getVideoTracks()[0] !== screen) {
+          e.sfuScreen = true;
+          this.showScreen(e, screen);
+        } else if (!screen && e.sfuScreen) {
+          e.sfuScreen = false;
+          if (e.peer.screen) {
+            e.peer.screen = null;
+            this.emit('screen', { peer: e.peer, stream: null });
+          }
+        }
+      }
+      this.refreshStream(e);
+    }
+    this.reconcileMedia();
+  }
+
+  /**
+   * Puts the tracks `peer.stream` should hold now into it: per kind, the current mode's track once it receives
+   * (or once the switch timed out), else the other mode's. The stream object stays; a `<video>` showing it goes on
+   * playing across the swap.
+   */
+  private refreshStream(e: PeerEntry): boolean {
+    const late = performance.now() >= this.switchDeadline;
+    const next: MediaStreamTrack[] = [];
+    for (const kind of ['audio', 'video'] as const) {
+      const sfuTrack = e.sfuTracks.get(kind === 'audio' ? 'microphone' : 'camera');
+      const sfuT = sfuTrack?.readyState === 'live' ? sfuTrack : undefined;
+      const meshT = [...e.meshTracks].find((t) => t.kind === kind && t.readyState === 'live');
+      const [want, other] = this.mediaMode === 'sfu' ? [sfuT, meshT] : [meshT, sfuT];
+      const pick = want && (!other || this.flowing(want) || late) ? want : other ?? want;
+      if (pick) next.push(pick);
+    }
+    const stream = e.peer.stream;
+    const added = next.filter((t) => !stream.getTrackById(t.id));
+    const removed = stream.getTracks().filter((t) => !next.includes(t));
+    for (const t of removed) stream.removeTrack(t);
+    for (const t of added) stream.addTrack(t);
+    if (added.length === 0 && removed.length === 0) return false;
+    for (const track of added) this.emit('track', { peer: e.peer, track, stream });
+    this.emit('stream', { peer: e.peer, stream });
+    return true;
+  }
+
+  /**
+   * Whether a received track carries media. Chromium unmutes a remote track at its first packet, but a mesh track
+   * negotiated through crossing offers was seen to stay muted for seconds while its frames decoded, so the switch
+   * also asks getStats (`pollFlow`).
+   */
+  private flowing(track: MediaStreamTrack): boolean {
+    return !track.muted || this.receiving.has(track);
+  }
+
+  /** During a switch: marks the new side's tracks that receive media, then lets the switch go on. */
+  private async pollFlow(): Promise<void> {
+    const checks: Array<Promise<void>> = [];
+    for (const e of this.entries.values()) {
+      const pc = this.mediaMode === 'sfu' ? this.sfu?.subscribePc : e.link?.pc;
+      if (!pc || pc.connectionState === 'closed') continue;
+      const tracks = this.mediaMode === 'sfu' ? [...e.sfuTracks.values()] : [...e.meshTracks];
+      for (const t of tracks) {
+        if (this.receiving.has(t) || t.readyState !== 'live') continue;
+        checks.push(pc.getStats(t).then((report) => {
+          report.forEach((r: Record<string, unknown>) => {
+            if (r.type !== 'inbound-rtp') return;
+            if (r.kind === 'video' ? Number(r.framesDecoded ?? 0) > 0 : Number(r.packetsReceived ?? 0) > 0) this.receiving.add(t);
+          });
+        }, () => undefined));
+      }
+    }
+    await Promise.all(checks);
+    this.reconcileMedia();
+  }
+
+  /** Closes what a mode switch left behind once the new side carries every peer's media (or the switch timed out). */
+  private reconcileMedia(): void {
+    if (this.left) return;
+    const now = performance.now();
+    const late = now >= this.switchDeadline;
+    // Past the timeout the old side goes only where the new side has the peer's tracks at all (or after three
+    // times the timeout): dropping it earlier would leave an empty tile.
+    const given = now >= this.switchDeadline + 2 * SWITCH_TIMEOUT_MS;
+    if (this.mediaMode === 'sfu') {
+      for (const e of this.entries.values()) {
+        const link = e.link;
+        if (!link) continue;
+        this.refreshStream(e);
+        // Shown through the SFU: nothing of this peer's stream comes from the mesh connection any more.
+        const swapped = e.peer.stream.getTracks().every((t) => !e.meshTracks.has(t));
+        if (swapped && !e.viaSfuSent) e.viaSfuSent = link.sendData(JSON.stringify({ k: 'via-sfu' }));
+        // Both sides must show each other through kaiwa before the connection goes, or the other side's picture
+        // of us would stop early.
+        if ((swapped && e.peerViaSfu) || (late && e.sfuTracks.size > 0) || given) this.retireLink(e);
+      }
+    } else if (this.sfu) {
+      let done = true;
+      let ready = true;
+      for (const e of this.entries.values()) {
+        this.refreshStream(e);
+        if (e.peer.stream.getTracks().some((t) => [...e.sfuTracks.values()].includes(t))) done = false;
+        if (e.sfuTracks.size > 0 && e.meshTracks.size === 0) ready = false;
+      }
+      if (done || (late && ready) || given) this.closeSfu();
+    }
+    this.stopPollWhenSettled();
+  }
+
+  private stopPollWhenSettled(): void {
+    const settled = this.mediaMode === 'sfu' ? [...this.entries.values()].every((e) => !e.link) : !this.sfu;
+    if ((settled || this.left) && this.switchPoll) {
+      clearInterval(this.switchPoll);
+      this.switchPoll = null;
+    }
+  }
+
+  private retireLink(e: PeerEntry): void {
+    const link = e.link;
+    if (!link) return;
+    e.link = null;
+    e.files?.close('The call moved to the server; send the file again.');
+    e.files = null;
+    link.close();
+    e.meshTracks.clear();
+    e.screenId = null;
+    this.refreshStream(e);
+    const state = this.sfu?.subscribePc?.connectionState ?? 'new';
+    e.peer.connectionState = state;
+    this.emit('connection-state', { peer: e.peer, state });
+  }
+
+  private closeSfu(): void {
+    const sfu = this.sfu;
+    if (!sfu) return;
+    this.sfu = null;
+    sfu.close({ unpublish: true });
+    for (const e of this.entries.values()) {
+      e.sfuTracks.clear();
+      if (e.sfuScreen) {
+        e.sfuScreen = false;
+        if (e.peer.screen) {
+          e.peer.screen = null;
+          this.emit('screen', { peer: e.peer, stream: null });
+        }
+      }
+      this.refreshStream(e);
+    }
   }
 
   /** Fetches ICE servers from the server and refreshes them before their `ttl` runs out. */
@@ -809,6 +1154,13 @@ export class Room extends Emitter<RoomEvents> {
     this.signaling.close({ leave: false }); // no-op when leave() already closed it
     if (this.iceRefreshTimer) clearTimeout(this.iceRefreshTimer);
     this.iceRefreshTimer = null;
+    if (this.switchTimer) clearTimeout(this.switchTimer);
+    this.switchTimer = null;
+    if (this.switchPoll) clearInterval(this.switchPoll);
+    this.switchPoll = null;
+    this.sfu?.close();
+    this.sfu = null;
+    this.sigFiles.close('We left the room.');
     for (const [id, e] of [...this.entries]) {
       this.entries.delete(id);
       e.files?.close('We left the room.');

@@ -33,11 +33,19 @@ export interface HelloMessage {
   limits: ServerLimits;
 }
 
+/** How a room carries media: peer connections between the pages (`mesh`) or through kaiwa (`sfu`). */
+export type MediaMode = 'mesh' | 'sfu';
+/** A room's policy, fixed by the join that creates it: `auto` is mesh up to two members and sfu from three on. */
+export type MediaPolicy = 'auto' | 'sfu' | 'mesh';
+
 export interface JoinReply {
   peer: string;
   resume: string;
   room: string;
   peers: PeerInfo[];
+  /** The room's effective media mode (absent from servers without SFU rooms: mesh). */
+  media?: MediaMode;
+  mediaPolicy?: MediaPolicy;
 }
 
 /** Any JSON object the server sends. */
@@ -64,6 +72,11 @@ export type ErrorCode =
   | 'unauthorized'
   | 'resume-failed'
   | 'internal'
+  | 'not-sfu'
+  | 'bad-sdp'
+  | 'too-many-publishers'
+  | 'too-many-tracks'
+  | 'stale-answer'
   // SDK-side codes
   | 'timeout'
   | 'closed'
@@ -76,6 +89,7 @@ export type ErrorCode =
   | 'screen-share-failed'
   | 'file-failed'
   | 'peer-connection'
+  | 'sfu'
   | string;
 
 /** An error with a machine-readable code and a human message. */

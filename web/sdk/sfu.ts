@@ -1,0 +1,380 @@
+/**
+ * The two connections of a page in an SFU room (docs/protocol.md, "SFU rooms"), both to kaiwa:
+ *
+ * - publish: we offer sendonly camera, microphone and, while shared beside the camera, the screen; kaiwa answers in
+ *   the `ok` of `publish`. Adding or stopping the screen renegotiates by sending `publish` again on the same
+ *   connection; a new camera or microphone device is a `replaceTrack` on the same sender (no renegotiation).
+ * - subscribe: kaiwa offers (`subscribe-offer`), we answer (`subscribe-answer`), one offer at a time in the order
+ *   they came. Each offer's `tracks` says which peer and source every m-line carries; after each answer the
+ *   session emits the whole mapping (`tracks`), so an m-line kaiwa turned inactive or reused for someone else
+ *   moves its track out of (or into) the right peer.
+ *
+ * kaiwa is ICE-lite and puts its candidates in its own SDP; we send none (our checks carry our candidates).
+ */
+import { Emitter } from './emitter.js';
+import type { SignalingClient } from './signaling.js';
+import { readStats, type PeerStats, type StatsSample } from './stats.js';
+import { KaiwaError, type ServerMessage } from './types.js';
+
+/** What a published track is. `screen-audio` is in the protocol; the SDK does not capture screen audio. */
+export type TrackSource = 'camera' | 'microphone' | 'screen' | 'screen-audio';
+type PublishSource = 'microphone' | 'camera' | 'screen';
+
+/** One received track: whose, and which of their sources. */
+export interface SfuTrack {
+  track: MediaStreamTrack;
+  peer: string;
+  source: TrackSource;
+}
+
+export interface SfuSessionEvents {
+  /** Every track the subscribe connection carries now (after each applied offer, and when one starts flowing). */
+  tracks: SfuTrack[];
+  'connection-state': { which: 'publish' | 'subscribe'; state: RTCPeerConnectionState };
+  error: KaiwaError;
+}
+
+export interface SfuSessionOptions {
+  iceServers: RTCIceServer[];
+  maxVideoBitrate?: number;
+  /** Wait this long in `disconnected` before starting the publish connection over, ms. */
+  disconnectGraceMs?: number;
+}
+
+interface OfferedTrack {
+  peer: string;
+  source: TrackSource;
+}
+
+const SOURCES: readonly TrackSource[] = ['camera', 'microphone', 'screen', 'screen-audio'];
+/** Bounds on what one subscribe offer may describe: a room has at most a few hundred tracks. */
+const MAX_OFFER_TRACKS = 1024;
+/** A publish connection `disconnected` this long at least is started over, ms: starting over re-offers every
+ * subscriber, so it waits longer than a mesh's ICE restart for `disconnected` to heal by itself (it often does). */
+const MIN_REPUBLISH_GRACE_MS = 5000;
+/** The publish connection is started over at most this often, ms (a path that keeps failing is not hammered). */
+const REPUBLISH_MIN_INTERVAL_MS = 5000;
+
+export class SfuSession extends Emitter<SfuSessionEvents> {
+  publishPc: RTCPeerConnection | null = null;
+  subscribePc: RTCPeerConnection | null = null;
+  /** How often the publish connection was started over after it failed. */
+  republishes = 0;
+  private readonly sig: SignalingClient;
+  private readonly opts: SfuSessionOptions;
+  private maxVideoBitrate: number | undefined;
+  /** What we send, by source (null: nothing now). */
+  private local: Record<PublishSource, { track: MediaStreamTrack; stream: MediaStream } | null> =
+    { microphone: null, camera: null, screen: null };
+  private transceivers = new Map<PublishSource, RTCRtpTransceiver>();
+  private pubChain: Promise<void> = Promise.resolve();
+  private subChain: Promise<void> = Promise.resolve();
+  /** The m-lines of the last applied offer, by mid. */
+  private offered = new Map<string, OfferedTrack>();
+  private subVersion = 0;
+  private lastRepublish = 0;
+  private disconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
+  private samples = new Map<string, StatsSample>();
+
+  constructor(sig: SignalingClient, opts: SfuSessionOptions) {
+    super();
+    this.sig = sig;
+    this.opts = opts;
+    this.maxVideoBitrate = opts.maxVideoBitrate;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Sets what one source sends. The camera and microphone keep their sender (`replaceTrack`; a publish only when
+   * there was none yet); the screen is added or stopped with a new `publish`.
+   */
+  setTrack(source: PublishSource, track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
+    this.local[source] = track ? { track, stream: stream ?? new MediaStream([track]) } : null;
+    return this.queuePublish(false);
+  }
+
+  /** Publishes what `setTrack` set (call once after the first tracks are set). */
+  publish(): Promise<void> {
+    return this.queuePublish(false);
+  }
+
+  async setMaxVideoBitrate(bps: number | undefined): Promise<void> {
+    this.maxVideoBitrate = bps;
+    await this.applyBitrate();
+  }
+
+  /** Handles kaiwa's `subscribe-offer`: offers are applied one at a time, in the order they arrived. */
+  handleOffer(m: ServerMessage): Promise<void> {
+    const run = this.subChain.then(() => this.applyOffer(m));
+    this.subChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The tracks the subscribe connection carries now. */
+  currentTracks(): SfuTrack[] {
+    const pc = this.subscribePc;
+    if (!pc || this.closed) return [];
+    const out: SfuTrack[] = [];
+    for (const t of pc.getTransceivers()) {
+      const o = t.mid === null ? undefined : this.offered.get(t.mid);
+      if (!o || t.currentDirection === 'inactive' || t.currentDirection === 'stopped' || t.receiver.track.readyState === 'ended') continue;
+      out.push({ track: t.receiver.track, peer: o.peer, source: o.source });
+    }
+    return out;
+  }
+
+  /**
+   * Stats for one peer: its tracks' inbound streams on the subscribe connection (and that connection's round-trip
+   * time), and what our publish connection sends (kaiwa forwards the same to everyone).
+   */
+  async getStats(peer: string): Promise<PeerStats> {
+    const mids = new Set<string>();
+    const ids = new Set<string>();
+    for (const t of this.currentTracks()) {
+      if (t.peer !== peer) continue;
+      ids.add(t.track.id);
+    }
+    for (const [mid, o] of this.offered) if (o.peer === peer) mids.add(mid);
+    const sources = [];
+    if (this.subscribePc) {
+      sources.push({
+        report: await this.subscribePc.getStats(),
+        inbound: (r: Record<string, unknown>) => ids.has(String(r.trackIdentifier ?? '')) || mids.has(String(r.mid ?? '')),
+        outbound: false,
+        rtt: true,
+      });
+    }
+    if (this.publishPc) {
+      sources.push({ report: await this.publishPc.getStats(), inbound: false as const, outbound: true, rtt: !this.subscribePc });
+    }
+    const { stats, sample } = readStats(sources, this.samples.get(peer) ?? null);
+    this.samples.set(peer, sample);
+    return stats;
+  }
+
+  /** Forgets a peer's stats baseline (it left). */
+  forget(peer: string): void {
+    this.samples.delete(peer);
+  }
+
+  /** Closes both connections. With `unpublish`, tells kaiwa first (the room went back to mesh). */
+  close(opts: { unpublish?: boolean } = {}): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+    this.disconnectTimer = null;
+    if (opts.unpublish && this.publishPc) {
+      // Errors do not matter here: kaiwa may have ended the transports itself already.
+      this.sig.request('unpublish').catch(() => undefined);
+    }
+    for (const pc of [this.publishPc, this.subscribePc]) {
+      if (!pc) continue;
+      pc.onconnectionstatechange = pc.ontrack = null;
+      pc.close();
+    }
+    this.publishPc = null;
+    this.subscribePc = null;
+    this.transceivers.clear();
+    this.offered.clear();
+    this.removeAllListeners();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private queuePublish(restart: boolean): Promise<void> {
+    const run = this.pubChain.then(() => this.doPublish(restart));
+    this.pubChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private createPublishPc(): RTCPeerConnection {
+    const pc = new RTCPeerConnection({ iceServers: this.opts.iceServers });
+    pc.onconnectionstatechange = () => this.onPublishState(pc);
+    this.publishPc = pc;
+    return pc;
+  }
+
+  private async doPublish(restart: boolean): Promise<void> {
+    if (this.closed) return;
+    const hasAny = Object.values(this.local).some((x) => x !== null);
+    if (restart && this.publishPc) {
+      this.publishPc.onconnectionstatechange = null;
+      this.publishPc.close();
+      this.publishPc = null;
+      this.transceivers.clear();
+      await this.sig.request('unpublish').catch(() => undefined);
+      if (this.closed) return;
+    }
+    if (!this.publishPc && !hasAny) return; // nothing to send: no publish connection at all
+    const fresh = !this.publishPc;
+    const pc = this.publishPc ?? this.createPublishPc();
+    let renegotiate = fresh;
+    for (const source of ['microphone', 'camera', 'screen'] as const) {
+      const want = this.local[source];
+      const t = this.transceivers.get(source);
+      if (want && !t) {
+        this.transceivers.set(source, pc.addTransceiver(want.track, { direction: 'sendonly', streams: [want.stream] }));
+        renegotiate = true;
+      } else if (want && t) {
+        if (t.sender.track !== want.track) await t.sender.replaceTrack(want.track);
+        if (t.direction !== 'sendonly') {
+          t.direction = 'sendonly';
+          renegotiate = true;
+        }
+      } else if (!want && t) {
+        if (t.sender.track) await t.sender.replaceTrack(null);
+        // A stopped screen ends for everyone: its m-line goes inactive (reused by the next share). A camera or
+        // microphone that stopped keeps its m-line; kaiwa just gets no packets until a new device is set.
+        if (source === 'screen' && t.direction !== 'inactive') {
+          t.direction = 'inactive';
+          renegotiate = true;
+        }
+      }
+    }
+    if (this.closed || !renegotiate) return;
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      const tracks: Array<{ mid: string; source: TrackSource }> = [];
+      for (const [source, t] of this.transceivers) {
+        if (t.mid !== null && t.direction === 'sendonly') tracks.push({ mid: t.mid, source });
+      }
+      const reply = await this.sig.request('publish', { sdp: pc.localDescription?.sdp ?? '', tracks });
+      if (this.closed || pc !== this.publishPc) return;
+      if (typeof reply.sdp !== 'string') throw new KaiwaError('bad-sdp', 'kaiwa answered publish without an SDP.');
+      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+      await this.applyBitrate();
+    } catch (err) {
+      if (this.closed || pc !== this.publishPc) return;
+      // A publish refused for the mode (the room went back to mesh meanwhile) is expected; the room closes us.
+      if (err instanceof KaiwaError && err.code === 'not-sfu') return;
+      // Roll the offer back so the next publish starts from a stable state.
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => undefined);
+      this.emit('error', err instanceof KaiwaError ? err
+        : new KaiwaError('sfu', `Publishing to kaiwa failed: ${errText(err)}`, err));
+    }
+  }
+
+  /**
+   * A failed publish connection (or one `disconnected` for longer than the grace) is started over: `unpublish`,
+   * a new connection and a new `publish`. kaiwa's side is ICE-lite, so an ICE restart on the old connection would
+   * need kaiwa to accept new credentials mid-session; a new publish needs nothing beyond the contract.
+   */
+  private onPublishState(pc: RTCPeerConnection): void {
+    if (this.closed || pc !== this.publishPc) return;
+    const state = pc.connectionState;
+    this.emit('connection-state', { which: 'publish', state });
+    if (state === 'connected') {
+      if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+      this.disconnectTimer = null;
+    } else if (state === 'failed') {
+      this.republish();
+    } else if (state === 'disconnected' && !this.disconnectTimer) {
+      this.disconnectTimer = setTimeout(() => {
+        this.disconnectTimer = null;
+        if (!this.closed && this.publishPc === pc && pc.connectionState === 'disconnected') this.republish();
+      }, Math.max(MIN_REPUBLISH_GRACE_MS, this.opts.disconnectGraceMs ?? 0));
+    }
+  }
+
+  private republish(): void {
+    const now = performance.now();
+    const wait = Math.max(0, this.lastRepublish + REPUBLISH_MIN_INTERVAL_MS - now);
+    this.lastRepublish = now + wait;
+    setTimeout(() => {
+      if (this.closed) return;
+      this.republishes += 1;
+      void this.queuePublish(true);
+    }, wait);
+  }
+
+  private async applyOffer(m: ServerMessage): Promise<void> {
+    if (this.closed) return;
+    const sdp = m.sdp;
+    const version = Number(m.version);
+    if (typeof sdp !== 'string' || !Number.isSafeInteger(version) || version < 1) {
+      this.emit('error', new KaiwaError('bad-message', 'kaiwa sent a subscribe offer without SDP or version.'));
+      return;
+    }
+    const offered = new Map<string, OfferedTrack>();
+    const list = Array.isArray(m.tracks) ? m.tracks.slice(0, MAX_OFFER_TRACKS) : [];
+    for (const x of list) {
+      if (!x || typeof x !== 'object') continue;
+      const t = x as Record<string, unknown>;
+      const source = String(t.source ?? '') as TrackSource;
+      if (typeof t.mid !== 'string' || typeof t.peer !== 'string' || !SOURCES.includes(source)) continue;
+      offered.set(t.mid, { peer: t.peer, source });
+    }
+    // Versions count up per subscribe connection: one that does not means kaiwa started a new connection for us.
+    if (this.subscribePc && version <= this.subVersion) {
+      this.subscribePc.onconnectionstatechange = this.subscribePc.ontrack = null;
+      this.subscribePc.close();
+      this.subscribePc = null;
+      this.subVersion = 0;
+    }
+    let pc = this.subscribePc;
+    if (!pc) {
+      const created = new RTCPeerConnection({ iceServers: this.opts.iceServers });
+      created.onconnectionstatechange = () => {
+        if (this.closed || created !== this.subscribePc) return;
+        this.emit('connection-state', { which: 'subscribe', state: created.connectionState });
+      };
+      // A track that starts receiving is announced again so the room can switch to it (make before break).
+      // (A reused m-line fires `track` again with the same track: the listener goes on once.)
+      const watched = new WeakSet<MediaStreamTrack>();
+      created.ontrack = ({ track }) => {
+        if (watched.has(track)) return;
+        watched.add(track);
+        track.addEventListener('unmute', () => {
+          if (!this.closed && created === this.subscribePc) this.emit('tracks', this.currentTracks());
+        });
+      };
+      this.subscribePc = created;
+      pc = created;
+    }
+    try {
+      this.offered = offered;
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      // Without tracks of our own, every m-line of kaiwa's sendonly offer is answered recvonly.
+      await pc.setLocalDescription();
+      this.subVersion = version;
+      if (this.closed || pc !== this.subscribePc) return;
+      this.emit('tracks', this.currentTracks());
+      await this.sig.request('subscribe-answer', { sdp: pc.localDescription?.sdp ?? '', version });
+    } catch (err) {
+      if (this.closed || pc !== this.subscribePc) return;
+      if (err instanceof KaiwaError && (err.code === 'stale-answer' || err.code === 'not-sfu')) return;
+      if (pc.signalingState === 'have-remote-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => undefined);
+      this.emit('error', err instanceof KaiwaError ? err
+        : new KaiwaError('sfu', `Could not answer kaiwa's subscribe offer ${version}: ${errText(err)}`, err));
+    }
+  }
+
+  private async applyBitrate(): Promise<void> {
+    const pc = this.publishPc;
+    if (!pc || this.closed) return;
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== 'video') continue;
+      const params = sender.getParameters();
+      if (!params.encodings || params.encodings.length === 0) continue;
+      let changed = false;
+      for (const enc of params.encodings) {
+        if (this.maxVideoBitrate !== undefined && enc.maxBitrate !== this.maxVideoBitrate) {
+          enc.maxBitrate = this.maxVideoBitrate;
+          changed = true;
+        } else if (this.maxVideoBitrate === undefined && enc.maxBitrate !== undefined) {
+          delete enc.maxBitrate;
+          changed = true;
+        }
+      }
+      if (changed) await sender.setParameters(params).catch(() => undefined);
+    }
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
