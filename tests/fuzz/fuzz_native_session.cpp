@@ -69,12 +69,15 @@ constexpr std::chrono::microseconds kWaits[8] = {std::chrono::microseconds(1100)
                                                  std::chrono::seconds(5),         std::chrono::seconds(61)};
 const std::string kSecret = "fuzz-secret";
 
-const std::set<std::string_view> kEventTypes = {"hello",  "ok",      "error", "peer-joined", "peer-left", "peer-state",
-                                                "signal", "message", "chat",  "pong",        "bye"};
+const std::set<std::string_view> kEventTypes = {
+    "hello",   "ok",   "error", "peer-joined", "peer-left",  "peer-state",     "signal",
+    "message", "chat", "pong",  "bye",         "media-mode", "subscribe-offer"};
 // docs/protocol.md's error codes, less `internal` ("a bug; please report"), which is a failure here.
-const std::set<std::string_view> kErrorCodes = {"bad-message",    "too-large",    "rate-limited",   "not-joined",
-                                                "already-joined", "room-full",    "too-many-rooms", "unknown-peer",
-                                                "unauthorized",   "resume-failed"};
+const std::set<std::string_view> kErrorCodes = {
+    "bad-message", "too-large", "rate-limited", "not-joined", "already-joined", "room-full", "too-many-rooms",
+    "unknown-peer", "unauthorized", "resume-failed",
+    // SFU rooms (this fuzzer's hub has no media service: SFU requests are answered not-sfu).
+    "not-sfu", "bad-sdp", "too-many-publishers", "too-many-tracks", "stale-answer"};
 const std::set<std::string_view> kLeaveReasons = {"left", "disconnected", "timeout", "kicked"};
 const std::set<std::string_view> kByeReasons = {"shutdown", "slow-consumer", "timeout", "replaced"};
 
