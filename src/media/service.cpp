@@ -1,5 +1,6 @@
 #include "media/service.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -299,24 +300,11 @@ class Service::Worker final : public sfu::RouterIo {
     }
     if (!publisher && r.viewers >= limits.viewersPerRoom) return refuse(503, "this room has its maximum of viewers");
     if (!publisher && !r.publisherAnswer) return refuse(409, "nothing is published in this room yet");
-    size_t fromAddress = 0;
-    clients_.forEach([&](SlotId, Client& c) { fromAddress += c.clientIp.sameIp(clientIp) ? 1 : 0; });
-    if (fromAddress >= limits.transportsPerAddress) return refuse(503, "too many sessions from this address");
-    if (service_.transports_.fetch_add(1) >= limits.transports) {
-      service_.transports_.fetch_sub(1);
-      return refuse(503, "the SFU has its maximum of sessions");
-    }
-    metrics::add(metrics::registry().sfuTransports, 1);
-
-    auto client = std::make_unique<Client>();
-    Client& c = *client;
-    c.worker = this;
-    c.room = room;
-    c.publisher = publisher;
-    c.clientIp = clientIp;
+    std::string why;
+    Client* made = newClient(room, "", publisher, clientIp, why);
+    if (made == nullptr) return refuse(503, why);
+    Client& c = *made;
     c.secret = common::randomToken(16);
-    c.ufrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
-    c.id = clients_.insert(std::move(client));
     auto fail = [&](unsigned status, std::string why) {
       remove(c.id);
       return error(status, std::move(why));
@@ -324,7 +312,7 @@ class Service::Worker final : public sfu::RouterIo {
 
     sdp::ServerParams params;
     params.iceUfrag = c.ufrag;
-    params.icePwd = common::randomToken(24);
+    params.icePwd = c.pwd;
     params.fingerprint = service_.fingerprint_;
     for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), std::nullopt});
     params.sessionId = std::to_string(rng_() >> 1);
@@ -647,6 +635,8 @@ class Service::Worker final : public sfu::RouterIo {
     });
   }
 
+  // The one admission of a client transport, for WHIP, WHEP and the native door alike: the bounds per client
+  // address and in all. Null (with the reason in `why`) when one is reached.
   Client* newClient(const std::string& room, const std::string& peer, bool publisher, const Address& clientIp,
                     std::string& why) {
     const Limits& limits = service_.options_.limits;
@@ -1052,9 +1042,27 @@ std::optional<std::string> Service::start() {
   port_ = listen.port;
   if (options_.announceIps.empty()) {
     const bool unspecified = std::all_of(listen.ip.begin(), listen.ip.end(), [](uint8_t b) { return b == 0; });
-    // A wildcard listen address is no candidate: loopback serves local tests; others need --sfu-announce-ip.
-    if (unspecified) spdlog::warn("sfu: listening on a wildcard address: candidates say 127.0.0.1 (--sfu-announce-ip)");
-    options_.announceIps.push_back(unspecified ? std::string("127.0.0.1") : listen.ipString());
+    if (!unspecified) {
+      options_.announceIps.push_back(listen.ipString());
+    } else {
+      // A wildcard address is no candidate: announce every address of the machine the port is reachable at (of the
+      // listen family; [::] is dual-stack), the routable ones first and loopback last, so a client elsewhere on the
+      // network connects as one on this machine does. IPv6 link-local addresses are left out (they need a scope).
+      // Behind NAT only --sfu-announce-ip knows the public address.
+      std::vector<std::string> routable, loopback;
+      for (const common::Address& a : net::interfaceAddresses()) {
+        if (listen.family == common::Family::kV4 && a.family != common::Family::kV4) continue;
+        const bool v6 = a.family == common::Family::kV6;
+        if (v6 && a.ip[0] == 0xfe && (a.ip[1] & 0xc0) == 0x80) continue;
+        const bool lo = v6 ? a.ipString() == "::1" : a.ip[0] == 127;
+        (lo ? loopback : routable).push_back(a.ipString());
+      }
+      if (loopback.empty()) loopback.push_back(listen.family == common::Family::kV4 ? "127.0.0.1" : "::1");
+      options_.announceIps = routable;
+      options_.announceIps.insert(options_.announceIps.end(), loopback.begin(), loopback.end());
+      spdlog::info("sfu: listening on a wildcard address; candidates: {} (--sfu-announce-ip to choose)",
+                   fmt::join(options_.announceIps, ", "));
+    }
   }
   return std::nullopt;
 }

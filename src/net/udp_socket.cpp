@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -154,6 +156,21 @@ void SendBatch::flush() {
     start = end;
   }
   count_ = 0;
+}
+
+std::vector<common::Address> interfaceAddresses() {
+  std::vector<common::Address> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
+    if (auto a = common::Address::fromSockaddr(i->ifa_addr)) {
+      a->port = 0;
+      out.push_back(*a);
+    }
+  }
+  freeifaddrs(list);
+  return out;
 }
 
 }  // namespace kaiwa::net

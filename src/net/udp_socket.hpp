@@ -80,4 +80,8 @@ class SendBatch {
   uint64_t syscalls_ = 0;
 };
 
+// The machine's interface addresses that are up (port 0), loopback included: TURN's peer filter ("own addresses"),
+// its default relay address, and the SFU's candidates when its media port listens on a wildcard address.
+std::vector<common::Address> interfaceAddresses();
+
 }  // namespace kaiwa::net

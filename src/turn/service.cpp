@@ -2,9 +2,7 @@
 
 #include "net/accept_backoff.hpp"
 
-#include <ifaddrs.h>
 #include <linux/sock_diag.h>
-#include <net/if.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -36,21 +34,6 @@ namespace kaiwa::turn {
 
 namespace asio = boost::asio;
 using stun::Address;
-
-std::vector<Address> interfaceAddresses() {
-  std::vector<Address> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* i = list; i; i = i->ifa_next) {
-    if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
-    if (auto a = Address::fromSockaddr(i->ifa_addr)) {
-      a->port = 0;
-      out.push_back(*a);
-    }
-  }
-  freeifaddrs(list);
-  return out;
-}
 
 static_assert(metrics::kTurnQuotaNames.size() == size_t(QuotaRefusal::kCount));
 
@@ -1110,7 +1093,7 @@ TurnService::TurnService(net::WorkerPool& pool, TurnServiceOptions options)
     : pool_(pool), options_(std::move(options)), quotas_(std::make_shared<Quotas>()) {
   credentials_ = std::make_shared<CredentialsSlot>(
       std::make_shared<Credentials>(options_.realm, options_.users, options_.secrets));
-  auto own = interfaceAddresses();
+  auto own = net::interfaceAddresses();
   for (const auto& a : options_.relayIps) own.push_back(a);
   if (options_.externalIp) own.push_back(*options_.externalIp);
   own.push_back(options_.listen);
@@ -1120,7 +1103,7 @@ TurnService::TurnService(net::WorkerPool& pool, TurnServiceOptions options)
     if (!isUnspecified(options_.listen)) {
       options_.relayIps.push_back(options_.listen);
     } else {
-      for (const auto& a : interfaceAddresses())
+      for (const auto& a : net::interfaceAddresses())
         if (a.family == stun::Family::kV4 && a.ip[0] != 127) {
           options_.relayIps.push_back(a);
           break;

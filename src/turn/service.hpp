@@ -72,7 +72,4 @@ class TurnService {
   ssl_ctx_st* tls_ = nullptr;  // SSL_CTX, shared by the workers (SSL_new is thread-safe)
 };
 
-// The machine's interface addresses (for the peer filter's "own addresses" and a default relay address).
-std::vector<stun::Address> interfaceAddresses();
-
 }  // namespace kaiwa::turn

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { networkInterfaces } from 'node:os';
 import { freeUdpTcpPort, startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
@@ -109,4 +110,26 @@ test('with --auth-secret WHIP and WHEP need a Bearer token for the room', async 
     });
     assert.equal(del.status, 200);
   });
+});
+
+test('a media port on a wildcard address announces every interface address, loopback last', async () => {
+  const sfuPort = await freeUdpTcpPort();
+  const server = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `0.0.0.0:${sfuPort}`] });
+  try {
+    const res = await post(server, `/whip/${uniqueRoom('wild')}`, PUBLISHER);
+    assert.equal(res.status, 201, await res.clone().text());
+    const answer = await res.text();
+    const bundled = answer.split('\r\nm=')[1];  // the first m-line's candidates
+    const announced = [...bundled.matchAll(/a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host/g)].map((m) => {
+      assert.equal(Number(m[2]), sfuPort);
+      return m[1];
+    });
+    const own = Object.values(networkInterfaces()).flat()
+      .filter((i) => i.family === 'IPv4' && !i.internal).map((i) => i.address);
+    assert.deepEqual(announced.slice(0, -1).sort(), own.sort(), answer);
+    assert.equal(announced.at(-1), '127.0.0.1', 'loopback last');
+    assert.match(server.logs(), /candidates: .*127\.0\.0\.1/);
+  } finally {
+    await server.stop();
+  }
 });
