@@ -54,8 +54,11 @@ export async function connect(page, path, { relay = false, gather = relay, captu
 export async function mediaState(page) {
   return page.evaluate(async () => {
     const stats = await window.pc.getStats();
-    const out = { connection: window.pc.connectionState, local: null, remote: null, framesDecoded: 0, frameWidth: 0,
-      totalSamplesReceived: 0, audioPackets: 0, servers: (window.pc.getConfiguration().iceServers ?? []).flatMap((s) => s.urls) };
+    const out = {
+      connection: window.pc.connectionState, local: null, remote: null, framesDecoded: 0, frameWidth: 0,
+      frameHeight: 0, totalSamplesReceived: 0, audioPackets: 0,
+      servers: (window.pc.getConfiguration().iceServers ?? []).flatMap((s) => s.urls),
+    };
     let pair = null;
     stats.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
@@ -69,6 +72,7 @@ export async function mediaState(page) {
       if (s.kind === 'video') {
         out.framesDecoded = s.framesDecoded ?? 0;
         out.frameWidth = s.frameWidth ?? 0;
+        out.frameHeight = s.frameHeight ?? 0;
       } else if (s.kind === 'audio') {
         out.totalSamplesReceived = s.totalSamplesReceived ?? 0;
         out.audioPackets = s.packetsReceived ?? 0;

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { freeUdpTcpPort, launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
+import { connect, mediaState } from './whip-client.mjs';
 
 let server;
 let browser;
@@ -26,78 +27,19 @@ async function openPage() {
   return page;
 }
 
-async function publish(page, room) {
-  return page.evaluate(async (room) => {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-    const pc = new RTCPeerConnection();
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const res = await fetch(`/whip/${room}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-    });
-    if (res.status !== 201) throw new Error(`WHIP ${res.status}: ${await res.text()}`);
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    window.pc = pc;
-    return res.headers.get('Location');
-  }, room);
-}
-
-async function view(page, room) {
-  return page.evaluate(async (room) => {
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    const video = document.createElement('video');
-    video.muted = true;
-    video.autoplay = true;
-    video.playsInline = true;
-    document.body.append(video);
-    const stream = new MediaStream();
-    pc.ontrack = (e) => {
-      stream.addTrack(e.track);
-      video.srcObject = stream;
-    };
-    await pc.setLocalDescription(await pc.createOffer());
-    const res = await fetch(`/whep/${room}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-    });
-    if (res.status !== 201) throw new Error(`WHEP ${res.status}: ${await res.text()}`);
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    window.pc = pc;
-    return res.headers.get('Location');
-  }, room);
-}
-
-async function received(page) {
-  return page.evaluate(async () => {
-    const out = { framesDecoded: 0, frameWidth: 0, frameHeight: 0, totalSamplesReceived: 0, state: window.pc.connectionState };
-    (await window.pc.getStats()).forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') {
-        out.framesDecoded = s.framesDecoded ?? 0;
-        out.frameWidth = s.frameWidth ?? 0;
-        out.frameHeight = s.frameHeight ?? 0;
-      } else if (s.kind === 'audio') {
-        out.totalSamplesReceived = s.totalSamplesReceived ?? 0;
-      }
-    });
-    return out;
-  });
-}
-
 test('a WHIP publisher reaches two WHEP viewers through the SFU', { timeout: 90_000 }, async () => {
   const room = uniqueRoom('whip');
   const publisher = await openPage();
-  const location = await publish(publisher, room);
+  const location = await connect(publisher, `/whip/${room}`);
   assert.match(location, new RegExp(`^/whip/${room}/`));
   const viewers = [await openPage(), await openPage()];
-  for (const v of viewers) await view(v, room);
+  for (const v of viewers) await connect(v, `/whep/${room}`);
 
   const deadline = Date.now() + WAIT * 2;
   let first = null;
   let last = [];
   while (Date.now() < deadline) {
-    last = await Promise.all(viewers.map(received));
+    last = await Promise.all(viewers.map(mediaState));
     if (last.every((s) => s.framesDecoded > 0 && s.totalSamplesReceived > 0)) {
       if (!first) first = last;
       else if (last.every((s, i) => s.framesDecoded > first[i].framesDecoded + 10 &&
