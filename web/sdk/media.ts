@@ -106,3 +106,27 @@ export async function getScreenMedia(): Promise<MediaStream> {
       e.code === 'media-denied' ? 'Screen sharing was cancelled or refused.' : e.message, err);
   }
 }
+
+/**
+ * Caps (or, with `undefined`, uncaps) the bitrate of every video sender of `pc`. A sender whose encodings are not
+ * negotiated yet is skipped, and a setParameters refused during a negotiation is ignored: the caller applies the cap
+ * again when the signaling state is stable. Used by mesh links and by the SFU's publish connection alike.
+ */
+export async function capVideoBitrate(pc: RTCPeerConnection, maxBitrate: number | undefined): Promise<void> {
+  for (const sender of pc.getSenders()) {
+    if (sender.track?.kind !== 'video') continue;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) continue;
+    let changed = false;
+    for (const enc of params.encodings) {
+      if (maxBitrate !== undefined && enc.maxBitrate !== maxBitrate) {
+        enc.maxBitrate = maxBitrate;
+        changed = true;
+      } else if (maxBitrate === undefined && enc.maxBitrate !== undefined) {
+        delete enc.maxBitrate;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params).catch(() => undefined);
+  }
+}

@@ -4,6 +4,7 @@
  * side ignores the incoming offer. The same code handles the first offer, track changes and ICE restarts.
  */
 import { Emitter } from './emitter.js';
+import { capVideoBitrate } from './media.js';
 import { readStats, type PeerStats, type StatsSample } from './stats.js';
 import { KaiwaError } from './types.js';
 
@@ -288,27 +289,7 @@ export class PeerLink extends Emitter<PeerLinkEvents> {
 
   private async applyBitrate(): Promise<void> {
     if (this.closed) return;
-    for (const sender of this.pc.getSenders()) {
-      if (sender.track?.kind !== 'video') continue;
-      const params = sender.getParameters();
-      if (!params.encodings || params.encodings.length === 0) continue; // not negotiated yet; retried when stable
-      let changed = false;
-      for (const enc of params.encodings) {
-        if (this.maxVideoBitrate !== undefined && enc.maxBitrate !== this.maxVideoBitrate) {
-          enc.maxBitrate = this.maxVideoBitrate;
-          changed = true;
-        } else if (this.maxVideoBitrate === undefined && enc.maxBitrate !== undefined) {
-          delete enc.maxBitrate;
-          changed = true;
-        }
-      }
-      if (!changed) continue;
-      try {
-        await sender.setParameters(params);
-      } catch {
-        /* a negotiation is in progress; applied again when the signaling state is stable */
-      }
-    }
+    await capVideoBitrate(this.pc, this.maxVideoBitrate);
   }
 }
 

@@ -12,6 +12,7 @@
  * kaiwa is ICE-lite and puts its candidates in its own SDP; we send none (our checks carry our candidates).
  */
 import { Emitter } from './emitter.js';
+import { capVideoBitrate } from './media.js';
 import type { SignalingClient } from './signaling.js';
 import { readStats, type PeerStats, type StatsSample } from './stats.js';
 import { KaiwaError, type ServerMessage } from './types.js';
@@ -356,22 +357,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   private async applyBitrate(): Promise<void> {
     const pc = this.publishPc;
     if (!pc || this.closed) return;
-    for (const sender of pc.getSenders()) {
-      if (sender.track?.kind !== 'video') continue;
-      const params = sender.getParameters();
-      if (!params.encodings || params.encodings.length === 0) continue;
-      let changed = false;
-      for (const enc of params.encodings) {
-        if (this.maxVideoBitrate !== undefined && enc.maxBitrate !== this.maxVideoBitrate) {
-          enc.maxBitrate = this.maxVideoBitrate;
-          changed = true;
-        } else if (this.maxVideoBitrate === undefined && enc.maxBitrate !== undefined) {
-          delete enc.maxBitrate;
-          changed = true;
-        }
-      }
-      if (changed) await sender.setParameters(params).catch(() => undefined);
-    }
+    await capVideoBitrate(pc, this.maxVideoBitrate);
   }
 }
 
