@@ -6,10 +6,11 @@
  * the page's fake camera and microphone, /whep/<room> receives and plays into a <video>). Options: `relay` makes the
  * connection relay-only with the ICE servers from /api/ice-servers; `gather` waits for ICE gathering before the POST
  * (so the offer carries the page's candidates); `capture` makes a viewer capture its microphone first (Firefox gathers
- * only the default route's address, never loopback, for a page that captures nothing). Returns the session's Location.
+ * only the default route's address, never loopback, for a page that captures nothing); `videoCodec` ('H264', 'VP9', …)
+ * makes a publisher offer only that video codec (and RTX). Returns the session's Location.
  */
-export async function connect(page, path, { relay = false, gather = relay, capture = false } = {}) {
-  return page.evaluate(async ({ path, relay, gather, capture }) => {
+export async function connect(page, path, { relay = false, gather = relay, capture = false, videoCodec = null } = {}) {
+  return page.evaluate(async ({ path, relay, gather, capture, videoCodec }) => {
     if (capture) window.captured = await navigator.mediaDevices.getUserMedia({ audio: true });
     const config = {};
     if (relay) {
@@ -20,7 +21,14 @@ export async function connect(page, path, { relay = false, gather = relay, captu
     window.pc = pc;
     if (path.startsWith('/whip/')) {
       const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+      for (const track of stream.getTracks()) {
+        const transceiver = pc.addTransceiver(track, { direction: 'sendonly' });
+        if (track.kind === 'video' && videoCodec) {
+          const wanted = [`video/${videoCodec}`.toLowerCase(), 'video/rtx'];
+          transceiver.setCodecPreferences(RTCRtpSender.getCapabilities('video').codecs
+            .filter((c) => wanted.includes(c.mimeType.toLowerCase())));
+        }
+      }
     } else {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -47,7 +55,7 @@ export async function connect(page, path, { relay = false, gather = relay, captu
     if (res.status !== 201) throw new Error(`${path} ${res.status}: ${await res.text()}`);
     await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
     return res.headers.get('Location');
-  }, { path, relay, gather, capture });
+  }, { path, relay, gather, capture, videoCodec });
 }
 
 /** The page's connection state, its selected candidate pair's types, and what it has received and decoded. */
