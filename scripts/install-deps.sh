@@ -9,6 +9,7 @@ packages=(build-essential cmake ninja-build ccache pkg-config git curl
   libidn-dev  # stringprep's SASLprep profile, for TURN credentials
   libsrtp2-dev  # the SFU's SRTP
   libwebm-dev  # its WebM parser reads back the recorder's files in the unit tests
+  libusrsctp-dev  # SCTP for the SFU's data channels
   libgtest-dev clang libclang-rt-14-dev clang-format clang-tidy  # clang-format and clang-tidy: scripts/lint.sh
   coturn)  # only for its client tools (turnutils_*) in the TURN interop tests and bench; its daemon stays off
 # The e2e tests drive both browsers, and GStreamer's webrtcbin as a native WHIP publisher (tests/e2e/sfu-gstreamer).
