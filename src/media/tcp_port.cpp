@@ -228,7 +228,12 @@ void TcpPort::readFrames(TcpConnection& c, TcpId id, TimePoint now) {
       if (!onFirstFrame(c, id, next.frame, now)) return;
       continue;
     }
-    io_.onFrame(*c.transport, next.frame, c.remote, now);
+    std::span<uint8_t> frame = next.frame;
+    if (reinterpret_cast<uintptr_t>(frame.data()) % 4 != 0) {
+      std::memcpy(aligned_.data(), frame.data(), frame.size());
+      frame = std::span(aligned_).first(frame.size());
+    }
+    io_.onFrame(*c.transport, frame, c.remote, now);
     delivered = true;
     // The transport may have ended (and with it this connection) inside that call.
     if (connections_.find(id) == nullptr || c.closing) break;

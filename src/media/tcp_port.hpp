@@ -16,6 +16,7 @@
 // UDP); a frame over kMaxTcpFrame or a first frame that is no kaiwa check ends it; every write goes into a bounded
 // queue per connection whose overflow drops whole frames (a slow reader loses media, the loop never waits). Each
 // end is counted by reason in kaiwa_sfu_tcp_closed_total.
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -173,6 +174,9 @@ class TcpPort {
   net::Loop::TimerId resume_ = 0;
   net::Slots<TcpConnection> connections_;
   uint64_t queueDrops_ = 0;
+  // A frame starts wherever the one before it ended, but SRTP unprotects only at a 4-byte boundary
+  // (srtp::Session): a frame that does not start at one is copied here first.
+  alignas(16) std::array<uint8_t, kMaxTcpFrame> aligned_{};
 };
 
 // One ICE-TCP connection, owned by its worker's port (or by the task carrying it to another worker).
