@@ -364,11 +364,14 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
               turnTcpIdle = formatDuration(defaults.turn.tcpIdleTimeout);
   bool noTurn = false;
   bool noSfu = false;
+  bool noSfuTcp = false;
   serve->add_flag("--no-sfu", noSfu, "Do not run the SFU (media port, WHIP/WHEP)")->envname("KAIWA_NO_SFU");
   serve
       ->add_option("--sfu-listen", c.sfu.listen,
-                   "SFU media port, UDP ADDR:PORT (default: the --listen host, port 7881)")
+                   "SFU media port, ADDR:PORT for UDP and ICE-TCP (default: the --listen host, port 7881)")
       ->envname("KAIWA_SFU_LISTEN");
+  serve->add_flag("--no-sfu-tcp", noSfuTcp, "No ICE-TCP on the SFU's media port (UDP only)")
+      ->envname("KAIWA_NO_SFU_TCP");
   serve->add_option("--sfu-announce-ip", c.sfu.announceIps, "Address put in the SFU's candidates (repeatable)")
       ->envname("KAIWA_SFU_ANNOUNCE_IP");
   serve
@@ -538,6 +541,7 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   if (c.tlsCert.empty() != c.tlsKey.empty()) return fail("--tls-cert and --tls-key go together");
   c.turn.enabled = !noTurn;
   c.sfu.enabled = !noSfu;
+  c.sfu.tcp = !noSfuTcp;
   if (!c.sfu.listen.empty() && !parseListen(c.sfu.listen))
     return fail("--sfu-listen '" + c.sfu.listen + "' is not ADDR:PORT");
   c.turn.credentialTtl = *parseDuration(turnTtl);

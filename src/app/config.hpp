@@ -50,7 +50,8 @@ struct TurnConfig {
 // The SFU's media port and WHIP/WHEP (docs/sfu.md). Limits: media::Limits.
 struct SfuConfig {
   bool enabled = true;
-  std::string listen;                    // ADDR:PORT (UDP); empty: the HTTP listen host, port 7881
+  std::string listen;                    // ADDR:PORT (UDP, and TCP for ICE-TCP); empty: the HTTP listen host, port 7881
+  bool tcp = true;                       // passive ICE-TCP on the media port's number (--no-sfu-tcp: off)
   std::vector<std::string> announceIps;  // put in candidates; none: the listen address
   std::string mediaMode = "auto";        // the policy of a native room whose creating join names none
   size_t maxPublishers = sfu::RoomLimits{}.publishersPerRoom;  // per native SFU room

@@ -478,6 +478,7 @@ int runServer(const ServeConfig& config) {
     if (config.sfu.listen.empty()) listen->port = 7881;
     wo.listen = *listen;
     wo.announceIps = config.sfu.announceIps;
+    wo.tcp = config.sfu.tcp;
     wo.authSecret = config.authSecret;
     wo.ownerOf = [&hub](std::string_view room) { return hub.ownerOf(room); };
     wo.validRoomName = [](std::string_view room) { return signal::validRoomName(room); };
@@ -494,8 +495,9 @@ int runServer(const ServeConfig& config) {
       sfu.reset();
     }
     if (sfu)
-      spdlog::info("SFU media port {} (UDP); WHIP at /whip/<room>, WHEP at /whep/<room>",
-                   common::Address{wo.listen.family, wo.listen.ip, sfu->port()}.toString());
+      spdlog::info("SFU media port {} ({}); WHIP at /whip/<room>, WHEP at /whep/<room>",
+                   common::Address{wo.listen.family, wo.listen.ip, sfu->port()}.toString(),
+                   sfu->tcpPort() ? "UDP and ICE-TCP" : "UDP");
   }
   if (sfu) {
     sfu->setListener(&bridge);

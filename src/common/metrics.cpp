@@ -179,6 +179,19 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],
                    r.sfuDropped[i].load(std::memory_order_relaxed));
   }
+  emit(out, "kaiwa_sfu_tcp_connections", "gauge", "ICE-TCP connections on the SFU's media port.", r.sfuTcpConnections);
+  emit(out, "kaiwa_sfu_tcp_handovers_total", "counter",
+       "ICE-TCP connections accepted by one worker and handed to the worker that owns their transport.",
+       r.sfuTcpHandovers);
+  emit(out, "kaiwa_sfu_tcp_queue_dropped_total", "counter",
+       "Frames dropped because an ICE-TCP connection's write queue was full (a slow reader).", r.sfuTcpQueueDropped);
+  out +=
+      "# HELP kaiwa_sfu_tcp_closed_total ICE-TCP connections ended or refused, by reason.\n"
+      "# TYPE kaiwa_sfu_tcp_closed_total counter\n";
+  for (size_t i = 0; i < kSfuTcpCloseNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_sfu_tcp_closed_total{{reason=\"{}\"}} {}\n", kSfuTcpCloseNames[i],
+                   r.sfuTcpClosed[i].load(std::memory_order_relaxed));
+  }
   out += "# HELP kaiwa_turn_dropped_total TURN packets dropped, by reason.\n# TYPE kaiwa_turn_dropped_total counter\n";
   for (size_t i = 0; i < kTurnDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_turn_dropped_total{{reason=\"{}\"}} {}\n", kTurnDropNames[i],

@@ -81,6 +81,10 @@ inline constexpr std::array<std::string_view, 6> kAddressRefusalNames = {
 inline constexpr std::array<std::string_view, 11> kSfuDropNames = {
     "bad_rtp",    "unknown_ssrc", "publisher_rtx",         "unmapped_payload_type", "unmapped_extension", "too_large",
     "queue_full", "bad_rtcp",     "unknown_feedback_ssrc", "no_transport",          "send_failed"};
+// Why ICE-TCP connections on the media port ended (media::TcpClose, in its order).
+inline constexpr std::array<std::string_view, 12> kSfuTcpCloseNames = {
+    "peer",     "error", "too_large",      "bad_first_frame", "unknown_ufrag", "bad_check",
+    "no_check", "idle",  "transport_gone", "address_limit",   "total_limit",   "too_many_paths"};
 
 struct Registry {
   std::atomic<int64_t> httpConnections{0};  // open TCP/TLS connections (HTTP and WebSocket)
@@ -132,6 +136,12 @@ struct Registry {
   std::atomic<int64_t> sfuLossySubscriptions{0};  // whose subscriber last reported at least 5 % lost
   std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
       sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
+
+  // ICE-TCP on the SFU's media port (media/tcp_port.cpp).
+  std::atomic<int64_t> sfuTcpConnections{0};    // ICE-TCP connections on the media port
+  std::atomic<uint64_t> sfuTcpHandovers{0};     // connections accepted by a worker for another one's transport
+  std::atomic<uint64_t> sfuTcpQueueDropped{0};  // frames dropped because a connection's write queue was full
+  std::array<std::atomic<uint64_t>, kSfuTcpCloseNames.size()> sfuTcpClosed{};  // by kSfuTcpCloseNames
 
   void drop(Drop why) { dropped[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed); }
   uint64_t droppedCount(Drop why) const { return dropped[static_cast<size_t>(why)].load(std::memory_order_relaxed); }

@@ -92,6 +92,15 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   };
   static constexpr size_t kMaxExtraPaths = 3;
   std::vector<std::unique_ptr<Path>> paths;
+  // ICE-TCP connections of this transport (media/tcp_port.hpp), by their remote address: a path like a UDP one.
+  static constexpr size_t kMaxTcpPaths = 4;
+  std::vector<std::pair<Address, TcpId>> tcp;
+  const TcpId* tcpTo(const Address& to) const {
+    for (const auto& [remote, id] : tcp) {
+      if (remote == to) return &id;
+    }
+    return nullptr;
+  }
 
   void sendTo(const Address& to, std::span<const uint8_t> datagram) override;
   void onValidAddress(const Address& from) override;
@@ -102,7 +111,7 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   void onReady(uint32_t events) override;
 };
 
-class Service::Worker final : public sfu::RouterIo {
+class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
  public:
   Worker(Service& service, uint32_t index, dtls::Context dtls)
       : service_(service), loop_(service.pool_.loop(index)), index_(index), dtls_(std::move(dtls)) {}
@@ -110,6 +119,7 @@ class Service::Worker final : public sfu::RouterIo {
   ~Worker() {
     loop_.cancel(tick_);
     loop_.cancel(publish_);
+    loop_.cancel(tcpExpire_);
     clients_.forEach([&](SlotId, Client& c) { closeSocket(c); });
     if (fd_ >= 0) {
       loop_.unwatch(watch_, fd_);
@@ -128,6 +138,11 @@ class Service::Worker final : public sfu::RouterIo {
     watch_ = loop_.watch(fd_, EPOLLIN, listener_);
     if (!watch_) return std::string("SFU epoll: ") + std::strerror(errno);
     tick_ = loop_.every(kTick, [this](TimePoint now) { tick(now); });
+    if (service_.tcp_) {
+      tcp_.emplace(loop_, index_, *service_.tcp_, *this);
+      if (auto e = tcp_->listen(listen_)) return e;
+      tcpExpire_ = loop_.every(std::chrono::seconds(1), [this](TimePoint now) { tcp_->expire(now); });
+    }
     publish_ = loop_.every(std::chrono::seconds(1), [this](TimePoint) { publishCounters(); });
     return std::nullopt;
   }
@@ -186,7 +201,7 @@ class Service::Worker final : public sfu::RouterIo {
       return;
     }
     // kaiwa's ufrag names the owner worker: "w<index>" and random characters.
-    const uint32_t owner = ownerOfUfrag(username->local);
+    const uint32_t owner = ownerOfUfragName(username->local);
     if (owner != index_ && owner < service_.workers_.size()) {
       std::vector<uint8_t> copy(bytes.begin(), bytes.end());
       Service& service = service_;
@@ -205,7 +220,7 @@ class Service::Worker final : public sfu::RouterIo {
     c->transport->receive(bytes, from, now);
   }
 
-  static uint32_t ownerOfUfrag(std::string_view ufrag) {
+  static uint32_t ownerOfUfragName(std::string_view ufrag) {
     if (ufrag.size() < 3 || ufrag[0] != 'w') return UINT32_MAX;
     uint32_t w = 0;
     auto end = ufrag.find('x');
@@ -314,7 +329,7 @@ class Service::Worker final : public sfu::RouterIo {
     params.iceUfrag = c.ufrag;
     params.icePwd = c.pwd;
     params.fingerprint = service_.fingerprint_;
-    for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), std::nullopt});
+    for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), service_.tcpPort()});
     params.sessionId = std::to_string(rng_() >> 1);
     params.receive = publisher;
     params.send = !publisher;
@@ -426,6 +441,9 @@ class Service::Worker final : public sfu::RouterIo {
   }
 
   void closeSocket(Client& c) {
+    auto tcp = std::move(c.tcp);
+    c.tcp.clear();
+    for (const auto& [remote, id] : tcp) tcp_->close(id, TcpClose::kTransportGone);
     for (auto& p : c.paths) {
       loop_.unwatch(p->watch, p->fd);
       ::close(p->fd);
@@ -670,7 +688,7 @@ class Service::Worker final : public sfu::RouterIo {
     params.iceUfrag = ufrag;
     params.icePwd = pwd;
     params.fingerprint = service_.fingerprint_;
-    for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), std::nullopt});
+    for (const auto& ip : service_.options_.announceIps) params.addresses.push_back({ip, port(), service_.tcpPort()});
     params.sessionId = std::to_string(rng_() >> 1);
     params.acceptData = false;
     return params;
@@ -945,6 +963,54 @@ class Service::Worker final : public sfu::RouterIo {
   }
 
   Room* roomOf(Client& c) { return findRoom(c.room); }
+  void sendTcp(TcpId id, std::span<const uint8_t> datagram) { tcp_->send(id, datagram); }
+
+  // --- TcpPortIo: the ICE-TCP connections of this worker ---
+  std::optional<uint32_t> ownerOfUfrag(std::string_view ufrag) override {
+    const uint32_t owner = ownerOfUfragName(ufrag);
+    if (owner >= service_.workers_.size()) return std::nullopt;
+    return owner;
+  }
+  void handOver(uint32_t owner, std::unique_ptr<TcpConnection> connection) override {
+    Service& service = service_;
+    service_.pool_.post(owner, [&service, owner, connection = std::move(connection)]() mutable {
+      service.workers_[owner]->tcp_->adopt(std::move(connection));
+    });
+  }
+  bool attach(std::string_view ufrag, TcpId connection, const Address& remote, SlotId& transport,
+              TcpClose& why) override {
+    auto id = demux_.byUfrag(ufrag);
+    Client* c = id ? clients_.find(*id) : nullptr;
+    if (c == nullptr || !c->transport || c->closing) {
+      why = TcpClose::kUnknownUfrag;
+      return false;
+    }
+    if (c->tcp.size() >= Client::kMaxTcpPaths) {
+      why = TcpClose::kTooManyPaths;
+      return false;
+    }
+    c->tcp.emplace_back(remote, connection);
+    transport = c->id;
+    return true;
+  }
+  void onFrame(SlotId transport, std::span<uint8_t> frame, const Address& remote, TimePoint now) override {
+    Client* c = clients_.find(transport);
+    if (c != nullptr && c->transport) c->transport->receive(frame, remote, now);
+  }
+  void afterFrames() override { flush(); }
+  std::optional<TimePoint> lastValidCheck(SlotId transport, const Address& remote) override {
+    Client* c = clients_.find(transport);
+    if (c == nullptr || !c->transport) return std::nullopt;
+    for (const ice::Path& p : c->transport->ice().paths()) {
+      if (p.remote == remote) return p.lastValid;
+    }
+    return std::nullopt;
+  }
+  void onTcpClosed(SlotId transport, TcpId connection) override {
+    if (Client* c = clients_.find(transport)) {
+      std::erase_if(c->tcp, [&](const auto& t) { return t.second == connection; });
+    }
+  }
   net::Loop& loop() { return loop_; }
 
  private:
@@ -973,10 +1039,17 @@ class Service::Worker final : public sfu::RouterIo {
   std::array<uint64_t, kPublished> published_{};
   int64_t publishedLossy_ = 0;
   net::Loop::TimerId publish_ = 0;
+  std::optional<TcpPort> tcp_;  // ICE-TCP on the media port (when Options::tcp)
+  net::Loop::TimerId tcpExpire_ = 0;
 };
 
-void Client::sendTo(const Address& to, std::span<const uint8_t> datagram) { worker->send(*this, to, datagram); }
-void Client::onValidAddress(const Address& from) { worker->connectClient(*this, from); }
+void Client::sendTo(const Address& to, std::span<const uint8_t> datagram) {
+  if (const TcpId* tcpId = tcpTo(to)) return worker->sendTcp(*tcpId, datagram);
+  worker->send(*this, to, datagram);
+}
+void Client::onValidAddress(const Address& from) {
+  if (tcpTo(from) == nullptr) worker->connectClient(*this, from);
+}
 void Client::onConnected() {
   connected = true;
   worker->subscribePending(*this);
@@ -1031,6 +1104,15 @@ std::optional<std::string> Service::start() {
     const int probe = net::bindUdp(listen, net::UdpBindOptions{}, &err);
     if (probe < 0) return "SFU UDP " + err;
     ::close(probe);
+  }
+  if (options_.tcp) {
+    if (listen.port != 0) {
+      std::string err;
+      const int probe = net::listenTcp(listen, false, &err);
+      if (probe < 0) return "SFU TCP " + err;
+      ::close(probe);
+    }
+    tcp_ = std::make_unique<TcpShared>(options_.tcpLimits);
   }
   for (uint32_t i = 0; i < pool_.size(); ++i) {
     auto ctx = dtls::Context::make(*certificate, dtls::Role::kServer);

@@ -28,6 +28,7 @@
 
 #include "common/address.hpp"
 #include "http/handler.hpp"
+#include "media/tcp_port.hpp"
 #include "net/worker_pool.hpp"
 #include "sfu/room.hpp"
 
@@ -45,7 +46,9 @@ struct Limits {
 };
 
 struct Options {
-  common::Address listen;                // the media port (UDP)
+  common::Address listen;  // the media port (UDP, and TCP for ICE-TCP)
+  bool tcp = true;         // passive ICE-TCP on the same port number (media/tcp_port.hpp)
+  TcpLimits tcpLimits;
   std::vector<std::string> announceIps;  // the addresses put in candidates (the listen address if empty)
   std::optional<std::string> authSecret;
   Limits limits;
@@ -86,6 +89,8 @@ class Service {
   // Makes the certificate and binds every worker's socket (before the pool starts). An error message on failure.
   std::optional<std::string> start();
   uint16_t port() const { return port_; }
+  // The ICE-TCP port (the media port's number), or nullopt when ICE-TCP is off.
+  std::optional<uint16_t> tcpPort() const { return tcp_ ? std::optional<uint16_t>(port_) : std::nullopt; }
 
   // http::Routes::deferred for /whip/ and /whep/: false when the path is not its own.
   bool http(const http::Request& req, http::Responder& respond);
@@ -111,6 +116,7 @@ class Service {
   net::WorkerPool& pool_;
   Options options_;
   std::string fingerprint_;
+  std::unique_ptr<TcpShared> tcp_;  // before the workers: their connections give their counts back to it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<size_t> transports_{0};
   uint16_t port_ = 0;

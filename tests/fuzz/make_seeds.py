@@ -373,6 +373,22 @@ sdp = {
 for name, data in sdp.items():
     write("fuzz_sdp", name, data)
 
+# ---------------------------------------------------------------- fuzz_tcp_framing: [max/8, buffer, pieces] + stream
+def frame(payload):
+    return len(payload).to_bytes(2, "big") + payload
+
+
+STUN_BINDING = h("0001 0000 2112a442 000102030405060708090a0b")
+tcp = {
+    "stun_then_dtls": bytes([255, 0, 1]) + frame(STUN_BINDING) + frame(h("16fefd") + bytes(40)),
+    "media_burst": bytes([200, 1, 50]) + b"".join(frame(h("80 60") + bytes([i]) * 198) for i in range(6)),
+    "empty_frames": bytes([1, 2, 7]) + frame(b"") + frame(b"x") + frame(b"") + frame(b"yz"),
+    "too_large": bytes([2, 0, 3]) + frame(b"ok") + bytes([0xFF, 0xFF]) + bytes(30),
+    "partial_tail": bytes([100, 3, 9]) + frame(b"whole") + bytes([0x01, 0x00]) + b"cut",
+}
+for name, data in tcp.items():
+    write("fuzz_tcp_framing", name, data)
+
 if __name__ == "__main__" and "-q" not in sys.argv:
     for t in sorted(os.listdir(CORPUS)):
         print(t, len(os.listdir(os.path.join(CORPUS, t))))
