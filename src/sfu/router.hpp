@@ -11,9 +11,11 @@
 // extension ids mapped to what the subscriber negotiated. A payload type the subscriber did not negotiate is
 // dropped and counted.
 //
-// Keyframes: PLI or FIR from a subscriber, a new subscription and a send-queue overflow on a video track each ask
-// the publisher for a keyframe through one rtp::KeyframeRequestThrottle per track (at most one per 500 ms; one
-// asked inside the window is sent when it ends, at the time pendingAt() gives). NACK from a subscriber is answered
+// Keyframes: PLI or FIR from a subscriber, a new subscription and video lost in a send queue each ask the
+// publisher for a keyframe through one rtp::KeyframeRequestThrottle per track (at most one per 500 ms; one asked
+// inside the window is sent when it ends, at the time pendingAt() gives). A new subscription's request is urgent:
+// it waits at most 100 ms after the last request sent, so a late joiner's first frame does not wait out another
+// subscriber's window. NACK from a subscriber is answered
 // from a per-track rtp::RetransmissionBuffer holding the publisher's packets as received: with RTX when the
 // subscription has an RTX SSRC and payload type, else the original packet again.
 //
