@@ -214,7 +214,8 @@ class Router {
   // Sends the keyframe requests the throttles held back, the NACKs that are due and, every kReportInterval, the
   // Receiver and Sender Reports.
   void tick(TimePoint now);
-  // When tick() has something to do; TimePoint::max() when nothing is held back or due and no media arrived yet.
+  // When tick() has something to do: TimePoint::min() when a drained queue's keyframe request waits for it,
+  // TimePoint::max() when nothing is held back or due and no media arrived yet.
   TimePoint nextDeadline() const;
 
   // RTCP reports go out this often. RFC 3550 section 6.2 randomizes the interval to keep many senders from
