@@ -1325,13 +1325,13 @@ int run(const Options& o) {
   std::printf("%s%s %d pub x %d sub, %.0f pkt/s x %zu B%s, %.1f s: sent %" PRIu64 " (%.0f/s), received %" PRIu64
               " (%.0f/s), lost %" PRIu64 ", reordered %" PRIu64
               ", jitter p50 %.0f us p99 %.0f us, latency p50 %.0f us p99 "
-              "%.0f us, first frame p50 %.0f ms max %.0f ms, first keyframe max %.0f ms",
+              "%.0f us, first frame p50 %.0f ms max %.0f ms, first keyframe min %.0f ms p50 %.0f ms max %.0f ms",
               o.label.empty() ? "" : (o.label + " ").c_str(), o.server.c_str(), o.publishers, o.subscribers,
               o.media.rate, o.media.size, o.media.audio ? " + audio" : "", window, sent1 - sent0,
               double(sent1 - sent0) / window, forwarded, double(forwarded) / window, lost, reordered,
               quantile(jitterUs, 0.5), quantile(jitterUs, 0.99), double(latency.quantile(0.5)) / 1e3,
               double(latency.quantile(0.99)) / 1e3, quantile(firstFrameMs, 0.5), quantile(firstFrameMs, 1.0),
-              quantile(firstKeyMs, 1.0));
+              quantile(firstKeyMs, 0.0), quantile(firstKeyMs, 0.5), quantile(firstKeyMs, 1.0));
   if (o.serverPid > 0) {
     std::printf(
         ", server CPU %.2f s (%.1f us per forwarded packet, %.0f forwarded/s per core), RSS %+ld kB per %zu "
@@ -1367,6 +1367,7 @@ int run(const Options& o) {
                    {"latencyP99Us", double(latency.quantile(0.99)) / 1e3},
                    {"firstFrameP50Ms", quantile(firstFrameMs, 0.5)},
                    {"firstFrameMaxMs", quantile(firstFrameMs, 1.0)},
+                   {"firstKeyframeMinMs", quantile(firstKeyMs, 0.0)},
                    {"firstKeyframeP50Ms", quantile(firstKeyMs, 0.5)},
                    {"firstKeyframeMaxMs", quantile(firstKeyMs, 1.0)},
                    {"serverCpuS", serverCpu},

@@ -120,8 +120,8 @@ kill -0 "$KPID" 2>/dev/null || { echo "kaiwa did not start:"; cat "$DIR/kaiwa.lo
 
 echo "# sfu-vs-janus: $PUBS publisher(s) x $SUBS subscribers, 1000-byte video at RATE pkt/s + 50 pkt/s audio, $SECONDS_ s per run, $REPS reps, nice $NICE"
 echo "# kaiwa $("$KAIWA" --version 2>/dev/null | head -1) (default workers), janus $(dpkg-query -W -f='${Version}' janus 2>/dev/null || echo '?'); $(nproc) cores; $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-6s %-6s %6s %9s %7s %7s %7s %7s %8s %7s %9s %7s %7s %6s %6s %6s %s\n" step server rate fwd/s lost \
-  jit50us jit99us lat50us lat99us cpu_us fwd/core ff50ms ffmaxms rss_kB gen_s busy% drops
+printf "%-6s %-6s %6s %9s %7s %7s %7s %7s %8s %7s %9s %7s %7s %7s %7s %7s %6s %6s %6s %s\n" step server rate fwd/s \
+  lost jit50us jit99us lat50us lat99us cpu_us fwd/core ff50ms ffmaxms kfminms kf50ms kfmaxms rss_kB gen_s busy% drops
 
 # run STEP SERVER RATE SUBSCRIBERS SECONDS: one generator run against one server; a row, its JSON kept.
 run() {
@@ -141,10 +141,11 @@ r = json.loads(sys.stdin.read())
 b0, b1 = [list(map(int, x.split())) for x in sys.argv[1:3]]
 busy = 100.0 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1])
 drops = "%d/%d %s" % (r["udpDropsServer"], r["udpDropsGenerator"], r["serverDrops"])
-print("%-6s %-6s %6d %9.0f %7d %7.0f %7.0f %7.0f %8.0f %7.2f %9.0f %7.0f %7.0f %6.1f %6.2f %6.0f %s" % (
+print("%-6s %-6s %6d %9.0f %7d %7.0f %7.0f %7.0f %8.0f %7.2f %9.0f %7.0f %7.0f %7.0f %7.0f %7.0f %6.1f %6.2f %6.0f %s" % (
   r["label"], r["server"], r["rate"], r["received"] / r["seconds"], r["lost"], r["jitterP50Us"], r["jitterP99Us"],
   r["latencyP50Us"], r["latencyP99Us"], r["cpuUsPerForwarded"], r["forwardedPerCoreS"], r["firstFrameP50Ms"],
-  r["firstFrameMaxMs"], r["rssPerStreamKb"], r["loadgenCpuS"], busy, drops.strip()))' "$box0" "$box1"
+  r["firstFrameMaxMs"], r.get("firstKeyframeMinMs", 0), r["firstKeyframeP50Ms"], r["firstKeyframeMaxMs"],
+  r["rssPerStreamKb"], r["loadgenCpuS"], busy, drops.strip()))' "$box0" "$box1"
 }
 
 for name in $SERVERS; do run mem "$name" 100 "$MEM_SUBS" 3; done

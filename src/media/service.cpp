@@ -177,6 +177,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
         } else {
           onDatagram(bytes, *from, now);
         }
+        // A fan-out to many subscribers can use up the worker's send buffers within one round: sent early, they are
+        // free again before the router would have to drop.
+        if (pool_.available() < pool_.capacity() / 4) flush();
       }
       // Flushed every round, not once per wake-up: a backlog of 16 rounds would put up to 16 x kSlots packets into a
       // subscriber's queue of 256 before it is drained, and the router drops what does not fit.
@@ -301,7 +304,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     KAIWA_ON_LOOP(loop_);
     const Limits& limits = service_.options_.limits;
     Room& r = rooms_[room];
-    if (!r.router) r.router = std::make_unique<sfu::Router>(*this);
+    if (!r.router) r.router = std::make_unique<sfu::Router>(*this, pool_);
     // A refusal leaves no empty room behind.
     auto refuse = [&](unsigned status, std::string why) {
       if (r.idle()) {
@@ -528,7 +531,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
                             sum.unmappedPayloadType,
                             sum.unmappedExtension,
                             sum.tooLarge,
-                            sum.queueFull,
+                            sum.queueFull + sum.audioDropped,
                             sum.badRtcp,
                             sum.unknownFeedbackSsrc,
                             dropped_,
@@ -565,6 +568,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     a.unmappedExtension += b.unmappedExtension;
     a.tooLarge += b.tooLarge;
     a.queueFull += b.queueFull;
+    a.audioDropped += b.audioDropped;
     a.badRtcp += b.badRtcp;
     a.unknownFeedbackSsrc += b.unknownFeedbackSsrc;
     a.keyframeRequestsIn += b.keyframeRequestsIn;
@@ -590,7 +594,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   // --- the native protocol's SFU rooms (docs/protocol.md, "SFU rooms"), on the owner worker ---
   Room& nativeRoom(const std::string& name) {
     Room& r = rooms_[name];
-    if (!r.router) r.router = std::make_unique<sfu::Router>(*this);
+    if (!r.router) r.router = std::make_unique<sfu::Router>(*this, pool_);
     if (!r.members) {
       r.members = std::make_unique<sfu::Room>(service_.options_.limits.room, [this] { return uint32_t(rng_()); });
     }
@@ -1027,6 +1031,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   net::SendBatch send_;
   ice::Demux demux_;
   net::Slots<Client> clients_;
+  // The buffers of every router's send queues on this worker; declared before the rooms, which give them back.
+  sfu::SendPool pool_;
   std::unordered_map<std::string, Room> rooms_;
   std::unordered_map<uint32_t, SlotId> routerIds_;
   std::vector<uint32_t> ready_;

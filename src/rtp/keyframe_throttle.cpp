@@ -1,32 +1,37 @@
 #include "rtp/keyframe_throttle.hpp"
 
+#include <algorithm>
+
 namespace kaiwa::rtp {
 
 void KeyframeRequestThrottle::send(TimePoint now) {
   lastSent_ = now;
-  pending_ = false;
+  pendingAt_.reset();
   ++stats_.sent;
 }
 
-bool KeyframeRequestThrottle::request(TimePoint now) {
-  if (open(now)) {
+bool KeyframeRequestThrottle::ask(TimePoint now, Millis interval) {
+  if (!lastSent_ || now >= *lastSent_ + interval) {
     send(now);
     return true;
   }
-  pending_ = true;
+  // An urgent request shortens the wait of one already remembered; a plain one never lengthens it.
+  const TimePoint due = *lastSent_ + interval;
+  pendingAt_ = pendingAt_ ? std::min(*pendingAt_, due) : due;
   ++stats_.deferred;
   return false;
 }
 
+bool KeyframeRequestThrottle::request(TimePoint now) { return ask(now, interval_); }
+
+bool KeyframeRequestThrottle::requestUrgent(TimePoint now) { return ask(now, urgentInterval_); }
+
 bool KeyframeRequestThrottle::poll(TimePoint now) {
-  if (!pending_ || !open(now)) return false;
+  if (!pendingAt_ || now < *pendingAt_) return false;
   send(now);
   return true;
 }
 
-std::optional<TimePoint> KeyframeRequestThrottle::pendingAt() const {
-  if (!pending_) return std::nullopt;
-  return *lastSent_ + interval_;
-}
+std::optional<TimePoint> KeyframeRequestThrottle::pendingAt() const { return pendingAt_; }
 
 }  // namespace kaiwa::rtp

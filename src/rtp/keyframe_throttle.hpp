@@ -18,10 +18,13 @@ class KeyframeRequestThrottle {
     uint64_t deferred = 0;  // requests that arrived inside the interval (each window sends at most one of them)
   };
 
-  explicit KeyframeRequestThrottle(Millis interval = Millis(500)) : interval_(interval) {}
+  explicit KeyframeRequestThrottle(Millis interval = Millis(500), Millis urgentInterval = Millis(100))
+      : interval_(interval), urgentInterval_(urgentInterval) {}
 
   // A request for a keyframe. True: send one to the publisher now. False: it is remembered for pendingAt().
   bool request(TimePoint now);
+  // The same for a new subscriber: held back only while the last request sent is less than urgentInterval old.
+  bool requestUrgent(TimePoint now);
   // On the caller's timer: true when a remembered request is due; it then counts as sent.
   bool poll(TimePoint now);
   // When poll() will have a request to send; nullopt when none is remembered.
@@ -30,12 +33,13 @@ class KeyframeRequestThrottle {
   const Stats& stats() const { return stats_; }
 
  private:
-  bool open(TimePoint now) const { return !lastSent_ || now >= *lastSent_ + interval_; }
+  bool ask(TimePoint now, Millis interval);
   void send(TimePoint now);
 
   Millis interval_;
+  Millis urgentInterval_;
   std::optional<TimePoint> lastSent_;
-  bool pending_ = false;
+  std::optional<TimePoint> pendingAt_;  // the earliest time a remembered request may go
   Stats stats_;
 };
 

@@ -9,31 +9,19 @@
 
 namespace kaiwa::sfu {
 
-static_assert(SendQueue::kSlotSize >= SendQueue::kMaxPacket + srtp::kMaxTrailer);
-static_assert(SendQueue::kSlotSize % 16 == 0);
-
-SendQueue::SendQueue(size_t slots)
-    : blocks_(std::make_unique<Block[]>(std::max<size_t>(slots, 1) * kSlotSize / sizeof(Block))),
-      lengths_(std::max<size_t>(slots, 1), 0) {}
-
-std::span<uint8_t> SendQueue::reserve() {
-  if (full()) return {};
-  return {slot((head_ + count_) % lengths_.size()), kSlotSize};
-}
-
-void SendQueue::commit(size_t length) {
-  lengths_[(head_ + count_) % lengths_.size()] = uint16_t(length);
-  ++count_;
-}
-
 namespace {
 
 uint64_t ssrcKey(TransportId publisher, uint32_t ssrc) { return uint64_t(publisher) << 32 | ssrc; }
 
 }  // namespace
 
-Router::Router(RouterIo& io)
-    : io_(&io),
+Router::Router(RouterIo& io) : Router(io, nullptr) {}
+
+Router::Router(RouterIo& io, SendPool& pool) : Router(io, &pool) {}
+
+Router::Router(RouterIo& io, SendPool* pool)
+    : io_(&io), ownPool_(pool == nullptr ? std::make_unique<SendPool>() : nullptr),
+      pool_(pool == nullptr ? ownPool_.get() : pool),
       // The router's one reading of a clock: NTP timestamps need the time of day, the rest only the `now` passed in.
       unixAtEpoch_(std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::system_clock::now().time_since_epoch() - Clock::now().time_since_epoch())) {}
@@ -46,6 +34,7 @@ std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig confi
   if (config.ssrc != 0 && bySsrc_.contains(ssrcKey(publisher, config.ssrc))) return std::nullopt;
   const TrackId id = nextTrack_++;
   Track& track = tracks_[id];
+  track.id = id;
   track.publisher = publisher;
   track.ssrc = config.ssrc;
   if (config.retransmission.maxPackets > 0) {
@@ -62,7 +51,8 @@ std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig confi
 
 void Router::addSubscriber(TransportId subscriber, SubscriberConfig config) {
   subscribers_.erase(subscriber);
-  subscribers_.emplace(subscriber, Subscriber{SendQueue(config.queuePackets), std::move(config.cname), {}});
+  subscribers_.emplace(subscriber,
+                       Subscriber{SendQueue(*pool_, config.queuePackets), std::move(config.cname), false, {}});
 }
 
 bool Router::subscribe(TransportId subscriber, TrackId trackId, const SubscriptionConfig& config, TimePoint now) {
@@ -79,8 +69,8 @@ bool Router::subscribe(TransportId subscriber, TrackId trackId, const Subscripti
   Subscription s{.subscriber = subscriber, .config = config};
   s.rtxSeq = s.config.initialSequence;
   track->subscriptions.push_back(s);
-  // The new subscriber's decoder can start only at a keyframe.
-  if (track->config.kind == MediaKind::kVideo) requestKeyframe(*track, now);
+  // The new subscriber's decoder can start only at a keyframe: an urgent request, not held for the whole window.
+  if (track->config.kind == MediaKind::kVideo) requestKeyframe(*track, now, true);
   return true;
 }
 
@@ -102,7 +92,8 @@ bool Router::switchTrack(TransportId subscriber, TrackId from, TrackId to, TimeP
   if (it->config.rtxSsrc != 0) sub->second.bySsrc[it->config.rtxSsrc] = to;
   target->subscriptions.push_back(*it);
   source->subscriptions.erase(it);
-  if (target->config.kind == MediaKind::kVideo) requestKeyframe(*target, now);
+  // The subscriber's decoder shows nothing of the new source before its keyframe, like a new subscription's.
+  if (target->config.kind == MediaKind::kVideo) requestKeyframe(*target, now, true);
   return true;
 }
 
@@ -291,22 +282,68 @@ void Router::forward(Track& track, Subscription& sub, const rtp::Packet& packet,
   }
   auto it = subscribers_.find(sub.subscriber);
   if (it == subscribers_.end()) return;
-  SendQueue& queue = it->second.queue;
-  const std::span<uint8_t> slot = queue.reserve();
-  if (slot.empty()) {
-    ++counters_.queueFull;
-    // The subscriber lost a packet it may not get back in time: its decoder will want a keyframe.
-    if (track.config.kind == MediaKind::kVideo) requestKeyframe(track, now);
+  Subscriber& subscriber = it->second;
+  const uint16_t buffer = acquire(sub.subscriber, subscriber, track, track.id);
+  if (buffer == SendPool::kNone) return;
+  const auto length = rewrite(sub, packet, seq, ts, pool_->buffer(buffer));
+  if (!length) {
+    pool_->release(buffer);
     return;
   }
-  const auto length = rewrite(sub, packet, seq, ts, slot);
-  if (!length) return;
-  const bool wasEmpty = queue.size() == 0;
-  queue.commit(*length);
+  const bool wasEmpty = subscriber.queue.size() == 0;
+  subscriber.queue.push(buffer, *length, track.config.kind == MediaKind::kVideo ? track.id : 0);
   ++counters_.forwarded;
   ++sub.stats.packetsSent;
   sub.stats.octetsSent += packet.payload().size();
   if (wasEmpty) io_->onReady(sub.subscriber);
+}
+
+uint16_t Router::acquire(TransportId id, Subscriber& subscriber, const Track& track, TrackId trackId) {
+  SendQueue& queue = subscriber.queue;
+  if (track.config.kind == MediaKind::kVideo) {
+    // Video leaves the pool's last sixteenth to audio: one subscriber's burst of video never starves the audio of
+    // the others on the worker.
+    if (!queue.full() && pool_->available() > pool_->capacity() / 16) {
+      if (const uint16_t b = pool_->acquire(); b != SendPool::kNone) return b;
+    }
+    ++counters_.queueFull;
+    markVideoDropped(id, subscriber, trackId);
+    return SendPool::kNone;
+  }
+  if (!queue.full()) {
+    if (const uint16_t b = pool_->acquire(); b != SendPool::kNone) return b;
+  }
+  // Audio first: the subscriber's newest queued video packet gives its place (and its buffer) up.
+  if (const TrackId dropped = queue.dropNewestVideo(); dropped != 0) {
+    ++counters_.queueFull;
+    markVideoDropped(id, subscriber, dropped);
+    return pool_->acquire();
+  }
+  ++counters_.audioDropped;
+  return SendPool::kNone;
+}
+
+void Router::markVideoDropped(TransportId id, Subscriber& subscriber, TrackId trackId) {
+  Track* track = findTrack(trackId);
+  if (track == nullptr) return;
+  for (Subscription& s : track->subscriptions) {
+    if (s.subscriber == id) s.videoDropped = true;
+  }
+  subscriber.videoDropped = true;
+}
+
+void Router::onDrainedAfterDrop(TransportId id, Subscriber& subscriber) {
+  subscriber.videoDropped = false;
+  for (const auto& [ssrc, trackId] : subscriber.bySsrc) {
+    Track* track = findTrack(trackId);
+    if (track == nullptr) continue;
+    for (Subscription& s : track->subscriptions) {
+      if (s.subscriber != id || !s.videoDropped) continue;
+      s.videoDropped = false;
+      s.keyframeDue = true;
+      keyframesDue_ = true;
+    }
+  }
 }
 
 std::optional<size_t> Router::rewrite(const Subscription& sub, const rtp::Packet& packet, uint16_t seq, uint32_t ts,
@@ -338,25 +375,25 @@ std::optional<size_t> Router::rewrite(const Subscription& sub, const rtp::Packet
   return in.size();
 }
 
-bool Router::enqueue(TransportId subscriber, std::span<const uint8_t> bytes) {
+bool Router::enqueue(TransportId subscriber, std::span<const uint8_t> bytes, const Track& track) {
   auto it = subscribers_.find(subscriber);
   if (it == subscribers_.end()) return false;
-  SendQueue& queue = it->second.queue;
-  const std::span<uint8_t> slot = queue.reserve();
-  if (slot.empty() || bytes.size() > SendQueue::kMaxPacket) {
-    ++counters_.queueFull;
+  if (bytes.size() > SendQueue::kMaxPacket) {
+    ++counters_.tooLarge;
     return false;
   }
-  std::memcpy(slot.data(), bytes.data(), bytes.size());
-  const bool wasEmpty = queue.size() == 0;
-  queue.commit(bytes.size());
+  const uint16_t buffer = acquire(subscriber, it->second, track, track.id);
+  if (buffer == SendPool::kNone) return false;
+  std::memcpy(pool_->buffer(buffer).data(), bytes.data(), bytes.size());
+  const bool wasEmpty = it->second.queue.size() == 0;
+  it->second.queue.push(buffer, bytes.size(), track.config.kind == MediaKind::kVideo ? track.id : 0);
   if (wasEmpty) io_->onReady(subscriber);
   return true;
 }
 
-void Router::requestKeyframe(Track& track, TimePoint now) {
+void Router::requestKeyframe(Track& track, TimePoint now, bool urgent) {
   ++counters_.keyframeRequestsIn;
-  if (track.throttle.request(now)) sendPli(track);
+  if (urgent ? track.throttle.requestUrgent(now) : track.throttle.request(now)) sendPli(track);
 }
 
 void Router::sendPli(const Track& track) {
@@ -372,6 +409,16 @@ void Router::sendPli(const Track& track) {
 }
 
 void Router::tick(TimePoint now) {
+  if (keyframesDue_) {
+    keyframesDue_ = false;
+    for (auto& [id, track] : tracks_) {
+      for (Subscription& s : track.subscriptions) {
+        if (!s.keyframeDue) continue;
+        s.keyframeDue = false;
+        requestKeyframe(track, now);
+      }
+    }
+  }
   for (auto& [id, track] : tracks_) {
     if (track.throttle.poll(now)) sendPli(track);
     if (track.nack) sendNacks(track, now);
@@ -383,6 +430,7 @@ void Router::tick(TimePoint now) {
 }
 
 TimePoint Router::nextDeadline() const {
+  if (keyframesDue_) return TimePoint::min();
   TimePoint next = mediaSeen_ ? nextReport_ : TimePoint::max();
   for (const auto& [id, track] : tracks_) {
     if (auto at = track.throttle.pendingAt()) next = std::min(next, *at);
@@ -583,7 +631,7 @@ void Router::answerNack(Track& track, Subscription& sub, std::span<const uint16_
     const auto length = rewrite(sub, *original, outSeq, original->timestamp() + sub.tsOffset, scratch);
     if (!length) continue;
     if (sub.config.rtxSsrc == 0) {
-      if (enqueue(sub.subscriber, scratch.first(*length))) ++counters_.nackRetransmitted;
+      if (enqueue(sub.subscriber, scratch.first(*length), track)) ++counters_.nackRetransmitted;
       continue;
     }
     const auto rewritten = rtp::Packet::parse(scratch.first(*length));
@@ -596,7 +644,9 @@ void Router::answerNack(Track& track, Subscription& sub, std::span<const uint16_
       continue;
     }
     ++sub.rtxSeq;
-    if (enqueue(sub.subscriber, std::span<const uint8_t>(rtx.data(), *rtxLength))) ++counters_.nackRetransmitted;
+    if (enqueue(sub.subscriber, std::span<const uint8_t>(rtx.data(), *rtxLength), track)) {
+      ++counters_.nackRetransmitted;
+    }
   }
 }
 

@@ -11,9 +11,11 @@
 // extension ids mapped to what the subscriber negotiated. A payload type the subscriber did not negotiate is
 // dropped and counted.
 //
-// Keyframes: PLI or FIR from a subscriber, a new subscription and a send-queue overflow on a video track each ask
-// the publisher for a keyframe through one rtp::KeyframeRequestThrottle per track (at most one per 500 ms; one
-// asked inside the window is sent when it ends, at the time pendingAt() gives). NACK from a subscriber is answered
+// Keyframes: PLI or FIR from a subscriber, a new subscription and video lost in a send queue each ask the
+// publisher for a keyframe through one rtp::KeyframeRequestThrottle per track (at most one per 500 ms; one asked
+// inside the window is sent when it ends, at the time pendingAt() gives). A new subscription's request is urgent:
+// it waits at most 100 ms after the last request sent, so a late joiner's first frame does not wait out another
+// subscriber's window. NACK from a subscriber is answered
 // from a per-track rtp::RetransmissionBuffer holding the publisher's packets as received: with RTX when the
 // subscription has an RTX SSRC and payload type, else the original packet again.
 //
@@ -28,10 +30,13 @@
 // gives up. The publisher's RTX packets (RFC 4588) are unwrapped into the original packet and handled as if it had
 // come late: forwarded (once) if it fills a hole, and stored for the subscribers' NACKs.
 //
-// A subscriber never slows the publisher or the other subscribers: its queue has a fixed number of slots, allocated
-// when it is added; a packet for a full queue is dropped and counted (and, for video, a keyframe asked for, since
-// the decoder will need one). Nothing on the packet path allocates; adding publishers, tracks and subscriptions
-// does (control plane).
+// A subscriber never slows the publisher or the other subscribers: its queue holds at most queuePackets descriptors
+// (allocated when it is added) of buffers from the worker's SendPool (send_queue.hpp). When its queue or the pool is
+// full, its video goes first: a video packet is dropped, and an audio packet takes the place of the subscriber's
+// newest queued video packet; audio is dropped only when none of its video is queued. Video may not take the pool's
+// last sixteenth (kept for audio). Every drop is counted, and a subscription that lost video asks for a keyframe
+// (through the throttle) at the first tick after its queue drained. Nothing on the packet path allocates; adding
+// publishers, tracks and subscriptions does (control plane).
 //
 // Learning the publisher's SSRCs: a track configured with its SSRC (the offer's a=ssrc) is found by it; a track
 // without (an offer with only a=mid, and a=rid for simulcast) is bound to the first SSRC whose packet carries its
@@ -54,6 +59,7 @@
 #include "rtp/receive_statistics.hpp"
 #include "rtp/retransmission_buffer.hpp"
 #include "rtp/rtcp.hpp"
+#include "sfu/send_queue.hpp"
 
 namespace kaiwa::sfu {
 
@@ -78,46 +84,6 @@ class PayloadTypeMap {
  private:
   static constexpr uint8_t kNone = 0xFF;
   std::array<uint8_t, 128> to_;
-};
-
-// One subscriber's send queue: fixed slots, each big enough for a 1500-byte packet and the SRTP trailer that
-// sfu::Transport::sendRtp protects into, 16-byte aligned.
-class SendQueue {
- public:
-  static constexpr size_t kMaxPacket = 1500;
-  static constexpr size_t kSlotSize = 1664;  // kMaxPacket + srtp::kMaxTrailer (144), rounded up to 16
-
-  explicit SendQueue(size_t slots);
-  size_t size() const { return count_; }
-  size_t capacity() const { return lengths_.size(); }
-  bool full() const { return count_ == lengths_.size(); }
-  // The slot to write the next packet into; commit() makes it part of the queue. Null when full.
-  std::span<uint8_t> reserve();
-  void commit(size_t length);
-  // Calls f(slot, length) for each queued packet, oldest first, and empties the queue. The slot (kSlotSize bytes,
-  // valid during the call) may be protected in place.
-  template <class F>
-  size_t drain(F&& f) {
-    const size_t n = count_;
-    for (size_t i = 0; i < n; ++i) {
-      const size_t at = (head_ + i) % lengths_.size();
-      f(std::span<uint8_t>(slot(at), kSlotSize), size_t(lengths_[at]));
-    }
-    head_ = (head_ + n) % lengths_.size();
-    count_ = 0;
-    return n;
-  }
-
- private:
-  // Blocks of 16 bytes keep every slot 16-byte aligned (kSlotSize is a multiple of 16).
-  struct alignas(16) Block {
-    uint8_t bytes[16];
-  };
-  uint8_t* slot(size_t i) { return reinterpret_cast<uint8_t*>(blocks_.get()) + i * kSlotSize; }
-  std::unique_ptr<Block[]> blocks_;
-  std::vector<uint16_t> lengths_;
-  size_t head_ = 0;
-  size_t count_ = 0;
 };
 
 // What the router asks of the I/O around it. Called from inside the router's methods: they must not add or remove
@@ -165,7 +131,8 @@ struct SubscriptionConfig {
 };
 
 struct SubscriberConfig {
-  size_t queuePackets = 256;    // about one second of 2.5 Mbit/s video
+  // Descriptors of 8 bytes each; the queue is drained after every receive round (at most 32 packets in).
+  size_t queuePackets = 256;
   std::string cname = "kaiwa";  // the CNAME of the SSRCs the subscriber's SDP announced, for the SRs' SDES
 };
 
@@ -190,7 +157,8 @@ struct RouterCounters {
   uint64_t unmappedPayloadType = 0;   // a payload type the subscriber did not negotiate
   uint64_t unmappedExtension = 0;     // an extension id that does not fit the packet's form after mapping
   uint64_t tooLarge = 0;              // a packet bigger than a queue slot
-  uint64_t queueFull = 0;             // dropped for a slow subscriber
+  uint64_t queueFull = 0;             // video dropped for a full queue or pool (or given up for audio)
+  uint64_t audioDropped = 0;          // audio dropped for a full queue or pool that held none of its video
   uint64_t badRtcp = 0;               // RTCP (from subscribers or publishers) that does not walk or parse
   uint64_t unknownFeedbackSsrc = 0;   // feedback for an SSRC the subscriber was not given
   uint64_t keyframeRequestsIn = 0;    // PLI/FIR from subscribers, new subscriptions and overflows
@@ -208,6 +176,10 @@ struct RouterCounters {
 
 class Router {
  public:
+  // Outgoing packets wait in buffers of `pool`, which the caller shares between its routers and keeps alive longer
+  // than them.
+  Router(RouterIo& io, SendPool& pool);
+  // With a pool of the router's own (tests, tools).
   explicit Router(RouterIo& io);
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -242,7 +214,8 @@ class Router {
   // Sends the keyframe requests the throttles held back, the NACKs that are due and, every kReportInterval, the
   // Receiver and Sender Reports.
   void tick(TimePoint now);
-  // When tick() has something to do; TimePoint::max() when nothing is held back or due and no media arrived yet.
+  // When tick() has something to do: TimePoint::min() when a drained queue's keyframe request waits for it,
+  // TimePoint::max() when nothing is held back or due and no media arrived yet.
   TimePoint nextDeadline() const;
 
   // RTCP reports go out this often. RFC 3550 section 6.2 randomizes the interval to keep many senders from
@@ -252,11 +225,15 @@ class Router {
   // set it to make NTP values exact.
   void setUnixTimeOfClockEpoch(std::chrono::nanoseconds offset) { unixAtEpoch_ = offset; }
 
-  // The subscriber's queued packets, oldest first (see SendQueue::drain); 0 for an unknown subscriber.
+  // The subscriber's queued packets, oldest first (see SendQueue::drain); 0 for an unknown subscriber. A subscription
+  // that lost video while it was queued asks for a keyframe at the next tick.
   template <class F>
   size_t drain(TransportId subscriber, F&& f) {
     auto it = subscribers_.find(subscriber);
-    return it == subscribers_.end() ? 0 : it->second.queue.drain(f);
+    if (it == subscribers_.end()) return 0;
+    const size_t n = it->second.queue.drain(f);
+    if (it->second.videoDropped) onDrainedAfterDrop(subscriber, it->second);
+    return n;
   }
   size_t queued(TransportId subscriber) const;
 
@@ -282,6 +259,8 @@ class Router {
     uint32_t lastTs = 0;
     TimePoint lastSent{};
     uint16_t rtxSeq = 0;
+    bool videoDropped = false;  // lost video in the queue: a keyframe is due once it drained
+    bool keyframeDue = false;   // drained since: tick() asks
     SubscriptionStats stats{};
   };
   // The publisher's last Sender Report of a track: its RTP timestamp at an NTP time, and when it arrived.
@@ -290,6 +269,7 @@ class Router {
     TimePoint arrival{};
   };
   struct Track {
+    TrackId id = 0;
     TransportId publisher;
     TrackConfig config;
     uint32_t ssrc = 0;  // bound SSRC (config.ssrc or learned)
@@ -307,19 +287,26 @@ class Router {
   struct Subscriber {
     SendQueue queue;
     std::string cname;
+    bool videoDropped = false;  // some subscription of it lost video since the last drain
     // The subscriber's SSRC (and RTX SSRC) to the track, for its feedback.
     std::unordered_map<uint32_t, TrackId> bySsrc;
   };
 
+  Router(RouterIo& io, SendPool* pool);
   Track* findTrack(TrackId id);
   Track* learnSsrc(TransportId id, const Publisher& publisher, const rtp::Packet& packet);
   void forward(Track& track, Subscription& sub, const rtp::Packet& packet, TimePoint now);
   // Queues bytes for a subscriber; false (counted) when its queue is full.
-  bool enqueue(TransportId subscriber, std::span<const uint8_t> bytes);
+  bool enqueue(TransportId subscriber, std::span<const uint8_t> bytes, const Track& track);
+  // A pool buffer for the subscriber's next packet by the overflow policy (video first), or SendPool::kNone (counted).
+  uint16_t acquire(TransportId id, Subscriber& subscriber, const Track& track, TrackId trackId);
+  void markVideoDropped(TransportId subscriber, Subscriber& s, TrackId track);
+  void onDrainedAfterDrop(TransportId id, Subscriber& s);
   // Writes the rewritten packet into `out`; its length or nullopt (counted) if it must be dropped.
   std::optional<size_t> rewrite(const Subscription& sub, const rtp::Packet& packet, uint16_t seq, uint32_t ts,
                                 std::span<uint8_t> out);
-  void requestKeyframe(Track& track, TimePoint now);
+  // Urgent: a new subscription's, which the throttle holds back only briefly (rtp::KeyframeRequestThrottle).
+  void requestKeyframe(Track& track, TimePoint now, bool urgent = false);
   void sendPli(const Track& track);
   void answerNack(Track& track, Subscription& sub, std::span<const uint16_t> seqs);
   // A packet of a track's media stream, from the wire or unwrapped from RTX: statistics, NACK state, the
@@ -331,6 +318,9 @@ class Router {
   void onReportBlock(TransportId subscriber, const rtp::rtcp::ReportBlock& block, TimePoint now);
 
   RouterIo* io_;
+  std::unique_ptr<SendPool> ownPool_;  // declared before the subscribers: their queues give buffers back to it
+  SendPool* pool_;
+  bool keyframesDue_ = false;  // some subscription's keyframeDue is set
   std::unique_ptr<uint8_t[]> scratch_ = std::make_unique<uint8_t[]>(SendQueue::kSlotSize);    // for RTX
   std::unique_ptr<uint8_t[]> unwrapped_ = std::make_unique<uint8_t[]>(SendQueue::kSlotSize);  // a publisher's RTX
   std::chrono::nanoseconds unixAtEpoch_;

@@ -51,5 +51,29 @@ TEST(KeyframeRequestThrottle, RequestAfterTheWindowTakesThePendingOneAlong) {
   EXPECT_EQ(t.stats().sent, 2u);
 }
 
+// A new subscriber does not wait out the 500 ms window: 100 ms after the last request at most.
+TEST(KeyframeRequestThrottle, UrgentRequestWaitsOnlyTheShortInterval) {
+  KeyframeRequestThrottle t;
+  TimePoint now{std::chrono::seconds(50)};
+  EXPECT_TRUE(t.request(now));                 // a subscriber's PLI
+  EXPECT_TRUE(t.requestUrgent(now + 120ms));   // a new subscriber 120 ms later: at once
+  EXPECT_FALSE(t.requestUrgent(now + 150ms));  // another 30 ms after that: held until 100 ms after the last
+  ASSERT_TRUE(t.pendingAt());
+  EXPECT_EQ(*t.pendingAt(), now + 220ms);
+  EXPECT_FALSE(t.poll(now + 219ms));
+  EXPECT_TRUE(t.poll(now + 220ms));
+  EXPECT_EQ(t.stats().sent, 3u);
+  // A plain request after it still waits the whole window, and an urgent one shortens that wait, never lengthens it.
+  EXPECT_FALSE(t.request(now + 250ms));
+  EXPECT_EQ(*t.pendingAt(), now + 720ms);
+  EXPECT_FALSE(t.requestUrgent(now + 260ms));
+  EXPECT_EQ(*t.pendingAt(), now + 320ms);
+  EXPECT_FALSE(t.request(now + 270ms));
+  EXPECT_EQ(*t.pendingAt(), now + 320ms);
+  EXPECT_TRUE(t.poll(now + 330ms));
+  EXPECT_FALSE(t.pendingAt());
+  EXPECT_EQ(t.stats().sent, 4u);
+}
+
 }  // namespace
 }  // namespace kaiwa::rtp

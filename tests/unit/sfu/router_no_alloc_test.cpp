@@ -120,5 +120,54 @@ TEST(RouterHotPath, RtcpAndRtxAllocateNothing) {
   EXPECT_GT(router.counters().receiverReportsIn, 0u);
 }
 
+// Overflow: a subscriber drained only every 40 packets, with audio and video, on a pool of the worker's kind shared
+// with one that keeps up: video dropped, audio taking the places of queued video, keyframes asked after the drain.
+TEST(RouterHotPath, OverflowAllocatesNothing) {
+  NullIo io;
+  SendPool pool(64);
+  Router router(io, pool);
+  const TimePoint t0 = TimePoint{} + std::chrono::seconds(100);
+  router.addPublisher(1, {.midExtensionId = 4});
+  const TrackId video = *router.addTrack(1, {.kind = MediaKind::kVideo, .mid = "1", .ssrc = 0x1234});
+  const TrackId audio = *router.addTrack(1, {.kind = MediaKind::kAudio, .mid = "0", .ssrc = 0x4444});
+  for (TransportId sub = 2; sub < 4; ++sub) {
+    router.addSubscriber(sub, {.queuePackets = 16});
+    SubscriptionConfig v{.ssrc = 0x5000 + sub};
+    v.payloadTypes.set(96, 96);
+    ASSERT_TRUE(router.subscribe(sub, video, v, t0));
+    SubscriptionConfig a{.ssrc = 0x7000 + sub};
+    a.payloadTypes.set(111, 111);
+    ASSERT_TRUE(router.subscribe(sub, audio, a, t0));
+  }
+  std::vector<uint8_t> packet(1200, 0xab), sound(160, 0xab);
+  packet[0] = sound[0] = 0x80;
+  packet[1] = 96;
+  sound[1] = 111;
+  common::put32(&packet[8], 0x1234);
+  common::put32(&sound[8], 0x4444);
+
+  counting = true;
+  size_t drained = 0;
+  for (uint16_t i = 0; i < 4000; ++i) {
+    const TimePoint now = t0 + std::chrono::milliseconds(i * 5);
+    common::put16(&packet[2], i);
+    common::put32(&packet[4], i * 3000u);
+    router.onPublisherRtp(1, packet, now);
+    if (i % 3 == 0) {
+      common::put16(&sound[2], i);
+      router.onPublisherRtp(1, sound, now);
+    }
+    drained += router.drain(2, [](std::span<uint8_t>, size_t) {});
+    if (i % 40 == 39) drained += router.drain(3, [](std::span<uint8_t>, size_t) {});
+    if (i % 4 == 0) router.tick(now);
+  }
+  counting = false;
+  EXPECT_EQ(allocations.load(), 0u);
+  EXPECT_GT(drained, 4000u);
+  EXPECT_GT(router.counters().queueFull, 1000u);
+  EXPECT_EQ(router.counters().audioDropped, 0u);
+  EXPECT_GT(router.keyframeStats(video)->sent, 10u);
+}
+
 }  // namespace
 }  // namespace kaiwa::sfu

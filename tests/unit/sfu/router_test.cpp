@@ -231,16 +231,33 @@ TEST(Router, ANewSubscriberAsksThePublisherForAKeyframeThroughTheThrottle) {
   ASSERT_TRUE(room.router.subscribe(kSubA, room.video, videoSub(0x5000), kT0));
   ASSERT_EQ(room.io.plis(), std::vector<uint32_t>{kVideoSsrc});
   EXPECT_EQ(room.io.rtcp[0].first, kPub);
-  // A second subscriber 100 ms later: held back until 500 ms after the first request.
-  ASSERT_TRUE(room.router.subscribe(kSubB, room.video, videoSub(0x6000), kT0 + 100ms));
+  // A second subscriber 30 ms later: held back only until 100 ms after the first request, not the whole 500 ms.
+  ASSERT_TRUE(room.router.subscribe(kSubB, room.video, videoSub(0x6000), kT0 + 30ms));
   EXPECT_EQ(room.io.plis().size(), 1u);
-  EXPECT_EQ(room.router.nextDeadline(), kT0 + 500ms);
-  room.router.tick(kT0 + 499ms);
+  EXPECT_EQ(room.router.nextDeadline(), kT0 + 100ms);
+  room.router.tick(kT0 + 99ms);
   EXPECT_EQ(room.io.plis().size(), 1u);
-  room.router.tick(kT0 + 500ms);
+  room.router.tick(kT0 + 100ms);
   EXPECT_EQ(room.io.plis().size(), 2u);
   EXPECT_EQ(room.router.nextDeadline(), TimePoint::max());
   EXPECT_EQ(room.router.counters().keyframeRequestsSent, 2u);
+}
+
+// A subscriber's PLI just went out (its 500 ms window runs); a new subscription 100 ms later does not wait for the
+// window to end: its request goes at once (the first frame then comes within a round trip and an encode).
+TEST(Router, ANewSubscriberDoesNotWaitBehindAnotherSubscribersRequest) {
+  Room room;
+  ASSERT_TRUE(room.router.subscribe(kSubA, room.video, videoSub(0x5000), kT0));
+  room.io.rtcp.clear();
+  const TimePoint t = kT0 + 10s;
+  room.router.onSubscriberRtcp(kSubA, pli(0x5000), t);
+  ASSERT_EQ(room.io.plis().size(), 1u);
+  room.router.onSubscriberRtcp(kSubA, pli(0x5000), t + 50ms);  // A again: held for the whole window
+  EXPECT_EQ(room.router.nextDeadline(), t + 500ms);
+  ASSERT_TRUE(room.router.subscribe(kSubB, room.video, videoSub(0x6000), t + 100ms));
+  EXPECT_EQ(room.io.plis().size(), 2u);
+  // The keyframe it asks for serves A's held request too.
+  EXPECT_EQ(room.router.nextDeadline(), TimePoint::max());
 }
 
 TEST(Router, PliAndFirFromSubscribersAreThrottledToTheirTrack) {
@@ -271,27 +288,134 @@ TEST(Router, PliAndFirFromSubscribersAreThrottledToTheirTrack) {
 TEST(Router, ASlowSubscriberDoesNotHoldBackTheOthers) {
   Room room(SubscriberConfig{.queuePackets = 8});
   ASSERT_TRUE(room.router.subscribe(kSubA, room.video, videoSub(0x5000, 0), kT0));
-  ASSERT_TRUE(room.router.subscribe(kSubB, room.video, videoSub(0x6000, 0), kT0));
+  ASSERT_TRUE(room.router.subscribe(kSubB, room.video, videoSub(0x6000, 0), kT0 + 200ms));
+  ASSERT_EQ(room.router.keyframeStats(room.video)->sent, 2u);
   // A is never drained; B is drained after every packet, like a socket that keeps up.
   std::vector<uint16_t> bSeqs;
   for (uint16_t i = 0; i < 100; ++i) {
-    room.router.onPublisherRtp(kPub, rtpPacket(96, uint16_t(i + 20), i * 3000u, kVideoSsrc), kT0 + i * 10ms);
+    room.router.onPublisherRtp(kPub, rtpPacket(96, uint16_t(i + 20), i * 3000u, kVideoSsrc), kT0 + 1s + i * 10ms);
     for (const auto& p : drain(room.router, kSubB)) bSeqs.push_back(view(p).sequenceNumber());
+    room.router.tick(kT0 + 1s + i * 10ms);
   }
   ASSERT_EQ(bSeqs.size(), 100u);
   for (uint16_t i = 0; i < 100; ++i) EXPECT_EQ(bSeqs[i], i);
   EXPECT_EQ(room.router.queued(kSubA), 8u);
   EXPECT_EQ(room.router.counters().queueFull, 92u);
   EXPECT_EQ(room.router.counters().forwarded, 108u);
-  // A's decoder lost packets: a keyframe is asked for (throttled: not one per dropped packet).
-  EXPECT_LE(room.router.keyframeStats(room.video)->sent, 3u);
-  EXPECT_GE(room.router.keyframeStats(room.video)->sent, 2u);
+  // No keyframe while A's queue is stuck: it would be dropped like the rest.
+  EXPECT_EQ(room.router.keyframeStats(room.video)->sent, 2u);
   // When A catches up it gets the oldest 8, then the next packet with its true number: the gap is a real loss.
   const auto a = drain(room.router, kSubA);
   ASSERT_EQ(a.size(), 8u);
   EXPECT_EQ(view(a[7]).sequenceNumber(), 7);
   room.router.onPublisherRtp(kPub, rtpPacket(96, 120, 300000, kVideoSsrc), kT0 + 2s);
   EXPECT_EQ(view(drain(room.router, kSubA).at(0)).sequenceNumber(), 100);
+}
+
+SubscriptionConfig audioSub(uint32_t ssrc) {
+  SubscriptionConfig c;
+  c.ssrc = ssrc;
+  c.payloadTypes.set(111, 111);
+  return c;
+}
+
+// A subscriber's queue is full of video when audio comes: its newest video packets give their places up, the audio
+// is queued, the order of what stays is kept, and another subscriber gets everything.
+TEST(Router, AudioIsKeptWhileVideoIsDropped) {
+  Room room(SubscriberConfig{.queuePackets = 8});
+  for (TransportId s : {kSubA, kSubB}) {
+    ASSERT_TRUE(room.router.subscribe(s, room.video, videoSub(0x5000 + s, 0), kT0));
+    ASSERT_TRUE(room.router.subscribe(s, room.audio, audioSub(0x7000 + s), kT0));
+  }
+  const TimePoint t = kT0 + 1s;
+  size_t bVideo = 0, bAudio = 0;
+  auto drainB = [&] {
+    for (const auto& p : drain(room.router, kSubB)) ++(view(p).payloadType() == 111 ? bAudio : bVideo);
+  };
+  for (uint16_t i = 0; i < 12; ++i) {
+    room.router.onPublisherRtp(kPub, rtpPacket(96, uint16_t(100 + i), i * 3000u, kVideoSsrc), t);
+    drainB();
+  }
+  for (uint16_t i = 0; i < 5; ++i) {
+    room.router.onPublisherRtp(kPub, rtpPacket(111, uint16_t(500 + i), i * 960u, kAudioSsrc), t);
+    drainB();
+  }
+  EXPECT_EQ(bVideo, 12u);
+  EXPECT_EQ(bAudio, 5u);
+  // A: 8 video queued, 4 more dropped, then each audio packet took the newest video packet's place.
+  EXPECT_EQ(room.router.counters().queueFull, 4u + 5u);
+  EXPECT_EQ(room.router.counters().audioDropped, 0u);
+  const auto a = drain(room.router, kSubA);
+  ASSERT_EQ(a.size(), 8u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(view(a[i]).payloadType(), 100);
+    EXPECT_EQ(view(a[i]).sequenceNumber(), i);
+  }
+  for (size_t i = 3; i < 8; ++i) {
+    EXPECT_EQ(view(a[i]).payloadType(), 111);
+    EXPECT_EQ(view(a[i]).sequenceNumber(), uint16_t(view(a[3]).sequenceNumber() + (i - 3)));
+  }
+  // A queue of nothing but audio has no video to give up: then audio is dropped, and counted apart (one for A, one
+  // for B, neither drained now).
+  for (uint16_t i = 0; i < 9; ++i) {
+    room.router.onPublisherRtp(kPub, rtpPacket(111, uint16_t(600 + i), i * 960u, kAudioSsrc), t + 100ms);
+  }
+  EXPECT_EQ(room.router.queued(kSubA), 8u);
+  EXPECT_EQ(room.router.counters().audioDropped, 2u);
+}
+
+// The subscription that lost video asks for a keyframe once its queue drained (at the next tick, throttled), not
+// while it is stuck; a subscriber that lost nothing asks for none.
+TEST(Router, AKeyframeIsAskedForAfterTheDropOnceTheQueueDrained) {
+  Room room(SubscriberConfig{.queuePackets = 4});
+  ASSERT_TRUE(room.router.subscribe(kSubA, room.video, videoSub(0x5000, 0), kT0));
+  ASSERT_TRUE(room.router.subscribe(kSubB, room.video, videoSub(0x6000, 0), kT0 + 200ms));
+  room.io.rtcp.clear();
+  const TimePoint t = kT0 + 5s;
+  for (uint16_t i = 0; i < 6; ++i) {
+    room.router.onPublisherRtp(kPub, rtpPacket(96, uint16_t(100 + i), i * 3000u, kVideoSsrc), t);
+    drain(room.router, kSubB);
+  }
+  EXPECT_EQ(room.router.counters().queueFull, 2u);
+  room.router.tick(t + 20ms);
+  EXPECT_TRUE(room.io.plis().empty());
+  EXPECT_GT(room.router.nextDeadline(), t + 20ms);
+  EXPECT_EQ(drain(room.router, kSubA).size(), 4u);
+  EXPECT_LE(room.router.nextDeadline(), t + 20ms);  // due now
+  room.router.tick(t + 40ms);
+  EXPECT_EQ(room.io.plis(), std::vector<uint32_t>{kVideoSsrc});
+  room.router.tick(t + 60ms);
+  EXPECT_EQ(room.io.plis().size(), 1u);
+  EXPECT_EQ(room.router.keyframeStats(room.video)->sent, 3u);
+}
+
+// The worker's pool is shared: video leaves its last sixteenth to audio, so one subscriber's video burst neither
+// starves another's audio nor takes what it has queued.
+TEST(Router, ThePoolKeepsRoomForAudio) {
+  Io io;
+  SendPool pool(32);
+  Router router(io, pool);
+  router.addPublisher(kPub, {.midExtensionId = kMidId});
+  const TrackId video = *router.addTrack(kPub, {.kind = MediaKind::kVideo, .mid = "1", .ssrc = kVideoSsrc});
+  const TrackId audio =
+      *router.addTrack(kPub, {.kind = MediaKind::kAudio, .mid = "0", .ssrc = kAudioSsrc, .clockRate = 48000});
+  router.addSubscriber(kSubA, {.queuePackets = 64});
+  router.addSubscriber(kSubB, {.queuePackets = 64});
+  ASSERT_TRUE(router.subscribe(kSubA, video, videoSub(0x5000, 0), kT0));
+  ASSERT_TRUE(router.subscribe(kSubB, audio, audioSub(0x7000), kT0));
+  for (uint16_t i = 0; i < 40; ++i) router.onPublisherRtp(kPub, rtpPacket(96, i, 0, kVideoSsrc), kT0);
+  EXPECT_EQ(router.queued(kSubA), 30u);  // 32 less the 2 kept for audio
+  EXPECT_EQ(router.counters().queueFull, 10u);
+  for (uint16_t i = 0; i < 4; ++i) router.onPublisherRtp(kPub, rtpPacket(111, i, 0, kAudioSsrc), kT0);
+  EXPECT_EQ(router.queued(kSubB), 2u);  // two from the reserve, then none: B has no video to give up
+  EXPECT_EQ(router.counters().audioDropped, 2u);
+  EXPECT_EQ(router.queued(kSubA), 30u);  // A's video is not taken for B
+  EXPECT_EQ(pool.available(), 0u);
+  EXPECT_EQ(drain(router, kSubA).size(), 30u);
+  EXPECT_EQ(pool.available(), 30u);
+  router.removeTransport(kSubB);  // a subscriber that goes gives its buffers back
+  EXPECT_EQ(pool.available(), 32u);
+  EXPECT_EQ(pool.peak(), 32u);
 }
 
 std::vector<uint8_t> nack(uint32_t mediaSsrc, std::vector<uint16_t> seqs) {
