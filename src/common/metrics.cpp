@@ -174,6 +174,11 @@ std::string renderPrometheus() {
        r.sfuReceiverReports);
   emit(out, "kaiwa_sfu_lossy_subscriptions", "gauge",
        "SFU subscriptions whose subscriber last reported at least 5 % of packets lost.", r.sfuLossySubscriptions);
+  emit(out, "kaiwa_sfu_subscribe_restarts_total", "counter",
+       "subscribe-restart requests that got a new subscribe connection.", r.sfuSubscribeRestarts);
+  emit(out, "kaiwa_sfu_subscribe_restarts_refused_total", "counter",
+       "subscribe-restart requests refused for coming too soon after the last one.", r.sfuSubscribeRestartsRefused);
+  emit(out, "kaiwa_sfu_ice_restarts_total", "counter", "ICE restarts of SFU publish connections.", r.sfuIceRestarts);
   out += "# HELP kaiwa_sfu_dropped_total SFU packets dropped, by reason.\n# TYPE kaiwa_sfu_dropped_total counter\n";
   for (size_t i = 0; i < kSfuDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],

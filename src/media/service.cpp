@@ -75,11 +75,13 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   // are not spent before the viewer can receive them).
   std::vector<std::pair<sfu::TrackId, sfu::SubscriptionConfig>> pending;
   bool closing = false;
-  bool viewerCounted = false;  // counted in its room's viewers
-  bool connected = false;      // its DTLS completed
-  std::string peer;            // a native SFU room's member (empty for WHIP/WHEP)
-  std::string pwd;             // kaiwa's ICE password (a native publisher's renegotiation answers with it again)
-  std::string remoteUfrag;     // the client's ICE ufrag (a changed one would be an ICE restart)
+  bool viewerCounted = false;     // counted in its room's viewers
+  bool connected = false;         // its DTLS completed
+  std::string peer;               // a native SFU room's member (empty for WHIP/WHEP)
+  std::string pwd;                // kaiwa's ICE password (a native publisher's renegotiation answers with it again)
+  std::string remoteUfrag;        // the client's ICE ufrag (a changed one is an ICE restart)
+  std::string remoteFingerprint;  // the client's DTLS fingerprint ("sha-256 AB:…")
+  std::string previousUfrag;      // kaiwa's ufrag before its last ICE restart, still routed until the next one
   // Connected sockets for the client's further valid addresses (a page with two host candidates, a client that
   // moved): without one, the kernel may hand that 4-tuple's DTLS and SRTP to another worker's unconnected socket,
   // which cannot route it (only STUN is routed across workers, by ufrag). At most kMaxExtraPaths.
@@ -279,6 +281,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::string subscribeUfrag;  // kaiwa's ICE credentials of its subscribe connection, from its first offer on
     std::string subscribePwd;
     std::string sessionId;
+    // The fingerprint of its publish connection whose transport ended by itself (ICE consent, DTLS): that peer
+    // connection cannot get a new transport (its DTLS stays up on the page's side), only a new connection can.
+    std::string endedPublishFingerprint;
     std::vector<NativeTrack> tracks;
     std::unordered_map<std::string, std::vector<sdp::Codec>> lineCodecs;  // by subscriber mid: what it last carried
   };
@@ -509,9 +514,13 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     clients_.forEach([&](SlotId, Client& c) {
       if (c.transport && c.transport->nextDeadline() <= now) c.transport->tick(now);
     });
+    std::vector<std::pair<std::string, std::string>> retired;
     for (auto& [name, room] : rooms_) {
       if (room.router->nextDeadline() <= now) room.router->tick(now);
+      if (!room.members) continue;
+      for (std::string& peer : room.members->retiredBy(now)) retired.emplace_back(name, std::move(peer));
     }
+    for (const auto& [room, peer] : retired) removeMember(room, peer);  // after the loop: it may end the room
     flush();
   }
 
@@ -611,6 +620,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
 
   void addMember(const std::string& room, const std::string& peer) {
     KAIWA_ON_LOOP(loop_);
+    // Back to sfu while retired: the page starts both connections over (it closed its SFU side when it took the
+    // mode back), so its old transports and tracks end first.
+    if (Room* old = findRoom(room); old && old->members && old->members->retiring(peer)) removeMember(room, peer);
     Room& r = nativeRoom(room);
     r.natives.try_emplace(peer);
     r.members->addSubscriber(peer);
@@ -636,6 +648,36 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     reapIfIdle(room);
   }
 
+  void retireMember(const std::string& room, const std::string& peer) {
+    KAIWA_ON_LOOP(loop_);
+    Room* r = findRoom(room);
+    if (r != nullptr && r->members && r->natives.contains(peer)) r->members->retire(peer, Clock::now());
+  }
+
+  std::optional<SfuError> restartSubscribe(const std::string& room, const std::string& peer) {
+    KAIWA_ON_LOOP(loop_);
+    Room& r = nativeRoom(room);
+    r.natives.try_emplace(peer);
+    r.members->addSubscriber(peer);  // a member in an sfu room receives; this only makes sure
+    if (r.members->restartSubscriber(peer, Clock::now())) {
+      metrics::add(metrics::registry().sfuSubscribeRestartsRefused);
+      return SfuError{SfuErrorCode::kRateLimited,
+                      "one subscribe-restart per " +
+                          std::to_string(service_.options_.limits.room.subscribeRestartInterval.count()) + " ms"};
+    }
+    metrics::add(metrics::registry().sfuSubscribeRestarts);
+    Member& m = r.natives[peer];
+    const SlotId old = m.subscribe;
+    // New ICE credentials and mids from "0": the next offer is for a new peer connection.
+    m.subscribe = 0;
+    m.subscribeUfrag.clear();
+    m.subscribePwd.clear();
+    m.lineCodecs.clear();
+    if (old != 0) remove(old);  // finds the member no longer using it: nothing else changes
+    if (Room* again = findRoom(room)) sendOffers(room, *again);
+    return std::nullopt;
+  }
+
   // A native member's transport ended (its ICE consent expired, it unpublished, or it left).
   void nativeTransportGone(Room& r, Client& c) {
     auto it = r.natives.find(c.peer);
@@ -643,6 +685,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     Member& m = it->second;
     if (m.publish == c.id) {
       m.publish = 0;
+      m.endedPublishFingerprint = c.closing ? c.remoteFingerprint : "";
       m.tracks.clear();  // the router removed them with the transport
       r.members->setTracks(c.peer, {});
     } else if (m.subscribe == c.id) {
@@ -725,16 +768,31 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     if (!remoteT) return SfuError{E::kBadSdp, "offer refused: " + remoteT.error().message()};
     if (remoteT->fingerprints.empty()) return SfuError{E::kBadSdp, "offer refused: no fingerprint"};
 
+    const std::string fingerprint = remoteT->fingerprints.front().algorithm + " " + remoteT->fingerprints.front().value;
     Client* c = m.publish != 0 ? clients_.find(m.publish) : nullptr;
+    const std::string_view ended = "the publish connection's transport ended: unpublish and publish on a new one";
+    if (c != nullptr && c->closing) return SfuError{E::kBadSdp, std::string(ended)};  // its removal is posted
     const bool fresh = c == nullptr;
+    // An ICE restart (a new ufrag in a re-offer of the same connection) keeps the transport, its DTLS and SRTP and
+    // every track and subscription: only the ICE agent takes new credentials (RFC 8445 section 9).
+    const bool iceRestart = !fresh && c->remoteUfrag != remoteT->iceUfrag;
+    std::string ufrag = fresh ? "" : c->ufrag, pwd = fresh ? "" : c->pwd;
     if (fresh) {
+      if (!m.endedPublishFingerprint.empty() && m.endedPublishFingerprint == fingerprint) {
+        return SfuError{E::kBadSdp, std::string(ended)};
+      }
       std::string why;
       c = newClient(room, peer, true, clientIp, why);
       if (c == nullptr) return SfuError{E::kLimit, why};
-    } else if (c->transport && c->remoteUfrag != remoteT->iceUfrag) {
-      return SfuError{E::kBadSdp, "an ICE restart of the publish connection is not supported"};
+      ufrag = c->ufrag;
+      pwd = c->pwd;
+    } else if (c->remoteFingerprint != fingerprint) {
+      return SfuError{E::kBadSdp, "a new publish connection needs an unpublish first"};
+    } else if (iceRestart) {
+      ufrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
+      pwd = common::randomToken(24);
     }
-    sdp::ServerParams params = serverParams(c->ufrag, c->pwd);
+    sdp::ServerParams params = serverParams(ufrag, pwd);
     params.receive = true;
     params.send = false;
     auto answer = sdp::answer(*offer, params);
@@ -743,15 +801,28 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       return SfuError{E::kBadSdp, std::move(why)};
     };
     if (!answer) return failFresh("offer refused: " + answer.error().message());
+    if (iceRestart) {
+      // The demultiplexer routes two ufrags per transport: the new one and the one checks may still use until the
+      // restart completes; the one before that goes.
+      if (!c->previousUfrag.empty()) demux_.removeUfrag(c->previousUfrag);
+      if (!demux_.addUfrag(ufrag, c->id)) return SfuError{E::kLimit, "ufrag collision, try again"};
+      c->previousUfrag = std::exchange(c->ufrag, ufrag);
+      c->pwd = pwd;
+      c->remoteUfrag = remoteT->iceUfrag;
+      c->transport->restartIce({ufrag, pwd}, {remoteT->iceUfrag, remoteT->icePwd}, Clock::now());
+      metrics::add(metrics::registry().sfuIceRestarts);
+    }
     if (fresh) {
       sfu::TransportConfig tc;
       tc.local = {c->ufrag, c->pwd};
       tc.remote = {remoteT->iceUfrag, remoteT->icePwd};
-      tc.remoteFingerprint = remoteT->fingerprints.front().algorithm + " " + remoteT->fingerprints.front().value;
+      tc.remoteFingerprint = fingerprint;
       auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), *c);
       if (!transport) return failFresh("offer refused: its fingerprint does not parse");
       c->transport.emplace(std::move(*transport));
       c->remoteUfrag = remoteT->iceUfrag;
+      c->remoteFingerprint = fingerprint;
+      m.endedPublishFingerprint.clear();
       if (!demux_.addUfrag(c->ufrag, c->id)) {
         remove(c->id);
         return SfuError{E::kLimit, "ufrag collision, try again"};
@@ -800,7 +871,11 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     Room* r = findRoom(room);
     if (r == nullptr || !r->members) return;
     auto it = r->natives.find(peer);
-    if (it == r->natives.end() || it->second.publish == 0) return;
+    if (it == r->natives.end()) return;
+    it->second.endedPublishFingerprint.clear();
+    // A retired member's unpublish says its mesh connections carry media now: both its transports end.
+    if (r->members->retiring(peer)) return removeMember(room, peer);
+    if (it->second.publish == 0) return;
     remove(it->second.publish);  // nativeTransportGone ends its tracks for everybody
   }
 
@@ -1094,6 +1169,12 @@ std::optional<SfuError> Service::subscribeAnswer(const std::string& room, const 
   return ownerWorker(room).subscribeAnswer(room, peer, sdp, version, clientIp);
 }
 void Service::unpublish(const std::string& room, const std::string& peer) { ownerWorker(room).unpublish(room, peer); }
+void Service::retireMember(const std::string& room, const std::string& peer) {
+  ownerWorker(room).retireMember(room, peer);
+}
+std::optional<SfuError> Service::restartSubscribe(const std::string& room, const std::string& peer) {
+  return ownerWorker(room).restartSubscribe(room, peer);
+}
 
 Service::Service(net::WorkerPool& pool, Options options) : pool_(pool), options_(std::move(options)) {}
 Service::~Service() = default;

@@ -66,7 +66,7 @@ class Listener {
                                 std::string tracks) = 0;
 };
 
-enum class SfuErrorCode : uint8_t { kBadSdp, kTooManyPublishers, kTooManyTracks, kStaleAnswer, kLimit };
+enum class SfuErrorCode : uint8_t { kBadSdp, kTooManyPublishers, kTooManyTracks, kStaleAnswer, kLimit, kRateLimited };
 struct SfuError {
   SfuErrorCode code;
   std::string message;
@@ -99,13 +99,20 @@ class Service {
   void setListener(Listener* listener) { listener_ = listener; }
   // The member receives the others' tracks (subscribe-offer from the first one on).
   void addMember(const std::string& room, const std::string& peer);
-  // The member left (or the room went back to mesh): its transports and tracks end.
+  // The member left: its transports and tracks end.
   void removeMember(const std::string& room, const std::string& peer);
+  // The room went back to mesh: the member's transports and tracks go on until its unpublish(), or
+  // Limits::room.meshGrace (10 s), whichever comes first; addMember() takes it back into the SFU afresh.
+  void retireMember(const std::string& room, const std::string& peer);
   PublishResult publish(const std::string& room, const std::string& peer, std::string_view sdp,
                         const std::vector<TrackRequest>& tracks, const common::Address& clientIp);
   std::optional<SfuError> subscribeAnswer(const std::string& room, const std::string& peer, std::string_view sdp,
                                           uint64_t version, const common::Address& clientIp);
+  // Ends the publish connection and its tracks; for a retired member (the room is mesh now) both connections.
   void unpublish(const std::string& room, const std::string& peer);
+  // subscribe-restart: the member's subscribe transport ends and a new subscribe-offer (version 1, new ICE
+  // credentials, every current track) follows, at most once per Limits::room.subscribeRestartInterval.
+  std::optional<SfuError> restartSubscribe(const std::string& room, const std::string& peer);
 
   class Worker;
 

@@ -73,6 +73,7 @@ const std::vector<PublishedTrack>* Room::tracks(std::string_view peer) const {
 
 void Room::addSubscriber(std::string_view peer) {
   Member& m = get(peer);
+  m.retiredUntil.reset();
   if (m.receives) return;
   m.receives = true;
   m.changed = true;
@@ -94,6 +95,32 @@ void Room::resetSubscriber(std::string_view peer) {
   m->version = 0;
   m->outstanding = false;
   m->changed = m->receives;
+}
+
+std::optional<RestartRefusal> Room::restartSubscriber(std::string_view peer, TimePoint now) {
+  Member* m = find(peer);
+  if (m == nullptr || !m->receives) return RestartRefusal::kNotReceiving;
+  if (m->lastRestart && now - *m->lastRestart < limits_.subscribeRestartInterval) return RestartRefusal::kTooSoon;
+  m->lastRestart = now;
+  resetSubscriber(peer);
+  return std::nullopt;
+}
+
+void Room::retire(std::string_view peer, TimePoint now) {
+  if (Member* m = find(peer); m != nullptr && !m->retiredUntil) m->retiredUntil = now + limits_.meshGrace;
+}
+
+bool Room::retiring(std::string_view peer) const {
+  const Member* m = find(peer);
+  return m != nullptr && m->retiredUntil.has_value();
+}
+
+std::vector<std::string> Room::retiredBy(TimePoint now) const {
+  std::vector<std::string> out;
+  for (const Member& m : members_) {
+    if (m.retiredUntil && *m.retiredUntil <= now) out.push_back(m.peer);
+  }
+  return out;
 }
 
 uint32_t Room::newSsrc(const Member& m) {
@@ -155,7 +182,7 @@ bool Room::layOut(Member& m) {
 std::vector<Offer> Room::takeOffers() {
   std::vector<Offer> offers;
   for (Member& m : members_) {
-    if (!m.receives || !m.changed || m.outstanding) continue;
+    if (!m.receives || !m.changed || m.outstanding || m.retiredUntil) continue;
     m.changed = false;
     if (!layOut(m)) continue;
     ++m.version;

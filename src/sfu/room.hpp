@@ -14,6 +14,11 @@
 //   inactive one of the kind is left.
 // - An m-line starts carrying its new track when the answer to the offer that assigned it arrives (answer() says
 //   which router subscriptions start and stop).
+// - A member may ask for a new subscribe connection (subscribe-restart) at most once per subscribeRestartInterval.
+// - A member the room no longer serves through the SFU (a switch to mesh) is *retired*: its transports are kept,
+//   so media keeps flowing while its mesh connections come up, until the caller removes it (its `unpublish`) or
+//   the deadline passes (retiredBy()); it gets no new offer meanwhile.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -21,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "sfu/router.hpp"
 
 namespace kaiwa::sfu {
@@ -35,6 +41,11 @@ struct RoomLimits {
   size_t publishersPerRoom = 16;
   size_t tracksPerPublisher = 4;   // camera, microphone, screen, screen audio
   size_t linesPerSubscriber = 64;  // m-lines in one offer (sdp::Limits takes 64)
+  // A page asks for a new subscribe connection when its old one failed; one every 2 s heals any real failure, and a
+  // page that asks more often only makes kaiwa drop and rebuild transports for nothing.
+  std::chrono::milliseconds subscribeRestartInterval{2000};
+  // How long a member's SFU transports outlive a switch to mesh at most (its `unpublish` ends them sooner).
+  std::chrono::milliseconds meshGrace{10000};
 };
 
 // A track a member publishes, as the router knows it.
@@ -69,6 +80,7 @@ struct AnswerChanges {
   std::vector<TrackId> stop;
 };
 enum class AnswerRefusal : uint8_t { kStale, kUnknown };
+enum class RestartRefusal : uint8_t { kNotReceiving, kTooSoon };
 
 class Room {
  public:
@@ -87,6 +99,16 @@ class Room {
   void removeMember(std::string_view peer);
   // The member's subscribe connection ended (its transport died): it starts again from an empty offer, version 1.
   void resetSubscriber(std::string_view peer);
+  // subscribe-restart: the member starts again from an empty offer, version 1 (resetSubscriber), unless it does
+  // not receive or its last restart was less than subscribeRestartInterval before `now`.
+  std::optional<RestartRefusal> restartSubscriber(std::string_view peer, TimePoint now);
+
+  // The room went to mesh: the member's transports are kept until `now` + meshGrace at most; it gets no offer
+  // meanwhile. addSubscriber() takes it back.
+  void retire(std::string_view peer, TimePoint now);
+  bool retiring(std::string_view peer) const;
+  // The retired members whose grace is over at `now` (the caller removes them).
+  std::vector<std::string> retiredBy(TimePoint now) const;
 
   // The offers to send now: one for each receiving member whose set of tracks changed and that has no offer
   // outstanding (and, for its first offer, has at least one track to receive). Each is outstanding from here on.
@@ -113,6 +135,8 @@ class Room {
     bool changed = false;      // its set of tracks to receive changed since its newest offer
     bool outstanding = false;  // an offer waits for its answer
     uint64_t version = 0;
+    std::optional<TimePoint> retiredUntil;        // set while retired (the room went to mesh)
+    std::optional<TimePoint> lastRestart;         // the last subscribe-restart granted
     std::vector<OfferLine> lines;                 // as in the newest offer
     std::vector<std::optional<TrackId>> applied;  // per line: what the router forwards on it (as last answered)
   };

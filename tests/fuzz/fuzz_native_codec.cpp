@@ -85,8 +85,9 @@ void checkPeer(const json::value* v, const PeerInfo& p) {
 
 // The client-side JSON for `req`, as an SDK would send it.
 std::string reserialize(const Request& req) {
-  static constexpr const char* kTypes[] = {"join",  "resume", "leave",   "signal",           "message",  "chat",
-                                           "state", "ping",   "publish", "subscribe-answer", "unpublish"};
+  static constexpr const char* kTypes[] = {
+      "join",  "resume", "leave",   "signal",           "message",   "chat",
+      "state", "ping",   "publish", "subscribe-answer", "unpublish", "subscribe-restart"};
   json::object o;
   o["v"] = 1;
   o["type"] = kTypes[static_cast<int>(req.type)];
@@ -136,6 +137,7 @@ std::string reserialize(const Request& req) {
     case RequestType::kLeave:
     case RequestType::kPing:
     case RequestType::kUnpublish:
+    case RequestType::kSubscribeRestart:
       break;
   }
   return json::serialize(o);

@@ -513,8 +513,11 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /** The SFU connections (null in a mesh room) and how often the publish one was started over, for diagnostics. */
-  sfuConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null; republishes: number } | null {
-    return this.sfu ? { publish: this.sfu.publishPc, subscribe: this.sfu.subscribePc, republishes: this.sfu.republishes } : null;
+  sfuConnections(): { publish: RTCPeerConnection | null; subscribe: RTCPeerConnection | null; republishes: number;
+    iceRestarts: number; subscribeRestarts: number } | null {
+    const sfu = this.sfu;
+    return sfu ? { publish: sfu.publishPc, subscribe: sfu.subscribePc, republishes: sfu.republishes,
+      iceRestarts: sfu.iceRestarts, subscribeRestarts: sfu.subscribeRestarts } : null;
   }
 
   /** Counts of live objects, for leak checks. */
@@ -902,7 +905,7 @@ export class Room extends Emitter<RoomEvents> {
     }
     this.emit('media-mode', { mode });
     if (mode === 'sfu') {
-      // kaiwa ended any SFU transports of ours when the room last went to mesh: start from new connections.
+      // kaiwa ends any SFU transports it kept for us since the room last went to mesh: start from new connections.
       this.sfu?.close();
       this.sfu = null;
       this.startSfu();
@@ -990,7 +993,10 @@ export class Room extends Emitter<RoomEvents> {
       if (pick) next.push(pick);
     }
     const stream = e.peer.stream;
-    const added = next.filter((t) => !stream.getTrackById(t.id));
+    // By object, not id: a new subscribe connection's tracks have the ids of the old one's (`<peer>:<source>`, from
+    // kaiwa's msid), and looking them up by id kept a stream without the new track.
+    const current = stream.getTracks();
+    const added = next.filter((t) => !current.includes(t));
     const removed = stream.getTracks().filter((t) => !next.includes(t));
     for (const t of removed) stream.removeTrack(t);
     for (const t of added) stream.addTrack(t);

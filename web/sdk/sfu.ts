@@ -10,6 +10,12 @@
  *   moves its track out of (or into) the right peer.
  *
  * kaiwa is ICE-lite and puts its candidates in its own SDP; we send none (our checks carry our candidates).
+ *
+ * Healing (docs/protocol.md, "Healing a connection"): a subscribe connection that fails (or stays `disconnected`)
+ * is replaced: `subscribe-restart` makes kaiwa send a version-1 offer, answered on a new connection whose tracks
+ * take the old ones' places in the room's stable streams. A publish connection that fails restarts ICE on the same
+ * connection (a `publish` re-offer with new credentials: tracks and everyone's subscriptions stay); when that does
+ * not bring it back, it starts over with `unpublish` and a new connection.
  */
 import { Emitter } from './emitter.js';
 import { capVideoBitrate } from './media.js';
@@ -55,12 +61,22 @@ const MAX_OFFER_TRACKS = 1024;
 const MIN_REPUBLISH_GRACE_MS = 5000;
 /** The publish connection is started over at most this often, ms (a path that keeps failing is not hammered). */
 const REPUBLISH_MIN_INTERVAL_MS = 5000;
+/** An ICE restart of the publish connection that has not connected after this long gives way to a new one, ms. */
+const ICE_RESTART_TIMEOUT_MS = 8000;
+/** A subscribe connection `disconnected` this long is replaced (kaiwa grants one restart per 2 s), ms. */
+const SUBSCRIBE_RESTART_GRACE_MS = 3000;
+/** A replaced subscribe connection is closed at the latest this long after its successor answered, ms. */
+const OLD_SUBSCRIBE_KEEP_MS = 10000;
 
 export class SfuSession extends Emitter<SfuSessionEvents> {
   publishPc: RTCPeerConnection | null = null;
   subscribePc: RTCPeerConnection | null = null;
   /** How often the publish connection was started over after it failed. */
   republishes = 0;
+  /** How often the publish connection restarted ICE (kept its tracks) after it failed. */
+  iceRestarts = 0;
+  /** How often the subscribe connection was replaced after it failed. */
+  subscribeRestarts = 0;
   private readonly sig: SignalingClient;
   private readonly opts: SfuSessionOptions;
   private maxVideoBitrate: number | undefined;
@@ -75,6 +91,12 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   private subVersion = 0;
   private lastRepublish = 0;
   private disconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private subDisconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private iceRestartTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The next subscribe-offer is for a new subscribe connection (we asked for one). */
+  private subRestartAsked = false;
+  /** A replaced subscribe connection, kept until the new one's tracks receive (or OLD_SUBSCRIBE_KEEP_MS). */
+  private oldSub: { pc: RTCPeerConnection; offered: Map<string, OfferedTrack>; timer: ReturnType<typeof setTimeout> } | null = null;
   private closed = false;
   private samples = new Map<string, StatsSample>();
 
@@ -119,11 +141,15 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   currentTracks(): SfuTrack[] {
     const pc = this.subscribePc;
     if (!pc || this.closed) return [];
-    const out: SfuTrack[] = [];
-    for (const t of pc.getTransceivers()) {
-      const o = t.mid === null ? undefined : this.offered.get(t.mid);
-      if (!o || t.currentDirection === 'inactive' || t.currentDirection === 'stopped' || t.receiver.track.readyState === 'ended') continue;
-      out.push({ track: t.receiver.track, peer: o.peer, source: o.source });
+    const out = tracksOf(pc, this.offered);
+    // While a replaced connection is kept, a track of it stays in place of its successor until that one receives.
+    const old = this.oldSub;
+    if (old) {
+      for (const t of tracksOf(old.pc, old.offered)) {
+        const i = out.findIndex((n) => n.peer === t.peer && n.source === t.source);
+        if (i < 0) out.push(t);
+        else if (out[i].track.muted) out[i] = t;
+      }
     }
     return out;
   }
@@ -166,10 +192,11 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   close(opts: { unpublish?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
-    this.disconnectTimer = null;
-    if (opts.unpublish && this.publishPc) {
-      // Errors do not matter here: kaiwa may have ended the transports itself already.
+    for (const t of [this.disconnectTimer, this.subDisconnectTimer, this.iceRestartTimer]) if (t) clearTimeout(t);
+    this.disconnectTimer = this.subDisconnectTimer = this.iceRestartTimer = null;
+    if (opts.unpublish) {
+      // After a switch to mesh kaiwa keeps our SFU transports (both: also a page that publishes nothing receives)
+      // until this, or 10 s. Errors do not matter here: kaiwa may have ended them itself already.
       this.sig.request('unpublish').catch(() => undefined);
     }
     for (const pc of [this.publishPc, this.subscribePc]) {
@@ -177,6 +204,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
       pc.onconnectionstatechange = pc.ontrack = null;
       pc.close();
     }
+    this.closeOldSubscribe();
     this.publishPc = null;
     this.subscribePc = null;
     this.transceivers.clear();
@@ -260,25 +288,97 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   }
 
   /**
-   * A failed publish connection (or one `disconnected` for longer than the grace) is started over: `unpublish`,
-   * a new connection and a new `publish`. kaiwa's side is ICE-lite, so an ICE restart on the old connection would
-   * need kaiwa to accept new credentials mid-session; a new publish needs nothing beyond the contract.
+   * A failed publish connection (or one `disconnected` for longer than the grace) restarts ICE first: our tracks
+   * and everyone's subscriptions to them stay. If that is refused or has not connected within
+   * ICE_RESTART_TIMEOUT_MS, the connection starts over: `unpublish`, a new connection and a new `publish`.
    */
   private onPublishState(pc: RTCPeerConnection): void {
     if (this.closed || pc !== this.publishPc) return;
     const state = pc.connectionState;
     this.emit('connection-state', { which: 'publish', state });
     if (state === 'connected') {
-      if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
-      this.disconnectTimer = null;
+      for (const t of [this.disconnectTimer, this.iceRestartTimer]) if (t) clearTimeout(t);
+      this.disconnectTimer = this.iceRestartTimer = null;
     } else if (state === 'failed') {
-      this.republish();
+      this.heal(pc);
     } else if (state === 'disconnected' && !this.disconnectTimer) {
       this.disconnectTimer = setTimeout(() => {
         this.disconnectTimer = null;
-        if (!this.closed && this.publishPc === pc && pc.connectionState === 'disconnected') this.republish();
+        if (!this.closed && this.publishPc === pc && pc.connectionState === 'disconnected') this.heal(pc);
       }, Math.max(MIN_REPUBLISH_GRACE_MS, this.opts.disconnectGraceMs ?? 0));
     }
+  }
+
+  /** An ICE restart of the publish connection, unless one is under way already (then its timeout decides). */
+  private heal(pc: RTCPeerConnection): void {
+    if (this.iceRestartTimer) return;
+    this.iceRestartTimer = setTimeout(() => {
+      this.iceRestartTimer = null;
+      if (!this.closed && this.publishPc === pc && pc.connectionState !== 'connected') this.republish();
+    }, ICE_RESTART_TIMEOUT_MS);
+    const run = this.pubChain.then(() => this.restartIce(pc));
+    this.pubChain = run.catch(() => undefined);
+  }
+
+  private async restartIce(pc: RTCPeerConnection): Promise<void> {
+    if (this.closed || pc !== this.publishPc || pc.signalingState !== 'stable') return;
+    try {
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      const tracks: Array<{ mid: string; source: TrackSource }> = [];
+      for (const [source, t] of this.transceivers) {
+        if (t.mid !== null && t.direction === 'sendonly') tracks.push({ mid: t.mid, source });
+      }
+      const reply = await this.sig.request('publish', { sdp: pc.localDescription?.sdp ?? '', tracks });
+      if (this.closed || pc !== this.publishPc) return;
+      if (typeof reply.sdp !== 'string') throw new KaiwaError('bad-sdp', 'kaiwa answered publish without an SDP.');
+      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+      this.iceRestarts += 1;
+    } catch {
+      // Refused (kaiwa's transport ended, or the room went to mesh) or broken: a new connection is the way back.
+      if (this.closed || pc !== this.publishPc) return;
+      if ((pc.signalingState as RTCSignalingState) === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => undefined);
+      if (this.iceRestartTimer) clearTimeout(this.iceRestartTimer);
+      this.iceRestartTimer = null;
+      this.republish();
+    }
+  }
+
+  /**
+   * A failed subscribe connection (or one `disconnected` for SUBSCRIBE_RESTART_GRACE_MS) is replaced: kaiwa answers
+   * `subscribe-restart` with a version-1 offer, which applyOffer answers on a new connection. The old one keeps
+   * whatever it still receives until then.
+   */
+  private onSubscribeState(pc: RTCPeerConnection): void {
+    if (this.closed || pc !== this.subscribePc) return;
+    const state = pc.connectionState;
+    this.emit('connection-state', { which: 'subscribe', state });
+    if (state === 'connected') {
+      if (this.subDisconnectTimer) clearTimeout(this.subDisconnectTimer);
+      this.subDisconnectTimer = null;
+    } else if (state === 'failed') {
+      this.restartSubscribe(pc);
+    } else if (state === 'disconnected' && !this.subDisconnectTimer) {
+      this.subDisconnectTimer = setTimeout(() => {
+        this.subDisconnectTimer = null;
+        if (!this.closed && this.subscribePc === pc && pc.connectionState === 'disconnected') this.restartSubscribe(pc);
+      }, SUBSCRIBE_RESTART_GRACE_MS);
+    }
+  }
+
+  private restartSubscribe(pc: RTCPeerConnection): void {
+    if (this.closed || pc !== this.subscribePc || this.subRestartAsked) return;
+    this.subRestartAsked = true;
+    this.subscribeRestarts += 1;
+    this.sig.request('subscribe-restart').catch((err: unknown) => {
+      this.subRestartAsked = false;
+      if (this.closed || pc !== this.subscribePc) return;
+      // Too soon after the last one: ask again once kaiwa grants one; in a mesh room there is nothing to heal.
+      if (err instanceof KaiwaError && err.code === 'rate-limited') {
+        setTimeout(() => {
+          if (!this.closed && pc === this.subscribePc && pc.connectionState !== 'connected') this.restartSubscribe(pc);
+        }, 2000);
+      }
+    });
   }
 
   private republish(): void {
@@ -309,20 +409,30 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
       if (typeof t.mid !== 'string' || typeof t.peer !== 'string' || !SOURCES.includes(source)) continue;
       offered.set(t.mid, { peer: t.peer, source });
     }
-    // Versions count up per subscribe connection: one that does not means kaiwa started a new connection for us.
-    if (this.subscribePc && version <= this.subVersion) {
-      this.subscribePc.onconnectionstatechange = this.subscribePc.ontrack = null;
-      this.subscribePc.close();
+    // Versions count up per subscribe connection: one that does not (or the one after our subscribe-restart) means
+    // kaiwa started a new connection for us.
+    const restarted = this.subRestartAsked && version === 1;
+    if (restarted) this.subRestartAsked = false;
+    // Make before break: the old connection stays (its tracks in the room's streams) until the new one's tracks
+    // receive. A <video> whose stream swapped to a track that had not received yet was seen to present no new frame
+    // for ~30 s while that track decoded.
+    if (this.subscribePc && (version <= this.subVersion || restarted)) {
+      if (this.subDisconnectTimer) clearTimeout(this.subDisconnectTimer);
+      this.subDisconnectTimer = null;
+      const old = this.subscribePc;
+      old.onconnectionstatechange = old.ontrack = null;
+      this.closeOldSubscribe();
+      this.oldSub = { pc: old, offered: this.offered, timer: setTimeout(() => {
+        this.closeOldSubscribe();
+        if (!this.closed) this.emit('tracks', this.currentTracks());
+      }, OLD_SUBSCRIBE_KEEP_MS) };
       this.subscribePc = null;
       this.subVersion = 0;
     }
     let pc = this.subscribePc;
     if (!pc) {
       const created = new RTCPeerConnection({ iceServers: this.opts.iceServers });
-      created.onconnectionstatechange = () => {
-        if (this.closed || created !== this.subscribePc) return;
-        this.emit('connection-state', { which: 'subscribe', state: created.connectionState });
-      };
+      created.onconnectionstatechange = () => this.onSubscribeState(created);
       // A track that starts receiving is announced again so the room can switch to it (make before break).
       // (A reused m-line fires `track` again with the same track: the listener goes on once.)
       const watched = new WeakSet<MediaStreamTrack>();
@@ -330,7 +440,10 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
         if (watched.has(track)) return;
         watched.add(track);
         track.addEventListener('unmute', () => {
-          if (!this.closed && created === this.subscribePc) this.emit('tracks', this.currentTracks());
+          if (this.closed || created !== this.subscribePc) return;
+          // Every track of the new connection receives: the replaced one has nothing left to show.
+          if (this.oldSub && tracksOf(created, this.offered).every((t) => !t.track.muted)) this.closeOldSubscribe();
+          this.emit('tracks', this.currentTracks());
         });
       };
       this.subscribePc = created;
@@ -354,11 +467,30 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
     }
   }
 
+  private closeOldSubscribe(): void {
+    const old = this.oldSub;
+    if (!old) return;
+    this.oldSub = null;
+    clearTimeout(old.timer);
+    old.pc.close();
+  }
+
   private async applyBitrate(): Promise<void> {
     const pc = this.publishPc;
     if (!pc || this.closed) return;
     await capVideoBitrate(pc, this.maxVideoBitrate);
   }
+}
+
+/** The tracks a subscribe connection carries now, by the m-lines of its last applied offer. */
+function tracksOf(pc: RTCPeerConnection, offered: Map<string, OfferedTrack>): SfuTrack[] {
+  const out: SfuTrack[] = [];
+  for (const t of pc.getTransceivers()) {
+    const o = t.mid === null ? undefined : offered.get(t.mid);
+    if (!o || t.currentDirection === 'inactive' || t.currentDirection === 'stopped' || t.receiver.track.readyState === 'ended') continue;
+    out.push({ track: t.receiver.track, peer: o.peer, source: o.source });
+  }
+  return out;
 }
 
 function errText(err: unknown): string {

@@ -309,6 +309,7 @@ std::optional<RequestType> typeOf(std::string_view t) {
   if (is(t, "publish")) return RequestType::kPublish;
   if (is(t, "subscribe-answer")) return RequestType::kSubscribeAnswer;
   if (is(t, "unpublish")) return RequestType::kUnpublish;
+  if (is(t, "subscribe-restart")) return RequestType::kSubscribeRestart;
   return std::nullopt;
 }
 
@@ -522,6 +523,7 @@ DecodeResult decode(std::string_view text) {
     case RequestType::kLeave:
     case RequestType::kPing:
     case RequestType::kUnpublish:
+    case RequestType::kSubscribeRestart:
       break;
     case RequestType::kPublish:
     case RequestType::kSubscribeAnswer:

@@ -23,9 +23,10 @@ enum class RequestType : uint8_t {
   kChat,
   kState,
   kPing,
-  kPublish,          // SFU rooms (docs/protocol.md, "SFU rooms")
-  kSubscribeAnswer,  //
-  kUnpublish,        //
+  kPublish,           // SFU rooms (docs/protocol.md, "SFU rooms")
+  kSubscribeAnswer,   //
+  kUnpublish,         //
+  kSubscribeRestart,  //
 };
 
 // A track of a publish request: the m-line of the page's offer and what it carries.

@@ -145,6 +145,7 @@ void Session::handle(Request&& req) {
     case RequestType::kPublish:
     case RequestType::kSubscribeAnswer:
     case RequestType::kUnpublish:
+    case RequestType::kSubscribeRestart:
       sfuRequest(std::move(req));
       break;
     default:
@@ -169,7 +170,10 @@ void Session::sfuRequest(Request&& req) {
       replyError(out, ep, re, ErrorCode::kNotJoined, "not a member of room '" + room + "'");
       return;
     }
-    if (r->mediaMode() != MediaMode::kSfu) {
+    // After a switch to mesh the page's SFU transports are kept for a while (make before break): its unpublish
+    // ends them, and an answer to an offer sent before the switch is still taken.
+    const bool lingering = req.type == RequestType::kUnpublish || req.type == RequestType::kSubscribeAnswer;
+    if (r->mediaMode() != MediaMode::kSfu && !lingering) {
       replyError(out, ep, re, ErrorCode::kNotSfu, "room '" + room + "' is in mesh mode");
       return;
     }
@@ -185,6 +189,8 @@ void Session::sfuRequest(Request&& req) {
           return ErrorCode::kStaleAnswer;
         case media::SfuErrorCode::kLimit:
           return ErrorCode::kRoomFull;
+        case media::SfuErrorCode::kRateLimited:
+          return ErrorCode::kRateLimited;
       }
       return ErrorCode::kInternal;
     };
@@ -202,6 +208,13 @@ void Session::sfuRequest(Request&& req) {
       }
       case RequestType::kSubscribeAnswer:
         if (auto e = media->subscribeAnswer(room, peer, req.sdp, req.version, clientIp)) {
+          replyError(out, ep, re, code(e->code), std::move(e->message));
+        } else if (re != kNoRequest) {
+          reply(out, ep, ev::Ok{re});
+        }
+        break;
+      case RequestType::kSubscribeRestart:
+        if (auto e = media->restartSubscribe(room, peer)) {
           replyError(out, ep, re, code(e->code), std::move(e->message));
         } else if (re != kNoRequest) {
           reply(out, ep, ev::Ok{re});

@@ -14,13 +14,13 @@ void SfuBridge::onPeerRemoved(const Room& room, std::string_view peer) {
 
 void SfuBridge::onMediaMode(const Room& room, MediaMode mode) {
   if (media_ == nullptr) return;
-  // To sfu: every member receives from now on. To mesh: the members' SFU transports end (after the media-mode event,
-  // which the room has put in the outbox already); their pages close their side.
+  // To sfu: every member receives from now on. To mesh: the members' SFU transports go on until each page's
+  // unpublish (sent once its mesh connections carry media) or 10 s, so no picture freezes in between.
   for (const PeerInfo& p : room.members()) {
     if (mode == MediaMode::kSfu) {
       media_->addMember(room.name(), p.id);
     } else {
-      media_->removeMember(room.name(), p.id);
+      media_->retireMember(room.name(), p.id);
     }
   }
 }

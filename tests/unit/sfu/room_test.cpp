@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace kaiwa::sfu {
 namespace {
 
@@ -159,6 +161,103 @@ TEST(SfuRoom, Limits) {
   auto o = room.takeOffers();
   ASSERT_EQ(o.size(), 1u);
   EXPECT_EQ(o[0].lines.size(), 3u);  // the fourth track is not offered
+}
+
+TEST(SfuRoom, SubscribeRestartOffersEveryCurrentTrackAtVersionOneOnFreshLines) {
+  Room room = makeRoom();
+  room.addSubscriber("c");
+  room.setTracks("a", cameraAndMic(1, 2));
+  auto first = room.takeOffers();
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(room.answer("c", 1).changes);
+  room.setTracks("b", cameraAndMic(3, 4));
+  auto second = room.takeOffers();  // version 2 is outstanding when the page asks for a restart
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].version, 2u);
+  const TimePoint t0{std::chrono::seconds(100)};
+  EXPECT_FALSE(room.restartSubscriber("c", t0));
+  EXPECT_FALSE(room.outstanding("c"));  // the old connection's offer is forgotten
+  auto o = room.takeOffers();
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0].version, 1u);
+  ASSERT_EQ(o[0].lines.size(), 4u);  // every track of both publishers, on lines "0".."3"
+  std::vector<TrackId> carried;
+  for (size_t i = 0; i < o[0].lines.size(); ++i) {
+    EXPECT_EQ(o[0].lines[i].mid, std::to_string(i));
+    ASSERT_TRUE(o[0].lines[i].track);
+    carried.push_back(*o[0].lines[i].track);
+  }
+  std::sort(carried.begin(), carried.end());
+  EXPECT_EQ(carried, (std::vector<TrackId>{1, 2, 3, 4}));
+  // The answer to the new version 1 starts all four on the new connection; the old version 2 is stale.
+  EXPECT_FALSE(room.answer("c", 2).changes);
+  auto r = room.answer("c", 1);
+  ASSERT_TRUE(r.changes);
+  EXPECT_EQ(r.changes->start.size(), 4u);
+  EXPECT_TRUE(r.changes->stop.empty());
+}
+
+TEST(SfuRoom, SubscribeRestartIsRateLimitedPerMember) {
+  Room room = makeRoom({.subscribeRestartInterval = std::chrono::milliseconds(2000)});
+  for (auto p : {"b", "c"}) room.addSubscriber(p);
+  room.setTracks("a", cameraAndMic(1, 2));
+  room.takeOffers();
+  const TimePoint t0{std::chrono::seconds(100)};
+  EXPECT_FALSE(room.restartSubscriber("b", t0));
+  EXPECT_EQ(room.restartSubscriber("b", t0 + std::chrono::milliseconds(1999)), RestartRefusal::kTooSoon);
+  EXPECT_FALSE(room.restartSubscriber("c", t0 + std::chrono::milliseconds(1)));  // per member
+  EXPECT_FALSE(room.restartSubscriber("b", t0 + std::chrono::milliseconds(2000)));
+  EXPECT_EQ(room.restartSubscriber("nobody", t0), RestartRefusal::kNotReceiving);
+  room.setTracks("x", {});  // a member who only publishes (nothing) and does not receive
+  EXPECT_EQ(room.restartSubscriber("x", t0), RestartRefusal::kNotReceiving);
+}
+
+TEST(SfuRoom, ARetiredMemberKeepsItsTracksForTheGraceAndGetsNoOffer) {
+  Room room = makeRoom({.meshGrace = std::chrono::seconds(10)});
+  for (auto p : {"a", "b"}) room.addSubscriber(p);
+  room.setTracks("a", cameraAndMic(1, 2));
+  room.setTracks("b", cameraAndMic(3, 4));
+  auto offers = room.takeOffers();
+  ASSERT_EQ(offers.size(), 2u);
+  for (auto p : {"a", "b"}) ASSERT_TRUE(room.answer(p, 1).changes);
+  const TimePoint t0{std::chrono::seconds(100)};
+  room.retire("a", t0);
+  room.retire("b", t0 + std::chrono::seconds(1));
+  EXPECT_TRUE(room.retiring("a"));
+  // Still published and still receiving: nothing stops.
+  ASSERT_NE(room.tracks("a"), nullptr);
+  EXPECT_EQ(room.tracks("a")->size(), 2u);
+  EXPECT_EQ(room.lines("a").size(), 2u);
+  // A change (c publishes) makes no offer to a retired member.
+  room.setTracks("c", cameraAndMic(5, 6));
+  EXPECT_TRUE(room.takeOffers().empty());
+  EXPECT_TRUE(room.retiredBy(t0 + std::chrono::milliseconds(9999)).empty());
+  EXPECT_EQ(room.retiredBy(t0 + std::chrono::seconds(10)), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(room.retiredBy(t0 + std::chrono::seconds(11)), (std::vector<std::string>{"a", "b"}));
+  room.removeMember("a");  // what the caller does with them
+  EXPECT_EQ(room.retiredBy(t0 + std::chrono::seconds(11)), (std::vector<std::string>{"b"}));
+  // Retiring again does not push the deadline back.
+  room.retire("b", t0 + std::chrono::seconds(5));
+  EXPECT_EQ(room.retiredBy(t0 + std::chrono::seconds(11)), (std::vector<std::string>{"b"}));
+}
+
+TEST(SfuRoom, BackToSfuTakesARetiredMemberBackWithTheOfferItMissed) {
+  Room room = makeRoom();
+  room.addSubscriber("b");
+  room.setTracks("a", cameraAndMic(1, 2));
+  room.takeOffers();
+  ASSERT_TRUE(room.answer("b", 1).changes);
+  const TimePoint t0{std::chrono::seconds(100)};
+  room.retire("b", t0);
+  room.setTracks("c", cameraAndMic(3, 4));
+  EXPECT_TRUE(room.takeOffers().empty());
+  room.addSubscriber("b");
+  EXPECT_FALSE(room.retiring("b"));
+  EXPECT_TRUE(room.retiredBy(t0 + std::chrono::seconds(60)).empty());
+  auto o = room.takeOffers();
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0].version, 2u);
+  EXPECT_EQ(o[0].lines.size(), 4u);
 }
 
 }  // namespace

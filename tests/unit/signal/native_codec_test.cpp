@@ -65,6 +65,13 @@ TEST(NativeDecode, OtherTypes) {
   EXPECT_EQ(res.resume, "k");
 }
 
+TEST(NativeDecode, SfuRequestsWithoutFields) {
+  EXPECT_EQ(ok(R"({"v":1,"type":"unpublish","id":3})").type, RequestType::kUnpublish);
+  Request restart = ok(R"({"v":1,"type":"subscribe-restart","id":4})");
+  EXPECT_EQ(restart.type, RequestType::kSubscribeRestart);
+  EXPECT_EQ(restart.id, 4);
+}
+
 TEST(NativeDecode, BadMessagesSayWhy) {
   EXPECT_NE(bad("not json").message.find("JSON"), std::string::npos);
   EXPECT_NE(bad("[1]").message.find("object"), std::string::npos);
