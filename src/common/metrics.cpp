@@ -172,6 +172,8 @@ std::string renderPrometheus() {
        r.sfuSenderReports);
   emit(out, "kaiwa_sfu_receiver_reports_total", "counter", "RTCP Receiver Reports sent to SFU publishers.",
        r.sfuReceiverReports);
+  emit(out, "kaiwa_sfu_ice_restarts_total", "counter", "ICE restarts of WHIP and WHEP sessions by PATCH.",
+       r.sfuIceRestarts);
   emit(out, "kaiwa_sfu_lossy_subscriptions", "gauge",
        "SFU subscriptions whose subscriber last reported at least 5 % of packets lost.", r.sfuLossySubscriptions);
   out += "# HELP kaiwa_sfu_dropped_total SFU packets dropped, by reason.\n# TYPE kaiwa_sfu_dropped_total counter\n";

@@ -129,6 +129,7 @@ struct Registry {
   std::atomic<uint64_t> sfuRtxRecovered{0};  // of those, the ones that filled a hole and were forwarded
   std::atomic<uint64_t> sfuSenderReports{0};
   std::atomic<uint64_t> sfuReceiverReports{0};
+  std::atomic<uint64_t> sfuIceRestarts{0};        // WHIP/WHEP ICE restarts by PATCH
   std::atomic<int64_t> sfuLossySubscriptions{0};  // whose subscriber last reported at least 5 % lost
   std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
       sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
