@@ -501,7 +501,9 @@ int runServer(const ServeConfig& config) {
   }
   if (sfu) {
     sfu->setListener(&bridge);
+    sfu->setRoster(&bridge);
     bridge.setMedia(sfu.get());
+    bridge.setDefaultMedia(signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto));
   }
   std::optional<http::Server> server;
   signal::peerjs::Service peerjs(hub, config.peerjs);

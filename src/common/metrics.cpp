@@ -178,7 +178,8 @@ std::string renderPrometheus() {
        "subscribe-restart requests that got a new subscribe connection.", r.sfuSubscribeRestarts);
   emit(out, "kaiwa_sfu_subscribe_restarts_refused_total", "counter",
        "subscribe-restart requests refused for coming too soon after the last one.", r.sfuSubscribeRestartsRefused);
-  emit(out, "kaiwa_sfu_ice_restarts_total", "counter", "ICE restarts of SFU publish connections.", r.sfuIceRestarts);
+  emit(out, "kaiwa_sfu_ice_restarts_total", "counter",
+       "ICE restarts of SFU transports (native publish re-offers, WHIP and WHEP PATCHes).", r.sfuIceRestarts);
   out += "# HELP kaiwa_sfu_dropped_total SFU packets dropped, by reason.\n# TYPE kaiwa_sfu_dropped_total counter\n";
   for (size_t i = 0; i < kSfuDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],

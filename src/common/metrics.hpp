@@ -136,7 +136,7 @@ struct Registry {
   std::atomic<int64_t> sfuLossySubscriptions{0};         // whose subscriber last reported at least 5 % lost
   std::atomic<uint64_t> sfuSubscribeRestarts{0};         // subscribe-restart requests granted
   std::atomic<uint64_t> sfuSubscribeRestartsRefused{0};  // refused: asked again too soon
-  std::atomic<uint64_t> sfuIceRestarts{0};               // ICE restarts of native publish connections
+  std::atomic<uint64_t> sfuIceRestarts{0};               // ICE restarts: native publish re-offers and WHIP/WHEP PATCHes
   std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
       sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
 

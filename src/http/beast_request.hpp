@@ -19,6 +19,8 @@ inline Request toRequest(const boost::beast::http::request<boost::beast::http::s
   r.ifNoneMatch = std::string(req[bhttp::field::if_none_match]);
   r.host = std::string(req[bhttp::field::host]);
   r.authorization = std::string(req[bhttp::field::authorization]);
+  r.contentType = std::string(req[bhttp::field::content_type]);
+  r.ifMatch = std::string(req[bhttp::field::if_match]);
   r.body = req.body();
   r.worker = worker;
   return r;

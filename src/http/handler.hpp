@@ -21,6 +21,8 @@ struct Request {
   std::string ifNoneMatch;
   std::string host;
   std::string authorization;  // Authorization header, may be empty
+  std::string contentType;    // Content-Type header as sent, may be empty
+  std::string ifMatch;        // If-Match header as sent, may be empty
   std::string body;
   std::string remoteAddress;  // the client's IP address, without port; IPv6 without brackets (from the socket)
   uint32_t worker = 0;        // the worker thread serving this request

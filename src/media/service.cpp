@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -49,6 +50,31 @@ http::Response cors(http::Response r) {
 }
 
 http::Response error(unsigned status, std::string why) { return cors(http::Response::text(status, why + "\n")); }
+
+// True when the Content-Type `header` names `type` (RFC 9110 section 8.3.1: case-insensitive, parameters after ';'
+// and spaces around the type ignored).
+bool mediaTypeIs(std::string_view header, std::string_view type) {
+  header = header.substr(0, header.find(';'));
+  while (!header.empty() && (header.front() == ' ' || header.front() == '\t')) header.remove_prefix(1);
+  while (!header.empty() && (header.back() == ' ' || header.back() == '\t')) header.remove_suffix(1);
+  return header.size() == type.size() && std::equal(header.begin(), header.end(), type.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+         });
+}
+
+// If-Match (RFC 9110 section 13.1.1): "*", or a list of entity tags compared strongly (a weak tag never matches).
+bool ifMatchHolds(std::string_view header, std::string_view etag) {
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    std::string_view tag = header.substr(0, comma);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag == "*" || tag == etag) return true;
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return false;
+}
 
 std::string hex(uint64_t v) {
   char buf[17];
@@ -286,6 +312,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::string endedPublishFingerprint;
     std::vector<NativeTrack> tracks;
     std::unordered_map<std::string, std::vector<sdp::Codec>> lineCodecs;  // by subscriber mid: what it last carried
+    bool whip = false;  // a WHIP publisher (Roster): it publishes and never receives
   };
   struct Room {
     std::unique_ptr<sfu::Router> router;
@@ -296,6 +323,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     // The native protocol's SFU room (made when its first member enters it).
     std::unique_ptr<sfu::Room> members;
     std::unordered_map<std::string, Member> natives;
+    std::vector<std::string> nativeOrder;  // the natives' ids in the order they came (what a WHEP viewer gets first)
     bool idle() const { return publisher == 0 && viewers == 0 && natives.empty(); }
   };
 
@@ -305,8 +333,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   }
 
   http::Response create(const std::string& room, bool publisher, const sdp::Description& offer, const Address& clientIp,
-                        const std::string& base) {
+                        const std::string& base, const std::string& name, const std::string& user) {
     KAIWA_ON_LOOP(loop_);
+    if (publisher && service_.roster_ != nullptr) return createMember(room, offer, clientIp, base, name, user);
     const Limits& limits = service_.options_.limits;
     Room& r = rooms_[room];
     if (!r.router) r.router = std::make_unique<sfu::Router>(*this, pool_);
@@ -322,7 +351,26 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       return refuse(409, "this room has a publisher already (one per room)");
     }
     if (!publisher && r.viewers >= limits.viewersPerRoom) return refuse(503, "this room has its maximum of viewers");
-    if (!publisher && !r.publisherAnswer) return refuse(409, "nothing is published in this room yet");
+    // What a viewer can receive: the WHIP publisher's tracks, then the native members' in the order they joined the
+    // SFU, each with the m-line of kaiwa's answer it came from (its codecs and extension ids).
+    struct Offered {
+      sfu::TrackId id;
+      const sfu::TrackConfig* config;
+      const sdp::Media* answered;
+    };
+    std::vector<Offered> offered;
+    if (!publisher) {
+      for (const auto& [config, track] : r.tracks) {
+        if (const sdp::Media* m = sfu::publishedSection(*r.publisherAnswer, config))
+          offered.push_back({track, &config, m});
+      }
+      for (const std::string& peer : r.nativeOrder) {
+        auto it = r.natives.find(peer);
+        if (it == r.natives.end()) continue;
+        for (const NativeTrack& t : it->second.tracks) offered.push_back({t.track, &t.config, &t.answered});
+      }
+      if (offered.empty()) return refuse(409, "nothing is published in this room yet");
+    }
     std::string why;
     Client* made = newClient(room, "", publisher, clientIp, why);
     if (made == nullptr) return refuse(503, why);
@@ -342,20 +390,22 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     params.receive = publisher;
     params.send = !publisher;
     params.acceptData = false;
-    // A viewer: one sender per audio/video m-line that has a published track of its kind.
-    std::vector<std::pair<size_t, std::pair<sfu::TrackId, const sfu::TrackConfig*>>> plan;
+    // A viewer: each audio/video m-line of its offer takes the next published track of its kind (a viewer that
+    // offers two video m-lines receives two cameras). WHEP has no renegotiation: what is published later is not
+    // added, and a track that ends leaves its m-line silent.
+    std::vector<std::pair<size_t, Offered>> plan;
     if (!publisher) {
-      bool audioTaken = false, videoTaken = false;
+      std::vector<bool> taken(offered.size(), false);
       for (size_t i = 0; i < offer.media.size(); ++i) {
         const sdp::Media& m = offer.media[i];
         const bool audio = m.kind == "audio";
-        if ((!audio && m.kind != "video") || (audio ? audioTaken : videoTaken)) continue;
-        for (const auto& [config, track] : r.tracks) {
-          if ((config.kind == sfu::MediaKind::kAudio) != audio) continue;
+        if (!audio && m.kind != "video") continue;
+        for (size_t k = 0; k < offered.size(); ++k) {
+          if (taken[k] || (offered[k].config->kind == sfu::MediaKind::kAudio) != audio) continue;
           const uint32_t ssrc = uint32_t(rng_()) | 1, rtx = audio ? 0 : uint32_t(rng_()) | 1;
           params.senders.push_back(sfu::outgoingTrack(m, ssrc, rtx, "kaiwa", "kaiwa-" + room));
-          plan.push_back({i, {track, &config}});
-          (audio ? audioTaken : videoTaken) = true;
+          plan.push_back({i, offered[k]});
+          taken[k] = true;
           break;
         }
       }
@@ -372,6 +422,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
     if (!transport) return fail(400, "offer refused: its fingerprint does not parse");
     c.transport.emplace(std::move(*transport));
+    c.remoteUfrag = remote->iceUfrag;
     if (!demux_.addUfrag(c.ufrag, c.id)) return fail(503, "ufrag collision, try again");
     const uint32_t routerId = uint32_t(c.id);
     routerIds_[routerId] = c.id;
@@ -389,13 +440,11 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       size_t s = 0;
       for (const auto& [index, what] : plan) {
         const sdp::Media& viewerMedia = answer->media[index];
-        const sdp::Media* published = sfu::publishedSection(*r.publisherAnswer, *what.second);
         const auto& sender = params.senders[s++];
-        if (published == nullptr) continue;
-        if (auto sc = sfu::subscriptionConfig(*published, viewerMedia, sender.ssrc, sender.rtxSsrc.value_or(0))) {
+        if (auto sc = sfu::subscriptionConfig(*what.answered, viewerMedia, sender.ssrc, sender.rtxSsrc.value_or(0))) {
           sc->initialSequence = uint16_t(rng_());
           sc->initialTimestamp = uint32_t(rng_());
-          c.pending.emplace_back(what.first, *sc);
+          c.pending.emplace_back(what.id, *sc);
         }
       }
       ++r.viewers;
@@ -404,7 +453,151 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     auto response = cors(http::Response::text(201, sdp::write(*answer)));
     response.contentType = "application/sdp";
     response.headers.emplace_back("Location", base + "/" + hex(c.id) + "." + c.secret);
-    response.headers.emplace_back("ETag", "\"" + c.ufrag + "\"");
+    response.headers.emplace_back("ETag", etag(c));
+    return response;
+  }
+
+  // A WHIP publisher as a member of its room (Roster): it joins the room under `name` as peer "whip…", publishes its
+  // audio as its microphone and its first two video m-lines as its camera and screen, and leaves when the session
+  // ends. It counts against the room's members (the room's capacity) and the SFU room's publishers.
+  http::Response createMember(const std::string& room, const sdp::Description& offer, const Address& clientIp,
+                              const std::string& base, const std::string& name, const std::string& user) {
+    KAIWA_ON_LOOP(loop_);
+    Roster* roster = service_.roster_;
+    const std::string peer = "whip" + common::randomToken(12);
+    Room& r = nativeRoom(room);
+    // Everything made here goes again on a refusal, and a room left idle with it.
+    auto refuse = [&](unsigned status, std::string why) {
+      if (Room* again = findRoom(room)) {
+        if (again->natives.erase(peer) > 0) std::erase(again->nativeOrder, peer);
+        if (again->members) again->members->removeMember(peer);
+      }
+      reapIfIdle(room);
+      return error(status, std::move(why));
+    };
+    if (r.members->mayPublish(peer, 1)) return refuse(503, "this room has its maximum of publishers");
+    std::string why;
+    Client* made = newClient(room, peer, true, clientIp, why);
+    if (made == nullptr) return refuse(503, why);
+    Client& c = *made;
+    c.secret = common::randomToken(16);
+    auto fail = [&](unsigned status, std::string why) {
+      if (Room* again = findRoom(room)) {
+        if (auto it = again->natives.find(peer); it != again->natives.end()) it->second.publish = 0;
+      }
+      remove(c.id);
+      return refuse(status, std::move(why));
+    };
+    sdp::ServerParams params = serverParams(c.ufrag, c.pwd);
+    params.receive = true;
+    params.send = false;
+    auto answer = sdp::answer(offer, params);
+    if (!answer) return fail(400, "offer refused: " + answer.error().message());
+    auto remote = sdp::remoteTransport(offer);
+    if (!remote) return fail(400, "offer refused: " + remote.error().message());
+    if (remote->fingerprints.empty()) return fail(400, "offer refused: no fingerprint");
+    sfu::TransportConfig tc;
+    tc.local = {c.ufrag, c.pwd};
+    tc.remote = {remote->iceUfrag, remote->icePwd};
+    tc.remoteFingerprint = remote->fingerprints.front().algorithm + " " + remote->fingerprints.front().value;
+    auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
+    if (!transport) return fail(400, "offer refused: its fingerprint does not parse");
+    c.transport.emplace(std::move(*transport));
+    c.remoteUfrag = remote->iceUfrag;
+    if (!demux_.addUfrag(c.ufrag, c.id)) return fail(503, "ufrag collision, try again");
+    routerIds_[uint32_t(c.id)] = c.id;
+
+    // The member exists before the join, marked as no receiver: the room's observer (addMember, on this thread,
+    // inside joinPublisher) then gives it no subscribe connection.
+    if (r.natives.try_emplace(peer).second) r.nativeOrder.push_back(peer);
+    Member& m = r.natives[peer];
+    m.whip = true;
+    m.publish = c.id;
+    if (auto refused = roster->joinPublisher(room, peer, name, user)) return fail(refused->status, refused->reason);
+
+    Room* joined = findRoom(room);
+    if (joined == nullptr || !joined->members) return fail(503, "the room went away");
+    Member& member = joined->natives[peer];
+    const uint32_t routerId = uint32_t(c.id);
+    auto media = sfu::publishedMedia(offer, *answer);
+    joined->router->addPublisher(routerId, media.publisher);
+    bool microphone = false, camera = false, screen = false;
+    for (auto& config : media.tracks) {
+      if (!config.rid.empty()) continue;  // simulcast: not in this slice (as for the native door)
+      sfu::Source source;
+      if (config.kind == sfu::MediaKind::kAudio) {
+        if (std::exchange(microphone, true)) continue;
+        source = sfu::Source::kMicrophone;
+      } else if (!std::exchange(camera, true)) {
+        source = sfu::Source::kCamera;
+      } else if (!std::exchange(screen, true)) {
+        source = sfu::Source::kScreen;
+      } else {
+        continue;
+      }
+      const sdp::Media* answered = sfu::publishedSection(*answer, config);
+      if (answered == nullptr) continue;
+      auto id = joined->router->addTrack(routerId, config);
+      if (!id) continue;
+      member.tracks.push_back(NativeTrack{config.mid, source, config, *id, *answered});
+    }
+    std::vector<sfu::PublishedTrack> published;
+    for (const NativeTrack& t : member.tracks) published.push_back({t.source, t.config.kind, t.track});
+    joined->members->setTracks(peer, std::move(published));
+    sendOffers(room, *joined);
+    auto response = cors(http::Response::text(201, sdp::write(*answer)));
+    response.contentType = "application/sdp";
+    response.headers.emplace_back("Location", base + "/" + hex(c.id) + "." + c.secret);
+    response.headers.emplace_back("ETag", etag(c));
+    return response;
+  }
+
+  // The session's entity tag (RFC 9725 section 4.3.1): it names the ICE session, so it is kaiwa's current ufrag and
+  // changes with each ICE restart.
+  static std::string etag(const Client& c) { return "\"" + c.ufrag + "\""; }
+
+  // kaiwa's ICE credentials for a transport of this worker: the ufrag names the worker (`w<k>x…`), so a first check
+  // that reaches another worker is routed here.
+  ice::Credentials newIceCredentials() const {
+    return {"w" + std::to_string(index_) + "x" + common::randomToken(8), common::randomToken(24)};
+  }
+
+  // The one ICE restart (a WHIP/WHEP PATCH, a native publish re-offer): the transport, its DTLS and SRTP stay; the
+  // ICE agent takes new credentials (RFC 8445 section 9). The demultiplexer then routes two ufrags to the transport:
+  // the new one, and the current one, which the agent answers until the client's first valid check with the new one
+  // (media goes on meanwhile); the one before that is forgotten. False, and nothing changed, on a ufrag collision.
+  bool restartIce(Client& c, ice::Credentials local, ice::Credentials remote) {
+    if (!demux_.addUfrag(local.ufrag, c.id)) return false;
+    if (!c.previousUfrag.empty()) demux_.removeUfrag(c.previousUfrag);
+    c.previousUfrag = std::exchange(c.ufrag, local.ufrag);
+    c.pwd = local.pwd;
+    c.remoteUfrag = remote.ufrag;
+    c.transport->restartIce(std::move(local), std::move(remote), Clock::now());
+    metrics::add(metrics::registry().sfuIceRestarts);
+    return true;
+  }
+
+  // PATCH on a WHIP/WHEP session (RFC 9725 section 4.3): 204 for trickled candidates (kaiwa is ICE-lite and needs
+  // none), 200 with kaiwa's new credentials and candidates for an ICE restart (new a=ice-ufrag/a=ice-pwd), 412 when
+  // If-Match names another ICE session (a PATCH that crossed a restart).
+  http::Response patch(Client& c, const sdp::IceFragment& fragment, const std::string& ifMatch) {
+    KAIWA_ON_LOOP(loop_);
+    if (!ifMatch.empty() && !ifMatchHolds(ifMatch, etag(c))) {
+      auto r = error(412, "If-Match names another ICE session");
+      r.headers.emplace_back("ETag", etag(c));
+      return r;
+    }
+    if (!fragment.iceUfrag || *fragment.iceUfrag == c.remoteUfrag) return cors(http::Response::text(204, ""));
+    if (!c.transport || c.transport->state() == sfu::TransportState::kClosed) return error(404, "no such session");
+    ice::Credentials fresh = newIceCredentials();
+    auto answer = sdp::iceRestartAnswer(fragment, serverParams(fresh.ufrag, fresh.pwd));
+    if (!answer) return error(500, "no ICE restart answer: " + answer.error().message());
+    if (!restartIce(c, std::move(fresh), {*fragment.iceUfrag, *fragment.icePwd})) {
+      return error(503, "ufrag collision, try again");
+    }
+    auto response = cors(http::Response::text(200, std::move(*answer)));
+    response.contentType = "application/trickle-ice-sdpfrag";
+    response.headers.emplace_back("ETag", etag(c));
     return response;
   }
 
@@ -416,7 +609,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     auto [p, ec] = std::from_chars(name.data(), name.data() + dot, id, 16);
     if (ec != std::errc() || p != name.data() + dot) return nullptr;
     Client* c = clients_.find(id);
-    return c && c->room == room && c->secret == name.substr(dot + 1) ? c : nullptr;
+    // A native member's transports have no secret and no session URL.
+    return c && !c->secret.empty() && c->room == room && c->secret == name.substr(dot + 1) ? c : nullptr;
   }
 
   void remove(SlotId id) {
@@ -429,6 +623,14 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     if (Room* r = findRoom(c->room)) {
       r->router->removeTransport(routerId);
       if (!c->peer.empty()) {
+        auto member = r->natives.find(c->peer);
+        if (member != r->natives.end() && member->second.whip && member->second.publish == id &&
+            service_.roster_ != nullptr) {
+          // Its session ended (DELETE, or ICE consent lost): it leaves the room, after this call (the room's
+          // observer comes back here, to removeMember).
+          loop_.post(
+              [roster = service_.roster_, room = c->room, peer = c->peer] { roster->leavePublisher(room, peer); });
+        }
         nativeTransportGone(*r, *c);
       } else if (r->publisher == id) {
         r->publisher = 0;
@@ -624,8 +826,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     // mode back), so its old transports and tracks end first.
     if (Room* old = findRoom(room); old && old->members && old->members->retiring(peer)) removeMember(room, peer);
     Room& r = nativeRoom(room);
-    r.natives.try_emplace(peer);
-    r.members->addSubscriber(peer);
+    if (r.natives.try_emplace(peer).second) r.nativeOrder.push_back(peer);
+    if (!r.natives[peer].whip) r.members->addSubscriber(peer);
     sendOffers(room, r);
   }
 
@@ -637,6 +839,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     if (it != r->natives.end()) {
       const SlotId publish = it->second.publish, subscribe = it->second.subscribe;
       r->natives.erase(it);  // first: the transports' removal then finds no member to update
+      std::erase(r->nativeOrder, peer);
       for (SlotId id : {publish, subscribe}) {
         if (id != 0) remove(id);
       }
@@ -724,8 +927,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     c.peer = peer;
     c.publisher = publisher;
     c.clientIp = clientIp;
-    c.ufrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
-    c.pwd = common::randomToken(24);
+    auto credentials = newIceCredentials();
+    c.ufrag = std::move(credentials.ufrag);
+    c.pwd = std::move(credentials.pwd);
     c.id = clients_.insert(std::move(client));
     return &c;
   }
@@ -748,7 +952,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     auto offer = sdp::parse(sdpText);
     if (!offer) return SfuError{E::kBadSdp, "not a valid SDP offer: " + offer.error().message()};
     Room& r = nativeRoom(room);
-    r.natives.try_emplace(peer);
+    if (r.natives.try_emplace(peer).second) r.nativeOrder.push_back(peer);
     Member& m = r.natives[peer];
     if (auto refused = r.members->mayPublish(peer, tracks.size())) {
       return *refused == sfu::PublishRefusal::kTooManyTracks
@@ -789,8 +993,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     } else if (c->remoteFingerprint != fingerprint) {
       return SfuError{E::kBadSdp, "a new publish connection needs an unpublish first"};
     } else if (iceRestart) {
-      ufrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
-      pwd = common::randomToken(24);
+      auto fresh = newIceCredentials();
+      ufrag = std::move(fresh.ufrag);
+      pwd = std::move(fresh.pwd);
     }
     sdp::ServerParams params = serverParams(ufrag, pwd);
     params.receive = true;
@@ -801,16 +1006,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       return SfuError{E::kBadSdp, std::move(why)};
     };
     if (!answer) return failFresh("offer refused: " + answer.error().message());
-    if (iceRestart) {
-      // The demultiplexer routes two ufrags per transport: the new one and the one checks may still use until the
-      // restart completes; the one before that goes.
-      if (!c->previousUfrag.empty()) demux_.removeUfrag(c->previousUfrag);
-      if (!demux_.addUfrag(ufrag, c->id)) return SfuError{E::kLimit, "ufrag collision, try again"};
-      c->previousUfrag = std::exchange(c->ufrag, ufrag);
-      c->pwd = pwd;
-      c->remoteUfrag = remoteT->iceUfrag;
-      c->transport->restartIce({ufrag, pwd}, {remoteT->iceUfrag, remoteT->icePwd}, Clock::now());
-      metrics::add(metrics::registry().sfuIceRestarts);
+    if (iceRestart && !restartIce(*c, {ufrag, pwd}, {remoteT->iceUfrag, remoteT->icePwd})) {
+      return SfuError{E::kLimit, "ufrag collision, try again"};
     }
     if (fresh) {
       sfu::TransportConfig tc;
@@ -893,8 +1090,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     for (sfu::Offer& o : r.members->takeOffers()) {
       Member& m = r.natives[o.peer];
       if (m.subscribeUfrag.empty()) {
-        m.subscribeUfrag = "w" + std::to_string(index_) + "x" + common::randomToken(8);
-        m.subscribePwd = common::randomToken(24);
+        auto credentials = newIceCredentials();
+        m.subscribeUfrag = std::move(credentials.ufrag);
+        m.subscribePwd = std::move(credentials.pwd);
         m.sessionId = std::to_string(rng_() >> 1);
       }
       std::vector<sdp::OutgoingTrack> lines;
@@ -1263,6 +1461,7 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
     respond(std::move(r));
     return true;
   }
+  std::string user;  // the room token's subject
   if (options_.authSecret) {
     std::string_view auth = req.authorization;
     const bool bearer = auth.size() > 7 && (auth.starts_with("Bearer ") || auth.starts_with("bearer "));
@@ -1274,6 +1473,7 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
       respond(std::move(r));
       return true;
     }
+    user = verified.claims->user;
   }
   const uint32_t owner = options_.ownerOf(*room);
   if (owner >= workers_.size()) {
@@ -1288,6 +1488,12 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
       respond(std::move(r));
       return true;
     }
+    if (!mediaTypeIs(req.contentType, "application/sdp")) {
+      auto r = error(415, "an offer is application/sdp");
+      r.headers.emplace_back("Accept-Post", "application/sdp");
+      respond(std::move(r));
+      return true;
+    }
     auto offer = sdp::parse(req.body);
     if (!offer) {
       respond(error(400, "not a valid SDP offer: " + offer.error().message()));
@@ -1295,9 +1501,11 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
     }
     auto clientIp = Address::parse(req.remoteAddress, true).value_or(Address{});
     std::string roomBase = base + "/" + std::string(path.substr(0, slash));
+    // A WHIP publisher's name in its room (Roster; checked there like any display name).
+    std::string name = req.queryParam("name").value_or("stream");
     pool_.post(owner, [worker, room = *room, publisher, offer = std::move(*offer), clientIp, roomBase,
-                       respond = std::move(respond)]() mutable {
-      respond(worker->create(room, publisher, offer, clientIp, roomBase));
+                       name = std::move(name), user = std::move(user), respond = std::move(respond)]() mutable {
+      respond(worker->create(room, publisher, offer, clientIp, roomBase, name, user));
     });
     return true;
   }
@@ -1307,16 +1515,31 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
     respond(std::move(r));
     return true;
   }
-  pool_.post(owner, [worker, room = *room, name = std::string(sessionName), del = req.method == "DELETE",
-                     respond = std::move(respond)]() mutable {
+  const bool del = req.method == "DELETE";
+  sdp::IceFragment fragment;
+  if (!del) {
+    if (!mediaTypeIs(req.contentType, "application/trickle-ice-sdpfrag")) {
+      auto r = error(415, "a PATCH is application/trickle-ice-sdpfrag");
+      r.headers.emplace_back("Accept-Patch", "application/trickle-ice-sdpfrag");
+      respond(std::move(r));
+      return true;
+    }
+    auto parsed = sdp::parseIceFragment(req.body);
+    if (!parsed) {
+      respond(error(400, "not a valid trickle-ice-sdpfrag: " + parsed.error().message()));
+      return true;
+    }
+    fragment = std::move(*parsed);
+  }
+  pool_.post(owner, [worker, room = *room, name = std::string(sessionName), del, fragment = std::move(fragment),
+                     ifMatch = req.ifMatch, respond = std::move(respond)]() mutable {
     Client* c = worker->session(name, room);
     if (c == nullptr) return respond(error(404, "no such session"));
     if (del) {
       worker->remove(c->id);
       return respond(cors(http::Response::text(200, "")));
     }
-    // kaiwa is ICE-lite and gathers nothing: trickled candidates are accepted and not needed.
-    respond(cors(http::Response::text(204, "")));
+    respond(worker->patch(*c, fragment, ifMatch));
   });
   return true;
 }

@@ -15,7 +15,9 @@
 //
 // HTTP (deferred routes, answered from the owner worker): POST /whip/<room> (a publisher's offer) and
 // POST /whep/<room> (a viewer's recvonly offer) → 201 with Location, ETag and the answer; PATCH on the session →
-// 204 (kaiwa is ICE-lite: trickled candidates are not needed); DELETE → 200; OPTIONS → CORS and Accept-Post.
+// 204 for trickled candidates (kaiwa is ICE-lite: it needs none), 200 and kaiwa's new credentials for an ICE restart;
+// DELETE → 200; OPTIONS → CORS and Accept-Post. A WHIP publisher is a member of its room (Roster) named by ?name=,
+// and a WHEP viewer receives what the room's members publish.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -66,6 +68,24 @@ class Listener {
                                 std::string tracks) = 0;
 };
 
+// Where a WHIP publisher becomes a member of its room (the native door's rooms: docs/protocol.md, "SFU rooms"), so the
+// room's people see it in the roster and receive its tracks like a member's. Called on the room's owner worker.
+class Roster {
+ public:
+  virtual ~Roster() = default;
+  struct Refusal {
+    unsigned status;  // the HTTP status WHIP answers with
+    std::string reason;
+  };
+  // Enters `room` as member `peer` named `name` (`user`: its room token's subject, if any), at once: the room's
+  // observer calls (Service::addMember) happen inside this call. nullopt when it is in, else why not.
+  virtual std::optional<Refusal> joinPublisher(const std::string& room, const std::string& peer,
+                                               const std::string& name, const std::string& user) = 0;
+  // The member leaves (its session ended). Not from inside a Service call that the room's observer may re-enter:
+  // the Service posts it.
+  virtual void leavePublisher(const std::string& room, const std::string& peer) = 0;
+};
+
 enum class SfuErrorCode : uint8_t { kBadSdp, kTooManyPublishers, kTooManyTracks, kStaleAnswer, kLimit, kRateLimited };
 struct SfuError {
   SfuErrorCode code;
@@ -97,6 +117,8 @@ class Service {
 
   // The native protocol's SFU rooms. Call on the room's owner worker (ownerOf), in the room's order of events.
   void setListener(Listener* listener) { listener_ = listener; }
+  // Set: a WHIP publisher is a member of its room (Roster); unset: WHIP rooms stand alone, one publisher each.
+  void setRoster(Roster* roster) { roster_ = roster; }
   // The member receives the others' tracks (subscribe-offer from the first one on).
   void addMember(const std::string& room, const std::string& peer);
   // The member left: its transports and tracks end.
@@ -120,6 +142,7 @@ class Service {
   friend class Worker;
   Worker& ownerWorker(std::string_view room) { return *workers_[options_.ownerOf(room)]; }
   Listener* listener_ = nullptr;
+  Roster* roster_ = nullptr;
   net::WorkerPool& pool_;
   Options options_;
   std::string fingerprint_;

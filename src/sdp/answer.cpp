@@ -458,4 +458,72 @@ Result<Description> offer(const std::vector<OutgoingTrack>& tracks, const std::o
   return d;
 }
 
+namespace {
+
+// RFC 8839 section 5.4: ice-char = ALPHA / DIGIT / "+" / "/".
+bool iceChars(std::string_view s, size_t min, size_t max) {
+  if (s.size() < min || s.size() > max) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+  });
+}
+
+// The session header put before a fragment so that parse() reads it; its lines are not the client's, so error line
+// numbers are shifted back by their count.
+constexpr std::string_view kFragmentHeader = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+constexpr size_t kFragmentHeaderLines = 4;
+
+}  // namespace
+
+Result<IceFragment> parseIceFragment(std::string_view text, const Limits& limits) {
+  if (text.size() > limits.maxBytes) return Error{0, "the fragment is too large"};
+  std::string whole(kFragmentHeader);
+  whole += text;
+  Limits shifted = limits;
+  shifted.maxBytes += kFragmentHeader.size();
+  shifted.maxLines += kFragmentHeaderLines;
+  auto d = parse(whole, shifted);
+  if (!d) {
+    Error e = d.error();
+    e.line = e.line > kFragmentHeaderLines ? e.line - kFragmentHeaderLines : 0;
+    return e;
+  }
+  IceFragment f;
+  f.iceUfrag = d->iceUfrag;
+  f.icePwd = d->icePwd;
+  f.endOfCandidates = d->endOfCandidates;
+  for (const Media& m : d->media) {
+    if (f.kind.empty()) {
+      f.kind = m.kind;
+      f.proto = m.proto;
+      f.formats = m.formats;
+      f.mid = m.mid;
+      if (!f.iceUfrag) f.iceUfrag = m.iceUfrag;
+      if (!f.icePwd) f.icePwd = m.icePwd;
+    }
+    f.candidates += m.candidates.size();
+    f.endOfCandidates = f.endOfCandidates || m.endOfCandidates;
+  }
+  if (f.iceUfrag.has_value() != f.icePwd.has_value()) return Error{0, "a=ice-ufrag and a=ice-pwd come together"};
+  if (f.iceUfrag && (!iceChars(*f.iceUfrag, 4, 256) || !iceChars(*f.icePwd, 22, 256))) {
+    return Error{0, "the ICE credentials are not of RFC 8839's form"};
+  }
+  return f;
+}
+
+Result<std::string> iceRestartAnswer(const IceFragment& request, const ServerParams& server) {
+  if (!token(server.iceUfrag) || !token(server.icePwd)) return Error{0, "server has no ICE credentials"};
+  if (server.addresses.empty()) return Error{0, "server has no media address"};
+  std::string out = "a=ice-lite\r\na=ice-ufrag:" + server.iceUfrag + "\r\na=ice-pwd:" + server.icePwd + "\r\n";
+  if (!request.kind.empty()) {
+    out += "m=" + request.kind + " 9 " + request.proto;
+    for (const auto& f : request.formats) out += " " + f;
+    out += "\r\n";
+    if (request.mid) out += "a=mid:" + *request.mid + "\r\n";
+  }
+  for (const Candidate& c : hostCandidates(server)) out += "a=candidate:" + writeCandidate(c) + "\r\n";
+  out += "a=end-of-candidates\r\n";
+  return out;
+}
+
 }  // namespace kaiwa::sdp

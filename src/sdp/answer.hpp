@@ -140,4 +140,28 @@ std::vector<Extmap> defaultOfferExtmaps(std::string_view kind);
 Result<Description> offer(const std::vector<OutgoingTrack>& tracks, const std::optional<OutgoingData>& data,
                           const ServerParams& server);
 
+// A trickle-ice-sdpfrag (RFC 8840 section 9), as a WHIP/WHEP client PATCHes it (RFC 9725 section 4.3): the ICE
+// credentials (new ones mean an ICE restart) and the first m= line with its mid.
+struct IceFragment {
+  std::optional<std::string> iceUfrag;
+  std::optional<std::string> icePwd;
+  std::string kind;  // of the first m= line ("" when there is none)
+  std::string proto;
+  std::vector<std::string> formats;
+  std::optional<std::string> mid;
+  size_t candidates = 0;  // in all m= sections
+  bool endOfCandidates = false;
+};
+
+// Parses a fragment with parse()'s grammar and limits (a fragment is a description's attribute and media lines
+// without its session header). An error, with its line, for what parse() refuses, for an a=ice-ufrag without
+// a=ice-pwd (or the reverse), or for credentials that RFC 8839 section 5.4 does not allow (ufrag 4-256 and password
+// 22-256 characters of ALPHA, DIGIT, '+', '/').
+Result<IceFragment> parseIceFragment(std::string_view text, const Limits& limits = {});
+
+// The server's answer to an ICE restart fragment (RFC 9725 section 4.4.1's example): a=ice-lite, its new
+// credentials, the request's first m= line and mid, and a host candidate per server address, then
+// a=end-of-candidates. An error for server parameters without credentials or address.
+Result<std::string> iceRestartAnswer(const IceFragment& request, const ServerParams& server);
+
 }  // namespace kaiwa::sdp

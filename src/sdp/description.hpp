@@ -287,4 +287,7 @@ Result<Description> parse(std::string_view text, const Limits& limits = {});
 // Writes a description: CRLF line ends, one fixed order of lines.
 std::string write(const Description& d);
 
+// The value of an a=candidate line (after "candidate:"), as write() gives it.
+std::string writeCandidate(const Candidate& c);
+
 }  // namespace kaiwa::sdp

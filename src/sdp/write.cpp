@@ -77,6 +77,16 @@ std::optional<std::string_view> Codec::fmtpParameter(std::string_view key) const
   return std::nullopt;
 }
 
+std::string writeCandidate(const Candidate& c) {
+  std::string v = c.foundation + " " + std::to_string(c.component) + " " + c.transport + " " +
+                  std::to_string(c.priority) + " " + c.address + " " + std::to_string(c.port) + " typ " + c.type;
+  if (c.relatedAddress) v += " raddr " + *c.relatedAddress;
+  if (c.relatedPort) v += " rport " + std::to_string(*c.relatedPort);
+  if (c.tcpType) v += " tcptype " + *c.tcpType;
+  for (const auto& [k, x] : c.extensions) v += " " + k + " " + x;
+  return v;
+}
+
 bool Media::isRtp() const { return proto.find("RTP") != std::string::npos; }
 
 bool Media::bundleOnly() const {
@@ -185,15 +195,7 @@ class Writer {
     attr("rtcp-fb", v);
   }
 
-  void candidate(const Candidate& c) {
-    std::string v = c.foundation + " " + std::to_string(c.component) + " " + c.transport + " " +
-                    std::to_string(c.priority) + " " + c.address + " " + std::to_string(c.port) + " typ " + c.type;
-    if (c.relatedAddress) v += " raddr " + *c.relatedAddress;
-    if (c.relatedPort) v += " rport " + std::to_string(*c.relatedPort);
-    if (c.tcpType) v += " tcptype " + *c.tcpType;
-    for (const auto& [k, x] : c.extensions) v += " " + k + " " + x;
-    attr("candidate", v);
-  }
+  void candidate(const Candidate& c) { attr("candidate", writeCandidate(c)); }
 
   void simulcast(const Simulcast& s) {
     auto list = [](const std::vector<std::vector<SimulcastRid>>& streams) {

@@ -252,6 +252,10 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
     refuseJoin(out, req.from, req.re, ErrorCode::kUnauthorized, "the token's user is too long (255 bytes at most)");
     return {};
   }
+  if (req.sfuOnly && policy_.media != MediaPolicy::kAuto && policy_.media != MediaPolicy::kSfu) {
+    refuseJoin(out, req.from, req.re, ErrorCode::kBadMessage, "room '" + name_ + "' does not go through the SFU");
+    return {};
+  }
   std::string id = req.peerId.empty() ? common::randomToken(kPeerIdLength) : std::move(req.peerId);
   auto [it, inserted] = peers_.try_emplace(std::move(id));
   if (!inserted) {
@@ -273,6 +277,8 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   peer.tokenAndName += req.name;
   peer.setEndpoint(req.from);
   peer.deadline = now;
+  peer.sfuOnly = req.sfuOnly;
+  sfuOnly_ += req.sfuOnly ? 1 : 0;
   link(peer);
   // The first member finds the room in its policy's mode: nothing changed, nothing to announce.
   const MediaMode before = peers_.size() == 1 ? effectiveMode() : mode_;
@@ -564,6 +570,7 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   auto it = peers_.find(id);
   if (it == peers_.end()) return;
   if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);
+  sfuOnly_ -= it->second.sfuOnly ? 1 : 0;
   unlink(it->second);
   if (queues_) {
     queues_->erase(&it->second);
@@ -583,8 +590,9 @@ MediaMode Room::effectiveMode() const {
     case MediaPolicy::kSfu:
       return MediaMode::kSfu;
     case MediaPolicy::kAuto:
-      // A member in its resume grace period still counts: a reconnect does not flip the room back and forth.
-      return peers_.size() > 2 ? MediaMode::kSfu : MediaMode::kMesh;
+      // A member in its resume grace period still counts: a reconnect does not flip the room back and forth. A
+      // member only the SFU can carry (a WHIP publisher) makes it sfu whatever the count.
+      return peers_.size() > 2 || sfuOnly_ > 0 ? MediaMode::kSfu : MediaMode::kMesh;
     case MediaPolicy::kMesh:
     case MediaPolicy::kNone:
       return MediaMode::kMesh;

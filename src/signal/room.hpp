@@ -24,6 +24,9 @@ struct JoinRequest {
   std::string peerId;      // empty: the room makes a random one; front doors with client-chosen ids pass theirs
   std::string token = {};  // empty: the room makes a random resume token; front doors whose clients choose one pass it
   std::string user = {};   // the verified room token's subject, if any (PeerInfo::user); at most 255 bytes
+  // A member only the SFU can carry (a WHIP publisher, docs/protocol.md "SFU rooms"): an `auto` room is `sfu` while
+  // one is in it, and a room whose policy is not `auto` or `sfu` refuses it.
+  bool sfuOnly = false;
 };
 
 class Room;
@@ -139,6 +142,7 @@ class Room {
     bool audioMuted : 1 = false;
     bool videoOff : 1 = false;
     bool screenSharing : 1 = false;
+    bool sfuOnly : 1 = false;  // JoinRequest::sfuOnly
 
     Endpoint endpoint() const { return Endpoint{worker, session}; }
     void setEndpoint(Endpoint e) {
@@ -217,6 +221,7 @@ class Room {
   Peer* first_ = nullptr;  // join order: oldest...
   Peer* last_ = nullptr;   // ...newest
   MediaMode mode_ = MediaMode::kMesh;
+  std::size_t sfuOnly_ = 0;                                         // members that joined with JoinRequest::sfuOnly
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
 };
 

@@ -108,3 +108,56 @@ export async function waitForPlayback(page, timeout, what = 'viewer') {
   }
   throw new Error(`${what} did not play: ${JSON.stringify(last)}`);
 }
+
+/**
+ * An ICE restart of the page's WHIP/WHEP session as RFC 9725 section 4.4.1 has it: `pc.restartIce()`, a new offer
+ * whose first m-section's new credentials and candidates are PATCHed to `location` as a trickle-ice-sdpfrag with
+ * `If-Match: *`, and kaiwa's new credentials from the 200 applied to the remote description. Returns the page's new
+ * ufrag, kaiwa's, and the new ETag; throws unless the PATCH answered 200.
+ */
+export async function restartIce(page, location) {
+  return page.evaluate(async (location) => {
+    const pc = window.pc;
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+      setTimeout(resolve, 5000);
+    });
+    const sdp = pc.localDescription.sdp;
+    const first = sdp.split('\r\nm=')[1].split('\r\n');
+    const value = (lines, name) => lines.find((l) => l.startsWith(`a=${name}:`))?.slice(name.length + 3);
+    const sessionLines = sdp.split('\r\nm=')[0].split('\r\n');
+    const ufrag = value(first, 'ice-ufrag') ?? value(sessionLines, 'ice-ufrag');
+    const pwd = value(first, 'ice-pwd') ?? value(sessionLines, 'ice-pwd');
+    const fragment = [`a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`, `m=${first[0]}`, `a=mid:${value(first, 'mid')}`,
+      ...first.filter((l) => l.startsWith('a=candidate:')), 'a=end-of-candidates', ''].join('\r\n');
+    const res = await fetch(location, {
+      method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }, body: fragment,
+    });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`PATCH ${location} ${res.status}: ${body}`);
+    const lines = body.split('\r\n');
+    const remoteUfrag = value(lines, 'ice-ufrag');
+    const remotePwd = value(lines, 'ice-pwd');
+    const answer = pc.currentRemoteDescription.sdp.replace(/a=ice-ufrag:\S+/g, `a=ice-ufrag:${remoteUfrag}`)
+      .replace(/a=ice-pwd:\S+/g, `a=ice-pwd:${remotePwd}`);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    return { ufrag, remoteUfrag, etag: res.headers.get('ETag') };
+  }, location);
+}
+
+/** The ufrag of the local candidate of the page's selected candidate pair (which ICE generation carries media). */
+export async function selectedLocalUfrag(page) {
+  return page.evaluate(async () => {
+    const stats = await window.pc.getStats();
+    let ufrag = null;
+    stats.forEach((s) => {
+      if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+      const pair = stats.get(s.selectedCandidatePairId);
+      if (pair?.state === 'succeeded') ufrag = stats.get(pair.localCandidateId)?.usernameFragment ?? null;
+    });
+    return ufrag;
+  });
+}

@@ -3,6 +3,8 @@
 //  2. A parsed description writes and parses back to an equal one, and writing that again gives the same text.
 //  3. answer() to it, as a publisher's and as a viewer's server, never crashes; an answer writes and parses back
 //     equal. The same for the subscriber offer built from its RTP m-lines (their mids, codecs and extmaps).
+//  4. parseIceFragment() (a WHIP PATCH body) on the raw input never crashes; a fragment it takes is answered by
+//     iceRestartAnswer(), whose text parses back as a fragment with the server's credentials.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,6 +39,15 @@ sdp::ServerParams server(bool viewer) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
+  if (auto f = sdp::parseIceFragment(in)) {
+    auto text = sdp::iceRestartAnswer(*f, server(false));
+    FUZZ_CHECK(text.has_value());
+    auto back = sdp::parseIceFragment(*text);
+    FUZZ_CHECK(back.has_value(), *text);
+    FUZZ_CHECK(back->iceUfrag == "fuzzufrag", *text);
+  } else {
+    FUZZ_CHECK(!f.error().reason.empty());
+  }
   auto d = sdp::parse(in);
   if (!d) {
     FUZZ_CHECK(!d.error().reason.empty());

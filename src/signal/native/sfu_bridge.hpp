@@ -9,12 +9,14 @@
 
 namespace kaiwa::signal::native {
 
-class SfuBridge final : public RoomObserver, public media::Listener {
+class SfuBridge final : public RoomObserver, public media::Listener, public media::Roster {
  public:
   // The hub is set before the workers start, the SFU too when it runs (nullptr: every room is mesh).
   void setHub(Hub* hub) { hub_ = hub; }
   void setMedia(media::Service* media) { media_ = media; }
   media::Service* media() const { return media_; }
+  // The media policy of a room a WHIP publisher creates (--media-mode).
+  void setDefaultMedia(MediaPolicy policy) { defaultMedia_ = policy; }
 
   // RoomObserver
   void onPeerJoined(const Room& room, std::string_view peer) override;
@@ -25,9 +27,16 @@ class SfuBridge final : public RoomObserver, public media::Listener {
   void onSubscribeOffer(const std::string& room, const std::string& peer, uint64_t version, std::string sdp,
                         std::string tracks) override;
 
+  // media::Roster: a WHIP publisher is a member with no connection of its own (deliveries to it go nowhere); it
+  // joins with JoinRequest::sfuOnly, so a mesh room refuses it (409) and an auto room goes sfu.
+  std::optional<Refusal> joinPublisher(const std::string& room, const std::string& peer, const std::string& name,
+                                       const std::string& user) override;
+  void leavePublisher(const std::string& room, const std::string& peer) override;
+
  private:
   Hub* hub_ = nullptr;
   media::Service* media_ = nullptr;
+  MediaPolicy defaultMedia_ = MediaPolicy::kAuto;
 };
 
 }  // namespace kaiwa::signal::native

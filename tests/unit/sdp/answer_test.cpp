@@ -428,5 +428,89 @@ TEST(SdpRemoteTransport, ChromiumPerMediaAndFirefoxSessionLevel) {
   EXPECT_EQ(remoteTransport(noFp).error().reason, "m-line 0 has no a=fingerprint");
 }
 
+// A WHIP client's ICE restart PATCH (RFC 9725 section 4.4.1), as whip-client.mjs builds it from Chromium's offer.
+constexpr const char* kRestartFragment =
+    "a=ice-ufrag:EsAw\r\n"
+    "a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+    "a=mid:0\r\n"
+    "a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw network-id 1\r\n"
+    "a=end-of-candidates\r\n";
+
+TEST(SdpIceFragment, RestartFragmentGivesCredentialsAndFirstMline) {
+  auto f = parseIceFragment(kRestartFragment);
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->iceUfrag, "EsAw");
+  EXPECT_EQ(f->icePwd, "bP+XJMM09aR8AiX1jdukzR6Y");
+  EXPECT_EQ(f->kind, "audio");
+  EXPECT_EQ(f->proto, "UDP/TLS/RTP/SAVPF");
+  EXPECT_EQ(f->formats, std::vector<std::string>{"111"});
+  EXPECT_EQ(f->mid, "0");
+  EXPECT_EQ(f->candidates, 1u);
+  EXPECT_TRUE(f->endOfCandidates);
+}
+
+TEST(SdpIceFragment, TrickleWithoutCredentialsAndEmpty) {
+  auto f = parseIceFragment("a=end-of-candidates\r\n");
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_FALSE(f->iceUfrag);
+  EXPECT_TRUE(f->endOfCandidates);
+  EXPECT_TRUE(f->kind.empty());
+  auto empty = parseIceFragment("");
+  ASSERT_TRUE(empty);
+  EXPECT_FALSE(empty->iceUfrag);
+  // Credentials in the m= section count as the fragment's.
+  auto media =
+      parseIceFragment("m=video 9 UDP/TLS/RTP/SAVPF 96\na=mid:1\na=ice-ufrag:abcd\na=ice-pwd:0123456789abcdefghijkl\n");
+  ASSERT_TRUE(media) << media.error().message();
+  EXPECT_EQ(media->iceUfrag, "abcd");
+  EXPECT_EQ(media->mid, "1");
+}
+
+TEST(SdpIceFragment, RefusalsWithTheClientsLineNumbers) {
+  auto bad = parseIceFragment("a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\nx=what\r\n");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().line, 3u) << bad.error().message();
+  EXPECT_FALSE(parseIceFragment("a=ice-ufrag:abcd\r\n"));                                    // no password
+  EXPECT_FALSE(parseIceFragment("a=ice-ufrag:ab\r\na=ice-pwd:0123456789abcdefghijkl\r\n"));  // ufrag too short
+  EXPECT_FALSE(parseIceFragment("a=ice-ufrag:ab:cd\r\na=ice-pwd:0123456789abcdefghijkl\r\n"));
+  EXPECT_FALSE(parseIceFragment("a=ice-ufrag:abcd\r\na=ice-pwd:short\r\n"));
+  EXPECT_FALSE(parseIceFragment("v=0\r\n"));  // a whole description is no fragment
+  Limits small;
+  small.maxBytes = 16;
+  EXPECT_FALSE(parseIceFragment(kRestartFragment, small));
+  std::string many;
+  for (int i = 0; i < 5000; ++i) many += "a=end-of-candidates\r\n";
+  EXPECT_FALSE(parseIceFragment(many));
+}
+
+TEST(SdpIceFragment, RestartAnswerCarriesNewCredentialsAndCandidates) {
+  auto f = parseIceFragment(kRestartFragment);
+  ASSERT_TRUE(f);
+  ServerParams s = server();
+  s.iceUfrag = "w0xnewufrag";
+  s.icePwd = "newpassword0123456789abcd";
+  auto text = iceRestartAnswer(*f, s);
+  ASSERT_TRUE(text) << text.error().message();
+  EXPECT_EQ(*text,
+            "a=ice-lite\r\n"
+            "a=ice-ufrag:w0xnewufrag\r\n"
+            "a=ice-pwd:newpassword0123456789abcd\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+            "a=mid:0\r\n"
+            "a=candidate:1 1 udp 2130706431 192.0.2.10 7881 typ host\r\n"
+            "a=candidate:2 1 tcp 1520435199 192.0.2.10 7881 typ host tcptype passive\r\n"
+            "a=candidate:3 1 udp 2130706175 2001:db8::10 7881 typ host\r\n"
+            "a=end-of-candidates\r\n");
+  // What the server writes parses back as a fragment with its credentials.
+  auto back = parseIceFragment(*text);
+  ASSERT_TRUE(back) << back.error().message();
+  EXPECT_EQ(back->iceUfrag, "w0xnewufrag");
+  EXPECT_EQ(back->candidates, 3u);
+  ServerParams none = s;
+  none.addresses.clear();
+  EXPECT_FALSE(iceRestartAnswer(*f, none));
+}
+
 }  // namespace
 }  // namespace kaiwa::sdp

@@ -1,6 +1,8 @@
 // RoomPolicy: the quiet, big, holding room the PeerJS front door uses (docs/peerjs.md), on a fake clock.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include "signal/room.hpp"
 #include "signal/room_host.hpp"
 
@@ -393,6 +395,44 @@ TEST(RoomMediaMode, SfuAndMeshPoliciesNeverChangeAndSayNothing) {
     for (const auto& d : out) EXPECT_FALSE(std::holds_alternative<ev::MediaModeChanged>(*d.event));
     EXPECT_EQ(room.mediaMode(), policy == MediaPolicy::kSfu ? MediaMode::kSfu : MediaMode::kMesh);
   }
+}
+
+// A WHIP publisher joins with sfuOnly: an auto room is sfu while it is in (even with one other member), mesh again
+// when it leaves; a mesh room refuses it.
+TEST(RoomMediaMode, AnSfuOnlyMemberMakesAutoSfuAndMeshRefusesIt) {
+  Limits limits;
+  RecordingObserver observer;
+  Room room("r", limits, RoomPolicy{.media = MediaPolicy::kAuto, .observer = &observer});
+  const Endpoint a{0, 1}, whip{0, UINT64_MAX};
+  Outbox out;
+  room.join(JoinRequest{a, 1, "a", {}, {}}, TimePoint{}, out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kMesh);
+  out.clear();
+  JoinRequest w{whip, kNoRequest, "OBS", {}, "whipX"};
+  w.sfuOnly = true;
+  EXPECT_EQ(room.join(std::move(w), TimePoint{}, out), "whipX");
+  EXPECT_EQ(room.mediaMode(), MediaMode::kSfu);
+  EXPECT_EQ(kinds(out, a), (std::vector<std::string>{"peer-joined", "media-mode sfu"}));
+  out.clear();
+  room.leave(whip, kNoRequest, "whipX", out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kMesh);
+  EXPECT_EQ(kinds(out, a), (std::vector<std::string>{"peer-left", "media-mode mesh"}));
+
+  for (MediaPolicy policy : {MediaPolicy::kMesh, MediaPolicy::kNone}) {
+    Room mesh("m", limits, RoomPolicy{.media = policy});
+    Outbox refused;
+    JoinRequest r{whip, kNoRequest, "OBS", {}, "whipY"};
+    r.sfuOnly = true;
+    EXPECT_EQ(mesh.join(std::move(r), TimePoint{}, refused), "");
+    EXPECT_EQ(mesh.size(), 0u);
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_TRUE(std::holds_alternative<ev::Error>(*refused[0].event));
+  }
+  Room sfu("s", limits, RoomPolicy{.media = MediaPolicy::kSfu});
+  Outbox ok;
+  JoinRequest r{whip, kNoRequest, "OBS", {}, "whipZ"};
+  r.sfuOnly = true;
+  EXPECT_EQ(sfu.join(std::move(r), TimePoint{}, ok), "whipZ");
 }
 
 }  // namespace
