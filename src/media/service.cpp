@@ -567,8 +567,12 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   // the new one, and the current one, which the agent answers until the client's first valid check with the new one
   // (media goes on meanwhile); the one before that is forgotten. False, and nothing changed, on a ufrag collision.
   bool restartIce(Client& c, ice::Credentials local, ice::Credentials remote) {
-    if (!demux_.addUfrag(local.ufrag, c.id)) return false;
+    // The demultiplexer holds two ufrags per transport: the one before goes first to make room.
     if (!c.previousUfrag.empty()) demux_.removeUfrag(c.previousUfrag);
+    if (!demux_.addUfrag(local.ufrag, c.id)) {
+      if (!c.previousUfrag.empty()) demux_.addUfrag(c.previousUfrag, c.id);
+      return false;
+    }
     c.previousUfrag = std::exchange(c.ufrag, local.ufrag);
     c.pwd = local.pwd;
     c.remoteUfrag = remote.ufrag;
