@@ -412,20 +412,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     }
     auto answer = sdp::answer(offer, params);
     if (!answer) return fail(400, "offer refused: " + answer.error().message());
-    auto remote = sdp::remoteTransport(offer);
-    if (!remote) return fail(400, "offer refused: " + remote.error().message());
-    if (remote->fingerprints.empty()) return fail(400, "offer refused: no fingerprint");
-    sfu::TransportConfig tc;
-    tc.local = {params.iceUfrag, params.icePwd};
-    tc.remote = {remote->iceUfrag, remote->icePwd};
-    tc.remoteFingerprint = remote->fingerprints.front().algorithm + " " + remote->fingerprints.front().value;
-    auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
-    if (!transport) return fail(400, "offer refused: its fingerprint does not parse");
-    c.transport.emplace(std::move(*transport));
-    c.remoteUfrag = remote->iceUfrag;
-    if (!demux_.addUfrag(c.ufrag, c.id)) return fail(503, "ufrag collision, try again");
+    if (auto refused = startTransport(c, offer)) return fail(refused->status, std::move(refused->reason));
     const uint32_t routerId = uint32_t(c.id);
-    routerIds_[routerId] = c.id;
 
     if (publisher) {
       auto media = sfu::publishedMedia(offer, *answer);
@@ -493,19 +481,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     params.send = false;
     auto answer = sdp::answer(offer, params);
     if (!answer) return fail(400, "offer refused: " + answer.error().message());
-    auto remote = sdp::remoteTransport(offer);
-    if (!remote) return fail(400, "offer refused: " + remote.error().message());
-    if (remote->fingerprints.empty()) return fail(400, "offer refused: no fingerprint");
-    sfu::TransportConfig tc;
-    tc.local = {c.ufrag, c.pwd};
-    tc.remote = {remote->iceUfrag, remote->icePwd};
-    tc.remoteFingerprint = remote->fingerprints.front().algorithm + " " + remote->fingerprints.front().value;
-    auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
-    if (!transport) return fail(400, "offer refused: its fingerprint does not parse");
-    c.transport.emplace(std::move(*transport));
-    c.remoteUfrag = remote->iceUfrag;
-    if (!demux_.addUfrag(c.ufrag, c.id)) return fail(503, "ufrag collision, try again");
-    routerIds_[uint32_t(c.id)] = c.id;
+    if (auto refused = startTransport(c, offer)) return fail(refused->status, std::move(refused->reason));
 
     // The member exists before the join, marked as no receiver: the room's observer (addMember, on this thread,
     // inside joinPublisher) then gives it no subscribe connection.
@@ -555,6 +531,29 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   // The session's entity tag (RFC 9725 section 4.3.1): it names the ICE session, so it is kaiwa's current ufrag and
   // changes with each ICE restart.
   static std::string etag(const Client& c) { return "\"" + c.ufrag + "\""; }
+
+  struct Refusal {
+    unsigned status;
+    std::string reason;
+  };
+  // The transport of a WHIP/WHEP session, from the client's offer (its ICE credentials and DTLS fingerprint), routed
+  // by kaiwa's ufrag and named to the router. What refuses it says the HTTP status and why.
+  std::optional<Refusal> startTransport(Client& c, const sdp::Description& offer) {
+    auto remote = sdp::remoteTransport(offer);
+    if (!remote) return Refusal{400, "offer refused: " + remote.error().message()};
+    if (remote->fingerprints.empty()) return Refusal{400, "offer refused: no fingerprint"};
+    sfu::TransportConfig tc;
+    tc.local = {c.ufrag, c.pwd};
+    tc.remote = {remote->iceUfrag, remote->icePwd};
+    tc.remoteFingerprint = remote->fingerprints.front().algorithm + " " + remote->fingerprints.front().value;
+    auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
+    if (!transport) return Refusal{400, "offer refused: its fingerprint does not parse"};
+    c.transport.emplace(std::move(*transport));
+    c.remoteUfrag = remote->iceUfrag;
+    if (!demux_.addUfrag(c.ufrag, c.id)) return Refusal{503, "ufrag collision, try again"};
+    routerIds_[uint32_t(c.id)] = c.id;
+    return std::nullopt;
+  }
 
   // kaiwa's ICE credentials for a transport of this worker: the ufrag names the worker (`w<k>x…`), so a first check
   // that reaches another worker is routed here.

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { freeUdpTcpPort, launchBrowser, startServer, uniqueRoom, WAIT } from './helpers.mjs';
-import { connect, waitForPlayback } from './whip-client.mjs';
+import { connect, openMediaPage, waitForPlayback } from './whip-client.mjs';
 
 let server;
 let browser;
@@ -22,12 +22,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function openPage() {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-  const page = await context.newPage();
-  await page.goto(`${server.url}/healthz`);
-  return page;
-}
+const openPage = () => openMediaPage(browser, server);
 
 /** The mime type of the page's video stream in `direction` ('inbound-rtp' or 'outbound-rtp'), or null. */
 async function videoCodecOf(page, direction) {

@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
+import { openMediaPage } from './whip-client.mjs';
 
 const INNER = process.env.KAIWA_LOSS_NS === '1';
 const LOSS_PERCENT = 5;
@@ -70,12 +71,7 @@ if (!INNER) {
     await server?.stop();
   });
 
-  async function openPage() {
-    const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-    const page = await context.newPage();
-    await page.goto(`${server.url}/healthz`);
-    return page;
-  }
+  const openPage = () => openMediaPage(browser, server);
 
   // Publishes (offer: sendonly tracks) or views (recvonly) the room; the connection is window.pc.
   async function connect(page, room, publisher) {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { freeUdpTcpPort, launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
-import { connect, mediaState, waitForPlayback } from './whip-client.mjs';
+import { connect, mediaState, openMediaPage, waitForPlayback } from './whip-client.mjs';
 
 let server;
 let browser;
@@ -28,12 +28,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function openPage() {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-  const page = await context.newPage();
-  await page.goto(`${server.url}/healthz`);
-  return page;
-}
+const openPage = () => openMediaPage(browser, server);
 
 async function metric(name) {
   const text = await (await fetch(`${server.url}/metrics`)).text();

@@ -2,6 +2,17 @@
 // fetch(), as any WHIP/WHEP client would. Works with a Playwright page and with firefox.mjs's page (same evaluate).
 
 /**
+ * A Chromium page of its own context with camera and microphone allowed, on kaiwa's origin (so that the page's
+ * fetch() reaches /whip, /whep and /api/ice-servers). Close it with `page.context().close()`.
+ */
+export async function openMediaPage(browser, server) {
+  const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/healthz`);
+  return page;
+}
+
+/**
  * Opens a peer connection on the page (kept as window.pc) and connects it through `path` (/whip/<room> publishes
  * the page's fake camera and microphone, /whep/<room> receives and plays into a <video>). Options: `relay` makes the
  * connection relay-only with the ICE servers from /api/ice-servers; `gather` waits for ICE gathering before the POST

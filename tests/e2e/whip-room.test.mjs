@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { WAIT, freeUdpTcpPort, launchBrowser, openPeer, sleep, startServer, uniqueRoom, waitForRemoteVideo } from './helpers.mjs';
-import { connect, restartIce, selectedLocalUfrag, waitForPlayback } from './whip-client.mjs';
+import { connect, openMediaPage, restartIce, selectedLocalUfrag, waitForPlayback } from './whip-client.mjs';
 
 let server;
 let browser;
@@ -21,10 +21,8 @@ after(async () => {
 });
 
 async function openPage() {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-  const page = await context.newPage();
-  await page.goto(`${server.url}/healthz`);
-  return { page, close: () => context.close().catch(() => undefined) };
+  const page = await openMediaPage(browser, server);
+  return { page, close: () => page.context().close().catch(() => undefined) };
 }
 
 const metric = async (name) => {

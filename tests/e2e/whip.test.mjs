@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { freeUdpTcpPort, launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
-import { connect, mediaState } from './whip-client.mjs';
+import { connect, mediaState, openMediaPage } from './whip-client.mjs';
 
 let server;
 let browser;
@@ -20,12 +20,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function openPage() {
-  const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-  const page = await context.newPage();
-  await page.goto(`${server.url}/healthz`);
-  return page;
-}
+const openPage = () => openMediaPage(browser, server);
 
 test('a WHIP publisher reaches two WHEP viewers through the SFU', { timeout: 90_000 }, async () => {
   const room = uniqueRoom('whip');
