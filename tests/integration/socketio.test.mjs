@@ -887,6 +887,13 @@ describe('kaiwa: Socket.IO with --auth-secret', () => {
       const d = await SioPeer.connect(server, { ...ws, query: { room }, auth: { token: token(other, 'd') } });
       const e = await SioPeer.connect(server, { ...ws, query: { room }, auth: { token: token('*', 'e') } });
       try {
+        // The CONNECT is acknowledged before the implicit room's owner has taken the join (a known race, to be
+        // closed by holding the acknowledgement): a directed event to itself is refused by the room, on its owner,
+        // after the join, so once it is answered b and e are in.
+        for (const p of [b, e]) {
+          assert.equal((await p.emitWithAck('ice-candidate', [{ to: p.id, candidate: CANDIDATE }]))[0]?.error,
+            'unknown-peer');
+        }
         // a and b: in `room` without naming it (their tokens do); so is e, whose token grants any room.
         assert.deepEqual((await a.emitWithAck('call-user', [{ n: 1 }]))[0], { ok: true });
         await b.waitFor('call-made', (x) => x.n === 1 && x.from === a.id);
