@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
-import { openMediaPage } from './whip-client.mjs';
+import { connect, openMediaPage } from './whip-client.mjs';
 
 const INNER = process.env.KAIWA_LOSS_NS === '1';
 const LOSS_PERCENT = 5;
@@ -73,36 +73,6 @@ if (!INNER) {
 
   const openPage = () => openMediaPage(browser, server);
 
-  // Publishes (offer: sendonly tracks) or views (recvonly) the room; the connection is window.pc.
-  async function connect(page, room, publisher) {
-    return page.evaluate(async ({ room, publisher }) => {
-      const pc = new RTCPeerConnection();
-      if (publisher) {
-        const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-        for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
-      } else {
-        pc.addTransceiver('audio', { direction: 'recvonly' });
-        pc.addTransceiver('video', { direction: 'recvonly' });
-        const video = document.createElement('video');
-        video.muted = true;
-        video.autoplay = true;
-        document.body.append(video);
-        const stream = new MediaStream();
-        pc.ontrack = (e) => {
-          stream.addTrack(e.track);
-          video.srcObject = stream;
-        };
-      }
-      await pc.setLocalDescription(await pc.createOffer());
-      const res = await fetch(`/${publisher ? 'whip' : 'whep'}/${room}`, {
-        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-      });
-      if (res.status !== 201) throw new Error(`${res.status}: ${await res.text()}`);
-      await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-      window.pc = pc;
-    }, { room, publisher });
-  }
-
   // The video stream's stats: the viewer's inbound-rtp or the publisher's outbound-rtp.
   async function videoStats(page) {
     return page.evaluate(async () => {
@@ -128,9 +98,9 @@ if (!INNER) {
   test(`inside the namespace: ${LOSS_PERCENT} % loss both ways`, { timeout: 180_000 }, async () => {
     const room = uniqueRoom('loss');
     const publisher = await openPage();
-    await connect(publisher, room, true);
+    await connect(publisher, `/whip/${room}`);
     const viewer = await openPage();
-    await connect(viewer, room, false);
+    await connect(viewer, `/whep/${room}`);
 
     // Decoding first (the loss slows the handshakes too).
     const deadline = Date.now() + WAIT * 2;

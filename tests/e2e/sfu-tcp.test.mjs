@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { freeUdpTcpPort, launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
+import { connect, openMediaPage } from './whip-client.mjs';
 
 const INNER = process.env.KAIWA_TCP_NS === '1';
 
@@ -28,40 +29,6 @@ async function publishAndView(port) {
   const browser = await launchBrowser();
   try {
     const room = uniqueRoom('icetcp');
-    const open = async () => {
-      const context = await browser.newContext({ permissions: ['camera', 'microphone'] });
-      const page = await context.newPage();
-      await page.goto(`${server.url}/healthz`);
-      return page;
-    };
-    const connect = (page, publisher) => page.evaluate(async ({ room, publisher }) => {
-      const pc = new RTCPeerConnection();
-      if (publisher) {
-        const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-        for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
-      } else {
-        pc.addTransceiver('audio', { direction: 'recvonly' });
-        pc.addTransceiver('video', { direction: 'recvonly' });
-        const video = document.createElement('video');
-        video.muted = true;
-        video.autoplay = true;
-        document.body.append(video);
-        const stream = new MediaStream();
-        pc.ontrack = (e) => {
-          stream.addTrack(e.track);
-          video.srcObject = stream;
-        };
-      }
-      await pc.setLocalDescription(await pc.createOffer());
-      const res = await fetch(`/${publisher ? 'whip' : 'whep'}/${room}`, {
-        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
-      });
-      if (res.status !== 201) throw new Error(`${res.status}: ${await res.text()}`);
-      const answer = await res.text();
-      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-      window.pc = pc;
-      return answer;
-    }, { room, publisher });
     // The selected pair (through the transport's selectedCandidatePairId) and the video stream's counts.
     const stats = (page) => page.evaluate(async () => {
       const report = await window.pc.getStats();
@@ -83,11 +50,12 @@ async function publishAndView(port) {
       return out;
     });
 
-    const publisher = await open();
-    const answer = await connect(publisher, true);
+    const publisher = await openMediaPage(browser, server);
+    await connect(publisher, `/whip/${room}`);
+    const answer = await publisher.evaluate(() => window.answerSdp);
     assert.match(answer, new RegExp(`a=candidate:\\S+ 1 tcp \\d+ 127\\.0\\.0\\.1 ${port} typ host tcptype passive`));
-    const viewer = await open();
-    await connect(viewer, false);
+    const viewer = await openMediaPage(browser, server);
+    await connect(viewer, `/whep/${room}`);
 
     // Bounded: the viewer decodes a few frames, or the wait ends.
     const deadline = Date.now() + WAIT * 2;

@@ -64,7 +64,8 @@ export async function connect(page, path, { relay = false, gather = relay, captu
       method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
     });
     if (res.status !== 201) throw new Error(`${path} ${res.status}: ${await res.text()}`);
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    window.answerSdp = await res.text();  // for tests that check what kaiwa answered
+    await pc.setRemoteDescription({ type: 'answer', sdp: window.answerSdp });
     return res.headers.get('Location');
   }, { path, relay, gather, capture, videoCodec });
 }
