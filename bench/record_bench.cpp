@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "record/file_sink.hpp"
+#include "record/rtp_header.hpp"
 #include "record/track_recorder.hpp"
 
 namespace {
@@ -20,18 +21,7 @@ using namespace kaiwa::record;
 
 std::vector<uint8_t> rtpPacket(uint16_t seq, uint32_t ts, bool marker, bool first, bool key, size_t payload,
                                bool video) {
-  std::vector<uint8_t> b{0x80,
-                         static_cast<uint8_t>((marker ? 0x80 : 0) | 96),
-                         static_cast<uint8_t>(seq >> 8),
-                         static_cast<uint8_t>(seq),
-                         static_cast<uint8_t>(ts >> 24),
-                         static_cast<uint8_t>(ts >> 16),
-                         static_cast<uint8_t>(ts >> 8),
-                         static_cast<uint8_t>(ts),
-                         1,
-                         2,
-                         3,
-                         4};
+  std::vector<uint8_t> b = record::test::rtpHeader(seq, ts, marker);
   if (video) {
     b.insert(b.end(), {static_cast<uint8_t>(0x90 | (first ? 0x10 : 0)), 0x80, 0x81, 0x23});  // X, S, 15-bit id
     if (first && key) {

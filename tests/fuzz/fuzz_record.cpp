@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fuzz_util.hpp"
+#include "record/rtp_header.hpp"
 #include "record/track_recorder.hpp"
 #include "record/webm_reader.hpp"
 
@@ -38,18 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     seq = static_cast<uint16_t>(seq + static_cast<int8_t>(data[at + 1]));
     ts += static_cast<uint32_t>(data[at + 2]) * ((control & 0x10) != 0 ? 256u : 1u);
     const size_t length = std::min<size_t>(data[at + 3], size - at - 4);
-    packet = {0x80,
-              static_cast<uint8_t>(((control & 1) != 0 ? 0x80 : 0) | 96),
-              static_cast<uint8_t>(seq >> 8),
-              static_cast<uint8_t>(seq),
-              static_cast<uint8_t>(ts >> 24),
-              static_cast<uint8_t>(ts >> 16),
-              static_cast<uint8_t>(ts >> 8),
-              static_cast<uint8_t>(ts),
-              1,
-              2,
-              3,
-              4};
+    packet = kaiwa::record::test::rtpHeader(seq, ts, (control & 1) != 0);
     packet.insert(packet.end(), data + at + 4, data + at + 4 + length);
     at += 4 + length;
     const int ticks = (control >> 1) & 7;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "record/rtp_header.hpp"
+
 namespace kaiwa::record {
 namespace {
 
@@ -15,18 +17,7 @@ struct Built {
 
 Built rtpPacket(uint16_t seq, uint32_t ts, bool marker, std::vector<uint8_t> payload) {
   Built b;
-  b.bytes = {0x80,
-             static_cast<uint8_t>((marker ? 0x80 : 0) | 96),
-             static_cast<uint8_t>(seq >> 8),
-             static_cast<uint8_t>(seq),
-             static_cast<uint8_t>(ts >> 24),
-             static_cast<uint8_t>(ts >> 16),
-             static_cast<uint8_t>(ts >> 8),
-             static_cast<uint8_t>(ts),
-             0x11,
-             0x22,
-             0x33,
-             0x44};
+  b.bytes = test::rtpHeader(seq, ts, marker);
   b.bytes.insert(b.bytes.end(), payload.begin(), payload.end());
   return b;
 }

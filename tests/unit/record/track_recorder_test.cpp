@@ -11,24 +11,14 @@
 #include <iterator>
 
 #include "record/file_sink.hpp"
+#include "record/rtp_header.hpp"
 #include "record/webm_reader.hpp"
 
 namespace kaiwa::record {
 namespace {
 
 std::vector<uint8_t> packet(uint16_t seq, uint32_t ts, bool first, bool last, bool key, size_t size) {
-  std::vector<uint8_t> b{0x80,
-                         static_cast<uint8_t>((last ? 0x80 : 0) | 96),
-                         static_cast<uint8_t>(seq >> 8),
-                         static_cast<uint8_t>(seq),
-                         static_cast<uint8_t>(ts >> 24),
-                         static_cast<uint8_t>(ts >> 16),
-                         static_cast<uint8_t>(ts >> 8),
-                         static_cast<uint8_t>(ts),
-                         1,
-                         2,
-                         3,
-                         4};
+  std::vector<uint8_t> b = test::rtpHeader(seq, ts, last);
   b.push_back(first ? 0x10 : 0x00);  // a minimal descriptor: S on the first packet, PID 0
   std::vector<uint8_t> data(size, static_cast<uint8_t>(seq));
   if (first && key) {  // frame tag, start code, 320 x 240
