@@ -266,15 +266,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
     }
     if (this.closed || !renegotiate) return;
     try {
-      await pc.setLocalDescription(await pc.createOffer());
-      const tracks: Array<{ mid: string; source: TrackSource }> = [];
-      for (const [source, t] of this.transceivers) {
-        if (t.mid !== null && t.direction === 'sendonly') tracks.push({ mid: t.mid, source });
-      }
-      const reply = await this.sig.request('publish', { sdp: pc.localDescription?.sdp ?? '', tracks });
-      if (this.closed || pc !== this.publishPc) return;
-      if (typeof reply.sdp !== 'string') throw new KaiwaError('bad-sdp', 'kaiwa answered publish without an SDP.');
-      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+      if (!(await this.offerPublish(pc))) return;
       await this.applyBitrate();
     } catch (err) {
       if (this.closed || pc !== this.publishPc) return;
@@ -320,18 +312,27 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
     this.pubChain = run.catch(() => undefined);
   }
 
+  /**
+   * Offers the publish connection's sending tracks to kaiwa (`publish`) and applies the answer. False when the
+   * connection was closed or replaced while kaiwa answered (nothing applied); throws what `publish` was refused with.
+   */
+  private async offerPublish(pc: RTCPeerConnection, options?: RTCOfferOptions): Promise<boolean> {
+    await pc.setLocalDescription(await pc.createOffer(options));
+    const tracks: Array<{ mid: string; source: TrackSource }> = [];
+    for (const [source, t] of this.transceivers) {
+      if (t.mid !== null && t.direction === 'sendonly') tracks.push({ mid: t.mid, source });
+    }
+    const reply = await this.sig.request('publish', { sdp: pc.localDescription?.sdp ?? '', tracks });
+    if (this.closed || pc !== this.publishPc) return false;
+    if (typeof reply.sdp !== 'string') throw new KaiwaError('bad-sdp', 'kaiwa answered publish without an SDP.');
+    await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+    return true;
+  }
+
   private async restartIce(pc: RTCPeerConnection): Promise<void> {
     if (this.closed || pc !== this.publishPc || pc.signalingState !== 'stable') return;
     try {
-      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-      const tracks: Array<{ mid: string; source: TrackSource }> = [];
-      for (const [source, t] of this.transceivers) {
-        if (t.mid !== null && t.direction === 'sendonly') tracks.push({ mid: t.mid, source });
-      }
-      const reply = await this.sig.request('publish', { sdp: pc.localDescription?.sdp ?? '', tracks });
-      if (this.closed || pc !== this.publishPc) return;
-      if (typeof reply.sdp !== 'string') throw new KaiwaError('bad-sdp', 'kaiwa answered publish without an SDP.');
-      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+      if (!(await this.offerPublish(pc, { iceRestart: true }))) return;
       this.iceRestarts += 1;
     } catch {
       // Refused (kaiwa's transport ended, or the room went to mesh) or broken: a new connection is the way back.
