@@ -228,20 +228,27 @@ void Association::handleEvents() {
           break;
         case Event::Kind::kData:
           if ((e.flags & MSG_EOR) == 0 || partial_.contains(e.stream)) {
-            // A message delivered in pieces: gathered up to the size limit, then dropped whole.
-            auto& gathered = partial_[e.stream];
-            if (gathered.size() + e.bytes.size() <= options_.maxMessageSize) {
-              gathered.insert(gathered.end(), e.bytes.begin(), e.bytes.end());
+            // A message delivered in pieces: gathered up to the size limit; past it, only its end is waited for,
+            // and it is dropped whole.
+            Partial& gathered = partial_[e.stream];
+            if (!gathered.tooBig && gathered.bytes.size() + e.bytes.size() <= options_.maxMessageSize) {
+              gathered.bytes.insert(gathered.bytes.end(), e.bytes.begin(), e.bytes.end());
             } else {
-              gathered.assign(options_.maxMessageSize + 1, 0);  // marks it as too big until its end
+              gathered.tooBig = true;
+              gathered.bytes = {};
             }
             if ((e.flags & MSG_EOR) == 0) break;
-            e.bytes = std::move(gathered);
+            const bool tooBig = gathered.tooBig;
+            e.bytes = std::move(gathered.bytes);
             partial_.erase(e.stream);
-            if (e.bytes.size() > options_.maxMessageSize) {
+            if (tooBig) {
               ++counters_.dropped;
               break;
             }
+          }
+          if (e.bytes.size() > options_.maxMessageSize) {  // a whole message can be too big as well
+            ++counters_.dropped;
+            break;
           }
           handleMessage(e.stream, e.ppid, e.bytes);
           break;

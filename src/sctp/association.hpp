@@ -114,7 +114,11 @@ class Association {
   bool handling_ = false;
   uint16_t nextStream_;
   std::map<uint16_t, Channel> channels_;
-  std::map<uint16_t, std::vector<uint8_t>> partial_;  // messages delivered in pieces, by stream
+  struct Partial {
+    std::vector<uint8_t> bytes;
+    bool tooBig = false;  // past maxMessageSize: its pieces are dropped until its end
+  };
+  std::map<uint16_t, Partial> partial_;  // messages delivered in pieces, by stream
   Counters counters_;
 };
 

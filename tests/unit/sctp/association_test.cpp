@@ -164,6 +164,36 @@ TEST_F(AssociationTest, LimitsAreRefusedWithAReason) {
   EXPECT_EQ(b.messages.size(), static_cast<size_t>(sent - 1)) << "what was accepted arrives";
 }
 
+TEST(AssociationLimitTest, AMessageOverTheReceiversLimitIsDroppedAndCountedAndTheChannelGoesOn) {
+  Side a;
+  Side b;
+  Association client({.dtlsClient = true}, a);
+  Association server({.maxMessageSize = 64 * 1024, .dtlsClient = false}, b);
+  ASSERT_TRUE(client.connect());
+  ASSERT_TRUE(server.connect());
+  auto pump = [&] {
+    for (int i = 0; i < 200 && (!a.out.empty() || !b.out.empty()); ++i) {
+      auto fromA = std::move(a.out);
+      a.out.clear();
+      auto fromB = std::move(b.out);
+      b.out.clear();
+      for (auto& p : fromA) server.receive(p);
+      for (auto& p : fromB) client.receive(p);
+    }
+  };
+  pump();
+  ASSERT_TRUE(b.connected);
+  auto stream = *client.openChannel({.label = "big"});
+  pump();
+  std::vector<uint8_t> big(100 * 1024, 7);  // within the client's limit, over the server's
+  ASSERT_EQ(client.send(stream, Ppid::kBinary, big), Association::SendResult::kSent);
+  ASSERT_EQ(client.send(stream, Ppid::kString, bytesOf("after")), Association::SendResult::kSent);
+  pump();
+  EXPECT_EQ(server.counters().dropped, 1u);
+  ASSERT_EQ(b.messages.size(), 1u);
+  EXPECT_EQ(textOf(b.messages[0].bytes), "after");
+}
+
 TEST_F(AssociationTest, ClosingAChannelResetsItsStreamsOnBothSides) {
   connect();
   auto stream = *client.openChannel({.label = "a"});
