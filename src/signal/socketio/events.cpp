@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <utility>
 
 #include "auth/jwt.hpp"
 #include "common/base64.hpp"
@@ -253,19 +254,22 @@ GuideEvents::GuideEvents(Listener& listener, const Config& config, std::string_v
 
 GuideEvents::~GuideEvents() = default;
 
-void GuideEvents::onConnected(std::string_view socketId, std::string_view authToken, TimePoint) {
+void GuideEvents::onConnected(std::string_view socketId, std::string_view authToken, std::string answer, TimePoint) {
   id_ = SocketId(socketId);
   connected_ = true;
+  connectAnswer_ = std::move(answer);
   if (!authToken.empty()) {
     if (!credentials_) credentials_ = std::make_unique<Credentials>();
     credentials_->authToken = std::string(authToken);
   }
   joinImplicit();
+  if (!implicitMembership()) sendConnectAnswer();  // in no room (no token for one): nothing to wait for
 }
 
 void GuideEvents::onDisconnected() {
   if (!connected_) return;
   connected_ = false;
+  connectAnswer_.clear();
   implicitRefused_.reset();
   while (memberships_) {  // the last first
     Membership* last = memberships_.get();
@@ -290,11 +294,12 @@ void GuideEvents::onRoomEvent(Membership& m, const ev::Joined& e) {
   }
   peers += ']';
   if (e.re >= 0) {
-    listener_.sendPacket(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true,"peers":)" + peers + "}"));
+    sendPacket(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true,"peers":)" + peers + "}"));
     return;
   }
   m.joined = true;
-  if (auto ack = m.ack()) listener_.sendPacket(encodeAck(*ack, R"({"ok":true,"peers":)" + peers + "}"));
+  if (m.implicit) sendConnectAnswer();
+  if (auto ack = m.ack()) sendPacket(encodeAck(*ack, R"({"ok":true,"peers":)" + peers + "}"));
 }
 
 void GuideEvents::onRoomEvent(Membership& m, const ev::Error& e) {
@@ -308,6 +313,7 @@ void GuideEvents::onRoomEvent(Membership& m, const ev::Error& e) {
       fail(ack, "join-room", toString(e.code), e.message, now);
       if (explicitRooms() == 0) joinImplicit();
     } else {
+      sendConnectAnswer();        // connected, in no room
       implicitRefused_ = e.code;  // what its events are told (refuseRoomless)
       spdlog::debug("socket.io {}: not in the room '{}': {}", id_.view(), name, e.message);
     }
@@ -321,21 +327,21 @@ void GuideEvents::onRoomEvent(Membership& m, const ev::Error& e) {
 }
 
 void GuideEvents::onRoomEvent(Membership&, const ev::Ok& e) {
-  if (e.re >= 0) listener_.sendPacket(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true})"));
+  if (e.re >= 0) sendPacket(encodeAck(static_cast<uint64_t>(e.re), R"({"ok":true})"));
 }
 
 void GuideEvents::onRoomEvent(Membership& m, const ev::PeerJoined& e) {
   if (m.implicit) return;
   std::string arg;
   common::appendJsonString(arg, e.peer.id);
-  listener_.sendPacket(encodeEvent("user-joined", arg));
+  sendPacket(encodeEvent("user-joined", arg));
 }
 
 void GuideEvents::onRoomEvent(Membership& m, const ev::PeerLeft& e) {
   if (m.implicit) return;
   std::string arg;
   common::appendJsonString(arg, e.peer);
-  listener_.sendPacket(encodeEvent("user-left", arg));
+  sendPacket(encodeEvent("user-left", arg));
 }
 
 void GuideEvents::onRoomEvent(Membership&, const ev::Signal& e) { sendFrames(e.data); }
@@ -346,7 +352,18 @@ void GuideEvents::onRoomEvent(Membership&, const ev::Bye& e) {
                   e.reason == ByeReason::kShutdown ? engineio::kCloseGoingAway : engineio::kCloseNormal);
 }
 
+// Everything this socket is sent goes after its CONNECT's answer (a client ignores what comes before it).
+void GuideEvents::sendPacket(std::string text) {
+  sendConnectAnswer();
+  listener_.sendPacket(std::move(text));
+}
+
+void GuideEvents::sendConnectAnswer() {
+  if (!connectAnswer_.empty()) listener_.sendPacket(std::exchange(connectAnswer_, {}));
+}
+
 void GuideEvents::sendFrames(std::string_view data) {
+  sendConnectAnswer();
   unpackFrames(data, [this](std::string_view frame, bool binary) { listener_.sendFrame(frame, binary); });
 }
 
@@ -427,7 +444,7 @@ void GuideEvents::onLeave(const SioPacket& p) {
   auto room = roomArg(p.data->as_array());
   Membership* m = room ? membership(*room, false) : nullptr;
   if (!m) {  // as in socket.io, leaving a room one is not in does nothing
-    if (p.ackId) listener_.sendPacket(encodeAck(*p.ackId, R"({"ok":true})"));
+    if (p.ackId) sendPacket(encodeAck(*p.ackId, R"({"ok":true})"));
     return;
   }
   leaveRoom(*m, p.ackId);
@@ -581,7 +598,7 @@ void GuideEvents::dropMembership(Membership& m) {
 void GuideEvents::leaveRoom(Membership& m, std::optional<uint64_t> ack) {
   listener_.run(room_op::Leave{m.key(), m.endpoint, id_});
   dropMembership(m);
-  if (ack) listener_.sendPacket(encodeAck(*ack, R"({"ok":true})"));
+  if (ack) sendPacket(encodeAck(*ack, R"({"ok":true})"));
 }
 
 void GuideEvents::joinImplicit() {
@@ -633,7 +650,7 @@ void GuideEvents::fail(std::optional<uint64_t> ack, std::string_view event, std:
                        std::string_view message, TimePoint now) {
   metrics::add(metrics::registry().errorsSent);
   if (ack) {
-    listener_.sendPacket(encodeAck(*ack, errorJson(code, message)));
+    sendPacket(encodeAck(*ack, errorJson(code, message)));
     return;
   }
   if (now - lastErrorEvent_ < kErrorEventSpacing) return;
@@ -645,7 +662,7 @@ void GuideEvents::fail(std::optional<uint64_t> ack, std::string_view event, std:
     common::appendJsonString(arg, event);
     arg += '}';
   }
-  listener_.sendPacket(encodeEvent("kaiwa:error", arg));
+  sendPacket(encodeEvent("kaiwa:error", arg));
 }
 
 }  // namespace kaiwa::signal::socketio

@@ -160,9 +160,9 @@ class GuideEvents {
   std::string_view address() const { return address_.view(); }
   bool inAnyRoom() const { return memberships_ != nullptr; }
 
-  // From Socket: a socket connected (it enters its implicit room) or went (it leaves every room, others see
-  // user-left).
-  void onConnected(std::string_view socketId, std::string_view authToken, TimePoint now);
+  // From Socket: a socket connected (it enters its implicit room; `answer`, the CONNECT's answer, is sent once the
+  // room core has taken or refused it, before anything else) or went (it leaves every room, others see user-left).
+  void onConnected(std::string_view socketId, std::string_view authToken, std::string answer, TimePoint now);
   void onDisconnected();
   void onEvent(SioPacket p, TimePoint now);
   void onRelayEvent(RelayEvent& e, TimePoint now);  // takes its frame
@@ -188,6 +188,8 @@ class GuideEvents {
   void onRoomEvent(Membership&, const E&) {}  // PeerState, Chat, Expired: nothing on this wire
 
   void sendFrames(std::string_view data);
+  void sendPacket(std::string text);
+  void sendConnectAnswer();
   void onJoin(const SioPacket& p);
   void onLeave(const SioPacket& p);
   void onDirected(SioPacket p, const std::string& event);
@@ -215,6 +217,7 @@ class GuideEvents {
   std::unique_ptr<Credentials> credentials_;  // when the handshake or the CONNECT carried any
   std::unique_ptr<Membership> memberships_;   // the first room; the others follow through Membership::next
   std::optional<ErrorCode> implicitRefused_;  // why the room core refused the implicit room, if it did
+  std::string connectAnswer_;                 // the CONNECT's answer until the implicit room answers
   bool connected_ = false;
 };
 

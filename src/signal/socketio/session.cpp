@@ -362,9 +362,9 @@ class Client final : public std::enable_shared_from_this<Client>,
 
   void sendPacket(std::string text) override { engine_.sendMessage(std::move(text)); }
   void protocolError(std::string_view why) override { engine_.close(why, false, kClosePolicy); }
-  void onConnected(std::string_view authToken, TimePoint now) override {
+  void onConnected(std::string_view authToken, std::string answer, TimePoint now) override {
     engine_.socketConnected();
-    events_.onConnected(socket_.id(), authToken, now);
+    events_.onConnected(socket_.id(), authToken, std::move(answer), now);
   }
   void onDisconnected() override { events_.onDisconnected(); }
   void onEvent(SioPacket packet, TimePoint now) override { events_.onEvent(std::move(packet), now); }

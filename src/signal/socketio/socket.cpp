@@ -158,8 +158,7 @@ void Socket::onConnect(SioPacket p, TimePoint now) {
   std::string data = R"(0{"sid":)";
   common::appendJsonString(data, id_.view());
   data += '}';
-  listener_.sendPacket(std::move(data));
-  listener_.onConnected(token, now);
+  listener_.onConnected(token, std::move(data), now);
 }
 
 void Socket::disconnect() {

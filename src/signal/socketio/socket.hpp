@@ -36,8 +36,10 @@ class Socket {
     virtual void sendPacket(std::string text) = 0;
     // The client broke the protocol (bad packet, attachments nobody announced): the session must close (1008).
     virtual void protocolError(std::string_view why) = 0;
-    // A CONNECT was accepted (its answer sent); `authToken`: the auth payload's token if kept, else "".
-    virtual void onConnected(std::string_view authToken, TimePoint now) = 0;
+    // A CONNECT was accepted; `authToken`: the auth payload's token if kept, else "". `answer` is the CONNECT's
+    // answer, not sent yet: the listener sends it once the socket is where a client may expect it to be (in its
+    // room), so that nothing sent to that room after the client saw `connect` can miss it.
+    virtual void onConnected(std::string_view authToken, std::string answer, TimePoint now) = 0;
     virtual void onDisconnected() = 0;
     // An event of a connected socket (default namespace, attachments complete and checked, within the rate).
     virtual void onEvent(SioPacket packet, TimePoint now) = 0;
