@@ -299,6 +299,9 @@ std::optional<Session> Session::make(const Context& context, std::string_view pe
   SSL_set_bio(impl->ssl, bio, bio);
   // The datagram size is ours to say: no MTU discovery through the BIO.
   SSL_set_options(impl->ssl, SSL_OP_NO_QUERY_MTU);
+  // No record this session writes is larger than a datagram, so the write buffer need not hold a 16 KB record:
+  // OpenSSL sizes it from the largest fragment it may send (~1.3 KB instead of ~16.7 KB per transport).
+  SSL_set_max_send_fragment(impl->ssl, long(kMtu));
   DTLS_set_link_mtu(impl->ssl, long(kMtu));
   DTLS_set_timer_cb(impl->ssl, timerCallback);
   if (impl->role == Role::kServer)
