@@ -1317,6 +1317,7 @@ int run(const Options& o) {
   const auto latency = net.latency();
   const uint64_t forwarded = recv1 - recv0;
   const double serverCpu = s1.cpuS - s0.cpuS;
+  // One subscriber here is one WHEP session of one publisher's tracks (a viewer of P publishers holds P of them).
   const size_t streamsPerSubscriber = o.media.audio ? 2 : 1;
   const double rssPerStreamKb = subscribers.empty() ? 0
                                                     : double(s0.rssKb - beforeSubscribers.rssKb) /
@@ -1376,6 +1377,7 @@ int run(const Options& o) {
                    {"rssBeforeSubscribersKb", beforeSubscribers.rssKb},
                    {"rssWithSubscribersKb", s0.rssKb},
                    {"rssPerStreamKb", rssPerStreamKb},
+                   {"subscriberStreams", subscribers.size() * streamsPerSubscriber},
                    {"loadgenCpuS", g1 - g0},
                    {"srtpProfile", profile},
                    {"udpDropsGenerator", dropsGenerator},

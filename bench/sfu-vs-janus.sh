@@ -175,7 +175,7 @@ for step in steps:
         med[s] = m("cpuUsPerForwarded")
         extra = ""
         if step == "mem":
-            extra = ", RSS per subscriber stream %.1f kB (%d streams)" % (m("rssPerStreamKb"), 2 * rs[0]["subscribers"])
+            extra = ", RSS per subscriber stream %.1f kB (%d streams)" % (m("rssPerStreamKb"), rs[0]["subscriberStreams"])
         lost = sum(r["lost"] for r in rs)
         got = sum(r["receivedTotal"] for r in rs)
         print("%-6s %-6s cpu %.2f us/fwd, %.0f fwd/s per core, %.0f fwd/s, lost %d (%.2f %%, sum), jitter p99 %.0f us, "
