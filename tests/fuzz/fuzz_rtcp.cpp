@@ -4,6 +4,9 @@
 //  2. Every packet type parser runs on every block; what parses is built again with the builders and parsed again
 //     to the same values (decode → encode → decode): SR, RR, SDES CNAME, BYE, NACK (the same set of sequence
 //     numbers: the builder may group them differently), PLI, FIR, REMB (unless the bitrate saturated).
+//     transport-cc: the reader never gives more than the status count, consecutive sequence numbers from the base,
+//     and when it walks to the end cleanly, the received packets built again (TransportFeedbackBuilder) read back
+//     with the same sequence numbers and arrival times relative to the first one.
 //  3. The rebuilt packets, put together with CompoundBuilder, walk cleanly to as many blocks.
 //  4. checkCompound agrees with the walk (malformed only when the walk failed) and, with reduced size allowed,
 //     never asks for a report first.
@@ -15,6 +18,7 @@
 
 #include "fuzz_util.hpp"
 #include "rtp/rtcp.hpp"
+#include "rtp/transport_feedback.hpp"
 
 using namespace kaiwa;
 using namespace kaiwa::rtp::rtcp;
@@ -132,6 +136,49 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (auto tcc = TransportFeedback::parse(*b)) {
       FUZZ_CHECK(tcc->chunks.data() >= b->body.data() && tcc->chunks.size() <= b->body.size());
+      TransportFeedbackReader reader(*tcc);
+      std::vector<TccPacket> got;
+      while (auto p = reader.next()) {
+        FUZZ_CHECK(p->sequence == uint16_t(tcc->baseSequence + got.size()));
+        got.push_back(*p);
+      }
+      FUZZ_CHECK(got.size() <= tcc->statusCount);
+      FUZZ_CHECK(reader.failed() == (got.size() < tcc->statusCount));
+      FUZZ_CHECK(TransportFeedbackReader::valid(*tcc) == !reader.failed());
+      if (!reader.failed()) {
+        // Rebuilt in messages of what fits; each received packet comes back at the same time relative to the first
+        // received one of its message (the builder picks its own reference time).
+        size_t i = 0;
+        while (i < got.size()) {
+          TransportFeedbackBuilder builder(tcc->header, tcc->feedbackCount);
+          std::vector<TccPacket> in;
+          for (; i < got.size(); ++i) {
+            if (!got[i].received) continue;
+            if (!builder.add(got[i].sequence, got[i].arrivalMicros)) break;
+            in.push_back(got[i]);
+          }
+          if (builder.empty()) break;
+          std::vector<uint8_t> out(builder.size());
+          auto n = builder.write(out);
+          FUZZ_CHECK(n && *n == out.size());
+          CompoundReader one(out);
+          auto block = one.next();
+          FUZZ_CHECK(block.has_value());
+          auto again = TransportFeedback::parse(*block);
+          FUZZ_CHECK(again && TransportFeedbackReader::valid(*again));
+          TransportFeedbackReader back(*again);
+          size_t k = 0;
+          int64_t first = 0;
+          while (auto p = back.next()) {
+            if (!p->received) continue;
+            if (k == 0) first = p->arrivalMicros;
+            FUZZ_CHECK(k < in.size() && p->sequence == in[k].sequence);
+            FUZZ_CHECK(p->arrivalMicros - first == in[k].arrivalMicros - in[0].arrivalMicros);
+            ++k;
+          }
+          FUZZ_CHECK(k == in.size());
+        }
+      }
     }
   }
   FUZZ_CHECK((reader.error() == WalkError::kNone) == (offset == size));

@@ -347,6 +347,10 @@ rtcp = {
     "nack_wrap": h("81cd0003 00000001 a1b2c3d4 fffe 0007"),
     "padded_bye": h("a1cb0002 11223344 00000004"),
     "truncated": h("81c90007 00000001 1122"),
+    # transport-cc with a two-bit and a one-bit status vector, a large negative delta, a sequence wrap.
+    "tcc_vectors": h("8fcd0007 00000001 a1b2c3d4 fffe 000a 000010 00 d850 a800 04 fff8 c8 01 00 ff 00"),
+    # transport-cc whose last delta is cut by the padding.
+    "tcc_cut": h("afcd0005 00000001 a1b2c3d4 0001 0001 000000 00 4001 01 01"),
 }
 for name, data in rtcp.items():
     write("fuzz_rtcp", name, data)
