@@ -8,6 +8,8 @@
 //  3. A map that sends a one-byte id above 14 is refused and leaves the bytes as they were.
 //  4. The RTX packet of a parsed packet parses, and gives back the original sequence number and payload; unwrapping
 //     it restores the original (without padding), and unwrapping the raw input as RTX stays in bounds.
+//  5. The payload read as a VP8 descriptor's layer fields stays in bounds; the picture id and TL0PICIDX rewritten in
+//     a copy read back as written and leave the other fields and the rest of the bytes as they were.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +18,7 @@
 
 #include "fuzz_util.hpp"
 #include "rtp/packet.hpp"
+#include "rtp/vp8_layers.hpp"
 
 using namespace kaiwa;
 using namespace kaiwa::rtp;
@@ -111,5 +114,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(std::memcmp(back.data() + 1, data + 1, p->headerSize() - 1) == 0);
   // The input itself taken as an RTX packet (untrusted): in bounds whatever it holds.
   if (auto raw = unwrapRtx(*p, 1, 96, back)) FUZZ_CHECK(*raw + 2 <= size);
+  if (auto l = rtp::parseVp8Layers(p->payload())) {
+    std::vector<uint8_t> copy(p->payload().begin(), p->payload().end());
+    const uint16_t pic = uint16_t(size * 7919) & 0x7FFF;
+    const uint8_t tl0 = uint8_t(size);
+    FUZZ_CHECK(rtp::writeVp8PictureId(copy, *l, pic) == l->pictureId.has_value());
+    FUZZ_CHECK(rtp::writeVp8Tl0PicIdx(copy, *l, tl0) == l->tl0PicIdx.has_value());
+    auto again = rtp::parseVp8Layers(copy);
+    FUZZ_CHECK(again.has_value());
+    if (l->pictureId) FUZZ_CHECK(*again->pictureId == (l->longPictureId ? pic : (pic & 0x7F)));
+    if (l->tl0PicIdx) FUZZ_CHECK(*again->tl0PicIdx == tl0);
+    FUZZ_CHECK(again->temporalId == l->temporalId && again->layerSync == l->layerSync &&
+               again->frameStart == l->frameStart && again->longPictureId == l->longPictureId);
+    for (size_t i = 0; i < copy.size(); ++i) {
+      const bool pictureByte =
+          l->pictureId && (i == l->pictureIdOffset || (l->longPictureId && i == l->pictureIdOffset + 1));
+      const bool tl0Byte = l->tl0PicIdx && i == l->tl0PicIdxOffset;
+      if (!pictureByte && !tl0Byte) FUZZ_CHECK(copy[i] == p->payload()[i]);
+    }
+  }
   return 0;
 }
