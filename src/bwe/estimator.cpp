@@ -20,7 +20,8 @@ BandwidthEstimator::BandwidthEstimator(const EstimatorConfig& config)
 
 void BandwidthEstimator::onPacketSent(uint16_t transportSequence, TimePoint sendTime, size_t bytes) {
   if (!start_) start_ = sendTime;
-  history_[transportSequence % kHistory] = {sendTime, uint32_t(bytes), transportSequence, true, false, false};
+  history_[transportSequence % kHistory] = {
+      sendTime, uint16_t(std::min<size_t>(bytes, UINT16_MAX)), transportSequence, true, false, false};
   ++stats_.sent;
 }
 

@@ -25,9 +25,10 @@ struct EstimatorConfig {
 
 class BandwidthEstimator {
  public:
-  // Sent packets remembered for feedback: 4096 is over 2 s at 10 Mbit/s of 1200-byte packets, longer than any
-  // feedback takes; an older packet's feedback is not matched (counted as unknown).
-  static constexpr size_t kHistory = 4096;
+  // Sent packets remembered for feedback: 2048 is 2 s at 10 Mbit/s of 1200-byte packets, longer than any feedback
+  // takes (a round trip plus the receiver's 50-100 ms); an older packet's feedback is not matched (counted as
+  // unknown). 16 bytes each: 32 KiB of the estimator's 34 KiB per subscriber.
+  static constexpr size_t kHistory = 2048;
   // The acknowledged rate is measured over this much of the receiver's time.
   static constexpr int64_t kAckedWindowMicros = 500'000;
   static constexpr size_t kAckedSlots = 64;  // feedback messages in the window (Chromium sends one per 50-100 ms)
@@ -70,7 +71,7 @@ class BandwidthEstimator {
  private:
   struct Sent {
     TimePoint sendTime{};
-    uint32_t bytes = 0;
+    uint16_t bytes = 0;
     uint16_t sequence = 0;
     bool valid = false;
     bool acked = false;

@@ -155,5 +155,8 @@ TEST(BandwidthEstimator, FeedbackForUnknownPacketsIsCounted) {
   EXPECT_EQ(e.stats().unknown, 5u);
 }
 
+// What each subscriber's estimator holds (docs/sfu.md gives the figure): fixed at construction, no growth.
+TEST(BandwidthEstimator, FixedSize) { EXPECT_LE(sizeof(BandwidthEstimator), 36u * 1024); }
+
 }  // namespace
 }  // namespace kaiwa::bwe
