@@ -114,12 +114,19 @@ void LayerSelector::allocate(uint64_t estimate) {
   double budget = estimate > audio_ ? double(estimate - audio_) : 0.0;
   order_.clear();
   for (size_t i = 0; i < tracks_.size(); ++i) order_.push_back(i);
-  std::stable_sort(order_.begin(), order_.end(), [this](size_t a, size_t b) {
+  auto before = [this](size_t a, size_t b) {
     const auto& x = tracks_[a].info;
     const auto& y = tracks_[b].info;
     if (x.priority != y.priority) return x.priority < y.priority;
     return uint32_t(x.renderedWidth) * x.renderedHeight > uint32_t(y.renderedWidth) * y.renderedHeight;
-  });
+  };
+  // An insertion sort: stable, and unlike std::stable_sort it needs no buffer (at most kMaxTracks entries).
+  for (size_t i = 1; i < order_.size(); ++i) {
+    const size_t v = order_[i];
+    size_t j = i;
+    for (; j > 0 && before(v, order_[j - 1]); --j) order_[j] = order_[j - 1];
+    order_[j] = v;
+  }
   // First every visible track's lowest layer, then each as high as the rest allows.
   for (size_t i : order_) {
     Track& t = tracks_[i];
