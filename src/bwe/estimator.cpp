@@ -71,10 +71,12 @@ bool BandwidthEstimator::onFeedback(TimePoint now, const rtp::rtcp::TransportFee
       ++stats_.unknown;
       continue;
     }
+    // The loss part judges a lowering by the packets sent after it: those sent before were sent at the old rate.
+    const bool counts = !lastLossDecrease_ || e.sendTime >= *lastLossDecrease_;
     if (!p->received) {
       if (!e.acked && !e.reportedLost) {
         e.reportedLost = true;
-        ++intervalLost_;
+        if (counts) ++intervalLost_;
         ++stats_.lost;
       }
       continue;
@@ -83,10 +85,10 @@ bool BandwidthEstimator::onFeedback(TimePoint now, const rtp::rtcp::TransportFee
     if (e.reportedLost) {
       // Reported lost before and received after all: reordering, not loss.
       e.reportedLost = false;
-      if (intervalLost_ > 0) --intervalLost_;
+      if (counts && intervalLost_ > 0) --intervalLost_;
       if (stats_.lost > 0) --stats_.lost;
     }
-    ++intervalReceived_;
+    if (counts) ++intervalReceived_;
     ++stats_.acked;
     const int64_t arrival = arrivalBase + p->arrivalMicros;
     if (arrival < firstArrival) {
@@ -135,6 +137,7 @@ void BandwidthEstimator::updateLoss(TimePoint now) {
   const uint64_t current = std::min(lossRate_, aimd_.rate());
   if (loss > kLossHigh) {
     lossRate_ = std::max(config_.minBitrate, uint64_t(double(current) * (1 - 0.5 * loss)));
+    lastLossDecrease_ = now;
     ++stats_.lossDecreases;
   } else if (loss >= kLossLow) {
     lossRate_ = current;

@@ -102,6 +102,7 @@ class BandwidthEstimator {
   uint32_t intervalReceived_ = 0;
   uint32_t intervalLost_ = 0;
   std::optional<TimePoint> lastLossEvaluation_;
+  std::optional<TimePoint> lastLossDecrease_;
   // The receiver's reference time, unwrapped from its 24 bits.
   std::optional<int32_t> lastReference_;
   std::optional<uint16_t> expectedBase_;  // the sequence number after the last message's statuses
