@@ -6,16 +6,20 @@
 //     numbers: the builder may group them differently), PLI, FIR, REMB (unless the bitrate saturated).
 //     transport-cc: the reader never gives more than the status count, consecutive sequence numbers from the base,
 //     and when it walks to the end cleanly, the received packets built again (TransportFeedbackBuilder) read back
-//     with the same sequence numbers and arrival times relative to the first one.
+//     with the same sequence numbers and arrival times relative to the first one. The bandwidth estimator takes
+//     every transport-cc message (valid or not) for packets it sent, twice, and its estimate stays within its bounds.
 //  3. The rebuilt packets, put together with CompoundBuilder, walk cleanly to as many blocks.
 //  4. checkCompound agrees with the walk (malformed only when the walk failed) and, with reduced size allowed,
 //     never asks for a report first.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
+#include "bwe/estimator.hpp"
 #include "fuzz_util.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/transport_feedback.hpp"
@@ -145,6 +149,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(got.size() <= tcc->statusCount);
       FUZZ_CHECK(reader.failed() == (got.size() < tcc->statusCount));
       FUZZ_CHECK(TransportFeedbackReader::valid(*tcc) == !reader.failed());
+      {
+        // A fresh estimator per message, so that an input reproduces alone.
+        auto estimator = std::make_unique<bwe::BandwidthEstimator>();
+        const auto t0 = TimePoint{} + std::chrono::seconds(1000) + std::chrono::microseconds(tcc->referenceTime);
+        for (uint32_t i = 0; i < std::min<uint32_t>(tcc->statusCount, 64); ++i) {
+          estimator->onPacketSent(uint16_t(tcc->baseSequence + i), t0 + std::chrono::milliseconds(i), 1200);
+        }
+        FUZZ_CHECK(estimator->onFeedback(t0 + Millis(100), *tcc) == !reader.failed());
+        (void)estimator->onFeedback(t0 + Millis(150), *tcc);
+        const bwe::EstimatorConfig bounds;
+        FUZZ_CHECK(estimator->estimate() >= bounds.minBitrate && estimator->estimate() <= bounds.maxBitrate);
+      }
       if (!reader.failed()) {
         // Rebuilt in messages of what fits; each received packet comes back at the same time relative to the first
         // received one of its message (the builder picks its own reference time).
