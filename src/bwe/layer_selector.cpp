@@ -153,9 +153,16 @@ void LayerSelector::applyHysteresis(Track& t, TimePoint now, uint64_t estimate, 
     t.upSince.reset();
     t.downSince.reset();
   };
-  // Starting, and stopping for a hidden tile, are not flapping: at once.
-  if (!t.target || !visible(t.info)) {
+  // Starting, and stopping for a hidden tile, are not flapping: at once. A track the budget paused restarts like a
+  // switch up, after the backoff and the hold, so that an estimate around its lowest layer does not flap it on and
+  // off.
+  if (!visible(t.info) || (!t.target && !t.lastDown)) {
     t.target = want;
+    if (!visible(t.info)) t.lastDown.reset();
+    settle();
+    return;
+  }
+  if (!t.target && !want) {
     settle();
     return;
   }
@@ -163,7 +170,7 @@ void LayerSelector::applyHysteresis(Track& t, TimePoint now, uint64_t estimate, 
     settle();
     return;
   }
-  const bool down = !want || *want < *t.target;
+  const bool down = !want || (t.target && *want < *t.target);
   if (down) {
     t.upSince.reset();
     if (!t.downSince) t.downSince = now;

@@ -12,8 +12,9 @@
 //   0) gets nothing. A tile gets no spatial layer taller than the smallest one that covers its rendered height.
 // - Hysteresis: going up needs the higher layer to fit with kUpMargin to spare, continuously for kUpHold; going
 //   down happens after kDownHold of not fitting, at once when the estimate is below kSevere of what is forwarded;
-//   and after a track went down it does not go up again for kUpBackoff. A noisy estimate around a layer's bitrate
-//   therefore does not flap it (the goal is no more than one switch per 10 s on a steady link).
+//   and after a track went down it does not go up again for kUpBackoff (a track the budget paused restarts the same
+//   way; a hidden tile shown again starts at once). A noisy estimate around a layer's bitrate therefore does not
+//   flap it (the goal is no more than one switch per 10 s on a steady link).
 // - Switching: simulcast layers are independent streams, so a new spatial layer is forwarded from one of its
 //   keyframes only (keyframeWanted() names the layer to ask a keyframe of); until then the old layer goes on, at
 //   its lowest temporal layer when the switch is down. A temporal layer goes down at once and up at a frame that

@@ -208,6 +208,28 @@ TEST(LayerSelector, EstimateDipsShorterThanTheHoldAreIgnored) {
   EXPECT_EQ(sel.target(1), L(0, 2));
 }
 
+TEST(LayerSelector, PausedForBudgetRestartsLikeAnUpSwitch) {
+  LayerSelector sel;
+  Clock c;
+  sel.addTrack(camera(1));
+  sel.update(c.now, 100'000);
+  ASSERT_EQ(sel.target(1), L(0, 1));
+  // The estimate falls under the lowest layer: paused at once (severe). It comes back: not before the backoff
+  // and the hold, so an estimate around the lowest layer does not switch the video on and off.
+  c.advance(Millis(100));
+  sel.update(c.now, 40'000);
+  ASSERT_FALSE(sel.target(1));
+  int resumedAfter = -1;
+  for (int i = 1; i <= 200 && resumedAfter < 0; ++i) {
+    c.advance(Millis(100));
+    sel.update(c.now, 100'000);
+    if (sel.target(1)) resumedAfter = i * 100;
+  }
+  EXPECT_GE(resumedAfter, 10'000);
+  EXPECT_LE(resumedAfter, 13'100);
+  EXPECT_EQ(sel.target(1), L(0, 1));
+}
+
 TEST(LayerSelector, BoundedTracks) {
   LayerSelector sel;
   for (uint32_t i = 0; i < LayerSelector::kMaxTracks; ++i) ASSERT_TRUE(sel.addTrack(camera(i)));
