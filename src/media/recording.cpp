@@ -144,7 +144,8 @@ void Recording::addTrack(const RecordedSource& source, TimePoint now) {
   e.status = "recording";
   router_.tapTrack(source.track, true);
   if (source.kind == sfu::MediaKind::kVideo) {
-    router_.requestKeyframe(source.track, now);
+    // Urgent, like a new subscriber's: the file begins only with a keyframe, so every moment waited is lost.
+    router_.requestKeyframe(source.track, now, true);
     e.lastKeyframeAsk = now;
   }
   writeManifest();

@@ -153,10 +153,10 @@ bool Router::tapTrack(TrackId id, bool on) {
   return true;
 }
 
-bool Router::requestKeyframe(TrackId id, TimePoint now) {
+bool Router::requestKeyframe(TrackId id, TimePoint now, bool urgent) {
   Track* track = findTrack(id);
   if (track == nullptr) return false;
-  requestKeyframe(*track, now);
+  requestKeyframe(*track, now, urgent);
   return true;
 }
 

@@ -241,9 +241,9 @@ class Router {
   void setTap(RouterTap* tap) { tap_ = tap; }
   // Starts or stops handing a track's packets to the tap. False if the track is unknown.
   bool tapTrack(TrackId track, bool on);
-  // Asks the track's publisher for a keyframe through the track's throttle (recording's start, and its losses).
-  // False if the track is unknown.
-  bool requestKeyframe(TrackId track, TimePoint now);
+  // Asks the track's publisher for a keyframe through the track's throttle (recording's start, and its losses);
+  // `urgent` as for a new subscription. False if the track is unknown.
+  bool requestKeyframe(TrackId track, TimePoint now, bool urgent = false);
 
   // The subscriber's queued packets, oldest first (see SendQueue::drain); 0 for an unknown subscriber. A subscription
   // that lost video while it was queued asks for a keyframe at the next tick.
