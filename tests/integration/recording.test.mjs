@@ -204,7 +204,11 @@ test('with --auth-secret only a token with the record claim may record; room nam
       assert.match(rec.name, /^__-[0-9a-f]{8}-/);
       assert.equal(rec.manifest.room, '..');
       assert.ok(statSync(rec.dir).isDirectory());
-      assert.equal((await b.request({ type: 'record-stop' })).type, 'ok');
+      // A resume carries no token: on a server with tokens, the resumed connection may not record.
+      const again = await open();
+      const resumed = await again.request({ type: 'resume', room, peer: b.peer, resume: b.resumeToken });
+      assert.equal(resumed.type, 'ok', JSON.stringify(resumed));
+      assert.equal((await again.request({ type: 'record-stop' })).code, 'not-allowed');
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -299,6 +299,8 @@ void Session::recordRequest(Request&& req) {
 
 void Session::join(Request&& req) {
   const int64_t re = req.id;
+  // A resume carries no token: it may record only where no token is needed (a join's token says below).
+  mayRecord_ = !hub_.options().authSecret;
   if (req.type == RequestType::kJoin) {
     if (hub_.options().authSecret) {
       if (req.token.empty()) {
@@ -316,8 +318,6 @@ void Session::join(Request&& req) {
       req.user = v.claims->user;
       if (req.name.empty()) req.name = v.claims->user;
       mayRecord_ = v.claims->record;
-    } else {
-      mayRecord_ = true;
     }
     if (req.name.empty() || !validDisplayName(req.name)) {
       sendError(re, ErrorCode::kBadMessage, "a display name (1-64 characters) is needed to join");
