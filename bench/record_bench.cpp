@@ -2,14 +2,20 @@
 // the packet into its frame (FrameAssembler: descriptor parse, copy, reassembly) and the frame into WebM
 // (WebmWriter) into a file through FileSink (64 KiB writes, on whatever file system TMPDIR is), as kaiwa records.
 // Video as Chromium sends it: 1100-byte VP8 packets, 6 to a frame, a keyframe every 100 frames; audio: one 80-byte
-// Opus packet per frame. Google Benchmark; built with -DKAIWA_BENCH=ON (build/bench/kaiwa-record-bench).
+// Opus packet per frame. BM_RecordVideoWorstPush times each packet apart and reports the slowest (the one whose frame
+// filled FileSink's buffer: its write(2) of 64 KiB is the longest the worker's loop waits on recording).
+// BM_RouterTapped/BM_RouterUntapped: the same video through sfu::Router to no subscriber, with and without a room's
+// media::Recording on the track's tap: their difference is what recording adds to kaiwa's packet path.
+// Google Benchmark; built with -DKAIWA_BENCH=ON (build/bench/kaiwa-record-bench).
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "media/recording.hpp"
 #include "record/file_sink.hpp"
 #include "record/rtp_header.hpp"
 #include "record/track_recorder.hpp"
@@ -72,6 +78,87 @@ void BM_Record(benchmark::State& state) {
 
 BENCHMARK(BM_Record<true>)->Name("BM_RecordVideo");
 BENCHMARK(BM_Record<false>)->Name("BM_RecordAudio");
+
+void BM_RecordVideoWorstPush(benchmark::State& state) {
+  const auto packets = stream(true, 1000);
+  const auto dir = std::filesystem::temp_directory_path();
+  int round = 0;
+  TimePoint now{};
+  double worst = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const std::string path =
+        (dir / ("kaiwa-record-bench-w" + std::to_string(::getpid()) + "-" + std::to_string(round++) + ".webm"))
+            .string();
+    TrackRecorder rec(Codec::kVp8, 90000, std::make_unique<FileSink>(path));
+    state.ResumeTiming();
+    for (const auto& p : packets) {
+      const auto t0 = std::chrono::steady_clock::now();
+      rec.push(*rtp::Packet::parse(p), now);
+      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      if (us > worst) worst = us;
+    }
+    benchmark::DoNotOptimize(rec.finish());
+    state.PauseTiming();
+    std::filesystem::remove(path);
+    state.ResumeTiming();
+  }
+  state.counters["worst_push_us"] = worst;
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * packets.size()));
+}
+BENCHMARK(BM_RecordVideoWorstPush);
+
+struct NoIo final : sfu::RouterIo {
+  void onReady(sfu::TransportId) override {}
+  void sendRtcp(sfu::TransportId, std::span<const uint8_t>) override {}
+};
+
+template <bool kTapped>
+void BM_Router(benchmark::State& state) {
+  const auto packets = stream(true, 1000);
+  const auto root = std::filesystem::temp_directory_path() / ("kaiwa-record-bench-r" + std::to_string(::getpid()));
+  std::filesystem::create_directories(root);
+  std::atomic<size_t> recorders{0};
+  TimePoint now{};
+  for (auto _ : state) {
+    state.PauseTiming();
+    NoIo io;
+    sfu::Router router(io);
+    router.addPublisher(1, {});
+    sfu::TrackConfig config;
+    config.ssrc = 0x11223344;  // rtpHeader's
+    const auto track = *router.addTrack(1, config);
+    std::unique_ptr<media::Recording> recording;
+    if (kTapped) {
+      media::Recording::Options o;
+      o.root = root.string();
+      o.room = "bench";
+      o.recorders = &recorders;
+      auto made = media::Recording::start(std::move(o), router);
+      recording = std::move(std::get<std::unique_ptr<media::Recording>>(made));
+      recording->addTrack({.track = track,
+                           .peer = "p",
+                           .source = "camera",
+                           .kind = sfu::MediaKind::kVideo,
+                           .codec = "VP8",
+                           .payloadType = 96,
+                           .clockRate = 90000,
+                           .channels = 0},
+                          now);
+    }
+    state.ResumeTiming();
+    for (const auto& p : packets) router.onPublisherRtp(1, p, now);
+    if (recording) recording->stop("stopped");
+    state.PauseTiming();
+    recording.reset();
+    state.ResumeTiming();
+  }
+  std::filesystem::remove_all(root);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * packets.size()));
+  state.SetLabel("items = RTP packets");
+}
+BENCHMARK(BM_Router<true>)->Name("BM_RouterTapped");
+BENCHMARK(BM_Router<false>)->Name("BM_RouterUntapped");
 
 }  // namespace
 

@@ -12,10 +12,12 @@ packages=(build-essential cmake ninja-build ccache pkg-config git curl
   libusrsctp-dev  # SCTP for the SFU's data channels
   libgtest-dev clang libclang-rt-14-dev clang-format clang-tidy  # clang-format and clang-tidy: scripts/lint.sh
   coturn)  # only for its client tools (turnutils_*) in the TURN interop tests and bench; its daemon stays off
-# The e2e tests drive both browsers, and GStreamer's webrtcbin as a native WHIP publisher (tests/e2e/sfu-gstreamer).
+# The e2e tests drive both browsers, GStreamer's webrtcbin as a native WHIP publisher (tests/e2e/sfu-gstreamer) and
+# ffprobe.
 [ "${1:-}" = "--no-browser" ] || packages+=(chromium firefox-esr
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
-  python3-gi gir1.2-gst-plugins-bad-1.0 iproute2 util-linux)
+  python3-gi gir1.2-gst-plugins-bad-1.0 iproute2 util-linux
+  ffmpeg)  # ffprobe checks the recordings' files (tests/e2e/recording)
 # Node.js 20+ with npm, from Debian only if there is none already (it may have been installed another way).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null ||
    ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then

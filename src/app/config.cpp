@@ -386,6 +386,24 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   serve->add_option("--sfu-max-tracks", c.sfu.maxTracks, "Tracks of one publisher in an SFU room")
       ->check(CLI::Range(size_t(1), size_t(16)))
       ->envname("KAIWA_SFU_MAX_TRACKS");
+  serve
+      ->add_option("--record-dir", c.sfu.recordDir,
+                   "Directory for SFU rooms' recordings (record-start); without it recording is refused")
+      ->envname("KAIWA_RECORD_DIR")
+      ->check(CLI::ExistingDirectory);
+  serve->add_option("--record-max-tracks", c.sfu.recordMaxTracks, "Tracks recorded at once on the server")
+      ->check(CLI::Range(size_t(1), size_t(10000)))
+      ->envname("KAIWA_RECORD_MAX_TRACKS")
+      ->capture_default_str();
+  serve->add_option("--record-max-room-tracks", c.sfu.recordMaxRoomTracks, "Tracks recorded at once in one room")
+      ->check(CLI::Range(size_t(1), size_t(1000)))
+      ->envname("KAIWA_RECORD_MAX_ROOM_TRACKS")
+      ->capture_default_str();
+  serve
+      ->add_option("--record-min-free-mb", c.sfu.recordMinFreeMb,
+                   "Free space (MiB) kept on the recording disk: under it recordings stop and none start")
+      ->envname("KAIWA_RECORD_MIN_FREE_MB")
+      ->capture_default_str();
   serve->add_flag("--no-turn", noTurn, "Do not run the TURN/STUN service")->envname("KAIWA_NO_TURN");
   serve->add_option("--only", c.only, "Run one part alone: turn")
       ->envname("KAIWA_ONLY")
@@ -481,6 +499,8 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
   token->add_option("--ttl", tokTtl, "Validity")->capture_default_str()->check(durationCheck());
   std::string tokUrl;
   token->add_option("--url", tokUrl, "Print the web app's invite link BASE/room/<room>#token=<token> instead");
+  bool tokRecord = false;
+  token->add_flag("--record", tokRecord, "Let the holder start and stop the room's recording (the `record` claim)");
   token->add_option("--secret", tokSecret, "The server's --auth-secret")->envname("KAIWA_AUTH_SECRET")->required();
 
   try {
@@ -499,7 +519,7 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
 
   if (*token) {
     int64_t now = wallMillis() / 1000;
-    auth::RoomClaims claims{tokRoom, tokUser, now + parseDuration(tokTtl)->count() / 1000, now};
+    auth::RoomClaims claims{tokRoom, tokUser, now + parseDuration(tokTtl)->count() / 1000, now, tokRecord};
     std::string jwt = auth::signRoomToken(claims, tokSecret);
     if (!tokUrl.empty()) {
       auto link = inviteLink(tokUrl, tokRoom, jwt);

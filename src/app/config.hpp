@@ -56,6 +56,11 @@ struct SfuConfig {
   std::string mediaMode = "auto";        // the policy of a native room whose creating join names none
   size_t maxPublishers = sfu::RoomLimits{}.publishersPerRoom;  // per native SFU room
   size_t maxTracks = sfu::RoomLimits{}.tracksPerPublisher;     // per publisher
+  // Recording (docs/sfu.md, "Recording"): off without a directory. Limits: media::RecordLimits.
+  std::string recordDir;
+  size_t recordMaxTracks = 32;     // tracks recorded at once on the server
+  size_t recordMaxRoomTracks = 8;  // in one room
+  uint64_t recordMinFreeMb = 256;  // free space kept on the recording disk
 };
 
 struct ServeConfig {

@@ -484,6 +484,11 @@ int runServer(const ServeConfig& config) {
     wo.validRoomName = [](std::string_view room) { return signal::validRoomName(room); };
     wo.limits.room.publishersPerRoom = config.sfu.maxPublishers;
     wo.limits.room.tracksPerPublisher = config.sfu.maxTracks;
+    wo.recordDir = config.sfu.recordDir;
+    while (wo.recordDir.size() > 1 && wo.recordDir.back() == '/') wo.recordDir.pop_back();
+    wo.limits.record.tracks = config.sfu.recordMaxTracks;
+    wo.limits.record.tracksPerRoom = config.sfu.recordMaxRoomTracks;
+    wo.limits.record.minFreeBytes = config.sfu.recordMinFreeMb << 20;
     sfu = std::make_unique<media::Service>(pool, wo);
     if (auto e = sfu->start()) {
       if (!config.sfu.listen.empty()) {
@@ -498,6 +503,7 @@ int runServer(const ServeConfig& config) {
       spdlog::info("SFU media port {} ({}); WHIP at /whip/<room>, WHEP at /whep/<room>",
                    common::Address{wo.listen.family, wo.listen.ip, sfu->port()}.toString(),
                    sfu->tcpPort() ? "UDP and ICE-TCP" : "UDP");
+    if (sfu && !wo.recordDir.empty()) spdlog::info("recording into {}", wo.recordDir);
   }
   if (sfu) {
     sfu->setListener(&bridge);

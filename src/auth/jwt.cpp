@@ -54,6 +54,7 @@ std::string signRoomToken(const RoomClaims& claims, std::string_view secret) {
   std::string header = common::base64UrlEncode(std::string_view(R"({"alg":"HS256","typ":"JWT"})"));
   json::object payload{{"room", claims.room}, {"sub", claims.user}, {"exp", claims.expires}};
   if (claims.issuedAt) payload["iat"] = claims.issuedAt;
+  if (claims.record) payload["record"] = true;
   std::string signingInput = header + "." + common::base64UrlEncode(json::serialize(payload));
   return signingInput + "." + common::base64UrlEncode(hmacSha256(secret, signingInput));
 }
@@ -96,6 +97,7 @@ Verified verifyRoomToken(std::string_view token, std::string_view secret, std::s
     c.expires = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : static_cast<int64_t>(d);
   }
   if (const json::value* iat = payload->if_contains("iat"); iat && iat->is_int64()) c.issuedAt = iat->get_int64();
+  if (const json::value* rec = payload->if_contains("record"); rec && rec->is_bool()) c.record = rec->get_bool();
   if (nowSeconds >= c.expires) {
     out.error = TokenError::kExpired;
     return out;

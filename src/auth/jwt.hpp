@@ -13,6 +13,7 @@ struct RoomClaims {
   std::string user;      // `sub`
   int64_t expires = 0;   // `exp`, seconds since the epoch
   int64_t issuedAt = 0;  // `iat`
+  bool record = false;   // `record`: true lets the holder start and stop the room's recording
 };
 
 enum class TokenError : uint8_t { kMalformed, kBadSignature, kUnsupportedAlgorithm, kExpired, kWrongRoom };

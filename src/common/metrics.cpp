@@ -180,6 +180,10 @@ std::string renderPrometheus() {
        "subscribe-restart requests refused for coming too soon after the last one.", r.sfuSubscribeRestartsRefused);
   emit(out, "kaiwa_sfu_ice_restarts_total", "counter",
        "ICE restarts of SFU transports (native publish re-offers, WHIP and WHEP PATCHes).", r.sfuIceRestarts);
+  emit(out, "kaiwa_recordings_started_total", "counter", "Room recordings started (record-start).",
+       r.recordingsStarted);
+  emit(out, "kaiwa_recordings_failed_total", "counter",
+       "Room recordings stopped by a failed write or a disk under the free space kept.", r.recordingsFailed);
   out += "# HELP kaiwa_sfu_dropped_total SFU packets dropped, by reason.\n# TYPE kaiwa_sfu_dropped_total counter\n";
   for (size_t i = 0; i < kSfuDropNames.size(); ++i) {
     fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],

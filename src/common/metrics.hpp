@@ -137,6 +137,8 @@ struct Registry {
   std::atomic<uint64_t> sfuSubscribeRestarts{0};         // subscribe-restart requests granted
   std::atomic<uint64_t> sfuSubscribeRestartsRefused{0};  // refused: asked again too soon
   std::atomic<uint64_t> sfuIceRestarts{0};               // ICE restarts: native publish re-offers and WHIP/WHEP PATCHes
+  std::atomic<uint64_t> recordingsStarted{0};            // rooms' recordings started
+  std::atomic<uint64_t> recordingsFailed{0};             // recordings stopped by a failed write or a full disk
   std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
       sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
 

@@ -145,6 +145,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       : service_(service), loop_(service.pool_.loop(index)), index_(index), dtls_(std::move(dtls)) {}
 
   ~Worker() {
+    for (auto& [name, room] : rooms_) {
+      if (room.recording) room.recording->stop("shutdown");
+    }
     loop_.cancel(tick_);
     loop_.cancel(publish_);
     loop_.cancel(tcpExpire_);
@@ -324,6 +327,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::unique_ptr<sfu::Room> members;
     std::unordered_map<std::string, Member> natives;
     std::vector<std::string> nativeOrder;  // the natives' ids in the order they came (what a WHEP viewer gets first)
+    // The room's recording, while it runs: the router's tap, so it is declared after the router (destroyed first).
+    std::unique_ptr<Recording> recording;
     bool idle() const { return publisher == 0 && viewers == 0 && natives.empty(); }
   };
 
@@ -520,6 +525,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::vector<sfu::PublishedTrack> published;
     for (const NativeTrack& t : member.tracks) published.push_back({t.source, t.config.kind, t.track});
     joined->members->setTracks(peer, std::move(published));
+    recordTracks(*joined);
     sendOffers(room, *joined);
     auto response = cors(http::Response::text(201, sdp::write(*answer)));
     response.contentType = "application/sdp";
@@ -719,14 +725,101 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     clients_.forEach([&](SlotId, Client& c) {
       if (c.transport && c.transport->nextDeadline() <= now) c.transport->tick(now);
     });
-    std::vector<std::pair<std::string, std::string>> retired;
+    std::vector<std::pair<std::string, std::string>> retired, ended;
     for (auto& [name, room] : rooms_) {
       if (room.router->nextDeadline() <= now) room.router->tick(now);
+      if (room.recording) {
+        if (auto failed = room.recording->tick(now)) {
+          room.recording->stop(*failed);  // the files close, the manifest says why
+          room.recording.reset();
+          ended.emplace_back(name, std::move(*failed));
+        }
+      }
       if (!room.members) continue;
       for (std::string& peer : room.members->retiredBy(now)) retired.emplace_back(name, std::move(peer));
     }
     for (const auto& [room, peer] : retired) removeMember(room, peer);  // after the loop: it may end the room
+    for (const auto& [room, reason] : ended) {
+      metrics::add(metrics::registry().recordingsFailed);
+      if (service_.listener_ != nullptr) service_.listener_->onRecordingStopped(room, reason);
+    }
     flush();
+  }
+
+  // --- recording (docs/sfu.md, "Recording"), on the owner worker ---
+  std::variant<int64_t, SfuError> startRecording(const std::string& room, const std::string& peer,
+                                                 const std::string& name) {
+    KAIWA_ON_LOOP(loop_);
+    if (service_.options_.recordDir.empty()) {
+      return SfuError{SfuErrorCode::kRecordingOff, "this server does not record (no --record-dir)"};
+    }
+    Room& r = nativeRoom(room);
+    if (r.recording) return SfuError{SfuErrorCode::kAlreadyRecording, "room '" + room + "' is being recorded already"};
+    Recording::Options o;
+    o.root = service_.options_.recordDir;
+    o.room = room;
+    o.by = peer;
+    o.byName = name;
+    o.limits = service_.options_.limits.record;
+    o.recorders = &service_.recorders_;
+    auto made = Recording::start(std::move(o), *r.router);
+    if (auto* why = std::get_if<std::string>(&made)) {
+      reapIfIdle(room);
+      return SfuError{SfuErrorCode::kRecordingFailed, std::move(*why)};
+    }
+    r.recording = std::move(std::get<std::unique_ptr<Recording>>(made));
+    metrics::add(metrics::registry().recordingsStarted);
+    recordTracks(r);
+    return r.recording->startedMs();
+  }
+
+  std::optional<SfuError> stopRecording(const std::string& room, std::string_view reason) {
+    KAIWA_ON_LOOP(loop_);
+    Room* r = findRoom(room);
+    if (r == nullptr || !r->recording) {
+      return SfuError{SfuErrorCode::kNotRecording, "room '" + room + "' is not being recorded"};
+    }
+    r->recording->stop(reason);
+    r->recording.reset();
+    reapIfIdle(room);
+    return std::nullopt;
+  }
+
+  std::string recordingDirectory(const std::string& room) {
+    Room* r = findRoom(room);
+    return r != nullptr && r->recording ? r->recording->directory() : std::string();
+  }
+
+  // Every published track of the room that its recording does not have yet (it ignores those it has).
+  void recordTracks(Room& r) {
+    if (!r.recording) return;
+    const TimePoint now = Clock::now();
+    for (const std::string& peer : r.nativeOrder) {
+      auto it = r.natives.find(peer);
+      if (it == r.natives.end()) continue;
+      for (const NativeTrack& t : it->second.tracks) {
+        RecordedSource source;
+        source.track = t.track;
+        source.peer = peer;
+        source.source = std::string(sfu::toString(t.source));
+        source.kind = t.config.kind;
+        // The publisher sends with the first codec of kaiwa's answer; the others there are repair formats.
+        for (const sdp::Codec& codec : t.answered.codecs) {
+          const std::string lower = [&] {
+            std::string n = codec.name;
+            for (char& ch : n) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+            return n;
+          }();
+          if (lower == "rtx" || lower == "red" || lower == "ulpfec" || lower == "flexfec-03") continue;
+          source.codec = codec.name;
+          source.payloadType = codec.payloadType;
+          source.clockRate = codec.clockRate;
+          source.channels = uint8_t(codec.channels.value_or(t.config.kind == sfu::MediaKind::kAudio ? 2 : 0));
+          break;
+        }
+        r.recording->addTrack(source, now);
+      }
+    }
   }
 
   // The counts of every router of this worker (the rooms that ended included) and of the port, as the totals that
@@ -1062,6 +1155,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::vector<sfu::PublishedTrack> published;
     for (const NativeTrack& t : m.tracks) published.push_back({t.source, t.config.kind, t.track});
     r.members->setTracks(peer, std::move(published));
+    recordTracks(r);
     sendOffers(room, r);
     return sdp::write(*answer);
   }
@@ -1376,6 +1470,15 @@ void Service::retireMember(const std::string& room, const std::string& peer) {
 std::optional<SfuError> Service::restartSubscribe(const std::string& room, const std::string& peer) {
   return ownerWorker(room).restartSubscribe(room, peer);
 }
+
+std::variant<int64_t, SfuError> Service::startRecording(const std::string& room, const std::string& peer,
+                                                        const std::string& name) {
+  return ownerWorker(room).startRecording(room, peer, name);
+}
+std::optional<SfuError> Service::stopRecording(const std::string& room, std::string_view reason) {
+  return ownerWorker(room).stopRecording(room, reason);
+}
+std::string Service::recordingDirectory(const std::string& room) { return ownerWorker(room).recordingDirectory(room); }
 
 Service::Service(net::WorkerPool& pool, Options options) : pool_(pool), options_(std::move(options)) {}
 Service::~Service() = default;

@@ -30,6 +30,7 @@
 
 #include "common/address.hpp"
 #include "http/handler.hpp"
+#include "media/recording.hpp"
 #include "media/tcp_port.hpp"
 #include "net/worker_pool.hpp"
 #include "sfu/room.hpp"
@@ -45,6 +46,7 @@ struct Limits {
   size_t viewersPerRoom = 100;
   size_t transportsPerAddress = 16;  // per client IP address, counted on each owner worker
   size_t transports = 2000;          // in all
+  RecordLimits record{};             // recording (--record-max-tracks, --record-min-free-mb)
 };
 
 struct Options {
@@ -56,6 +58,8 @@ struct Options {
   Limits limits;
   std::function<uint32_t(std::string_view room)> ownerOf;  // the worker that owns a room
   std::function<bool(std::string_view room)> validRoomName;
+  // --record-dir: where rooms' recordings go (a directory per recording); empty: recording is refused.
+  std::string recordDir;
 };
 
 // What the native door's SFU rooms hear back: kaiwa's offers to a member's subscribe connection, called on the room's
@@ -66,6 +70,9 @@ class Listener {
   // `tracks`: the JSON array of the m-lines that carry media, [{mid, peer, source, kind}].
   virtual void onSubscribeOffer(const std::string& room, const std::string& peer, uint64_t version, std::string sdp,
                                 std::string tracks) = 0;
+  // The room's recording stopped by itself: a write failed ("write-failed") or the disk is nearly full
+  // ("disk-full"). Not called for a stopRecording() or a room that ended.
+  virtual void onRecordingStopped(const std::string& /*room*/, const std::string& /*reason*/) {}
 };
 
 // Where a WHIP publisher becomes a member of its room (the native door's rooms: docs/protocol.md, "SFU rooms"), so the
@@ -86,7 +93,18 @@ class Roster {
   virtual void leavePublisher(const std::string& room, const std::string& peer) = 0;
 };
 
-enum class SfuErrorCode : uint8_t { kBadSdp, kTooManyPublishers, kTooManyTracks, kStaleAnswer, kLimit, kRateLimited };
+enum class SfuErrorCode : uint8_t {
+  kBadSdp,
+  kTooManyPublishers,
+  kTooManyTracks,
+  kStaleAnswer,
+  kLimit,
+  kRateLimited,
+  kRecordingOff,      // no --record-dir
+  kAlreadyRecording,  // record-start in a room that records
+  kNotRecording,      // record-stop in a room that does not
+  kRecordingFailed,   // the recording's directory cannot be made, or the disk is too full
+};
 struct SfuError {
   SfuErrorCode code;
   std::string message;
@@ -136,6 +154,17 @@ class Service {
   // credentials, every current track) follows, at most once per Limits::room.subscribeRestartInterval.
   std::optional<SfuError> restartSubscribe(const std::string& room, const std::string& peer);
 
+  // Recording (docs/sfu.md, "Recording"): every track the room's members publish, from now until stopRecording(),
+  // the room's end or shutdown, each into a WebM file, with a manifest. Call on the room's owner worker. On success,
+  // when it started (Unix milliseconds).
+  bool recordingEnabled() const { return !options_.recordDir.empty(); }
+  std::variant<int64_t, SfuError> startRecording(const std::string& room, const std::string& peer,
+                                                 const std::string& name);
+  // `reason` goes in the manifest: "stopped" (record-stop), "mesh" (the room switched to mesh).
+  std::optional<SfuError> stopRecording(const std::string& room, std::string_view reason = "stopped");
+  // The directory of the room's running recording (tests, logs); empty if none.
+  std::string recordingDirectory(const std::string& room);
+
   class Worker;
 
  private:
@@ -146,7 +175,8 @@ class Service {
   net::WorkerPool& pool_;
   Options options_;
   std::string fingerprint_;
-  std::unique_ptr<TcpShared> tcp_;  // before the workers: their connections give their counts back to it
+  std::unique_ptr<TcpShared> tcp_;    // before the workers: their connections give their counts back to it
+  std::atomic<size_t> recorders_{0};  // tracks being recorded, in all (before the workers, who count them down)
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<size_t> transports_{0};
   uint16_t port_ = 0;

@@ -109,7 +109,9 @@ void Router::removeTransport(TransportId id) {
         }
       }
       if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(id, track->second.ssrc));
+      const bool tapped = track->second.tapped;
       tracks_.erase(track);
+      trackEnded(t, tapped);
     }
     publishers_.erase(pub);
   }
@@ -135,7 +137,27 @@ void Router::removeTrack(TrackId id) {
   const TransportId publisher = track->second.publisher;
   if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(publisher, track->second.ssrc));
   if (auto pub = publishers_.find(publisher); pub != publishers_.end()) std::erase(pub->second.tracks, id);
+  const bool tapped = track->second.tapped;
   tracks_.erase(track);
+  trackEnded(id, tapped);
+}
+
+void Router::trackEnded(TrackId id, bool tapped) {
+  if (tapped && tap_ != nullptr) tap_->onTrackEnded(id);
+}
+
+bool Router::tapTrack(TrackId id, bool on) {
+  Track* track = findTrack(id);
+  if (track == nullptr) return false;
+  track->tapped = on;
+  return true;
+}
+
+bool Router::requestKeyframe(TrackId id, TimePoint now, bool urgent) {
+  Track* track = findTrack(id);
+  if (track == nullptr) return false;
+  requestKeyframe(*track, now, urgent);
+  return true;
 }
 
 bool Router::unsubscribe(TransportId subscriber, TrackId id) {
@@ -214,6 +236,7 @@ void Router::onTrackPacket(Track& track, const rtp::Packet& packet, TimePoint no
   // A retransmission was shown to the NACK generator already, to learn whether it fills a hole.
   if (track.nack && !retransmitted) track.nack->onPacket(packet.sequenceNumber(), now);
   if (track.retransmission) track.retransmission->store(packet.sequenceNumber(), packet.bytes());
+  if (track.tapped && tap_ != nullptr) tap_->onTrackRtp(track.id, packet, now);
   for (Subscription& sub : track.subscriptions) forward(track, sub, packet, now);
 }
 

@@ -98,6 +98,18 @@ class RouterIo {
   virtual void sendRtcp(TransportId to, std::span<const uint8_t> packet) = 0;
 };
 
+// A tap on published tracks (recording): the packets of each tapped track, after RTX is unwrapped, as the router takes
+// them. Called on the router's thread from inside its methods, with the rules of RouterIo; the packet is valid during
+// the call only.
+class RouterTap {
+ public:
+  virtual ~RouterTap() = default;
+  // A packet of the track's media stream (a retransmission that filled a hole too: the tap may see it late).
+  virtual void onTrackRtp(TrackId track, const rtp::Packet& packet, TimePoint now) = 0;
+  // The track ended (its publisher stopped it or left): no more packets come.
+  virtual void onTrackEnded(TrackId track) = 0;
+};
+
 struct PublisherConfig {
   uint8_t midExtensionId = 0;  // the offer's extmap id of urn:ietf:params:rtp-hdrext:sdes:mid; 0 if none
   uint8_t ridExtensionId = 0;  // rtp-stream-id; 0 if none
@@ -225,6 +237,14 @@ class Router {
   // set it to make NTP values exact.
   void setUnixTimeOfClockEpoch(std::chrono::nanoseconds offset) { unixAtEpoch_ = offset; }
 
+  // The tap that tapped tracks go to (nullptr: none); it outlives its use here, or is unset first.
+  void setTap(RouterTap* tap) { tap_ = tap; }
+  // Starts or stops handing a track's packets to the tap. False if the track is unknown.
+  bool tapTrack(TrackId track, bool on);
+  // Asks the track's publisher for a keyframe through the track's throttle (recording's start, and its losses);
+  // `urgent` as for a new subscription. False if the track is unknown.
+  bool requestKeyframe(TrackId track, TimePoint now, bool urgent = false);
+
   // The subscriber's queued packets, oldest first (see SendQueue::drain); 0 for an unknown subscriber. A subscription
   // that lost video while it was queued asks for a keyframe at the next tick.
   template <class F>
@@ -279,6 +299,7 @@ class Router {
     rtp::ReceiveStatistics received;
     std::unique_ptr<rtp::NackGenerator> nack;  // video tracks with NACK negotiated
     std::optional<SenderMapping> mapping;      // from the publisher's last SR
+    bool tapped = false;                       // its packets go to tap_ too
   };
   struct Publisher {
     PublisherConfig config;
@@ -317,7 +338,11 @@ class Router {
   void sendReports(TimePoint now);
   void onReportBlock(TransportId subscriber, const rtp::rtcp::ReportBlock& block, TimePoint now);
 
+  // The track is gone from tracks_: the tap hears of it if it was tapped.
+  void trackEnded(TrackId id, bool tapped);
+
   RouterIo* io_;
+  RouterTap* tap_ = nullptr;
   std::unique_ptr<SendPool> ownPool_;  // declared before the subscribers: their queues give buffers back to it
   SendPool* pool_;
   bool keyframesDue_ = false;  // some subscription's keyframeDue is set

@@ -144,6 +144,16 @@ std::string_view toString(ErrorCode code) {
       return "too-many-tracks";
     case ErrorCode::kStaleAnswer:
       return "stale-answer";
+    case ErrorCode::kNotAllowed:
+      return "not-allowed";
+    case ErrorCode::kRecordingOff:
+      return "recording-off";
+    case ErrorCode::kAlreadyRecording:
+      return "already-recording";
+    case ErrorCode::kNotRecording:
+      return "not-recording";
+    case ErrorCode::kRecordingFailed:
+      return "recording-failed";
   }
   return "internal";
 }
@@ -286,6 +296,7 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   reply(out, req.from,
         ev::Joined{req.re, name_, it->first, std::string(peer.resumeToken()),
                    policy_.announce ? othersThan(&peer) : std::vector<PeerInfo>{}, false, policy_.media, mode_});
+  if (recording_) out.push_back({req.from, recordingEvent()});
   if (policy_.announce) broadcast(make(ev::PeerJoined{peer.info()}), &peer, out);
   if (policy_.observer) policy_.observer->onPeerJoined(*this, it->first);
   modeChanged(before, out);
@@ -328,6 +339,8 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
       if (queues_->empty()) queues_.reset();
     }
   }
+  // After what was queued: a recording that started or stopped meanwhile ends up told right.
+  if (recording_) out.push_back({from, recordingEvent()});
   metrics::add(metrics::registry().resumes);
   return true;
 }
@@ -603,7 +616,26 @@ MediaMode Room::effectiveMode() const {
 void Room::modeChanged(MediaMode before, Outbox& out) {
   if (mode_ == before) return;
   broadcast(make(ev::MediaModeChanged{mode_}), nullptr, out);
+  // The SFU records; a mesh room's media does not pass through it (the observer stops the SFU's side).
+  if (mode_ == MediaMode::kMesh) stopRecording({}, "mesh", out);
   if (policy_.observer) policy_.observer->onMediaMode(*this, mode_);
+}
+
+EventPtr Room::recordingEvent() const {
+  return make(ev::Recording{true, recording_->by, recording_->name, recording_->since, {}});
+}
+
+void Room::startRecording(RecordingState state, Outbox& out) {
+  recording_ = std::make_unique<RecordingState>(std::move(state));
+  broadcast(recordingEvent(), nullptr, out);
+}
+
+void Room::stopRecording(std::string_view by, std::string reason, Outbox& out) {
+  if (!recording_) return;
+  recording_.reset();
+  std::string name;
+  if (const Peer* p = by.empty() ? nullptr : find(by)) name = std::string(p->name());
+  broadcast(make(ev::Recording{false, std::string(by), std::move(name), 0, std::move(reason)}), nullptr, out);
 }
 
 bool Room::isSender(Endpoint from, std::string_view peerId) const {

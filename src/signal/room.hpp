@@ -123,6 +123,18 @@ class Room {
   // An event for one member (queued while it is detached); nothing if there is no such member.
   void deliverTo(std::string_view peer, EventPtr event, Outbox& out);
 
+  // The room's recording (docs/protocol.md, "Recording"): who started it and when. The SFU does the recording; the
+  // room keeps what its members are told: every member hears ev::Recording when it starts or stops, a member that
+  // joins or resumes while it runs hears it after its `ok`, and a switch to mesh stops it (reason "mesh").
+  struct RecordingState {
+    std::string by, name;
+    int64_t since = 0;
+  };
+  const RecordingState* recording() const { return recording_.get(); }
+  void startRecording(RecordingState state, Outbox& out);
+  // `by`: the member who stopped it (empty when it stopped by itself); nothing if it was not recording.
+  void stopRecording(std::string_view by, std::string reason, Outbox& out);
+
  private:
   // A member. Its id is the key of its entry in peers_ (nodes of an unordered_map never move), so the id is held
   // once per member; the join order is a list through the members themselves. 80 bytes: with the key and the
@@ -223,6 +235,9 @@ class Room {
   MediaMode mode_ = MediaMode::kMesh;
   std::size_t sfuOnly_ = 0;                                         // members that joined with JoinRequest::sfuOnly
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
+  std::unique_ptr<RecordingState> recording_;                       // while the room is recorded
+  // ev::Recording as a member that comes in while the room is recorded is told it.
+  EventPtr recordingEvent() const;
 };
 
 // The Outbox helpers front doors and tests use.

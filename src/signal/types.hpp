@@ -55,6 +55,11 @@ enum class ErrorCode : uint8_t {
   kTooManyPublishers,  // the room has its maximum of publishers
   kTooManyTracks,      // a publish with more tracks than a publisher may have
   kStaleAnswer,        // a subscribe-answer whose version is not the outstanding offer's
+  kNotAllowed,         // the member's room token does not allow this (record-start/-stop without `record`)
+  kRecordingOff,       // record-start on a server without --record-dir
+  kAlreadyRecording,   // record-start in a room being recorded
+  kNotRecording,       // record-stop in a room not being recorded
+  kRecordingFailed,    // the recording could not start (its directory, the free disk space)
 };
 std::string_view toString(ErrorCode code);
 
@@ -142,6 +147,13 @@ struct Bye {
 struct MediaModeChanged {  // the room's effective mode changed (`media-mode`)
   MediaMode mode;
 };
+struct Recording {  // the room's recording started or stopped (`recording`)
+  bool active = false;
+  std::string by;      // who started it (active) or stopped it; empty when it stopped by itself
+  std::string name;    // that member's display name
+  int64_t since = 0;   // active: when it started (Unix milliseconds)
+  std::string reason;  // stopped: stopped, mesh, write-failed, disk-full
+};
 struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
   std::string sdp;
   uint64_t version = 0;
@@ -149,8 +161,9 @@ struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
 };
 }  // namespace ev
 
-using Event = std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal,
-                           ev::Message, ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer>;
+using Event =
+    std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal, ev::Message,
+                 ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer, ev::Recording>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // An event bound for one connection. A broadcast shares one EventPtr among all its deliveries.

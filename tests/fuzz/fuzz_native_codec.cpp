@@ -138,6 +138,8 @@ std::string reserialize(const Request& req) {
     case RequestType::kPing:
     case RequestType::kUnpublish:
     case RequestType::kSubscribeRestart:
+    case RequestType::kRecordStart:
+    case RequestType::kRecordStop:
       break;
   }
   return json::serialize(o);

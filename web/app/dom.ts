@@ -85,6 +85,7 @@ const ICONS: Record<string, string> = {
   invite: 'M10 14a4 4 0 0 0 6 0l3-3a4 4 0 0 0-6-6l-1 1M14 10a4 4 0 0 0-6 0l-3 3a4 4 0 0 0 6 6l1-1',
   settings: 'M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4',
   files: 'M6 3h8l4 4v14H6zM14 3v4h4',
+  record: 'M12 7a5 5 0 1 0 0 10 5 5 0 0 0 0-10zM12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18z',
 };
 
 /** A small stroke icon (24x24 viewBox), decorative: the button or badge carries the accessible text. */

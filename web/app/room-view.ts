@@ -1,6 +1,7 @@
 /** The room page: stage (grid / 1:1 picture-in-picture / spotlight), controls, chat, files, people, quality. */
 import {
-  KaiwaError, Room, type MediaPolicy, type MediaState, type PeerStats, type RemotePeer, type SignalingState,
+  KaiwaError, Room, type MediaPolicy, type MediaState, type PeerStats, type RecordingState, type RemotePeer,
+  type SignalingState,
 } from '../sdk/index.js';
 import { ChatPanel } from './chat.js';
 import { clear, h, icon, setIcon } from './dom.js';
@@ -62,12 +63,16 @@ export class RoomView {
   private micButton!: HTMLButtonElement;
   private camButton!: HTMLButtonElement;
   private screenButton!: HTMLButtonElement;
+  private recordButton!: HTMLButtonElement;
   private settings!: HTMLElement;
   private invitePanel!: HTMLElement;
   private dropOverlay!: HTMLElement;
   /** "via server" while the room's media goes through kaiwa's SFU; hidden in a mesh. */
   private readonly modeBadge = h('span', { class: 'media-mode', testid: 'media-mode', 'data-mode': 'mesh',
     title: 'Audio and video go through the server (more than two people)' }, 'via server');
+  /** Shown to everybody while the room is being recorded. */
+  private readonly recordBadge = h('span', { class: 'recording-badge', testid: 'recording-indicator', 'data-active': 'false',
+    role: 'status' }, 'REC');
 
   constructor(root: HTMLElement, readonly roomName: string, private readonly choice: PrejoinChoice,
     private readonly token: string | null, mediaPolicy?: MediaPolicy) {
@@ -170,6 +175,11 @@ export class RoomView {
     this.screenButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-screen', 'aria-pressed': 'false',
       'aria-label': 'Share your screen', onclick: () => void this.toggleScreen() }, icon('screen'), h('span', { class: 'ctl-label' }, 'Share'));
     this.screenButton.hidden = typeof navigator.mediaDevices?.getDisplayMedia !== 'function';
+    // Recording happens on the server, which records only rooms whose media goes through it.
+    this.recordButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-recording', 'aria-pressed': 'false',
+      'aria-label': 'Record the call', onclick: () => void this.toggleRecording() }, icon('record'), h('span', { class: 'ctl-label' }, 'Record'));
+    this.recordButton.hidden = true;
+    this.recordBadge.hidden = true;
     const settingsButton = h('button', { type: 'button', class: 'ctl', testid: 'toggle-settings', 'aria-label': 'Camera and microphone settings',
       'aria-expanded': 'false', onclick: () => this.toggleSettings() }, icon('settings'), h('span', { class: 'ctl-label' }, 'Devices'));
     this.panelButton = h('button', { type: 'button', class: 'ctl panel-toggle', testid: 'toggle-panel', 'aria-label': 'Chat and files',
@@ -177,7 +187,7 @@ export class RoomView {
     const leave = h('button', { type: 'button', class: 'ctl leave', testid: 'leave', 'aria-label': 'Leave the call',
       onclick: () => this.leave() }, icon('leave'), h('span', { class: 'ctl-label' }, 'Leave'));
     const controls = h('footer', { class: 'controls', testid: 'controls' },
-      this.micButton, this.camButton, this.screenButton, settingsButton, this.panelButton, leave);
+      this.micButton, this.camButton, this.screenButton, this.recordButton, settingsButton, this.panelButton, leave);
 
     this.count = h('span', { class: 'count', testid: 'participant-count' }, '1');
     this.peopleButton = h('button', { type: 'button', class: 'ghost top-btn', testid: 'toggle-people', 'aria-expanded': 'false',
@@ -195,7 +205,7 @@ export class RoomView {
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, 'kaiwa'),
         h('span', { class: 'room-name', testid: 'room-name', title: this.roomName }, this.roomName),
-        this.modeBadge, this.sigState, this.peopleButton, invite, help),
+        this.modeBadge, this.recordBadge, this.sigState, this.peopleButton, invite, help),
       this.banner,
       this.notices,
       h('main', { class: 'stage' }, stageArea,
@@ -228,6 +238,7 @@ export class RoomView {
       else tile.listen(stream);
     });
     r.on('media-mode', ({ mode }) => this.showMode(mode));
+    r.on('recording', (s) => this.showRecording(s));
     r.on('connection-state', ({ peer, state }) => this.tiles.get(peer.id)?.setConnection(state));
     r.on('local-state', (s) => {
       this.selfTile.setState(s);
@@ -255,6 +266,41 @@ export class RoomView {
   private showMode(mode: 'mesh' | 'sfu'): void {
     this.modeBadge.dataset.mode = mode;
     this.modeBadge.hidden = mode !== 'sfu';
+    if (this.recordButton) this.recordButton.hidden = mode !== 'sfu' && !this.room.recording.active;
+  }
+
+  private showRecording(s: RecordingState): void {
+    this.recordBadge.hidden = !s.active;
+    this.recordBadge.dataset.active = String(s.active);
+    this.recordBadge.title = s.active
+      ? `Recording since ${new Date(s.since ?? Date.now()).toLocaleTimeString()}${s.name ? `, started by ${s.name}` : ''}`
+      : '';
+    this.recordButton.setAttribute('aria-pressed', String(s.active));
+    this.recordButton.setAttribute('aria-label', s.active ? 'Stop recording' : 'Record the call');
+    this.recordButton.hidden = this.room.mediaMode !== 'sfu' && !s.active;
+    const label = this.recordButton.querySelector('.ctl-label');
+    if (label) label.textContent = s.active ? 'Stop rec' : 'Record';
+    if (s.active) {
+      this.notice(s.name ? `${s.name} started recording this call.` : 'This call is being recorded.', 'info', 'recording-notice');
+    } else if (s.reason && s.reason !== 'rejoined') {
+      const why: Record<string, string> = {
+        mesh: 'the call went back to peer to peer',
+        'write-failed': 'the server could not write the files',
+        'disk-full': "the server's disk is nearly full",
+      };
+      this.notice(`Recording stopped${why[s.reason] ? `: ${why[s.reason]}` : s.name ? ` by ${s.name}` : ''}.`,
+        s.reason === 'stopped' || s.reason === 'mesh' ? 'info' : 'warn', 'recording-notice');
+    }
+  }
+
+  private async toggleRecording(): Promise<void> {
+    try {
+      if (this.room.recording.active) await this.room.stopRecording();
+      else await this.room.startRecording();
+    } catch (err) {
+      const e = err instanceof KaiwaError ? err : new KaiwaError('internal', String(err));
+      this.notice(`Recording: ${e.message}`, 'warn', 'recording-error', e.code);
+    }
   }
 
   private allTiles(): Tile[] {

@@ -13,6 +13,7 @@ export { Emitter } from './emitter.js';
 export { KaiwaError, PROTOCOL_VERSION } from './types.js';
 export type {
   MediaState, MediaMode, MediaPolicy, PeerInfo, ServerLimits, HelloMessage, ErrorCode, PeerLeftReason,
+  RecordingState,
 } from './types.js';
 export { SfuSession } from './sfu.js';
 export type { SfuTrack, TrackSource } from './sfu.js';

@@ -19,7 +19,7 @@ import { SignalFiles } from './sigfiles.js';
 import { SignalingClient, type SignalingOptions, type SignalingState } from './signaling.js';
 import {
   DEFAULT_STATE, KaiwaError, normalizeState, type JoinReply, type MediaMode, type MediaPolicy, type MediaState,
-  type PeerInfo, type PeerLeftReason, type ServerMessage,
+  type PeerInfo, type PeerLeftReason, type RecordingState, type ServerMessage,
 } from './types.js';
 
 export interface JoinOptions {
@@ -107,6 +107,8 @@ export interface RoomEvents extends PeerFileEvents {
   'local-track-ended': { kind: 'audio' | 'video' };
   /** The room's media now goes peer to peer (`mesh`) or through kaiwa (`sfu`); also emitted once at join. */
   'media-mode': { mode: MediaMode };
+  /** The room's recording started or stopped (also after a join or resume into a room being recorded). */
+  recording: RecordingState;
   error: KaiwaError;
   closed: void;
 }
@@ -173,6 +175,8 @@ export class Room extends Emitter<RoomEvents> {
   private unsubscribe: Array<() => void> = [];
   /** How media goes now (`media-mode`); mesh on servers without SFU rooms. */
   mediaMode: MediaMode = 'mesh';
+  /** The room's recording, as the server last said (docs/protocol.md, "Recording"). */
+  recording: RecordingState = { active: false };
   /** The room's policy as the server reported it (null from servers without SFU rooms). */
   mediaPolicy: MediaPolicy | null = null;
   private sfu: SfuSession | null = null;
@@ -424,6 +428,17 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /** Sends an app message through the server to one peer or to every other peer. */
+  /** Starts recording the room (an SFU room; the server needs --record-dir, and with room tokens a `record` claim).
+   * Every member then gets the `recording` event; rejects with the server's error code otherwise. */
+  async startRecording(): Promise<void> {
+    await this.signaling.request('record-start');
+  }
+
+  /** Stops the room's recording; the files are closed and every member gets `recording` with `active: false`. */
+  async stopRecording(): Promise<void> {
+    await this.signaling.request('record-stop');
+  }
+
   async sendMessage(data: unknown, to?: string): Promise<void> {
     await this.signaling.request('message', to ? { to, data } : { data });
   }
@@ -577,6 +592,8 @@ export class Room extends Emitter<RoomEvents> {
     this.signaling.setAttached(true);
     this.mediaPolicy = MEDIA_POLICIES.includes(String(r.mediaPolicy)) ? r.mediaPolicy! : null;
     this.mediaMode = r.media === 'sfu' ? 'sfu' : 'mesh';
+    // A room being recorded says so right after this reply; a rejoin into one that is not says nothing.
+    if (this.recording.active) this.setRecording({ active: false, reason: 'rejoined' });
     this.emit('joined', { id: this.id, rejoined });
     this.emit('media-mode', { mode: this.mediaMode });
     for (const info of peers) {
@@ -818,6 +835,15 @@ export class Room extends Emitter<RoomEvents> {
       case 'media-mode':
         if (m.mode === 'sfu' || m.mode === 'mesh') this.setMode(m.mode);
         break;
+      case 'recording': {
+        const state: RecordingState = { active: m.active === true };
+        if (typeof m.by === 'string') state.by = m.by;
+        if (typeof m.name === 'string') state.name = m.name;
+        if (typeof m.since === 'number') state.since = m.since;
+        if (typeof m.reason === 'string') state.reason = m.reason;
+        this.setRecording(state);
+        break;
+      }
       case 'subscribe-offer':
         if (this.mediaMode !== 'sfu') break; // a late offer after the switch to mesh
         this.startSfu();
@@ -831,6 +857,11 @@ export class Room extends Emitter<RoomEvents> {
       default:
         break; // unknown events are ignored (forward compatibility)
     }
+  }
+
+  private setRecording(state: RecordingState): void {
+    this.recording = state;
+    this.emit('recording', state);
   }
 
   private updateState(patch: Partial<MediaState>): void {

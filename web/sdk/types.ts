@@ -38,6 +38,19 @@ export type MediaMode = 'mesh' | 'sfu';
 /** A room's policy, fixed by the join that creates it: `auto` is mesh up to two members and sfu from three on. */
 export type MediaPolicy = 'auto' | 'sfu' | 'mesh';
 
+/** The room's recording as the server last told it (`recording` event, docs/protocol.md "Recording"). */
+export interface RecordingState {
+  active: boolean;
+  /** Who started it (active) or stopped it; absent when it stopped by itself. */
+  by?: string;
+  /** That member's display name. */
+  name?: string;
+  /** Active: when it started (ms since the epoch). */
+  since?: number;
+  /** Stopped: `stopped`, `mesh`, `write-failed` or `disk-full`. */
+  reason?: string;
+}
+
 export interface JoinReply {
   peer: string;
   resume: string;
@@ -77,6 +90,11 @@ export type ErrorCode =
   | 'too-many-publishers'
   | 'too-many-tracks'
   | 'stale-answer'
+  | 'not-allowed'
+  | 'recording-off'
+  | 'already-recording'
+  | 'not-recording'
+  | 'recording-failed'
   // SDK-side codes
   | 'timeout'
   | 'closed'

@@ -310,6 +310,8 @@ std::optional<RequestType> typeOf(std::string_view t) {
   if (is(t, "subscribe-answer")) return RequestType::kSubscribeAnswer;
   if (is(t, "unpublish")) return RequestType::kUnpublish;
   if (is(t, "subscribe-restart")) return RequestType::kSubscribeRestart;
+  if (is(t, "record-start")) return RequestType::kRecordStart;
+  if (is(t, "record-stop")) return RequestType::kRecordStop;
   return std::nullopt;
 }
 
@@ -524,6 +526,8 @@ DecodeResult decode(std::string_view text) {
     case RequestType::kPing:
     case RequestType::kUnpublish:
     case RequestType::kSubscribeRestart:
+    case RequestType::kRecordStart:
+    case RequestType::kRecordStop:
       break;
     case RequestType::kPublish:
     case RequestType::kSubscribeAnswer:
@@ -603,6 +607,21 @@ void encode(const Event& event, std::string& out) {
           out += R"("media-mode","mode":")"sv;
           out += toString(e.mode);
           out += '"';
+        } else if constexpr (std::is_same_v<T, ev::Recording>) {
+          out += R"("recording","active":)"sv;
+          out += e.active ? "true"sv : "false"sv;
+          if (!e.by.empty()) {
+            out += R"(,"by":)"sv;
+            appendJsonString(out, e.by);
+            out += R"(,"name":)"sv;
+            appendJsonString(out, e.name);
+          }
+          if (e.active) {
+            fmt::format_to(std::back_inserter(out), R"(,"since":{})", e.since);
+          } else {
+            out += R"(,"reason":)"sv;
+            appendJsonString(out, e.reason);
+          }
         } else if constexpr (std::is_same_v<T, ev::SubscribeOffer>) {
           out += R"("subscribe-offer","sdp":)"sv;
           appendJsonString(out, e.sdp);

@@ -27,6 +27,8 @@ enum class RequestType : uint8_t {
   kSubscribeAnswer,   //
   kUnpublish,         //
   kSubscribeRestart,  //
+  kRecordStart,       // the room's recording (docs/protocol.md, "Recording")
+  kRecordStop,        //
 };
 
 // A track of a publish request: the m-line of the page's offer and what it carries.

@@ -148,6 +148,10 @@ void Session::handle(Request&& req) {
     case RequestType::kSubscribeRestart:
       sfuRequest(std::move(req));
       break;
+    case RequestType::kRecordStart:
+    case RequestType::kRecordStop:
+      recordRequest(std::move(req));
+      break;
     default:
       sendError(re, ErrorCode::kInternal, "unhandled request");
   }
@@ -191,6 +195,14 @@ void Session::sfuRequest(Request&& req) {
           return ErrorCode::kRoomFull;
         case media::SfuErrorCode::kRateLimited:
           return ErrorCode::kRateLimited;
+        case media::SfuErrorCode::kRecordingOff:
+          return ErrorCode::kRecordingOff;
+        case media::SfuErrorCode::kAlreadyRecording:
+          return ErrorCode::kAlreadyRecording;
+        case media::SfuErrorCode::kNotRecording:
+          return ErrorCode::kNotRecording;
+        case media::SfuErrorCode::kRecordingFailed:
+          return ErrorCode::kRecordingFailed;
       }
       return ErrorCode::kInternal;
     };
@@ -228,8 +240,67 @@ void Session::sfuRequest(Request&& req) {
   });
 }
 
+void Session::recordRequest(Request&& req) {
+  const int64_t re = req.id;
+  const bool start = req.type == RequestType::kRecordStart;
+  if (!mayRecord_) {
+    sendError(re, ErrorCode::kNotAllowed, "recording needs a room token with the `record` claim");
+    return;
+  }
+  media::Service* media = sfu_ ? sfu_->media() : nullptr;
+  if (media == nullptr) {
+    sendError(re, ErrorCode::kNotSfu, "this server runs without the SFU, which records");
+    return;
+  }
+  if (!media->recordingEnabled()) {
+    sendError(re, ErrorCode::kRecordingOff, "this server does not record (it runs without --record-dir)");
+    return;
+  }
+  hub_.onRoom(room_, [media, ep = endpoint_, re, peer = peer_, room = room_, start](RoomHost& rooms, Outbox& out) {
+    Room* r = rooms.find(room);
+    if (r == nullptr || !r->isSender(ep, peer)) {
+      replyError(out, ep, re, ErrorCode::kNotJoined, "not a member of room '" + room + "'");
+      return;
+    }
+    if (!start) {
+      if (r->recording() == nullptr) {
+        replyError(out, ep, re, ErrorCode::kNotRecording, "room '" + room + "' is not being recorded");
+        return;
+      }
+      media->stopRecording(room);  // the SFU's side may have ended already (the room's media went away)
+      reply(out, ep, ev::Ok{re});
+      r->stopRecording(peer, "stopped", out);
+      return;
+    }
+    if (r->mediaMode() != MediaMode::kSfu) {
+      replyError(out, ep, re, ErrorCode::kNotSfu, "room '" + room + "' is in mesh mode: only SFU rooms are recorded");
+      return;
+    }
+    if (r->recording() != nullptr) {
+      replyError(out, ep, re, ErrorCode::kAlreadyRecording, "room '" + room + "' is being recorded already");
+      return;
+    }
+    std::string name;
+    for (const PeerInfo& p : r->members()) {
+      if (p.id == peer) name = p.name;
+    }
+    auto started = media->startRecording(room, peer, name);
+    if (auto* e = std::get_if<media::SfuError>(&started)) {
+      const ErrorCode code = e->code == media::SfuErrorCode::kAlreadyRecording ? ErrorCode::kAlreadyRecording
+                             : e->code == media::SfuErrorCode::kRecordingOff   ? ErrorCode::kRecordingOff
+                                                                               : ErrorCode::kRecordingFailed;
+      replyError(out, ep, re, code, std::move(e->message));
+      return;
+    }
+    reply(out, ep, ev::Ok{re});
+    r->startRecording({peer, std::move(name), std::get<int64_t>(started)}, out);
+  });
+}
+
 void Session::join(Request&& req) {
   const int64_t re = req.id;
+  // A resume carries no token: it may record only where no token is needed (a join's token says below).
+  mayRecord_ = !hub_.options().authSecret;
   if (req.type == RequestType::kJoin) {
     if (hub_.options().authSecret) {
       if (req.token.empty()) {
@@ -246,6 +317,7 @@ void Session::join(Request&& req) {
       // display name cannot change it. Without a name the subject is the name too.
       req.user = v.claims->user;
       if (req.name.empty()) req.name = v.claims->user;
+      mayRecord_ = v.claims->record;
     }
     if (req.name.empty() || !validDisplayName(req.name)) {
       sendError(re, ErrorCode::kBadMessage, "a display name (1-64 characters) is needed to join");

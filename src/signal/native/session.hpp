@@ -30,7 +30,8 @@ class Session final : public http::WsHandler, public Connection {
   void join(Request&& req);
   void enterRoom(Request&& req);  // join's second half, on the room's worker when the connection moved there
   void sendError(int64_t re, ErrorCode code, std::string message);
-  void sfuRequest(Request&& req);  // publish, subscribe-answer, unpublish
+  void sfuRequest(Request&& req);     // publish, subscribe-answer, unpublish
+  void recordRequest(Request&& req);  // record-start, record-stop
   void send(std::string frame);
 
   enum class Phase : uint8_t { kIdle, kJoining, kJoined };
@@ -45,6 +46,9 @@ class Session final : public http::WsHandler, public Connection {
   Phase phase_ = Phase::kIdle;
   std::string room_;
   std::string peer_;
+  // The member may start and stop the room's recording: its room token has the `record` claim, or the server takes
+  // no tokens. A resume carries no token: on a server with tokens, a resumed connection may not.
+  bool mayRecord_ = false;
   bool open_ = false;
   bool placed_ = false;  // the first join has decided where the connection lives
 };

@@ -20,6 +20,8 @@ void SfuBridge::onMediaMode(const Room& room, MediaMode mode) {
   if (media_ == nullptr) return;
   // To sfu: every member receives from now on. To mesh: the members' SFU transports go on until each page's
   // unpublish (sent once its mesh connections carry media) or 10 s, so no picture freezes in between.
+  // The room told its members the recording stopped (Room::modeChanged); the SFU's side stops here, if it runs.
+  if (mode == MediaMode::kMesh) media_->stopRecording(room.name(), "mesh");
   for (const PeerInfo& p : room.members()) {
     if (mode == MediaMode::kSfu) {
       media_->addMember(room.name(), p.id);
@@ -35,6 +37,13 @@ void SfuBridge::onSubscribeOffer(const std::string& room, const std::string& pee
   auto event = std::make_shared<const Event>(ev::SubscribeOffer{std::move(sdp), version, std::move(tracks)});
   hub_->onRoom(room, [room, peer, event = std::move(event)](RoomHost& rooms, Outbox& out) mutable {
     if (Room* r = rooms.find(room); r && r->mediaMode() == MediaMode::kSfu) r->deliverTo(peer, std::move(event), out);
+  });
+}
+
+void SfuBridge::onRecordingStopped(const std::string& room, const std::string& reason) {
+  if (hub_ == nullptr) return;
+  hub_->onRoom(room, [room, reason](RoomHost& rooms, Outbox& out) {
+    if (Room* r = rooms.find(room)) r->stopRecording({}, reason, out);
   });
 }
 

@@ -72,6 +72,22 @@ TEST(NativeDecode, SfuRequestsWithoutFields) {
   EXPECT_EQ(restart.id, 4);
 }
 
+TEST(NativeDecode, RecordRequestsWithoutFields) {
+  Request start = ok(R"({"v":1,"type":"record-start","id":5})");
+  EXPECT_EQ(start.type, RequestType::kRecordStart);
+  EXPECT_EQ(start.id, 5);
+  EXPECT_EQ(ok(R"({"v":1,"type":"record-stop"})").type, RequestType::kRecordStop);
+}
+
+TEST(NativeEncode, RecordingSaysWhoAndSinceOrWhy) {
+  EXPECT_EQ(encode(Event{ev::Recording{true, "p1", "Al \"x\"", 1700000000123, {}}}),
+            R"({"v":1,"type":"recording","active":true,"by":"p1","name":"Al \"x\"","since":1700000000123})");
+  EXPECT_EQ(encode(Event{ev::Recording{false, "p2", "Bo", 0, "stopped"}}),
+            R"({"v":1,"type":"recording","active":false,"by":"p2","name":"Bo","reason":"stopped"})");
+  EXPECT_EQ(encode(Event{ev::Recording{false, {}, {}, 0, "disk-full"}}),
+            R"({"v":1,"type":"recording","active":false,"reason":"disk-full"})");
+}
+
 TEST(NativeDecode, BadMessagesSayWhy) {
   EXPECT_NE(bad("not json").message.find("JSON"), std::string::npos);
   EXPECT_NE(bad("[1]").message.find("object"), std::string::npos);

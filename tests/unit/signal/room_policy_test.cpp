@@ -437,3 +437,96 @@ TEST(RoomMediaMode, AnSfuOnlyMemberMakesAutoSfuAndMeshRefusesIt) {
 
 }  // namespace
 }  // namespace kaiwa::signal
+
+// The room's recording state (docs/protocol.md, "Recording"): every member hears the start and the stop, a member
+// that joins or resumes while it runs hears it after its ok, and a switch to mesh stops it.
+namespace kaiwa::signal {
+namespace {
+
+std::vector<ev::Recording> recordingEvents(const Outbox& out, Endpoint ep) {
+  std::vector<ev::Recording> list;
+  for (const auto& d : out) {
+    if (const auto* r = std::get_if<ev::Recording>(d.event.get()); r && d.to == ep) list.push_back(*r);
+  }
+  return list;
+}
+
+TEST(RoomRecording, EveryMemberHearsStartAndStopAndALateJoinerHearsItAfterItsOk) {
+  Limits limits;
+  Room room("r", limits, RoomPolicy{.media = MediaPolicy::kAuto});
+  const Endpoint a{0, 1}, b{0, 2}, c{0, 3}, d{0, 4}, c2{0, 5};
+  Outbox out;
+  const std::string ida = room.join(JoinRequest{a, 1, "Alice", {}, {}}, TimePoint{}, out);
+  room.join(JoinRequest{b, 1, "Bob", {}, {}}, TimePoint{}, out);
+  const std::string idc = room.join(JoinRequest{c, 1, "Carol", {}, {}}, TimePoint{}, out);
+  std::string carolToken;
+  for (const auto& del : out) {
+    if (const auto* j = std::get_if<ev::Joined>(del.event.get()); j && del.to == c) carolToken = j->resume;
+  }
+  ASSERT_EQ(room.mediaMode(), MediaMode::kSfu);
+  EXPECT_EQ(room.recording(), nullptr);
+  out.clear();
+  room.startRecording({ida, "Alice", 1234}, out);
+  for (Endpoint ep : {a, b, c}) {
+    auto evs = recordingEvents(out, ep);
+    ASSERT_EQ(evs.size(), 1u);
+    EXPECT_TRUE(evs[0].active);
+    EXPECT_EQ(evs[0].by, ida);
+    EXPECT_EQ(evs[0].name, "Alice");
+    EXPECT_EQ(evs[0].since, 1234);
+  }
+  out.clear();
+  room.join(JoinRequest{d, 7, "Dan", {}, {}}, TimePoint{}, out);
+  ASSERT_GE(out.size(), 2u);
+  EXPECT_TRUE(std::holds_alternative<ev::Joined>(*out[0].event));
+  const auto* told = std::get_if<ev::Recording>(out[1].event.get());
+  ASSERT_NE(told, nullptr);
+  EXPECT_EQ(out[1].to, d);
+  EXPECT_EQ(told->since, 1234);
+  // A resume hears it too, after its ok and what was queued for it.
+  out.clear();
+  room.detach(c, TimePoint{}, out);
+  out.clear();
+  ASSERT_TRUE(room.resume(c2, 3, idc, carolToken, TimePoint{}, out));
+  ASSERT_FALSE(out.empty());
+  EXPECT_TRUE(std::holds_alternative<ev::Joined>(*out.front().event));
+  const auto* again = std::get_if<ev::Recording>(out.back().event.get());
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(out.back().to, c2);
+  EXPECT_TRUE(again->active);
+
+  out.clear();
+  room.stopRecording(ida, "stopped", out);
+  EXPECT_EQ(room.recording(), nullptr);
+  auto stopped = recordingEvents(out, b);
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_FALSE(stopped[0].active);
+  EXPECT_EQ(stopped[0].by, ida);
+  EXPECT_EQ(stopped[0].reason, "stopped");
+  out.clear();
+  room.stopRecording(ida, "stopped", out);  // not recording: nothing said
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(RoomRecording, ASwitchToMeshStopsIt) {
+  Limits limits;
+  Room room("r", limits, RoomPolicy{.media = MediaPolicy::kAuto});
+  const Endpoint a{0, 1}, b{0, 2}, c{0, 3};
+  Outbox out;
+  const std::string ida = room.join(JoinRequest{a, 1, "a", {}, {}}, TimePoint{}, out);
+  room.join(JoinRequest{b, 1, "b", {}, {}}, TimePoint{}, out);
+  const std::string idc = room.join(JoinRequest{c, 1, "c", {}, {}}, TimePoint{}, out);
+  room.startRecording({ida, "a", 1}, out);
+  out.clear();
+  room.leave(c, 2, idc, out);
+  EXPECT_EQ(room.mediaMode(), MediaMode::kMesh);
+  EXPECT_EQ(room.recording(), nullptr);
+  auto evs = recordingEvents(out, a);
+  ASSERT_EQ(evs.size(), 1u);
+  EXPECT_FALSE(evs[0].active);
+  EXPECT_EQ(evs[0].reason, "mesh");
+  EXPECT_TRUE(evs[0].by.empty());
+}
+
+}  // namespace
+}  // namespace kaiwa::signal
