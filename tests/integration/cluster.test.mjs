@@ -195,3 +195,29 @@ test('a node cut from Redis says degraded and serves its own room; it recovers b
   a.close();
   b.close();
 });
+
+test('a member whose connection dropped resumes on another node within the grace, unseen by the others', { skip },
+  async (t) => {
+    const { nodes: [n1, n2, n3] } = await cluster(t, 3, ['--resume-grace', '30s']);
+    const room = uniqueRoom();
+    const a = await Client.open(n1);
+    assert.equal((await a.join(room, 'Alice')).type, 'ok');
+    const b = await Client.open(n2);
+    assert.equal((await b.join(room, 'Bob')).type, 'ok');
+    await a.waitFor((m) => m.type === 'peer-joined');
+    b.ws.close(4000, 'network change');  // not going away: the member keeps its place for the grace
+    await b.waitClosed();
+    await until(async () => (await metric(n1, 'kaiwa_peers_detached')) === 1, 'the owner to detach the member');
+    a.send({ type: 'signal', to: b.peer, data: 'while-away' });  // held for the detached member
+    const b2 = await Client.open(n3);
+    const r = await b2.request({ type: 'resume', room, peer: b.peer, resume: b.resumeToken });
+    assert.equal(r.type, 'ok', JSON.stringify(r));
+    assert.equal(r.resumed, true);
+    assert.equal(r.peer, b.peer);
+    assert.equal((await b2.waitFor((m) => m.type === 'signal')).data, 'while-away');
+    b2.send({ type: 'message', to: a.peer, data: { back: 1 } });
+    assert.deepEqual((await a.waitFor((m) => m.type === 'message')).data, { back: 1 });
+    assert.ok(!a.messages.some((m) => m.type === 'peer-left'), 'a resumed member is not reported as gone');
+    a.close();
+    b2.close();
+  });
