@@ -47,7 +47,7 @@ function redisCommands(port) {  // total_commands_processed, over a raw connecti
 }
 async function startKaiwa(redisPort, id) {
   const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--redis', `redis://127.0.0.1:${redisPort}`, '--node-id',
-    id, '--workers', '1', '--no-sfu', '--no-turn', '--log-level', 'warn', '--rate', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    id, '--workers', '1', '--no-sfu', '--no-turn', '--rate', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
