@@ -120,7 +120,12 @@ void Node::stop() {
     net::Loop& loop = pool_.loop(options_.home);
     loop.cancel(heartbeatTimer_);
     loop.cancel(refreshTimer_);
-    if (commands_ && commands_->up()) commands_->command({"SREM", std::string(kNodesKey), options_.id});
+    // Gone at once rather than when the record expires: the others end their links now, and a room placed here is
+    // taken over by the next node asked instead of being sent to a node that no longer listens.
+    if (commands_ && commands_->up()) {
+      commands_->command({"SREM", std::string(kNodesKey), options_.id});
+      commands_->command({"DEL", nodeKey(options_.id)});
+    }
     flush();
     subscriber_.reset();
     // The commands connection stays until the pool stops, so the last batches and the SREM leave.

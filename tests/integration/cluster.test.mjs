@@ -221,3 +221,25 @@ test('a member whose connection dropped resumes on another node within the grace
     a.close();
     b2.close();
   });
+
+test('a node stopped with SIGTERM leaves at once: its members are told, its rooms are taken over', { skip },
+  async (t) => {
+    const { nodes: [n1, n2] } = await cluster(t, 2);
+    const room = uniqueRoom();
+    const a = await Client.open(n2);
+    assert.equal((await a.join(room, 'Alice')).type, 'ok');  // the room lives on n2
+    const b = await Client.open(n1);
+    assert.equal((await b.join(room, 'Bob')).type, 'ok');
+    await n2.stop();
+    // n2's shutdown `bye` reaches its member on n1 through the link.
+    const bye = await b.waitFor((m) => m.type === 'bye');
+    assert.equal(bye.reason, 'shutdown');
+    await b.waitClosed();
+    await until(async () => (await metric(n1, 'kaiwa_cluster_nodes')) === 1, 'n1 to see n2 leave');
+    // n2 deleted its record: the room is placed on n1 at the first try, not sent to a node that no longer listens.
+    const b2 = await Client.open(n1);
+    const r = await b2.join(room, 'Bob');
+    assert.equal(r.type, 'ok', JSON.stringify(r));
+    assert.deepEqual(r.peers, []);
+    b2.close();
+  });
