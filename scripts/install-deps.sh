@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config git curl
+  libhiredis-dev  # the cluster's Redis client (docs/cluster.md)
+  redis-server  # only for the cluster's tests; its service is kept off below
   libboost1.81-dev libboost-json1.81-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
   libidn-dev  # stringprep's SASLprep profile, for TURN credentials
   libsrtp2-dev  # the SFU's SRTP
@@ -45,6 +47,16 @@ if dpkg-query -W -f='${Status}' coturn 2>/dev/null | grep -q "install ok install
     $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
   elif [ -x /etc/init.d/coturn ]; then
     $sudo /etc/init.d/coturn stop >/dev/null 2>&1 || true
+  fi
+fi
+# redis-server is for the tests, which start their own on a free port: the packaged service stays off.
+if dpkg-query -W -f='${Status}' redis-server 2>/dev/null | grep -q "install ok installed"; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/redis-server ]; then
+    $sudo /etc/init.d/redis-server stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -380,6 +380,12 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
                    "mesh")
       ->check(CLI::IsMember({"auto", "sfu", "mesh"}))
       ->envname("KAIWA_MEDIA_MODE");
+  serve->add_option("--redis", c.cluster.redis, "Run as a node of a cluster on this Redis: redis://HOST:PORT")
+      ->envname("KAIWA_REDIS");
+  serve->add_option("--node-id", c.cluster.nodeId, "This node's name in the cluster (default: host name and port)")
+      ->envname("KAIWA_NODE_ID");
+  serve->add_option("--advertise", c.cluster.advertise, "URL other nodes and redirects reach this node at")
+      ->envname("KAIWA_ADVERTISE");
   serve->add_option("--sfu-max-publishers", c.sfu.maxPublishers, "Publishers in one SFU room")
       ->check(CLI::Range(size_t(1), size_t(1000)))
       ->envname("KAIWA_SFU_MAX_PUBLISHERS");

@@ -63,6 +63,13 @@ struct SfuConfig {
   uint64_t recordMinFreeMb = 256;  // free space kept on the recording disk
 };
 
+// Several nodes on Redis (docs/cluster.md). No redis: one node, as ever.
+struct ClusterConfig {
+  std::string redis;      // redis://HOST:PORT
+  std::string nodeId;     // empty: HOST:PORT of this node (the host name and the HTTP port)
+  std::string advertise;  // how other nodes and redirects reach this node; empty: http(s)://LISTEN-HOST:PORT
+};
+
 struct ServeConfig {
   std::string listenHost = http::ServerOptions{}.host;
   uint16_t listenPort = http::ServerOptions{}.port;
@@ -86,6 +93,7 @@ struct ServeConfig {
   signal::peerjs::Options peerjs;      // the PeerJS front door (docs/peerjs.md)
   signal::socketio::Options socketio;  // the Socket.IO front door (docs/socketio.md)
   std::string configFile;              // the --config file read, if any
+  ClusterConfig cluster;
 };
 
 // "15s", "500ms", "2m", "1h"; a bare number is seconds. nullopt for anything else or a negative value.

@@ -15,6 +15,7 @@
 
 #include "app/config.hpp"
 #include "app/ice_servers.hpp"
+#include "cluster/node.hpp"
 #include "common/metrics.hpp"
 #include "common/random.hpp"
 #include "http/server.hpp"
@@ -70,14 +71,14 @@ std::string iceServersJson(const ServeConfig& c, std::string_view requestHost = 
 
 http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::StaticFiles& files,
                         signal::peerjs::Service& peerjs, signal::socketio::Service& socketio, media::Service* sfu,
-                        signal::native::SfuBridge& bridge) {
+                        signal::native::SfuBridge& bridge, const std::unique_ptr<cluster::Node>& node) {
   http::Routes routes;
   routes.deferred = [&socketio, sfu](const http::Request& req, http::Responder& respond) {
     if (sfu && sfu->http(req, respond)) return true;  // WHIP/WHEP, answered by the room's worker (docs/sfu.md)
     return socketio.http(req, respond);  // Engine.IO polling, answered by the session's worker (docs/socketio.md)
   };
   auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
-  routes.api = [ice, &config, &files, &peerjs](const http::Request& req) -> std::optional<http::Response> {
+  routes.api = [ice, &config, &files, &peerjs, &node](const http::Request& req) -> std::optional<http::Response> {
     if (auto r = peerjs.http(req)) return r;  // /{key}/id, /{key}/peers (docs/peerjs.md)
     bool get = req.method == "GET" || req.method == "HEAD";
     auto only = [&](auto make) -> std::optional<http::Response> {
@@ -88,10 +89,17 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
       }
       return make();
     };
-    if (req.path == "/healthz") return only([] { return http::Response::text(200, "ok\n"); });
+    if (req.path == "/healthz") {
+      return only([&node] {
+        // A node cut from Redis serves its own rooms but cannot reach the others: a balancer should send new
+        // clients elsewhere (docs/cluster.md, "Failures").
+        if (node && !node->redisUp()) return http::Response::text(503, "degraded: redis unreachable\n");
+        return http::Response::text(200, "ok\n");
+      });
+    }
     if (req.path == "/metrics") {
-      return only([] {
-        auto r = http::Response::text(200, metrics::renderPrometheus());
+      return only([&node] {
+        auto r = http::Response::text(200, metrics::renderPrometheus() + (node ? node->renderMetrics() : ""));
         r.contentType = "text/plain; version=0.0.4; charset=utf-8";
         r.headers.emplace_back("Cache-Control", "no-store");
         return r;
@@ -141,9 +149,10 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     return std::nullopt;
   };
   const auto mediaPolicy = signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto);
-  routes.websocket = [&hub, &peerjs, &socketio, &bridge, mediaPolicy](
+  routes.websocket = [&hub, &peerjs, &socketio, &bridge, mediaPolicy, &node](
                          http::WsConnection& conn, const http::Request& req) -> std::unique_ptr<http::WsHandler> {
-    if (req.path == "/ws") return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy);
+    if (req.path == "/ws")
+      return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy, node.get());
     if (auto h = peerjs.websocket(conn, req)) return h;
     if (auto h = socketio.websocket(conn, req)) return h;
     return nullptr;
@@ -514,7 +523,14 @@ int runServer(const ServeConfig& config) {
   std::optional<http::Server> server;
   signal::peerjs::Service peerjs(hub, config.peerjs);
   signal::socketio::Service socketio(hub, pool, config.socketio);
-  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio, sfu.get(), bridge));
+  // Made once the port is known (it names the node); the routes read it only once the workers run.
+  std::unique_ptr<cluster::Node> node;
+  std::optional<cluster::RedisAddress> redis;
+  if (!config.cluster.redis.empty() && !(redis = cluster::RedisAddress::parse(config.cluster.redis))) {
+    spdlog::error("--redis: '{}' is not redis://HOST:PORT", config.cluster.redis);
+    return 1;
+  }
+  server.emplace(pool, so, makeRoutes(config, hub, files, peerjs, socketio, sfu.get(), bridge, node));
   uint16_t port = 0;
   try {
     port = server->start();
@@ -522,11 +538,37 @@ int runServer(const ServeConfig& config) {
     spdlog::error("{}", e.what());
     return 1;
   }
+  if (redis) {
+    cluster::NodeOptions no;
+    no.redis = *redis;
+    no.id = config.cluster.nodeId;
+    if (no.id.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "localhost");
+      no.id = fmt::format("{}:{}", host, port);
+    }
+    if (!cluster::validNodeId(no.id)) {
+      spdlog::error("--node-id: '{}' is not a node id (1-128 printable characters, no spaces)", no.id);
+      return 1;
+    }
+    std::string hostPart =
+        config.listenHost.find(':') != std::string::npos ? "[" + config.listenHost + "]" : config.listenHost;
+    no.advertise = config.cluster.advertise.empty()
+                       ? fmt::format("{}://{}:{}", server->tls() ? "https" : "http", hostPart, port)
+                       : config.cluster.advertise;
+    auto mediaPolicy = signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto);
+    node = std::make_unique<cluster::Node>(
+        pool, hub, no, [&hub, &bridge, mediaPolicy](signal::Door, http::WsConnection& conn) {
+          return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy, nullptr, false);
+        });
+    spdlog::info("cluster: node {} ({}) on redis {}:{}", no.id, no.advertise, redis->host, redis->port);
+  }
   bool turnOk = true;
   auto turnService = startTurn(config, pool, turnOk);
   if (!turnOk) return 1;
   pool.start();
   hub.start();
+  if (node) node->start();
   std::string scheme = server->tls() ? "https" : "http";
   std::string shownHost =
       config.listenHost.find(':') != std::string::npos ? "[" + config.listenHost + "]" : config.listenHost;
@@ -550,6 +592,7 @@ int runServer(const ServeConfig& config) {
     }
   }
   server->closeAll(ws::kCloseGoingAway, std::string(toString(signal::ByeReason::kShutdown)));
+  if (node) node->stop();
   // Pending operations hold sessions that refer to the server, the hub and the front doors: they go first, while
   // all of those are alive; then the TURN service, the front doors, the server (and the connections that own
   // themselves), and the rest.

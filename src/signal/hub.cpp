@@ -45,6 +45,11 @@ uint32_t Hub::ownerOf(std::string_view room) const {
   return static_cast<uint32_t>(std::hash<std::string_view>{}(room) % shards_.size());
 }
 
+RoomHost& Hub::rooms(uint32_t worker) {
+  KAIWA_ON_LOOP(pool_.loop(worker));
+  return shards_[worker]->rooms;
+}
+
 Endpoint Hub::attach(uint32_t worker, Connection* connection) {
   KAIWA_ON_LOOP(pool_.loop(worker));
   Shard& s = *shards_[worker];

@@ -86,6 +86,8 @@ class Hub {
       pool_.post(owner, [this, owner, task = std::forward<Task>(task)]() mutable { run(owner, task); });
     }
   }
+  // The rooms `worker` owns. Call on that worker: the cluster lists them to keep their placement (docs/cluster.md).
+  RoomHost& rooms(uint32_t worker);
   // Sends each delivery to its connection's worker. Call from any worker.
   void dispatch(Outbox&& out);
 

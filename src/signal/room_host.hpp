@@ -36,6 +36,11 @@ class RoomHost {
   void tick(TimePoint now, Outbox& out);
 
   std::size_t size() const { return rooms_.size(); }
+  // Calls `fn(name)` for every room.
+  template <typename F>
+  void forEachName(F&& fn) const {
+    for (const auto& entry : rooms_) fn(entry.first);
+  }
 
  private:
   const Limits& limits_;

@@ -18,23 +18,28 @@ using ws::kCloseGoingAway;
 using ws::kClosePolicy;
 }  // namespace
 
-Session::Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu, MediaPolicy defaultMedia)
+Session::Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu, MediaPolicy defaultMedia, Relay* relay, bool greet)
     : hub_(hub), conn_(conn), sfu_(sfu), defaultMedia_(defaultMedia),
-      limiter_(hub.limits().messagesPerSecond, hub.limits().burst, hub.now()) {}
+      limiter_(hub.limits().messagesPerSecond, hub.limits().burst, hub.now()), relay_(relay), greet_(greet) {}
 
 Session::~Session() = default;
 
 void Session::onOpen() {
   open_ = true;
   endpoint_ = hub_.attach(conn_.worker(), this);
-  send(encodeHello(hub_.limits(), hub_.options().heartbeat, KAIWA_VERSION));
+  if (greet_) send(encodeHello(hub_.limits(), hub_.options().heartbeat, KAIWA_VERSION));
 }
 
 void Session::onClose() {
   if (!open_) return;
   open_ = false;
   hub_.detach(endpoint_);
-  if (phase_ == Phase::kIdle) return;
+  if (link_ != 0) {  // placing, or relaying: the owner node ends its side (the member detaches there, as here)
+    relay_->close(conn_.worker(), link_, conn_.peerCloseCode() == kCloseGoingAway);
+    link_ = 0;
+    return;
+  }
+  if (phase_ == Phase::kIdle || relayed_) return;
   // Tasks posted from one worker run in order on the owner, so a join still in flight is processed first.
   bool goingAway = conn_.peerCloseCode() == kCloseGoingAway;  // the browser left the page (docs/protocol.md)
   hub_.onRoom(room_,
@@ -78,13 +83,19 @@ void Session::onMessage(std::string_view payload, bool binary) {
     sendError(kNoRequest, ErrorCode::kBadMessage, "binary frames are not part of the protocol");
     return;
   }
+  if (relayed_) {  // the room lives on another node: its session there decodes and answers
+    relay_->send(conn_.worker(), link_, std::string(payload));
+    return;
+  }
   DecodeResult decoded = decode(payload);
   if (auto* err = std::get_if<DecodeError>(&decoded)) {
     m.drop(metrics::Drop::kMalformed);
     sendError(err->id, err->code, std::move(err->message));
     return;
   }
+  frame_ = payload;
   handle(std::move(std::get<Request>(decoded)));
+  frame_ = {};
 }
 
 void Session::handle(Request&& req) {
@@ -324,6 +335,17 @@ void Session::join(Request&& req) {
       return;
     }
   }
+  // In a cluster the first join asks where its room lives (docs/cluster.md); onPlaced goes on from here.
+  if (relay_ && !relayAsked_) {
+    relayAsked_ = true;
+    phase_ = Phase::kJoining;
+    pendingFrame_ = std::string(frame_);
+    std::string room = req.room;
+    pendingJoin_ = std::move(req);
+    link_ = relay_->attach(conn_.worker(), this);
+    relay_->place(conn_.worker(), link_, Door::kNative, std::move(room), conn_.remoteAddress());
+    return;
+  }
   // A connection that did not name its room in the upgrade (`/ws?room=R`, which the SDK sends) moves to the room's
   // worker at its first join, so that its messages need no hop between threads (docs/architecture.md, "connection
   // placement"). Only at the first: after a leave, events for this endpoint may still be on their way to it here.
@@ -385,6 +407,38 @@ void Session::enterRoom(Request&& req) {
       r->resume(ep, re, peer, token, hub->now(), out);
     });
   }
+}
+
+void Session::onPlaced(Placement where) {
+  if (!open_ || link_ == 0) return;
+  if (where == Placement::kElsewhere) {
+    relayed_ = true;
+    phase_ = Phase::kJoined;  // from now on the owner's session keeps the phase; this one forwards
+    relay_->send(conn_.worker(), link_, std::move(pendingFrame_));
+    pendingFrame_ = {};
+    pendingJoin_ = {};
+    return;
+  }
+  relay_->detach(conn_.worker(), link_);
+  link_ = 0;
+  phase_ = Phase::kIdle;
+  pendingFrame_ = {};
+  Request req = std::move(pendingJoin_);
+  if (where == Placement::kUnavailable) {
+    sendError(req.id, ErrorCode::kInternal, "the cluster cannot place room '" + req.room + "' now: try again");
+    relayAsked_ = false;
+    return;
+  }
+  join(std::move(req));
+}
+
+void Session::onRelayText(std::string_view frame) {
+  if (open_) send(std::string(frame));
+}
+
+void Session::onRelayClose(uint16_t code, std::string_view reason) {
+  link_ = 0;  // the relay detached it
+  if (open_) conn_.close(code, reason);
 }
 
 void Session::deliver(const EventPtr& event) {

@@ -7,14 +7,18 @@
 #include "signal/hub.hpp"
 #include "signal/native/codec.hpp"
 #include "signal/native/sfu_bridge.hpp"
+#include "signal/relay.hpp"
 
 namespace kaiwa::signal::native {
 
-class Session final : public http::WsHandler, public Connection {
+class Session final : public http::WsHandler, public Connection, public RemoteLink {
  public:
   // `sfu`: the SFU rooms' bridge (nullptr: every room is mesh); `defaultMedia`: the policy of a room whose creating
-  // join names none (--media-mode).
-  Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu = nullptr, MediaPolicy defaultMedia = MediaPolicy::kAuto);
+  // join names none (--media-mode); `relay`: the cluster (nullptr: a single node), asked where the first join's room
+  // lives; `greet`: send `hello` at the open (not for the session an owner node makes for another node's client, who
+  // was greeted there).
+  Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu = nullptr, MediaPolicy defaultMedia = MediaPolicy::kAuto,
+          Relay* relay = nullptr, bool greet = true);
   ~Session() override;
 
   // http::WsHandler
@@ -24,6 +28,11 @@ class Session final : public http::WsHandler, public Connection {
 
   // Connection
   void deliver(const EventPtr& event) override;
+
+  // RemoteLink
+  void onPlaced(Placement where) override;
+  void onRelayText(std::string_view frame) override;
+  void onRelayClose(uint16_t code, std::string_view reason) override;
 
  private:
   void handle(Request&& req);
@@ -51,6 +60,17 @@ class Session final : public http::WsHandler, public Connection {
   bool mayRecord_ = false;
   bool open_ = false;
   bool placed_ = false;  // the first join has decided where the connection lives
+  // The cluster (docs/cluster.md): whether the first join asked it yet, the link while asking or relaying, the first
+  // join's frame and request kept while asking, and whether the room lives on another node (then every frame goes
+  // there untouched).
+  Relay* relay_;
+  bool greet_;
+  bool relayAsked_ = false;
+  bool relayed_ = false;
+  uint64_t link_ = 0;
+  std::string_view frame_;  // the frame being handled, while it is
+  std::string pendingFrame_;
+  Request pendingJoin_;
 };
 
 }  // namespace kaiwa::signal::native

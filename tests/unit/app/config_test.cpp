@@ -57,6 +57,21 @@ TEST(Config, ABareServeHasTheOptionStructsDefaults) {
   EXPECT_EQ(c->turn.tcpIdleTimeout, turn::TcpTimeouts{}.idle);
 }
 
+// Without --redis a node is alone (docs/cluster.md); the three cluster options read from flags and the environment.
+TEST(Config, ClusterOptions) {
+  std::string error;
+  auto alone = parseServeConfig({"kaiwa", "serve"}, error);
+  ASSERT_TRUE(alone) << error;
+  EXPECT_TRUE(alone->cluster.redis.empty());
+  auto c = parseServeConfig({"kaiwa", "serve", "--redis", "redis://10.0.0.5:6380", "--node-id", "n1", "--advertise",
+                             "https://n1.example"},
+                            error);
+  ASSERT_TRUE(c) << error;
+  EXPECT_EQ(c->cluster.redis, "redis://10.0.0.5:6380");
+  EXPECT_EQ(c->cluster.nodeId, "n1");
+  EXPECT_EQ(c->cluster.advertise, "https://n1.example");
+}
+
 TEST(Config, ListenAddresses) {
   EXPECT_EQ(parseListen("127.0.0.1:8080"), std::make_pair(std::string("127.0.0.1"), uint16_t{8080}));
   EXPECT_EQ(parseListen(":443"), std::make_pair(std::string("0.0.0.0"), uint16_t{443}));
