@@ -44,6 +44,8 @@ std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig confi
   // Audio is not NACKed: a lost audio packet is concealed, and a retransmission would come too late to play.
   if (config.nack && config.kind == MediaKind::kVideo) track.nack = std::make_unique<rtp::NackGenerator>();
   track.config = std::move(config);
+  if (track.config.kind != MediaKind::kAudio) track.config.audioLevelExtensionId = 0;
+  if (track.config.audioLevelExtensionId != 0) speakers_.add(publisher);
   if (track.ssrc != 0) bySsrc_[ssrcKey(publisher, track.ssrc)] = id;
   pub->second.tracks.push_back(id);
   return id;
@@ -112,6 +114,7 @@ void Router::removeTransport(TransportId id) {
       tracks_.erase(track);
     }
     publishers_.erase(pub);
+    speakers_.remove(id);
   }
   if (auto sub = subscribers_.find(id); sub != subscribers_.end()) {
     for (const auto& [ssrc, t] : sub->second.bySsrc) {
@@ -136,6 +139,30 @@ void Router::removeTrack(TrackId id) {
   if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(publisher, track->second.ssrc));
   if (auto pub = publishers_.find(publisher); pub != publishers_.end()) std::erase(pub->second.tracks, id);
   tracks_.erase(track);
+  dropSpeakerIfSilent(publisher);
+}
+
+void Router::dropSpeakerIfSilent(TransportId publisher) {
+  auto pub = publishers_.find(publisher);
+  if (pub != publishers_.end()) {
+    for (TrackId t : pub->second.tracks) {
+      if (const Track* track = findTrack(t); track != nullptr && track->config.audioLevelExtensionId != 0) return;
+    }
+  }
+  speakers_.remove(publisher);
+}
+
+void Router::onAudioLevel(const Track& track, const rtp::Packet& packet) {
+  // A packet without the element says nothing (a sender may leave it out); one of the wrong size is malformed.
+  const auto value = packet.extension(track.config.audioLevelExtensionId);
+  if (!value) return;
+  const auto level = rtp::parseAudioLevel(*value);
+  if (!level) {
+    ++counters_.badAudioLevel;
+    return;
+  }
+  ++counters_.audioLevels;
+  speakers_.onLevel(track.publisher, level->voiceActivity, level->level);
 }
 
 bool Router::unsubscribe(TransportId subscriber, TrackId id) {
@@ -201,6 +228,7 @@ void Router::onPublisherRtp(TransportId publisher, std::span<const uint8_t> byte
     ++counters_.unknownSsrc;
     return;
   }
+  if (track->config.audioLevelExtensionId != 0) onAudioLevel(*track, *packet);
   onTrackPacket(*track, *packet, now, false);
 }
 
