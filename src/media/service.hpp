@@ -66,6 +66,9 @@ class Listener {
   // `tracks`: the JSON array of the m-lines that carry media, [{mid, peer, source, kind}].
   virtual void onSubscribeOffer(const std::string& room, const std::string& peer, uint64_t version, std::string sdp,
                                 std::string tracks) = 0;
+  // The room's dominant speaker (sfu::ActiveSpeaker, fed by its publishers' audio levels) is now `peer`. At most
+  // one change per detector hold (500 ms) and room, after a tick of the 100 ms speaker timer.
+  virtual void onActiveSpeaker(const std::string& room, const std::string& peer) = 0;
 };
 
 // Where a WHIP publisher becomes a member of its room (the native door's rooms: docs/protocol.md, "SFU rooms"), so the

@@ -142,6 +142,9 @@ struct Bye {
 struct MediaModeChanged {  // the room's effective mode changed (`media-mode`)
   MediaMode mode;
 };
+struct ActiveSpeaker {  // the SFU room's dominant speaker changed to `peer` (`active-speaker`)
+  std::string peer;
+};
 struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
   std::string sdp;
   uint64_t version = 0;
@@ -149,8 +152,9 @@ struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
 };
 }  // namespace ev
 
-using Event = std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal,
-                           ev::Message, ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer>;
+using Event =
+    std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal, ev::Message,
+                 ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer, ev::ActiveSpeaker>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // An event bound for one connection. A broadcast shares one EventPtr among all its deliveries.

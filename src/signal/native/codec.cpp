@@ -603,6 +603,9 @@ void encode(const Event& event, std::string& out) {
           out += R"("media-mode","mode":")"sv;
           out += toString(e.mode);
           out += '"';
+        } else if constexpr (std::is_same_v<T, ev::ActiveSpeaker>) {
+          out += R"("active-speaker","peer":)"sv;
+          appendJsonString(out, e.peer);
         } else if constexpr (std::is_same_v<T, ev::SubscribeOffer>) {
           out += R"("subscribe-offer","sdp":)"sv;
           appendJsonString(out, e.sdp);
