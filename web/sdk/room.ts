@@ -107,6 +107,11 @@ export interface RoomEvents extends PeerFileEvents {
   'local-track-ended': { kind: 'audio' | 'video' };
   /** The room's media now goes peer to peer (`mesh`) or through kaiwa (`sfu`); also emitted once at join. */
   'media-mode': { mode: MediaMode };
+  /** The dominant speaker changed: in an sfu room kaiwa tells (`active-speaker`, from the RFC 6464 audio levels the
+   * publishers send, with ~1 s of hysteresis); `peer` is our own id when it is us, null when nobody is (the speaker
+   * left, or the room went to mesh, where kaiwa hears no audio: the app may judge levels itself). Also emitted at
+   * join when the room has one. */
+  activespeaker: { peer: string | null };
   error: KaiwaError;
   closed: void;
 }
@@ -173,6 +178,8 @@ export class Room extends Emitter<RoomEvents> {
   private unsubscribe: Array<() => void> = [];
   /** How media goes now (`media-mode`); mesh on servers without SFU rooms. */
   mediaMode: MediaMode = 'mesh';
+  /** The room's dominant speaker as kaiwa last said (`activespeaker`); null when none is known. */
+  activeSpeaker: string | null = null;
   /** The room's policy as the server reported it (null from servers without SFU rooms). */
   mediaPolicy: MediaPolicy | null = null;
   private sfu: SfuSession | null = null;
@@ -669,6 +676,13 @@ export class Room extends Emitter<RoomEvents> {
     for (const t of e.peer.stream.getTracks()) e.peer.stream.removeTrack(t);
     e.peer.connectionState = 'closed';
     this.emit('peer-left', { peer: e.peer, reason });
+    if (this.activeSpeaker === id) this.setActiveSpeaker(null);
+  }
+
+  private setActiveSpeaker(peer: string | null): void {
+    if (this.activeSpeaker === peer) return;
+    this.activeSpeaker = peer;
+    this.emit('activespeaker', { peer });
   }
 
   /** Creates the connection to a peer if there is none yet. */
@@ -818,6 +832,11 @@ export class Room extends Emitter<RoomEvents> {
       case 'media-mode':
         if (m.mode === 'sfu' || m.mode === 'mesh') this.setMode(m.mode);
         break;
+      case 'active-speaker': {
+        const peer = String(m.peer ?? '');
+        if (peer && (peer === this.id || this.entries.has(peer))) this.setActiveSpeaker(peer);
+        break;
+      }
       case 'subscribe-offer':
         if (this.mediaMode !== 'sfu') break; // a late offer after the switch to mesh
         this.startSfu();
@@ -904,6 +923,7 @@ export class Room extends Emitter<RoomEvents> {
       e.peerViaSfu = false;
     }
     this.emit('media-mode', { mode });
+    if (mode === 'mesh') this.setActiveSpeaker(null);
     if (mode === 'sfu') {
       // kaiwa ends any SFU transports it kept for us since the room last went to mesh: start from new connections.
       this.sfu?.close();
