@@ -128,7 +128,9 @@ TEST_F(RouterSpeakerTest, MalformedLevelsAreCountedAndIgnoredAndThePacketsStillG
     router.onPublisherRtp(kAlice, audioPacket(kAliceSsrc, ++s, Form::kTwoByte, kLevelId, {}), now);
     // Another extension only (id 2): no level, nothing wrong.
     router.onPublisherRtp(kBob, audioPacket(kBobSsrc, s, Form::kOneByte, 2, {kTalking}), now);
-    if ((now - kT0) % 100ms == 0ms) EXPECT_FALSE(router.tickSpeakers(now));
+    if ((now - kT0) % 100ms == 0ms) {
+      EXPECT_FALSE(router.tickSpeakers(now));
+    }
   }
   EXPECT_EQ(router.counters().badAudioLevel, 150u);
   EXPECT_EQ(router.counters().audioLevels, 0u);
