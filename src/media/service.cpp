@@ -742,7 +742,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       if (!speaker || listener == nullptr) continue;
       for (const auto& [peer, member] : room.natives) {
         if (member.publish == 0 || uint32_t(member.publish) != *speaker) continue;
-        loop_.post([listener, room = name, peer]() { listener->onActiveSpeaker(room, peer); });
+        loop_.post([listener, room = name, who = peer]() { listener->onActiveSpeaker(room, who); });
         break;
       }
     }
