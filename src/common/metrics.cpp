@@ -172,6 +172,9 @@ std::string renderPrometheus() {
        r.sfuSenderReports);
   emit(out, "kaiwa_sfu_receiver_reports_total", "counter", "RTCP Receiver Reports sent to SFU publishers.",
        r.sfuReceiverReports);
+  emit(out, "kaiwa_sfu_bad_audio_level_total", "counter",
+       "RFC 6464 audio level elements of the wrong size in SFU publishers' audio (ignored by the active speaker).",
+       r.sfuBadAudioLevel);
   emit(out, "kaiwa_sfu_lossy_subscriptions", "gauge",
        "SFU subscriptions whose subscriber last reported at least 5 % of packets lost.", r.sfuLossySubscriptions);
   emit(out, "kaiwa_sfu_subscribe_restarts_total", "counter",

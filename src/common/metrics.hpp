@@ -133,6 +133,7 @@ struct Registry {
   std::atomic<uint64_t> sfuRtxRecovered{0};  // of those, the ones that filled a hole and were forwarded
   std::atomic<uint64_t> sfuSenderReports{0};
   std::atomic<uint64_t> sfuReceiverReports{0};
+  std::atomic<uint64_t> sfuBadAudioLevel{0};             // RFC 6464 audio level elements of the wrong size (ignored)
   std::atomic<int64_t> sfuLossySubscriptions{0};         // whose subscriber last reported at least 5 % lost
   std::atomic<uint64_t> sfuSubscribeRestarts{0};         // subscribe-restart requests granted
   std::atomic<uint64_t> sfuSubscribeRestartsRefused{0};  // refused: asked again too soon

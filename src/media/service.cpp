@@ -27,6 +27,7 @@
 #include "rtp/packet.hpp"
 #include "sdp/answer.hpp"
 #include "sdp/description.hpp"
+#include "sfu/active_speaker.hpp"
 #include "sfu/negotiation.hpp"
 #include "sfu/room.hpp"
 #include "sfu/router.hpp"
@@ -149,6 +150,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       if (room.recording) room.recording->stop("shutdown");
     }
     loop_.cancel(tick_);
+    loop_.cancel(speakerTick_);
     loop_.cancel(publish_);
     loop_.cancel(tcpExpire_);
     clients_.forEach([&](SlotId, Client& c) { closeSocket(c); });
@@ -169,6 +171,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     watch_ = loop_.watch(fd_, EPOLLIN, listener_);
     if (!watch_) return std::string("SFU epoll: ") + std::strerror(errno);
     tick_ = loop_.every(kTick, [this](TimePoint now) { tick(now); });
+    speakerTick_ = loop_.every(sfu::ActiveSpeaker::Config{}.interval, [this](TimePoint now) { tickSpeakers(now); });
     if (service_.tcp_) {
       tcp_.emplace(loop_, index_, *service_.tcp_, *this);
       if (auto e = tcp_->listen(listen_)) return e;
@@ -822,6 +825,22 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     }
   }
 
+  // The active speaker detectors of the native rooms, on a timer of their own (a tick turns 100 ms of levels into
+  // activity); a change goes to the room's members through the listener, after this call.
+  void tickSpeakers(TimePoint now) {
+    media::Listener* listener = service_.listener_;
+    for (auto& [name, room] : rooms_) {
+      if (!room.members || room.router->speakers().size() == 0) continue;
+      const auto speaker = room.router->tickSpeakers(now);
+      if (!speaker || listener == nullptr) continue;
+      for (const auto& [peer, member] : room.natives) {
+        if (member.publish == 0 || uint32_t(member.publish) != *speaker) continue;
+        loop_.post([listener, room = name, who = peer]() { listener->onActiveSpeaker(room, who); });
+        break;
+      }
+    }
+  }
+
   // The counts of every router of this worker (the rooms that ended included) and of the port, as the totals that
   // /metrics shows: the difference since the last publication is added.
   void publishCounters() {
@@ -847,12 +866,14 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
                             sum.rtxUnwrapped,
                             sum.rtxRecovered,
                             sum.senderReportsSent,
-                            sum.receiverReportsSent};
+                            sum.receiverReportsSent,
+                            sum.badAudioLevel};
     std::atomic<uint64_t>* to[] = {
-        &r.sfuRtpIn,      &r.sfuForwarded,    &r.sfuKeyframeRequests, &r.sfuNackRetransmitted, &r.sfuDropped[0],
-        &r.sfuDropped[1], &r.sfuDropped[2],   &r.sfuDropped[3],       &r.sfuDropped[4],        &r.sfuDropped[5],
-        &r.sfuDropped[6], &r.sfuDropped[7],   &r.sfuDropped[8],       &r.sfuDropped[9],        &r.sfuDropped[10],
-        &r.sfuNacksSent,  &r.sfuRtxUnwrapped, &r.sfuRtxRecovered,     &r.sfuSenderReports,     &r.sfuReceiverReports};
+        &r.sfuRtpIn,        &r.sfuForwarded,    &r.sfuKeyframeRequests, &r.sfuNackRetransmitted, &r.sfuDropped[0],
+        &r.sfuDropped[1],   &r.sfuDropped[2],   &r.sfuDropped[3],       &r.sfuDropped[4],        &r.sfuDropped[5],
+        &r.sfuDropped[6],   &r.sfuDropped[7],   &r.sfuDropped[8],       &r.sfuDropped[9],        &r.sfuDropped[10],
+        &r.sfuNacksSent,    &r.sfuRtxUnwrapped, &r.sfuRtxRecovered,     &r.sfuSenderReports,     &r.sfuReceiverReports,
+        &r.sfuBadAudioLevel};
     static_assert(std::size(now) == std::size(to) && std::size(to) == kPublished);
     for (size_t i = 0; i < kPublished; ++i) {
       metrics::add(*to[i], now[i] - published_[i]);
@@ -889,6 +910,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     a.senderReportsSent += b.senderReportsSent;
     a.receiverReportsSent += b.receiverReportsSent;
     a.receiverReportsIn += b.receiverReportsIn;
+    a.audioLevels += b.audioLevels;
+    a.badAudioLevel += b.badAudioLevel;
   }
 
   void subscribePending(Client& c) {
@@ -1138,10 +1161,12 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
         return t.mid == config.mid && t.config.ssrc == config.ssrc && t.config.kind == config.kind;
       });
       NativeTrack t{config.mid, *sfu::parseSource(req->source), config, 0, *answered};
+      // A shared tab's sound is not somebody talking: only the microphone picks the active speaker.
+      if (t.source != sfu::Source::kMicrophone) t.config.audioLevelExtensionId = 0;
       if (old != m.tracks.end()) {
         t.track = old->track;
         old->track = 0;  // kept
-      } else if (auto id = r.router->addTrack(routerId, config)) {
+      } else if (auto id = r.router->addTrack(routerId, t.config)) {
         t.track = *id;
       } else {
         continue;
@@ -1397,6 +1422,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   Listener listener_{this};
   net::Loop::WatchId watch_ = 0;
   net::Loop::TimerId tick_ = 0;
+  net::Loop::TimerId speakerTick_ = 0;
   net::RecvBatch recv_;
   net::SendBatch send_;
   ice::Demux demux_;
@@ -1411,7 +1437,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   uint64_t dropped_ = 0;         // datagrams no transport takes
   uint64_t sendFailed_ = 0;      // packets a transport could not send (not connected yet, or closing)
   sfu::RouterCounters retired_;  // the counts of rooms that ended
-  static constexpr size_t kPublished = 20;
+  static constexpr size_t kPublished = 21;
   std::array<uint64_t, kPublished> published_{};
   int64_t publishedLossy_ = 0;
   net::Loop::TimerId publish_ = 0;

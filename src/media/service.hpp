@@ -73,6 +73,9 @@ class Listener {
   // The room's recording stopped by itself: a write failed ("write-failed") or the disk is nearly full
   // ("disk-full"). Not called for a stopRecording() or a room that ended.
   virtual void onRecordingStopped(const std::string& /*room*/, const std::string& /*reason*/) {}
+  // The room's dominant speaker (sfu::ActiveSpeaker, fed by its publishers' audio levels) is now `peer`. At most
+  // one change per detector hold (500 ms) and room, after a tick of the 100 ms speaker timer.
+  virtual void onActiveSpeaker(const std::string& room, const std::string& peer) = 0;
 };
 
 // Where a WHIP publisher becomes a member of its room (the native door's rooms: docs/protocol.md, "SFU rooms"), so the

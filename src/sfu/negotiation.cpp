@@ -69,6 +69,7 @@ PublishedMedia publishedMedia(const sdp::Description& offer, const sdp::Descript
     track.kind = m.kind == "audio" ? MediaKind::kAudio : MediaKind::kVideo;
     track.mid = *m.mid;
     track.clockRate = track.kind == MediaKind::kAudio ? 48000 : 90000;
+    if (track.kind == MediaKind::kAudio) track.audioLevelExtensionId = extmapId(m, sdp::uri::kAudioLevel);
     for (const sdp::Codec& c : m.codecs) {
       if (isRtx(c)) {
         uint8_t apt = 0;

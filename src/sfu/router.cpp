@@ -44,6 +44,8 @@ std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig confi
   // Audio is not NACKed: a lost audio packet is concealed, and a retransmission would come too late to play.
   if (config.nack && config.kind == MediaKind::kVideo) track.nack = std::make_unique<rtp::NackGenerator>();
   track.config = std::move(config);
+  if (track.config.kind != MediaKind::kAudio) track.config.audioLevelExtensionId = 0;
+  if (track.config.audioLevelExtensionId != 0) speakers_.add(publisher);
   if (track.ssrc != 0) bySsrc_[ssrcKey(publisher, track.ssrc)] = id;
   pub->second.tracks.push_back(id);
   return id;
@@ -114,6 +116,7 @@ void Router::removeTransport(TransportId id) {
       trackEnded(t, tapped);
     }
     publishers_.erase(pub);
+    speakers_.remove(id);
   }
   if (auto sub = subscribers_.find(id); sub != subscribers_.end()) {
     for (const auto& [ssrc, t] : sub->second.bySsrc) {
@@ -140,6 +143,7 @@ void Router::removeTrack(TrackId id) {
   const bool tapped = track->second.tapped;
   tracks_.erase(track);
   trackEnded(id, tapped);
+  dropSpeakerIfSilent(publisher);
 }
 
 void Router::trackEnded(TrackId id, bool tapped) {
@@ -158,6 +162,29 @@ bool Router::requestKeyframe(TrackId id, TimePoint now, bool urgent) {
   if (track == nullptr) return false;
   requestKeyframe(*track, now, urgent);
   return true;
+}
+
+void Router::dropSpeakerIfSilent(TransportId publisher) {
+  auto pub = publishers_.find(publisher);
+  if (pub != publishers_.end()) {
+    for (TrackId t : pub->second.tracks) {
+      if (const Track* track = findTrack(t); track != nullptr && track->config.audioLevelExtensionId != 0) return;
+    }
+  }
+  speakers_.remove(publisher);
+}
+
+void Router::onAudioLevel(const Track& track, const rtp::Packet& packet) {
+  // A packet without the element says nothing (a sender may leave it out); one of the wrong size is malformed.
+  const auto value = packet.extension(track.config.audioLevelExtensionId);
+  if (!value) return;
+  const auto level = rtp::parseAudioLevel(*value);
+  if (!level) {
+    ++counters_.badAudioLevel;
+    return;
+  }
+  ++counters_.audioLevels;
+  speakers_.onLevel(track.publisher, level->voiceActivity, level->level);
 }
 
 bool Router::unsubscribe(TransportId subscriber, TrackId id) {
@@ -223,6 +250,7 @@ void Router::onPublisherRtp(TransportId publisher, std::span<const uint8_t> byte
     ++counters_.unknownSsrc;
     return;
   }
+  if (track->config.audioLevelExtensionId != 0) onAudioLevel(*track, *packet);
   onTrackPacket(*track, *packet, now, false);
 }
 

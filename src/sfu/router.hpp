@@ -42,6 +42,11 @@
 // without (an offer with only a=mid, and a=rid for simulcast) is bound to the first SSRC whose packet carries its
 // MID (and RID, if the track has one) in the header extensions named by PublisherConfig. Simulcast layer selection
 // is not done: a subscription forwards the one track (one RID) it was given.
+//
+// Active speaker: an audio track configured with the RFC 6464 audio level extension's id makes its publisher a
+// speaker of the room's sfu::ActiveSpeaker, and each of its packets (not retransmissions) gives its level to it. The
+// level is one byte read from the packet's parsed extensions (one-byte or two-byte form); an element of another
+// length is ignored and counted. The caller ticks the detector (tickSpeakers) on a timer of its own, not per packet.
 #include <array>
 #include <bitset>
 #include <cstdint>
@@ -59,6 +64,7 @@
 #include "rtp/receive_statistics.hpp"
 #include "rtp/retransmission_buffer.hpp"
 #include "rtp/rtcp.hpp"
+#include "sfu/active_speaker.hpp"
 #include "sfu/send_queue.hpp"
 
 namespace kaiwa::sfu {
@@ -130,6 +136,8 @@ struct TrackConfig {
   rtp::RetransmissionConfig retransmission{};  // sized per kind by the caller; {0, 0} for none
   bool nack = false;                           // generic NACK negotiated: the SFU asks for what it lost (video only)
   PayloadTypeMap rtxPayloadTypes{};            // the publisher's RTX payload types to their apt (RFC 4588)
+  // The extmap id of ssrc-audio-level (RFC 6464) on an audio track whose levels pick the active speaker; 0: none.
+  uint8_t audioLevelExtensionId = 0;
 };
 
 struct SubscriptionConfig {
@@ -184,6 +192,8 @@ struct RouterCounters {
   uint64_t senderReportsSent = 0;     // to subscribers
   uint64_t receiverReportsSent = 0;   // to publishers
   uint64_t receiverReportsIn = 0;     // report blocks from subscribers about what kaiwa sent them
+  uint64_t audioLevels = 0;           // audio levels given to the active speaker detector
+  uint64_t badAudioLevel = 0;         // audio level elements of the wrong length (ignored)
 };
 
 class Router {
@@ -256,6 +266,12 @@ class Router {
     return n;
   }
   size_t queued(TransportId subscriber) const;
+
+  // The active speaker detector's tick (call every ActiveSpeaker::Config::interval): the publisher that became the
+  // dominant speaker, or nullopt when it did not change.
+  std::optional<TransportId> tickSpeakers(TimePoint now) { return speakers_.tick(now); }
+  std::optional<TransportId> activeSpeaker() const { return speakers_.dominant(); }
+  const ActiveSpeaker& speakers() const { return speakers_; }
 
   const RouterCounters& counters() const { return counters_; }
   // A track's keyframe throttle statistics (nullopt if unknown).
@@ -337,6 +353,9 @@ class Router {
   void sendNacks(Track& track, TimePoint now);
   void sendReports(TimePoint now);
   void onReportBlock(TransportId subscriber, const rtp::rtcp::ReportBlock& block, TimePoint now);
+  void onAudioLevel(const Track& track, const rtp::Packet& packet);
+  // A publisher stops being a speaker when it has no audio track with levels left.
+  void dropSpeakerIfSilent(TransportId publisher);
 
   // The track is gone from tracks_: the tap hears of it if it was tapped.
   void trackEnded(TrackId id, bool tapped);
@@ -357,6 +376,7 @@ class Router {
   // The publishers' bound SSRCs, keyed by publisher << 32 | SSRC (two publishers may pick the same SSRC).
   std::unordered_map<uint64_t, TrackId> bySsrc_;
   TrackId nextTrack_ = 1;
+  ActiveSpeaker speakers_;  // speakers named by their publisher's TransportId
   RouterCounters counters_;
 };
 

@@ -299,6 +299,8 @@ std::string Room::join(JoinRequest req, TimePoint now, Outbox& out) {
   if (recording_) out.push_back({req.from, recordingEvent()});
   if (policy_.announce) broadcast(make(ev::PeerJoined{peer.info()}), &peer, out);
   if (policy_.observer) policy_.observer->onPeerJoined(*this, it->first);
+  // Who is talking now, so the newcomer need not wait for the next change to outline anybody.
+  if (speaker_ != nullptr) deliver(peer, make(ev::ActiveSpeaker{*speaker_->id}), out);
   modeChanged(before, out);
   flushHeld(it->first, req.from, out);
   metrics::add(metrics::registry().peers, 1);
@@ -584,6 +586,7 @@ void Room::remove(std::string id, LeaveReason reason, Outbox& out) {
   if (it == peers_.end()) return;
   if (!it->second.attached) metrics::add(metrics::registry().detachedPeers, -1);
   sfuOnly_ -= it->second.sfuOnly ? 1 : 0;
+  if (speaker_ == &it->second) speaker_ = nullptr;
   unlink(it->second);
   if (queues_) {
     queues_->erase(&it->second);
@@ -615,6 +618,7 @@ MediaMode Room::effectiveMode() const {
 
 void Room::modeChanged(MediaMode before, Outbox& out) {
   if (mode_ == before) return;
+  if (mode_ != MediaMode::kSfu) speaker_ = nullptr;  // a mesh room has no server-side audio to judge
   broadcast(make(ev::MediaModeChanged{mode_}), nullptr, out);
   // The SFU records; a mesh room's media does not pass through it (the observer stops the SFU's side).
   if (mode_ == MediaMode::kMesh) stopRecording({}, "mesh", out);
@@ -645,6 +649,13 @@ bool Room::isSender(Endpoint from, std::string_view peerId) const {
 
 void Room::deliverTo(std::string_view peerId, EventPtr event, Outbox& out) {
   if (Peer* p = find(peerId)) deliver(*p, std::move(event), out);
+}
+
+void Room::setActiveSpeaker(std::string_view peerId, Outbox& out) {
+  const Peer* p = find(peerId);
+  if (p == nullptr || p == speaker_ || mode_ != MediaMode::kSfu) return;
+  speaker_ = p;
+  if (policy_.announce) broadcast(make(ev::ActiveSpeaker{*p->id}), nullptr, out);
 }
 
 std::vector<PeerInfo> Room::othersThan(const Peer* except) const {

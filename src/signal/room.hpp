@@ -122,6 +122,11 @@ class Room {
   bool isSender(Endpoint from, std::string_view peer) const;
   // An event for one member (queued while it is detached); nothing if there is no such member.
   void deliverTo(std::string_view peer, EventPtr event, Outbox& out);
+  // The SFU's active speaker detector chose `peer`: everybody hears ev::ActiveSpeaker, unless it is no member, the
+  // room is not sfu or it was the active speaker already. A member who joins later is told the current one.
+  void setActiveSpeaker(std::string_view peer, Outbox& out);
+  // The current active speaker (empty if none: the room is mesh, nobody talked yet or the speaker left).
+  std::string_view activeSpeaker() const { return speaker_ ? std::string_view(*speaker_->id) : std::string_view(); }
 
   // The room's recording (docs/protocol.md, "Recording"): who started it and when. The SFU does the recording; the
   // room keeps what its members are told: every member hears ev::Recording when it starts or stops, a member that
@@ -233,7 +238,8 @@ class Room {
   Peer* first_ = nullptr;  // join order: oldest...
   Peer* last_ = nullptr;   // ...newest
   MediaMode mode_ = MediaMode::kMesh;
-  std::size_t sfuOnly_ = 0;                                         // members that joined with JoinRequest::sfuOnly
+  const Peer* speaker_ = nullptr;  // the SFU's active speaker (setActiveSpeaker); cleared when it leaves
+  std::size_t sfuOnly_ = 0;        // members that joined with JoinRequest::sfuOnly
   std::unique_ptr<std::unordered_map<const Peer*, Queue>> queues_;  // detached members with events kept
   std::unique_ptr<RecordingState> recording_;                       // while the room is recorded
   // ev::Recording as a member that comes in while the room is recorded is told it.

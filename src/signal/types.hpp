@@ -154,6 +154,9 @@ struct Recording {  // the room's recording started or stopped (`recording`)
   int64_t since = 0;   // active: when it started (Unix milliseconds)
   std::string reason;  // stopped: stopped, mesh, write-failed, disk-full
 };
+struct ActiveSpeaker {  // the SFU room's dominant speaker changed to `peer` (`active-speaker`)
+  std::string peer;
+};
 struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
   std::string sdp;
   uint64_t version = 0;
@@ -161,9 +164,9 @@ struct SubscribeOffer {  // kaiwa's offer for the member's subscribe connection
 };
 }  // namespace ev
 
-using Event =
-    std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal, ev::Message,
-                 ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer, ev::Recording>;
+using Event = std::variant<ev::Joined, ev::Ok, ev::Error, ev::PeerJoined, ev::PeerLeft, ev::PeerState, ev::Signal,
+                           ev::Message, ev::Chat, ev::Bye, ev::Expired, ev::MediaModeChanged, ev::SubscribeOffer,
+                           ev::Recording, ev::ActiveSpeaker>;
 using EventPtr = std::shared_ptr<const Event>;
 
 // An event bound for one connection. A broadcast shares one EventPtr among all its deliveries.

@@ -137,12 +137,16 @@ export const CHROMIUM_ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
-/** @param {{ fakeCameras?: number }} [opts] fakeCameras: how many fake cameras the browser offers (default 1) */
+/**
+ * @param {{ fakeCameras?: number, audioFile?: string }} [opts] fakeCameras: how many fake cameras the browser offers
+ *   (default 1); audioFile: a WAV the fake microphone plays in a loop (for the whole browser) instead of its beeps
+ */
 export async function launchBrowser(opts = {}) {
   const executablePath = process.env.CHROMIUM_BIN ||
     (existsSync('/usr/lib/chromium/chromium') ? '/usr/lib/chromium/chromium' : '/usr/bin/chromium');
   const args = opts.fakeCameras ? CHROMIUM_ARGS.map((a) => (a === '--use-fake-device-for-media-stream'
-    ? `--use-fake-device-for-media-stream=device-count=${opts.fakeCameras}` : a)) : CHROMIUM_ARGS;
+    ? `--use-fake-device-for-media-stream=device-count=${opts.fakeCameras}` : a)) : [...CHROMIUM_ARGS];
+  if (opts.audioFile) args.push(`--use-file-for-fake-audio-capture=${opts.audioFile}`);
   return chromium.launch({ executablePath, headless: true, args, timeout: 30_000 });
 }
 

@@ -43,6 +43,14 @@ export class RoomView {
   private titleUnread = 0;
   private joined = false;
   private pinned: string | null = null;
+  /** The dominant speaker's peer id (ours included): kaiwa's `activespeaker` in an sfu room; in a mesh, where kaiwa
+   * hears no audio, judged here from the tiles' Web Audio speaking detectors. */
+  private speaker: string | null = null;
+  /** The last remote dominant speaker: what speaker view shows large while we talk ourselves. */
+  private lastRemoteSpeaker: string | null = null;
+  /** Speaker view: the active speaker takes the stage (a pin or a shared screen still comes first). */
+  private speakerView = false;
+  private speakerViewButton!: HTMLButtonElement;
   private resize: ResizeObserver | null = null;
   private readonly peerQuality = new Map<string, { level: Quality; stats: PeerStats }>();
   // elements
@@ -122,7 +130,7 @@ export class RoomView {
     this.banner = h('div', { class: 'banner', testid: 'connection-banner', role: 'alert', 'data-state': 'connected' });
     this.banner.hidden = true;
     this.grid = h('section', { class: 'grid', testid: 'grid', 'aria-label': 'Participants' });
-    this.selfTile = new Tile('', this.choice.name, true, (t) => this.togglePin(t), () => this.syncPeople());
+    this.selfTile = new Tile('', this.choice.name, true, (t) => this.togglePin(t), (t, on) => this.onSpeaking(t, on));
     this.grid.append(this.selfTile.el);
     this.emptyState = h('div', { class: 'empty-state card', testid: 'empty-state' },
       h('h2', {}, 'You are the only one here'),
@@ -194,6 +202,9 @@ export class RoomView {
       'aria-label': 'People in the call: 1', onclick: () => this.togglePeople() }, icon('people'), this.count);
     const invite = h('button', { type: 'button', class: 'ghost top-btn', testid: 'invite-button', 'aria-label': 'Invite people',
       'aria-expanded': 'false', onclick: () => this.toggleInvite() }, icon('invite'), h('span', { class: 'top-label' }, 'Invite'));
+    this.speakerViewButton = h('button', { type: 'button', class: 'ghost top-btn', testid: 'toggle-speaker-view',
+      'aria-pressed': 'false', 'aria-label': 'Speaker view: show whoever is talking large',
+      onclick: () => this.toggleSpeakerView() }, h('span', { class: 'top-label' }, 'Speaker view'));
     const help = h('button', { type: 'button', class: 'ghost top-btn', testid: 'shortcuts-button', 'aria-label': 'Keyboard shortcuts',
       title: SHORTCUTS.map((s) => `${s.keys}: ${s.what}`).join('\n'), onclick: () => this.notice(
         SHORTCUTS.map((s) => `${s.keys}: ${s.what}`).join(' · '), 'info', 'shortcuts') }, '⌨');
@@ -205,7 +216,7 @@ export class RoomView {
       h('header', { class: 'topbar' },
         h('span', { class: 'brand' }, 'kaiwa'),
         h('span', { class: 'room-name', testid: 'room-name', title: this.roomName }, this.roomName),
-        this.modeBadge, this.recordBadge, this.sigState, this.peopleButton, invite, help),
+        this.modeBadge, this.recordBadge, this.sigState, this.peopleButton, this.speakerViewButton, invite, help),
       this.banner,
       this.notices,
       h('main', { class: 'stage' }, stageArea,
@@ -239,6 +250,7 @@ export class RoomView {
     });
     r.on('media-mode', ({ mode }) => this.showMode(mode));
     r.on('recording', (s) => this.showRecording(s));
+    r.on('activespeaker', ({ peer }) => this.setSpeaker(peer));
     r.on('connection-state', ({ peer, state }) => this.tiles.get(peer.id)?.setConnection(state));
     r.on('local-state', (s) => {
       this.selfTile.setState(s);
@@ -303,6 +315,34 @@ export class RoomView {
     }
   }
 
+  /** A tile's speaking detector flipped. In a mesh it also decides the active speaker: somebody who starts talking
+   * while the current speaker is quiet takes over, and silence keeps the last one (as kaiwa's detector does). */
+  private onSpeaking(t: Tile, on: boolean): void {
+    this.syncPeople();
+    if (!on || this.room.mediaMode === 'sfu') return;
+    const id = t.self ? this.room.id : t.peerId;
+    const current = this.speaker === null ? null : this.speaker === this.room.id ? this.selfTile : this.tiles.get(this.speaker);
+    if (id && (current === null || current === undefined || current.el.dataset.speaking !== 'true')) this.setSpeaker(id);
+  }
+
+  private setSpeaker(peer: string | null): void {
+    if (peer === this.speaker) return;
+    this.speaker = peer;
+    if (peer !== null && peer !== this.room.id) this.lastRemoteSpeaker = peer;
+    for (const t of [this.selfTile, ...this.tiles.values()]) {
+      const active = peer !== null && (t.self ? peer === this.room.id : peer === t.peerId);
+      t.el.classList.toggle('active-speaker', active);
+      t.el.dataset.activeSpeaker = String(active);
+    }
+    if (this.speakerView) this.layout();
+  }
+
+  private toggleSpeakerView(): void {
+    this.speakerView = !this.speakerView;
+    this.speakerViewButton.setAttribute('aria-pressed', String(this.speakerView));
+    this.layout();
+  }
+
   private allTiles(): Tile[] {
     return [this.selfTile, ...this.tiles.values(), ...this.screens.values()];
   }
@@ -336,7 +376,11 @@ export class RoomView {
       [...this.tiles.values()].find((t) => t.state.screenSharing); // an SDK peer sharing in place of its camera
     if (others) return others;
     const mine = this.screens.get('self') ?? (this.selfTile.state.screenSharing ? this.selfTile : null);
-    return mine && this.tiles.size > 0 ? mine : null;
+    if (mine && this.tiles.size > 0) return mine;
+    if (!this.speakerView) return null;
+    // Speaker view: the remote person talking now, or the last one while we talk ourselves.
+    const remote = this.speaker !== null && this.speaker !== this.room.id ? this.speaker : this.lastRemoteSpeaker;
+    return (remote !== null ? this.tiles.get(remote) : undefined) ?? null;
   }
 
   private layout(): void {
@@ -394,7 +438,7 @@ export class RoomView {
 
   private addPeer(p: RemotePeer): void {
     if (this.tiles.has(p.id)) return;
-    const tile = new Tile(p.id, p.name, false, (t) => this.togglePin(t), () => this.syncPeople());
+    const tile = new Tile(p.id, p.name, false, (t) => this.togglePin(t), (t, on) => this.onSpeaking(t, on));
     tile.setState(p.state);
     tile.setConnection(p.connectionState);
     this.tiles.set(p.id, tile);
@@ -413,6 +457,8 @@ export class RoomView {
     this.screens.delete(p.id);
     this.peerQuality.delete(p.id);
     if (this.pinned === p.id || this.pinned === `screen:${p.id}`) this.pinned = null;
+    if (this.lastRemoteSpeaker === p.id) this.lastRemoteSpeaker = null;
+    if (this.speaker === p.id) this.setSpeaker(null);
     this.files.removePeer(p);
     if (reason !== 'rejoin') {
       this.toast(reason === 'left' ? `${p.name} left` : `${p.name} lost the connection`, 'leave');

@@ -101,6 +101,21 @@ export function useRoom(options: JoinOptions | null): UseRoomResult {
   return { room, joined, peers, localStream, state, signalingState, chat, error, mediaMode };
 }
 
+/**
+ * The room's dominant speaker (a peer id, our own included), or null: kaiwa's `activespeaker` in sfu rooms. A mesh
+ * room has no server-side audio, so it stays null there unless the app judges levels itself (the web app does, with
+ * Web Audio).
+ */
+export function useActiveSpeaker(room: Room | null): string | null {
+  const [speaker, setSpeaker] = useState<string | null>(room?.activeSpeaker ?? null);
+  useEffect(() => {
+    setSpeaker(room?.activeSpeaker ?? null);
+    if (!room) return undefined;
+    return room.on('activespeaker', ({ peer }) => setSpeaker(peer));
+  }, [room]);
+  return speaker;
+}
+
 /** A ref callback that shows `stream` in a <video> (or <audio>) element. */
 export function useVideo(stream: MediaStream | null): (el: HTMLMediaElement | null) => void {
   return useCallback((el: HTMLMediaElement | null) => {

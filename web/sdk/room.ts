@@ -109,6 +109,11 @@ export interface RoomEvents extends PeerFileEvents {
   'media-mode': { mode: MediaMode };
   /** The room's recording started or stopped (also after a join or resume into a room being recorded). */
   recording: RecordingState;
+  /** The dominant speaker changed: in an sfu room kaiwa tells (`active-speaker`, from the RFC 6464 audio levels the
+   * publishers send, with ~1 s of hysteresis); `peer` is our own id when it is us, null when nobody is (the speaker
+   * left, or the room went to mesh, where kaiwa hears no audio: the app may judge levels itself). Also emitted at
+   * join when the room has one. */
+  activespeaker: { peer: string | null };
   error: KaiwaError;
   closed: void;
 }
@@ -177,6 +182,8 @@ export class Room extends Emitter<RoomEvents> {
   mediaMode: MediaMode = 'mesh';
   /** The room's recording, as the server last said (docs/protocol.md, "Recording"). */
   recording: RecordingState = { active: false };
+  /** The room's dominant speaker as kaiwa last said (`activespeaker`); null when none is known. */
+  activeSpeaker: string | null = null;
   /** The room's policy as the server reported it (null from servers without SFU rooms). */
   mediaPolicy: MediaPolicy | null = null;
   private sfu: SfuSession | null = null;
@@ -686,6 +693,13 @@ export class Room extends Emitter<RoomEvents> {
     for (const t of e.peer.stream.getTracks()) e.peer.stream.removeTrack(t);
     e.peer.connectionState = 'closed';
     this.emit('peer-left', { peer: e.peer, reason });
+    if (this.activeSpeaker === id) this.setActiveSpeaker(null);
+  }
+
+  private setActiveSpeaker(peer: string | null): void {
+    if (this.activeSpeaker === peer) return;
+    this.activeSpeaker = peer;
+    this.emit('activespeaker', { peer });
   }
 
   /** Creates the connection to a peer if there is none yet. */
@@ -844,6 +858,11 @@ export class Room extends Emitter<RoomEvents> {
         this.setRecording(state);
         break;
       }
+      case 'active-speaker': {
+        const peer = String(m.peer ?? '');
+        if (peer && (peer === this.id || this.entries.has(peer))) this.setActiveSpeaker(peer);
+        break;
+      }
       case 'subscribe-offer':
         if (this.mediaMode !== 'sfu') break; // a late offer after the switch to mesh
         this.startSfu();
@@ -935,6 +954,7 @@ export class Room extends Emitter<RoomEvents> {
       e.peerViaSfu = false;
     }
     this.emit('media-mode', { mode });
+    if (mode === 'mesh') this.setActiveSpeaker(null);
     if (mode === 'sfu') {
       // kaiwa ends any SFU transports it kept for us since the room last went to mesh: start from new connections.
       this.sfu?.close();

@@ -622,6 +622,9 @@ void encode(const Event& event, std::string& out) {
             out += R"(,"reason":)"sv;
             appendJsonString(out, e.reason);
           }
+        } else if constexpr (std::is_same_v<T, ev::ActiveSpeaker>) {
+          out += R"("active-speaker","peer":)"sv;
+          appendJsonString(out, e.peer);
         } else if constexpr (std::is_same_v<T, ev::SubscribeOffer>) {
           out += R"("subscribe-offer","sdp":)"sv;
           appendJsonString(out, e.sdp);

@@ -47,6 +47,13 @@ void SfuBridge::onRecordingStopped(const std::string& room, const std::string& r
   });
 }
 
+void SfuBridge::onActiveSpeaker(const std::string& room, const std::string& peer) {
+  if (hub_ == nullptr) return;
+  hub_->onRoom(room, [room, peer](RoomHost& rooms, Outbox& out) {
+    if (Room* r = rooms.find(room)) r->setActiveSpeaker(peer, out);
+  });
+}
+
 namespace {
 
 // The endpoint of every WHIP member of a room: no connection has it (a hub session's slot index is below 2^32 - 1),

@@ -27,6 +27,7 @@ class SfuBridge final : public RoomObserver, public media::Listener, public medi
   void onSubscribeOffer(const std::string& room, const std::string& peer, uint64_t version, std::string sdp,
                         std::string tracks) override;
   void onRecordingStopped(const std::string& room, const std::string& reason) override;
+  void onActiveSpeaker(const std::string& room, const std::string& peer) override;
 
   // media::Roster: a WHIP publisher is a member with no connection of its own (deliveries to it go nowhere); it
   // joins with JoinRequest::sfuOnly, so a mesh room refuses it (409) and an auto room goes sfu.

@@ -55,6 +55,10 @@ TEST(Negotiation, PublishedTracksFromAChromiumOffer) {
   EXPECT_EQ(media.tracks[1].rtxPayloadTypes[97], std::optional<uint8_t>(96));
   EXPECT_FALSE(media.tracks[1].rtxPayloadTypes[96]);
   EXPECT_TRUE(media.publisher.reducedSize);
+  // The audio levels that pick the active speaker: Chromium's ssrc-audio-level id, kept in kaiwa's answer; none on
+  // video.
+  EXPECT_EQ(media.tracks[0].audioLevelExtensionId, 1);
+  EXPECT_EQ(media.tracks[1].audioLevelExtensionId, 0);
 }
 
 TEST(Negotiation, SimulcastGivesATrackPerRidLearnedByMid) {

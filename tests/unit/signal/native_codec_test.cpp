@@ -196,6 +196,10 @@ TEST(NativeEncode, EventsAreValidJsonWithTheDocumentedFields) {
   EXPECT_EQ(parsed(ev::Bye{ByeReason::kTimeout}).at("reason"), "timeout");
   EXPECT_EQ(parsed(ev::Bye{ByeReason::kReplaced}).at("reason"), "replaced");
   EXPECT_EQ(parsed(ev::PeerState{"p", {false, true, false}}).at("state").at("videoOff"), true);
+
+  auto speaker = parsed(ev::ActiveSpeaker{"p\"2"});
+  EXPECT_EQ(speaker.at("type"), "active-speaker");
+  EXPECT_EQ(speaker.at("peer"), "p\"2");
 }
 
 TEST(NativeEncode, HelloCarriesTheLimits) {

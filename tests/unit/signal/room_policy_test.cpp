@@ -435,6 +435,51 @@ TEST(RoomMediaMode, AnSfuOnlyMemberMakesAutoSfuAndMeshRefusesIt) {
   EXPECT_EQ(sfu.join(std::move(r), TimePoint{}, ok), "whipZ");
 }
 
+// The SFU's active speaker: everybody hears a change once, a newcomer hears the current one at its join, a speaker
+// who leaves is forgotten, and a mesh room (no server-side audio) has none.
+TEST(RoomActiveSpeaker, ChangesAreBroadcastOnceAndANewcomerLearnsTheCurrentOne) {
+  Limits limits;
+  Room room("r", limits, RoomPolicy{.media = MediaPolicy::kSfu});
+  const Endpoint a{0, 1}, b{0, 2}, c{0, 3};
+  Outbox out;
+  const std::string ida = room.join(JoinRequest{a, 1, "a", {}, {}}, TimePoint{}, out);
+  const std::string idb = room.join(JoinRequest{b, 1, "b", {}, {}}, TimePoint{}, out);
+  // Every event to `to` that is an active-speaker, as the peer it names.
+  auto speakers = [&](Endpoint to) {
+    std::vector<std::string> list;
+    for (const auto& d : out) {
+      if (const auto* e = std::get_if<ev::ActiveSpeaker>(d.event.get()); e && d.to == to) list.push_back(e->peer);
+    }
+    return list;
+  };
+  out.clear();
+  room.setActiveSpeaker(ida, out);
+  room.setActiveSpeaker(ida, out);       // no change: nothing said
+  room.setActiveSpeaker("nobody", out);  // no such member: nothing
+  EXPECT_EQ(speakers(a), (std::vector<std::string>{ida}));
+  EXPECT_EQ(speakers(b), (std::vector<std::string>{ida}));
+  EXPECT_EQ(room.activeSpeaker(), ida);
+
+  out.clear();
+  room.join(JoinRequest{c, 1, "c", {}, {}}, TimePoint{}, out);
+  EXPECT_EQ(speakers(c), (std::vector<std::string>{ida}));
+  EXPECT_TRUE(speakers(a).empty());
+
+  out.clear();
+  room.leave(a, kNoRequest, ida, out);
+  EXPECT_EQ(room.activeSpeaker(), "");
+  room.setActiveSpeaker(idb, out);
+  EXPECT_EQ(speakers(c), (std::vector<std::string>{idb}));
+
+  Room mesh("m", limits, RoomPolicy{.media = MediaPolicy::kMesh});
+  Outbox meshOut;
+  const std::string m1 = mesh.join(JoinRequest{a, 1, "a", {}, {}}, TimePoint{}, meshOut);
+  meshOut.clear();
+  mesh.setActiveSpeaker(m1, meshOut);
+  EXPECT_TRUE(meshOut.empty());
+  EXPECT_EQ(mesh.activeSpeaker(), "");
+}
+
 }  // namespace
 }  // namespace kaiwa::signal
 
