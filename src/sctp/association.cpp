@@ -156,6 +156,14 @@ bool Association::connect() {
   {
     std::lock_guard guard(lock());
     rc = usrsctp_connect(socket_, reinterpret_cast<struct sockaddr*>(&remote), sizeof remote);
+    if (options_.mtu > 0) {
+      // Every packet must fit one DTLS record: a fixed path MTU, no discovery (there is no ICMP under DTLS).
+      struct sctp_paddrparams params {};
+      std::memcpy(&params.spp_address, &remote, sizeof remote);
+      params.spp_flags = SPP_PMTUD_DISABLE;
+      params.spp_pathmtu = static_cast<uint32_t>(options_.mtu);
+      setOption(socket_, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, params);
+    }
   }
   handleEvents();
   return rc == 0 || errno == EINPROGRESS;
