@@ -155,18 +155,20 @@ bool Association::connect() {
   int rc;
   {
     std::lock_guard guard(lock());
-    rc = usrsctp_connect(socket_, reinterpret_cast<struct sockaddr*>(&remote), sizeof remote);
     if (options_.mtu > 0) {
-      // Every packet must fit one DTLS record: a fixed path MTU, no discovery (there is no ICMP under DTLS).
+      // Every packet must fit one DTLS record: a fixed path MTU, no discovery (there is no ICMP under DTLS). Set as
+      // the default of the association to come, before the INIT goes out.
       struct sctp_paddrparams params {};
-      std::memcpy(&params.spp_address, &remote, sizeof remote);
+      params.spp_assoc_id = SCTP_FUTURE_ASSOC;
       params.spp_flags = SPP_PMTUD_DISABLE;
       params.spp_pathmtu = static_cast<uint32_t>(options_.mtu);
       setOption(socket_, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, params);
     }
+    rc = usrsctp_connect(socket_, reinterpret_cast<struct sockaddr*>(&remote), sizeof remote);
+    if (rc != 0 && errno == EINPROGRESS) rc = 0;
   }
   handleEvents();
-  return rc == 0 || errno == EINPROGRESS;
+  return rc == 0;
 }
 
 void Association::receive(std::span<const uint8_t> packet) {

@@ -550,7 +550,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Counts of live objects, for leak checks. */
   debugInfo(): { peers: number; links: number; openLinks: number; listeners: number; urls: number; left: boolean;
-    sfu: boolean } {
+    sfu: boolean; sfuData: { open: boolean; sent: number; received: number } } {
     let links = 0;
     let openLinks = 0;
     for (const e of this.entries.values()) {
@@ -560,7 +560,7 @@ export class Room extends Emitter<RoomEvents> {
       }
     }
     return { peers: this.entries.size, links, openLinks, listeners: this.listenerCount(), urls: this.urls.length, left: this.left,
-      sfu: this.sfu !== null };
+      sfu: this.sfu !== null, sfuData: { open: this.sfuData.open, sent: this.sfuData.sent, received: this.sfuData.received } };
   }
 
   // ----- internals ----------------------------------------------------------------------------
