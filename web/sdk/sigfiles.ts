@@ -8,6 +8,7 @@
  *   → {"t":"end","id"}
  *   ← {"t":"done","id","ok","sha256"}                              each receiver's verdict, to the sender
  *   ↔ {"t":"cancel","id","reason"}                                 either side, any time ("declined" for a no)
+ *   ← {"t":"ack","id","bytes"}              on the SFU data channel only: bytes received, every LINK_ACK_EVERY
  *
  * A file to the room is sent once, whoever receives it: it cannot wait for every receiver's yes, so its bytes
  * follow the offer at once; a receiver that asks (`acceptFiles: 'ask'`) keeps them until it decides and drops them
@@ -15,9 +16,9 @@
  * most WINDOW unanswered at a time so the outbox never fills with one file.
  *
  * In an sfu room whose data channel is open (`link`, sfudata.ts) the same messages travel over it instead, relayed
- * by kaiwa, in bigger chunks and paced by the channel's bufferedAmount. A file keeps the way it started on; when
- * kaiwa says it dropped a piece between us and a peer (a receiver too slow), the files on the channel between us
- * fail on both sides.
+ * by kaiwa, in bigger chunks, paced by the channel's bufferedAmount and by the receivers' `ack`s (at most
+ * LINK_WINDOW unconfirmed, so kaiwa's 1 MiB per receiver is not overrun). A file keeps the way it started on; when
+ * kaiwa says it dropped a piece between us and a peer anyway, the files on the channel between us fail on both sides.
  */
 import { Emitter } from './emitter.js';
 import type { FileChannelEvents, FileMeta, SentFile } from './files.js';
@@ -27,6 +28,14 @@ import { KaiwaError } from './types.js';
 
 /** Raw bytes per chunk on the SFU data channel: 64 KiB of base64, well under its 256 KiB messages. */
 const LINK_CHUNK = 48 * 1024;
+/** On the SFU data channel: bytes of a file sent but not yet confirmed by its slowest receiver, at most. kaiwa holds
+ * at most 1 MiB per receiver and drops past it (a slow receiver's file fails), so a sender keeps well under that:
+ * 384 KiB of file is 512 KiB of base64. */
+const LINK_WINDOW = 384 * 1024;
+/** A receiver on the SFU data channel confirms every this many bytes (`{"t":"ack","id","bytes"}`). */
+const LINK_ACK_EVERY = 128 * 1024;
+/** A receiver that confirms nothing for this long fails (it may never have had the offer: no channel yet), ms. */
+const LINK_ACK_TIMEOUT_MS = 30_000;
 /** Unanswered chunk requests at a time. */
 const WINDOW = 4;
 /** Room for the message envelope around a chunk's base64 (type, id, `to`, keys), bytes. */
@@ -44,6 +53,8 @@ interface Target {
   accepted: boolean;
   onAccept?: () => void;
   settled: boolean;
+  /** Bytes of the file this receiver confirmed (`ack`, on the SFU data channel). */
+  acked: number;
 }
 
 interface Outgoing {
@@ -81,6 +92,7 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
   /** By sender, then file id. */
   private incoming = new Map<string, Map<string, Incoming>>();
   private queue: Promise<void> = Promise.resolve();
+  private ackWaiters: Array<() => void> = [];
   private closed = false;
 
   constructor(sig: SignalingClient, urls: string[]) {
@@ -100,7 +112,7 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
   send(data: ArrayBuffer, meta: FileMeta, peers: string[], to?: string): Promise<SentFile>[] {
     const out: Outgoing = { meta, to, targets: new Map(), data, viaLink: false };
     const promises = peers.map((peer) => new Promise<SentFile>((resolve, reject) => {
-      out.targets.set(peer, { peer, resolve, reject, accepted: to === undefined, settled: false });
+      out.targets.set(peer, { peer, resolve, reject, accepted: to === undefined, settled: false, acked: 0 });
     }));
     this.outgoing.set(meta.id, out);
     this.queue = this.queue.then(() => this.transmit(out)).catch(() => undefined);
@@ -136,6 +148,15 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       case 'end':
         void this.onEnd(from, id);
         break;
+      case 'ack': {
+        const t = this.outgoing.get(id)?.targets.get(from);
+        const bytes = Number(d.bytes);
+        if (t && Number.isSafeInteger(bytes) && bytes > t.acked) {
+          t.acked = bytes;
+          this.wakeAck();
+        }
+        break;
+      }
       case 'accept': {
         const t = this.outgoing.get(id)?.targets.get(from);
         if (t && !t.accepted) {
@@ -284,6 +305,8 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       let seq = 0;
       for (let offset = 0; offset < out.data.byteLength; offset += chunk) {
         if (this.live(out).length === 0 || this.closed) return;
+        if (out.viaLink) await this.waitForWindow(out, offset);
+        if (this.live(out).length === 0 || this.closed) return;
         const bytes = new Uint8Array(out.data, offset, Math.min(chunk, out.data.byteLength - offset));
         const p = request({ t: 'chunk', id: meta.id, seq: seq++, d: toBase64(bytes) });
         inflight.add(p);
@@ -324,6 +347,41 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       }
       for (const t of this.live(out)) this.settle(out, t, e);
     }
+  }
+
+  /** On the SFU data channel: waits until every receiver confirmed all but LINK_WINDOW of the `offset` bytes sent;
+   * a receiver silent for LINK_ACK_TIMEOUT_MS fails. */
+  private async waitForWindow(out: Outgoing, offset: number): Promise<void> {
+    let since = Date.now();
+    let lowest = -1;
+    for (;;) {
+      const behind = this.live(out).filter((t) => offset - t.acked > LINK_WINDOW);
+      if (behind.length === 0 || this.closed) return;
+      const min = Math.min(...behind.map((t) => t.acked));
+      if (min !== lowest) {
+        lowest = min;
+        since = Date.now();
+      } else if (Date.now() - since > LINK_ACK_TIMEOUT_MS) {
+        for (const t of behind) {
+          this.control(t.peer, { t: 'cancel', id: out.meta.id, reason: 'failed' });
+          this.settle(out, t, new KaiwaError('file-failed', `${out.meta.name}: the receiver confirmed nothing for too long.`));
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        this.ackWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private wakeAck(): void {
+    const w = this.ackWaiters;
+    this.ackWaiters = [];
+    for (const f of w) f();
   }
 
   private request(d: Record<string, unknown>, to: string | undefined, viaLink = this.link?.open === true): Promise<unknown> {
@@ -381,7 +439,11 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
     }
     inc.nextSeq += 1;
     inc.chunks.push(bytes);
+    const before = inc.bytes;
     inc.bytes += bytes.byteLength;
+    if (inc.viaLink && Math.floor(inc.bytes / LINK_ACK_EVERY) !== Math.floor(before / LINK_ACK_EVERY)) {
+      this.control(from, { t: 'ack', id, bytes: inc.bytes });
+    }
     if (inc.accepted && inc.bytes - inc.lastProgress >= PROGRESS_EVERY) {
       inc.lastProgress = inc.bytes;
       this.emit('file-progress', { ...inc.meta, peer: from, direction: 'receive', bytes: inc.bytes });
