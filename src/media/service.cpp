@@ -677,7 +677,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     const uint32_t routerId = uint32_t(id);
     if (c->sctp) sctpDropped_ += c->sctp->counters().dropped;
     if (Room* r = findRoom(c->room)) {
-      if (c->relayStream && r->data) r->data->relay.close(c->peer);
+      if (c->relayStream && r->data && isCurrentPublish(*r, *c)) r->data->relay.close(c->peer);
       r->router->removeTransport(routerId);
       if (!c->peer.empty()) {
         auto member = r->natives.find(c->peer);
@@ -1001,9 +1001,16 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     }
   }
 
+  // The relay knows a member by id: only the member's current publish connection speaks for it (an ended one's
+  // late events must not close the channel of the connection that replaced it).
+  static bool isCurrentPublish(Room& r, const Client& c) {
+    auto it = r.natives.find(c.peer);
+    return it != r.natives.end() && it->second.publish == c.id;
+  }
+
   void dataChannelOpened(Client& c, uint16_t stream, const sctp::ChannelParams& params) {
     Room* r = findRoom(c.room);
-    if (params.label == kRelayLabel && !c.relayStream && r != nullptr && r->data) {
+    if (params.label == kRelayLabel && !c.relayStream && r != nullptr && r->data && isCurrentPublish(*r, c)) {
       c.relayStream = stream;
       r->data->relay.open(c.peer);
       return;
@@ -1026,7 +1033,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   void dataChannelClosed(Client& c, std::optional<uint16_t> stream) {
     if (!c.relayStream || (stream && *stream != *c.relayStream)) return;
     c.relayStream.reset();
-    if (Room* r = findRoom(c.room); r != nullptr && r->data) r->data->relay.close(c.peer);
+    if (Room* r = findRoom(c.room); r != nullptr && r->data && isCurrentPublish(*r, c)) r->data->relay.close(c.peer);
   }
 
   void dataWithoutAssociation() { ++data_.notRelayed; }
