@@ -192,6 +192,21 @@ std::string renderPrometheus() {
     fmt::format_to(std::back_inserter(out), "kaiwa_sfu_dropped_total{{reason=\"{}\"}} {}\n", kSfuDropNames[i],
                    r.sfuDropped[i].load(std::memory_order_relaxed));
   }
+  emit(out, "kaiwa_sfu_data_messages_total", "counter", "Messages from SFU members' data channels (the relay).",
+       r.sfuDataMessagesIn);
+  emit(out, "kaiwa_sfu_data_bytes_total", "counter", "Bytes of messages from SFU members' data channels.",
+       r.sfuDataBytesIn);
+  emit(out, "kaiwa_sfu_data_delivered_total", "counter", "Message copies the SFU's data relay handed to receivers.",
+       r.sfuDataDelivered);
+  emit(out, "kaiwa_sfu_data_delivered_bytes_total", "counter", "Bytes the SFU's data relay handed to receivers.",
+       r.sfuDataBytesDelivered);
+  out +=
+      "# HELP kaiwa_sfu_data_dropped_total SFU data channel messages dropped, by reason.\n"
+      "# TYPE kaiwa_sfu_data_dropped_total counter\n";
+  for (size_t i = 0; i < kSfuDataDropNames.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "kaiwa_sfu_data_dropped_total{{reason=\"{}\"}} {}\n", kSfuDataDropNames[i],
+                   r.sfuDataDropped[i].load(std::memory_order_relaxed));
+  }
   emit(out, "kaiwa_sfu_tcp_connections", "gauge", "ICE-TCP connections on the SFU's media port.", r.sfuTcpConnections);
   emit(out, "kaiwa_sfu_tcp_handovers_total", "counter",
        "ICE-TCP connections accepted by one worker and handed to the worker that owns their transport.",

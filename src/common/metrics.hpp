@@ -81,6 +81,9 @@ inline constexpr std::array<std::string_view, 6> kAddressRefusalNames = {
 inline constexpr std::array<std::string_view, 11> kSfuDropNames = {
     "bad_rtp",    "unknown_ssrc", "publisher_rtx",         "unmapped_payload_type", "unmapped_extension", "too_large",
     "queue_full", "bad_rtcp",     "unknown_feedback_ssrc", "no_transport",          "send_failed"};
+// Why the SFU's data channel relay dropped a message (sfu::DataRelayCounters and media/service.cpp, in this order).
+inline constexpr std::array<std::string_view, 8> kSfuDataDropNames = {
+    "malformed", "unknown_target", "buffer_full", "too_big", "deferred", "not_relayed", "channel_refused", "sctp"};
 // Why ICE-TCP connections on the media port ended (media::TcpClose, in its order).
 inline constexpr std::array<std::string_view, 12> kSfuTcpCloseNames = {
     "peer",     "error", "too_large",      "bad_first_frame", "unknown_ufrag", "bad_check",
@@ -142,6 +145,13 @@ struct Registry {
   std::atomic<uint64_t> recordingsFailed{0};             // recordings stopped by a failed write or a full disk
   std::array<std::atomic<uint64_t>, kSfuDropNames.size()>
       sfuDropped{};  // failed accept() on the TURN TCP/TLS listeners (EMFILE, ENFILE, ...)
+
+  // The SFU's data channel relay (sfu/data_relay.hpp).
+  std::atomic<uint64_t> sfuDataMessagesIn{0};  // messages from members' `kaiwa` channels
+  std::atomic<uint64_t> sfuDataBytesIn{0};
+  std::atomic<uint64_t> sfuDataDelivered{0};  // copies handed to receivers' associations
+  std::atomic<uint64_t> sfuDataBytesDelivered{0};
+  std::array<std::atomic<uint64_t>, kSfuDataDropNames.size()> sfuDataDropped{};
 
   // ICE-TCP on the SFU's media port (media/tcp_port.cpp).
   std::atomic<int64_t> sfuTcpConnections{0};    // ICE-TCP connections on the media port

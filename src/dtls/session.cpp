@@ -103,7 +103,7 @@ struct Session::Impl {
 
   void handshake();
   void finishHandshake();
-  void readApplication(std::vector<uint8_t>* plain);
+  void readApplication(const std::function<void(std::span<const uint8_t>)>& onRecord);
 };
 
 namespace {
@@ -252,13 +252,13 @@ void Session::Impl::finishHandshake() {
   status = Status::kConnected;
 }
 
-void Session::Impl::readApplication(std::vector<uint8_t>* plain) {
+void Session::Impl::readApplication(const std::function<void(std::span<const uint8_t>)>& onRecord) {
   std::array<uint8_t, 2048> buffer{};
   for (;;) {
     ERR_clear_error();
     int n = SSL_read(ssl, buffer.data(), int(buffer.size()));
     if (n > 0) {
-      if (plain) plain->insert(plain->end(), buffer.begin(), buffer.begin() + n);
+      if (onRecord) onRecord(std::span<const uint8_t>(buffer.data(), size_t(n)));
       continue;
     }
     int e = SSL_get_error(ssl, n);
@@ -320,13 +320,19 @@ Status Session::start() {
 }
 
 Status Session::receive(std::span<const uint8_t> datagram, std::vector<uint8_t>* plain) {
+  if (plain == nullptr) return receive(datagram, std::function<void(std::span<const uint8_t>)>{});
+  return receive(datagram, [plain](std::span<const uint8_t> r) { plain->insert(plain->end(), r.begin(), r.end()); });
+}
+
+Status Session::receive(std::span<const uint8_t> datagram,
+                        const std::function<void(std::span<const uint8_t>)>& onRecord) {
   Impl& s = *impl_;
   if (s.status == Status::kFailed || s.status == Status::kClosed || !isDtls(datagram)) return s.status;
   s.started = true;
   s.in = datagram;
   if (s.status == Status::kHandshaking) s.handshake();
   // Records behind the handshake's last one in the same datagram, and everything once connected.
-  if (s.status == Status::kConnected) s.readApplication(plain);
+  if (s.status == Status::kConnected) s.readApplication(onRecord);
   s.in = {};
   return s.status;
 }

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -96,6 +97,9 @@ class Session {
   // One received datagram (DTLS records: first byte 20–63, RFC 7983). Plaintext application data it carried
   // (SCTP, once connected) is appended to `plain` if given, else dropped.
   Status receive(std::span<const uint8_t> datagram, std::vector<uint8_t>* plain = nullptr);
+  // The same, with each application data record handed over on its own (an SCTP packet is one record, and a
+  // datagram may carry several).
+  Status receive(std::span<const uint8_t> datagram, const std::function<void(std::span<const uint8_t>)>& onRecord);
   // Application data as one record in one datagram (SCTP packets fit one MTU). False unless connected, or if it is
   // larger than maxPayload().
   bool send(std::span<const uint8_t> plain);

@@ -25,9 +25,11 @@
 #include "net/slots.hpp"
 #include "net/udp_socket.hpp"
 #include "rtp/packet.hpp"
+#include "sctp/association.hpp"
 #include "sdp/answer.hpp"
 #include "sdp/description.hpp"
 #include "sfu/active_speaker.hpp"
+#include "sfu/data_relay.hpp"
 #include "sfu/negotiation.hpp"
 #include "sfu/room.hpp"
 #include "sfu/router.hpp"
@@ -43,6 +45,10 @@ using net::SlotId;
 namespace {
 
 constexpr auto kTick = std::chrono::milliseconds(20);  // ICE consent, DTLS retransmission and held-back PLIs
+// usrsctp's timers (retransmissions, delayed acks), run by worker 0 for every association of the process.
+constexpr auto kSctpTick = std::chrono::milliseconds(10);
+// The label of the one channel kaiwa relays (sfu/data_relay.hpp); a client's other channels are closed.
+constexpr std::string_view kRelayLabel = "kaiwa";
 
 http::Response cors(http::Response r) {
   r.headers.emplace_back("Access-Control-Allow-Origin", "*");
@@ -84,6 +90,19 @@ std::string hex(uint64_t v) {
 }
 
 }  // namespace
+
+struct Client;
+
+// The data channels of a native member's publish connection: the association's listener, on the owner worker.
+struct DataChannels final : sctp::Association::Listener {
+  Client* client = nullptr;
+  void onPacket(std::span<const uint8_t> packet) override;
+  void onConnected() override {}
+  void onChannelOpen(uint16_t stream, const sctp::ChannelParams& params) override;
+  void onMessage(uint16_t stream, sctp::Ppid ppid, std::span<const uint8_t> message) override;
+  void onChannelClosed(uint16_t stream) override;
+  void onClosed() override;
+};
 
 // One client transport (a WHIP publisher or a WHEP viewer) on its room's owner worker.
 struct Client final : sfu::TransportIo, net::Loop::Watcher {
@@ -136,8 +155,17 @@ struct Client final : sfu::TransportIo, net::Loop::Watcher {
   void onConnected() override;
   void onRtp(std::span<uint8_t> packet) override;
   void onRtcp(std::span<uint8_t> packet) override;
+  void onApplicationData(std::span<const uint8_t> record) override;
   void onClosed(std::string_view why) override;
   void onReady(uint32_t events) override;
+
+  // Data channels (a native publish connection whose answer accepted the offer's application m-line): the
+  // association is made when DTLS is done. The listener is declared first so that it outlives the association.
+  bool acceptsData = false;
+  uint16_t sctpRemotePort = 5000;  // the offer's a=sctp-port
+  DataChannels dataChannels;
+  std::unique_ptr<sctp::Association> sctp;
+  std::optional<uint16_t> relayStream;  // the `kaiwa` channel
 };
 
 class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
@@ -153,6 +181,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     loop_.cancel(speakerTick_);
     loop_.cancel(publish_);
     loop_.cancel(tcpExpire_);
+    if (sctpTick_ != 0) loop_.cancel(sctpTick_);
     clients_.forEach([&](SlotId, Client& c) { closeSocket(c); });
     if (fd_ >= 0) {
       loop_.unwatch(watch_, fd_);
@@ -178,6 +207,10 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       tcpExpire_ = loop_.every(std::chrono::seconds(1), [this](TimePoint now) { tcp_->expire(now); });
     }
     publish_ = loop_.every(std::chrono::seconds(1), [this](TimePoint) { publishCounters(); });
+    if (index_ == 0) {
+      lastSctpTick_ = Clock::now();
+      sctpTick_ = loop_.every(kSctpTick, [this](TimePoint now) { tickSctp(now); });
+    }
     return std::nullopt;
   }
   uint16_t port() const { return listen_.port; }
@@ -320,8 +353,21 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::unordered_map<std::string, std::vector<sdp::Codec>> lineCodecs;  // by subscriber mid: what it last carried
     bool whip = false;  // a WHIP publisher (Roster): it publishes and never receives
   };
+  // The data channel relay of a native room, and its way out: the members' `kaiwa` channels.
+  struct DataRoom final : sfu::DataRelayIo {
+    DataRoom(Worker& w, std::string name) : worker(w), room(std::move(name)), relay(*this, kMaxDataMessage) {}
+    sfu::DataSendResult sendData(std::string_view member, std::span<const uint8_t> message) override {
+      return worker.sendData(room, member, message);
+    }
+    Worker& worker;
+    std::string room;
+    sfu::DataRelay relay;
+  };
+  static constexpr size_t kMaxDataMessage = 256 * 1024;  // a=max-message-size, both ways
+
   struct Room {
     std::unique_ptr<sfu::Router> router;
+    std::unique_ptr<DataRoom> data;
     SlotId publisher = 0;
     std::optional<sdp::Description> publisherAnswer;
     std::vector<std::pair<sfu::TrackConfig, sfu::TrackId>> tracks;
@@ -632,7 +678,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     service_.transports_.fetch_sub(1);
     metrics::add(metrics::registry().sfuTransports, -1);
     const uint32_t routerId = uint32_t(id);
+    if (c->sctp) sctpDropped_ += c->sctp->counters().dropped;
     if (Room* r = findRoom(c->room)) {
+      if (c->relayStream && r->data && isCurrentPublish(*r, *c)) r->data->relay.close(c->peer);
       r->router->removeTransport(routerId);
       if (!c->peer.empty()) {
         auto member = r->natives.find(c->peer);
@@ -653,6 +701,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       }
       if (r->idle()) {
         add(retired_, r->router->counters());
+        if (r->data) add(retiredData_, r->data->relay.counters());
         rooms_.erase(c->room);
       }
     }
@@ -879,6 +928,23 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       metrics::add(*to[i], now[i] - published_[i]);
       published_[i] = now[i];
     }
+    // The data channel relay: its rooms' counts, the worker's, and the associations' own drops.
+    sfu::DataRelayCounters d = retiredData_;
+    for (const auto& [name, room] : rooms_) {
+      if (room.data) add(d, room.data->relay.counters());
+    }
+    uint64_t sctpDropped = sctpDropped_;
+    clients_.forEach([&](SlotId, Client& c) { sctpDropped += c.sctp ? c.sctp->counters().dropped : 0; });
+    const uint64_t dataNow[] = {d.messagesIn,      d.bytesIn,        d.delivered,   d.bytesDelivered,
+                                d.malformed,       d.unknownTarget,  d.bufferFull,  d.tooBig,
+                                d.deferredDropped, data_.notRelayed, data_.refused, sctpDropped};
+    std::atomic<uint64_t>* dataTo[] = {&r.sfuDataMessagesIn, &r.sfuDataBytesIn, &r.sfuDataDelivered,
+                                       &r.sfuDataBytesDelivered};
+    static_assert(std::size(dataNow) == 4 + metrics::kSfuDataDropNames.size());
+    for (size_t i = 0; i < publishedData_.size(); ++i) {
+      metrics::add(i < 4 ? *dataTo[i] : r.sfuDataDropped[i - 4], dataNow[i] - publishedData_[i]);
+      publishedData_[i] = dataNow[i];
+    }
     // 13/256 is the first fraction lost of at least 5 %.
     int64_t lossy = 0;
     for (const auto& [name, room] : rooms_) lossy += int64_t(room.router->lossySubscriptions(13));
@@ -886,6 +952,18 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     publishedLossy_ = lossy;
   }
 
+  static void add(sfu::DataRelayCounters& a, const sfu::DataRelayCounters& b) {
+    a.messagesIn += b.messagesIn;
+    a.bytesIn += b.bytesIn;
+    a.delivered += b.delivered;
+    a.bytesDelivered += b.bytesDelivered;
+    a.malformed += b.malformed;
+    a.unknownTarget += b.unknownTarget;
+    a.bufferFull += b.bufferFull;
+    a.tooBig += b.tooBig;
+    a.noticesLost += b.noticesLost;
+    a.deferredDropped += b.deferredDropped;
+  }
   static void add(sfu::RouterCounters& a, const sfu::RouterCounters& b) {
     a.rtpIn += b.rtpIn;
     a.forwarded += b.forwarded;
@@ -921,6 +999,93 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     c.pending.clear();
   }
 
+  // --- data channels (sfu/data_relay.hpp), on the owner worker ---
+  // The association of a publish connection whose DTLS is done. Events raised while worker 0 runs usrsctp's timers
+  // come back here by a posted task, which also sends what they produced.
+  void startData(Client& c) {
+    sctp::Association::Options o;
+    o.remotePort = c.sctpRemotePort;
+    o.maxMessageSize = kMaxDataMessage;
+    o.mtu = c.transport->maxApplicationPayload();
+    o.dtlsClient = false;  // kaiwa is the DTLS server: its own channels would take odd streams
+    Service& service = service_;
+    const uint32_t owner = index_;
+    o.post = [&service, owner](std::function<void()> task) {
+      service.pool_.post(owner, [&service, owner, task = std::move(task)] {
+        task();
+        service.workers_[owner]->flush();
+      });
+    };
+    c.dataChannels.client = &c;
+    c.sctp = std::make_unique<sctp::Association>(std::move(o), c.dataChannels);
+    if (!c.sctp->connect()) {
+      ++data_.refused;
+      c.sctp.reset();
+    }
+  }
+
+  // The relay knows a member by id: only the member's current publish connection speaks for it (an ended one's
+  // late events must not close the channel of the connection that replaced it).
+  static bool isCurrentPublish(Room& r, const Client& c) {
+    auto it = r.natives.find(c.peer);
+    return it != r.natives.end() && it->second.publish == c.id;
+  }
+
+  void dataChannelOpened(Client& c, uint16_t stream, const sctp::ChannelParams& params) {
+    Room* r = findRoom(c.room);
+    if (params.label == kRelayLabel && !c.relayStream && r != nullptr && r->data && isCurrentPublish(*r, c)) {
+      c.relayStream = stream;
+      r->data->relay.open(c.peer);
+      return;
+    }
+    // One channel per connection is all the relay uses: any other is closed, so a client cannot make kaiwa keep
+    // up to 1024 streams' state.
+    ++data_.refused;
+    c.sctp->closeChannel(stream);
+  }
+
+  void dataMessage(Client& c, uint16_t stream, sctp::Ppid ppid, std::span<const uint8_t> message) {
+    Room* r = findRoom(c.room);
+    if (!c.relayStream || stream != *c.relayStream || ppid != sctp::Ppid::kBinary || r == nullptr || !r->data) {
+      ++data_.notRelayed;
+      return;
+    }
+    r->data->relay.receive(c.peer, message);
+  }
+
+  void dataChannelClosed(Client& c, std::optional<uint16_t> stream) {
+    if (!c.relayStream || (stream && *stream != *c.relayStream)) return;
+    c.relayStream.reset();
+    if (Room* r = findRoom(c.room); r != nullptr && r->data && isCurrentPublish(*r, c)) r->data->relay.close(c.peer);
+  }
+
+  void dataWithoutAssociation() { ++data_.notRelayed; }
+
+  sfu::DataSendResult sendData(const std::string& room, std::string_view member, std::span<const uint8_t> message) {
+    Room* r = findRoom(room);
+    auto m = r != nullptr ? r->natives.find(std::string(member)) : decltype(r->natives.end()){};
+    Client* c = r != nullptr && m != r->natives.end() ? clients_.find(m->second.publish) : nullptr;
+    if (c == nullptr || !c->sctp || !c->relayStream) return sfu::DataSendResult::kGone;
+    switch (c->sctp->send(*c->relayStream, sctp::Ppid::kBinary, message)) {
+      case sctp::Association::SendResult::kSent:
+        return sfu::DataSendResult::kSent;
+      case sctp::Association::SendResult::kBufferFull:
+        return sfu::DataSendResult::kBufferFull;
+      case sctp::Association::SendResult::kTooBig:
+        return sfu::DataSendResult::kTooBig;
+      default:
+        return sfu::DataSendResult::kGone;
+    }
+  }
+
+  // usrsctp's timers for the whole process (worker 0): the time since the last tick, from the real clock.
+  void tickSctp(TimePoint now) {
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - lastSctpTick_);
+    if (elapsed.count() <= 0) return;
+    lastSctpTick_ += elapsed;
+    if (sctp::Association::live() > 0) sctp::Association::tickTimers(elapsed);
+  }
+
   // --- the native protocol's SFU rooms (docs/protocol.md, "SFU rooms"), on the owner worker ---
   Room& nativeRoom(const std::string& name) {
     Room& r = rooms_[name];
@@ -928,6 +1093,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     if (!r.members) {
       r.members = std::make_unique<sfu::Room>(service_.options_.limits.room, [this] { return uint32_t(rng_()); });
     }
+    if (!r.data) r.data = std::make_unique<DataRoom>(*this, name);
     return r;
   }
 
@@ -935,6 +1101,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     Room* r = findRoom(name);
     if (r != nullptr && r->idle()) {
       add(retired_, r->router->counters());
+      if (r->data) add(retiredData_, r->data->relay.counters());
       rooms_.erase(name);
     }
   }
@@ -1119,6 +1286,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     sdp::ServerParams params = serverParams(ufrag, pwd);
     params.receive = true;
     params.send = false;
+    params.acceptData = true;  // the room's data channel relay rides on the publish connection
+    params.maxMessageSize = kMaxDataMessage;
     auto answer = sdp::answer(*offer, params);
     auto failFresh = [&](std::string why) -> Service::PublishResult {
       if (fresh) remove(c->id);
@@ -1146,6 +1315,13 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
       routerIds_[uint32_t(c->id)] = c->id;
       m.publish = c->id;
     }
+    // Data channels: the answer accepted the offer's application m-line (at most one is accepted: BUNDLE).
+    for (size_t i = 0; i < answer->media.size() && i < offer->media.size(); ++i) {
+      if (answer->media[i].kind != "application" || answer->media[i].isRejected()) continue;
+      c->acceptsData = true;
+      c->sctpRemotePort = offer->media[i].sctpPort.value_or(5000);
+    }
+    if (c->acceptsData && c->connected && !c->sctp) startData(*c);
     // The tracks now: those listed whose m-line kaiwa receives on. A track kept from the last offer keeps its router
     // track (its subscribers go on); one gone ends; a new one is added.
     const uint32_t routerId = uint32_t(c->id);
@@ -1437,6 +1613,15 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   uint64_t dropped_ = 0;         // datagrams no transport takes
   uint64_t sendFailed_ = 0;      // packets a transport could not send (not connected yet, or closing)
   sfu::RouterCounters retired_;  // the counts of rooms that ended
+  sfu::DataRelayCounters retiredData_;
+  struct DataCounts {
+    uint64_t refused = 0;     // channels other than the relay's, and associations usrsctp would not start
+    uint64_t notRelayed = 0;  // messages on another stream or of another PPID, SCTP without an association
+  } data_;
+  uint64_t sctpDropped_ = 0;  // the associations' own drops (too big, unopened stream, bad DCEP), of ended ones
+  std::array<uint64_t, 4 + metrics::kSfuDataDropNames.size()> publishedData_{};
+  net::Loop::TimerId sctpTick_ = 0;
+  TimePoint lastSctpTick_{};
   static constexpr size_t kPublished = 21;
   std::array<uint64_t, kPublished> published_{};
   int64_t publishedLossy_ = 0;
@@ -1455,6 +1640,7 @@ void Client::onValidAddress(const Address& from) {
 void Client::onConnected() {
   connected = true;
   worker->subscribePending(*this);
+  if (acceptsData && !sctp) worker->startData(*this);
 }
 void Client::onRtp(std::span<uint8_t> packet) {
   if (!publisher) return;
@@ -1474,6 +1660,21 @@ void Client::onClosed(std::string_view why) {
   const SlotId self = id;
   w->loop().post([w, self] { w->remove(self); });
 }
+void Client::onApplicationData(std::span<const uint8_t> record) {
+  if (sctp)
+    sctp->receive(record);
+  else
+    worker->dataWithoutAssociation();
+}
+void DataChannels::onPacket(std::span<const uint8_t> packet) { client->transport->sendApplicationData(packet); }
+void DataChannels::onChannelOpen(uint16_t stream, const sctp::ChannelParams& params) {
+  client->worker->dataChannelOpened(*client, stream, params);
+}
+void DataChannels::onMessage(uint16_t stream, sctp::Ppid ppid, std::span<const uint8_t> message) {
+  client->worker->dataMessage(*client, stream, ppid, message);
+}
+void DataChannels::onChannelClosed(uint16_t stream) { client->worker->dataChannelClosed(*client, stream); }
+void DataChannels::onClosed() { client->worker->dataChannelClosed(*client, std::nullopt); }
 void Client::onReady(uint32_t) { worker->drain(fd, this); }
 void Client::Path::onReady(uint32_t) { client->worker->drain(fd, client, &remote); }
 

@@ -34,6 +34,9 @@ class Association {
     size_t maxMessageSize = 256 * 1024;  // a=max-message-size that kaiwa announces and accepts
     uint16_t streams = 1024;             // outgoing and incoming streams asked for
     size_t sendBuffer = 1024 * 1024;     // bytes queued towards the peer at most: past it send() says kBufferFull
+    // The largest SCTP packet to send: what one DTLS record carries (dtls::Session::maxPayload). Path MTU
+    // discovery is off; 0 keeps usrsctp's default.
+    size_t mtu = 0;
     // The side of the DTLS handshake: the client opens channels on even stream ids, the server on odd (RFC 8832).
     bool dtlsClient = false;
     // Runs a task on the owner thread (for events raised while another thread drove usrsctp's timers). Without

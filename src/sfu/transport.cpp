@@ -2,11 +2,17 @@
 
 #include <array>
 #include <chrono>
+#include <vector>
 
 #include "rtp/packet.hpp"
 #include "stun/message.hpp"
 
 namespace kaiwa::sfu {
+
+namespace {
+// A 1200-byte datagram holds at most a few records of application data; more is not a browser's.
+constexpr size_t kMaxRecordsPerDatagram = 16;
+}  // namespace
 
 std::optional<Transport> Transport::make(const dtls::Context& dtls, TransportConfig config, TimePoint now,
                                          TransportIo& io) {
@@ -76,7 +82,12 @@ void Transport::onDtls(std::span<const uint8_t> datagram, const Address& from, T
     return;
   }
   bool wasConnected = dtls_.status() == dtls::Status::kConnected;
-  dtls::Status status = dtls_.receive(datagram);  // (application data — SCTP — is not carried yet)
+  // Records are collected first and handed up after the handshake's bookkeeping below, so the listener sees them
+  // on a connected transport (the browser's first SCTP packet may share a datagram with its last flight).
+  std::vector<std::vector<uint8_t>> records;
+  dtls::Status status = dtls_.receive(datagram, [&](std::span<const uint8_t> r) {
+    if (records.size() < kMaxRecordsPerDatagram) records.emplace_back(r.begin(), r.end());
+  });
   flushDtls(from, now);
   if (status == dtls::Status::kConnected && !wasConnected) {
     dtls::SrtpKeys keys = dtls_.srtpKeys();
@@ -93,6 +104,24 @@ void Transport::onDtls(std::span<const uint8_t> datagram, const Address& from, T
   } else if (status == dtls::Status::kClosed) {
     close("DTLS closed by the peer");
   }
+  if (state_ != TransportState::kConnected) return;
+  for (const auto& r : records) {
+    ++counters_.applicationIn;
+    io_->onApplicationData(r);
+    if (state_ != TransportState::kConnected) return;
+  }
+}
+
+bool Transport::sendApplicationData(std::span<const uint8_t> plain) {
+  auto to = ice_.selected();
+  if (state_ != TransportState::kConnected || !to || !dtls_.send(plain)) {
+    ++counters_.applicationSendFailed;
+    return false;
+  }
+  for (const auto& d : dtls_.output()) io_->sendTo(*to, d);
+  dtls_.output().clear();
+  ++counters_.applicationOut;
+  return true;
 }
 
 void Transport::flushDtls(const Address& fallback, TimePoint now) {

@@ -39,6 +39,9 @@ class TransportIo {
   // and forward it).
   virtual void onRtp(std::span<uint8_t> packet) = 0;
   virtual void onRtcp(std::span<uint8_t> packet) = 0;
+  // One DTLS application data record (content type 23) after the handshake: an SCTP packet of the data channels
+  // (RFC 8261). Unchecked bytes from the client.
+  virtual void onApplicationData(std::span<const uint8_t> /*record*/) {}
   // The transport ended; `why` is for a log line. Nothing is sent or received after it.
   virtual void onClosed(std::string_view why) = 0;
 };
@@ -56,8 +59,10 @@ struct TransportCounters {
   uint64_t dtlsFromUnknown = 0;  // DTLS from an address without a valid check
   uint64_t mediaBeforeDtls = 0;  // RTP/RTCP before the keys existed
   uint64_t srtpAuthFailed = 0, srtpReplayed = 0, srtpOther = 0;
-  uint64_t other = 0;                // none of STUN, DTLS, RTP, RTCP
-  uint64_t rtpOut = 0, rtcpOut = 0;  // protected and sent
+  uint64_t other = 0;                              // none of STUN, DTLS, RTP, RTCP
+  uint64_t rtpOut = 0, rtcpOut = 0;                // protected and sent
+  uint64_t applicationIn = 0, applicationOut = 0;  // DTLS application data records (SCTP packets)
+  uint64_t applicationSendFailed = 0;              // not connected, or larger than one record can carry
 };
 
 enum class TransportState : uint8_t { kConnecting, kConnected, kClosed };
@@ -77,6 +82,11 @@ class Transport {
   // has srtp::kMaxTrailer bytes of room after `size`. False (nothing sent) unless connected.
   bool sendRtp(std::span<uint8_t> buffer, size_t size);
   bool sendRtcp(std::span<uint8_t> buffer, size_t size);
+  // Sends one DTLS application data record (an SCTP packet) to the selected path. False (nothing sent) unless
+  // connected, or when it is larger than maxApplicationPayload().
+  bool sendApplicationData(std::span<const uint8_t> plain);
+  // The most one record carries with the negotiated cipher: the SCTP path MTU (0 unless connected).
+  size_t maxApplicationPayload() const { return dtls_.maxPayload(); }
 
   // Runs ICE's consent and connect deadlines and DTLS's retransmission timer.
   void tick(TimePoint now);

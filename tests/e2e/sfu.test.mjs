@@ -158,14 +158,14 @@ describe('four pages in an sfu room', () => {
 
   test('a file to everybody goes through kaiwa and arrives verified at every other page', { timeout: 90_000 }, async () => {
     const [sender, ...others] = peers;
-    const size = 300_000; // several chunks under the server's maxMessageBytes
+    const size = 300_000; // several chunks
     const sha256 = await pickRandomFile(sender.page, 'report.bin', size, 'application/octet-stream');
     await sender.page.getByTestId('file-target').selectOption('');
     await sender.page.getByTestId('file-send').click();
     for (const p of others) assert.deepEqual(await acceptAndHash(p.page, 'report.bin'), { download: 'report.bin', size, sha256 });
     await sender.page.waitForFunction((n) => document.querySelectorAll(
       '[data-testid="file-transfer"][data-direction="send"][data-state="done"]').length === n, others.length, { timeout: WAIT });
-    // No data channel was needed: still two connections.
+    // It went through kaiwa (the SFU data channel, sfu-data.test.mjs): still two connections, none to a peer.
     for (const p of peers) assert.ok((await pcCounts(p.page)).created <= 2);
   });
 });

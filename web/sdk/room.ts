@@ -15,6 +15,7 @@ import {
 } from './media.js';
 import { PeerLink, type PeerStats, type SignalData } from './peer.js';
 import { SfuSession, type SfuTrack, type TrackSource } from './sfu.js';
+import { SfuDataLink } from './sfudata.js';
 import { SignalFiles } from './sigfiles.js';
 import { SignalingClient, type SignalingOptions, type SignalingState } from './signaling.js';
 import {
@@ -188,6 +189,8 @@ export class Room extends Emitter<RoomEvents> {
   mediaPolicy: MediaPolicy | null = null;
   private sfu: SfuSession | null = null;
   private readonly sigFiles: SignalFiles;
+  /** The SFU data channel (chat and files in an sfu room), attached to each publish connection's channel. */
+  private readonly sfuData = new SfuDataLink();
   /** Until then a switch waits for the new connections; after it the old ones go regardless. */
   private switchDeadline = 0;
   private switchTimer: ReturnType<typeof setTimeout> | null = null;
@@ -215,6 +218,9 @@ export class Room extends Emitter<RoomEvents> {
     this.sigFiles = new SignalFiles(this.signaling, this.urls);
     this.sigFiles.autoAccept = options.acceptFiles !== 'ask';
     this.forwardFileEvents(this.sigFiles);
+    this.sigFiles.link = this.sfuData;
+    this.sfuData.onMessage = (from, d) => this.onSfuData(from, d);
+    this.sfuData.onDropped = (peer) => this.sigFiles.linkDropped(peer);
   }
 
   /** Creates a room and joins it. Listeners added after this resolves miss `peer-joined` for members present at
@@ -427,9 +433,16 @@ export class Room extends Emitter<RoomEvents> {
 
   // ----- messaging ----------------------------------------------------------------------------
 
-  /** Sends a chat line through the server; everyone (us included) receives it as `chat`, in one order. */
+  /** Sends a chat line through the server; everyone (us included) receives it as `chat`, in one order. In an sfu
+   * room whose data channel is open it goes over that channel (kaiwa relays it; our own `chat` is emitted here). */
   async sendChat(text: string): Promise<number> {
     if (text.length < 1 || text.length > 4096) throw new KaiwaError('bad-message', 'A chat message is 1–4096 characters.');
+    if (this.mediaMode === 'sfu' && this.sfuData.open) {
+      const ts = Date.now();
+      await this.sfuData.send({ kaiwa: 'chat', text, ts });
+      this.emit('chat', { from: this.id, name: this.name, text, ts, self: true });
+      return ts;
+    }
     const reply = await this.signaling.request('chat', { text });
     return Number(reply.ts);
   }
@@ -544,7 +557,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Counts of live objects, for leak checks. */
   debugInfo(): { peers: number; links: number; openLinks: number; listeners: number; urls: number; left: boolean;
-    sfu: boolean } {
+    sfu: boolean; sfuData: { open: boolean; sent: number; received: number } } {
     let links = 0;
     let openLinks = 0;
     for (const e of this.entries.values()) {
@@ -554,7 +567,7 @@ export class Room extends Emitter<RoomEvents> {
       }
     }
     return { peers: this.entries.size, links, openLinks, listeners: this.listenerCount(), urls: this.urls.length, left: this.left,
-      sfu: this.sfu !== null };
+      sfu: this.sfu !== null, sfuData: { open: this.sfuData.open, sent: this.sfuData.sent, received: this.sfuData.received } };
   }
 
   // ----- internals ----------------------------------------------------------------------------
@@ -969,12 +982,25 @@ export class Room extends Emitter<RoomEvents> {
     this.reconcileMedia();
   }
 
+  /** A message kaiwa relayed over the SFU data channel; `from` is the member kaiwa says sent it. */
+  private onSfuData(from: string, d: unknown): void {
+    if (!d || typeof d !== 'object' || Array.isArray(d)) return;
+    const m = d as Record<string, unknown>;
+    if (m.kaiwa === 'file') {
+      this.sigFiles.handle(from, m, true);
+    } else if (m.kaiwa === 'chat' && typeof m.text === 'string' && m.text.length >= 1 && m.text.length <= 4096) {
+      const name = this.entries.get(from)?.peer.name ?? '';
+      this.emit('chat', { from, name, text: m.text, ts: Number(m.ts ?? 0) || Date.now(), self: false });
+    }
+  }
+
   private startSfu(): void {
     if (this.sfu || this.left) return;
     const sfu = new SfuSession(this.signaling, {
       iceServers: this.iceServers,
       maxVideoBitrate: this.maxVideoBitrate,
       disconnectGraceMs: this.options.iceDisconnectGraceMs,
+      onDataChannel: (channel) => this.sfuData.attach(channel),
     });
     this.sfu = sfu;
     sfu.on('tracks', (list) => this.onSfuTracks(list));
@@ -994,6 +1020,7 @@ export class Room extends Emitter<RoomEvents> {
     if (video) void sfu.setTrack('camera', video, this.screenSeparate ? this.localStream : this.screenStream ?? this.localStream);
     const screen = this.screenSeparate ? this.screenStream?.getVideoTracks()[0] : undefined;
     if (screen) void sfu.setTrack('screen', screen, this.screenStream);
+    // With nothing to send too: the publish connection carries the data channel.
     void sfu.publish();
   }
 

@@ -46,6 +46,9 @@ export interface SfuSessionOptions {
   maxVideoBitrate?: number;
   /** Wait this long in `disconnected` before starting the publish connection over, ms. */
   disconnectGraceMs?: number;
+  /** Set: every publish connection (made even with nothing to send) opens a channel labelled `kaiwa` for kaiwa's
+   * data relay (sfudata.ts), handed over here. */
+  onDataChannel?: (channel: RTCDataChannel) => void;
 }
 
 interface OfferedTrack {
@@ -224,6 +227,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
     const pc = new RTCPeerConnection({ iceServers: this.opts.iceServers });
     pc.onconnectionstatechange = () => this.onPublishState(pc);
     this.publishPc = pc;
+    if (this.opts.onDataChannel) this.opts.onDataChannel(pc.createDataChannel('kaiwa', { ordered: true }));
     return pc;
   }
 
@@ -238,7 +242,8 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
       await this.sig.request('unpublish').catch(() => undefined);
       if (this.closed) return;
     }
-    if (!this.publishPc && !hasAny) return; // nothing to send: no publish connection at all
+    // Nothing to send and no data channel wanted: no publish connection at all.
+    if (!this.publishPc && !hasAny && !this.opts.onDataChannel) return;
     const fresh = !this.publishPc;
     const pc = this.publishPc ?? this.createPublishPc();
     let renegotiate = fresh;

@@ -1,5 +1,5 @@
 /**
- * File transfer over the signaling connection, for SFU rooms (no data channels there until issue 15). Each piece
+ * File transfer through kaiwa for SFU rooms: over the signaling connection, or the SFU data channel. Each piece
  * is a `message` request whose `data` is `{"kaiwa":"file","t":…,"id":…}`:
  *
  *   → {"t":"offer","id","name","size","type","sha256","chunk"}   to the room (no `to`) or to one peer
@@ -8,17 +8,34 @@
  *   → {"t":"end","id"}
  *   ← {"t":"done","id","ok","sha256"}                              each receiver's verdict, to the sender
  *   ↔ {"t":"cancel","id","reason"}                                 either side, any time ("declined" for a no)
+ *   ← {"t":"ack","id","bytes"}              on the SFU data channel only: bytes received, every LINK_ACK_EVERY
  *
  * A file to the room is sent once, whoever receives it: it cannot wait for every receiver's yes, so its bytes
  * follow the offer at once; a receiver that asks (`acceptFiles: 'ask'`) keeps them until it decides and drops them
  * on a decline. Requests go out through the signaling client's pacing (under the server's messagesPerSecond), at
  * most WINDOW unanswered at a time so the outbox never fills with one file.
+ *
+ * In an sfu room whose data channel is open (`link`, sfudata.ts) the same messages travel over it instead, relayed
+ * by kaiwa, in bigger chunks, paced by the channel's bufferedAmount and by the receivers' `ack`s (at most
+ * LINK_WINDOW unconfirmed, so kaiwa's 1 MiB per receiver is not overrun). A file keeps the way it started on; when
+ * kaiwa says it dropped a piece between us and a peer anyway, the files on the channel between us fail on both sides.
  */
 import { Emitter } from './emitter.js';
 import type { FileChannelEvents, FileMeta, SentFile } from './files.js';
+import type { SfuDataLink } from './sfudata.js';
 import type { SignalingClient } from './signaling.js';
 import { KaiwaError } from './types.js';
 
+/** Raw bytes per chunk on the SFU data channel: 64 KiB of base64, well under its 256 KiB messages. */
+const LINK_CHUNK = 48 * 1024;
+/** On the SFU data channel: bytes of a file sent but not yet confirmed by its slowest receiver, at most. kaiwa holds
+ * at most 1 MiB per receiver and drops past it (a slow receiver's file fails), so a sender keeps well under that:
+ * 384 KiB of file is 512 KiB of base64. */
+const LINK_WINDOW = 384 * 1024;
+/** A receiver on the SFU data channel confirms every this many bytes (`{"t":"ack","id","bytes"}`). */
+const LINK_ACK_EVERY = 128 * 1024;
+/** A receiver that confirms nothing for this long fails (it may never have had the offer: no channel yet), ms. */
+const LINK_ACK_TIMEOUT_MS = 30_000;
 /** Unanswered chunk requests at a time. */
 const WINDOW = 4;
 /** Room for the message envelope around a chunk's base64 (type, id, `to`, keys), bytes. */
@@ -36,6 +53,8 @@ interface Target {
   accepted: boolean;
   onAccept?: () => void;
   settled: boolean;
+  /** Bytes of the file this receiver confirmed (`ack`, on the SFU data channel). */
+  acked: number;
 }
 
 interface Outgoing {
@@ -44,6 +63,8 @@ interface Outgoing {
   to: string | undefined;
   targets: Map<string, Target>;
   data: ArrayBuffer;
+  /** Sent over the SFU data channel (decided when its transmission starts). */
+  viaLink: boolean;
 }
 
 interface Incoming {
@@ -57,16 +78,21 @@ interface Incoming {
   accepted: boolean;
   ended: boolean;
   lastProgress: number;
+  /** Its offer came over the SFU data channel. */
+  viaLink: boolean;
 }
 
 export class SignalFiles extends Emitter<FileChannelEvents> {
   autoAccept = true;
+  /** The SFU data channel, when the room is sfu (null in a mesh). */
+  link: SfuDataLink | null = null;
   private readonly sig: SignalingClient;
   private readonly urls: string[];
   private outgoing = new Map<string, Outgoing>();
   /** By sender, then file id. */
   private incoming = new Map<string, Map<string, Incoming>>();
   private queue: Promise<void> = Promise.resolve();
+  private ackWaiters: Array<() => void> = [];
   private closed = false;
 
   constructor(sig: SignalingClient, urls: string[]) {
@@ -76,30 +102,45 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
   }
 
   /** Raw bytes per chunk so that the request, base64 and envelope included, stays under the server's limit. */
-  chunkSize(): number {
+  chunkSize(viaLink = false): number {
+    if (viaLink) return LINK_CHUNK;
     const max = this.sig.hello?.limits?.maxMessageBytes ?? 65536;
     return Math.max(3, Math.floor((max - ENVELOPE) / 4) * 3);
   }
 
   /** Sends `data` to `peers` (`to` set: one peer; else the room, once). One promise per receiver. */
   send(data: ArrayBuffer, meta: FileMeta, peers: string[], to?: string): Promise<SentFile>[] {
-    const out: Outgoing = { meta, to, targets: new Map(), data };
+    const out: Outgoing = { meta, to, targets: new Map(), data, viaLink: false };
     const promises = peers.map((peer) => new Promise<SentFile>((resolve, reject) => {
-      out.targets.set(peer, { peer, resolve, reject, accepted: to === undefined, settled: false });
+      out.targets.set(peer, { peer, resolve, reject, accepted: to === undefined, settled: false, acked: 0 });
     }));
     this.outgoing.set(meta.id, out);
     this.queue = this.queue.then(() => this.transmit(out)).catch(() => undefined);
     return promises;
   }
 
-  /** Feeds a relayed `message` whose data is a file message. */
-  handle(from: string, d: Record<string, unknown>): void {
+  /** kaiwa dropped a message on the data channel between us and `peer`: the files that went that way fail. */
+  linkDropped(peer: string): void {
+    const err = new KaiwaError('file-failed', 'kaiwa dropped a piece: the receiver could not keep up.');
+    for (const inc of [...(this.incoming.get(peer)?.values() ?? [])]) {
+      if (inc.viaLink) this.dropIncoming(inc, err);
+    }
+    for (const out of [...this.outgoing.values()]) {
+      const t = out.targets.get(peer);
+      if (!out.viaLink || !t || t.settled) continue;
+      this.control(peer, { t: 'cancel', id: out.meta.id, reason: 'failed' });
+      this.settle(out, t, err);
+    }
+  }
+
+  /** Feeds a relayed `message` whose data is a file message (`viaLink`: it came over the SFU data channel). */
+  handle(from: string, d: Record<string, unknown>, viaLink = false): void {
     if (this.closed || !from) return;
     const id = typeof d.id === 'string' ? d.id.slice(0, 64) : '';
     if (!id) return;
     switch (d.t) {
       case 'offer':
-        this.onOffer(from, id, d);
+        this.onOffer(from, id, d, viaLink);
         break;
       case 'chunk':
         this.onChunk(from, id, d);
@@ -107,6 +148,15 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       case 'end':
         void this.onEnd(from, id);
         break;
+      case 'ack': {
+        const t = this.outgoing.get(id)?.targets.get(from);
+        const bytes = Number(d.bytes);
+        if (t && Number.isSafeInteger(bytes) && bytes > t.acked) {
+          t.acked = bytes;
+          this.wakeAck();
+        }
+        break;
+      }
       case 'accept': {
         const t = this.outgoing.get(id)?.targets.get(from);
         if (t && !t.accepted) {
@@ -226,9 +276,11 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
   private async transmit(out: Outgoing): Promise<void> {
     const { meta } = out;
     if (this.live(out).length === 0) return; // cancelled while queued
-    const chunk = this.chunkSize();
+    out.viaLink = this.link?.open === true;
+    const chunk = this.chunkSize(out.viaLink);
+    const request = (d: Record<string, unknown>) => this.request(d, out.to, out.viaLink);
     try {
-      await this.request({ t: 'offer', ...meta, chunk }, out.to);
+      await request({ t: 'offer', ...meta, chunk });
       for (const t of this.live(out)) this.emit('file-offered', { ...meta, peer: t.peer });
       if (out.to !== undefined) {
         // One receiver: no bytes before its yes (or no, or a timeout).
@@ -253,8 +305,10 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       let seq = 0;
       for (let offset = 0; offset < out.data.byteLength; offset += chunk) {
         if (this.live(out).length === 0 || this.closed) return;
+        if (out.viaLink) await this.waitForWindow(out, offset);
+        if (this.live(out).length === 0 || this.closed) return;
         const bytes = new Uint8Array(out.data, offset, Math.min(chunk, out.data.byteLength - offset));
-        const p = this.request({ t: 'chunk', id: meta.id, seq: seq++, d: toBase64(bytes) }, out.to);
+        const p = request({ t: 'chunk', id: meta.id, seq: seq++, d: toBase64(bytes) });
         inflight.add(p);
         void p.finally(() => inflight.delete(p)).catch(() => undefined);
         if (inflight.size >= WINDOW) await Promise.race(inflight);
@@ -266,7 +320,7 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       }
       await Promise.all(inflight);
       if (this.live(out).length === 0) return;
-      await this.request({ t: 'end', id: meta.id }, out.to);
+      await request({ t: 'end', id: meta.id });
       // The next file waits until every receiver gave its verdict (or left, or a timeout).
       await new Promise<void>((resolve) => {
         const check = () => {
@@ -295,8 +349,44 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
     }
   }
 
-  private request(d: Record<string, unknown>, to: string | undefined): Promise<unknown> {
+  /** On the SFU data channel: waits until every receiver confirmed all but LINK_WINDOW of the `offset` bytes sent;
+   * a receiver silent for LINK_ACK_TIMEOUT_MS fails. */
+  private async waitForWindow(out: Outgoing, offset: number): Promise<void> {
+    let since = Date.now();
+    let lowest = -1;
+    for (;;) {
+      const behind = this.live(out).filter((t) => offset - t.acked > LINK_WINDOW);
+      if (behind.length === 0 || this.closed) return;
+      const min = Math.min(...behind.map((t) => t.acked));
+      if (min !== lowest) {
+        lowest = min;
+        since = Date.now();
+      } else if (Date.now() - since > LINK_ACK_TIMEOUT_MS) {
+        for (const t of behind) {
+          this.control(t.peer, { t: 'cancel', id: out.meta.id, reason: 'failed' });
+          this.settle(out, t, new KaiwaError('file-failed', `${out.meta.name}: the receiver confirmed nothing for too long.`));
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        this.ackWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private wakeAck(): void {
+    const w = this.ackWaiters;
+    this.ackWaiters = [];
+    for (const f of w) f();
+  }
+
+  private request(d: Record<string, unknown>, to: string | undefined, viaLink = this.link?.open === true): Promise<unknown> {
     const data = { kaiwa: 'file', ...d };
+    if (viaLink) return this.link ? this.link.send(data, to) : Promise.reject(new KaiwaError('file-failed', 'No data channel.'));
     return this.sig.request('message', to !== undefined ? { to, data } : { data });
   }
 
@@ -311,7 +401,7 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
     this.request(d, undefined).catch(() => undefined);
   }
 
-  private onOffer(from: string, id: string, d: Record<string, unknown>): void {
+  private onOffer(from: string, id: string, d: Record<string, unknown>, viaLink: boolean): void {
     const size = Number(d.size);
     const chunk = Number(d.chunk);
     if (!Number.isSafeInteger(size) || size < 0 || !Number.isSafeInteger(chunk) || chunk < 1) return;
@@ -332,7 +422,7 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
       type: typeof d.type === 'string' ? d.type.slice(0, 255) : '',
       sha256: typeof d.sha256 === 'string' ? d.sha256.toLowerCase().slice(0, 64) : '',
     };
-    const inc: Incoming = { meta, from, chunks: [], bytes: 0, nextSeq: 0, chunk, accepted: false, ended: false, lastProgress: 0 };
+    const inc: Incoming = { meta, from, chunks: [], bytes: 0, nextSeq: 0, chunk, accepted: false, ended: false, lastProgress: 0, viaLink };
     m.set(id, inc);
     this.emit('file-offer', { ...meta, peer: from });
     if (this.autoAccept) this.accept(from, id);
@@ -349,7 +439,11 @@ export class SignalFiles extends Emitter<FileChannelEvents> {
     }
     inc.nextSeq += 1;
     inc.chunks.push(bytes);
+    const before = inc.bytes;
     inc.bytes += bytes.byteLength;
+    if (inc.viaLink && Math.floor(inc.bytes / LINK_ACK_EVERY) !== Math.floor(before / LINK_ACK_EVERY)) {
+      this.control(from, { t: 'ack', id, bytes: inc.bytes });
+    }
     if (inc.accepted && inc.bytes - inc.lastProgress >= PROGRESS_EVERY) {
       inc.lastProgress = inc.bytes;
       this.emit('file-progress', { ...inc.meta, peer: from, direction: 'receive', bytes: inc.bytes });

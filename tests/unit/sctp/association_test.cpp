@@ -244,3 +244,50 @@ TEST_F(AssociationTest, AssociationsAreCountedAndForgotten) {
 
 }  // namespace
 }  // namespace kaiwa::sctp
+
+namespace kaiwa::sctp {
+namespace {
+
+// Every packet must fit one DTLS record: with Options::mtu set, no packet either side sends is larger, and a
+// 200 KiB message still arrives whole.
+TEST(AssociationMtuTest, NoPacketIsLargerThanTheMtu) {
+  Side a, b;
+  constexpr size_t kMtu = 1100;
+  Association client({.mtu = kMtu, .dtlsClient = true}, a);
+  Association server({.mtu = kMtu, .dtlsClient = false}, b);
+  size_t largest = 0;
+  auto pump = [&] {
+    for (int idle = 0, i = 0; i < 20000 && idle < 5; ++i) {
+      if (a.out.empty() && b.out.empty()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        Association::tickTimers(std::chrono::milliseconds(10));
+        ++idle;
+        continue;
+      }
+      idle = 0;
+      auto fromA = std::move(a.out);
+      a.out.clear();
+      auto fromB = std::move(b.out);
+      b.out.clear();
+      for (auto& p : fromA) largest = std::max(largest, p.size()), server.receive(p);
+      for (auto& p : fromB) largest = std::max(largest, p.size()), client.receive(p);
+    }
+  };
+  ASSERT_TRUE(client.connect());
+  ASSERT_TRUE(server.connect());
+  pump();
+  auto stream = *client.openChannel({.label = "kaiwa"});
+  pump();
+  std::vector<uint8_t> big(200 * 1024, 7);
+  ASSERT_EQ(server.send(stream, Ppid::kBinary, big), Association::SendResult::kSent);
+  ASSERT_EQ(client.send(stream, Ppid::kBinary, big), Association::SendResult::kSent);
+  pump();
+  ASSERT_EQ(a.messages.size(), 1u);
+  ASSERT_EQ(b.messages.size(), 1u);
+  EXPECT_EQ(a.messages[0].bytes, big);
+  EXPECT_GT(largest, kMtu - 100);
+  EXPECT_LE(largest, kMtu);
+}
+
+}  // namespace
+}  // namespace kaiwa::sctp

@@ -514,3 +514,36 @@ TEST(SdpIceFragment, RestartAnswerCarriesNewCredentialsAndCandidates) {
 
 }  // namespace
 }  // namespace kaiwa::sdp
+
+namespace kaiwa::sdp {
+namespace {
+
+// A publish connection of kaiwa's SDK in an SFU room (Chromium 156): microphone, camera and the `kaiwa` data channel
+// in one BUNDLE group. The answer takes all three on the one transport, the data channel with kaiwa's SCTP port and
+// message size; an answer that takes no data (WHIP's) refuses only that m-line.
+TEST(SdpAnswer, PublishWithDataChannelKeepsItInTheBundle) {
+  Description a = answerTo("chromium156_publish_datachannel.sdp");
+  ASSERT_EQ(a.media.size(), 3u);
+  EXPECT_EQ(a.media[0].kind, "audio");
+  EXPECT_EQ(a.media[1].kind, "video");
+  const Media& d = a.media[2];
+  EXPECT_EQ(d.kind, "application");
+  EXPECT_FALSE(d.isRejected());
+  EXPECT_EQ(d.formats, (std::vector<std::string>{"webrtc-datachannel"}));
+  EXPECT_EQ(d.sctpPort, 5000);
+  EXPECT_EQ(d.maxMessageSize, 262144u);
+  EXPECT_EQ(a.bundle()->mids, (std::vector<std::string>{"0", "1", "2"}));
+  const std::string text = write(a);
+  EXPECT_NE(text.find("m=application 7881 UDP/DTLS/SCTP webrtc-datachannel\r\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("a=max-message-size:262144\r\n"), std::string::npos);
+
+  ServerParams noData = server();
+  noData.acceptData = false;
+  Description w = answerTo("chromium156_publish_datachannel.sdp", noData);
+  ASSERT_EQ(w.media.size(), 3u);
+  EXPECT_TRUE(w.media[2].isRejected());
+  EXPECT_EQ(w.bundle()->mids, (std::vector<std::string>{"0", "1"}));
+}
+
+}  // namespace
+}  // namespace kaiwa::sdp
