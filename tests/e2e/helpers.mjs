@@ -249,3 +249,22 @@ export function sleep(ms) {
 export function tile(page, peerId) {
   return page.locator(`[data-testid="tile"][data-peer-id="${peerId}"]`);
 }
+
+/** Init script for openPeer: records every RTCPeerConnection the page creates in `window.__pcs`, to be counted. */
+export function countPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__pcs.push(this);
+    }
+  };
+}
+
+/** The value of the series `name` (labels included, as /metrics writes it) at `server`; NaN when it is absent. */
+export async function serverMetric(server, name) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+  return line ? Number(line.slice(name.length + 1)) : NaN;
+}

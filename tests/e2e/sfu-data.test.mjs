@@ -5,7 +5,9 @@
 // arrive once from the sender and leave twice), and no page has a peer connection to another page.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { WAIT, freeUdpTcpPort, launchBrowser, openPeer, startServer, uniqueRoom } from './helpers.mjs';
+import {
+  WAIT, countPeerConnections, freeUdpTcpPort, launchBrowser, openPeer, serverMetric, startServer, uniqueRoom,
+} from './helpers.mjs';
 
 let server;
 let browser;
@@ -21,21 +23,10 @@ after(async () => {
   await server?.stop();
 });
 
-/** Init script: records every RTCPeerConnection the page creates. */
-function countPeerConnections() {
-  const Native = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.__pcs.push(this);
-    }
-  };
-}
-
+// A series that is not there yet counts as 0 (kaiwa writes a labelled one once it has counted something).
 async function metric(name) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  return Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+  const v = await serverMetric(server, name);
+  return Number.isNaN(v) ? 0 : v;
 }
 
 /** Waits until kaiwa's published counter (updated once a second) reaches `atLeast`. */

@@ -6,7 +6,7 @@
 // (peer-reflexive), so no candidate needs to be sent to it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { freeUdpTcpPort, launchBrowser, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
+import { freeUdpTcpPort, launchBrowser, serverMetric, sleep, startServer, uniqueRoom, WAIT } from './helpers.mjs';
 import { connect, mediaState, openMediaPage, waitForPlayback } from './whip-client.mjs';
 
 let server;
@@ -30,11 +30,7 @@ after(async () => {
 
 const openPage = () => openMediaPage(browser, server);
 
-async function metric(name) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name} (\\d+)`, 'm'));
-  return m ? Number(m[1]) : NaN;
-}
+const metric = (name) => serverMetric(server, name);
 
 test('a relay-only WHIP publisher and WHEP viewer reach the SFU through kaiwa TURN', { timeout: 90_000 }, async () => {
   const room = uniqueRoom('sfurelay');

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
-  WAIT, freeUdpTcpPort, launchBrowser, openPeer, sleep, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo,
+  WAIT, countPeerConnections, freeUdpTcpPort, launchBrowser, openPeer, sleep, startServer, uniqueRoom, waitForMediaFlow,
+  waitForRemoteVideo,
 } from './helpers.mjs';
 
 let server;
@@ -23,18 +24,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** Init script: records every RTCPeerConnection the page creates, so a test can count them. */
-function countPeerConnections() {
-  const Native = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = class extends Native {
-    constructor(...args) {
-      super(...args);
-      window.__pcs.push(this);
-    }
-  };
-}
 
 async function pcCounts(page) {
   return page.evaluate(() => ({

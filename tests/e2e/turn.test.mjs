@@ -4,7 +4,9 @@
 // both sides, and kaiwa's /metrics must show ChannelData relayed.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { freeUdpTcpPort, launchBrowser, openPeer, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo } from './helpers.mjs';
+import {
+  freeUdpTcpPort, launchBrowser, openPeer, serverMetric, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo,
+} from './helpers.mjs';
 
 let server;
 let browser;
@@ -42,11 +44,7 @@ async function selectedPair(page, peerId) {
   }, peerId);
 }
 
-async function metric(name) {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name} (\\d+)`, 'm'));
-  return m ? Number(m[1]) : NaN;
-}
+const metric = (name) => serverMetric(server, name);
 
 before(async () => {
   const turnPort = await freeUdpTcpPort();

@@ -1,6 +1,7 @@
 // A small native-protocol client for the integration tests (Node's WebSocket, --experimental-websocket on Node 20).
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { freeUdpTcpPort, startServer } from '../e2e/helpers.mjs';
 
 export const WAIT = 10_000;
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -219,4 +220,25 @@ export function rawHttp(server, request) {
     sock.on('error', (e) => { clearTimeout(t); reject(e); });
     sock.on('close', () => { clearTimeout(t); resolve(data); });
   });
+}
+
+/**
+ * Runs `fn(server, open)` against a server with its SFU media port on loopback (and `args`); `open()` gives a native
+ * Client that is closed, with the server, when `fn` ends.
+ */
+export async function withSfuServer(args, fn) {
+  const sfuPort = await freeUdpTcpPort();
+  const server = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${sfuPort}`, ...args] });
+  const clients = [];
+  const open = async () => {
+    const c = await Client.open(server);
+    clients.push(c);
+    return c;
+  };
+  try {
+    await fn(server, open);
+  } finally {
+    for (const c of clients) c.close();
+    await server.stop();
+  }
 }

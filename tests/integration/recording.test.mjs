@@ -10,29 +10,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freeUdpTcpPort, startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, sleep } from './client.mjs';
+import { ROOT, uniqueRoom } from '../e2e/helpers.mjs';
+import { sleep, withSfuServer } from './client.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 const PUBLISHER = readFileSync(join(ROOT, 'tests/unit/sdp/vectors/chromium156_audio_video.sdp'), 'utf8');
 const TRACKS = [{ mid: '0', source: 'microphone' }, { mid: '1', source: 'camera' }];
-
-async function withServer(args, fn) {
-  const sfuPort = await freeUdpTcpPort();
-  const server = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${sfuPort}`, ...args] });
-  const clients = [];
-  const open = async () => {
-    const c = await Client.open(server);
-    clients.push(c);
-    return c;
-  };
-  try {
-    await fn(server, open);
-  } finally {
-    for (const c of clients) c.close();
-    await server.stop();
-  }
-}
 
 function tempDir() {
   return mkdtempSync(join(tmpdir(), 'kaiwa-rec-'));
@@ -58,7 +41,7 @@ async function until(what, fn, ms = 5000) {
 }
 
 test('without --record-dir record-start is refused with recording-off', async () => {
-  await withServer([], async (server, open) => {
+  await withSfuServer([], async (server, open) => {
     const a = await open();
     await a.join(uniqueRoom('off'), 'a', { media: 'sfu' });
     assert.equal((await a.request({ type: 'record-start' })).code, 'recording-off');
@@ -69,7 +52,7 @@ test('without --record-dir record-start is refused with recording-off', async ()
 test('start, events to every member and a late joiner, the files and the manifest, stop', async () => {
   const dir = tempDir();
   try {
-    await withServer(['--record-dir', dir], async (server, open) => {
+    await withSfuServer(['--record-dir', dir], async (server, open) => {
       const room = uniqueRoom('rec');
       const [a, b] = [await open(), await open()];
       await a.join(room, 'Alice', { media: 'sfu' });
@@ -157,7 +140,7 @@ test('start, events to every member and a late joiner, the files and the manifes
 test('only SFU rooms are recorded, and a switch to mesh stops it', async () => {
   const dir = tempDir();
   try {
-    await withServer(['--record-dir', dir], async (server, open) => {
+    await withSfuServer(['--record-dir', dir], async (server, open) => {
       const a = await open();
       const mesh = uniqueRoom('mesh');
       await a.join(mesh, 'a', { media: 'mesh' });
@@ -189,7 +172,7 @@ test('with --auth-secret only a token with the record claim may record; room nam
   const dir = tempDir();
   const secret = 'recording-secret';
   try {
-    await withServer(['--record-dir', dir, '--auth-secret', secret], async (server, open) => {
+    await withSfuServer(['--record-dir', dir, '--auth-secret', secret], async (server, open) => {
       // Dots are allowed in room names: ".." must not climb out of --record-dir.
       const room = '..';
       const token = (user, record) => execFileSync(BIN, ['token', '--secret', secret, '--room', room, '--user', user,
@@ -219,7 +202,7 @@ test('a disk with less free space than --record-min-free-mb refuses to start (re
   const dir = tempDir();
   try {
     // 2^40 MiB: more than any disk here has free.
-    await withServer(['--record-dir', dir, '--record-min-free-mb', String(2 ** 40)], async (server, open) => {
+    await withSfuServer(['--record-dir', dir, '--record-min-free-mb', String(2 ** 40)], async (server, open) => {
       const a = await open();
       await a.join(uniqueRoom('full'), 'a', { media: 'sfu' });
       const refused = await a.request({ type: 'record-start' });

@@ -6,34 +6,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freeUdpTcpPort, startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, metric, sleep } from './client.mjs';
+import { startServer, ROOT, uniqueRoom } from '../e2e/helpers.mjs';
+import { Client, metric, sleep, withSfuServer } from './client.mjs';
 
 const PUBLISHER = readFileSync(join(ROOT, 'tests/unit/sdp/vectors/chromium156_audio_video.sdp'), 'utf8');
 const TRACKS = [{ mid: '0', source: 'microphone' }, { mid: '1', source: 'camera' }];
-
-async function withServer(args, fn) {
-  const sfuPort = await freeUdpTcpPort();
-  const server = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${sfuPort}`, ...args] });
-  const clients = [];
-  const open = async () => {
-    const c = await Client.open(server);
-    clients.push(c);
-    return c;
-  };
-  try {
-    await fn(server, open);
-  } finally {
-    for (const c of clients) c.close();
-    await server.stop();
-  }
-}
 
 const modeEvents = (c) => c.messages.filter((m) => m.type === 'media-mode').map((m) => m.mode);
 
 test('auto: mesh for two, sfu from the third member on, mesh again at two; events after peer-joined/peer-left',
   async () => {
-    await withServer([], async (server, open) => {
+    await withSfuServer([], async (server, open) => {
       const room = uniqueRoom('auto');
       const [a, b, c] = [await open(), await open(), await open()];
       const ja = await a.join(room, 'a');
@@ -59,7 +42,7 @@ test('auto: mesh for two, sfu from the third member on, mesh again at two; event
   });
 
 test('a mesh room refuses publish with not-sfu; a later sfu join does not change it', async () => {
-  await withServer(['--media-mode', 'sfu'], async (server, open) => {
+  await withSfuServer(['--media-mode', 'sfu'], async (server, open) => {
     const room = uniqueRoom('mesh');
     const [a, b] = [await open(), await open()];
     const ja = await a.join(room, 'a', { media: 'mesh' });
@@ -77,7 +60,7 @@ test('a mesh room refuses publish with not-sfu; a later sfu join does not change
 });
 
 test('publish answers, the others get a subscribe-offer; bad-sdp and stale-answer', async () => {
-  await withServer([], async (server, open) => {
+  await withSfuServer([], async (server, open) => {
     const room = uniqueRoom('pub');
     const [a, b] = [await open(), await open()];
     await a.join(room, 'a', { media: 'sfu' });
@@ -115,7 +98,7 @@ test('publish answers, the others get a subscribe-offer; bad-sdp and stale-answe
 });
 
 test('limits: too-many-tracks and too-many-publishers', async () => {
-  await withServer(['--sfu-max-publishers', '1', '--sfu-max-tracks', '1'], async (server, open) => {
+  await withSfuServer(['--sfu-max-publishers', '1', '--sfu-max-tracks', '1'], async (server, open) => {
     const room = uniqueRoom('lim');
     const [a, b] = [await open(), await open()];
     await a.join(room, 'a', { media: 'sfu' });
@@ -166,7 +149,7 @@ async function metricBecomes(server, name, want, ms) {
 
 test('subscribe-restart: a version-1 offer with new ICE credentials and every track; once per 2 s; counted',
   async () => {
-    await withServer([], async (server, open) => {
+    await withSfuServer([], async (server, open) => {
       const room = uniqueRoom('subrestart');
       const [a, b] = [await open(), await open()];
       await a.join(room, 'a', { media: 'sfu' });
@@ -208,7 +191,7 @@ test('subscribe-restart: a version-1 offer with new ICE credentials and every tr
   });
 
 test('publish re-offer with a new ufrag restarts ICE: new credentials, tracks and subscriptions kept', async () => {
-  await withServer([], async (server, open) => {
+  await withSfuServer([], async (server, open) => {
     const room = uniqueRoom('icerestart');
     const [a, b] = [await open(), await open()];
     await a.join(room, 'a', { media: 'sfu' });
@@ -244,7 +227,7 @@ test('publish re-offer with a new ufrag restarts ICE: new credentials, tracks an
 });
 
 test('back to mesh: the SFU transports stay until the page unpublishes, or 10 s', async () => {
-  await withServer([], async (server, open) => {
+  await withSfuServer([], async (server, open) => {
     const room = uniqueRoom('mbb');
     const [a, b, c] = [await open(), await open(), await open()];
     await a.join(room, 'a');
