@@ -237,6 +237,7 @@ struct Peer {
 
   // Subscribers.
   int64_t answerNs = 0;
+  int64_t lastReportNs = 0;  // the last receiver report sent
   std::atomic<int64_t> firstFrameNs{0}, firstKeyframeNs{0};
   StreamStats streams[2];
   std::atomic<uint64_t> wrongPublisher{0}, badSrtp{0}, rtcpIn{0};
@@ -334,6 +335,18 @@ void answerCheck(Peer& p, const stun::Message& request) {
       .messageIntegrity(stun::asBytes(p.pwd))
       .fingerprint();
   if (b.ok()) (void)send(p.fd, b.bytes().data(), b.size(), 0);
+}
+
+// A receiver report with no report blocks (RFC 3550 section 6.4.2), once a second as a browser sends them: what a
+// server sees of a subscriber besides its consent checks (kaiwa lets a subscriber's DTLS state go at the first one).
+void sendReceiverReport(Peer& p, int64_t now) {
+  p.lastReportNs = now;
+  if (!p.out) return;
+  std::array<uint8_t, 64> buf{0x80, 201, 0, 1};
+  const uint32_t ssrc = 0x20000000u + uint32_t(p.publisher);
+  for (int i = 0; i < 4; ++i) buf[size_t(4 + i)] = uint8_t(ssrc >> (24 - 8 * i));
+  size_t size = 8;
+  if (p.out->protectRtcp(buf, size) == srtp::Result::kOk) (void)send(p.fd, buf.data(), size, 0);
 }
 
 void flushDtls(Peer& p) {
@@ -537,6 +550,7 @@ class Network {
       }
       // Consent freshness (RFC 7675): a check every 2 s, as Chromium does.
       if (now - p->lastCheckNs > 2'000'000'000) sendCheck(*p, now);
+      if (p->role == Role::kSubscriber && now - p->lastReportNs > 1'000'000'000) sendReceiverReport(*p, now);
     }
   }
 

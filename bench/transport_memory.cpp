@@ -3,7 +3,8 @@
 // and the part of it OpenSSL allocated (CRYPTO_set_mem_functions) after each stage, per transport. The clients are
 // destroyed before the last figure, which is then the server's side alone. Prints a table; asserts nothing.
 //
-//   kaiwa-transport-mem [N]   (default 200)
+//   kaiwa-transport-mem [N] [release]   (default 200; `release`: transports without SCTP, which let their DTLS state
+//                                         go at the client's first protected packet, as subscribe, WHIP and WHEP do)
 #include <malloc.h>
 #include <openssl/crypto.h>
 
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
   CRYPTO_set_mem_functions(countedMalloc, countedRealloc, countedFree);
   size_t n = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 200;
   if (n == 0) n = 1;
+  const bool release = argc > 2 && std::string(argv[2]) == "release";
 
   auto serverCert = dtls::Certificate::generate();
   auto clientCert = dtls::Certificate::generate();
@@ -128,11 +130,12 @@ int main(int argc, char** argv) {
   auto mark = [&](const char* stage) { rows.push_back({stage, heapInUse(), gOpensslBytes}); };
   mark("start");
 
-  sfu::TransportConfig config{{"kaiwaU", "kaiwa-password-0123456789"},
-                              {"browU", "browser-password-0123456789"},
-                              clientCert->fingerprint(),
-                              {}};
-  for (size_t i = 0; i < n; ++i) transports[i] = sfu::Transport::make(*serverCtx, config, kT0, ios[i]);
+  sfu::TransportConfig config{
+      {"kaiwaU", "kaiwa-password-0123456789"}, {"browU", "browser-password-0123456789"}, clientCert->fingerprint(), {}};
+  for (size_t i = 0; i < n; ++i) {
+    transports[i] = sfu::Transport::make(*serverCtx, config, kT0, ios[i]);
+    if (release && transports[i]) transports[i]->releaseDtlsOnceKeyed();
+  }
   mark("server transports made (ICE, DTLS session)");
 
   for (size_t i = 0; i < n; ++i) clients[i].dtls = dtls::Session::make(*clientCtx, serverCert->fingerprint());
@@ -189,7 +192,8 @@ int main(int argc, char** argv) {
   clients.shrink_to_fit();
   mark("clients destroyed: the servers' side alone");
 
-  std::printf("%zu transports, %zu connected\n\n", n, connected);
+  std::printf("%zu transports, %zu connected%s\n\n", n, connected,
+              release ? ", DTLS state released at the client's first packet" : "");
   std::printf("%-46s %14s %14s %18s %18s\n", "stage", "heap KiB", "OpenSSL KiB", "heap B/transport",
               "OpenSSL B/transp.");
   for (const auto& r : rows) {

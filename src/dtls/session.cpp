@@ -327,7 +327,7 @@ Status Session::receive(std::span<const uint8_t> datagram, std::vector<uint8_t>*
 Status Session::receive(std::span<const uint8_t> datagram,
                         const std::function<void(std::span<const uint8_t>)>& onRecord) {
   Impl& s = *impl_;
-  if (s.status == Status::kFailed || s.status == Status::kClosed || !isDtls(datagram)) return s.status;
+  if (s.status == Status::kFailed || s.status == Status::kClosed || !isDtls(datagram) || !s.ssl) return s.status;
   s.started = true;
   s.in = datagram;
   if (s.status == Status::kHandshaking) s.handshake();
@@ -339,7 +339,7 @@ Status Session::receive(std::span<const uint8_t> datagram,
 
 bool Session::send(std::span<const uint8_t> plain) {
   Impl& s = *impl_;
-  if (s.status != Status::kConnected || plain.empty() || plain.size() > maxPayload()) return false;
+  if (s.status != Status::kConnected || !s.ssl || plain.empty() || plain.size() > maxPayload()) return false;
   ERR_clear_error();
   size_t before = s.out.size();
   int n = SSL_write(s.ssl, plain.data(), int(plain.size()));
@@ -355,6 +355,10 @@ bool Session::send(std::span<const uint8_t> plain) {
 void Session::close() {
   Impl& s = *impl_;
   if (s.status != Status::kConnected) return;
+  if (!s.ssl) {  // released: nothing to say it with
+    s.status = Status::kClosed;
+    return;
+  }
   ERR_clear_error();
   SSL_shutdown(s.ssl);
   ERR_clear_error();
@@ -362,7 +366,8 @@ void Session::close() {
 }
 
 std::optional<std::chrono::microseconds> Session::nextTimeout() const {
-  if (impl_->status != Status::kHandshaking && impl_->status != Status::kConnected) return std::nullopt;
+  if ((impl_->status != Status::kHandshaking && impl_->status != Status::kConnected) || !impl_->ssl)
+    return std::nullopt;
   timeval tv{};
   if (DTLSv1_get_timeout(impl_->ssl, &tv) != 1) return std::nullopt;
   return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
@@ -370,14 +375,27 @@ std::optional<std::chrono::microseconds> Session::nextTimeout() const {
 
 Status Session::onTimeout() {
   Impl& s = *impl_;
-  if (s.status != Status::kHandshaking && s.status != Status::kConnected) return s.status;
+  if ((s.status != Status::kHandshaking && s.status != Status::kConnected) || !s.ssl) return s.status;
   ERR_clear_error();
   if (DTLSv1_handle_timeout(s.ssl) < 0) s.fail(Impl::openSslReason("handshake timed out"));
   ERR_clear_error();
   return s.status;
 }
 
-size_t Session::maxPayload() const { return impl_->status == Status::kConnected ? DTLS_get_data_mtu(impl_->ssl) : 0; }
+size_t Session::maxPayload() const {
+  return impl_->status == Status::kConnected && impl_->ssl ? DTLS_get_data_mtu(impl_->ssl) : 0;
+}
+
+void Session::release() {
+  Impl& s = *impl_;
+  if (s.status != Status::kConnected || !s.ssl) return;
+  SSL_free(s.ssl);
+  s.ssl = nullptr;
+  s.out.clear();
+  s.out.shrink_to_fit();
+}
+
+bool Session::released() const { return impl_->status == Status::kConnected && !impl_->ssl; }
 
 Status Session::status() const { return impl_->status; }
 SrtpKeys Session::srtpKeys() const { return impl_->keys; }

@@ -106,8 +106,14 @@ class Session {
   // The most application data one datagram carries with the negotiated cipher (0 unless connected): what SCTP's
   // MTU must be at most.
   size_t maxPayload() const;
-  // Sends close_notify.
+  // Sends close_notify (a released session only ends).
   void close();
+  // Lets go of OpenSSL's state once connected (~57 KB: its handshake, read and write buffers and the `SSL`), for a
+  // transport with nothing more to say over DTLS: its keys stay readable, and it stays connected, but it reads,
+  // writes and retransmits nothing from then on (a close_notify from the peer goes unnoticed). Only safe once the peer
+  // has shown it holds the keys, i.e. has the last flight and will not ask for it again.
+  void release();
+  bool released() const;
 
   // When onTimeout() must run for a retransmission (nullopt: no timer running).
   std::optional<std::chrono::microseconds> nextTimeout() const;

@@ -603,6 +603,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     tc.remoteFingerprint = remote->fingerprints.front().algorithm + " " + remote->fingerprints.front().value;
     auto transport = sfu::Transport::make(dtls_, tc, Clock::now(), c);
     if (!transport) return Refusal{400, "offer refused: its fingerprint does not parse"};
+    transport->releaseDtlsOnceKeyed();  // WHIP and WHEP carry no data channel
     c.transport.emplace(std::move(*transport));
     c.remoteUfrag = remote->iceUfrag;
     if (!demux_.addUfrag(c.ufrag, c.id)) return Refusal{503, "ufrag collision, try again"};
@@ -1499,6 +1500,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
         remove(c->id);
         return SfuError{E::kBadSdp, "answer refused: its fingerprint does not parse"};
       }
+      transport->releaseDtlsOnceKeyed();  // kaiwa's offers to subscribers have no data channel
       c->transport.emplace(std::move(*transport));
       c->remoteUfrag = remoteT->iceUfrag;
       routerIds_[uint32_t(c->id)] = c->id;

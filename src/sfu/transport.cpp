@@ -81,6 +81,10 @@ void Transport::onDtls(std::span<const uint8_t> datagram, const Address& from, T
     ++counters_.dtlsFromUnknown;
     return;
   }
+  if (dtls_.released()) {
+    ++counters_.dtlsAfterRelease;
+    return;
+  }
   bool wasConnected = dtls_.status() == dtls::Status::kConnected;
   // Records are collected first and handed up after the handshake's bookkeeping below, so the listener sees them
   // on a connected transport (the browser's first SCTP packet may share a datagram with its last flight).
@@ -141,6 +145,10 @@ void Transport::onMedia(std::span<uint8_t> datagram, bool rtcp) {
   srtp::Result r = rtcp ? srtpIn_->unprotectRtcp(datagram, size) : srtpIn_->unprotectRtp(datagram, size);
   switch (r) {
     case srtp::Result::kOk:
+      if (releaseDtls_ && !dtls_.released()) {
+        dtls_.release();
+        dtlsDue_ = TimePoint::max();
+      }
       if (rtcp)
         io_->onRtcp(datagram.first(size));
       else

@@ -63,6 +63,7 @@ struct TransportCounters {
   uint64_t rtpOut = 0, rtcpOut = 0;                // protected and sent
   uint64_t applicationIn = 0, applicationOut = 0;  // DTLS application data records (SCTP packets)
   uint64_t applicationSendFailed = 0;              // not connected, or larger than one record can carry
+  uint64_t dtlsAfterRelease = 0;                   // DTLS once releaseDtlsOnceKeyed() let the state go (dropped)
 };
 
 enum class TransportState : uint8_t { kConnecting, kConnected, kClosed };
@@ -93,6 +94,12 @@ class Transport {
   // When tick() must run next.
   TimePoint nextDeadline() const;
 
+  // For a transport that will never carry application data (no SCTP: a subscribe connection, WHIP, WHEP): the DTLS
+  // state (~57 KB of OpenSSL's) is let go at the first media the client protected with its keys, since a client
+  // that has keys has had kaiwa's last flight. Later DTLS from the client is dropped and counted; the transport's
+  // end then comes from ICE consent or from signaling, not from a close_notify.
+  void releaseDtlsOnceKeyed() { releaseDtls_ = true; }
+  bool dtlsReleased() const { return dtls_.released(); }
   // ICE restart: new local credentials (and the client's new ones); media continues on the current path meanwhile.
   void restartIce(ice::Credentials local, ice::Credentials remote, TimePoint now);
 
@@ -117,6 +124,7 @@ class Transport {
   TransportCounters counters_;
   TimePoint dtlsDue_ = TimePoint::max();  // DTLS's retransmission timer, as our clock sees it
   TransportState state_ = TransportState::kConnecting;
+  bool releaseDtls_ = false;
 };
 
 }  // namespace kaiwa::sfu

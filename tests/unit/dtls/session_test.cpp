@@ -208,6 +208,34 @@ TEST(DtlsSession, CloseNotifyEndsThePeersSession) {
   EXPECT_EQ(p.server->status(), Status::kClosed);
 }
 
+TEST(DtlsSession, AReleasedSessionKeepsItsKeysAndSaysNothingMore) {
+  Pair p;
+  p.connect();
+  ASSERT_EQ(p.server->status(), Status::kConnected);
+  SrtpKeys before = p.server->srtpKeys();
+  p.server->release();
+  EXPECT_TRUE(p.server->released());
+  EXPECT_EQ(p.server->status(), Status::kConnected);
+  SrtpKeys after = p.server->srtpKeys();
+  EXPECT_EQ(after.profile, before.profile);
+  EXPECT_EQ(after.local, before.local);
+  EXPECT_EQ(after.remote, before.remote);
+  EXPECT_FALSE(p.server->send(std::vector<uint8_t>(10, 1)));
+  EXPECT_EQ(p.server->maxPayload(), 0u);
+  EXPECT_FALSE(p.server->nextTimeout());
+  // What the peer says is not read: neither data nor its close_notify.
+  ASSERT_TRUE(p.client->send(std::vector<uint8_t>(10, 2)));
+  std::vector<uint8_t> atServer;
+  p.pump(&atServer);
+  EXPECT_TRUE(atServer.empty());
+  p.client->close();
+  p.pump();
+  EXPECT_EQ(p.server->status(), Status::kConnected);
+  p.server->close();  // ends without a word
+  EXPECT_EQ(p.server->status(), Status::kClosed);
+  EXPECT_TRUE(p.server->output().empty());
+}
+
 TEST(DtlsSession, GarbageNeverCrashesAndNonDtlsBytesAreIgnored) {
   Pair p;
   std::vector<uint8_t> rtp(100, 0x80);  // first byte 128: RTP, not DTLS

@@ -171,6 +171,52 @@ TEST(SfuTransport, ConnectsAndCarriesSrtpBothWays) {
   EXPECT_EQ(f.transport->counters().rtcpOut, 1u);
 }
 
+// A transport without SCTP lets its DTLS state go at the client's first protected packet, not before (the client may
+// still need kaiwa's last flight until it has keys), and carries media both ways afterwards; a close_notify then goes
+// unnoticed (dropped and counted), where a transport that keeps DTLS ends on it.
+TEST(SfuTransport, ADtlsStateReleasedOnceTheClientHasKeysLeavesMediaFlowing) {
+  for (bool release : {true, false}) {
+    SCOPED_TRACE(release ? "released" : "kept");
+    Fixture f;
+    if (release) f.transport->releaseDtlsOnceKeyed();
+    f.connect();
+    ASSERT_EQ(f.io.connected, 1);
+    EXPECT_FALSE(f.transport->dtlsReleased());  // connected, but no sign yet that the client has the keys
+    Buffer p = rtpPacket(1);
+    ASSERT_EQ(f.browser.out->protectRtp(p.bytes, p.size), srtp::Result::kOk);
+    f.transport->receive(p.span(), kClient, kT0);
+    ASSERT_EQ(f.io.rtp.size(), 1u);
+    EXPECT_EQ(f.transport->dtlsReleased(), release);
+    EXPECT_LT(f.transport->nextDeadline(), TimePoint::max());  // ICE consent still runs
+
+    Buffer q = rtpPacket(2);
+    ASSERT_EQ(f.browser.out->protectRtp(q.bytes, q.size), srtp::Result::kOk);
+    f.transport->receive(q.span(), kClient, kT0);
+    EXPECT_EQ(f.io.rtp.size(), 2u);
+    Buffer fwd = rtpPacket(9);
+    f.io.sent.clear();
+    ASSERT_TRUE(f.transport->sendRtp(fwd.bytes, fwd.size));
+    ASSERT_EQ(f.io.sent.size(), 1u);
+    Buffer back;
+    back.size = f.io.sent[0].second.size();
+    std::memcpy(back.bytes.data(), f.io.sent[0].second.data(), back.size);
+    EXPECT_EQ(f.browser.in->unprotectRtp(back.bytes, back.size), srtp::Result::kOk);
+
+    f.browser.dtls->close();
+    auto bye = std::move(f.browser.dtls->output());
+    ASSERT_FALSE(bye.empty());
+    for (auto& d : bye) f.deliver(d);
+    if (release) {
+      EXPECT_EQ(f.transport->state(), TransportState::kConnected);
+      EXPECT_EQ(f.transport->counters().dtlsAfterRelease, bye.size());
+      EXPECT_TRUE(f.io.closed.empty());
+    } else {
+      EXPECT_EQ(f.transport->state(), TransportState::kClosed);
+      EXPECT_EQ(f.transport->counters().dtlsAfterRelease, 0u);
+    }
+  }
+}
+
 TEST(SfuTransport, DtlsFromAnAddressWithoutAValidCheckIsDropped) {
   Fixture f;
   f.deliver(f.browser.check(true));
