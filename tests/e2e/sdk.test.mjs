@@ -139,7 +139,10 @@ test('leave releases everything, and peers coming and going leave nothing behind
     }));
     assert.deepEqual(after.tracks, ['ended', 'ended'], 'camera and microphone are released');
     assert.deepEqual(after.pcs, ['closed']);
-    assert.deepEqual(after.info, { peers: 0, links: 0, openLinks: 0, listeners: 0, urls: 0, left: true, sfu: false });
+    assert.deepEqual(after.info, {
+      peers: 0, links: 0, openLinks: 0, listeners: 0, urls: 0, left: true, sfu: false,
+      sfuData: { open: false, sent: 0, received: 0 },
+    });
     assert.equal(after.sig, 'closed');
     await tile(host.page, guest.id).waitFor({ state: 'detached', timeout: WAIT });
     const hostInfo = await host.page.evaluate(() => window.kaiwa.room.debugInfo());

@@ -199,6 +199,11 @@ describe('controls', () => {
     await select.selectOption(target);
     await ann.page.waitForFunction((dev) =>
       window.kaiwa.room.localStream.getAudioTracks()[0]?.getSettings().deviceId === dev, target);
+    // The local stream has the new track at once; replaceTrack on the senders resolves after it.
+    await ann.page.waitForFunction((id) => {
+      const sender = window.kaiwa.room.peerConnection(id).getSenders().find((s) => s.track?.kind === 'audio');
+      return sender?.track?.id === window.kaiwa.room.localStream.getAudioTracks()[0]?.id;
+    }, ben.id);
     const afterSwitch = await ann.page.evaluate((id) => {
       const pc = window.kaiwa.room.peerConnection(id);
       const sender = pc.getSenders().find((s) => s.track?.kind === 'audio');
