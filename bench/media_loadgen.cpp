@@ -342,7 +342,7 @@ void answerCheck(Peer& p, const stun::Message& request) {
 void sendReceiverReport(Peer& p, int64_t now) {
   p.lastReportNs = now;
   if (!p.out) return;
-  std::array<uint8_t, 64> buf{0x80, 201, 0, 1};
+  alignas(4) std::array<uint8_t, 8 + srtp::kMaxTrailer> buf{0x80, 201, 0, 1};  // room for the SRTCP trailer
   const uint32_t ssrc = 0x20000000u + uint32_t(p.publisher);
   for (int i = 0; i < 4; ++i) buf[size_t(4 + i)] = uint8_t(ssrc >> (24 - 8 * i));
   size_t size = 8;
@@ -966,6 +966,7 @@ struct Options {
   MediaOptions media;
   double seconds = 5;
   double warmup = 1;
+  int joinIntervalMs = 0;  // between two subscribers' joins (0: all at once)
   int serverPid = 0;
   std::string label;
 };
@@ -1250,6 +1251,7 @@ int run(const Options& o) {
       }
       net.add(p);
       subscribers.push_back(p);
+      if (o.joinIntervalMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.joinIntervalMs));
     }
   }
   if (!waitFor(subscribers, 30, &error)) return fail("subscriber: " + error);
@@ -1480,6 +1482,7 @@ void usage() {
   std::fprintf(stderr,
                "usage: kaiwa-loadgen media [--server kaiwa|janus] [--http HOST:PORT] [--ws HOST:PORT]\n"
                "         [--local-ip IP] [--publishers N] [--subscribers M] [--rate PKT/S] [--size BYTES] [--fps F]\n"
+               "         [--join-interval MS]\n"
                "         [--no-audio] [--seconds S] [--warmup S] [--server-pid PID] [--room NAME] [--label TEXT]\n"
                "       kaiwa-loadgen media --self-test\n");
 }
@@ -1530,6 +1533,8 @@ int main(int argc, char** argv) {
       o.seconds = std::atof(value().c_str());
     else if (a == "--warmup")
       o.warmup = std::atof(value().c_str());
+    else if (a == "--join-interval")
+      o.joinIntervalMs = std::atoi(value().c_str());
     else if (a == "--server-pid")
       o.serverPid = std::atoi(value().c_str());
     else {
@@ -1540,7 +1545,7 @@ int main(int argc, char** argv) {
   if ((o.server != "kaiwa" && o.server != "janus") || o.publishers < 1 || o.publishers > 64 || o.subscribers < 0 ||
       o.subscribers > 1000 || o.media.rate <= 0 || o.media.rate > 200000 || o.media.size < kMinPacket ||
       o.media.size > 1400 || o.media.fps <= 0 || o.media.fps > 1000 || o.seconds <= 0 || o.seconds > 600 ||
-      o.warmup < 0 || o.warmup > 60) {
+      o.warmup < 0 || o.warmup > 60 || o.joinIntervalMs < 0 || o.joinIntervalMs > 10000) {
     usage();
     return 2;
   }

@@ -6,7 +6,8 @@
 # 127.0.0.1 with its default worker count.
 #
 #   bench/sfu-vs-janus.sh [--rates "500 2000 5000"] [--max-rate 15000] [--subscribers 10] [--publishers 1]
-#                         [--seconds 10] [--reps 3] [--mem-subscribers 100] [--servers "kaiwa janus"] [--nice N]
+#                         [--seconds 10] [--reps 3] [--mem-subscribers 100] [--mem-join-interval MS]
+#                         [--servers "kaiwa janus"] [--nice N]
 #                         [--kaiwa PATH] [--loadgen PATH] [--out FILE.jsonl]
 #
 # For each step (each rate, then the max-rate step) and each repetition, the generator runs once against each server,
@@ -18,7 +19,8 @@
 # (RFC 3550 A.8 on the sender's clock stamp) p50/p99 over the streams, one-way latency p50/p99, first packet of a
 # frame after a subscriber's answer p50/max, the generator's own CPU and the whole box's busy share (others' work
 # included). The memory step puts --mem-subscribers subscribers on one publisher at 100 packets/s and divides the RSS
-# growth by the subscriber streams (audio + video each); it runs first, on fresh servers, since memory freed by an
+# growth by the subscriber streams (audio + video each; --mem-join-interval spaces their joins, as viewers arrive
+# over time, so that memory a transport gives back once connected serves the next one); it runs first, on fresh servers, since memory freed by an
 # earlier step is reused and would hide the growth. The drops column says where loss happened: datagrams the kernel
 # dropped for full receive buffers on the server's sockets / the generator's (from the namespace's /proc/net/udp),
 # and kaiwa's own SFU drop counters by reason. A summary gives medians per server and step and the kaiwa/janus ratio
@@ -28,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RATES="500 2000 5000" MAX_RATE=15000 SUBS=10 PUBS=1 SECONDS_=10 REPS=3 MEM_SUBS=100 SERVERS="kaiwa janus" NICE=0
+RATES="500 2000 5000" MAX_RATE=15000 SUBS=10 PUBS=1 SECONDS_=10 REPS=3 MEM_SUBS=100 MEM_JOIN=0 SERVERS="kaiwa janus" NICE=0
 KAIWA=build/kaiwa LOADGEN=build/bench/kaiwa-loadgen OUT=/tmp/sfu-vs-janus-$(date -u +%Y%m%dT%H%M%S).jsonl
 ARGS=("$@")
 while [ $# -gt 0 ]; do
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_="$2"; shift ;;
     --reps) REPS="$2"; shift ;;
     --mem-subscribers) MEM_SUBS="$2"; shift ;;
+    --mem-join-interval) MEM_JOIN="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
     --nice) NICE="$2"; shift ;;
     --kaiwa) KAIWA="$2"; shift ;;
@@ -125,13 +128,15 @@ printf "%-6s %-6s %6s %9s %7s %7s %7s %7s %8s %7s %9s %7s %7s %7s %7s %7s %6s %6
 
 # run STEP SERVER RATE SUBSCRIBERS SECONDS: one generator run against one server; a row, its JSON kept.
 run() {
-  local step=$1 name=$2 rate=$3 subs=$4 secs=$5 pid target box0 box1 json
+  local step=$1 name=$2 rate=$3 subs=$4 secs=$5 pid target box0 box1 json extra=()
+  [ "$step" = mem ] && [ "$MEM_JOIN" != 0 ] && extra=(--join-interval "$MEM_JOIN")
   if [ "$name" = kaiwa ]; then pid=$KPID; target=(--server kaiwa --http "127.0.0.1:$KPORT")
   else pid=$JPID; target=(--server janus --ws "127.0.0.2:$JPORT"); fi
   kill -0 "$pid" 2>/dev/null || { echo "# $name is gone"; return 0; }
   box0=$(box_ticks)
   json=$(timeout 300 nice -n "$NICE" "$LOADGEN" media "${target[@]}" --publishers "$PUBS" --subscribers "$subs" \
-    --rate "$rate" --seconds "$secs" --server-pid "$pid" --label "$step" 2>"$DIR/loadgen.err" | grep "^{") || true
+    --rate "$rate" --seconds "$secs" --server-pid "$pid" --label "$step" "${extra[@]}" 2>"$DIR/loadgen.err" |
+    grep "^{") || true
   box1=$(box_ticks)
   if [ -z "$json" ]; then echo "# $step/$name/$rate: generator failed: $(head -c 300 "$DIR/loadgen.err")"; return 0; fi
   echo "$json" >>"$DIR/runs.jsonl"
