@@ -210,7 +210,8 @@ test('the app\'s Share button: the screen is its own tile on the stage, the pres
   try {
     await waitForRemoteVideo(b.page, a.id);
     await a.page.getByTestId('toggle-screen').click();
-    assert.equal(await a.page.getByTestId('toggle-screen').getAttribute('aria-pressed'), 'true');
+    // getDisplayMedia resolves after the click returns: the button is pressed once the share has started.
+    await a.page.locator('[data-testid="toggle-screen"][aria-pressed="true"]').waitFor({ timeout: WAIT });
     // The viewer gets a screen tile (16:9, featured) and still the presenter's camera in its own tile.
     const screenSel = `[data-testid="screen-tile"][data-peer-id="${a.id}"]`;
     await b.page.waitForFunction((s) => {
