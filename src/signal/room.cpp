@@ -341,8 +341,10 @@ bool Room::resume(Endpoint from, int64_t re, std::string_view peerId, std::strin
       if (queues_->empty()) queues_.reset();
     }
   }
-  // After what was queued: a recording that started or stopped meanwhile ends up told right.
+  // After what was queued: a recording that started or stopped meanwhile ends up told right, and the member learns
+  // who is talking now even if its queue was dropped while it was away.
   if (recording_) out.push_back({from, recordingEvent()});
+  if (speaker_ != nullptr) out.push_back({from, make(ev::ActiveSpeaker{*speaker_->id})});
   metrics::add(metrics::registry().resumes);
   return true;
 }

@@ -461,9 +461,21 @@ TEST(RoomActiveSpeaker, ChangesAreBroadcastOnceAndANewcomerLearnsTheCurrentOne) 
   EXPECT_EQ(room.activeSpeaker(), ida);
 
   out.clear();
-  room.join(JoinRequest{c, 1, "c", {}, {}}, TimePoint{}, out);
+  const std::string idc = room.join(JoinRequest{c, 1, "c", {}, {}}, TimePoint{}, out);
   EXPECT_EQ(speakers(c), (std::vector<std::string>{ida}));
   EXPECT_TRUE(speakers(a).empty());
+
+  // A member that resumes hears who is talking now, after its ok, though nothing changed while it was away.
+  const std::string tokenC = to<ev::Joined>(out, c).at(0).resume;
+  room.detach(c, TimePoint{}, out);
+  out.clear();
+  const Endpoint c2{1, 9};
+  ASSERT_TRUE(room.resume(c2, 2, idc, tokenC, TimePoint{}, out));
+  ASSERT_FALSE(out.empty());
+  EXPECT_TRUE(std::holds_alternative<ev::Joined>(*out.front().event));
+  EXPECT_EQ(speakers(c2), (std::vector<std::string>{ida}));
+  room.detach(c2, TimePoint{}, out);
+  room.resume(c, 3, idc, to<ev::Joined>(out, c2).at(0).resume, TimePoint{}, out);
 
   out.clear();
   room.leave(a, kNoRequest, ida, out);
