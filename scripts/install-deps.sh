@@ -9,7 +9,7 @@ packages=(build-essential cmake ninja-build ccache pkg-config git curl
   redis-server  # only for the cluster's tests; its service is kept off below
   libboost1.81-dev libboost-json1.81-dev libssl-dev libcli11-dev libspdlog-dev libfmt-dev
   libidn-dev  # stringprep's SASLprep profile, for TURN credentials
-  libsrtp2-dev  # the SFU's SRTP
+  libsrtp2-dev  # the reference the SFU's SRTP is tested against
   libwebm-dev  # its WebM parser reads back the recorder's files in the unit tests
   libusrsctp-dev  # SCTP for the SFU's data channels
   libgtest-dev clang libclang-rt-14-dev clang-format clang-tidy  # clang-format and clang-tidy: scripts/lint.sh
