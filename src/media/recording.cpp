@@ -53,6 +53,7 @@ std::optional<record::Codec> recordedCodec(std::string_view name) {
   };
   if (is("opus")) return record::Codec::kOpus;
   if (is("vp8")) return record::Codec::kVp8;
+  if (is("h264")) return record::Codec::kH264;
   return std::nullopt;
 }
 
@@ -124,13 +125,14 @@ void Recording::addTrack(const RecordedSource& source, TimePoint now) {
     writeManifest();
   };
   const auto codec = recordedCodec(source.codec);
-  if (!codec) return skip("codec " + source.codec + " is not recorded (Opus and VP8 are)");
+  if (!codec) return skip("codec " + source.codec + " is not recorded (Opus, VP8 and H264 are)");
   if (recording() >= options_.limits.tracksPerRoom) return skip("the room records its maximum of tracks");
   if (options_.recorders != nullptr && options_.recorders->fetch_add(1) >= options_.limits.tracks) {
     options_.recorders->fetch_sub(1);
     return skip("the server records its maximum of tracks");
   }
-  e.file = fmt::format("t{}-{}.webm", ++files_, kindName(source.kind));
+  // WebM holds Opus and VP8; H.264 goes in its parent format, Matroska.
+  e.file = fmt::format("t{}-{}.{}", ++files_, kindName(source.kind), *codec == record::Codec::kH264 ? "mkv" : "webm");
   auto sink = std::make_unique<record::FileSink>(dir_ + "/" + e.file);
   if (!sink->ok()) {
     if (options_.recorders != nullptr) options_.recorders->fetch_sub(1);

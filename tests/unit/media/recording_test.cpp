@@ -185,22 +185,22 @@ TEST_F(RecordingTest, LimitsAndUnrecordedCodecsAreListedAsSkipped) {
   sfu::TrackConfig third = second;
   third.mid = "3";
   third.ssrc = 0x99;
-  const sfu::TrackId h264 = *router.addTrack(publisher, third);
+  const sfu::TrackId vp9 = *router.addTrack(publisher, third);
 
   auto rec = start({.tracksPerRoom = 1, .tracks = 32});
   ASSERT_TRUE(rec);
   rec->addTrack(vp8(track), TimePoint{});
   rec->addTrack(vp8(other), TimePoint{});
-  RecordedSource h = vp8(h264);
-  h.codec = "H264";
-  rec->addTrack(h, TimePoint{});
+  RecordedSource v = vp8(vp9);
+  v.codec = "VP9";
+  rec->addTrack(v, TimePoint{});
   auto tracks = manifest(*rec)["tracks"].as_array();
   ASSERT_EQ(tracks.size(), 3u);
   EXPECT_EQ(tracks[0].as_object()["status"].as_string(), "recording");
   EXPECT_EQ(tracks[1].as_object()["status"].as_string(), "skipped");
   EXPECT_NE(std::string(tracks[1].as_object()["note"].as_string()).find("room"), std::string::npos);
   EXPECT_EQ(tracks[2].as_object()["status"].as_string(), "skipped");
-  EXPECT_NE(std::string(tracks[2].as_object()["note"].as_string()).find("H264"), std::string::npos);
+  EXPECT_NE(std::string(tracks[2].as_object()["note"].as_string()).find("VP9"), std::string::npos);
   EXPECT_FALSE(tracks[1].as_object().contains("file"));
   EXPECT_EQ(recorders.load(), 1u);
 
