@@ -1,7 +1,8 @@
-// A room's recording (media::Recording) on a real sfu::Router: the tapped tracks' packets into WebM files read back
-// with libwebm's parser, a keyframe asked of the publisher at the start, a track's file closed when the track ends,
-// the manifest (rewritten whole) at each change, the limits per room and in all, another codec's packets and
-// unrecorded codecs, the free-space guard at the start and while running, and room names that cannot become paths.
+// A room's recording (media::Recording) on a real sfu::Router: the tapped tracks' packets into WebM files (Matroska
+// for H.264) read back with libwebm's parser, a keyframe asked of the publisher at the start, a track's file closed
+// when the track ends, the manifest (rewritten whole) at each change, the limits per room and in all, another codec's
+// packets and unrecorded codecs, the free-space guard at the start and while running, and room names that cannot become
+// paths.
 #include "media/recording.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "record/h264_stream.hpp"
 #include "record/rtp_header.hpp"
 #include "record/webm_reader.hpp"
 #include "rtp/rtcp.hpp"
@@ -154,6 +156,35 @@ TEST_F(RecordingTest, TappedPacketsBecomeAFileThatClosesWhenTheTrackEnds) {
   m = manifest(*rec);
   EXPECT_EQ(m["endReason"].as_string(), "stopped");
   EXPECT_TRUE(m["end"].is_int64());
+}
+
+TEST_F(RecordingTest, AnH264TrackGoesIntoAMatroskaFile) {
+  auto rec = start();
+  ASSERT_TRUE(rec);
+  TimePoint now{};
+  RecordedSource h264 = vp8(track);
+  h264.codec = "H264";
+  rec->addTrack(h264, now);
+  EXPECT_EQ(io.plis[publisher], 1) << "a keyframe is asked for at the start";
+  // libx264's 60 frames (tests/unit/record/data) as RFC 6184 packets of at most 1000 bytes.
+  for (const auto& p : record::test::rtpStream(record::test::testStream(), 1000, 100, 5000)) {
+    router.onPublisherRtp(publisher, p.bytes, now);
+    now += std::chrono::milliseconds(5);
+  }
+  EXPECT_FALSE(rec->tick(now));
+  rec->stop("stopped");
+  auto t = manifest(*rec)["tracks"].as_array()[0].as_object();
+  EXPECT_EQ(t["codec"].as_string(), "H264");
+  EXPECT_EQ(t["status"].as_string(), "done");
+  EXPECT_EQ(t["file"].as_string(), "t1-video.mkv");
+  EXPECT_EQ(t["frames"].as_int64(), 60);
+  auto f = record::test::readWebm(readAll(fs::path(rec->directory()) / "t1-video.mkv"));
+  ASSERT_TRUE(f.parsed);
+  EXPECT_EQ(f.docType, "matroska");
+  EXPECT_EQ(f.codecId, "V_MPEG4/ISO/AVC");
+  EXPECT_EQ(f.width, 120u);
+  EXPECT_EQ(f.height, 90u);
+  EXPECT_EQ(f.blocks.size(), 60u);
 }
 
 TEST_F(RecordingTest, StoppingClosesEveryFileAndAFreshTrackIsNotTappedTwice) {
