@@ -26,6 +26,9 @@ namespace {
 constexpr size_t kMaxEntries = 128;
 // How often the free space is looked at, and a track that wants a keyframe asks again at most.
 constexpr auto kCheckInterval = std::chrono::seconds(1);
+// A video track whose file has no frame yet asks again this often, urgently: until its first keyframe, every moment
+// of the call is missing from the file (a request can be lost, or answered by a frame that did not arrive whole).
+constexpr auto kFirstKeyframeInterval = std::chrono::milliseconds(250);
 
 std::optional<uint64_t> statvfsFree(const std::string& dir) {
   struct statvfs s {};
@@ -189,9 +192,10 @@ std::optional<std::string> Recording::tick(TimePoint now) {
     if (!e.recorder) continue;
     e.recorder->tick(now);
     if (e.recorder->stats().failed) return std::string("write-failed");
-    if (e.recorder->keyframeWanted() && now - e.lastKeyframeAsk >= kCheckInterval) {
+    const bool begun = e.recorder->stats().frames > 0;
+    if (e.recorder->keyframeWanted() && now - e.lastKeyframeAsk >= (begun ? kCheckInterval : kFirstKeyframeInterval)) {
       e.lastKeyframeAsk = now;
-      router_.requestKeyframe(e.source.track, now);
+      router_.requestKeyframe(e.source.track, now, !begun);
     }
   }
   if (now >= nextCheck_) {

@@ -166,12 +166,20 @@ TEST_F(RecordingTest, AnH264TrackGoesIntoAMatroskaFile) {
   h264.codec = "H264";
   rec->addTrack(h264, now);
   EXPECT_EQ(io.plis[publisher], 1) << "a keyframe is asked for at the start";
+  now += std::chrono::milliseconds(100);
+  EXPECT_FALSE(rec->tick(now));
+  EXPECT_EQ(io.plis[publisher], 1);
+  now += std::chrono::milliseconds(150);
+  EXPECT_FALSE(rec->tick(now));
+  EXPECT_EQ(io.plis[publisher], 2) << "no frame in the file yet: asked again after 250 ms, not 1 s";
   // libx264's 60 frames (tests/unit/record/data) as RFC 6184 packets of at most 1000 bytes.
   for (const auto& p : record::test::rtpStream(record::test::testStream(), 1000, 100, 5000)) {
     router.onPublisherRtp(publisher, p.bytes, now);
     now += std::chrono::milliseconds(5);
   }
+  now += std::chrono::seconds(2);
   EXPECT_FALSE(rec->tick(now));
+  EXPECT_EQ(io.plis[publisher], 2) << "the file has its keyframe: nothing more asked";
   rec->stop("stopped");
   auto t = manifest(*rec)["tracks"].as_array()[0].as_object();
   EXPECT_EQ(t["codec"].as_string(), "H264");
