@@ -28,7 +28,9 @@ class TrackRecorder {
   // Writes what is complete, closes the file's structure (Cues, sizes, Duration). False if the sink failed.
   bool finish();
 
-  bool keyframeWanted() const { return assembler_.keyframeWanted(); }
+  // Also true for video until the file has begun: a keyframe whose header cannot be read (a VP8 frame header, an H.264
+  // SPS) is skipped, and another one is needed.
+  bool keyframeWanted() const { return assembler_.keyframeWanted() || (codec_ != Codec::kOpus && !begun_); }
   TrackRecorderStats stats() const;
   const FrameAssembler& assembler() const { return assembler_; }
   Sink& sink() { return *sink_; }

@@ -235,6 +235,30 @@ TEST_F(H264AssemblerTest, BrokenFragmentationIsDroppedAndCounted) {
   EXPECT_TRUE(a.keyframeWanted());
 }
 
+TEST(H264RecorderTest, AKeyframeWhoseSpsCannotBeReadIsSkippedAndAnotherWanted) {
+  auto sink = std::make_unique<MemorySink>();
+  TrackRecorder rec(Codec::kH264, 90000, std::move(sink));
+  TimePoint now{};
+  EXPECT_TRUE(rec.keyframeWanted());
+  // An IDR with an SPS that ends before its picture size, and a PPS, in one STAP-A, then the IDR slice.
+  auto pkt = [](uint16_t seq, uint32_t ts, bool marker, Bytes payload) {
+    Bytes b = test::rtpHeader(seq, ts, marker);
+    b.insert(b.end(), payload.begin(), payload.end());
+    return b;
+  };
+  for (const Bytes& b : {pkt(1, 0, false, Bytes{0x78, 0, 4, 0x67, 0x42, 0xC0, 0x1F, 0, 2, 0x68, 9}),
+                         pkt(2, 0, true, Bytes{0x65, 0x88, 0x84})})
+    rec.push(*rtp::Packet::parse(b), now);
+  EXPECT_FALSE(rec.assembler().keyframeWanted()) << "the assembler handed the keyframe out";
+  EXPECT_TRUE(rec.keyframeWanted()) << "but the file could not begin with it";
+  EXPECT_EQ(rec.stats().frames, 0u);
+  // The next keyframe, a real one, begins the file.
+  auto stream = test::testStream();
+  for (const auto& p : test::rtpStream({stream[0]}, 1200, 3, 3000)) rec.push(*rtp::Packet::parse(p.bytes), now);
+  EXPECT_EQ(rec.stats().frames, 1u);
+  EXPECT_FALSE(rec.keyframeWanted());
+}
+
 class H264FileTest : public ::testing::Test {
  protected:
   void SetUp() override {
