@@ -26,6 +26,9 @@ namespace {
 constexpr size_t kMaxEntries = 128;
 // How often the free space is looked at, and a track that wants a keyframe asks again at most.
 constexpr auto kCheckInterval = std::chrono::seconds(1);
+// A video track whose file has no frame yet asks again this often, urgently: until its first keyframe, every moment
+// of the call is missing from the file (a request can be lost, or answered by a frame that did not arrive whole).
+constexpr auto kFirstKeyframeInterval = std::chrono::milliseconds(250);
 
 std::optional<uint64_t> statvfsFree(const std::string& dir) {
   struct statvfs s {};
@@ -53,6 +56,7 @@ std::optional<record::Codec> recordedCodec(std::string_view name) {
   };
   if (is("opus")) return record::Codec::kOpus;
   if (is("vp8")) return record::Codec::kVp8;
+  if (is("h264")) return record::Codec::kH264;
   return std::nullopt;
 }
 
@@ -124,13 +128,14 @@ void Recording::addTrack(const RecordedSource& source, TimePoint now) {
     writeManifest();
   };
   const auto codec = recordedCodec(source.codec);
-  if (!codec) return skip("codec " + source.codec + " is not recorded (Opus and VP8 are)");
+  if (!codec) return skip("codec " + source.codec + " is not recorded (Opus, VP8 and H264 are)");
   if (recording() >= options_.limits.tracksPerRoom) return skip("the room records its maximum of tracks");
   if (options_.recorders != nullptr && options_.recorders->fetch_add(1) >= options_.limits.tracks) {
     options_.recorders->fetch_sub(1);
     return skip("the server records its maximum of tracks");
   }
-  e.file = fmt::format("t{}-{}.webm", ++files_, kindName(source.kind));
+  // WebM holds Opus and VP8; H.264 goes in its parent format, Matroska.
+  e.file = fmt::format("t{}-{}.{}", ++files_, kindName(source.kind), *codec == record::Codec::kH264 ? "mkv" : "webm");
   auto sink = std::make_unique<record::FileSink>(dir_ + "/" + e.file);
   if (!sink->ok()) {
     if (options_.recorders != nullptr) options_.recorders->fetch_sub(1);
@@ -187,9 +192,10 @@ std::optional<std::string> Recording::tick(TimePoint now) {
     if (!e.recorder) continue;
     e.recorder->tick(now);
     if (e.recorder->stats().failed) return std::string("write-failed");
-    if (e.recorder->keyframeWanted() && now - e.lastKeyframeAsk >= kCheckInterval) {
+    const bool begun = e.recorder->stats().frames > 0;
+    if (e.recorder->keyframeWanted() && now - e.lastKeyframeAsk >= (begun ? kCheckInterval : kFirstKeyframeInterval)) {
       e.lastKeyframeAsk = now;
-      router_.requestKeyframe(e.source.track, now);
+      router_.requestKeyframe(e.source.track, now, !begun);
     }
   }
   if (now >= nextCheck_) {

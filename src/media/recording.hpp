@@ -1,12 +1,14 @@
 #pragma once
 // One room's recording (docs/sfu.md, "Recording"): every published track of the room, while the recording runs, into
-// a WebM file of its own (record::TrackRecorder), and a manifest.json that says who recorded what, in one directory
-// per recording under --record-dir. It is the router's tap (sfu::RouterTap): the router hands it each recorded
-// track's decrypted packets on the room's worker, in place, and tells it when a track ends (its file closes then).
+// a WebM (Opus, VP8) or Matroska (H.264) file of its own (record::TrackRecorder), and a manifest.json that says who
+// recorded what, in one directory per recording under --record-dir. It is the router's tap (sfu::RouterTap): the router
+// hands it each recorded track's decrypted packets on the room's worker, in place, and tells it when a track ends (its
+// file closes then).
 //
 // The directory's name is made by kaiwa, never from client text as it came: the room's name goes through
 // safeName() (letters, digits, '-' and '_' kept, the rest '_', cut to 40 characters, and a hash of the whole name so
 // that two names mapped alike still differ), then the start time and random characters. Files are `t<n>-<kind>.webm`
+// (`.mkv` for H.264)
 // with n counting the tracks of the recording. Peer ids and the starter's display name appear only inside the
 // manifest, as JSON strings.
 //
@@ -77,7 +79,7 @@ class Recording final : public sfu::RouterTap {
   Recording& operator=(const Recording&) = delete;
 
   // Records the track from now on (and asks its publisher for a keyframe), unless it was recorded already, its codec
-  // is not one kaiwa records (Opus, VP8) or a limit is reached: then it is listed in the manifest as skipped.
+  // is not one kaiwa records (Opus, VP8, H.264) or a limit is reached: then it is listed in the manifest as skipped.
   void addTrack(const RecordedSource& source, TimePoint now);
   // Ticks the assemblers, asks for the keyframes they want, and checks the files and the free space. The reason
   // the recording must stop ("write-failed", "disk-full"), if it must.

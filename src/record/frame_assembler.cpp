@@ -42,6 +42,16 @@ void FrameAssembler::push(const rtp::Packet& packet, TimePoint now) {
     p.frameStart = d->frameStart();
     p.keyframe = d->keyframe;
     payload = payload.subspan(d->size);
+  } else if (codec_ == Codec::kH264) {
+    // A frame starts at a NAL unit's start; which one is a keyframe is known once the frame is whole (emit()).
+    auto info = h264::inspect(payload);
+    if (!info) {
+      ++counters_.malformed;
+      return;
+    }
+    p.marker = packet.marker();
+    p.frameStart = info->nalStart;
+    p.keyframe = false;
   } else if (payload.empty()) {  // an Opus packet has at least its TOC byte (RFC 6716 section 3.1)
     ++counters_.malformed;
     return;
@@ -113,7 +123,7 @@ void FrameAssembler::skipGap() {
   if (pending_.empty()) return;
   ++counters_.gaps;
   waitingSince_.reset();
-  if (codec_ == Codec::kVp8) needKeyframe_ = true;
+  if (codec_ != Codec::kOpus) needKeyframe_ = true;
   if (!aligned_) {
     // No frame start arrived for what is held: none of it can be completed.
     ++counters_.framesDropped;
@@ -131,7 +141,9 @@ void FrameAssembler::skipGap() {
 void FrameAssembler::emit(int64_t timestamp, bool keyframe, int64_t first, int64_t last) {
   auto begin = pending_.find(first);
   auto end = pending_.upper_bound(last);
-  if (codec_ == Codec::kVp8 && needKeyframe_ && !keyframe) {
+  if (codec_ == Codec::kH264) {
+    emitAccessUnit(timestamp, begin, end);
+  } else if (codec_ == Codec::kVp8 && needKeyframe_ && !keyframe) {
     ++counters_.framesDropped;
   } else {
     frame_.clear();
@@ -141,6 +153,28 @@ void FrameAssembler::emit(int64_t timestamp, bool keyframe, int64_t first, int64
     sink_(Frame{timestamp, keyframe, frame_});
   }
   pending_.erase(begin, end);
+}
+
+void FrameAssembler::emitAccessUnit(int64_t timestamp, std::map<int64_t, Pending>::iterator begin,
+                                    std::map<int64_t, Pending>::iterator end) {
+  accessUnit_.clear();
+  bool whole = true;
+  for (auto it = begin; it != end && whole; ++it) whole = accessUnit_.add(it->second.data);
+  if (!whole || !accessUnit_.finish()) {
+    // Fragments that do not fit together: the publisher's framing is broken, and what follows may refer to it.
+    ++counters_.malformed;
+    ++counters_.framesDropped;
+    needKeyframe_ = true;
+    return;
+  }
+  const bool keyframe = accessUnit_.keyframe();
+  if (needKeyframe_ && !keyframe) {
+    ++counters_.framesDropped;
+    return;
+  }
+  needKeyframe_ = false;
+  ++counters_.frames;
+  sink_(Frame{timestamp, keyframe, accessUnit_.data()});
 }
 
 }  // namespace kaiwa::record

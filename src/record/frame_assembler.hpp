@@ -1,8 +1,10 @@
 #pragma once
 // Puts a published track's RTP packets (decrypted, in the publisher's sequence and timestamp space) back into the
 // frames a file holds: an Opus packet is a frame; a VP8 frame is the packets of one timestamp from the one that
-// starts partition 0 to the one with the marker bit, descriptors removed (RFC 7741). Sans-I/O, driven by the caller's
-// clock.
+// starts partition 0 to the one with the marker bit, descriptors removed (RFC 7741); an H.264 frame (access unit) is
+// the packets of one timestamp up to the marker bit, depacketized (RFC 6184: single NAL units, STAP-A, FU-A) into
+// length-prefixed NAL units (record/h264.hpp), a keyframe being an IDR picture with its SPS and PPS. Sans-I/O, driven
+// by the caller's clock.
 //
 // Packets may arrive out of order or late (a retransmission answers kaiwa's NACK after a round trip), so a frame
 // missing a packet is waited for, up to kMaxWait or kMaxPending packets behind it. Then it is given up: for audio
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "record/h264.hpp"
 #include "record/webm_writer.hpp"
 #include "rtp/packet.hpp"
 
@@ -31,7 +34,8 @@ struct Frame {
 struct AssemblerCounters {
   uint64_t packets = 0;        // accepted into the assembler
   uint64_t late = 0;           // older than what was already written out, or duplicates: dropped
-  uint64_t malformed = 0;      // VP8 packets without a valid descriptor, empty Opus packets: dropped
+  uint64_t malformed = 0;      // VP8 packets without a valid descriptor, empty Opus packets, H.264 payloads that are
+                               // not RFC 6184 mode 1 (or frames whose fragments do not fit together): dropped
   uint64_t frames = 0;         // handed out
   uint64_t framesDropped = 0;  // incomplete, or inter frames while waiting for a keyframe
   uint64_t gaps = 0;           // times a missing packet was given up on
@@ -44,7 +48,8 @@ class FrameAssembler {
 
   using Sink = std::function<void(const Frame&)>;
 
-  FrameAssembler(Codec codec, Sink sink) : codec_(codec), sink_(std::move(sink)), needKeyframe_(codec == Codec::kVp8) {}
+  FrameAssembler(Codec codec, Sink sink)
+      : codec_(codec), sink_(std::move(sink)), needKeyframe_(codec != Codec::kOpus) {}
 
   void push(const rtp::Packet& packet, TimePoint now);
   // Gives up on a missing packet that has been waited for long enough (call it now and then, e.g. every second,
@@ -75,6 +80,8 @@ class FrameAssembler {
   // Skips the missing packet at next_: drops what cannot be completed and moves next_ to the next frame start.
   void skipGap();
   void emit(int64_t timestamp, bool keyframe, int64_t first, int64_t last);
+  void emitAccessUnit(int64_t timestamp, std::map<int64_t, Pending>::iterator begin,
+                      std::map<int64_t, Pending>::iterator end);
 
   Codec codec_;
   Sink sink_;
@@ -88,6 +95,7 @@ class FrameAssembler {
   bool tsStarted_ = false;
   int64_t lastTs_ = 0;
   std::vector<uint8_t> frame_;  // the frame being handed out, reused
+  h264::AccessUnitBuilder accessUnit_;
   AssemblerCounters counters_;
 };
 

@@ -1,5 +1,6 @@
 #include "record/track_recorder.hpp"
 
+#include "record/h264.hpp"
 #include "rtp/payload.hpp"
 
 namespace kaiwa::record {
@@ -16,6 +17,12 @@ void TrackRecorder::onFrame(const Frame& frame) {
       if (!size) return;  // the assembler hands out keyframes first; one without a readable header is skipped
       info.width = size->width;
       info.height = size->height;
+    } else if (codec_ == Codec::kH264) {
+      auto config = h264::configOf(frame.data);
+      if (!config) return;  // a keyframe whose SPS cannot be read is skipped, as for VP8
+      info.width = config->size.width;
+      info.height = config->size.height;
+      info.codecPrivate = std::move(config->avcC);
     }
     if (!writer_.begin(info)) return;
     begun_ = true;

@@ -167,7 +167,7 @@ bool WebmWriter::begin(const TrackInfo& track) {
   putUint(ebml, kEbmlReadVersion, 1);
   putUint(ebml, kEbmlMaxIdLength, 4);
   putUint(ebml, kEbmlMaxSizeLength, 8);
-  putString(ebml, kDocType, "webm");
+  putString(ebml, kDocType, track.codec == Codec::kH264 ? "matroska" : "webm");
   putUint(ebml, kDocTypeVersion, 4);
   putUint(ebml, kDocTypeReadVersion, 2);
   putMaster(out, kEbml, ebml);
@@ -201,9 +201,14 @@ bool WebmWriter::begin(const TrackInfo& track) {
   putUint(entry, kTrackNumber, 1);
   putUint(entry, kTrackUid, track.uid);
   putUint(entry, kFlagLacing, 0);
-  if (track.codec == Codec::kVp8) {
+  if (track.codec != Codec::kOpus) {
     putUint(entry, kTrackType, 1);
-    putString(entry, kCodecId, "V_VP8");
+    if (track.codec == Codec::kVp8) {
+      putString(entry, kCodecId, "V_VP8");
+    } else {
+      putString(entry, kCodecId, "V_MPEG4/ISO/AVC");
+      if (!track.codecPrivate.empty()) putBytes(entry, kCodecPrivate, track.codecPrivate);
+    }
     Bytes video;
     putUint(video, kPixelWidth, track.width);
     putUint(video, kPixelHeight, track.height);
@@ -250,7 +255,7 @@ bool WebmWriter::startCluster(uint64_t timeMs, bool cue) {
 bool WebmWriter::write(uint64_t timeMs, bool keyframe, std::span<const uint8_t> frame) {
   if (!begun_ || finished_ || failed_ || frame.empty()) return false;
   if (frames_ > 0 && timeMs < lastTimeMs_) return false;
-  const bool video = track_.codec == Codec::kVp8;
+  const bool video = track_.codec != Codec::kOpus;
   if (video && frames_ == 0 && !keyframe) return false;
   const bool newCluster = !clusterOpen_ || (video && keyframe) ||
                           (!video && timeMs - clusterTimeMs_ >= kAudioClusterMs) ||

@@ -1,5 +1,7 @@
 #pragma once
-// A WebM (Matroska) writer for one recorded track: Opus or VP8 frames in, a file that players can seek out. Debian's
+// A WebM (Matroska) writer for one recorded track: Opus or VP8 frames in, a file that players can seek out; H.264
+// access units (length-prefixed NAL units) in, a Matroska file (doc type "matroska", codec V_MPEG4/ISO/AVC with the
+// avcC as CodecPrivate: WebM allows only VP8/VP9/AV1, Opus and Vorbis). Debian's
 // libwebm ships only its parser's headers (the muxer's are not packaged), so the few elements a recording needs are
 // written here; the unit tests read every file back with that parser.
 //
@@ -36,7 +38,7 @@ class MemorySink final : public Sink {
   std::vector<uint8_t> bytes_;
 };
 
-enum class Codec : uint8_t { kOpus, kVp8 };
+enum class Codec : uint8_t { kOpus, kVp8, kH264 };
 
 struct TrackInfo {
   Codec codec = Codec::kOpus;
@@ -44,6 +46,8 @@ struct TrackInfo {
   uint16_t height = 0;
   uint8_t channels = 2;  // audio: what the SDP's opus/48000/2 says; the decoder follows each packet's own flag
   uint64_t uid = 1;      // TrackUID, unique within the file
+  // H.264: the decoder configuration record (avcC) from the first keyframe's SPS and PPS (record/h264.hpp).
+  std::vector<uint8_t> codecPrivate{};
 };
 
 class WebmWriter {

@@ -1,11 +1,13 @@
 // fuzz_record: a publisher's RTP, as the recorder takes it (record/frame_assembler, record/webm_writer,
-// rtp/payload's VP8 descriptor), shaped by the input: sequence numbers that jump back and forth, timestamps that
-// wrap, markers, descriptors of every form, losses, time passing.
+// rtp/payload's VP8 descriptor, record/h264's RFC 6184 depacketizer and SPS reader), shaped by the input: sequence
+// numbers that jump back and forth, timestamps that wrap, markers, descriptors of every form, losses, time passing.
 //  1. Nothing crashes, and the assembler never holds more than kMaxPending + 1 packets.
 //  2. What comes out is a WebM file libwebm's parser reads to the end, with exactly the frames the writer counted,
-//     times that never go backwards, and (for video) a keyframe first.
+//     times that never go backwards, and (for video) a keyframe first; an H.264 file with frames has an avcC whose
+//     SPS gives the picture size in its header.
+//  3. Every payload read as an SPS: a size or nullopt, never a read past its end.
 //
-// Input: byte 0 bit 0 picks VP8 (else Opus); then records of
+// Input: byte 0 bit 0 picks VP8, else bit 1 H.264, else Opus; then records of
 //   [control] [sequence step, signed] [timestamp step] [payload length] payload
 // control bit 0: the marker; bits 1-3: ticks of 100 ms before the packet; bit 4: a timestamp step ×256.
 #include <cstdint>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "fuzz_util.hpp"
+#include "record/h264.hpp"
 #include "record/rtp_header.hpp"
 #include "record/track_recorder.hpp"
 #include "record/webm_reader.hpp"
@@ -25,10 +28,11 @@ using namespace kaiwa::record;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const bool video = (data[0] & 1) != 0;
+  const Codec codec = (data[0] & 1) != 0 ? Codec::kVp8 : (data[0] & 2) != 0 ? Codec::kH264 : Codec::kOpus;
+  const bool video = codec != Codec::kOpus;
   auto owned = std::make_unique<MemorySink>();
   MemorySink* sink = owned.get();
-  TrackRecorder rec(video ? Codec::kVp8 : Codec::kOpus, video ? 90000 : 48000, std::move(owned));
+  TrackRecorder rec(codec, video ? 90000 : 48000, std::move(owned));
   TimePoint now{};
   uint16_t seq = 1000;
   uint32_t ts = 0xFFFF0000u;  // wraps early on
@@ -49,6 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     auto parsed = rtp::Packet::parse(packet);
     FUZZ_CHECK(parsed.has_value());
+    if (auto size = h264::spsPictureSize(parsed->payload())) FUZZ_CHECK(size->width > 0 && size->height > 0);
     rec.push(*parsed, now);
     FUZZ_CHECK(rec.assembler().held() <= FrameAssembler::kMaxPending + 1);
   }
@@ -65,5 +70,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(file.blocks.size() == stats.frames);
   for (size_t i = 1; i < file.blocks.size(); ++i) FUZZ_CHECK(file.blocks[i].timeMs >= file.blocks[i - 1].timeMs);
   if (video && !file.blocks.empty()) FUZZ_CHECK(file.blocks[0].keyframe);
+  if (codec == Codec::kH264 && !file.blocks.empty()) {
+    auto config = h264::configOf(file.blocks[0].data);
+    FUZZ_CHECK(config.has_value() && config->avcC == file.codecPrivate);
+    FUZZ_CHECK(file.width == config->size.width && file.height == config->size.height);
+  }
   return 0;
 }
