@@ -35,14 +35,20 @@ async function member(server, room, opts, what) {
   return p;
 }
 
+/** Three nodes behind the balancer, and two sockets through it in one room: one polling only, one that upgrades. */
+async function twoThroughTheBalancer(t) {
+  const { nodes } = await cluster(t, 3, EXTRA);
+  const lb = await roundRobin(t, nodes);
+  t.after(() => SioPeer.closeAll());
+  const room = uniqueRoom('sio');
+  const a = await member(lb, room, { transports: ['polling'] }, 'polling only');
+  const b = await member(lb, room, {}, 'polling then websocket');
+  return { nodes, lb, room, a, b };
+}
+
 test('polling only, polling then WebSocket, and WebSocket clients on different nodes share a room', { skip },
   async (t) => {
-    const { nodes } = await cluster(t, 3, EXTRA);
-    const lb = await roundRobin(t, nodes);
-    t.after(() => SioPeer.closeAll());
-    const room = uniqueRoom('sio');
-    const a = await member(lb, room, { transports: ['polling'] }, 'polling only');
-    const b = await member(lb, room, {}, 'polling then websocket');
+    const { nodes, lb, room, a, b } = await twoThroughTheBalancer(t);
     await b.until(() => b.transportName() === 'websocket', WAIT, 'the upgrade through another node');
     const c = await member(nodes[2], room, { transports: ['websocket'] }, 'websocket on n3');
     const d = await member(nodes[1], room, { transports: ['polling'] }, 'polling on n2');
@@ -84,7 +90,7 @@ test('polling only, polling then WebSocket, and WebSocket clients on different n
     assert.equal(await sum(nodes, 'kaiwa_socketio_forwarded_failed_total'), 0);
   });
 
-test('a forwarded long poll is held on the session\'s node; past --socketio-max-forwarded a node answers 503',
+test('a long poll forwarded to the session\'s node, a 503 past --socketio-max-forwarded, the upgrade at a third node',
   { skip }, async (t) => {
     const { nodes } = await cluster(t, 3, [...EXTRA, '--socketio-max-forwarded', '1', '--socketio-ping-interval',
       '30s']);
@@ -106,23 +112,30 @@ test('a forwarded long poll is held on the session\'s node; past --socketio-max-
     const refused = await fetch(`${other.url}/socket.io/?EIO=4&transport=polling`);
     assert.equal(refused.status, 503);
     assert.equal(await metric(other, 'kaiwa_socketio_forwarded_refused_total'), 1);
-    // A message for the session answers the held poll through the other node.
-    const ownerNode = nodes.find((n) => n.id === owner);
-    const post2 = await fetch(`${ownerNode.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`,
-      { method: 'POST', body: '1' });  // close: the held poll is answered with a noop or the close
-    assert.equal(post2.status, 200);
+    // The upgrade, at a third node: its probe reaches the session through it, the held poll is answered (a noop)
+    // through the other, and the socket goes on over the WebSocket.
+    const third = nodes.find((n) => n.id !== owner && n !== other);
+    const ws = new WebSocket(`${third.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${
+      encodeURIComponent(sid)}`);
+    const frames = [];
+    ws.onmessage = (e) => frames.push(e.data);
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+    t.after(() => ws.close());
+    ws.send('2probe');
+    await until(() => frames.includes('3probe'), 'the probe answered');
     const answer = await held;
     assert.equal(answer.status, 200);
+    assert.equal(await answer.text(), '6');
+    ws.send('5');
+    ws.send('421["join-room","r"]');
+    await until(() => frames.find((f) => f.startsWith('431')), 'the join acked over the WebSocket');
+    assert.deepEqual(JSON.parse(frames.find((f) => f.startsWith('431')).slice(3)), [{ ok: true, peers: [] }]);
     await until(async () => (await metric(other, 'kaiwa_socketio_forwarded_in_flight')) === 0, 'the forward done');
+    assert.equal(await metric(third, 'kaiwa_socketio_forwarded_websockets_total'), 1);
   });
 
 test('a node killed with -9: the clients reconnect through the others and meet again', { skip }, async (t) => {
-  const { nodes } = await cluster(t, 3, EXTRA);
-  const lb = await roundRobin(t, nodes);
-  t.after(() => SioPeer.closeAll());
-  const room = uniqueRoom('sio');
-  const a = await member(lb, room, { transports: ['polling'] }, 'polling only');
-  const b = await member(lb, room, {}, 'polling then websocket');
+  const { nodes, lb, a, b } = await twoThroughTheBalancer(t);
   await a.waitFor('user-joined', (id) => id === b.id);
   // The node holding the sessions dies; the balancer's health check takes it out.
   const holder = nodes.find((n) => n.id === nodeOf(a));
