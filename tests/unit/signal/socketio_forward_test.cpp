@@ -12,7 +12,8 @@ TEST(SocketIoForward, AnHttpRequestGoesAndComesBackWhole) {
   std::string body =
       "40{\"token\":\"t\"}\x1e"
       "42[\"join-room\",\"r\"]\n2nd line";
-  auto f = decodeForward(encodeHttpForward("POST", "EIO=4&transport=polling&sid=n1~0.x", body));
+  std::string frame = encodeHttpForward("POST", "EIO=4&transport=polling&sid=n1~0.x", body);
+  auto f = decodeForward(frame);  // views into `frame`
   ASSERT_TRUE(f);
   EXPECT_EQ(f->kind, ForwardedRequest::Kind::kHttp);
   EXPECT_EQ(f->method, "POST");
@@ -21,7 +22,8 @@ TEST(SocketIoForward, AnHttpRequestGoesAndComesBackWhole) {
 }
 
 TEST(SocketIoForward, AWebSocketCarriesItsQuery) {
-  auto f = decodeForward(encodeWsForward("EIO=4&transport=websocket&sid=n2~1.y"));
+  std::string frame = encodeWsForward("EIO=4&transport=websocket&sid=n2~1.y");
+  auto f = decodeForward(frame);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->kind, ForwardedRequest::Kind::kWebSocket);
   EXPECT_EQ(f->query, "EIO=4&transport=websocket&sid=n2~1.y");
@@ -53,11 +55,13 @@ TEST(SocketIoForward, RefusesAResponseThatDoesNotParse) {
 }
 
 TEST(SocketIoForward, WebSocketFramesSayTextOrBinary) {
-  auto t = unwrapWsFrame(wrapWsFrame("2probe", false));
+  std::string text = wrapWsFrame("2probe", false);
+  auto t = unwrapWsFrame(text);
   ASSERT_TRUE(t);
   EXPECT_FALSE(t->binary);
   EXPECT_EQ(t->data, "2probe");
-  auto b = unwrapWsFrame(wrapWsFrame("\x01\x02"sv, true));
+  std::string binary = wrapWsFrame("\x01\x02"sv, true);
+  auto b = unwrapWsFrame(binary);
   ASSERT_TRUE(b);
   EXPECT_TRUE(b->binary);
   EXPECT_EQ(b->data, "\x01\x02"sv);
