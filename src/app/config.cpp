@@ -354,6 +354,13 @@ int parseCli(int argc, const char* const* argv, ServeConfig& c, std::string& err
       ->add_flag("--socketio-relay-unknown", c.socketio.relayUnknownEvents,
                  "Socket.IO: relay events kaiwa does not know to the sender's rooms (else an error ack)")
       ->envname("KAIWA_SOCKETIO_RELAY_UNKNOWN");
+  serve
+      ->add_option("--socketio-max-forwarded", c.socketio.maxForwarded,
+                   "Socket.IO in a cluster: HTTP requests this node forwards to other nodes and that are not yet "
+                   "answered (long polls); past it 503")
+      ->envname("KAIWA_SOCKETIO_MAX_FORWARDED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
 
   // TURN/STUN (docs/turn.md).
   std::string turnPorts = std::to_string(defaults.turn.minPort) + "-" + std::to_string(defaults.turn.maxPort),

@@ -78,7 +78,8 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
     return socketio.http(req, respond);  // Engine.IO polling, answered by the session's worker (docs/socketio.md)
   };
   auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
-  routes.api = [ice, &config, &files, &peerjs, &node](const http::Request& req) -> std::optional<http::Response> {
+  routes.api = [ice, &config, &files, &peerjs, &socketio,
+                &node](const http::Request& req) -> std::optional<http::Response> {
     if (auto r = peerjs.http(req)) return r;  // /{key}/id, /{key}/peers (docs/peerjs.md)
     bool get = req.method == "GET" || req.method == "HEAD";
     auto only = [&](auto make) -> std::optional<http::Response> {
@@ -98,8 +99,9 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
       });
     }
     if (req.path == "/metrics") {
-      return only([&node] {
-        auto r = http::Response::text(200, metrics::renderPrometheus() + (node ? node->renderMetrics() : ""));
+      return only([&node, &socketio] {
+        auto r = http::Response::text(
+            200, metrics::renderPrometheus() + (node ? node->renderMetrics() + socketio.renderMetrics() : ""));
         r.contentType = "text/plain; version=0.0.4; charset=utf-8";
         r.headers.emplace_back("Cache-Control", "no-store");
         return r;
@@ -558,9 +560,17 @@ int runServer(const ServeConfig& config) {
                        : config.cluster.advertise;
     auto mediaPolicy = signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto);
     node = std::make_unique<cluster::Node>(
-        pool, hub, no, [&hub, &bridge, mediaPolicy](signal::Door, http::WsConnection& conn) {
+        pool, hub, no,
+        [&hub, &bridge, mediaPolicy, &socketio](signal::Door door,
+                                                http::WsConnection& conn) -> std::unique_ptr<http::WsHandler> {
+          if (door == signal::Door::kSocketIo) return socketio.remote(conn);  // docs/socketio.md, "Across nodes"
           return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy, nullptr, false);
         });
+    if (config.socketio.enabled && !socketio.setCluster(node.get())) {
+      spdlog::error("--node-id: '{}' is too long for Socket.IO's session ids (at most {} characters; or --no-socketio)",
+                    no.id, signal::socketio::Service::kMaxNodeIdInSid);
+      return 1;
+    }
     spdlog::info("cluster: node {} ({}) on redis {}:{}", no.id, no.advertise, redis->host, redis->port);
   }
   bool turnOk = true;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <future>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,14 @@ end
 return #KEYS)";
 
 constexpr uint16_t kCloseGoingAway = 1001;
+
+// The door named in an open item ("door\nroom\naddress").
+std::string_view doorName(signal::Door door) { return door == signal::Door::kSocketIo ? "socketio" : "native"; }
+std::optional<signal::Door> parseDoor(std::string_view name) {
+  if (name == "native") return signal::Door::kNative;
+  if (name == "socketio") return signal::Door::kSocketIo;
+  return std::nullopt;
+}
 constexpr int kWorkerShift = 48;  // a link id carries its worker in the top 16 bits
 
 }  // namespace
@@ -229,9 +238,10 @@ void Node::refreshPlacements() {
     pool_.post(w, [this, w] {
       std::vector<std::string> names;
       hub_.rooms(w).forEachName([&](std::string_view n) { names.push_back(roomKey(n)); });
-      if (names.empty()) return;
+      if (names.empty() && w != options_.home) return;
       onHome([this, names = std::move(names)]() mutable {
         if (!commands_ || !commands_->up()) return;
+        for (const auto& h : held_) names.push_back(roomKey(h));
         constexpr std::size_t kChunk = 1000;
         for (std::size_t i = 0; i < names.size(); i += kChunk) {
           std::size_t n = std::min(kChunk, names.size() - i);
@@ -331,7 +341,7 @@ void Node::receive(std::string_view payload) {
         // "door\nroom\naddress"
         auto first = item.body.find('\n');
         auto second = first == std::string_view::npos ? first : item.body.find('\n', first + 1);
-        if (second == std::string_view::npos || item.body.substr(0, first) != "native") {
+        if (second == std::string_view::npos || !parseDoor(item.body.substr(0, first))) {
           drop();
           continue;
         }
@@ -389,7 +399,8 @@ void Node::handle(uint32_t worker, const std::string& from, std::vector<OwnedIte
         if (ws.proxies.contains(key)) break;
         auto address = item.body.substr(item.body.find('\n', item.body.find('\n') + 1) + 1);
         auto proxy = std::make_unique<Proxy>(*this, worker, key, std::move(address));
-        proxy->handler = factory_(signal::Door::kNative, *proxy);
+        proxy->handler =
+            factory_(parseDoor(item.body.substr(0, item.body.find('\n'))).value_or(signal::Door::kNative), *proxy);
         if (!proxy->handler) break;
         Proxy& p = *proxy;
         ws.proxies.emplace(std::move(key), std::move(proxy));
@@ -458,24 +469,41 @@ uint64_t Node::attach(uint32_t worker, signal::RemoteLink* link) {
 void Node::detach(uint32_t worker, uint64_t link) { workers_[worker]->links.erase(link); }
 
 void Node::place(uint32_t worker, uint64_t link, signal::Door door, std::string room, std::string address) {
-  (void)door;  // kNative only, for now
-  onHome([this, worker, link, room = std::move(room), address = std::move(address)] {
-    locate(room, [this, worker, link, room, address](signal::Placement where, const std::string& owner) {
-      if (where == signal::Placement::kElsewhere) {
-        relayed_[link] = owner;
-        stats_.links.store(relayed_.size(), std::memory_order_relaxed);
-        queue(owner, ItemKind::kOpen, link, fmt::format("native\n{}\n{}", room, address));
-      }
-      pool_.post(worker, [this, worker, link, where] {
-        WorkerState& ws = *workers_[worker];
-        auto it = ws.links.find(link);
-        if (it != ws.links.end()) {
-          it->second->onPlaced(where);
-        } else if (where == signal::Placement::kElsewhere) {
-          close(worker, link, false);  // gone while it was placed: the owner's side ends too
-        }
-      });
+  onHome([this, worker, link, door, room = std::move(room), address = std::move(address)] {
+    locate(room, [this, worker, link, door, room, address](signal::Placement where, const std::string& owner) {
+      // A placement that is not a room of the hub (Socket.IO's, docs/socketio.md) is renewed as long as this node
+      // lives, so that it does not move while this node holds its sessions.
+      if (where == signal::Placement::kHere && door == signal::Door::kSocketIo) held_.insert(room);
+      opened(worker, link, door, where, owner, room, address);
     });
+  });
+}
+
+void Node::connect(uint32_t worker, uint64_t link, signal::Door door, std::string node, std::string key,
+                   std::string address) {
+  onHome([this, worker, link, door, node = std::move(node), key = std::move(key), address = std::move(address)] {
+    signal::Placement where = node == options_.id    ? signal::Placement::kHere
+                              : live_.contains(node) ? signal::Placement::kElsewhere
+                                                     : signal::Placement::kUnavailable;
+    opened(worker, link, door, where, node, key, address);
+  });
+}
+
+void Node::opened(uint32_t worker, uint64_t link, signal::Door door, signal::Placement where, const std::string& owner,
+                  const std::string& room, const std::string& address) {
+  if (where == signal::Placement::kElsewhere) {
+    relayed_[link] = owner;
+    stats_.links.store(relayed_.size(), std::memory_order_relaxed);
+    queue(owner, ItemKind::kOpen, link, fmt::format("{}\n{}\n{}", doorName(door), room, address));
+  }
+  pool_.post(worker, [this, worker, link, where] {
+    WorkerState& ws = *workers_[worker];
+    auto it = ws.links.find(link);
+    if (it != ws.links.end()) {
+      it->second->onPlaced(where);
+    } else if (where == signal::Placement::kElsewhere) {
+      close(worker, link, false);  // gone while it was placed: the owner's side ends too
+    }
   });
 }
 

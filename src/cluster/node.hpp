@@ -63,6 +63,9 @@ class Node final : public signal::Relay {
   uint64_t attach(uint32_t worker, signal::RemoteLink* link) override;
   void detach(uint32_t worker, uint64_t link) override;
   void place(uint32_t worker, uint64_t link, signal::Door door, std::string room, std::string address) override;
+  void connect(uint32_t worker, uint64_t link, signal::Door door, std::string node, std::string key,
+               std::string address) override;
+  const std::string& nodeId() const override { return options_.id; }
   void send(uint32_t worker, uint64_t link, std::string frame) override;
   void close(uint32_t worker, uint64_t link, bool goingAway) override;
 
@@ -95,6 +98,9 @@ class Node final : public signal::Relay {
   void endAllLinks(const char* why);
   void refreshPlacements();
   void locate(const std::string& room, PlaceFn done);
+  // On home: a link placed (or connected) at `owner`: opened towards it when elsewhere, then the link told.
+  void opened(uint32_t worker, uint64_t link, signal::Door door, signal::Placement where, const std::string& owner,
+              const std::string& room, const std::string& address);
   void queue(const std::string& node, ItemKind kind, uint64_t link, std::string_view body);  // on home
   void flush();
   void receive(std::string_view payload);
@@ -119,6 +125,7 @@ class Node final : public signal::Relay {
   std::unordered_map<uint64_t, std::string> relayed_;  // link -> owner node, for this node's clients
   std::map<ProxyKey, uint32_t> proxyWorkers_;          // proxy -> the worker of its room
   std::unordered_map<std::string, BatchWriter> pending_;
+  std::set<std::string> held_;  // placements that are no room of the hub, held while this node lives (Socket.IO's)
   bool flushPosted_ = false;
   TimePoint downSince_{};
   bool stopped_ = false;

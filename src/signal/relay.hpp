@@ -29,7 +29,10 @@ class RemoteLink {
 };
 
 // Which front door's protocol a link carries (the owner makes a session of that door for it).
-enum class Door : uint8_t { kNative };
+enum class Door : uint8_t {
+  kNative,
+  kSocketIo,  // Socket.IO's transports: a forwarded HTTP request, or a WebSocket, for an Engine.IO session there
+};
 
 class Relay {
  public:
@@ -40,6 +43,12 @@ class Relay {
   // Finds the owner of `room` (placing it here if nobody holds it), then calls link->onPlaced. For kElsewhere the
   // link is open towards the owner already: what `send` forwards reaches a session of `door` made for it there.
   virtual void place(uint32_t worker, uint64_t link, Door door, std::string room, std::string address) = 0;
+  // Like place, to a named node rather than a room's owner: kElsewhere once the link is open towards `node`,
+  // kUnavailable when that node is not live (kHere if it names this node). `key` picks the owner's worker (its hash).
+  virtual void connect(uint32_t worker, uint64_t link, Door door, std::string node, std::string key,
+                       std::string address) = 0;
+  // This node's id in the cluster.
+  virtual const std::string& nodeId() const = 0;
   virtual void send(uint32_t worker, uint64_t link, std::string frame) = 0;
   // The client's connection is gone (`goingAway`: it said so with close code 1001). Detaches the link too.
   virtual void close(uint32_t worker, uint64_t link, bool goingAway) = 0;

@@ -28,7 +28,7 @@ class InlineId {
   static_assert(N < 256);
 };
 
-using Sid = InlineId<31>;       // "<worker>.<20 characters>"
+using Sid = InlineId<63>;       // "<worker>.<20 characters>", in a cluster "<node>~<worker>.<20 characters>"
 using SocketId = InlineId<20>;  // randomSocketId(): always 20 characters
 using Address = InlineId<45>;   // an IP address in text form (IPv4-mapped IPv6 is the longest)
 

@@ -18,6 +18,7 @@ struct Options {
   std::size_t maxPayload = 1000000;  // one Engine.IO packet / polling POST body; more closes the session
   std::string defaultRoom = "default";  // where unaddressed events go for a socket that joined no room
   bool relayUnknownEvents = false;      // relay events kaiwa does not know to the sender's rooms (else an error ack)
+  std::size_t maxForwarded = 10000;     // in a cluster: HTTP requests forwarded to other nodes and not yet answered
 };
 
 }  // namespace kaiwa::signal::socketio

@@ -1,5 +1,6 @@
 #include "signal/socketio/session.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "signal/socketio/codec.hpp"
 #include "signal/socketio/engineio.hpp"
 #include "signal/socketio/events.hpp"
+#include "signal/socketio/forward.hpp"
 #include "signal/socketio/inline_id.hpp"
 #include "signal/socketio/socket.hpp"
 
@@ -25,7 +27,14 @@ namespace {
 using engineio::kClosePolicy;
 using engineio::LinkId;
 
+// The node a sid names ("<node>~<worker>.<random>" in a cluster), "" when it names none.
+std::string_view nodeOfSid(std::string_view sid) {
+  auto tilde = sid.rfind('~');
+  return tilde == std::string_view::npos ? std::string_view{} : sid.substr(0, tilde);
+}
+
 std::optional<uint32_t> ownerOfSid(std::string_view sid, uint32_t workers) {
+  if (auto tilde = sid.rfind('~'); tilde != std::string_view::npos) sid.remove_prefix(tilde + 1);
   auto dot = sid.find('.');
   if (dot == std::string_view::npos || dot == 0) return std::nullopt;
   uint32_t w = 0;
@@ -64,6 +73,7 @@ http::Response pollResponse(std::string body) {
 }  // namespace
 
 class Client;
+class HttpForward;
 
 // A WebSocket transport; lives on `worker`, and `conn` is touched only there (null once the connection is gone).
 // `id` names it to its session's engineio::Session (kNoLink until it is attached to one).
@@ -94,6 +104,7 @@ struct Service::Impl {
   Impl(Hub& h, net::WorkerPool& p, Options o, std::function<TimePoint()> c)
       : hub(h), pool(p), options(std::move(o)), clock(std::move(c)), sessions(p.size()), deadlines(p.size()),
         armedFor(p.size(), TimePoint::max()), timers(p.size(), 0) {
+    forwards.resize(p.size());
     if (options.path.empty() || options.path.front() != '/') options.path.insert(0, 1, '/');
     if (options.path.back() != '/') options.path.push_back('/');
     engine.pingInterval = options.pingInterval;
@@ -114,9 +125,7 @@ struct Service::Impl {
   }
 
   // After the workers stopped: the timers still registered go from the loops (which outlive the service).
-  ~Impl() {
-    for (uint32_t w = 0; w < timers.size(); ++w) pool.loop(w).cancel(timers[w]);
-  }
+  ~Impl();
 
   // The only place the front door reads the clock (and the loops' timers, which pass the time they ran at).
   TimePoint now() const { return clock ? clock() : Clock::now(); }
@@ -131,6 +140,22 @@ struct Service::Impl {
   std::shared_ptr<Client> create(uint32_t worker, const http::Request& req, std::string_view address);
 
   common::AddressLimits* addressLimits() const { return hub.options().addressLimits; }
+
+  // In a cluster (docs/socketio.md, "Across nodes"): the relay, this node's sid prefix ("<node>~"), the requests
+  // forwarded from here that wait for their answer (per worker, by link), and the counts for /metrics.
+  Relay* relay = nullptr;
+  std::string sidPrefix;
+  std::vector<std::unordered_map<uint64_t, std::unique_ptr<HttpForward>>> forwards;
+  std::atomic<uint64_t> forwardsInFlight{0};
+  struct ForwardStats {
+    std::atomic<uint64_t> requests{0};    // HTTP requests forwarded to the session's node
+    std::atomic<uint64_t> webSockets{0};  // WebSockets linked to it
+    std::atomic<uint64_t> served{0};      // requests and WebSockets other nodes forwarded here
+    std::atomic<uint64_t> refused{0};     // over --socketio-max-forwarded
+    std::atomic<uint64_t> failed{0};      // the node gone or unknown, or an answer that does not parse
+  } fwd;
+  // Forwards the request to `node` (its session's), or with no node to the holder of Socket.IO's placement.
+  void forward(const http::Request& req, http::Responder& respond, std::string_view node);
   // A polling handshake from `ip`: nullopt if it may open a session (which then holds a polling place), else the
   // refusal to send.
   std::optional<http::Response> admitPolling(std::string_view ip);
@@ -504,7 +529,7 @@ std::optional<http::Response> Service::Impl::admitPolling(std::string_view ip) {
 
 std::shared_ptr<Client> Service::Impl::create(uint32_t worker, const http::Request& req, std::string_view address) {
   KAIWA_ON_LOOP(pool.loop(worker));
-  std::string sid = std::to_string(worker) + "." + randomSocketId();
+  std::string sid = sidPrefix + std::to_string(worker) + "." + randomSocketId();
   auto room = req.queryParam("room");
   if (room && !validRoomName(*room)) room.reset();
   std::optional<std::string> token;  // kept only where it is checked, and only of a size a token has
@@ -610,7 +635,329 @@ std::optional<EioError> checkHandshake(const http::Request& req, std::string_vie
   return std::nullopt;
 }
 
+bool serveHttp(Service::Impl& impl, const http::Request& req, http::Responder& respond, bool forwarded);
+std::unique_ptr<http::WsHandler> serveWebSocket(Service::Impl& impl, http::WsConnection& conn, const http::Request& req,
+                                                bool forwarded);
+
+// Socket.IO's placement (docs/socketio.md, "Across nodes"): the node that holds it makes every new session.
+constexpr std::string_view kPlacementKey = "socket.io";
+constexpr uint16_t kCloseTryAgain = 1013;
+constexpr std::size_t kMaxFramesBeforePlaced = 16;
+
 }  // namespace
+
+// An HTTP request whose session lives on another node (or, for a handshake, that is made there), on the request's
+// worker: forwarded on a link, answered with what the owner answers. Owned by Impl::forwards until it is over.
+class HttpForward final : public RemoteLink {
+ public:
+  HttpForward(Service::Impl& svc, const http::Request& req, http::Responder respond)
+      : svc_(svc), req_(req), respond_(std::move(respond)) {}
+
+  void start(uint64_t link, std::string_view node) {
+    link_ = link;
+    auto sid = req_.queryParam("sid");
+    if (node.empty()) {
+      svc_.relay->place(req_.worker, link_, Door::kSocketIo, std::string(kPlacementKey), req_.remoteAddress);
+    } else {
+      svc_.relay->connect(req_.worker, link_, Door::kSocketIo, std::string(node), sid.value_or(""), req_.remoteAddress);
+    }
+  }
+
+  void onPlaced(Placement where) override {
+    switch (where) {
+      case Placement::kHere:  // a handshake, and this node holds the placement
+        svc_.relay->detach(req_.worker, link_);
+        serveHttp(svc_, req_, respond_, true);
+        return finish();
+      case Placement::kElsewhere:
+        svc_.relay->send(req_.worker, link_, encodeHttpForward(req_.method, req_.query, req_.body));
+        req_.body = {};
+        return;
+      case Placement::kUnavailable:
+        svc_.relay->detach(req_.worker, link_);
+        return fail();
+    }
+  }
+
+  void onRelayText(std::string_view frame) override {
+    if (done_) return;
+    if (auto r = decodeForwardedResponse(frame)) {
+      answer(std::move(*r));
+    } else {
+      fail();
+    }
+    svc_.relay->close(req_.worker, link_, false);
+  }
+
+  void onRelayClose(uint16_t /*code*/, std::string_view /*reason*/) override { fail(); }
+
+ private:
+  // The session's node is gone (or the answer made no sense): the session is as good as unknown there. A handshake
+  // that found no node to make it (Redis unreachable and nothing cached) is told to come back.
+  void fail() {
+    if (done_) return;
+    svc_.fwd.failed.fetch_add(1, std::memory_order_relaxed);
+    metrics::registry().drop(metrics::Drop::kHttpBad);
+    if (req_.queryParam("sid")) {
+      answer(eioError(EioError::kUnknownSid));
+    } else {
+      answer(handshakeRefused(503, "No node can take a new session now: try again later"));
+    }
+  }
+
+  void answer(http::Response r) {
+    if (done_) return;
+    respond_(std::move(r));
+    finish();
+  }
+
+  void finish() {
+    if (done_) return;
+    done_ = true;
+    svc_.forwardsInFlight.fetch_sub(1, std::memory_order_relaxed);
+    // Let go of after this call chain (the relay is calling into it).
+    svc_.pool.post(req_.worker,
+                   [&svc = svc_, worker = req_.worker, link = link_] { svc.forwards[worker].erase(link); });
+  }
+
+  Service::Impl& svc_;
+  http::Request req_;
+  http::Responder respond_;
+  uint64_t link_ = 0;
+  bool done_ = false;
+};
+
+namespace {
+
+// A WebSocket whose session lives on another node (an upgrade naming its sid), or that opens a session made there:
+// its frames go to that node on a link, and the frames its session writes come back. When the placement says here,
+// it is served here after all (the frames that came meanwhile are handed over in order).
+class WsForward final : public http::WsHandler, public RemoteLink {
+ public:
+  WsForward(Service::Impl& svc, http::WsConnection& conn, const http::Request& req, std::string node)
+      : svc_(svc), conn_(conn), req_(std::make_unique<http::Request>(req)), node_(std::move(node)) {}
+
+  void onOpen() override {
+    link_ = svc_.relay->attach(conn_.worker(), this);
+    svc_.fwd.webSockets.fetch_add(1, std::memory_order_relaxed);
+    if (node_.empty()) {
+      svc_.relay->place(conn_.worker(), link_, Door::kSocketIo, std::string(kPlacementKey), conn_.remoteAddress());
+    } else {
+      svc_.relay->connect(conn_.worker(), link_, Door::kSocketIo, node_, req_->queryParam("sid").value_or(""),
+                          conn_.remoteAddress());
+    }
+  }
+
+  void onMessage(std::string_view payload, bool binary) override {
+    if (local_) return local_->onMessage(payload, binary);
+    if (relayed_) return svc_.relay->send(conn_.worker(), link_, wrapWsFrame(payload, binary));
+    if (!link_) return;
+    if (early_.size() >= kMaxFramesBeforePlaced) {
+      metrics::registry().drop(metrics::Drop::kRateLimited);
+      conn_.close(kClosePolicy, "too many frames before the session was found");
+      return;
+    }
+    early_.emplace_back(wrapWsFrame(payload, binary));
+  }
+
+  void onClose() override {
+    if (local_) return local_->onClose();
+    if (link_) svc_.relay->close(conn_.worker(), link_, conn_.peerCloseCode() == ws::kCloseGoingAway);
+    link_ = 0;
+  }
+
+  void onPlaced(Placement where) override {
+    if (where == Placement::kElsewhere) {
+      relayed_ = true;
+      svc_.relay->send(conn_.worker(), link_, encodeWsForward(req_->query));
+      for (auto& f : early_) svc_.relay->send(conn_.worker(), link_, std::move(f));
+      early_.clear();
+      req_.reset();
+      return;
+    }
+    svc_.relay->detach(conn_.worker(), link_);
+    link_ = 0;
+    if (where == Placement::kHere) local_ = serveWebSocket(svc_, conn_, *req_, true);
+    req_.reset();
+    if (!local_) {
+      svc_.fwd.failed.fetch_add(1, std::memory_order_relaxed);
+      early_.clear();
+      conn_.close(where == Placement::kHere ? kClosePolicy : kCloseTryAgain,
+                  node_.empty() ? "no node can take a new session now" : "Session ID unknown");
+      return;
+    }
+    local_->onOpen();
+    auto early = std::move(early_);
+    for (const auto& f : early) {
+      if (auto w = unwrapWsFrame(f)) local_->onMessage(w->data, w->binary);
+    }
+  }
+
+  void onRelayText(std::string_view frame) override {
+    if (auto f = unwrapWsFrame(frame)) {
+      if (f->binary) {
+        conn_.sendBinary(std::string(f->data));
+      } else {
+        conn_.sendText(std::string(f->data));
+      }
+    } else {
+      svc_.fwd.failed.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  void onRelayClose(uint16_t code, std::string_view reason) override {
+    link_ = 0;
+    relayed_ = false;
+    conn_.close(code, reason);
+  }
+
+ private:
+  Service::Impl& svc_;
+  http::WsConnection& conn_;
+  std::unique_ptr<http::Request> req_;  // until placed
+  std::string node_;                    // the sid's node; empty: wherever Socket.IO's placement is
+  uint64_t link_ = 0;
+  bool relayed_ = false;
+  std::vector<std::string> early_;          // frames that came before the placement (wrapped)
+  std::unique_ptr<http::WsHandler> local_;  // placed here after all
+};
+
+// The connection a forwarded WebSocket's session sees on the owner: the proxy, with each frame marked text or binary.
+class FramedConn final : public http::WsConnection {
+ public:
+  explicit FramedConn(http::WsConnection& proxy) : proxy_(proxy) {}
+  SendResult sendText(std::string frame) override { return proxy_.sendText(wrapWsFrame(frame, false)); }
+  SendResult sendBinary(std::string frame) override { return proxy_.sendText(wrapWsFrame(frame, true)); }
+  void close(uint16_t code, std::string_view reason) override { proxy_.close(code, reason); }
+  uint32_t worker() const override { return proxy_.worker(); }
+  std::string remoteAddress() const override { return proxy_.remoteAddress(); }
+  uint16_t peerCloseCode() const override { return proxy_.peerCloseCode(); }
+
+ private:
+  http::WsConnection& proxy_;
+};
+
+// The owner's side of a link of Door::kSocketIo: its first frame says what another node forwarded (forward.hpp).
+class RemoteEntry final : public http::WsHandler {
+ public:
+  RemoteEntry(Service::Impl& svc, http::WsConnection& proxy)
+      : svc_(svc), proxy_(proxy), alive_(std::make_shared<Alive>(Alive{&proxy})) {}
+
+  void onMessage(std::string_view payload, bool /*binary*/) override {
+    if (inner_) {
+      if (auto f = unwrapWsFrame(payload)) {
+        inner_->onMessage(f->data, f->binary);
+      } else {
+        metrics::registry().drop(metrics::Drop::kMalformed);
+      }
+      return;
+    }
+    if (started_) {  // an HTTP request's link carries nothing more
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      return;
+    }
+    started_ = true;
+    auto fwd = decodeForward(payload);
+    if (!fwd) {
+      metrics::registry().drop(metrics::Drop::kMalformed);
+      proxy_.close(kClosePolicy, "not a forwarded request");
+      return;
+    }
+    svc_.fwd.served.fetch_add(1, std::memory_order_relaxed);
+    http::Request req;
+    req.path = svc_.options.path;
+    req.query = std::string(fwd->query);
+    req.target = req.path + "?" + req.query;
+    req.worker = proxy_.worker();
+    if (fwd->kind == ForwardedRequest::Kind::kWebSocket) {
+      req.method = "GET";
+      conn_ = std::make_unique<FramedConn>(proxy_);
+      inner_ = serveWebSocket(svc_, *conn_, req, true);
+      if (!inner_) {
+        proxy_.close(kClosePolicy, "Session ID unknown");
+        return;
+      }
+      inner_->onOpen();
+      return;
+    }
+    req.method = std::string(fwd->method);
+    req.body = std::string(fwd->body);
+    req.remoteAddress = proxy_.remoteAddress();  // the client's IP, as its node saw it
+    http::Responder respond = [alive = alive_, &pool = svc_.pool, worker = proxy_.worker()](http::Response r) {
+      auto send = [alive, r = std::move(r)] {
+        if (!alive->conn) return;
+        alive->conn->sendText(encodeForwardedResponse(r));
+        alive->conn->close(ws::kCloseNormal, "answered");
+        alive->conn = nullptr;
+      };
+      if (net::WorkerPool::current() == worker) {
+        send();
+      } else {
+        pool.post(worker, std::move(send));
+      }
+    };
+    if (!serveHttp(svc_, req, respond, true)) respond(eioError(EioError::kBadRequest));
+  }
+
+  void onClose() override {
+    alive_->conn = nullptr;
+    if (inner_) inner_->onClose();
+  }
+
+ private:
+  struct Alive {
+    http::WsConnection* conn;  // the proxy, until it closes
+  };
+  Service::Impl& svc_;
+  http::WsConnection& proxy_;
+  std::shared_ptr<Alive> alive_;
+  std::unique_ptr<FramedConn> conn_;
+  std::unique_ptr<http::WsHandler> inner_;
+  bool started_ = false;
+};
+
+std::unique_ptr<http::WsHandler> serveWebSocket(Service::Impl& impl, http::WsConnection& conn, const http::Request& req,
+                                                bool forwarded) {
+  if (!impl.options.enabled || req.path != impl.options.path) return nullptr;
+  if (checkHandshake(req, "websocket")) {
+    metrics::registry().drop(metrics::Drop::kHttpBad);
+    return nullptr;
+  }
+  auto sid = req.queryParam("sid");
+  if (impl.relay && !forwarded) {
+    std::string_view node = sid ? nodeOfSid(*sid) : std::string_view{};
+    if (!sid || (!node.empty() && node != impl.relay->nodeId())) {
+      return std::make_unique<WsForward>(impl, conn, req, std::string(node));
+    }
+  }
+  std::optional<uint32_t> owner;
+  if (sid) {
+    owner = ownerOfSid(*sid, impl.pool.size());
+    if (!owner) return nullptr;
+  }
+  return std::make_unique<WsTransport>(impl, conn, req, owner, sid.value_or(""));
+}
+
+}  // namespace
+
+Service::Impl::~Impl() {
+  for (uint32_t w = 0; w < timers.size(); ++w) pool.loop(w).cancel(timers[w]);
+}
+
+void Service::Impl::forward(const http::Request& req, http::Responder& respond, std::string_view node) {
+  if (forwardsInFlight.load(std::memory_order_relaxed) >= options.maxForwarded) {
+    fwd.refused.fetch_add(1, std::memory_order_relaxed);
+    respond(handshakeRefused(503, "This node forwards the most requests it may: try again later"));
+    return;
+  }
+  forwardsInFlight.fetch_add(1, std::memory_order_relaxed);
+  fwd.requests.fetch_add(1, std::memory_order_relaxed);
+  auto f = std::make_unique<HttpForward>(*this, req, std::move(respond));
+  HttpForward& ref = *f;
+  uint64_t link = relay->attach(req.worker, &ref);
+  forwards[req.worker][link] = std::move(f);
+  ref.start(link, node);
+}
 
 Service::Service(Hub& hub, net::WorkerPool& pool, Options options, std::function<TimePoint()> clock)
     : impl_(std::make_unique<Impl>(hub, pool, std::move(options), std::move(clock))) {}
@@ -620,6 +967,14 @@ Service::~Service() = default;
 const Options& Service::options() const { return impl_->options; }
 
 bool Service::http(const http::Request& req, http::Responder& respond) {
+  return serveHttp(*impl_, req, respond, false);
+}
+
+namespace {
+
+// `forwarded`: another node sent it here (Door::kSocketIo); served here whatever the placement says.
+bool serveHttp(Service::Impl& impl, const http::Request& req, http::Responder& respond, bool forwarded) {
+  auto* impl_ = &impl;
   if (!impl_->options.enabled || req.path != impl_->options.path) return false;
   auto fail = [&](EioError e) {
     metrics::registry().drop(metrics::Drop::kHttpBad);
@@ -631,6 +986,10 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
   auto sid = req.queryParam("sid");
   if (!sid) {
     if (req.method != "GET") return fail(EioError::kBadHandshakeMethod);
+    if (impl_->relay && !forwarded) {  // made on the node that holds Socket.IO's placement
+      impl_->forward(req, respond, {});
+      return true;
+    }
     if (auto refused = impl_->admitPolling(req.remoteAddress)) {
       respond(std::move(*refused));  // counted by AddressLimits (kaiwa_address_refused_total)
       return true;
@@ -639,10 +998,14 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
     respond(pollResponse(s->startPolling(impl_->addressLimits() != nullptr, impl_->now())));
     return true;
   }
+  if (req.method != "GET" && req.method != "POST") return fail(EioError::kBadRequest);
+  if (auto node = nodeOfSid(*sid); impl_->relay && !forwarded && !node.empty() && node != impl_->relay->nodeId()) {
+    impl_->forward(req, respond, node);  // the session lives on another node: served through it
+    return true;
+  }
   auto owner = ownerOfSid(*sid, impl_->pool.size());
   if (!owner) return fail(EioError::kUnknownSid);
-  if (req.method != "GET" && req.method != "POST") return fail(EioError::kBadRequest);
-  auto run = [impl = impl_.get(), owner = *owner, sid = *sid, get = req.method == "GET", body = req.body,
+  auto run = [impl = impl_, owner = *owner, sid = *sid, get = req.method == "GET", body = req.body,
               respond = std::move(respond)]() mutable {
     auto s = impl->find(owner, sid);
     if (!s) {
@@ -662,6 +1025,8 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
   return true;
 }
 
+}  // namespace
+
 void Service::tick(uint32_t worker, TimePoint now) { impl_->tick(worker, now); }
 
 TimePoint Service::nextDeadline(uint32_t worker) const {
@@ -670,18 +1035,42 @@ TimePoint Service::nextDeadline(uint32_t worker) const {
 }
 
 std::unique_ptr<http::WsHandler> Service::websocket(http::WsConnection& conn, const http::Request& req) {
-  if (!impl_->options.enabled || req.path != impl_->options.path) return nullptr;
-  if (checkHandshake(req, "websocket")) {
-    metrics::registry().drop(metrics::Drop::kHttpBad);
-    return nullptr;
-  }
-  auto sid = req.queryParam("sid");
-  std::optional<uint32_t> owner;
-  if (sid) {
-    owner = ownerOfSid(*sid, impl_->pool.size());
-    if (!owner) return nullptr;
-  }
-  return std::make_unique<WsTransport>(*impl_, conn, req, owner, sid.value_or(""));
+  return serveWebSocket(*impl_, conn, req, false);
+}
+
+std::unique_ptr<http::WsHandler> Service::remote(http::WsConnection& proxy) {
+  return std::make_unique<RemoteEntry>(*impl_, proxy);
+}
+
+bool Service::setCluster(Relay* relay) {
+  if (relay && relay->nodeId().size() > kMaxNodeIdInSid) return false;
+  impl_->relay = relay;
+  impl_->sidPrefix = relay ? relay->nodeId() + "~" : "";
+  return true;
+}
+
+std::string Service::renderMetrics() const {
+  if (!impl_->relay) return {};
+  std::string out;
+  auto emit = [&out](std::string_view name, std::string_view type, std::string_view help, uint64_t value) {
+    fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+  };
+  auto load = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  const auto& f = impl_->fwd;
+  emit("kaiwa_socketio_forwarded_requests_total", "counter",
+       "Engine.IO HTTP requests forwarded to the node holding their session.", load(f.requests));
+  emit("kaiwa_socketio_forwarded_websockets_total", "counter",
+       "Engine.IO WebSockets linked to the node holding their session.", load(f.webSockets));
+  emit("kaiwa_socketio_forwarded_in_flight", "gauge", "Forwarded HTTP requests waiting for their answer (long polls).",
+       load(impl_->forwardsInFlight));
+  emit("kaiwa_socketio_forwarded_refused_total", "counter",
+       "Requests not forwarded: --socketio-max-forwarded requests were in flight.", load(f.refused));
+  emit("kaiwa_socketio_forwarded_failed_total", "counter",
+       "Forwarded requests the session's node did not answer: the node gone, or an answer that does not parse.",
+       load(f.failed));
+  emit("kaiwa_socketio_served_for_nodes_total", "counter",
+       "Requests and WebSockets that other nodes forwarded to this one.", load(f.served));
+  return out;
 }
 
 }  // namespace kaiwa::signal::socketio

@@ -21,6 +21,7 @@
 #include "http/handler.hpp"
 #include "net/worker_pool.hpp"
 #include "signal/hub.hpp"
+#include "signal/relay.hpp"
 #include "signal/socketio/options.hpp"
 #include "signal/socketio/room_name.hpp"
 
@@ -44,6 +45,17 @@ class Service {
   // The WebSocket transport at options().path (direct, or the upgrade of a polling session), or nullptr for other
   // paths and bad handshakes.
   std::unique_ptr<http::WsHandler> websocket(http::WsConnection& conn, const http::Request& req);
+
+  // In a cluster (docs/socketio.md, "Across nodes"), before the workers start: sids name this node, requests for
+  // another node's sessions are forwarded there, and new sessions are made on the node holding Socket.IO's
+  // placement. False when the node id is too long to go into a sid (kMaxNodeIdInSid).
+  static constexpr std::size_t kMaxNodeIdInSid = 36;
+  bool setCluster(Relay* relay);
+  // The owner's side of a link of Door::kSocketIo (a proxy made by the cluster): serves the request or WebSocket
+  // another node forwarded here.
+  std::unique_ptr<http::WsHandler> remote(http::WsConnection& proxy);
+  // The kaiwa_socketio_forward* lines of /metrics ("" on one node).
+  std::string renderMetrics() const;
 
   // On `worker`'s thread: whatever its sessions have due at `now` (pings, pong and connect timeouts, upgrade
   // timeouts). Calling it early, or for a deadline that became stale, does nothing.
