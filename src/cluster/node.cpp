@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <future>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,14 @@ end
 return #KEYS)";
 
 constexpr uint16_t kCloseGoingAway = 1001;
+
+// The door named in an open item ("door\nroom\naddress").
+std::string_view doorName(signal::Door door) { return door == signal::Door::kPeerjs ? "peerjs" : "native"; }
+std::optional<signal::Door> parseDoor(std::string_view name) {
+  if (name == "native") return signal::Door::kNative;
+  if (name == "peerjs") return signal::Door::kPeerjs;
+  return std::nullopt;
+}
 constexpr int kWorkerShift = 48;  // a link id carries its worker in the top 16 bits
 
 }  // namespace
@@ -331,7 +340,7 @@ void Node::receive(std::string_view payload) {
         // "door\nroom\naddress"
         auto first = item.body.find('\n');
         auto second = first == std::string_view::npos ? first : item.body.find('\n', first + 1);
-        if (second == std::string_view::npos || item.body.substr(0, first) != "native") {
+        if (second == std::string_view::npos || !parseDoor(item.body.substr(0, first))) {
           drop();
           continue;
         }
@@ -389,7 +398,8 @@ void Node::handle(uint32_t worker, const std::string& from, std::vector<OwnedIte
         if (ws.proxies.contains(key)) break;
         auto address = item.body.substr(item.body.find('\n', item.body.find('\n') + 1) + 1);
         auto proxy = std::make_unique<Proxy>(*this, worker, key, std::move(address));
-        proxy->handler = factory_(signal::Door::kNative, *proxy);
+        proxy->handler =
+            factory_(parseDoor(item.body.substr(0, item.body.find('\n'))).value_or(signal::Door::kNative), *proxy);
         if (!proxy->handler) break;
         Proxy& p = *proxy;
         ws.proxies.emplace(std::move(key), std::move(proxy));
@@ -458,13 +468,12 @@ uint64_t Node::attach(uint32_t worker, signal::RemoteLink* link) {
 void Node::detach(uint32_t worker, uint64_t link) { workers_[worker]->links.erase(link); }
 
 void Node::place(uint32_t worker, uint64_t link, signal::Door door, std::string room, std::string address) {
-  (void)door;  // kNative only, for now
-  onHome([this, worker, link, room = std::move(room), address = std::move(address)] {
-    locate(room, [this, worker, link, room, address](signal::Placement where, const std::string& owner) {
+  onHome([this, worker, link, door, room = std::move(room), address = std::move(address)] {
+    locate(room, [this, worker, link, door, room, address](signal::Placement where, const std::string& owner) {
       if (where == signal::Placement::kElsewhere) {
         relayed_[link] = owner;
         stats_.links.store(relayed_.size(), std::memory_order_relaxed);
-        queue(owner, ItemKind::kOpen, link, fmt::format("native\n{}\n{}", room, address));
+        queue(owner, ItemKind::kOpen, link, fmt::format("{}\n{}\n{}", doorName(door), room, address));
       }
       pool_.post(worker, [this, worker, link, where] {
         WorkerState& ws = *workers_[worker];

@@ -29,7 +29,10 @@ class RemoteLink {
 };
 
 // Which front door's protocol a link carries (the owner makes a session of that door for it).
-enum class Door : uint8_t { kNative };
+enum class Door : uint8_t {
+  kNative,
+  kPeerjs,  // a PeerJS client of the key whose room the owner holds; its first frame is its handshake
+};
 
 class Relay {
  public:
