@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { cluster, skip } from '../integration/cluster.mjs';
 import { metric } from '../integration/client.mjs';
 import { launchBrowser } from './helpers.mjs';
-import { BUNDLE, blankPage, callAndPlay, exchangeData, openPage } from './peerjs-pages.mjs';
+import { callAndPlay, exchangeData, openPage, openWithId } from './peerjs-pages.mjs';
 
 test('peerjs pages on two nodes exchange data and call each other', { skip, timeout: 180_000 }, async (t) => {
   const { nodes: [n1, n2] } = await cluster(t, 2);
@@ -28,21 +28,7 @@ test('peerjs pages on two nodes exchange data and call each other', { skip, time
   await callAndPlay(b, a);
 
   // A third page on n2 asking for A's id (held in n1's room) gets `unavailable-id`.
-  const c = await browser.newContext();
-  contexts.push(c);
-  const cp = await c.newPage();
-  await blankPage(cp, n2);
-  await cp.addScriptTag({ path: BUNDLE });
-  const taken = await cp.evaluate(
-    ([port, id]) =>
-      new Promise((resolve) => {
-        const p = new Peer(id, { host: '127.0.0.1', port, path: '/', key: 'peerjs', debug: 0 });
-        p.on('open', () => resolve('open'));
-        p.on('error', (e) => resolve(e.type));
-      }),
-    [n2.port, a.id],
-  );
-  assert.equal(taken, 'unavailable-id');
+  assert.equal(await openWithId(browser, n2, contexts, a.id), 'unavailable-id');
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
 });

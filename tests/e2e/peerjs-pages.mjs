@@ -133,3 +133,21 @@ export async function callAndPlay(a, b) {
   }, b.id);
   await Promise.all([remoteVideoPlays(a.page), remoteVideoPlays(b.page)]);
 }
+
+/** A Peer asking `server` for `id` in a page of its own: resolves 'open', or the error type (`unavailable-id`...). */
+export async function openWithId(browser, server, contexts, id) {
+  const context = await browser.newContext();
+  contexts.push(context);
+  const page = await context.newPage();
+  await blankPage(page, server);
+  await page.addScriptTag({ path: BUNDLE });
+  return page.evaluate(
+    ([port, wantId]) =>
+      new Promise((resolve) => {
+        const p = new Peer(wantId, { host: '127.0.0.1', port, path: '/', key: 'peerjs', debug: 0 });
+        p.on('open', () => resolve('open'));
+        p.on('error', (e) => resolve(e.type));
+      }),
+    [server.port, id],
+  );
+}

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { launchBrowser, startServer } from './helpers.mjs';
-import { BUNDLE, blankPage, callAndPlay, exchangeData, openPage } from './peerjs-pages.mjs';
+import { callAndPlay, exchangeData, openPage, openWithId } from './peerjs-pages.mjs';
 
 let server;
 let browser;
@@ -34,21 +34,7 @@ test('peerjs clients get ids, exchange text and a 2 MiB binary, and call each ot
   await callAndPlay(a, b);
 
   // ID-TAKEN: a third client asking for A's id gets `unavailable-id`.
-  const c = await browser.newContext();
-  contexts.push(c);
-  const cp = await c.newPage();
-  await blankPage(cp, server);
-  await cp.addScriptTag({ path: BUNDLE });
-  const taken = await cp.evaluate(
-    ([port, id]) =>
-      new Promise((resolve) => {
-        const p = new Peer(id, { host: '127.0.0.1', port, path: '/', key: 'peerjs', debug: 0 });
-        p.on('open', () => resolve('open'));
-        p.on('error', (e) => resolve(e.type));
-      }),
-    [server.port, a.id],
-  );
-  assert.equal(taken, 'unavailable-id');
+  assert.equal(await openWithId(browser, server, contexts, a.id), 'unavailable-id');
 
   // Reconnect: A drops its signaling connection and gets the same id back; B can still reach it.
   const again = await a.page.evaluate(
