@@ -7,7 +7,7 @@
 //   KAIWA_BIN=build/kaiwa node --experimental-websocket bench/socketio-cluster.mjs [--round-trips 300]
 // Bounded: --round-trips (at most 5000) per case, 60 s per case, 5 s per round trip (else counted lost); loopback.
 import { connect } from 'node:net';
-import { cluster, roundRobin } from '../tests/integration/cluster-helpers.mjs';
+import { cluster, roundRobin } from '../tests/integration/cluster.mjs';
 import { SioPeer } from '../tests/integration/sio.mjs';
 
 const args = Object.fromEntries(

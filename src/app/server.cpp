@@ -73,8 +73,9 @@ http::Routes makeRoutes(const ServeConfig& config, signal::Hub& hub, http::Stati
                         signal::peerjs::Service& peerjs, signal::socketio::Service& socketio, media::Service* sfu,
                         signal::native::SfuBridge& bridge, const std::unique_ptr<cluster::Node>& node) {
   http::Routes routes;
-  routes.deferred = [&socketio, sfu](const http::Request& req, http::Responder& respond) {
+  routes.deferred = [&socketio, &peerjs, sfu](const http::Request& req, http::Responder& respond) {
     if (sfu && sfu->http(req, respond)) return true;  // WHIP/WHEP, answered by the room's worker (docs/sfu.md)
+    if (peerjs.deferred(req, respond)) return true;  // /{key}/peers in a cluster, from the key's node (docs/cluster.md)
     return socketio.http(req, respond);  // Engine.IO polling, answered by the session's worker (docs/socketio.md)
   };
   auto ice = [&config](std::string_view host) { return iceServersJson(config, host); };
@@ -561,9 +562,10 @@ int runServer(const ServeConfig& config) {
     auto mediaPolicy = signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto);
     node = std::make_unique<cluster::Node>(
         pool, hub, no,
-        [&hub, &bridge, mediaPolicy, &socketio](signal::Door door,
-                                                http::WsConnection& conn) -> std::unique_ptr<http::WsHandler> {
+        [&hub, &bridge, mediaPolicy, &socketio, &peerjs](signal::Door door,
+                                                         http::WsConnection& conn) -> std::unique_ptr<http::WsHandler> {
           if (door == signal::Door::kSocketIo) return socketio.remote(conn);  // docs/socketio.md, "Across nodes"
+          if (door == signal::Door::kPeerjs) return peerjs.linkedSession(conn);  // docs/cluster.md, "PeerJS across nodes"
           return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy, nullptr, false);
         });
     if (config.socketio.enabled && !socketio.setCluster(node.get())) {
@@ -571,6 +573,7 @@ int runServer(const ServeConfig& config) {
                     no.id, signal::socketio::Service::kMaxNodeIdInSid);
       return 1;
     }
+    peerjs.setRelay(node.get());
     spdlog::info("cluster: node {} ({}) on redis {}:{}", no.id, no.advertise, redis->host, redis->port);
   }
   bool turnOk = true;

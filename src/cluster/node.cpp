@@ -31,10 +31,20 @@ return #KEYS)";
 constexpr uint16_t kCloseGoingAway = 1001;
 
 // The door named in an open item ("door\nroom\naddress").
-std::string_view doorName(signal::Door door) { return door == signal::Door::kSocketIo ? "socketio" : "native"; }
+std::string_view doorName(signal::Door door) {
+  switch (door) {
+    case signal::Door::kSocketIo:
+      return "socketio";
+    case signal::Door::kPeerjs:
+      return "peerjs";
+    default:
+      return "native";
+  }
+}
 std::optional<signal::Door> parseDoor(std::string_view name) {
   if (name == "native") return signal::Door::kNative;
   if (name == "socketio") return signal::Door::kSocketIo;
+  if (name == "peerjs") return signal::Door::kPeerjs;
   return std::nullopt;
 }
 constexpr int kWorkerShift = 48;  // a link id carries its worker in the top 16 bits

@@ -2,11 +2,9 @@
 // ids from GET /peerjs/id, a data connection with text and a 2 MiB binary checked by
 // SHA-256, a media call whose remote video plays, ID-TAKEN for a reused id, and a reconnect that keeps the id.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { ROOT, WAIT, launchBrowser, startServer } from './helpers.mjs';
-
-const BUNDLE = join(ROOT, 'node_modules', 'peerjs', 'dist', 'peerjs.min.js');
+import { launchBrowser, startServer } from './helpers.mjs';
+import { callAndPlay, exchangeData, openPage, openWithId } from './peerjs-pages.mjs';
 
 let server;
 let browser;
@@ -23,150 +21,20 @@ after(async () => {
   await server?.stop();
 });
 
-/**
- * An empty document from kaiwa itself (GET /healthz): a secure context on the server's origin. A page fulfilled by
- * the test instead, or one on localhost, is blocked by Chromium's local-network-access checks from reaching
- * 127.0.0.1.
- */
-async function blankPage(page) {
-  await page.goto(`${server.url}/healthz`);
-  await page.evaluate(() => {
-    document.body.textContent = '';
-  });
-}
-
-/**
- * A page with the peerjs bundle and a camera stream; `window.peer` is a Peer that got its id from the server, or `wantId`.
- */
-async function openPage(name, wantId) {
-  const context = await browser.newContext();
-  contexts.push(context);
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(String(err)));
-  await blankPage(page);
-  await page.addScriptTag({ path: BUNDLE });
-  const id = await page.evaluate(
-    async ([port, wantId]) => {
-      // A camera first: with the permission granted Chromium gathers plain loopback candidates, not mDNS names.
-      window.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-      window.log = [];
-      window.received = [];
-      const options = { host: '127.0.0.1', port, path: '/', key: 'peerjs', secure: false, debug: 1,
-        config: { iceServers: [] } };
-      window.makePeer = (id) => (id ? new Peer(id, options) : new Peer(options));
-      window.peer = window.makePeer(wantId);
-      const peer = window.peer;
-      peer.on('error', (e) => window.log.push(`error ${e.type}`));
-      peer.on('connection', (conn) => {
-        window.incoming = conn;
-        conn.on('data', async (data) => {
-          if (typeof data === 'string') {
-            window.received.push(data);
-            conn.send(`echo:${data}`);
-          } else {
-            const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer ?? data);
-            const hash = await crypto.subtle.digest('SHA-256', bytes);
-            const hex = [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, '0')).join('');
-            window.received.push(`binary:${bytes.length}:${hex}`);
-          }
-        });
-      });
-      peer.on('call', (call) => {
-        call.answer(window.stream);
-        call.on('stream', (remote) => {
-          const v = document.createElement('video');
-          v.id = 'remote';
-          v.muted = true;
-          v.autoplay = true;
-          v.playsInline = true;
-          v.srcObject = remote;
-          document.body.append(v);
-          v.play().catch(() => undefined);
-        });
-      });
-      return new Promise((resolve, reject) => {
-        peer.on('open', resolve);
-        peer.on('error', (e) => reject(new Error(`${e.type}: ${e.message}`)));
-      });
-    },
-    [server.port, wantId],
-  );
-  return { page, context, id, errors };
-}
-
-async function remoteVideoPlays(page) {
-  await page.waitForFunction(() => {
-    const v = document.getElementById('remote');
-    return v && v.videoWidth > 0 && v.readyState >= 2 && v.currentTime > 0;
-  }, null, { timeout: WAIT, polling: 100 });
-  const t0 = await page.$eval('#remote', (v) => v.currentTime);
-  await page.waitForFunction((t) => document.getElementById('remote').currentTime > t + 0.2, t0,
-    { timeout: WAIT, polling: 100 });
-}
-
 test('peerjs clients get ids, exchange text and a 2 MiB binary, and call each other', { timeout: 120_000 }, async () => {
-  const a = await openPage('A');
-  const b = await openPage('B');
+  const a = await openPage(browser, server, contexts);
+  const b = await openPage(browser, server, contexts);
   assert.match(a.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.notEqual(a.id, b.id);
 
   // Data connection: text both ways, then 2 MiB of random bytes, chunked by peerjs, checked by SHA-256.
-  const sent = await a.page.evaluate(async (bId) => {
-    const conn = window.peer.connect(bId, { reliable: true });
-    window.outgoing = conn;
-    window.replies = [];
-    conn.on('data', (d) => window.replies.push(d));
-    await new Promise((resolve, reject) => {
-      conn.on('open', resolve);
-      conn.on('error', reject);
-    });
-    conn.send('こんにちは kaiwa');
-    const bytes = new Uint8Array(2 * 1024 * 1024);
-    for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-    const hash = await crypto.subtle.digest('SHA-256', bytes);
-    conn.send(bytes.buffer);
-    return [...new Uint8Array(hash)].map((x) => x.toString(16).padStart(2, '0')).join('');
-  }, b.id);
-  await b.page.waitForFunction(() => window.received.length >= 2, null, { timeout: 60_000, polling: 200 });
-  const received = await b.page.evaluate(() => window.received);
-  assert.equal(received[0], 'こんにちは kaiwa');
-  assert.equal(received[1], `binary:${2 * 1024 * 1024}:${sent}`);
-  await a.page.waitForFunction(() => window.replies.includes('echo:こんにちは kaiwa'));
-  assert.equal(await b.page.evaluate(() => window.incoming.peer), a.id);
+  await exchangeData(a, b);
 
   // Media call A -> B, answered with B's camera: both remote videos play.
-  await a.page.evaluate((bId) => {
-    const call = window.peer.call(bId, window.stream);
-    call.on('stream', (remote) => {
-      const v = document.createElement('video');
-      v.id = 'remote';
-      v.muted = true;
-      v.autoplay = true;
-      v.srcObject = remote;
-      document.body.append(v);
-      v.play().catch(() => undefined);
-    });
-  }, b.id);
-  await Promise.all([remoteVideoPlays(a.page), remoteVideoPlays(b.page)]);
+  await callAndPlay(a, b);
 
   // ID-TAKEN: a third client asking for A's id gets `unavailable-id`.
-  const c = await browser.newContext();
-  contexts.push(c);
-  const cp = await c.newPage();
-  await blankPage(cp);
-  await cp.addScriptTag({ path: BUNDLE });
-  const taken = await cp.evaluate(
-    ([port, id]) =>
-      new Promise((resolve) => {
-        const p = new Peer(id, { host: '127.0.0.1', port, path: '/', key: 'peerjs', debug: 0 });
-        p.on('open', () => resolve('open'));
-        p.on('error', (e) => resolve(e.type));
-      }),
-    [server.port, a.id],
-  );
-  assert.equal(taken, 'unavailable-id');
+  assert.equal(await openWithId(browser, server, contexts, a.id), 'unavailable-id');
 
   // Reconnect: A drops its signaling connection and gets the same id back; B can still reach it.
   const again = await a.page.evaluate(

@@ -2,8 +2,9 @@
 // Invariants: decode never crashes; an accepted message had a string "type" and maps it consistently; its payload
 // is valid JSON; every relay encoded from decoded fields is a JSON object whose type, src and dst round-trip exactly
 // and that carries the payload text unchanged; ERROR texts round-trip; validId accepts only printable ASCII without
-// '"' and '\'. (Payload text is not compared after a second parse: Boost.JSON 1.81 parses doubles imprecisely, so
-// the last digit of a double may change once; see docs/peerjs.md.)
+// '"' and '\'; a link's first message (decodeLinkHello) is "peers", or an "open" query's parameters, or nothing.
+// (Payload text is not compared after a second parse: Boost.JSON 1.81 parses doubles imprecisely, so the last digit
+// of a double may change once; see docs/peerjs.md.)
 #include <boost/json.hpp>
 
 #include <cstdint>
@@ -68,6 +69,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!input.empty() && input.size() <= 256, input);
     for (unsigned char c : input) FUZZ_CHECK(c >= 0x20 && c < 0x7F && c != '"' && c != '\\', input);
     checkRelay("OFFER", input, input, "");
+  }
+  // A link's first message (from another node, through Redis): "peers", or "open " and a query whose parameters
+  // decode as the query has them.
+  if (auto hello = decodeLinkHello(input)) {
+    FUZZ_CHECK(hello->peers == (input == kLinkPeers), input);
+    FUZZ_CHECK(hello->peers || input.starts_with(kLinkOpen), input);
+    if (hello->peers) FUZZ_CHECK(!hello->key && !hello->id && !hello->token, input);
+  } else {
+    FUZZ_CHECK(input != kLinkPeers && !input.starts_with(kLinkOpen), input);
   }
   if (validUtf8(input)) {
     std::string text = encodeError(input);

@@ -125,6 +125,30 @@ export class Client extends JsonSocket {
   }
 }
 
+let counter = 0;
+/** A PeerJS id no other test of this process uses. */
+export const freshId = () => `p${process.pid}x${++counter}`;
+
+/** PeerServer's protocol (docs/peerjs.md): `{type, payload, dst}` messages, at {server.url}/peerjs. */
+export class PeerSocket extends JsonSocket {
+  static open(server, { key = 'peerjs', id = freshId(), token = `tok${counter}`, query } = {}) {
+    const q = query ?? `key=${encodeURIComponent(key)}&id=${encodeURIComponent(id)}&token=${encodeURIComponent(token)}`;
+    const p = new PeerSocket(new WebSocket(`${server.url.replace('http', 'ws')}/peerjs?${q}`));
+    p.id = id;
+    p.token = token;
+    return p;
+  }
+
+  async opened() {
+    await this.waitFor((m) => m.type === 'OPEN', 'OPEN');
+    return this;
+  }
+
+  send(obj) {
+    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  }
+}
+
 /**
  * One client frame (RFC 6455 §5.2): opcode 0 continuation, 1 text, 8 close, 9 ping. Masked unless `masked` is false
  * (which servers must refuse); `fin` false for all but the last fragment of a message.

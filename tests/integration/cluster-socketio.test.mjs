@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uniqueRoom } from '../e2e/helpers.mjs';
 import { WAIT, metric, rawHttp } from './client.mjs';
-import { cluster, roundRobin, skip, until } from './cluster-helpers.mjs';
+import { cluster, roundRobin, skip, until } from './cluster.mjs';
 import { SioPeer } from './sio.mjs';
 
 const OFFER = { type: 'offer', sdp: 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n' };

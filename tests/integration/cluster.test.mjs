@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uniqueRoom } from '../e2e/helpers.mjs';
 import { Client, metric } from './client.mjs';
-import { cluster, health, skip, startRedis, until } from './cluster-helpers.mjs';
+import { cluster, health, skip, startRedis, until } from './cluster.mjs';
 
 test('members on different nodes share a room: peers, signal, message, chat, state, leave', { skip }, async (t) => {
   const { nodes: [n1, n2, n3] } = await cluster(t, 3);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startServer, ROOT } from '../e2e/helpers.mjs';
-import { JsonSocket, WAIT, metric, sleep } from './client.mjs';
+import { PeerSocket, WAIT, freshId, metric, sleep } from './client.mjs';
 
 const BIN = process.env.KAIWA_BIN || join(ROOT, 'build', 'kaiwa');
 
@@ -16,29 +16,6 @@ async function withServer(args, fn) {
     await fn(server);
   } finally {
     await server.stop();
-  }
-}
-
-let counter = 0;
-const freshId = () => `p${process.pid}x${++counter}`;
-
-/** PeerServer's protocol: `{type, payload, dst}` messages. */
-class PeerSocket extends JsonSocket {
-  static open(server, { key = 'peerjs', id = freshId(), token = `tok${counter}`, query } = {}) {
-    const q = query ?? `key=${encodeURIComponent(key)}&id=${encodeURIComponent(id)}&token=${encodeURIComponent(token)}`;
-    const p = new PeerSocket(new WebSocket(`${server.url.replace('http', 'ws')}/peerjs?${q}`));
-    p.id = id;
-    p.token = token;
-    return p;
-  }
-
-  async opened() {
-    await this.waitFor((m) => m.type === 'OPEN', 'OPEN');
-    return this;
-  }
-
-  send(obj) {
-    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
   }
 }
 

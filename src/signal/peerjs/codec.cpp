@@ -10,6 +10,7 @@
 
 #include "common/json.hpp"
 #include "common/json_text.hpp"
+#include "http/handler.hpp"
 
 namespace kaiwa::signal::peerjs {
 namespace json = boost::json;
@@ -122,6 +123,14 @@ std::string randomId() {
     out += kHex[b[i] & 0x0F];
   }
   return out;
+}
+
+std::optional<LinkHello> decodeLinkHello(std::string_view text) {
+  if (text == kLinkPeers) return LinkHello{true, {}, {}, {}};
+  if (!text.starts_with(kLinkOpen)) return std::nullopt;
+  http::Request req;
+  req.query = text.substr(kLinkOpen.size());
+  return LinkHello{false, req.queryParam("key"), req.queryParam("id"), req.queryParam("token")};
 }
 
 }  // namespace kaiwa::signal::peerjs

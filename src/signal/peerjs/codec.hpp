@@ -44,6 +44,17 @@ std::string encodeRelay(std::string_view type, std::string_view src, std::string
 // the peerjs client's own ids are [A-Za-z0-9] with inner ' ', '_', '-').
 bool validId(std::string_view id);
 
+// The first message a client's node sends over a link to the node that holds the key's room (docs/cluster.md,
+// "PeerJS"): "open " + the client's upgrade query (key, id, token), or "peers", the question of GET /{key}/peers.
+// The bytes come from another node through Redis: decodeLinkHello checks them like a client's (nullopt: neither).
+inline constexpr std::string_view kLinkOpen = "open ";
+inline constexpr std::string_view kLinkPeers = "peers";
+struct LinkHello {
+  bool peers = false;
+  std::optional<std::string> key, id, token;  // of "open": each as the query has it (nullopt: absent or bad)
+};
+std::optional<LinkHello> decodeLinkHello(std::string_view text);
+
 // A fresh random id for GET /{key}/id: a UUID v4 like PeerServer's, lower-case hex.
 std::string randomId();
 

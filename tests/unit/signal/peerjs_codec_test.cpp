@@ -98,5 +98,27 @@ TEST(PeerJsCodec, RandomIdsAreUuidV4) {
   EXPECT_EQ(seen.size(), 200u);
 }
 
+// A link's first message, from the client's node to the key's owner node (docs/cluster.md, "PeerJS").
+TEST(PeerJsCodec, LinkHello) {
+  auto open = decodeLinkHello("open key=peerjs&id=alice&token=t%20k+x&version=1.5.5");
+  ASSERT_TRUE(open);
+  EXPECT_FALSE(open->peers);
+  EXPECT_EQ(open->key, "peerjs");
+  EXPECT_EQ(open->id, "alice");
+  EXPECT_EQ(open->token, "t k x");
+  auto missing = decodeLinkHello("open key=peerjs&id=%zz");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->key, "peerjs");
+  EXPECT_FALSE(missing->id);  // a bad escape: as absent, refused like a missing id
+  EXPECT_FALSE(missing->token);
+  auto peers = decodeLinkHello("peers");
+  ASSERT_TRUE(peers);
+  EXPECT_TRUE(peers->peers);
+  EXPECT_FALSE(decodeLinkHello(""));
+  EXPECT_FALSE(decodeLinkHello("peers2"));
+  EXPECT_FALSE(decodeLinkHello("open"));
+  EXPECT_FALSE(decodeLinkHello("{\"type\":\"OFFER\"}"));
+}
+
 }  // namespace
 }  // namespace kaiwa::signal::peerjs

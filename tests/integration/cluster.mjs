@@ -9,6 +9,7 @@ import { WAIT, metric, sleep } from './client.mjs';
 import { spawnKaiwa } from './process.mjs';
 
 const REDIS = '/usr/bin/redis-server';
+/** The tests' `skip` option: a reason when redis-server is missing. */
 export const skip = existsSync(REDIS) ? false : 'redis-server is not installed (apt install redis-server)';
 
 export function freePort() {
