@@ -3,77 +3,9 @@
 // members leave the others' rooms after the grace; a node cut from Redis says so and keeps serving its own rooms.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
 import { uniqueRoom } from '../e2e/helpers.mjs';
-import { Client, WAIT, metric, sleep } from './client.mjs';
-import { spawnKaiwa } from './process.mjs';
-
-const REDIS = '/usr/bin/redis-server';
-const skip = existsSync(REDIS) ? false : 'redis-server is not installed (apt install redis-server)';
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function listening(port) {
-  for (const end = Date.now() + WAIT; Date.now() < end;) {
-    const ok = await new Promise((r) => {
-      const c = connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
-      c.on('error', () => r(false));
-    });
-    if (ok) return;
-    await sleep(20);
-  }
-  throw new Error(`redis-server is not listening on ${port}`);
-}
-
-async function startRedis(port) {
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' });
-  const exited = new Promise((r) => proc.on('exit', r));
-  await listening(port);
-  return { proc, stop: async () => { proc.kill('SIGKILL'); await exited; } };
-}
-
-const nodeArgs = (url, id, extra = []) =>
-  ['--redis', url, '--node-id', id, '--workers', '2', '--no-sfu', '--no-turn', ...extra];
-
-async function health(node) {
-  const r = await fetch(`${node.url}/healthz`);
-  return { status: r.status, text: await r.text() };
-}
-
-async function until(check, what, ms = WAIT) {
-  for (const end = Date.now() + ms; Date.now() < end;) {
-    const v = await check();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`timeout waiting for ${what}`);
-}
-
-async function cluster(t, count, extra = []) {
-  const port = await freePort();
-  const redis = await startRedis(port);
-  const url = `redis://127.0.0.1:${port}`;
-  const nodes = [];
-  t.after(async () => {
-    for (const n of nodes) await n.stop();
-    await redis.stop();
-  });
-  for (let i = 1; i <= count; ++i) nodes.push(await spawnKaiwa(nodeArgs(url, `n${i}`, extra)));
-  // Every node sees every other before the test begins.
-  for (const n of nodes) await until(async () => (await metric(n, 'kaiwa_cluster_nodes')) === count, 'the nodes');
-  return { redis, nodes, port, url };
-}
+import { Client, metric } from './client.mjs';
+import { cluster, health, skipWithoutRedis as skip, startRedis, until } from './cluster.mjs';
 
 test('members on different nodes share a room: peers, signal, message, chat, state, leave', { skip }, async (t) => {
   const { nodes: [n1, n2, n3] } = await cluster(t, 3);
