@@ -477,6 +477,7 @@ int runServer(const ServeConfig& config) {
   // Declared before the front doors, so destroyed after them: a front door's sessions may hold HTTP responders
   // (Socket.IO's long polls) that point into the server.
   // The SFU (docs/sfu.md): its sockets are bound here, before the workers start.
+  cluster::Node* clusterNode = nullptr;  // the cluster's node once made below (WHIP/WHEP ask it where a room lives)
   std::unique_ptr<media::Service> sfu;
   if (config.sfu.enabled) {
     media::Options wo;
@@ -494,6 +495,19 @@ int runServer(const ServeConfig& config) {
     wo.authSecret = config.authSecret;
     wo.ownerOf = [&hub](std::string_view room) { return hub.ownerOf(room); };
     wo.validRoomName = [](std::string_view room) { return signal::validRoomName(room); };
+    if (!config.cluster.redis.empty()) {
+      wo.locate = [&clusterNode](std::string room, std::function<void(media::Placement)> done) {
+        if (clusterNode == nullptr) return done({});
+        clusterNode->locateUrl(std::move(room), [done = std::move(done)](signal::Placement where, std::string url) {
+          using W = media::Placement::Where;
+          W w = where == signal::Placement::kHere        ? W::kHere
+                : where == signal::Placement::kElsewhere ? W::kElsewhere
+                : where == signal::Placement::kFull      ? W::kFull
+                                                         : W::kUnavailable;
+          done({w, std::move(url)});
+        });
+      };
+    }
     wo.limits.room.publishersPerRoom = config.sfu.maxPublishers;
     wo.limits.room.tracksPerPublisher = config.sfu.maxTracks;
     wo.recordDir = config.sfu.recordDir;
@@ -559,6 +573,8 @@ int runServer(const ServeConfig& config) {
     no.advertise = config.cluster.advertise.empty()
                        ? fmt::format("{}://{}:{}", server->tls() ? "https" : "http", hostPart, port)
                        : config.cluster.advertise;
+    no.maxRooms = config.limits.maxRooms;
+    no.addressLimits = &addressLimits;
     auto mediaPolicy = signal::parseMediaPolicy(config.sfu.mediaMode).value_or(signal::MediaPolicy::kAuto);
     node = std::make_unique<cluster::Node>(
         pool, hub, no,
@@ -574,6 +590,7 @@ int runServer(const ServeConfig& config) {
       return 1;
     }
     peerjs.setRelay(node.get());
+    clusterNode = node.get();
     spdlog::info("cluster: node {} ({}) on redis {}:{}", no.id, no.advertise, redis->host, redis->port);
   }
   bool turnOk = true;

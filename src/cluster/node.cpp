@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/metrics.hpp"
+
 namespace kaiwa::cluster {
 namespace {
 
@@ -14,19 +16,57 @@ constexpr std::string_view kNodesKey = "kaiwa:nodes";
 std::string nodeKey(std::string_view id) { return fmt::format("kaiwa:node:{}", id); }
 std::string roomKey(std::string_view room) { return fmt::format("kaiwa:room:{}", room); }
 
-// The room's owner: the one named, if its node record is alive; else this node, which takes the room over.
+// The room's owner: the one named, if its node record is alive; else this node, which takes the room over. A room new
+// to the cluster counts against ARGV[3] rooms (0: no bound) in the sorted set KEYS[2] (room key -> expiry, the Redis
+// clock's milliseconds); past it the script answers the error "kaiwa-full".
 constexpr const char* kPlaceScript = R"(
 local cur = redis.call('GET', KEYS[1])
 if cur and (cur == ARGV[1] or redis.call('EXISTS', 'kaiwa:node:' .. cur) == 1) then return cur end
+local max = tonumber(ARGV[3])
+if max > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if not redis.call('ZSCORE', KEYS[2], KEYS[1]) and redis.call('ZCARD', KEYS[2]) >= max then
+    return redis.error_reply('kaiwa-full')
+  end
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1])";
-// Renews the placement of rooms this node holds, unless another node took them over meanwhile.
+// Renews the placement of rooms this node holds, unless another node took them over meanwhile; with a cluster-wide
+// bound (ARGV[3] = 1) their entries in the placed set KEYS[1] too.
 constexpr const char* kRenewScript = R"(
-for _, k in ipairs(KEYS) do
+local now = 0
+if ARGV[3] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+for i = 2, #KEYS do
+  local k = KEYS[i]
   local cur = redis.call('GET', k)
-  if cur == false or cur == ARGV[1] then redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end
+  if cur == false or cur == ARGV[1] then
+    redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+    if ARGV[3] == '1' then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), k) end
+  end
 end
 return #KEYS)";
+constexpr std::string_view kPlacedKey = "kaiwa:placed";
+std::string loadKey(std::string_view id) { return fmt::format("kaiwa:load:{}", id); }
+
+// A label value of the Prometheus text format.
+std::string labelValue(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
 
 constexpr uint16_t kCloseGoingAway = 1001;
 
@@ -116,6 +156,9 @@ void Node::startHome() {
     stats_.redisUp.store(up, std::memory_order_relaxed);
     if (!up) {
       downSince_ = Clock::now();
+      // The other nodes' counts can be neither renewed nor trusted: each node counts its own (docs/cluster.md).
+      if (options_.addressLimits) options_.addressLimits->setElsewhere({});
+      stats_.addressesElsewhere.store(0, std::memory_order_relaxed);
       spdlog::warn("cluster: redis {}:{} unreachable: serving this node's rooms only", options_.redis.host,
                    options_.redis.port);
       return;
@@ -157,6 +200,7 @@ void Node::heartbeat() {
   if (stopped_ || !commands_ || !commands_->up()) return;
   commands_->command({"SET", nodeKey(options_.id), options_.advertise, "PX", std::to_string(options_.ttl.count())});
   commands_->command({"SADD", std::string(kNodesKey), options_.id});
+  publishLoad();
   commands_->command({"SMEMBERS", std::string(kNodesKey)}, [this](Reply r) { members(r); });
   stats_.commands.store(commands_->stats().commands, std::memory_order_relaxed);
 }
@@ -175,16 +219,87 @@ void Node::members(const Reply& reply) {
     if (r.type != Reply::Type::kArray || r.elements.size() != ids.size()) return;
     std::set<std::string> live;
     std::vector<std::string> gone{"SREM", std::string(kNodesKey)};
+    urls_.clear();
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (r.elements[i].type == Reply::Type::kString) {
         live.insert(ids[i]);
+        urls_[ids[i]] = r.elements[i].text;
       } else if (ids[i] != options_.id) {
         gone.push_back(ids[i]);
       }
     }
     if (gone.size() > 2) commands_->command(gone);
     live.insert(options_.id);
+    urls_.try_emplace(options_.id, options_.advertise);
     updateLive(std::move(live));
+    readLoads();
+  });
+}
+
+void Node::publishLoad() {
+  Load load;
+  load.rooms = static_cast<uint64_t>(std::max<int64_t>(0, metrics::registry().rooms.load(std::memory_order_relaxed)));
+  if (common::AddressLimits* limits = options_.addressLimits; limits && limits->options().connections > 0) {
+    // Addresses with a sixteenth of the limit here or more: below that an address is not shared (docs/cluster.md).
+    auto atLeast = static_cast<uint32_t>(std::max<std::size_t>(1, limits->options().connections / 16));
+    load.addresses = limits->busiest(atLeast, options_.maxReportedAddresses);
+  }
+  commands_->command({"SET", loadKey(options_.id), encodeLoad(load), "PX", std::to_string(options_.ttl.count())});
+}
+
+void Node::readLoads() {
+  if (stopped_ || !commands_) return;
+  std::vector<std::string> ids(live_.begin(), live_.end());
+  std::vector<std::string> args{"MGET"};
+  for (const auto& id : ids) args.push_back(loadKey(id));
+  commands_->command(args, [this, ids = std::move(ids)](Reply r) {
+    if (r.type != Reply::Type::kArray || r.elements.size() != ids.size()) return;
+    std::map<common::Address16, uint32_t> elsewhere;
+    std::string nodes, rooms;
+    uint64_t total = 0;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      std::optional<Load> load;
+      if (r.elements[i].type == Reply::Type::kString) {
+        load = parseLoad(r.elements[i].text, options_.maxReportedAddresses);
+        if (!load) stats_.dropped.fetch_add(1, std::memory_order_relaxed);  // a record that does not parse: ignored
+      }
+      const std::string node = labelValue(ids[i]);
+      auto url = urls_.find(ids[i]);
+      fmt::format_to(std::back_inserter(nodes), "kaiwa_cluster_node{{node=\"{}\",url=\"{}\"}} 1\n", node,
+                     labelValue(url == urls_.end() ? "" : url->second));
+      if (!load) continue;
+      total += load->rooms;
+      fmt::format_to(std::back_inserter(rooms), "kaiwa_cluster_node_rooms{{node=\"{}\"}} {}\n", node, load->rooms);
+      if (ids[i] == options_.id) continue;
+      for (const auto& [address, count] : load->addresses) {
+        uint32_t& sum = elsewhere[address];
+        sum = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sum} + count, UINT32_MAX));
+      }
+    }
+    if (options_.addressLimits) options_.addressLimits->setElsewhere({elsewhere.begin(), elsewhere.end()});
+    stats_.addressesElsewhere.store(elsewhere.size(), std::memory_order_relaxed);
+    std::string view = fmt::format(
+        "# HELP kaiwa_cluster_node A live node of the cluster and its --advertise URL, as of the last heartbeat.\n"
+        "# TYPE kaiwa_cluster_node gauge\n{}"
+        "# HELP kaiwa_cluster_node_rooms Rooms each live node holds, as it said at its last heartbeat.\n"
+        "# TYPE kaiwa_cluster_node_rooms gauge\n{}"
+        "# HELP kaiwa_cluster_rooms Rooms in the whole cluster (the sum of kaiwa_cluster_node_rooms).\n"
+        "# TYPE kaiwa_cluster_rooms gauge\nkaiwa_cluster_rooms {}\n",
+        nodes, rooms, total);
+    std::lock_guard lock(viewMutex_);
+    view_ = std::move(view);
+  });
+}
+
+void Node::locateUrl(std::string room, UrlFn done) {
+  onHome([this, room = std::move(room), done = std::move(done)]() mutable {
+    locate(room, [this, done = std::move(done)](signal::Placement where, const std::string& owner) {
+      if (where != signal::Placement::kElsewhere) return done(where, {});
+      auto url = urls_.find(owner);
+      // An owner this node has not heard of yet (its first heartbeat since it came up is still to come).
+      if (url == urls_.end()) return done(signal::Placement::kUnavailable, {});
+      done(where, url->second);
+    });
   });
 }
 
@@ -255,10 +370,11 @@ void Node::refreshPlacements() {
         constexpr std::size_t kChunk = 1000;
         for (std::size_t i = 0; i < names.size(); i += kChunk) {
           std::size_t n = std::min(kChunk, names.size() - i);
-          std::vector<std::string> args{"EVAL", kRenewScript, std::to_string(n)};
+          std::vector<std::string> args{"EVAL", kRenewScript, std::to_string(n + 1), std::string(kPlacedKey)};
           for (std::size_t j = 0; j < n; ++j) args.push_back(std::move(names[i + j]));
           args.push_back(options_.id);
           args.push_back(std::to_string(options_.placementTtl.count()));
+          args.push_back(options_.maxRooms > 0 ? "1" : "0");
           commands_->command(args);
         }
       });
@@ -279,19 +395,23 @@ void Node::locate(const std::string& room, PlaceFn done) {
   }
   // Redis unreachable: no other node can be reached either, so the room is served here (docs/cluster.md).
   if (!up) return done(signal::Placement::kHere, options_.id);
-  commands_->command(
-      {"EVAL", kPlaceScript, "1", roomKey(room), options_.id, std::to_string(options_.placementTtl.count())},
-      [this, room, done = std::move(done)](Reply r) {
-        if (r.type == Reply::Type::kFailed) return done(signal::Placement::kHere, options_.id);
-        if (r.type != Reply::Type::kString || !validNodeId(r.text)) {
-          spdlog::warn("cluster: placing room {}: {}", room, r.text);
-          return done(signal::Placement::kUnavailable, {});
-        }
-        constexpr std::size_t kMaxCached = 100'000;
-        if (placements_.size() >= kMaxCached) placements_.clear();
-        placements_[room] = CachedPlacement{r.text, Clock::now()};
-        done(r.text == options_.id ? signal::Placement::kHere : signal::Placement::kElsewhere, r.text);
-      });
+  commands_->command({"EVAL", kPlaceScript, "2", roomKey(room), std::string(kPlacedKey), options_.id,
+                      std::to_string(options_.placementTtl.count()), std::to_string(options_.maxRooms)},
+                     [this, room, done = std::move(done)](Reply r) {
+                       if (r.type == Reply::Type::kFailed) return done(signal::Placement::kHere, options_.id);
+                       if (r.type == Reply::Type::kError && r.text.find("kaiwa-full") != std::string::npos) {
+                         stats_.roomsRefused.fetch_add(1, std::memory_order_relaxed);
+                         return done(signal::Placement::kFull, {});
+                       }
+                       if (r.type != Reply::Type::kString || !validNodeId(r.text)) {
+                         spdlog::warn("cluster: placing room {}: {}", room, r.text);
+                         return done(signal::Placement::kUnavailable, {});
+                       }
+                       constexpr std::size_t kMaxCached = 100'000;
+                       if (placements_.size() >= kMaxCached) placements_.clear();
+                       placements_[room] = CachedPlacement{r.text, Clock::now()};
+                       done(r.text == options_.id ? signal::Placement::kHere : signal::Placement::kElsewhere, r.text);
+                     });
 }
 
 void Node::toNode(const std::string& node, ItemKind kind, uint64_t link, std::string body) {
@@ -561,6 +681,13 @@ std::string Node::renderMetrics() const {
   emit("kaiwa_cluster_links", "gauge", "This node's clients in rooms of other nodes.", load(stats_.links));
   emit("kaiwa_cluster_remote_members", "gauge", "Other nodes' clients in rooms of this node.",
        load(stats_.remoteMembers));
+  emit("kaiwa_cluster_rooms_refused_total", "counter", "Rooms refused because the cluster held --max-rooms rooms.",
+       load(stats_.roomsRefused));
+  emit("kaiwa_cluster_addresses_elsewhere", "gauge",
+       "Client addresses whose connections on other nodes count against the per-address limit here.",
+       load(stats_.addressesElsewhere));
+  std::lock_guard lock(viewMutex_);
+  out += view_;
   return out;
 }
 

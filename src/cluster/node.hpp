@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "cluster/batch.hpp"
+#include "cluster/load.hpp"
 #include "cluster/redis.hpp"
 #include "http/handler.hpp"
 #include "net/worker_pool.hpp"
@@ -38,6 +40,11 @@ struct NodeOptions {
   Millis placementCache{5'000};         // how long a placement read from Redis is used without asking again
   std::size_t maxBatchBytes = 4 << 20;  // queued for one node in one round; items past it are dropped, counted
   std::size_t maxRemoteMembers = 100'000;  // proxies for other nodes' clients on this node
+  std::size_t maxRooms = 0;  // rooms placed in the whole cluster (--max-rooms), checked when a room is placed; 0: none
+  // This node's per-address limits: its busiest addresses go into its load record, and the other nodes' counts are
+  // counted against the connection limit here (docs/cluster.md, "Cluster-wide limits"). nullptr: not shared.
+  common::AddressLimits* addressLimits = nullptr;
+  std::size_t maxReportedAddresses = 10'000;  // addresses in a node's load record (the busiest first)
   uint32_t home = 0;
 };
 
@@ -58,6 +65,11 @@ class Node final : public signal::Relay {
   bool redisUp() const { return stats_.redisUp.load(std::memory_order_relaxed); }
   // The kaiwa_cluster_* lines of /metrics (any thread).
   std::string renderMetrics() const;
+
+  // Where `room` lives, for the routes that redirect to its owner (WHIP/WHEP): placed here if nobody holds it. `done`
+  // gets kHere, kElsewhere with the owner's --advertise URL, kUnavailable or kFull; it runs on the home worker.
+  using UrlFn = std::function<void(signal::Placement, std::string url)>;
+  void locateUrl(std::string room, UrlFn done);
 
   // signal::Relay (on the link's worker)
   uint64_t attach(uint32_t worker, signal::RemoteLink* link) override;
@@ -93,6 +105,8 @@ class Node final : public signal::Relay {
   void startHome();
   void heartbeat();
   void members(const Reply& reply);
+  void publishLoad();
+  void readLoads();
   void updateLive(std::set<std::string> live);
   void nodeGone(const std::string& node);
   void endAllLinks(const char* why);
@@ -120,7 +134,8 @@ class Node final : public signal::Relay {
   std::unique_ptr<RedisClient> subscriber_;
   net::Loop::TimerId heartbeatTimer_ = 0;
   net::Loop::TimerId refreshTimer_ = 0;
-  std::set<std::string> live_;  // the live nodes, this one included, as of the last heartbeat
+  std::set<std::string> live_;                         // the live nodes, this one included, as of the last heartbeat
+  std::unordered_map<std::string, std::string> urls_;  // live node -> its --advertise URL
   std::unordered_map<std::string, CachedPlacement> placements_;
   std::unordered_map<uint64_t, std::string> relayed_;  // link -> owner node, for this node's clients
   std::map<ProxyKey, uint32_t> proxyWorkers_;          // proxy -> the worker of its room
@@ -142,8 +157,14 @@ class Node final : public signal::Relay {
     std::atomic<uint64_t> nodesGone{0};
     std::atomic<uint64_t> links{0};
     std::atomic<uint64_t> remoteMembers{0};
+    std::atomic<uint64_t> roomsRefused{0};
+    std::atomic<uint64_t> addressesElsewhere{0};
   };
   Stats stats_;
+  // The cluster's view for /metrics (nodes, their URLs and rooms), rendered by the home worker at each heartbeat and
+  // read by the scrape: a lock taken once a second and once a scrape, never on the message path.
+  mutable std::mutex viewMutex_;
+  std::string view_;
 };
 
 }  // namespace kaiwa::cluster

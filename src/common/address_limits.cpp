@@ -49,6 +49,7 @@ struct Bucket {
 
 struct AddressLimits::Entry {
   uint32_t connections = 0;
+  uint32_t elsewhere = 0;  // connections on the other nodes of a cluster, as last reported
   uint32_t polling = 0;
   Bucket connects, handshakes, rooms;
 };
@@ -147,7 +148,7 @@ AddressLimits::Entry* AddressLimits::lookup(Shard& shard, const Address16& key, 
     // unserved (the table's memory is bounded either way).
     for (auto i = shard.entries.begin(); i != shard.entries.end();) {
       const Entry& e = i->second;
-      bool idle = e.connections == 0 && e.polling == 0;
+      bool idle = e.connections == 0 && e.polling == 0 && e.elsewhere == 0;
       i = idle ? shard.entries.erase(i) : std::next(i);
     }
     if (shard.entries.size() >= perShard) return nullptr;
@@ -172,7 +173,7 @@ R AddressLimits::withEntry(std::string_view ip, bool create, R none, F&& f) cons
 
 bool AddressLimits::openConnection(std::string_view ip, TimePoint now) {
   return withEntry(ip, true, true, [&](Entry& e) {
-    if (options_.connections && e.connections >= options_.connections) {
+    if (options_.connections && std::size_t{e.connections} + e.elsewhere >= options_.connections) {
       refuse(AddressRefusal::kConnections);
       return false;
     }
@@ -242,7 +243,7 @@ void AddressLimits::sweep(TimePoint now) {
     std::lock_guard lock(shard.mutex);
     for (auto i = shard.entries.begin(); i != shard.entries.end();) {
       const Entry& e = i->second;
-      bool forget = e.connections == 0 && e.polling == 0 &&
+      bool forget = e.connections == 0 && e.polling == 0 && e.elsewhere == 0 &&
                     e.connects.full(now, options_.connectsPerSecond, options_.connectBurst) &&
                     e.handshakes.full(now, options_.handshakesPerSecond, options_.handshakeBurst) &&
                     e.rooms.full(now, options_.roomsPerMinute / 60.0, options_.roomBurst);
@@ -253,6 +254,56 @@ void AddressLimits::sweep(TimePoint now) {
 
 std::size_t AddressLimits::connections(std::string_view ip) const {
   return withEntry(ip, false, std::size_t{0}, [](const Entry& e) { return std::size_t{e.connections}; });
+}
+
+std::size_t AddressLimits::connectionsElsewhere(std::string_view ip) const {
+  return withEntry(ip, false, std::size_t{0}, [](const Entry& e) { return std::size_t{e.elsewhere}; });
+}
+
+std::vector<std::pair<Address16, uint32_t>> AddressLimits::busiest(uint32_t atLeast, std::size_t most) const {
+  std::vector<std::pair<Address16, uint32_t>> out;
+  if (most == 0) return out;
+  atLeast = std::max<uint32_t>(atLeast, 1);
+  auto busier = [](const auto& a, const auto& b) { return a.second > b.second; };
+  for (std::size_t s = 0; s < kShards; ++s) {
+    Shard& shard = shards_[s];
+    std::lock_guard lock(shard.mutex);
+    for (const auto& [key, e] : shard.entries) {
+      if (e.connections < atLeast) continue;
+      if (out.size() < most) {
+        out.emplace_back(key, e.connections);
+        std::push_heap(out.begin(), out.end(), busier);  // a min-heap of the busiest so far
+      } else if (e.connections > out.front().second) {
+        std::pop_heap(out.begin(), out.end(), busier);
+        out.back() = {key, e.connections};
+        std::push_heap(out.begin(), out.end(), busier);
+      }
+    }
+  }
+  std::sort_heap(out.begin(), out.end(), busier);
+  return out;
+}
+
+void AddressLimits::setElsewhere(const std::vector<std::pair<Address16, uint32_t>>& counts) {
+  for (const Address16& key : elsewhereKeys_) {
+    Shard& shard = shardOf(key);
+    std::lock_guard lock(shard.mutex);
+    if (Entry* e = lookup(shard, key, false)) e->elsewhere = 0;
+  }
+  elsewhereKeys_.clear();
+  for (const auto& [address, count] : counts) {
+    if (count == 0) continue;
+    // Counted like a connection from that address here: exempt addresses and IPv6 beyond its /64 as keyOf says.
+    bool exempt = false;
+    for (const auto& c : options_.exempt) exempt = exempt || c.contains(address);
+    if (exempt) continue;
+    Shard& shard = shardOf(address);
+    std::lock_guard lock(shard.mutex);
+    if (Entry* e = lookup(shard, address, true)) {
+      e->elsewhere = count;
+      elsewhereKeys_.push_back(address);
+    }
+  }
 }
 
 std::size_t AddressLimits::pollingSessions(std::string_view ip) const {

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -89,11 +90,19 @@ class AddressLimits {
   // `ip` is about to create a room: true if it may.
   bool allowRoomCreation(std::string_view ip, TimePoint now);
 
+  // In a cluster (docs/cluster.md, "Cluster-wide limits"): the addresses holding at least `atLeast` connections on this
+  // node, the busiest first, at most `most` of them (one scan of the table: once a heartbeat, not per connection).
+  std::vector<std::pair<Address16, uint32_t>> busiest(uint32_t atLeast, std::size_t most) const;
+  // The connections each address holds on the other nodes, as they last reported them: counted with this node's own
+  // against `connections`. Replaces what the previous call set. From one thread at a time (the cluster's home).
+  void setElsewhere(const std::vector<std::pair<Address16, uint32_t>>& counts);
+
   // Forgets addresses that hold nothing and whose buckets have refilled. Call now and then (each worker's ticker).
   void sweep(TimePoint now);
 
   // Counts, for metrics and tests.
   std::size_t connections(std::string_view ip) const;
+  std::size_t connectionsElsewhere(std::string_view ip) const;
   std::size_t pollingSessions(std::string_view ip) const;
   std::size_t pollingSessionsTotal() const;
   std::size_t tracked() const;
@@ -117,6 +126,7 @@ class AddressLimits {
   std::unique_ptr<Shard[]> shards_;
   mutable std::array<std::atomic<uint64_t>, static_cast<std::size_t>(AddressRefusal::kCount)> refusals_{};
   std::atomic<std::size_t> pollingTotal_{0};
+  std::vector<Address16> elsewhereKeys_;  // the addresses setElsewhere gave a count (its caller's thread only)
 };
 
 }  // namespace kaiwa::common

@@ -1771,19 +1771,9 @@ std::optional<std::string> Service::start() {
 
 bool Service::http(const http::Request& req, http::Responder& respond) {
   std::string_view path = req.path;
-  bool publisher;
-  if (path.starts_with("/whip/")) {
-    publisher = true;
-  } else if (path.starts_with("/whep/")) {
-    publisher = false;
-  } else {
-    return false;
-  }
-  const std::string base(path.substr(0, 5));
+  if (!path.starts_with("/whip/") && !path.starts_with("/whep/")) return false;
   path.remove_prefix(6);
-  const auto slash = path.find('/');
-  auto room = http::percentDecode(path.substr(0, slash));
-  const std::string_view sessionName = slash == std::string_view::npos ? "" : path.substr(slash + 1);
+  auto room = http::percentDecode(path.substr(0, path.find('/')));
   if (!room || !options_.validRoomName(*room)) {
     respond(error(404, "no such room name"));
     return true;
@@ -1810,10 +1800,49 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
     }
     user = verified.claims->user;
   }
+  if (!options_.locate) {
+    serveHere(req, respond, *room, std::move(user));
+    return true;
+  }
+  // A cluster: the room's media lives on one node (media does not hop between nodes), and RFC 9725 lets a WHIP/WHEP
+  // server redirect. The client sends the same request to the owner: 307 keeps its method and body.
+  options_.locate(
+      *room, [this, req, room = *room, user = std::move(user), respond = std::move(respond)](Placement where) mutable {
+        switch (where.where) {
+          case Placement::Where::kHere:
+            return serveHere(req, respond, room, std::move(user));
+          case Placement::Where::kElsewhere: {
+            while (!where.url.empty() && where.url.back() == '/') where.url.pop_back();
+            auto r = cors(http::Response::text(307, "the room lives on another node\n"));
+            r.headers.emplace_back("Location", where.url + req.target);
+            r.headers.emplace_back("Cache-Control", "no-store");
+            return respond(std::move(r));
+          }
+          case Placement::Where::kFull:
+            return respond(error(503, "the cluster holds the most rooms it may"));
+          case Placement::Where::kUnavailable: {
+            auto r = error(503, "the cluster cannot place this room now: try again");
+            r.headers.emplace_back("Retry-After", "1");
+            return respond(std::move(r));
+          }
+        }
+      });
+  return true;
+}
+
+void Service::serveHere(const http::Request& req, http::Responder& respond, const std::string& roomName,
+                        std::string user) {
+  std::string_view path = req.path;
+  const bool publisher = path.starts_with("/whip/");
+  const std::string base(path.substr(0, 5));
+  path.remove_prefix(6);
+  const auto slash = path.find('/');
+  const std::string_view sessionName = slash == std::string_view::npos ? "" : path.substr(slash + 1);
+  const std::string* room = &roomName;
   const uint32_t owner = options_.ownerOf(*room);
   if (owner >= workers_.size()) {
     respond(error(503, "the SFU is not running"));
-    return true;
+    return;
   }
   Worker* worker = workers_[owner].get();
   if (sessionName.empty()) {
@@ -1821,18 +1850,18 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
       auto r = error(405, "method not allowed");
       r.headers.emplace_back("Allow", "POST, OPTIONS");
       respond(std::move(r));
-      return true;
+      return;
     }
     if (!mediaTypeIs(req.contentType, "application/sdp")) {
       auto r = error(415, "an offer is application/sdp");
       r.headers.emplace_back("Accept-Post", "application/sdp");
       respond(std::move(r));
-      return true;
+      return;
     }
     auto offer = sdp::parse(req.body);
     if (!offer) {
       respond(error(400, "not a valid SDP offer: " + offer.error().message()));
-      return true;
+      return;
     }
     auto clientIp = Address::parse(req.remoteAddress, true).value_or(Address{});
     std::string roomBase = base + "/" + std::string(path.substr(0, slash));
@@ -1842,13 +1871,13 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
                        name = std::move(name), user = std::move(user), respond = std::move(respond)]() mutable {
       respond(worker->create(room, publisher, offer, clientIp, roomBase, name, user));
     });
-    return true;
+    return;
   }
   if (req.method != "PATCH" && req.method != "DELETE") {
     auto r = error(405, "method not allowed");
     r.headers.emplace_back("Allow", "PATCH, DELETE, OPTIONS");
     respond(std::move(r));
-    return true;
+    return;
   }
   const bool del = req.method == "DELETE";
   sdp::IceFragment fragment;
@@ -1857,12 +1886,12 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
       auto r = error(415, "a PATCH is application/trickle-ice-sdpfrag");
       r.headers.emplace_back("Accept-Patch", "application/trickle-ice-sdpfrag");
       respond(std::move(r));
-      return true;
+      return;
     }
     auto parsed = sdp::parseIceFragment(req.body);
     if (!parsed) {
       respond(error(400, "not a valid trickle-ice-sdpfrag: " + parsed.error().message()));
-      return true;
+      return;
     }
     fragment = std::move(*parsed);
   }
@@ -1876,7 +1905,6 @@ bool Service::http(const http::Request& req, http::Responder& respond) {
     }
     respond(worker->patch(*c, fragment, ifMatch));
   });
-  return true;
 }
 
 }  // namespace kaiwa::media

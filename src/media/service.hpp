@@ -49,6 +49,13 @@ struct Limits {
   RecordLimits record{};             // recording (--record-max-tracks, --record-min-free-mb)
 };
 
+// In a cluster (docs/cluster.md, "SFU rooms and WHIP/WHEP"): where a room lives, as Options::locate answers.
+struct Placement {
+  enum class Where : uint8_t { kHere, kElsewhere, kUnavailable, kFull };
+  Where where = Where::kHere;
+  std::string url;  // kElsewhere: the owner node's base URL (its --advertise)
+};
+
 struct Options {
   common::Address listen;  // the media port (UDP, and TCP for ICE-TCP)
   bool tcp = true;         // passive ICE-TCP on the same port number (media/tcp_port.hpp)
@@ -58,6 +65,9 @@ struct Options {
   Limits limits;
   std::function<uint32_t(std::string_view room)> ownerOf;  // the worker that owns a room
   std::function<bool(std::string_view room)> validRoomName;
+  // In a cluster: asks where a room lives (placing it here if nobody holds it) and calls `done` once, from any
+  // thread. A WHIP/WHEP request for a room of another node is answered 307 to the same path there. Unset: one node.
+  std::function<void(std::string room, std::function<void(Placement)> done)> locate;
   // --record-dir: where rooms' recordings go (a directory per recording); empty: recording is refused.
   std::string recordDir;
 };
@@ -171,6 +181,8 @@ class Service {
   class Worker;
 
  private:
+  // http()'s part on the node that owns `room` (the request's auth already checked; `user`: its token's subject).
+  void serveHere(const http::Request& req, http::Responder& respond, const std::string& room, std::string user);
   friend class Worker;
   Worker& ownerWorker(std::string_view room) { return *workers_[options_.ownerOf(room)]; }
   Listener* listener_ = nullptr;

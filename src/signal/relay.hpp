@@ -13,6 +13,7 @@ enum class Placement : uint8_t {
   kHere,         // this node owns the room (or nobody else could be asked): go on as a single node
   kElsewhere,    // another node owns it: the connection is a link to it from now on
   kUnavailable,  // nobody could be asked and nothing is known: refuse the join, the client may retry
+  kFull,         // the room is new and the cluster holds the most rooms it may (--max-rooms): refuse the join
 };
 
 // A front door's client connection as the relay sees it. Called on the connection's worker.

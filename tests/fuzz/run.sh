@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD_DIR=${2:-$ROOT/build-fuzz}
 BIN_DIR=$BUILD_DIR/tests/fuzz
-TARGETS=${FUZZ_TARGETS:-"fuzz_native_codec fuzz_native_session fuzz_http_request fuzz_jwt fuzz_stun fuzz_turn fuzz_peerjs_codec fuzz_engineio fuzz_socketio fuzz_socketio_session fuzz_ws_frame fuzz_ice fuzz_rtp fuzz_rtcp fuzz_sdp fuzz_ws_connection fuzz_record fuzz_sctp fuzz_tcp_framing fuzz_cluster_batch fuzz_data_relay fuzz_socketio_forward"}
+TARGETS=${FUZZ_TARGETS:-"fuzz_native_codec fuzz_native_session fuzz_http_request fuzz_jwt fuzz_stun fuzz_turn fuzz_peerjs_codec fuzz_engineio fuzz_socketio fuzz_socketio_session fuzz_ws_frame fuzz_ice fuzz_rtp fuzz_rtcp fuzz_sdp fuzz_ws_connection fuzz_record fuzz_sctp fuzz_tcp_framing fuzz_cluster_batch fuzz_cluster_load fuzz_data_relay fuzz_socketio_forward"}
 ARTIFACTS=${FUZZ_ARTIFACTS:-$BUILD_DIR/fuzz-artifacts}
 
 if ! [[ $SECONDS_PER_TARGET =~ ^[0-9]+$ ]] || [ "$SECONDS_PER_TARGET" -lt 1 ]; then

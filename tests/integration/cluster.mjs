@@ -1,10 +1,12 @@
 // Helpers of the cluster tests (docs/cluster.md): a redis-server of the test's own on a free loopback port and up to
 // three kaiwa nodes on this machine; and, for the doors whose clients need no sticky sessions (Socket.IO), a
-// balancer that sends each HTTP request and each WebSocket upgrade to the next node in turn.
+// balancer that sends each HTTP request and each WebSocket upgrade to the next node in turn. Shared by
+// tests/integration/cluster*.test.mjs, tests/e2e/cluster*.test.mjs and bench/socketio-cluster.mjs.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request as httpRequest, createServer as createHttpServer } from 'node:http';
 import { createServer, connect } from 'node:net';
+import { freeUdpTcpPort } from '../e2e/helpers.mjs';
 import { WAIT, metric, sleep } from './client.mjs';
 import { spawnKaiwa } from './process.mjs';
 
@@ -42,8 +44,15 @@ export async function startRedis(port) {
   return { proc, stop: async () => { proc.kill('SIGKILL'); await exited; } };
 }
 
+/** A node's arguments: without the SFU unless `extra` gives it a media port (sfuArgs). */
 export const nodeArgs = (url, id, extra = []) =>
-  ['--redis', url, '--node-id', id, '--workers', '2', '--no-sfu', '--no-turn', ...extra];
+  ['--redis', url, '--node-id', id, '--workers', '2', '--no-turn',
+    ...(extra.includes('--sfu-listen') ? [] : ['--no-sfu']), ...extra];
+
+/** The SFU on a media port of its own on loopback (each node of a cluster on this machine needs one). */
+export async function sfuArgs() {
+  return ['--sfu-listen', `127.0.0.1:${await freeUdpTcpPort()}`];
+}
 
 export async function health(node) {
   const r = await fetch(`${node.url}/healthz`);
@@ -59,7 +68,10 @@ export async function until(check, what, ms = WAIT) {
   throw new Error(`timeout waiting for ${what}`);
 }
 
-/** redis-server and `count` nodes (n1, n2, …) that all see each other; stopped after the test. */
+/**
+ * Redis and `count` nodes n1..nN, stopped when the test ends; resolves once every node sees every other.
+ * `extra`: more arguments for every node, or a function (i) => arguments (may be async) for node i (from 1).
+ */
 export async function cluster(t, count, extra = []) {
   const port = await freePort();
   const redis = await startRedis(port);
@@ -70,7 +82,8 @@ export async function cluster(t, count, extra = []) {
     await redis.stop();
   });
   for (let i = 1; i <= count; ++i) {
-    const n = await spawnKaiwa(nodeArgs(url, `n${i}`, extra));
+    const more = typeof extra === 'function' ? await extra(i) : extra;
+    const n = await spawnKaiwa(nodeArgs(url, `n${i}`, more));
     n.id = `n${i}`;
     nodes.push(n);
   }

@@ -1,5 +1,7 @@
 #include "signal/native/session.hpp"
 
+#include <optional>
+
 #include <spdlog/spdlog.h>
 
 #include "auth/jwt.hpp"
@@ -16,6 +18,13 @@ namespace kaiwa::signal::native {
 namespace {
 using ws::kCloseGoingAway;
 using ws::kClosePolicy;
+
+// The request type of a frame, if it decodes (for the few frames a relaying session looks into).
+std::optional<RequestType> requestType(std::string_view payload) {
+  DecodeResult decoded = decode(payload);
+  if (const auto* req = std::get_if<Request>(&decoded)) return req->type;
+  return std::nullopt;
+}
 }  // namespace
 
 Session::Session(Hub& hub, http::WsConnection& conn, SfuBridge* sfu, MediaPolicy defaultMedia, Relay* relay, bool greet)
@@ -84,8 +93,20 @@ void Session::onMessage(std::string_view payload, bool binary) {
     return;
   }
   if (relayed_) {  // the room lives on another node: its session there decodes and answers
-    relay_->send(conn_.worker(), link_, std::string(payload));
-    return;
+    // After a `leave` the member is in no room there: a join or resume is placed anew (it may live on another node).
+    // Only a frame that names a leave is decoded here before it, and every frame after it until the next join.
+    auto type = relayLeft_ || payload.find("\"leave\"") != std::string_view::npos ? requestType(payload) : std::nullopt;
+    if (!relayLeft_ || (type != RequestType::kJoin && type != RequestType::kResume)) {
+      relayLeft_ = relayLeft_ || type == RequestType::kLeave;
+      relay_->send(conn_.worker(), link_, std::string(payload));
+      return;
+    }
+    relay_->close(conn_.worker(), link_, false);  // the owner's session is idle: it ends without a detach
+    link_ = 0;
+    relayed_ = false;
+    relayLeft_ = false;
+    relayAsked_ = false;
+    phase_ = Phase::kIdle;
   }
   DecodeResult decoded = decode(payload);
   if (auto* err = std::get_if<DecodeError>(&decoded)) {
@@ -128,6 +149,7 @@ void Session::handle(Request&& req) {
       });
       room_.clear();
       peer_.clear();
+      relayAsked_ = false;  // in a cluster, the next join asks again where its room lives
       break;
     case RequestType::kSignal:
       hub_.onRoom(room_, [ep = endpoint_, re, peer = peer_, room = room_, to = std::move(req.to),
@@ -413,6 +435,7 @@ void Session::onPlaced(Placement where) {
   if (!open_ || link_ == 0) return;
   if (where == Placement::kElsewhere) {
     relayed_ = true;
+    relayLeft_ = false;
     phase_ = Phase::kJoined;  // from now on the owner's session keeps the phase; this one forwards
     relay_->send(conn_.worker(), link_, std::move(pendingFrame_));
     pendingFrame_ = {};
@@ -426,6 +449,11 @@ void Session::onPlaced(Placement where) {
   Request req = std::move(pendingJoin_);
   if (where == Placement::kUnavailable) {
     sendError(req.id, ErrorCode::kInternal, "the cluster cannot place room '" + req.room + "' now: try again");
+    relayAsked_ = false;
+    return;
+  }
+  if (where == Placement::kFull) {
+    sendError(req.id, ErrorCode::kTooManyRooms, "the cluster holds the most rooms it may");
     relayAsked_ = false;
     return;
   }

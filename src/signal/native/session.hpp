@@ -67,6 +67,7 @@ class Session final : public http::WsHandler, public Connection, public RemoteLi
   bool greet_;
   bool relayAsked_ = false;
   bool relayed_ = false;
+  bool relayLeft_ = false;  // relayed, and the client sent `leave`: its next join or resume is placed anew
   uint64_t link_ = 0;
   std::string_view frame_;  // the frame being handled, while it is
   std::string pendingFrame_;

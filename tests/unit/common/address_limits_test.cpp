@@ -158,5 +158,42 @@ TEST(AddressLimitsTest, TheTableIsBoundedAndAFullTableLimitsNoOne) {
   EXPECT_LE(limits.tracked(), 16u);
 }
 
+// A cluster (docs/cluster.md): a node shares its busiest addresses, and the others' counts count here.
+TEST(AddressLimitsTest, TheBusiestAddressesAndConnectionsElsewhere) {
+  AddressLimitOptions o;
+  o.connections = 4;
+  o.connectsPerSecond = 0;
+  AddressLimits limits(o);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(limits.openConnection("192.0.2.1", t0()));
+  ASSERT_TRUE(limits.openConnection("192.0.2.2", t0()));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(limits.openConnection("2001:db8::1", t0()));
+  auto busiest = limits.busiest(2, 10);  // the ones with two or more, the busiest first
+  ASSERT_EQ(busiest.size(), 2u);
+  EXPECT_EQ(busiest[0].first, *parseAddress16("192.0.2.1"));
+  EXPECT_EQ(busiest[0].second, 3u);
+  EXPECT_EQ(busiest[1].first, *parseAddress16("2001:db8::"));  // counted by its /64
+  EXPECT_EQ(busiest[1].second, 2u);
+  ASSERT_EQ(limits.busiest(1, 1).size(), 1u);  // at most `most`, the busiest kept
+  EXPECT_EQ(limits.busiest(1, 1)[0].second, 3u);
+
+  // Three held on other nodes: 192.0.2.2 has one here, so one more reaches the limit of four.
+  limits.setElsewhere({{*parseAddress16("192.0.2.2"), 3}, {*parseAddress16("198.51.100.9"), 4}});
+  EXPECT_EQ(limits.connectionsElsewhere("192.0.2.2"), 3u);
+  EXPECT_FALSE(limits.openConnection("192.0.2.2", t0()));
+  EXPECT_FALSE(limits.openConnection("198.51.100.9", t0()));  // none here, four elsewhere
+  EXPECT_EQ(limits.refusals(AddressRefusal::kConnections), 2u);
+  EXPECT_EQ(limits.busiest(1, 10).size(), 3u);  // only this node's own connections are reported
+  limits.sweep(t0() + std::chrono::hours(1));
+  EXPECT_EQ(limits.connectionsElsewhere("198.51.100.9"), 4u);  // not forgotten while others report it
+  // The next report replaces this one: what is not in it counts no more.
+  limits.setElsewhere({{*parseAddress16("192.0.2.2"), 2}});
+  EXPECT_EQ(limits.connectionsElsewhere("198.51.100.9"), 0u);
+  EXPECT_TRUE(limits.openConnection("198.51.100.9", t0()));
+  EXPECT_TRUE(limits.openConnection("192.0.2.2", t0()));  // 2 here + 2 elsewhere
+  EXPECT_FALSE(limits.openConnection("192.0.2.2", t0()));
+  limits.setElsewhere({});
+  EXPECT_TRUE(limits.openConnection("192.0.2.2", t0()));
+}
+
 }  // namespace
 }  // namespace kaiwa::common
