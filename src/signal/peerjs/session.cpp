@@ -336,7 +336,7 @@ void Session::onPlaced(Placement where) {
   relay_->detach(conn_.worker(), link_);
   link_ = 0;
   query_ = {};
-  if (where == Placement::kUnavailable) {
+  if (where == Placement::kUnavailable || where == Placement::kFull) {  // (never made here: a second owner)
     refuse(encodeError("The cluster cannot place this key's peers now: try again"));
     return;
   }

@@ -674,6 +674,7 @@ class HttpForward final : public RemoteLink {
         req_.body = {};
         return;
       case Placement::kUnavailable:
+      case Placement::kFull:  // (the cluster holds --max-rooms rooms and the socket.io placement was gone)
         svc_.relay->detach(req_.worker, link_);
         return fail();
     }
