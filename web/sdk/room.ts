@@ -437,7 +437,8 @@ export class Room extends Emitter<RoomEvents> {
    * Reports the rendered size of a `<video>` showing remote video to kaiwa (in an sfu room; ResizeObserver, in device
    * pixels; 0x0 when hidden or detached), so that kaiwa forwards it a simulcast layer no larger than needed and none
    * to a hidden one. Call once per element; the returned function stops it (when the tile goes). Whatever stream the
-   * element shows at each report is what its size is reported for.
+   * element shows at each report is what its size is reported for; a track no observed element shows keeps its last
+   * size (large until reported).
    */
   observeVideo(el: HTMLVideoElement): () => void {
     if (typeof ResizeObserver === 'undefined') return () => undefined;

@@ -162,7 +162,10 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
     const tiles: Array<{ mid: string; width: number; height: number }> = [];
     for (const tr of pc.getTransceivers()) {
       if (tr.mid === null || tr.receiver.track.kind !== 'video' || !this.offered.has(tr.mid)) continue;
-      const size = sizes.get(tr.receiver.track) ?? { width: 0, height: 0 };
+      // A track no observed element shows (not attached yet, or mid-switch from mesh) is not reported: kaiwa keeps
+      // the last size (large until one is), so media that has not reached its tile yet is never held back.
+      const size = sizes.get(tr.receiver.track);
+      if (!size) continue;
       const clamp = (n: number) => Math.max(0, Math.min(65535, Math.round(n)));
       const entry = { mid: tr.mid, width: clamp(size.width), height: clamp(size.height) };
       const key = `${entry.width}x${entry.height}`;
