@@ -175,6 +175,23 @@ std::string renderPrometheus() {
   emit(out, "kaiwa_sfu_bad_audio_level_total", "counter",
        "RFC 6464 audio level elements of the wrong size in SFU publishers' audio (ignored by the active speaker).",
        r.sfuBadAudioLevel);
+  emit(out, "kaiwa_sfu_layer_switches_total", "counter",
+       "Simulcast layer changes (spatial or temporal) of what SFU subscribers are forwarded.", r.sfuLayerSwitches);
+  emit(out, "kaiwa_sfu_transport_feedback_received_total", "counter",
+       "transport-cc feedback messages from SFU subscribers, given to their bandwidth estimators.",
+       r.sfuTransportFeedbackIn);
+  emit(out, "kaiwa_sfu_transport_feedback_sent_total", "counter",
+       "transport-cc feedback messages sent to SFU publishers.", r.sfuTransportFeedbackOut);
+  emit(out, "kaiwa_sfu_probe_packets_total", "counter",
+       "Packets sent to SFU subscribers again as padding, so that their bandwidth estimate can grow.",
+       r.sfuProbePackets);
+  emit(out, "kaiwa_sfu_probe_bytes_total", "counter", "Bytes of those padding packets.", r.sfuProbeBytes);
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP kaiwa_sfu_bwe_estimate_bps SFU subscribers' bandwidth estimates (transport-cc): their count "
+                 "and sum, bits per second.\n# TYPE kaiwa_sfu_bwe_estimate_bps summary\n"
+                 "kaiwa_sfu_bwe_estimate_bps_sum {}\nkaiwa_sfu_bwe_estimate_bps_count {}\n",
+                 r.sfuBweEstimateSum.load(std::memory_order_relaxed),
+                 r.sfuBweSubscribers.load(std::memory_order_relaxed));
   emit(out, "kaiwa_sfu_lossy_subscriptions", "gauge",
        "SFU subscriptions whose subscriber last reported at least 5 % of packets lost.", r.sfuLossySubscriptions);
   emit(out, "kaiwa_sfu_subscribe_restarts_total", "counter",

@@ -136,9 +136,16 @@ struct Registry {
   std::atomic<uint64_t> sfuRtxRecovered{0};  // of those, the ones that filled a hole and were forwarded
   std::atomic<uint64_t> sfuSenderReports{0};
   std::atomic<uint64_t> sfuReceiverReports{0};
-  std::atomic<uint64_t> sfuBadAudioLevel{0};             // RFC 6464 audio level elements of the wrong size (ignored)
-  std::atomic<int64_t> sfuLossySubscriptions{0};         // whose subscriber last reported at least 5 % lost
-  std::atomic<uint64_t> sfuSubscribeRestarts{0};         // subscribe-restart requests granted
+  std::atomic<uint64_t> sfuBadAudioLevel{0};         // RFC 6464 audio level elements of the wrong size (ignored)
+  std::atomic<uint64_t> sfuLayerSwitches{0};         // simulcast layer changes (spatial or temporal) for subscribers
+  std::atomic<uint64_t> sfuTransportFeedbackIn{0};   // transport-cc messages from subscribers, to their estimators
+  std::atomic<uint64_t> sfuTransportFeedbackOut{0};  // transport-cc messages sent to publishers
+  std::atomic<uint64_t> sfuProbePackets{0};          // packets sent again as padding so that an estimate can grow
+  std::atomic<uint64_t> sfuProbeBytes{0};
+  std::atomic<int64_t> sfuBweSubscribers{0};      // subscribers with a bandwidth estimate (transport-cc negotiated)
+  std::atomic<int64_t> sfuBweEstimateSum{0};      // the sum of their estimates, bits per second
+  std::atomic<int64_t> sfuLossySubscriptions{0};  // whose subscriber last reported at least 5 % lost
+  std::atomic<uint64_t> sfuSubscribeRestarts{0};  // subscribe-restart requests granted
   std::atomic<uint64_t> sfuSubscribeRestartsRefused{0};  // refused: asked again too soon
   std::atomic<uint64_t> sfuIceRestarts{0};               // ICE restarts: native publish re-offers and WHIP/WHEP PATCHes
   std::atomic<uint64_t> recordingsStarted{0};            // rooms' recordings started

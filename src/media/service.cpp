@@ -305,13 +305,15 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   void send(Client& /*c*/, const Address& to, std::span<const uint8_t> datagram) { send_.add(fd_, to, datagram); }
 
   void flush() {
-    // Every subscriber whose queue filled in this batch: protect each packet in its slot and send it.
+    // Every subscriber whose queue filled in this batch: protect each packet in its slot and send it (the router
+    // stamps its transport-wide number as it leaves, for the subscriber's bandwidth estimate).
+    const TimePoint now = ready_.empty() ? TimePoint{} : Clock::now();
     for (uint32_t sub : ready_) {
       auto it = routerIds_.find(sub);
       Client* c = it == routerIds_.end() ? nullptr : clients_.find(it->second);
       Room* room = c ? findRoom(c->room) : nullptr;
       if (room == nullptr) continue;
-      room->router->drain(sub, [&](std::span<uint8_t> slot, size_t n) {
+      room->router->drain(sub, now, [&](std::span<uint8_t> slot, size_t n) {
         if (!c->transport->sendRtp(slot, n)) ++sendFailed_;
       });
     }
@@ -352,6 +354,8 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     std::vector<NativeTrack> tracks;
     std::unordered_map<std::string, std::vector<sdp::Codec>> lineCodecs;  // by subscriber mid: what it last carried
     bool whip = false;  // a WHIP publisher (Roster): it publishes and never receives
+    // Its rendered tile sizes by subscribe mid (tile-size), only for mids it was offered: at most 64.
+    std::unordered_map<std::string, std::pair<uint16_t, uint16_t>> tiles;
   };
   // The data channel relay of a native room, and its way out: the members' `kaiwa` channels.
   struct DataRoom final : sfu::DataRelayIo {
@@ -917,13 +921,20 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
                             sum.rtxRecovered,
                             sum.senderReportsSent,
                             sum.receiverReportsSent,
-                            sum.badAudioLevel};
+                            sum.badAudioLevel,
+                            sum.layerSwitches,
+                            sum.transportFeedbackIn,
+                            sum.transportFeedbackSent,
+                            sum.probePackets,
+                            sum.probeBytes};
     std::atomic<uint64_t>* to[] = {
-        &r.sfuRtpIn,        &r.sfuForwarded,    &r.sfuKeyframeRequests, &r.sfuNackRetransmitted, &r.sfuDropped[0],
-        &r.sfuDropped[1],   &r.sfuDropped[2],   &r.sfuDropped[3],       &r.sfuDropped[4],        &r.sfuDropped[5],
-        &r.sfuDropped[6],   &r.sfuDropped[7],   &r.sfuDropped[8],       &r.sfuDropped[9],        &r.sfuDropped[10],
-        &r.sfuNacksSent,    &r.sfuRtxUnwrapped, &r.sfuRtxRecovered,     &r.sfuSenderReports,     &r.sfuReceiverReports,
-        &r.sfuBadAudioLevel};
+        &r.sfuRtpIn,         &r.sfuForwarded,     &r.sfuKeyframeRequests,    &r.sfuNackRetransmitted,
+        &r.sfuDropped[0],    &r.sfuDropped[1],    &r.sfuDropped[2],          &r.sfuDropped[3],
+        &r.sfuDropped[4],    &r.sfuDropped[5],    &r.sfuDropped[6],          &r.sfuDropped[7],
+        &r.sfuDropped[8],    &r.sfuDropped[9],    &r.sfuDropped[10],         &r.sfuNacksSent,
+        &r.sfuRtxUnwrapped,  &r.sfuRtxRecovered,  &r.sfuSenderReports,       &r.sfuReceiverReports,
+        &r.sfuBadAudioLevel, &r.sfuLayerSwitches, &r.sfuTransportFeedbackIn, &r.sfuTransportFeedbackOut,
+        &r.sfuProbePackets,  &r.sfuProbeBytes};
     static_assert(std::size(now) == std::size(to) && std::size(to) == kPublished);
     for (size_t i = 0; i < kPublished; ++i) {
       metrics::add(*to[i], now[i] - published_[i]);
@@ -951,6 +962,16 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     for (const auto& [name, room] : rooms_) lossy += int64_t(room.router->lossySubscriptions(13));
     metrics::add(r.sfuLossySubscriptions, lossy - publishedLossy_);
     publishedLossy_ = lossy;
+    int64_t estimating = 0, estimateSum = 0;
+    for (const auto& [name, room] : rooms_) {
+      const auto [n, sum] = room.router->estimates();
+      estimating += int64_t(n);
+      estimateSum += int64_t(sum);
+    }
+    metrics::add(r.sfuBweSubscribers, estimating - publishedEstimating_);
+    metrics::add(r.sfuBweEstimateSum, estimateSum - publishedEstimateSum_);
+    publishedEstimating_ = estimating;
+    publishedEstimateSum_ = estimateSum;
   }
 
   static void add(sfu::DataRelayCounters& a, const sfu::DataRelayCounters& b) {
@@ -991,6 +1012,12 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     a.receiverReportsIn += b.receiverReportsIn;
     a.audioLevels += b.audioLevels;
     a.badAudioLevel += b.badAudioLevel;
+    a.layerSwitches += b.layerSwitches;
+    a.transportFeedbackIn += b.transportFeedbackIn;
+    a.transportFeedbackSent += b.transportFeedbackSent;
+    a.probePackets += b.probePackets;
+    a.probeBytes += b.probeBytes;
+    a.simulcastLate += b.simulcastLate;
   }
 
   void subscribePending(Client& c) {
@@ -998,6 +1025,9 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     if (r == nullptr) return;
     for (const auto& [track, config] : c.pending) r->router->subscribe(uint32_t(c.id), track, config, Clock::now());
     c.pending.clear();
+    if (auto m = c.peer.empty() ? r->natives.end() : r->natives.find(c.peer); m != r->natives.end()) {
+      applyTiles(*r, m->second, c.peer);
+    }
   }
 
   // --- data channels (sfu/data_relay.hpp), on the owner worker ---
@@ -1142,6 +1172,31 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     KAIWA_ON_LOOP(loop_);
     Room* r = findRoom(room);
     if (r != nullptr && r->members && r->natives.contains(peer)) r->members->retire(peer, Clock::now());
+  }
+
+  void setTileSizes(const std::string& room, const std::string& peer, const std::vector<TileSize>& tiles) {
+    KAIWA_ON_LOOP(loop_);
+    Room* r = findRoom(room);
+    if (r == nullptr || !r->members) return;
+    auto it = r->natives.find(peer);
+    if (it == r->natives.end()) return;
+    const auto& lines = r->members->lines(peer);
+    for (const TileSize& t : tiles) {
+      const bool offered =
+          std::any_of(lines.begin(), lines.end(), [&](const sfu::OfferLine& l) { return l.mid == t.mid; });
+      if (offered) it->second.tiles[t.mid] = {t.width, t.height};
+    }
+    applyTiles(*r, it->second, peer);
+  }
+
+  // The member's tile sizes to the router's subscriptions of what its lines carry now.
+  void applyTiles(Room& r, Member& m, const std::string& peer) {
+    if (m.subscribe == 0 || m.tiles.empty()) return;
+    for (const sfu::OfferLine& line : r.members->lines(peer)) {
+      auto size = m.tiles.find(line.mid);
+      if (size == m.tiles.end() || !line.track) continue;
+      r.router->setTileSize(uint32_t(m.subscribe), *line.track, size->second.first, size->second.second);
+    }
   }
 
   std::optional<SfuError> restartSubscribe(const std::string& room, const std::string& peer) {
@@ -1329,21 +1384,41 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
     auto media = sfu::publishedMedia(*offer, *answer);
     r.router->addPublisher(routerId, media.publisher);
     std::vector<NativeTrack> now;
-    for (auto& config : media.tracks) {
+    for (size_t i = 0; i < media.tracks.size(); ++i) {
+      auto& config = media.tracks[i];
       auto req = std::find_if(tracks.begin(), tracks.end(), [&](const TrackRequest& t) { return t.mid == config.mid; });
-      if (req == tracks.end() || !config.rid.empty()) continue;  // not listed, or simulcast (not in this slice)
+      if (req == tracks.end()) continue;  // not listed
+      // Simulcast (RID streams of one m-line, in the offer's order: the SDK sends the lowest first): one group of
+      // layers when the codec is VP8 (whose keyframes and layers the router reads), else the first stream alone.
+      std::vector<sfu::TrackConfig> layers;
+      if (!config.rid.empty()) {
+        if (std::any_of(now.begin(), now.end(), [&](const NativeTrack& t) { return t.mid == config.mid; })) continue;
+        for (size_t k = i; k < media.tracks.size() && layers.size() < sfu::SimulcastRewriter::kMaxLayers; ++k) {
+          if (media.tracks[k].mid == config.mid) layers.push_back(media.tracks[k]);
+        }
+        if (!config.vp8) layers.resize(1);
+      }
       const sdp::Media* answered = sfu::publishedSection(*answer, config);
       if (answered == nullptr) continue;
       auto old = std::find_if(m.tracks.begin(), m.tracks.end(), [&](const NativeTrack& t) {
-        return t.mid == config.mid && t.config.ssrc == config.ssrc && t.config.kind == config.kind;
+        return t.mid == config.mid && t.config.ssrc == config.ssrc && t.config.kind == config.kind &&
+               t.config.rid == config.rid;
       });
       NativeTrack t{config.mid, *sfu::parseSource(req->source), config, 0, *answered};
       // A shared tab's sound is not somebody talking: only the microphone picks the active speaker.
       if (t.source != sfu::Source::kMicrophone) t.config.audioLevelExtensionId = 0;
+      t.config.screenShare = t.source == sfu::Source::kScreen;
+      for (auto& layer : layers) {
+        layer.audioLevelExtensionId = 0;
+        layer.screenShare = t.config.screenShare;
+      }
+      spdlog::debug("sfu: {} publishes mid {} rid '{}' ({} layers, vp8 {})", peer, config.mid, config.rid,
+                    layers.size(), config.vp8);
       if (old != m.tracks.end()) {
         t.track = old->track;
         old->track = 0;  // kept
-      } else if (auto id = r.router->addTrack(routerId, t.config)) {
+      } else if (auto id = layers.size() > 1 ? r.router->addSimulcastTrack(routerId, layers)
+                                             : r.router->addTrack(routerId, t.config)) {
         t.track = *id;
       } else {
         continue;
@@ -1411,18 +1486,17 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
           codecs.clear();
           bool rtx = false;
           for (sdp::Codec codec : published->answered.codecs) {
-            // kaiwa gives subscribers no transport-wide feedback or REMB of its own.
-            std::erase_if(codec.feedback,
-                          [](const sdp::RtcpFeedback& f) { return f.type == "transport-cc" || f.type == "goog-remb"; });
+            // kaiwa estimates each subscriber's bandwidth from its transport-cc feedback (the router writes kaiwa's
+            // own transport-wide numbers); it reads no REMB.
+            std::erase_if(codec.feedback, [](const sdp::RtcpFeedback& f) { return f.type == "goog-remb"; });
             rtx = rtx || codec.name == "rtx" || codec.name == "RTX";
             codecs.push_back(std::move(codec));
           }
           if (rtx) t.rtxSsrc = line.rtxSsrc;
           for (const sdp::Extmap& e : published->answered.extmaps) {
-            // MID and RID name the publisher's m-lines, not the subscriber's; transport-cc is per transport.
-            if (e.uri == sdp::uri::kMid || e.uri == sdp::uri::kRid || e.uri == sdp::uri::kRepairedRid ||
-                e.uri == sdp::uri::kTransportCc)
-              continue;
+            // MID and RID name the publisher's m-lines, not the subscriber's. transport-cc is kept: its element
+            // carries kaiwa's own numbers towards the subscriber.
+            if (e.uri == sdp::uri::kMid || e.uri == sdp::uri::kRid || e.uri == sdp::uri::kRepairedRid) continue;
             t.extmaps.push_back(e);
           }
           if (tracks.size() > 1) tracks += ',';
@@ -1535,6 +1609,7 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
         c->pending.emplace_back(*line.track, *sc);
       }
     }
+    applyTiles(*r, m, peer);
     sendOffers(room, *r);
     return std::nullopt;
   }
@@ -1624,9 +1699,11 @@ class Service::Worker final : public sfu::RouterIo, public TcpPortIo {
   std::array<uint64_t, 4 + metrics::kSfuDataDropNames.size()> publishedData_{};
   net::Loop::TimerId sctpTick_ = 0;
   TimePoint lastSctpTick_{};
-  static constexpr size_t kPublished = 21;
+  static constexpr size_t kPublished = 26;
   std::array<uint64_t, kPublished> published_{};
   int64_t publishedLossy_ = 0;
+  int64_t publishedEstimating_ = 0;  // subscribers with an estimate, and their sum, as last published
+  int64_t publishedEstimateSum_ = 0;
   net::Loop::TimerId publish_ = 0;
   std::optional<TcpPort> tcp_;  // ICE-TCP on the media port (when Options::tcp)
   net::Loop::TimerId tcpExpire_ = 0;
@@ -1695,6 +1772,9 @@ std::optional<SfuError> Service::subscribeAnswer(const std::string& room, const 
 void Service::unpublish(const std::string& room, const std::string& peer) { ownerWorker(room).unpublish(room, peer); }
 void Service::retireMember(const std::string& room, const std::string& peer) {
   ownerWorker(room).retireMember(room, peer);
+}
+void Service::setTileSizes(const std::string& room, const std::string& peer, const std::vector<TileSize>& tiles) {
+  ownerWorker(room).setTileSizes(room, peer, tiles);
 }
 std::optional<SfuError> Service::restartSubscribe(const std::string& room, const std::string& peer) {
   return ownerWorker(room).restartSubscribe(room, peer);

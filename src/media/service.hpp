@@ -128,6 +128,13 @@ struct TrackRequest {
   std::string source;
 };
 
+// The rendered size of the video on one m-line of a member's subscribe connection (0 x 0: hidden).
+struct TileSize {
+  std::string mid;
+  uint16_t width = 0;
+  uint16_t height = 0;
+};
+
 class Service {
  public:
   // kaiwa's answer, or why not.
@@ -166,6 +173,10 @@ class Service {
   // subscribe-restart: the member's subscribe transport ends and a new subscribe-offer (version 1, new ICE
   // credentials, every current track) follows, at most once per Limits::room.subscribeRestartInterval.
   std::optional<SfuError> restartSubscribe(const std::string& room, const std::string& peer);
+  // tile-size: the member's rendered size of the video on some of its subscribe m-lines; a simulcast track's layer
+  // follows it (a hidden tile gets none). Sizes for m-lines the member was never offered are ignored; the others are
+  // kept (one per m-line) and apply to what the line carries, now and later.
+  void setTileSizes(const std::string& room, const std::string& peer, const std::vector<TileSize>& tiles);
 
   // Recording (docs/sfu.md, "Recording"): every track the room's members publish, from now until stopRecording(),
   // the room's end or shutdown, each into a WebM file, with a manifest. Call on the room's owner worker. On success,

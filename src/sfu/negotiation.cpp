@@ -65,6 +65,8 @@ PublishedMedia publishedMedia(const sdp::Description& offer, const sdp::Descript
     if (!receives(m) || !m.mid) continue;
     if (out.publisher.midExtensionId == 0) out.publisher.midExtensionId = extmapId(m, sdp::uri::kMid);
     if (out.publisher.ridExtensionId == 0) out.publisher.ridExtensionId = extmapId(m, sdp::uri::kRid);
+    if (out.publisher.transportCcExtensionId == 0)
+      out.publisher.transportCcExtensionId = extmapId(m, sdp::uri::kTransportCc);
     TrackConfig track;
     track.kind = m.kind == "audio" ? MediaKind::kAudio : MediaKind::kVideo;
     track.mid = *m.mid;
@@ -78,6 +80,7 @@ PublishedMedia publishedMedia(const sdp::Description& offer, const sdp::Descript
           track.rtxPayloadTypes.set(c.payloadType, apt);
         continue;
       }
+      if (track.payloadTypes.none()) track.vp8 = equalNoCase(c.name, "VP8");  // the first codec: what is sent
       track.payloadTypes.set(c.payloadType & 0x7F);
       if (c.clockRate != 0) track.clockRate = c.clockRate;
       for (const auto& fb : c.feedback) track.nack = track.nack || (fb.type == "nack" && fb.parameter.empty());
@@ -149,11 +152,12 @@ std::optional<SubscriptionConfig> subscriptionConfig(const sdp::Media& published
     }
   }
   for (int id = 1; id < 256; ++id) config.extensions.drop(uint8_t(id));
-  // Transport-wide sequence numbers are per transport: the publisher's mean nothing to the viewer's feedback.
+  // Transport-wide sequence numbers are per transport: the publisher's element is kept in its place, and the router
+  // writes the viewer's own numbers into it as each packet leaves (Router::drain).
   for (const auto& e : published.extmaps) {
-    if (e.uri == sdp::uri::kTransportCc) continue;
     const uint8_t to = extmapId(viewer, e.uri);
     if (e.id < 256 && to != 0) config.extensions.set(uint8_t(e.id), to);
+    if (e.uri == sdp::uri::kTransportCc && to != 0) config.transportCcExtensionId = to;
   }
   return config;
 }

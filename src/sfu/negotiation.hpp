@@ -32,8 +32,8 @@ sdp::OutgoingTrack outgoingTrack(const sdp::Media& viewerOffer, uint32_t ssrc, u
 // The rewrites of one subscription: `published` is the m-line of kaiwa's answer to the publisher, `viewer` the m-line
 // of kaiwa's answer to the viewer. Each publisher codec maps to the viewer's payload type of the same codec (name,
 // clock rate, channels; H.264 also profile and packetization mode), extension ids by URI (the rest dropped), and RTX
-// to the viewer's RTX type for the first mapped codec; transport-cc is dropped (its numbers are per transport). nullopt
-// if no codec is common.
+// to the viewer's RTX type for the first mapped codec; transport-cc is mapped too, and named in
+// transportCcExtensionId (the router writes the viewer's own numbers into it). nullopt if no codec is common.
 std::optional<SubscriptionConfig> subscriptionConfig(const sdp::Media& published, const sdp::Media& viewer,
                                                      uint32_t ssrc, uint32_t rtxSsrc);
 

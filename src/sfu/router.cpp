@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "rtp/payload.hpp"
 #include "rtp/rtcp.hpp"
 #include "rtp/sequence.hpp"
 #include "srtp/session.hpp"
@@ -26,7 +27,35 @@ Router::Router(RouterIo& io, SendPool* pool)
       unixAtEpoch_(std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::system_clock::now().time_since_epoch() - Clock::now().time_since_epoch())) {}
 
-void Router::addPublisher(TransportId publisher, PublisherConfig config) { publishers_[publisher].config = config; }
+void Router::addPublisher(TransportId publisher, PublisherConfig config) {
+  Publisher& p = publishers_[publisher];
+  p.config = config;
+  if (config.transportCcExtensionId != 0 && !p.feedback) {
+    p.feedback = std::make_unique<bwe::FeedbackGenerator>(config.feedbackSsrc);
+    bweActive_ = true;
+  }
+}
+
+std::optional<TrackId> Router::addSimulcastTrack(TransportId publisher, std::span<const TrackConfig> layers) {
+  if (layers.empty() || layers.size() > SimulcastRewriter::kMaxLayers || !publishers_.contains(publisher))
+    return std::nullopt;
+  std::vector<TrackId> ids;
+  for (const TrackConfig& config : layers) {
+    auto id = addTrack(publisher, config);
+    if (!id) {
+      for (TrackId t : ids) removeTrack(t);
+      return std::nullopt;
+    }
+    ids.push_back(*id);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Track& t = tracks_[ids[i]];
+    t.group = ids.front();
+    t.spatial = uint8_t(i);
+  }
+  tracks_[ids.front()].layers = ids;
+  return ids.front();
+}
 
 std::optional<TrackId> Router::addTrack(TransportId publisher, TrackConfig config) {
   auto pub = publishers_.find(publisher);
@@ -66,13 +95,29 @@ bool Router::subscribe(TransportId subscriber, TrackId trackId, const Subscripti
   for (const Subscription& s : track->subscriptions) {
     if (s.subscriber == subscriber) return false;
   }
-  sub->second.bySsrc[config.ssrc] = trackId;
-  if (config.rtxSsrc != 0) sub->second.bySsrc[config.rtxSsrc] = trackId;
+  Subscriber& subscriberState = sub->second;
+  subscriberState.bySsrc[config.ssrc] = trackId;
+  if (config.rtxSsrc != 0) subscriberState.bySsrc[config.rtxSsrc] = trackId;
   Subscription s{.subscriber = subscriber, .config = config};
   s.rtxSeq = s.config.initialSequence;
-  track->subscriptions.push_back(s);
-  // The new subscriber's decoder can start only at a keyframe: an urgent request, not held for the whole window.
-  if (track->config.kind == MediaKind::kVideo) requestKeyframe(*track, now, true);
+  if (config.transportCcExtensionId != 0 && !subscriberState.estimator) {
+    subscriberState.transportCcId = config.transportCcExtensionId;
+    subscriberState.estimator = std::make_unique<bwe::BandwidthEstimator>();
+    bweActive_ = true;
+  }
+  const bool simulcast = track->group == trackId;
+  if (simulcast) {
+    s.simulcast =
+        std::make_unique<SimulcastRewriter>(track->config.clockRate, config.initialSequence, config.initialTimestamp);
+    s.sent = std::make_unique<std::array<Subscription::Sent, Subscription::kSentRing>>();
+    if (!subscriberState.selector) subscriberState.selector = std::make_unique<bwe::LayerSelector>();
+    subscriberState.selector->addTrack(selectorInfo(*track, s));
+    bweActive_ = true;
+  }
+  track->subscriptions.push_back(std::move(s));
+  // The new subscriber's decoder can start only at a keyframe: an urgent request, not held for the whole window. A
+  // simulcast subscription asks for the layer its selector picks (tick).
+  if (track->config.kind == MediaKind::kVideo && !simulcast) requestKeyframe(*track, now, true);
   return true;
 }
 
@@ -84,6 +129,8 @@ bool Router::switchTrack(TransportId subscriber, TrackId from, TrackId to, TimeP
       source->config.kind != target->config.kind) {
     return false;
   }
+  // A simulcast subscription has its own rewriting state: it is not moved (the caller subscribes anew).
+  if (source->group != 0 || target->group != 0) return false;
   auto it = std::find_if(source->subscriptions.begin(), source->subscriptions.end(),
                          [subscriber](const Subscription& s) { return s.subscriber == subscriber; });
   if (it == source->subscriptions.end()) return false;
@@ -92,7 +139,7 @@ bool Router::switchTrack(TransportId subscriber, TrackId from, TrackId to, TimeP
   }
   sub->second.bySsrc[it->config.ssrc] = to;
   if (it->config.rtxSsrc != 0) sub->second.bySsrc[it->config.rtxSsrc] = to;
-  target->subscriptions.push_back(*it);
+  target->subscriptions.push_back(std::move(*it));
   source->subscriptions.erase(it);
   // The subscriber's decoder shows nothing of the new source before its keyframe, like a new subscription's.
   if (target->config.kind == MediaKind::kVideo) requestKeyframe(*target, now, true);
@@ -104,12 +151,7 @@ void Router::removeTransport(TransportId id) {
     for (TrackId t : pub->second.tracks) {
       auto track = tracks_.find(t);
       if (track == tracks_.end()) continue;
-      for (const Subscription& s : track->second.subscriptions) {
-        if (auto sub = subscribers_.find(s.subscriber); sub != subscribers_.end()) {
-          sub->second.bySsrc.erase(s.config.ssrc);
-          if (s.config.rtxSsrc != 0) sub->second.bySsrc.erase(s.config.rtxSsrc);
-        }
-      }
+      for (const Subscription& s : track->second.subscriptions) forgetSubscription(s.subscriber, s, t);
       if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(id, track->second.ssrc));
       const bool tapped = track->second.tapped;
       tracks_.erase(track);
@@ -119,6 +161,7 @@ void Router::removeTransport(TransportId id) {
     speakers_.remove(id);
   }
   if (auto sub = subscribers_.find(id); sub != subscribers_.end()) {
+    collectSwitches(sub->second);
     for (const auto& [ssrc, t] : sub->second.bySsrc) {
       if (Track* track = findTrack(t)) {
         std::erase_if(track->subscriptions, [id](const Subscription& s) { return s.subscriber == id; });
@@ -128,15 +171,30 @@ void Router::removeTransport(TransportId id) {
   }
 }
 
+void Router::forgetSubscription(TransportId subscriber, const Subscription& s, TrackId track) {
+  auto sub = subscribers_.find(subscriber);
+  if (sub == subscribers_.end()) return;
+  sub->second.bySsrc.erase(s.config.ssrc);
+  if (s.config.rtxSsrc != 0) sub->second.bySsrc.erase(s.config.rtxSsrc);
+  if (s.simulcast && sub->second.selector) {
+    collectSwitches(sub->second);
+    sub->second.selector->removeTrack(track);
+  }
+}
+
 void Router::removeTrack(TrackId id) {
   auto track = tracks_.find(id);
   if (track == tracks_.end()) return;
-  for (const Subscription& s : track->second.subscriptions) {
-    if (auto sub = subscribers_.find(s.subscriber); sub != subscribers_.end()) {
-      sub->second.bySsrc.erase(s.config.ssrc);
-      if (s.config.rtxSsrc != 0) sub->second.bySsrc.erase(s.config.rtxSsrc);
+  // A simulcast group goes whole: its other layers first.
+  if (track->second.group == id) {
+    const std::vector<TrackId> layers = track->second.layers;
+    for (TrackId layer : layers) {
+      if (layer != id) removeTrack(layer);
     }
+    track = tracks_.find(id);
+    if (track == tracks_.end()) return;
   }
+  for (const Subscription& s : track->second.subscriptions) forgetSubscription(s.subscriber, s, id);
   const TransportId publisher = track->second.publisher;
   if (track->second.ssrc != 0) bySsrc_.erase(ssrcKey(publisher, track->second.ssrc));
   if (auto pub = publishers_.find(publisher); pub != publishers_.end()) std::erase(pub->second.tracks, id);
@@ -194,8 +252,7 @@ bool Router::unsubscribe(TransportId subscriber, TrackId id) {
   auto it = std::find_if(track->subscriptions.begin(), track->subscriptions.end(),
                          [subscriber](const Subscription& s) { return s.subscriber == subscriber; });
   if (it == track->subscriptions.end()) return false;
-  sub->second.bySsrc.erase(it->config.ssrc);
-  if (it->config.rtxSsrc != 0) sub->second.bySsrc.erase(it->config.rtxSsrc);
+  forgetSubscription(subscriber, *it, id);
   track->subscriptions.erase(it);
   return true;
 }
@@ -234,6 +291,13 @@ void Router::onPublisherRtp(TransportId publisher, std::span<const uint8_t> byte
     ++counters_.badRtp;
     return;
   }
+  if (const auto& feedback = pub->second.feedback) {
+    // Every packet with the transport-wide number counts (RTX and padding too): the publisher's estimate is of its
+    // whole transport.
+    if (const auto value = packet->extension(pub->second.config.transportCcExtensionId)) {
+      if (const auto seq = rtp::parseTransportSequenceNumber(*value)) feedback->onPacket(packet->ssrc(), *seq, now);
+    }
+  }
   Track* track = nullptr;
   if (auto it = bySsrc_.find(ssrcKey(publisher, packet->ssrc())); it != bySsrc_.end()) {
     track = findTrack(it->second);
@@ -265,7 +329,107 @@ void Router::onTrackPacket(Track& track, const rtp::Packet& packet, TimePoint no
   if (track.nack && !retransmitted) track.nack->onPacket(packet.sequenceNumber(), now);
   if (track.retransmission) track.retransmission->store(packet.sequenceNumber(), packet.bytes());
   if (track.tapped && tap_ != nullptr) tap_->onTrackRtp(track.id, packet, now);
-  for (Subscription& sub : track.subscriptions) forward(track, sub, packet, now);
+  if (track.group == 0) {
+    if (track.config.kind == MediaKind::kAudio) track.meterBytes[0] += packet.bytes().size();
+    for (Subscription& sub : track.subscriptions) forward(track, sub, packet, now);
+    return;
+  }
+  const PacketLayers layers = readLayers(track, packet);
+  Track* head = track.group == track.id ? &track : findTrack(track.group);
+  if (head == nullptr) return;
+  for (Subscription& sub : head->subscriptions) forwardSimulcast(*head, track, sub, packet, layers, now);
+}
+
+Router::PacketLayers Router::readLayers(Track& track, const rtp::Packet& packet) {
+  PacketLayers out;
+  if (track.config.vp8) {
+    out.vp8 = rtp::parseVp8Layers(packet.payload());
+    if (const auto d = rtp::parseVp8(packet.payload()); d && d->keyframe) {
+      out.keyframe = true;
+      if (const auto size = rtp::vp8KeyframeSize(packet.payload().subspan(d->size))) track.height = size->height;
+    }
+  }
+  const uint8_t tid = out.vp8 ? std::min<uint8_t>(out.vp8->temporalId, bwe::kMaxTemporalLayers - 1) : 0;
+  track.meterBytes[tid] += packet.bytes().size();
+  return out;
+}
+
+Router::Track& Router::forwardedTrack(Track& head, const Subscription& sub) {
+  if (!sub.started) return head;
+  for (TrackId id : head.layers) {
+    Track* layer = findTrack(id);
+    if (layer != nullptr && layer->ssrc == sub.sourceSsrc) return *layer;
+  }
+  return head;
+}
+
+void Router::forwardSimulcast(Track& head, Track& layer, Subscription& sub, const rtp::Packet& packet,
+                              const PacketLayers& layers, TimePoint now) {
+  auto it = subscribers_.find(sub.subscriber);
+  if (it == subscribers_.end() || !it->second.selector || !sub.simulcast) return;
+  Subscriber& subscriber = it->second;
+  const bool frameStart = layers.vp8 && layers.vp8->frameStart;
+  const uint8_t tid = layers.vp8 ? layers.vp8->temporalId : 0;
+  const bool sync = layers.vp8 && layers.vp8->layerSync;
+  const auto verdict = subscriber.selector->onPacket(head.id, layer.spatial, tid, frameStart, layers.keyframe, sync);
+  if (!verdict.forward) {
+    if (sub.started && layer.ssrc == sub.sourceSsrc) sub.simulcast->drop(layer.spatial, packet.sequenceNumber());
+    return;
+  }
+  SimulcastRewriter::In in;
+  in.layer = layer.spatial;
+  in.sequence = packet.sequenceNumber();
+  in.timestamp = packet.timestamp();
+  if (layers.vp8) {
+    in.pictureId = layers.vp8->pictureId;
+    in.tl0PicIdx = layers.vp8->tl0PicIdx;
+  }
+  const auto out = sub.simulcast->forward(in, verdict.switched, now);
+  if (!out) {
+    ++counters_.simulcastLate;
+    return;
+  }
+  sub.started = true;
+  sub.sourceSsrc = layer.ssrc;
+  sub.tsOffset = out->timestamp - packet.timestamp();
+  if (rtp::isNewer(out->sequence, sub.lastSeq) || out->switched != SimulcastRewriter::Switch::kNone) {
+    sub.lastSeq = out->sequence;
+    sub.lastTs = out->timestamp;
+    sub.lastSent = now;
+  }
+  (*sub.sent)[out->sequence % Subscription::kSentRing] = {layer.id,     out->sequence,  packet.sequenceNumber(),
+                                                          sub.tsOffset, out->pictureId, out->tl0PicIdx};
+  const uint16_t buffer = acquire(sub.subscriber, subscriber, layer, head.id);
+  if (buffer == SendPool::kNone) return;
+  const auto length = rewrite(sub, packet, out->sequence, out->timestamp, pool_->buffer(buffer));
+  if (!length) {
+    pool_->release(buffer);
+    return;
+  }
+  if (layers.vp8) {
+    const size_t offset = size_t(packet.payload().data() - packet.bytes().data());
+    const auto payload = pool_->buffer(buffer).subspan(offset, packet.payload().size());
+    if (out->pictureId) rtp::writeVp8PictureId(payload, *layers.vp8, *out->pictureId);
+    if (out->tl0PicIdx) rtp::writeVp8Tl0PicIdx(payload, *layers.vp8, *out->tl0PicIdx);
+  }
+  const bool wasEmpty = subscriber.queue.size() == 0;
+  subscriber.queue.push(buffer, *length, head.id);
+  ++counters_.forwarded;
+  ++sub.stats.packetsSent;
+  sub.stats.octetsSent += packet.payload().size();
+  if (wasEmpty) io_->onReady(sub.subscriber);
+}
+
+void Router::stampTransportSequence(Subscriber& s, std::span<uint8_t> packet, TimePoint now) {
+  s.sentBytes += packet.size();
+  auto mutablePacket = rtp::MutablePacket::parse(packet);
+  if (!mutablePacket) return;
+  const auto value = mutablePacket->extension(s.transportCcId);
+  if (!value || value->size() != 2) return;
+  const uint16_t seq = s.transportSequence++;
+  (*value)[0] = uint8_t(seq >> 8);
+  (*value)[1] = uint8_t(seq);
+  s.estimator->onPacketSent(seq, now, packet.size());
 }
 
 void Router::onPublisherRtx(Track& track, const rtp::Packet& rtx, TimePoint now) {
@@ -466,7 +630,7 @@ void Router::tick(TimePoint now) {
       for (Subscription& s : track.subscriptions) {
         if (!s.keyframeDue) continue;
         s.keyframeDue = false;
-        requestKeyframe(track, now);
+        requestKeyframe(track.group == id ? forwardedTrack(track, s) : track, now);
       }
     }
   }
@@ -478,11 +642,199 @@ void Router::tick(TimePoint now) {
     sendReports(now);
     nextReport_ = now + kReportInterval;
   }
+  if (bweActive_ && now >= nextBweTick_) {
+    nextBweTick_ = now + kBweTick;
+    sendTransportFeedback(now);
+    rollMeters(now);
+    updateSelectors(now);
+    for (auto& [id, s] : subscribers_) {
+      if (s.probeTarget > 0) probe(id, s, now);
+    }
+  }
+}
+
+void Router::sendTransportFeedback(TimePoint now) {
+  std::array<uint8_t, 1280> buffer{};
+  for (auto& [id, pub] : publishers_) {
+    if (!pub.feedback) continue;
+    // Sent alone: Chromium and Firefox negotiate reduced-size RTCP (RFC 5506), and a message is due every 100 ms.
+    while (const auto n = pub.feedback->poll(now, buffer)) {
+      ++counters_.transportFeedbackSent;
+      io_->sendRtcp(id, std::span<const uint8_t>(buffer.data(), *n));
+    }
+  }
+}
+
+void Router::rollMeters(TimePoint now) {
+  if (!metering_) {
+    metering_ = true;
+    meterStart_ = now;
+    return;
+  }
+  const auto window = std::chrono::duration_cast<std::chrono::microseconds>(now - meterStart_).count();
+  if (window < std::chrono::duration_cast<std::chrono::microseconds>(kMeterWindow).count()) return;
+  meterStart_ = now;
+  auto bps = [window](uint64_t bytes) { return bytes * 8 * 1'000'000 / uint64_t(window); };
+  for (auto& [id, s] : subscribers_) {
+    s.sentRate = bps(s.sentBytes);
+    s.sentBytes = 0;
+    s.audioRate = 0;
+  }
+  for (auto& [id, track] : tracks_) {
+    uint64_t cumulative = 0;
+    uint8_t layers = 1;
+    for (size_t t = 0; t < track.meterBytes.size(); ++t) {
+      cumulative += track.meterBytes[t];
+      if (track.meterBytes[t] > 0) layers = uint8_t(t + 1);
+      track.rate[t] = uint32_t(std::min<uint64_t>(bps(cumulative), UINT32_MAX));
+      track.meterBytes[t] = 0;
+    }
+    track.temporalLayers = layers;
+    if (track.config.kind != MediaKind::kAudio) continue;
+    for (const Subscription& sub : track.subscriptions) {
+      if (auto it = subscribers_.find(sub.subscriber); it != subscribers_.end()) it->second.audioRate += track.rate[0];
+    }
+  }
+  for (auto& [id, track] : tracks_) {
+    if (track.group != id) continue;
+    for (const Subscription& sub : track.subscriptions) {
+      auto it = subscribers_.find(sub.subscriber);
+      if (it != subscribers_.end() && it->second.selector) it->second.selector->updateTrack(selectorInfo(track, sub));
+    }
+  }
+}
+
+bwe::VideoTrackInfo Router::selectorInfo(const Track& head, const Subscription& sub) const {
+  bwe::VideoTrackInfo info;
+  info.id = head.id;
+  if (head.config.screenShare) {
+    info.priority = bwe::TrackPriority::kScreenShare;
+  } else if (speakers_.dominant() == head.publisher) {
+    info.priority = bwe::TrackPriority::kSpeaker;
+  }
+  info.spatialLayers = uint8_t(std::min(head.layers.size(), bwe::kMaxSpatialLayers));
+  uint8_t temporal = 1;
+  for (size_t s = 0; s < info.spatialLayers; ++s) {
+    auto it = tracks_.find(head.layers[s]);
+    if (it == tracks_.end()) continue;
+    const Track& layer = it->second;
+    temporal = std::max(temporal, layer.temporalLayers);
+    for (size_t t = 0; t < bwe::kMaxTemporalLayers; ++t) {
+      info.bitrate[s][t] = layer.rate[std::min<size_t>(t, layer.temporalLayers - 1)];
+    }
+    info.height[s] = layer.height;
+  }
+  info.temporalLayers = temporal;
+  info.renderedWidth = sub.tileWidth;
+  info.renderedHeight = sub.tileHeight;
+  return info;
+}
+
+void Router::collectSwitches(Subscriber& s) {
+  if (!s.selector) return;
+  const uint64_t switches = s.selector->stats().switches;
+  counters_.layerSwitches += switches - s.switchesCounted;
+  s.switchesCounted = switches;
+}
+
+void Router::updateSelectors(TimePoint now) {
+  for (auto& [id, s] : subscribers_) {
+    if (!s.selector) continue;
+    const uint64_t estimate = s.estimator ? s.estimator->estimate() : kNoEstimate;
+    s.selector->setAudioBitrate(s.audioRate);
+    s.selector->update(now, estimate);
+    collectSwitches(s);
+    s.probeTarget = 0;
+    s.probeWanted = false;
+  }
+  for (auto& [id, head] : tracks_) {
+    if (head.group != id) continue;
+    for (Subscription& sub : head.subscriptions) {
+      auto it = subscribers_.find(sub.subscriber);
+      if (it == subscribers_.end() || !it->second.selector) continue;
+      Subscriber& s = it->second;
+      // A layer the selector waits for starts at its keyframe: asked through that layer's throttle.
+      if (const auto wanted = s.selector->keyframeWanted(id); wanted && *wanted < head.layers.size()) {
+        if (Track* layer = findTrack(head.layers[*wanted])) {
+          requestKeyframe(*layer, now, !s.selector->current(id).has_value());
+        }
+      }
+      // Probing: what this track would take at the next spatial layer above its target, if the tile would show it
+      // and the publisher sends it; else what it takes now.
+      if (!s.estimator) continue;
+      const auto target = s.selector->target(id);
+      const auto info = selectorInfo(head, sub);
+      const uint64_t current = target ? info.bitrate[target->spatial][target->temporal] : 0;
+      const size_t next = target ? size_t(target->spatial) + 1 : 0;
+      const bool higher =
+          next < info.spatialLayers && info.bitrate[next][info.temporalLayers - 1] != 0 && sub.tileWidth != 0 &&
+          sub.tileHeight != 0 &&
+          !(target && info.height[target->spatial] != 0 && info.height[target->spatial] >= sub.tileHeight);
+      if (higher) {
+        s.probeWanted = true;
+        s.probeTarget += uint64_t(double(info.bitrate[next][info.temporalLayers - 1]) * bwe::LayerSelector::kUpMargin);
+      } else {
+        s.probeTarget += current;
+      }
+    }
+  }
+  for (auto& [id, s] : subscribers_) {
+    if (!s.probeWanted || !s.estimator) {
+      s.probeTarget = 0;
+      continue;
+    }
+    // Audio and every track at the layer it could go to, never above the estimate: padding shows the room, it does
+    // not take more than the estimate says there is (which is at most 1.5 x what was acknowledged).
+    s.probeTarget = std::min({s.audioRate + s.probeTarget, s.estimator->estimate(), kMaxProbeRate});
+  }
+}
+
+void Router::probe(TransportId id, Subscriber& s, TimePoint now) {
+  // Bytes owed since the window started, against what left: the deficit goes out as the latest packets again.
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(now - meterStart_).count();
+  double left = double(s.probeTarget) * double(elapsed) / 8e6 - double(s.sentBytes);
+  size_t budget = kMaxProbePacketsPerTick;
+  for (auto& [trackId, head] : tracks_) {
+    if (head.group != trackId) continue;
+    for (Subscription& sub : head.subscriptions) {
+      if (sub.subscriber != id || !sub.started || !sub.sent) continue;
+      for (uint16_t k = 0; k < Subscription::kSentRing && budget > 0 && left > 0; ++k) {
+        const uint16_t seq = uint16_t(sub.lastSeq - k);
+        if ((*sub.sent)[seq % Subscription::kSentRing].outSeq != seq) break;
+        const size_t bytes = retransmit(head, sub, seq, true);
+        left -= double(bytes);
+        if (bytes > 0) --budget;
+      }
+    }
+  }
+  s.lastProbe = now;
+}
+
+size_t Router::retransmit(Track& head, Subscription& sub, uint16_t outSeq, bool probe) {
+  const auto& entry = (*sub.sent)[outSeq % Subscription::kSentRing];
+  Track* layer = entry.layer != 0 && entry.outSeq == outSeq ? findTrack(entry.layer) : nullptr;
+  if (layer == nullptr || !layer->retransmission) return 0;
+  const auto stored = layer->retransmission->find(entry.inSeq);
+  const auto original = stored ? rtp::Packet::parse(*stored) : std::nullopt;
+  if (!original || original->ssrc() != layer->ssrc) return 0;
+  const std::span<uint8_t> scratch(scratch_.get(), SendQueue::kSlotSize);
+  const auto length = rewrite(sub, *original, outSeq, original->timestamp() + entry.tsOffset, scratch);
+  if (!length) return 0;
+  if (layer->config.vp8) {
+    if (const auto vp8 = rtp::parseVp8Layers(original->payload())) {
+      const size_t offset = size_t(original->payload().data() - original->bytes().data());
+      const auto payload = scratch.subspan(offset, original->payload().size());
+      if (entry.pictureId) rtp::writeVp8PictureId(payload, *vp8, *entry.pictureId);
+      if (entry.tl0PicIdx) rtp::writeVp8Tl0PicIdx(payload, *vp8, *entry.tl0PicIdx);
+    }
+  }
+  return sendAgain(head, sub, *length, probe);
 }
 
 TimePoint Router::nextDeadline() const {
   if (keyframesDue_) return TimePoint::min();
   TimePoint next = mediaSeen_ ? nextReport_ : TimePoint::max();
+  if (bweActive_) next = std::min(next, nextBweTick_);
   for (const auto& [id, track] : tracks_) {
     if (auto at = track.throttle.pendingAt()) next = std::min(next, *at);
     if (track.nack) {
@@ -540,14 +892,16 @@ void Router::sendReports(TimePoint now) {
   }
   const uint64_t ntp = rtp::toNtp(now, unixAtEpoch_);
   for (auto& [id, track] : tracks_) {
-    // Without the publisher's SR there is no RTP time that kaiwa could say belongs to an NTP time: no SR yet.
-    if (!track.mapping) continue;
-    const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(now - track.mapping->arrival).count();
-    const auto sourceNow =
-        track.mapping->rtpTimestamp + uint32_t(int64_t(elapsed) * int64_t(track.config.clockRate) / 1'000'000);
     for (Subscription& sub : track.subscriptions) {
+      // A simulcast subscription's timeline is the layer it forwards now.
+      const Track& source = track.group == id ? forwardedTrack(track, sub) : track;
+      // Without the publisher's SR there is no RTP time that kaiwa could say belongs to an NTP time: no SR yet.
+      if (!source.mapping) continue;
+      const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(now - source.mapping->arrival).count();
+      const auto sourceNow =
+          source.mapping->rtpTimestamp + uint32_t(int64_t(elapsed) * int64_t(source.config.clockRate) / 1'000'000);
       // Sent nothing yet, or still forwarding from an older source whose offsets this mapping does not fit.
-      if (!sub.started || sub.stats.packetsSent == 0 || sub.sourceSsrc != track.ssrc) continue;
+      if (!sub.started || sub.stats.packetsSent == 0 || sub.sourceSsrc != source.ssrc) continue;
       auto subscriber = subscribers_.find(sub.subscriber);
       if (subscriber == subscribers_.end()) continue;
       const rtp::rtcp::SenderInfo info{.ntpTimestamp = ntp,
@@ -579,6 +933,12 @@ void Router::onPublisherRtcp(TransportId publisher, std::span<const uint8_t> pac
     if (track == nullptr) continue;  // e.g. the RTX stream's SR
     track->received.onSenderReport(sr->info.ntpTimestamp, now);
     track->mapping = SenderMapping{sr->info.rtpTimestamp, now};
+    // Each layer's report puts it on the others' clock at a switch.
+    if (Track* head = track->group != 0 ? findTrack(track->group) : nullptr) {
+      for (Subscription& sub : head->subscriptions) {
+        if (sub.simulcast) sub.simulcast->onSenderReport(track->spatial, sr->info.ntpTimestamp, sr->info.rtpTimestamp);
+      }
+    }
   }
   if (reader.error() != rtp::rtcp::WalkError::kNone) ++counters_.badRtcp;
 }
@@ -636,18 +996,24 @@ void Router::onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> p
       for (size_t i = 0; i < rr->reports.size(); ++i) onReportBlock(subscriber, rr->reports[i], now);
     } else if (type == rtp::rtcp::PacketType::kPayloadFeedback && block->count == rtp::rtcp::kFmtPli) {
       if (auto pli = rtp::rtcp::Pli::parse(*block)) {
-        if (auto [track, s] = lookup(pli->header.mediaSsrc); track != nullptr) requestKeyframe(*track, now);
+        if (auto [track, s] = lookup(pli->header.mediaSsrc); track != nullptr) {
+          requestKeyframe(track->group == track->id ? forwardedTrack(*track, *s) : *track, now);
+        }
       } else {
         ++counters_.badRtcp;
       }
     } else if (type == rtp::rtcp::PacketType::kPayloadFeedback && block->count == rtp::rtcp::kFmtFir) {
       if (auto fir = rtp::rtcp::Fir::parse(*block)) {
         for (size_t i = 0; i < fir->size(); ++i) {
-          if (auto [track, s] = lookup((*fir)[i].ssrc); track != nullptr) requestKeyframe(*track, now);
+          if (auto [track, s] = lookup((*fir)[i].ssrc); track != nullptr) {
+            requestKeyframe(track->group == track->id ? forwardedTrack(*track, *s) : *track, now);
+          }
         }
       } else {
         ++counters_.badRtcp;
       }
+    } else if (type == rtp::rtcp::PacketType::kRtpFeedback && block->count == rtp::rtcp::kFmtTransportCc) {
+      onTransportFeedback(subscriber, sub->second, *block, now);
     } else if (type == rtp::rtcp::PacketType::kRtpFeedback && block->count == rtp::rtcp::kFmtNack) {
       if (auto nack = rtp::rtcp::Nack::parse(*block)) {
         auto [track, s] = lookup(nack->header().mediaSsrc);
@@ -664,8 +1030,34 @@ void Router::onSubscriberRtcp(TransportId subscriber, std::span<const uint8_t> p
   if (reader.error() != rtp::rtcp::WalkError::kNone) ++counters_.badRtcp;
 }
 
+void Router::onTransportFeedback(TransportId /*subscriber*/, Subscriber& s, const rtp::rtcp::Block& block,
+                                 TimePoint now) {
+  if (!s.estimator) return;  // it did not negotiate transport-cc: ignored
+  const auto feedback = rtp::rtcp::TransportFeedback::parse(block);
+  if (!feedback || !s.estimator->onFeedback(now, *feedback)) {
+    ++counters_.badRtcp;
+    return;
+  }
+  ++counters_.transportFeedbackIn;
+}
+
 void Router::answerNack(Track& track, Subscription& sub, std::span<const uint16_t> seqs) {
-  if (!track.retransmission || !sub.started) {
+  if (!sub.started) {
+    counters_.nackMissed += seqs.size();
+    return;
+  }
+  if (sub.simulcast) {
+    // The subscriber's numbers are the rewriter's: each maps back to the layer and number it was sent from.
+    for (uint16_t outSeq : seqs) {
+      if (retransmit(track, sub, outSeq, false) > 0) {
+        ++counters_.nackRetransmitted;
+      } else {
+        ++counters_.nackMissed;
+      }
+    }
+    return;
+  }
+  if (!track.retransmission) {
     counters_.nackMissed += seqs.size();
     return;
   }
@@ -681,24 +1073,32 @@ void Router::answerNack(Track& track, Subscription& sub, std::span<const uint16_
     const std::span<uint8_t> scratch(scratch_.get(), SendQueue::kSlotSize);
     const auto length = rewrite(sub, *original, outSeq, original->timestamp() + sub.tsOffset, scratch);
     if (!length) continue;
-    if (sub.config.rtxSsrc == 0) {
-      if (enqueue(sub.subscriber, scratch.first(*length), track)) ++counters_.nackRetransmitted;
-      continue;
-    }
-    const auto rewritten = rtp::Packet::parse(scratch.first(*length));
-    std::array<uint8_t, SendQueue::kMaxPacket> rtx{};
+    if (sendAgain(track, sub, *length, false) > 0) ++counters_.nackRetransmitted;
+  }
+}
+
+size_t Router::sendAgain(Track& track, Subscription& sub, size_t length, bool probe) {
+  const std::span<uint8_t> scratch(scratch_.get(), SendQueue::kSlotSize);
+  std::span<const uint8_t> packet = scratch.first(length);
+  std::array<uint8_t, SendQueue::kMaxPacket> rtx{};
+  if (sub.config.rtxSsrc != 0) {
+    const auto rewritten = rtp::Packet::parse(packet);
     const auto rtxLength =
         rewritten ? rtp::writeRtx(*rewritten, sub.config.rtxSsrc, sub.config.rtxPayloadType, sub.rtxSeq, rtx)
                   : std::nullopt;
     if (!rtxLength) {
       ++counters_.tooLarge;
-      continue;
+      return 0;
     }
     ++sub.rtxSeq;
-    if (enqueue(sub.subscriber, std::span<const uint8_t>(rtx.data(), *rtxLength), track)) {
-      ++counters_.nackRetransmitted;
-    }
+    packet = std::span<const uint8_t>(rtx.data(), *rtxLength);
   }
+  if (!enqueue(sub.subscriber, packet, track)) return 0;
+  if (probe) {
+    ++counters_.probePackets;
+    counters_.probeBytes += packet.size();
+  }
+  return packet.size();
 }
 
 size_t Router::queued(TransportId subscriber) const {
@@ -726,6 +1126,63 @@ std::optional<rtp::rtcp::ReportBlock> Router::receiveStats(TrackId track, TimePo
   if (it == tracks_.end() || it->second.ssrc == 0) return std::nullopt;
   rtp::ReceiveStatistics copy = it->second.received;  // report() starts a new interval: ask a copy
   return copy.report(it->second.ssrc, now);
+}
+
+bool Router::setTileSize(TransportId subscriber, TrackId id, uint16_t width, uint16_t height) {
+  Track* track = findTrack(id);
+  auto it = subscribers_.find(subscriber);
+  if (track == nullptr || it == subscribers_.end()) return false;
+  for (Subscription& sub : track->subscriptions) {
+    if (sub.subscriber != subscriber) continue;
+    sub.tileWidth = width;
+    sub.tileHeight = height;
+    if (sub.simulcast && it->second.selector) it->second.selector->updateTrack(selectorInfo(*track, sub));
+    return true;
+  }
+  return false;
+}
+
+std::optional<SubscriberBandwidth> Router::bandwidth(TransportId subscriber) const {
+  auto it = subscribers_.find(subscriber);
+  if (it == subscribers_.end()) return std::nullopt;
+  const Subscriber& s = it->second;
+  SubscriberBandwidth b;
+  b.estimating = s.estimator != nullptr;
+  b.estimate = s.estimator ? s.estimator->estimate() : 0;
+  b.sentRate = s.sentRate;
+  b.probeTarget = s.probeTarget;
+  if (s.estimator) {
+    b.delayBased = s.estimator->delayBased();
+    b.lossBased = s.estimator->lossBased();
+    b.ackedRate = s.estimator->ackedRate();
+    b.stats = s.estimator->stats();
+  }
+  return b;
+}
+
+std::pair<size_t, uint64_t> Router::estimates() const {
+  std::pair<size_t, uint64_t> out{0, 0};
+  for (const auto& [id, s] : subscribers_) {
+    if (!s.estimator) continue;
+    ++out.first;
+    out.second += s.estimator->estimate();
+  }
+  return out;
+}
+
+std::optional<bwe::Layer> Router::forwardedLayer(TransportId subscriber, TrackId track) const {
+  auto it = subscribers_.find(subscriber);
+  if (it == subscribers_.end() || !it->second.selector) return std::nullopt;
+  return it->second.selector->current(track);
+}
+
+std::optional<uint32_t> Router::layerBitrate(TrackId id, uint8_t spatial, uint8_t temporal) const {
+  auto it = tracks_.find(id);
+  if (it == tracks_.end() || spatial >= it->second.layers.size() || temporal >= bwe::kMaxTemporalLayers)
+    return std::nullopt;
+  auto layer = tracks_.find(it->second.layers[spatial]);
+  if (layer == tracks_.end()) return std::nullopt;
+  return layer->second.rate[temporal];
 }
 
 size_t Router::lossySubscriptions(uint8_t fraction) const {

@@ -40,8 +40,23 @@
 //
 // Learning the publisher's SSRCs: a track configured with its SSRC (the offer's a=ssrc) is found by it; a track
 // without (an offer with only a=mid, and a=rid for simulcast) is bound to the first SSRC whose packet carries its
-// MID (and RID, if the track has one) in the header extensions named by PublisherConfig. Simulcast layer selection
-// is not done: a subscription forwards the one track (one RID) it was given.
+// MID (and RID, if the track has one) in the header extensions named by PublisherConfig.
+//
+// Simulcast and bandwidth estimation (issue 15): addSimulcastTrack groups a publisher's RID streams of one m-line,
+// lowest first, under the first layer's TrackId; a subscription to that id is a simulcast subscription. Each
+// subscriber that negotiated transport-wide-cc (SubscriptionConfig::transportCcExtensionId) has a
+// bwe::BandwidthEstimator: drain() stamps kaiwa's own transport-wide sequence numbers on every packet as it leaves
+// and tells the estimator, and the subscriber's transport-cc feedback goes to it. Each subscriber with a simulcast
+// subscription has a bwe::LayerSelector, fed with the estimate (or kNoEstimate without transport-cc), the layers'
+// bitrates measured here on the publisher's streams (per spatial and VP8 temporal layer, over kMeterWindow), the
+// tile sizes the subscriber reported (setTileSize) and priorities (a screen share, the active speaker). A
+// sfu::SimulcastRewriter per simulcast subscription keeps the subscriber's stream continuous (it learns each layer's
+// Sender Reports), and a ring of the numbers it gave answers the subscriber's NACKs from the right layer. A layer
+// the selector waits for a keyframe of is asked for through its throttle. While a subscriber's selector could take
+// a higher layer than it forwards, tick() pads its send rate up to that layer's bitrate (within the estimate) with
+// retransmissions of what it last sent (RTX when negotiated), so that the estimate can show the room for it.
+// A publisher that negotiated transport-wide-cc (PublisherConfig::transportCcExtensionId) gets transport-cc
+// feedback (bwe::FeedbackGenerator) from tick(), every 100 ms.
 //
 // Active speaker: an audio track configured with the RFC 6464 audio level extension's id makes its publisher a
 // speaker of the room's sfu::ActiveSpeaker, and each of its packets (not retransmissions) gives its level to it. The
@@ -57,6 +72,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bwe/estimator.hpp"
+#include "bwe/feedback_generator.hpp"
+#include "bwe/layer_selector.hpp"
 #include "common/clock.hpp"
 #include "rtp/keyframe_throttle.hpp"
 #include "rtp/nack_generator.hpp"
@@ -64,8 +82,10 @@
 #include "rtp/receive_statistics.hpp"
 #include "rtp/retransmission_buffer.hpp"
 #include "rtp/rtcp.hpp"
+#include "rtp/vp8_layers.hpp"
 #include "sfu/active_speaker.hpp"
 #include "sfu/send_queue.hpp"
+#include "sfu/simulcast_rewriter.hpp"
 
 namespace kaiwa::sfu {
 
@@ -121,6 +141,8 @@ struct PublisherConfig {
   uint8_t ridExtensionId = 0;  // rtp-stream-id; 0 if none
   uint32_t feedbackSsrc = 1;   // the sender SSRC of kaiwa's RTCP feedback to this publisher
   bool reducedSize = false;    // a=rtcp-rsize was negotiated: feedback may go without an RR and SDES (RFC 5506)
+  // The extmap id of transport-wide-cc-01 in kaiwa's answer: kaiwa sends the publisher transport-cc feedback. 0: none.
+  uint8_t transportCcExtensionId = 0;
 };
 
 struct TrackConfig {
@@ -138,6 +160,8 @@ struct TrackConfig {
   PayloadTypeMap rtxPayloadTypes{};            // the publisher's RTX payload types to their apt (RFC 4588)
   // The extmap id of ssrc-audio-level (RFC 6464) on an audio track whose levels pick the active speaker; 0: none.
   uint8_t audioLevelExtensionId = 0;
+  bool vp8 = false;          // the codec is VP8: simulcast layers are switched at its keyframes, temporal layers read
+  bool screenShare = false;  // first in a subscriber's layer selection
 };
 
 struct SubscriptionConfig {
@@ -148,6 +172,9 @@ struct SubscriptionConfig {
   rtp::ExtensionIdMap extensions{};
   uint16_t initialSequence = 0;  // the first sequence number the subscriber sees (random, RFC 3550)
   uint32_t initialTimestamp = 0;
+  // The subscriber's extmap id of transport-wide-cc-01 (`extensions` maps the publisher's id to it): kaiwa writes its
+  // own transport-wide numbers there and estimates the subscriber's bandwidth from its feedback. 0: none.
+  uint8_t transportCcExtensionId = 0;
 };
 
 struct SubscriberConfig {
@@ -169,31 +196,49 @@ struct SubscriptionStats {
 
 // What the router dropped or did, for /metrics.
 struct RouterCounters {
-  uint64_t rtpIn = 0;                 // packets from publishers
-  uint64_t forwarded = 0;             // copies queued for subscribers
-  uint64_t badRtp = 0;                // packets that do not parse
-  uint64_t unknownSsrc = 0;           // from an SSRC no track has (nor could learn by MID/RID)
-  uint64_t publisherRtx = 0;          // publisher RTX not forwarded: padding probes, duplicates, no known apt
-  uint64_t unmappedPayloadType = 0;   // a payload type the subscriber did not negotiate
-  uint64_t unmappedExtension = 0;     // an extension id that does not fit the packet's form after mapping
-  uint64_t tooLarge = 0;              // a packet bigger than a queue slot
-  uint64_t queueFull = 0;             // video dropped for a full queue or pool (or given up for audio)
-  uint64_t audioDropped = 0;          // audio dropped for a full queue or pool that held none of its video
-  uint64_t badRtcp = 0;               // RTCP (from subscribers or publishers) that does not walk or parse
-  uint64_t unknownFeedbackSsrc = 0;   // feedback for an SSRC the subscriber was not given
-  uint64_t keyframeRequestsIn = 0;    // PLI/FIR from subscribers, new subscriptions and overflows
-  uint64_t keyframeRequestsSent = 0;  // PLIs sent to publishers
-  uint64_t nackRetransmitted = 0;     // packets sent again for a NACK
-  uint64_t nackMissed = 0;            // NACKed packets no longer held
-  uint64_t nacksSent = 0;             // NACK packets sent to publishers
-  uint64_t nackRequested = 0;         // sequence numbers asked for in them, retries included
-  uint64_t rtxUnwrapped = 0;          // the publishers' RTX packets turned back into the original
-  uint64_t rtxRecovered = 0;          // of those, the ones that filled a hole and were forwarded
-  uint64_t senderReportsSent = 0;     // to subscribers
-  uint64_t receiverReportsSent = 0;   // to publishers
-  uint64_t receiverReportsIn = 0;     // report blocks from subscribers about what kaiwa sent them
-  uint64_t audioLevels = 0;           // audio levels given to the active speaker detector
-  uint64_t badAudioLevel = 0;         // audio level elements of the wrong length (ignored)
+  uint64_t rtpIn = 0;                  // packets from publishers
+  uint64_t forwarded = 0;              // copies queued for subscribers
+  uint64_t badRtp = 0;                 // packets that do not parse
+  uint64_t unknownSsrc = 0;            // from an SSRC no track has (nor could learn by MID/RID)
+  uint64_t publisherRtx = 0;           // publisher RTX not forwarded: padding probes, duplicates, no known apt
+  uint64_t unmappedPayloadType = 0;    // a payload type the subscriber did not negotiate
+  uint64_t unmappedExtension = 0;      // an extension id that does not fit the packet's form after mapping
+  uint64_t tooLarge = 0;               // a packet bigger than a queue slot
+  uint64_t queueFull = 0;              // video dropped for a full queue or pool (or given up for audio)
+  uint64_t audioDropped = 0;           // audio dropped for a full queue or pool that held none of its video
+  uint64_t badRtcp = 0;                // RTCP (from subscribers or publishers) that does not walk or parse
+  uint64_t unknownFeedbackSsrc = 0;    // feedback for an SSRC the subscriber was not given
+  uint64_t keyframeRequestsIn = 0;     // PLI/FIR from subscribers, new subscriptions and overflows
+  uint64_t keyframeRequestsSent = 0;   // PLIs sent to publishers
+  uint64_t nackRetransmitted = 0;      // packets sent again for a NACK
+  uint64_t nackMissed = 0;             // NACKed packets no longer held
+  uint64_t nacksSent = 0;              // NACK packets sent to publishers
+  uint64_t nackRequested = 0;          // sequence numbers asked for in them, retries included
+  uint64_t rtxUnwrapped = 0;           // the publishers' RTX packets turned back into the original
+  uint64_t rtxRecovered = 0;           // of those, the ones that filled a hole and were forwarded
+  uint64_t senderReportsSent = 0;      // to subscribers
+  uint64_t receiverReportsSent = 0;    // to publishers
+  uint64_t receiverReportsIn = 0;      // report blocks from subscribers about what kaiwa sent them
+  uint64_t audioLevels = 0;            // audio levels given to the active speaker detector
+  uint64_t badAudioLevel = 0;          // audio level elements of the wrong length (ignored)
+  uint64_t layerSwitches = 0;          // changes of a simulcast subscription's forwarded layer (spatial or temporal)
+  uint64_t transportFeedbackIn = 0;    // transport-cc messages from subscribers given to their estimators
+  uint64_t transportFeedbackSent = 0;  // transport-cc messages sent to publishers
+  uint64_t probePackets = 0;           // retransmissions sent as padding, so that an estimate can grow
+  uint64_t probeBytes = 0;
+  uint64_t simulcastLate = 0;  // simulcast packets refused by the rewriter (older than a dropped one)
+};
+
+// What one subscriber's bandwidth estimate and layer selection say now (for /metrics and tests).
+struct SubscriberBandwidth {
+  bool estimating = false;   // the subscriber negotiated transport-cc
+  uint64_t estimate = 0;     // bits per second
+  uint64_t sentRate = 0;     // what was sent to it over the last meter window, padding included
+  uint64_t probeTarget = 0;  // the rate padding fills up to now; 0: not probing
+  uint64_t delayBased = 0;   // the estimator's two parts
+  uint64_t lossBased = 0;
+  std::optional<uint64_t> ackedRate;
+  bwe::BandwidthEstimator::Stats stats{};
 };
 
 class Router {
@@ -207,6 +252,10 @@ class Router {
   Router& operator=(const Router&) = delete;
 
   void addPublisher(TransportId publisher, PublisherConfig config);
+  // The simulcast streams of one m-line, lowest layer first (at most SimulcastRewriter::kMaxLayers, each with its
+  // RID): one track each; the first one's id names the group (subscribe, removeTrack, setTileSize). nullopt if the
+  // publisher is unknown or a layer cannot be added.
+  std::optional<TrackId> addSimulcastTrack(TransportId publisher, std::span<const TrackConfig> layers);
   // A track of a publisher already added; nullopt if the publisher is unknown or its SSRC is already taken.
   std::optional<TrackId> addTrack(TransportId publisher, TrackConfig config);
   void addSubscriber(TransportId subscriber, SubscriberConfig config = {});
@@ -266,6 +315,39 @@ class Router {
     return n;
   }
   size_t queued(TransportId subscriber) const;
+  // As drain, and every packet leaving gets the subscriber's next transport-wide sequence number (when it negotiated
+  // transport-cc and the packet carries the extension), which its estimator records as sent at `now`.
+  template <class F>
+  size_t drain(TransportId subscriber, TimePoint now, F&& f) {
+    auto it = subscribers_.find(subscriber);
+    if (it == subscribers_.end()) return 0;
+    Subscriber& s = it->second;
+    const size_t n = s.queue.drain([&](std::span<uint8_t> slot, size_t length) {
+      if (s.estimator) stampTransportSequence(s, slot.first(length), now);
+      f(slot, length);
+    });
+    if (s.videoDropped) onDrainedAfterDrop(subscriber, s);
+    return n;
+  }
+
+  // The subscriber's rendered size of a track's tile (0 x 0: hidden); a simulcast track's layer follows it. False if
+  // there is no such subscription.
+  bool setTileSize(TransportId subscriber, TrackId track, uint16_t width, uint16_t height);
+  std::optional<SubscriberBandwidth> bandwidth(TransportId subscriber) const;
+  // Subscribers with an estimate, and the sum of their estimates (bits per second).
+  std::pair<size_t, uint64_t> estimates() const;
+  // The spatial and temporal layer a simulcast subscription forwards now; nullopt if none (yet) or not simulcast.
+  std::optional<bwe::Layer> forwardedLayer(TransportId subscriber, TrackId track) const;
+  // A simulcast track's measured bitrate of a layer (spatial, temporal layers 0..t), bits per second.
+  std::optional<uint32_t> layerBitrate(TrackId track, uint8_t spatial, uint8_t temporal) const;
+
+  // The estimate a subscriber without transport-cc is given: its layers follow only its tiles.
+  static constexpr uint64_t kNoEstimate = 10'000'000;
+  // The layers' bitrates are measured over this window (and the selector's tracks updated at its end).
+  static constexpr Millis kMeterWindow{500};
+  // Padding: at most this many retransmissions per subscriber per tick, and never above this rate.
+  static constexpr size_t kMaxProbePacketsPerTick = 16;
+  static constexpr uint64_t kMaxProbeRate = 3'000'000;
 
   // The active speaker detector's tick (call every ActiveSpeaker::Config::interval): the publisher that became the
   // dominant speaker, or nullopt when it did not change.
@@ -298,6 +380,20 @@ class Router {
     bool videoDropped = false;  // lost video in the queue: a keyframe is due once it drained
     bool keyframeDue = false;   // drained since: tick() asks
     SubscriptionStats stats{};
+    // A simulcast subscription: its rewriter, and what each recent outgoing number was (for NACKs and padding).
+    std::unique_ptr<SimulcastRewriter> simulcast{};
+    struct Sent {
+      TrackId layer = 0;  // 0: nothing sent with this number (yet)
+      uint16_t outSeq = 0;
+      uint16_t inSeq = 0;
+      uint32_t tsOffset = 0;
+      std::optional<uint16_t> pictureId;
+      std::optional<uint8_t> tl0PicIdx;
+    };
+    static constexpr size_t kSentRing = 512;
+    std::unique_ptr<std::array<Sent, kSentRing>> sent{};
+    uint16_t tileWidth = 0xFFFF;  // until the subscriber reports its tile: as large as any layer
+    uint16_t tileHeight = 0xFFFF;
   };
   // The publisher's last Sender Report of a track: its RTP timestamp at an NTP time, and when it arrived.
   struct SenderMapping {
@@ -316,10 +412,21 @@ class Router {
     std::unique_ptr<rtp::NackGenerator> nack;  // video tracks with NACK negotiated
     std::optional<SenderMapping> mapping;      // from the publisher's last SR
     bool tapped = false;                       // its packets go to tap_ too
+    // Simulcast: the group's first layer (itself for that one; 0: not simulcast), this track's spatial layer, and on
+    // the first layer the group's layers, lowest first. Subscriptions are kept on the first layer.
+    TrackId group = 0;
+    uint8_t spatial = 0;
+    std::vector<TrackId> layers;
+    // The bitrate meter: bytes per temporal layer since windowStart, and the last window's cumulative rates.
+    std::array<uint64_t, bwe::kMaxTemporalLayers> meterBytes{};
+    std::array<uint32_t, bwe::kMaxTemporalLayers> rate{};
+    uint8_t temporalLayers = 1;
+    uint16_t height = 0;  // from its last VP8 keyframe
   };
   struct Publisher {
     PublisherConfig config;
     std::vector<TrackId> tracks;
+    std::unique_ptr<bwe::FeedbackGenerator> feedback{};  // transport-cc towards it, if negotiated
   };
   struct Subscriber {
     SendQueue queue;
@@ -327,9 +434,47 @@ class Router {
     bool videoDropped = false;  // some subscription of it lost video since the last drain
     // The subscriber's SSRC (and RTX SSRC) to the track, for its feedback.
     std::unordered_map<uint32_t, TrackId> bySsrc;
+    // Transport-cc: the extension id, the next number, the estimator (made at the first subscription that has it).
+    uint8_t transportCcId = 0;
+    uint16_t transportSequence = 0;
+    std::unique_ptr<bwe::BandwidthEstimator> estimator{};
+    std::unique_ptr<bwe::LayerSelector> selector{};  // made at the first simulcast subscription
+    uint64_t switchesCounted = 0;                    // of selector->stats().switches, added to layerSwitches
+    uint64_t sentBytes = 0;                          // in the current meter window
+    uint64_t sentRate = 0;                           // the last window's
+    uint64_t audioRate = 0;                          // its audio subscriptions' bitrate, the last window's
+    uint64_t probeTarget = 0;                        // padding fills the send rate up to this; 0: none
+    bool probeWanted = false;                        // some simulcast track could go higher
+    double probeCredit = 0;                          // bytes of padding owed
+    TimePoint lastProbe{};
   };
 
+  // What a video packet says of its layers (VP8 only; otherwise one temporal layer and no keyframe known).
+  struct PacketLayers {
+    std::optional<rtp::Vp8Layers> vp8;
+    bool keyframe = false;
+  };
   Router(RouterIo& io, SendPool* pool);
+  PacketLayers readLayers(Track& track, const rtp::Packet& packet);
+  void stampTransportSequence(Subscriber& s, std::span<uint8_t> packet, TimePoint now);
+  void forwardSimulcast(Track& head, Track& layer, Subscription& sub, const rtp::Packet& packet,
+                        const PacketLayers& layers, TimePoint now);
+  // The layer track a simulcast subscription forwards now (the head itself before anything was forwarded).
+  Track& forwardedTrack(Track& head, const Subscription& sub);
+  void forgetSubscription(TransportId subscriber, const Subscription& sub, TrackId track);
+  void rollMeters(TimePoint now);
+  void updateSelectors(TimePoint now);
+  bwe::VideoTrackInfo selectorInfo(const Track& head, const Subscription& sub) const;
+  void probe(TransportId id, Subscriber& s, TimePoint now);
+  void collectSwitches(Subscriber& s);
+  // Sends one packet of a subscription again (RTX if negotiated): `outSeq` as the subscriber numbered it. False when
+  // it is no longer held.
+  // Returns the bytes queued (0: not held, or dropped).
+  size_t retransmit(Track& head, Subscription& sub, uint16_t outSeq, bool probe);
+  // Queues the rewritten packet in scratch_ again, in RTX if the subscription has it; the bytes queued or 0.
+  size_t sendAgain(Track& track, Subscription& sub, size_t length, bool probe);
+  void onTransportFeedback(TransportId subscriber, Subscriber& s, const rtp::rtcp::Block& block, TimePoint now);
+  void sendTransportFeedback(TimePoint now);
   Track* findTrack(TrackId id);
   Track* learnSsrc(TransportId id, const Publisher& publisher, const rtp::Packet& packet);
   void forward(Track& track, Subscription& sub, const rtp::Packet& packet, TimePoint now);
@@ -376,6 +521,11 @@ class Router {
   // The publishers' bound SSRCs, keyed by publisher << 32 | SSRC (two publishers may pick the same SSRC).
   std::unordered_map<uint64_t, TrackId> bySsrc_;
   TrackId nextTrack_ = 1;
+  TimePoint meterStart_{};
+  bool metering_ = false;
+  TimePoint nextBweTick_{};
+  bool bweActive_ = false;  // some subscriber estimates or selects, or some publisher gets feedback: tick every 20 ms
+  static constexpr Millis kBweTick{20};
   ActiveSpeaker speakers_;  // speakers named by their publisher's TransportId
   RouterCounters counters_;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -86,8 +87,10 @@ void checkPeer(const json::value* v, const PeerInfo& p) {
 // The client-side JSON for `req`, as an SDK would send it.
 std::string reserialize(const Request& req) {
   static constexpr const char* kTypes[] = {
-      "join",  "resume", "leave",   "signal",           "message",   "chat",
-      "state", "ping",   "publish", "subscribe-answer", "unpublish", "subscribe-restart"};
+      "join",         "resume",      "leave",    "signal",           "message",   "chat",
+      "state",        "ping",        "publish",  "subscribe-answer", "unpublish", "subscribe-restart",
+      "record-start", "record-stop", "tile-size"};
+  static_assert(std::size(kTypes) == static_cast<size_t>(RequestType::kTileSize) + 1);
   json::object o;
   o["v"] = 1;
   o["type"] = kTypes[static_cast<int>(req.type)];
@@ -134,6 +137,14 @@ std::string reserialize(const Request& req) {
       o["sdp"] = req.sdp;
       o["version"] = req.version;
       break;
+    case RequestType::kTileSize: {
+      json::array tiles;
+      for (const auto& t : req.tiles) {
+        tiles.push_back(json::object{{"mid", t.mid}, {"width", t.width}, {"height", t.height}});
+      }
+      o["tiles"] = std::move(tiles);
+      break;
+    }
     case RequestType::kLeave:
     case RequestType::kPing:
     case RequestType::kUnpublish:

@@ -355,6 +355,7 @@ export class RoomView {
       const self = key === 'self';
       const t = new Tile(self ? this.room.id : key, name, self, (x) => this.togglePin(x), () => undefined, true);
       t.video.muted = true;
+      if (!self) t.onDestroy = this.room.observeVideo(t.video);
       t.setStream(stream);
       t.setState({ audioMuted: false, videoOff: false, screenSharing: true });
       this.screens.set(key, t);
@@ -439,6 +440,7 @@ export class RoomView {
   private addPeer(p: RemotePeer): void {
     if (this.tiles.has(p.id)) return;
     const tile = new Tile(p.id, p.name, false, (t) => this.togglePin(t), (t, on) => this.onSpeaking(t, on));
+    tile.onDestroy = this.room.observeVideo(tile.video); // its size picks the simulcast layer kaiwa sends
     tile.setState(p.state);
     tile.setConnection(p.connectionState);
     this.tiles.set(p.id, tile);

@@ -138,7 +138,12 @@ export class Tile {
     this.status.textContent = unstable ? 'Connection interrupted — reconnecting…' : '';
   }
 
+  /** Called once when the tile goes (the room stops reporting its size). */
+  onDestroy: (() => void) | null = null;
+
   destroy(): void {
+    this.onDestroy?.();
+    this.onDestroy = null;
     this.speaking.destroy();
     this.video.pause();
     this.video.srcObject = null;

@@ -188,6 +188,9 @@ export class Room extends Emitter<RoomEvents> {
   /** The room's policy as the server reported it (null from servers without SFU rooms). */
   mediaPolicy: MediaPolicy | null = null;
   private sfu: SfuSession | null = null;
+  /** Video elements the page shows remote video in (observeVideo), with their rendered size in device pixels. */
+  private readonly videoTiles = new Map<HTMLVideoElement, { width: number; height: number }>();
+  private tileObserver: ResizeObserver | null = null;
   private readonly sigFiles: SignalFiles;
   /** The SFU data channel (chat and files in an sfu room), attached to each publish connection's channel. */
   private readonly sfuData = new SfuDataLink();
@@ -430,6 +433,44 @@ export class Room extends Emitter<RoomEvents> {
     await Promise.all([...this.entries.values()].map((e) => e.link?.setMaxVideoBitrate(bps)));
     await this.sfu?.setMaxVideoBitrate(bps);
   }
+  /**
+   * Reports the rendered size of a `<video>` showing remote video to kaiwa (in an sfu room; ResizeObserver, in device
+   * pixels; 0x0 when hidden or detached), so that kaiwa forwards it a simulcast layer no larger than needed and none
+   * to a hidden one. Call once per element; the returned function stops it (when the tile goes). Whatever stream the
+   * element shows at each report is what its size is reported for; a track no observed element shows keeps its last
+   * size (large until reported).
+   */
+  observeVideo(el: HTMLVideoElement): () => void {
+    if (typeof ResizeObserver === 'undefined') return () => undefined;
+    this.tileObserver ??= new ResizeObserver((entries) => {
+      const dpr = typeof window !== 'undefined' ? window.devicePixelRatio || 1 : 1;
+      for (const e of entries) {
+        const target = e.target as HTMLVideoElement;
+        if (!this.videoTiles.has(target)) continue;
+        this.videoTiles.set(target, { width: e.contentRect.width * dpr, height: e.contentRect.height * dpr });
+      }
+      this.sfu?.reportTiles();
+    });
+    this.videoTiles.set(el, { width: 0, height: 0 });
+    this.tileObserver.observe(el);
+    return () => {
+      this.tileObserver?.unobserve(el);
+      this.videoTiles.delete(el);
+      this.sfu?.reportTiles();
+    };
+  }
+
+  private tileSizes(): Array<{ track: MediaStreamTrack; width: number; height: number }> {
+    const out: Array<{ track: MediaStreamTrack; width: number; height: number }> = [];
+    for (const [el, size] of this.videoTiles) {
+      const stream = el.srcObject;
+      if (!(stream instanceof MediaStream)) continue;
+      const shown = el.isConnected ? size : { width: 0, height: 0 };
+      for (const track of stream.getVideoTracks()) out.push({ track, ...shown });
+    }
+    return out;
+  }
+
 
   // ----- messaging ----------------------------------------------------------------------------
 
@@ -1001,6 +1042,7 @@ export class Room extends Emitter<RoomEvents> {
       maxVideoBitrate: this.maxVideoBitrate,
       disconnectGraceMs: this.options.iceDisconnectGraceMs,
       onDataChannel: (channel) => this.sfuData.attach(channel),
+      tileSizes: () => this.tileSizes(),
     });
     this.sfu = sfu;
     sfu.on('tracks', (list) => this.onSfuTracks(list));
@@ -1026,6 +1068,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** kaiwa's subscribe connection carries these tracks now: sort them to their peers. */
   private onSfuTracks(list: SfuTrack[]): void {
+    this.sfu?.reportTiles(); // the tiles may show other tracks now
     const byPeer = new Map<string, Map<TrackSource, MediaStreamTrack>>();
     for (const t of list) {
       let m = byPeer.get(t.peer);

@@ -49,7 +49,22 @@ export interface SfuSessionOptions {
   /** Set: every publish connection (made even with nothing to send) opens a channel labelled `kaiwa` for kaiwa's
    * data relay (sfudata.ts), handed over here. */
   onDataChannel?: (channel: RTCDataChannel) => void;
+  /** Camera video as three simulcast encodings (q, h, f: a quarter, half and full size, camera captured at up to
+   * 1280x720), from which kaiwa forwards each viewer the one its bandwidth and tile size allow. Default true. */
+  simulcast?: boolean;
+  /** The rendered size of every remote video the page shows (device pixels; 0x0 hidden), by track: reported to kaiwa
+   * (`tile-size`, debounced) so that a small or hidden tile gets a small layer or none. Unset: nothing is reported. */
+  tileSizes?: () => Array<{ track: MediaStreamTrack; width: number; height: number }>;
 }
+
+/** The camera's simulcast encodings, lowest first (kaiwa takes the RIDs in this order as its layers). */
+const SIMULCAST_ENCODINGS: RTCRtpEncodingParameters[] = [
+  { rid: 'q', scaleResolutionDownBy: 4 },
+  { rid: 'h', scaleResolutionDownBy: 2 },
+  { rid: 'f', scaleResolutionDownBy: 1 },
+];
+/** Tile sizes are sent at most this often, ms (a window being resized sends one message at the end). */
+const TILE_REPORT_DEBOUNCE_MS = 300;
 
 interface OfferedTrack {
   peer: string;
@@ -102,6 +117,9 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   private oldSub: { pc: RTCPeerConnection; offered: Map<string, OfferedTrack>; timer: ReturnType<typeof setTimeout> } | null = null;
   private closed = false;
   private samples = new Map<string, StatsSample>();
+  /** The tile sizes last sent, by subscribe mid. */
+  private tilesSent = new Map<string, string>();
+  private tileTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(sig: SignalingClient, opts: SfuSessionOptions) {
     super();
@@ -121,6 +139,44 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   setTrack(source: PublishSource, track: MediaStreamTrack | null, stream: MediaStream | null): Promise<void> {
     this.local[source] = track ? { track, stream: stream ?? new MediaStream([track]) } : null;
     return this.queuePublish(false);
+  }
+
+  /** Some tile changed size or content: its size goes to kaiwa after TILE_REPORT_DEBOUNCE_MS. */
+  reportTiles(): void {
+    if (this.closed || this.tileTimer || !this.opts.tileSizes) return;
+    this.tileTimer = setTimeout(() => {
+      this.tileTimer = null;
+      this.sendTiles();
+    }, TILE_REPORT_DEBOUNCE_MS);
+  }
+
+  private sendTiles(): void {
+    const pc = this.subscribePc;
+    if (this.closed || !pc || !this.opts.tileSizes) return;
+    const sizes = new Map<MediaStreamTrack, { width: number; height: number }>();
+    for (const t of this.opts.tileSizes()) {
+      const seen = sizes.get(t.track);
+      // A track shown twice (a tile and the stage): the larger.
+      if (!seen || t.width * t.height > seen.width * seen.height) sizes.set(t.track, { width: t.width, height: t.height });
+    }
+    const tiles: Array<{ mid: string; width: number; height: number }> = [];
+    for (const tr of pc.getTransceivers()) {
+      if (tr.mid === null || tr.receiver.track.kind !== 'video' || !this.offered.has(tr.mid)) continue;
+      // A track no observed element shows (not attached yet, or mid-switch from mesh) is not reported: kaiwa keeps
+      // the last size (large until one is), so media that has not reached its tile yet is never held back.
+      const size = sizes.get(tr.receiver.track);
+      if (!size) continue;
+      const clamp = (n: number) => Math.max(0, Math.min(65535, Math.round(n)));
+      const entry = { mid: tr.mid, width: clamp(size.width), height: clamp(size.height) };
+      const key = `${entry.width}x${entry.height}`;
+      if (this.tilesSent.get(tr.mid) === key) continue;
+      this.tilesSent.set(tr.mid, key);
+      tiles.push(entry);
+    }
+    if (tiles.length === 0) return;
+    for (let i = 0; i < tiles.length; i += 64) {
+      this.sig.request('tile-size', { tiles: tiles.slice(i, i + 64) }).catch(() => undefined);
+    }
   }
 
   /** Publishes what `setTrack` set (call once after the first tracks are set). */
@@ -195,8 +251,8 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
   close(opts: { unpublish?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of [this.disconnectTimer, this.subDisconnectTimer, this.iceRestartTimer]) if (t) clearTimeout(t);
-    this.disconnectTimer = this.subDisconnectTimer = this.iceRestartTimer = null;
+    for (const t of [this.disconnectTimer, this.subDisconnectTimer, this.iceRestartTimer, this.tileTimer]) if (t) clearTimeout(t);
+    this.disconnectTimer = this.subDisconnectTimer = this.iceRestartTimer = this.tileTimer = null;
     if (opts.unpublish) {
       // After a switch to mesh kaiwa keeps our SFU transports (both: also a page that publishes nothing receives)
       // until this, or 10 s. Errors do not matter here: kaiwa may have ended them itself already.
@@ -251,7 +307,14 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
       const want = this.local[source];
       const t = this.transceivers.get(source);
       if (want && !t) {
-        this.transceivers.set(source, pc.addTransceiver(want.track, { direction: 'sendonly', streams: [want.stream] }));
+        const init: RTCRtpTransceiverInit = { direction: 'sendonly', streams: [want.stream] };
+        if (source === 'camera' && this.opts.simulcast !== false) {
+          init.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+          // Three layers need a picture to divide: up to 1280x720 (the mesh default is 640x480).
+          await want.track.applyConstraints({ width: { ideal: 1280, max: 1280 }, height: { ideal: 720, max: 720 } })
+            .catch(() => undefined);
+        }
+        this.transceivers.set(source, pc.addTransceiver(want.track, init));
         renegotiate = true;
       } else if (want && t) {
         if (t.sender.track !== want.track) await t.sender.replaceTrack(want.track);
@@ -453,6 +516,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
         });
       };
       this.subscribePc = created;
+      this.tilesSent.clear();
       pc = created;
     }
     try {
@@ -464,6 +528,7 @@ export class SfuSession extends Emitter<SfuSessionEvents> {
       if (this.closed || pc !== this.subscribePc) return;
       this.emit('tracks', this.currentTracks());
       await this.sig.request('subscribe-answer', { sdp: pc.localDescription?.sdp ?? '', version });
+      this.reportTiles();  // its m-lines may carry other tracks now
     } catch (err) {
       if (this.closed || pc !== this.subscribePc) return;
       if (err instanceof KaiwaError && (err.code === 'stale-answer' || err.code === 'not-sfu')) return;

@@ -312,6 +312,7 @@ std::optional<RequestType> typeOf(std::string_view t) {
   if (is(t, "subscribe-restart")) return RequestType::kSubscribeRestart;
   if (is(t, "record-start")) return RequestType::kRecordStart;
   if (is(t, "record-stop")) return RequestType::kRecordStop;
+  if (is(t, "tile-size")) return RequestType::kTileSize;
   return std::nullopt;
 }
 
@@ -374,6 +375,36 @@ bool decodeSfu(std::string_view text, Request& req, std::string& message) {
         return false;
       }
       req.version = v->is_int64() ? uint64_t(v->get_int64()) : v->get_uint64();
+      return true;
+    }
+    case RequestType::kTileSize: {
+      const json::value* v = o->if_contains("tiles");
+      if (v == nullptr || !v->is_array()) {
+        message = v ? "field 'tiles' must be an array" : "missing field 'tiles'";
+        return false;
+      }
+      if (v->get_array().size() > kMaxTileSizes) {
+        message = "too many entries in 'tiles'";
+        return false;
+      }
+      auto dimension = [](const json::value* d) -> std::optional<uint16_t> {
+        if (d == nullptr) return std::nullopt;
+        if (d->is_int64() && d->get_int64() >= 0 && d->get_int64() <= 65535) return uint16_t(d->get_int64());
+        if (d->is_uint64() && d->get_uint64() <= 65535) return uint16_t(d->get_uint64());
+        return std::nullopt;
+      };
+      for (const json::value& t : v->get_array()) {
+        const json::object* to = t.if_object();
+        const json::value* mid = to ? to->if_contains("mid") : nullptr;
+        const auto width = dimension(to ? to->if_contains("width") : nullptr);
+        const auto height = dimension(to ? to->if_contains("height") : nullptr);
+        if (mid == nullptr || !mid->is_string() || mid->get_string().empty() || mid->get_string().size() > 32 ||
+            !width || !height) {
+          message = "each tile must be {mid, width, height}: a mid of 1-32 characters, sizes 0-65535";
+          return false;
+        }
+        req.tiles.push_back({std::string(mid->get_string()), *width, *height});
+      }
       return true;
     }
     default:
@@ -531,6 +562,7 @@ DecodeResult decode(std::string_view text) {
       break;
     case RequestType::kPublish:
     case RequestType::kSubscribeAnswer:
+    case RequestType::kTileSize:
       ok = decodeSfu(text, req, err.message);
       break;
   }

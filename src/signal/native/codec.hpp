@@ -29,6 +29,7 @@ enum class RequestType : uint8_t {
   kSubscribeRestart,  //
   kRecordStart,       // the room's recording (docs/protocol.md, "Recording")
   kRecordStop,        //
+  kTileSize,          // SFU rooms: the rendered size of remote video tiles (simulcast layer selection)
 };
 
 // A track of a publish request: the m-line of the page's offer and what it carries.
@@ -36,6 +37,14 @@ struct PublishTrack {
   std::string mid;
   std::string source;  // camera, microphone, screen, screen-audio (checked)
 };
+
+// The rendered size of the video a subscribe-offer's m-line carries, on the page (0 x 0: hidden).
+struct TileSize {
+  std::string mid;
+  uint16_t width = 0;
+  uint16_t height = 0;
+};
+inline constexpr std::size_t kMaxTileSizes = 64;  // per message: an offer has at most 64 m-lines
 
 struct Request {
   RequestType type = RequestType::kPing;
@@ -54,6 +63,7 @@ struct Request {
   std::string sdp;                   // publish, subscribe-answer
   uint64_t version = 0;              // subscribe-answer
   std::vector<PublishTrack> tracks;  // publish
+  std::vector<TileSize> tiles;       // tile-size
 };
 
 struct DecodeError {

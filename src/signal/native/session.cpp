@@ -179,6 +179,7 @@ void Session::handle(Request&& req) {
     case RequestType::kSubscribeAnswer:
     case RequestType::kUnpublish:
     case RequestType::kSubscribeRestart:
+    case RequestType::kTileSize:
       sfuRequest(std::move(req));
       break;
     case RequestType::kRecordStart:
@@ -265,6 +266,13 @@ void Session::sfuRequest(Request&& req) {
           reply(out, ep, ev::Ok{re});
         }
         break;
+      case RequestType::kTileSize: {
+        std::vector<media::TileSize> tiles;
+        for (const auto& t : req.tiles) tiles.push_back({t.mid, t.width, t.height});
+        media->setTileSizes(room, peer, tiles);
+        if (re != kNoRequest) reply(out, ep, ev::Ok{re});
+        break;
+      }
       default:
         media->unpublish(room, peer);
         if (re != kNoRequest) reply(out, ep, ev::Ok{re});

@@ -72,8 +72,10 @@ TEST(Negotiation, SimulcastGivesATrackPerRidLearnedByMid) {
     ++video;
     EXPECT_FALSE(t.rid.empty());
     EXPECT_EQ(t.ssrc, 0u);
+    EXPECT_TRUE(t.vp8);  // Chromium's first video codec: layers are switched at its keyframes
   }
   EXPECT_EQ(video, 3u);
+  EXPECT_EQ(media.publisher.transportCcExtensionId, 3);  // kaiwa's answer keeps it: feedback goes to the publisher
 }
 
 TEST(Negotiation, AFirefoxViewerGetsItsOwnPayloadTypesAndExtensionIds) {
@@ -95,8 +97,10 @@ TEST(Negotiation, AFirefoxViewerGetsItsOwnPayloadTypesAndExtensionIds) {
   EXPECT_EQ(audio->payloadTypes[111], 109);  // opus
   EXPECT_EQ(audio->extensions[1], 1);        // ssrc-audio-level
   EXPECT_EQ(audio->extensions[4], 3);        // sdes:mid
-  EXPECT_EQ(audio->extensions[3], 0);        // transport-cc: per transport, dropped
-  EXPECT_EQ(audio->extensions[2], 0);        // abs-send-time: the viewer did not offer it for audio
+  // transport-cc: the element is kept in its place, and the router writes the viewer's own numbers into it.
+  EXPECT_EQ(audio->extensions[3], 7);
+  EXPECT_EQ(audio->transportCcExtensionId, 7);
+  EXPECT_EQ(audio->extensions[2], 0);  // abs-send-time: the viewer did not offer it for audio
   EXPECT_EQ(audio->rtxSsrc, 0u);
 
   const auto video = subscriptionConfig(*pubAnswer->findMid("1"), viewerAnswer->media[1], 0x2000, 0x2001);

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <string>
 #include <vector>
 
 #include "alloc_counter.hpp"
 #include "common/bytes.hpp"
 #include "rtp/rtcp.hpp"
+#include "rtp/transport_feedback.hpp"
 #include "sfu/router.hpp"
 
 namespace kaiwa::sfu {
@@ -167,6 +169,78 @@ TEST(RouterHotPath, OverflowAllocatesNothing) {
   EXPECT_GT(router.counters().queueFull, 1000u);
   EXPECT_EQ(router.counters().audioDropped, 0u);
   EXPECT_GT(router.keyframeStats(video)->sent, 10u);
+}
+
+}  // namespace
+}  // namespace kaiwa::sfu
+
+namespace kaiwa::sfu {
+namespace {
+
+// Simulcast with bandwidth estimation: three VP8 layers, a subscriber that negotiated transport-cc (its numbers
+// stamped as packets leave, its feedback to the estimator), the selector's switches, padding, and transport-cc
+// feedback to the publisher — nothing allocates once the subscription exists.
+TEST(RouterHotPath, SimulcastWithEstimationAllocatesNothing) {
+  NullIo io;
+  Router router(io);
+  const TimePoint t0 = TimePoint{} + std::chrono::seconds(100);
+  router.addPublisher(1, {.midExtensionId = 4, .transportCcExtensionId = 3});
+  std::vector<TrackConfig> layers;
+  for (uint32_t l = 0; l < 3; ++l) {
+    TrackConfig c{.kind = MediaKind::kVideo, .mid = "1", .rid = std::string(1, "qhf"[l]), .ssrc = 0x1000 * (l + 1)};
+    c.retransmission = {.maxPackets = 128, .maxBytes = 128 * 1500};
+    c.vp8 = true;
+    layers.push_back(c);
+  }
+  const TrackId group = *router.addSimulcastTrack(1, layers);
+  router.addSubscriber(2, {.queuePackets = 256});
+  SubscriptionConfig c{.ssrc = 0x5002, .rtxSsrc = 0x6002, .rtxPayloadType = 97};
+  c.payloadTypes.set(96, 96);
+  c.extensions.set(3, 5);
+  c.transportCcExtensionId = 5;
+  ASSERT_TRUE(router.subscribe(2, group, c, t0));
+
+  // 12-byte header, the transport-wide number (one-byte form, id 3), a VP8 descriptor with picture id, TL0PICIDX, TID.
+  std::vector<uint8_t> packet(300, 0xab);
+  packet[0] = 0x90;
+  packet[1] = 96;
+  const uint8_t head[] = {0xBE, 0xDE, 0,    1, 3 << 4 | 1, 0,    0,    0,    0x90, 0xE0, 0x80, 0,
+                          0,    0x20, 0x00, 0, 0,          0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01};
+  std::copy(std::begin(head), std::end(head), packet.begin() + 12);
+  std::array<uint8_t, 1280> feedback{};
+  std::array<uint16_t, 3> seq{};
+  uint16_t transport = 0, sent = 0;
+  counting = true;
+  size_t drained = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const TimePoint now = t0 + std::chrono::milliseconds(i * 5);
+    const int l = i % 3;
+    const bool keyframe = i % 300 < 3;
+    common::put16(&packet[2], seq[size_t(l)]++);
+    common::put32(&packet[4], uint32_t(i / 3) * 1500u);
+    common::put32(&packet[8], 0x1000u * uint32_t(l + 1));
+    common::put16(&packet[17], transport++);
+    packet[22] = uint8_t(0x80 | (i / 3 >> 8 & 0x7F));
+    packet[23] = uint8_t(i / 3);
+    packet[26] = keyframe ? 0x00 : 0x01;
+    router.onPublisherRtp(1, packet, now);
+    if (i % 4 == 0) router.tick(now);
+    drained += router.drain(2, now, [](std::span<uint8_t>, size_t) {});
+    if (i % 20 == 19) {
+      // The subscriber's feedback: everything kaiwa numbered since the last one arrived.
+      rtp::rtcp::TransportFeedbackBuilder b({9, 0x5002}, 0);
+      const int64_t micros = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+      for (; uint16_t(sent - router.bandwidth(2)->stats.sent) != 0 && b.add(sent, micros); ++sent) {
+      }
+      if (const auto n = b.write(feedback))
+        router.onSubscriberRtcp(2, std::span<const uint8_t>(feedback.data(), *n), now);
+    }
+  }
+  counting = false;
+  EXPECT_EQ(allocations.load(), 0u);
+  EXPECT_GT(drained, 500u);
+  EXPECT_GT(router.counters().transportFeedbackIn, 0u);
+  EXPECT_GT(router.counters().transportFeedbackSent, 0u);
 }
 
 }  // namespace

@@ -72,6 +72,33 @@ TEST(NativeDecode, SfuRequestsWithoutFields) {
   EXPECT_EQ(restart.id, 4);
 }
 
+TEST(NativeDecode, TileSizesAreCheckedAndBounded) {
+  Request r = ok(R"({"v":1,"type":"tile-size","id":6,"tiles":[{"mid":"1","width":640,"height":360},)"
+                 R"({"mid":"3","width":0,"height":0}]})");
+  EXPECT_EQ(r.type, RequestType::kTileSize);
+  ASSERT_EQ(r.tiles.size(), 2u);
+  EXPECT_EQ(r.tiles[0].mid, "1");
+  EXPECT_EQ(r.tiles[0].width, 640);
+  EXPECT_EQ(r.tiles[0].height, 360);
+  EXPECT_EQ(r.tiles[1].width, 0);
+  EXPECT_TRUE(ok(R"({"v":1,"type":"tile-size","tiles":[]})").tiles.empty());
+  EXPECT_NE(bad(R"({"v":1,"type":"tile-size"})").message.find("'tiles'"), std::string::npos);
+  EXPECT_NE(bad(R"({"v":1,"type":"tile-size","tiles":{}})").message.find("array"), std::string::npos);
+  const char* refused[] = {
+      R"({"v":1,"type":"tile-size","tiles":[{"mid":"1","width":-1,"height":2}]})",
+      R"({"v":1,"type":"tile-size","tiles":[{"mid":"1","width":65536,"height":2}]})",
+      R"({"v":1,"type":"tile-size","tiles":[{"mid":"1","width":1.5,"height":2}]})",
+      R"({"v":1,"type":"tile-size","tiles":[{"mid":"","width":1,"height":2}]})",
+      R"({"v":1,"type":"tile-size","tiles":[{"mid":1,"width":1,"height":2}]})",
+      R"({"v":1,"type":"tile-size","tiles":[{"width":1,"height":2}]})",
+      R"({"v":1,"type":"tile-size","tiles":[7]})",
+  };
+  for (const char* text : refused) EXPECT_NE(bad(text).message.find("each tile"), std::string::npos) << text;
+  std::string many = R"({"v":1,"type":"tile-size","tiles":[)";
+  for (int i = 0; i <= 64; ++i) many += std::string(i ? "," : "") + R"({"mid":"1","width":1,"height":1})";
+  EXPECT_NE(bad(many + "]}").message.find("too many"), std::string::npos);
+}
+
 TEST(NativeDecode, RecordRequestsWithoutFields) {
   Request start = ok(R"({"v":1,"type":"record-start","id":5})");
   EXPECT_EQ(start.type, RequestType::kRecordStart);
