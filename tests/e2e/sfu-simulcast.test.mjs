@@ -3,12 +3,13 @@
 // from the viewer's transport-cc feedback; the viewer's tile size (the SDK's `tile-size`) picks the layer kaiwa
 // forwards: a small tile gets a small picture, a hidden one none, and a large one the big picture again.
 //
-// Not here yet (docs/sfu.md, "Left"): the viewer's path limited to 300 kbit/s in a network namespace with `tc tbf`.
+// The viewer's path limited to 300 kbit/s: tests/e2e/sfu-simulcast-limit.test.mjs.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   WAIT, freeUdpTcpPort, launchBrowser, openPeer, serverMetric, sleep, startServer, uniqueRoom, waitForRemoteVideo,
 } from './helpers.mjs';
+import { installVideoStats, sizeTile, videoStats } from './simulcast-pages.mjs';
 
 let server;
 let browser;
@@ -23,43 +24,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** Installs window.__video(): the page's SFU video streams from getStats — the publisher's outbound encodings that
- * sent something (`rids`) and the inbound stream's frame height and frames decoded. */
-async function installVideoStats(page) {
-  await page.evaluate(() => {
-    window.__video = async () => {
-      const out = { rids: [], frameHeight: 0, framesDecoded: 0 };
-      const conns = window.kaiwa.room.sfuConnections();
-      for (const pc of [conns?.publish, conns?.subscribe]) {
-        if (!pc) continue;
-        (await pc.getStats()).forEach((s) => {
-          if (s.kind !== 'video') return;
-          if (s.type === 'outbound-rtp' && s.rid && s.bytesSent > 0) out.rids.push(s.rid);
-          if (s.type === 'inbound-rtp') Object.assign(out, { frameHeight: s.frameHeight ?? 0, framesDecoded: s.framesDecoded ?? 0 });
-        });
-      }
-      out.rids.sort();
-      return out;
-    };
-  });
-}
-
-const videoStats = (page) => page.evaluate(() => window.__video());
-
-/** Sets the rendered size of the publisher's tile on the viewer's page (CSS pixels; null: the layout's own). */
-async function sizeTile(page, peerId, size) {
-  await page.evaluate(([id, sz]) => {
-    const v = document.querySelector(`[data-testid="tile"][data-peer-id="${id}"] video`);
-    if (sz === 'hidden') {
-      v.style.display = 'none';
-    } else if (sz) {
-      Object.assign(v.style, { display: '', width: `${sz[0]}px`, height: `${sz[1]}px`, objectFit: 'contain' });
-    } else {
-      Object.assign(v.style, { display: '', width: '', height: '' });
-    }
-  }, [peerId, size]);
-}
 
 test('a viewer gets the layer its tile needs, and kaiwa estimates its bandwidth', { timeout: 180_000 }, async () => {
   const room = uniqueRoom('simulcast');
