@@ -127,23 +127,26 @@ void LayerSelector::allocate(uint64_t estimate) {
     for (; j > 0 && before(v, order_[j - 1]); --j) order_[j] = order_[j - 1];
     order_[j] = v;
   }
-  // First every visible track's lowest layer, then each as high as the rest allows.
+  // First every visible track's lowest layer, then each as high as the rest allows. A visible tile is never left
+  // black for want of bandwidth (as libwebrtc's allocator enforces each video stream's minimum bitrate): where the
+  // lowest layer does not fit, the lowest layer's base temporal layer is taken anyway, and the estimate, which may
+  // be short only because nothing was sent to show the room (it never exceeds 1.5 x what was acknowledged), grows
+  // on what it carries.
   for (size_t i : order_) {
     Track& t = tracks_[i];
     t.desired.reset();
     if (!visible(t.info)) continue;
     const auto low = lowest(t);
-    if (low && double(cost(t, *low)) <= budget) {
-      t.desired = low;
-      budget -= double(cost(t, *low));
-    }
+    if (!low) continue;
+    t.desired = double(cost(t, *low)) <= budget ? *low : Layer{low->spatial, 0};
+    budget = std::max(0.0, budget - double(cost(t, *t.desired)));
   }
   for (size_t i : order_) {
     Track& t = tracks_[i];
     if (!t.desired) continue;
     budget += double(cost(t, *t.desired));
-    t.desired = bestWithin(t, budget);
-    if (t.desired) budget -= double(cost(t, *t.desired));
+    if (auto best = bestWithin(t, budget)) t.desired = best;  // (else the minimum given above)
+    budget = std::max(0.0, budget - double(cost(t, *t.desired)));
   }
 }
 

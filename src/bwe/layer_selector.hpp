@@ -8,13 +8,15 @@
 // - Audio first: the audio tracks' bitrate is taken off the estimate before any video gets a share.
 // - Every visible track first gets its lowest layer, in priority order (screen share, then the active speaker, then
 //   the rest, larger tiles first), so that a tile shows something before another tile gets sharper; then, in the
-//   same order, each goes up as far as the rest of the budget and its tile size allow. A hidden tile (rendered size
-//   0) gets nothing. A tile gets no spatial layer taller than the smallest one that covers its rendered height.
+//   same order, each goes up as far as the rest of the budget and its tile size allow. A visible tile is never left
+//   black for want of bandwidth: where even its lowest layer does not fit, it keeps that layer's base temporal layer
+//   (as libwebrtc enforces each video stream's minimum bitrate). A hidden tile (rendered size 0) gets nothing. A
+//   tile gets no spatial layer taller than the smallest one that covers its rendered height.
 // - Hysteresis: going up needs the higher layer to fit with kUpMargin to spare, continuously for kUpHold; going
 //   down happens after kDownHold of not fitting, at once when the estimate is below kSevere of what is forwarded;
-//   and after a track went down it does not go up again for kUpBackoff (a track the budget paused restarts the same
-//   way; a hidden tile shown again starts at once). A noisy estimate around a layer's bitrate therefore does not
-//   flap it (the goal is no more than one switch per 10 s on a steady link).
+//   and after a track went down it does not go up again for kUpBackoff (a hidden tile shown again starts at once). A
+//   noisy estimate around a layer's bitrate therefore does not flap it (the goal is no more than one switch per 10 s on
+//   a steady link).
 // - Switching: simulcast layers are independent streams, so a new spatial layer is forwarded from one of its
 //   keyframes only (keyframeWanted() names the layer to ask a keyframe of); until then the old layer goes on, at
 //   its lowest temporal layer when the switch is down. A temporal layer goes down at once and up at a frame that

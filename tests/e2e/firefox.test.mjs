@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { launchFirefox } from './firefox.mjs';
 import {
-  WAIT, events, launchBrowser, openPeer, recordEvents, startServer, uniqueRoom, waitForMediaFlow, waitForRemoteVideo,
+  WAIT, events, freeUdpTcpPort, launchBrowser, openPeer, recordEvents, startServer, uniqueRoom,
+  waitForMediaFlow, waitForRemoteVideo,
 } from './helpers.mjs';
 
 let server;
@@ -30,10 +31,10 @@ async function firefoxJoin(page) {
 
 /** Opens the web app at /room/<room>?name=<name> in a new Firefox window, joins from the pre-join screen and waits
  * until it has joined. */
-async function openFirefoxPeer(room, name) {
+async function openFirefoxPeer(room, name, { on = server, query = '' } = {}) {
   const page = await firefox.newPage({ name });
   try {
-    await page.goto(`${server.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`);
+    await page.goto(`${on.url}/room/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}${query ? `&${query}` : ''}`);
     await firefoxJoin(page);
     await page.waitForFunction(() => !!document.querySelector('[data-testid="room"][data-joined="true"]'), null,
       { timeout: WAIT });
@@ -187,6 +188,47 @@ test('a Firefox peer and a Chromium peer see and hear each other and chat', { ti
     await b?.close();
     await a?.close();
     await chromium.close();
+  }
+});
+
+// Issue 14's four people in an SFU room, with both browsers: two Firefox and two Chromium pages of the web app in a
+// `?media=sfu` room each see the three others' video (Chromium's camera goes out in three simulcast layers, Firefox's
+// as the SDK asks it), and every page's peer connections are with kaiwa only.
+test('two Firefox and two Chromium pages in an sfu room see each other through kaiwa', { timeout: 180_000 }, async () => {
+  const sfu = await startServer({ extraArgs: ['--no-turn', '--sfu-listen', `127.0.0.1:${await freeUdpTcpPort()}`] });
+  const chromium = await launchBrowser();
+  const room = uniqueRoom('sfu4');
+  const peers = [];
+  try {
+    peers.push(await openFirefoxPeer(room, 'Fiona', { on: sfu, query: 'media=sfu' }));
+    peers.push(await openPeer(chromium, sfu, room, 'Chris', { query: 'media=sfu' }));
+    peers.push(await openFirefoxPeer(room, 'Felix', { on: sfu, query: 'media=sfu' }));
+    peers.push(await openPeer(chromium, sfu, room, 'Chloe', { query: 'media=sfu' }));
+    for (const viewer of peers) {
+      for (const other of peers) {
+        if (other !== viewer) await waitForRemoteVideo(viewer.page, other.id, 60_000);
+      }
+    }
+    for (const p of peers) {
+      const others = peers.filter((o) => o !== p).map((o) => o.id);
+      const conns = await p.page.evaluate((ids) => {
+        const c = window.kaiwa.room.sfuConnections();
+        return {
+          sfu: [c?.publish, c?.subscribe].filter(Boolean).length,
+          mode: window.kaiwa.room.mediaMode,
+          // (in an SFU room a peer's connection is kaiwa's subscribe connection)
+          direct: ids.filter((id) => window.kaiwa.room.peerConnection(id) !== c?.subscribe).length,
+        };
+      }, others);
+      assert.equal(conns.mode, 'sfu', p.name);
+      assert.ok(conns.sfu >= 1 && conns.sfu <= 2, `${p.name}: ${conns.sfu} connections to kaiwa`);
+      assert.equal(conns.direct, 0, `${p.name} has a connection to another page`);
+      assert.deepEqual(p.errors.filter((e) => !e.includes('favicon')), [], `${p.name}'s errors`);
+    }
+  } finally {
+    for (const p of peers.reverse()) await p.close().catch(() => undefined);
+    await chromium.close();
+    await sfu.stop();
   }
 });
 
