@@ -581,7 +581,8 @@ int runServer(const ServeConfig& config) {
         [&hub, &bridge, mediaPolicy, &socketio, &peerjs](signal::Door door,
                                                          http::WsConnection& conn) -> std::unique_ptr<http::WsHandler> {
           if (door == signal::Door::kSocketIo) return socketio.remote(conn);  // docs/socketio.md, "Across nodes"
-          if (door == signal::Door::kPeerjs) return peerjs.linkedSession(conn);  // docs/cluster.md, "PeerJS across nodes"
+          if (door == signal::Door::kPeerjs)
+            return peerjs.linkedSession(conn);  // docs/cluster.md, "PeerJS across nodes"
           return std::make_unique<signal::native::Session>(hub, conn, &bridge, mediaPolicy, nullptr, false);
         });
     if (config.socketio.enabled && !socketio.setCluster(node.get())) {

@@ -33,7 +33,7 @@ class RemoteLink {
 enum class Door : uint8_t {
   kNative,
   kSocketIo,  // Socket.IO's transports: a forwarded HTTP request, or a WebSocket, for an Engine.IO session there
-  kPeerjs,  // a PeerJS client of the key whose room the owner holds; its first frame is its handshake
+  kPeerjs,    // a PeerJS client of the key whose room the owner holds; its first frame is its handshake
 };
 
 class Relay {
