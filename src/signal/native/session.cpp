@@ -95,9 +95,16 @@ void Session::onMessage(std::string_view payload, bool binary) {
   if (relayed_) {  // the room lives on another node: its session there decodes and answers
     // After a `leave` the member is in no room there: a join or resume is placed anew (it may live on another node).
     // Only a frame that names a leave is decoded here before it, and every frame after it until the next join.
-    auto type = relayLeft_ || payload.find("\"leave\"") != std::string_view::npos ? requestType(payload) : std::nullopt;
-    if (!relayLeft_ || (type != RequestType::kJoin && type != RequestType::kResume)) {
-      relayLeft_ = relayLeft_ || type == RequestType::kLeave;
+    // (plain flags: GCC's -Wmaybe-uninitialized misread an optional made by a conditional in the TSan build)
+    bool isJoin = false, isLeave = false;
+    if (relayLeft_ || payload.find("\"leave\"") != std::string_view::npos) {
+      if (const auto type = requestType(payload)) {
+        isJoin = *type == RequestType::kJoin || *type == RequestType::kResume;
+        isLeave = *type == RequestType::kLeave;
+      }
+    }
+    if (!relayLeft_ || !isJoin) {
+      relayLeft_ = relayLeft_ || isLeave;
       relay_->send(conn_.worker(), link_, std::string(payload));
       return;
     }
