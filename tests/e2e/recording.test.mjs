@@ -175,10 +175,11 @@ test('a 15 s SFU call with H.264 cameras is recorded in Matroska, plays in Chrom
       assert.ok(track.file.endsWith('.mkv'), track.file);
       assert.ok(track.frames > 0, JSON.stringify(track));
       // The file lasts the span the server recorded, less the wait for the first keyframe (asked for at the start and
-      // again every 250 ms until it is in the file) and the last frame's interval: 0.07 s measured on a loaded
-      // machine (docs/sfu.md); a margin for a busier one.
+      // again every 250 ms until it is in the file) and the last frame's interval: 0.05-0.07 s measured on a loaded
+      // machine (docs/sfu.md), 0.285 s once in a CI run beside other work, where the H.264 camera made 2 frames a
+      // second (a frame interval of 0.5 s): the bound is one such interval.
       const short = recorded.callSeconds - probed[track.file];
       t.diagnostic(`${track.file}: ${probed[track.file]} s of ${recorded.callSeconds} s recorded`);
-      assert.ok(Math.abs(short) <= 0.25, `${track.file}: ${short.toFixed(3)} s shorter than the recorded span`);
+      assert.ok(Math.abs(short) <= 0.5, `${track.file}: ${short.toFixed(3)} s shorter than the recorded span`);
     }
   });
