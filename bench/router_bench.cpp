@@ -67,20 +67,7 @@ void BM_FanOutSimulcast(benchmark::State& state) {
   NullIo io;
   Router router(io);
   TimePoint now = TimePoint{} + std::chrono::seconds(100);
-  router.addPublisher(1, {.midExtensionId = kMidId,
-                          .ridExtensionId = kRidId,
-                          .feedbackSsrc = 1,
-                          .reducedSize = true,
-                          .transportCcExtensionId = kPubTccId});
-  std::vector<TrackConfig> layers;
-  for (int l = 0; l < 3; ++l) {
-    TrackConfig c{.kind = MediaKind::kVideo, .mid = "1", .rid = std::string(1, "qhf"[l])};
-    c.payloadTypes.set(96);
-    c.retransmission = {.maxPackets = 512, .maxBytes = 512 * 1500};
-    c.vp8 = true;
-    layers.push_back(c);
-  }
-  const TrackId group = *router.addSimulcastTrack(1, layers);
+  const TrackId group = addSimulcastPublisher(router, 1);
   for (TransportId s = 0; s < subscribers; ++s) {
     router.addSubscriber(10 + s);
     SubscriptionConfig c{.ssrc = 0x5000 + s};

@@ -73,20 +73,7 @@ struct Simulcast {
   std::vector<Sent> out;
 
   explicit Simulcast(bool transportCc, bool rtx = false) {
-    router.addPublisher(kPub, {.midExtensionId = kMidId,
-                               .ridExtensionId = kRidId,
-                               .feedbackSsrc = 1,
-                               .reducedSize = true,
-                               .transportCcExtensionId = kPubTccId});
-    std::vector<TrackConfig> layers;
-    for (int l = 0; l < 3; ++l) {
-      TrackConfig c{.kind = MediaKind::kVideo, .mid = "1", .rid = std::string(1, "qhf"[l])};
-      c.payloadTypes.set(96);
-      c.retransmission = {.maxPackets = 512, .maxBytes = 512 * 1500};
-      c.vp8 = true;
-      layers.push_back(c);
-    }
-    group = *router.addSimulcastTrack(kPub, layers);
+    group = addSimulcastPublisher(router, kPub);
     router.addSubscriber(kSub);
     SubscriptionConfig sc;
     sc.ssrc = 0x5000;

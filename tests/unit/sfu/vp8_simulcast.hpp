@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/bytes.hpp"
+#include "sfu/router.hpp"
 
 namespace kaiwa::sfu::test {
 
@@ -41,6 +42,25 @@ inline std::vector<uint8_t> vp8Packet(int layer, uint16_t seq, uint32_t ts, uint
   }
   p.insert(p.end(), payload, 0xab);
   return p;
+}
+
+// Adds `publisher` to `router` as Chromium's camera in the three layers above (VP8, MID/RID/transport-wide
+// extensions, 512 packets kept for NACKs) and returns the group's id.
+inline TrackId addSimulcastPublisher(Router& router, TransportId publisher) {
+  router.addPublisher(publisher, {.midExtensionId = kMidId,
+                                  .ridExtensionId = kRidId,
+                                  .feedbackSsrc = 1,
+                                  .reducedSize = true,
+                                  .transportCcExtensionId = kPubTccId});
+  std::vector<TrackConfig> layers;
+  for (int l = 0; l < 3; ++l) {
+    TrackConfig c{.kind = MediaKind::kVideo, .mid = "1", .rid = std::string(1, "qhf"[l])};
+    c.payloadTypes.set(96);
+    c.retransmission = {.maxPackets = 512, .maxBytes = 512 * 1500};
+    c.vp8 = true;
+    layers.push_back(c);
+  }
+  return *router.addSimulcastTrack(publisher, layers);
 }
 
 }  // namespace kaiwa::sfu::test
